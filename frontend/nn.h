@@ -1,0 +1,109 @@
+// frontend/nn.h - a Torch7-style module tree, built from C++ or a model file.
+//
+//   nn::Sequential m;
+//   m.add(nn::View(1024)).add(nn::Linear(1024, 1000)).add(nn::ReLU());
+//
+// A module is plain data: its kind, its constructor arguments as Torch7 takes
+// them, and where it was written in a model file (for error messages). The
+// tracer (frontend/Trace.h) turns a tree plus criterion and optimizer into IR.
+#pragma once
+
+#include "ir/Type.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace graphc::nn {
+
+/// Where something was written in a model file; line 0 when built in C++.
+struct SourceLoc {
+  int line = 0;
+  int col = 0;
+};
+
+enum class Kind {
+  Sequential,
+  View,
+  Reshape,
+  Linear,
+  ReLU,
+  Tanh,
+  Sigmoid,
+  SoftMax,
+  LogSoftMax,
+  Dropout,
+  SpatialConvolution,
+  SpatialConvolutionMM,
+  SpatialMaxPooling,
+};
+
+/// Torch7's name of a module kind, e.g. "nn.Linear".
+std::string kindName(Kind k);
+
+struct Module {
+  Kind kind = Kind::Sequential;
+  std::vector<double> args;      ///< constructor arguments, in Torch7's order
+  std::vector<Module> children;  ///< the layers of a Sequential
+  SourceLoc loc;
+
+  /// The constructor call as written: `nn.Linear(1000, 10)`.
+  std::string str() const;
+};
+
+/// `nn.Sequential()`; `add` returns the container so calls chain.
+struct Sequential : Module {
+  Sequential() { kind = Kind::Sequential; }
+  Sequential &add(Module m) {
+    children.push_back(std::move(m));
+    return *this;
+  }
+};
+
+Module View(int64_t n);
+Module Reshape(std::vector<int64_t> dims);
+Module Linear(int64_t in, int64_t out);
+Module ReLU();
+Module Tanh();
+Module Sigmoid();
+Module SoftMax();
+Module LogSoftMax();
+Module Dropout(double p = 0.5);
+/// nn.SpatialConvolution(nIn, nOut, kW, kH, dW=1, dH=1, padW=0, padH=padW).
+Module SpatialConvolution(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH,
+                          int64_t dW = 1, int64_t dH = 1, int64_t padW = 0,
+                          int64_t padH = -1);
+Module SpatialConvolutionMM(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH,
+                            int64_t dW = 1, int64_t dH = 1, int64_t padW = 0,
+                            int64_t padH = -1);
+/// nn.SpatialMaxPooling(kW, kH, dW=kW, dH=kH, padW=0, padH=0).
+Module SpatialMaxPooling(int64_t kW, int64_t kH, int64_t dW = -1,
+                         int64_t dH = -1, int64_t padW = 0, int64_t padH = 0);
+
+enum class CriterionKind { ClassNLL, CrossEntropy, MSE };
+
+struct Criterion {
+  CriterionKind kind = CriterionKind::ClassNLL;
+  SourceLoc loc;
+  std::string str() const; ///< `nn.ClassNLLCriterion()`
+};
+
+/// `optim.sgd` / `optim.adagrad` / `optim.adam` with its config table.
+struct Optimizer {
+  std::string name = "adagrad";
+  std::map<std::string, double> config; ///< as written; defaults filled later
+  SourceLoc loc;
+};
+
+/// Everything a model file (or a C++ program) says about a training run.
+struct ModelSpec {
+  Sequential model;
+  std::optional<Criterion> criterion;
+  std::optional<Optimizer> optimizer;
+  std::optional<ir::Shape> input; ///< per-sample shape, from `input = {1, 32, 32}`
+  std::string file;               ///< the model file, for diagnostics
+  SourceLoc modelLoc;             ///< where `model` was assigned
+};
+
+} // namespace graphc::nn

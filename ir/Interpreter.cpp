@@ -1,0 +1,481 @@
+// ir/Interpreter.cpp - plain double-precision evaluation of every op.
+#include "ir/Interpreter.h"
+
+#include "ir/Printer.h"
+#include "ir/Random.h"
+#include "ir/ShapeInference.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace graphc::ir {
+namespace {
+
+std::vector<int64_t> strides(const Shape &s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (int i = int(s.size()) - 2; i >= 0; --i)
+    st[size_t(i)] = st[size_t(i) + 1] * s[size_t(i) + 1];
+  return st;
+}
+
+/// For each element of `out` (row-major), the index of the element of a
+/// tensor of shape `in` that broadcasts to it.
+std::vector<int64_t> broadcastMap(const Shape &in, const Shape &out) {
+  Shape padded(out.size() - in.size(), 1);
+  padded.insert(padded.end(), in.begin(), in.end());
+  auto ist = strides(padded);
+  int64_t total = 1;
+  for (int64_t d : out)
+    total *= d;
+  std::vector<int64_t> map(static_cast<size_t>(total));
+  std::vector<int64_t> idx(out.size(), 0);
+  for (int64_t e = 0; e < total; ++e) {
+    int64_t src = 0;
+    for (size_t d = 0; d < out.size(); ++d)
+      if (padded[d] != 1)
+        src += idx[d] * ist[d];
+    map[size_t(e)] = src;
+    for (int d = int(out.size()) - 1; d >= 0; --d) {
+      if (++idx[size_t(d)] < out[size_t(d)])
+        break;
+      idx[size_t(d)] = 0;
+    }
+  }
+  return map;
+}
+
+double unary(Op op, double x) {
+  switch (op) {
+  case Op::Neg: return -x;
+  case Op::Exp: return std::exp(x);
+  case Op::Log: return std::log(x);
+  case Op::Sqrt: return std::sqrt(x);
+  case Op::Square: return x * x;
+  case Op::Relu: return x > 0 ? x : 0;
+  case Op::Tanh: return std::tanh(x);
+  case Op::Sigmoid: return 1 / (1 + std::exp(-x));
+  default: break;
+  }
+  GRAPHC_CHECK(false, "{} is not unary", opName(op));
+  return 0;
+}
+
+double binary(Op op, double a, double b) {
+  switch (op) {
+  case Op::Add: return a + b;
+  case Op::Sub: return a - b;
+  case Op::Mul: return a * b;
+  case Op::Div: return a / b;
+  case Op::Max: return std::max(a, b);
+  case Op::Min: return std::min(a, b);
+  case Op::Greater: return a > b ? 1.0 : 0.0;
+  default: break;
+  }
+  GRAPHC_CHECK(false, "{} is not binary", opName(op));
+  return 0;
+}
+
+/// Reduction over `axes` (all when empty) of `x`, combining with `f` from `init`.
+template <class F>
+Tensor reduce(const Tensor &x, std::vector<int64_t> axes, bool keep,
+              const Shape &outShape, double init, F f) {
+  int rank = int(x.shape.size());
+  for (int64_t &a : axes)
+    if (a < 0)
+      a += rank;
+  std::vector<bool> reduced(size_t(rank), axes.empty());
+  for (int64_t a : axes)
+    reduced[size_t(a)] = true;
+  Shape kept;
+  for (int i = 0; i < rank; ++i)
+    kept.push_back(reduced[size_t(i)] ? 1 : x.shape[size_t(i)]);
+  Tensor out(outShape, init);
+  auto kst = strides(kept);
+  std::vector<int64_t> idx(size_t(rank), 0);
+  for (int64_t e = 0; e < x.numel(); ++e) {
+    int64_t dst = 0;
+    for (int d = 0; d < rank; ++d)
+      if (!reduced[size_t(d)])
+        dst += idx[size_t(d)] * kst[size_t(d)];
+    out.data[size_t(dst)] = f(out.data[size_t(dst)], x.data[size_t(e)]);
+    for (int d = rank - 1; d >= 0; --d) {
+      if (++idx[size_t(d)] < x.shape[size_t(d)])
+        break;
+      idx[size_t(d)] = 0;
+    }
+  }
+  (void)keep;
+  return out;
+}
+
+struct Window {
+  int64_t kh, kw, sh, sw, ph, pw;
+};
+
+Window window(const Attrs &a, int64_t kh, int64_t kw) {
+  auto st = a.ints("stride", {1, 1}), pad = a.ints("pad", {0, 0});
+  return {kh, kw, st[0], st[1], pad[0], pad[1]};
+}
+
+/// Calls f(n, o, c, oy, ox, iy, ix, ky, kx) for every in-bounds tap of a
+/// convolution of x [N,C,H,W] into y [N,O,Ho,Wo].
+template <class F>
+void convTaps(const Shape &x, const Shape &y, const Window &w, F f) {
+  for (int64_t n = 0; n < x[0]; ++n)
+    for (int64_t o = 0; o < y[1]; ++o)
+      for (int64_t c = 0; c < x[1]; ++c)
+        for (int64_t oy = 0; oy < y[2]; ++oy)
+          for (int64_t ox = 0; ox < y[3]; ++ox)
+            for (int64_t ky = 0; ky < w.kh; ++ky)
+              for (int64_t kx = 0; kx < w.kw; ++kx) {
+                int64_t iy = oy * w.sh - w.ph + ky, ix = ox * w.sw - w.pw + kx;
+                if (iy >= 0 && iy < x[2] && ix >= 0 && ix < x[3])
+                  f(n, o, c, oy, ox, iy, ix, ky, kx);
+              }
+}
+
+/// Index in x [N,C,H,W] of the first maximum of each pooling window.
+std::vector<int64_t> poolArgmax(const Tensor &x, const Shape &y, const Window &w) {
+  std::vector<int64_t> arg;
+  const Shape &s = x.shape;
+  for (int64_t n = 0; n < y[0]; ++n)
+    for (int64_t c = 0; c < y[1]; ++c)
+      for (int64_t oy = 0; oy < y[2]; ++oy)
+        for (int64_t ox = 0; ox < y[3]; ++ox) {
+          int64_t best = -1;
+          double bv = -std::numeric_limits<double>::infinity();
+          for (int64_t ky = 0; ky < w.kh; ++ky)
+            for (int64_t kx = 0; kx < w.kw; ++kx) {
+              int64_t iy = oy * w.sh - w.ph + ky, ix = ox * w.sw - w.pw + kx;
+              if (iy < 0 || iy >= s[2] || ix < 0 || ix >= s[3])
+                continue;
+              int64_t i = ((n * s[1] + c) * s[2] + iy) * s[3] + ix;
+              if (best < 0 || x.data[size_t(i)] > bv) {
+                best = i;
+                bv = x.data[size_t(i)];
+              }
+            }
+          arg.push_back(best);
+        }
+  return arg;
+}
+
+class Evaluator {
+public:
+  Evaluator(const Graph &g) : g_(g), vals_(size_t(g.size())) {}
+
+  Expected<std::vector<Tensor>> run(const Bindings &inputs) {
+    if (auto s = findBatch(inputs); !s)
+      return s.diag();
+    for (ValueId v = 0; v < g_.size(); ++v) {
+      auto s = eval(v, inputs);
+      if (!s)
+        return s.diag();
+    }
+    return std::move(vals_);
+  }
+
+private:
+  Status findBatch(const Bindings &inputs) {
+    for (ValueId v : g_.inputs()) {
+      const Node &n = g_.node(v);
+      std::string name = n.attrs.s("name");
+      auto it = inputs.find(name);
+      if (it == inputs.end())
+        return error(fmt::format("no value for input '{}'", name));
+      if (n.type.batched()) {
+        if (it->second.shape.empty())
+          return error(fmt::format("input '{}' must be batched", name));
+        int64_t b = it->second.shape[0];
+        if (batch_ >= 0 && b != batch_)
+          return error(fmt::format("input '{}' has batch size {}, others {}",
+                                   name, b, batch_));
+        batch_ = b;
+      }
+    }
+    if (batch_ < 0)
+      batch_ = 1;
+    return {};
+  }
+
+  const Tensor &in(const Node &n, size_t i) { return vals_[size_t(n.inputs[i])]; }
+
+  Status eval(ValueId v, const Bindings &inputs) {
+    const Node &n = g_.node(v);
+    Shape shape = concrete(n.type.shape, batch_);
+    Tensor &out = vals_[size_t(v)];
+    const Attrs &a = n.attrs;
+    switch (n.op) {
+    case Op::Input: {
+      const Tensor &t = inputs.at(a.s("name"));
+      if (t.shape != shape)
+        return error(fmt::format("input '{}' has shape {}, the graph expects {}",
+                                 a.s("name"), str(t.shape), str(n.type.shape)));
+      out = t;
+      return {};
+    }
+    case Op::Constant:
+      out = Tensor(shape, a.f("value"));
+      return {};
+    case Op::Param: {
+      out = Tensor(shape);
+      int64_t off = a.i("offset");
+      std::copy_n(in(n, 0).data.begin() + off, out.numel(), out.data.begin());
+      return {};
+    }
+    case Op::RandomMask: {
+      out = Tensor(shape);
+      uint64_t seed = uint64_t(int64_t(in(n, 0).data[0]));
+      for (int64_t i = 0; i < out.numel(); ++i)
+        out.data[size_t(i)] =
+            dropoutMask(seed, uint64_t(a.i("salt")), uint64_t(i), float(a.f("p")));
+      return {};
+    }
+    case Op::Reshape:
+      out = in(n, 0);
+      out.shape = shape;
+      return {};
+    case Op::Transpose: {
+      const Tensor &x = in(n, 0);
+      auto perm = a.ints("perm");
+      auto xst = strides(x.shape);
+      out = Tensor(shape);
+      std::vector<int64_t> idx(shape.size(), 0);
+      for (int64_t e = 0; e < out.numel(); ++e) {
+        int64_t src = 0;
+        for (size_t d = 0; d < shape.size(); ++d)
+          src += idx[d] * xst[size_t(perm[d])];
+        out.data[size_t(e)] = x.data[size_t(src)];
+        for (int d = int(shape.size()) - 1; d >= 0; --d) {
+          if (++idx[size_t(d)] < shape[size_t(d)])
+            break;
+          idx[size_t(d)] = 0;
+        }
+      }
+      return {};
+    }
+    case Op::Broadcast: {
+      auto map = broadcastMap(in(n, 0).shape, shape);
+      out = Tensor(shape);
+      for (size_t e = 0; e < map.size(); ++e)
+        out.data[e] = in(n, 0).data[size_t(map[e])];
+      return {};
+    }
+    case Op::FlatPack: {
+      out = Tensor(shape);
+      auto offsets = a.ints("offsets");
+      for (size_t i = 0; i < n.inputs.size(); ++i)
+        std::copy(in(n, i).data.begin(), in(n, i).data.end(),
+                  out.data.begin() + offsets[i]);
+      return {};
+    }
+    case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Max:
+    case Op::Min: case Op::Greater: {
+      auto ma = broadcastMap(in(n, 0).shape, shape);
+      auto mb = broadcastMap(in(n, 1).shape, shape);
+      out = Tensor(shape);
+      for (size_t e = 0; e < ma.size(); ++e)
+        out.data[e] = binary(n.op, in(n, 0).data[size_t(ma[e])],
+                             in(n, 1).data[size_t(mb[e])]);
+      return {};
+    }
+    case Op::Select: {
+      auto mc = broadcastMap(in(n, 0).shape, shape);
+      auto ma = broadcastMap(in(n, 1).shape, shape);
+      auto mb = broadcastMap(in(n, 2).shape, shape);
+      out = Tensor(shape);
+      for (size_t e = 0; e < ma.size(); ++e)
+        out.data[e] = in(n, 0).data[size_t(mc[e])] != 0
+                          ? in(n, 1).data[size_t(ma[e])]
+                          : in(n, 2).data[size_t(mb[e])];
+      return {};
+    }
+    case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Square:
+    case Op::Relu: case Op::Tanh: case Op::Sigmoid:
+      out = in(n, 0);
+      for (double &x : out.data)
+        x = unary(n.op, x);
+      return {};
+    case Op::Cast:
+      out = in(n, 0);
+      if (n.type.dtype == DType::I32)
+        for (double &x : out.data)
+          x = std::trunc(x);
+      return {};
+    case Op::BatchSize:
+      out = Tensor({}, double(batch_));
+      return {};
+    case Op::ReduceSum:
+      out = reduce(in(n, 0), a.ints("axes"), a.b("keepdims"), shape, 0.0,
+                   [](double acc, double x) { return acc + x; });
+      return {};
+    case Op::ReduceMean: {
+      out = reduce(in(n, 0), a.ints("axes"), a.b("keepdims"), shape, 0.0,
+                   [](double acc, double x) { return acc + x; });
+      double count = double(in(n, 0).numel()) / double(std::max<int64_t>(out.numel(), 1));
+      for (double &x : out.data)
+        x /= count;
+      return {};
+    }
+    case Op::ReduceMax:
+      out = reduce(in(n, 0), a.ints("axes"), a.b("keepdims"), shape,
+                   -std::numeric_limits<double>::infinity(),
+                   [](double acc, double x) { return std::max(acc, x); });
+      return {};
+    case Op::ArgMax: {
+      const Tensor &x = in(n, 0);
+      int64_t c = x.shape.back(), rows = x.numel() / std::max<int64_t>(c, 1);
+      out = Tensor(shape);
+      for (int64_t r = 0; r < rows; ++r) {
+        auto row = x.data.begin() + r * c;
+        out.data[size_t(r)] = double(std::max_element(row, row + c) - row);
+      }
+      return {};
+    }
+    case Op::MatMul: {
+      const Tensor &x = in(n, 0), &y = in(n, 1);
+      bool ta = a.b("transA"), tb = a.b("transB");
+      int64_t m = shape[0], nn = shape[1], k = ta ? x.shape[0] : x.shape[1];
+      out = Tensor(shape);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < nn; ++j) {
+          double s = 0;
+          for (int64_t p = 0; p < k; ++p)
+            s += x.data[size_t(ta ? p * m + i : i * k + p)] *
+                 y.data[size_t(tb ? j * k + p : p * nn + j)];
+          out.data[size_t(i * nn + j)] = s;
+        }
+      return {};
+    }
+    case Op::SoftMax:
+    case Op::LogSoftMax: {
+      out = in(n, 0);
+      int64_t c = shape.back(), rows = out.numel() / std::max<int64_t>(c, 1);
+      for (int64_t r = 0; r < rows; ++r) {
+        double *row = out.data.data() + r * c;
+        double mx = *std::max_element(row, row + c), sum = 0;
+        for (int64_t j = 0; j < c; ++j)
+          sum += std::exp(row[j] - mx);
+        for (int64_t j = 0; j < c; ++j)
+          row[j] = n.op == Op::LogSoftMax ? row[j] - mx - std::log(sum)
+                                          : std::exp(row[j] - mx) / sum;
+      }
+      return {};
+    }
+    case Op::OneHot: {
+      int64_t c = a.i("classes");
+      out = Tensor(shape);
+      for (int64_t i = 0; i < in(n, 0).numel(); ++i) {
+        int64_t label = int64_t(in(n, 0).data[size_t(i)]);
+        if (label < 0 || label >= c)
+          return error(fmt::format("label {} at {} is outside [0, {})", label, i, c));
+        out.data[size_t(i * c + label)] = 1;
+      }
+      return {};
+    }
+    case Op::NllLoss: {
+      const Tensor &lp = in(n, 0), &lab = in(n, 1);
+      int64_t rows = lp.shape[0], c = lp.shape[1];
+      double s = 0;
+      for (int64_t i = 0; i < rows; ++i) {
+        int64_t label = int64_t(lab.data[size_t(i)]);
+        if (label < 0 || label >= c)
+          return error(fmt::format("label {} at {} is outside [0, {})", label, i, c));
+        s -= lp.data[size_t(i * c + label)];
+      }
+      out = Tensor({}, rows ? s / double(rows) : 0.0);
+      return {};
+    }
+    case Op::Conv2d: {
+      const Tensor &x = in(n, 0), &w = in(n, 1);
+      const Shape &xs = x.shape, &ws = w.shape;
+      Window win = window(a, ws[2], ws[3]);
+      out = Tensor(shape);
+      convTaps(xs, shape, win, [&](auto b, auto o, auto c, auto oy, auto ox,
+                                   auto iy, auto ix, auto ky, auto kx) {
+        out.data[size_t(((b * shape[1] + o) * shape[2] + oy) * shape[3] + ox)] +=
+            x.data[size_t(((b * xs[1] + c) * xs[2] + iy) * xs[3] + ix)] *
+            w.data[size_t(((o * ws[1] + c) * ws[2] + ky) * ws[3] + kx)];
+      });
+      return {};
+    }
+    case Op::Conv2dGradInput: {
+      const Tensor &gy = in(n, 0), &w = in(n, 1);
+      const Shape &ys = gy.shape, &ws = w.shape;
+      Window win = window(a, ws[2], ws[3]);
+      out = Tensor(shape);
+      convTaps(shape, ys, win, [&](auto b, auto o, auto c, auto oy, auto ox,
+                                   auto iy, auto ix, auto ky, auto kx) {
+        out.data[size_t(((b * shape[1] + c) * shape[2] + iy) * shape[3] + ix)] +=
+            gy.data[size_t(((b * ys[1] + o) * ys[2] + oy) * ys[3] + ox)] *
+            w.data[size_t(((o * ws[1] + c) * ws[2] + ky) * ws[3] + kx)];
+      });
+      return {};
+    }
+    case Op::Conv2dGradWeight: {
+      const Tensor &x = in(n, 0), &gy = in(n, 1);
+      const Shape &xs = x.shape, &ys = gy.shape;
+      Window win = window(a, shape[2], shape[3]);
+      out = Tensor(shape);
+      convTaps(xs, ys, win, [&](auto b, auto o, auto c, auto oy, auto ox,
+                                auto iy, auto ix, auto ky, auto kx) {
+        out.data[size_t(((o * shape[1] + c) * shape[2] + ky) * shape[3] + kx)] +=
+            gy.data[size_t(((b * ys[1] + o) * ys[2] + oy) * ys[3] + ox)] *
+            x.data[size_t(((b * xs[1] + c) * xs[2] + iy) * xs[3] + ix)];
+      });
+      return {};
+    }
+    case Op::MaxPool2d: {
+      auto k = a.ints("kernel");
+      auto arg = poolArgmax(in(n, 0), shape, window(a, k[0], k[1]));
+      out = Tensor(shape);
+      for (size_t i = 0; i < arg.size(); ++i)
+        out.data[i] = in(n, 0).data[size_t(arg[i])];
+      return {};
+    }
+    case Op::MaxPool2dGrad: {
+      auto k = a.ints("kernel");
+      const Tensor &gy = in(n, 1);
+      auto arg = poolArgmax(in(n, 0), gy.shape, window(a, k[0], k[1]));
+      out = Tensor(shape);
+      for (size_t i = 0; i < arg.size(); ++i)
+        out.data[size_t(arg[i])] += gy.data[i];
+      return {};
+    }
+    }
+    GRAPHC_CHECK(false, "the interpreter has no rule for {}", opName(n.op));
+    return {};
+  }
+
+  const Graph &g_;
+  std::vector<Tensor> vals_;
+  int64_t batch_ = -1;
+};
+
+} // namespace
+
+Tensor::Tensor(Shape s, double fill) : shape(std::move(s)) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  data.assign(size_t(n), fill);
+}
+
+Expected<std::vector<Tensor>> evaluate(const Graph &g, const Bindings &inputs) {
+  return Evaluator(g).run(inputs);
+}
+
+Expected<std::map<std::string, Tensor>> run(const Graph &g, const Bindings &inputs) {
+  auto vals = evaluate(g, inputs);
+  if (!vals)
+    return vals.diag();
+  std::map<std::string, Tensor> out;
+  for (const Output &o : g.outputs())
+    out[o.name] = (*vals)[size_t(o.value)];
+  return out;
+}
+
+} // namespace graphc::ir

@@ -1,0 +1,337 @@
+// ir/ShapeInference.cpp - typing rules for every op.
+#include "ir/ShapeInference.h"
+
+#include <fmt/format.h>
+
+namespace graphc::ir {
+namespace {
+
+Diag fail(Op op, std::string msg) {
+  return error(fmt::format("{}: {}", opName(op), msg));
+}
+
+bool validShape(const Shape &s) {
+  for (size_t i = 0; i < s.size(); ++i)
+    if (s[i] < 0 && !(i == 0 && s[i] == kBatch))
+      return false;
+  return true;
+}
+
+/// Normalises negative axes and checks range; returns false when out of range.
+bool normaliseAxes(std::vector<int64_t> &axes, int rank) {
+  for (int64_t &a : axes) {
+    if (a < 0)
+      a += rank;
+    if (a < 0 || a >= rank)
+      return false;
+  }
+  return true;
+}
+
+Expected<Type> inferReduce(Op op, const Type &in, const Attrs &attrs) {
+  std::vector<int64_t> axes = attrs.ints("axes");
+  if (!normaliseAxes(axes, in.rank()))
+    return fail(op, fmt::format("axes out of range for {}", str(in)));
+  bool keep = attrs.b("keepdims");
+  Shape out;
+  for (int i = 0; i < in.rank(); ++i) {
+    bool reduced = axes.empty();
+    for (int64_t a : axes)
+      reduced |= a == i;
+    if (!reduced)
+      out.push_back(in.shape[size_t(i)]);
+    else if (keep)
+      out.push_back(1);
+  }
+  if (!validShape(out))
+    return fail(op, "the batch dimension N can only stay leading");
+  return Type{DType::F32, out};
+}
+
+Expected<Type> inferWindow(Op op, const Type &x, int64_t channels_out,
+                           std::vector<int64_t> kernel, const Attrs &attrs) {
+  auto stride = attrs.ints("stride", {1, 1});
+  auto pad = attrs.ints("pad", {0, 0});
+  if (stride.size() != 2 || pad.size() != 2 || kernel.size() != 2)
+    return fail(op, "stride, pad and kernel take two values each");
+  if (stride[0] < 1 || stride[1] < 1 || pad[0] < 0 || pad[1] < 0 ||
+      kernel[0] < 1 || kernel[1] < 1)
+    return fail(op, "window sizes and strides must be positive, pads not negative");
+  int64_t h = windowOut(x.shape[2], kernel[0], stride[0], pad[0]);
+  int64_t w = windowOut(x.shape[3], kernel[1], stride[1], pad[1]);
+  if (h < 1 || w < 1)
+    return fail(op, fmt::format("window {}x{} does not fit input {}", kernel[0],
+                                kernel[1], str(x)));
+  return Type{DType::F32, {x.shape[0], channels_out, h, w}};
+}
+
+} // namespace
+
+int64_t windowOut(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
+  return (in + 2 * pad - kernel) / stride + 1;
+}
+
+Expected<Shape> broadcastShapes(const Shape &a, const Shape &b) {
+  size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (da == db || db == 1)
+      out[i] = da;
+    else if (da == 1)
+      out[i] = db;
+    else
+      return error(fmt::format("shapes {} and {} do not broadcast", str(a),
+                               str(b)));
+  }
+  if (!validShape(out))
+    return error(fmt::format("shapes {} and {} broadcast with N not leading",
+                             str(a), str(b)));
+  return out;
+}
+
+Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs) {
+  int arity = opArity(op);
+  if (arity >= 0 && int(in.size()) != arity)
+    return fail(op, fmt::format("takes {} operands, got {}", arity, in.size()));
+  for (const Type &t : in)
+    if (!validShape(t.shape))
+      return fail(op, fmt::format("invalid operand shape {}", str(t)));
+
+  auto needF32 = [&](size_t i) -> std::optional<Diag> {
+    if (in[i].dtype != DType::F32)
+      return fail(op, fmt::format("operand {} must be f32, got {}", i, str(in[i])));
+    return std::nullopt;
+  };
+  auto needRank = [&](size_t i, int rank) -> std::optional<Diag> {
+    if (in[i].rank() != rank)
+      return fail(op, fmt::format("operand {} must have rank {}, got {}", i,
+                                  rank, str(in[i])));
+    return std::nullopt;
+  };
+#define TRY(x)                                                                 \
+  if (auto d_ = (x))                                                           \
+  return *d_
+
+  switch (op) {
+  case Op::Input:
+  case Op::Constant:
+    return fail(op, "sources are typed explicitly");
+
+  case Op::Param: {
+    TRY(needF32(0));
+    TRY(needRank(0, 1));
+    Shape shape = attrs.ints("shape");
+    int64_t offset = attrs.i("offset", -1);
+    Type t{DType::F32, shape};
+    if (!validShape(shape) || (!shape.empty() && shape[0] == kBatch))
+      return fail(op, "a parameter has a static shape");
+    if (offset < 0 || offset + t.numel() > in[0].shape[0])
+      return fail(op, fmt::format("view [{}, {}) outside the flat buffer {}",
+                                  offset, offset + t.numel(), str(in[0])));
+    return t;
+  }
+  case Op::RandomMask: {
+    Shape shape = attrs.ints("shape");
+    double p = attrs.f("p", -1);
+    if (!validShape(shape) || !(p >= 0 && p < 1))
+      return fail(op, "needs a shape and 0 <= p < 1");
+    if (in[0].dtype != DType::I32 || in[0].rank() != 0)
+      return fail(op, "the seed must be i32[]");
+    return Type{DType::F32, shape};
+  }
+  case Op::Reshape: {
+    Shape shape = attrs.ints("shape");
+    Type out{in[0].dtype, shape};
+    if (!validShape(shape))
+      return fail(op, fmt::format("invalid target shape {}", str(shape)));
+    if (out.batched() != in[0].batched() || out.rowNumel() != in[0].rowNumel())
+      return fail(op, fmt::format("cannot reshape {} to {}", str(in[0]),
+                                  str(shape)));
+    return out;
+  }
+  case Op::Transpose: {
+    auto perm = attrs.ints("perm");
+    if (int(perm.size()) != in[0].rank())
+      return fail(op, "perm must list every axis once");
+    Shape out(perm.size());
+    std::vector<bool> seen(perm.size());
+    for (size_t i = 0; i < perm.size(); ++i) {
+      if (perm[i] < 0 || perm[i] >= in[0].rank() || seen[size_t(perm[i])])
+        return fail(op, "perm must list every axis once");
+      seen[size_t(perm[i])] = true;
+      out[i] = in[0].shape[size_t(perm[i])];
+    }
+    if (!validShape(out))
+      return fail(op, "the batch dimension N must stay leading");
+    return Type{in[0].dtype, out};
+  }
+  case Op::Broadcast: {
+    Shape shape = attrs.ints("shape");
+    auto b = broadcastShapes(in[0].shape, shape);
+    if (!b)
+      return fail(op, b.diag().message);
+    if (*b != shape)
+      return fail(op, fmt::format("{} does not broadcast to {}", str(in[0]),
+                                  str(shape)));
+    return Type{in[0].dtype, shape};
+  }
+  case Op::FlatPack: {
+    auto offsets = attrs.ints("offsets");
+    int64_t size = attrs.i("size", -1);
+    if (offsets.size() != in.size() || size < 0)
+      return fail(op, "needs one offset per operand and a size");
+    for (size_t i = 0; i < in.size(); ++i) {
+      TRY(needF32(i));
+      if (in[i].batched() || offsets[i] < 0 ||
+          offsets[i] + in[i].numel() > size)
+        return fail(op, fmt::format("operand {} {} does not fit at offset {}",
+                                    i, str(in[i]), offsets[i]));
+    }
+    return Type{DType::F32, {size}};
+  }
+  case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Max:
+  case Op::Min: case Op::Greater: {
+    TRY(needF32(0));
+    TRY(needF32(1));
+    auto b = broadcastShapes(in[0].shape, in[1].shape);
+    if (!b)
+      return fail(op, b.diag().message);
+    return Type{DType::F32, *b};
+  }
+  case Op::Select: {
+    for (size_t i = 0; i < 3; ++i)
+      TRY(needF32(i));
+    auto b = broadcastShapes(in[0].shape, in[1].shape);
+    if (b)
+      b = broadcastShapes(*b, in[2].shape);
+    if (!b)
+      return fail(op, b.diag().message);
+    return Type{DType::F32, *b};
+  }
+  case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Square:
+  case Op::Relu: case Op::Tanh: case Op::Sigmoid:
+    TRY(needF32(0));
+    return in[0];
+  case Op::Cast: {
+    std::string to = attrs.s("to");
+    if (to != "f32" && to != "i32")
+      return fail(op, "attribute 'to' must be \"f32\" or \"i32\"");
+    return Type{to == "f32" ? DType::F32 : DType::I32, in[0].shape};
+  }
+  case Op::BatchSize:
+    if (!in[0].batched())
+      return fail(op, fmt::format("operand {} has no batch dimension", str(in[0])));
+    return Type{DType::F32, {}};
+  case Op::ReduceSum: case Op::ReduceMax: case Op::ReduceMean:
+    TRY(needF32(0));
+    return inferReduce(op, in[0], attrs);
+  case Op::ArgMax: {
+    TRY(needF32(0));
+    if (in[0].rank() < 1)
+      return fail(op, "needs rank >= 1");
+    Shape out(in[0].shape.begin(), in[0].shape.end() - 1);
+    return Type{DType::I32, out};
+  }
+  case Op::MatMul: {
+    TRY(needF32(0));
+    TRY(needF32(1));
+    TRY(needRank(0, 2));
+    TRY(needRank(1, 2));
+    bool ta = attrs.b("transA"), tb = attrs.b("transB");
+    int64_t m = in[0].shape[ta ? 1 : 0], ka = in[0].shape[ta ? 0 : 1];
+    int64_t kb = in[1].shape[tb ? 1 : 0], n = in[1].shape[tb ? 0 : 1];
+    if (ka != kb)
+      return fail(op, fmt::format("inner dimensions differ: {}{} x {}{}",
+                                  str(in[0]), ta ? "^T" : "", str(in[1]),
+                                  tb ? "^T" : ""));
+    Shape out{m, n};
+    if (!validShape(out))
+      return fail(op, "the batch dimension N can only be the leading result dim");
+    return Type{DType::F32, out};
+  }
+  case Op::SoftMax: case Op::LogSoftMax:
+    TRY(needF32(0));
+    if (in[0].rank() < 1)
+      return fail(op, "needs rank >= 1");
+    return in[0];
+  case Op::OneHot: {
+    int64_t classes = attrs.i("classes", 0);
+    if (in[0].dtype != DType::I32 || classes < 1)
+      return fail(op, "needs i32 labels and classes >= 1");
+    Shape out = in[0].shape;
+    out.push_back(classes);
+    return Type{DType::F32, out};
+  }
+  case Op::NllLoss:
+    TRY(needF32(0));
+    TRY(needRank(0, 2));
+    if (in[1].dtype != DType::I32 || in[1].rank() != 1 ||
+        in[1].shape[0] != in[0].shape[0])
+      return fail(op, fmt::format("labels {} do not match log-probabilities {}",
+                                  str(in[1]), str(in[0])));
+    return Type{DType::F32, {}};
+  case Op::Conv2d: {
+    TRY(needF32(0));
+    TRY(needF32(1));
+    TRY(needRank(0, 4));
+    TRY(needRank(1, 4));
+    if (in[0].shape[1] != in[1].shape[1])
+      return fail(op, fmt::format("input {} has {} channels, weight {} expects {}",
+                                  str(in[0]), in[0].shape[1], str(in[1]),
+                                  in[1].shape[1]));
+    return inferWindow(op, in[0], in[1].shape[0],
+                       {in[1].shape[2], in[1].shape[3]}, attrs);
+  }
+  case Op::Conv2dGradInput: {
+    TRY(needRank(0, 4));
+    TRY(needRank(1, 4));
+    Shape chw = attrs.ints("in_shape");
+    if (chw.size() != 3 || chw[0] != in[1].shape[1])
+      return fail(op, "in_shape must be [C,H,W] with the weight's C");
+    Type x{DType::F32, {in[0].shape[0], chw[0], chw[1], chw[2]}};
+    auto check = inferWindow(op, x, in[1].shape[0],
+                             {in[1].shape[2], in[1].shape[3]}, attrs);
+    if (!check)
+      return check;
+    if (check->shape != in[0].shape)
+      return fail(op, fmt::format("gradient {} does not match output {}",
+                                  str(in[0]), str(*check)));
+    return x;
+  }
+  case Op::Conv2dGradWeight: {
+    TRY(needRank(0, 4));
+    TRY(needRank(1, 4));
+    auto k = attrs.ints("kernel");
+    if (k.size() != 2)
+      return fail(op, "kernel must be [kh,kw]");
+    auto check = inferWindow(op, in[0], in[1].shape[1], k, attrs);
+    if (!check)
+      return check;
+    if (check->shape != in[1].shape)
+      return fail(op, fmt::format("gradient {} does not match output {}",
+                                  str(in[1]), str(*check)));
+    return Type{DType::F32, {in[1].shape[1], in[0].shape[1], k[0], k[1]}};
+  }
+  case Op::MaxPool2d:
+    TRY(needF32(0));
+    TRY(needRank(0, 4));
+    return inferWindow(op, in[0], in[0].shape[1], attrs.ints("kernel"), attrs);
+  case Op::MaxPool2dGrad: {
+    TRY(needRank(0, 4));
+    auto check =
+        inferWindow(op, in[0], in[0].shape[1], attrs.ints("kernel"), attrs);
+    if (!check)
+      return check;
+    if (check->shape != in[1].shape)
+      return fail(op, fmt::format("gradient {} does not match output {}",
+                                  str(in[1]), str(*check)));
+    return in[0];
+  }
+  }
+#undef TRY
+  return fail(op, "no typing rule");
+}
+
+} // namespace graphc::ir
