@@ -66,6 +66,18 @@ void layout(const nn::Module &m, const std::string &prefix,
   }
 }
 
+/// The graph is named after the model file: "examples/mlp.model" -> "mlp".
+std::string graphName(const std::string &file) {
+  std::string base = file.substr(file.find_last_of('/') + 1);
+  base = base.substr(0, base.find('.'));
+  std::string out;
+  for (char c : base)
+    out += std::isalnum((unsigned char)c) ? c : '_';
+  if (out.empty() || std::isdigit((unsigned char)out[0]))
+    out = "model" + out;
+  return out;
+}
+
 class Tracer {
 public:
   Tracer(const nn::ModelSpec &spec, const TraceOptions &opt)
@@ -108,6 +120,7 @@ public:
       g_.addOutput("loss", *loss);
     }
     t.graph = std::move(g_);
+    t.graph.setName(graphName(spec_.file));
     return t;
   }
 

@@ -35,6 +35,7 @@ std::string Diag::str() const {
 }
 
 void internalError(const char *file, int line, const std::string &msg) {
+  std::fflush(stdout);
   std::fprintf(stderr,
                "graphc: internal error at %s:%d: %s\n"
                "This is a bug in graphc, not in your input; please report it.\n",

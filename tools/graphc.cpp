@@ -4,14 +4,17 @@
 // `file:line:col: error: message` line on stderr with exit code 1.
 #include "frontend/ModelFile.h"
 #include "frontend/Trace.h"
+#include "ir/Dot.h"
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
+#include "passes/Pipeline.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <charconv>
 #include <cstdio>
+#include <fstream>
 
 using namespace graphc;
 
@@ -45,7 +48,40 @@ struct CompileOptions {
   std::string model;
   std::string input;
   bool printIr = false;
+  std::vector<std::string> printAfter, printBefore;
+  bool printAfterAll = false;
+  std::string stopAfter;
+  bool stats = false;
+  std::string dot;
+  int64_t planBatch = 256;
 };
+
+Expected<passes::OptimizerConfig> optimizerConfig(const nn::ModelSpec &spec) {
+  auto cfg = passes::OptimizerConfig::fromTorch(spec.optimizer->name,
+                                                spec.optimizer->config);
+  if (!cfg) {
+    Diag d = cfg.diag();
+    d.file = spec.file;
+    d.line = spec.optimizer->loc.line;
+    d.col = spec.optimizer->loc.col;
+    return d;
+  }
+  return cfg;
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+Status writeFileAtomic(const std::string &path, const std::string &text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << text;
+    if (!f.flush())
+      return error(fmt::format("cannot write {}", path));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return error(fmt::format("cannot write {}", path));
+  return {};
+}
 
 /// Loads the model file and checks that it defines a full training setup.
 Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path) {
@@ -94,6 +130,36 @@ int runCompile(const CompileOptions &o) {
     return report(s.diag());
   if (o.printIr)
     std::fputs(ir::print(traced->graph).c_str(), stdout);
+
+  passes::PipelineOptions po;
+  po.printAfter.insert(o.printAfter.begin(), o.printAfter.end());
+  po.printBefore.insert(o.printBefore.begin(), o.printBefore.end());
+  if (o.printAfterAll)
+    po.printAfter.insert("all");
+  for (auto [names, flag] : {std::pair{&po.printAfter, "--print-after"},
+                             std::pair{&po.printBefore, "--print-before"}})
+    if (Status s = passes::checkPassNames(*names, flag); !s)
+      return report(s.diag());
+  if (!o.stopAfter.empty())
+    if (Status s = passes::checkPassNames({o.stopAfter}, "--stop-after"); !s)
+      return report(s.diag());
+  po.stopAfter = o.stopAfter;
+  po.planBatch = o.planBatch;
+  auto cfg = optimizerConfig(*spec);
+  if (!cfg)
+    return report(cfg.diag());
+  auto p = passes::runPipeline(traced->graph, *cfg, po);
+  if (!p)
+    return report(p.diag());
+  if (po.printAfter.count("all"))
+    std::fputs(fmt::format("// ----- IR after trace -----\n{}",
+                           ir::print(traced->graph)).c_str(), stdout);
+  std::fputs(p->printed.c_str(), stdout);
+  if (o.stats)
+    std::fputs(passes::formatStats(*p).c_str(), stdout);
+  if (!o.dot.empty())
+    if (Status s = writeFileAtomic(o.dot, ir::toDot(p->step)); !s)
+      return report(s.diag());
   return 0;
 }
 
@@ -113,6 +179,27 @@ int main(int argc, char **argv) {
                       "model file's `input = {...}`)");
   compile->add_flag("--print-ir", co.printIr,
                     "print the traced forward-and-loss graph");
+  compile->add_option("--print-after", co.printAfter,
+                      "print the IR after these passes (autodiff, optimizer, "
+                      "canonicalize, fusion, memplan, or all)")
+      ->delimiter(',');
+  compile->add_option("--print-before", co.printBefore,
+                      "print the IR before these passes")
+      ->delimiter(',');
+  compile->add_flag("--print-after-all", co.printAfterAll,
+                    "print the IR after tracing and after every pass");
+  compile->add_option("--stop-after", co.stopAfter,
+                      "run the passes up to and including this one");
+  compile->add_flag("--stats", co.stats,
+                    "per pass: nodes before and after, kernel groups, planned "
+                    "bytes and time");
+  compile->add_option("--dot", co.dot,
+                      "write the final graph as Graphviz, kernel groups as "
+                      "clusters");
+  compile->add_option("--plan-batch", co.planBatch,
+                      "the batch size the memory plan is made for")
+      ->default_val(256)
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,387 @@
+// passes/Fusion.cpp - kernel-group formation, then a reorder that makes each
+// group contiguous.
+#include "passes/Fusion.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+namespace graphc::passes {
+
+using namespace ir;
+
+bool isFree(Op op) {
+  switch (op) {
+  case Op::Input: case Op::Constant: case Op::Param: case Op::Reshape:
+  case Op::FlatPack: case Op::BatchSize:
+    return true;
+  default:
+    return false;
+  }
+}
+
+namespace {
+
+bool pointwise(Op op) {
+  return (isElementwise(op) && op != Op::Constant) || op == Op::OneHot;
+}
+
+bool isScalar(const Type &t) { return t.shape.empty(); }
+
+bool lastAxisReduce(const Graph &g, ValueId v) {
+  const Node &n = g.node(v);
+  if (n.op != Op::ReduceSum && n.op != Op::ReduceMax)
+    return false;
+  auto axes = n.attrs.ints("axes");
+  int rank = g.type(n.inputs[0]).rank();
+  return n.attrs.b("keepdims") && axes.size() == 1 &&
+         (axes[0] == -1 || axes[0] == rank - 1);
+}
+
+class Fuser {
+public:
+  explicit Fuser(const Graph &g) : g_(g), grp_(size_t(g.size()), -1) {
+    users_.resize(size_t(g.size()));
+    for (ValueId v = 0; v < g.size(); ++v)
+      for (ValueId i : g.node(v).inputs)
+        if (users_[size_t(i)].empty() || users_[size_t(i)].back() != v)
+          users_[size_t(i)].push_back(v);
+    output_.assign(size_t(g.size()), false);
+    for (const Output &o : g.outputs())
+      output_[size_t(o.value)] = true;
+  }
+
+  FusionResult run() {
+    gemmEpilogues();
+    biasGradients();
+    logSoftMaxNll();
+    rowKernels();
+    elementwiseChains();
+    leftovers();
+    std::vector<ValueId> map;
+    Graph out = reorder(map);
+    return {std::move(out), resolveNotes(map)};
+  }
+
+private:
+  // --- groups -------------------------------------------------------------
+  int newGroup(ValueId v, std::string kind, std::string reason) {
+    kinds_.push_back({std::move(kind), std::move(reason)});
+    members_.push_back({});
+    int id = int(members_.size()) - 1;
+    join(id, v);
+    return id;
+  }
+  void join(int grp, ValueId v) {
+    grp_[size_t(v)] = grp;
+    members_[size_t(grp)].push_back(v);
+  }
+  bool free(ValueId v) const { return grp_[size_t(v)] < 0; }
+  /// A placeholder for `v` in a note; resolved to its final number after
+  /// the reorder renumbers the nodes.
+  std::string name(ValueId v) const { return fmt::format("\x01{}\x02", v); }
+
+  std::vector<std::string> resolveNotes(const std::vector<ValueId> &map) const {
+    std::vector<std::string> out;
+    for (const std::string &note : notes_) {
+      std::string text;
+      for (size_t i = 0; i < note.size(); ++i) {
+        if (note[i] != '\x01') {
+          text += note[i];
+          continue;
+        }
+        size_t end = note.find('\x02', i);
+        ValueId v = std::stoi(note.substr(i + 1, end - i - 1));
+        text += fmt::format("%{} ({})", map[size_t(v)], opName(g_.node(v).op));
+        i = end;
+      }
+      out.push_back(text);
+    }
+    return out;
+  }
+
+  /// Whether adding `v` to group `grp` keeps the group graph acyclic: no path
+  /// may leave the group and come back into it through an outside node.
+  bool acyclicWith(int grp, ValueId v) {
+    std::set<ValueId> in(members_[size_t(grp)].begin(), members_[size_t(grp)].end());
+    in.insert(v);
+    std::vector<ValueId> stack;
+    std::vector<bool> seen(size_t(g_.size()), false);
+    for (ValueId m : in)
+      for (ValueId u : users_[size_t(m)])
+        if (!in.count(u))
+          stack.push_back(u);
+    while (!stack.empty()) {
+      ValueId u = stack.back();
+      stack.pop_back();
+      if (seen[size_t(u)])
+        continue;
+      seen[size_t(u)] = true;
+      for (ValueId w : users_[size_t(u)]) {
+        if (in.count(w))
+          return false;
+        stack.push_back(w);
+      }
+    }
+    return true;
+  }
+
+  bool tryJoin(int grp, ValueId v, const char *why) {
+    if (!acyclicWith(grp, v)) {
+      notes_.push_back(fmt::format("{} not fused into {} group of {}: it would "
+                                   "make the kernel order cyclic ({})",
+                                   name(v), kinds_[size_t(grp)].kind,
+                                   name(members_[size_t(grp)][0]), why));
+      return false;
+    }
+    join(grp, v);
+    return true;
+  }
+
+  // --- 1. GEMM epilogues ----------------------------------------------------
+  void gemmEpilogues() {
+    for (ValueId m = 0; m < g_.size(); ++m) {
+      Op op = g_.node(m).op;
+      if ((op != Op::MatMul && op != Op::Conv2d) || !free(m))
+        continue;
+      const Shape &shape = g_.type(m).shape;
+      int grp = newGroup(m, op == Op::MatMul ? "gemm" : "conv", "");
+      std::vector<std::string> epi;
+      ValueId tail = m;
+      while (true) {
+        const auto &us = users_[size_t(tail)];
+        if (output_[size_t(tail)] || us.size() != 1) {
+          if (us.size() > 1 && tail != m)
+            notes_.push_back(fmt::format("epilogue of {} ends at {}: its result "
+                                         "has {} uses and is stored",
+                                         name(m), name(tail), us.size()));
+          break;
+        }
+        ValueId c = us[0];
+        if (!pointwise(g_.node(c).op) || !free(c) || g_.type(c).shape != shape)
+          break;
+        if (!tryJoin(grp, c, "epilogue"))
+          break;
+        epi.push_back(describeEpilogue(c, tail, shape));
+        for (ValueId p : g_.node(c).inputs)
+          if (p != tail && pointwise(g_.node(p).op) && free(p) &&
+              users_[size_t(p)].size() == 1 && !output_[size_t(p)] &&
+              g_.type(p).shape == shape)
+            tryJoin(grp, p, "epilogue operand");
+        tail = c;
+      }
+      kinds_[size_t(grp)].reason =
+          epi.empty() ? std::string("matrix product")
+                      : fmt::format("{} as {} epilogue", fmt::join(epi, ", then "),
+                                    op == Op::MatMul ? "GEMM" : "convolution");
+    }
+  }
+
+  std::string describeEpilogue(ValueId c, ValueId tail, const Shape &shape) {
+    const Node &n = g_.node(c);
+    if (n.op == Op::Add)
+      for (ValueId p : n.inputs)
+        if (p != tail && g_.type(p).shape != shape)
+          return "bias add";
+    if (n.op == Op::Relu)
+      return "ReLU";
+    if (n.op == Op::Select && g_.node(n.inputs[0]).op == Op::Greater)
+      return "ReLU mask of the gradient";
+    return std::string(opName(n.op));
+  }
+
+  // --- 2. bias gradients ----------------------------------------------------
+  void biasGradients() {
+    for (ValueId r = 0; r < g_.size(); ++r) {
+      const Node &n = g_.node(r);
+      if (n.op != Op::ReduceSum || !free(r) || n.attrs.b("keepdims") ||
+          n.attrs.ints("axes") != std::vector<int64_t>{0} ||
+          g_.type(n.inputs[0]).rank() != 2)
+        continue;
+      ValueId dy = n.inputs[0];
+      for (ValueId m : users_[size_t(dy)]) {
+        const Node &mm = g_.node(m);
+        if (mm.op != Op::MatMul || grp_[size_t(m)] < 0 || !mm.attrs.b("transA") ||
+            mm.inputs[0] != dy)
+          continue;
+        int grp = grp_[size_t(m)];
+        if (tryJoin(grp, r, "bias gradient")) {
+          std::string &reason = kinds_[size_t(grp)].reason;
+          reason = (reason == "matrix product" ? "weight gradient" : reason) +
+                   " with the bias gradient (column sums of dY) alongside";
+        }
+        break;
+      }
+    }
+  }
+
+  // --- 3. LogSoftMax + ClassNLL forward ---------------------------------------
+  void logSoftMaxNll() {
+    for (ValueId v = 0; v < g_.size(); ++v) {
+      const Node &n = g_.node(v);
+      if (n.op != Op::NllLoss || !free(v))
+        continue;
+      ValueId lsm = n.inputs[0];
+      if (g_.node(lsm).op != Op::LogSoftMax || !free(lsm)) {
+        notes_.push_back(fmt::format("{} not fused with its log-probabilities {}: "
+                                     "they are not a free LogSoftMax",
+                                     name(v), name(lsm)));
+        continue;
+      }
+      int grp = newGroup(lsm, "logsoftmax_nll",
+                         "LogSoftMax + ClassNLL forward: row max, log-sum-exp, "
+                         "gather, mean");
+      tryJoin(grp, v, "loss");
+    }
+  }
+
+  // --- 4. row kernels -------------------------------------------------------
+  void rowKernels() {
+    for (ValueId r = 0; r < g_.size(); ++r) {
+      Op op = g_.node(r).op;
+      bool rowOp = lastAxisReduce(g_, r) || op == Op::SoftMax || op == Op::LogSoftMax;
+      if (!rowOp || !free(r))
+        continue;
+      const Shape rows = g_.type(g_.node(r).inputs[0]).shape;
+      Shape reduced = rows;
+      reduced.back() = 1;
+      auto fits = [&](ValueId u) {
+        const Type &t = g_.type(u);
+        bool row = lastAxisReduce(g_, u) || g_.node(u).op == Op::SoftMax ||
+                   g_.node(u).op == Op::LogSoftMax;
+        return (pointwise(g_.node(u).op) || row) &&
+               (t.shape == rows || t.shape == reduced || isScalar(t));
+      };
+      int grp = newGroup(r, "row", "");
+      grow(grp, fits, "row kernel");
+      bool backward = false;
+      for (ValueId m : members_[size_t(grp)])
+        backward |= g_.node(m).op == Op::OneHot;
+      kinds_[size_t(grp)].reason =
+          backward ? "LogSoftMax + ClassNLL backward: (exp(logp) - onehot) / N "
+                     "with its row sum, in one pass over the rows"
+                   : "row reductions with the elementwise ops around them";
+    }
+  }
+
+  /// Grows `grp` with free neighbours accepted by `fits` until it stops.
+  template <class F> void grow(int grp, F fits, const char *why) {
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (size_t i = 0; i < members_[size_t(grp)].size(); ++i) {
+        ValueId m = members_[size_t(grp)][i];
+        std::vector<ValueId> near = users_[size_t(m)];
+        near.insert(near.end(), g_.node(m).inputs.begin(), g_.node(m).inputs.end());
+        for (ValueId u : near)
+          if (free(u) && !isFree(g_.node(u).op) && fits(u) && tryJoin(grp, u, why))
+            changed = true;
+      }
+    }
+  }
+
+  // --- 5. elementwise chains --------------------------------------------------
+  void elementwiseChains() {
+    for (ValueId v = 0; v < g_.size(); ++v) {
+      if (!free(v) || !pointwise(g_.node(v).op) || isScalar(g_.type(v)))
+        continue;
+      const Shape shape = g_.type(v).shape;
+      int grp = newGroup(v, "elementwise", "");
+      grow(grp, [&](ValueId u) {
+        return pointwise(g_.node(u).op) &&
+               (g_.type(u).shape == shape || isScalar(g_.type(u)));
+      }, "elementwise chain");
+      bool update = false;
+      for (const Output &o : g_.outputs())
+        update |= o.name == "params" && grp_[size_t(o.value)] == grp;
+      kinds_[size_t(grp)].reason =
+          update ? "the whole optimizer update over the flat parameter buffer"
+                 : fmt::format("elementwise chain of {} ops over {}",
+                               members_[size_t(grp)].size(), str(shape));
+      if (update)
+        kinds_[size_t(grp)].kind = "update";
+    }
+  }
+
+  // --- 6. what is left --------------------------------------------------------
+  void leftovers() {
+    // Scalar bookkeeping (the step counter) rides along with the last
+    // elementwise kernel instead of costing a launch of its own.
+    int host = -1;
+    for (size_t k = 0; k < kinds_.size(); ++k)
+      if (kinds_[k].kind == "update" || kinds_[k].kind == "elementwise")
+        host = int(k);
+    for (ValueId v = 0; v < g_.size(); ++v) {
+      if (!free(v) || isFree(g_.node(v).op))
+        continue;
+      if (host >= 0 && pointwise(g_.node(v).op) && isScalar(g_.type(v)) &&
+          tryJoin(host, v, "scalar"))
+        continue;
+      newGroup(v, std::string(opName(g_.node(v).op)), "no fusion rule applies");
+    }
+  }
+
+  // --- reorder ----------------------------------------------------------------
+  /// Kahn's algorithm over units (a group, or a single ungrouped node),
+  /// always taking the ready unit with the smallest first node, so the
+  /// order stays close to the original.
+  Graph reorder(std::vector<ValueId> &map) {
+    int n = g_.size();
+    auto unit = [&](ValueId v) { return grp_[size_t(v)] >= 0 ? grp_[size_t(v)] : int(members_.size()) + v; };
+    int units = int(members_.size()) + n;
+    std::vector<int> pending(size_t(units), 0);
+    std::vector<std::vector<ValueId>> nodes(static_cast<size_t>(units));
+    for (ValueId v = 0; v < n; ++v)
+      nodes[size_t(unit(v))].push_back(v);
+    std::vector<std::set<int>> next(static_cast<size_t>(units));
+    for (ValueId v = 0; v < n; ++v)
+      for (ValueId i : g_.node(v).inputs)
+        if (unit(i) != unit(v) && next[size_t(unit(i))].insert(unit(v)).second)
+          ++pending[size_t(unit(v))];
+    std::set<std::pair<ValueId, int>> ready;
+    for (int u = 0; u < units; ++u)
+      if (!nodes[size_t(u)].empty() && pending[size_t(u)] == 0)
+        ready.insert({nodes[size_t(u)][0], u});
+    Graph out(g_.name());
+    map.assign(size_t(n), -1);
+    while (!ready.empty()) {
+      int u = ready.begin()->second;
+      ready.erase(ready.begin());
+      int newGroupId = -1;
+      if (u < int(members_.size())) {
+        newGroupId = out.addGroup({kinds_[size_t(u)].kind, kinds_[size_t(u)].reason});
+      }
+      for (ValueId v : nodes[size_t(u)]) {
+        Node copy = g_.node(v);
+        for (ValueId &i : copy.inputs)
+          i = map[size_t(i)];
+        size_t before = size_t(out.size());
+        map[size_t(v)] = out.addTyped(copy.op, copy.type, copy.inputs, copy.attrs);
+        GRAPHC_CHECK(size_t(out.size()) == before + 1,
+                     "fusion input must be deduplicated ({})", name(v));
+        out.node(map[size_t(v)]).group = newGroupId;
+      }
+      for (int w : next[size_t(u)])
+        if (--pending[size_t(w)] == 0)
+          ready.insert({nodes[size_t(w)][0], w});
+    }
+    GRAPHC_CHECK(out.size() == n, "kernel groups form a cycle");
+    for (const Output &o : g_.outputs())
+      out.addOutput(o.name, map[size_t(o.value)]);
+    return out;
+  }
+
+  const Graph &g_;
+  std::vector<int> grp_;
+  std::vector<std::vector<ValueId>> users_;
+  std::vector<bool> output_;
+  std::vector<KernelGroup> kinds_;
+  std::vector<std::vector<ValueId>> members_;
+  std::vector<std::string> notes_;
+};
+
+} // namespace
+
+FusionResult fuse(const Graph &g) { return Fuser(g).run(); }
+
+} // namespace graphc::passes

@@ -1,0 +1,39 @@
+// passes/Fusion.h - partitions the step graph into explicit kernel groups.
+//
+// Every node that computes something ends up in exactly one kernel group;
+// only sources and free views (inputs, constants, param views, reshapes,
+// the flat gradient pack, the batch size) stay outside. Each group records
+// its kind and why it fused. The fusions, in the order they are tried
+// (DESIGN.md decision 6):
+//   1. GEMM epilogues: elementwise ops applied to a matmul's result (bias
+//      add, ReLU, the ReLU mask of an incoming gradient), with their
+//      single-use elementwise operands (the mask compare) pulled in.
+//   2. Bias gradients: the column sum of dY joins the weight-gradient GEMM
+//      that reads the same dY.
+//   3. LogSoftMax + ClassNLL forward: one row kernel.
+//   4. Row kernels: last-axis reductions with the elementwise ops around
+//      them over the same rows (the LogSoftMax+ClassNLL backward).
+//   5. Elementwise chains over one shape (the whole optimizer update).
+// A merge that would make the group graph cyclic is refused; each refusal
+// is recorded with its reason, since "why did this not fuse" is what users
+// of a fusing compiler ask most.
+#pragma once
+
+#include "ir/Graph.h"
+
+#include <string>
+#include <vector>
+
+namespace graphc::passes {
+
+struct FusionResult {
+  ir::Graph graph;                 ///< reordered so each group is contiguous
+  std::vector<std::string> notes;  ///< fusions refused, and why
+};
+
+FusionResult fuse(const ir::Graph &g);
+
+/// Whether a node computes nothing: a source or a view of existing memory.
+bool isFree(ir::Op op);
+
+} // namespace graphc::passes

@@ -1,0 +1,135 @@
+// passes/MemoryPlan.cpp - liveness and greedy arena placement.
+#include "passes/MemoryPlan.h"
+
+#include "passes/Fusion.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace graphc::passes {
+
+using namespace ir;
+
+std::string MemoryPlan::summary() const {
+  auto mib = [](int64_t b) { return double(b) / (1024.0 * 1024.0); };
+  return fmt::format("memory plan at batch {}: arena {:.2f} MiB (peak live "
+                     "{:.2f} MiB, {:.2f} MiB without reuse), inputs and "
+                     "outputs {:.2f} MiB",
+                     batch, mib(arenaBytes), mib(peakBytes), mib(totalBytes),
+                     mib(externalBytes));
+}
+
+MemoryPlan planMemory(const Graph &g, int64_t batch) {
+  int n = g.size();
+  MemoryPlan p;
+  p.batch = batch;
+  p.offset.assign(size_t(n), -1);
+  p.aliasOf.resize(size_t(n));
+  p.aliasOffset.assign(size_t(n), 0);
+  auto bytes = [&](ValueId v) { return g.type(v).numel(batch) * 4; };
+
+  // 1. Views alias what they view; a gradient's slot in the flat pack
+  //    aliases the pack.
+  for (ValueId v = 0; v < n; ++v) {
+    p.aliasOf[size_t(v)] = v;
+    const Node &nd = g.node(v);
+    if (nd.op == Op::Param) {
+      p.aliasOf[size_t(v)] = p.aliasOf[size_t(nd.inputs[0])];
+      p.aliasOffset[size_t(v)] = nd.attrs.i("offset") * 4;
+    } else if (nd.op == Op::Reshape) {
+      p.aliasOf[size_t(v)] = p.aliasOf[size_t(nd.inputs[0])];
+      p.aliasOffset[size_t(v)] = p.aliasOffset[size_t(nd.inputs[0])];
+    }
+  }
+  for (ValueId v = n - 1; v >= 0; --v) {
+    const Node &nd = g.node(v);
+    if (nd.op != Op::FlatPack)
+      continue;
+    auto offsets = nd.attrs.ints("offsets");
+    for (size_t i = 0; i < nd.inputs.size(); ++i) {
+      ValueId part = nd.inputs[i];
+      if (p.aliasOf[size_t(part)] == part && g.node(part).op != Op::Input) {
+        p.aliasOf[size_t(part)] = p.aliasOf[size_t(v)];
+        p.aliasOffset[size_t(part)] = p.aliasOffset[size_t(v)] + offsets[i] * 4;
+      }
+    }
+  }
+
+  // 2. Which values are stored: inputs, outputs, kernel results used
+  //    outside their kernel.
+  std::vector<bool> stored(size_t(n), false), external(size_t(n), false);
+  for (ValueId v = 0; v < n; ++v)
+    if (g.node(v).op == Op::Input)
+      external[size_t(v)] = true;
+  for (const Output &o : g.outputs())
+    external[size_t(p.aliasOf[size_t(o.value)])] = true;
+  for (ValueId v = 0; v < n; ++v)
+    for (ValueId i : g.node(v).inputs)
+      if (g.node(i).group < 0 || g.node(i).group != g.node(v).group)
+        stored[size_t(p.aliasOf[size_t(i)])] = true;
+  for (const Output &o : g.outputs())
+    stored[size_t(p.aliasOf[size_t(o.value)])] = true;
+
+  // 3. Live ranges in node order (groups are contiguous), through aliases.
+  std::vector<int> first(size_t(n), -1), last(size_t(n), -1);
+  for (ValueId v = 0; v < n; ++v) {
+    ValueId o = p.aliasOf[size_t(v)];
+    if (first[size_t(o)] < 0)
+      first[size_t(o)] = v;
+    last[size_t(o)] = std::max(last[size_t(o)], int(v));
+    for (ValueId i : g.node(v).inputs)
+      last[size_t(p.aliasOf[size_t(i)])] = std::max(last[size_t(p.aliasOf[size_t(i)])], int(v));
+  }
+
+  // 4. Greedy placement, largest first, around buffers live at the same time.
+  struct Slot {
+    ValueId v;
+    int64_t begin, size;
+  };
+  std::vector<ValueId> order;
+  for (ValueId v = 0; v < n; ++v) {
+    bool view = isFree(g.node(v).op) && g.node(v).op != Op::FlatPack &&
+                g.node(v).op != Op::Input;
+    if (!stored[size_t(v)] || p.aliasOf[size_t(v)] != v || view)
+      continue;
+    if (external[size_t(v)])
+      continue;
+    order.push_back(v);
+    p.totalBytes += bytes(v);
+  }
+  for (ValueId v = 0; v < n; ++v)
+    if (external[size_t(v)] && p.aliasOf[size_t(v)] == v)
+      p.externalBytes += bytes(v);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](ValueId a, ValueId b) { return bytes(a) > bytes(b); });
+  std::vector<Slot> placed;
+  for (ValueId v : order) {
+    std::vector<Slot> clash;
+    for (const Slot &s : placed)
+      if (!(last[size_t(s.v)] < first[size_t(v)] || last[size_t(v)] < first[size_t(s.v)]))
+        clash.push_back(s);
+    std::sort(clash.begin(), clash.end(),
+              [](const Slot &a, const Slot &b) { return a.begin < b.begin; });
+    int64_t at = 0;
+    for (const Slot &s : clash) {
+      if (at + bytes(v) <= s.begin)
+        break;
+      at = std::max(at, s.begin + s.size);
+    }
+    at = (at + 63) / 64 * 64;
+    placed.push_back({v, at, bytes(v)});
+    p.offset[size_t(v)] = at;
+    p.arenaBytes = std::max(p.arenaBytes, at + bytes(v));
+  }
+  for (ValueId t = 0; t < n; ++t) {
+    int64_t live = 0;
+    for (const Slot &s : placed)
+      if (first[size_t(s.v)] <= t && t <= last[size_t(s.v)])
+        live += s.size;
+    p.peakBytes = std::max(p.peakBytes, live);
+  }
+  return p;
+}
+
+} // namespace graphc::passes

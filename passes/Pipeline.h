@@ -1,0 +1,56 @@
+// passes/Pipeline.h - forward graph to fused training step, as named steps.
+//
+//   autodiff -> optimizer -> canonicalize -> fusion -> memplan
+//
+// Each step can print the IR before or after it ("(unchanged)" when it did
+// nothing), be verified, or be the last one run; `--stats` gets node and
+// group counts, planned bytes and time per step.
+#pragma once
+
+#include "ir/Graph.h"
+#include "passes/MemoryPlan.h"
+#include "passes/Optimizer.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace graphc::passes {
+
+/// The pipeline's step names, in order.
+const std::vector<std::string> &passNames();
+
+struct PipelineOptions {
+  std::set<std::string> printBefore; ///< step names, or "all"
+  std::set<std::string> printAfter;  ///< step names, or "all"
+  std::string stopAfter;             ///< empty: run every step
+  bool verify = true;                ///< run the verifier after each step
+  int64_t planBatch = 256;           ///< the batch the memory plan is made for
+};
+
+struct PassStats {
+  std::string name;
+  int nodesBefore = 0, nodesAfter = 0, groups = 0;
+  int64_t plannedBytes = 0;
+  double ms = 0;
+};
+
+struct Pipeline {
+  ir::Graph step;                      ///< the training step after the last step run
+  MemoryPlan plan;                     ///< empty unless memplan ran
+  std::vector<PassStats> stats;
+  std::vector<std::string> fusionNotes;
+  std::string printed;                 ///< what printBefore/printAfter asked for
+};
+
+/// Runs the steps on the traced forward-and-loss graph.
+Expected<Pipeline> runPipeline(const ir::Graph &forward, const OptimizerConfig &opt,
+                               const PipelineOptions &options);
+
+/// Checks that every name in `names` is a step (or "all").
+Status checkPassNames(const std::set<std::string> &names, const std::string &flag);
+
+/// `--stats` as a table.
+std::string formatStats(const Pipeline &p);
+
+} // namespace graphc::passes
