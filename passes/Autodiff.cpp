@@ -78,6 +78,10 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
   const Node n = g.node(v); // copy: the graph grows below
   auto in = [&](size_t i) { return n.inputs[i]; };
   switch (n.op) {
+  case Op::Param: // the view's gradient, in place in a zero flat buffer
+    return {g.add(Op::FlatPack, {gy},
+                  {{"offsets", std::vector<int64_t>{n.attrs.i("offset")}},
+                   {"size", g.type(in(0)).shape[0]}})};
   case Op::Reshape:
     return {g.add(Op::Reshape, {gy}, {{"shape", g.type(in(0)).shape}})};
   case Op::Transpose: {

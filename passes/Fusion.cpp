@@ -24,7 +24,8 @@ bool isFree(Op op) {
 namespace {
 
 bool pointwise(Op op) {
-  return (isElementwise(op) && op != Op::Constant) || op == Op::OneHot;
+  return (isElementwise(op) && op != Op::Constant) || op == Op::OneHot ||
+         op == Op::RandomMask;
 }
 
 bool isScalar(const Type &t) { return t.shape.empty(); }
