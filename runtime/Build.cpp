@@ -1,0 +1,96 @@
+// runtime/Build.cpp - trace, passes, backend.
+#include "runtime/Build.h"
+
+#include "ir/Random.h"
+#include "passes/Canonicalize.h"
+#include "passes/Fusion.h"
+
+#include <fmt/format.h>
+
+namespace graphc::runtime {
+
+#ifdef GRAPHC_HAVE_CPU_BACKEND
+Expected<std::unique_ptr<Executable>> makeCpuExecutable(CompiledModel model,
+                                                        const BuildOptions &options);
+#endif
+
+int32_t stepSeed(uint64_t seed, int64_t step) {
+  return int32_t(ir::mix64(seed * 0x9e3779b97f4a7c15ULL + uint64_t(step)) & 0x7fffffff);
+}
+
+Expected<CompiledModel> compileModel(const nn::ModelSpec &spec, const ir::Shape &sample,
+                                     const passes::PipelineOptions &options) {
+  GRAPHC_CHECK(spec.criterion && spec.optimizer, "a training model needs a "
+                                                 "criterion and an optimizer");
+  auto opt = passes::OptimizerConfig::fromTorch(spec.optimizer->name,
+                                                spec.optimizer->config);
+  if (!opt) {
+    Diag d = opt.diag();
+    d.file = spec.file;
+    d.line = spec.optimizer->loc.line;
+    d.col = spec.optimizer->loc.col;
+    return d;
+  }
+  auto train = frontend::trace(spec, sample, {.training = true});
+  if (!train)
+    return train.diag();
+  auto eval = frontend::trace(spec, sample, {.training = false});
+  if (!eval)
+    return eval.diag();
+
+  CompiledModel m;
+  m.info.name = train->graph.name();
+  m.info.params = train->params;
+  m.info.numParams = train->numParams;
+  m.info.sample = sample;
+  m.info.classes = train->classes;
+  m.info.optimizer = *opt;
+  m.info.stateSlots = opt->stateSlots();
+  m.info.hasDropout = train->graph.findInput("seed") >= 0;
+
+  auto p = passes::runPipeline(train->graph, *opt, options);
+  if (!p)
+    return p.diag();
+  m.pipeline = std::move(*p);
+  m.step = m.pipeline.step;
+
+  ir::Graph fwd = eval->graph;
+  std::vector<ir::Output> outs;
+  for (const ir::Output &o : fwd.outputs())
+    if (o.name == "output")
+      outs.push_back(o);
+  fwd.outputs() = outs;
+  m.predict = passes::fuse(passes::canonicalize(fwd)).graph;
+  return m;
+}
+
+Expected<std::unique_ptr<Executable>> build(const nn::ModelSpec &spec,
+                                            const ir::Shape &sample,
+                                            const BuildOptions &options) {
+  auto m = compileModel(spec, sample);
+  if (!m)
+    return m.diag();
+  std::vector<float> init = frontend::initParams(m->info.params, options.seed);
+  std::unique_ptr<Executable> exe;
+  if (options.target == "interp") {
+    exe = makeInterpExecutable(std::move(*m), options.maxBatch);
+  } else if (options.target == "cpu") {
+#ifdef GRAPHC_HAVE_CPU_BACKEND
+    auto cpu = makeCpuExecutable(std::move(*m), options);
+    if (!cpu)
+      return cpu.diag();
+    exe = std::move(*cpu);
+#else
+    return error("this graphc was built without the LLVM CPU backend");
+#endif
+  } else {
+    return error(fmt::format("--target {}: this graphc has no such target "
+                             "(available: cpu, interp)",
+                             options.target));
+  }
+  std::copy(init.begin(), init.begin() + exe->info().numParams, exe->params());
+  exe->setSeed(options.seed);
+  return exe;
+}
+
+} // namespace graphc::runtime

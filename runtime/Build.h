@@ -1,0 +1,46 @@
+// runtime/Build.h - model spec to a ready-to-run Executable for a target.
+//
+// Traces the training graph (Dropout active) and the evaluation graph
+// (Dropout off, no loss), runs the pass pipeline on both, and hands the fused
+// graphs to the chosen backend.
+#pragma once
+
+#include "frontend/nn.h"
+#include "passes/Pipeline.h"
+#include "runtime/Executable.h"
+
+#include <memory>
+
+namespace graphc::runtime {
+
+struct BuildOptions {
+  std::string target = "cpu"; ///< "cpu", "cuda", or "interp" (the reference interpreter)
+  int threads = 0;            ///< 0: all cores
+  int64_t maxBatch = 256;     ///< largest batch the executable accepts
+  uint64_t seed = 1;          ///< initial parameters and Dropout masks
+};
+
+/// The fused training step and evaluation graphs of a model.
+struct CompiledModel {
+  ModelInfo info;
+  ir::Graph step;    ///< fused training step
+  ir::Graph predict; ///< fused evaluation forward pass: x, params -> output
+  passes::Pipeline pipeline;
+};
+
+/// Traces and runs the passes; `spec` must have a criterion and an optimizer.
+Expected<CompiledModel> compileModel(const nn::ModelSpec &spec, const ir::Shape &sample,
+                                     const passes::PipelineOptions &options = {});
+
+/// A backend executable with Torch7-initialised parameters.
+Expected<std::unique_ptr<Executable>> build(const nn::ModelSpec &spec,
+                                            const ir::Shape &sample,
+                                            const BuildOptions &options);
+
+/// The reference interpreter as an executable (slow; for tests and checks).
+std::unique_ptr<Executable> makeInterpExecutable(CompiledModel model, int64_t maxBatch);
+
+/// The Dropout seed of one step: the same in every backend.
+int32_t stepSeed(uint64_t seed, int64_t step);
+
+} // namespace graphc::runtime

@@ -1,0 +1,64 @@
+// runtime/Executable.h - a compiled model the trainer can drive: one
+// interface for the reference interpreter, the CPU backend and the CUDA
+// backend.
+//
+// An executable owns the flat parameter buffer, the optimizer's state
+// buffers and the step counter (DESIGN.md decision 2). Batches arrive as
+// host arrays; the batch size may be anything from 1 to maxBatch().
+#pragma once
+
+#include "frontend/Trace.h"
+#include "ir/Error.h"
+#include "passes/Optimizer.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace graphc::runtime {
+
+/// What every executable knows about its model.
+struct ModelInfo {
+  std::string name;                          ///< e.g. "mlp"
+  std::vector<frontend::ParamInfo> params;   ///< flat-buffer layout, state_dict names
+  int64_t numParams = 0;
+  ir::Shape sample;                          ///< per-sample input shape
+  int64_t classes = 0;                       ///< width of the output
+  passes::OptimizerConfig optimizer;
+  std::vector<std::string> stateSlots;       ///< optimizer state buffers, by name
+  bool hasDropout = false;
+};
+
+class Executable {
+public:
+  virtual ~Executable() = default;
+
+  const ModelInfo &info() const { return info_; }
+  virtual std::string target() const = 0;     ///< "interp", "cpu", "cuda"
+  virtual int64_t maxBatch() const = 0;
+
+  /// One training step: forward, loss, backward, optimizer update.
+  /// x: n x sample floats; labels: n class indices in [0, classes);
+  /// loss: the batch's mean loss; output (optional): n x classes, the
+  /// model's output (log-probabilities for the seed MLP) before the update.
+  virtual Status trainStep(const float *x, const int32_t *labels, int64_t n,
+                           float *loss, float *output) = 0;
+  /// The model's output in evaluation mode; nothing is updated.
+  virtual Status predict(const float *x, int64_t n, float *output) = 0;
+
+  /// The flat parameter buffer (numParams floats), readable and writable.
+  virtual float *params() = 0;
+  /// An optimizer state buffer (numParams floats), by slot name.
+  virtual float *state(const std::string &slot) = 0;
+  /// Updates done so far (Torch7's evalCounter / adam's t).
+  virtual int64_t step() const = 0;
+  virtual void setStep(int64_t step) = 0;
+  /// The seed that, with the step counter, draws Dropout's masks.
+  virtual void setSeed(uint64_t seed) = 0;
+
+protected:
+  ModelInfo info_;
+};
+
+} // namespace graphc::runtime
