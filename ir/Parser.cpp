@@ -39,6 +39,10 @@ public:
       size_t save = pos_;
       std::string word = ident();
       if (word == "return") {
+        if (group >= 0)
+          return failAt(save, fmt::format("expected '}}' closing kernel @k{} "
+                                          "before 'return'",
+                                          group));
         if (!parseReturn(g))
           return *err_;
         break;
@@ -60,6 +64,13 @@ public:
     skipSpace();
     if (!atEnd())
       return fail("unexpected text after the graph");
+    // Group @kI is group I, as the printer numbers them; indices no node uses
+    // get an empty placeholder.
+    int numGroups = groups_.empty() ? 0 : groups_.rbegin()->first + 1;
+    for (int i = 0; i < numGroups; ++i) {
+      auto it = groups_.find(i);
+      g.addGroup(it != groups_.end() ? it->second : KernelGroup{});
+    }
     return g;
   }
 
@@ -318,9 +329,23 @@ private:
 
   // --- statements -------------------------------------------------------
   int parseKernelHeader(Graph &g) {
+    (void)g;
     if (!expect('@'))
       return -1;
+    size_t labelAt = pos_;
     std::string label = ident();
+    int id = -1;
+    if (label.size() > 1 && label[0] == 'k') {
+      auto [p, ec] = std::from_chars(label.data() + 1,
+                                     label.data() + label.size(), id);
+      if (ec != std::errc() || p != label.data() + label.size())
+        id = -1;
+    }
+    if (id < 0 || id >= kMaxGroups) {
+      failAt(labelAt, fmt::format("expected a kernel label @k<index>, found {}",
+                                  quote(label)));
+      return -1;
+    }
     KernelGroup k;
     k.kind = ident();
     if (k.kind.empty()) {
@@ -331,11 +356,7 @@ private:
     if (!reason || !expect('{'))
       return -1;
     k.reason = *reason;
-    auto it = groupIds_.find(label);
-    if (it != groupIds_.end())
-      return it->second;
-    int id = g.addGroup(k);
-    groupIds_[label] = id;
+    groups_.try_emplace(id, std::move(k));
     return id;
   }
 
@@ -438,7 +459,8 @@ private:
   size_t pos_ = 0;
   std::optional<Diag> err_;
   std::map<std::string, ValueId> names_;
-  std::map<std::string, int> groupIds_;
+  static constexpr int kMaxGroups = 1 << 20;
+  std::map<int, KernelGroup> groups_; ///< by the index in the label @kI
 };
 
 } // namespace

@@ -18,6 +18,8 @@ bool isIdentifier(const std::string &s) {
 } // namespace
 
 std::string valueName(const Graph &g, ValueId v) {
+  if (v < 0 || v >= g.size()) // a broken graph must still print
+    return "%" + std::to_string(v);
   const Node &n = g.node(v);
   if (n.op == Op::Input) {
     std::string name = n.attrs.s("name");
@@ -47,7 +49,9 @@ std::string print(const Graph &g) {
       open = -1;
     }
     if (grp >= 0 && grp != open) {
-      const KernelGroup &k = g.groups()[size_t(grp)];
+      KernelGroup k{"?", "no such kernel group"};
+      if (grp < int(g.groups().size()))
+        k = g.groups()[size_t(grp)];
       out += fmt::format("  kernel @k{} {} {} {{\n", grp, k.kind,
                          str(AttrValue(k.reason)));
       open = grp;

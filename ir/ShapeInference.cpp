@@ -65,9 +65,23 @@ Expected<Type> inferWindow(Op op, const Type &x, int64_t channels_out,
   return Type{DType::F32, {x.shape[0], channels_out, h, w}};
 }
 
+/// Pooling pads at most half the window, so that no window is all padding.
+std::optional<Diag> poolPad(Op op, const Attrs &attrs) {
+  auto k = attrs.ints("kernel"), pad = attrs.ints("pad", {0, 0});
+  for (size_t i = 0; i < 2 && i < k.size() && i < pad.size(); ++i)
+    if (2 * pad[i] > k[i])
+      return fail(op, fmt::format("pad {} is more than half the window {}",
+                                  pad[i], k[i]));
+  return std::nullopt;
+}
+
 } // namespace
 
 int64_t windowOut(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
+  // floor((in + 2 pad - kernel) / stride) + 1; C++ division truncates toward
+  // zero, which would give one output for a window that does not fit.
+  if (in + 2 * pad < kernel)
+    return 0;
   return (in + 2 * pad - kernel) / stride + 1;
 }
 
@@ -317,9 +331,11 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
   case Op::MaxPool2d:
     TRY(needF32(0));
     TRY(needRank(0, 4));
+    TRY(poolPad(op, attrs));
     return inferWindow(op, in[0], in[0].shape[1], attrs.ints("kernel"), attrs);
   case Op::MaxPool2dGrad: {
     TRY(needRank(0, 4));
+    TRY(poolPad(op, attrs));
     auto check =
         inferWindow(op, in[0], in[0].shape[1], attrs.ints("kernel"), attrs);
     if (!check)
