@@ -1,0 +1,139 @@
+// codegen/cpu/CpuExecutable.cpp - the JIT-compiled CPU step behind the
+// Executable interface: the parameter, state and output buffers it owns,
+// and the two programs (training step, evaluation pass) it runs.
+#include "codegen/cpu/Runner.h"
+#include "runtime/Build.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+namespace graphc::runtime {
+
+using codegen::cpu::Program;
+
+namespace {
+
+/// A zeroed, 64-byte-aligned float array.
+class Floats {
+public:
+  explicit Floats(size_t n = 0) { resize(n); }
+  void resize(size_t n) {
+    size_t bytes = std::max<size_t>(64, (n * 4 + 63) / 64 * 64);
+    p_.reset(static_cast<float *>(std::aligned_alloc(64, bytes)));
+    std::memset(p_.get(), 0, bytes);
+  }
+  float *get() const { return p_.get(); }
+
+private:
+  std::unique_ptr<float, void (*)(void *)> p_{nullptr, std::free};
+};
+
+class CpuExecutable : public Executable {
+public:
+  CpuExecutable(CompiledModel m, const BuildOptions &o)
+      : maxBatch_(o.maxBatch), runner_(o.threads) {
+    info_ = m.info;
+    step_.graph = std::move(m.step);
+    predict_.graph = std::move(m.predict);
+    step_.plan = m.pipeline.plan.batch == maxBatch_
+                     ? m.pipeline.plan
+                     : passes::planMemory(step_.graph, maxBatch_);
+    predict_.plan = passes::planMemory(predict_.graph, maxBatch_);
+    params_.resize(size_t(info_.numParams));
+    for (const std::string &s : info_.stateSlots)
+      state_[s].resize(size_t(info_.numParams));
+    output_.resize(size_t(maxBatch_ * info_.classes));
+  }
+
+  Status compile() { return runner_.compile({&step_, &predict_}, {"step_", "predict_"}); }
+
+  std::string target() const override { return "cpu"; }
+  int64_t maxBatch() const override { return maxBatch_; }
+
+  Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
+                   float *output) override {
+    if (Status s = checkBatch(x, n); !s)
+      return s;
+    if (!labels)
+      return error("no labels given");
+    for (int64_t i = 0; i < n; ++i)
+      if (labels[i] < 0 || labels[i] >= info_.classes)
+        return error(fmt::format("label {} of sample {} is outside [0, {})", labels[i],
+                                 i, info_.classes));
+    stepIn_ = float(stepCount_);
+    seedIn_ = stepSeed(seed_, stepCount_);
+    std::map<std::string, void *> io{{"x", const_cast<float *>(x)},
+                                     {"labels", const_cast<int32_t *>(labels)},
+                                     {"params", params_.get()},
+                                     {"step", &stepIn_},
+                                     {"seed", &seedIn_},
+                                     {"out:loss", &loss_},
+                                     {"out:output", output_.get()},
+                                     {"out:params", params_.get()},
+                                     {"out:step", &stepOut_}};
+    for (auto &[slot, buf] : state_) {
+      io["state." + slot] = buf.get();
+      io["out:state." + slot] = buf.get();
+    }
+    runner_.run(step_, io, n);
+    *loss = loss_;
+    if (output)
+      std::memcpy(output, output_.get(), size_t(n * info_.classes) * sizeof(float));
+    ++stepCount_;
+    return {};
+  }
+
+  Status predict(const float *x, int64_t n, float *output) override {
+    if (Status s = checkBatch(x, n); !s)
+      return s;
+    if (!output)
+      return error("no output buffer given");
+    runner_.run(predict_, {{"x", const_cast<float *>(x)}, {"params", params_.get()},
+                           {"out:output", output_.get()}},
+                n);
+    std::memcpy(output, output_.get(), size_t(n * info_.classes) * sizeof(float));
+    return {};
+  }
+
+  float *params() override { return params_.get(); }
+  float *state(const std::string &slot) override {
+    auto it = state_.find(slot);
+    return it == state_.end() ? nullptr : it->second.get();
+  }
+  int64_t step() const override { return stepCount_; }
+  void setStep(int64_t step) override { stepCount_ = step; }
+  void setSeed(uint64_t seed) override { seed_ = seed; }
+
+private:
+  Status checkBatch(const float *x, int64_t n) const {
+    if (!x)
+      return error("no input given");
+    if (n < 1 || n > maxBatch_)
+      return error(fmt::format("batch of {} samples: this executable takes 1 to {}",
+                               n, maxBatch_));
+    return {};
+  }
+
+  int64_t maxBatch_;
+  codegen::cpu::Runner runner_;
+  Program step_, predict_;
+  Floats params_, output_;
+  std::map<std::string, Floats> state_;
+  float stepIn_ = 0, loss_ = 0, stepOut_ = 0;
+  int32_t seedIn_ = 0;
+  int64_t stepCount_ = 0;
+  uint64_t seed_ = 1;
+};
+
+} // namespace
+
+Expected<std::unique_ptr<Executable>> makeCpuExecutable(CompiledModel model,
+                                                        const BuildOptions &options) {
+  auto exe = std::make_unique<CpuExecutable>(std::move(model), options);
+  if (Status s = exe->compile(); !s)
+    return s.diag();
+  return std::unique_ptr<Executable>(std::move(exe));
+}
+
+} // namespace graphc::runtime

@@ -1,0 +1,261 @@
+// codegen/cpu/GatherOps.cpp - loop nests for the non-pointwise ops.
+#include "codegen/cpu/GatherOps.h"
+
+#include "codegen/cpu/Emitter.h"
+
+namespace graphc::codegen::cpu {
+namespace {
+
+using namespace ir;
+using llvm::Value;
+
+struct Window {
+  int64_t kh, kw, sh, sw, ph, pw;
+};
+
+Window window(const Attrs &a, int64_t kh, int64_t kw) {
+  auto st = a.ints("stride", {1, 1}), pad = a.ints("pad", {0, 0});
+  return {kh, kw, st[0], st[1], pad[0], pad[1]};
+}
+
+/// Accumulates into a float slot: init, then body(acc) may update it.
+Value *accumulate(Emitter &e, double init, const std::function<void(Value *)> &body) {
+  Value *acc = e.slot(e.b.getFloatTy(), "acc");
+  e.b.CreateStore(e.f32(init), acc);
+  body(acc);
+  return e.b.CreateLoad(e.b.getFloatTy(), acc);
+}
+
+void addTo(Emitter &e, Value *acc, Value *x) {
+  e.b.CreateStore(e.b.CreateFAdd(e.b.CreateLoad(e.b.getFloatTy(), acc), x), acc);
+}
+
+Value *inRange(Emitter &e, Value *x, Value *hi) {
+  return e.b.CreateAnd(e.b.CreateICmpSGE(x, e.i64(0)), e.b.CreateICmpSLT(x, hi));
+}
+
+/// For input coordinate `in` and kernel tap `k`: is there an output
+/// position o with o*s - p + k == in, and which.
+std::pair<Value *, Value *> tapSource(Emitter &e, Value *in, Value *k, int64_t s,
+                                      int64_t p, Value *outSize) {
+  auto &b = e.b;
+  Value *t = b.CreateSub(b.CreateAdd(in, e.i64(p)), k);
+  Value *o = b.CreateSDiv(t, e.i64(s));
+  Value *ok = b.CreateAnd(b.CreateICmpSGE(t, e.i64(0)),
+                          b.CreateICmpEQ(b.CreateSRem(t, e.i64(s)), e.i64(0)));
+  return {b.CreateAnd(ok, b.CreateICmpSLT(o, outSize)), o};
+}
+
+Value *conv2d(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  const Shape &xs = e.g.type(n.inputs[0]).shape, &ws = e.g.type(n.inputs[1]).shape;
+  Window w = window(n.attrs, ws[2], ws[3]);
+  auto idx = e.unravel(n.type.shape, i); // b, o, oy, ox
+  return accumulate(e, 0, [&](Value *acc) {
+    e.loop(e.i64(0), e.i64(xs[1]), [&](Value *c) {
+      e.loop(e.i64(0), e.i64(w.kh), [&](Value *ky) {
+        Value *iy = b.CreateAdd(b.CreateSub(b.CreateMul(idx[2], e.i64(w.sh)), e.i64(w.ph)), ky);
+        e.ifThen(inRange(e, iy, e.i64(xs[2])), [&] {
+          e.loop(e.i64(0), e.i64(w.kw), [&](Value *kx) {
+            Value *ix = b.CreateAdd(b.CreateSub(b.CreateMul(idx[3], e.i64(w.sw)), e.i64(w.pw)), kx);
+            e.ifThen(inRange(e, ix, e.i64(xs[3])), [&] {
+              Value *xv = e.load(n.inputs[0], e.ravel(xs, {idx[0], c, iy, ix}));
+              Value *wv = e.load(n.inputs[1], e.ravel(ws, {idx[1], c, ky, kx}));
+              addTo(e, acc, b.CreateFMul(xv, wv));
+            });
+          });
+        });
+      });
+    });
+  });
+}
+
+Value *conv2dGradInput(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  const Shape &gs = e.g.type(n.inputs[0]).shape, &ws = e.g.type(n.inputs[1]).shape;
+  Window w = window(n.attrs, ws[2], ws[3]);
+  auto idx = e.unravel(n.type.shape, i); // b, c, iy, ix
+  return accumulate(e, 0, [&](Value *acc) {
+    e.loop(e.i64(0), e.i64(ws[0]), [&](Value *o) {
+      e.loop(e.i64(0), e.i64(w.kh), [&](Value *ky) {
+        auto [okY, oy] = tapSource(e, idx[2], ky, w.sh, w.ph, e.i64(gs[2]));
+        e.ifThen(okY, [&, oy = oy] {
+          e.loop(e.i64(0), e.i64(w.kw), [&](Value *kx) {
+            auto [okX, ox] = tapSource(e, idx[3], kx, w.sw, w.pw, e.i64(gs[3]));
+            e.ifThen(okX, [&, ox = ox] {
+              Value *gv = e.load(n.inputs[0], e.ravel(gs, {idx[0], o, oy, ox}));
+              Value *wv = e.load(n.inputs[1], e.ravel(ws, {o, idx[1], ky, kx}));
+              addTo(e, acc, b.CreateFMul(gv, wv));
+            });
+          });
+        });
+      });
+    });
+  });
+}
+
+Value *conv2dGradWeight(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  const Shape &xs = e.g.type(n.inputs[0]).shape, &gs = e.g.type(n.inputs[1]).shape;
+  const Shape &out = n.type.shape; // o, c, ky, kx
+  Window w = window(n.attrs, out[2], out[3]);
+  auto idx = e.unravel(out, i);
+  return accumulate(e, 0, [&](Value *acc) {
+    e.loop(e.i64(0), e.dim(xs[0]), [&](Value *bi) {
+      e.loop(e.i64(0), e.i64(gs[2]), [&](Value *oy) {
+        Value *iy = b.CreateAdd(b.CreateSub(b.CreateMul(oy, e.i64(w.sh)), e.i64(w.ph)), idx[2]);
+        e.ifThen(inRange(e, iy, e.i64(xs[2])), [&] {
+          e.loop(e.i64(0), e.i64(gs[3]), [&](Value *ox) {
+            Value *ix = b.CreateAdd(b.CreateSub(b.CreateMul(ox, e.i64(w.sw)), e.i64(w.pw)), idx[3]);
+            e.ifThen(inRange(e, ix, e.i64(xs[3])), [&] {
+              Value *gv = e.load(n.inputs[1], e.ravel(gs, {bi, idx[0], oy, ox}));
+              Value *xv = e.load(n.inputs[0], e.ravel(xs, {bi, idx[1], iy, ix}));
+              addTo(e, acc, b.CreateFMul(gv, xv));
+            });
+          });
+        });
+      });
+    });
+  });
+}
+
+/// Index (in x) of the first maximum of pooling window (oy, ox) of plane (bi, c).
+Value *poolArgmax(Emitter &e, ValueId x, const Shape &xs, const Window &w, Value *bi,
+                  Value *c, Value *oy, Value *ox) {
+  auto &b = e.b;
+  Value *best = e.slot(b.getInt64Ty(), "best"), *bv = e.slot(b.getFloatTy(), "bv");
+  b.CreateStore(e.i64(-1), best);
+  b.CreateStore(e.f32(-INFINITY), bv);
+  e.loop(e.i64(0), e.i64(w.kh), [&](Value *ky) {
+    Value *iy = b.CreateAdd(b.CreateSub(b.CreateMul(oy, e.i64(w.sh)), e.i64(w.ph)), ky);
+    e.ifThen(inRange(e, iy, e.i64(xs[2])), [&] {
+      e.loop(e.i64(0), e.i64(w.kw), [&](Value *kx) {
+        Value *ix = b.CreateAdd(b.CreateSub(b.CreateMul(ox, e.i64(w.sw)), e.i64(w.pw)), kx);
+        e.ifThen(inRange(e, ix, e.i64(xs[3])), [&] {
+          Value *at = e.ravel(xs, {bi, c, iy, ix});
+          Value *v = e.load(x, at);
+          Value *better = b.CreateOr(b.CreateICmpSLT(b.CreateLoad(b.getInt64Ty(), best), e.i64(0)),
+                                     b.CreateFCmpOGT(v, b.CreateLoad(b.getFloatTy(), bv)));
+          e.ifThen(better, [&] {
+            b.CreateStore(at, best);
+            b.CreateStore(v, bv);
+          });
+        });
+      });
+    });
+  });
+  return b.CreateLoad(b.getInt64Ty(), best);
+}
+
+Value *maxPool(Emitter &e, const Node &n, Value *i) {
+  const Shape &xs = e.g.type(n.inputs[0]).shape;
+  auto k = n.attrs.ints("kernel");
+  Window w = window(n.attrs, k[0], k[1]);
+  auto idx = e.unravel(n.type.shape, i);
+  Value *at = poolArgmax(e, n.inputs[0], xs, w, idx[0], idx[1], idx[2], idx[3]);
+  return e.load(n.inputs[0], at);
+}
+
+Value *maxPoolGrad(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  const Shape &xs = e.g.type(n.inputs[0]).shape, &gs = e.g.type(n.inputs[1]).shape;
+  auto k = n.attrs.ints("kernel");
+  Window w = window(n.attrs, k[0], k[1]);
+  auto idx = e.unravel(xs, i); // b, c, iy, ix
+  return accumulate(e, 0, [&](Value *acc) {
+    e.loop(e.i64(0), e.i64(w.kh), [&](Value *ky) {
+      auto [okY, oy] = tapSource(e, idx[2], ky, w.sh, w.ph, e.i64(gs[2]));
+      e.ifThen(okY, [&, oy = oy] {
+        e.loop(e.i64(0), e.i64(w.kw), [&](Value *kx) {
+          auto [okX, ox] = tapSource(e, idx[3], kx, w.sw, w.pw, e.i64(gs[3]));
+          e.ifThen(okX, [&, ox = ox] {
+            Value *at = poolArgmax(e, n.inputs[0], xs, w, idx[0], idx[1], oy, ox);
+            e.ifThen(b.CreateICmpEQ(at, i), [&] {
+              addTo(e, acc, e.load(n.inputs[1], e.ravel(gs, {idx[0], idx[1], oy, ox})));
+            });
+          });
+        });
+      });
+    });
+  });
+}
+
+/// Reductions over any axes: output element i loops over the reduced space.
+Value *reduce(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  const Shape &in = e.g.type(n.inputs[0]).shape;
+  auto axes = n.attrs.ints("axes");
+  int rank = int(in.size());
+  std::vector<bool> red(size_t(rank), axes.empty());
+  for (int64_t a : axes)
+    red[size_t(a < 0 ? a + rank : a)] = true;
+  Shape kept, reducedShape;
+  for (int d = 0; d < rank; ++d)
+    (red[size_t(d)] ? reducedShape : kept).push_back(in[size_t(d)]);
+  auto keptIdx = e.unravel(kept, i);
+  bool isMax = n.op == Op::ReduceMax;
+  Value *r = accumulate(e, isMax ? -INFINITY : 0.0, [&](Value *acc) {
+    e.loop(e.i64(0), e.numel(reducedShape), [&](Value *j) {
+      auto redIdx = e.unravel(reducedShape, j);
+      std::vector<Value *> full;
+      size_t ki = 0, ri = 0;
+      for (int d = 0; d < rank; ++d)
+        full.push_back(red[size_t(d)] ? redIdx[ri++] : keptIdx[ki++]);
+      Value *x = e.load(n.inputs[0], e.ravel(in, full));
+      Value *a = b.CreateLoad(b.getFloatTy(), acc);
+      b.CreateStore(isMax ? e.maxf(x, a) : b.CreateFAdd(a, x), acc);
+    });
+  });
+  if (n.op == Op::ReduceMean)
+    r = b.CreateFDiv(r, b.CreateSIToFP(e.numel(reducedShape), b.getFloatTy()));
+  return r;
+}
+
+Value *transpose(Emitter &e, const Node &n, Value *i) {
+  const Shape &in = e.g.type(n.inputs[0]).shape;
+  auto perm = n.attrs.ints("perm");
+  auto idx = e.unravel(n.type.shape, i);
+  std::vector<Value *> src(in.size());
+  for (size_t d = 0; d < perm.size(); ++d)
+    src[size_t(perm[d])] = idx[d];
+  return e.load(n.inputs[0], e.ravel(in, src));
+}
+
+Value *argMax(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  int64_t c = e.g.type(n.inputs[0]).shape.back();
+  Value *best = e.slot(b.getInt64Ty(), "best"), *bv = e.slot(b.getFloatTy(), "bv");
+  b.CreateStore(e.i64(0), best);
+  b.CreateStore(e.f32(-INFINITY), bv);
+  e.loop(e.i64(0), e.i64(c), [&](Value *j) {
+    Value *v = e.load(n.inputs[0], b.CreateAdd(b.CreateMul(i, e.i64(c)), j));
+    e.ifThen(b.CreateFCmpOGT(v, b.CreateLoad(b.getFloatTy(), bv)), [&] {
+      b.CreateStore(j, best);
+      b.CreateStore(v, bv);
+    });
+  });
+  return b.CreateSIToFP(b.CreateLoad(b.getInt64Ty(), best), b.getFloatTy());
+}
+
+} // namespace
+
+Value *emitGather(Emitter &e, ValueId v, Value *i) {
+  const Node &n = e.g.node(v);
+  switch (n.op) {
+  case Op::Conv2d: return conv2d(e, n, i);
+  case Op::Conv2dGradInput: return conv2dGradInput(e, n, i);
+  case Op::Conv2dGradWeight: return conv2dGradWeight(e, n, i);
+  case Op::MaxPool2d: return maxPool(e, n, i);
+  case Op::MaxPool2dGrad: return maxPoolGrad(e, n, i);
+  case Op::ReduceSum:
+  case Op::ReduceMax:
+  case Op::ReduceMean: return reduce(e, n, i);
+  case Op::Transpose: return transpose(e, n, i);
+  case Op::ArgMax: return argMax(e, n, i);
+  default: break;
+  }
+  GRAPHC_CHECK(false, "the CPU backend cannot emit {}", opName(n.op));
+  return nullptr;
+}
+
+} // namespace graphc::codegen::cpu

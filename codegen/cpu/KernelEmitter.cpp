@@ -1,0 +1,382 @@
+// codegen/cpu/KernelEmitter.cpp - range, row and GEMM-epilogue kernels.
+#include "codegen/cpu/KernelEmitter.h"
+
+#include "codegen/cpu/Emitter.h"
+#include "codegen/cpu/GatherOps.h"
+#include "passes/Fusion.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <set>
+
+namespace graphc::codegen::cpu {
+
+using namespace ir;
+
+std::vector<bool> storedValues(const Graph &g) {
+  std::vector<bool> st(size_t(g.size()), false);
+  for (ValueId v = 0; v < g.size(); ++v) {
+    const Node &n = g.node(v);
+    if (passes::isFree(n.op) && n.op != Op::Constant && n.op != Op::BatchSize)
+      st[size_t(v)] = true; // inputs and views: the host points at them
+    for (ValueId i : n.inputs)
+      if (g.node(i).group < 0 || g.node(i).group != n.group)
+        if (g.node(i).op != Op::Constant && g.node(i).op != Op::BatchSize)
+          st[size_t(i)] = true;
+  }
+  for (const Output &o : g.outputs())
+    st[size_t(o.value)] = true;
+  return st;
+}
+
+namespace {
+
+bool pointwiseOp(Op op) {
+  return (isElementwise(op) && op != Op::Constant) || op == Op::OneHot ||
+         op == Op::RandomMask;
+}
+
+class GroupEmitter {
+public:
+  GroupEmitter(Emitter &e, std::string prefix) : e_(e), prefix_(std::move(prefix)) {}
+
+  KernelInfo emit(int grp, const std::vector<ValueId> &members) {
+    grp_ = grp;
+    members_ = members;
+    inGroup_ = std::set<ValueId>(members.begin(), members.end());
+    for (ValueId v : members) {
+      Op op = e_.g.node(v).op;
+      if (op == Op::MatMul)
+        return gemm();
+    }
+    for (ValueId v : members) {
+      Op op = e_.g.node(v).op;
+      if (op == Op::LogSoftMax || op == Op::SoftMax || op == Op::NllLoss ||
+          isRowReduce(v))
+        return rows();
+    }
+    return range();
+  }
+
+private:
+  const Graph &g() const { return e_.g; }
+  std::string name(const char *suffix) const {
+    return fmt::format("{}k{}{}", prefix_, grp_, suffix);
+  }
+  bool isRowReduce(ValueId v) const {
+    const Node &n = g().node(v);
+    if (n.op != Op::ReduceSum && n.op != Op::ReduceMax && n.op != Op::ReduceMean)
+      return false;
+    auto axes = n.attrs.ints("axes");
+    int rank = g().type(n.inputs[0]).rank();
+    return axes.size() == 1 && (axes[0] == -1 || axes[0] == rank - 1) &&
+           n.attrs.b("keepdims") && rank >= 1;
+  }
+
+  /// Operand `v` of a pointwise node at element e of `domain`.
+  llvm::Value *operand(ValueId v, const Shape &domain, llvm::Value *e,
+                       std::map<ValueId, llvm::Value *> &vals) {
+    auto it = vals.find(v);
+    if (it != vals.end())
+      return it->second;
+    return e_.external(v, domain, e);
+  }
+
+  // --- range kernels ---------------------------------------------------------
+  KernelInfo range() {
+    Shape domain;
+    for (ValueId v : members_)
+      if (!g().type(v).shape.empty())
+        domain = g().type(v).shape;
+    KernelInfo k{KernelKind::Range, grp_, name(""), "", {DType::F32, domain}};
+    auto &b = e_.b;
+    e_.begin(k.fn, {b.getInt64Ty(), b.getInt64Ty()});
+    e_.loop(e_.arg(2), e_.arg(3), [&](llvm::Value *i) {
+      std::map<ValueId, llvm::Value *> vals;
+      for (ValueId v : members_) {
+        const Node &n = g().node(v);
+        llvm::Value *x;
+        if (pointwiseOp(n.op)) {
+          std::vector<llvm::Value *> in;
+          for (ValueId o : n.inputs)
+            in.push_back(operand(o, domain, i, vals));
+          x = e_.pointwise(v, in, i);
+        } else {
+          GRAPHC_CHECK(members_.size() == 1, "gather op {} must be alone in its group",
+                       opName(n.op));
+          x = emitGather(e_, v, i);
+        }
+        vals[v] = x;
+        if (!e_.stored[size_t(v)])
+          continue;
+        if (n.type.shape.empty() && !domain.empty())
+          e_.ifThen(b.CreateICmpEQ(i, e_.i64(0)), [&] { e_.store(v, e_.i64(0), x); });
+        else
+          e_.store(v, i, x);
+      }
+    });
+    e_.finish();
+    return k;
+  }
+
+  // --- row kernels -----------------------------------------------------------
+  KernelInfo rows() {
+    Shape rowsShape;
+    for (ValueId v : members_) {
+      const Node &n = g().node(v);
+      if (n.op == Op::LogSoftMax || n.op == Op::SoftMax || n.op == Op::NllLoss ||
+          isRowReduce(v)) {
+        rowsShape = g().type(n.inputs[0]).shape;
+        break;
+      }
+    }
+    const int64_t c = rowsShape.back();
+    Shape reduced = rowsShape;
+    reduced.back() = 1;
+    KernelInfo k{KernelKind::Rows, grp_, name(""), "", {DType::F32, rowsShape}};
+    k.parallel = false;
+    auto &b = e_.b;
+    e_.begin(k.fn, {});
+    llvm::Value *rowCount = b.CreateUDiv(e_.numel(rowsShape), e_.i64(c));
+    std::map<ValueId, llvm::Value *> temps; // per-row [C] arrays
+    std::map<ValueId, llvm::Value *> accs;  // cross-row sums (nll_loss)
+    for (ValueId v : members_) {
+      const Shape &s = g().type(v).shape;
+      if (s == rowsShape)
+        temps[v] = e_.slot(b.getFloatTy(), fmt::format("t{}", v), unsigned(c));
+      if (g().node(v).op == Op::NllLoss) {
+        accs[v] = e_.slot(b.getFloatTy(), fmt::format("acc{}", v));
+        b.CreateStore(e_.f32(0), accs[v]);
+      }
+    }
+    auto elem = [&](ValueId v, llvm::Value *row, llvm::Value *col,
+                    std::map<ValueId, llvm::Value *> &vals) -> llvm::Value * {
+      if (temps.count(v))
+        return b.CreateLoad(b.getFloatTy(),
+                            b.CreateInBoundsGEP(b.getFloatTy(), temps[v], col));
+      auto it = vals.find(v);
+      if (it != vals.end())
+        return it->second;
+      llvm::Value *e = b.CreateAdd(b.CreateMul(row, e_.i64(c)), col);
+      return e_.external(v, rowsShape, e);
+    };
+    e_.loop(e_.i64(0), rowCount, [&](llvm::Value *r) {
+      std::map<ValueId, llvm::Value *> vals; // per-row and scalar values
+      for (ValueId v : members_) {
+        const Node &n = g().node(v);
+        const Shape &s = n.type.shape;
+        if (n.op == Op::NllLoss) {
+          llvm::Value *label = e_.loadI32(n.inputs[1], r);
+          llvm::Value *col = b.CreateSExt(label, b.getInt64Ty());
+          llvm::Value *lp = elem(n.inputs[0], r, col, vals);
+          b.CreateStore(b.CreateFSub(b.CreateLoad(b.getFloatTy(), accs[v]), lp), accs[v]);
+          continue;
+        }
+        if (n.op == Op::LogSoftMax || n.op == Op::SoftMax) {
+          rowSoftMax(v, r, c, temps[v], [&](llvm::Value *col) {
+            return elem(n.inputs[0], r, col, vals);
+          });
+        } else if (isRowReduce(v)) {
+          llvm::Value *acc = e_.slot(b.getFloatTy(), fmt::format("r{}", v));
+          bool isMax = n.op == Op::ReduceMax;
+          b.CreateStore(e_.f32(isMax ? -INFINITY : 0.0), acc);
+          e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
+            llvm::Value *x = elem(n.inputs[0], r, col, vals);
+            llvm::Value *a = b.CreateLoad(b.getFloatTy(), acc);
+            b.CreateStore(isMax ? e_.maxf(x, a) : b.CreateFAdd(a, x), acc);
+          });
+          llvm::Value *sum = b.CreateLoad(b.getFloatTy(), acc);
+          vals[v] = n.op == Op::ReduceMean ? b.CreateFDiv(sum, e_.f32(double(c))) : sum;
+        } else if (s == rowsShape) {
+          GRAPHC_CHECK(pointwiseOp(n.op), "{} in a row kernel", opName(n.op));
+          e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
+            std::vector<llvm::Value *> in;
+            for (ValueId o : n.inputs)
+              in.push_back(elem(o, r, col, vals));
+            llvm::Value *e = b.CreateAdd(b.CreateMul(r, e_.i64(c)), col);
+            b.CreateStore(e_.pointwise(v, in, e),
+                          b.CreateInBoundsGEP(b.getFloatTy(), temps[v], col));
+          });
+        } else {
+          // Per-row ([R,1]) or scalar pointwise values.
+          GRAPHC_CHECK(pointwiseOp(n.op) && (s == reduced || s.empty()),
+                       "{} {} in a row kernel over {}", opName(n.op), str(s),
+                       str(rowsShape));
+          std::vector<llvm::Value *> in;
+          for (ValueId o : n.inputs)
+            in.push_back(elem(o, r, e_.i64(0), vals));
+          vals[v] = e_.pointwise(v, in, r);
+        }
+        if (!e_.stored[size_t(v)])
+          continue;
+        if (s == rowsShape) {
+          e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
+            llvm::Value *x = b.CreateLoad(b.getFloatTy(),
+                                          b.CreateInBoundsGEP(b.getFloatTy(), temps[v], col));
+            e_.store(v, b.CreateAdd(b.CreateMul(r, e_.i64(c)), col), x);
+          });
+        } else if (s == reduced) {
+          e_.store(v, r, vals[v]);
+        } else {
+          e_.ifThen(b.CreateICmpEQ(r, e_.i64(0)), [&] { e_.store(v, e_.i64(0), vals[v]); });
+        }
+      }
+    });
+    for (auto &[v, acc] : accs)
+      if (e_.stored[size_t(v)]) {
+        llvm::Value *rowsF = b.CreateSIToFP(rowCount, b.getFloatTy());
+        e_.store(v, e_.i64(0), b.CreateFDiv(b.CreateLoad(b.getFloatTy(), acc), rowsF));
+      }
+    e_.finish();
+    return k;
+  }
+
+  template <class F>
+  void rowSoftMax(ValueId v, llvm::Value *r, int64_t c, llvm::Value *out, F in) {
+    auto &b = e_.b;
+    bool log = g().node(v).op == Op::LogSoftMax;
+    llvm::Value *mx = e_.slot(b.getFloatTy(), "max"), *sum = e_.slot(b.getFloatTy(), "sum");
+    b.CreateStore(e_.f32(-INFINITY), mx);
+    b.CreateStore(e_.f32(0), sum);
+    e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
+      b.CreateStore(e_.maxf(in(col), b.CreateLoad(b.getFloatTy(), mx)), mx);
+    });
+    llvm::Value *m = b.CreateLoad(b.getFloatTy(), mx);
+    e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
+      llvm::Value *x = e_.call(llvm::Intrinsic::exp, b.CreateFSub(in(col), m));
+      b.CreateStore(b.CreateFAdd(b.CreateLoad(b.getFloatTy(), sum), x), sum);
+    });
+    llvm::Value *s = b.CreateLoad(b.getFloatTy(), sum);
+    llvm::Value *lse = b.CreateFAdd(m, e_.call(llvm::Intrinsic::log, s));
+    e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
+      llvm::Value *x = in(col);
+      llvm::Value *y = log ? b.CreateFSub(x, lse)
+                           : b.CreateFDiv(e_.call(llvm::Intrinsic::exp, b.CreateFSub(x, m)), s);
+      b.CreateStore(y, b.CreateInBoundsGEP(b.getFloatTy(), out, col));
+    });
+    (void)r;
+  }
+
+  // --- GEMM kernels ----------------------------------------------------------
+  KernelInfo gemm() {
+    ValueId mm = -1, colsum = -1;
+    for (ValueId v : members_) {
+      if (g().node(v).op == Op::MatMul)
+        mm = v;
+      else if (g().node(v).op == Op::ReduceSum)
+        colsum = v;
+    }
+    const Node &m = g().node(mm);
+    const Shape &shape = m.type.shape;
+    KernelInfo k{KernelKind::Gemm, grp_, "", "", m.type};
+    k.a = m.inputs[0];
+    k.b = m.inputs[1];
+    k.transA = m.attrs.b("transA");
+    k.transB = m.attrs.b("transB");
+    std::vector<ValueId> epilogue;
+    for (ValueId v : members_)
+      if (v != mm && v != colsum)
+        epilogue.push_back(v);
+    // C: the product's own buffer when it is stored, else the first stored
+    // result of the epilogue with the product's shape.
+    if (e_.stored[size_t(mm)])
+      k.c = mm;
+    for (ValueId v : epilogue)
+      if (k.c < 0 && e_.stored[size_t(v)] && g().type(v).shape == shape)
+        k.c = v;
+    GRAPHC_CHECK(k.c >= 0, "GEMM group k{} stores nothing of shape {}", grp_, str(shape));
+    if (!epilogue.empty())
+      k.fn = emitEpilogue(mm, epilogue, shape);
+    if (colsum >= 0)
+      k.colsum = emitColsum(colsum);
+    return k;
+  }
+
+  std::string emitEpilogue(ValueId mm, const std::vector<ValueId> &epi, const Shape &shape) {
+    auto &b = e_.b;
+    std::string fn = name("_epilogue");
+    auto *i64t = b.getInt64Ty();
+    e_.begin(fn, {b.getPtrTy(), i64t, i64t, i64t, i64t, i64t});
+    llvm::Value *c = e_.arg(2), *ldc = e_.arg(3);
+    llvm::Value *cols = e_.dim(shape[1]);
+    e_.loop(e_.arg(4), e_.arg(5), [&](llvm::Value *i) {
+      e_.loop(e_.arg(6), e_.arg(7), [&](llvm::Value *j) {
+        llvm::Value *e = b.CreateAdd(b.CreateMul(i, cols), j);
+        std::map<ValueId, llvm::Value *> vals;
+        vals[mm] = b.CreateLoad(b.getFloatTy(),
+                                b.CreateInBoundsGEP(b.getFloatTy(), c,
+                                                    b.CreateAdd(b.CreateMul(i, ldc), j)));
+        for (ValueId v : epi) {
+          std::vector<llvm::Value *> in;
+          for (ValueId o : g().node(v).inputs)
+            in.push_back(operand(o, shape, e, vals));
+          vals[v] = e_.pointwise(v, in, e);
+        }
+        for (ValueId v : epi)
+          if (e_.stored[size_t(v)])
+            e_.store(v, e, vals[v]);
+      });
+    });
+    e_.finish();
+    return fn;
+  }
+
+  /// out[j] = sum_i dY[i, j]: the bias gradient next to the weight gradient.
+  std::string emitColsum(ValueId v) {
+    auto &b = e_.b;
+    std::string fn = name("_colsum");
+    const Shape &in = g().type(g().node(v).inputs[0]).shape;
+    e_.begin(fn, {});
+    llvm::Value *rows = e_.dim(in[0]);
+    int64_t cols = in[1];
+    e_.loop(e_.i64(0), e_.i64(cols), [&](llvm::Value *j) { e_.store(v, j, e_.f32(0)); });
+    e_.loop(e_.i64(0), rows, [&](llvm::Value *i) {
+      e_.loop(e_.i64(0), e_.i64(cols), [&](llvm::Value *j) {
+        llvm::Value *x = e_.load(g().node(v).inputs[0], b.CreateAdd(b.CreateMul(i, e_.i64(cols)), j));
+        e_.store(v, j, b.CreateFAdd(e_.load(v, j), x));
+      });
+    });
+    e_.finish();
+    return fn;
+  }
+
+  Emitter &e_;
+  std::string prefix_;
+  int grp_ = -1;
+  std::vector<ValueId> members_;
+  std::set<ValueId> inGroup_;
+};
+
+} // namespace
+
+std::vector<KernelInfo> emitKernels(llvm::Module &m, const Graph &g,
+                                    const std::vector<bool> &stored,
+                                    const std::string &prefix) {
+  Emitter e(m, g, stored);
+  GroupEmitter ge(e, prefix);
+  std::vector<KernelInfo> out;
+  int grp = -1;
+  std::vector<ValueId> members;
+  auto flush = [&] {
+    if (grp >= 0)
+      out.push_back(ge.emit(grp, members));
+    members.clear();
+  };
+  for (ValueId v = 0; v < g.size(); ++v) {
+    const Node &n = g.node(v);
+    if (n.group != grp) {
+      flush();
+      grp = n.group;
+    }
+    if (n.group >= 0)
+      members.push_back(v);
+    else if (n.op == Op::FlatPack)
+      out.push_back({KernelKind::Pack, -1, "", "", n.type, false, -1, -1, -1,
+                     false, false, v});
+  }
+  flush();
+  return out;
+}
+
+} // namespace graphc::codegen::cpu

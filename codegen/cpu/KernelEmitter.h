@@ -1,0 +1,67 @@
+// codegen/cpu/KernelEmitter.h - kernel groups to LLVM IR functions.
+//
+// Three kernel shapes cover every group the fusion pass makes:
+//  - range kernels `void k(ptr ptrs, i64 n, i64 begin, i64 end)` compute
+//    elements [begin, end) of one domain: elementwise chains, the optimizer
+//    update, and single gather ops (convolutions, pooling, reductions)
+//    written as "compute output element i";
+//  - row kernels `void k(ptr ptrs, i64 n)` walk the rows of an [R, C] domain
+//    with per-row temporaries: LogSoftMax + ClassNLL forward and backward;
+//  - GEMM kernels: the host's packed, threaded driver (runtime/Gemm.h) calls
+//    the generated micro-kernel, then the group's generated epilogue
+//    `void e(ptr ptrs, i64 n, ptr c, i64 ldc, i64 i0, i64 i1, i64 j0, i64 j1)`
+//    on each finished region; a bias gradient is a generated column sum.
+// `ptrs` holds one pointer per IR value (null where a value has no buffer):
+// every buffer, view and caller array is found by the value's id.
+#pragma once
+
+#include "ir/Graph.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace llvm {
+class LLVMContext;
+class Module;
+} // namespace llvm
+
+namespace graphc::codegen::cpu {
+
+/// The host's vector unit, as the micro-kernel is blocked for it.
+struct VectorTarget {
+  int width = 4; ///< floats per vector register: 16 (AVX-512), 8 (AVX2), 4
+  int mr = 4, nr = 8;
+  std::string name = "portable";
+};
+
+enum class KernelKind { Range, Rows, Gemm, Pack };
+
+/// What the host needs to launch one kernel group.
+struct KernelInfo {
+  KernelKind kind;
+  int group = -1;
+  std::string fn;     ///< range / rows function, or the GEMM epilogue ("" if none)
+  std::string colsum; ///< GEMM: bias-gradient function, or ""
+  ir::Type domain;    ///< range: elements computed; rows: the [R, C] rows
+  bool parallel = true;
+  // GEMM operands, by value id, and the buffer C accumulates into.
+  ir::ValueId a = -1, b = -1, c = -1;
+  bool transA = false, transB = false;
+  ir::ValueId pack = -1; ///< Pack: the flat_pack node whose parts need copies
+};
+
+/// Emits every kernel group of `g` into `m`, names prefixed with `prefix`.
+/// `stored[v]` says whether value v has a buffer (crosses a kernel boundary
+/// or is an input, output or view).
+std::vector<KernelInfo> emitKernels(llvm::Module &m, const ir::Graph &g,
+                                    const std::vector<bool> &stored,
+                                    const std::string &prefix);
+
+/// Emits the GEMM micro-kernel for `t` as `name`.
+void emitMicroKernel(llvm::Module &m, const VectorTarget &t, const std::string &name);
+
+/// Which values of `g` need a buffer.
+std::vector<bool> storedValues(const ir::Graph &g);
+
+} // namespace graphc::codegen::cpu
