@@ -97,6 +97,8 @@ std::optional<ValueId> reshapeRule(Graph &g, const Node &n) {
   ValueId x = n.inputs[0];
   if (g.type(x) == n.type)
     return x;
+  if (auto c = scalarConst(g, x)) // a constant is the same value in any shape
+    return g.constant(*c, n.type);
   if (g.node(x).op == Op::Reshape)
     return g.add(Op::Reshape, {g.node(x).inputs[0]}, n.attrs);
   return std::nullopt;
@@ -105,6 +107,8 @@ std::optional<ValueId> reshapeRule(Graph &g, const Node &n) {
 std::optional<ValueId> broadcastRule(Graph &g, const Node &n) {
   if (g.type(n.inputs[0]) == n.type)
     return n.inputs[0];
+  if (auto c = scalarConst(g, n.inputs[0]))
+    return g.constant(*c, n.type);
   return std::nullopt;
 }
 

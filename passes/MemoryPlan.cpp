@@ -72,14 +72,31 @@ MemoryPlan planMemory(const Graph &g, int64_t batch) {
     stored[size_t(p.aliasOf[size_t(o.value)])] = true;
 
   // 3. Live ranges in node order (groups are contiguous), through aliases.
+  //    A kernel may write any of its results while it still reads any of
+  //    its operands, so values are born at the start of their kernel and
+  //    die at its end.
+  std::vector<int> groupBegin(g.groups().size(), n), groupEnd(g.groups().size(), -1);
+  for (ValueId v = 0; v < n; ++v)
+    if (int k = g.node(v).group; k >= 0) {
+      groupBegin[size_t(k)] = std::min(groupBegin[size_t(k)], int(v));
+      groupEnd[size_t(k)] = std::max(groupEnd[size_t(k)], int(v));
+    }
+  auto begins = [&](ValueId v) {
+    int k = g.node(v).group;
+    return k >= 0 ? groupBegin[size_t(k)] : int(v);
+  };
+  auto ends = [&](ValueId v) {
+    int k = g.node(v).group;
+    return k >= 0 ? groupEnd[size_t(k)] : int(v);
+  };
   std::vector<int> first(size_t(n), -1), last(size_t(n), -1);
   for (ValueId v = 0; v < n; ++v) {
     ValueId o = p.aliasOf[size_t(v)];
-    if (first[size_t(o)] < 0)
-      first[size_t(o)] = v;
-    last[size_t(o)] = std::max(last[size_t(o)], int(v));
+    if (first[size_t(o)] < 0 || begins(v) < first[size_t(o)])
+      first[size_t(o)] = begins(v);
+    last[size_t(o)] = std::max(last[size_t(o)], ends(v));
     for (ValueId i : g.node(v).inputs)
-      last[size_t(p.aliasOf[size_t(i)])] = std::max(last[size_t(p.aliasOf[size_t(i)])], int(v));
+      last[size_t(p.aliasOf[size_t(i)])] = std::max(last[size_t(p.aliasOf[size_t(i)])], ends(v));
   }
 
   // 4. Greedy placement, largest first, around buffers live at the same time.

@@ -7,12 +7,12 @@ namespace graphc::passes {
 
 using namespace ir;
 
-Graph rebuild(const Graph &g, const RuleTable &rules) {
+Graph rebuild(const Graph &g, const RuleTable &rules, bool dropUnusedInputs) {
   std::vector<bool> live(size_t(g.size()), false);
   for (const Output &o : g.outputs())
     live[size_t(o.value)] = true;
   for (ValueId v = g.size() - 1; v >= 0; --v) {
-    if (g.node(v).op == Op::Input)
+    if (g.node(v).op == Op::Input && !dropUnusedInputs)
       live[size_t(v)] = true;
     if (live[size_t(v)])
       for (ValueId i : g.node(v).inputs)

@@ -22,8 +22,10 @@ using Rule = std::function<std::optional<ir::ValueId>(ir::Graph &out,
                                                       const ir::Node &node)>;
 using RuleTable = std::map<ir::Op, Rule>;
 
-/// One rebuild of `g` through `rules`, without dead nodes. Inputs are kept.
-ir::Graph rebuild(const ir::Graph &g, const RuleTable &rules);
+/// One rebuild of `g` through `rules`, without dead nodes. Inputs are kept
+/// unless `dropUnusedInputs`.
+ir::Graph rebuild(const ir::Graph &g, const RuleTable &rules,
+                  bool dropUnusedInputs = false);
 
 /// Rebuilds until the graph stops changing (at most `maxRounds` times).
 ir::Graph rewriteToFixedPoint(const ir::Graph &g, const RuleTable &rules,

@@ -4,6 +4,7 @@
 #include "ir/Random.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
+#include "passes/Rewrite.h"
 
 #include <fmt/format.h>
 
@@ -60,7 +61,8 @@ Expected<CompiledModel> compileModel(const nn::ModelSpec &spec, const ir::Shape 
     if (o.name == "output")
       outs.push_back(o);
   fwd.outputs() = outs;
-  m.predict = passes::fuse(passes::canonicalize(fwd)).graph;
+  // Evaluation takes only x and the parameters: labels and seed go.
+  m.predict = passes::fuse(passes::rebuild(passes::canonicalize(fwd), {}, true)).graph;
   return m;
 }
 

@@ -175,6 +175,14 @@ llvm::Value *Emitter::external(ValueId v, const Shape &domain, llvm::Value *e) {
   return load(v, broadcastIndex(domain, nd.type.shape, e));
 }
 
+llvm::Value *Emitter::operandOf(ValueId user, ValueId v, const Shape &domain,
+                               llvm::Value *e) {
+  const Node &u = g.node(user);
+  if (u.op == Op::OneHot)
+    return load(v, b.CreateUDiv(e, i64(u.attrs.i("classes"))));
+  return external(v, domain, e);
+}
+
 llvm::Value *Emitter::call(llvm::Intrinsic::ID id, llvm::Value *x) {
   llvm::Function *f = llvm::Intrinsic::getDeclaration(&mod, id, {x->getType()});
   return b.CreateCall(f, {x});

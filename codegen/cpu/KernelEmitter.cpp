@@ -74,13 +74,13 @@ private:
            n.attrs.b("keepdims") && rank >= 1;
   }
 
-  /// Operand `v` of a pointwise node at element e of `domain`.
-  llvm::Value *operand(ValueId v, const Shape &domain, llvm::Value *e,
+  /// Operand `v` of pointwise node `user` at element e of `domain`.
+  llvm::Value *operand(ValueId user, ValueId v, const Shape &domain, llvm::Value *e,
                        std::map<ValueId, llvm::Value *> &vals) {
     auto it = vals.find(v);
     if (it != vals.end())
       return it->second;
-    return e_.external(v, domain, e);
+    return e_.operandOf(user, v, domain, e);
   }
 
   // --- range kernels ---------------------------------------------------------
@@ -100,11 +100,16 @@ private:
         if (pointwiseOp(n.op)) {
           std::vector<llvm::Value *> in;
           for (ValueId o : n.inputs)
-            in.push_back(operand(o, domain, i, vals));
+            in.push_back(operand(v, o, domain, i, vals));
           x = e_.pointwise(v, in, i);
         } else {
-          GRAPHC_CHECK(members_.size() == 1, "gather op {} must be alone in its group",
-                       opName(n.op));
+          // A gather op (a convolution with its epilogue, say) computes the
+          // element of the domain from operands outside the kernel.
+          GRAPHC_CHECK(n.type.shape == domain, "gather op {} {} in a kernel over {}",
+                       opName(n.op), str(n.type.shape), str(domain));
+          for (ValueId o : n.inputs)
+            GRAPHC_CHECK(!inGroup_.count(o), "gather op {} reads %{} of its own kernel",
+                         opName(n.op), o);
           x = emitGather(e_, v, i);
         }
         vals[v] = x;
@@ -150,7 +155,7 @@ private:
         b.CreateStore(e_.f32(0), accs[v]);
       }
     }
-    auto elem = [&](ValueId v, llvm::Value *row, llvm::Value *col,
+    auto elem = [&](ValueId user, ValueId v, llvm::Value *row, llvm::Value *col,
                     std::map<ValueId, llvm::Value *> &vals) -> llvm::Value * {
       if (temps.count(v))
         return b.CreateLoad(b.getFloatTy(),
@@ -159,7 +164,7 @@ private:
       if (it != vals.end())
         return it->second;
       llvm::Value *e = b.CreateAdd(b.CreateMul(row, e_.i64(c)), col);
-      return e_.external(v, rowsShape, e);
+      return e_.operandOf(user, v, rowsShape, e);
     };
     e_.loop(e_.i64(0), rowCount, [&](llvm::Value *r) {
       std::map<ValueId, llvm::Value *> vals; // per-row and scalar values
@@ -169,20 +174,20 @@ private:
         if (n.op == Op::NllLoss) {
           llvm::Value *label = e_.loadI32(n.inputs[1], r);
           llvm::Value *col = b.CreateSExt(label, b.getInt64Ty());
-          llvm::Value *lp = elem(n.inputs[0], r, col, vals);
+          llvm::Value *lp = elem(v, n.inputs[0], r, col, vals);
           b.CreateStore(b.CreateFSub(b.CreateLoad(b.getFloatTy(), accs[v]), lp), accs[v]);
           continue;
         }
         if (n.op == Op::LogSoftMax || n.op == Op::SoftMax) {
           rowSoftMax(v, r, c, temps[v], [&](llvm::Value *col) {
-            return elem(n.inputs[0], r, col, vals);
+            return elem(v, n.inputs[0], r, col, vals);
           });
         } else if (isRowReduce(v)) {
           llvm::Value *acc = e_.slot(b.getFloatTy(), fmt::format("r{}", v));
           bool isMax = n.op == Op::ReduceMax;
           b.CreateStore(e_.f32(isMax ? -INFINITY : 0.0), acc);
           e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
-            llvm::Value *x = elem(n.inputs[0], r, col, vals);
+            llvm::Value *x = elem(v, n.inputs[0], r, col, vals);
             llvm::Value *a = b.CreateLoad(b.getFloatTy(), acc);
             b.CreateStore(isMax ? e_.maxf(x, a) : b.CreateFAdd(a, x), acc);
           });
@@ -193,7 +198,7 @@ private:
           e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
             std::vector<llvm::Value *> in;
             for (ValueId o : n.inputs)
-              in.push_back(elem(o, r, col, vals));
+              in.push_back(elem(v, o, r, col, vals));
             llvm::Value *e = b.CreateAdd(b.CreateMul(r, e_.i64(c)), col);
             b.CreateStore(e_.pointwise(v, in, e),
                           b.CreateInBoundsGEP(b.getFloatTy(), temps[v], col));
@@ -205,7 +210,7 @@ private:
                        str(rowsShape));
           std::vector<llvm::Value *> in;
           for (ValueId o : n.inputs)
-            in.push_back(elem(o, r, e_.i64(0), vals));
+            in.push_back(elem(v, o, r, e_.i64(0), vals));
           vals[v] = e_.pointwise(v, in, r);
         }
         if (!e_.stored[size_t(v)])
@@ -310,7 +315,7 @@ private:
         for (ValueId v : epi) {
           std::vector<llvm::Value *> in;
           for (ValueId o : g().node(v).inputs)
-            in.push_back(operand(o, shape, e, vals));
+            in.push_back(operand(v, o, shape, e, vals));
           vals[v] = e_.pointwise(v, in, e);
         }
         for (ValueId v : epi)

@@ -41,6 +41,8 @@ public:
 
 private:
   std::vector<void *> bind(Program &p, const std::map<std::string, void *> &io);
+  /// Outputs that are views or inputs land in their "out:" buffers by copy.
+  void copyOutputs(Program &p, const std::map<std::string, void *> &io, int64_t n);
   void gemm(const KernelInfo &k, Program &p, void **table, int64_t n, size_t index);
 
   runtime::ThreadPool pool_;
