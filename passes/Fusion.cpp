@@ -153,10 +153,12 @@ private:
       while (true) {
         const auto &us = users_[size_t(tail)];
         if (output_[size_t(tail)] || us.size() != 1) {
-          if (us.size() > 1 && tail != m)
-            notes_.push_back(fmt::format("epilogue of {} ends at {}: its result "
-                                         "has {} uses and is stored",
-                                         name(m), name(tail), us.size()));
+          if (tail != m && (output_[size_t(tail)] || us.size() > 1))
+            notes_.push_back(fmt::format(
+                "epilogue of {} ends at {}: {}", name(m), name(tail),
+                output_[size_t(tail)]
+                    ? std::string("its result is a graph output and is stored")
+                    : fmt::format("its result has {} uses and is stored", us.size())));
           break;
         }
         ValueId c = us[0];

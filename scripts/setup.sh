@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# scripts/setup.sh - installs graphc's dependencies from Debian's packages and
+# builds it (Release) in build/. Safe to run again; needs root for apt-get.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(
+  cmake ninja-build g++ pkg-config
+  llvm-19-dev                     # the CPU backend: IRBuilder, new pass manager, ORC LLJIT
+  libfmt-dev libcli11-dev zlib1g-dev nlohmann-json3-dev catch2
+  dataset-fashion-mnist           # the default data set
+  python3 python3-numpy python3-torch libopenblas0-pthread  # PyTorch checks and benchmarks
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$root/build" -j"$(nproc)"
+echo "setup: built $root/build/graphc"

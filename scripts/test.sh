@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# scripts/test.sh - builds and runs the whole test suite: first the
+# malformed-model corpus and the front-end tests under AddressSanitizer and
+# UndefinedBehaviorSanitizer (ctest label `corpus`), then every test of the
+# Release build.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+
+cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DGRAPHC_SANITIZE=ON >/dev/null
+cmake --build "$root/build-asan" -j"$jobs" --target graphc graphc_tests
+(cd "$root/build-asan" && ctest --output-on-failure -j"$jobs" -L corpus)
+
+cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$root/build" -j"$jobs"
+(cd "$root/build" && ctest --output-on-failure -j"$jobs")
