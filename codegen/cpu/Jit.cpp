@@ -1,6 +1,8 @@
 // codegen/cpu/Jit.cpp - LLVM setup, O3 for the host, ORC LLJIT.
 #include "codegen/cpu/Jit.h"
 
+#include "runtime/rt/graphc_rt.h"
+
 #include <fmt/format.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
@@ -16,6 +18,7 @@
 #include <llvm/TargetParser/Host.h>
 
 #include <chrono>
+#include <cstring>
 #include <mutex>
 
 namespace graphc::codegen::cpu {
@@ -46,17 +49,19 @@ Expected<llvm::orc::JITTargetMachineBuilder> hostBuilder() {
   return std::move(*jtmb);
 }
 
-/// Builds the model's module: every program's kernels and the micro-kernel.
+/// Builds the model's module: the micro-kernel, then every program's
+/// kernels and run function.
 std::unique_ptr<llvm::Module> buildModule(llvm::LLVMContext &ctx,
                                           std::vector<Program *> &programs,
                                           const std::vector<std::string> &prefixes,
-                                          const VectorTarget &t) {
+                                          const VectorTarget &t, const std::string &micro) {
   auto m = std::make_unique<llvm::Module>("graphc", ctx);
-  emitMicroKernel(*m, t, "graphc_micro");
+  emitMicroKernel(*m, t, micro);
   for (size_t i = 0; i < programs.size(); ++i) {
     Program &p = *programs[i];
     p.stored = storedValues(p.graph);
     p.kernels = emitKernels(*m, p.graph, p.stored, prefixes[i]);
+    emitRunFunction(*m, p.graph, p.plan, p.stored, p.kernels, prefixes[i], micro, t);
   }
   return m;
 }
@@ -111,7 +116,7 @@ JitModule::~JitModule() = default;
 
 Expected<std::unique_ptr<JitModule>>
 JitModule::compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
-                   VectorTarget &target, double *compileMs) {
+                   double *compileMs) {
   auto t0 = std::chrono::steady_clock::now();
   auto jtmb = hostBuilder();
   if (!jtmb)
@@ -119,15 +124,25 @@ JitModule::compile(std::vector<Program *> programs, const std::vector<std::strin
   auto tm = jtmb->createTargetMachine();
   if (!tm)
     return error("LLVM target machine: " + errorText(tm.takeError()));
-  target = hostVectorTarget();
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  auto m = buildModule(*ctx, programs, prefixes, target);
+  auto m = buildModule(*ctx, programs, prefixes, hostVectorTarget(), "graphc_micro");
   if (Status s = optimize(*m, **tm); !s)
     return s.diag();
 
   auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(*jtmb).create();
   if (!jit)
     return error("LLVM JIT: " + errorText(jit.takeError()));
+  // The C runtime and libc's memmove are linked into graphc itself.
+  llvm::orc::SymbolMap runtime;
+  auto add = [&](const char *name, auto *fnptr) {
+    runtime[(*jit)->mangleAndIntern(name)] = {llvm::orc::ExecutorAddr::fromPtr(fnptr),
+                                              llvm::JITSymbolFlags::Exported};
+  };
+  add("grt_parallel_range", &grt_parallel_range);
+  add("grt_gemm", &grt_gemm);
+  add("memmove", &std::memmove);
+  if (auto e = (*jit)->getMainJITDylib().define(llvm::orc::absoluteSymbols(runtime)))
+    return error("LLVM JIT: " + errorText(std::move(e)));
   auto gen = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
       (*jit)->getDataLayout().getGlobalPrefix());
   if (!gen)
@@ -138,34 +153,11 @@ JitModule::compile(std::vector<Program *> programs, const std::vector<std::strin
 
   auto out = std::unique_ptr<JitModule>(new JitModule);
   out->impl_ = std::make_unique<Impl>();
-  auto lookup = [&](const std::string &name) -> Expected<void *> {
-    if (name.empty())
-      return static_cast<void *>(nullptr);
-    auto sym = (*jit)->lookup(name);
+  for (size_t i = 0; i < programs.size(); ++i) {
+    auto sym = (*jit)->lookup(prefixes[i] + "run");
     if (!sym)
       return error("LLVM JIT: " + errorText(sym.takeError()));
-    return sym->toPtr<void *>();
-  };
-  auto micro = lookup("graphc_micro");
-  if (!micro)
-    return micro.diag();
-  out->micro_ = *micro;
-  for (Program *p : programs) {
-    p->fns.clear();
-    p->epilogues.clear();
-    p->colsums.clear();
-    for (const KernelInfo &k : p->kernels) {
-      bool gemm = k.kind == KernelKind::Gemm;
-      auto fn = lookup(gemm ? "" : k.fn);
-      auto epi = lookup(gemm ? k.fn : "");
-      auto col = lookup(k.colsum);
-      for (auto *r : {&fn, &epi, &col})
-        if (!*r)
-          return r->diag();
-      p->fns.push_back(*fn);
-      p->epilogues.push_back(*epi);
-      p->colsums.push_back(*col);
-    }
+    programs[i]->run = sym->toPtr<void (*)(void **, int64_t, void *, void *)>();
   }
   out->impl_->jit = std::move(*jit);
   if (compileMs)
@@ -174,29 +166,34 @@ JitModule::compile(std::vector<Program *> programs, const std::vector<std::strin
   return out;
 }
 
-Expected<std::string> emitText(std::vector<Program *> programs,
-                               const std::vector<std::string> &prefixes, bool assembly) {
+Expected<std::string> emitCode(std::vector<Program *> programs,
+                               const std::vector<std::string> &prefixes, EmitKind kind,
+                               const std::string &microName) {
   auto jtmb = hostBuilder();
   if (!jtmb)
     return jtmb.diag();
+  if (kind == EmitKind::Object) // relocatable code for a static library
+    jtmb->setRelocationModel(llvm::Reloc::PIC_);
   auto tm = jtmb->createTargetMachine();
   if (!tm)
     return error("LLVM target machine: " + errorText(tm.takeError()));
   llvm::LLVMContext ctx;
-  auto m = buildModule(ctx, programs, prefixes, hostVectorTarget());
+  auto m = buildModule(ctx, programs, prefixes, hostVectorTarget(), microName);
   if (Status s = optimize(*m, **tm); !s)
     return s.diag();
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  if (!assembly) {
+  if (kind == EmitKind::LlvmIr) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
     m->print(os, nullptr);
     return os.str();
   }
   llvm::SmallString<0> buf;
   llvm::raw_svector_ostream svos(buf);
   llvm::legacy::PassManager pm;
-  if ((*tm)->addPassesToEmitFile(pm, svos, nullptr, llvm::CodeGenFileType::AssemblyFile))
-    return error("LLVM cannot emit assembly for this host");
+  auto type = kind == EmitKind::Assembly ? llvm::CodeGenFileType::AssemblyFile
+                                         : llvm::CodeGenFileType::ObjectFile;
+  if ((*tm)->addPassesToEmitFile(pm, svos, nullptr, type))
+    return error("LLVM cannot emit code for this host");
   pm.run(*m);
   return std::string(buf.str());
 }

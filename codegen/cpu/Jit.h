@@ -17,13 +17,14 @@
 
 namespace graphc::codegen::cpu {
 
-/// One graph's kernels and the data the host needs to run them.
+/// One graph compiled: its plan, its kernels, and the run function.
 struct Program {
   ir::Graph graph;
   passes::MemoryPlan plan;
   std::vector<bool> stored;
   std::vector<KernelInfo> kernels;
-  std::vector<void *> fns, epilogues, colsums; ///< resolved, per kernel
+  /// void run(void **io, int64_t n, void *arena, grt_pool *pool), once compiled
+  void (*run)(void **io, int64_t n, void *arena, void *pool) = nullptr;
 };
 
 /// The host's vector unit, from the features LLVM detects.
@@ -33,22 +34,24 @@ VectorTarget hostVectorTarget();
 class JitModule {
 public:
   ~JitModule();
-  /// Emits, optimises and JIT-compiles the kernels of `programs`, filling in
-  /// their function pointers. `compileMs` receives the time it took.
+  /// Emits, optimises and JIT-compiles `programs`, setting their run
+  /// functions. `compileMs` receives the time it took.
   static Expected<std::unique_ptr<JitModule>>
   compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
-          VectorTarget &target, double *compileMs);
-  void *microKernel() const { return micro_; }
+          double *compileMs);
 
 private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  void *micro_ = nullptr;
 };
 
-/// The optimised LLVM IR (`asm` false) or host assembly (`asm` true) of the
-/// kernels of `programs`.
-Expected<std::string> emitText(std::vector<Program *> programs,
-                               const std::vector<std::string> &prefixes, bool assembly);
+enum class EmitKind { LlvmIr, Assembly, Object };
+
+/// The optimised LLVM IR, host assembly or an object file of `programs`
+/// (kernels, micro-kernel and run functions; names prefixed as given, the
+/// micro-kernel called `<microName>`).
+Expected<std::string> emitCode(std::vector<Program *> programs,
+                               const std::vector<std::string> &prefixes, EmitKind kind,
+                               const std::string &microName = "graphc_micro");
 
 } // namespace graphc::codegen::cpu

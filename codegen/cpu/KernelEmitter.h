@@ -26,6 +26,10 @@ class LLVMContext;
 class Module;
 } // namespace llvm
 
+namespace graphc::passes {
+struct MemoryPlan;
+}
+
 namespace graphc::codegen::cpu {
 
 /// The host's vector unit, as the micro-kernel is blocked for it.
@@ -63,5 +67,12 @@ void emitMicroKernel(llvm::Module &m, const VectorTarget &t, const std::string &
 
 /// Which values of `g` need a buffer.
 std::vector<bool> storedValues(const ir::Graph &g);
+
+/// Emits `void <prefix>run(void **io, i64 n, ptr arena, ptr pool)`, which
+/// binds every buffer and launches `kernels` in order (StepFunction.cpp).
+void emitRunFunction(llvm::Module &m, const ir::Graph &g, const passes::MemoryPlan &plan,
+                     const std::vector<bool> &stored, const std::vector<KernelInfo> &kernels,
+                     const std::string &prefix, const std::string &micro,
+                     const VectorTarget &t);
 
 } // namespace graphc::codegen::cpu

@@ -1,0 +1,149 @@
+// codegen/cpu/StepFunction.cpp - the function that runs a whole program:
+//
+//   void <prefix>run(void **io, i64 n, ptr arena, ptr pool)
+//
+// `io` holds the graph's inputs in order, then its outputs in order. The
+// function points every stored value at its memory (inputs, outputs, arena
+// offsets from the memory plan, views at their offsets) in a table on its
+// stack, then launches the kernels in order through the C runtime
+// (runtime/rt/graphc_rt.h): range kernels split over the pool, GEMMs
+// through the packed driver with their epilogue, row kernels directly.
+// The JIT and the ahead-of-time library run the same function.
+#include "codegen/cpu/Emitter.h"
+#include "codegen/cpu/KernelEmitter.h"
+#include "passes/MemoryPlan.h"
+
+#include <fmt/format.h>
+
+namespace graphc::codegen::cpu {
+
+using namespace ir;
+
+namespace {
+
+llvm::FunctionCallee declare(llvm::Module &m, const char *name, llvm::Type *ret,
+                             std::vector<llvm::Type *> args) {
+  return m.getOrInsertFunction(name, llvm::FunctionType::get(ret, args, false));
+}
+
+} // namespace
+
+void emitRunFunction(llvm::Module &m, const Graph &g, const passes::MemoryPlan &plan,
+                     const std::vector<bool> &stored, const std::vector<KernelInfo> &kernels,
+                     const std::string &prefix, const std::string &micro,
+                     const VectorTarget &t) {
+  Emitter e(m, g, stored);
+  auto &b = e.b;
+  auto *ptr = b.getPtrTy();
+  auto *i64 = b.getInt64Ty();
+  auto *vd = b.getVoidTy();
+  auto parallelRange = declare(m, "grt_parallel_range", vd, {ptr, ptr, ptr, i64, i64});
+  auto gemm = declare(m, "grt_gemm", vd,
+                      {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr,
+                       i64, i64, ptr, ptr, i64});
+  auto memcopy = declare(m, "memmove", ptr, {ptr, ptr, i64});
+
+  // void run(ptr io, i64 n, ptr arena, ptr pool): the Emitter's (ptrs, n)
+  // convention with io in the place of ptrs.
+  e.begin(prefix + "run", {ptr, ptr});
+  llvm::Value *io = e.arg(0), *n = e.n(), *arena = e.arg(2), *pool = e.arg(3);
+  const int count = g.size();
+  llvm::Value *table = e.slot(ptr, "ptrs", unsigned(std::max(count, 1)));
+  std::vector<llvm::Value *> at(size_t(count), nullptr);
+  auto ioSlot = [&](int i) {
+    return b.CreateLoad(ptr, b.CreateConstInBoundsGEP1_64(ptr, io, uint64_t(i)));
+  };
+  auto bytes = [&](ValueId v) {
+    return b.CreateMul(e.numel(g.type(v).shape), e.i64(4));
+  };
+
+  // 1. Memory of every stored value.
+  for (ValueId v = 0; v < count; ++v)
+    if (plan.offset[size_t(v)] >= 0)
+      at[size_t(v)] = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), arena,
+                                                   uint64_t(plan.offset[size_t(v)]));
+  std::vector<ValueId> inputs = g.inputs();
+  for (size_t i = 0; i < inputs.size(); ++i)
+    at[size_t(inputs[i])] = ioSlot(int(i));
+  std::vector<bool> boundToOutput(g.outputs().size(), false);
+  for (size_t j = 0; j < g.outputs().size(); ++j) {
+    ValueId v = g.outputs()[j].value;
+    ValueId owner = plan.aliasOf[size_t(v)];
+    if (g.node(owner).op == Op::Input || plan.offset[size_t(owner)] >= 0 ||
+        (at[size_t(owner)] && owner != v))
+      continue;
+    if (at[size_t(owner)] == nullptr) {
+      at[size_t(owner)] = ioSlot(int(inputs.size() + j));
+      boundToOutput[j] = owner == v;
+    }
+  }
+  for (ValueId v = 0; v < count; ++v) {
+    ValueId owner = plan.aliasOf[size_t(v)];
+    if (owner != v && at[size_t(owner)])
+      at[size_t(v)] = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), at[size_t(owner)],
+                                                   uint64_t(plan.aliasOffset[size_t(v)]));
+  }
+  for (ValueId v = 0; v < count; ++v) {
+    GRAPHC_CHECK(!stored[size_t(v)] || at[size_t(v)], "value %{} has no memory", v);
+    if (at[size_t(v)])
+      b.CreateStore(at[size_t(v)], b.CreateConstInBoundsGEP1_64(ptr, table, uint64_t(v)));
+  }
+
+  // 2. The kernels, in order.
+  auto fn = [&](const std::string &name) -> llvm::Value * {
+    if (name.empty())
+      return llvm::ConstantPointerNull::get(ptr);
+    return m.getFunction(name);
+  };
+  for (const KernelInfo &k : kernels) {
+    switch (k.kind) {
+    case KernelKind::Range:
+      b.CreateCall(parallelRange, {pool, fn(k.fn), table, n, e.numel(k.domain.shape)});
+      break;
+    case KernelKind::Rows:
+      b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(k.fn), {table, n});
+      break;
+    case KernelKind::Gemm: {
+      const Shape &as = g.type(k.a).shape, &bs = g.type(k.b).shape;
+      llvm::Value *mm = e.dim(k.transA ? as[1] : as[0]);
+      llvm::Value *kk = e.dim(k.transA ? as[0] : as[1]);
+      llvm::Value *nn = e.dim(k.transB ? bs[0] : bs[1]);
+      b.CreateCall(gemm, {pool, mm, nn, kk, at[size_t(k.a)], e.dim(as[1]),
+                          e.i64(k.transA), at[size_t(k.b)], e.dim(bs[1]), e.i64(k.transB),
+                          at[size_t(k.c)], nn, fn(micro), e.i64(t.mr), e.i64(t.nr),
+                          fn(k.fn), table, n});
+      if (!k.colsum.empty())
+        b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(k.colsum),
+                     {table, n});
+      break;
+    }
+    case KernelKind::Pack: {
+      const Node &pk = g.node(k.pack);
+      auto offsets = pk.attrs.ints("offsets");
+      for (size_t i = 0; i < pk.inputs.size(); ++i) {
+        ValueId part = pk.inputs[i];
+        if (plan.aliasOf[size_t(part)] == plan.aliasOf[size_t(k.pack)])
+          continue; // computed in place
+        llvm::Value *dst = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), at[size_t(k.pack)],
+                                                        uint64_t(offsets[i] * 4));
+        b.CreateCall(memcopy, {dst, at[size_t(part)], bytes(part)});
+      }
+      break;
+    }
+    }
+  }
+
+  // 3. Outputs that live elsewhere (an input, a view, a shared buffer) are
+  //    copied to the caller's memory.
+  for (size_t j = 0; j < g.outputs().size(); ++j) {
+    if (boundToOutput[j])
+      continue;
+    ValueId v = g.outputs()[j].value;
+    llvm::Value *dst = ioSlot(int(inputs.size() + j));
+    e.ifThen(b.CreateICmpNE(dst, at[size_t(v)]),
+             [&] { b.CreateCall(memcopy, {dst, at[size_t(v)], bytes(v)}); });
+  }
+  e.finish();
+}
+
+} // namespace graphc::codegen::cpu

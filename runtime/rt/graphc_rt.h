@@ -1,0 +1,53 @@
+/* runtime/rt/graphc_rt.h - the small C runtime under every compiled step.
+ *
+ * Generated code (JIT or ahead-of-time) calls these for what is the same for
+ * every model: a pthread pool, parallel loops over a kernel's elements, and
+ * the packed, cache-blocked GEMM driver around a generated micro-kernel. It
+ * is plain C11 with pthreads, so an ahead-of-time library needs nothing but
+ * libc, libm and pthreads; graphc itself links the same file.
+ */
+#ifndef GRAPHC_RT_H
+#define GRAPHC_RT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct grt_pool grt_pool;
+
+/** A pool of `threads` workers in all, the caller included; 0: one per core. */
+grt_pool *grt_pool_create(int threads);
+void grt_pool_destroy(grt_pool *pool);
+int grt_pool_size(const grt_pool *pool);
+
+/** Runs fn(ctx, task, thread) for every task in [0, tasks); returns when done. */
+typedef void (*grt_task_fn)(void *ctx, int64_t task, int thread);
+void grt_pool_run(grt_pool *pool, int64_t tasks, grt_task_fn fn, void *ctx);
+
+/** A range kernel: elements [begin, end) of its domain. */
+typedef void (*grt_range_fn)(void **ptrs, int64_t n, int64_t begin, int64_t end);
+/** Runs a range kernel over [0, total), split into chunks across the pool. */
+void grt_parallel_range(grt_pool *pool, grt_range_fn fn, void **ptrs, int64_t n,
+                        int64_t total);
+
+/** C tile (ldc) = (accumulate ? C : 0) + Ap (kc x MR, k-major) * Bp (kc x NR). */
+typedef void (*grt_micro_fn)(int64_t kc, const float *ap, const float *bp, float *c,
+                             int64_t ldc, int64_t accumulate);
+/** A kernel group's epilogue on rows [i0,i1) x columns [j0,j1) of C. */
+typedef void (*grt_epilogue_fn)(void **ptrs, int64_t n, float *c, int64_t ldc,
+                                int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+
+/** C[m,n] = op(A)[m,k] op(B)[k,n]; A is stored [k,m] when trans_a, B [n,k]
+ *  when trans_b. The epilogue, if any, runs on each finished block of C. */
+void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a,
+              int64_t lda, int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b,
+              float *c, int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr,
+              grt_epilogue_fn epilogue, void **ptrs, int64_t batch);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
