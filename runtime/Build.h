@@ -40,6 +40,15 @@ Expected<std::unique_ptr<Executable>> build(const nn::ModelSpec &spec,
 /// The reference interpreter as an executable (slow; for tests and checks).
 std::unique_ptr<Executable> makeInterpExecutable(CompiledModel model, int64_t maxBatch);
 
+/// What `graphc compile --emit` writes for the CPU target.
+enum class CpuOutput { LlvmIr, Assembly, Library };
+
+/// The model's CPU code: the optimised LLVM IR or assembly as text, or, for
+/// Library, `<out>.h`, `lib<name>.a` and `<out>.safetensors` (the initial
+/// weights) written next to `out`.
+Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &options,
+                              CpuOutput what, const std::string &out = "");
+
 /// The Dropout seed of one step: the same in every backend.
 int32_t stepSeed(uint64_t seed, int64_t step);
 

@@ -168,7 +168,8 @@ JitModule::compile(std::vector<Program *> programs, const std::vector<std::strin
 
 Expected<std::string> emitCode(std::vector<Program *> programs,
                                const std::vector<std::string> &prefixes, EmitKind kind,
-                               const std::string &microName) {
+                               const std::string &microName,
+                               const std::function<void(llvm::Module &)> &extra) {
   auto jtmb = hostBuilder();
   if (!jtmb)
     return jtmb.diag();
@@ -179,6 +180,8 @@ Expected<std::string> emitCode(std::vector<Program *> programs,
     return error("LLVM target machine: " + errorText(tm.takeError()));
   llvm::LLVMContext ctx;
   auto m = buildModule(ctx, programs, prefixes, hostVectorTarget(), microName);
+  if (extra)
+    extra(*m);
   if (Status s = optimize(*m, **tm); !s)
     return s.diag();
   if (kind == EmitKind::LlvmIr) {

@@ -11,6 +11,7 @@
 #include "ir/Error.h"
 #include "passes/MemoryPlan.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,8 +51,10 @@ enum class EmitKind { LlvmIr, Assembly, Object };
 /// The optimised LLVM IR, host assembly or an object file of `programs`
 /// (kernels, micro-kernel and run functions; names prefixed as given, the
 /// micro-kernel called `<microName>`).
+/// `extra` may add more to the module before it is optimised.
 Expected<std::string> emitCode(std::vector<Program *> programs,
                                const std::vector<std::string> &prefixes, EmitKind kind,
-                               const std::string &microName = "graphc_micro");
+                               const std::string &microName = "graphc_micro",
+                               const std::function<void(llvm::Module &)> &extra = {});
 
 } // namespace graphc::codegen::cpu

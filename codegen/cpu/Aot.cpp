@@ -1,0 +1,311 @@
+// codegen/cpu/Aot.cpp - the model's descriptor and entry points in LLVM IR,
+// its object file, the archive, the header.
+#include "codegen/cpu/Aot.h"
+
+#include <fmt/format.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Module.h>
+#include <llvm/Object/Archive.h>
+#include <llvm/Object/ArchiveWriter.h>
+#include <llvm/Support/MemoryBuffer.h>
+
+#include <fstream>
+
+namespace graphc::embedded {
+extern const unsigned char graphc_rt[];
+extern const std::size_t graphc_rt_size;
+extern const unsigned char graphc_model[];
+extern const std::size_t graphc_model_size;
+} // namespace graphc::embedded
+
+namespace graphc::codegen::cpu {
+namespace {
+
+using namespace ir;
+
+/// Builds the constant descriptor (runtime/rt/graphc_model.h's
+/// grt_model_desc) and the prefixed entry points.
+class Descriptor {
+public:
+  Descriptor(llvm::Module &m, const runtime::ModelInfo &info, Program &step,
+             Program &predict, int64_t maxBatch, const std::string &name)
+      : m_(m), c_(m.getContext()), info_(info), step_(step), predict_(predict),
+        maxBatch_(maxBatch), name_(name) {}
+
+  void emit() {
+    auto *ptr = llvm::PointerType::get(c_, 0);
+    llvm::Type *i64 = llvm::Type::getInt64Ty(c_), *f64 = llvm::Type::getDoubleTy(c_);
+    auto *tensorTy = llvm::StructType::get(c_, {ptr, i64, i64, llvm::ArrayType::get(i64, 4), f64});
+    auto *programTy = llvm::StructType::get(c_, {ptr, i64, i64, i64, ptr, ptr});
+    auto *modelTy = llvm::StructType::get(
+        c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr, f64, programTy, programTy});
+
+    std::vector<llvm::Constant *> tensors;
+    for (const auto &p : info_.params) {
+      std::vector<llvm::Constant *> shape;
+      for (size_t i = 0; i < 4; ++i)
+        shape.push_back(llvm::ConstantInt::get(i64, i < p.shape.size() ? uint64_t(p.shape[i]) : 1));
+      tensors.push_back(llvm::ConstantStruct::get(
+          tensorTy, {str(p.name), llvm::ConstantInt::get(i64, uint64_t(p.offset)),
+                     llvm::ConstantInt::get(i64, p.shape.size()),
+                     llvm::ConstantArray::get(llvm::ArrayType::get(i64, 4), shape),
+                     llvm::ConstantFP::get(f64, p.initBound)}));
+    }
+    int64_t sample = 1;
+    for (int64_t d : info_.sample)
+      sample *= d;
+    auto *desc = new llvm::GlobalVariable(
+        m_, modelTy, true, llvm::GlobalValue::InternalLinkage,
+        llvm::ConstantStruct::get(
+            modelTy,
+            {str(name_), int64(info_.numParams), int64(int64_t(tensors.size())),
+             array(tensorTy, tensors, "tensors"), int64(int64_t(info_.stateSlots.size())),
+             strings(info_.stateSlots, "slots"), int64(sample), int64(info_.classes),
+             int64(maxBatch_), str(info_.optimizer.str()),
+             llvm::ConstantFP::get(f64, info_.optimizer.learningRate),
+             program(programTy, step_, name_ + "_step_"),
+             program(programTy, predict_, name_ + "_predict_")}),
+        name_ + "_descriptor");
+
+    llvm::Type *i32 = llvm::Type::getInt32Ty(c_), *f32p = ptr, *vd = llvm::Type::getVoidTy(c_);
+    // <name>_create(ctx**, weights, threads) -> grt_model_create(&desc, ...)
+    forward("create", i32, {ptr, ptr, i32}, "grt_model_create", desc);
+    forward("destroy", vd, {ptr}, "grt_model_destroy");
+    forward("train_step", i32, {ptr, f32p, ptr, i64, ptr}, "grt_model_train_step");
+    forward("predict", i32, {ptr, f32p, i64, ptr}, "grt_model_predict");
+    forward("params", ptr, {ptr}, "grt_model_params");
+    forward("step", i64, {ptr}, "grt_model_step");
+    forward("save", i32, {ptr, ptr}, "grt_model_save");
+    forward("load", i32, {ptr, ptr}, "grt_model_load");
+    forward("error", ptr, {ptr}, "grt_model_error");
+    constant("num_params", i64, llvm::ConstantInt::get(i64, uint64_t(info_.numParams)));
+    constant("max_batch", i64, llvm::ConstantInt::get(i64, uint64_t(maxBatch_)));
+    constant("classes", i64, llvm::ConstantInt::get(i64, uint64_t(info_.classes)));
+    constant("sample_size", i64, llvm::ConstantInt::get(i64, uint64_t(sample)));
+    constant("learning_rate", f64, llvm::ConstantFP::get(f64, info_.optimizer.learningRate));
+    constant("optimizer", ptr, str(info_.optimizer.str()));
+  }
+
+private:
+  llvm::Constant *int64(int64_t v) {
+    return llvm::ConstantInt::get(llvm::Type::getInt64Ty(c_), uint64_t(v));
+  }
+  llvm::Constant *str(const std::string &s) {
+    auto *init = llvm::ConstantDataArray::getString(c_, s);
+    return new llvm::GlobalVariable(m_, init->getType(), true,
+                                    llvm::GlobalValue::PrivateLinkage, init, ".str");
+  }
+  llvm::Constant *array(llvm::Type *t, const std::vector<llvm::Constant *> &items,
+                        const std::string &what) {
+    auto *at = llvm::ArrayType::get(t, items.size());
+    return new llvm::GlobalVariable(m_, at, true, llvm::GlobalValue::PrivateLinkage,
+                                    llvm::ConstantArray::get(at, items), name_ + "_" + what);
+  }
+  llvm::Constant *strings(const std::vector<std::string> &items, const std::string &what) {
+    std::vector<llvm::Constant *> ps;
+    for (const std::string &s : items)
+      ps.push_back(str(s));
+    if (ps.empty())
+      return llvm::ConstantPointerNull::get(llvm::PointerType::get(c_, 0));
+    return array(llvm::PointerType::get(c_, 0), ps, what);
+  }
+  llvm::Constant *program(llvm::StructType *t, Program &p, const std::string &prefix) {
+    std::vector<std::string> ins, outs;
+    for (ValueId v : p.graph.inputs())
+      ins.push_back(p.graph.node(v).attrs.s("name"));
+    for (const Output &o : p.graph.outputs())
+      outs.push_back(o.name);
+    return llvm::ConstantStruct::get(
+        t, {m_.getFunction(prefix + "run"), int64(p.plan.arenaBytes),
+            int64(int64_t(ins.size())), int64(int64_t(outs.size())), strings(ins, prefix + "in"),
+            strings(outs, prefix + "out")});
+  }
+  /// `<name>_<what>(args...)` returning `target([desc,] args...)`.
+  void forward(const std::string &what, llvm::Type *ret, std::vector<llvm::Type *> args,
+               const char *target, llvm::Constant *desc = nullptr) {
+    auto *fn = llvm::Function::Create(llvm::FunctionType::get(ret, args, false),
+                                      llvm::Function::ExternalLinkage, name_ + "_" + what, m_);
+    std::vector<llvm::Type *> targs = args;
+    if (desc)
+      targs.insert(targs.begin(), llvm::PointerType::get(c_, 0));
+    auto callee = m_.getOrInsertFunction(target, llvm::FunctionType::get(ret, targs, false));
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", fn));
+    std::vector<llvm::Value *> vals;
+    if (desc)
+      vals.push_back(desc);
+    for (auto &a : fn->args())
+      vals.push_back(&a);
+    llvm::Value *r = b.CreateCall(callee, vals);
+    if (ret->isVoidTy())
+      b.CreateRetVoid();
+    else
+      b.CreateRet(r);
+  }
+  void constant(const std::string &what, llvm::Type *t, llvm::Constant *v) {
+    auto *fn = llvm::Function::Create(llvm::FunctionType::get(t, {}, false),
+                                      llvm::Function::ExternalLinkage, name_ + "_" + what, m_);
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", fn));
+    b.CreateRet(v);
+  }
+
+  llvm::Module &m_;
+  llvm::LLVMContext &c_;
+  const runtime::ModelInfo &info_;
+  Program &step_, &predict_;
+  int64_t maxBatch_;
+  std::string name_;
+};
+
+std::string baseName(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string dirName(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+std::string errorText(llvm::Error e) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << e;
+  return os.str();
+}
+
+} // namespace
+
+std::string libraryHeader(const runtime::ModelInfo &info, int64_t maxBatch,
+                          const std::string &name) {
+  std::string guard = name;
+  for (char &c : guard)
+    c = char(std::toupper((unsigned char)c));
+  int64_t sample = 1;
+  for (int64_t d : info.sample)
+    sample *= d;
+  std::string shape = ir::str(info.sample);
+  return fmt::format(R"(/* {0}.h - the training step of model '{1}', compiled ahead of time by graphc.
+ *
+ * Link lib{0}.a with libc, libm and pthreads:  cc prog.c -L. -l{0} -lm -lpthread
+ * Every function is thread-compatible: one context per thread, or a lock.
+ *
+ *   {0}_ctx *ctx;
+ *   if ({0}_create(&ctx, NULL, 0) != {2}_OK) {{ puts({0}_error(NULL)); return 1; }}
+ *   float loss;
+ *   {0}_train_step(ctx, x, labels, n, &loss);     (x: n x {3} floats, labels: n ints)
+ *   {0}_predict(ctx, x, n, out);                  (out: n x {4} floats)
+ *   {0}_save(ctx, "{0}.safetensors");
+ *   {0}_destroy(ctx);
+ *
+ * Inputs are per-sample shape {5}, row-major; labels are class indices in
+ * [0, {4}). A batch holds 1 to {6} samples; any size in between works.
+ * Optimizer: {7}.
+ * Checkpoints are safetensors files with PyTorch nn.Sequential names
+ * ("1.weight", ...), optimizer state and the step counter; graphc's own
+ * checkpoints load here and these load into graphc and PyTorch.
+ */
+#ifndef {2}_H
+#define {2}_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {{
+#endif
+
+/* Return codes: 0 is success; otherwise {0}_error(ctx) says what failed. */
+enum {{
+  {2}_OK = 0,
+  {2}_ERR_ARGUMENT = 1, /* a null pointer, a batch size or label out of range */
+  {2}_ERR_IO = 2,       /* a file could not be read or written */
+  {2}_ERR_FORMAT = 3,   /* a file is not a checkpoint of this model */
+  {2}_ERR_MEMORY = 4    /* out of memory */
+}};
+
+typedef struct {0}_ctx {0}_ctx;
+
+/** Creates a context: Torch7-initialised weights (the same as {0}.safetensors),
+ *  or those of `weights` (a safetensors file) when it is not NULL. `threads`
+ *  0 uses every core. On failure *ctx is NULL and {0}_error(NULL) explains. */
+int {0}_create({0}_ctx **ctx, const char *weights, int threads);
+void {0}_destroy({0}_ctx *ctx);
+
+/** One training step on n samples: forward, loss, backward, optimizer update.
+ *  *loss receives the batch's mean loss. */
+int {0}_train_step({0}_ctx *ctx, const float *x, const int32_t *labels, int64_t n,
+                   float *loss);
+/** The model's output for n samples (evaluation mode: Dropout off). */
+int {0}_predict({0}_ctx *ctx, const float *x, int64_t n, float *out);
+
+/** The flat parameter buffer ({0}_num_params() floats), readable and writable. */
+float *{0}_params({0}_ctx *ctx);
+/** Optimizer updates done so far. */
+int64_t {0}_step({0}_ctx *ctx);
+/** Saves weights, optimizer state and step counter (atomically). */
+int {0}_save({0}_ctx *ctx, const char *path);
+/** Loads weights and, when present, optimizer state and step counter. */
+int {0}_load({0}_ctx *ctx, const char *path);
+/** What the last failed call on ctx (or the last failed create, for NULL) said. */
+const char *{0}_error({0}_ctx *ctx);
+
+int64_t {0}_num_params(void);   /* {8} */
+int64_t {0}_max_batch(void);    /* {6} */
+int64_t {0}_classes(void);      /* {4} */
+int64_t {0}_sample_size(void);  /* {3} floats per sample */
+double {0}_learning_rate(void);
+const char *{0}_optimizer(void);
+
+#ifdef __cplusplus
+}}
+#endif
+
+#endif
+)",
+                     name, info.name, guard, sample, info.classes, shape, maxBatch,
+                     info.optimizer.str(), info.numParams);
+}
+
+Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &predict,
+                    int64_t maxBatch, const std::string &out) {
+  std::string name = baseName(out), dir = dirName(out);
+  if (name.empty() || !(std::isalpha((unsigned char)name[0]) || name[0] == '_'))
+    return error(fmt::format("-o {}: the name must start with a letter", quote(out)));
+  for (char c : name)
+    if (!(std::isalnum((unsigned char)c) || c == '_'))
+      return error(fmt::format("-o {}: the name may hold letters, digits and '_' only "
+                               "(it prefixes every symbol)",
+                               quote(out)));
+  auto obj = emitCode({&step, &predict}, {name + "_step_", name + "_predict_"},
+                      EmitKind::Object, name + "_micro", [&](llvm::Module &m) {
+                        Descriptor(m, info, step, predict, maxBatch, name).emit();
+                      });
+  if (!obj)
+    return obj.diag();
+
+  std::vector<llvm::NewArchiveMember> members;
+  auto member = [&](const std::string &file, const void *data, size_t size) {
+    llvm::NewArchiveMember mbr(llvm::MemoryBufferRef(
+        llvm::StringRef(static_cast<const char *>(data), size), file));
+    members.push_back(std::move(mbr));
+  };
+  member(name + ".o", obj->data(), obj->size());
+  member("graphc_rt.o", embedded::graphc_rt, embedded::graphc_rt_size);
+  member("graphc_model.o", embedded::graphc_model, embedded::graphc_model_size);
+  std::string lib = dir + "/lib" + name + ".a";
+  if (auto e = llvm::writeArchive(lib, members, llvm::SymtabWritingMode::NormalSymtab,
+                                  llvm::object::Archive::K_GNU, true, false))
+    return error(fmt::format("cannot write {}: {}", lib, errorText(std::move(e))));
+
+  std::string header = dir + "/" + name + ".h", tmp = header + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << libraryHeader(info, maxBatch, name);
+    if (!f.flush())
+      return error(fmt::format("cannot write {}", header));
+  }
+  if (std::rename(tmp.c_str(), header.c_str()) != 0)
+    return error(fmt::format("cannot write {}", header));
+  return {};
+}
+
+} // namespace graphc::codegen::cpu

@@ -1,0 +1,28 @@
+// codegen/cpu/Aot.h - ahead-of-time output: a static library and a C header
+// that put the compiled training step into another program.
+//
+// `graphc compile M --emit lib -o out/mlp` writes out/mlp.h, out/libmlp.a
+// and out/mlp.safetensors (the initial weights). The archive holds the
+// model's object file (its kernels, run functions, a descriptor and
+// `mlp_*` entry points) and graphc's C runtime (runtime/rt), so a program
+// links it with libc, libm and pthreads only. Every symbol the model
+// defines is prefixed with its name, so two models link into one program.
+#pragma once
+
+#include "codegen/cpu/Jit.h"
+#include "runtime/Executable.h"
+
+#include <string>
+
+namespace graphc::codegen::cpu {
+
+/// Writes `<out>.h` and `lib<stem>.a` next to it for the model `info`,
+/// whose step and predict programs have graphs and plans set.
+Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &predict,
+                    int64_t maxBatch, const std::string &out);
+
+/// The header's text for a model called `name`.
+std::string libraryHeader(const runtime::ModelInfo &info, int64_t maxBatch,
+                          const std::string &name);
+
+} // namespace graphc::codegen::cpu

@@ -1,0 +1,36 @@
+// codegen/cpu/Emit.cpp - the CPU backend's outputs for `graphc compile
+// --emit llvm|asm|lib`: the same programs the JIT runs, printed or archived.
+#include "codegen/cpu/Aot.h"
+#include "runtime/Build.h"
+#include "runtime/Checkpoint.h"
+
+namespace graphc::runtime {
+
+Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &options,
+                              CpuOutput what, const std::string &out) {
+  codegen::cpu::Program step, predict;
+  step.graph = model.step;
+  step.plan = passes::planMemory(step.graph, options.maxBatch);
+  predict.graph = model.predict;
+  predict.plan = passes::planMemory(predict.graph, options.maxBatch);
+  if (what != CpuOutput::Library)
+    return codegen::cpu::emitCode({&step, &predict}, {"step_", "predict_"},
+                                  what == CpuOutput::LlvmIr ? codegen::cpu::EmitKind::LlvmIr
+                                                            : codegen::cpu::EmitKind::Assembly);
+  if (Status s = codegen::cpu::writeLibrary(model.info, step, predict, options.maxBatch, out);
+      !s)
+    return s.diag();
+  // The initial weights, exactly those a fresh context starts from.
+  std::vector<float> init = frontend::initParams(model.info.params, options.seed);
+  std::vector<TensorRef> tensors;
+  for (const auto &p : model.info.params)
+    tensors.push_back({p.name, "F32", p.shape, init.data() + p.offset, size_t(p.numel()) * 4});
+  if (Status s = writeSafetensors(out + ".safetensors", tensors,
+                                  {{"graphc.model", model.info.name},
+                                   {"graphc.optimizer", model.info.optimizer.str()}});
+      !s)
+    return s.diag();
+  return std::string();
+}
+
+} // namespace graphc::runtime

@@ -1,0 +1,456 @@
+/* runtime/rt/graphc_model.c - contexts, initialisation and checkpoints for
+ * ahead-of-time compiled models (see graphc_model.h).
+ *
+ * Initial parameters and Dropout seeds use the same counter-based generator
+ * as graphc (ir/Random.h), so a fresh context holds exactly the weights
+ * `graphc compile --emit lib` wrote next to the library, and a step computes
+ * what graphc's JIT computes for the same weights and batch.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "graphc_model.h"
+
+#include "graphc_rt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct grt_model {
+  const grt_model_desc *d;
+  grt_pool *pool;
+  float *params, *output, **state;
+  void *step_arena, *predict_arena;
+  int64_t step;
+  uint64_t seed;
+  float loss, step_in, step_out;
+  int32_t seed_in;
+  char error[512];
+};
+
+static char create_error[512];
+
+static int fail(grt_model *m, int code, const char *fmt, ...) {
+  char *buf = m ? m->error : create_error;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(m->error), fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+/* --- the generator of ir/Random.h ------------------------------------------ */
+
+static uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+static float uniform01(uint64_t seed, uint64_t salt, uint64_t i) {
+  uint64_t h = mix64(seed * 0x9e3779b97f4a7c15ULL + mix64(salt + 0x632be59bd9b4e019ULL) + i);
+  return (float)(h >> 40) * (1.0f / 16777216.0f);
+}
+
+static int32_t step_seed(uint64_t seed, int64_t step) {
+  return (int32_t)(mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step) & 0x7fffffff);
+}
+
+static void init_params(grt_model *m) {
+  const grt_model_desc *d = m->d;
+  for (int64_t t = 0; t < d->num_tensors; ++t) {
+    const grt_tensor_desc *p = &d->tensors[t];
+    int64_t numel = 1;
+    for (int64_t r = 0; r < p->rank; ++r)
+      numel *= p->shape[r];
+    for (int64_t i = 0; i < numel; ++i) {
+      double u = uniform01(m->seed, (uint64_t)t + 1, (uint64_t)i);
+      m->params[p->offset + i] = (float)((2 * u - 1) * p->init_bound);
+    }
+  }
+}
+
+/* --- contexts ------------------------------------------------------------------- */
+
+static void *zeroed(size_t bytes) {
+  bytes = (bytes + 63) / 64 * 64;
+  if (bytes == 0)
+    bytes = 64;
+  void *p = aligned_alloc(64, bytes);
+  if (p)
+    memset(p, 0, bytes);
+  return p;
+}
+
+int grt_model_create(const grt_model_desc *d, grt_model **out, const char *weights,
+                     int threads) {
+  if (!out)
+    return fail(NULL, GRT_ERR_ARGUMENT, "create: the context pointer is null");
+  *out = NULL;
+  grt_model *m = calloc(1, sizeof(grt_model));
+  if (!m)
+    return fail(NULL, GRT_ERR_MEMORY, "create: out of memory");
+  m->d = d;
+  m->seed = 1;
+  m->pool = grt_pool_create(threads);
+  m->params = zeroed((size_t)d->num_params * sizeof(float));
+  m->output = zeroed((size_t)(d->max_batch * d->classes) * sizeof(float));
+  m->state = calloc((size_t)d->num_slots + 1, sizeof(float *));
+  m->step_arena = zeroed((size_t)d->step.arena_bytes);
+  m->predict_arena = zeroed((size_t)d->predict.arena_bytes);
+  int ok = m->pool && m->params && m->output && m->state && m->step_arena && m->predict_arena;
+  for (int64_t s = 0; ok && s < d->num_slots; ++s)
+    ok = (m->state[s] = zeroed((size_t)d->num_params * sizeof(float))) != NULL;
+  if (!ok) {
+    grt_model_destroy(m);
+    return fail(NULL, GRT_ERR_MEMORY, "create: out of memory");
+  }
+  init_params(m);
+  if (weights) {
+    int rc = grt_model_load(m, weights);
+    if (rc != GRT_OK) {
+      fail(NULL, rc, "%s", m->error);
+      grt_model_destroy(m);
+      return rc;
+    }
+  }
+  *out = m;
+  return GRT_OK;
+}
+
+void grt_model_destroy(grt_model *m) {
+  if (!m)
+    return;
+  grt_pool_destroy(m->pool);
+  free(m->params);
+  free(m->output);
+  if (m->state)
+    for (int64_t s = 0; s < m->d->num_slots; ++s)
+      free(m->state[s]);
+  free(m->state);
+  free(m->step_arena);
+  free(m->predict_arena);
+  free(m);
+}
+
+float *grt_model_params(grt_model *m) { return m ? m->params : NULL; }
+int64_t grt_model_step(const grt_model *m) { return m ? m->step : -1; }
+const char *grt_model_error(const grt_model *m) { return m ? m->error : create_error; }
+
+/* The memory behind io name `name` of a step or predict call. */
+static void *slot_memory(grt_model *m, const char *name, int output, const float *x,
+                         const int32_t *labels, float *out) {
+  if (!strcmp(name, "x"))
+    return (void *)x;
+  if (!strcmp(name, "labels"))
+    return (void *)labels;
+  if (!strcmp(name, "params"))
+    return m->params;
+  if (!strcmp(name, "step"))
+    return output ? &m->step_out : &m->step_in;
+  if (!strcmp(name, "seed"))
+    return &m->seed_in;
+  if (!strcmp(name, "loss"))
+    return &m->loss;
+  if (!strcmp(name, "output"))
+    return out;
+  if (!strncmp(name, "state.", 6))
+    for (int64_t s = 0; s < m->d->num_slots; ++s)
+      if (!strcmp(name + 6, m->d->slots[s]))
+        return m->state[s];
+  return NULL;
+}
+
+static int run(grt_model *m, const grt_program_desc *p, void *arena, int64_t n,
+               const float *x, const int32_t *labels, float *out) {
+  void *io[64];
+  if (p->num_inputs + p->num_outputs > 64)
+    return fail(m, GRT_ERR_ARGUMENT, "the model has too many inputs and outputs");
+  for (int64_t i = 0; i < p->num_inputs + p->num_outputs; ++i) {
+    int output = i >= p->num_inputs;
+    const char *name = output ? p->outputs[i - p->num_inputs] : p->inputs[i];
+    io[i] = slot_memory(m, name, output, x, labels, out);
+    if (!io[i])
+      return fail(m, GRT_ERR_ARGUMENT, "no memory for '%s'", name);
+  }
+  p->run(io, n, arena, m->pool);
+  return GRT_OK;
+}
+
+static int check_batch(grt_model *m, const float *x, int64_t n) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  if (!x)
+    return fail(m, GRT_ERR_ARGUMENT, "the input pointer is null");
+  if (n < 1 || n > m->d->max_batch)
+    return fail(m, GRT_ERR_ARGUMENT, "batch of %" PRId64 " samples: expected 1 to %" PRId64,
+                n, m->d->max_batch);
+  return GRT_OK;
+}
+
+int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, int64_t n,
+                         float *loss) {
+  int rc = check_batch(m, x, n);
+  if (rc != GRT_OK)
+    return rc;
+  if (!labels || !loss)
+    return fail(m, GRT_ERR_ARGUMENT, "the labels or loss pointer is null");
+  for (int64_t i = 0; i < n; ++i)
+    if (labels[i] < 0 || labels[i] >= m->d->classes)
+      return fail(m, GRT_ERR_ARGUMENT, "label %d of sample %" PRId64 " is outside [0, %" PRId64 ")",
+                  labels[i], i, m->d->classes);
+  m->step_in = (float)m->step;
+  m->seed_in = step_seed(m->seed, m->step);
+  rc = run(m, &m->d->step, m->step_arena, n, x, labels, m->output);
+  if (rc != GRT_OK)
+    return rc;
+  *loss = m->loss;
+  ++m->step;
+  return GRT_OK;
+}
+
+int grt_model_predict(grt_model *m, const float *x, int64_t n, float *output) {
+  int rc = check_batch(m, x, n);
+  if (rc != GRT_OK)
+    return rc;
+  if (!output)
+    return fail(m, GRT_ERR_ARGUMENT, "the output pointer is null");
+  return run(m, &m->d->predict, m->predict_arena, n, x, NULL, output);
+}
+
+/* --- safetensors ------------------------------------------------------------------ */
+
+typedef struct {
+  char *text;
+  size_t len, cap;
+} sbuf;
+
+static int put(sbuf *b, const char *fmt, ...) {
+  va_list ap;
+  for (;;) {
+    va_start(ap, fmt);
+    int k = vsnprintf(b->text ? b->text + b->len : NULL, b->text ? b->cap - b->len : 0, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+      return 0;
+    if (b->text && b->len + (size_t)k < b->cap) {
+      b->len += (size_t)k;
+      return 1;
+    }
+    size_t cap = (b->cap + (size_t)k + 1) * 2;
+    char *t = realloc(b->text, cap);
+    if (!t)
+      return 0;
+    b->text = t;
+    b->cap = cap;
+  }
+}
+
+static int64_t numel(const grt_tensor_desc *t) {
+  int64_t n = 1;
+  for (int64_t r = 0; r < t->rank; ++r)
+    n *= t->shape[r];
+  return n;
+}
+
+int grt_model_save(grt_model *m, const char *path) {
+  if (!m || !path)
+    return m ? fail(m, GRT_ERR_ARGUMENT, "save: the path is null") : GRT_ERR_ARGUMENT;
+  const grt_model_desc *d = m->d;
+  sbuf h = {0};
+  int ok = put(&h, "{");
+  uint64_t offset = 0;
+  for (int64_t s = -1; s < d->num_slots; ++s)
+    for (int64_t t = 0; t < d->num_tensors; ++t) {
+      const grt_tensor_desc *p = &d->tensors[t];
+      uint64_t bytes = (uint64_t)numel(p) * 4;
+      if (s < 0)
+        ok = ok && put(&h, "\"%s\":{\"dtype\":\"F32\",\"shape\":[", p->name);
+      else
+        ok = ok && put(&h, "\"optim.%s.%s\":{\"dtype\":\"F32\",\"shape\":[", d->slots[s], p->name);
+      for (int64_t r = 0; r < p->rank; ++r)
+        ok = ok && put(&h, r ? ",%" PRId64 : "%" PRId64, p->shape[r]);
+      ok = ok && put(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]},", offset, offset + bytes);
+      offset += bytes;
+    }
+  ok = ok && put(&h, "\"__metadata__\":{\"graphc.model\":\"%s\",\"graphc.optimizer\":\"%s\","
+                     "\"graphc.step\":\"%" PRId64 "\",\"graphc.epoch\":\"0\",\"graphc.seed\":\"%" PRIu64 "\"}}",
+                 d->name, d->optimizer, m->step, m->seed);
+  while (ok && h.len % 8)
+    ok = put(&h, " ");
+  if (!ok) {
+    free(h.text);
+    return fail(m, GRT_ERR_MEMORY, "save: out of memory");
+  }
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    free(h.text);
+    return fail(m, GRT_ERR_IO, "save: cannot write %s: %s", path, strerror(errno));
+  }
+  uint64_t hl = h.len;
+  unsigned char le[8];
+  for (int i = 0; i < 8; ++i)
+    le[i] = (unsigned char)(hl >> (8 * i));
+  ok = fwrite(le, 1, 8, f) == 8 && fwrite(h.text, 1, h.len, f) == h.len;
+  free(h.text);
+  for (int64_t s = -1; ok && s < d->num_slots; ++s) {
+    const float *base = s < 0 ? m->params : m->state[s];
+    for (int64_t t = 0; ok && t < d->num_tensors; ++t)
+      ok = fwrite(base + d->tensors[t].offset, 4, (size_t)numel(&d->tensors[t]), f) ==
+           (size_t)numel(&d->tensors[t]);
+  }
+  ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+  ok = (fclose(f) == 0) && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    int e = errno;
+    remove(tmp);
+    return fail(m, GRT_ERR_IO, "save: cannot write %s: %s", path, strerror(e));
+  }
+  return GRT_OK;
+}
+
+/* The header entry of tensor `key`: dtype F32, its shape, its data range. */
+static int find_tensor(const char *header, const char *key, int64_t *shape, int64_t *rank,
+                       uint64_t *begin, uint64_t *end) {
+  char quoted[520];
+  snprintf(quoted, sizeof quoted, "\"%s\"", key);
+  const char *at = strstr(header, quoted);
+  if (!at)
+    return 0;
+  const char *obj = strchr(at + strlen(quoted), '{');
+  const char *close = obj ? strchr(obj, '}') : NULL;
+  if (!obj || !close)
+    return -1;
+  const char *dt = strstr(obj, "\"dtype\"");
+  const char *sh = strstr(obj, "\"shape\"");
+  const char *off = strstr(obj, "\"data_offsets\"");
+  if (!dt || !sh || !off || dt > close || sh > close || off > close || !strstr(dt, "\"F32\"") ||
+      strstr(dt, "\"F32\"") > close)
+    return -1;
+  const char *p = strchr(sh, '[');
+  *rank = 0;
+  while (p && p < close && *p != ']') {
+    ++p;
+    while (*p == ' ')
+      ++p;
+    if (*p == ']')
+      break;
+    char *e;
+    long long v = strtoll(p, &e, 10);
+    if (e == p || *rank >= 4 || v < 0)
+      return -1;
+    shape[(*rank)++] = v;
+    p = e;
+    while (*p == ' ')
+      ++p;
+  }
+  p = strchr(off, '[');
+  char *e;
+  if (!p)
+    return -1;
+  *begin = strtoull(p + 1, &e, 10);
+  p = strchr(e, ',');
+  if (!p)
+    return -1;
+  *end = strtoull(p + 1, &e, 10);
+  return 1;
+}
+
+int grt_model_load(grt_model *m, const char *path) {
+  if (!m || !path)
+    return m ? fail(m, GRT_ERR_ARGUMENT, "load: the path is null") : GRT_ERR_ARGUMENT;
+  const grt_model_desc *d = m->d;
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return fail(m, GRT_ERR_IO, "load: cannot open %s: %s", path, strerror(errno));
+  int rc = GRT_OK;
+  char *header = NULL;
+  float *scratch = NULL;
+  unsigned char le[8];
+  uint64_t hl = 0;
+  long size = -1;
+  if (fseek(f, 0, SEEK_END) == 0)
+    size = ftell(f);
+  rewind(f);
+  if (size < 8 || fread(le, 1, 8, f) != 8) {
+    rc = fail(m, GRT_ERR_FORMAT, "load: %s is not a safetensors file", path);
+    goto done;
+  }
+  for (int i = 0; i < 8; ++i)
+    hl |= (uint64_t)le[i] << (8 * i);
+  if (hl > (uint64_t)size - 8 || hl > (100u << 20)) {
+    rc = fail(m, GRT_ERR_FORMAT, "load: %s has a header of %" PRIu64 " bytes", path, hl);
+    goto done;
+  }
+  header = malloc(hl + 1);
+  if (!header || fread(header, 1, hl, f) != hl) {
+    rc = fail(m, GRT_ERR_IO, "load: cannot read %s", path);
+    goto done;
+  }
+  header[hl] = 0;
+  uint64_t data = 8 + hl, available = (uint64_t)size - data;
+  scratch = zeroed((size_t)d->num_params * sizeof(float) * (size_t)(1 + d->num_slots));
+  if (!scratch) {
+    rc = fail(m, GRT_ERR_MEMORY, "load: out of memory");
+    goto done;
+  }
+  int have_state = d->num_slots > 0;
+  for (int64_t s = -1; s < d->num_slots; ++s)
+    for (int64_t t = 0; t < d->num_tensors; ++t) {
+      const grt_tensor_desc *p = &d->tensors[t];
+      char key[512];
+      if (s < 0)
+        snprintf(key, sizeof key, "%s", p->name);
+      else
+        snprintf(key, sizeof key, "optim.%s.%s", d->slots[s], p->name);
+      int64_t shape[4], rank;
+      uint64_t b, e;
+      int found = find_tensor(header, key, shape, &rank, &b, &e);
+      if (found == 0 && s >= 0) {
+        have_state = 0;
+        continue;
+      }
+      int same = found == 1 && rank == p->rank;
+      for (int64_t r = 0; same && r < rank; ++r)
+        same = shape[r] == p->shape[r];
+      if (found == 0) {
+        rc = fail(m, GRT_ERR_FORMAT, "load: %s has no tensor '%s'", path, key);
+        goto done;
+      }
+      if (!same || e < b || e - b != (uint64_t)numel(p) * 4 || e > available) {
+        rc = fail(m, GRT_ERR_FORMAT, "load: %s: tensor '%s' is not F32 of this model's shape",
+                  path, key);
+        goto done;
+      }
+      float *dst = scratch + (s + 1) * d->num_params + p->offset;
+      if (fseek(f, (long)(data + b), SEEK_SET) != 0 ||
+          fread(dst, 4, (size_t)numel(p), f) != (size_t)numel(p)) {
+        rc = fail(m, GRT_ERR_IO, "load: cannot read %s", path);
+        goto done;
+      }
+    }
+  memcpy(m->params, scratch, (size_t)d->num_params * sizeof(float));
+  for (int64_t s = 0; s < d->num_slots; ++s) {
+    if (have_state)
+      memcpy(m->state[s], scratch + (s + 1) * d->num_params, (size_t)d->num_params * sizeof(float));
+    else
+      memset(m->state[s], 0, (size_t)d->num_params * sizeof(float));
+  }
+  m->step = 0;
+  const char *st = strstr(header, "\"graphc.step\"");
+  if (st && have_state) {
+    st = strchr(st + 13, '"');
+    if (st)
+      m->step = strtoll(st + 1, NULL, 10);
+  }
+done:
+  free(header);
+  free(scratch);
+  fclose(f);
+  return rc;
+}

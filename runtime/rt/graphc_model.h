@@ -1,0 +1,78 @@
+/* runtime/rt/graphc_model.h - the C API of an ahead-of-time compiled model.
+ *
+ * `graphc compile M --emit lib -o out/mlp` writes a descriptor of the model
+ * (its parameter tensors, optimizer state, and the generated run functions
+ * of the training step and the evaluation pass) and thin `mlp_*` functions
+ * that call these with it. This file holds everything that is the same for
+ * every model: contexts, Torch7's initialisation, batch checks, and
+ * safetensors checkpoints in graphc's format. Plain C11: libc, libm and
+ * pthreads only.
+ */
+#ifndef GRAPHC_MODEL_H
+#define GRAPHC_MODEL_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+  GRT_OK = 0,
+  GRT_ERR_ARGUMENT = 1, /* a null pointer, a bad batch size, a bad label */
+  GRT_ERR_IO = 2,       /* a file could not be read or written */
+  GRT_ERR_FORMAT = 3,   /* a file is not a checkpoint of this model */
+  GRT_ERR_MEMORY = 4,   /* out of memory */
+};
+
+typedef void (*grt_run_fn)(void **io, int64_t n, void *arena, void *pool);
+
+typedef struct {
+  const char *name; /* PyTorch state_dict name, e.g. "1.weight" */
+  int64_t offset;   /* in the flat parameter buffer */
+  int64_t rank;
+  int64_t shape[4];
+  double init_bound; /* Torch7's reset(): uniform in [-bound, bound] */
+} grt_tensor_desc;
+
+typedef struct {
+  grt_run_fn run;
+  int64_t arena_bytes;
+  int64_t num_inputs, num_outputs;
+  const char *const *inputs;  /* names, in the run function's io order */
+  const char *const *outputs;
+} grt_program_desc;
+
+typedef struct {
+  const char *name;
+  int64_t num_params;
+  int64_t num_tensors;
+  const grt_tensor_desc *tensors;
+  int64_t num_slots;
+  const char *const *slots; /* optimizer state buffers */
+  int64_t sample_numel, classes, max_batch;
+  const char *optimizer; /* the optimizer and every setting in effect */
+  double learning_rate;
+  grt_program_desc step, predict;
+} grt_model_desc;
+
+typedef struct grt_model grt_model;
+
+int grt_model_create(const grt_model_desc *d, grt_model **out, const char *weights,
+                     int threads);
+void grt_model_destroy(grt_model *m);
+int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, int64_t n,
+                         float *loss);
+int grt_model_predict(grt_model *m, const float *x, int64_t n, float *output);
+float *grt_model_params(grt_model *m);
+int64_t grt_model_step(const grt_model *m);
+int grt_model_save(grt_model *m, const char *path);
+int grt_model_load(grt_model *m, const char *path);
+/* The last error of `m`, or of the last failed create when `m` is null. */
+const char *grt_model_error(const grt_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

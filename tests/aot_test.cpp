@@ -1,0 +1,140 @@
+// tests/aot_test.cpp - the ahead-of-time library: written, linked by a C
+// program with libc, libm and pthreads only, and computing exactly what the
+// JIT computes for the same weights and batches.
+#include "TestUtil.h"
+#include "runtime/Build.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace graphc;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string slurp(const fs::path &p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+int sh(const std::string &cmd) { return std::system((cmd + " 2>&1").c_str()); }
+
+const char *kDriver = R"(#include "tiny.h"
+#include <stdio.h>
+#include <stdlib.h>
+/* Reads n, x, labels for each step from batches.bin; writes the losses,
+ * the parameters and the predictions to result.bin. */
+int main(void) {
+  FILE *in = fopen("batches.bin", "rb"), *out = fopen("result.bin", "wb");
+  tiny_ctx *ctx;
+  if (!in || !out || tiny_create(&ctx, NULL, 1) != TINY_OK)
+    return 2;
+  int64_t n, d = tiny_sample_size();
+  float *x = malloc(sizeof(float) * tiny_max_batch() * d);
+  int32_t *labels = malloc(sizeof(int32_t) * tiny_max_batch());
+  while (fread(&n, 8, 1, in) == 1) {
+    float loss;
+    if (fread(x, 4, n * d, in) != (size_t)(n * d) || fread(labels, 4, n, in) != (size_t)n)
+      return 3;
+    if (tiny_train_step(ctx, x, labels, n, &loss) != TINY_OK)
+      return 4;
+    fwrite(&loss, 4, 1, out);
+  }
+  fwrite(tiny_params(ctx), 4, tiny_num_params(), out);
+  float *pred = malloc(sizeof(float) * n * tiny_classes());
+  if (tiny_predict(ctx, x, n, pred) != TINY_OK)
+    return 5;
+  fwrite(pred, 4, n * tiny_classes(), out);
+  /* Errors are return codes with a message, not crashes. */
+  float loss;
+  if (tiny_train_step(ctx, x, labels, tiny_max_batch() + 1, &loss) != TINY_ERR_ARGUMENT ||
+      tiny_train_step(ctx, NULL, labels, 1, &loss) != TINY_ERR_ARGUMENT ||
+      tiny_load(ctx, "missing.safetensors") != TINY_ERR_IO)
+    return 6;
+  if (tiny_save(ctx, "saved.safetensors") != TINY_OK || tiny_load(ctx, "saved.safetensors") != TINY_OK)
+    return 7;
+  tiny_destroy(ctx);
+  fclose(out);
+  return 0;
+}
+)";
+
+} // namespace
+
+TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
+  if (sh("command -v cc >/dev/null") != 0) {
+    WARN("skipped: no C compiler (cc) to build the test program");
+    return;
+  }
+  nn::ModelSpec spec;
+  spec.model.add(nn::View(64)).add(nn::Linear(64, 32)).add(nn::ReLU()).add(nn::Dropout(0.2)).add(
+      nn::Linear(32, 5)).add(nn::LogSoftMax());
+  spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  spec.optimizer = nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}};
+  spec.file = "tiny.model";
+  const ir::Shape sample{1, 8, 8};
+  runtime::BuildOptions o;
+  o.maxBatch = 16;
+  auto model = runtime::compileModel(spec, sample);
+  REQUIRE(bool(model));
+
+  fs::path dir = fs::temp_directory_path() / ("graphc_aot_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto lib = runtime::emitCpu(*model, o, runtime::CpuOutput::Library, (dir / "tiny").string());
+  INFO((lib ? "" : lib.diag().str()));
+  REQUIRE(bool(lib));
+  REQUIRE(fs::exists(dir / "tiny.h"));
+  REQUIRE(fs::exists(dir / "libtiny.a"));
+  REQUIRE(fs::exists(dir / "tiny.safetensors"));
+
+  // Three batches (16, 5 and 1 samples), written for the C program.
+  std::mt19937 rng(9);
+  std::vector<std::pair<std::vector<float>, std::vector<int32_t>>> batches;
+  std::ofstream bin(dir / "batches.bin", std::ios::binary);
+  for (int64_t n : {16, 5, 1}) {
+    auto x = test::randomTensor({n, 64}, rng, 0, 255);
+    auto l = test::randomLabels(n, 5, rng);
+    batches.push_back({{x.data.begin(), x.data.end()}, {l.data.begin(), l.data.end()}});
+    bin.write(reinterpret_cast<const char *>(&n), 8);
+    bin.write(reinterpret_cast<const char *>(batches.back().first.data()), n * 64 * 4);
+    bin.write(reinterpret_cast<const char *>(batches.back().second.data()), n * 4);
+  }
+  bin.close();
+  std::ofstream(dir / "driver.c") << kDriver;
+  std::string build = "cd " + dir.string() +
+                      " && cc -std=c11 -O1 -I. driver.c -L. -ltiny -lm -lpthread -o driver";
+  REQUIRE(sh(build) == 0);
+  REQUIRE(sh("cd " + dir.string() + " && ./driver") == 0);
+  std::string result = slurp(dir / "result.bin");
+  const float *r = reinterpret_cast<const float *>(result.data());
+
+  // The same steps through the JIT, from the same initial weights.
+  auto exe = runtime::build(spec, sample, o);
+  REQUIRE(bool(exe));
+  const int64_t np = (*exe)->info().numParams;
+  REQUIRE(result.size() == size_t(4 * (3 + np + 1 * 5)));
+  for (size_t s = 0; s < batches.size(); ++s) {
+    float loss;
+    auto &[x, l] = batches[s];
+    REQUIRE(bool((*exe)->trainStep(x.data(), l.data(), int64_t(l.size()), &loss, nullptr)));
+    INFO("step " << s);
+    CHECK(loss == r[s]);
+  }
+  int differ = 0;
+  for (int64_t i = 0; i < np; ++i)
+    differ += (*exe)->params()[i] != r[3 + i];
+  CHECK(differ == 0);
+  std::vector<float> pred(5);
+  REQUIRE(bool((*exe)->predict(batches.back().first.data(), 1, pred.data())));
+  for (int j = 0; j < 5; ++j)
+    CHECK(pred[size_t(j)] == r[3 + np + j]);
+  fs::remove_all(dir);
+}
