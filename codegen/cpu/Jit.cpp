@@ -59,7 +59,7 @@ std::unique_ptr<llvm::Module> buildModule(llvm::LLVMContext &ctx,
   emitMicroKernel(*m, t, micro);
   for (size_t i = 0; i < programs.size(); ++i) {
     Program &p = *programs[i];
-    p.stored = storedValues(p.graph);
+    p.stored = codegen::storedValues(p.graph);
     p.kernels = emitKernels(*m, p.graph, p.stored, prefixes[i]);
     emitRunFunction(*m, p.graph, p.plan, p.stored, p.kernels, prefixes[i], micro, t);
   }

@@ -3,7 +3,6 @@
 
 #include "codegen/cpu/Emitter.h"
 #include "codegen/cpu/GatherOps.h"
-#include "passes/Fusion.h"
 
 #include <fmt/format.h>
 
@@ -14,49 +13,24 @@ namespace graphc::codegen::cpu {
 
 using namespace ir;
 
-std::vector<bool> storedValues(const Graph &g) {
-  std::vector<bool> st(size_t(g.size()), false);
-  for (ValueId v = 0; v < g.size(); ++v) {
-    const Node &n = g.node(v);
-    if (passes::isFree(n.op) && n.op != Op::Constant && n.op != Op::BatchSize)
-      st[size_t(v)] = true; // inputs and views: the host points at them
-    for (ValueId i : n.inputs)
-      if (g.node(i).group < 0 || g.node(i).group != n.group)
-        if (g.node(i).op != Op::Constant && g.node(i).op != Op::BatchSize)
-          st[size_t(i)] = true;
-  }
-  for (const Output &o : g.outputs())
-    st[size_t(o.value)] = true;
-  return st;
-}
-
 namespace {
-
-bool pointwiseOp(Op op) {
-  return (isElementwise(op) && op != Op::Constant) || op == Op::OneHot ||
-         op == Op::RandomMask;
-}
 
 class GroupEmitter {
 public:
   GroupEmitter(Emitter &e, std::string prefix) : e_(e), prefix_(std::move(prefix)) {}
 
-  KernelInfo emit(int grp, const std::vector<ValueId> &members) {
-    grp_ = grp;
-    members_ = members;
-    inGroup_ = std::set<ValueId>(members.begin(), members.end());
-    for (ValueId v : members) {
-      Op op = e_.g.node(v).op;
-      if (op == Op::MatMul)
-        return gemm();
+  KernelInfo emit(const KernelPlan &plan) {
+    plan_ = plan;
+    grp_ = plan.group;
+    members_ = plan.members;
+    inGroup_ = std::set<ValueId>(members_.begin(), members_.end());
+    switch (plan.kind) {
+    case KernelKind::Gemm: return gemm();
+    case KernelKind::Rows: return rows();
+    case KernelKind::Range: return range();
+    case KernelKind::Pack: return {plan, "", ""};
     }
-    for (ValueId v : members) {
-      Op op = e_.g.node(v).op;
-      if (op == Op::LogSoftMax || op == Op::SoftMax || op == Op::NllLoss ||
-          isRowReduce(v))
-        return rows();
-    }
-    return range();
+    return {plan, "", ""};
   }
 
 private:
@@ -64,15 +38,7 @@ private:
   std::string name(const char *suffix) const {
     return fmt::format("{}k{}{}", prefix_, grp_, suffix);
   }
-  bool isRowReduce(ValueId v) const {
-    const Node &n = g().node(v);
-    if (n.op != Op::ReduceSum && n.op != Op::ReduceMax && n.op != Op::ReduceMean)
-      return false;
-    auto axes = n.attrs.ints("axes");
-    int rank = g().type(n.inputs[0]).rank();
-    return axes.size() == 1 && (axes[0] == -1 || axes[0] == rank - 1) &&
-           n.attrs.b("keepdims") && rank >= 1;
-  }
+  bool isRowReduce(ValueId v) const { return codegen::isRowReduce(g(), v); }
 
   /// Operand `v` of pointwise node `user` at element e of `domain`.
   llvm::Value *operand(ValueId user, ValueId v, const Shape &domain, llvm::Value *e,
@@ -85,11 +51,8 @@ private:
 
   // --- range kernels ---------------------------------------------------------
   KernelInfo range() {
-    Shape domain;
-    for (ValueId v : members_)
-      if (!g().type(v).shape.empty())
-        domain = g().type(v).shape;
-    KernelInfo k{KernelKind::Range, grp_, name(""), "", {DType::F32, domain}};
+    const Shape domain = plan_.domain.shape;
+    KernelInfo k{plan_, name(""), ""};
     auto &b = e_.b;
     e_.begin(k.fn, {b.getInt64Ty(), b.getInt64Ty()});
     e_.loop(e_.arg(2), e_.arg(3), [&](llvm::Value *i) {
@@ -127,20 +90,11 @@ private:
 
   // --- row kernels -----------------------------------------------------------
   KernelInfo rows() {
-    Shape rowsShape;
-    for (ValueId v : members_) {
-      const Node &n = g().node(v);
-      if (n.op == Op::LogSoftMax || n.op == Op::SoftMax || n.op == Op::NllLoss ||
-          isRowReduce(v)) {
-        rowsShape = g().type(n.inputs[0]).shape;
-        break;
-      }
-    }
+    const Shape rowsShape = plan_.domain.shape;
     const int64_t c = rowsShape.back();
     Shape reduced = rowsShape;
     reduced.back() = 1;
-    KernelInfo k{KernelKind::Rows, grp_, name(""), "", {DType::F32, rowsShape}};
-    k.parallel = false;
+    KernelInfo k{plan_, name(""), ""};
     auto &b = e_.b;
     e_.begin(k.fn, {});
     llvm::Value *rowCount = b.CreateUDiv(e_.numel(rowsShape), e_.i64(c));
@@ -265,36 +219,11 @@ private:
 
   // --- GEMM kernels ----------------------------------------------------------
   KernelInfo gemm() {
-    ValueId mm = -1, colsum = -1;
-    for (ValueId v : members_) {
-      if (g().node(v).op == Op::MatMul)
-        mm = v;
-      else if (g().node(v).op == Op::ReduceSum)
-        colsum = v;
-    }
-    const Node &m = g().node(mm);
-    const Shape &shape = m.type.shape;
-    KernelInfo k{KernelKind::Gemm, grp_, "", "", m.type};
-    k.a = m.inputs[0];
-    k.b = m.inputs[1];
-    k.transA = m.attrs.b("transA");
-    k.transB = m.attrs.b("transB");
-    std::vector<ValueId> epilogue;
-    for (ValueId v : members_)
-      if (v != mm && v != colsum)
-        epilogue.push_back(v);
-    // C: the product's own buffer when it is stored, else the first stored
-    // result of the epilogue with the product's shape.
-    if (e_.stored[size_t(mm)])
-      k.c = mm;
-    for (ValueId v : epilogue)
-      if (k.c < 0 && e_.stored[size_t(v)] && g().type(v).shape == shape)
-        k.c = v;
-    GRAPHC_CHECK(k.c >= 0, "GEMM group k{} stores nothing of shape {}", grp_, str(shape));
-    if (!epilogue.empty())
-      k.fn = emitEpilogue(mm, epilogue, shape);
-    if (colsum >= 0)
-      k.colsum = emitColsum(colsum);
+    KernelInfo k{plan_, "", ""};
+    if (!plan_.epilogue.empty())
+      k.fn = emitEpilogue(plan_.matmul, plan_.epilogue, plan_.domain.shape);
+    if (plan_.colsum >= 0)
+      k.colsum = emitColsum(plan_.colsum);
     return k;
   }
 
@@ -348,6 +277,7 @@ private:
 
   Emitter &e_;
   std::string prefix_;
+  KernelPlan plan_;
   int grp_ = -1;
   std::vector<ValueId> members_;
   std::set<ValueId> inGroup_;
@@ -361,26 +291,8 @@ std::vector<KernelInfo> emitKernels(llvm::Module &m, const Graph &g,
   Emitter e(m, g, stored);
   GroupEmitter ge(e, prefix);
   std::vector<KernelInfo> out;
-  int grp = -1;
-  std::vector<ValueId> members;
-  auto flush = [&] {
-    if (grp >= 0)
-      out.push_back(ge.emit(grp, members));
-    members.clear();
-  };
-  for (ValueId v = 0; v < g.size(); ++v) {
-    const Node &n = g.node(v);
-    if (n.group != grp) {
-      flush();
-      grp = n.group;
-    }
-    if (n.group >= 0)
-      members.push_back(v);
-    else if (n.op == Op::FlatPack)
-      out.push_back({KernelKind::Pack, -1, "", "", n.type, false, -1, -1, -1,
-                     false, false, v});
-  }
-  flush();
+  for (const KernelPlan &plan : planKernels(g, stored))
+    out.push_back(ge.emit(plan));
   return out;
 }
 

@@ -15,6 +15,7 @@
 // every buffer, view and caller array is found by the value's id.
 #pragma once
 
+#include "codegen/KernelPlan.h"
 #include "ir/Graph.h"
 
 #include <memory>
@@ -39,20 +40,11 @@ struct VectorTarget {
   std::string name = "portable";
 };
 
-enum class KernelKind { Range, Rows, Gemm, Pack };
-
-/// What the host needs to launch one kernel group.
+/// A kernel group's plan and the LLVM functions that carry it out.
 struct KernelInfo {
-  KernelKind kind;
-  int group = -1;
+  KernelPlan plan;
   std::string fn;     ///< range / rows function, or the GEMM epilogue ("" if none)
   std::string colsum; ///< GEMM: bias-gradient function, or ""
-  ir::Type domain;    ///< range: elements computed; rows: the [R, C] rows
-  bool parallel = true;
-  // GEMM operands, by value id, and the buffer C accumulates into.
-  ir::ValueId a = -1, b = -1, c = -1;
-  bool transA = false, transB = false;
-  ir::ValueId pack = -1; ///< Pack: the flat_pack node whose parts need copies
 };
 
 /// Emits every kernel group of `g` into `m`, names prefixed with `prefix`.
@@ -64,9 +56,6 @@ std::vector<KernelInfo> emitKernels(llvm::Module &m, const ir::Graph &g,
 
 /// Emits the GEMM micro-kernel for `t` as `name`.
 void emitMicroKernel(llvm::Module &m, const VectorTarget &t, const std::string &name);
-
-/// Which values of `g` need a buffer.
-std::vector<bool> storedValues(const ir::Graph &g);
 
 /// Emits `void <prefix>run(void **io, i64 n, ptr arena, ptr pool)`, which
 /// binds every buffer and launches `kernels` in order (StepFunction.cpp).

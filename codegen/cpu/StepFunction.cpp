@@ -95,13 +95,14 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const passes::MemoryPlan &
       return llvm::ConstantPointerNull::get(ptr);
     return m.getFunction(name);
   };
-  for (const KernelInfo &k : kernels) {
+  for (const KernelInfo &ki : kernels) {
+    const KernelPlan &k = ki.plan;
     switch (k.kind) {
     case KernelKind::Range:
-      b.CreateCall(parallelRange, {pool, fn(k.fn), table, n, e.numel(k.domain.shape)});
+      b.CreateCall(parallelRange, {pool, fn(ki.fn), table, n, e.numel(k.domain.shape)});
       break;
     case KernelKind::Rows:
-      b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(k.fn), {table, n});
+      b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(ki.fn), {table, n});
       break;
     case KernelKind::Gemm: {
       const Shape &as = g.type(k.a).shape, &bs = g.type(k.b).shape;
@@ -111,9 +112,9 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const passes::MemoryPlan &
       b.CreateCall(gemm, {pool, mm, nn, kk, at[size_t(k.a)], e.dim(as[1]),
                           e.i64(k.transA), at[size_t(k.b)], e.dim(bs[1]), e.i64(k.transB),
                           at[size_t(k.c)], nn, fn(micro), e.i64(t.mr), e.i64(t.nr),
-                          fn(k.fn), table, n});
-      if (!k.colsum.empty())
-        b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(k.colsum),
+                          fn(ki.fn), table, n});
+      if (!ki.colsum.empty())
+        b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(ki.colsum),
                      {table, n});
       break;
     }

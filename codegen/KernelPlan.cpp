@@ -1,0 +1,129 @@
+// codegen/KernelPlan.cpp - classifying kernel groups.
+#include "codegen/KernelPlan.h"
+
+#include "passes/Fusion.h"
+
+namespace graphc::codegen {
+
+using namespace ir;
+
+bool pointwiseOp(Op op) {
+  return (isElementwise(op) && op != Op::Constant) || op == Op::OneHot ||
+         op == Op::RandomMask;
+}
+
+bool isRowReduce(const Graph &g, ValueId v) {
+  const Node &n = g.node(v);
+  if (n.op != Op::ReduceSum && n.op != Op::ReduceMax && n.op != Op::ReduceMean)
+    return false;
+  auto axes = n.attrs.ints("axes");
+  int rank = g.type(n.inputs[0]).rank();
+  return axes.size() == 1 && (axes[0] == -1 || axes[0] == rank - 1) &&
+         n.attrs.b("keepdims") && rank >= 1;
+}
+
+std::vector<bool> storedValues(const Graph &g) {
+  std::vector<bool> st(size_t(g.size()), false);
+  auto free = [&](ValueId v) {
+    return g.node(v).op == Op::Constant || g.node(v).op == Op::BatchSize;
+  };
+  for (ValueId v = 0; v < g.size(); ++v) {
+    const Node &n = g.node(v);
+    if (passes::isFree(n.op) && !free(v))
+      st[size_t(v)] = true; // inputs and views: the host points at them
+    for (ValueId i : n.inputs)
+      if ((g.node(i).group < 0 || g.node(i).group != n.group) && !free(i))
+        st[size_t(i)] = true;
+  }
+  for (const Output &o : g.outputs())
+    st[size_t(o.value)] = true;
+  return st;
+}
+
+namespace {
+
+KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
+                std::vector<ValueId> members) {
+  KernelPlan k;
+  k.group = group;
+  k.members = std::move(members);
+  for (ValueId v : k.members)
+    if (g.node(v).op == Op::MatMul)
+      k.matmul = v;
+  if (k.matmul >= 0) {
+    const Node &m = g.node(k.matmul);
+    k.kind = KernelKind::Gemm;
+    k.domain = m.type;
+    k.a = m.inputs[0];
+    k.b = m.inputs[1];
+    k.transA = m.attrs.b("transA");
+    k.transB = m.attrs.b("transB");
+    for (ValueId v : k.members) {
+      if (v == k.matmul)
+        continue;
+      if (g.node(v).op == Op::ReduceSum && g.type(v).shape != m.type.shape)
+        k.colsum = v;
+      else
+        k.epilogue.push_back(v);
+    }
+    // C: the product's own buffer when it is stored, else the first stored
+    // epilogue result of the product's shape.
+    if (stored[size_t(k.matmul)])
+      k.c = k.matmul;
+    for (ValueId v : k.epilogue)
+      if (k.c < 0 && stored[size_t(v)] && g.type(v).shape == m.type.shape)
+        k.c = v;
+    GRAPHC_CHECK(k.c >= 0, "GEMM group k{} stores nothing of shape {}", group,
+                 str(m.type.shape));
+    return k;
+  }
+  for (ValueId v : k.members) {
+    Op op = g.node(v).op;
+    if (op == Op::LogSoftMax || op == Op::SoftMax || op == Op::NllLoss || isRowReduce(g, v)) {
+      k.kind = KernelKind::Rows;
+      k.parallel = false;
+      k.domain = {DType::F32, g.type(g.node(v).inputs[0]).shape};
+      return k;
+    }
+  }
+  k.kind = KernelKind::Range;
+  k.domain = {DType::F32, {}};
+  for (ValueId v : k.members)
+    if (!g.type(v).shape.empty())
+      k.domain.shape = g.type(v).shape;
+  return k;
+}
+
+} // namespace
+
+std::vector<KernelPlan> planKernels(const Graph &g, const std::vector<bool> &stored) {
+  std::vector<KernelPlan> out;
+  int grp = -1;
+  std::vector<ValueId> members;
+  auto flush = [&] {
+    if (grp >= 0)
+      out.push_back(plan(g, stored, grp, members));
+    members.clear();
+  };
+  for (ValueId v = 0; v < g.size(); ++v) {
+    const Node &n = g.node(v);
+    if (n.group != grp) {
+      flush();
+      grp = n.group;
+    }
+    if (n.group >= 0) {
+      members.push_back(v);
+    } else if (n.op == Op::FlatPack) {
+      KernelPlan k;
+      k.kind = KernelKind::Pack;
+      k.domain = n.type;
+      k.parallel = false;
+      k.pack = v;
+      out.push_back(k);
+    }
+  }
+  flush();
+  return out;
+}
+
+} // namespace graphc::codegen

@@ -1,0 +1,45 @@
+// codegen/KernelPlan.h - what each kernel group of a fused graph is, for any
+// backend.
+//
+// The fusion pass marks groups; this decides, once for every backend, how
+// each group runs: a GEMM with an epilogue (and maybe a bias gradient), a
+// pass over the rows of an [R, C] domain, or a range kernel over the
+// elements of one domain; plus the host copies a gradient pack needs. The
+// LLVM and CUDA emitters print the same plans.
+#pragma once
+
+#include "ir/Graph.h"
+
+#include <string>
+#include <vector>
+
+namespace graphc::codegen {
+
+enum class KernelKind { Range, Rows, Gemm, Pack };
+
+struct KernelPlan {
+  KernelKind kind = KernelKind::Range;
+  int group = -1;
+  std::vector<ir::ValueId> members; ///< the group's nodes, in order
+  ir::Type domain;                  ///< range: elements; rows: [R, C]; gemm: C
+  bool parallel = true;             ///< rows: false (the loss sums over rows)
+  // GEMM: C = op(A) op(B), the epilogue's nodes, the bias-gradient node.
+  ir::ValueId matmul = -1, a = -1, b = -1, c = -1, colsum = -1;
+  bool transA = false, transB = false;
+  std::vector<ir::ValueId> epilogue;
+  ir::ValueId pack = -1; ///< Pack: the flat_pack whose parts need copies
+};
+
+/// Which values of `g` need a buffer: inputs, outputs, views and everything
+/// read by another kernel.
+std::vector<bool> storedValues(const ir::Graph &g);
+
+/// One plan per kernel group (and per flat_pack), in execution order.
+std::vector<KernelPlan> planKernels(const ir::Graph &g, const std::vector<bool> &stored);
+
+/// Pointwise ops: each output element from the same element of its operands.
+bool pointwiseOp(ir::Op op);
+/// A reduction over the last axis with keepdims (a row kernel's building block).
+bool isRowReduce(const ir::Graph &g, ir::ValueId v);
+
+} // namespace graphc::codegen
