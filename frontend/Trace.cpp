@@ -150,7 +150,7 @@ private:
   Expected<ValueId> module(const nn::Module &m, ValueId x,
                            const std::string &prefix) {
     const auto &a = m.args;
-    const ir::Type &in = g_.type(x);
+    const ir::Type in = g_.type(x); // a copy: the graph grows below
     std::string shape = ir::str(in.shape);
     switch (m.kind) {
     case nn::Kind::Sequential:
@@ -260,7 +260,7 @@ private:
   }
 
   Expected<ValueId> criterion(const nn::Criterion &c, ValueId y) {
-    const ir::Type &t = g_.type(y);
+    const ir::Type t = g_.type(y);
     if (t.rank() != 2)
       return errorAt(c.loc, fmt::format("{} expects the model output [N,classes], "
                                         "got {}",

@@ -38,8 +38,8 @@ struct Builder {
   }
 
   /// Sums `grad` over the axes along which `shape` was broadcast.
-  ValueId unbroadcast(ValueId grad, const Shape &shape) {
-    const Shape &gs = g.type(grad).shape;
+  ValueId unbroadcast(ValueId grad, const Shape shape) {
+    const Shape gs = g.type(grad).shape;
     if (gs == shape)
       return grad;
     size_t lead = gs.size() - shape.size();
@@ -54,7 +54,7 @@ struct Builder {
   }
 
   /// `grad` of a reduction's result, broadcast back to the operand's shape.
-  ValueId unreduce(ValueId grad, const Node &red, const Shape &in) {
+  ValueId unreduce(ValueId grad, const Node &red, const Shape in) {
     Shape kept = in;
     auto axes = red.attrs.ints("axes");
     for (size_t i = 0; i < kept.size(); ++i) {
@@ -130,7 +130,7 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
   case Op::ReduceSum:
     return {b.unreduce(gy, n, g.type(in(0)).shape)};
   case Op::ReduceMean: {
-    const Type &t = g.type(in(0));
+    const Type t = g.type(in(0));
     ValueId count = b.c(double(t.rowNumel()) / double(g.type(v).rowNumel()));
     // With N reduced away the count depends on the run-time batch size.
     if (t.batched() && !g.type(v).batched())
@@ -138,7 +138,7 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
     return {b.unreduce(b.div(gy, count), n, t.shape)};
   }
   case Op::ReduceMax: {
-    const Shape &s = g.type(in(0)).shape;
+    const Shape s = g.type(in(0)).shape;
     ValueId gb = b.unreduce(gy, n, s);
     ValueId mb = b.unreduce(v, n, s);
     ValueId notMax = b.gt(mb, in(0));
@@ -167,7 +167,7 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
     return {b.mul(onehot, scale), -1};
   }
   case Op::Conv2d: {
-    const Shape &xs = g.type(in(0)).shape, &ws = g.type(in(1)).shape;
+    const Shape xs = g.type(in(0)).shape, ws = g.type(in(1)).shape;
     Attrs common{{"stride", n.attrs.ints("stride", {1, 1})},
                  {"pad", n.attrs.ints("pad", {0, 0})}};
     Attrs ai = common, aw = common;

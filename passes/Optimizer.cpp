@@ -88,7 +88,7 @@ Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
   Ops o{g};
   ValueId x = g.findInput("params"), grad = g.output("grad");
   GRAPHC_CHECK(x >= 0 && grad >= 0, "the optimizer needs `params` and `grad`");
-  const Type &flat = g.type(x);
+  const Type flat = g.type(x);
   ValueId t = g.input("step", {DType::F32, {}});
   std::map<std::string, ValueId> state;
   for (const std::string &slot : cfg.stateSlots())

@@ -24,7 +24,7 @@ const std::vector<std::string> &passNames() {
 
 Status checkPassNames(const std::set<std::string> &names, const std::string &flag) {
   for (const std::string &n : names) {
-    if (n == "all")
+    if (n == "all" || n == "trace")
       continue;
     const auto &all = passNames();
     if (std::find(all.begin(), all.end(), n) == all.end())

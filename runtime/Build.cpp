@@ -69,9 +69,17 @@ Expected<CompiledModel> compileModel(const nn::ModelSpec &spec, const ir::Shape 
 Expected<std::unique_ptr<Executable>> build(const nn::ModelSpec &spec,
                                             const ir::Shape &sample,
                                             const BuildOptions &options) {
-  auto m = compileModel(spec, sample);
+  passes::PipelineOptions po;
+  po.planBatch = options.maxBatch;
+  auto m = compileModel(spec, sample, po);
   if (!m)
     return m.diag();
+  return buildCompiled(std::move(*m), options);
+}
+
+Expected<std::unique_ptr<Executable>> buildCompiled(CompiledModel model,
+                                                    const BuildOptions &options) {
+  auto *m = &model;
   std::vector<float> init = frontend::initParams(m->info.params, options.seed);
   std::unique_ptr<Executable> exe;
   if (options.target == "interp") {

@@ -37,6 +37,10 @@ Expected<std::unique_ptr<Executable>> build(const nn::ModelSpec &spec,
                                             const ir::Shape &sample,
                                             const BuildOptions &options);
 
+/// The executable of an already compiled model for `options.target`.
+Expected<std::unique_ptr<Executable>> buildCompiled(CompiledModel model,
+                                                    const BuildOptions &options);
+
 /// The reference interpreter as an executable (slow; for tests and checks).
 std::unique_ptr<Executable> makeInterpExecutable(CompiledModel model, int64_t maxBatch);
 

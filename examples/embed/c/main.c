@@ -1,7 +1,7 @@
 /* examples/embed/c/main.c - trains graphc's compiled seed MLP from plain C.
  *
  * Build with the Makefile beside this file; it runs
- *   graphc compile examples/mlp.model --target cpu --emit lib -o out/mlp
+ *   graphc compile examples/mlp.model --input 1x32x32 --target cpu --emit lib -o out/mlp
  * and links out/libmlp.a with libc, libm and pthreads only.
  *
  *   ./train [steps]    trains on a synthetic 10-class set, prints the loss falling
@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
     for (int b = 0; b < BATCH; ++b) {
       labels[b] = (int32_t)(uniform() * CLASSES) % CLASSES;
       for (int64_t i = 0; i < d; ++i)
-        x[b * d + i] = prototypes[labels[b] * d + i] + 60.0f * (uniform() - 0.5f);
+        x[b * d + i] = prototypes[labels[b] * d + i] + 400.0f * (uniform() - 0.5f);
     }
     float loss;
     if (mlp_train_step(ctx, x, labels, BATCH, &loss) != MLP_OK) {

@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
   const int steps = argc > 1 ? std::atoi(argv[1]) : 300, batch = 64, classes = 10;
   const int64_t d = mlp_sample_size();
   std::mt19937 rng(7);
-  std::uniform_real_distribution<float> pixel(0, 255), noise(-30, 30);
+  std::uniform_real_distribution<float> pixel(0, 255), noise(-200, 200);
   std::uniform_int_distribution<int32_t> label(0, classes - 1);
   std::vector<float> prototypes(size_t(classes * d));
   for (float &p : prototypes)

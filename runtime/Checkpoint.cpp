@@ -1,0 +1,431 @@
+// runtime/Checkpoint.cpp - safetensors encoding, atomic writes, validated loads.
+#include "runtime/Checkpoint.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace graphc::runtime {
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors data is little-endian; this host would need byte swaps");
+
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kMaxHeader = uint64_t(100) << 20; // as the reference implementation
+constexpr uint64_t kMaxElements = uint64_t(1) << 48;
+
+Diag fileError(const std::string &path, std::string message) {
+  Diag d = error(std::move(message));
+  d.file = path;
+  return d;
+}
+
+/// Bytes per element of a safetensors dtype; 0 for an unknown one.
+size_t dtypeSize(const std::string &dtype) {
+  static const std::map<std::string, size_t> sizes = {
+      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},
+      {"I16", 2}, {"I8", 1},  {"U64", 8}, {"U32", 4},  {"U16", 2}, {"U8", 1},
+      {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+  auto it = sizes.find(dtype);
+  return it == sizes.end() ? 0 : it->second;
+}
+
+int64_t numel(const ir::Shape &s) {
+  int64_t n = 1;
+  for (int64_t d : s)
+    n *= d;
+  return n;
+}
+
+/// Writes all of `chunks` to `path` through a fsynced temporary and a rename.
+Status writeChunksAtomic(const std::string &path,
+                         const std::vector<std::pair<const void *, size_t>> &chunks) {
+  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return fileError(path, fmt::format("cannot write: cannot create {}: {}", tmp,
+                                       std::strerror(errno)));
+  auto fail = [&](const char *what) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return fileError(path, fmt::format("cannot write: {} {}: {}", what, tmp,
+                                       std::strerror(e)));
+  };
+  for (auto [data, size] : chunks) {
+    const char *p = static_cast<const char *>(data);
+    while (size > 0) {
+      ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t(1) << 30));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return fail("writing");
+      p += n;
+      size -= size_t(n);
+    }
+  }
+  if (::fsync(fd) != 0)
+    return fail("syncing");
+  if (::close(fd) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return fileError(path, fmt::format("cannot write: closing {}: {}", tmp, std::strerror(e)));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return fileError(path, fmt::format("cannot write: renaming {} over it: {}", tmp,
+                                       std::strerror(e)));
+  }
+  // Make the rename itself durable; failing here loses nothing already written.
+  std::string dir = path.find('/') == std::string::npos
+                        ? "."
+                        : path.substr(0, std::max<size_t>(path.rfind('/'), 1));
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return {};
+}
+
+/// The JSON header, padded with spaces so that the data starts 8-aligned.
+std::string encodeHeader(const std::vector<TensorRef> &tensors,
+                         const std::map<std::string, std::string> &metadata) {
+  json header = json::object();
+  uint64_t offset = 0;
+  for (const TensorRef &t : tensors) {
+    GRAPHC_CHECK(!header.contains(t.name) && t.name != "__metadata__",
+                 "duplicate tensor name {}", t.name);
+    header[t.name] = {{"dtype", t.dtype},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + t.bytes}}};
+    offset += t.bytes;
+  }
+  if (!metadata.empty())
+    header["__metadata__"] = metadata;
+  std::string text = header.dump();
+  while ((8 + text.size()) % 8 != 0)
+    text += ' ';
+  return text;
+}
+
+std::string littleEndian64(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    out[size_t(i)] = char((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+/// A non-negative integer metadata value, or an error naming the key.
+Expected<uint64_t> metaInt(const SafetensorsFile &f, const std::string &key) {
+  const std::string &v = f.metadata.at(key);
+  uint64_t x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (ec != std::errc() || p != v.data() + v.size() || v.empty())
+    return fileError(f.path, fmt::format("metadata {} is {}, not a non-negative integer",
+                                         key, quote(v)));
+  return x;
+}
+
+} // namespace
+
+Status writeFileAtomic(const std::string &path, const void *data, size_t size) {
+  return writeChunksAtomic(path, {{data, size}});
+}
+
+std::string encodeSafetensors(const std::vector<TensorRef> &tensors,
+                              const std::map<std::string, std::string> &metadata) {
+  std::string header = encodeHeader(tensors, metadata);
+  std::string out = littleEndian64(header.size()) + header;
+  for (const TensorRef &t : tensors)
+    out.append(static_cast<const char *>(t.data), t.bytes);
+  return out;
+}
+
+Status writeSafetensors(const std::string &path, const std::vector<TensorRef> &tensors,
+                        const std::map<std::string, std::string> &metadata) {
+  for (const TensorRef &t : tensors)
+    GRAPHC_CHECK(dtypeSize(t.dtype) > 0 &&
+                     t.bytes == size_t(numel(t.shape)) * dtypeSize(t.dtype),
+                 "tensor {}: {} bytes do not fit {} {}", t.name, t.bytes, t.dtype,
+                 ir::str(t.shape));
+  std::string header = encodeHeader(tensors, metadata);
+  std::string length = littleEndian64(header.size());
+  std::vector<std::pair<const void *, size_t>> chunks = {{length.data(), length.size()},
+                                                         {header.data(), header.size()}};
+  for (const TensorRef &t : tensors)
+    chunks.push_back({t.data, t.bytes});
+  return writeChunksAtomic(path, chunks);
+}
+
+Expected<SafetensorsFile> readSafetensors(const std::string &path) {
+  SafetensorsFile f;
+  f.path = path;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fileError(path, fmt::format("cannot open: {}", std::strerror(errno)));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    return fileError(path, fmt::format("cannot read: {}", std::strerror(errno)));
+  if (!S_ISREG(st.st_mode))
+    return fileError(path, "not a regular file");
+  uint64_t size = uint64_t(st.st_size);
+  auto readAll = [&](void *dst, uint64_t n) -> Status {
+    char *p = static_cast<char *>(dst);
+    while (n > 0) {
+      ssize_t got = ::read(fd, p, std::min<uint64_t>(n, uint64_t(1) << 30));
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got < 0)
+        return fileError(path, fmt::format("cannot read: {}", std::strerror(errno)));
+      if (got == 0)
+        return fileError(path, "the file shrank while it was read");
+      p += got;
+      n -= uint64_t(got);
+    }
+    return {};
+  };
+
+  if (size < 8)
+    return fileError(path, fmt::format("{} bytes: too short for a safetensors file (an "
+                                       "8-byte header length, a JSON header, data)",
+                                       size));
+  uint8_t lenBytes[8];
+  if (Status s = readAll(lenBytes, 8); !s)
+    return s.diag();
+  uint64_t headerLen = 0;
+  for (int i = 7; i >= 0; --i)
+    headerLen = headerLen << 8 | lenBytes[i];
+  if (headerLen > size - 8)
+    return fileError(path, fmt::format("header length {} is beyond the end of the file "
+                                       "({} bytes): not a safetensors file, or truncated",
+                                       headerLen, size));
+  if (headerLen > kMaxHeader)
+    return fileError(path, fmt::format("header length {} is absurd (the limit is {} "
+                                       "bytes): not a safetensors file",
+                                       headerLen, kMaxHeader));
+  std::string text(size_t(headerLen), '\0');
+  if (Status s = readAll(text.data(), headerLen); !s)
+    return s.diag();
+  json header = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (header.is_discarded())
+    return fileError(path, "the header is not valid JSON: not a safetensors file, or "
+                           "corrupted");
+  if (!header.is_object())
+    return fileError(path, "the header is not a JSON object");
+
+  uint64_t dataSize = size - 8 - headerLen;
+  for (auto &[name, v] : header.items()) {
+    if (name == "__metadata__") {
+      if (!v.is_object())
+        return fileError(path, "__metadata__ is not a JSON object");
+      for (auto &[key, value] : v.items()) {
+        if (!value.is_string())
+          return fileError(path, fmt::format("metadata {} is not a string", quote(key)));
+        f.metadata[key] = value.get<std::string>();
+      }
+      continue;
+    }
+    auto bad = [&](const std::string &what) {
+      return fileError(path, fmt::format("tensor {}: {}", quote(name), what));
+    };
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
+        !v.contains("data_offsets"))
+      return bad("expected an object with dtype, shape and data_offsets");
+    TensorEntry e;
+    if (!v["dtype"].is_string() || dtypeSize(v["dtype"].get<std::string>()) == 0)
+      return bad(fmt::format("unknown dtype {}", v["dtype"].dump()));
+    e.dtype = v["dtype"].get<std::string>();
+    const json &shape = v["shape"];
+    if (!shape.is_array() || shape.size() > 16)
+      return bad("shape is not an array of at most 16 sizes");
+    uint64_t elements = 1;
+    for (const json &d : shape) {
+      if (!d.is_number_unsigned())
+        return bad(fmt::format("shape {} holds something other than a size", shape.dump()));
+      uint64_t dim = d.get<uint64_t>();
+      if (dim != 0 && elements > kMaxElements / dim)
+        return bad(fmt::format("shape {} is absurdly large", shape.dump()));
+      elements *= dim;
+      e.shape.push_back(int64_t(dim));
+    }
+    const json &off = v["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
+      return bad(fmt::format("data_offsets {} is not [begin, end]", off.dump()));
+    e.begin = off[0].get<uint64_t>();
+    e.end = off[1].get<uint64_t>();
+    if (e.begin > e.end || e.end > dataSize)
+      return bad(fmt::format("data_offsets [{}, {}] lie outside the {} data bytes (a "
+                             "truncated file?)",
+                             e.begin, e.end, dataSize));
+    if (e.end - e.begin != elements * dtypeSize(e.dtype))
+      return bad(fmt::format("data_offsets [{}, {}] hold {} bytes, but {} {} needs {}",
+                             e.begin, e.end, e.end - e.begin, e.dtype, ir::str(e.shape),
+                             elements * dtypeSize(e.dtype)));
+    f.tensors[name] = std::move(e);
+  }
+  f.data.resize(size_t(dataSize));
+  if (Status s = readAll(f.data.data(), dataSize); !s)
+    return s.diag();
+  return f;
+}
+
+Status saveCheckpoint(const std::string &path, Executable &exe, int64_t epoch, uint64_t seed,
+                      const std::map<std::string, std::string> &extra) {
+  const ModelInfo &info = exe.info();
+  std::vector<TensorRef> tensors;
+  auto add = [&](const std::string &name, const frontend::ParamInfo &p, const float *flat) {
+    tensors.push_back({name, "F32", p.shape, flat + p.offset, size_t(p.numel()) * 4});
+  };
+  for (const frontend::ParamInfo &p : info.params)
+    add(p.name, p, exe.params());
+  for (const std::string &slot : info.stateSlots) {
+    const float *state = exe.state(slot);
+    GRAPHC_CHECK(state, "no optimizer state {}", slot);
+    for (const frontend::ParamInfo &p : info.params)
+      add("optim." + slot + "." + p.name, p, state);
+  }
+  std::map<std::string, std::string> meta = extra;
+  meta["format"] = "pt";
+  meta["graphc.model"] = info.name;
+  meta["graphc.optimizer"] = info.optimizer.str();
+  meta["graphc.step"] = std::to_string(exe.step());
+  meta["graphc.epoch"] = std::to_string(epoch);
+  meta["graphc.seed"] = std::to_string(seed);
+  return writeSafetensors(path, tensors, meta);
+}
+
+Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe,
+                                        bool optimizerState) {
+  auto file = readSafetensors(path);
+  if (!file)
+    return file.diag();
+  const SafetensorsFile &f = *file;
+  const ModelInfo &info = exe.info();
+  CheckpointInfo out;
+  out.metadata = f.metadata;
+
+  // 1. Check everything; remember what goes where.
+  struct Copy {
+    const uint8_t *src;
+    float *dst;
+    size_t bytes;
+  };
+  std::vector<Copy> copies;
+  auto take = [&](const std::string &name, const frontend::ParamInfo &p,
+                  float *flat) -> Status {
+    auto it = f.tensors.find(name);
+    if (it == f.tensors.end()) {
+      std::string have;
+      for (auto &[n, e] : f.tensors)
+        if (have.size() < 200)
+          have += (have.empty() ? "" : ", ") + n;
+      return fileError(path, fmt::format("tensor {} {} is missing (the file holds: {})",
+                                         quote(name), ir::str(p.shape),
+                                         have.empty() ? "no tensors" : have));
+    }
+    const TensorEntry &e = it->second;
+    if (e.dtype != "F32")
+      return fileError(path, fmt::format("tensor {} is {}; graphc needs F32 (in PyTorch, "
+                                         "save model.float().state_dict())",
+                                         quote(name), e.dtype));
+    if (e.shape != p.shape)
+      return fileError(path, fmt::format("tensor {} has shape {}, but the model's {} is {}",
+                                         quote(name), ir::str(e.shape), p.name,
+                                         ir::str(p.shape)));
+    copies.push_back({f.bytes(e), flat + p.offset, size_t(p.numel()) * 4});
+    return {};
+  };
+  for (const frontend::ParamInfo &p : info.params)
+    if (Status s = take(p.name, p, exe.params()); !s)
+      return s.diag();
+
+  for (auto &[name, e] : f.tensors) {
+    if (name.rfind("optim.", 0) == 0) {
+      out.hasOptimizerState = true;
+      continue;
+    }
+    bool known = false;
+    for (const frontend::ParamInfo &p : info.params)
+      known = known || p.name == name;
+    if (!known) {
+      std::string names;
+      for (const frontend::ParamInfo &p : info.params)
+        names += (names.empty() ? "" : ", ") + p.name;
+      return fileError(path, fmt::format("tensor {} does not belong to the model (its "
+                                         "tensors are {})",
+                                         quote(name), names));
+    }
+  }
+
+  if (optimizerState && out.hasOptimizerState) {
+    for (auto &[name, e] : f.tensors) {
+      if (name.rfind("optim.", 0) != 0)
+        continue;
+      bool known = false;
+      for (const std::string &slot : info.stateSlots)
+        for (const frontend::ParamInfo &p : info.params)
+          known = known || name == "optim." + slot + "." + p.name;
+      if (!known) {
+        auto saved = f.metadata.find("graphc.optimizer");
+        return fileError(
+            path, fmt::format("tensor {} is optimizer state that this model's {} does not "
+                              "keep (the checkpoint was saved with {})",
+                              quote(name), info.optimizer.str(),
+                              saved == f.metadata.end() ? "another optimizer"
+                                                        : saved->second));
+      }
+    }
+    for (const std::string &slot : info.stateSlots)
+      for (const frontend::ParamInfo &p : info.params)
+        if (Status s = take("optim." + slot + "." + p.name, p, exe.state(slot)); !s)
+          return s.diag();
+  }
+
+  for (const char *key : {"graphc.step", "graphc.epoch", "graphc.seed"}) {
+    if (!f.metadata.count(key))
+      continue;
+    auto v = metaInt(f, key);
+    if (!v)
+      return v.diag();
+    if (std::string(key) == "graphc.seed") {
+      out.hasSeed = true;
+      out.seed = *v;
+    } else if (*v > uint64_t(1) << 62) {
+      return fileError(path, fmt::format("metadata {} = {} is absurd", key, *v));
+    } else {
+      (std::string(key) == "graphc.step" ? out.step : out.epoch) = int64_t(*v);
+    }
+  }
+
+  // 2. Apply.
+  for (const Copy &c : copies)
+    std::memcpy(c.dst, c.src, c.bytes);
+  if (optimizerState) {
+    if (!out.hasOptimizerState) {
+      for (const std::string &slot : info.stateSlots)
+        std::fill(exe.state(slot), exe.state(slot) + info.numParams, 0.0f);
+      out.step = f.metadata.count("graphc.step") ? out.step : 0;
+    }
+    exe.setStep(out.step);
+  }
+  return out;
+}
+
+} // namespace graphc::runtime

@@ -1,0 +1,88 @@
+// runtime/Checkpoint.h - checkpoints as safetensors files that PyTorch loads.
+//
+// A safetensors file is an 8-byte little-endian header length, a JSON header
+// `{"1.weight": {"dtype": "F32", "shape": [1000, 1024], "data_offsets": [b, e]},
+// ..., "__metadata__": {...}}` and the raw little-endian tensor data. Tensor
+// names are PyTorch's nn.Sequential state_dict names (DESIGN.md, "Checkpoints
+// and interchange"), so `load_state_dict` takes the model tensors as they are.
+// Optimizer state travels as extra tensors `optim.<slot>.<param>` and the step
+// counter, epoch and seed as metadata, so a resumed run continues bit for bit.
+// Writes are atomic (FILE.tmp.<pid>, fsync, rename); loading validates every
+// byte against the model before touching the executable.
+#pragma once
+
+#include "ir/Error.h"
+#include "ir/Type.h"
+#include "runtime/Executable.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace graphc::runtime {
+
+/// A tensor to write: `bytes` bytes of little-endian `dtype` data at `data`.
+struct TensorRef {
+  std::string name;
+  std::string dtype = "F32";
+  ir::Shape shape;
+  const void *data = nullptr;
+  size_t bytes = 0;
+};
+
+/// One tensor's header entry; offsets are relative to the data section.
+struct TensorEntry {
+  std::string dtype;
+  ir::Shape shape;
+  uint64_t begin = 0, end = 0;
+};
+
+/// A safetensors file read and validated: every entry lies inside `data`.
+struct SafetensorsFile {
+  std::string path;
+  std::map<std::string, TensorEntry> tensors;
+  std::map<std::string, std::string> metadata;
+  std::vector<uint8_t> data; ///< the data section
+
+  const uint8_t *bytes(const TensorEntry &e) const { return data.data() + e.begin; }
+};
+
+/// Writes `size` bytes to `path` atomically: `path.tmp.<pid>`, fsync, rename.
+/// On failure the old file, if any, is untouched and no temporary remains.
+Status writeFileAtomic(const std::string &path, const void *data, size_t size);
+
+/// Serialises tensors (in the given order, contiguous) and string metadata.
+std::string encodeSafetensors(const std::vector<TensorRef> &tensors,
+                              const std::map<std::string, std::string> &metadata);
+
+/// Writes a safetensors file atomically.
+Status writeSafetensors(const std::string &path, const std::vector<TensorRef> &tensors,
+                        const std::map<std::string, std::string> &metadata);
+
+/// Reads and validates a safetensors file; errors name the file and tensor.
+Expected<SafetensorsFile> readSafetensors(const std::string &path);
+
+/// What a checkpoint says besides the tensors.
+struct CheckpointInfo {
+  int64_t epoch = 0;        ///< epochs completed; 0 for a plain state_dict
+  int64_t step = 0;         ///< optimizer updates done
+  bool hasSeed = false;
+  uint64_t seed = 1;
+  bool hasOptimizerState = false;
+  std::map<std::string, std::string> metadata; ///< everything, as stored
+};
+
+/// Saves the executable's parameters, optimizer state and step counter with
+/// `graphc.*` metadata (model, optimizer, step, epoch, seed) plus `extra`.
+Status saveCheckpoint(const std::string &path, Executable &exe, int64_t epoch, uint64_t seed,
+                      const std::map<std::string, std::string> &extra = {});
+
+/// Loads a checkpoint (a graphc one or a plain PyTorch state_dict) into the
+/// executable. With `optimizerState`, the optimizer state and step counter
+/// are restored (zero and 0 when the file has none); without, `optim.*`
+/// tensors are ignored. Nothing changes in `exe` unless everything checks out.
+Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe,
+                                        bool optimizerState = true);
+
+} // namespace graphc::runtime

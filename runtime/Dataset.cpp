@@ -1,0 +1,460 @@
+// runtime/Dataset.cpp - idx reader (through zlib), synthetic data, batches.
+#include "runtime/Dataset.h"
+
+#include "frontend/Trace.h"
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+namespace graphc::runtime {
+namespace {
+
+constexpr uint32_t kImagesMagic = 0x00000803, kLabelsMagic = 0x00000801;
+constexpr int64_t kMaxSide = 1 << 16;        // rows or cols
+constexpr int64_t kMaxCount = int64_t(1) << 31; // images in one file
+constexpr size_t kChunk = size_t(1) << 20;
+
+const char *const kFashionClasses[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
+                                         "Coat",        "Sandal",  "Shirt",    "Sneaker",
+                                         "Bag",         "Ankle boot"};
+
+Diag fileError(const std::string &path, std::string message) {
+  Diag d = error(std::move(message));
+  d.file = path;
+  return d;
+}
+
+/// A gzip or plain file read through zlib; closed on scope exit.
+class GzReader {
+public:
+  explicit GzReader(const std::string &path) : path_(path) {
+    errno = 0;
+    f_ = gzopen(path.c_str(), "rb");
+    if (f_)
+      gzbuffer(f_, 1 << 17);
+  }
+  ~GzReader() {
+    if (f_)
+      gzclose(f_);
+  }
+  GzReader(const GzReader &) = delete;
+  GzReader &operator=(const GzReader &) = delete;
+
+  Status openStatus() const {
+    if (f_)
+      return {};
+    return fileError(path_, fmt::format("cannot open: {}",
+                                        errno ? std::strerror(errno) : "out of memory"));
+  }
+
+  /// Reads up to `n` bytes; the count read, or an error for a corrupt stream.
+  Expected<size_t> read(void *dst, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      unsigned want = unsigned(std::min<size_t>(n - done, kChunk));
+      int got = gzread(f_, static_cast<char *>(dst) + done, want);
+      if (got < 0 || (got == 0 && !gzeof(f_)))
+        return streamError();
+      if (got == 0)
+        break;
+      done += size_t(got);
+    }
+    // A gzip member cut short reads as a short count with a pending error.
+    int code = Z_OK;
+    gzerror(f_, &code);
+    if (code != Z_OK && code != Z_STREAM_END)
+      return streamError();
+    return done;
+  }
+
+  /// Reads exactly `n` bytes into a vector grown as the data arrives, so a
+  /// header that promises more than the file holds allocates no more than
+  /// the file has.
+  Expected<std::vector<uint8_t>> readExactly(size_t n, const char *what) {
+    std::vector<uint8_t> out;
+    while (out.size() < n) {
+      size_t want = std::min(n - out.size(), kChunk);
+      size_t at = out.size();
+      out.resize(at + want);
+      auto got = read(out.data() + at, want);
+      if (!got)
+        return got.diag();
+      if (*got < want)
+        return fileError(path_, fmt::format("truncated: the header promises {} bytes of "
+                                            "{}, the file holds {}",
+                                            n, what, at + *got));
+    }
+    return out;
+  }
+
+  /// An error if anything follows the expected data.
+  Status expectEnd() {
+    uint8_t extra[64];
+    auto got = read(extra, sizeof extra);
+    if (!got)
+      return got.diag();
+    if (*got > 0)
+      return fileError(path_, "the file is longer than its header says (trailing "
+                              "bytes after the last item)");
+    return {};
+  }
+
+private:
+  Diag streamError() {
+    int code = Z_OK;
+    const char *msg = gzerror(f_, &code);
+    if (code == Z_ERRNO)
+      msg = std::strerror(errno);
+    return fileError(path_, fmt::format("cannot read: {}", msg && *msg ? msg : "I/O error"));
+  }
+
+  std::string path_;
+  gzFile f_ = nullptr;
+};
+
+uint32_t bigEndian32(const uint8_t *p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
+}
+
+/// Reads the idx header: magic and `dims` sizes.
+Status readHeader(GzReader &f, const std::string &path, uint32_t magic, const char *kind,
+                  std::vector<uint32_t> &dims) {
+  uint8_t head[16];
+  size_t want = 4 + 4 * dims.size();
+  auto truncated = [&](size_t got) {
+    return fileError(path, fmt::format("truncated: {} bytes, shorter than an idx {} "
+                                       "header ({} bytes)",
+                                       got, kind, want));
+  };
+  auto got = f.read(head, 4);
+  if (!got)
+    return got.diag();
+  if (*got < 4)
+    return truncated(*got);
+  uint32_t m = bigEndian32(head);
+  if (m != magic) {
+    std::string hint;
+    if (m == kImagesMagic)
+      hint = " (an images file where labels were expected?)";
+    else if (m == kLabelsMagic)
+      hint = " (a labels file where images were expected?)";
+    else if ((m >> 16) == 0x1f8b)
+      hint = " (gzip data inside a gzip file?)";
+    return fileError(path, fmt::format("not an idx {} file: magic number 0x{:08x}, "
+                                       "expected 0x{:08x}{}",
+                                       kind, m, magic, hint));
+  }
+  got = f.read(head + 4, want - 4);
+  if (!got)
+    return got.diag();
+  if (*got < want - 4)
+    return truncated(4 + *got);
+  for (size_t i = 0; i < dims.size(); ++i)
+    dims[i] = bigEndian32(head + 4 + 4 * i);
+  return {};
+}
+
+/// `dir/name.gz`, else `dir/name`; an error when neither exists.
+Expected<std::string> findFile(const std::string &dir, const std::string &name) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const std::string &candidate : {name + ".gz", name}) {
+    fs::path p = fs::path(dir) / candidate;
+    if (fs::is_regular_file(p, ec))
+      return p.string();
+  }
+  return fileError(dir, fmt::format("no {0}.gz or {0} in this directory (an MNIST-format "
+                                    "data set needs train-images-idx3-ubyte, "
+                                    "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+                                    "t10k-labels-idx1-ubyte, gzipped or not)",
+                                    name));
+}
+
+bool isFashionDir(const std::string &dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(fs::path(dir), ec);
+  if (ec)
+    p = fs::path(dir).lexically_normal();
+  std::string base = p.filename().string();
+  if (base.empty())
+    base = p.parent_path().filename().string();
+  std::transform(base.begin(), base.end(), base.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  return base.find("fashion") != std::string::npos;
+}
+
+/// Leading 1s removed: [1,32,32] -> [32,32].
+ir::Shape squeezeLeading(const ir::Shape &s) {
+  size_t i = 0;
+  while (i + 1 < s.size() && s[i] == 1)
+    ++i;
+  return ir::Shape(s.begin() + long(i), s.end());
+}
+
+/// True when `sample` is an image of rows x cols: [rows,cols] or [rows*cols],
+/// after leading 1s.
+bool holdsImage(const ir::Shape &sample, int64_t rows, int64_t cols) {
+  ir::Shape s = squeezeLeading(sample);
+  return s == ir::Shape{rows, cols} || s == ir::Shape{rows * cols};
+}
+
+/// Uniform in [0, 1) from 53 random bits: the same on every platform.
+double uniform(std::mt19937_64 &rng) { return double(rng() >> 11) * 0x1.0p-53; }
+
+/// Approximately standard normal: a scaled sum of four uniforms (portable,
+/// unlike std::normal_distribution).
+double gaussian(std::mt19937_64 &rng) {
+  double s = uniform(rng) + uniform(rng) + uniform(rng) + uniform(rng) - 2.0;
+  return s * std::sqrt(3.0);
+}
+
+void makeSplit(ImageSet &set, int64_t count, const SyntheticOptions &o,
+               const std::vector<uint8_t> &prototypes, uint64_t streamSeed,
+               const char *name) {
+  std::mt19937_64 rng(streamSeed);
+  int64_t size = o.rows * o.cols;
+  set.count = count;
+  set.rows = o.rows;
+  set.cols = o.cols;
+  set.source = name;
+  set.pixels.resize(size_t(count * size));
+  set.labels.resize(size_t(count));
+  for (int64_t i = 0; i < count; ++i) {
+    int32_t label = int32_t((rng() >> 32) % uint64_t(o.classes));
+    set.labels[size_t(i)] = label;
+    const uint8_t *proto = prototypes.data() + label * size;
+    uint8_t *dst = set.pixels.data() + i * size;
+    for (int64_t k = 0; k < size; ++k) {
+      double v = std::round(double(proto[k]) + o.noise * gaussian(rng));
+      dst[k] = uint8_t(std::clamp(v, 0.0, 255.0));
+    }
+  }
+}
+
+} // namespace
+
+void ImageSet::limit(int64_t n) {
+  if (n <= 0 || n >= count)
+    return;
+  count = n;
+  pixels.resize(size_t(n * imageSize()));
+  pixels.shrink_to_fit();
+  labels.resize(size_t(n));
+  labels.shrink_to_fit();
+}
+
+Expected<ImageSet> readIdx(const std::string &imagesPath, const std::string &labelsPath,
+                           int64_t classes) {
+  ImageSet set;
+  set.source = imagesPath;
+  {
+    GzReader f(imagesPath);
+    if (Status s = f.openStatus(); !s)
+      return s.diag();
+    std::vector<uint32_t> dims(3);
+    if (Status s = readHeader(f, imagesPath, kImagesMagic, "images", dims); !s)
+      return s.diag();
+    int64_t n = dims[0], rows = dims[1], cols = dims[2];
+    if (n >= kMaxCount || rows < 1 || cols < 1 || rows > kMaxSide || cols > kMaxSide)
+      return fileError(imagesPath,
+                       fmt::format("implausible header: {} images of {}x{} pixels", n,
+                                   rows, cols));
+    auto pixels = f.readExactly(size_t(n * rows * cols),
+                                fmt::format("{} images of {}x{}", n, rows, cols).c_str());
+    if (!pixels)
+      return pixels.diag();
+    if (Status s = f.expectEnd(); !s)
+      return s.diag();
+    set.count = n;
+    set.rows = rows;
+    set.cols = cols;
+    set.pixels = std::move(*pixels);
+  }
+  {
+    GzReader f(labelsPath);
+    if (Status s = f.openStatus(); !s)
+      return s.diag();
+    std::vector<uint32_t> dims(1);
+    if (Status s = readHeader(f, labelsPath, kLabelsMagic, "labels", dims); !s)
+      return s.diag();
+    if (int64_t(dims[0]) != set.count)
+      return fileError(labelsPath,
+                       fmt::format("holds {} labels but {} holds {} images", dims[0],
+                                   imagesPath, set.count));
+    auto bytes = f.readExactly(size_t(set.count), "labels");
+    if (!bytes)
+      return bytes.diag();
+    if (Status s = f.expectEnd(); !s)
+      return s.diag();
+    set.labels.resize(bytes->size());
+    for (size_t i = 0; i < bytes->size(); ++i) {
+      if ((*bytes)[i] >= classes)
+        return fileError(labelsPath, fmt::format("label {} of sample {} is not a class "
+                                                 "index 0..{}",
+                                                 (*bytes)[i], i, classes - 1));
+      set.labels[i] = (*bytes)[i];
+    }
+  }
+  return set;
+}
+
+Expected<Dataset> loadMnistDir(const std::string &dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    if (dir == kFashionMnistDir)
+      return fileError(dir, "no Fashion-MNIST here: install Debian's "
+                            "dataset-fashion-mnist package, or pass --data DIR (a "
+                            "directory of MNIST idx files) or --data synthetic");
+    return fileError(dir, "not a directory (--data takes a directory of MNIST idx "
+                          "files, or `synthetic`)");
+  }
+  Dataset d;
+  d.name = isFashionDir(dir) ? "fashion-mnist" : dir;
+  if (isFashionDir(dir))
+    d.classNames.assign(std::begin(kFashionClasses), std::end(kFashionClasses));
+  else
+    for (int i = 0; i < 10; ++i)
+      d.classNames.push_back(std::to_string(i));
+  for (auto [split, prefix] : {std::pair{&d.train, "train"}, std::pair{&d.test, "t10k"}}) {
+    auto images = findFile(dir, fmt::format("{}-images-idx3-ubyte", prefix));
+    if (!images)
+      return images.diag();
+    auto labels = findFile(dir, fmt::format("{}-labels-idx1-ubyte", prefix));
+    if (!labels)
+      return labels.diag();
+    auto set = readIdx(*images, *labels, d.classes());
+    if (!set)
+      return set.diag();
+    *split = std::move(*set);
+  }
+  if (d.train.rows != d.test.rows || d.train.cols != d.test.cols)
+    return fileError(d.test.source,
+                     fmt::format("test images are {}x{} but the training images ({}) "
+                                 "are {}x{}",
+                                 d.test.rows, d.test.cols, d.train.source, d.train.rows,
+                                 d.train.cols));
+  return d;
+}
+
+Dataset syntheticDataset(const SyntheticOptions &o) {
+  GRAPHC_CHECK(o.classes >= 1 && o.rows >= 1 && o.cols >= 1 && o.train >= 0 && o.test >= 0,
+               "bad synthetic data set options");
+  Dataset d;
+  d.name = "synthetic";
+  for (int64_t c = 0; c < o.classes; ++c)
+    d.classNames.push_back(std::to_string(c));
+  std::mt19937_64 rng(o.seed * 0x9e3779b97f4a7c15ULL + 0x5eed);
+  std::vector<uint8_t> prototypes(size_t(o.classes * o.rows * o.cols));
+  for (uint8_t &p : prototypes)
+    p = uint8_t(rng() >> 56);
+  makeSplit(d.train, o.train, o, prototypes, rng(), "synthetic training set");
+  makeSplit(d.test, o.test, o, prototypes, rng(), "synthetic test set");
+  return d;
+}
+
+Expected<Dataset> loadDataset(const std::string &spec) {
+  if (spec == "synthetic")
+    return syntheticDataset();
+  return loadMnistDir(spec.empty() ? kFashionMnistDir : spec);
+}
+
+int64_t SampleFormat::numel() const {
+  int64_t n = 1;
+  for (int64_t d : sample)
+    n *= d;
+  return n;
+}
+
+float SampleFormat::value(uint8_t pixel) const {
+  if (!normalize)
+    return float(pixel);
+  return float((double(pixel) / 255.0 - mean) / std);
+}
+
+std::string SampleFormat::note() const {
+  if (pad == 0)
+    return "";
+  std::string dims;
+  for (int64_t d : sample)
+    dims += (dims.empty() ? "" : "x") + std::to_string(d);
+  return fmt::format("padding {}x{} images to {}x{} for the model's {} inputs{}", rows, cols,
+                     rows + 2 * pad, cols + 2 * pad, numel(),
+                     sample.size() > 1 ? " (" + dims + ")" : "");
+}
+
+Expected<SampleFormat> sampleFormat(int64_t rows, int64_t cols, const ir::Shape &sample) {
+  SampleFormat f;
+  f.sample = sample;
+  f.rows = rows;
+  f.cols = cols;
+  if (holdsImage(sample, rows, cols))
+    return f;
+  if (holdsImage(sample, rows + 4, cols + 4)) {
+    f.pad = 2;
+    return f;
+  }
+  return error(fmt::format("the model takes samples of shape {} but the data set's "
+                           "images are {}x{} (usable shapes: [1,{},{}], [{}], or "
+                           "[1,{},{}] padded)",
+                           ir::str(sample), rows, cols, rows, cols, rows * cols,
+                           rows + 4, cols + 4));
+}
+
+void pixelStats(const ImageSet &set, double *mean, double *std) {
+  // A histogram makes the sums exact and independent of the pixel order.
+  std::vector<uint64_t> hist(256, 0);
+  for (uint8_t p : set.pixels)
+    ++hist[p];
+  double n = double(set.pixels.size()), sum = 0, sum2 = 0;
+  for (int v = 0; v < 256; ++v) {
+    sum += double(hist[size_t(v)]) * (v / 255.0);
+    sum2 += double(hist[size_t(v)]) * (v / 255.0) * (v / 255.0);
+  }
+  *mean = n > 0 ? sum / n : 0.0;
+  double var = n > 0 ? sum2 / n - *mean * *mean : 0.0;
+  *std = var > 1e-12 ? std::sqrt(var) : 1.0;
+}
+
+Expected<ir::Shape> inferSampleShape(const nn::ModelSpec &spec, int64_t rows, int64_t cols) {
+  ir::Shape direct{1, rows, cols};
+  auto t = frontend::trace(spec, direct, {.training = false});
+  if (t)
+    return direct;
+  ir::Shape padded{1, rows + 4, cols + 4};
+  if (frontend::trace(spec, padded, {.training = false}))
+    return padded;
+  return t.diag();
+}
+
+void fillBatch(const ImageSet &set, const SampleFormat &format, const int64_t *indices,
+               int64_t n, float *x, int32_t *labels) {
+  float lut[256];
+  for (int v = 0; v < 256; ++v)
+    lut[v] = format.value(uint8_t(v));
+  int64_t width = set.cols + 2 * format.pad, per = format.numel();
+  for (int64_t b = 0; b < n; ++b) {
+    int64_t i = indices[b];
+    GRAPHC_CHECK(i >= 0 && i < set.count, "sample {} of {}", i, set.count);
+    const uint8_t *src = set.image(i);
+    float *dst = x + b * per;
+    if (format.pad)
+      std::fill(dst, dst + per, lut[0]);
+    for (int64_t r = 0; r < set.rows; ++r) {
+      float *row = dst + (r + format.pad) * width + format.pad;
+      for (int64_t c = 0; c < set.cols; ++c)
+        row[c] = lut[src[r * set.cols + c]];
+    }
+    if (labels)
+      labels[b] = set.labels[size_t(i)];
+  }
+}
+
+} // namespace graphc::runtime

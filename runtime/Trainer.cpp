@@ -1,0 +1,397 @@
+// runtime/Trainer.cpp - shuffles, batches, progress, reports, checkpoints.
+#include "runtime/Trainer.h"
+
+#include "ir/Random.h"
+#include "runtime/Checkpoint.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <unistd.h>
+
+namespace graphc::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+/// Uniform in [0, bound) without modulo bias, from the generator's raw bits.
+uint64_t below(std::mt19937_64 &rng, uint64_t bound) {
+  uint64_t limit = std::numeric_limits<uint64_t>::max() -
+                   std::numeric_limits<uint64_t>::max() % bound;
+  uint64_t r;
+  do
+    r = rng();
+  while (r >= limit);
+  return r % bound;
+}
+
+std::string clockTime(double s) {
+  if (!std::isfinite(s) || s < 0)
+    return "?";
+  if (s < 60)
+    return fmt::format("{:.1f}s", s);
+  int64_t t = int64_t(s + 0.5);
+  if (t < 3600)
+    return fmt::format("{}:{:02}", t / 60, t % 60);
+  return fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60);
+}
+
+std::string percent(double fraction) {
+  return std::isnan(fraction) ? "n/a" : fmt::format("{:.2f}%", 100 * fraction);
+}
+
+/// The running state of an epoch on the terminal: a bar redrawn in place, or
+/// a plain line every tenth of the epoch when stderr is a file or pipe.
+class ProgressReporter {
+public:
+  ProgressReporter(const TrainOptions &o, int64_t epoch, int64_t total)
+      : out_(o.log), epoch_(epoch), epochs_(o.epochs), total_(total), mode_(o.progress),
+        start_(Clock::now()), last_(start_) {
+    if (mode_ == Progress::Auto)
+      mode_ = out_ && ::isatty(::fileno(out_)) ? Progress::Bar : Progress::Lines;
+    if (!out_)
+      mode_ = Progress::None;
+  }
+
+  void update(int64_t done, double meanLoss) {
+    double elapsed = seconds(start_);
+    double rate = elapsed > 0 ? double(done) / elapsed : 0;
+    double eta = rate > 0 ? double(total_ - done) / rate : NAN;
+    if (mode_ == Progress::Bar) {
+      if (done < total_ && std::chrono::duration<double>(Clock::now() - last_).count() < 0.1)
+        return;
+      last_ = Clock::now();
+      constexpr int kWidth = 30;
+      int filled = int(kWidth * done / std::max<int64_t>(total_, 1));
+      std::string bar(size_t(filled), '=');
+      if (filled < kWidth)
+        bar += '>' + std::string(size_t(kWidth - filled - 1), ' ');
+      std::string line = fmt::format("epoch {}/{} [{}] {}/{}  {:.0f} samples/s  ETA {}  "
+                                     "loss {:.4f}",
+                                     epoch_, epochs_, bar, done, total_, rate,
+                                     clockTime(eta), meanLoss);
+      width_ = std::max(width_, line.size());
+      std::fprintf(out_, "\r%-*s", int(width_), line.c_str());
+      std::fflush(out_);
+    } else if (mode_ == Progress::Lines) {
+      int64_t tenth = done * 10 / std::max<int64_t>(total_, 1);
+      if (tenth <= printed_ || done == total_)
+        return;
+      printed_ = tenth;
+      std::fprintf(out_, "epoch %lld/%lld: %lld/%lld samples (%lld%%), %.0f samples/s, "
+                         "ETA %s, loss %.4f\n",
+                   (long long)epoch_, (long long)epochs_, (long long)done,
+                   (long long)total_, (long long)(100 * done / total_), rate,
+                   clockTime(eta).c_str(), meanLoss);
+      std::fflush(out_);
+    }
+  }
+
+  /// Erases the bar so the epoch report starts on a clean line.
+  void finish() {
+    if (mode_ == Progress::Bar && width_ > 0) {
+      std::fprintf(out_, "\r%*s\r", int(width_), "");
+      std::fflush(out_);
+    }
+  }
+
+private:
+  std::FILE *out_;
+  int64_t epoch_, epochs_, total_;
+  Progress mode_;
+  Clock::time_point start_, last_;
+  size_t width_ = 0;
+  int64_t printed_ = 0;
+};
+
+/// The largest label of a split, or -1 when it is empty.
+int32_t maxLabel(const ImageSet &set) {
+  int32_t m = -1;
+  for (int32_t l : set.labels)
+    m = std::max(m, l);
+  return m;
+}
+
+Status checkLabels(const ImageSet &set, int64_t classes) {
+  int32_t m = maxLabel(set);
+  if (m >= classes)
+    return error(fmt::format("{} has label {}, but the model's output has only {} classes "
+                             "(its last layer's width)",
+                             set.source, m, classes));
+  return {};
+}
+
+std::vector<std::string> matrixNames(const Dataset &data, int64_t classes) {
+  std::vector<std::string> names = data.classNames;
+  for (int64_t c = int64_t(names.size()); c < classes; ++c)
+    names.push_back(std::to_string(c));
+  return names;
+}
+
+} // namespace
+
+std::vector<int64_t> epochOrder(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(size_t(std::max<int64_t>(n, 0)));
+  std::iota(order.begin(), order.end(), int64_t(0));
+  std::mt19937_64 rng(ir::mix64(ir::mix64(seed ^ 0x7261696e6572ULL) + uint64_t(epoch)));
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(order[size_t(i)], order[below(rng, uint64_t(i) + 1)]);
+  return order;
+}
+
+int64_t argmax(const float *row, int64_t n) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < n; ++j)
+    if (row[j] > row[best])
+      best = j;
+  return best;
+}
+
+ConfusionMatrix::ConfusionMatrix(std::vector<std::string> classNames)
+    : names_(std::move(classNames)), mat_(names_.size() * names_.size(), 0) {}
+
+void ConfusionMatrix::add(int64_t target, int64_t prediction) {
+  GRAPHC_CHECK(target >= 0 && target < classes() && prediction >= 0 &&
+                   prediction < classes(),
+               "confusion entry ({}, {}) outside {} classes", target, prediction, classes());
+  ++mat_[size_t(target * classes() + prediction)];
+}
+
+int64_t ConfusionMatrix::count(int64_t target, int64_t prediction) const {
+  return mat_[size_t(target * classes() + prediction)];
+}
+
+int64_t ConfusionMatrix::total() const {
+  return std::accumulate(mat_.begin(), mat_.end(), int64_t(0));
+}
+
+double ConfusionMatrix::rowCorrect(int64_t t) const {
+  int64_t row = 0;
+  for (int64_t p = 0; p < classes(); ++p)
+    row += count(t, p);
+  return row ? double(count(t, t)) / double(row) : NAN;
+}
+
+double ConfusionMatrix::unionCorrect(int64_t t) const {
+  int64_t row = 0, col = 0;
+  for (int64_t k = 0; k < classes(); ++k) {
+    row += count(t, k);
+    col += count(k, t);
+  }
+  int64_t uni = row + col - count(t, t);
+  return uni ? double(count(t, t)) / double(uni) : NAN;
+}
+
+double ConfusionMatrix::averageRowCorrect() const {
+  double sum = 0;
+  int n = 0;
+  for (int64_t t = 0; t < classes(); ++t)
+    if (!std::isnan(rowCorrect(t))) {
+      sum += rowCorrect(t);
+      ++n;
+    }
+  return n ? sum / n : NAN;
+}
+
+double ConfusionMatrix::averageUnionCorrect() const {
+  double sum = 0;
+  int n = 0;
+  for (int64_t t = 0; t < classes(); ++t)
+    if (!std::isnan(rowCorrect(t)) && !std::isnan(unionCorrect(t))) {
+      sum += unionCorrect(t);
+      ++n;
+    }
+  return n ? sum / n : NAN;
+}
+
+double ConfusionMatrix::globalCorrect() const {
+  int64_t diag = 0;
+  for (int64_t t = 0; t < classes(); ++t)
+    diag += count(t, t);
+  int64_t all = total();
+  return all ? double(diag) / double(all) : NAN;
+}
+
+std::string ConfusionMatrix::str() const {
+  // Lua prints numbers with "%.14g"; NaN as "nan".
+  auto lua = [](double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{:.14g}", v); };
+  std::string s = "ConfusionMatrix:\n[";
+  for (int64_t t = 0; t < classes(); ++t) {
+    double r = rowCorrect(t);
+    std::string pclass = std::isnan(r) ? "nan" : fmt::format("{:2.3f}", r * 100);
+    s += t == 0 ? "[" : " [";
+    for (int64_t p = 0; p < classes(); ++p)
+      s += fmt::format("{:8d}", count(t, p));
+    s += t == classes() - 1 ? "]]  " : "]   ";
+    s += pclass + "% \t[class: " + names_[size_t(t)] + "]\n";
+  }
+  s += " + average row correct: " + lua(averageRowCorrect() * 100) + "% \n";
+  s += " + average rowUcol correct (VOC measure): " + lua(averageUnionCorrect() * 100) +
+       "% \n";
+  s += " + global correct: " + lua(globalCorrect() * 100) + "%";
+  return s;
+}
+
+Status evaluate(Executable &exe, const ImageSet &set, const SampleFormat &format,
+                int64_t batch, ConfusionMatrix &confusion,
+                const std::function<void(const float *, const float *, int64_t)> &onBatch) {
+  int64_t classes = exe.info().classes;
+  GRAPHC_CHECK(confusion.classes() >= classes, "a confusion matrix of {} classes for a "
+               "model of {}", confusion.classes(), classes);
+  batch = std::clamp<int64_t>(batch, 1, exe.maxBatch());
+  if (Status s = checkLabels(set, classes); !s)
+    return s;
+  std::vector<float> x(size_t(batch * format.numel())), out(size_t(batch * classes));
+  std::vector<int64_t> idx(static_cast<size_t>(batch));
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  for (int64_t start = 0; start < set.count; start += batch) {
+    int64_t m = std::min(batch, set.count - start);
+    std::iota(idx.begin(), idx.begin() + m, start);
+    fillBatch(set, format, idx.data(), m, x.data(), labels.data());
+    if (Status s = exe.predict(x.data(), m, out.data()); !s)
+      return s;
+    for (int64_t i = 0; i < m; ++i)
+      confusion.add(labels[size_t(i)], argmax(out.data() + i * classes, classes));
+    if (onBatch)
+      onBatch(x.data(), out.data(), m);
+  }
+  return {};
+}
+
+Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train,
+                                const SampleFormat &format, const TrainOptions &options,
+                                int64_t epoch) {
+  int64_t classes = exe.info().classes, batch = options.batch;
+  if (batch < 1 || batch > exe.maxBatch())
+    return error(fmt::format("--batch {}: this executable takes batches of 1 to {}", batch,
+                             exe.maxBatch()));
+  int64_t sampleSize = 1;
+  for (int64_t d : exe.info().sample)
+    sampleSize *= d;
+  if (format.numel() != sampleSize)
+    return error(fmt::format("samples of shape {} do not fit the model's input {}",
+                             ir::str(format.sample), ir::str(exe.info().sample)));
+  if (Status s = checkLabels(train, classes); !s)
+    return s.diag();
+
+  EpochStats st;
+  st.epoch = epoch;
+  std::vector<int64_t> order = epochOrder(train.count, options.seed, epoch);
+  std::vector<float> x(size_t(batch * format.numel())), out(size_t(batch * classes));
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  ProgressReporter progress(options, epoch, train.count);
+  double lossSum = 0;
+  int64_t correct = 0;
+  auto start = Clock::now();
+  for (int64_t at = 0; at < train.count; at += batch) {
+    int64_t m = std::min(batch, train.count - at);
+    fillBatch(train, format, order.data() + at, m, x.data(), labels.data());
+    float loss = 0;
+    if (Status s = exe.trainStep(x.data(), labels.data(), m, &loss, out.data()); !s) {
+      progress.finish();
+      return s.diag();
+    }
+    lossSum += double(loss) * double(m);
+    for (int64_t i = 0; i < m; ++i)
+      correct += argmax(out.data() + i * classes, classes) == labels[size_t(i)];
+    st.samples += m;
+    ++st.batches;
+    progress.update(st.samples, lossSum / double(st.samples));
+  }
+  progress.finish();
+  st.epochSeconds = seconds(start);
+  st.trainLoss = st.samples ? lossSum / double(st.samples) : NAN;
+  st.trainAccuracy = st.samples ? double(correct) / double(st.samples) : NAN;
+  st.samplesPerSecond = st.epochSeconds > 0 ? double(st.samples) / st.epochSeconds : 0;
+  st.step = exe.step();
+  return st;
+}
+
+Expected<std::vector<EpochStats>> train(Executable &exe, const Dataset &data,
+                                        const SampleFormat &format,
+                                        const TrainOptions &options, int64_t startEpoch) {
+  if (data.train.count == 0)
+    return error(fmt::format("{}: no training samples", data.train.source));
+  int64_t classes = std::max(exe.info().classes, data.classes());
+  for (const ImageSet *set : {&data.train, &data.test})
+    if (Status s = checkLabels(*set, exe.info().classes); !s)
+      return s.diag();
+
+  std::FILE *metrics = nullptr;
+  if (!options.metrics.empty()) {
+    metrics = std::fopen(options.metrics.c_str(), "a");
+    if (!metrics) {
+      Diag d = error(fmt::format("cannot open for appending: {}", std::strerror(errno)));
+      d.file = options.metrics;
+      return d;
+    }
+  }
+  struct Closer {
+    std::FILE *f;
+    ~Closer() {
+      if (f)
+        std::fclose(f);
+    }
+  } closer{metrics};
+
+  std::vector<EpochStats> all;
+  for (int64_t epoch = startEpoch + 1; epoch <= options.epochs; ++epoch) {
+    auto st = trainEpoch(exe, data.train, format, options, epoch);
+    if (!st)
+      return st.diag();
+
+    ConfusionMatrix confusion(matrixNames(data, classes));
+    auto t0 = Clock::now();
+    if (Status s = evaluate(exe, data.test, format, options.batch, confusion); !s)
+      return s.diag();
+    st->testSeconds = seconds(t0);
+    st->testAccuracy = confusion.globalCorrect();
+
+    if (options.out) {
+      std::fputs(fmt::format("epoch {}/{}: train loss {:.4f}, train accuracy {}, test "
+                             "accuracy {}, {:.0f} samples/s, {:.2f} s (test {:.2f} s)\n",
+                             epoch, options.epochs, st->trainLoss,
+                             percent(st->trainAccuracy), percent(st->testAccuracy),
+                             st->samplesPerSecond, st->epochSeconds, st->testSeconds)
+                     .c_str(),
+                 options.out);
+      if (options.confusion && data.test.count > 0)
+        std::fputs((confusion.str() + "\n").c_str(), options.out);
+      std::fflush(options.out);
+    }
+    if (metrics) {
+      nlohmann::ordered_json line = {{"epoch", epoch},
+                                     {"train_loss", st->trainLoss},
+                                     {"train_acc", st->trainAccuracy},
+                                     {"test_acc", st->testAccuracy},
+                                     {"samples_per_s", st->samplesPerSecond},
+                                     {"epoch_s", st->epochSeconds},
+                                     {"step", st->step}};
+      std::fputs((line.dump() + "\n").c_str(), metrics);
+      if (std::fflush(metrics) != 0) {
+        Diag d = error(fmt::format("cannot write: {}", std::strerror(errno)));
+        d.file = options.metrics;
+        return d;
+      }
+    }
+    if (!options.save.empty())
+      if (Status s = saveCheckpoint(options.save, exe, epoch, options.seed,
+                                    options.saveMetadata);
+          !s)
+        return s.diag();
+    all.push_back(*st);
+  }
+  return all;
+}
+
+} // namespace graphc::runtime

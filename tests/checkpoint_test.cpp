@@ -1,0 +1,378 @@
+// tests/checkpoint_test.cpp - safetensors checkpoints: byte-exact round trips,
+// the header parsed independently, atomic writes, and every load error.
+#include "runtime/Build.h"
+#include "runtime/Checkpoint.h"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace graphc;
+using namespace graphc::runtime;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "graphc-ckpt-XXXXXX").string();
+    REQUIRE(::mkdtemp(t.data()));
+    path = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::permissions(path, fs::perms::owner_all, ec);
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string &name) const { return (path / name).string(); }
+};
+
+std::string readFile(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+void writeFile(const std::string &path, const std::string &bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+/// View(16), Linear(16, 8), ReLU, Linear(8, 3), LogSoftMax with `optimizer`.
+std::unique_ptr<Executable> tinyExe(const std::string &optimizer = "adagrad") {
+  nn::ModelSpec spec;
+  spec.model.add(nn::View(16))
+      .add(nn::Linear(16, 8))
+      .add(nn::ReLU())
+      .add(nn::Linear(8, 3))
+      .add(nn::LogSoftMax());
+  spec.criterion = nn::Criterion{};
+  spec.optimizer = nn::Optimizer{optimizer, {}, {}};
+  spec.file = "tiny.model";
+  auto exe = build(spec, {1, 4, 4}, {.target = "interp", .maxBatch = 8});
+  REQUIRE(exe);
+  return std::move(*exe);
+}
+
+/// Fills parameters and every state buffer with random values; step 17.
+void randomise(Executable &exe, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-2, 2);
+  for (int64_t i = 0; i < exe.info().numParams; ++i)
+    exe.params()[i] = u(rng);
+  for (const std::string &slot : exe.info().stateSlots)
+    for (int64_t i = 0; i < exe.info().numParams; ++i)
+      exe.state(slot)[i] = std::abs(u(rng));
+  exe.setStep(17);
+}
+
+bool sameBuffers(Executable &a, Executable &b) {
+  size_t bytes = size_t(a.info().numParams) * 4;
+  if (std::memcmp(a.params(), b.params(), bytes) != 0)
+    return false;
+  for (const std::string &slot : a.info().stateSlots)
+    if (std::memcmp(a.state(slot), b.state(slot), bytes) != 0)
+      return false;
+  return true;
+}
+
+std::string le64(uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    s[size_t(i)] = char(v >> (8 * i));
+  return s;
+}
+
+/// A safetensors file from a JSON header and data, put together by hand.
+std::string handMade(const json &header, const std::string &data) {
+  std::string h = header.dump();
+  return le64(h.size()) + h + data;
+}
+
+std::string loadError(const std::string &path, Executable &exe) {
+  auto r = loadCheckpoint(path, exe);
+  if (r)
+    return "";
+  return r.diag().str();
+}
+
+bool contains(const std::string &s, const std::string &part) {
+  INFO(s);
+  return s.find(part) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("a checkpoint's header, parsed independently, is PyTorch's state_dict",
+          "[checkpoint]") {
+  TempDir d;
+  auto exe = tinyExe();
+  randomise(*exe, 1);
+  REQUIRE(saveCheckpoint(d / "c.safetensors", *exe, 3, 42));
+  std::string bytes = readFile(d / "c.safetensors");
+  REQUIRE(bytes.size() > 8);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i)
+    n = n << 8 | uint8_t(bytes[size_t(i)]);
+  REQUIRE(8 + n <= bytes.size());
+  CHECK((8 + n) % 8 == 0); // data 8-aligned, as the reference writer does
+  json h = json::parse(bytes.substr(8, n));
+  std::string data = bytes.substr(8 + n);
+
+  struct Want {
+    std::string name;
+    std::vector<int64_t> shape;
+    const float *src;
+  };
+  const float *p = exe->params(), *v = exe->state("v");
+  std::vector<Want> want = {{"1.weight", {8, 16}, p},      {"1.bias", {8}, p + 128},
+                            {"3.weight", {3, 8}, p + 136}, {"3.bias", {3}, p + 160},
+                            {"optim.v.1.weight", {8, 16}, v}, {"optim.v.1.bias", {8}, v + 128},
+                            {"optim.v.3.weight", {3, 8}, v + 136},
+                            {"optim.v.3.bias", {3}, v + 160}};
+  CHECK(h.size() == want.size() + 1);
+  uint64_t covered = 0;
+  for (const Want &w : want) {
+    INFO(w.name);
+    REQUIRE(h.contains(w.name));
+    CHECK(h[w.name]["dtype"] == "F32");
+    CHECK(h[w.name]["shape"].get<std::vector<int64_t>>() == w.shape);
+    uint64_t b = h[w.name]["data_offsets"][0], e = h[w.name]["data_offsets"][1];
+    int64_t numel = 1;
+    for (int64_t s : w.shape)
+      numel *= s;
+    REQUIRE(e - b == uint64_t(numel) * 4);
+    REQUIRE(e <= data.size());
+    CHECK(std::memcmp(data.data() + b, w.src, e - b) == 0);
+    covered += e - b;
+  }
+  CHECK(covered == data.size()); // no holes, no overlap
+  json m = h["__metadata__"];
+  CHECK(m["graphc.step"] == "17");
+  CHECK(m["graphc.epoch"] == "3");
+  CHECK(m["graphc.seed"] == "42");
+  CHECK(m["graphc.model"] == "tiny");
+  CHECK(m["graphc.optimizer"] == exe->info().optimizer.str());
+  CHECK(m["format"] == "pt");
+}
+
+TEST_CASE("checkpoints round-trip byte for byte", "[checkpoint]") {
+  TempDir d;
+  for (std::string opt : {"adagrad", "adam", "sgd"}) {
+    INFO(opt);
+    auto a = tinyExe(opt), b = tinyExe(opt);
+    randomise(*a, 7);
+    REQUIRE(saveCheckpoint(d / "a", *a, 2, 5, {{"graphc.normalize_mean", "0.25"}}));
+    auto info = loadCheckpoint(d / "a", *b);
+    REQUIRE(info);
+    CHECK(info->epoch == 2);
+    CHECK(info->step == 17);
+    CHECK(info->hasSeed);
+    CHECK(info->seed == 5);
+    CHECK(info->hasOptimizerState == !a->info().stateSlots.empty());
+    CHECK(info->metadata.at("graphc.normalize_mean") == "0.25");
+    CHECK(b->step() == 17);
+    CHECK(sameBuffers(*a, *b));
+    REQUIRE(saveCheckpoint(d / "b", *b, 2, 5, {{"graphc.normalize_mean", "0.25"}}));
+    CHECK(readFile(d / "a") == readFile(d / "b"));
+    std::vector<TensorRef> none;
+    CHECK(readFile(d / "a").size() > encodeSafetensors(none, {}).size());
+  }
+}
+
+TEST_CASE("writes are atomic: no temporary left, a failed write keeps the old file",
+          "[checkpoint]") {
+  TempDir d;
+  auto exe = tinyExe();
+  randomise(*exe, 3);
+  std::string path = d / "ckpt.safetensors";
+  REQUIRE(saveCheckpoint(path, *exe, 1, 1));
+  REQUIRE(saveCheckpoint(path, *exe, 2, 1)); // over an existing file
+  std::vector<std::string> names;
+  for (auto &e : fs::directory_iterator(d.path))
+    names.push_back(e.path().filename().string());
+  CHECK(names == std::vector<std::string>{"ckpt.safetensors"});
+  std::string before = readFile(path);
+
+  // The temporary cannot be created: the old file stays, nothing else appears.
+  fs::create_directory(path + ".tmp." + std::to_string(::getpid()));
+  exe->params()[0] += 1;
+  Status s = saveCheckpoint(path, *exe, 3, 1);
+  REQUIRE(!s);
+  CHECK(contains(s.diag().str(), path));
+  CHECK(readFile(path) == before);
+  fs::remove(path + ".tmp." + std::to_string(::getpid()));
+
+  // A directory that does not exist.
+  Status s2 = saveCheckpoint(d / "no/such/dir/c", *exe, 3, 1);
+  REQUIRE(!s2);
+  CHECK(contains(s2.diag().str(), "No such file or directory"));
+  CHECK(!fs::exists(d / "no"));
+
+  // A directory that is not writable (root may write anyway).
+  if (::geteuid() != 0) {
+    fs::permissions(d.path, fs::perms::owner_read | fs::perms::owner_exec);
+    Status s3 = saveCheckpoint(path, *exe, 3, 1);
+    fs::permissions(d.path, fs::perms::owner_all);
+    REQUIRE(!s3);
+    CHECK(contains(s3.diag().str(), "Permission denied"));
+    CHECK(readFile(path) == before);
+  }
+  names.clear();
+  for (auto &e : fs::directory_iterator(d.path))
+    names.push_back(e.path().filename().string());
+  CHECK(names == std::vector<std::string>{"ckpt.safetensors"});
+}
+
+TEST_CASE("a plain PyTorch state_dict loads with fresh optimizer state", "[checkpoint]") {
+  TempDir d;
+  auto src = tinyExe();
+  randomise(*src, 11);
+  std::vector<TensorRef> tensors;
+  for (const frontend::ParamInfo &p : src->info().params)
+    tensors.push_back({p.name, "F32", p.shape, src->params() + p.offset, size_t(p.numel()) * 4});
+  REQUIRE(writeSafetensors(d / "sd", tensors, {}));
+  auto dst = tinyExe();
+  randomise(*dst, 12);
+  auto info = loadCheckpoint(d / "sd", *dst);
+  REQUIRE(info);
+  CHECK(!info->hasOptimizerState);
+  CHECK(info->epoch == 0);
+  CHECK(info->step == 0);
+  CHECK(dst->step() == 0);
+  CHECK(std::memcmp(dst->params(), src->params(), size_t(src->info().numParams) * 4) == 0);
+  for (int64_t i = 0; i < dst->info().numParams; ++i)
+    REQUIRE(dst->state("v")[i] == 0.0f);
+}
+
+TEST_CASE("eval loads ignore optimizer state, even another optimizer's", "[checkpoint]") {
+  TempDir d;
+  auto adam = tinyExe("adam");
+  randomise(*adam, 4);
+  REQUIRE(saveCheckpoint(d / "c", *adam, 1, 1));
+  auto ada = tinyExe("adagrad");
+  std::string err = loadError(d / "c", *ada);
+  CHECK(contains(err, "optimizer state that this model's optim.adagrad"));
+  CHECK(contains(err, "saved with optim.adam"));
+  auto r = loadCheckpoint(d / "c", *ada, /*optimizerState=*/false);
+  REQUIRE(r);
+  CHECK(std::memcmp(ada->params(), adam->params(), size_t(adam->info().numParams) * 4) == 0);
+}
+
+TEST_CASE("checkpoint load errors name the file and the tensor", "[checkpoint]") {
+  TempDir d;
+  auto exe = tinyExe();
+  randomise(*exe, 5);
+  REQUIRE(saveCheckpoint(d / "good", *exe, 1, 1));
+  std::string good = readFile(d / "good");
+  auto target = tinyExe();
+  randomise(*target, 6);
+  std::vector<float> before(target->params(), target->params() + target->info().numParams);
+
+  auto check = [&](const std::string &name, const std::string &bytes,
+                   const std::string &message) {
+    INFO(name);
+    writeFile(d / name, bytes);
+    std::string err = loadError(d / name, *target);
+    CHECK(contains(err, d / name + ": error: "));
+    CHECK(contains(err, message));
+    // A failed load changes nothing.
+    CHECK(std::memcmp(target->params(), before.data(), before.size() * 4) == 0);
+    CHECK(target->step() == 17);
+  };
+  std::vector<float> w1(128, 0.5f), b1(8, 0.5f), w3(24, 0.5f), b3(3, 0.5f);
+  std::string data = std::string((char *)w1.data(), 512) + std::string((char *)b1.data(), 32) +
+                     std::string((char *)w3.data(), 96) + std::string((char *)b3.data(), 12);
+  json h = {{"1.weight", {{"dtype", "F32"}, {"shape", {8, 16}}, {"data_offsets", {0, 512}}}},
+            {"1.bias", {{"dtype", "F32"}, {"shape", {8}}, {"data_offsets", {512, 544}}}},
+            {"3.weight", {{"dtype", "F32"}, {"shape", {3, 8}}, {"data_offsets", {544, 640}}}},
+            {"3.bias", {{"dtype", "F32"}, {"shape", {3}}, {"data_offsets", {640, 652}}}}};
+  {
+    writeFile(d / "hand", handMade(h, data));
+    auto other = tinyExe();
+    REQUIRE(loadCheckpoint(d / "hand", *other)); // the hand-made file itself is fine
+    CHECK(other->params()[0] == 0.5f);
+  }
+  json missing = h;
+  missing.erase("1.bias");
+  check("missing", handMade(missing, data), "tensor '1.bias' [8] is missing");
+  json shape = h;
+  shape["3.weight"]["shape"] = {8, 3};
+  check("shape", handMade(shape, data), "tensor '3.weight' has shape [8,3], but the model's "
+                                        "3.weight is [3,8]");
+  json dtype = h;
+  dtype["3.bias"]["dtype"] = "I32";
+  check("dtype", handMade(dtype, data), "tensor '3.bias' is I32; graphc needs F32");
+  json unknownDtype = h;
+  unknownDtype["3.bias"]["dtype"] = "Q7";
+  check("unknown-dtype", handMade(unknownDtype, data), "unknown dtype \"Q7\"");
+  json extra = h;
+  extra["5.weight"] = {{"dtype", "F32"}, {"shape", {3}}, {"data_offsets", {640, 652}}};
+  check("extra", handMade(extra, data), "tensor '5.weight' does not belong to the model");
+  json outside = h;
+  outside["3.bias"]["data_offsets"] = {640, 656};
+  check("outside", handMade(outside, data), "lie outside the 652 data bytes");
+  json wrongSize = h;
+  wrongSize["3.bias"]["data_offsets"] = {636, 652};
+  check("wrong-size", handMade(wrongSize, data), "hold 16 bytes, but F32 [3] needs 12");
+  json negative = h;
+  negative["3.bias"]["data_offsets"] = {-4, 8};
+  check("negative", handMade(negative, data), "is not [begin, end]");
+  json badMeta = h;
+  badMeta["__metadata__"] = {{"graphc.step", 3}};
+  check("meta-type", handMade(badMeta, data), "metadata 'graphc.step' is not a string");
+  badMeta["__metadata__"] = {{"graphc.step", "three"}};
+  check("meta-int", handMade(badMeta, data), "metadata graphc.step is 'three'");
+  check("truncated", good.substr(0, good.size() - 3), "lie outside");
+  check("short", "abc", "too short for a safetensors file");
+  check("empty", "", "too short");
+  check("header-beyond", le64(1000) + "{}", "header length 1000 is beyond the end");
+  check("header-absurd", le64(uint64_t(1) << 62) + std::string(16, ' '), "beyond the end");
+  std::string bigHeader(size_t(101) << 20, ' ');
+  check("header-huge", le64(bigHeader.size()) + bigHeader, "is absurd");
+  check("bad-json", le64(10) + "{\"a\": [1,2", "not valid JSON");
+  check("not-object", le64(2) + "[]", "not a JSON object");
+  check("entry-not-object", handMade({{"1.weight", 3}}, ""), "expected an object");
+  json hugeShape = h;
+  hugeShape["1.weight"]["shape"] = {uint64_t(1) << 40, uint64_t(1) << 40};
+  check("huge-shape", handMade(hugeShape, data), "absurdly large");
+  writeFile(d / "x", "");
+  CHECK(contains(loadError(d / "does-not-exist", *target), "cannot open"));
+  CHECK(contains(loadError(d.path.string(), *target), "not a regular file"));
+}
+
+TEST_CASE("damaged checkpoints give errors, never crashes", "[checkpoint]") {
+  TempDir d;
+  auto exe = tinyExe();
+  randomise(*exe, 8);
+  REQUIRE(saveCheckpoint(d / "good", *exe, 1, 1));
+  std::string good = readFile(d / "good");
+  std::mt19937 rng(1);
+  auto target = tinyExe();
+  int failed = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::string bad = good;
+    if (i % 3 == 0) {
+      bad.resize(rng() % good.size());
+    } else {
+      // Damage the header, where structure lives, more often than the data.
+      size_t span = i % 3 == 1 ? std::min<size_t>(good.size(), 600) : good.size();
+      for (int k = 0; k < 1 + int(rng() % 4); ++k)
+        bad[rng() % span] = char(rng());
+    }
+    writeFile(d / "bad", bad);
+    auto r = loadCheckpoint(d / "bad", *target);
+    if (!r) {
+      ++failed;
+      CHECK(contains(r.diag().str(), d / "bad: error: "));
+    }
+  }
+  CHECK(failed > 100);
+}

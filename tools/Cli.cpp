@@ -1,0 +1,81 @@
+// tools/Cli.cpp - helpers the subcommands share.
+#include "tools/Cli.h"
+
+#include "frontend/ModelFile.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdio>
+
+namespace graphc::cli {
+
+int report(const Diag &d) {
+  std::fprintf(stderr, "%s\n", d.str().c_str());
+  return 1;
+}
+
+Expected<ir::Shape> parseShape(const std::string &text) {
+  ir::Shape shape;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find('x', pos);
+    if (end == std::string::npos)
+      end = text.size();
+    int64_t d = 0;
+    auto [p, ec] = std::from_chars(text.data() + pos, text.data() + end, d);
+    if (ec != std::errc() || p != text.data() + end || d < 1 || d > (1 << 24))
+      return error(fmt::format("--input: expected sizes like 1x32x32, got {}",
+                               quote(text)));
+    shape.push_back(d);
+    pos = end + 1;
+  }
+  return shape;
+}
+
+Expected<passes::OptimizerConfig> optimizerConfig(const nn::ModelSpec &spec) {
+  auto cfg = passes::OptimizerConfig::fromTorch(spec.optimizer->name,
+                                                spec.optimizer->config);
+  if (!cfg) {
+    Diag d = cfg.diag();
+    d.file = spec.file;
+    d.line = spec.optimizer->loc.line;
+    d.col = spec.optimizer->loc.col;
+    return d;
+  }
+  return cfg;
+}
+
+Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path) {
+  auto spec = frontend::loadModel(path);
+  if (!spec)
+    return spec;
+  auto missing = [&](const char *what, const char *example) {
+    Diag d;
+    d.file = path;
+    d.line = std::max(spec->modelLoc.line, 1);
+    d.col = 1;
+    d.message = fmt::format("no {} defined; add e.g. `{}`", what, example);
+    return d;
+  };
+  if (!spec->criterion)
+    return missing("criterion", "criterion = nn.ClassNLLCriterion()");
+  if (!spec->optimizer)
+    return missing("optimizer", "optimizer = optim.adagrad");
+  return spec;
+}
+
+Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &flag) {
+  if (!flag.empty())
+    return parseShape(flag);
+  if (spec.input)
+    return *spec.input;
+  Diag d;
+  d.file = spec.file;
+  d.line = std::max(spec.modelLoc.line, 1);
+  d.col = 1;
+  d.message = "no input shape: pass --input 1x32x32 or add `input = {1, 32, 32}`";
+  return d;
+}
+
+} // namespace graphc::cli

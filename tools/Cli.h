@@ -1,0 +1,40 @@
+// tools/Cli.h - what graphc's subcommands share: reporting user errors,
+// reading shapes and model files, and the command registry.
+//
+// Every user error arrives at the command line as a Diag and is printed as
+// one `file:line:col: error: message` line on stderr with exit code 1.
+#pragma once
+
+#include "frontend/nn.h"
+#include "ir/Error.h"
+#include "passes/Optimizer.h"
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace graphc::cli {
+
+/// A subcommand and what runs it once the command line is parsed.
+struct Command {
+  CLI::App *app;
+  std::function<int()> run;
+};
+
+Command compileCommand(CLI::App &app);
+Command trainCommand(CLI::App &app);
+Command evalCommand(CLI::App &app);
+
+/// Prints `d` as one error line on stderr; returns the exit code 1.
+int report(const Diag &d);
+/// "1x32x32" -> {1, 32, 32}.
+Expected<ir::Shape> parseShape(const std::string &text);
+/// Loads the model file and checks that it defines a full training setup.
+Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path);
+/// The per-sample input shape: the flag, else the model file's `input`.
+Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &flag);
+/// The optimizer's settings, errors located at its line in the model file.
+Expected<passes::OptimizerConfig> optimizerConfig(const nn::ModelSpec &spec);
+
+} // namespace graphc::cli

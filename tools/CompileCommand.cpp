@@ -1,0 +1,267 @@
+// tools/CompileCommand.cpp - `graphc compile`: trace, run the passes, print
+// what a reader asks for, and compile or emit code for a target.
+#include "tools/Cli.h"
+
+#include "frontend/Trace.h"
+#include "ir/Dot.h"
+#include "ir/Printer.h"
+#include "ir/Verifier.h"
+#include "passes/Pipeline.h"
+#include "runtime/Build.h"
+#include "runtime/Checkpoint.h"
+
+#ifdef GRAPHC_HAVE_CUDA
+#include "codegen/cuda/CudaSource.h"
+#include "codegen/cuda/Nvrtc.h"
+#endif
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+namespace graphc::cli {
+namespace {
+
+struct CompileOptions {
+  std::string model, input, stopAfter, dot, target = "cpu", emit, out, arch = "sm_90";
+  bool printIr = false, printAfterAll = false, stats = false;
+  std::vector<std::string> printAfter, printBefore;
+  int64_t maxBatch = 256;
+  int threads = 0;
+};
+
+double msSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// `text` to the -o file (atomically) or to stdout.
+Status output(const CompileOptions &o, const std::string &text) {
+  if (o.out.empty()) {
+    std::fputs(text.c_str(), stdout);
+    return {};
+  }
+  return runtime::writeFileAtomic(o.out, text.data(), text.size());
+}
+
+#ifdef GRAPHC_HAVE_CUDA
+/// Every kernel of both programs as CUDA C, or compiled to PTX in `o.out`.
+Status emitCuda(const runtime::CompiledModel &m, const CompileOptions &o, bool ptx,
+                int *kernels) {
+  std::string all;
+  bool write = ptx && o.emit == "ptx";
+  if (write) {
+    if (o.out.empty())
+      return error("--emit ptx needs -o DIR, the folder for the .ptx files");
+    std::error_code ec;
+    std::filesystem::create_directories(o.out, ec);
+    if (ec)
+      return error(fmt::format("-o {}: {}", o.out, ec.message()));
+  }
+  for (auto [g, prefix] : {std::pair{&m.step, "step_"}, std::pair{&m.predict, "predict_"}})
+    for (const auto &k : codegen::cuda::printKernels(*g, codegen::storedValues(*g), prefix)) {
+      if (k.source.empty())
+        continue;
+      std::string name = k.name.empty() ? k.colsum : k.name;
+      ++*kernels;
+      if (!ptx) {
+        all += fmt::format("// ===== kernel group {} ({}) =====\n{}\n", name,
+                           g->groups()[size_t(k.plan.group)].reason, k.source);
+        continue;
+      }
+      auto code = codegen::cuda::compileToPtx(k.source, name, o.arch);
+      if (!code)
+        return code.diag();
+      if (!write)
+        continue;
+      std::string path = o.out + "/" + name + ".ptx";
+      if (Status s = runtime::writeFileAtomic(path, code->data(), code->size()); !s)
+        return s;
+    }
+  return ptx ? Status() : output(o, all);
+}
+#endif
+
+int runCompile(const CompileOptions &o) {
+  auto spec = loadTrainingSpec(o.model);
+  if (!spec)
+    return report(spec.diag());
+  auto sample = sampleShape(*spec, o.input);
+  if (!sample)
+    return report(sample.diag());
+  if (o.printIr) {
+    auto traced = frontend::trace(*spec, *sample);
+    if (!traced)
+      return report(traced.diag());
+    if (auto s = ir::verify(traced->graph); !s)
+      return report(s.diag());
+    std::fputs(ir::print(traced->graph).c_str(), stdout);
+  }
+
+  passes::PipelineOptions po;
+  po.printAfter.insert(o.printAfter.begin(), o.printAfter.end());
+  po.printBefore.insert(o.printBefore.begin(), o.printBefore.end());
+  if (o.printAfterAll)
+    po.printAfter.insert("all");
+  for (auto [names, flag] : {std::pair{&po.printAfter, "--print-after"},
+                             std::pair{&po.printBefore, "--print-before"}})
+    if (Status s = passes::checkPassNames(*names, flag); !s)
+      return report(s.diag());
+  if (!o.stopAfter.empty())
+    if (Status s = passes::checkPassNames({o.stopAfter}, "--stop-after"); !s)
+      return report(s.diag());
+  po.stopAfter = o.stopAfter;
+  po.planBatch = o.maxBatch;
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = runtime::compileModel(*spec, *sample, po);
+  if (!model)
+    return report(model.diag());
+  double passMs = msSince(t0);
+  if (po.printAfter.count("all") || po.printAfter.count("trace")) {
+    auto traced = frontend::trace(*spec, *sample);
+    std::fputs(fmt::format("// ----- IR after trace -----\n{}", ir::print(traced->graph)).c_str(),
+               stdout);
+  }
+  std::fputs(model->pipeline.printed.c_str(), stdout);
+  if (!o.dot.empty()) {
+    std::string dot = ir::toDot(model->step);
+    if (Status s = runtime::writeFileAtomic(o.dot, dot.data(), dot.size()); !s)
+      return report(s.diag());
+  }
+  bool partial = !o.stopAfter.empty() && o.stopAfter != passes::passNames().back();
+  if (partial) {
+    if (!o.emit.empty())
+      return report(error("--emit needs every pass: drop --stop-after"));
+    if (o.stats)
+      std::fputs(passes::formatStats(model->pipeline).c_str(), stdout);
+    return 0;
+  }
+
+  std::string passStats = passes::formatStats(model->pipeline);
+  runtime::BuildOptions bo;
+  bo.target = o.target;
+  bo.maxBatch = o.maxBatch;
+  bo.threads = o.threads;
+  std::string codegen;
+  int kernels = int(model->step.groups().size());
+  t0 = std::chrono::steady_clock::now();
+  if (o.emit == "ir") {
+    if (Status s = output(o, ir::print(model->step)); !s)
+      return report(s.diag());
+  } else if (o.target == "cpu") {
+    if (o.emit == "llvm" || o.emit == "asm") {
+      auto text = runtime::emitCpu(*model, bo, o.emit == "llvm" ? runtime::CpuOutput::LlvmIr
+                                                                : runtime::CpuOutput::Assembly);
+      if (!text)
+        return report(text.diag());
+      if (Status s = output(o, *text); !s)
+        return report(s.diag());
+      codegen = "LLVM O3 for this host";
+    } else if (o.emit == "lib") {
+      if (o.out.empty())
+        return report(error("--emit lib needs -o PREFIX, e.g. -o out/mlp"));
+      std::error_code ec;
+      if (auto dir = std::filesystem::path(o.out).parent_path(); !dir.empty())
+        std::filesystem::create_directories(dir, ec);
+      if (ec)
+        return report(error(fmt::format("-o {}: {}", o.out, ec.message())));
+      auto lib = runtime::emitCpu(*model, bo, runtime::CpuOutput::Library, o.out);
+      if (!lib)
+        return report(lib.diag());
+      std::string dir = std::filesystem::path(o.out).parent_path().string();
+      std::string name = std::filesystem::path(o.out).filename().string();
+      std::printf("wrote %s.h, %s/lib%s.a and %s.safetensors\n", o.out.c_str(),
+                  dir.empty() ? "." : dir.c_str(), name.c_str(), o.out.c_str());
+      codegen = "LLVM O3, object file and archive";
+    } else if (o.emit.empty()) {
+      auto exe = runtime::buildCompiled(std::move(*model), bo);
+      if (!exe)
+        return report(exe.diag());
+      codegen = "LLVM O3 + ORC JIT";
+    } else {
+      return report(error(fmt::format("--emit {} is not a CPU output: use ir, llvm, asm or lib",
+                                      o.emit)));
+    }
+  } else if (o.target == "cuda") {
+#ifdef GRAPHC_HAVE_CUDA
+    if (o.emit == "cuda" || o.emit == "ptx" || o.emit.empty()) {
+      kernels = 0;
+      if (Status s = emitCuda(*model, o, o.emit != "cuda", &kernels); !s)
+        return report(s.diag());
+      codegen = o.emit == "cuda" ? "CUDA C" : "NVRTC to PTX for " + o.arch;
+    } else if (o.emit == "lib") {
+      return report(error("--target cuda --emit lib is not built yet; --target cpu "
+                          "--emit lib works"));
+    } else {
+      return report(error(fmt::format("--emit {} is not a CUDA output: use ir, cuda or ptx",
+                                      o.emit)));
+    }
+#else
+    return report(error("--target cuda: this graphc was built without the CUDA toolkit"));
+#endif
+  } else {
+    return report(error(fmt::format("--target {}: the targets are cpu and cuda", o.target)));
+  }
+  double codegenMs = msSince(t0);
+  if (o.stats) {
+    std::fputs(passStats.c_str(), stdout);
+    std::printf("passes %.1f ms; code generation (%s) %.1f ms; %d kernels\n", passMs,
+                codegen.empty() ? "none" : codegen.c_str(), codegenMs, kernels);
+  }
+  return 0;
+}
+
+} // namespace
+
+Command compileCommand(CLI::App &app) {
+  auto o = std::make_shared<CompileOptions>();
+  auto *c = app.add_subcommand(
+      "compile", "Trace a model file, derive the training step, fuse it and compile it "
+                 "(or print what each pass made of it)");
+  c->add_option("model", o->model, "the .model file (model, criterion, optimizer)")->required();
+  c->add_option("--input", o->input,
+                "per-sample input shape, e.g. 1x32x32 (default: the model file's "
+                "`input = {...}`)");
+  c->add_option("--target", o->target, "cpu (LLVM) or cuda (NVRTC and cuBLASLt)")
+      ->default_val("cpu")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  c->add_option("--emit", o->emit,
+                "what to write instead of just compiling: ir (the fused step), llvm, asm or "
+                "lib (cpu), cuda or ptx (cuda)")
+      ->check(CLI::IsMember({"ir", "llvm", "asm", "lib", "cuda", "ptx"}));
+  c->add_option("-o,--output", o->out,
+                "where: a file for ir/llvm/asm/cuda (default stdout), a folder for ptx, a "
+                "path prefix for lib (-o out/mlp writes out/mlp.h, out/libmlp.a, "
+                "out/mlp.safetensors)");
+  c->add_option("--arch", o->arch, "the GPU architecture for cuda and ptx output")
+      ->default_val("sm_90");
+  c->add_flag("--print-ir", o->printIr, "print the traced forward-and-loss graph");
+  c->add_option("--print-after", o->printAfter,
+                "print the IR after these passes (trace, autodiff, optimizer, canonicalize, "
+                "fusion, memplan, or all)")
+      ->delimiter(',');
+  c->add_option("--print-before", o->printBefore, "print the IR before these passes")
+      ->delimiter(',');
+  c->add_flag("--print-after-all", o->printAfterAll,
+              "print the IR after tracing and after every pass");
+  c->add_option("--stop-after", o->stopAfter, "run the passes up to and including this one");
+  c->add_flag("--stats", o->stats,
+              "per pass: nodes before and after, kernel groups, planned bytes, time; then "
+              "the code generation time (the JIT compile, for cpu)");
+  c->add_option("--dot", o->dot,
+                "write the fused step as Graphviz, kernel groups as clusters labelled with "
+                "why they fused");
+  c->add_option("--max-batch", o->maxBatch,
+                "the largest batch the compiled step takes (the memory plan's size)")
+      ->default_val(256)
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  c->add_option("--threads", o->threads, "CPU threads of the compiled step (0: all cores)")
+      ->default_val(0)
+      ->check(CLI::Range(0, 1024));
+  return {c, [o] { return runCompile(*o); }};
+}
+
+} // namespace graphc::cli

@@ -1,0 +1,400 @@
+// tools/TrainCommand.cpp - `graphc train` and `graphc eval`: data, the
+// executable, the Torch7-style training loop, checkpoints and metrics.
+#include "tools/Cli.h"
+
+#include "frontend/ModelFile.h"
+#include "runtime/Build.h"
+#include "runtime/Checkpoint.h"
+#include "runtime/Dataset.h"
+#include "runtime/Trainer.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <unistd.h>
+
+namespace graphc::cli {
+namespace {
+
+struct TrainCliOptions {
+  std::string model, data, input, target = "cpu", save, resume, metrics;
+  std::string progress = "auto";
+  int64_t epochs = 5, batch = 256, trainLimit = 0, testLimit = 0;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool normalize = false;
+  CLI::Option *seedOption = nullptr;
+};
+
+struct EvalCliOptions {
+  std::string model, weights, data, input, target = "cpu", dumpOutputs, dumpInputs;
+  int64_t batch = 256, testLimit = 0;
+  int threads = 0;
+  bool normalize = false;
+};
+
+void note(const std::string &text) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "note: %s\n", text.c_str());
+}
+
+/// The data set, limited, and how its images meet the model's input.
+struct PreparedData {
+  runtime::Dataset data;
+  runtime::SampleFormat format;
+};
+
+Expected<PreparedData> prepareData(const nn::ModelSpec &spec, const std::string &dataFlag,
+                                   const std::string &inputFlag, int64_t trainLimit,
+                                   int64_t testLimit) {
+  auto data = runtime::loadDataset(dataFlag);
+  if (!data)
+    return data.diag();
+  data->train.limit(trainLimit);
+  data->test.limit(testLimit);
+  ir::Shape sample;
+  if (!inputFlag.empty() || spec.input) {
+    auto s = sampleShape(spec, inputFlag);
+    if (!s)
+      return s.diag();
+    sample = *s;
+  } else {
+    auto s = runtime::inferSampleShape(spec, data->train.rows, data->train.cols);
+    if (!s)
+      return s.diag();
+    sample = *s;
+  }
+  auto format = runtime::sampleFormat(data->train.rows, data->train.cols, sample);
+  if (!format)
+    return format.diag();
+  return PreparedData{std::move(*data), *format};
+}
+
+/// Fails early, before a long build, when a file cannot be created in its folder.
+Status checkWritableDir(const std::string &path, const char *flag) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty())
+    dir = ".";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    return error(fmt::format("{} {}: the directory {} does not exist", flag, path,
+                             dir.string()));
+  if (::access(dir.c_str(), W_OK) != 0)
+    return error(fmt::format("{} {}: the directory {} is not writable", flag, path,
+                             dir.string()));
+  return {};
+}
+
+std::string describeData(const runtime::Dataset &d) {
+  return fmt::format("{}: {} training and {} test images of {}x{}, {} classes", d.name,
+                     d.train.count, d.test.count, d.train.rows, d.train.cols, d.classes());
+}
+
+std::string describeModel(const runtime::Executable &exe) {
+  const runtime::ModelInfo &info = exe.info();
+  return fmt::format("model {}: input {}, {} parameters, {} classes, {}, target {}",
+                     info.name, ir::str(info.sample), info.numParams, info.classes,
+                     info.optimizer.str(), exe.target());
+}
+
+Expected<std::unique_ptr<runtime::Executable>>
+buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
+                const std::string &target, int threads, int64_t batch, uint64_t seed) {
+  runtime::BuildOptions bo;
+  bo.target = target;
+  bo.threads = threads;
+  bo.maxBatch = batch;
+  bo.seed = seed;
+  return runtime::build(spec, format.sample, bo);
+}
+
+int runTrain(TrainCliOptions o) {
+  auto spec = loadTrainingSpec(o.model);
+  if (!spec)
+    return report(spec.diag());
+  for (auto [path, flag] : {std::pair{&o.save, "--save"}, std::pair{&o.metrics, "--metrics"}})
+    if (!path->empty())
+      if (Status s = checkWritableDir(*path, flag); !s)
+        return report(s.diag());
+  auto prepared = prepareData(*spec, o.data, o.input, o.trainLimit, o.testLimit);
+  if (!prepared)
+    return report(prepared.diag());
+  runtime::Dataset &data = prepared->data;
+  runtime::SampleFormat &format = prepared->format;
+
+  runtime::TrainOptions to;
+  if (o.normalize) {
+    format.normalize = true;
+    runtime::pixelStats(data.train, &format.mean, &format.std);
+    to.saveMetadata["graphc.normalize_mean"] = fmt::format("{:.17g}", format.mean);
+    to.saveMetadata["graphc.normalize_std"] = fmt::format("{:.17g}", format.std);
+  }
+  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed);
+  if (!exe)
+    return report(exe.diag());
+
+  int64_t startEpoch = 0;
+  uint64_t seed = o.seed;
+  std::string resumed;
+  if (!o.resume.empty()) {
+    auto ck = runtime::loadCheckpoint(o.resume, **exe, /*optimizerState=*/true);
+    if (!ck)
+      return report(ck.diag());
+    startEpoch = ck->epoch;
+    if (ck->hasSeed && o.seedOption->count() == 0)
+      seed = ck->seed;
+    else if (ck->hasSeed && ck->seed != seed)
+      note(fmt::format("--seed {} differs from the checkpoint's seed {}: the shuffles and "
+                       "Dropout masks will not continue the saved run",
+                       seed, ck->seed));
+    if (ck->metadata.count("graphc.normalize_mean") && !o.normalize)
+      note("the checkpoint was trained with --normalize; this run feeds raw 0-255 values");
+    resumed = fmt::format("resuming from {} after epoch {} (step {}{})", o.resume,
+                          ck->epoch, ck->step,
+                          ck->hasOptimizerState ? "" : ", no optimizer state: starting "
+                                                       "from zero");
+  }
+  (*exe)->setSeed(seed);
+  to.epochs = o.epochs;
+  to.batch = o.batch;
+  to.seed = seed;
+  to.save = o.save;
+  to.metrics = o.metrics;
+  to.progress = o.progress == "bar"     ? runtime::Progress::Bar
+                : o.progress == "lines" ? runtime::Progress::Lines
+                : o.progress == "none"  ? runtime::Progress::None
+                                        : runtime::Progress::Auto;
+
+  std::printf("%s\n", describeModel(**exe).c_str());
+  std::printf("data %s%s\n", describeData(data).c_str(),
+              format.normalize ? fmt::format(", normalised (mean {:.4f}, std {:.4f})",
+                                             format.mean, format.std).c_str()
+                               : ", raw 0-255 values");
+  if (!format.note().empty())
+    std::printf("%s\n", format.note().c_str());
+  if (!resumed.empty())
+    std::printf("%s\n", resumed.c_str());
+  if (startEpoch >= o.epochs) {
+    std::printf("nothing to train: the checkpoint has %lld epochs done and --epochs is "
+                "%lld\n",
+                (long long)startEpoch, (long long)o.epochs);
+    return 0;
+  }
+  std::fflush(stdout);
+  auto stats = runtime::train(**exe, data, format, to, startEpoch);
+  if (!stats)
+    return report(stats.diag());
+  return 0;
+}
+
+/// A model file's spec for evaluation: the criterion and optimizer default
+/// (they do not affect the predictions) when the file has none.
+Expected<nn::ModelSpec> loadEvalSpec(const std::string &path) {
+  auto spec = frontend::loadModel(path);
+  if (!spec)
+    return spec;
+  if (!spec->criterion)
+    spec->criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  if (!spec->optimizer)
+    spec->optimizer = nn::Optimizer{"adagrad", {}, {}};
+  return spec;
+}
+
+Status writeFloats(const std::string &path, const std::vector<float> &v) {
+  return runtime::writeFileAtomic(path, v.data(), v.size() * sizeof(float));
+}
+
+int runEval(const EvalCliOptions &o) {
+  auto spec = loadEvalSpec(o.model);
+  if (!spec)
+    return report(spec.diag());
+  for (auto [path, flag] : {std::pair{&o.dumpInputs, "--dump-inputs"},
+                            std::pair{&o.dumpOutputs, "--dump-outputs"}})
+    if (!path->empty())
+      if (Status s = checkWritableDir(*path, flag); !s)
+        return report(s.diag());
+  auto prepared = prepareData(*spec, o.data, o.input, 0, o.testLimit);
+  if (!prepared)
+    return report(prepared.diag());
+  runtime::Dataset &data = prepared->data;
+  runtime::SampleFormat &format = prepared->format;
+  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1);
+  if (!exe)
+    return report(exe.diag());
+  auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false);
+  if (!ck)
+    return report(ck.diag());
+
+  auto meanIt = ck->metadata.find("graphc.normalize_mean");
+  auto stdIt = ck->metadata.find("graphc.normalize_std");
+  if (meanIt != ck->metadata.end() && stdIt != ck->metadata.end()) {
+    char *end1 = nullptr, *end2 = nullptr;
+    format.mean = std::strtod(meanIt->second.c_str(), &end1);
+    format.std = std::strtod(stdIt->second.c_str(), &end2);
+    if (*end1 || *end2 || !(format.std > 0)) {
+      Diag d = error("metadata graphc.normalize_mean/std are not numbers");
+      d.file = o.weights;
+      return report(d);
+    }
+    format.normalize = true;
+  } else if (o.normalize) {
+    format.normalize = true;
+    runtime::pixelStats(data.train, &format.mean, &format.std);
+  }
+
+  std::printf("%s\n", describeModel(**exe).c_str());
+  std::printf("weights %s (epoch %lld, step %lld)\n", o.weights.c_str(),
+              (long long)ck->epoch, (long long)ck->step);
+  std::printf("data %s%s\n", describeData(data).c_str(),
+              format.normalize ? fmt::format(", normalised (mean {:.4f}, std {:.4f})",
+                                             format.mean, format.std).c_str()
+                               : ", raw 0-255 values");
+  if (!format.note().empty())
+    std::printf("%s\n", format.note().c_str());
+
+  std::vector<std::string> names = data.classNames;
+  for (int64_t c = int64_t(names.size()); c < (*exe)->info().classes; ++c)
+    names.push_back(std::to_string(c));
+  runtime::ConfusionMatrix confusion(names);
+  std::vector<float> inputs, outputs;
+  bool dump = !o.dumpInputs.empty() || !o.dumpOutputs.empty();
+  int64_t classes = (*exe)->info().classes;
+  auto onBatch = [&](const float *x, const float *out, int64_t n) {
+    if (!o.dumpInputs.empty())
+      inputs.insert(inputs.end(), x, x + n * format.numel());
+    if (!o.dumpOutputs.empty())
+      outputs.insert(outputs.end(), out, out + n * classes);
+  };
+  if (Status s = runtime::evaluate(**exe, data.test, format, o.batch, confusion,
+                                   dump ? std::function(onBatch) : nullptr);
+      !s)
+    return report(s.diag());
+  if (!o.dumpInputs.empty())
+    if (Status s = writeFloats(o.dumpInputs, inputs); !s)
+      return report(s.diag());
+  if (!o.dumpOutputs.empty())
+    if (Status s = writeFloats(o.dumpOutputs, outputs); !s)
+      return report(s.diag());
+  int64_t correct = 0;
+  for (int64_t c = 0; c < confusion.classes(); ++c)
+    correct += confusion.count(c, c);
+  std::printf("test accuracy: %s (%lld of %lld)\n%s\n",
+              fmt::format("{:.2f}%", 100 * confusion.globalCorrect()).c_str(),
+              (long long)correct, (long long)confusion.total(), confusion.str().c_str());
+  return 0;
+}
+
+const char *kDataHelp =
+    "the data set: a directory of MNIST-format idx files "
+    "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+    "t10k-labels-idx1-ubyte, each optionally .gz), or `synthetic` (a small "
+    "generated set for tests); default: Fashion-MNIST from Debian's "
+    "dataset-fashion-mnist package in /usr/share/datasets/fashion-mnist";
+const char *kInputHelp =
+    "per-sample input shape, e.g. 1x32x32 (default: the model file's "
+    "`input = {...}`, else the data's 1xHxW, or 1x32x32 with 28x28 images "
+    "padded by 2 when the model wants 1024 inputs)";
+const char *kTargetHelp = "where the step runs: cpu (LLVM JIT) or interp (the "
+                          "double-precision reference interpreter; slow)";
+
+CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
+  auto *c = app.add_subcommand(
+      "train", "Train a model: per-epoch loss, accuracy and confusion matrix, "
+               "checkpoints, metrics");
+  c->add_option("model", o.model, "the .model file (model, criterion, optimizer)")
+      ->required();
+  c->add_option("--data", o.data, kDataHelp);
+  c->add_option("--epochs", o.epochs,
+                "train until this many epochs are done (a resumed run continues up "
+                "to it)")
+      ->default_val(5)
+      ->check(CLI::Range(int64_t(1), int64_t(1000000)));
+  c->add_option("--batch", o.batch,
+                "samples per step; the short last batch of an epoch is trained too")
+      ->default_val(256)
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  o.seedOption = c->add_option("--seed", o.seed,
+                               "seeds the initial parameters, each epoch's shuffle and "
+                               "Dropout (default 1; a resumed run takes the "
+                               "checkpoint's)")
+                     ->default_val(1);
+  c->add_option("--threads", o.threads, "CPU threads for the cpu target; 0: all cores")
+      ->default_val(0)
+      ->check(CLI::Range(0, 1024));
+  c->add_option("--target", o.target, kTargetHelp)->default_val("cpu");
+  c->add_option("--save", o.save,
+                "write a safetensors checkpoint here after every epoch (atomically; "
+                "tensor names match PyTorch's nn.Sequential state_dict)");
+  c->add_option("--resume", o.resume,
+                "continue from a checkpoint: parameters, optimizer state, step "
+                "counter and epoch (a plain PyTorch state_dict starts a fresh "
+                "optimizer)");
+  c->add_option("--metrics", o.metrics,
+                "append one JSON line per epoch: epoch, train_loss, train_acc, "
+                "test_acc (fractions), samples_per_s, epoch_s, step");
+  c->add_flag("--normalize", o.normalize,
+              "feed (x/255 - mean)/std with the training set's mean and std instead "
+              "of raw 0-255 pixel values");
+  c->add_option("--input", o.input, kInputHelp);
+  c->add_option("--train-limit", o.trainLimit,
+                "use only the first N training samples (0: all)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  c->add_option("--test-limit", o.testLimit, "use only the first N test samples (0: all)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  c->add_option("--progress", o.progress,
+                "progress display: auto (a bar on a terminal, else a line every 10% of "
+                "an epoch), bar, lines or none")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
+  return c;
+}
+
+CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
+  auto *c = app.add_subcommand(
+      "eval", "Evaluate saved weights on the test set: accuracy and confusion matrix");
+  c->add_option("model", o.model, "the .model file")->required();
+  c->add_option("--weights", o.weights,
+                "a safetensors checkpoint from `graphc train --save`, or a PyTorch "
+                "state_dict saved with safetensors")
+      ->required();
+  c->add_option("--data", o.data, kDataHelp);
+  c->add_option("--batch", o.batch, "samples per prediction batch")
+      ->default_val(256)
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  c->add_option("--threads", o.threads, "CPU threads for the cpu target; 0: all cores")
+      ->default_val(0)
+      ->check(CLI::Range(0, 1024));
+  c->add_option("--target", o.target, kTargetHelp)->default_val("cpu");
+  c->add_flag("--normalize", o.normalize,
+              "normalise inputs with the training set's mean and std (automatic when "
+              "the checkpoint was trained with --normalize)");
+  c->add_option("--input", o.input, kInputHelp);
+  c->add_option("--test-limit", o.testLimit, "use only the first N test samples (0: all)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  c->add_option("--dump-inputs", o.dumpInputs,
+                "write the test inputs as the model saw them: raw little-endian "
+                "float32, samples x input size");
+  c->add_option("--dump-outputs", o.dumpOutputs,
+                "write the model's outputs: raw little-endian float32, samples x "
+                "classes");
+  return c;
+}
+
+} // namespace
+
+Command trainCommand(CLI::App &app) {
+  auto o = std::make_shared<TrainCliOptions>();
+  CLI::App *c = addTrainCommand(app, *o);
+  return {c, [o] { return runTrain(*o); }};
+}
+
+Command evalCommand(CLI::App &app) {
+  auto o = std::make_shared<EvalCliOptions>();
+  CLI::App *c = addEvalCommand(app, *o);
+  return {c, [o] { return runEval(*o); }};
+}
+
+} // namespace graphc::cli
