@@ -47,7 +47,9 @@ std::vector<int64_t> broadcastMap(const Shape &in, const Shape &out) {
   return map;
 }
 
-double unary(Op op, double x) {
+} // namespace
+
+double evalUnary(Op op, double x) {
   switch (op) {
   case Op::Neg: return -x;
   case Op::Exp: return std::exp(x);
@@ -63,7 +65,7 @@ double unary(Op op, double x) {
   return 0;
 }
 
-double binary(Op op, double a, double b) {
+double evalBinary(Op op, double a, double b) {
   switch (op) {
   case Op::Add: return a + b;
   case Op::Sub: return a - b;
@@ -77,6 +79,8 @@ double binary(Op op, double a, double b) {
   GRAPHC_CHECK(false, "{} is not binary", opName(op));
   return 0;
 }
+
+namespace {
 
 /// Reduction over `axes` (all when empty) of `x`, combining with `f` from `init`.
 template <class F>
@@ -278,7 +282,7 @@ private:
       auto mb = broadcastMap(in(n, 1).shape, shape);
       out = Tensor(shape);
       for (size_t e = 0; e < ma.size(); ++e)
-        out.data[e] = binary(n.op, in(n, 0).data[size_t(ma[e])],
+        out.data[e] = evalBinary(n.op, in(n, 0).data[size_t(ma[e])],
                              in(n, 1).data[size_t(mb[e])]);
       return {};
     }
@@ -297,7 +301,7 @@ private:
     case Op::Relu: case Op::Tanh: case Op::Sigmoid:
       out = in(n, 0);
       for (double &x : out.data)
-        x = unary(n.op, x);
+        x = evalUnary(n.op, x);
       return {};
     case Op::Cast:
       out = in(n, 0);

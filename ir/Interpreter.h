@@ -22,6 +22,11 @@ struct Tensor {
   int64_t numel() const { return int64_t(data.size()); }
 };
 
+/// The scalar math of a unary pointwise op (neg, exp, ..., sigmoid), in double.
+double evalUnary(Op op, double x);
+/// The scalar math of a binary pointwise op (add, ..., greater), in double.
+double evalBinary(Op op, double a, double b);
+
 /// Values for a graph's inputs, by input name.
 using Bindings = std::map<std::string, Tensor>;
 

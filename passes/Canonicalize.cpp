@@ -1,6 +1,7 @@
 // passes/Canonicalize.cpp - the canonicalisation rule table.
 #include "passes/Canonicalize.h"
 
+#include "ir/Interpreter.h"
 #include "passes/Rewrite.h"
 
 #include <cmath>
@@ -22,34 +23,9 @@ bool isConst(const Graph &g, ValueId v, double value) {
   return c && *c == value;
 }
 
-double foldUnary(Op op, double x) {
-  switch (op) {
-  case Op::Neg: return -x;
-  case Op::Exp: return std::exp(x);
-  case Op::Log: return std::log(x);
-  case Op::Sqrt: return std::sqrt(x);
-  case Op::Square: return x * x;
-  case Op::Relu: return x > 0 ? x : 0;
-  case Op::Tanh: return std::tanh(x);
-  default: return 1 / (1 + std::exp(-x)); // Sigmoid
-  }
-}
-
-double foldBinary(Op op, double a, double b) {
-  switch (op) {
-  case Op::Add: return a + b;
-  case Op::Sub: return a - b;
-  case Op::Mul: return a * b;
-  case Op::Div: return a / b;
-  case Op::Max: return std::max(a, b);
-  case Op::Min: return std::min(a, b);
-  default: return a > b ? 1.0 : 0.0; // Greater
-  }
-}
-
 std::optional<ValueId> unaryRule(Graph &g, const Node &n) {
   if (auto c = scalarConst(g, n.inputs[0]))
-    return g.constant(foldUnary(n.op, *c), n.type);
+    return g.constant(evalUnary(n.op, *c), n.type);
   if (n.op == Op::Neg && g.node(n.inputs[0]).op == Op::Neg)
     return g.node(n.inputs[0]).inputs[0];
   return std::nullopt;
@@ -59,7 +35,7 @@ std::optional<ValueId> binaryRule(Graph &g, const Node &n) {
   ValueId a = n.inputs[0], b = n.inputs[1];
   auto ca = scalarConst(g, a), cb = scalarConst(g, b);
   if (ca && cb)
-    return g.constant(foldBinary(n.op, *ca, *cb), n.type);
+    return g.constant(evalBinary(n.op, *ca, *cb), n.type);
   // Identities, only where they keep the result's type.
   auto same = [&](ValueId v) -> std::optional<ValueId> {
     if (g.type(v) == n.type)

@@ -33,19 +33,6 @@ Expected<ir::Shape> parseShape(const std::string &text) {
   return shape;
 }
 
-Expected<passes::OptimizerConfig> optimizerConfig(const nn::ModelSpec &spec) {
-  auto cfg = passes::OptimizerConfig::fromTorch(spec.optimizer->name,
-                                                spec.optimizer->config);
-  if (!cfg) {
-    Diag d = cfg.diag();
-    d.file = spec.file;
-    d.line = spec.optimizer->loc.line;
-    d.col = spec.optimizer->loc.col;
-    return d;
-  }
-  return cfg;
-}
-
 Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path) {
   auto spec = frontend::loadModel(path);
   if (!spec)

@@ -7,7 +7,6 @@
 
 #include "frontend/nn.h"
 #include "ir/Error.h"
-#include "passes/Optimizer.h"
 
 #include <CLI/CLI.hpp>
 
@@ -34,7 +33,5 @@ Expected<ir::Shape> parseShape(const std::string &text);
 Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path);
 /// The per-sample input shape: the flag, else the model file's `input`.
 Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &flag);
-/// The optimizer's settings, errors located at its line in the model file.
-Expected<passes::OptimizerConfig> optimizerConfig(const nn::ModelSpec &spec);
 
 } // namespace graphc::cli
