@@ -1,11 +1,12 @@
 /* runtime/rt/graphc_rt.c - thread pool, parallel ranges, the GEMM driver.
  *
- * The GEMM is blocked the Goto/BLIS way: each task owns an MC x NC block of
- * C, packs KC-deep slivers of op(A) (MR rows, k-major) and panels of op(B)
- * (NR columns), and sweeps the generated micro-kernel over them; after the
- * last KC block it runs the kernel group's epilogue on its block while the
- * block is still in cache. A task computes its block alone and in a fixed
- * order, so results do not depend on the thread count or on scheduling.
+ * The GEMM is blocked the Goto/BLIS way: for each KC-deep block, the threads
+ * first pack op(B) into NR-column panels and op(A) into MR-row slivers
+ * (k-major) together, then each task takes an MC x NC block of C and sweeps
+ * the generated micro-kernel over its slivers and panels; after the last KC block a
+ * task runs the kernel group's epilogue on its block while the block is
+ * still in cache. Every element of C is summed by one task in a fixed order,
+ * so results do not depend on the thread count or on scheduling.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "graphc_rt.h"
@@ -16,10 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { KC = 256, MC = 96, NC = 384, RANGE_CHUNK = 16384, MAX_THREADS = 256 };
+enum { KC = 256, MC = 128, NC = 256, RANGE_CHUNK = 16384, MAX_THREADS = 256 };
 
 typedef struct {
-  float *a, *b, *tile;
+  float *tile;
+  size_t tile_size;
 } scratch;
 
 struct grt_pool {
@@ -27,19 +29,28 @@ struct grt_pool {
   pthread_t threads[MAX_THREADS];
   pthread_mutex_t mu;
   pthread_cond_t wake, done;
-  uint64_t generation;
-  int busy, stop;
+  _Atomic uint64_t generation;
+  _Atomic int busy;
+  int stop;
   grt_task_fn fn;
   void *ctx;
   int64_t tasks;
   _Atomic int64_t next;
   scratch scratch[MAX_THREADS];
+  float *packed_a, *packed_b; /* op(A) and op(B) packed, shared by the threads */
+  size_t packed_a_size, packed_b_size;
 };
 
 typedef struct {
   grt_pool *pool;
   int index;
 } worker_arg;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 static void drain(grt_pool *p, int thread) {
   for (int64_t t; (t = atomic_fetch_add(&p->next, 1)) < p->tasks;)
@@ -52,20 +63,25 @@ static void *worker(void *arg) {
   free(arg);
   uint64_t seen = 0;
   for (;;) {
+    /* A step launches its loops back to back: spin briefly for the next one
+     * before sleeping, so a wake-up costs no system call. */
+    for (int spin = 0; spin < 20000 && atomic_load(&p->generation) == seen && !p->stop; ++spin)
+      cpu_relax();
     pthread_mutex_lock(&p->mu);
-    while (!p->stop && p->generation == seen)
+    while (!p->stop && atomic_load(&p->generation) == seen)
       pthread_cond_wait(&p->wake, &p->mu);
     if (p->stop) {
       pthread_mutex_unlock(&p->mu);
       return NULL;
     }
-    seen = p->generation;
+    seen = atomic_load(&p->generation);
     pthread_mutex_unlock(&p->mu);
     drain(p, index);
-    pthread_mutex_lock(&p->mu);
-    if (--p->busy == 0)
+    if (atomic_fetch_sub(&p->busy, 1) == 1) {
+      pthread_mutex_lock(&p->mu);
       pthread_cond_signal(&p->done);
-    pthread_mutex_unlock(&p->mu);
+      pthread_mutex_unlock(&p->mu);
+    }
   }
 }
 
@@ -107,11 +123,10 @@ void grt_pool_destroy(grt_pool *p) {
   pthread_mutex_unlock(&p->mu);
   for (int t = 1; t < p->size; ++t)
     pthread_join(p->threads[t], NULL);
-  for (int t = 0; t < MAX_THREADS; ++t) {
-    free(p->scratch[t].a);
-    free(p->scratch[t].b);
+  for (int t = 0; t < MAX_THREADS; ++t)
     free(p->scratch[t].tile);
-  }
+  free(p->packed_a);
+  free(p->packed_b);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->wake);
   pthread_cond_destroy(&p->done);
@@ -133,15 +148,77 @@ void grt_pool_run(grt_pool *p, int64_t tasks, grt_task_fn fn, void *ctx) {
   p->ctx = ctx;
   p->tasks = tasks;
   atomic_store(&p->next, 0);
-  p->busy = p->size - 1;
-  ++p->generation;
+  atomic_store(&p->busy, p->size - 1);
+  atomic_fetch_add(&p->generation, 1);
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
   drain(p, 0);
+  for (int spin = 0; spin < 20000 && atomic_load(&p->busy) > 0; ++spin)
+    cpu_relax();
   pthread_mutex_lock(&p->mu);
-  while (p->busy > 0)
+  while (atomic_load(&p->busy) > 0)
     pthread_cond_wait(&p->done, &p->mu);
   pthread_mutex_unlock(&p->mu);
+}
+
+/* --- GRAPHC_PROFILE=1: time per GEMM shape and per range kernel ------------ */
+
+#include <stdio.h>
+#include <time.h>
+
+typedef struct {
+  const void *key;
+  int64_t m, n, k, total;
+  double seconds;
+  int64_t calls;
+} prof_row;
+
+static prof_row prof[256];
+static int prof_rows = -1;
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void prof_report(void) {
+  fprintf(stderr, "graphc profile (GRAPHC_PROFILE): time per kernel call site\n");
+  for (int i = 0; i < prof_rows; ++i)
+    if (prof[i].m)
+      fprintf(stderr, "  gemm %5lld x %5lld x %5lld  %8.3f ms/call  %6lld calls\n",
+              (long long)prof[i].m, (long long)prof[i].n, (long long)prof[i].k,
+              1e3 * prof[i].seconds / (double)prof[i].calls, (long long)prof[i].calls);
+    else
+      fprintf(stderr, "  range over %9lld      %8.3f ms/call  %6lld calls\n",
+              (long long)prof[i].total, 1e3 * prof[i].seconds / (double)prof[i].calls,
+              (long long)prof[i].calls);
+}
+
+static int profiling(void) {
+  if (prof_rows < 0) {
+    prof_rows = 0;
+    if (getenv("GRAPHC_PROFILE") && *getenv("GRAPHC_PROFILE") && *getenv("GRAPHC_PROFILE") != '0')
+      atexit(prof_report);
+    else
+      prof_rows = -2;
+  }
+  return prof_rows >= 0;
+}
+
+static void prof_add(const void *key, int64_t m, int64_t n, int64_t k, int64_t total,
+                     double seconds) {
+  int i = 0;
+  while (i < prof_rows && !(prof[i].key == key && prof[i].m == m && prof[i].n == n &&
+                            prof[i].k == k && prof[i].total == total))
+    ++i;
+  if (i == prof_rows) {
+    if (prof_rows == 256)
+      return;
+    prof[prof_rows++] = (prof_row){key, m, n, k, total, 0, 0};
+  }
+  prof[i].seconds += seconds;
+  ++prof[i].calls;
 }
 
 /* --- parallel ranges ------------------------------------------------------ */
@@ -159,8 +236,8 @@ static void range_task(void *arg, int64_t task, int thread) {
   r->fn(r->ptrs, r->n, begin, end < r->total ? end : r->total);
 }
 
-void grt_parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n,
-                        int64_t total) {
+static void parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n,
+                           int64_t total) {
   int64_t tasks = (total + RANGE_CHUNK - 1) / RANGE_CHUNK;
   if (tasks <= 1) {
     fn(ptrs, n, 0, total);
@@ -170,102 +247,163 @@ void grt_parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n,
   grt_pool_run(p, tasks, range_task, &r);
 }
 
+void grt_parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n,
+                        int64_t total) {
+  if (!profiling()) {
+    parallel_range(p, fn, ptrs, n, total);
+    return;
+  }
+  double t0 = now();
+  parallel_range(p, fn, ptrs, n, total);
+  prof_add((const void *)fn, 0, 0, 0, total, now() - t0);
+}
+
 /* --- GEMM --------------------------------------------------------------------- */
 
 typedef struct {
-  int64_t m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, batch, n_blocks;
+  int64_t m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, batch;
   const float *a, *b;
   float *c;
   grt_micro_fn micro;
   grt_epilogue_fn epilogue;
   void **ptrs;
   grt_pool *pool;
+  /* The KC-deep block being multiplied, and op(B)'s panels for it. */
+  int64_t p0, kc, m_blocks, n_blocks, panels;
+  float *ap, *bp;
 } gemm_ctx;
 
-static float *reserve(float **buf, size_t floats) {
-  /* Grow-only per-thread buffers, 64-byte aligned; sizes are bounded by the
-   * block constants, so the first call allocates them for good. */
-  if (!*buf) {
-    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    *buf = aligned_alloc(64, bytes);
+static float *reserve(float **buf, size_t *have, size_t floats) {
+  /* Grow-only, 64-byte aligned; bounded by the block constants and N. */
+  if (*have < floats) {
+    free(*buf);
+    *buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+    *have = *buf ? floats : 0;
   }
   return *buf;
 }
 
-static void pack_a(const gemm_ctx *g, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
-                   float *dst) {
-  const int64_t mr = g->mr;
+/* Rows [i0, i0+mc) of op(A), depth [p0, p0+kc), as MR-row slivers, k-major,
+ * zero-padded to whole slivers. Reads run along memory in both layouts. */
+static void pack_a(const gemm_ctx *g, int64_t i0, int64_t mc, float *dst) {
+  const int64_t mr = g->mr, kc = g->kc, p0 = g->p0;
   for (int64_t is = 0; is < mc; is += mr) {
     int64_t rows = mc - is < mr ? mc - is : mr;
-    for (int64_t p = 0; p < kc; ++p) {
-      float *d = dst + is * kc + p * mr;
-      if (g->trans_a) {
-        memcpy(d, g->a + (p0 + p) * g->lda + i0 + is, (size_t)rows * sizeof(float));
-      } else {
-        for (int64_t r = 0; r < rows; ++r)
-          d[r] = g->a[(i0 + is + r) * g->lda + p0 + p];
+    float *d = dst + is * kc;
+    if (g->trans_a) {
+      for (int64_t p = 0; p < kc; ++p) {
+        memcpy(d + p * mr, g->a + (p0 + p) * g->lda + i0 + is, (size_t)rows * sizeof(float));
+        for (int64_t r = rows; r < mr; ++r)
+          d[p * mr + r] = 0;
       }
-      for (int64_t r = rows; r < mr; ++r)
-        d[r] = 0;
+    } else {
+      for (int64_t r = 0; r < mr; ++r) {
+        const float *src = g->a + (i0 + is + r) * g->lda + p0;
+        for (int64_t p = 0; p < kc; ++p)
+          d[p * mr + r] = r < rows ? src[p] : 0.0f;
+      }
     }
   }
 }
 
-static void pack_b(const gemm_ctx *g, int64_t j0, int64_t nc, int64_t p0, int64_t kc,
-                   float *dst) {
-  const int64_t nr = g->nr;
-  for (int64_t js = 0; js < nc; js += nr) {
-    int64_t cols = nc - js < nr ? nc - js : nr;
+/* Panel `panel` (NR columns) of op(B) at depth [p0, p0+kc), k-major. */
+static void pack_b_panel(const gemm_ctx *g, int64_t panel, float *dst) {
+  const int64_t nr = g->nr, kc = g->kc, p0 = g->p0, j0 = panel * nr;
+  const int64_t cols = g->n - j0 < nr ? g->n - j0 : nr;
+  float *d = dst + panel * nr * kc;
+  if (!g->trans_b) {
     for (int64_t p = 0; p < kc; ++p) {
-      float *d = dst + js * kc + p * nr;
-      if (!g->trans_b) {
-        memcpy(d, g->b + (p0 + p) * g->ldb + j0 + js, (size_t)cols * sizeof(float));
-      } else {
-        for (int64_t c = 0; c < cols; ++c)
-          d[c] = g->b[(j0 + js + c) * g->ldb + p0 + p];
-      }
+      memcpy(d + p * nr, g->b + (p0 + p) * g->ldb + j0, (size_t)cols * sizeof(float));
       for (int64_t c = cols; c < nr; ++c)
-        d[c] = 0;
+        d[p * nr + c] = 0;
+    }
+  } else {
+    for (int64_t c = 0; c < nr; ++c) {
+      const float *src = g->b + (j0 + c) * g->ldb + p0;
+      for (int64_t p = 0; p < kc; ++p)
+        d[p * nr + c] = c < cols ? src[p] : 0.0f;
     }
   }
 }
 
+/* Task t < panels packs panel t of op(B); the rest pack MR-row slivers of op(A). */
+static void pack_task(void *arg, int64_t task, int thread) {
+  (void)thread;
+  const gemm_ctx *g = arg;
+  if (task < g->panels) {
+    pack_b_panel(g, task, g->bp);
+    return;
+  }
+  const int64_t i0 = (task - g->panels) * g->mr;
+  pack_a(g, i0, g->m - i0 < g->mr ? g->m - i0 : g->mr, g->ap + i0 * g->kc);
+}
+
+/* One MC x NC block of C at the current depth block; the epilogue follows
+ * the last one. */
 static void gemm_task(void *arg, int64_t task, int thread) {
   const gemm_ctx *g = arg;
   scratch *s = &g->pool->scratch[thread];
-  const int64_t mr = g->mr, nr = g->nr;
+  const int64_t mr = g->mr, nr = g->nr, kc = g->kc;
   const int64_t i0 = (task / g->n_blocks) * MC, j0 = (task % g->n_blocks) * NC;
   const int64_t mc = g->m - i0 < MC ? g->m - i0 : MC;
   const int64_t nc = g->n - j0 < NC ? g->n - j0 : NC;
-  float *ap = reserve(&s->a, (size_t)((MC + mr) * KC));
-  float *bp = reserve(&s->b, (size_t)((NC + nr) * KC));
-  float *tile = reserve(&s->tile, (size_t)(mr * nr));
-  if (g->k == 0)
-    for (int64_t i = 0; i < mc; ++i)
-      memset(g->c + (i0 + i) * g->ldc + j0, 0, (size_t)nc * sizeof(float));
-  for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
-    const int64_t kc = g->k - p0 < KC ? g->k - p0 : KC;
-    const int64_t acc = p0 > 0;
-    pack_b(g, j0, nc, p0, kc, bp);
-    pack_a(g, i0, mc, p0, kc, ap);
-    for (int64_t js = 0; js < nc; js += nr) {
-      const int64_t cols = nc - js < nr ? nc - js : nr;
-      for (int64_t is = 0; is < mc; is += mr) {
-        const int64_t rows = mc - is < mr ? mc - is : mr;
-        float *c = g->c + (i0 + is) * g->ldc + j0 + js;
-        if (rows == mr && cols == nr) {
-          g->micro(kc, ap + is * kc, bp + js * kc, c, g->ldc, acc);
-          continue;
-        }
-        g->micro(kc, ap + is * kc, bp + js * kc, tile, nr, 0);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t q = 0; q < cols; ++q)
-            c[r * g->ldc + q] = (acc ? c[r * g->ldc + q] : 0.0f) + tile[r * nr + q];
+  const float *ap = g->ap + i0 * kc;
+  float *tile = reserve(&s->tile, &s->tile_size, (size_t)(mr * nr));
+  const int64_t acc = g->p0 > 0;
+  for (int64_t js = 0; js < nc; js += nr) {
+    const int64_t cols = nc - js < nr ? nc - js : nr;
+    const float *bp = g->bp + (j0 + js) * kc;
+    for (int64_t is = 0; is < mc; is += mr) {
+      const int64_t rows = mc - is < mr ? mc - is : mr;
+      float *c = g->c + (i0 + is) * g->ldc + j0 + js;
+      if (rows == mr && cols == nr) {
+        g->micro(kc, ap + is * kc, bp, c, g->ldc, acc);
+        continue;
       }
+      g->micro(kc, ap + is * kc, bp, tile, nr, 0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t q = 0; q < cols; ++q)
+          c[r * g->ldc + q] = (acc ? c[r * g->ldc + q] : 0.0f) + tile[r * nr + q];
     }
   }
+  if (g->epilogue && g->p0 + kc >= g->k)
+    g->epilogue(g->ptrs, g->batch, g->c, g->ldc, i0, i0 + mc, j0, j0 + nc);
+}
+
+static void zero_task(void *arg, int64_t task, int thread) {
+  (void)thread;
+  const gemm_ctx *g = arg;
+  const int64_t i0 = (task / g->n_blocks) * MC, j0 = (task % g->n_blocks) * NC;
+  const int64_t mc = g->m - i0 < MC ? g->m - i0 : MC;
+  const int64_t nc = g->n - j0 < NC ? g->n - j0 : NC;
+  for (int64_t i = 0; i < mc; ++i)
+    memset(g->c + (i0 + i) * g->ldc + j0, 0, (size_t)nc * sizeof(float));
   if (g->epilogue)
     g->epilogue(g->ptrs, g->batch, g->c, g->ldc, i0, i0 + mc, j0, j0 + nc);
+}
+
+static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a,
+                 int64_t lda, int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b,
+                 float *c, int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr,
+                 grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+  const int64_t panels = (n + nr - 1) / nr, slivers = (m + mr - 1) / mr;
+  gemm_ctx g = {m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, batch, a, b, c,
+                micro, epilogue, ptrs, pool, 0, 0, (m + MC - 1) / MC, (n + NC - 1) / NC,
+                panels, NULL, NULL};
+  const int64_t tasks = g.m_blocks * g.n_blocks;
+  if (k == 0) {
+    grt_pool_run(pool, tasks, zero_task, &g);
+    return;
+  }
+  /* For each depth block, op(A) and op(B) are packed once, by all threads,
+   * then every block of C is multiplied against them. */
+  g.bp = reserve(&pool->packed_b, &pool->packed_b_size, (size_t)(panels * nr * KC));
+  g.ap = reserve(&pool->packed_a, &pool->packed_a_size, (size_t)(slivers * mr * KC));
+  for (g.p0 = 0; g.p0 < k; g.p0 += KC) {
+    g.kc = k - g.p0 < KC ? k - g.p0 : KC;
+    grt_pool_run(pool, panels + slivers, pack_task, &g);
+    grt_pool_run(pool, tasks, gemm_task, &g);
+  }
 }
 
 void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a,
@@ -274,7 +412,9 @@ void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a,
               grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
   if (m <= 0 || n <= 0)
     return;
-  gemm_ctx g = {m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, batch,
-                (n + NC - 1) / NC, a, b, c, micro, epilogue, ptrs, pool};
-  grt_pool_run(pool, ((m + MC - 1) / MC) * g.n_blocks, gemm_task, &g);
+  double t0 = profiling() ? now() : 0;
+  gemm(pool, m, n, k, a, lda, trans_a, b, ldb, trans_b, c, ldc, micro, mr, nr, epilogue, ptrs,
+       batch);
+  if (t0 > 0)
+    prof_add((const void *)c, m, n, k, 0, now() - t0);
 }
