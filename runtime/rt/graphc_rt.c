@@ -12,6 +12,7 @@
 #include "graphc_rt.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +29,18 @@ struct grt_pool {
   int size;
   pthread_t threads[MAX_THREADS];
   pthread_mutex_t mu;
-  pthread_cond_t wake, done;
-  _Atomic uint64_t generation;
-  _Atomic int busy;
+  pthread_cond_t wake;
   int stop;
+  /* The current loop. `next` holds the loop's generation in its high 32 bits
+   * and the next unclaimed task in its low bits, so a worker that wakes late
+   * can never claim a task of a later loop with an earlier loop's function. */
+  uint64_t generation;
   grt_task_fn fn;
   void *ctx;
   int64_t tasks;
-  _Atomic int64_t next;
+  _Atomic uint64_t next;
+  _Atomic int64_t completed;
+  _Atomic uint64_t published; /* the generation workers may start */
   scratch scratch[MAX_THREADS];
   float *packed_a, *packed_b; /* op(A) and op(B) packed, shared by the threads */
   size_t packed_a_size, packed_b_size;
@@ -52,9 +57,19 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static void drain(grt_pool *p, int thread) {
-  for (int64_t t; (t = atomic_fetch_add(&p->next, 1)) < p->tasks;)
-    p->fn(p->ctx, t, thread);
+/* Claims and runs tasks of loop `gen` until none is left. */
+static void drain(grt_pool *p, uint64_t gen, grt_task_fn fn, void *ctx, int64_t tasks,
+                  int thread) {
+  uint64_t v = atomic_load(&p->next);
+  for (;;) {
+    if ((v >> 32) != (gen & 0xffffffffu) || (int64_t)(v & 0xffffffffu) >= tasks)
+      return;
+    if (!atomic_compare_exchange_weak(&p->next, &v, v + 1))
+      continue;
+    fn(ctx, (int64_t)(v & 0xffffffffu), thread);
+    atomic_fetch_add(&p->completed, 1);
+    v = atomic_load(&p->next);
+  }
 }
 
 static void *worker(void *arg) {
@@ -64,24 +79,22 @@ static void *worker(void *arg) {
   uint64_t seen = 0;
   for (;;) {
     /* A step launches its loops back to back: spin briefly for the next one
-     * before sleeping, so a wake-up costs no system call. */
-    for (int spin = 0; spin < 20000 && atomic_load(&p->generation) == seen && !p->stop; ++spin)
+     * before sleeping, so most wake-ups cost no system call. */
+    for (int spin = 0; spin < 4000 && atomic_load(&p->published) == seen; ++spin)
       cpu_relax();
     pthread_mutex_lock(&p->mu);
-    while (!p->stop && atomic_load(&p->generation) == seen)
+    while (!p->stop && atomic_load(&p->published) == seen)
       pthread_cond_wait(&p->wake, &p->mu);
     if (p->stop) {
       pthread_mutex_unlock(&p->mu);
       return NULL;
     }
-    seen = atomic_load(&p->generation);
+    seen = p->generation;
+    grt_task_fn fn = p->fn;
+    void *ctx = p->ctx;
+    int64_t tasks = p->tasks;
     pthread_mutex_unlock(&p->mu);
-    drain(p, index);
-    if (atomic_fetch_sub(&p->busy, 1) == 1) {
-      pthread_mutex_lock(&p->mu);
-      pthread_cond_signal(&p->done);
-      pthread_mutex_unlock(&p->mu);
-    }
+    drain(p, seen, fn, ctx, tasks, index);
   }
 }
 
@@ -97,7 +110,6 @@ grt_pool *grt_pool_create(int threads) {
     return NULL;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->wake, NULL);
-  pthread_cond_init(&p->done, NULL);
   p->size = 1;
   for (int t = 1; t < threads; ++t) {
     worker_arg *arg = malloc(sizeof(worker_arg));
@@ -129,7 +141,6 @@ void grt_pool_destroy(grt_pool *p) {
   free(p->packed_b);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->wake);
-  pthread_cond_destroy(&p->done);
   free(p);
 }
 
@@ -144,21 +155,23 @@ void grt_pool_run(grt_pool *p, int64_t tasks, grt_task_fn fn, void *ctx) {
     return;
   }
   pthread_mutex_lock(&p->mu);
+  uint64_t gen = ++p->generation;
   p->fn = fn;
   p->ctx = ctx;
   p->tasks = tasks;
-  atomic_store(&p->next, 0);
-  atomic_store(&p->busy, p->size - 1);
-  atomic_fetch_add(&p->generation, 1);
+  atomic_store(&p->completed, 0);
+  atomic_store(&p->next, (gen & 0xffffffffu) << 32);
+  atomic_store(&p->published, gen);
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
-  drain(p, 0);
-  for (int spin = 0; spin < 20000 && atomic_load(&p->busy) > 0; ++spin)
-    cpu_relax();
-  pthread_mutex_lock(&p->mu);
-  while (atomic_load(&p->busy) > 0)
-    pthread_cond_wait(&p->done, &p->mu);
-  pthread_mutex_unlock(&p->mu);
+  /* The caller works too; it waits only for tasks other threads claimed,
+   * never for a worker that has not woken up. */
+  drain(p, gen, fn, ctx, tasks, 0);
+  for (int spin = 0; atomic_load(&p->completed) < tasks; ++spin)
+    if (spin < 20000)
+      cpu_relax();
+    else
+      sched_yield();
 }
 
 /* --- GRAPHC_PROFILE=1: time per GEMM shape and per range kernel ------------ */
