@@ -136,5 +136,36 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
   REQUIRE(bool((*exe)->predict(batches.back().first.data(), 1, pred.data())));
   for (int j = 0; j < 5; ++j)
     CHECK(pred[size_t(j)] == r[3 + np + j]);
+
+  // A second model with its own prefix links into the same program.
+  nn::ModelSpec other = spec;
+  other.model = nn::Sequential();
+  other.model.add(nn::View(64)).add(nn::Linear(64, 7)).add(nn::LogSoftMax());
+  other.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.1}}, {}};
+  other.file = "small.model";
+  auto small = runtime::compileModel(other, sample);
+  REQUIRE(bool(small));
+  REQUIRE(bool(runtime::emitCpu(*small, o, runtime::CpuOutput::Library, (dir / "small").string())));
+  std::ofstream(dir / "two.c") << R"(#include "small.h"
+#include "tiny.h"
+#include <stdio.h>
+int main(void) {
+  static float x[64];
+  int32_t label = 3;
+  float a, b;
+  tiny_ctx *t;
+  small_ctx *s;
+  if (tiny_create(&t, NULL, 1) || small_create(&s, NULL, 1))
+    return 2;
+  if (tiny_train_step(t, x, &label, 1, &a) || small_train_step(s, x, &label, 1, &b))
+    return 3;
+  printf("%lld %lld\n", (long long)tiny_num_params(), (long long)small_num_params());
+  tiny_destroy(t);
+  small_destroy(s);
+  return tiny_num_params() != small_num_params() ? 0 : 4;
+}
+)";
+  REQUIRE(sh("cd " + dir.string() +
+             " && cc -std=c11 -I. two.c -L. -ltiny -lsmall -lm -lpthread -o two && ./two") == 0);
   fs::remove_all(dir);
 }

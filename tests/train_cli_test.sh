@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# tests/train_cli_test.sh GRAPHC SOURCE_DIR - `graphc train` end to end on the
+# CPU target: the seed MLP learns the synthetic set (test accuracy >= 95% in
+# three epochs), writes a checkpoint and metrics that `graphc eval` reproduces,
+# and, where Debian's dataset-fashion-mnist is installed, one epoch of
+# Fashion-MNIST reaches >= 75% test accuracy.
+set -euo pipefail
+graphc=$(realpath "$1")
+src=$(realpath "$2")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+accuracy() { # the last epoch's test accuracy from --metrics, in percent
+  tail -n 1 "$1" | sed -E 's/.*"test_acc":([0-9.]+).*/\1/' | awk '{printf "%.2f", 100 * $1}'
+}
+check() { # name value minimum
+  if awk -v v="$2" -v m="$3" 'BEGIN { exit !(v >= m) }'; then
+    echo "ok: $1 test accuracy $2% >= $3%"
+  else
+    echo "FAIL: $1 test accuracy $2% < $3%"; exit 1
+  fi
+}
+
+"$graphc" train "$src/examples/mlp.model" --data synthetic --epochs 3 --progress lines \
+  --save synth.safetensors --metrics synth.jsonl
+check synthetic "$(accuracy synth.jsonl)" 95
+"$graphc" eval "$src/examples/mlp.model" --data synthetic --weights synth.safetensors > eval.txt
+grep -q "global correct" eval.txt
+
+if [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  "$graphc" train "$src/examples/mlp.model" --epochs 1 --progress lines --metrics fashion.jsonl
+  check fashion-mnist "$(accuracy fashion.jsonl)" 75
+else
+  echo "skipped: Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed"
+fi
+echo "1 passed, 0 failed"
