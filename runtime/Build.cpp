@@ -8,6 +8,10 @@
 
 #include <fmt/format.h>
 
+#ifdef GRAPHC_HAVE_CUDA_RUNTIME
+#include "runtime/cuda/CudaRuntime.h"
+#endif
+
 namespace graphc::runtime {
 
 #ifdef GRAPHC_HAVE_CPU_BACKEND
@@ -93,9 +97,18 @@ Expected<std::unique_ptr<Executable>> buildCompiled(CompiledModel model,
 #else
     return error("this graphc was built without the LLVM CPU backend");
 #endif
+  } else if (options.target == "cuda") {
+#ifdef GRAPHC_HAVE_CUDA_RUNTIME
+    auto gpu = cuda::makeCudaExecutable(std::move(*m), options);
+    if (!gpu)
+      return gpu.diag();
+    exe = std::move(*gpu);
+#else
+    return error("--target cuda: this graphc was built without the CUDA toolkit");
+#endif
   } else {
     return error(fmt::format("--target {}: this graphc has no such target "
-                             "(available: cpu, interp)",
+                             "(available: cpu, cuda, interp)",
                              options.target));
   }
   std::copy(init.begin(), init.begin() + exe->info().numParams, exe->params());

@@ -18,6 +18,7 @@ struct BuildOptions {
   int threads = 0;            ///< 0: all cores
   int64_t maxBatch = 256;     ///< largest batch the executable accepts
   uint64_t seed = 1;          ///< initial parameters and Dropout masks
+  bool tf32 = false;          ///< cuda: matrix products in TF32 (faster, ~1e-3 relative error)
 };
 
 /// The fused training step and evaluation graphs of a model.

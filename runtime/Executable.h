@@ -11,6 +11,8 @@
 #include "ir/Error.h"
 #include "passes/Optimizer.h"
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -56,6 +58,19 @@ public:
   virtual void setStep(int64_t step) = 0;
   /// The seed that, with the step counter, draws Dropout's masks.
   virtual void setSeed(uint64_t seed) = 0;
+
+  /// Keeps a whole data set in the executable's device memory: `count`
+  /// samples (count x sample floats) and their labels, for
+  /// trainStepOnDevice. Only the cuda target has one; others say so.
+  virtual Status uploadDataset(const float *x, const int32_t *labels, int64_t count) {
+    return error(fmt::format("the {} target cannot keep a data set on a device", target()));
+  }
+  /// trainStep on the uploaded samples `indices[0..n)`, gathered into a batch
+  /// on the device: only the indices go in and the loss (and output) out.
+  virtual Status trainStepOnDevice(const int64_t *indices, int64_t n, float *loss,
+                                   float *output) {
+    return error(fmt::format("the {} target cannot keep a data set on a device", target()));
+  }
 
 protected:
   ModelInfo info_;

@@ -1,0 +1,341 @@
+// runtime/cuda/CudaExecutable.cpp - the cuda target behind the Executable
+// interface.
+//
+// Parameters, optimizer state and the step's buffers live on the device for
+// the executable's life; a training step copies the batch from the caller
+// through pinned memory, replays the step's CUDA graph and copies the loss
+// (and output) back: one wait per step. params() and state() hand out a host
+// mirror, refreshed from the device when a step has run since, and written
+// back before the next step when it was handed out. With uploadDataset the
+// whole data set stays on the device too and trainStepOnDevice builds each
+// batch there from an index list (graphc_gather), so a step moves only the
+// indices in and the loss out.
+#include "runtime/cuda/CudaRuntime.h"
+#include "runtime/cuda/Program.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <optional>
+
+namespace graphc::runtime::cuda {
+namespace {
+
+// The step's scalars in one small device buffer (and its pinned twin):
+// inputs first, so one copy uploads both.
+constexpr size_t kStepIn = 0; // float: the step counter before the update
+constexpr size_t kSeedIn = 4; // int32: Dropout's seed
+constexpr size_t kInBytes = 8;
+constexpr size_t kLoss = 256;    // float: the batch's mean loss
+constexpr size_t kStepOut = 512; // float: the step counter after the update
+
+class CudaExecutable : public Executable {
+public:
+  Status init(std::unique_ptr<Device> dev, CompiledModel m, const BuildOptions &o) {
+    dev_ = std::move(dev);
+    maxBatch_ = o.maxBatch;
+    info_ = m.info;
+    sample_ = 1;
+    for (int64_t d : info_.sample)
+      sample_ *= d;
+    passes::MemoryPlan stepPlan = m.pipeline.plan.batch == maxBatch_
+                                      ? m.pipeline.plan
+                                      : passes::planMemory(m.step, maxBatch_);
+    passes::MemoryPlan predictPlan = passes::planMemory(m.predict, maxBatch_);
+    step_ = std::make_unique<Program>(*dev_, std::move(m.step), std::move(stepPlan),
+                                      "step_", o.tf32);
+    predict_ = std::make_unique<Program>(*dev_, std::move(m.predict),
+                                         std::move(predictPlan), "predict_", o.tf32);
+    if (Status s = step_->compile(); !s)
+      return s;
+    if (Status s = predict_->compile(); !s)
+      return s;
+
+    const size_t np = size_t(info_.numParams), mb = size_t(maxBatch_);
+    for (auto [buf, bytes] :
+         {std::pair{&params_, np * 4}, std::pair{&x_, mb * size_t(sample_) * 4},
+          std::pair{&labels_, mb * 4}, std::pair{&output_, mb * size_t(info_.classes) * 4},
+          std::pair{&scalars_, size_t(1024)}, std::pair{&indices_, mb * 8}})
+      if (Status s = buf->allocate(bytes); !s)
+        return s;
+    for (const std::string &slot : info_.stateSlots)
+      if (Status s = state_[slot].allocate(np * 4); !s)
+        return s;
+    for (auto [buf, bytes] :
+         {std::pair{&hostX_, mb * size_t(sample_) * 4}, std::pair{&hostLabels_, mb * 4},
+          std::pair{&hostOutput_, mb * size_t(info_.classes) * 4},
+          std::pair{&hostScalars_, size_t(1024)}, std::pair{&hostIndices_, mb * 8}})
+      if (Status s = buf->allocate(bytes); !s)
+        return s;
+    mirrorParams_.assign(np, 0.0f);
+    for (const std::string &slot : info_.stateSlots)
+      mirrorState_[slot].assign(np, 0.0f);
+
+    std::map<std::string, CUdeviceptr> io{{"x", x_.get()},
+                                          {"labels", labels_.get()},
+                                          {"params", params_.get()},
+                                          {"step", scalars_.get() + kStepIn},
+                                          {"seed", scalars_.get() + kSeedIn},
+                                          {"out:loss", scalars_.get() + kLoss},
+                                          {"out:output", output_.get()},
+                                          {"out:params", params_.get()},
+                                          {"out:step", scalars_.get() + kStepOut}};
+    for (auto &[slot, buf] : state_) {
+      io["state." + slot] = buf.get();
+      io["out:state." + slot] = buf.get();
+    }
+    if (Status s = step_->bind(io); !s)
+      return s;
+    if (Status s = predict_->bind(
+            {{"x", x_.get()}, {"params", params_.get()}, {"out:output", output_.get()}});
+        !s)
+      return s;
+    return dev_->synchronize();
+  }
+
+  std::string target() const override { return "cuda"; }
+  int64_t maxBatch() const override { return maxBatch_; }
+
+  Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
+                   float *output) override {
+    if (Status s = checkBatch(n); !s)
+      return s;
+    if (!x)
+      return error("no input given");
+    if (!labels)
+      return error("no labels given");
+    for (int64_t i = 0; i < n; ++i)
+      if (labels[i] < 0 || labels[i] >= info_.classes)
+        return error(fmt::format("label {} of sample {} is outside [0, {})", labels[i], i,
+                                 info_.classes));
+    if (Status s = begin(); !s)
+      return s;
+    const Driver &d = dev_->driver();
+    std::memcpy(hostX_.get(), x, size_t(n * sample_) * 4);
+    std::memcpy(hostLabels_.get(), labels, size_t(n) * 4);
+    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4,
+                                     dev_->stream()));
+    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(labels_.get(), hostLabels_.get(), size_t(n) * 4,
+                                     dev_->stream()));
+    return finishStep(n, loss, output);
+  }
+
+  Status predict(const float *x, int64_t n, float *output) override {
+    if (Status s = checkBatch(n); !s)
+      return s;
+    if (!x)
+      return error("no input given");
+    if (!output)
+      return error("no output buffer given");
+    if (Status s = begin(); !s)
+      return s;
+    const Driver &d = dev_->driver();
+    const size_t outBytes = size_t(n * info_.classes) * 4;
+    std::memcpy(hostX_.get(), x, size_t(n * sample_) * 4);
+    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4,
+                                     dev_->stream()));
+    if (Status s = predict_->run(n); !s)
+      return s;
+    GRAPHC_CU(
+        d, d.cuMemcpyDtoHAsync(hostOutput_.get(), output_.get(), outBytes, dev_->stream()));
+    if (Status s = dev_->synchronize(); !s)
+      return s;
+    std::memcpy(output, hostOutput_.get(), outBytes);
+    return {};
+  }
+
+  Status uploadDataset(const float *x, const int32_t *labels, int64_t count) override {
+    if (!x || !labels || count < 1)
+      return error("uploadDataset needs samples, labels and a count of at least 1");
+    for (int64_t i = 0; i < count; ++i)
+      if (labels[i] < 0 || labels[i] >= info_.classes)
+        return error(fmt::format("label {} of sample {} is outside [0, {})", labels[i], i,
+                                 info_.classes));
+    if (Status s = dev_->makeCurrent(); !s)
+      return s;
+    datasetCount_ = 0;
+    const size_t xBytes = size_t(count * sample_) * 4;
+    if (Status s = dataX_.allocate(xBytes); !s)
+      return error(
+          fmt::format("the data set ({} samples, {} MiB) does not fit on the GPU: {}",
+                      count, xBytes >> 20, s.diag().message));
+    if (Status s = dataLabels_.allocate(size_t(count) * 4); !s)
+      return s;
+    const Driver &d = dev_->driver();
+    GRAPHC_CU(d, d.cuMemcpyHtoD(dataX_.get(), x, xBytes));
+    GRAPHC_CU(d, d.cuMemcpyHtoD(dataLabels_.get(), labels, size_t(count) * 4));
+    auto gather = dev_->helper("graphc_gather");
+    if (!gather)
+      return gather.diag();
+    gather_ = *gather;
+    datasetCount_ = count;
+    return {};
+  }
+
+  Status trainStepOnDevice(const int64_t *indices, int64_t n, float *loss,
+                           float *output) override {
+    if (datasetCount_ == 0)
+      return error("no data set on the device: call uploadDataset first");
+    if (Status s = checkBatch(n); !s)
+      return s;
+    if (!indices)
+      return error("no sample indices given");
+    for (int64_t i = 0; i < n; ++i)
+      if (indices[i] < 0 || indices[i] >= datasetCount_)
+        return error(fmt::format("index {} of batch position {} is outside the data set of "
+                                 "{} samples",
+                                 indices[i], i, datasetCount_));
+    if (Status s = begin(); !s)
+      return s;
+    const Driver &d = dev_->driver();
+    std::memcpy(hostIndices_.get(), indices, size_t(n) * 8);
+    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(indices_.get(), hostIndices_.get(), size_t(n) * 8,
+                                     dev_->stream()));
+    CUdeviceptr xs = dataX_.get(), ls = dataLabels_.get(), idx = indices_.get(),
+                x = x_.get(), lab = labels_.get();
+    int64_t rows = n, sample = sample_;
+    void *args[] = {&xs, &ls, &idx, &x, &lab, &rows, &sample};
+    if (Status s = dev_->launch(gather_, dev_->blocksFor(n * sample_, 256), 256, args); !s)
+      return s;
+    return finishStep(n, loss, output);
+  }
+
+  float *params() override {
+    refreshMirror();
+    mirrorDirty_ = true;
+    return mirrorParams_.data();
+  }
+
+  float *state(const std::string &slot) override {
+    auto it = mirrorState_.find(slot);
+    if (it == mirrorState_.end())
+      return nullptr;
+    refreshMirror();
+    mirrorDirty_ = true;
+    return it->second.data();
+  }
+
+  int64_t step() const override { return stepCount_; }
+  void setStep(int64_t step) override { stepCount_ = step; }
+  void setSeed(uint64_t seed) override { seed_ = seed; }
+
+private:
+  Status checkBatch(int64_t n) const {
+    if (n < 1 || n > maxBatch_)
+      return error(
+          fmt::format("batch of {} samples: this executable takes 1 to {}", n, maxBatch_));
+    return {};
+  }
+
+  /// Before any work: a failure held back by params()/state(), the context,
+  /// and the host mirror written back if it was handed out.
+  Status begin() {
+    if (pending_) {
+      Diag e = *pending_;
+      pending_.reset();
+      return e;
+    }
+    if (Status s = dev_->makeCurrent(); !s)
+      return s;
+    if (!mirrorDirty_)
+      return {};
+    const Driver &d = dev_->driver();
+    const size_t bytes = mirrorParams_.size() * 4;
+    if (bytes > 0) {
+      GRAPHC_CU(d, d.cuMemcpyHtoD(params_.get(), mirrorParams_.data(), bytes));
+      for (auto &[slot, host] : mirrorState_)
+        GRAPHC_CU(d, d.cuMemcpyHtoD(state_.at(slot).get(), host.data(), bytes));
+    }
+    mirrorDirty_ = false;
+    return {};
+  }
+
+  /// The step counter and seed in, the step, the loss and output out.
+  Status finishStep(int64_t n, float *loss, float *output) {
+    const Driver &d = dev_->driver();
+    char *host = hostScalars_.get<char>();
+    const float stepIn = float(stepCount_);
+    const int32_t seedIn = stepSeed(seed_, stepCount_);
+    std::memcpy(host + kStepIn, &stepIn, 4);
+    std::memcpy(host + kSeedIn, &seedIn, 4);
+    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(scalars_.get(), host, kInBytes, dev_->stream()));
+    mirrorValid_ = false; // from here on the device's parameters may change
+    if (Status s = step_->run(n); !s)
+      return s;
+    const size_t outBytes = size_t(n * info_.classes) * 4;
+    GRAPHC_CU(d,
+              d.cuMemcpyDtoHAsync(host + kLoss, scalars_.get() + kLoss, 4, dev_->stream()));
+    if (output)
+      GRAPHC_CU(d, d.cuMemcpyDtoHAsync(hostOutput_.get(), output_.get(), outBytes,
+                                       dev_->stream()));
+    if (Status s = dev_->synchronize(); !s)
+      return s;
+    if (loss)
+      std::memcpy(loss, host + kLoss, 4);
+    if (output)
+      std::memcpy(output, hostOutput_.get(), outBytes);
+    ++stepCount_;
+    return {};
+  }
+
+  /// Copies parameters and state to the host when a step ran since the
+  /// last copy; a failure is reported by the next call that can return one.
+  void refreshMirror() {
+    if (mirrorValid_)
+      return;
+    auto copy = [&]() -> Status {
+      if (Status s = dev_->makeCurrent(); !s)
+        return s;
+      if (Status s = dev_->synchronize(); !s)
+        return s;
+      const Driver &d = dev_->driver();
+      const size_t bytes = mirrorParams_.size() * 4;
+      if (bytes == 0)
+        return {};
+      GRAPHC_CU(d, d.cuMemcpyDtoH(mirrorParams_.data(), params_.get(), bytes));
+      for (auto &[slot, host] : mirrorState_)
+        GRAPHC_CU(d, d.cuMemcpyDtoH(host.data(), state_.at(slot).get(), bytes));
+      return {};
+    };
+    if (Status s = copy(); !s)
+      pending_ = s.diag();
+    mirrorValid_ = true;
+  }
+
+  // The device first: it is destroyed last, after every buffer and program.
+  std::unique_ptr<Device> dev_;
+  std::unique_ptr<Program> step_, predict_;
+  DeviceBuffer params_;     // (numParams) the flat parameters
+  DeviceBuffer x_;          // (maxBatch, sample...) the batch's input
+  DeviceBuffer labels_;     // (maxBatch) int32
+  DeviceBuffer output_;     // (maxBatch, classes)
+  DeviceBuffer scalars_;    // step, seed, loss, step out: see kStepIn..kStepOut
+  DeviceBuffer indices_;    // (maxBatch) int64, trainStepOnDevice's batch
+  DeviceBuffer dataX_;      // (datasetCount, sample...) uploadDataset's samples
+  DeviceBuffer dataLabels_; // (datasetCount) int32
+  std::map<std::string, DeviceBuffer> state_; // per slot: (numParams)
+  PinnedBuffer hostX_, hostLabels_, hostOutput_, hostScalars_, hostIndices_;
+  std::vector<float> mirrorParams_;
+  std::map<std::string, std::vector<float>> mirrorState_;
+  bool mirrorValid_ = true;  // the mirror holds the device's values
+  bool mirrorDirty_ = false; // the mirror was handed out and may be newer
+  std::optional<Diag> pending_;
+  CUfunction gather_ = nullptr;
+  int64_t maxBatch_ = 0, sample_ = 1, datasetCount_ = 0, stepCount_ = 0;
+  uint64_t seed_ = 1;
+};
+
+} // namespace
+
+Expected<std::unique_ptr<Executable>> makeCudaExecutable(CompiledModel model,
+                                                         const BuildOptions &options) {
+  auto dev = Device::open();
+  if (!dev)
+    return dev.diag();
+  auto exe = std::make_unique<CudaExecutable>();
+  if (Status s = exe->init(std::move(*dev), std::move(model), options); !s)
+    return s.diag();
+  return std::unique_ptr<Executable>(std::move(exe));
+}
+
+} // namespace graphc::runtime::cuda

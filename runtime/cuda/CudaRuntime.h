@@ -1,0 +1,42 @@
+// runtime/cuda/CudaRuntime.h - the cuda target, as the rest of graphc sees it.
+//
+// No CUDA header here: graphc's other libraries and the tests include this
+// without the toolkit's include paths. Everything that touches the driver
+// loads it at run time (runtime/cuda/Driver.h), so each function below
+// answers with a clear error on a machine without an NVIDIA GPU.
+#pragma once
+
+#include "runtime/Build.h"
+
+#include <map>
+#include <string>
+
+namespace graphc::runtime::cuda {
+
+/// The cuda target's executable: NVRTC kernels, cuBLASLt products, the step
+/// captured once per batch size as a CUDA graph. Fails with "no CUDA driver
+/// (...)" or "no CUDA device: ..." where there is no usable GPU.
+Expected<std::unique_ptr<Executable>> makeCudaExecutable(CompiledModel model,
+                                                         const BuildOptions &options);
+
+/// Succeeds when a CUDA device can be used here; else says why not.
+Status deviceAvailable();
+
+/// "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs), driver CUDA 13.0", or the
+/// reason there is none.
+Expected<std::string> describeDevice();
+
+/// cuBLASLt's and NVRTC's versions; touches no driver.
+std::string toolkitVersions();
+
+/// The CUDA C of graphc's own kernels (graphc_gather, graphc_bias_add),
+/// compiled with NVRTC when a device first needs them.
+const char *helperKernelSource();
+
+/// Runs fused graph `g` once on the GPU at batch `batch`, for tests: `io`
+/// maps each input's name, and "out:NAME" for each output, to host memory
+/// of that batch (as codegen::cpu::Runner::run takes it).
+Status runGraph(const ir::Graph &g, int64_t batch, const std::map<std::string, void *> &io,
+                bool tf32 = false);
+
+} // namespace graphc::runtime::cuda

@@ -1,0 +1,120 @@
+// runtime/cuda/Driver.cpp - dlopen("libcuda.so.1"), cuInit, cuGetProcAddress.
+#include "runtime/cuda/Driver.h"
+
+#include <fmt/format.h>
+
+#include <dlfcn.h>
+
+#include <memory>
+#include <mutex>
+
+namespace graphc::runtime::cuda {
+namespace {
+
+const char *kNeedGpu = "the cuda target needs an NVIDIA GPU and its driver";
+
+using GetProcAddress = CUresult (*)(const char *, void **, int, cuuint64_t,
+                                    CUdriverProcAddressQueryResult *);
+
+/// The error text of `r`, before the table is filled.
+std::string describeWith(decltype(&cuGetErrorName) name, decltype(&cuGetErrorString) text,
+                         CUresult r) {
+  const char *n = nullptr, *s = nullptr;
+  if (name)
+    name(r, &n);
+  if (text)
+    text(r, &s);
+  if (n && s)
+    return fmt::format("{} ({})", n, s);
+  return fmt::format("CUresult {}", int(r));
+}
+
+Expected<Driver *> load() {
+  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!lib)
+    return error(fmt::format("no CUDA driver (libcuda.so.1 not found): {}", kNeedGpu));
+  auto d = std::make_unique<Driver>(); // kept for the process, like the library
+  auto sym = [&](const char *name) { return dlsym(lib, name); };
+  auto errName = reinterpret_cast<decltype(&cuGetErrorName)>(sym("cuGetErrorName"));
+  auto errText = reinterpret_cast<decltype(&cuGetErrorString)>(sym("cuGetErrorString"));
+  auto init = reinterpret_cast<decltype(&cuInit)>(sym("cuInit"));
+  auto version = reinterpret_cast<decltype(&cuDriverGetVersion)>(sym("cuDriverGetVersion"));
+  auto getProc = reinterpret_cast<GetProcAddress>(sym("cuGetProcAddress_v2"));
+  if (!init || !version)
+    return error(fmt::format("no CUDA driver: libcuda.so.1 has no cuInit: {}", kNeedGpu));
+
+  CUresult r = init(0);
+  if (r == CUDA_ERROR_STUB_LIBRARY)
+    return error(fmt::format("no CUDA driver: the libcuda.so.1 found is the CUDA toolkit's "
+                             "stub library, not a driver: {}",
+                             kNeedGpu));
+  if (r == CUDA_ERROR_NO_DEVICE)
+    return error(fmt::format("no CUDA device: the driver sees no GPU (cuInit: {})",
+                             describeWith(errName, errText, r)));
+  if (r != CUDA_SUCCESS)
+    return error(fmt::format("no CUDA device: the CUDA driver failed to start (cuInit: {})",
+                             describeWith(errName, errText, r)));
+  if ((r = version(&d->version)) != CUDA_SUCCESS)
+    return error(fmt::format("no CUDA driver: cuDriverGetVersion: {}",
+                             describeWith(errName, errText, r)));
+  // PTX from this toolkit's NVRTC needs a driver at least as new.
+  if (d->version < CUDA_VERSION || !getProc)
+    return error(fmt::format("the CUDA driver supports CUDA {}.{}; this graphc was built "
+                             "with CUDA {}.{} and needs a driver for that version or newer",
+                             d->version / 1000, d->version % 1000 / 10, CUDA_VERSION / 1000,
+                             CUDA_VERSION % 1000 / 10));
+
+  std::string missing;
+#define GRAPHC_CUDA_RESOLVE(name)                                                          \
+  {                                                                                        \
+    void *fn = nullptr;                                                                    \
+    CUdriverProcAddressQueryResult found = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;           \
+    if (getProc(#name, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &found) ==          \
+            CUDA_SUCCESS &&                                                                \
+        fn && found == CU_GET_PROC_ADDRESS_SUCCESS)                                        \
+      d->name = reinterpret_cast<decltype(d->name)>(fn);                                   \
+    else                                                                                   \
+      missing += std::string(missing.empty() ? "" : ", ") + #name;                         \
+  }
+  GRAPHC_CUDA_DRIVER_FUNCTIONS(GRAPHC_CUDA_RESOLVE)
+#undef GRAPHC_CUDA_RESOLVE
+  if (!missing.empty())
+    return error(fmt::format("the CUDA driver (CUDA {}.{}) lacks {}", d->version / 1000,
+                             d->version % 1000 / 10, missing));
+
+  int count = 0;
+  if ((r = d->cuDeviceGetCount(&count)) != CUDA_SUCCESS)
+    return error(fmt::format("no CUDA device: cuDeviceGetCount: {}", d->describe(r)));
+  if (count == 0)
+    return error("no CUDA device: the driver sees no GPU");
+  return d.release();
+}
+
+std::once_flag once;
+Expected<Driver *> *loaded = nullptr;
+
+} // namespace
+
+std::string Driver::describe(CUresult r) const {
+  return describeWith(cuGetErrorName, cuGetErrorString, r);
+}
+
+Diag Driver::fail(CUresult r, const std::string &what) const {
+  std::string hint;
+  if (r == CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
+    hint = ": the driver is older than the NVRTC that made the PTX";
+  else if (r == CUDA_ERROR_OUT_OF_MEMORY)
+    hint = ": try a smaller --batch";
+  return error(fmt::format("CUDA error in {}: {}{}", what, describe(r), hint));
+}
+
+Expected<const Driver *> driver() {
+  std::call_once(once, [] { loaded = new Expected<Driver *>(load()); });
+  if (!*loaded)
+    return loaded->diag();
+  return static_cast<const Driver *>(**loaded);
+}
+
+const Driver *loadedDriver() { return loaded && *loaded ? **loaded : nullptr; }
+
+} // namespace graphc::runtime::cuda

@@ -1,0 +1,563 @@
+// tests/cuda_runtime_test.cpp - the cuda target on a GPU: every op (forward
+// and gradient) against the reference interpreter, whole training steps
+// against the CPU backend at batches 256, 1 and 96, bit-for-bit determinism,
+// the device-resident data path; and, on machines without a GPU, that the
+// target fails with one clear line (the rest then skips and says why).
+//
+// The hidden "[.cuda_bench]" case times the seed MLP's step for
+// tests/gpu/check.sh.
+#include "TestUtil.h"
+#include "runtime/Build.h"
+
+#include <catch2/catch.hpp>
+
+#ifdef GRAPHC_HAVE_CUDA_RUNTIME
+#include "passes/Autodiff.h"
+#include "passes/Canonicalize.h"
+#include "passes/Fusion.h"
+#include "codegen/cuda/Nvrtc.h"
+#include "runtime/cuda/CudaRuntime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <unistd.h>
+
+using namespace graphc;
+using namespace graphc::ir;
+
+namespace {
+
+/// True when a GPU is usable; else checks that the reason is one of the
+/// clear messages and reports the skip.
+bool haveGpu(const char *what) {
+  Status s = runtime::cuda::deviceAvailable();
+  if (s)
+    return true;
+  const std::string &m = s.diag().message;
+  INFO(m);
+  CHECK((m.rfind("no CUDA driver", 0) == 0 || m.rfind("no CUDA device", 0) == 0 ||
+         m.find("CUDA driver supports") != std::string::npos));
+  WARN("skipped " << what << ": no CUDA device: " << m);
+  return false;
+}
+
+std::vector<double> doubles(const float *p, size_t n) { return {p, p + n}; }
+
+bool sameBits(const std::vector<float> &a, const std::vector<float> &b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
+}
+
+// --- single ops --------------------------------------------------------------
+
+/// Runs fused `forward` on the GPU and in the interpreter; compares outputs.
+void compareOnGpu(const Graph &forward, const Bindings &in, int64_t batch) {
+  Graph fused = passes::fuse(passes::canonicalize(forward)).graph;
+  std::map<std::string, std::vector<float>> floats;
+  std::map<std::string, std::vector<int32_t>> ints;
+  std::map<std::string, void *> io;
+  for (ValueId v : fused.inputs()) {
+    std::string name = fused.node(v).attrs.s("name");
+    const Tensor &t = in.at(name);
+    if (fused.type(v).dtype == DType::I32) {
+      ints[name].assign(t.data.begin(), t.data.end());
+      io[name] = ints[name].data();
+    } else {
+      floats[name].assign(t.data.begin(), t.data.end());
+      io[name] = floats[name].data();
+    }
+  }
+  std::map<std::string, std::vector<float>> outs;
+  for (const Output &o : fused.outputs()) {
+    outs[o.name].assign(size_t(fused.type(o.value).numel(batch)), NAN);
+    io["out:" + o.name] = outs[o.name].data();
+  }
+  Status s = runtime::cuda::runGraph(fused, batch, io);
+  INFO((s ? "" : s.diag().message));
+  REQUIRE(bool(s));
+
+  auto want = run(forward, in);
+  REQUIRE(bool(want));
+  for (const Output &o : fused.outputs()) {
+    std::vector<double> got(outs[o.name].begin(), outs[o.name].end());
+    if (fused.type(o.value).dtype == DType::I32) {
+      const int32_t *raw = reinterpret_cast<const int32_t *>(outs[o.name].data());
+      got.assign(raw, raw + outs[o.name].size());
+    }
+    INFO("output " << o.name);
+    CAPTURE(got, want->at(o.name).data);
+    CHECK(test::relError(got, want->at(o.name).data) <= 1e-4);
+  }
+}
+
+Type f32(Shape s) { return {DType::F32, std::move(s)}; }
+
+struct OpCase {
+  const char *name;
+  std::vector<Type> args;
+  std::function<ValueId(Graph &, const std::vector<ValueId> &)> build;
+  double lo = -1, hi = 1;
+};
+
+// --- models --------------------------------------------------------------------
+
+std::vector<std::pair<std::string, nn::ModelSpec>> models() {
+  std::vector<std::pair<std::string, nn::ModelSpec>> out;
+  nn::ModelSpec small = test::seedMlp();
+  small.model = nn::Sequential();
+  small.model.add(nn::View(1024)).add(nn::Linear(1024, 40)).add(nn::ReLU()).add(
+      nn::Linear(40, 30)).add(nn::ReLU()).add(nn::Linear(30, 10)).add(nn::LogSoftMax());
+  out.push_back({"small relu mlp (odd bias offsets)", small});
+  nn::ModelSpec conv;
+  conv.model.add(nn::SpatialConvolutionMM(1, 4, 5, 5))
+      .add(nn::ReLU())
+      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
+      .add(nn::SpatialConvolution(4, 6, 3, 3, 2, 2, 1))
+      .add(nn::Tanh())
+      .add(nn::View(6 * 7 * 7))
+      .add(nn::Dropout(0.25))
+      .add(nn::Linear(294, 10))
+      .add(nn::LogSoftMax());
+  conv.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  conv.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}}, {}};
+  out.push_back({"conv + dropout, sgd momentum", conv});
+  nn::ModelSpec mse;
+  mse.model.add(nn::View(1024)).add(nn::Linear(1024, 30)).add(nn::Sigmoid()).add(
+      nn::Linear(30, 10)).add(nn::SoftMax());
+  mse.criterion = nn::Criterion{nn::CriterionKind::MSE, {}};
+  mse.optimizer = nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}};
+  out.push_back({"mse, adam", mse});
+  nn::ModelSpec ce;
+  ce.model.add(nn::Reshape({1024})).add(nn::Linear(1024, 20)).add(nn::Tanh()).add(
+      nn::Linear(20, 10));
+  ce.criterion = nn::Criterion{nn::CriterionKind::CrossEntropy, {}};
+  ce.optimizer = nn::Optimizer{"adagrad", {{"learningRate", 0.1}, {"weightDecay", 0.01}}, {}};
+  out.push_back({"cross entropy, adagrad with decay", ce});
+  return out;
+}
+
+std::unique_ptr<runtime::Executable> buildOrFail(const nn::ModelSpec &spec,
+                                                 const std::string &target, int64_t maxBatch,
+                                                 bool tf32 = false) {
+  runtime::BuildOptions o;
+  o.target = target;
+  o.maxBatch = maxBatch;
+  o.seed = 3;
+  o.tf32 = tf32;
+  auto exe = runtime::build(spec, {1, 32, 32}, o);
+  INFO(target << ": " << (exe ? "" : exe.diag().str()));
+  REQUIRE(bool(exe));
+  return std::move(*exe);
+}
+
+/// Everything a step changes, for bit comparisons.
+struct Snapshot {
+  std::vector<float> params, loss, output;
+  std::map<std::string, std::vector<float>> state;
+  int64_t step = 0;
+  bool operator==(const Snapshot &o) const {
+    if (!sameBits(params, o.params) || !sameBits(loss, o.loss) || !sameBits(output, o.output) ||
+        step != o.step || state.size() != o.state.size())
+      return false;
+    for (auto &[k, v] : state)
+      if (!o.state.count(k) || !sameBits(v, o.state.at(k)))
+        return false;
+    return true;
+  }
+};
+
+Snapshot snapshot(runtime::Executable &e, float loss, const std::vector<float> &output) {
+  Snapshot s;
+  const size_t np = size_t(e.info().numParams);
+  s.params.assign(e.params(), e.params() + np);
+  for (const std::string &slot : e.info().stateSlots)
+    s.state[slot].assign(e.state(slot), e.state(slot) + np);
+  s.loss = {loss};
+  s.output = output;
+  s.step = e.step();
+  return s;
+}
+
+struct Batch {
+  std::vector<float> x;
+  std::vector<int32_t> labels;
+};
+
+Batch randomBatch(int64_t n, int64_t classes, std::mt19937 &rng, double hi = 1) {
+  auto x = test::randomTensor({n, 1, 32, 32}, rng, 0, hi);
+  auto lab = test::randomLabels(n, classes, rng);
+  return {{x.data.begin(), x.data.end()}, {lab.data.begin(), lab.data.end()}};
+}
+
+/// Steps `gpu` and `cpu` on the same batches; compares loss, output,
+/// parameters and the evaluation output after each.
+void compareSteps(runtime::Executable &gpu, runtime::Executable &cpu,
+                  const std::vector<int64_t> &batches, double hi) {
+  const int64_t classes = gpu.info().classes, np = gpu.info().numParams;
+  std::mt19937 rng(11);
+  for (int64_t n : batches) {
+    INFO("batch " << n);
+    Batch b = randomBatch(n, classes, rng, hi);
+    float lossGpu = 0, lossCpu = 0;
+    std::vector<float> outGpu(size_t(n * classes)), outCpu(size_t(n * classes));
+    Status sg = gpu.trainStep(b.x.data(), b.labels.data(), n, &lossGpu, outGpu.data());
+    INFO((sg ? "" : sg.diag().message));
+    REQUIRE(bool(sg));
+    REQUIRE(bool(cpu.trainStep(b.x.data(), b.labels.data(), n, &lossCpu, outCpu.data())));
+    CAPTURE(lossGpu, lossCpu);
+    CHECK(std::abs(lossGpu - lossCpu) <= 1e-4 * std::max(1.0f, std::abs(lossCpu)));
+    CHECK(test::relError(doubles(outGpu.data(), outGpu.size()),
+                         doubles(outCpu.data(), outCpu.size())) <= 1e-4);
+    CHECK(test::relError(doubles(gpu.params(), size_t(np)), doubles(cpu.params(), size_t(np))) <=
+          1e-4);
+    for (const std::string &slot : gpu.info().stateSlots) {
+      INFO("state " << slot);
+      CHECK(test::relError(doubles(gpu.state(slot), size_t(np)),
+                           doubles(cpu.state(slot), size_t(np))) <= 1e-4);
+    }
+    std::vector<float> predGpu(size_t(n * classes)), predCpu(size_t(n * classes));
+    REQUIRE(bool(gpu.predict(b.x.data(), n, predGpu.data())));
+    REQUIRE(bool(cpu.predict(b.x.data(), n, predCpu.data())));
+    CHECK(test::relError(doubles(predGpu.data(), predGpu.size()),
+                         doubles(predCpu.data(), predCpu.size())) <= 1e-4);
+    CHECK(gpu.step() == cpu.step());
+  }
+}
+
+} // namespace
+
+TEST_CASE("the cuda target builds, or fails with one clear line without a GPU", "[cuda]") {
+  runtime::BuildOptions o;
+  o.target = "cuda";
+  auto exe = runtime::build(test::seedMlp(), {1, 32, 32}, o);
+  if (runtime::cuda::deviceAvailable()) {
+    INFO((exe ? "" : exe.diag().str()));
+    REQUIRE(bool(exe));
+    CHECK((*exe)->target() == "cuda");
+    auto d = runtime::cuda::describeDevice();
+    REQUIRE(bool(d));
+    WARN("cuda device: " << *d << "; " << runtime::cuda::toolkitVersions());
+    return;
+  }
+  REQUIRE(!exe);
+  const std::string &m = exe.diag().message;
+  INFO(m);
+  CHECK(m.find('\n') == std::string::npos);
+  CHECK((m.rfind("no CUDA driver", 0) == 0 || m.rfind("no CUDA device", 0) == 0 ||
+         m.find("CUDA driver supports") != std::string::npos));
+  // Every call answers the same, without a crash.
+  CHECK(runtime::cuda::deviceAvailable().diag().message == m);
+  CHECK(!runtime::cuda::runGraph(Graph(), 1, {}));
+  WARN("skipped the GPU checks: no CUDA device: " << m);
+}
+
+TEST_CASE("the cuda runtime's own kernels compile and assemble for sm_90", "[cuda]") {
+  auto ptx = codegen::cuda::compileToPtx(runtime::cuda::helperKernelSource(), "graphc_helpers",
+                                         "sm_90");
+  INFO((ptx ? "" : ptx.diag().message));
+  REQUIRE(bool(ptx));
+  CHECK(ptx->find(".entry graphc_gather") != std::string::npos);
+  CHECK(ptx->find(".entry graphc_bias_add") != std::string::npos);
+  std::string base = (std::filesystem::temp_directory_path() /
+                      ("graphc_helpers_" + std::to_string(::getpid())))
+                         .string();
+  std::ofstream(base + ".ptx") << *ptx;
+  std::string cmd = std::string(GRAPHC_PTXAS) + " -arch=sm_90 " + base + ".ptx -o " + base +
+                    ".cubin 2>&1";
+  CHECK(std::system(cmd.c_str()) == 0);
+  std::remove((base + ".ptx").c_str());
+  std::remove((base + ".cubin").c_str());
+}
+
+TEST_CASE("every op and its gradient on the GPU match the interpreter", "[cuda]") {
+  if (!haveGpu("the per-op GPU checks"))
+    return;
+  const Type x{DType::F32, {kBatch, 6}};
+  auto unary = [](Op op) {
+    return [op](Graph &g, const std::vector<ValueId> &a) { return g.add(op, {a[0]}); };
+  };
+  auto binary = [](Op op) {
+    return [op](Graph &g, const std::vector<ValueId> &a) { return g.add(op, {a[0], a[1]}); };
+  };
+  auto attrs = [](Op op, Attrs at) {
+    return [op, at](Graph &g, const std::vector<ValueId> &a) { return g.add(op, {a[0]}, at); };
+  };
+  std::vector<OpCase> cases{
+      {"add bias", {x, f32({6})}, binary(Op::Add)},
+      {"sub column", {x, f32({kBatch, 1})}, binary(Op::Sub)},
+      {"mul", {x, x}, binary(Op::Mul)},
+      {"div", {x, x}, binary(Op::Div), 0.5, 2},
+      {"max", {x, x}, binary(Op::Max)},
+      {"min", {x, f32({})}, binary(Op::Min)},
+      {"exp", {x}, unary(Op::Exp)},
+      {"log", {x}, unary(Op::Log), 0.5, 2},
+      {"sqrt", {x}, unary(Op::Sqrt), 0.5, 2},
+      {"square", {x}, unary(Op::Square)},
+      {"neg", {x}, unary(Op::Neg)},
+      {"relu", {x}, unary(Op::Relu)},
+      {"tanh", {x}, unary(Op::Tanh)},
+      {"sigmoid", {x}, unary(Op::Sigmoid)},
+      {"softmax", {x}, unary(Op::SoftMax)},
+      {"log_softmax", {x}, unary(Op::LogSoftMax)},
+      {"transpose", {f32({kBatch, 2, 3})}, attrs(Op::Transpose, {{"perm", std::vector<int64_t>{0, 2, 1}}})},
+      {"broadcast", {f32({3, 1})}, attrs(Op::Broadcast, {{"shape", Shape{kBatch, 3, 4}}})},
+      {"reduce_sum axes 0,2", {f32({kBatch, 3, 2})}, attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{0, 2}}})},
+      {"reduce_mean all", {x}, attrs(Op::ReduceMean, {{"axes", std::vector<int64_t>{}}})},
+      {"reduce_max rows", {x}, attrs(Op::ReduceMax, {{"axes", std::vector<int64_t>{1}}})},
+      {"reduce_sum keepdims", {x}, attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{-1}}, {"keepdims", true}})},
+      {"matmul", {x, f32({6, 5})}, binary(Op::MatMul)},
+      {"matmul transB", {x, f32({5, 6})},
+       [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}}); }},
+      {"matmul transA over N", {x, f32({kBatch, 4})},
+       [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::MatMul, {a[0], a[1]}, {{"transA", true}}); }},
+      {"linear + relu (cuBLASLt epilogue)", {f32({kBatch, 24}), f32({16, 24}), f32({16})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Relu, {g.add(Op::Add, {g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}}), a[2]})});
+       }},
+      {"conv2d stride 2 pad 1", {f32({kBatch, 2, 5, 6}), f32({3, 2, 3, 2})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Conv2d, {a[0], a[1]},
+                      {{"stride", std::vector<int64_t>{2, 1}}, {"pad", std::vector<int64_t>{1, 1}}});
+       }},
+      {"maxpool2d 3x2 stride 2 pad 1", {f32({kBatch, 2, 5, 4})},
+       attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 2}},
+                             {"stride", std::vector<int64_t>{2, 2}},
+                             {"pad", std::vector<int64_t>{1, 1}}})},
+  };
+  int seed = 0;
+  for (const OpCase &c : cases)
+    for (int64_t batch : {1, 96}) {
+      INFO(c.name << " batch " << batch);
+      Graph g;
+      std::vector<ValueId> ins;
+      for (size_t i = 0; i < c.args.size(); ++i)
+        ins.push_back(g.input("a" + std::to_string(i), c.args[i]));
+      ValueId y = c.build(g, ins);
+      ValueId w = g.input("w", g.type(y));
+      ValueId loss = g.add(Op::ReduceSum, {g.add(Op::Mul, {y, w})},
+                           {{"axes", std::vector<int64_t>{}}});
+      auto grads = passes::gradients(g, loss, ins);
+      g.addOutput("y", y);
+      g.addOutput("loss", loss);
+      for (size_t i = 0; i < grads.size(); ++i)
+        if (grads[i] >= 0)
+          g.addOutput("g" + std::to_string(i), grads[i]);
+      std::mt19937 rng(static_cast<uint32_t>(++seed));
+      Bindings b;
+      for (size_t i = 0; i < c.args.size(); ++i)
+        b["a" + std::to_string(i)] =
+            test::randomTensor(concrete(c.args[i].shape, batch), rng, c.lo, c.hi);
+      b["w"] = test::randomTensor(concrete(g.type(y).shape, batch), rng);
+      compareOnGpu(g, b, batch);
+    }
+}
+
+TEST_CASE("non-differentiable ops on the GPU match the interpreter", "[cuda]") {
+  if (!haveGpu("the GPU op checks"))
+    return;
+  Graph g;
+  ValueId x = g.input("x", {DType::F32, {kBatch, 7}});
+  ValueId labels = g.input("labels", {DType::I32, {kBatch}});
+  ValueId seed = g.input("seed", {DType::I32, {}});
+  g.addOutput("argmax", g.add(Op::ArgMax, {x}));
+  g.addOutput("onehot", g.add(Op::OneHot, {labels}, {{"classes", int64_t(7)}}));
+  g.addOutput("nll", g.add(Op::NllLoss, {g.add(Op::LogSoftMax, {x}), labels}));
+  ValueId mask = g.add(Op::RandomMask, {seed},
+                       {{"p", 0.3}, {"salt", int64_t(2)}, {"shape", Shape{kBatch, 7}}});
+  g.addOutput("dropout", g.add(Op::Mul, {x, mask}));
+  g.addOutput("greater", g.add(Op::Greater, {x, g.constant(0.1)}));
+  for (int64_t batch : {1, 9, 300}) {
+    std::mt19937 rng(static_cast<uint32_t>(batch));
+    Bindings b{{"x", test::randomTensor({batch, 7}, rng)},
+               {"labels", test::randomLabels(batch, 7, rng)},
+               {"seed", Tensor({}, 123456789.0)}};
+    INFO("batch " << batch);
+    compareOnGpu(g, b, batch);
+  }
+}
+
+TEST_CASE("the seed MLP's steps on the GPU match the CPU backend at 256, 1 and 96",
+          "[cuda]") {
+  if (!haveGpu("the seed MLP step check"))
+    return;
+  auto gpu = buildOrFail(test::seedMlp(), "cuda", 256);
+  auto cpu = buildOrFail(test::seedMlp(), "cpu", 256);
+  // Raw 0-255 pixels as the seed feeds them; a full batch twice (the second
+  // replays the captured graph), a single sample, the short last batch.
+  compareSteps(*gpu, *cpu, {256, 256, 1, 96, 96}, 255);
+}
+
+TEST_CASE("training steps of other models on the GPU match the CPU backend", "[cuda]") {
+  if (!haveGpu("the model step checks"))
+    return;
+  for (auto &[name, spec] : models()) {
+    INFO(name);
+    auto gpu = buildOrFail(spec, "cuda", 16);
+    auto cpu = buildOrFail(spec, "cpu", 16);
+    compareSteps(*gpu, *cpu, {16, 1, 7, 16}, 1);
+  }
+}
+
+TEST_CASE("the GPU step is deterministic: the same state and batch give the same bits",
+          "[cuda]") {
+  if (!haveGpu("the determinism check"))
+    return;
+  auto a = buildOrFail(test::seedMlp(), "cuda", 256);
+  auto b = buildOrFail(test::seedMlp(), "cuda", 256);
+  std::mt19937 rng(7);
+  std::vector<Batch> batches;
+  for (int64_t n : {256, 96, 256, 1, 256})
+    batches.push_back(randomBatch(n, 10, rng, 255));
+  auto stepBoth = [&](const Batch &bt) {
+    int64_t n = int64_t(bt.labels.size());
+    float la = 0, lb = 0;
+    std::vector<float> oa(size_t(n * 10)), ob(size_t(n * 10));
+    REQUIRE(bool(a->trainStep(bt.x.data(), bt.labels.data(), n, &la, oa.data())));
+    REQUIRE(bool(b->trainStep(bt.x.data(), bt.labels.data(), n, &lb, ob.data())));
+    return std::pair{snapshot(*a, la, oa), snapshot(*b, lb, ob)};
+  };
+  for (const Batch &bt : batches) {
+    INFO("batch " << bt.labels.size());
+    auto [sa, sb] = stepBoth(bt);
+    CHECK(sa == sb);
+  }
+
+  // One executable, the same step twice from the same state: the first run
+  // at 96 launched directly, this one replays the graph.
+  Snapshot before = snapshot(*a, 0, {});
+  const Batch &bt = batches[1];
+  float l1 = 0, l2 = 0;
+  std::vector<float> o1(96 * 10), o2(96 * 10);
+  REQUIRE(bool(a->trainStep(bt.x.data(), bt.labels.data(), 96, &l1, o1.data())));
+  Snapshot after1 = snapshot(*a, l1, o1);
+  std::copy(before.params.begin(), before.params.end(), a->params());
+  for (auto &[slot, v] : before.state)
+    std::copy(v.begin(), v.end(), a->state(slot));
+  a->setStep(before.step);
+  REQUIRE(bool(a->trainStep(bt.x.data(), bt.labels.data(), 96, &l2, o2.data())));
+  CHECK(snapshot(*a, l2, o2) == after1);
+}
+
+TEST_CASE("steps on a data set kept on the GPU equal steps from host batches", "[cuda]") {
+  if (!haveGpu("the device data set check"))
+    return;
+  auto host = buildOrFail(test::seedMlp(), "cuda", 256);
+  auto dev = buildOrFail(test::seedMlp(), "cuda", 256);
+  std::mt19937 rng(9);
+  const int64_t count = 700;
+  Batch data = randomBatch(count, 10, rng, 255);
+  REQUIRE(bool(dev->uploadDataset(data.x.data(), data.labels.data(), count)));
+  for (int64_t n : {256, 96, 1}) {
+    INFO("batch " << n);
+    std::vector<int64_t> idx(static_cast<size_t>(n));
+    for (int64_t &i : idx)
+      i = int64_t(rng() % uint32_t(count));
+    Batch b;
+    for (int64_t i : idx) {
+      b.x.insert(b.x.end(), data.x.begin() + i * 1024, data.x.begin() + (i + 1) * 1024);
+      b.labels.push_back(data.labels[size_t(i)]);
+    }
+    float lh = 0, ld = 0;
+    std::vector<float> oh(size_t(n * 10)), od(size_t(n * 10));
+    REQUIRE(bool(host->trainStep(b.x.data(), b.labels.data(), n, &lh, oh.data())));
+    Status s = dev->trainStepOnDevice(idx.data(), n, &ld, od.data());
+    INFO((s ? "" : s.diag().message));
+    REQUIRE(bool(s));
+    CHECK(snapshot(*host, lh, oh) == snapshot(*dev, ld, od));
+  }
+  int64_t bad = count;
+  float loss;
+  auto r = dev->trainStepOnDevice(&bad, 1, &loss, nullptr);
+  REQUIRE(!r);
+  CHECK_THAT(r.diag().message, Catch::Contains("outside the data set"));
+}
+
+TEST_CASE("TF32 products stay close to fp32 on the GPU", "[cuda]") {
+  if (!haveGpu("the TF32 check"))
+    return;
+  auto tf = buildOrFail(test::seedMlp(), "cuda", 256, true);
+  auto fp = buildOrFail(test::seedMlp(), "cuda", 256);
+  std::mt19937 rng(13);
+  Batch b = randomBatch(256, 10, rng, 1);
+  float lt = 0, lf = 0;
+  std::vector<float> ot(2560), of(2560);
+  REQUIRE(bool(tf->trainStep(b.x.data(), b.labels.data(), 256, &lt, ot.data())));
+  REQUIRE(bool(fp->trainStep(b.x.data(), b.labels.data(), 256, &lf, of.data())));
+  CAPTURE(lt, lf);
+  CHECK(std::abs(lt - lf) <= 1e-2 * std::max(1.0f, std::abs(lf)));
+  CHECK(test::relError(doubles(ot.data(), ot.size()), doubles(of.data(), of.size())) <= 1e-2);
+}
+
+TEST_CASE("the cuda executable rejects bad batches instead of crashing", "[cuda]") {
+  if (!haveGpu("the bad batch check"))
+    return;
+  auto exe = buildOrFail(models()[2].second, "cuda", 8);
+  std::vector<float> x(9 * 1024, 0.5f), out(9 * 10);
+  std::vector<int32_t> labels(9, 3);
+  float loss;
+  CHECK(!exe->trainStep(x.data(), labels.data(), 9, &loss, nullptr));
+  CHECK(!exe->trainStep(x.data(), labels.data(), 0, &loss, nullptr));
+  CHECK(!exe->trainStep(nullptr, labels.data(), 2, &loss, nullptr));
+  CHECK(!exe->predict(x.data(), 2, nullptr));
+  labels[1] = 10;
+  auto bad = exe->trainStep(x.data(), labels.data(), 2, &loss, nullptr);
+  REQUIRE(!bad);
+  CHECK_THAT(bad.diag().message, Catch::Contains("label 10"));
+  CHECK(exe->step() == 0);
+  CHECK(!exe->trainStepOnDevice(nullptr, 1, &loss, nullptr));
+}
+
+TEST_CASE("seed MLP step time on the GPU", "[.cuda_bench]") {
+  if (!haveGpu("the GPU step benchmark"))
+    return;
+  const int64_t batch = 256, warmup = 30, steps = 200;
+  std::mt19937 rng(1);
+  Batch b = randomBatch(batch, 10, rng, 255);
+  std::vector<int64_t> idx(static_cast<size_t>(batch));
+  for (size_t i = 0; i < idx.size(); ++i)
+    idx[i] = int64_t(i);
+  auto median = [](std::vector<double> t) {
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+  for (bool tf32 : {false, true}) {
+    auto exe = buildOrFail(test::seedMlp(), "cuda", batch, tf32);
+    REQUIRE(bool(exe->uploadDataset(b.x.data(), b.labels.data(), batch)));
+    for (bool onDevice : {false, true}) {
+      std::vector<double> us;
+      float loss = 0;
+      for (int64_t s = 0; s < warmup + steps; ++s) {
+        auto t0 = std::chrono::steady_clock::now();
+        Status st = onDevice ? exe->trainStepOnDevice(idx.data(), batch, &loss, nullptr)
+                             : exe->trainStep(b.x.data(), b.labels.data(), batch, &loss, nullptr);
+        REQUIRE(bool(st));
+        double t = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                       .count();
+        if (s >= warmup)
+          us.push_back(t);
+      }
+      // One line per variant for tests/gpu/check.sh to read.
+      std::printf("GRAPHC_GPU_BENCH variant=%s%s median_us=%.1f min_us=%.1f loss=%.4f\n",
+                  tf32 ? "tf32" : "fp32", onDevice ? "_device_data" : "_host_batch",
+                  median(us), *std::min_element(us.begin(), us.end()), double(loss));
+    }
+  }
+}
+
+#else
+
+TEST_CASE("the cuda target needs the CUDA toolkit at build time", "[cuda]") {
+  graphc::runtime::BuildOptions o;
+  o.target = "cuda";
+  auto exe = graphc::runtime::build(graphc::test::seedMlp(), {1, 32, 32}, o);
+  REQUIRE(!exe);
+  CHECK_THAT(exe.diag().message, Catch::Contains("without the CUDA toolkit"));
+  WARN("skipped: this graphc was built without the CUDA toolkit");
+}
+
+#endif
