@@ -295,9 +295,18 @@ Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train,
   auto start = Clock::now();
   for (int64_t at = 0; at < train.count; at += batch) {
     int64_t m = std::min(batch, train.count - at);
-    fillBatch(train, format, order.data() + at, m, x.data(), labels.data());
     float loss = 0;
-    if (Status s = exe.trainStep(x.data(), labels.data(), m, &loss, out.data()); !s) {
+    Status s;
+    if (options.dataOnDevice) {
+      // The samples are on the device: only the shuffled indices travel.
+      for (int64_t i = 0; i < m; ++i)
+        labels[size_t(i)] = int32_t(train.labels[size_t(order[size_t(at + i)])]);
+      s = exe.trainStepOnDevice(order.data() + at, m, &loss, out.data());
+    } else {
+      fillBatch(train, format, order.data() + at, m, x.data(), labels.data());
+      s = exe.trainStep(x.data(), labels.data(), m, &loss, out.data());
+    }
+    if (!s) {
       progress.finish();
       return s.diag();
     }
@@ -344,9 +353,23 @@ Expected<std::vector<EpochStats>> train(Executable &exe, const Dataset &data,
     }
   } closer{metrics};
 
+  // Executables with a device keep the whole training set there.
+  TrainOptions opts = options;
+  if (exe.target() == "cuda") {
+    std::vector<int64_t> all(size_t(data.train.count));
+    for (size_t i = 0; i < all.size(); ++i)
+      all[i] = int64_t(i);
+    std::vector<float> x(size_t(data.train.count * format.numel()));
+    std::vector<int32_t> labels(size_t(data.train.count));
+    fillBatch(data.train, format, all.data(), data.train.count, x.data(), labels.data());
+    if (Status s = exe.uploadDataset(x.data(), labels.data(), data.train.count); !s)
+      return s.diag();
+    opts.dataOnDevice = true;
+  }
+
   std::vector<EpochStats> all;
   for (int64_t epoch = startEpoch + 1; epoch <= options.epochs; ++epoch) {
-    auto st = trainEpoch(exe, data.train, format, options, epoch);
+    auto st = trainEpoch(exe, data.train, format, opts, epoch);
     if (!st)
       return st.diag();
 

@@ -81,6 +81,9 @@ struct TrainOptions {
   std::map<std::string, std::string> saveMetadata; ///< extra checkpoint metadata
   Progress progress = Progress::Auto; ///< Auto: a bar on a terminal, else lines
   bool confusion = true;              ///< print the test confusion matrix
+  /// Keep the training set on the executable's device and send only each
+  /// batch's indices (train() turns it on when the executable can).
+  bool dataOnDevice = false;
   std::FILE *out = stdout;            ///< epoch reports
   std::FILE *log = stderr;            ///< progress
 };

@@ -26,6 +26,7 @@ struct TrainCliOptions {
   uint64_t seed = 1;
   int threads = 0;
   bool normalize = false;
+  bool tf32 = false;
   CLI::Option *seedOption = nullptr;
 };
 
@@ -34,6 +35,7 @@ struct EvalCliOptions {
   int64_t batch = 256, testLimit = 0;
   int threads = 0;
   bool normalize = false;
+  bool tf32 = false;
 };
 
 void note(const std::string &text) {
@@ -102,9 +104,11 @@ std::string describeModel(const runtime::Executable &exe) {
 
 Expected<std::unique_ptr<runtime::Executable>>
 buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
-                const std::string &target, int threads, int64_t batch, uint64_t seed) {
+                const std::string &target, int threads, int64_t batch, uint64_t seed,
+                bool tf32) {
   runtime::BuildOptions bo;
   bo.target = target;
+  bo.tf32 = tf32;
   bo.threads = threads;
   bo.maxBatch = batch;
   bo.seed = seed;
@@ -132,7 +136,7 @@ int runTrain(TrainCliOptions o) {
     to.saveMetadata["graphc.normalize_mean"] = fmt::format("{:.17g}", format.mean);
     to.saveMetadata["graphc.normalize_std"] = fmt::format("{:.17g}", format.std);
   }
-  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed);
+  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32);
   if (!exe)
     return report(exe.diag());
 
@@ -221,7 +225,7 @@ int runEval(const EvalCliOptions &o) {
     return report(prepared.diag());
   runtime::Dataset &data = prepared->data;
   runtime::SampleFormat &format = prepared->format;
-  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1);
+  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1, o.tf32);
   if (!exe)
     return report(exe.diag());
   auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false);
@@ -297,8 +301,11 @@ const char *kInputHelp =
     "per-sample input shape, e.g. 1x32x32 (default: the model file's "
     "`input = {...}`, else the data's 1xHxW, or 1x32x32 with 28x28 images "
     "padded by 2 when the model wants 1024 inputs)";
-const char *kTargetHelp = "where the step runs: cpu (LLVM JIT) or interp (the "
+const char *kTargetHelp = "where the step runs: cpu (LLVM JIT), cuda (an NVIDIA GPU: "
+                          "NVRTC kernels, cuBLASLt, CUDA graphs) or interp (the "
                           "double-precision reference interpreter; slow)";
+const char *kTf32Help = "cuda: let cuBLASLt multiply in TF32 (faster, not bit-compatible "
+                        "with fp32); the default is fp32, deterministic run to run";
 
 CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
   auto *c = app.add_subcommand(
@@ -324,7 +331,10 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
   c->add_option("--threads", o.threads, "CPU threads for the cpu target; 0: all cores")
       ->default_val(0)
       ->check(CLI::Range(0, 1024));
-  c->add_option("--target", o.target, kTargetHelp)->default_val("cpu");
+  c->add_option("--target", o.target, kTargetHelp)
+      ->default_val("cpu")
+      ->check(CLI::IsMember({"cpu", "cuda", "interp"}));
+  c->add_flag("--tf32", o.tf32, kTf32Help);
   c->add_option("--save", o.save,
                 "write a safetensors checkpoint here after every epoch (atomically; "
                 "tensor names match PyTorch's nn.Sequential state_dict)");
@@ -367,7 +377,10 @@ CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
   c->add_option("--threads", o.threads, "CPU threads for the cpu target; 0: all cores")
       ->default_val(0)
       ->check(CLI::Range(0, 1024));
-  c->add_option("--target", o.target, kTargetHelp)->default_val("cpu");
+  c->add_option("--target", o.target, kTargetHelp)
+      ->default_val("cpu")
+      ->check(CLI::IsMember({"cpu", "cuda", "interp"}));
+  c->add_flag("--tf32", o.tf32, kTf32Help);
   c->add_flag("--normalize", o.normalize,
               "normalise inputs with the training set's mean and std (automatic when "
               "the checkpoint was trained with --normalize)");
