@@ -5,8 +5,11 @@
 #include "ir/Interpreter.h"
 
 #include <cmath>
+#include <filesystem>
 #include <random>
+#include <stdexcept>
 #include <string>
+#include <unistd.h>
 
 namespace graphc::test {
 
@@ -53,6 +56,64 @@ inline nn::ModelSpec seedMlp() {
   spec.optimizer = nn::Optimizer{"adagrad", {{"learningRate", 0.001}}, {}};
   spec.file = "mlp.model";
   return spec;
+}
+
+/// A fresh folder under the system's temporary directory, removed (with
+/// everything in it, write bits restored first) when the test ends.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string &prefix = "graphc-test") {
+    std::string t = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+    if (!::mkdtemp(t.data()))
+      throw std::runtime_error("cannot create a temporary folder");
+    path = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all, ec);
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir &) = delete;
+  TempDir &operator=(const TempDir &) = delete;
+  std::string operator/(const std::string &name) const { return (path / name).string(); }
+};
+
+/// Small models that cover every layer, criterion and optimizer kind, with
+/// a name each; inputs are 1x32x32.
+inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
+  std::vector<std::pair<std::string, nn::ModelSpec>> out;
+  out.push_back({"seed mlp", seedMlp()});
+  nn::ModelSpec small = seedMlp();
+  small.model = nn::Sequential();
+  small.model.add(nn::View(1024)).add(nn::Linear(1024, 40)).add(nn::ReLU()).add(
+      nn::Linear(40, 30)).add(nn::ReLU()).add(nn::Linear(30, 10)).add(nn::LogSoftMax());
+  out.push_back({"small relu mlp", small});
+  nn::ModelSpec conv;
+  conv.model.add(nn::SpatialConvolutionMM(1, 4, 5, 5))
+      .add(nn::ReLU())
+      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
+      .add(nn::SpatialConvolution(4, 6, 3, 3, 2, 2, 1))
+      .add(nn::Tanh())
+      .add(nn::View(6 * 7 * 7))
+      .add(nn::Dropout(0.25))
+      .add(nn::Linear(294, 10))
+      .add(nn::LogSoftMax());
+  conv.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  conv.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}}, {}};
+  out.push_back({"conv + dropout, sgd momentum", conv});
+  nn::ModelSpec mse;
+  mse.model.add(nn::View(1024)).add(nn::Linear(1024, 30)).add(nn::Sigmoid()).add(
+      nn::Linear(30, 10)).add(nn::SoftMax());
+  mse.criterion = nn::Criterion{nn::CriterionKind::MSE, {}};
+  mse.optimizer = nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}};
+  out.push_back({"mse, adam", mse});
+  nn::ModelSpec ce;
+  ce.model.add(nn::Reshape({1024})).add(nn::Linear(1024, 20)).add(nn::Tanh()).add(
+      nn::Linear(20, 10));
+  ce.criterion = nn::Criterion{nn::CriterionKind::CrossEntropy, {}};
+  ce.optimizer = nn::Optimizer{"adagrad", {{"learningRate", 0.1}, {"weightDecay", 0.01}}, {}};
+  out.push_back({"cross entropy, adagrad with decay", ce});
+  return out;
 }
 
 } // namespace graphc::test

@@ -3,6 +3,8 @@
 #include "runtime/Build.h"
 #include "runtime/Checkpoint.h"
 
+#include "TestUtil.h"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -18,22 +20,10 @@ using namespace graphc::runtime;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+using test::TempDir;
+
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "graphc-ckpt-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()));
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, ec);
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string &name) const { return (path / name).string(); }
-};
 
 std::string readFile(const std::string &path) {
   std::ifstream f(path, std::ios::binary);

@@ -175,48 +175,8 @@ TEST_CASE("non-differentiable ops on the CPU backend match the interpreter", "[c
   }
 }
 
-namespace {
-
-std::vector<std::pair<std::string, nn::ModelSpec>> models() {
-  std::vector<std::pair<std::string, nn::ModelSpec>> out;
-  out.push_back({"seed mlp", test::seedMlp()});
-  nn::ModelSpec small = test::seedMlp();
-  small.model = nn::Sequential();
-  small.model.add(nn::View(1024)).add(nn::Linear(1024, 40)).add(nn::ReLU()).add(
-      nn::Linear(40, 30)).add(nn::ReLU()).add(nn::Linear(30, 10)).add(nn::LogSoftMax());
-  out.push_back({"small relu mlp", small});
-  nn::ModelSpec conv;
-  conv.model.add(nn::SpatialConvolutionMM(1, 4, 5, 5))
-      .add(nn::ReLU())
-      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
-      .add(nn::SpatialConvolution(4, 6, 3, 3, 2, 2, 1))
-      .add(nn::Tanh())
-      .add(nn::View(6 * 7 * 7))
-      .add(nn::Dropout(0.25))
-      .add(nn::Linear(294, 10))
-      .add(nn::LogSoftMax());
-  conv.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
-  conv.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}}, {}};
-  out.push_back({"conv + dropout, sgd momentum", conv});
-  nn::ModelSpec mse;
-  mse.model.add(nn::View(1024)).add(nn::Linear(1024, 30)).add(nn::Sigmoid()).add(
-      nn::Linear(30, 10)).add(nn::SoftMax());
-  mse.criterion = nn::Criterion{nn::CriterionKind::MSE, {}};
-  mse.optimizer = nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}};
-  out.push_back({"mse, adam", mse});
-  nn::ModelSpec ce;
-  ce.model.add(nn::Reshape({1024})).add(nn::Linear(1024, 20)).add(nn::Tanh()).add(
-      nn::Linear(20, 10));
-  ce.criterion = nn::Criterion{nn::CriterionKind::CrossEntropy, {}};
-  ce.optimizer = nn::Optimizer{"adagrad", {{"learningRate", 0.1}, {"weightDecay", 0.01}}, {}};
-  out.push_back({"cross entropy, adagrad with decay", ce});
-  return out;
-}
-
-} // namespace
-
 TEST_CASE("whole training steps on the CPU backend match the interpreter", "[cpu]") {
-  for (auto &[name, spec] : models()) {
+  for (auto &[name, spec] : test::coverageModels()) {
     INFO(name);
     runtime::BuildOptions o;
     o.maxBatch = 16;
@@ -256,7 +216,7 @@ TEST_CASE("whole training steps on the CPU backend match the interpreter", "[cpu
 TEST_CASE("the CPU executable rejects bad batches instead of crashing", "[cpu]") {
   runtime::BuildOptions o;
   o.maxBatch = 8;
-  auto spec = models()[3].second;
+  auto spec = test::coverageModels()[3].second;
   auto exe = runtime::build(spec, {1, 32, 32}, o);
   REQUIRE(bool(exe));
   std::vector<float> x(9 * 1024, 0.5f), out(9 * 10);

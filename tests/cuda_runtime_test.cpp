@@ -106,39 +106,11 @@ struct OpCase {
 
 // --- models --------------------------------------------------------------------
 
+/// The coverage models but the seed MLP, which has checks of its own here.
 std::vector<std::pair<std::string, nn::ModelSpec>> models() {
-  std::vector<std::pair<std::string, nn::ModelSpec>> out;
-  nn::ModelSpec small = test::seedMlp();
-  small.model = nn::Sequential();
-  small.model.add(nn::View(1024)).add(nn::Linear(1024, 40)).add(nn::ReLU()).add(
-      nn::Linear(40, 30)).add(nn::ReLU()).add(nn::Linear(30, 10)).add(nn::LogSoftMax());
-  out.push_back({"small relu mlp (odd bias offsets)", small});
-  nn::ModelSpec conv;
-  conv.model.add(nn::SpatialConvolutionMM(1, 4, 5, 5))
-      .add(nn::ReLU())
-      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
-      .add(nn::SpatialConvolution(4, 6, 3, 3, 2, 2, 1))
-      .add(nn::Tanh())
-      .add(nn::View(6 * 7 * 7))
-      .add(nn::Dropout(0.25))
-      .add(nn::Linear(294, 10))
-      .add(nn::LogSoftMax());
-  conv.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
-  conv.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}}, {}};
-  out.push_back({"conv + dropout, sgd momentum", conv});
-  nn::ModelSpec mse;
-  mse.model.add(nn::View(1024)).add(nn::Linear(1024, 30)).add(nn::Sigmoid()).add(
-      nn::Linear(30, 10)).add(nn::SoftMax());
-  mse.criterion = nn::Criterion{nn::CriterionKind::MSE, {}};
-  mse.optimizer = nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}};
-  out.push_back({"mse, adam", mse});
-  nn::ModelSpec ce;
-  ce.model.add(nn::Reshape({1024})).add(nn::Linear(1024, 20)).add(nn::Tanh()).add(
-      nn::Linear(20, 10));
-  ce.criterion = nn::Criterion{nn::CriterionKind::CrossEntropy, {}};
-  ce.optimizer = nn::Optimizer{"adagrad", {{"learningRate", 0.1}, {"weightDecay", 0.01}}, {}};
-  out.push_back({"cross entropy, adagrad with decay", ce});
-  return out;
+  auto all = test::coverageModels();
+  all.erase(all.begin());
+  return all;
 }
 
 std::unique_ptr<runtime::Executable> buildOrFail(const nn::ModelSpec &spec,

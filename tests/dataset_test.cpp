@@ -2,6 +2,8 @@
 // raw, every corruption), padding, normalisation and the synthetic set.
 #include "runtime/Dataset.h"
 
+#include "TestUtil.h"
+
 #include <catch2/catch.hpp>
 #include <zlib.h>
 
@@ -16,21 +18,10 @@ using namespace graphc;
 using namespace graphc::runtime;
 namespace fs = std::filesystem;
 
+using test::TempDir;
+
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "graphc-dataset-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()));
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string &name) const { return (path / name).string(); }
-};
 
 void put32(std::string &s, uint32_t v) {
   for (int i = 3; i >= 0; --i)

@@ -10,6 +10,8 @@
 #include "ir/Random.h"
 #include "ir/Verifier.h"
 
+#include "TestUtil.h"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -1013,20 +1015,7 @@ TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]"
 
 namespace {
 
-nn::ModelSpec seedSpec() {
-  nn::Sequential m;
-  m.add(nn::View(1024))
-      .add(nn::Linear(1024, 1000))
-      .add(nn::ReLU())
-      .add(nn::Linear(1000, 1000))
-      .add(nn::ReLU())
-      .add(nn::Linear(1000, 10))
-      .add(nn::LogSoftMax());
-  nn::ModelSpec spec;
-  spec.model = m;
-  spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
-  return spec;
-}
+nn::ModelSpec seedSpec() { return test::seedMlp(); }
 
 const frontend::Traced &seedTraced() {
   static const frontend::Traced t = [] {

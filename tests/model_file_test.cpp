@@ -2,6 +2,8 @@
 // Lua subset it accepts, and the located errors for everything outside it.
 #include "frontend/ModelFile.h"
 
+#include "TestUtil.h"
+
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
@@ -84,14 +86,7 @@ double evalNumber(const std::string &expr) {
 
 TEST_CASE("the reference model file", "[model_file]") {
   nn::ModelSpec spec = parseOk(kReference);
-  nn::Sequential expected;
-  expected.add(nn::View(1024))
-      .add(nn::Linear(1024, 1000))
-      .add(nn::ReLU())
-      .add(nn::Linear(1000, 1000))
-      .add(nn::ReLU())
-      .add(nn::Linear(1000, 10))
-      .add(nn::LogSoftMax());
+  const nn::Sequential expected = test::seedMlp().model;
   CHECK(tree(spec.model) == tree(expected));
   REQUIRE(spec.model.children.size() == 7);
   for (size_t i = 0; i < 7; ++i) {

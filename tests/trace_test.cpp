@@ -12,16 +12,7 @@ using namespace graphc;
 TEST_CASE("the seed model file and the C++ API trace to the identical IR", "[trace]") {
   auto file = frontend::loadModel(std::string(GRAPHC_SOURCE_DIR) + "/examples/mlp.model");
   REQUIRE(bool(file));
-  nn::ModelSpec api;
-  api.model.add(nn::View(1024))
-      .add(nn::Linear(1024, 1000))
-      .add(nn::ReLU())
-      .add(nn::Linear(1000, 1000))
-      .add(nn::ReLU())
-      .add(nn::Linear(1000, 10))
-      .add(nn::LogSoftMax());
-  api.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
-  api.file = "mlp.model";
+  nn::ModelSpec api = test::seedMlp(); // nn::Sequential m; m.add(nn::View(1024))...
   auto a = frontend::trace(*file, {1, 32, 32});
   auto b = frontend::trace(api, {1, 32, 32});
   REQUIRE(bool(a));

@@ -4,6 +4,8 @@
 #include "runtime/Checkpoint.h"
 #include "runtime/Trainer.h"
 
+#include "TestUtil.h"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -19,21 +21,10 @@ using namespace graphc;
 using namespace graphc::runtime;
 namespace fs = std::filesystem;
 
+using test::TempDir;
+
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "graphc-trainer-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()));
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string &name) const { return (path / name).string(); }
-};
 
 /// View(784), Linear(784, hidden), ReLU, [Dropout], Linear(hidden, 10), LogSoftMax.
 nn::ModelSpec tinyMlp(int64_t hidden, bool dropout, const std::string &optimizer = "adagrad",

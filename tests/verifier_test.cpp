@@ -6,6 +6,8 @@
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
 
+#include "TestUtil.h"
+
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -78,16 +80,7 @@ TEST_CASE("verifier: valid graphs verify", "[verifier]") {
   }
   SECTION("empty graph") { CHECK(bool(verify(Graph("empty")))); }
   SECTION("traced seed MLP") {
-    nn::ModelSpec spec;
-    spec.model.add(nn::View(1024))
-        .add(nn::Linear(1024, 1000))
-        .add(nn::ReLU())
-        .add(nn::Linear(1000, 1000))
-        .add(nn::ReLU())
-        .add(nn::Linear(1000, 10))
-        .add(nn::LogSoftMax());
-    spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
-    auto t = frontend::trace(spec, {1, 32, 32});
+    auto t = frontend::trace(test::seedMlp(), {1, 32, 32});
     REQUIRE(t);
     Status s = verify(t->graph);
     INFO(print(t->graph) << (s ? "" : s.diag().message));
