@@ -83,14 +83,13 @@ Expected<std::unique_ptr<Executable>> build(const nn::ModelSpec &spec,
 
 Expected<std::unique_ptr<Executable>> buildCompiled(CompiledModel model,
                                                     const BuildOptions &options) {
-  auto *m = &model;
-  std::vector<float> init = frontend::initParams(m->info.params, options.seed);
+  std::vector<float> init = frontend::initParams(model.info.params, options.seed);
   std::unique_ptr<Executable> exe;
   if (options.target == "interp") {
-    exe = makeInterpExecutable(std::move(*m), options.maxBatch);
+    exe = makeInterpExecutable(std::move(model), options.maxBatch);
   } else if (options.target == "cpu") {
 #ifdef GRAPHC_HAVE_CPU_BACKEND
-    auto cpu = makeCpuExecutable(std::move(*m), options);
+    auto cpu = makeCpuExecutable(std::move(model), options);
     if (!cpu)
       return cpu.diag();
     exe = std::move(*cpu);
@@ -99,7 +98,7 @@ Expected<std::unique_ptr<Executable>> buildCompiled(CompiledModel model,
 #endif
   } else if (options.target == "cuda") {
 #ifdef GRAPHC_HAVE_CUDA_RUNTIME
-    auto gpu = cuda::makeCudaExecutable(std::move(*m), options);
+    auto gpu = cuda::makeCudaExecutable(std::move(model), options);
     if (!gpu)
       return gpu.diag();
     exe = std::move(*gpu);
