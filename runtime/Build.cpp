@@ -8,6 +8,9 @@
 
 #include <fmt/format.h>
 
+#ifdef GRAPHC_HAVE_CUDA
+#include "codegen/cuda/AotProgram.h"
+#endif
 #ifdef GRAPHC_HAVE_CUDA_RUNTIME
 #include "runtime/cuda/CudaRuntime.h"
 #endif
@@ -113,6 +116,23 @@ Expected<std::unique_ptr<Executable>> buildCompiled(CompiledModel model,
   std::copy(init.begin(), init.begin() + exe->info().numParams, exe->params());
   exe->setSeed(options.seed);
   return exe;
+}
+
+Status emitCudaLibrary(const CompiledModel &model, const BuildOptions &options,
+                       const std::string &arch, const std::string &out) {
+#ifdef GRAPHC_HAVE_CUDA
+  auto image = codegen::cuda::encodeDevicePrograms(
+      model.step, passes::planMemory(model.step, options.maxBatch), model.predict,
+      passes::planMemory(model.predict, options.maxBatch), arch);
+  if (!image)
+    return image.diag();
+  auto done = emitCpu(model, options, CpuOutput::Library, out, &*image);
+  if (!done)
+    return done.diag();
+  return {};
+#else
+  return error("--target cuda: this graphc was built without the CUDA toolkit");
+#endif
 }
 
 } // namespace graphc::runtime

@@ -5,6 +5,7 @@
 // graphs to the chosen backend.
 #pragma once
 
+#include "codegen/DeviceImage.h"
 #include "frontend/nn.h"
 #include "passes/Pipeline.h"
 #include "runtime/Executable.h"
@@ -52,7 +53,14 @@ enum class CpuOutput { LlvmIr, Assembly, Library };
 /// Library, `<out>.h`, `lib<name>.a` and `<out>.safetensors` (the initial
 /// weights) written next to `out`.
 Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &options,
-                              CpuOutput what, const std::string &out = "");
+                              CpuOutput what, const std::string &out = "",
+                              const codegen::DeviceImage *device = nullptr);
+
+/// `graphc compile --target cuda --emit lib`: the same header and initial
+/// weights as the cpu target's library, and an archive whose step runs on
+/// the GPU (kernels compiled to PTX for `arch`, e.g. "sm_90").
+Status emitCudaLibrary(const CompiledModel &model, const BuildOptions &options,
+                       const std::string &arch, const std::string &out);
 
 /// The Dropout seed of one step: the same in every backend.
 int32_t stepSeed(uint64_t seed, int64_t step);

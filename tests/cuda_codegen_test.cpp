@@ -8,8 +8,10 @@
 #include <catch2/catch.hpp>
 
 #ifdef GRAPHC_HAVE_CUDA
+#include "codegen/cuda/AotProgram.h"
 #include "codegen/cuda/CudaSource.h"
 #include "codegen/cuda/Nvrtc.h"
+#include "runtime/rt/graphc_cuda_model.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -79,6 +81,142 @@ TEST_CASE("every CUDA kernel of the example models compiles and assembles for sm
     CHECK(compileAll(all, {1, 32, 32}, dir) > 5);
   }
   fs::remove_all(dir);
+}
+
+namespace {
+
+/// Reads one program table of runtime/rt/graphc_cuda_model.h back and
+/// checks it against the graph: every stored value has memory inside its
+/// buffer, every kernel exists in its PTX, every product's sizes agree with
+/// the graph's at several batch sizes, every copy stays in bounds.
+void checkTable(const ir::Graph &g, const passes::MemoryPlan &plan,
+                const std::vector<int64_t> &t, const std::vector<std::string> &strings,
+                const runtime::ModelInfo &info, int64_t maxBatch) {
+  REQUIRE(t.size() >= GCU_HEADER_WORDS);
+  CHECK(t[0] == GCU_MAGIC);
+  CHECK(t[1] == plan.arenaBytes);
+  const int64_t nio = t[2], nvalues = t[3], nmodules = t[4], nfunctions = t[5],
+                nkernels = t[6], ncopies = t[7], nout = t[8];
+  REQUIRE(nvalues == g.size());
+  REQUIRE(int64_t(t.size()) == GCU_HEADER_WORDS + 2 * nio + 2 * nvalues + nmodules +
+                                   2 * nfunctions + GCU_KERNEL_WORDS * nkernels +
+                                   5 * ncopies + 4 * nout);
+  const int64_t *io = t.data() + GCU_HEADER_WORDS, *values = io + 2 * nio,
+                *modules = values + 2 * nvalues, *functions = modules + nmodules,
+                *kernels = functions + 2 * nfunctions,
+                *copies = kernels + GCU_KERNEL_WORDS * nkernels, *outs = copies + 5 * ncopies;
+  int64_t sample = 1;
+  for (int64_t d : info.sample)
+    sample *= d;
+  // The buffers graphc_cuda_model.c allocates for each io name, in bytes.
+  std::vector<int64_t> ioBytes;
+  for (int64_t i = 0; i < nio; ++i) {
+    const std::string &name = strings.at(size_t(io[2 * i]));
+    int64_t bytes = name == "x"                       ? maxBatch * sample * 4
+                    : name == "labels"                ? maxBatch * 4
+                    : name == "output"                ? maxBatch * info.classes * 4
+                    : name == "params"                ? info.numParams * 4
+                    : name == "step" || name == "seed" || name == "loss" ? 4
+                                                                         : -1;
+    for (const std::string &slot : info.stateSlots)
+      if (name == "state." + slot)
+        bytes = info.numParams * 4;
+    INFO("io buffer " << name);
+    CHECK(bytes > 0);
+    ioBytes.push_back(bytes);
+  }
+  auto bytesOf = [&](ir::ValueId v, int64_t n) { return g.type(v).numel(n) * 4; };
+  auto room = [&](ir::ValueId v) { // bytes from the value's start to its buffer's end
+    int64_t base = values[2 * v], off = values[2 * v + 1];
+    return base == GCU_ARENA ? plan.arenaBytes - off : base >= 0 ? ioBytes[size_t(base)] - off : -1;
+  };
+  std::vector<bool> stored = codegen::storedValues(g);
+  for (ir::ValueId v = 0; v < g.size(); ++v) {
+    if (!stored[size_t(v)])
+      continue;
+    INFO("value %" << v << " " << ir::str(g.type(v)));
+    CHECK(values[2 * v] != GCU_NONE);
+    CHECK(values[2 * v] < nio);
+    CHECK(values[2 * v + 1] >= 0);
+    CHECK(bytesOf(v, maxBatch) <= room(v));
+  }
+  for (ir::ValueId v : g.inputs())
+    CHECK(strings.at(size_t(io[2 * values[2 * v]])) == g.node(v).attrs.s("name"));
+  for (int64_t f = 0; f < nfunctions; ++f) {
+    REQUIRE(functions[2 * f] >= 0);
+    REQUIRE(functions[2 * f] < nmodules);
+    const std::string &ptx = strings.at(size_t(modules[functions[2 * f]]));
+    CHECK(ptx.find(".entry " + strings.at(size_t(functions[2 * f + 1]))) != std::string::npos);
+  }
+  int gemms = 0, copyCount = 0;
+  for (int64_t i = 0; i < nkernels; ++i) {
+    const int64_t *k = kernels + GCU_KERNEL_WORDS * i;
+    INFO("kernel " << i << " kind " << k[GK_LAUNCH]);
+    CHECK((k[GK_FN] >= -1 && k[GK_FN] < nfunctions));
+    if (k[GK_LAUNCH] <= GCU_SINGLE_BLOCK)
+      CHECK(k[GK_FN] >= 0);
+    if (k[GK_LAUNCH] == GCU_GEMM) {
+      ++gemms;
+      const ir::ValueId a = ir::ValueId(k[GK_A]), b = ir::ValueId(k[GK_B]),
+                        c = ir::ValueId(k[GK_C]);
+      CHECK(stored[size_t(a)]);
+      CHECK(stored[size_t(b)]);
+      CHECK(stored[size_t(c)]);
+      CHECK((k[GK_BIAS] >= 0) == (k[GK_LT] != GCU_LT_NONE));
+      CHECK(ir::Shape{k[GK_AS0], k[GK_AS1]} == g.type(a).shape);
+      CHECK(ir::Shape{k[GK_BS0], k[GK_BS1]} == g.type(b).shape);
+      for (int64_t n : {int64_t(1), int64_t(5), maxBatch}) {
+        auto d = [&](int64_t x) { return x < 0 ? n : x; };
+        int64_t m = k[GK_TRANS_A] ? d(k[GK_AS1]) : d(k[GK_AS0]);
+        int64_t kk = k[GK_TRANS_A] ? d(k[GK_AS0]) : d(k[GK_AS1]);
+        int64_t kb = k[GK_TRANS_B] ? d(k[GK_BS1]) : d(k[GK_BS0]);
+        int64_t nn = k[GK_TRANS_B] ? d(k[GK_BS0]) : d(k[GK_BS1]);
+        CHECK(kk == kb);
+        CHECK(m * nn == g.type(c).numel(n));
+      }
+    }
+    if (k[GK_LAUNCH] == GCU_HOST_COPY)
+      for (int64_t j = k[GK_COPY_FIRST]; j < k[GK_COPY_FIRST] + k[GK_COPY_COUNT]; ++j) {
+        REQUIRE(j < ncopies);
+        const int64_t *c = copies + 5 * j;
+        int64_t bytes = c[3] * 4;
+        for (int64_t p = 0; p < c[4]; ++p)
+          bytes *= maxBatch;
+        CHECK(c[1] + bytes <= bytesOf(ir::ValueId(c[0]), maxBatch));
+        CHECK(bytes == bytesOf(ir::ValueId(c[2]), maxBatch));
+        ++copyCount;
+      }
+  }
+  CHECK(gemms > 0);
+  CHECK(copyCount == ncopies);
+  for (int64_t j = 0; j < nout; ++j) {
+    const int64_t *o = outs + 4 * j;
+    REQUIRE(o[1] >= 0);
+    REQUIRE(o[1] < nio);
+    CHECK(io[2 * o[1] + 1] == 1);
+    CHECK(bytesOf(ir::ValueId(o[0]), maxBatch) <= ioBytes[size_t(o[1])]);
+  }
+}
+
+} // namespace
+
+TEST_CASE("the cuda library's tables describe every program of the coverage models",
+          "[cuda]") {
+  const int64_t maxBatch = 64;
+  for (auto &[what, spec] : test::coverageModels()) {
+    INFO(what);
+    auto m = runtime::compileModel(spec, {1, 32, 32});
+    REQUIRE(bool(m));
+    auto stepPlan = passes::planMemory(m->step, maxBatch);
+    auto predictPlan = passes::planMemory(m->predict, maxBatch);
+    auto image = codegen::cuda::encodeDevicePrograms(m->step, stepPlan, m->predict,
+                                                     predictPlan, "sm_90");
+    INFO((image ? "" : image.diag().message));
+    REQUIRE(bool(image));
+    CHECK(image->helpersPtx.find(".entry graphc_bias_add") != std::string::npos);
+    checkTable(m->step, stepPlan, image->step, image->strings, m->info, maxBatch);
+    checkTable(m->predict, predictPlan, image->predict, image->strings, m->info, maxBatch);
+  }
 }
 
 #else

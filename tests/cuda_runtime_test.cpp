@@ -15,6 +15,7 @@
 #include "passes/Autodiff.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
+#include "codegen/cuda/CudaSource.h"
 #include "codegen/cuda/Nvrtc.h"
 #include "runtime/cuda/CudaRuntime.h"
 
@@ -229,7 +230,7 @@ TEST_CASE("the cuda target builds, or fails with one clear line without a GPU", 
 }
 
 TEST_CASE("the cuda runtime's own kernels compile and assemble for sm_90", "[cuda]") {
-  auto ptx = codegen::cuda::compileToPtx(runtime::cuda::helperKernelSource(), "graphc_helpers",
+  auto ptx = codegen::cuda::compileToPtx(codegen::cuda::helperSource(), "graphc_helpers",
                                          "sm_90");
   INFO((ptx ? "" : ptx.diag().message));
   REQUIRE(bool(ptx));

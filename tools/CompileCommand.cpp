@@ -46,6 +46,30 @@ Status output(const CompileOptions &o, const std::string &text) {
   return runtime::writeFileAtomic(o.out, text.data(), text.size());
 }
 
+/// `--emit lib -o out/mlp`: out/mlp.h, out/libmlp.a, out/mlp.safetensors for
+/// the cpu or the cuda target.
+Status writeLibrary(const runtime::CompiledModel &m, const runtime::BuildOptions &bo,
+                    const CompileOptions &o) {
+  if (o.out.empty())
+    return error("--emit lib needs -o PREFIX, e.g. -o out/mlp");
+  std::error_code ec;
+  if (auto dir = std::filesystem::path(o.out).parent_path(); !dir.empty())
+    std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return error(fmt::format("-o {}: {}", o.out, ec.message()));
+  if (o.target == "cuda") {
+    if (Status s = runtime::emitCudaLibrary(m, bo, o.arch, o.out); !s)
+      return s;
+  } else if (auto lib = runtime::emitCpu(m, bo, runtime::CpuOutput::Library, o.out); !lib) {
+    return lib.diag();
+  }
+  std::string dir = std::filesystem::path(o.out).parent_path().string();
+  std::string name = std::filesystem::path(o.out).filename().string();
+  std::printf("wrote %s.h, %s/lib%s.a and %s.safetensors\n", o.out.c_str(),
+              dir.empty() ? "." : dir.c_str(), name.c_str(), o.out.c_str());
+  return {};
+}
+
 #ifdef GRAPHC_HAVE_CUDA
 /// Every kernel of both programs as CUDA C, or compiled to PTX in `o.out`.
 Status emitCuda(const runtime::CompiledModel &m, const CompileOptions &o, bool ptx,
@@ -161,20 +185,8 @@ int runCompile(const CompileOptions &o) {
         return report(s.diag());
       codegen = "LLVM O3 for this host";
     } else if (o.emit == "lib") {
-      if (o.out.empty())
-        return report(error("--emit lib needs -o PREFIX, e.g. -o out/mlp"));
-      std::error_code ec;
-      if (auto dir = std::filesystem::path(o.out).parent_path(); !dir.empty())
-        std::filesystem::create_directories(dir, ec);
-      if (ec)
-        return report(error(fmt::format("-o {}: {}", o.out, ec.message())));
-      auto lib = runtime::emitCpu(*model, bo, runtime::CpuOutput::Library, o.out);
-      if (!lib)
-        return report(lib.diag());
-      std::string dir = std::filesystem::path(o.out).parent_path().string();
-      std::string name = std::filesystem::path(o.out).filename().string();
-      std::printf("wrote %s.h, %s/lib%s.a and %s.safetensors\n", o.out.c_str(),
-                  dir.empty() ? "." : dir.c_str(), name.c_str(), o.out.c_str());
+      if (Status st = writeLibrary(*model, bo, o); !st)
+        return report(st.diag());
       codegen = "LLVM O3, object file and archive";
     } else if (o.emit.empty()) {
       auto exe = runtime::buildCompiled(std::move(*model), bo);
@@ -193,8 +205,9 @@ int runCompile(const CompileOptions &o) {
         return report(s.diag());
       codegen = o.emit == "cuda" ? "CUDA C" : "NVRTC to PTX for " + o.arch;
     } else if (o.emit == "lib") {
-      return report(error("--target cuda --emit lib is not built yet; --target cpu "
-                          "--emit lib works"));
+      if (Status st = writeLibrary(*model, bo, o); !st)
+        return report(st.diag());
+      codegen = "NVRTC to PTX for " + o.arch + ", descriptor object and archive";
     } else {
       return report(error(fmt::format("--emit {} is not a CUDA output: use ir, cuda or ptx",
                                       o.emit)));
@@ -230,13 +243,15 @@ Command compileCommand(CLI::App &app) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   c->add_option("--emit", o->emit,
                 "what to write instead of just compiling: ir (the fused step), llvm, asm or "
-                "lib (cpu), cuda or ptx (cuda)")
+                "lib (cpu or cuda), cuda or ptx (cuda)")
       ->check(CLI::IsMember({"ir", "llvm", "asm", "lib", "cuda", "ptx"}));
   c->add_option("-o,--output", o->out,
                 "where: a file for ir/llvm/asm/cuda (default stdout), a folder for ptx, a "
                 "path prefix for lib (-o out/mlp writes out/mlp.h, out/libmlp.a, "
                 "out/mlp.safetensors)");
-  c->add_option("--arch", o->arch, "the GPU architecture for cuda and ptx output")
+  c->add_option("--arch", o->arch,
+                "the GPU architecture of ptx and cuda lib output (PTX runs on that and newer "
+                "GPUs)")
       ->default_val("sm_90");
   c->add_flag("--print-ir", o->printIr, "print the traced forward-and-loss graph");
   c->add_option("--print-after", o->printAfter,

@@ -2,6 +2,8 @@
 // its object file, the archive, the header.
 #include "codegen/cpu/Aot.h"
 
+#include "codegen/DeviceImage.h"
+
 #include <fmt/format.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Module.h>
@@ -10,12 +12,17 @@
 #include <llvm/Support/MemoryBuffer.h>
 
 #include <fstream>
+#include <list>
 
 namespace graphc::embedded {
 extern const unsigned char graphc_rt[];
 extern const std::size_t graphc_rt_size;
 extern const unsigned char graphc_model[];
 extern const std::size_t graphc_model_size;
+#ifdef GRAPHC_HAVE_CUDA_AOT
+extern const unsigned char graphc_cuda_model[];
+extern const std::size_t graphc_cuda_model_size;
+#endif
 } // namespace graphc::embedded
 
 namespace graphc::codegen::cpu {
@@ -24,13 +31,15 @@ namespace {
 using namespace ir;
 
 /// Builds the constant descriptor (runtime/rt/graphc_model.h's
-/// grt_model_desc) and the prefixed entry points.
+/// grt_model_desc, and for the cuda target graphc_cuda_model.h's
+/// grt_cuda_desc around it) and the prefixed entry points.
 class Descriptor {
 public:
   Descriptor(llvm::Module &m, const runtime::ModelInfo &info, Program &step,
-             Program &predict, int64_t maxBatch, const std::string &name)
+             Program &predict, int64_t maxBatch, const std::string &name,
+             const DeviceImage *device)
       : m_(m), c_(m.getContext()), info_(info), step_(step), predict_(predict),
-        maxBatch_(maxBatch), name_(name) {}
+        maxBatch_(maxBatch), name_(name), device_(device) {}
 
   void emit() {
     auto *ptr = llvm::PointerType::get(c_, 0);
@@ -68,16 +77,34 @@ public:
         name_ + "_descriptor");
 
     llvm::Type *i32 = llvm::Type::getInt32Ty(c_), *f32p = ptr, *vd = llvm::Type::getVoidTy(c_);
+    std::string rt = "grt_model_";
+    llvm::Constant *top = desc;
+    if (device_) {
+      rt = "grt_cuda_";
+      auto *deviceTy = llvm::StructType::get(c_, {ptr, i64, ptr, ptr, ptr, i64, i64, ptr, ptr});
+      top = new llvm::GlobalVariable(
+          m_, deviceTy, true, llvm::GlobalValue::InternalLinkage,
+          llvm::ConstantStruct::get(
+              deviceTy, {desc, int64(int64_t(device_->strings.size())),
+                         strings(device_->strings, "strings"), words(device_->step, "step_table"),
+                         words(device_->predict, "predict_table"),
+                         int64(int64_t(device_->step.size())),
+                         int64(int64_t(device_->predict.size())), str(device_->helpersPtx),
+                         str(device_->arch)}),
+          name_ + "_device");
+      forward("train_step_device", i32, {ptr, i64, i64, i64, ptr}, "grt_cuda_train_step_device");
+      forward("predict_device", i32, {ptr, i64, i64, i64}, "grt_cuda_predict_device");
+    }
     // <name>_create(ctx**, weights, threads) -> grt_model_create(&desc, ...)
-    forward("create", i32, {ptr, ptr, i32}, "grt_model_create", desc);
-    forward("destroy", vd, {ptr}, "grt_model_destroy");
-    forward("train_step", i32, {ptr, f32p, ptr, i64, ptr}, "grt_model_train_step");
-    forward("predict", i32, {ptr, f32p, i64, ptr}, "grt_model_predict");
-    forward("params", ptr, {ptr}, "grt_model_params");
-    forward("step", i64, {ptr}, "grt_model_step");
-    forward("save", i32, {ptr, ptr}, "grt_model_save");
-    forward("load", i32, {ptr, ptr}, "grt_model_load");
-    forward("error", ptr, {ptr}, "grt_model_error");
+    forward("create", i32, {ptr, ptr, i32}, rt + "create", top);
+    forward("destroy", vd, {ptr}, rt + "destroy");
+    forward("train_step", i32, {ptr, f32p, ptr, i64, ptr}, rt + "train_step");
+    forward("predict", i32, {ptr, f32p, i64, ptr}, rt + "predict");
+    forward("params", ptr, {ptr}, rt + "params");
+    forward("step", i64, {ptr}, rt + "step");
+    forward("save", i32, {ptr, ptr}, rt + "save");
+    forward("load", i32, {ptr, ptr}, rt + "load");
+    forward("error", ptr, {ptr}, rt + "error");
     constant("num_params", i64, llvm::ConstantInt::get(i64, uint64_t(info_.numParams)));
     constant("max_batch", i64, llvm::ConstantInt::get(i64, uint64_t(maxBatch_)));
     constant("classes", i64, llvm::ConstantInt::get(i64, uint64_t(info_.classes)));
@@ -101,6 +128,13 @@ private:
     return new llvm::GlobalVariable(m_, at, true, llvm::GlobalValue::PrivateLinkage,
                                     llvm::ConstantArray::get(at, items), name_ + "_" + what);
   }
+  llvm::Constant *words(const std::vector<int64_t> &items, const std::string &what) {
+    auto *init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint64_t>(
+                                                      reinterpret_cast<const uint64_t *>(items.data()),
+                                                      items.size()));
+    return new llvm::GlobalVariable(m_, init->getType(), true,
+                                    llvm::GlobalValue::PrivateLinkage, init, name_ + "_" + what);
+  }
   llvm::Constant *strings(const std::vector<std::string> &items, const std::string &what) {
     std::vector<llvm::Constant *> ps;
     for (const std::string &s : items)
@@ -115,14 +149,16 @@ private:
       ins.push_back(p.graph.node(v).attrs.s("name"));
     for (const Output &o : p.graph.outputs())
       outs.push_back(o.name);
+    llvm::Constant *run = device_ ? llvm::ConstantPointerNull::get(llvm::PointerType::get(c_, 0))
+                                  : static_cast<llvm::Constant *>(m_.getFunction(prefix + "run"));
     return llvm::ConstantStruct::get(
-        t, {m_.getFunction(prefix + "run"), int64(p.plan.arenaBytes),
+        t, {run, int64(device_ ? 0 : p.plan.arenaBytes),
             int64(int64_t(ins.size())), int64(int64_t(outs.size())), strings(ins, prefix + "in"),
             strings(outs, prefix + "out")});
   }
   /// `<name>_<what>(args...)` returning `target([desc,] args...)`.
   void forward(const std::string &what, llvm::Type *ret, std::vector<llvm::Type *> args,
-               const char *target, llvm::Constant *desc = nullptr) {
+               const std::string &target, llvm::Constant *desc = nullptr) {
     auto *fn = llvm::Function::Create(llvm::FunctionType::get(ret, args, false),
                                       llvm::Function::ExternalLinkage, name_ + "_" + what, m_);
     std::vector<llvm::Type *> targs = args;
@@ -154,6 +190,7 @@ private:
   Program &step_, &predict_;
   int64_t maxBatch_;
   std::string name_;
+  const DeviceImage *device_;
 };
 
 std::string baseName(const std::string &path) {
@@ -176,7 +213,7 @@ std::string errorText(llvm::Error e) {
 } // namespace
 
 std::string libraryHeader(const runtime::ModelInfo &info, int64_t maxBatch,
-                          const std::string &name) {
+                          const std::string &name, bool cuda) {
   std::string guard = name;
   for (char &c : guard)
     c = char(std::toupper((unsigned char)c));
@@ -186,8 +223,7 @@ std::string libraryHeader(const runtime::ModelInfo &info, int64_t maxBatch,
   std::string shape = ir::str(info.sample);
   return fmt::format(R"(/* {0}.h - the training step of model '{1}', compiled ahead of time by graphc.
  *
- * Link lib{0}.a with libc, libm and pthreads:  cc prog.c -L. -l{0} -lm -lpthread
- * Every function is thread-compatible: one context per thread, or a lock.
+{9} * Every function is thread-compatible: one context per thread, or a lock.
  *
  *   {0}_ctx *ctx;
  *   if ({0}_create(&ctx, NULL, 0) != {2}_OK) {{ puts({0}_error(NULL)); return 1; }}
@@ -219,7 +255,8 @@ enum {{
   {2}_ERR_ARGUMENT = 1, /* a null pointer, a batch size or label out of range */
   {2}_ERR_IO = 2,       /* a file could not be read or written */
   {2}_ERR_FORMAT = 3,   /* a file is not a checkpoint of this model */
-  {2}_ERR_MEMORY = 4    /* out of memory */
+  {2}_ERR_MEMORY = 4,   /* out of memory */
+  {2}_ERR_DEVICE = 5    /* the GPU or its driver failed (cuda target) */
 }};
 
 typedef struct {0}_ctx {0}_ctx;
@@ -237,7 +274,8 @@ int {0}_train_step({0}_ctx *ctx, const float *x, const int32_t *labels, int64_t 
 /** The model's output for n samples (evaluation mode: Dropout off). */
 int {0}_predict({0}_ctx *ctx, const float *x, int64_t n, float *out);
 
-/** The flat parameter buffer ({0}_num_params() floats), readable and writable. */
+{10}
+/** The flat parameter buffer ({0}_num_params() floats), readable and writable.{11} */
 float *{0}_params({0}_ctx *ctx);
 /** Optimizer updates done so far. */
 int64_t {0}_step({0}_ctx *ctx);
@@ -262,11 +300,33 @@ const char *{0}_optimizer(void);
 #endif
 )",
                      name, info.name, guard, sample, info.classes, shape, maxBatch,
-                     info.optimizer.str(), info.numParams);
+                     info.optimizer.str(), info.numParams,
+                     cuda ? fmt::format(
+                                R"( * Built for the GPU (--target cuda): parameters, optimizer state and the
+ * step stay on device 0; kernels are PTX the driver compiles on create.
+ * Link lib{0}.a with the CUDA driver and cuBLASLt:
+ *   cc prog.c -L. -l{0} -L/usr/local/cuda/lib64 -lcublasLt -lcuda -lm -lpthread
+)",
+                                name)
+                          : fmt::format(R"( * Link lib{0}.a with libc, libm and pthreads:  cc prog.c -L. -l{0} -lm -lpthread
+)",
+                                        name),
+                     cuda ? fmt::format(R"(
+/** The same with device pointers (CUdeviceptr) for x, labels and out:
+ *  the batch does not pass through the host. */
+int {0}_train_step_device({0}_ctx *ctx, uint64_t x, uint64_t labels, int64_t n,
+                          float *loss);
+int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);
+)",
+                                        name)
+                          : std::string(),
+                     cuda ? "\n *  On the GPU target this is a host copy, fetched by this call; writes to it\n"
+                            " *  reach the device at the next step. NULL if the copy failed."
+                          : "");
 }
 
 Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &predict,
-                    int64_t maxBatch, const std::string &out) {
+                    int64_t maxBatch, const std::string &out, const DeviceImage *device) {
   std::string name = baseName(out), dir = dirName(out);
   if (name.empty() || !(std::isalpha((unsigned char)name[0]) || name[0] == '_'))
     return error(fmt::format("-o {}: the name must start with a letter", quote(out)));
@@ -275,22 +335,39 @@ Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &pred
       return error(fmt::format("-o {}: the name may hold letters, digits and '_' only "
                                "(it prefixes every symbol)",
                                quote(out)));
-  auto obj = emitCode({&step, &predict}, {name + "_step_", name + "_predict_"},
-                      EmitKind::Object, name + "_micro", [&](llvm::Module &m) {
-                        Descriptor(m, info, step, predict, maxBatch, name).emit();
+#ifndef GRAPHC_HAVE_CUDA_AOT
+  if (device)
+    return error("--target cuda --emit lib: this graphc was built without the CUDA toolkit's "
+                 "cuBLASLt");
+#endif
+  // The cuda target's object holds the descriptor and entry points only.
+  std::vector<Program *> programs;
+  std::vector<std::string> prefixes;
+  if (!device)
+    programs = {&step, &predict}, prefixes = {name + "_step_", name + "_predict_"};
+  auto obj = emitCode(programs, prefixes, EmitKind::Object, name + "_micro",
+                      [&](llvm::Module &m) {
+                        Descriptor(m, info, step, predict, maxBatch, name, device).emit();
                       });
   if (!obj)
     return obj.diag();
 
   std::vector<llvm::NewArchiveMember> members;
+  std::list<std::string> names; // the members refer to their names until written
   auto member = [&](const std::string &file, const void *data, size_t size) {
+    names.push_back(file);
     llvm::NewArchiveMember mbr(llvm::MemoryBufferRef(
-        llvm::StringRef(static_cast<const char *>(data), size), file));
+        llvm::StringRef(static_cast<const char *>(data), size), names.back()));
     members.push_back(std::move(mbr));
   };
   member(name + ".o", obj->data(), obj->size());
   member("graphc_rt.o", embedded::graphc_rt, embedded::graphc_rt_size);
   member("graphc_model.o", embedded::graphc_model, embedded::graphc_model_size);
+#ifdef GRAPHC_HAVE_CUDA_AOT
+  if (device)
+    member("graphc_cuda_model.o", embedded::graphc_cuda_model,
+           embedded::graphc_cuda_model_size);
+#endif
   std::string lib = dir + "/lib" + name + ".a";
   if (auto e = llvm::writeArchive(lib, members, llvm::SymtabWritingMode::NormalSymtab,
                                   llvm::object::Archive::K_GNU, true, false))
@@ -299,7 +376,7 @@ Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &pred
   std::string header = dir + "/" + name + ".h", tmp = header + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary);
-    f << libraryHeader(info, maxBatch, name);
+    f << libraryHeader(info, maxBatch, name, device != nullptr);
     if (!f.flush())
       return error(fmt::format("cannot write {}", header));
   }

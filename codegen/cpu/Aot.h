@@ -9,6 +9,7 @@
 // defines is prefixed with its name, so two models link into one program.
 #pragma once
 
+#include "codegen/DeviceImage.h"
 #include "codegen/cpu/Jit.h"
 #include "runtime/Executable.h"
 
@@ -17,12 +18,15 @@
 namespace graphc::codegen::cpu {
 
 /// Writes `<out>.h` and `lib<stem>.a` next to it for the model `info`,
-/// whose step and predict programs have graphs and plans set.
+/// whose step and predict programs have graphs and plans set. With
+/// `device` (the cuda target) the archive runs that image on the GPU
+/// through graphc_cuda_model.c instead of CPU code.
 Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &predict,
-                    int64_t maxBatch, const std::string &out);
+                    int64_t maxBatch, const std::string &out,
+                    const DeviceImage *device = nullptr);
 
 /// The header's text for a model called `name`.
 std::string libraryHeader(const runtime::ModelInfo &info, int64_t maxBatch,
-                          const std::string &name);
+                          const std::string &name, bool cuda = false);
 
 } // namespace graphc::codegen::cpu

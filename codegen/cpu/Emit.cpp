@@ -1,5 +1,6 @@
 // codegen/cpu/Emit.cpp - the CPU backend's outputs for `graphc compile
-// --emit llvm|asm|lib`: the same programs the JIT runs, printed or archived.
+// --emit llvm|asm|lib`: the same programs the JIT runs, printed or archived
+// (and the host side of the cuda target's archive).
 #include "codegen/cpu/Aot.h"
 #include "runtime/Build.h"
 #include "runtime/Checkpoint.h"
@@ -7,7 +8,8 @@
 namespace graphc::runtime {
 
 Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &options,
-                              CpuOutput what, const std::string &out) {
+                              CpuOutput what, const std::string &out,
+                              const codegen::DeviceImage *device) {
   codegen::cpu::Program step, predict;
   step.graph = model.step;
   step.plan = passes::planMemory(step.graph, options.maxBatch);
@@ -17,7 +19,8 @@ Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &op
     return codegen::cpu::emitCode({&step, &predict}, {"step_", "predict_"},
                                   what == CpuOutput::LlvmIr ? codegen::cpu::EmitKind::LlvmIr
                                                             : codegen::cpu::EmitKind::Assembly);
-  if (Status s = codegen::cpu::writeLibrary(model.info, step, predict, options.maxBatch, out);
+  if (Status s = codegen::cpu::writeLibrary(model.info, step, predict, options.maxBatch, out,
+                                               device);
       !s)
     return s.diag();
   // The initial weights, exactly those a fresh context starts from.

@@ -599,4 +599,41 @@ std::vector<CudaKernel> printKernels(const Graph &g, const std::vector<bool> &st
   return out;
 }
 
+namespace {
+
+/// graphc's own kernels, beside the generated ones.
+const char *const kHelperSource = R"(// graphc runtime helpers.
+typedef long long i64;
+
+// x[r, :] = xs[idx[r], :], labels[r] = ls[idx[r]]: a batch from a data set
+// kept on the device.
+extern "C" __global__ void graphc_gather(const float *__restrict__ xs,
+                                         const int *__restrict__ ls,
+                                         const i64 *__restrict__ idx, float *__restrict__ x,
+                                         int *__restrict__ labels, i64 n, i64 sample) {
+  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n * sample;
+       i += (i64)gridDim.x * blockDim.x) {
+    const i64 r = i / sample, c = i - r * sample, s = idx[r];
+    x[i] = xs[s * sample + c];
+    if (c == 0)
+      labels[r] = ls[s];
+  }
+}
+
+// c[i, j] = c[i, j] + bias[j], then ReLU when asked: cuBLASLt's BIAS and
+// RELU_BIAS epilogues for the products where cuBLASLt cannot take them.
+extern "C" __global__ void graphc_bias_add(float *c, const float *bias, i64 total,
+                                           i64 cols, int relu) {
+  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (i64)gridDim.x * blockDim.x) {
+    const float v = c[i] + bias[i % cols];
+    c[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+  }
+}
+)";
+
+} // namespace
+
+const char *helperSource() { return kHelperSource; }
+
 } // namespace graphc::codegen::cuda

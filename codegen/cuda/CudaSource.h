@@ -44,4 +44,9 @@ struct CudaKernel {
 std::vector<CudaKernel> printKernels(const ir::Graph &g, const std::vector<bool> &stored,
                                      const std::string &prefix);
 
+/// graphc's own kernels beside the generated ones: graphc_gather builds a
+/// batch from a data set kept on the device; graphc_bias_add adds a bias
+/// (and ReLU) where cuBLASLt's epilogue cannot.
+const char *helperSource();
+
 } // namespace graphc::codegen::cuda

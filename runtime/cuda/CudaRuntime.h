@@ -29,10 +29,6 @@ Expected<std::string> describeDevice();
 /// cuBLASLt's and NVRTC's versions; touches no driver.
 std::string toolkitVersions();
 
-/// The CUDA C of graphc's own kernels (graphc_gather, graphc_bias_add),
-/// compiled with NVRTC when a device first needs them.
-const char *helperKernelSource();
-
 /// Runs fused graph `g` once on the GPU at batch `batch`, for tests: `io`
 /// maps each input's name, and "out:NAME" for each output, to host memory
 /// of that batch (as codegen::cpu::Runner::run takes it).

@@ -1,6 +1,7 @@
 // runtime/cuda/Device.cpp - context, stream, cuBLASLt handle, buffers, modules.
 #include "runtime/cuda/Device.h"
 
+#include "codegen/cuda/CudaSource.h"
 #include "codegen/cuda/Nvrtc.h"
 #include "runtime/cuda/CudaRuntime.h"
 
@@ -14,40 +15,8 @@ namespace {
 
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 
-/// graphc's own kernels, beside the generated ones.
-const char *kHelperSource = R"(// graphc runtime helpers.
-typedef long long i64;
-
-// x[r, :] = xs[idx[r], :], labels[r] = ls[idx[r]]: a batch from a data set
-// kept on the device.
-extern "C" __global__ void graphc_gather(const float *__restrict__ xs,
-                                         const int *__restrict__ ls,
-                                         const i64 *__restrict__ idx, float *__restrict__ x,
-                                         int *__restrict__ labels, i64 n, i64 sample) {
-  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n * sample;
-       i += (i64)gridDim.x * blockDim.x) {
-    const i64 r = i / sample, c = i - r * sample, s = idx[r];
-    x[i] = xs[s * sample + c];
-    if (c == 0)
-      labels[r] = ls[s];
-  }
-}
-
-// c[i, j] = c[i, j] + bias[j], then ReLU when asked: cuBLASLt's BIAS and
-// RELU_BIAS epilogues for the products where cuBLASLt cannot take them.
-extern "C" __global__ void graphc_bias_add(float *c, const float *bias, i64 total,
-                                           i64 cols, int relu) {
-  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-       i += (i64)gridDim.x * blockDim.x) {
-    const float v = c[i] + bias[i % cols];
-    c[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
-  }
-}
-)";
 
 } // namespace
-
-const char *helperKernelSource() { return kHelperSource; }
 
 std::string describeLt(cublasStatus_t s) {
   const char *name = cublasLtGetStatusName(s), *text = cublasLtGetStatusString(s);
@@ -191,7 +160,7 @@ Expected<CUfunction> Device::function(CUmodule m, const std::string &name) const
 
 Expected<CUfunction> Device::helper(const std::string &name) {
   if (!helpers_) {
-    auto ptx = codegen::cuda::compileToPtx(kHelperSource, "graphc_helpers", arch());
+    auto ptx = codegen::cuda::compileToPtx(codegen::cuda::helperSource(), "graphc_helpers", arch());
     if (!ptx)
       return ptx.diag();
     auto m = loadModule(*ptx, "graphc_helpers");

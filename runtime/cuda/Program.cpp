@@ -1,6 +1,7 @@
 // runtime/cuda/Program.cpp - compile, bind, launch, capture, replay.
 #include "runtime/cuda/Program.h"
 
+#include "codegen/cuda/AotProgram.h"
 #include "codegen/cuda/Nvrtc.h"
 
 #include <fmt/format.h>
@@ -135,51 +136,27 @@ Status Program::compile() {
 // --- bind: the CPU run function's steps 1 and 3 (codegen/cpu/StepFunction.cpp) ----
 
 Status Program::bind(const std::map<std::string, CUdeviceptr> &io) {
-  const Graph &g = graph_;
-  const passes::MemoryPlan &plan = plan_;
-  const int count = g.size();
+  const int count = graph_.size();
   auto ioBuffer = [&](const std::string &name) {
     auto it = io.find(name);
     GRAPHC_CHECK(it != io.end() && it->second, "no device buffer for {}", name);
     return it->second;
   };
-  if (Status s = arena_.allocate(size_t(std::max<int64_t>(plan.arenaBytes, 256))); !s)
+  if (Status s = arena_.allocate(size_t(std::max<int64_t>(plan_.arenaBytes, 256))); !s)
     return s;
+  codegen::cuda::DeviceBinding binding = codegen::cuda::bindValues(graph_, plan_);
   at_.assign(size_t(count), 0);
-  for (ValueId v = 0; v < count; ++v)
-    if (plan.offset[size_t(v)] >= 0)
-      at_[size_t(v)] = arena_.get() + CUdeviceptr(plan.offset[size_t(v)]);
-  for (ValueId v : g.inputs())
-    at_[size_t(v)] = ioBuffer(g.node(v).attrs.s("name"));
-  std::vector<bool> boundToOutput(g.outputs().size(), false);
-  for (size_t j = 0; j < g.outputs().size(); ++j) {
-    ValueId v = g.outputs()[j].value;
-    ValueId owner = plan.aliasOf[size_t(v)];
-    if (g.node(owner).op == Op::Input || plan.offset[size_t(owner)] >= 0 ||
-        (at_[size_t(owner)] && owner != v))
-      continue;
-    if (!at_[size_t(owner)]) {
-      at_[size_t(owner)] = ioBuffer("out:" + g.outputs()[j].name);
-      boundToOutput[j] = owner == v;
-    }
-  }
   for (ValueId v = 0; v < count; ++v) {
-    ValueId owner = plan.aliasOf[size_t(v)];
-    if (owner != v && at_[size_t(owner)])
-      at_[size_t(v)] = at_[size_t(owner)] + CUdeviceptr(plan.aliasOffset[size_t(v)]);
+    const codegen::cuda::ValueHome &h = binding.at[size_t(v)];
+    if (h.kind == codegen::cuda::ValueHome::Arena)
+      at_[size_t(v)] = arena_.get() + CUdeviceptr(h.offset);
+    else if (h.kind == codegen::cuda::ValueHome::Io)
+      at_[size_t(v)] = ioBuffer((h.output ? "out:" : "") + h.io) + CUdeviceptr(h.offset);
   }
-  std::vector<bool> stored = codegen::storedValues(g);
-  for (ValueId v = 0; v < count; ++v)
-    GRAPHC_CHECK(!stored[size_t(v)] || at_[size_t(v)], "value %{} has no memory", v);
   outputCopies_.clear();
-  for (size_t j = 0; j < g.outputs().size(); ++j) {
-    if (boundToOutput[j])
-      continue;
-    ValueId v = g.outputs()[j].value;
-    CUdeviceptr dst = ioBuffer("out:" + g.outputs()[j].name);
-    if (dst != at_[size_t(v)])
+  for (auto &[v, name] : binding.outputCopies)
+    if (CUdeviceptr dst = ioBuffer("out:" + name); dst != at_[size_t(v)])
       outputCopies_.push_back({v, dst});
-  }
 
   if (Status s = table_.allocate(size_t(std::max(count, 1)) * sizeof(CUdeviceptr)); !s)
     return s;
@@ -386,17 +363,11 @@ Status Program::enqueue(int64_t n, Batch &batch) {
       break;
     }
     case Launch::HostCopy: {
-      const Node &pk = graph_.node(k.plan.pack);
-      auto offsets = pk.attrs.ints("offsets");
-      for (size_t j = 0; j < pk.inputs.size(); ++j) {
-        ValueId part = pk.inputs[j];
-        if (plan_.aliasOf[size_t(part)] == plan_.aliasOf[size_t(k.plan.pack)])
-          continue; // computed in place
-        GRAPHC_CU(
-            d, d.cuMemcpyDtoDAsync(at_[size_t(k.plan.pack)] + CUdeviceptr(offsets[j] * 4),
-                                   at_[size_t(part)],
-                                   size_t(graph_.type(part).numel(n)) * 4, dev_.stream()));
-      }
+      for (auto [part, offset] : codegen::cuda::packCopies(graph_, plan_, k.plan.pack))
+        GRAPHC_CU(d, d.cuMemcpyDtoDAsync(at_[size_t(k.plan.pack)] + CUdeviceptr(offset),
+                                         at_[size_t(part)],
+                                         size_t(graph_.type(part).numel(n)) * 4,
+                                         dev_.stream()));
       break;
     }
     }

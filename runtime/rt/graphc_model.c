@@ -139,6 +139,14 @@ void grt_model_destroy(grt_model *m) {
 float *grt_model_params(grt_model *m) { return m ? m->params : NULL; }
 int64_t grt_model_step(const grt_model *m) { return m ? m->step : -1; }
 const char *grt_model_error(const grt_model *m) { return m ? m->error : create_error; }
+float *grt_model_state(grt_model *m, int64_t slot) {
+  return m && slot >= 0 && slot < m->d->num_slots ? m->state[slot] : NULL;
+}
+void grt_model_set_step(grt_model *m, int64_t step) {
+  if (m)
+    m->step = step;
+}
+int32_t grt_model_step_seed(const grt_model *m) { return m ? step_seed(m->seed, m->step) : 0; }
 
 /* The memory behind io name `name` of a step or predict call. */
 static void *slot_memory(grt_model *m, const char *name, int output, const float *x,

@@ -23,6 +23,7 @@ enum {
   GRT_ERR_IO = 2,       /* a file could not be read or written */
   GRT_ERR_FORMAT = 3,   /* a file is not a checkpoint of this model */
   GRT_ERR_MEMORY = 4,   /* out of memory */
+  GRT_ERR_DEVICE = 5,   /* the GPU or its driver failed (cuda target) */
 };
 
 typedef void (*grt_run_fn)(void **io, int64_t n, void *arena, void *pool);
@@ -68,6 +69,10 @@ float *grt_model_params(grt_model *m);
 int64_t grt_model_step(const grt_model *m);
 int grt_model_save(grt_model *m, const char *path);
 int grt_model_load(grt_model *m, const char *path);
+/* For graphc_cuda_model.c, which keeps a host context beside the device. */
+float *grt_model_state(grt_model *m, int64_t slot);
+void grt_model_set_step(grt_model *m, int64_t step);
+int32_t grt_model_step_seed(const grt_model *m); /* Dropout's seed for the next step */
 /* The last error of `m`, or of the last failed create when `m` is null. */
 const char *grt_model_error(const grt_model *m);
 

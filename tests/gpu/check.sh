@@ -4,7 +4,9 @@
 # [cuda] tests (every op, whole steps against the CPU backend, determinism),
 # train the seed MLP 2 epochs on the cuda and cpu targets and compare test
 # accuracy, and time the seed MLP's step against PyTorch (eager and
-# torch.compile reduce-overhead) on the same GPU. Ends with a summary table,
+# torch.compile reduce-overhead) on the same GPU; and link the cuda target's
+# ahead-of-time library beside the cpu one and compare their steps
+# (tests/gpu/aot_check.sh). Ends with a summary table,
 # also when a stage fails (that row says FAIL). Installs nothing.
 #
 #   bash tests/gpu/check.sh            # from the repository root, < 5 minutes on an H100
@@ -166,6 +168,14 @@ if [ -n "${acc[cuda]:-}" ] && [ -n "${acc[cpu]:-}" ]; then
   fi
 else
   row "accuracy cuda vs cpu (<= 0.5 pt)" FAIL 0 "a training run failed"
+fi
+
+# --- 3b. the ahead-of-time library of the cuda target ----------------------------------
+stage aot_cuda 120 bash "$root/tests/gpu/aot_check.sh" "$graphc" "$logs/aot" 12
+if [ "$stage_rc" -eq 0 ]; then
+  row "AOT cuda lib vs AOT cpu lib" PASS "$stage_s" "$(grep -m1 '^AOT_COMPARE' "$logs/aot_cuda.log" | cut -d' ' -f3-)"
+else
+  row "AOT cuda lib vs AOT cpu lib" FAIL "$stage_s" "$( (grep -m1 '^AOT_COMPARE' "$logs/aot_cuda.log" || tail -n1 "$logs/aot_cuda.log") | cut -c1-100)"
 fi
 
 # --- 4. step time: graphc vs PyTorch on this GPU ------------------------------------------

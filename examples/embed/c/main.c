@@ -1,8 +1,10 @@
 /* examples/embed/c/main.c - trains graphc's compiled seed MLP from plain C.
  *
- * Build with the Makefile beside this file; it runs
- *   graphc compile examples/mlp.model --input 1x32x32 --target cpu --emit lib -o out/mlp
- * and links out/libmlp.a with libc, libm and pthreads only.
+ * Build with the Makefile beside this file (`make`, or `make TARGET=cuda` for
+ * the GPU); it runs
+ *   graphc compile examples/mlp.model --input 1x32x32 --target cpu --emit lib -o out-cpu/mlp
+ * and links out-cpu/libmlp.a with libc, libm and pthreads only (the cuda
+ * library also with the CUDA driver and cuBLASLt). The program is the same.
  *
  *   ./train [steps]    trains on a synthetic 10-class set, prints the loss falling
  */

@@ -1,0 +1,23 @@
+// codegen/DeviceImage.h - a model's GPU programs as data, for the archive
+// that `graphc compile --target cuda --emit lib` writes.
+//
+// codegen/cuda/AotProgram.cpp fills it (PTX from NVRTC and the launch
+// tables of runtime/rt/graphc_cuda_model.h); codegen/cpu/Aot.cpp puts it
+// into the library's object file as constants. Plain data: neither side
+// needs the other's headers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace graphc::codegen {
+
+struct DeviceImage {
+  std::vector<int64_t> step, predict; ///< the two programs' tables
+  std::vector<std::string> strings;   ///< PTX modules and names the tables index
+  std::string helpersPtx;             ///< graphc_bias_add and friends
+  std::string arch;                   ///< e.g. "sm_90"
+};
+
+} // namespace graphc::codegen

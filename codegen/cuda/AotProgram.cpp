@@ -1,0 +1,211 @@
+// codegen/cuda/AotProgram.cpp - fused graphs to graphc_cuda_model.h's tables.
+#include "codegen/cuda/AotProgram.h"
+
+#include "codegen/cuda/CudaSource.h"
+#include "codegen/cuda/Nvrtc.h"
+#include "runtime/rt/graphc_cuda_model.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <map>
+
+namespace graphc::codegen::cuda {
+namespace {
+
+using namespace ir;
+
+/// A size as the table holds it: coef * n^pow elements.
+std::pair<int64_t, int64_t> size(const Shape &s) {
+  int64_t coef = 1, pow = 0;
+  for (int64_t d : s)
+    d == kBatch ? ++pow : coef *= d;
+  return {coef, pow};
+}
+
+class Encoder {
+public:
+  Encoder(std::vector<std::string> &strings, std::string arch)
+      : strings_(strings), arch_(std::move(arch)) {}
+
+  Expected<std::vector<int64_t>> encode(const Graph &g, const passes::MemoryPlan &plan,
+                                        const std::string &prefix) {
+    const int count = g.size();
+    DeviceBinding binding = bindValues(g, plan);
+    std::vector<std::array<int64_t, 2>> at;
+    for (const ValueHome &h : binding.at)
+      at.push_back({h.kind == ValueHome::Arena ? int64_t(GCU_ARENA)
+                    : h.kind == ValueHome::Io  ? io(h.io, h.output)
+                                               : int64_t(GCU_NONE),
+                    h.offset});
+    std::vector<bool> stored = storedValues(g);
+
+    // Kernels: one PTX module per group, as the JIT runtime loads them.
+    std::vector<int64_t> modules, functions, kernels, copies, outCopies;
+    for (const CudaKernel &k : printKernels(g, stored, prefix)) {
+      std::array<int64_t, GCU_KERNEL_WORDS> w{};
+      w[GK_FN] = w[GK_COLSUM_FN] = w[GK_BIAS] = -1;
+      if (!k.name.empty() || !k.colsum.empty()) {
+        auto ptx = compileToPtx(k.source, k.name.empty() ? k.colsum : k.name, arch_);
+        if (!ptx)
+          return ptx.diag();
+        modules.push_back(intern(*ptx));
+        int64_t module = int64_t(modules.size()) - 1;
+        for (auto [name, slot] : {std::pair{&k.name, GK_FN}, std::pair{&k.colsum, GK_COLSUM_FN}})
+          if (!name->empty()) {
+            functions.insert(functions.end(), {module, intern(*name)});
+            w[size_t(slot)] = int64_t(functions.size() / 2) - 1;
+          }
+      }
+      const Shape &domain = k.plan.domain.shape;
+      std::tie(w[GK_TOTAL_COEF], w[GK_TOTAL_POW]) = size(domain);
+      w[GK_ROW_LEN] = domain.empty() ? 0 : domain.back();
+      switch (k.launch) {
+      case Launch::Elements: w[GK_LAUNCH] = GCU_ELEMENTS; break;
+      case Launch::Rows: w[GK_LAUNCH] = GCU_ROWS; break;
+      case Launch::SingleBlock: w[GK_LAUNCH] = GCU_SINGLE_BLOCK; break;
+      case Launch::Gemm: {
+        w[GK_LAUNCH] = GCU_GEMM;
+        const Shape &as = g.type(k.plan.a).shape, &bs = g.type(k.plan.b).shape;
+        GRAPHC_CHECK(as.size() == 2 && bs.size() == 2, "GEMM k{} of {} by {}", k.plan.group,
+                     ir::str(as), ir::str(bs));
+        w[GK_A] = k.plan.a, w[GK_B] = k.plan.b, w[GK_C] = k.plan.c, w[GK_BIAS] = k.bias;
+        w[GK_TRANS_A] = k.plan.transA, w[GK_TRANS_B] = k.plan.transB;
+        w[GK_LT] = k.lt == LtEpilogue::ReluBias ? GCU_LT_RELU_BIAS
+                   : k.lt == LtEpilogue::Bias   ? GCU_LT_BIAS
+                                                : GCU_LT_NONE;
+        w[GK_AS0] = as[0], w[GK_AS1] = as[1], w[GK_BS0] = bs[0], w[GK_BS1] = bs[1];
+        if (k.plan.colsum >= 0)
+          std::tie(w[GK_COLS_COEF], w[GK_COLS_POW]) = size(g.type(k.plan.colsum).shape);
+        break;
+      }
+      case Launch::HostCopy: {
+        w[GK_LAUNCH] = GCU_HOST_COPY;
+        w[GK_COPY_FIRST] = int64_t(copies.size() / 5);
+        for (auto [part, offset] : packCopies(g, plan, k.plan.pack)) {
+          auto [coef, pow] = size(g.type(part).shape);
+          copies.insert(copies.end(), {k.plan.pack, offset, part, coef, pow});
+          ++w[GK_COPY_COUNT];
+        }
+        break;
+      }
+      }
+      kernels.insert(kernels.end(), w.begin(), w.end());
+    }
+    for (auto &[v, name] : binding.outputCopies) {
+      auto [coef, pow] = size(g.type(v).shape);
+      // The runtime skips the copy where the value already is that buffer.
+      outCopies.insert(outCopies.end(), {v, io(name, true), coef, pow});
+    }
+
+    std::vector<int64_t> t = {GCU_MAGIC,
+                              plan.arenaBytes,
+                              int64_t(io_.size() / 2),
+                              count,
+                              int64_t(modules.size()),
+                              int64_t(functions.size() / 2),
+                              int64_t(kernels.size() / GCU_KERNEL_WORDS),
+                              int64_t(copies.size() / 5),
+                              int64_t(outCopies.size() / 4)};
+    t.insert(t.end(), io_.begin(), io_.end());
+    for (auto [base, offset] : at)
+      t.insert(t.end(), {base, offset});
+    for (auto *part : {&modules, &functions, &kernels, &copies, &outCopies})
+      t.insert(t.end(), part->begin(), part->end());
+    return t;
+  }
+
+private:
+  int64_t intern(const std::string &s) {
+    strings_.push_back(s);
+    return int64_t(strings_.size()) - 1;
+  }
+  /// The io entry of buffer `name` (an output's when `output`).
+  int64_t io(const std::string &name, bool output) {
+    auto key = std::pair{name, output};
+    if (auto it = ioIndex_.find(key); it != ioIndex_.end())
+      return it->second;
+    io_.insert(io_.end(), {intern(name), output ? 1 : 0});
+    return ioIndex_[key] = int64_t(io_.size() / 2) - 1;
+  }
+
+  std::vector<std::string> &strings_;
+  std::string arch_;
+  std::vector<int64_t> io_;
+  std::map<std::pair<std::string, bool>, int64_t> ioIndex_;
+};
+
+} // namespace
+
+DeviceBinding bindValues(const ir::Graph &g, const passes::MemoryPlan &plan) {
+  const int count = g.size();
+  DeviceBinding b;
+  b.at.resize(size_t(count));
+  auto has = [&](ValueId v) { return b.at[size_t(v)].kind != ValueHome::None; };
+  for (ValueId v = 0; v < count; ++v)
+    if (plan.offset[size_t(v)] >= 0)
+      b.at[size_t(v)] = {ValueHome::Arena, "", false, plan.offset[size_t(v)]};
+  for (ValueId v : g.inputs())
+    b.at[size_t(v)] = {ValueHome::Io, g.node(v).attrs.s("name"), false, 0};
+  std::vector<bool> boundToOutput(g.outputs().size(), false);
+  for (size_t j = 0; j < g.outputs().size(); ++j) {
+    ValueId v = g.outputs()[j].value, owner = plan.aliasOf[size_t(v)];
+    if (g.node(owner).op == Op::Input || plan.offset[size_t(owner)] >= 0 ||
+        (has(owner) && owner != v))
+      continue;
+    if (!has(owner)) {
+      b.at[size_t(owner)] = {ValueHome::Io, g.outputs()[j].name, true, 0};
+      boundToOutput[j] = owner == v;
+    }
+  }
+  for (ValueId v = 0; v < count; ++v) {
+    ValueId owner = plan.aliasOf[size_t(v)];
+    if (owner != v && has(owner)) {
+      b.at[size_t(v)] = b.at[size_t(owner)];
+      b.at[size_t(v)].offset += plan.aliasOffset[size_t(v)];
+    }
+  }
+  std::vector<bool> stored = storedValues(g);
+  for (ValueId v = 0; v < count; ++v)
+    GRAPHC_CHECK(!stored[size_t(v)] || has(v), "value %{} has no memory", v);
+  for (size_t j = 0; j < g.outputs().size(); ++j)
+    if (!boundToOutput[j])
+      b.outputCopies.push_back({g.outputs()[j].value, g.outputs()[j].name});
+  return b;
+}
+
+std::vector<std::pair<ValueId, int64_t>> packCopies(const Graph &g,
+                                                    const passes::MemoryPlan &plan,
+                                                    ValueId pack) {
+  std::vector<std::pair<ValueId, int64_t>> out;
+  const Node &pk = g.node(pack);
+  auto offsets = pk.attrs.ints("offsets");
+  for (size_t j = 0; j < pk.inputs.size(); ++j)
+    if (plan.aliasOf[size_t(pk.inputs[j])] != plan.aliasOf[size_t(pack)]) // else in place
+      out.push_back({pk.inputs[j], offsets[j] * 4});
+  return out;
+}
+
+Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step,
+                                           const passes::MemoryPlan &stepPlan,
+                                           const ir::Graph &predict,
+                                           const passes::MemoryPlan &predictPlan,
+                                           const std::string &arch) {
+  DeviceImage image;
+  image.arch = arch;
+  auto helpers = compileToPtx(helperSource(), "graphc_helpers", arch);
+  if (!helpers)
+    return helpers.diag();
+  image.helpersPtx = std::move(*helpers);
+  auto s = Encoder(image.strings, arch).encode(step, stepPlan, "step_");
+  if (!s)
+    return s.diag();
+  image.step = std::move(*s);
+  auto p = Encoder(image.strings, arch).encode(predict, predictPlan, "predict_");
+  if (!p)
+    return p.diag();
+  image.predict = std::move(*p);
+  return image;
+}
+
+} // namespace graphc::codegen::cuda

@@ -1,0 +1,50 @@
+// codegen/cuda/AotProgram.h - the GPU programs of a model as tables for the
+// ahead-of-time runtime (runtime/rt/graphc_cuda_model.h).
+//
+// The same decisions runtime/cuda/Program.cpp takes when it binds and
+// launches a fused graph, taken once here and written down: where every
+// value lives (arena, a caller's buffer, a view of either), which kernel or
+// cuBLASLt product runs for each group and on what sizes, which copies a
+// gradient pack and the outputs need. Kernels are compiled by NVRTC to PTX
+// for `arch`; the driver JIT-compiles that PTX for the device at run time.
+#pragma once
+
+#include "codegen/DeviceImage.h"
+#include "ir/Error.h"
+#include "ir/Graph.h"
+#include "passes/MemoryPlan.h"
+
+namespace graphc::codegen::cuda {
+
+/// Where one value of a fused graph lives on the device.
+struct ValueHome {
+  enum Kind { None, Arena, Io } kind = None;
+  std::string io;      ///< Io: the buffer's name (a graph input's, or an output's)
+  bool output = false; ///< Io: the buffer of an output ("out:NAME")
+  int64_t offset = 0;  ///< bytes into the arena or the buffer
+};
+
+/// Every value's home (graph inputs and outputs are the caller's buffers,
+/// other values live in the arena the memory plan laid out, views sit at
+/// their offset in the buffer they view), and the outputs whose value lives
+/// elsewhere and is copied to the output's buffer after the run (unless it
+/// is that buffer). Both cuda runtimes bind by this.
+struct DeviceBinding {
+  std::vector<ValueHome> at;
+  std::vector<std::pair<ir::ValueId, std::string>> outputCopies; ///< (value, output name)
+};
+DeviceBinding bindValues(const ir::Graph &g, const passes::MemoryPlan &plan);
+
+/// The parts of flat_pack `pack` not computed in place: (part, byte offset
+/// in the pack), copied by a HostCopy launch.
+std::vector<std::pair<ir::ValueId, int64_t>> packCopies(const ir::Graph &g,
+                                                        const passes::MemoryPlan &plan,
+                                                        ir::ValueId pack);
+
+Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step,
+                                           const passes::MemoryPlan &stepPlan,
+                                           const ir::Graph &predict,
+                                           const passes::MemoryPlan &predictPlan,
+                                           const std::string &arch);
+
+} // namespace graphc::codegen::cuda

@@ -1,0 +1,790 @@
+/* runtime/rt/graphc_cuda_model.c - contexts of ahead-of-time compiled models
+ * on the GPU (see graphc_cuda_model.h).
+ *
+ * A context pairs a host context (graphc_model.c: initialisation,
+ * checkpoints, the step counter) with the device: parameters and optimizer
+ * state live on the GPU; the host copies are a mirror, refreshed when
+ * params() or save() need them and written back before the next step when
+ * params() handed them out or load() replaced them.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "graphc_cuda_model.h"
+
+#include <cublasLt.h>
+#include <cuda.h>
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The step's scalars in one device buffer: inputs first. */
+enum { STEP_IN = 0, SEED_IN = 4, LOSS = 256, STEP_OUT = 512, SCALAR_BYTES = 1024 };
+#define WORKSPACE_BYTES ((size_t)32 << 20)
+
+typedef struct {
+  cublasLtMatmulDesc_t desc;
+  cublasLtMatrixLayout_t la, lb, lc;
+  cublasLtMatmulAlgo_t algo;
+  int64_t m, n;
+  int by_self, relu; /* cuBLASLt refused the bias epilogue: graphc_bias_add applies it */
+} gemm_t;
+
+typedef struct {
+  gemm_t *gemms; /* per kernel; unused for non-GEMMs */
+  CUgraphExec exec;
+  int ready;
+} batch_t;
+
+typedef struct {
+  const char *what;
+  const int64_t *io, *values, *modules, *functions, *kernels, *copies, *outcopies;
+  int64_t arena_bytes, num_io, num_values, num_modules, num_functions, num_kernels,
+      num_copies, num_outcopies;
+  CUmodule *mods;
+  CUfunction *fns;
+  CUdeviceptr arena, table;
+  CUdeviceptr *at;     /* per value */
+  CUdeviceptr *io_ptr; /* per io entry */
+  batch_t *batches;    /* per batch size 0..max_batch */
+} program_t;
+
+struct grt_cuda_model {
+  const grt_cuda_desc *d;
+  grt_model *host;
+  int64_t max_batch, sample, classes, num_params, num_slots;
+  CUdevice dev;
+  CUcontext ctx;
+  CUstream stream;
+  cublasLtHandle_t lt;
+  CUdeviceptr workspace;
+  int sms;
+  CUmodule helpers;
+  CUfunction bias_add;
+  CUdeviceptr params, x, labels, output, scalars;
+  CUdeviceptr *state;
+  int32_t *label_check; /* host room to check device-side labels */
+  unsigned char scalars_in[8]; /* the step counter and seed, uploaded each step */
+  float loss_out;
+  program_t step, predict;
+  int mirror_valid, mirror_dirty;
+  char error[512];
+};
+
+static char create_error[512];
+
+static int fail(grt_cuda_model *m, int code, const char *fmt, ...) {
+  char *buf = m ? m->error : create_error;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof create_error, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+static int cu_fail(grt_cuda_model *m, CUresult r, const char *what) {
+  if (r == CUDA_ERROR_STUB_LIBRARY)
+    return fail(m, GRT_ERR_DEVICE, "no CUDA driver: libcuda.so.1 is the toolkit's stub "
+                                   "library, not a driver (%s)", what);
+  if (r == CUDA_ERROR_NO_DEVICE)
+    return fail(m, GRT_ERR_DEVICE, "no CUDA device is visible (%s)", what);
+  const char *name = NULL, *text = NULL;
+  cuGetErrorName(r, &name);
+  cuGetErrorString(r, &text);
+  return fail(m, GRT_ERR_DEVICE, "CUDA error in %s: %s (%s)", what, name ? name : "?",
+              text ? text : "?");
+}
+
+#define CU(call)                                                                           \
+  do {                                                                                     \
+    CUresult cu_r_ = (call);                                                               \
+    if (cu_r_ != CUDA_SUCCESS)                                                             \
+      return cu_fail(m, cu_r_, #call);                                                     \
+  } while (0)
+
+#define LT(call)                                                                           \
+  do {                                                                                     \
+    cublasStatus_t lt_s_ = (call);                                                         \
+    if (lt_s_ != CUBLAS_STATUS_SUCCESS)                                                    \
+      return fail(m, GRT_ERR_DEVICE, "cuBLASLt error in %s: %s", #call,                   \
+                  cublasLtGetStatusString(lt_s_));                                         \
+  } while (0)
+
+static int64_t elements(int64_t coef, int64_t pow, int64_t n) {
+  while (pow-- > 0)
+    coef *= n;
+  return coef;
+}
+
+static int64_t dim(int64_t d, int64_t n) { return d < 0 ? n : d; }
+
+static const char *string(const grt_cuda_model *m, int64_t i) {
+  return i >= 0 && i < m->d->num_strings ? m->d->strings[i] : NULL;
+}
+
+/* --- the program tables ---------------------------------------------------------- */
+
+static int decode(grt_cuda_model *m, program_t *p, const int64_t *code, int64_t words,
+                  const char *what) {
+  p->what = what;
+  if (!code || words < GCU_HEADER_WORDS || code[0] != GCU_MAGIC)
+    return fail(m, GRT_ERR_FORMAT, "the %s program is not a graphc cuda table", what);
+  p->arena_bytes = code[1];
+  p->num_io = code[2];
+  p->num_values = code[3];
+  p->num_modules = code[4];
+  p->num_functions = code[5];
+  p->num_kernels = code[6];
+  p->num_copies = code[7];
+  p->num_outcopies = code[8];
+  const int64_t *w = code + GCU_HEADER_WORDS;
+  p->io = w, w += 2 * p->num_io;
+  p->values = w, w += 2 * p->num_values;
+  p->modules = w, w += p->num_modules;
+  p->functions = w, w += 2 * p->num_functions;
+  p->kernels = w, w += GCU_KERNEL_WORDS * p->num_kernels;
+  p->copies = w, w += 5 * p->num_copies;
+  p->outcopies = w, w += 4 * p->num_outcopies;
+  if (w - code != words)
+    return fail(m, GRT_ERR_FORMAT, "the %s program's table has %" PRId64 " words, not %" PRId64,
+                what, words, (int64_t)(w - code));
+  return GRT_OK;
+}
+
+static int load_module(grt_cuda_model *m, const char *ptx, CUmodule *out, const char *what) {
+  char log[4096] = "";
+  CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+  void *vals[] = {log, (void *)(uintptr_t)sizeof log};
+  if (!ptx)
+    return fail(m, GRT_ERR_FORMAT, "%s: no PTX", what);
+  CUresult r = cuModuleLoadDataEx(out, ptx, 2, opts, vals);
+  if (r == CUDA_SUCCESS)
+    return GRT_OK;
+  if (log[0])
+    return fail(m, GRT_ERR_DEVICE, "loading the PTX of %s (compiled for %s) failed: %s", what,
+                m->d->arch, log);
+  return cu_fail(m, r, "cuModuleLoadDataEx");
+}
+
+/* The device buffer behind io name `name`. */
+static CUdeviceptr io_memory(grt_cuda_model *m, const char *name, int output) {
+  if (!name)
+    return 0;
+  if (!strcmp(name, "x"))
+    return m->x;
+  if (!strcmp(name, "labels"))
+    return m->labels;
+  if (!strcmp(name, "params"))
+    return m->params;
+  if (!strcmp(name, "step"))
+    return m->scalars + (output ? STEP_OUT : STEP_IN);
+  if (!strcmp(name, "seed"))
+    return m->scalars + SEED_IN;
+  if (!strcmp(name, "loss"))
+    return m->scalars + LOSS;
+  if (!strcmp(name, "output"))
+    return m->output;
+  if (!strncmp(name, "state.", 6))
+    for (int64_t s = 0; s < m->num_slots; ++s)
+      if (!strcmp(name + 6, m->d->model->slots[s]))
+        return m->state[s];
+  return 0;
+}
+
+static int prepare_program(grt_cuda_model *m, program_t *p) {
+  p->mods = calloc((size_t)p->num_modules + 1, sizeof(CUmodule));
+  p->fns = calloc((size_t)p->num_functions + 1, sizeof(CUfunction));
+  p->at = calloc((size_t)p->num_values + 1, sizeof(CUdeviceptr));
+  p->io_ptr = calloc((size_t)p->num_io + 1, sizeof(CUdeviceptr));
+  p->batches = calloc((size_t)m->max_batch + 1, sizeof(batch_t));
+  if (!p->mods || !p->fns || !p->at || !p->io_ptr || !p->batches)
+    return fail(m, GRT_ERR_MEMORY, "create: out of memory");
+  for (int64_t i = 0; i < p->num_modules; ++i) {
+    int rc = load_module(m, string(m, p->modules[i]), &p->mods[i], p->what);
+    if (rc != GRT_OK)
+      return rc;
+  }
+  for (int64_t i = 0; i < p->num_functions; ++i) {
+    int64_t mod = p->functions[2 * i];
+    const char *name = string(m, p->functions[2 * i + 1]);
+    if (mod < 0 || mod >= p->num_modules || !name)
+      return fail(m, GRT_ERR_FORMAT, "the %s program names a kernel that is not there", p->what);
+    CU(cuModuleGetFunction(&p->fns[i], p->mods[mod], name));
+  }
+  for (int64_t i = 0; i < p->num_io; ++i) {
+    const char *name = string(m, p->io[2 * i]);
+    p->io_ptr[i] = io_memory(m, name, (int)p->io[2 * i + 1]);
+    if (!p->io_ptr[i])
+      return fail(m, GRT_ERR_FORMAT, "the %s program needs a buffer '%s' this runtime lacks",
+                  p->what, name ? name : "?");
+  }
+  size_t arena = p->arena_bytes > 256 ? (size_t)p->arena_bytes : 256;
+  CU(cuMemAlloc(&p->arena, arena));
+  CU(cuMemsetD8(p->arena, 0, arena));
+  for (int64_t v = 0; v < p->num_values; ++v) {
+    int64_t base = p->values[2 * v], off = p->values[2 * v + 1];
+    if (base >= p->num_io)
+      return fail(m, GRT_ERR_FORMAT, "the %s program's value %" PRId64 " has no buffer",
+                  p->what, v);
+    p->at[v] = base == GCU_ARENA ? p->arena + (CUdeviceptr)off
+               : base >= 0       ? p->io_ptr[base] + (CUdeviceptr)off
+                                 : 0;
+  }
+  CU(cuMemAlloc(&p->table, (size_t)(p->num_values + 1) * sizeof(CUdeviceptr)));
+  if (p->num_values > 0)
+    CU(cuMemcpyHtoD(p->table, p->at, (size_t)p->num_values * sizeof(CUdeviceptr)));
+  return GRT_OK;
+}
+
+/* --- GEMMs ------------------------------------------------------------------------- */
+
+static void gemm_free(gemm_t *g) {
+  if (g->lc)
+    cublasLtMatrixLayoutDestroy(g->lc);
+  if (g->lb)
+    cublasLtMatrixLayoutDestroy(g->lb);
+  if (g->la)
+    cublasLtMatrixLayoutDestroy(g->la);
+  if (g->desc)
+    cublasLtMatmulDescDestroy(g->desc);
+  memset(g, 0, sizeof *g);
+}
+
+/* The largest power of two up to 256 that divides `p`. */
+static uint32_t alignment(CUdeviceptr p) {
+  uint32_t a = 1;
+  while (a < 256 && p % (a * 2) == 0)
+    a *= 2;
+  return a;
+}
+
+static int pick_algo(grt_cuda_model *m, gemm_t *g, CUdeviceptr a, CUdeviceptr b,
+                     CUdeviceptr c, int *found) {
+  cublasLtMatmulPreference_t pref = NULL;
+  LT(cublasLtMatmulPreferenceCreate(&pref));
+  uint64_t workspace = WORKSPACE_BYTES;
+  /* Split-K only through a separate reduction, never in place: the same
+   * bits every run. */
+  uint32_t reduction =
+      CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE | CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+  uint32_t align_a = alignment(b), align_b = alignment(a), align_c = alignment(c);
+  cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                             &reduction, sizeof reduction);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                             &align_a, sizeof align_a);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                             &align_b, sizeof align_b);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                             &align_c, sizeof align_c);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                             &align_c, sizeof align_c);
+  cublasLtMatmulHeuristicResult_t results[8];
+  int count = 0;
+  memset(results, 0, sizeof results);
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulAlgoGetHeuristic(m->lt, g->desc, g->la, g->lb, g->lc, g->lc, pref, 8,
+                                       results, &count);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (s == CUBLAS_STATUS_NOT_SUPPORTED)
+    count = 0;
+  else if (s != CUBLAS_STATUS_SUCCESS)
+    return fail(m, GRT_ERR_DEVICE, "cuBLASLt: choosing the algorithm of a %" PRId64 "x%" PRId64
+                " product: %s", g->m, g->n, cublasLtGetStatusString(s));
+  *found = 0;
+  for (int i = 0; i < count && !*found; ++i)
+    if (results[i].state == CUBLAS_STATUS_SUCCESS) {
+      g->algo = results[i].algo;
+      *found = 1;
+    }
+  return GRT_OK;
+}
+
+/* Row-major C[M, N] = op(A) op(B) is column-major C^T = op(B)^T op(A)^T:
+ * cuBLASLt's "A" is our B and its "B" is our A (as runtime/cuda/Program.cpp). */
+static int describe_gemm(grt_cuda_model *m, gemm_t *g, const int64_t *k, int64_t n,
+                         const program_t *p, int with_epilogue) {
+  int64_t as0 = dim(k[GK_AS0], n), as1 = dim(k[GK_AS1], n);
+  int64_t bs0 = dim(k[GK_BS0], n), bs1 = dim(k[GK_BS1], n);
+  g->m = k[GK_TRANS_A] ? as1 : as0;
+  g->n = k[GK_TRANS_B] ? bs0 : bs1;
+  LT(cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasOperation_t op_a = k[GK_TRANS_B] ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t op_b = k[GK_TRANS_A] ? CUBLAS_OP_T : CUBLAS_OP_N;
+  LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
+  LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
+  if (with_epilogue) {
+    cublasLtEpilogue_t epi = k[GK_LT] == GCU_LT_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS
+                                                          : CUBLASLT_EPILOGUE_BIAS;
+    const void *bias = (const void *)(uintptr_t)p->at[k[GK_BIAS]];
+    LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+    LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                      sizeof bias));
+  }
+  LT(cublasLtMatrixLayoutCreate(&g->la, CUDA_R_32F, (uint64_t)bs1, (uint64_t)bs0, bs1));
+  LT(cublasLtMatrixLayoutCreate(&g->lb, CUDA_R_32F, (uint64_t)as1, (uint64_t)as0, as1));
+  LT(cublasLtMatrixLayoutCreate(&g->lc, CUDA_R_32F, (uint64_t)g->n, (uint64_t)g->m, g->n));
+  return GRT_OK;
+}
+
+static int plan_gemm(grt_cuda_model *m, const program_t *p, const int64_t *k, int64_t n,
+                     gemm_t *g) {
+  CUdeviceptr a = p->at[k[GK_A]], b = p->at[k[GK_B]], c = p->at[k[GK_C]];
+  int found = 0, rc;
+  if (k[GK_LT] != GCU_LT_NONE) {
+    rc = describe_gemm(m, g, k, n, p, 1);
+    if (rc == GRT_OK)
+      rc = pick_algo(m, g, a, b, c, &found);
+    if (rc != GRT_OK || !found)
+      gemm_free(g);
+    if (rc != GRT_OK)
+      return rc;
+  }
+  if (!found) {
+    rc = describe_gemm(m, g, k, n, p, 0);
+    if (rc == GRT_OK)
+      rc = pick_algo(m, g, a, b, c, &found);
+    if (rc == GRT_OK && !found)
+      rc = fail(m, GRT_ERR_DEVICE, "cuBLASLt has no algorithm for a %" PRId64 "x%" PRId64
+                " fp32 product of the %s program", g->m, g->n, p->what);
+    if (rc != GRT_OK) {
+      gemm_free(g);
+      return rc;
+    }
+    g->by_self = k[GK_LT] != GCU_LT_NONE;
+    g->relu = k[GK_LT] == GCU_LT_RELU_BIAS;
+  }
+  return GRT_OK;
+}
+
+/* --- launches ------------------------------------------------------------------------ */
+
+static int64_t blocks_for(const grt_cuda_model *m, int64_t total, int threads) {
+  int64_t want = (total + threads - 1) / threads, most = (int64_t)(m->sms > 0 ? m->sms : 1) * 32;
+  return want < 1 ? 1 : want > most ? most : want;
+}
+
+static int launch(grt_cuda_model *m, CUfunction f, int64_t blocks, int threads, void **args) {
+  if (!f)
+    return fail(m, GRT_ERR_FORMAT, "a kernel of the program is missing");
+  CU(cuLaunchKernel(f, (unsigned)blocks, 1, 1, (unsigned)threads, 1, 1, 0, m->stream, args,
+                    NULL));
+  return GRT_OK;
+}
+
+static int enqueue(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b) {
+  CUdeviceptr table = p->table;
+  int rc = GRT_OK;
+  for (int64_t i = 0; i < p->num_kernels && rc == GRT_OK; ++i) {
+    const int64_t *k = p->kernels + GCU_KERNEL_WORDS * i;
+    int64_t total = elements(k[GK_TOTAL_COEF], k[GK_TOTAL_POW], n);
+    CUfunction fn = k[GK_FN] >= 0 ? p->fns[k[GK_FN]] : NULL;
+    switch (k[GK_LAUNCH]) {
+    case GCU_ELEMENTS: {
+      void *args[] = {&table, &n, &total};
+      if (total > 0)
+        rc = launch(m, fn, blocks_for(m, total, 256), 256, args);
+      break;
+    }
+    case GCU_ROWS:
+    case GCU_SINGLE_BLOCK: {
+      int64_t len = k[GK_ROW_LEN] < 0 ? n : k[GK_ROW_LEN];
+      int64_t rows = len == 0 ? 0 : total / len;
+      void *args[] = {&table, &n, &rows};
+      rc = k[GK_LAUNCH] == GCU_SINGLE_BLOCK
+               ? launch(m, fn, 1, 256, args) /* exactly 256: its shared sums */
+               : launch(m, fn, blocks_for(m, rows, 128), 128, args);
+      break;
+    }
+    case GCU_GEMM: {
+      const gemm_t *g = &b->gemms[i];
+      const float alpha = 1.0f, beta = 0.0f;
+      void *c = (void *)(uintptr_t)p->at[k[GK_C]];
+      LT(cublasLtMatmul(m->lt, g->desc, &alpha, (const void *)(uintptr_t)p->at[k[GK_B]], g->la,
+                        (const void *)(uintptr_t)p->at[k[GK_A]], g->lb, &beta, c, g->lc, c,
+                        g->lc, &g->algo, (void *)(uintptr_t)m->workspace, WORKSPACE_BYTES,
+                        m->stream));
+      if (g->by_self) {
+        CUdeviceptr cp = p->at[k[GK_C]], bias = p->at[k[GK_BIAS]];
+        int64_t count = g->m * g->n, cols = g->n;
+        int relu = g->relu;
+        void *args[] = {&cp, &bias, &count, &cols, &relu};
+        rc = launch(m, m->bias_add, blocks_for(m, count, 256), 256, args);
+      }
+      if (rc == GRT_OK && fn) { /* the generated epilogue over C */
+        void *args[] = {&table, &n, &total};
+        rc = launch(m, fn, blocks_for(m, total, 256), 256, args);
+      }
+      if (rc == GRT_OK && k[GK_COLSUM_FN] >= 0) { /* a thread per column */
+        int64_t cols = elements(k[GK_COLS_COEF], k[GK_COLS_POW], n);
+        void *args[] = {&table, &n, &cols};
+        rc = launch(m, p->fns[k[GK_COLSUM_FN]], (cols + 127) / 128, 128, args);
+      }
+      break;
+    }
+    case GCU_HOST_COPY:
+      for (int64_t j = k[GK_COPY_FIRST]; j < k[GK_COPY_FIRST] + k[GK_COPY_COUNT]; ++j) {
+        const int64_t *c = p->copies + 5 * j;
+        CU(cuMemcpyDtoDAsync(p->at[c[0]] + (CUdeviceptr)c[1], p->at[c[2]],
+                             (size_t)elements(c[3], c[4], n) * 4, m->stream));
+      }
+      break;
+    default:
+      return fail(m, GRT_ERR_FORMAT, "the %s program has a kernel of unknown kind", p->what);
+    }
+  }
+  if (rc != GRT_OK)
+    return rc;
+  for (int64_t j = 0; j < p->num_outcopies; ++j) {
+    const int64_t *c = p->outcopies + 4 * j;
+    CUdeviceptr dst = p->io_ptr[c[1]], src = p->at[c[0]];
+    if (dst != src)
+      CU(cuMemcpyDtoDAsync(dst, src, (size_t)elements(c[2], c[3], n) * 4, m->stream));
+  }
+  return GRT_OK;
+}
+
+static int graphs_enabled(void) {
+  const char *e = getenv("GRAPHC_CUDA_GRAPHS");
+  return !e || strcmp(e, "0") != 0;
+}
+
+/* Enqueues program `p` at batch n: the first time at a size plans its
+ * products, launches directly and captures the same launches as a CUDA
+ * graph; later times replay the graph. */
+static int run(grt_cuda_model *m, program_t *p, int64_t n) {
+  batch_t *b = &p->batches[n];
+  if (b->ready) {
+    if (b->exec)
+      CU(cuGraphLaunch(b->exec, m->stream));
+    return b->exec ? GRT_OK : enqueue(m, p, n, b);
+  }
+  if (!b->gemms && !(b->gemms = calloc((size_t)p->num_kernels + 1, sizeof(gemm_t))))
+    return fail(m, GRT_ERR_MEMORY, "out of memory");
+  for (int64_t i = 0; i < p->num_kernels; ++i)
+    if (p->kernels[GCU_KERNEL_WORDS * i + GK_LAUNCH] == GCU_GEMM && !b->gemms[i].desc) {
+      int rc = plan_gemm(m, p, p->kernels + GCU_KERNEL_WORDS * i, n, &b->gemms[i]);
+      if (rc != GRT_OK)
+        return rc;
+    }
+  int rc = enqueue(m, p, n, b);
+  if (rc != GRT_OK)
+    return rc;
+  if (graphs_enabled()) {
+    CU(cuStreamBeginCapture(m->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+    rc = enqueue(m, p, n, b);
+    CUgraph graph = NULL;
+    CUresult r = cuStreamEndCapture(m->stream, &graph);
+    if (rc == GRT_OK && r != CUDA_SUCCESS)
+      rc = cu_fail(m, r, "cuStreamEndCapture");
+    if (rc == GRT_OK) {
+      r = cuGraphInstantiateWithFlags(&b->exec, graph, 0);
+      if (r != CUDA_SUCCESS)
+        rc = cu_fail(m, r, "cuGraphInstantiateWithFlags");
+    }
+    if (graph)
+      cuGraphDestroy(graph);
+    if (rc != GRT_OK)
+      return rc;
+  }
+  b->ready = 1;
+  return GRT_OK;
+}
+
+/* --- contexts ----------------------------------------------------------------------- */
+
+static int open_device(grt_cuda_model *m) {
+  CU(cuInit(0));
+  CU(cuDeviceGet(&m->dev, 0));
+  CU(cuDevicePrimaryCtxRetain(&m->ctx, m->dev));
+  CU(cuCtxSetCurrent(m->ctx));
+  CU(cuDeviceGetAttribute(&m->sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, m->dev));
+  CU(cuStreamCreate(&m->stream, CU_STREAM_NON_BLOCKING));
+  LT(cublasLtCreate(&m->lt));
+  CU(cuMemAlloc(&m->workspace, WORKSPACE_BYTES));
+  int rc = load_module(m, m->d->helpers_ptx, &m->helpers, "graphc's helper kernels");
+  if (rc != GRT_OK)
+    return rc;
+  CU(cuModuleGetFunction(&m->bias_add, m->helpers, "graphc_bias_add"));
+
+  const size_t np = (size_t)m->num_params * 4, mb = (size_t)m->max_batch;
+  CU(cuMemAlloc(&m->params, np ? np : 4));
+  CU(cuMemAlloc(&m->x, mb * (size_t)m->sample * 4));
+  CU(cuMemAlloc(&m->labels, mb * 4));
+  CU(cuMemAlloc(&m->output, mb * (size_t)m->classes * 4));
+  CU(cuMemAlloc(&m->scalars, SCALAR_BYTES));
+  CU(cuMemsetD8(m->scalars, 0, SCALAR_BYTES));
+  for (int64_t s = 0; s < m->num_slots; ++s)
+    CU(cuMemAlloc(&m->state[s], np ? np : 4));
+  return GRT_OK;
+}
+
+static void free_program(grt_cuda_model *m, program_t *p) {
+  if (p->batches)
+    for (int64_t n = 0; n <= m->max_batch; ++n) {
+      batch_t *b = &p->batches[n];
+      if (b->exec)
+        cuGraphExecDestroy(b->exec);
+      if (b->gemms)
+        for (int64_t i = 0; i < p->num_kernels; ++i)
+          gemm_free(&b->gemms[i]);
+      free(b->gemms);
+    }
+  if (p->mods)
+    for (int64_t i = 0; i < p->num_modules; ++i)
+      if (p->mods[i])
+        cuModuleUnload(p->mods[i]);
+  if (p->arena)
+    cuMemFree(p->arena);
+  if (p->table)
+    cuMemFree(p->table);
+  free(p->batches);
+  free(p->mods);
+  free(p->fns);
+  free(p->at);
+  free(p->io_ptr);
+}
+
+void grt_cuda_destroy(grt_cuda_model *m) {
+  if (!m)
+    return;
+  if (m->ctx) {
+    cuCtxSetCurrent(m->ctx);
+    if (m->stream)
+      cuStreamSynchronize(m->stream);
+    free_program(m, &m->step);
+    free_program(m, &m->predict);
+    CUdeviceptr bufs[] = {m->params, m->x, m->labels, m->output, m->scalars, m->workspace};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
+      if (bufs[i])
+        cuMemFree(bufs[i]);
+    if (m->state)
+      for (int64_t s = 0; s < m->num_slots; ++s)
+        if (m->state[s])
+          cuMemFree(m->state[s]);
+    if (m->helpers)
+      cuModuleUnload(m->helpers);
+    if (m->lt)
+      cublasLtDestroy(m->lt);
+    if (m->stream)
+      cuStreamDestroy(m->stream);
+    cuDevicePrimaryCtxRelease(m->dev);
+  }
+  free(m->state);
+  free(m->label_check);
+  grt_model_destroy(m->host);
+  free(m);
+}
+
+int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
+                    int threads) {
+  (void)threads; /* the GPU does the work */
+  if (!out)
+    return fail(NULL, GRT_ERR_ARGUMENT, "create: the context pointer is null");
+  *out = NULL;
+  grt_cuda_model *m = calloc(1, sizeof(grt_cuda_model));
+  if (!m)
+    return fail(NULL, GRT_ERR_MEMORY, "create: out of memory");
+  m->d = d;
+  int rc = grt_model_create(d->model, &m->host, weights, 1);
+  if (rc != GRT_OK) {
+    fail(NULL, rc, "%s", grt_model_error(NULL));
+    free(m);
+    return rc;
+  }
+  const grt_model_desc *md = d->model;
+  m->max_batch = md->max_batch;
+  m->sample = md->sample_numel;
+  m->classes = md->classes;
+  m->num_params = md->num_params;
+  m->num_slots = md->num_slots;
+  m->state = calloc((size_t)m->num_slots + 1, sizeof(CUdeviceptr));
+  m->label_check = malloc((size_t)m->max_batch * sizeof(int32_t) + 4);
+  rc = m->state && m->label_check ? GRT_OK : fail(m, GRT_ERR_MEMORY, "create: out of memory");
+  if (rc == GRT_OK)
+    rc = open_device(m);
+  if (rc == GRT_OK)
+    rc = decode(m, &m->step, d->step, d->step_words, "training step");
+  if (rc == GRT_OK)
+    rc = decode(m, &m->predict, d->predict, d->predict_words, "evaluation");
+  if (rc == GRT_OK)
+    rc = prepare_program(m, &m->step);
+  if (rc == GRT_OK)
+    rc = prepare_program(m, &m->predict);
+  if (rc != GRT_OK) {
+    fail(NULL, rc, "create: %s", m->error);
+    grt_cuda_destroy(m);
+    return rc;
+  }
+  m->mirror_valid = 1; /* the host holds the initial (or loaded) weights */
+  m->mirror_dirty = 1; /* ... which the first step uploads */
+  *out = m;
+  return GRT_OK;
+}
+
+/* Makes the context current and writes back a mirror handed out or loaded. */
+static int begin(grt_cuda_model *m) {
+  CU(cuCtxSetCurrent(m->ctx));
+  if (!m->mirror_dirty)
+    return GRT_OK;
+  size_t bytes = (size_t)m->num_params * 4;
+  if (bytes) {
+    CU(cuMemcpyHtoD(m->params, grt_model_params(m->host), bytes));
+    for (int64_t s = 0; s < m->num_slots; ++s)
+      CU(cuMemcpyHtoD(m->state[s], grt_model_state(m->host, s), bytes));
+  }
+  m->mirror_dirty = 0;
+  return GRT_OK;
+}
+
+/* Copies parameters and state to the host when a step ran since. */
+static int refresh(grt_cuda_model *m) {
+  if (m->mirror_valid)
+    return GRT_OK;
+  CU(cuCtxSetCurrent(m->ctx));
+  CU(cuStreamSynchronize(m->stream));
+  size_t bytes = (size_t)m->num_params * 4;
+  if (bytes) {
+    CU(cuMemcpyDtoH(grt_model_params(m->host), m->params, bytes));
+    for (int64_t s = 0; s < m->num_slots; ++s)
+      CU(cuMemcpyDtoH(grt_model_state(m->host, s), m->state[s], bytes));
+  }
+  m->mirror_valid = 1;
+  return GRT_OK;
+}
+
+/* Checks a call's batch and pointers, then begin(). */
+static int start(grt_cuda_model *m, uint64_t x, int64_t n, int have_rest,
+                 const char *missing) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  if (!x)
+    return fail(m, GRT_ERR_ARGUMENT, "the input pointer is null");
+  if (n < 1 || n > m->max_batch)
+    return fail(m, GRT_ERR_ARGUMENT, "batch of %" PRId64 " samples: expected 1 to %" PRId64, n,
+                m->max_batch);
+  if (!have_rest)
+    return fail(m, GRT_ERR_ARGUMENT, "%s", missing);
+  return begin(m);
+}
+
+static int check_labels(grt_cuda_model *m, const int32_t *labels, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (labels[i] < 0 || labels[i] >= m->classes)
+      return fail(m, GRT_ERR_ARGUMENT, "label %d of sample %" PRId64 " is outside [0, %" PRId64 ")",
+                  labels[i], i, m->classes);
+  return GRT_OK;
+}
+
+/* Copies `bytes` to the device buffer `dst` from host or device memory. */
+static int copy_in(grt_cuda_model *m, CUdeviceptr dst, uint64_t src, size_t bytes, int device) {
+  if (device)
+    CU(cuMemcpyDtoDAsync(dst, (CUdeviceptr)src, bytes, m->stream));
+  else
+    CU(cuMemcpyHtoDAsync(dst, (const void *)(uintptr_t)src, bytes, m->stream));
+  return GRT_OK;
+}
+
+/* One training step on a batch in host (device = 0) or device memory. */
+static int train_step(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n, float *loss,
+                      int device) {
+  int rc = start(m, x, n, labels && loss, "the labels or loss pointer is null");
+  if (rc != GRT_OK)
+    return rc;
+  const int32_t *host_labels = (const int32_t *)(uintptr_t)labels;
+  if (device) { /* checked on the host: a bad label would read out of bounds */
+    CU(cuMemcpyDtoH(m->label_check, (CUdeviceptr)labels, (size_t)n * 4));
+    host_labels = m->label_check;
+  }
+  if ((rc = check_labels(m, host_labels, n)) != GRT_OK ||
+      (rc = copy_in(m, m->x, x, (size_t)(n * m->sample) * 4, device)) != GRT_OK ||
+      (rc = copy_in(m, m->labels, labels, (size_t)n * 4, device)) != GRT_OK)
+    return rc;
+  /* the step counter and seed in, the step, the loss out */
+  float step_in = (float)grt_model_step(m->host);
+  int32_t seed_in = grt_model_step_seed(m->host);
+  memcpy(m->scalars_in + STEP_IN, &step_in, 4);
+  memcpy(m->scalars_in + SEED_IN, &seed_in, 4);
+  CU(cuMemcpyHtoDAsync(m->scalars, m->scalars_in, sizeof m->scalars_in, m->stream));
+  m->mirror_valid = 0; /* from here on the device's parameters may change */
+  if ((rc = run(m, &m->step, n)) != GRT_OK)
+    return rc;
+  CU(cuMemcpyDtoHAsync(&m->loss_out, m->scalars + LOSS, 4, m->stream));
+  CU(cuStreamSynchronize(m->stream));
+  *loss = m->loss_out;
+  grt_model_set_step(m->host, grt_model_step(m->host) + 1);
+  return GRT_OK;
+}
+
+static int predict(grt_cuda_model *m, uint64_t x, int64_t n, uint64_t output, int device) {
+  int rc = start(m, x, n, output != 0, "the output pointer is null");
+  if (rc != GRT_OK || (rc = copy_in(m, m->x, x, (size_t)(n * m->sample) * 4, device)) != GRT_OK ||
+      (rc = run(m, &m->predict, n)) != GRT_OK)
+    return rc;
+  const size_t bytes = (size_t)(n * m->classes) * 4;
+  if (device)
+    CU(cuMemcpyDtoDAsync((CUdeviceptr)output, m->output, bytes, m->stream));
+  else
+    CU(cuMemcpyDtoHAsync((void *)(uintptr_t)output, m->output, bytes, m->stream));
+  CU(cuStreamSynchronize(m->stream));
+  return GRT_OK;
+}
+
+int grt_cuda_train_step(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                        float *loss) {
+  return train_step(m, (uint64_t)(uintptr_t)x, (uint64_t)(uintptr_t)labels, n, loss, 0);
+}
+
+int grt_cuda_train_step_device(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n,
+                               float *loss) {
+  return train_step(m, x, labels, n, loss, 1);
+}
+
+int grt_cuda_predict(grt_cuda_model *m, const float *x, int64_t n, float *output) {
+  return predict(m, (uint64_t)(uintptr_t)x, n, (uint64_t)(uintptr_t)output, 0);
+}
+
+int grt_cuda_predict_device(grt_cuda_model *m, uint64_t x, int64_t n, uint64_t output) {
+  return predict(m, x, n, output, 1);
+}
+
+float *grt_cuda_params(grt_cuda_model *m) {
+  if (!m || refresh(m) != GRT_OK)
+    return NULL;
+  m->mirror_dirty = 1; /* the caller may write to it */
+  return grt_model_params(m->host);
+}
+
+int64_t grt_cuda_step(const grt_cuda_model *m) { return m ? grt_model_step(m->host) : -1; }
+
+int grt_cuda_save(grt_cuda_model *m, const char *path) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  int rc = refresh(m);
+  if (rc != GRT_OK)
+    return rc;
+  rc = grt_model_save(m->host, path);
+  if (rc != GRT_OK)
+    fail(m, rc, "%s", grt_model_error(m->host));
+  return rc;
+}
+
+int grt_cuda_load(grt_cuda_model *m, const char *path) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  int rc = grt_model_load(m->host, path);
+  if (rc != GRT_OK)
+    return fail(m, rc, "%s", grt_model_error(m->host));
+  m->mirror_valid = 1;
+  m->mirror_dirty = 1;
+  return GRT_OK;
+}
+
+const char *grt_cuda_error(const grt_cuda_model *m) { return m ? m->error : create_error; }

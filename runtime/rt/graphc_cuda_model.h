@@ -1,0 +1,86 @@
+/* runtime/rt/graphc_cuda_model.h - the C API of a model compiled ahead of
+ * time for the cuda target.
+ *
+ * `graphc compile M --target cuda --emit lib -o out/mlp` writes the same
+ * `mlp_*` functions as the cpu target, forwarding to these. The host side of
+ * a context (Torch7's initialisation, checkpoints) is graphc_model.c's; this
+ * file keeps parameters, optimizer state and the step's buffers on the GPU,
+ * loads the embedded PTX with the driver API, runs matrix products through
+ * cuBLASLt and replays each batch size's step as a CUDA graph: the same
+ * program the `graphc train --target cuda` runtime (runtime/cuda/Program.cpp)
+ * builds, read from an encoded table instead of the IR. Plain C11 against
+ * the CUDA driver (libcuda) and cuBLASLt.
+ *
+ * The table of one program is an array of int64 words:
+ *
+ *   header   GCU_MAGIC, arena_bytes, num_io, num_values, num_modules,
+ *            num_functions, num_kernels, num_copies, num_output_copies
+ *   io       num_io x (string, is_output): buffer names in graphc's io
+ *            naming ("x", "labels", "params", "step", "seed", "state.S";
+ *            outputs "out:loss", "out:output", "out:params", ...)
+ *   values   num_values x (base, byte offset): base GCU_NONE, GCU_ARENA, or
+ *            an io index; the device pointer table the kernels read
+ *   modules  num_modules x (string): PTX text
+ *   functions num_functions x (module, string): kernel names
+ *   kernels  num_kernels x GCU_KERNEL_WORDS: see GK_* below
+ *   copies   num_copies x (dst value, dst byte offset, src value, coef, pow)
+ *   output copies  num_output_copies x (value, io, coef, pow)
+ *
+ * A size "coef, pow" is coef * n^pow elements at batch n. Strings are
+ * indices into the descriptor's string table.
+ */
+#ifndef GRAPHC_CUDA_MODEL_H
+#define GRAPHC_CUDA_MODEL_H
+
+#include "graphc_model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { GCU_MAGIC = 0x31756367, GCU_HEADER_WORDS = 9, GCU_KERNEL_WORDS = 24 };
+enum { GCU_NONE = -1, GCU_ARENA = -2 };
+enum { GCU_ELEMENTS = 0, GCU_ROWS = 1, GCU_SINGLE_BLOCK = 2, GCU_GEMM = 3, GCU_HOST_COPY = 4 };
+enum { GCU_LT_NONE = 0, GCU_LT_BIAS = 1, GCU_LT_RELU_BIAS = 2 };
+/* The words of a kernel record. Functions are indices (-1: none); a, b, c,
+ * bias are values (bias -1: none); as and bs are A's and B's dimensions,
+ * -1 standing for the batch. */
+enum {
+  GK_LAUNCH, GK_FN, GK_COLSUM_FN, GK_TOTAL_COEF, GK_TOTAL_POW, GK_ROW_LEN, GK_COLS_COEF,
+  GK_COLS_POW, GK_A, GK_B, GK_C, GK_BIAS, GK_TRANS_A, GK_TRANS_B, GK_LT, GK_AS0, GK_AS1,
+  GK_BS0, GK_BS1, GK_COPY_FIRST, GK_COPY_COUNT
+};
+
+typedef struct {
+  const grt_model_desc *model; /* parameters, state, sizes; its run functions are unused */
+  int64_t num_strings;
+  const char *const *strings;
+  const int64_t *step, *predict; /* the two programs' tables */
+  int64_t step_words, predict_words;
+  const char *helpers_ptx; /* graphc_bias_add */
+  const char *arch;        /* the PTX's target, e.g. "sm_90" */
+} grt_cuda_desc;
+
+typedef struct grt_cuda_model grt_cuda_model;
+
+int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
+                    int threads);
+void grt_cuda_destroy(grt_cuda_model *m);
+int grt_cuda_train_step(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                        float *loss);
+int grt_cuda_predict(grt_cuda_model *m, const float *x, int64_t n, float *output);
+/* The same with device pointers (CUdeviceptr values) for x, labels, output. */
+int grt_cuda_train_step_device(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n,
+                               float *loss);
+int grt_cuda_predict_device(grt_cuda_model *m, uint64_t x, int64_t n, uint64_t output);
+float *grt_cuda_params(grt_cuda_model *m);
+int64_t grt_cuda_step(const grt_cuda_model *m);
+int grt_cuda_save(grt_cuda_model *m, const char *path);
+int grt_cuda_load(grt_cuda_model *m, const char *path);
+const char *grt_cuda_error(const grt_cuda_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
