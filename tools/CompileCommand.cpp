@@ -31,6 +31,7 @@ struct CompileOptions {
   std::vector<std::string> printAfter, printBefore;
   int64_t maxBatch = 256;
   int threads = 0;
+  uint64_t seed = 1;
 };
 
 double msSince(std::chrono::steady_clock::time_point t0) {
@@ -169,6 +170,7 @@ int runCompile(const CompileOptions &o) {
   bo.target = o.target;
   bo.maxBatch = o.maxBatch;
   bo.threads = o.threads;
+  bo.seed = o.seed;
   std::string codegen;
   int kernels = int(model->step.groups().size());
   t0 = std::chrono::steady_clock::now();
@@ -276,6 +278,9 @@ Command compileCommand(CLI::App &app) {
   c->add_option("--threads", o->threads, "CPU threads of the compiled step (0: all cores)")
       ->default_val(0)
       ->check(CLI::Range(0, 1024));
+  c->add_option("--seed", o->seed,
+                "the seed of the initial weights --emit lib writes (as graphc train --seed)")
+      ->default_val(1);
   return {c, [o] { return runCompile(*o); }};
 }
 

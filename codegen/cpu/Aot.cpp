@@ -36,10 +36,10 @@ using namespace ir;
 class Descriptor {
 public:
   Descriptor(llvm::Module &m, const runtime::ModelInfo &info, Program &step,
-             Program &predict, int64_t maxBatch, const std::string &name,
+             Program &predict, int64_t maxBatch, uint64_t seed, const std::string &name,
              const DeviceImage *device)
       : m_(m), c_(m.getContext()), info_(info), step_(step), predict_(predict),
-        maxBatch_(maxBatch), name_(name), device_(device) {}
+        maxBatch_(maxBatch), seed_(seed), name_(name), device_(device) {}
 
   void emit() {
     auto *ptr = llvm::PointerType::get(c_, 0);
@@ -47,7 +47,7 @@ public:
     auto *tensorTy = llvm::StructType::get(c_, {ptr, i64, i64, llvm::ArrayType::get(i64, 4), f64});
     auto *programTy = llvm::StructType::get(c_, {ptr, i64, i64, i64, ptr, ptr});
     auto *modelTy = llvm::StructType::get(
-        c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr, f64, programTy, programTy});
+        c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr, f64, programTy, programTy, i64});
 
     std::vector<llvm::Constant *> tensors;
     for (const auto &p : info_.params) {
@@ -73,7 +73,7 @@ public:
              int64(maxBatch_), str(info_.optimizer.str()),
              llvm::ConstantFP::get(f64, info_.optimizer.learningRate),
              program(programTy, step_, name_ + "_step_"),
-             program(programTy, predict_, name_ + "_predict_")}),
+             program(programTy, predict_, name_ + "_predict_"), int64(int64_t(seed_))}),
         name_ + "_descriptor");
 
     llvm::Type *i32 = llvm::Type::getInt32Ty(c_), *f32p = ptr, *vd = llvm::Type::getVoidTy(c_);
@@ -189,6 +189,7 @@ private:
   const runtime::ModelInfo &info_;
   Program &step_, &predict_;
   int64_t maxBatch_;
+  uint64_t seed_;
   std::string name_;
   const DeviceImage *device_;
 };
@@ -326,7 +327,8 @@ int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);
 }
 
 Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &predict,
-                    int64_t maxBatch, const std::string &out, const DeviceImage *device) {
+                    int64_t maxBatch, uint64_t seed, const std::string &out,
+                    const DeviceImage *device) {
   std::string name = baseName(out), dir = dirName(out);
   if (name.empty() || !(std::isalpha((unsigned char)name[0]) || name[0] == '_'))
     return error(fmt::format("-o {}: the name must start with a letter", quote(out)));
@@ -347,7 +349,7 @@ Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &pred
     programs = {&step, &predict}, prefixes = {name + "_step_", name + "_predict_"};
   auto obj = emitCode(programs, prefixes, EmitKind::Object, name + "_micro",
                       [&](llvm::Module &m) {
-                        Descriptor(m, info, step, predict, maxBatch, name, device).emit();
+                        Descriptor(m, info, step, predict, maxBatch, seed, name, device).emit();
                       });
   if (!obj)
     return obj.diag();

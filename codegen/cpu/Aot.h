@@ -18,11 +18,12 @@
 namespace graphc::codegen::cpu {
 
 /// Writes `<out>.h` and `lib<stem>.a` next to it for the model `info`,
-/// whose step and predict programs have graphs and plans set. With
+/// whose step and predict programs have graphs and plans set; a fresh
+/// context starts from the weights of `seed` (graphc train --seed). With
 /// `device` (the cuda target) the archive runs that image on the GPU
 /// through graphc_cuda_model.c instead of CPU code.
 Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &predict,
-                    int64_t maxBatch, const std::string &out,
+                    int64_t maxBatch, uint64_t seed, const std::string &out,
                     const DeviceImage *device = nullptr);
 
 /// The header's text for a model called `name`.

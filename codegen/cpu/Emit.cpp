@@ -19,8 +19,8 @@ Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &op
     return codegen::cpu::emitCode({&step, &predict}, {"step_", "predict_"},
                                   what == CpuOutput::LlvmIr ? codegen::cpu::EmitKind::LlvmIr
                                                             : codegen::cpu::EmitKind::Assembly);
-  if (Status s = codegen::cpu::writeLibrary(model.info, step, predict, options.maxBatch, out,
-                                               device);
+  if (Status s = codegen::cpu::writeLibrary(model.info, step, predict, options.maxBatch,
+                                               options.seed, out, device);
       !s)
     return s.diag();
   // The initial weights, exactly those a fresh context starts from.

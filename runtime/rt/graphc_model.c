@@ -94,7 +94,7 @@ int grt_model_create(const grt_model_desc *d, grt_model **out, const char *weigh
   if (!m)
     return fail(NULL, GRT_ERR_MEMORY, "create: out of memory");
   m->d = d;
-  m->seed = 1;
+  m->seed = d->seed;
   m->pool = grt_pool_create(threads);
   m->params = zeroed((size_t)d->num_params * sizeof(float));
   m->output = zeroed((size_t)(d->max_batch * d->classes) * sizeof(float));

@@ -55,6 +55,7 @@ typedef struct {
   const char *optimizer; /* the optimizer and every setting in effect */
   double learning_rate;
   grt_program_desc step, predict;
+  uint64_t seed; /* of the initial weights and Dropout's masks (graphc --seed) */
 } grt_model_desc;
 
 typedef struct grt_model grt_model;
