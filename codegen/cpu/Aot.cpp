@@ -314,7 +314,8 @@ const char *{0}_optimizer(void);
                                         name),
                      cuda ? fmt::format(R"(
 /** The same with device pointers (CUdeviceptr) for x, labels and out:
- *  the batch does not pass through the host. */
+ *  the batch does not pass through the host. They first wait for all work
+ *  already queued on the device, so x may come from the caller's kernels. */
 int {0}_train_step_device({0}_ctx *ctx, uint64_t x, uint64_t labels, int64_t n,
                           float *loss);
 int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);

@@ -242,9 +242,13 @@ private:
     const Driver &d = dev_->driver();
     const size_t bytes = mirrorParams_.size() * 4;
     if (bytes > 0) {
-      GRAPHC_CU(d, d.cuMemcpyHtoD(params_.get(), mirrorParams_.data(), bytes));
+      // On the step's stream: a plain copy from pageable memory may return
+      // before its data lands, and the non-blocking stream would not wait.
+      GRAPHC_CU(d, d.cuMemcpyHtoDAsync(params_.get(), mirrorParams_.data(), bytes,
+                                       dev_->stream()));
       for (auto &[slot, host] : mirrorState_)
-        GRAPHC_CU(d, d.cuMemcpyHtoD(state_.at(slot).get(), host.data(), bytes));
+        GRAPHC_CU(d, d.cuMemcpyHtoDAsync(state_.at(slot).get(), host.data(), bytes,
+                                         dev_->stream()));
     }
     mirrorDirty_ = false;
     return {};

@@ -138,6 +138,15 @@ static int decode(grt_cuda_model *m, program_t *p, const int64_t *code, int64_t 
   p->num_kernels = code[6];
   p->num_copies = code[7];
   p->num_outcopies = code[8];
+  int64_t expect = GCU_HEADER_WORDS;
+  for (int i = 2; i < GCU_HEADER_WORDS; ++i)
+    if (code[i] < 0 || code[i] > ((int64_t)1 << 40))
+      return fail(m, GRT_ERR_FORMAT, "the %s program's table is damaged", what);
+  expect += 2 * p->num_io + 2 * p->num_values + p->num_modules + 2 * p->num_functions +
+            GCU_KERNEL_WORDS * p->num_kernels + 5 * p->num_copies + 4 * p->num_outcopies;
+  if (expect != words)
+    return fail(m, GRT_ERR_FORMAT, "the %s program's table has %" PRId64 " words, not %" PRId64,
+                what, words, expect);
   const int64_t *w = code + GCU_HEADER_WORDS;
   p->io = w, w += 2 * p->num_io;
   p->values = w, w += 2 * p->num_values;
@@ -145,10 +154,7 @@ static int decode(grt_cuda_model *m, program_t *p, const int64_t *code, int64_t 
   p->functions = w, w += 2 * p->num_functions;
   p->kernels = w, w += GCU_KERNEL_WORDS * p->num_kernels;
   p->copies = w, w += 5 * p->num_copies;
-  p->outcopies = w, w += 4 * p->num_outcopies;
-  if (w - code != words)
-    return fail(m, GRT_ERR_FORMAT, "the %s program's table has %" PRId64 " words, not %" PRId64,
-                what, words, (int64_t)(w - code));
+  p->outcopies = w;
   return GRT_OK;
 }
 
@@ -192,6 +198,16 @@ static CUdeviceptr io_memory(grt_cuda_model *m, const char *name, int output) {
   return 0;
 }
 
+/* Device memory of at least 256 bytes, zeroed (the memset is waited for at
+ * the end of create). */
+static int zeroed(grt_cuda_model *m, CUdeviceptr *p, size_t bytes) {
+  if (bytes < 256)
+    bytes = 256;
+  CU(cuMemAlloc(p, bytes));
+  CU(cuMemsetD8(*p, 0, bytes));
+  return GRT_OK;
+}
+
 static int prepare_program(grt_cuda_model *m, program_t *p) {
   p->mods = calloc((size_t)p->num_modules + 1, sizeof(CUmodule));
   p->fns = calloc((size_t)p->num_functions + 1, sizeof(CUfunction));
@@ -219,9 +235,9 @@ static int prepare_program(grt_cuda_model *m, program_t *p) {
       return fail(m, GRT_ERR_FORMAT, "the %s program needs a buffer '%s' this runtime lacks",
                   p->what, name ? name : "?");
   }
-  size_t arena = p->arena_bytes > 256 ? (size_t)p->arena_bytes : 256;
-  CU(cuMemAlloc(&p->arena, arena));
-  CU(cuMemsetD8(p->arena, 0, arena));
+  int rc = zeroed(m, &p->arena, (size_t)p->arena_bytes);
+  if (rc != GRT_OK)
+    return rc;
   for (int64_t v = 0; v < p->num_values; ++v) {
     int64_t base = p->values[2 * v], off = p->values[2 * v + 1];
     if (base >= p->num_io)
@@ -486,8 +502,10 @@ static int run(grt_cuda_model *m, program_t *p, int64_t n) {
       rc = cu_fail(m, r, "cuStreamEndCapture");
     if (rc == GRT_OK) {
       r = cuGraphInstantiateWithFlags(&b->exec, graph, 0);
-      if (r != CUDA_SUCCESS)
+      if (r != CUDA_SUCCESS) {
+        b->exec = NULL;
         rc = cu_fail(m, r, "cuGraphInstantiateWithFlags");
+      }
     }
     if (graph)
       cuGraphDestroy(graph);
@@ -515,14 +533,16 @@ static int open_device(grt_cuda_model *m) {
   CU(cuModuleGetFunction(&m->bias_add, m->helpers, "graphc_bias_add"));
 
   const size_t np = (size_t)m->num_params * 4, mb = (size_t)m->max_batch;
-  CU(cuMemAlloc(&m->params, np ? np : 4));
-  CU(cuMemAlloc(&m->x, mb * (size_t)m->sample * 4));
-  CU(cuMemAlloc(&m->labels, mb * 4));
-  CU(cuMemAlloc(&m->output, mb * (size_t)m->classes * 4));
-  CU(cuMemAlloc(&m->scalars, SCALAR_BYTES));
-  CU(cuMemsetD8(m->scalars, 0, SCALAR_BYTES));
+  int rc2;
+  if ((rc2 = zeroed(m, &m->params, np)) != GRT_OK ||
+      (rc2 = zeroed(m, &m->x, mb * (size_t)m->sample * 4)) != GRT_OK ||
+      (rc2 = zeroed(m, &m->labels, mb * 4)) != GRT_OK ||
+      (rc2 = zeroed(m, &m->output, mb * (size_t)m->classes * 4)) != GRT_OK ||
+      (rc2 = zeroed(m, &m->scalars, SCALAR_BYTES)) != GRT_OK)
+    return rc2;
   for (int64_t s = 0; s < m->num_slots; ++s)
-    CU(cuMemAlloc(&m->state[s], np ? np : 4));
+    if ((rc2 = zeroed(m, &m->state[s], np)) != GRT_OK)
+      return rc2;
   return GRT_OK;
 }
 
@@ -618,6 +638,11 @@ int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *we
     rc = prepare_program(m, &m->step);
   if (rc == GRT_OK)
     rc = prepare_program(m, &m->predict);
+  if (rc == GRT_OK) { /* every memset and upload done before the first step */
+    CUresult r = cuCtxSynchronize();
+    if (r != CUDA_SUCCESS)
+      rc = cu_fail(m, r, "cuCtxSynchronize");
+  }
   if (rc != GRT_OK) {
     fail(NULL, rc, "create: %s", m->error);
     grt_cuda_destroy(m);
@@ -636,9 +661,11 @@ static int begin(grt_cuda_model *m) {
     return GRT_OK;
   size_t bytes = (size_t)m->num_params * 4;
   if (bytes) {
-    CU(cuMemcpyHtoD(m->params, grt_model_params(m->host), bytes));
+    /* on the step's stream: a plain copy from pageable memory may return
+     * before its data lands, and that stream would not wait for it */
+    CU(cuMemcpyHtoDAsync(m->params, grt_model_params(m->host), bytes, m->stream));
     for (int64_t s = 0; s < m->num_slots; ++s)
-      CU(cuMemcpyHtoD(m->state[s], grt_model_state(m->host, s), bytes));
+      CU(cuMemcpyHtoDAsync(m->state[s], grt_model_state(m->host, s), bytes, m->stream));
   }
   m->mirror_dirty = 0;
   return GRT_OK;
@@ -683,12 +710,16 @@ static int check_labels(grt_cuda_model *m, const int32_t *labels, int64_t n) {
   return GRT_OK;
 }
 
-/* Copies `bytes` to the device buffer `dst` from host or device memory. */
+/* Copies `bytes` to the device buffer `dst` from host or device memory;
+ * the caller's own work on the device (any stream) is waited for first. */
 static int copy_in(grt_cuda_model *m, CUdeviceptr dst, uint64_t src, size_t bytes, int device) {
-  if (device)
+  if (device) {
+    CU(cuCtxSynchronize());
     CU(cuMemcpyDtoDAsync(dst, (CUdeviceptr)src, bytes, m->stream));
-  else
+  }
+  else {
     CU(cuMemcpyHtoDAsync(dst, (const void *)(uintptr_t)src, bytes, m->stream));
+  }
   return GRT_OK;
 }
 

@@ -17,7 +17,7 @@
  *            num_functions, num_kernels, num_copies, num_output_copies
  *   io       num_io x (string, is_output): buffer names in graphc's io
  *            naming ("x", "labels", "params", "step", "seed", "state.S";
- *            outputs "out:loss", "out:output", "out:params", ...)
+ *            outputs "loss", "output", "params", "step", ... with is_output 1)
  *   values   num_values x (base, byte offset): base GCU_NONE, GCU_ARENA, or
  *            an io index; the device pointer table the kernels read
  *   modules  num_modules x (string): PTX text
@@ -69,7 +69,8 @@ void grt_cuda_destroy(grt_cuda_model *m);
 int grt_cuda_train_step(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
                         float *loss);
 int grt_cuda_predict(grt_cuda_model *m, const float *x, int64_t n, float *output);
-/* The same with device pointers (CUdeviceptr values) for x, labels, output. */
+/* The same with device pointers (CUdeviceptr values) for x, labels, output;
+ * they wait for all work already queued on the device (any stream) first. */
 int grt_cuda_train_step_device(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n,
                                float *loss);
 int grt_cuda_predict_device(grt_cuda_model *m, uint64_t x, int64_t n, uint64_t output);
