@@ -14,7 +14,6 @@ Needs Debian's python3-torch and dataset-fashion-mnist; run it with
 /usr/bin/python3 where another python3 comes first on PATH.
 """
 import argparse
-import gzip
 import json
 import os
 import struct
@@ -23,6 +22,8 @@ import tempfile
 
 import numpy as np
 import torch
+
+from torch_train import load, seed_mlp
 
 M64 = (1 << 64) - 1
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,23 +75,6 @@ def epoch_order(n, seed, epoch):
     return order
 
 
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic, n = struct.unpack(">II", data[:8])
-    if magic == 0x803:
-        rows, cols = struct.unpack(">II", data[8:16])
-        return np.frombuffer(data, np.uint8, offset=16).reshape(n, rows, cols)
-    return np.frombuffer(data, np.uint8, offset=8)
-
-
-def load(root, kind):
-    x = idx(f"{root}/{kind}-images-idx3-ubyte.gz").astype(np.float32)
-    y = idx(f"{root}/{kind}-labels-idx1-ubyte.gz").astype(np.int64)
-    x = np.pad(x, ((0, 0), (2, 2), (2, 2)))
-    return torch.from_numpy(x).reshape(len(x), -1), torch.from_numpy(y)
-
-
 def safetensors(path):
     with open(path, "rb") as f:
         (hl,) = struct.unpack("<Q", f.read(8))
@@ -125,13 +109,9 @@ def main():
             graphc_acc = [100 * json.loads(line)["test_acc"] for line in f]
 
     torch.manual_seed(0)
-    xtr, ytr = load(a.data, "train")
-    xte, yte = load(a.data, "t10k")
-    model = torch.nn.Sequential(
-        torch.nn.Flatten(),
-        torch.nn.Linear(1024, 1000), torch.nn.ReLU(),
-        torch.nn.Linear(1000, 1000), torch.nn.ReLU(),
-        torch.nn.Linear(1000, 10), torch.nn.LogSoftmax(dim=1))
+    xtr, ytr = load("train", a.data)
+    xte, yte = load("t10k", a.data)
+    model = seed_mlp()
     model.load_state_dict(init)
     opt = torch.optim.Adagrad(model.parameters(), lr=1e-3)
     crit = torch.nn.NLLLoss()

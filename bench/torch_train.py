@@ -14,9 +14,7 @@ import time
 import numpy as np
 import torch
 
-epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-root = sys.argv[3] if len(sys.argv) > 3 else "/usr/share/datasets/fashion-mnist"
+DATA = "/usr/share/datasets/fashion-mnist"
 
 
 def idx(path):
@@ -29,38 +27,51 @@ def idx(path):
     return np.frombuffer(data, np.uint8, offset=8)
 
 
-def load(kind):
+def load(kind, root=DATA):
+    """Images as float32 [n, 1, 32, 32] (raw 0..255, padded) and int64 labels."""
     x = idx(f"{root}/{kind}-images-idx3-ubyte.gz").astype(np.float32)
     y = idx(f"{root}/{kind}-labels-idx1-ubyte.gz").astype(np.int64)
     x = np.pad(x, ((0, 0), (2, 2), (2, 2)))
     return torch.from_numpy(x).reshape(-1, 1, 32, 32), torch.from_numpy(y)
 
 
-torch.manual_seed(seed)
-xtr, ytr = load("train")
-xte, yte = load("t10k")
-model = torch.nn.Sequential(
-    torch.nn.Flatten(),
-    torch.nn.Linear(1024, 1000), torch.nn.ReLU(),
-    torch.nn.Linear(1000, 1000), torch.nn.ReLU(),
-    torch.nn.Linear(1000, 10), torch.nn.LogSoftmax(dim=1))
-crit = torch.nn.NLLLoss()
-opt = torch.optim.Adagrad(model.parameters(), lr=1e-3)
-for epoch in range(1, epochs + 1):
-    t0 = time.perf_counter()
-    order = torch.randperm(len(xtr))
-    total, correct = 0.0, 0
-    for i in range(0, len(xtr), 256):
-        idxs = order[i:i + 256]
-        opt.zero_grad()
-        out = model(xtr[idxs])
-        loss = crit(out, ytr[idxs])
-        loss.backward()
-        opt.step()
-        total += loss.item() * len(idxs)
-        correct += (out.argmax(1) == ytr[idxs]).sum().item()
-    secs = time.perf_counter() - t0
-    with torch.no_grad():
-        acc = (model(xte).argmax(1) == yte).float().mean().item()
-    print(f"epoch {epoch}: train loss {total / len(xtr):.4f}, train accuracy "
-          f"{100 * correct / len(xtr):.2f}%, test accuracy {100 * acc:.2f}%, {secs:.2f} s")
+def seed_mlp():
+    return torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(1024, 1000), torch.nn.ReLU(),
+        torch.nn.Linear(1000, 1000), torch.nn.ReLU(),
+        torch.nn.Linear(1000, 10), torch.nn.LogSoftmax(dim=1))
+
+
+def main():
+    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    root = sys.argv[3] if len(sys.argv) > 3 else DATA
+    torch.manual_seed(seed)
+    xtr, ytr = load("train", root)
+    xte, yte = load("t10k", root)
+    model = seed_mlp()
+    crit = torch.nn.NLLLoss()
+    opt = torch.optim.Adagrad(model.parameters(), lr=1e-3)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(xtr))
+        total, correct = 0.0, 0
+        for i in range(0, len(xtr), 256):
+            idxs = order[i:i + 256]
+            opt.zero_grad()
+            out = model(xtr[idxs])
+            loss = crit(out, ytr[idxs])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idxs)
+            correct += (out.argmax(1) == ytr[idxs]).sum().item()
+        secs = time.perf_counter() - t0
+        with torch.no_grad():
+            acc = (model(xte).argmax(1) == yte).float().mean().item()
+        print(f"epoch {epoch}: train loss {total / len(xtr):.4f}, train accuracy "
+              f"{100 * correct / len(xtr):.2f}%, test accuracy {100 * acc:.2f}%, {secs:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
