@@ -50,7 +50,9 @@ probe=$("$graphc" compile "$work/mlp.model" --input 1x32x32 --target cuda --emit
 # for libcuda.so.1 when the machine has no driver at all).
 run_cuda() {
   local out rc=0
-  if ldd "$1" | grep -q 'libcuda.so.1 => not found'; then
+  local libs
+  libs=$(ldd "$1") # not piped into grep -q: under pipefail its early exit can fail ldd
+  if grep -q 'libcuda.so.1 => not found' <<<"$libs"; then
     out=$(LD_LIBRARY_PATH="$stub${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$1" 100 2>&1) || rc=$?
   else
     out=$("$1" 100 2>&1) || rc=$?
