@@ -20,6 +20,10 @@ struct BuildOptions {
   int64_t maxBatch = 256;     ///< largest batch the executable accepts
   uint64_t seed = 1;          ///< initial parameters and Dropout masks
   bool tf32 = false;          ///< cuda: matrix products in TF32 (faster, ~1e-3 relative error)
+  /// cpu: the vector ISA ("avx512", "avx2", "generic"). "": the JIT takes
+  /// GRAPHC_CPU or the host's best; a library gets avx2 code that switches
+  /// to avx512 where the CPU running it has it.
+  std::string cpu;
 };
 
 /// The fused training step and evaluation graphs of a model.

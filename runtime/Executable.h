@@ -38,6 +38,8 @@ public:
 
   const ModelInfo &info() const { return info_; }
   virtual std::string target() const = 0;     ///< "interp", "cpu", "cuda"
+  /// What the code runs on, for progress lines: "cpu (avx2)", ...
+  virtual std::string describe() const { return target(); }
   virtual int64_t maxBatch() const = 0;
 
   /// One training step: forward, loss, backward, optimizer update.

@@ -2,6 +2,7 @@
 // program with libc, libm and pthreads only, and computing exactly what the
 // JIT computes for the same weights and batches.
 #include "TestUtil.h"
+#include "codegen/cpu/Jit.h"
 #include "runtime/Build.h"
 
 #include <catch2/catch.hpp>
@@ -37,6 +38,9 @@ int main(void) {
   tiny_ctx *ctx;
   if (!in || !out || tiny_create(&ctx, NULL, 1) != TINY_OK)
     return 2;
+  FILE *isa = fopen("isa.txt", "w"); /* the code this CPU runs */
+  fputs(tiny_isa(ctx), isa);
+  fclose(isa);
   int64_t n, d = tiny_sample_size();
   float *x = malloc(sizeof(float) * tiny_max_batch() * d);
   int32_t *labels = malloc(sizeof(int32_t) * tiny_max_batch());
@@ -109,33 +113,83 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
   }
   bin.close();
   std::ofstream(dir / "driver.c") << kDriver;
+  // The default library: avx2 code that switches to avx512 where the CPU
+  // has it (GRAPHC_CPU_LEVEL=3 makes an AVX-512 CPU take the avx2 path).
   std::string build = "cd " + dir.string() +
                       " && cc -std=c11 -O1 -I. driver.c -L. -ltiny -lm -lpthread -o driver";
   REQUIRE(sh(build) == 0);
-  REQUIRE(sh("cd " + dir.string() + " && ./driver") == 0);
-  std::string result = slurp(dir / "result.bin");
-  const float *r = reinterpret_cast<const float *>(result.data());
+  struct Run {
+    std::string lib, isa; // --cpu of the library ("" the default), the ISA it should run
+    int level;            // GRAPHC_CPU_LEVEL for the run
+  };
+  std::vector<Run> runs{{"", "avx512", 4}, {"", "avx2", 3}, {"generic", "generic", 1}};
+  for (const Run &run : runs) {
+    INFO("library --cpu '" << run.lib << "' at CPU level " << run.level << ": " << run.isa);
+    auto isa = codegen::cpu::vectorTarget(run.isa);
+    REQUIRE(bool(isa));
+    if (!codegen::cpu::hostRuns(*isa)) {
+      WARN("skipped: this CPU cannot execute " << run.isa << " code");
+      continue;
+    }
+    if (!run.lib.empty()) {
+      runtime::BuildOptions lo = o;
+      lo.cpu = run.lib;
+      REQUIRE(bool(runtime::emitCpu(*model, lo, runtime::CpuOutput::Library,
+                                    (dir / "tiny").string())));
+      REQUIRE(sh(build) == 0);
+    }
+    REQUIRE(sh("cd " + dir.string() + " && GRAPHC_CPU_LEVEL=" + std::to_string(run.level) +
+               " ./driver") == 0);
+    CHECK(slurp(dir / "isa.txt") == run.isa);
+    std::string result = slurp(dir / "result.bin");
+    const float *r = reinterpret_cast<const float *>(result.data());
 
-  // The same steps through the JIT, from the same initial weights.
-  auto exe = runtime::build(spec, sample, o);
-  REQUIRE(bool(exe));
-  const int64_t np = (*exe)->info().numParams;
-  REQUIRE(result.size() == size_t(4 * (3 + np + 1 * 5)));
-  for (size_t s = 0; s < batches.size(); ++s) {
-    float loss;
-    auto &[x, l] = batches[s];
-    REQUIRE(bool((*exe)->trainStep(x.data(), l.data(), int64_t(l.size()), &loss, nullptr)));
-    INFO("step " << s);
-    CHECK(loss == r[s]);
+    // The same steps through the JIT for that ISA, from the same weights.
+    runtime::BuildOptions jo = o;
+    jo.cpu = run.isa;
+    auto exe = runtime::build(spec, sample, jo);
+    REQUIRE(bool(exe));
+    const int64_t np = (*exe)->info().numParams;
+    REQUIRE(result.size() == size_t(4 * (3 + np + 1 * 5)));
+    for (size_t s = 0; s < batches.size(); ++s) {
+      float loss;
+      auto &[x, l] = batches[s];
+      REQUIRE(bool((*exe)->trainStep(x.data(), l.data(), int64_t(l.size()), &loss, nullptr)));
+      INFO("step " << s);
+      CHECK(loss == r[s]);
+    }
+    int differ = 0;
+    for (int64_t i = 0; i < np; ++i)
+      differ += (*exe)->params()[i] != r[3 + i];
+    CHECK(differ == 0);
+    std::vector<float> pred(5);
+    REQUIRE(bool((*exe)->predict(batches.back().first.data(), 1, pred.data())));
+    for (int j = 0; j < 5; ++j)
+      CHECK(pred[size_t(j)] == r[3 + np + j]);
   }
-  int differ = 0;
-  for (int64_t i = 0; i < np; ++i)
-    differ += (*exe)->params()[i] != r[3 + i];
-  CHECK(differ == 0);
-  std::vector<float> pred(5);
-  REQUIRE(bool((*exe)->predict(batches.back().first.data(), 1, pred.data())));
-  for (int j = 0; j < 5; ++j)
-    CHECK(pred[size_t(j)] == r[3 + np + j]);
+
+  // A library built for an ISA the CPU lacks refuses in create, with a
+  // message, instead of dying with SIGILL.
+  runtime::BuildOptions wide = o;
+  wide.cpu = "avx512";
+  REQUIRE(bool(runtime::emitCpu(*model, wide, runtime::CpuOutput::Library,
+                                (dir / "tiny").string())));
+  CHECK_THAT(slurp(dir / "tiny.h"), Catch::Contains("CPU code: avx512."));
+  std::ofstream(dir / "refuse.c") << R"(#include "tiny.h"
+#include <stdio.h>
+int main(void) {
+  tiny_ctx *ctx;
+  int rc = tiny_create(&ctx, NULL, 1);
+  printf("%d %s\n", rc, tiny_error(NULL));
+  return rc == TINY_ERR_CPU && ctx == NULL ? 0 : 1;
+}
+)";
+  REQUIRE(sh("cd " + dir.string() +
+             " && cc -std=c11 -I. refuse.c -L. -ltiny -lm -lpthread -o refuse") == 0);
+  CHECK(sh("cd " + dir.string() + " && GRAPHC_CPU_LEVEL=3 ./refuse > refused.txt") == 0);
+  CHECK_THAT(slurp(dir / "refused.txt"),
+             Catch::Contains("compiled for avx512 (x86-64-v4), which this CPU (x86-64-v3) "
+                             "cannot execute"));
 
   // A second model with its own prefix links into the same program.
   nn::ModelSpec other = spec;

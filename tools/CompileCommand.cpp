@@ -26,7 +26,7 @@ namespace graphc::cli {
 namespace {
 
 struct CompileOptions {
-  std::string model, input, stopAfter, dot, target = "cpu", emit, out, arch = "sm_90";
+  std::string model, input, stopAfter, dot, target = "cpu", emit, out, arch = "sm_90", cpu;
   bool printIr = false, printAfterAll = false, stats = false;
   std::vector<std::string> printAfter, printBefore;
   int64_t maxBatch = 256;
@@ -171,6 +171,7 @@ int runCompile(const CompileOptions &o) {
   bo.maxBatch = o.maxBatch;
   bo.threads = o.threads;
   bo.seed = o.seed;
+  bo.cpu = o.cpu;
   std::string codegen;
   int kernels = int(model->step.groups().size());
   t0 = std::chrono::steady_clock::now();
@@ -251,6 +252,12 @@ Command compileCommand(CLI::App &app) {
                 "where: a file for ir/llvm/asm/cuda (default stdout), a folder for ptx, a "
                 "path prefix for lib (-o out/mlp writes out/mlp.h, out/libmlp.a, "
                 "out/mlp.safetensors)");
+  c->add_option("--cpu", o->cpu,
+                "the vector ISA of the cpu target's code: avx512, avx2 or generic (any "
+                "x86-64). Default: the JIT and --emit llvm|asm use GRAPHC_CPU or this CPU's "
+                "best; --emit lib writes avx2 code that switches to avx512 where the CPU "
+                "running it has it")
+      ->check(CLI::IsMember({"avx512", "avx2", "generic"}));
   c->add_option("--arch", o->arch,
                 "the GPU architecture of ptx and cuda lib output (PTX runs on that and newer "
                 "GPUs)")

@@ -99,7 +99,7 @@ std::string describeModel(const runtime::Executable &exe) {
   const runtime::ModelInfo &info = exe.info();
   return fmt::format("model {}: input {}, {} parameters, {} classes, {}, target {}",
                      info.name, ir::str(info.sample), info.numParams, info.classes,
-                     info.optimizer.str(), exe.target());
+                     info.optimizer.str(), exe.describe());
 }
 
 Expected<std::unique_ptr<runtime::Executable>>

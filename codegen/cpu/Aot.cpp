@@ -11,6 +11,7 @@
 #include <llvm/Object/ArchiveWriter.h>
 #include <llvm/Support/MemoryBuffer.h>
 
+#include <algorithm>
 #include <fstream>
 #include <list>
 
@@ -37,9 +38,9 @@ class Descriptor {
 public:
   Descriptor(llvm::Module &m, const runtime::ModelInfo &info, Program &step,
              Program &predict, int64_t maxBatch, uint64_t seed, const std::string &name,
-             const DeviceImage *device)
+             const DeviceImage *device, const std::vector<VectorTarget> &isas)
       : m_(m), c_(m.getContext()), info_(info), step_(step), predict_(predict),
-        maxBatch_(maxBatch), seed_(seed), name_(name), device_(device) {}
+        maxBatch_(maxBatch), seed_(seed), name_(name), device_(device), isas_(isas) {}
 
   void emit() {
     auto *ptr = llvm::PointerType::get(c_, 0);
@@ -47,7 +48,23 @@ public:
     auto *tensorTy = llvm::StructType::get(c_, {ptr, i64, i64, llvm::ArrayType::get(i64, 4), f64});
     auto *programTy = llvm::StructType::get(c_, {ptr, i64, i64, i64, ptr, ptr});
     auto *modelTy = llvm::StructType::get(
-        c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr, f64, programTy, programTy, i64});
+        c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr, f64, programTy, programTy, i64,
+             i64, ptr});
+    // The CPU code of each ISA, best first (grt_isa_desc); none for cuda.
+    auto *isaTy = llvm::StructType::get(c_, {ptr, i64, ptr, ptr});
+    std::vector<llvm::Constant *> isaDescs;
+    std::vector<VectorTarget> best = device_ ? std::vector<VectorTarget>{} : isas_;
+    std::sort(best.begin(), best.end(),
+              [](const VectorTarget &x, const VectorTarget &y) { return x.level > y.level; });
+    for (const VectorTarget &t : best) {
+      std::string infix = isas_.size() > 1 ? t.name + "_" : "";
+      isaDescs.push_back(llvm::ConstantStruct::get(
+          isaTy, {str(t.name), int64(t.level), m_.getFunction(name_ + "_step_" + infix + "run"),
+                  m_.getFunction(name_ + "_predict_" + infix + "run")}));
+    }
+    llvm::Constant *isaArray = isaDescs.empty()
+                                   ? llvm::ConstantPointerNull::get(ptr)
+                                   : array(isaTy, isaDescs, "isas");
 
     std::vector<llvm::Constant *> tensors;
     for (const auto &p : info_.params) {
@@ -73,7 +90,8 @@ public:
              int64(maxBatch_), str(info_.optimizer.str()),
              llvm::ConstantFP::get(f64, info_.optimizer.learningRate),
              program(programTy, step_, name_ + "_step_"),
-             program(programTy, predict_, name_ + "_predict_"), int64(int64_t(seed_))}),
+             program(programTy, predict_, name_ + "_predict_"), int64(int64_t(seed_)),
+             int64(int64_t(isaDescs.size())), isaArray}),
         name_ + "_descriptor");
 
     llvm::Type *i32 = llvm::Type::getInt32Ty(c_), *f32p = ptr, *vd = llvm::Type::getVoidTy(c_);
@@ -105,6 +123,8 @@ public:
     forward("save", i32, {ptr, ptr}, rt + "save");
     forward("load", i32, {ptr, ptr}, rt + "load");
     forward("error", ptr, {ptr}, rt + "error");
+    if (!device_)
+      forward("isa", ptr, {ptr}, "grt_model_isa");
     constant("num_params", i64, llvm::ConstantInt::get(i64, uint64_t(info_.numParams)));
     constant("max_batch", i64, llvm::ConstantInt::get(i64, uint64_t(maxBatch_)));
     constant("classes", i64, llvm::ConstantInt::get(i64, uint64_t(info_.classes)));
@@ -149,8 +169,7 @@ private:
       ins.push_back(p.graph.node(v).attrs.s("name"));
     for (const Output &o : p.graph.outputs())
       outs.push_back(o.name);
-    llvm::Constant *run = device_ ? llvm::ConstantPointerNull::get(llvm::PointerType::get(c_, 0))
-                                  : static_cast<llvm::Constant *>(m_.getFunction(prefix + "run"));
+    llvm::Constant *run = llvm::ConstantPointerNull::get(llvm::PointerType::get(c_, 0));
     return llvm::ConstantStruct::get(
         t, {run, int64(device_ ? 0 : p.plan.arenaBytes),
             int64(int64_t(ins.size())), int64(int64_t(outs.size())), strings(ins, prefix + "in"),
@@ -192,6 +211,7 @@ private:
   uint64_t seed_;
   std::string name_;
   const DeviceImage *device_;
+  std::vector<VectorTarget> isas_;
 };
 
 std::string baseName(const std::string &path) {
@@ -214,7 +234,7 @@ std::string errorText(llvm::Error e) {
 } // namespace
 
 std::string libraryHeader(const runtime::ModelInfo &info, int64_t maxBatch,
-                          const std::string &name, bool cuda) {
+                          const std::string &name, bool cuda, const std::string &isas) {
   std::string guard = name;
   for (char &c : guard)
     c = char(std::toupper((unsigned char)c));
@@ -257,7 +277,8 @@ enum {{
   {2}_ERR_IO = 2,       /* a file could not be read or written */
   {2}_ERR_FORMAT = 3,   /* a file is not a checkpoint of this model */
   {2}_ERR_MEMORY = 4,   /* out of memory */
-  {2}_ERR_DEVICE = 5    /* the GPU or its driver failed (cuda target) */
+  {2}_ERR_DEVICE = 5,   /* the GPU or its driver failed (cuda target) */
+  {2}_ERR_CPU = 6       /* this CPU cannot execute the library's code (see above) */
 }};
 
 typedef struct {0}_ctx {0}_ctx;
@@ -284,7 +305,7 @@ int64_t {0}_step({0}_ctx *ctx);
 int {0}_save({0}_ctx *ctx, const char *path);
 /** Loads weights and, when present, optimizer state and step counter. */
 int {0}_load({0}_ctx *ctx, const char *path);
-/** What the last failed call on ctx (or the last failed create, for NULL) said. */
+{12}/** What the last failed call on ctx (or the last failed create, for NULL) said. */
 const char *{0}_error({0}_ctx *ctx);
 
 int64_t {0}_num_params(void);   /* {8} */
@@ -310,8 +331,12 @@ const char *{0}_optimizer(void);
 )",
                                 name)
                           : fmt::format(R"( * Link lib{0}.a with libc, libm and pthreads:  cc prog.c -L. -l{0} -lm -lpthread
+ * CPU code: {1}.
+ * {0}_create refuses, with {2}_ERR_CPU, a CPU that cannot execute it
+ * ({0}_isa says which code runs; graphc compile --cpu generic builds code for
+ * any x86-64 CPU).
 )",
-                                        name),
+                                        name, isas, guard),
                      cuda ? fmt::format(R"(
 /** The same with device pointers (CUdeviceptr) for x, labels and out:
  *  the batch does not pass through the host. They first wait for all work
@@ -324,12 +349,17 @@ int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);
                           : std::string(),
                      cuda ? "\n *  On the GPU target this is a host copy, fetched by this call; writes to it\n"
                             " *  reach the device at the next step. NULL if the copy failed."
-                          : "");
+                          : "",
+                     cuda ? ""
+                          : fmt::format("/** The vector ISA whose code ctx runs: \"avx512\", "
+                                        "\"avx2\" or \"generic\". */\n"
+                                        "const char *{0}_isa({0}_ctx *ctx);\n",
+                                        name));
 }
 
 Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &predict,
                     int64_t maxBatch, uint64_t seed, const std::string &out,
-                    const DeviceImage *device) {
+                    const std::vector<VectorTarget> &isas, const DeviceImage *device) {
   std::string name = baseName(out), dir = dirName(out);
   if (name.empty() || !(std::isalpha((unsigned char)name[0]) || name[0] == '_'))
     return error(fmt::format("-o {}: the name must start with a letter", quote(out)));
@@ -348,9 +378,10 @@ Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &pred
   std::vector<std::string> prefixes;
   if (!device)
     programs = {&step, &predict}, prefixes = {name + "_step_", name + "_predict_"};
-  auto obj = emitCode(programs, prefixes, EmitKind::Object, name + "_micro",
+  auto obj = emitCode(programs, prefixes, EmitKind::Object, isas, name + "_micro",
                       [&](llvm::Module &m) {
-                        Descriptor(m, info, step, predict, maxBatch, seed, name, device).emit();
+                        Descriptor(m, info, step, predict, maxBatch, seed, name, device, isas)
+                            .emit();
                       });
   if (!obj)
     return obj.diag();
@@ -379,7 +410,11 @@ Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &pred
   std::string header = dir + "/" + name + ".h", tmp = header + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary);
-    f << libraryHeader(info, maxBatch, name, device != nullptr);
+    std::string isaText;
+    for (size_t i = 0; i < isas.size(); ++i)
+      isaText += (i ? ", and " : "") + isas[i].name +
+                 (isas.size() > 1 ? (i ? " where the CPU has it" : " (the least it needs)") : "");
+    f << libraryHeader(info, maxBatch, name, device != nullptr, isaText);
     if (!f.flush())
       return error(fmt::format("cannot write {}", header));
   }

@@ -21,13 +21,16 @@ namespace graphc::codegen::cpu {
 /// whose step and predict programs have graphs and plans set; a fresh
 /// context starts from the weights of `seed` (graphc train --seed). With
 /// `device` (the cuda target) the archive runs that image on the GPU
-/// through graphc_cuda_model.c instead of CPU code.
+/// through graphc_cuda_model.c instead of CPU code. The CPU code is built
+/// for each ISA of `isas` (least first; see emitCode); `<name>_create`
+/// refuses on a CPU that cannot execute the first.
 Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &predict,
                     int64_t maxBatch, uint64_t seed, const std::string &out,
-                    const DeviceImage *device = nullptr);
+                    const std::vector<VectorTarget> &isas, const DeviceImage *device = nullptr);
 
 /// The header's text for a model called `name`.
 std::string libraryHeader(const runtime::ModelInfo &info, int64_t maxBatch,
-                          const std::string &name, bool cuda = false);
+                          const std::string &name, bool cuda = false,
+                          const std::string &isas = "");
 
 } // namespace graphc::codegen::cpu

@@ -32,7 +32,7 @@ private:
 class CpuExecutable : public Executable {
 public:
   CpuExecutable(CompiledModel m, const BuildOptions &o)
-      : maxBatch_(o.maxBatch), runner_(o.threads) {
+      : maxBatch_(o.maxBatch), runner_(o.threads), isa_(o.cpu) {
     info_ = m.info;
     step_.graph = std::move(m.step);
     predict_.graph = std::move(m.predict);
@@ -46,9 +46,12 @@ public:
     output_.resize(size_t(maxBatch_ * info_.classes));
   }
 
-  Status compile() { return runner_.compile({&step_, &predict_}, {"step_", "predict_"}); }
+  Status compile() {
+    return runner_.compile({&step_, &predict_}, {"step_", "predict_"}, isa_);
+  }
 
   std::string target() const override { return "cpu"; }
+  std::string describe() const override { return "cpu (" + runner_.isa().name + ")"; }
   int64_t maxBatch() const override { return maxBatch_; }
 
   Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
@@ -117,6 +120,7 @@ private:
 
   int64_t maxBatch_;
   codegen::cpu::Runner runner_;
+  std::string isa_;
   Program step_, predict_;
   Floats params_, output_;
   std::map<std::string, Floats> state_;

@@ -15,12 +15,27 @@ Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &op
   step.plan = passes::planMemory(step.graph, options.maxBatch);
   predict.graph = model.predict;
   predict.plan = passes::planMemory(predict.graph, options.maxBatch);
+  // Text shows what the JIT would run here; a library runs anywhere with
+  // AVX2 and uses AVX-512 where the CPU has it, unless one ISA is asked for.
+  std::vector<codegen::cpu::VectorTarget> isas;
+  if (what != CpuOutput::Library || !options.cpu.empty()) {
+    auto isa = what != CpuOutput::Library ? codegen::cpu::chooseVectorTarget(options.cpu)
+                                          : codegen::cpu::vectorTarget(options.cpu);
+    if (!isa)
+      return isa.diag();
+    isas = {*isa};
+  } else {
+    isas = {*codegen::cpu::vectorTarget("avx2"), *codegen::cpu::vectorTarget("avx512")};
+  }
   if (what != CpuOutput::Library)
     return codegen::cpu::emitCode({&step, &predict}, {"step_", "predict_"},
                                   what == CpuOutput::LlvmIr ? codegen::cpu::EmitKind::LlvmIr
-                                                            : codegen::cpu::EmitKind::Assembly);
+                                                            : codegen::cpu::EmitKind::Assembly,
+                                  isas);
+  if (device) // the cuda target's archive holds host code for the descriptor only
+    isas = {*codegen::cpu::vectorTarget("generic")};
   if (Status s = codegen::cpu::writeLibrary(model.info, step, predict, options.maxBatch,
-                                               options.seed, out, device);
+                                               options.seed, out, isas, device);
       !s)
     return s.diag();
   // The initial weights, exactly those a fresh context starts from.

@@ -8,6 +8,7 @@
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
+#include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/TargetRegistry.h>
@@ -17,7 +18,9 @@
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Host.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -40,28 +43,49 @@ std::string errorText(llvm::Error e) {
   return os.str();
 }
 
-Expected<llvm::orc::JITTargetMachineBuilder> hostBuilder() {
+/// A target machine for x86-64 code that may use the features of `cpu`
+/// and no others: the host's own extra features never leak into code that
+/// was asked for a lower ISA.
+llvm::orc::JITTargetMachineBuilder builderFor(const std::string &cpu) {
   initLlvm();
-  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
-  if (!jtmb)
-    return error("LLVM cannot target this host: " + errorText(jtmb.takeError()));
-  jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
-  return std::move(*jtmb);
+  llvm::orc::JITTargetMachineBuilder jtmb{llvm::Triple(llvm::sys::getProcessTriple())};
+  jtmb.setCPU(cpu);
+  jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  return jtmb;
 }
 
-/// Builds the model's module: the micro-kernel, then every program's
-/// kernels and run function.
+/// Marks every function defined so far without a CPU as code for `isa`,
+/// tuned for `tune` when it is not empty.
+void tagFunctions(llvm::Module &m, const VectorTarget &isa, const std::string &tune) {
+  for (llvm::Function &f : m) {
+    if (f.isDeclaration() || f.hasFnAttribute("target-cpu"))
+      continue;
+    f.addFnAttr("target-cpu", isa.cpu);
+    if (!tune.empty())
+      f.addFnAttr("tune-cpu", tune);
+  }
+}
+
+/// Builds the model's module: for each ISA the micro-kernel, then every
+/// program's kernels and run function.
 std::unique_ptr<llvm::Module> buildModule(llvm::LLVMContext &ctx,
                                           std::vector<Program *> &programs,
                                           const std::vector<std::string> &prefixes,
-                                          const VectorTarget &t, const std::string &micro) {
+                                          const std::vector<VectorTarget> &isas,
+                                          const std::string &micro, const std::string &tune) {
   auto m = std::make_unique<llvm::Module>("graphc", ctx);
-  emitMicroKernel(*m, t, micro);
-  for (size_t i = 0; i < programs.size(); ++i) {
-    Program &p = *programs[i];
-    p.stored = codegen::storedValues(p.graph);
-    p.kernels = emitKernels(*m, p.graph, p.stored, prefixes[i]);
-    emitRunFunction(*m, p.graph, p.plan, p.stored, p.kernels, prefixes[i], micro, t);
+  const bool several = isas.size() > 1;
+  for (const VectorTarget &t : isas) {
+    std::string mk = several ? micro + "_" + t.name : micro;
+    emitMicroKernel(*m, t, mk);
+    for (size_t i = 0; i < programs.size(); ++i) {
+      Program &p = *programs[i];
+      std::string prefix = several ? prefixes[i] + t.name + "_" : prefixes[i];
+      p.stored = codegen::storedValues(p.graph);
+      p.kernels = emitKernels(*m, p.graph, p.stored, prefix);
+      emitRunFunction(*m, p.graph, p.plan, p.stored, p.kernels, prefix, mk, t);
+    }
+    tagFunctions(*m, t, tune);
   }
   return m;
 }
@@ -69,12 +93,9 @@ std::unique_ptr<llvm::Module> buildModule(llvm::LLVMContext &ctx,
 Status optimize(llvm::Module &m, llvm::TargetMachine &tm) {
   m.setDataLayout(tm.createDataLayout());
   m.setTargetTriple(tm.getTargetTriple().str());
-  for (llvm::Function &f : m) {
-    if (f.isDeclaration())
-      continue;
-    f.addFnAttr("target-cpu", tm.getTargetCPU());
-    f.addFnAttr("target-features", tm.getTargetFeatureString());
-  }
+  for (llvm::Function &f : m)
+    if (!f.isDeclaration() && !f.hasFnAttribute("target-cpu"))
+      f.addFnAttr("target-cpu", tm.getTargetCPU());
   std::string err;
   llvm::raw_string_ostream os(err);
   if (llvm::verifyModule(m, &os))
@@ -96,15 +117,51 @@ Status optimize(llvm::Module &m, llvm::TargetMachine &tm) {
 
 } // namespace
 
+const std::vector<VectorTarget> &vectorTargets() {
+  static const std::vector<VectorTarget> all = {
+      {16, 8, 32, "avx512", "x86-64-v4", 4}, // 16 accumulators of 32
+      {8, 6, 16, "avx2", "x86-64-v3", 3},    // 12 accumulators of 16
+      {4, 4, 8, "generic", "x86-64", 1},     // 8 accumulators of 16
+  };
+  return all;
+}
+
+bool hostRuns(const VectorTarget &t) { return grt_cpu_level() >= t.level; }
+
 VectorTarget hostVectorTarget() {
-  initLlvm();
-  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-  VectorTarget t;
-  if (features.lookup("avx512f")) {
-    t = {16, 8, 32, "avx512"};
-  } else if (features.lookup("avx2") && features.lookup("fma")) {
-    t = {8, 6, 16, "avx2"};
+  for (const VectorTarget &t : vectorTargets())
+    if (hostRuns(t))
+      return t;
+  return vectorTargets().back();
+}
+
+Expected<VectorTarget> vectorTarget(const std::string &name) {
+  std::string names;
+  for (const VectorTarget &t : vectorTargets()) {
+    if (t.name == name)
+      return t;
+    names += (names.empty() ? "" : ", ") + t.name;
   }
+  return error(fmt::format("unknown vector ISA '{}'; choose one of {}", name, names));
+}
+
+Expected<VectorTarget> chooseVectorTarget(const std::string &name) {
+  std::string want = name, where = "--cpu " + name;
+  if (want.empty()) {
+    const char *env = std::getenv("GRAPHC_CPU");
+    if (!env || !*env)
+      return hostVectorTarget();
+    want = env;
+    where = "GRAPHC_CPU=" + want;
+  }
+  auto t = vectorTarget(want);
+  if (!t)
+    return error(fmt::format("{}: {}", where, t.diag().message));
+  if (!hostRuns(*t))
+    return error(fmt::format("{}: this CPU cannot execute {} code (it needs x86-64-v{}, the "
+                             "CPU has v{}); its best is {}",
+                             where, t->name, t->level, grt_cpu_level(),
+                             hostVectorTarget().name));
   return t;
 }
 
@@ -116,20 +173,21 @@ JitModule::~JitModule() = default;
 
 Expected<std::unique_ptr<JitModule>>
 JitModule::compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
-                   double *compileMs) {
+                   const VectorTarget &isa, double *compileMs) {
   auto t0 = std::chrono::steady_clock::now();
-  auto jtmb = hostBuilder();
-  if (!jtmb)
-    return jtmb.diag();
-  auto tm = jtmb->createTargetMachine();
+  GRAPHC_CHECK(hostRuns(isa), "JIT code for {} on a CPU that cannot execute it", isa.name);
+  auto jtmb = builderFor(isa.cpu);
+  auto tm = jtmb.createTargetMachine();
   if (!tm)
     return error("LLVM target machine: " + errorText(tm.takeError()));
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  auto m = buildModule(*ctx, programs, prefixes, hostVectorTarget(), "graphc_micro");
+  // Tuned for this CPU: the JIT's code runs nowhere else.
+  auto m = buildModule(*ctx, programs, prefixes, {isa}, "graphc_micro",
+                       llvm::sys::getHostCPUName().str());
   if (Status s = optimize(*m, **tm); !s)
     return s.diag();
 
-  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(*jtmb).create();
+  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(jtmb).create();
   if (!jit)
     return error("LLVM JIT: " + errorText(jit.takeError()));
   // The C runtime and libc's memmove are linked into graphc itself.
@@ -166,20 +224,29 @@ JitModule::compile(std::vector<Program *> programs, const std::vector<std::strin
   return out;
 }
 
+Expected<void *> JitModule::lookup(const std::string &name) {
+  auto sym = impl_->jit->lookup(name);
+  if (!sym)
+    return error("LLVM JIT: " + errorText(sym.takeError()));
+  return sym->toPtr<void *>();
+}
+
 Expected<std::string> emitCode(std::vector<Program *> programs,
                                const std::vector<std::string> &prefixes, EmitKind kind,
+                               const std::vector<VectorTarget> &isas,
                                const std::string &microName,
                                const std::function<void(llvm::Module &)> &extra) {
-  auto jtmb = hostBuilder();
-  if (!jtmb)
-    return jtmb.diag();
+  GRAPHC_CHECK(!isas.empty(), "no vector ISA to emit code for");
+  // The module's own CPU is the least ISA asked for: what the descriptor
+  // and the dispatchers run on.
+  auto jtmb = builderFor(isas.front().cpu);
   if (kind == EmitKind::Object) // relocatable code for a static library
-    jtmb->setRelocationModel(llvm::Reloc::PIC_);
-  auto tm = jtmb->createTargetMachine();
+    jtmb.setRelocationModel(llvm::Reloc::PIC_);
+  auto tm = jtmb.createTargetMachine();
   if (!tm)
     return error("LLVM target machine: " + errorText(tm.takeError()));
   llvm::LLVMContext ctx;
-  auto m = buildModule(ctx, programs, prefixes, hostVectorTarget(), microName);
+  auto m = buildModule(ctx, programs, prefixes, isas, microName, "");
   if (extra)
     extra(*m);
   if (Status s = optimize(*m, **tm); !s)

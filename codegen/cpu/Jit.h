@@ -28,18 +28,38 @@ struct Program {
   void (*run)(void **io, int64_t n, void *arena, void *pool) = nullptr;
 };
 
-/// The host's vector unit, from the features LLVM detects.
+/// Every vector ISA graphc generates code for, best first: avx512
+/// (x86-64-v4, 8x32 tile), avx2 (x86-64-v3, 6x16), generic (x86-64 with
+/// SSE2, 4x8).
+const std::vector<VectorTarget> &vectorTargets();
+
+/// Whether this machine's CPU executes code built for `t`.
+bool hostRuns(const VectorTarget &t);
+
+/// The best ISA this CPU executes.
 VectorTarget hostVectorTarget();
+
+/// The ISA called `name`, whether this CPU runs it or not (cross-compiling
+/// a library); an error for an unknown name.
+Expected<VectorTarget> vectorTarget(const std::string &name);
+
+/// The ISA called `name`; with "" the one GRAPHC_CPU names, or else the
+/// host's best. An error when the name is unknown or this CPU cannot
+/// execute that ISA.
+Expected<VectorTarget> chooseVectorTarget(const std::string &name = "");
 
 /// A JIT session that owns the compiled code of one model.
 class JitModule {
 public:
   ~JitModule();
-  /// Emits, optimises and JIT-compiles `programs`, setting their run
-  /// functions. `compileMs` receives the time it took.
+  /// Emits, optimises and JIT-compiles `programs` for `isa`, setting their
+  /// run functions. `compileMs` receives the time it took.
   static Expected<std::unique_ptr<JitModule>>
   compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
-          double *compileMs);
+          const VectorTarget &isa, double *compileMs);
+  /// The address of a function of the compiled code (e.g. the micro-kernel,
+  /// "graphc_micro"), or an error naming it.
+  Expected<void *> lookup(const std::string &name);
 
 private:
   struct Impl;
@@ -48,12 +68,16 @@ private:
 
 enum class EmitKind { LlvmIr, Assembly, Object };
 
-/// The optimised LLVM IR, host assembly or an object file of `programs`
+/// The optimised LLVM IR, assembly or an object file of `programs`
 /// (kernels, micro-kernel and run functions; names prefixed as given, the
-/// micro-kernel called `<microName>`).
+/// micro-kernel called `<microName>`), for each ISA of `isas`. With one ISA
+/// every name is as given; with several, each ISA's names are prefixed
+/// again with its name (`<prefix><isa>_run`, `<microName>_<isa>`), and the
+/// module's own code (what `extra` adds) is built for the first.
 /// `extra` may add more to the module before it is optimised.
 Expected<std::string> emitCode(std::vector<Program *> programs,
                                const std::vector<std::string> &prefixes, EmitKind kind,
+                               const std::vector<VectorTarget> &isas,
                                const std::string &microName = "graphc_micro",
                                const std::function<void(llvm::Module &)> &extra = {});
 

@@ -33,11 +33,14 @@ struct MemoryPlan;
 
 namespace graphc::codegen::cpu {
 
-/// The host's vector unit, as the micro-kernel is blocked for it.
+/// One vector ISA graphc generates CPU code for, and the micro-kernel tile
+/// blocked for its registers (Jit.h lists them).
 struct VectorTarget {
-  int width = 4; ///< floats per vector register: 16 (AVX-512), 8 (AVX2), 4
+  int width = 4; ///< floats per vector register: 16 (AVX-512), 8 (AVX2), 4 (SSE2)
   int mr = 4, nr = 8;
-  std::string name = "portable";
+  std::string name = "generic"; ///< "avx512", "avx2" or "generic" (GRAPHC_CPU, --cpu)
+  std::string cpu = "x86-64";   ///< the LLVM CPU whose features the code may use
+  int level = 1;                ///< the x86-64 ISA level it needs (grt_cpu_level)
 };
 
 /// A kernel group's plan and the LLVM functions that carry it out.

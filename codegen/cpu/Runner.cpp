@@ -17,8 +17,12 @@ Runner::Runner(int threads) : pool_(grt_pool_create(threads)) {
 Runner::~Runner() { grt_pool_destroy(pool_); }
 
 Status Runner::compile(std::vector<Program *> programs,
-                       const std::vector<std::string> &prefixes) {
-  auto jit = JitModule::compile(programs, prefixes, &compileMs_);
+                       const std::vector<std::string> &prefixes, const std::string &isa) {
+  auto chosen = chooseVectorTarget(isa);
+  if (!chosen)
+    return chosen.diag();
+  isa_ = *chosen;
+  auto jit = JitModule::compile(programs, prefixes, isa_, &compileMs_);
   if (!jit)
     return jit.diag();
   jit_ = std::move(*jit);

@@ -24,20 +24,25 @@ public:
   Runner(const Runner &) = delete;
   Runner &operator=(const Runner &) = delete;
 
-  /// Compiles `programs` (graph and plan set) into one JIT module and gives
-  /// each an arena.
-  Status compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes);
+  /// Compiles `programs` (graph and plan set) into one JIT module for the
+  /// vector ISA `isa` (chooseVectorTarget: "" is GRAPHC_CPU or the host's
+  /// best) and gives each an arena.
+  Status compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
+                 const std::string &isa = "");
 
   /// Runs `p` on batch size n. `io` maps every input name, and "out:NAME"
   /// for every output, to memory.
   void run(Program &p, const std::map<std::string, void *> &io, int64_t n);
 
   double compileMs() const { return compileMs_; }
+  /// The ISA the programs were compiled for.
+  const VectorTarget &isa() const { return isa_; }
 
 private:
   grt_pool *pool_;
   std::unique_ptr<JitModule> jit_;
   double compileMs_ = 0;
+  VectorTarget isa_;
   std::map<const Program *, std::unique_ptr<char, void (*)(void *)>> arenas_;
 };
 

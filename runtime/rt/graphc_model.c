@@ -21,6 +21,7 @@
 
 struct grt_model {
   const grt_model_desc *d;
+  const grt_isa_desc *isa; /* the code this CPU runs; NULL on the cuda target */
   grt_pool *pool;
   float *params, *output, **state;
   void *step_arena, *predict_arena;
@@ -90,10 +91,24 @@ int grt_model_create(const grt_model_desc *d, grt_model **out, const char *weigh
   if (!out)
     return fail(NULL, GRT_ERR_ARGUMENT, "create: the context pointer is null");
   *out = NULL;
+  /* The best code this CPU executes; refused here, rather than dying with
+   * SIGILL in the first step, when there is none. */
+  const grt_isa_desc *isa = NULL;
+  for (int64_t i = 0; i < d->num_isas && !isa; ++i)
+    if (d->isas[i].level <= grt_cpu_level())
+      isa = &d->isas[i];
+  if (d->num_isas > 0 && !isa) {
+    const grt_isa_desc *least = &d->isas[d->num_isas - 1];
+    return fail(NULL, GRT_ERR_CPU,
+                "create: %s was compiled for %s (x86-64-v%lld), which this CPU (x86-64-v%d) "
+                "cannot execute; compile it again with graphc compile --cpu generic",
+                d->name, least->name, (long long)least->level, grt_cpu_level());
+  }
   grt_model *m = calloc(1, sizeof(grt_model));
   if (!m)
     return fail(NULL, GRT_ERR_MEMORY, "create: out of memory");
   m->d = d;
+  m->isa = isa;
   m->seed = d->seed;
   m->pool = grt_pool_create(threads);
   m->params = zeroed((size_t)d->num_params * sizeof(float));
@@ -138,6 +153,7 @@ void grt_model_destroy(grt_model *m) {
 
 float *grt_model_params(grt_model *m) { return m ? m->params : NULL; }
 int64_t grt_model_step(const grt_model *m) { return m ? m->step : -1; }
+const char *grt_model_isa(const grt_model *m) { return m && m->isa ? m->isa->name : ""; }
 const char *grt_model_error(const grt_model *m) { return m ? m->error : create_error; }
 float *grt_model_state(grt_model *m, int64_t slot) {
   return m && slot >= 0 && slot < m->d->num_slots ? m->state[slot] : NULL;
@@ -172,8 +188,10 @@ static void *slot_memory(grt_model *m, const char *name, int output, const float
   return NULL;
 }
 
-static int run(grt_model *m, const grt_program_desc *p, void *arena, int64_t n,
-               const float *x, const int32_t *labels, float *out) {
+static int run(grt_model *m, const grt_program_desc *p, grt_run_fn fn, void *arena,
+               int64_t n, const float *x, const int32_t *labels, float *out) {
+  if (!fn)
+    return fail(m, GRT_ERR_ARGUMENT, "this library has no CPU code for the step");
   void *io[64];
   if (p->num_inputs + p->num_outputs > 64)
     return fail(m, GRT_ERR_ARGUMENT, "the model has too many inputs and outputs");
@@ -184,7 +202,7 @@ static int run(grt_model *m, const grt_program_desc *p, void *arena, int64_t n,
     if (!io[i])
       return fail(m, GRT_ERR_ARGUMENT, "no memory for '%s'", name);
   }
-  p->run(io, n, arena, m->pool);
+  fn(io, n, arena, m->pool);
   return GRT_OK;
 }
 
@@ -212,7 +230,8 @@ int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, in
                   labels[i], i, m->d->classes);
   m->step_in = (float)m->step;
   m->seed_in = step_seed(m->seed, m->step);
-  rc = run(m, &m->d->step, m->step_arena, n, x, labels, m->output);
+  rc = run(m, &m->d->step, m->isa ? m->isa->step : NULL, m->step_arena, n, x, labels,
+           m->output);
   if (rc != GRT_OK)
     return rc;
   *loss = m->loss;
@@ -226,7 +245,8 @@ int grt_model_predict(grt_model *m, const float *x, int64_t n, float *output) {
     return rc;
   if (!output)
     return fail(m, GRT_ERR_ARGUMENT, "the output pointer is null");
-  return run(m, &m->d->predict, m->predict_arena, n, x, NULL, output);
+  return run(m, &m->d->predict, m->isa ? m->isa->predict : NULL, m->predict_arena, n, x,
+             NULL, output);
 }
 
 /* --- safetensors ------------------------------------------------------------------ */

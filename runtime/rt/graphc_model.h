@@ -24,6 +24,7 @@ enum {
   GRT_ERR_FORMAT = 3,   /* a file is not a checkpoint of this model */
   GRT_ERR_MEMORY = 4,   /* out of memory */
   GRT_ERR_DEVICE = 5,   /* the GPU or its driver failed (cuda target) */
+  GRT_ERR_CPU = 6,      /* this CPU cannot execute the library's code */
 };
 
 typedef void (*grt_run_fn)(void **io, int64_t n, void *arena, void *pool);
@@ -37,12 +38,19 @@ typedef struct {
 } grt_tensor_desc;
 
 typedef struct {
-  grt_run_fn run;
+  grt_run_fn run; /* the cuda target's host side: NULL (grt_isa_desc has the CPU's) */
   int64_t arena_bytes;
   int64_t num_inputs, num_outputs;
   const char *const *inputs;  /* names, in the run function's io order */
   const char *const *outputs;
 } grt_program_desc;
+
+/* The step's and the evaluation pass's code built for one vector ISA. */
+typedef struct {
+  const char *name; /* "avx512", "avx2" or "generic" */
+  int64_t level;    /* the x86-64 level it needs (grt_cpu_level) */
+  grt_run_fn step, predict;
+} grt_isa_desc;
 
 typedef struct {
   const char *name;
@@ -56,6 +64,10 @@ typedef struct {
   double learning_rate;
   grt_program_desc step, predict;
   uint64_t seed; /* of the initial weights and Dropout's masks (graphc --seed) */
+  /* The CPU code, best ISA first: create takes the first this CPU executes
+   * and refuses when there is none (none at all for the cuda target). */
+  int64_t num_isas;
+  const grt_isa_desc *isas;
 } grt_model_desc;
 
 typedef struct grt_model grt_model;
@@ -74,6 +86,8 @@ int grt_model_load(grt_model *m, const char *path);
 float *grt_model_state(grt_model *m, int64_t slot);
 void grt_model_set_step(grt_model *m, int64_t step);
 int32_t grt_model_step_seed(const grt_model *m); /* Dropout's seed for the next step */
+/* The vector ISA whose code `m` runs ("avx512", ...; "" on the cuda target). */
+const char *grt_model_isa(const grt_model *m);
 /* The last error of `m`, or of the last failed create when `m` is null. */
 const char *grt_model_error(const grt_model *m);
 

@@ -2,20 +2,23 @@
  *
  * The GEMM is blocked the Goto/BLIS way: for each KC-deep block, the threads
  * first pack op(B) into NR-column panels and op(A) into MR-row slivers
- * (k-major) together, then each task takes an MC x NC block of C and sweeps
+ * (k-major) together, then each task takes a block of C (whole MR x NR tiles: grt_gemm_blocking) and sweeps
  * the generated micro-kernel over its slivers and panels; after the last KC block a
  * task runs the kernel group's epilogue on its block while the block is
  * still in cache. Every element of C is summed by one task in a fixed order,
  * so results do not depend on the thread count or on scheduling.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #define _POSIX_C_SOURCE 200809L
 #include "graphc_rt.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 enum { KC = 256, MC = 128, NC = 256, RANGE_CHUNK = 16384, MAX_THREADS = 256 };
@@ -24,6 +27,17 @@ typedef struct {
   float *tile;
   size_t tile_size;
 } scratch;
+
+/* A grow-only buffer that ends flush against a PROT_NONE page and starts
+ * right after another one, so that a packing or micro-kernel bug that
+ * reads or writes outside the packed operands faults at once instead of
+ * reading a neighbour's data. */
+typedef struct {
+  char *map;     /* the whole mapping, guards included */
+  size_t mapped; /* its length */
+  float *data;
+  size_t floats;
+} guarded;
 
 struct grt_pool {
   int size;
@@ -42,14 +56,50 @@ struct grt_pool {
   _Atomic int64_t completed;
   _Atomic uint64_t published; /* the generation workers may start */
   scratch scratch[MAX_THREADS];
-  float *packed_a, *packed_b; /* op(A) and op(B) packed, shared by the threads */
-  size_t packed_a_size, packed_b_size;
+  guarded packed_a, packed_b; /* op(A) and op(B) packed, shared by the threads */
 };
 
 typedef struct {
   grt_pool *pool;
   int index;
 } worker_arg;
+
+static size_t page_size(void) {
+  long page = sysconf(_SC_PAGESIZE);
+  return page > 0 ? (size_t)page : 4096;
+}
+
+/* Returns `floats` floats that end exactly at the trailing guard page,
+ * growing the mapping when it is too small; NULL when out of memory. */
+static float *guarded_reserve(guarded *g, size_t floats) {
+  const size_t page = page_size();
+  size_t bytes = floats * sizeof(float);
+  if (g->floats < floats) {
+    if (g->map)
+      munmap(g->map, g->mapped);
+    size_t body = (bytes + page - 1) / page * page;
+    g->mapped = body + 2 * page;
+    g->map = mmap(NULL, g->mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g->map == MAP_FAILED) {
+      g->map = NULL;
+      g->floats = 0;
+      g->mapped = 0;
+      return NULL;
+    }
+    mprotect(g->map, page, PROT_NONE);
+    mprotect(g->map + page + body, page, PROT_NONE);
+    g->floats = body / sizeof(float);
+  }
+  /* The last `floats` floats before the trailing guard. */
+  return (float *)(g->map + g->mapped - page) - floats;
+}
+
+static void guarded_release(guarded *g) {
+  if (g->map)
+    munmap(g->map, g->mapped);
+  g->map = NULL;
+  g->floats = g->mapped = 0;
+}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -137,8 +187,8 @@ void grt_pool_destroy(grt_pool *p) {
     pthread_join(p->threads[t], NULL);
   for (int t = 0; t < MAX_THREADS; ++t)
     free(p->scratch[t].tile);
-  free(p->packed_a);
-  free(p->packed_b);
+  guarded_release(&p->packed_a);
+  guarded_release(&p->packed_b);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->wake);
   free(p);
@@ -271,10 +321,40 @@ void grt_parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n,
   prof_add((const void *)fn, 0, 0, 0, total, now() - t0);
 }
 
+/* --- the CPU's ISA level ------------------------------------------------- */
+
+static int detect_cpu_level(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4"))
+    return 4;
+  if (__builtin_cpu_supports("x86-64-v3"))
+    return 3;
+  if (__builtin_cpu_supports("x86-64-v2"))
+    return 2;
+#endif
+  return 1;
+}
+
+int grt_cpu_level(void) {
+  static _Atomic int cached;
+  int level = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (level == 0) {
+    level = detect_cpu_level();
+    /* GRAPHC_CPU_LEVEL=N pretends the CPU is older (never newer), so the
+     * lower code paths and the refusals can be tested on any machine. */
+    const char *cap = getenv("GRAPHC_CPU_LEVEL");
+    if (cap && *cap >= '1' && *cap <= '4' && cap[1] == 0 && *cap - '0' < level)
+      level = *cap - '0';
+    atomic_store_explicit(&cached, level, memory_order_relaxed);
+  }
+  return level;
+}
+
 /* --- GEMM --------------------------------------------------------------------- */
 
 typedef struct {
-  int64_t m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, batch;
+  int64_t m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, mc, nc, batch;
   const float *a, *b;
   float *c;
   grt_micro_fn micro;
@@ -285,6 +365,17 @@ typedef struct {
   int64_t p0, kc, m_blocks, n_blocks, panels;
   float *ap, *bp;
 } gemm_ctx;
+
+int grt_gemm_blocking(int64_t mr, int64_t nr, int64_t *mc, int64_t *nc) {
+  if (mr < 1 || mr > GRT_MAX_MR || nr < 1 || nr > GRT_MAX_NR)
+    return -1;
+  /* A block of C is whole tiles: packed op(A) is laid out in MR-row
+   * slivers and op(B) in NR-column panels from row and column 0, so a block
+   * that started inside a sliver or panel would read the wrong rows. */
+  *mc = MC / mr > 0 ? MC / mr * mr : mr;
+  *nc = NC / nr > 0 ? NC / nr * nr : nr;
+  return *mc % mr == 0 && *nc % nr == 0 ? 0 : -1;
+}
 
 static float *reserve(float **buf, size_t *have, size_t floats) {
   /* Grow-only, 64-byte aligned; bounded by the block constants and N. */
@@ -351,15 +442,15 @@ static void pack_task(void *arg, int64_t task, int thread) {
   pack_a(g, i0, g->m - i0 < g->mr ? g->m - i0 : g->mr, g->ap + i0 * g->kc);
 }
 
-/* One MC x NC block of C at the current depth block; the epilogue follows
+/* One mc x nc block of C at the current depth block; the epilogue follows
  * the last one. */
 static void gemm_task(void *arg, int64_t task, int thread) {
   const gemm_ctx *g = arg;
   scratch *s = &g->pool->scratch[thread];
   const int64_t mr = g->mr, nr = g->nr, kc = g->kc;
-  const int64_t i0 = (task / g->n_blocks) * MC, j0 = (task % g->n_blocks) * NC;
-  const int64_t mc = g->m - i0 < MC ? g->m - i0 : MC;
-  const int64_t nc = g->n - j0 < NC ? g->n - j0 : NC;
+  const int64_t i0 = (task / g->n_blocks) * g->mc, j0 = (task % g->n_blocks) * g->nc;
+  const int64_t mc = g->m - i0 < g->mc ? g->m - i0 : g->mc;
+  const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
   const float *ap = g->ap + i0 * kc;
   float *tile = reserve(&s->tile, &s->tile_size, (size_t)(mr * nr));
   const int64_t acc = g->p0 > 0;
@@ -386,9 +477,9 @@ static void gemm_task(void *arg, int64_t task, int thread) {
 static void zero_task(void *arg, int64_t task, int thread) {
   (void)thread;
   const gemm_ctx *g = arg;
-  const int64_t i0 = (task / g->n_blocks) * MC, j0 = (task % g->n_blocks) * NC;
-  const int64_t mc = g->m - i0 < MC ? g->m - i0 : MC;
-  const int64_t nc = g->n - j0 < NC ? g->n - j0 : NC;
+  const int64_t i0 = (task / g->n_blocks) * g->mc, j0 = (task % g->n_blocks) * g->nc;
+  const int64_t mc = g->m - i0 < g->mc ? g->m - i0 : g->mc;
+  const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
   for (int64_t i = 0; i < mc; ++i)
     memset(g->c + (i0 + i) * g->ldc + j0, 0, (size_t)nc * sizeof(float));
   if (g->epilogue)
@@ -399,9 +490,15 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
                  int64_t lda, int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b,
                  float *c, int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr,
                  grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+  int64_t mc, nc;
+  if (grt_gemm_blocking(mr, nr, &mc, &nc) != 0) {
+    fprintf(stderr, "graphc: internal error: a %lld x %lld GEMM tile cannot be blocked\n",
+            (long long)mr, (long long)nr);
+    abort();
+  }
   const int64_t panels = (n + nr - 1) / nr, slivers = (m + mr - 1) / mr;
-  gemm_ctx g = {m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, batch, a, b, c,
-                micro, epilogue, ptrs, pool, 0, 0, (m + MC - 1) / MC, (n + NC - 1) / NC,
+  gemm_ctx g = {m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, mc, nc, batch, a, b, c,
+                micro, epilogue, ptrs, pool, 0, 0, (m + mc - 1) / mc, (n + nc - 1) / nc,
                 panels, NULL, NULL};
   const int64_t tasks = g.m_blocks * g.n_blocks;
   if (k == 0) {
@@ -409,9 +506,16 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
     return;
   }
   /* For each depth block, op(A) and op(B) are packed once, by all threads,
-   * then every block of C is multiplied against them. */
-  g.bp = reserve(&pool->packed_b, &pool->packed_b_size, (size_t)(panels * nr * KC));
-  g.ap = reserve(&pool->packed_a, &pool->packed_a_size, (size_t)(slivers * mr * KC));
+   * then every block of C is multiplied against them. The packed buffers
+   * hold exactly what the deepest block needs, against guard pages. */
+  const int64_t kc_max = k < KC ? k : KC;
+  g.bp = guarded_reserve(&pool->packed_b, (size_t)(panels * nr * kc_max));
+  g.ap = guarded_reserve(&pool->packed_a, (size_t)(slivers * mr * kc_max));
+  if (!g.bp || !g.ap) {
+    fprintf(stderr, "graphc: out of memory packing a %lld x %lld x %lld GEMM\n",
+            (long long)m, (long long)n, (long long)k);
+    abort();
+  }
   for (g.p0 = 0; g.p0 < k; g.p0 += KC) {
     g.kc = k - g.p0 < KC ? k - g.p0 : KC;
     grt_pool_run(pool, panels + slivers, pack_task, &g);

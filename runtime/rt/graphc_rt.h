@@ -39,6 +39,21 @@ typedef void (*grt_micro_fn)(int64_t kc, const float *ap, const float *bp, float
 typedef void (*grt_epilogue_fn)(void **ptrs, int64_t n, float *c, int64_t ldc,
                                 int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 
+/** The best x86-64 ISA level this CPU executes: 4 (x86-64-v4: AVX-512 F, BW,
+ *  CD, DQ, VL), 3 (x86-64-v3: AVX2, FMA, BMI2, ...), 2 or 1 (x86-64). Code
+ *  built for a level must not run below it: it would die with SIGILL.
+ *  GRAPHC_CPU_LEVEL=N in the environment lowers (never raises) the answer
+ *  to N, to test the lower paths on a newer CPU. */
+int grt_cpu_level(void);
+
+/** The largest micro-kernel tile the GEMM driver blocks. */
+#define GRT_MAX_MR 64
+#define GRT_MAX_NR 256
+/** The block of C the GEMM driver gives one task for an mr x nr tile: mc
+ *  rows, a multiple of mr, by nc columns, a multiple of nr. Returns 0, or
+ *  -1 when mr or nr is outside [1, GRT_MAX_MR] or [1, GRT_MAX_NR]. */
+int grt_gemm_blocking(int64_t mr, int64_t nr, int64_t *mc, int64_t *nc);
+
 /** C[m,n] = op(A)[m,k] op(B)[k,n]; A is stored [k,m] when trans_a, B [n,k]
  *  when trans_b. The epilogue, if any, runs on each finished block of C. */
 void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a,
