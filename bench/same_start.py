@@ -8,7 +8,7 @@ batch 256 with the short last batch, ClassNLL, Adagrad lr 1e-3). Prints the
 test accuracy of both after every epoch, side by side: where a seed ends
 low, the question is whether graphc computes it or the start decides it.
 
-  bench/same_start.py [--seed S] [--epochs E] [--graphc build/graphc]
+  bench/same_start.py [--seed S] [--epochs E] [--graphc build/graphc] [--cpu avx2,avx512]
 
 Needs Debian's python3-torch and dataset-fashion-mnist; run it with
 /usr/bin/python3 where another python3 comes first on PATH.
@@ -95,18 +95,27 @@ def main():
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--graphc", default=os.path.join(ROOT, "build", "graphc"))
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--cpu", default="",
+                    help="graphc's vector ISAs to run, comma-separated (GRAPHC_CPU each), "
+                         "e.g. avx2,avx512; default: graphc's own choice")
     a = ap.parse_args()
     model_file = os.path.join(ROOT, "examples", "mlp.model")
+    isas = [c for c in a.cpu.split(",") if c] or [""]
+    graphc_acc = {}
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([a.graphc, "compile", model_file, "--input", "1x32x32", "--emit", "lib",
                         "--seed", str(a.seed), "-o", f"{tmp}/mlp"], check=True,
                        stdout=subprocess.DEVNULL)
         init = safetensors(f"{tmp}/mlp.safetensors")
-        subprocess.run([a.graphc, "train", model_file, "--epochs", str(a.epochs), "--seed",
-                        str(a.seed), "--data", a.data, "--progress", "none", "--metrics",
-                        f"{tmp}/metrics.jsonl"], check=True, stdout=subprocess.DEVNULL)
-        with open(f"{tmp}/metrics.jsonl") as f:
-            graphc_acc = [100 * json.loads(line)["test_acc"] for line in f]
+        for isa in isas:
+            env = dict(os.environ, GRAPHC_CPU=isa) if isa else None
+            subprocess.run([a.graphc, "train", model_file, "--epochs", str(a.epochs), "--seed",
+                            str(a.seed), "--data", a.data, "--progress", "none", "--metrics",
+                            f"{tmp}/metrics.jsonl"], check=True, stdout=subprocess.DEVNULL,
+                           env=env)
+            with open(f"{tmp}/metrics.jsonl") as f:
+                graphc_acc[isa] = [100 * json.loads(line)["test_acc"] for line in f]
+            os.remove(f"{tmp}/metrics.jsonl")
 
     torch.manual_seed(0)
     xtr, ytr = load("train", a.data)
@@ -117,7 +126,8 @@ def main():
     crit = torch.nn.NLLLoss()
     print(f"seed {a.seed}: test accuracy after each epoch, from graphc's initial weights "
           f"and batch order")
-    print("epoch   graphc   PyTorch (same start)")
+    names = [f"graphc {isa}" if isa else "graphc" for isa in isas]
+    print("epoch   " + "   ".join(f"{n:>13}" for n in names) + "   PyTorch (same start)")
     for epoch in range(1, a.epochs + 1):
         order = torch.tensor(epoch_order(len(xtr), a.seed, epoch))
         for i in range(0, len(xtr), 256):
@@ -127,7 +137,9 @@ def main():
             opt.step()
         with torch.no_grad():
             acc = 100 * (model(xte).argmax(1) == yte).float().mean().item()
-        print(f"{epoch:5d}   {graphc_acc[epoch - 1]:6.2f}   {acc:6.2f}", flush=True)
+        ours = "   ".join(f"{graphc_acc[isa][epoch - 1]:13.2f}" for isa in isas)
+        gap = max(abs(graphc_acc[isa][epoch - 1] - acc) for isa in isas)
+        print(f"{epoch:5d}   {ours}   {acc:6.2f}   (largest gap {gap:.2f})", flush=True)
 
 
 if __name__ == "__main__":

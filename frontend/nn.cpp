@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace graphc::nn {
 namespace {
 
@@ -83,6 +85,55 @@ Module SpatialMaxPooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH,
   return make(Kind::SpatialMaxPooling,
               {double(kW), double(kH), double(dW < 0 ? kW : dW),
                double(dH < 0 ? kH : dH), double(padW), double(padH)});
+}
+
+Expected<ir::Shape> inferSampleShape(const ModelSpec &spec) {
+  auto at = [&](SourceLoc loc, std::string message) {
+    Diag d;
+    d.file = spec.file;
+    d.line = std::max(loc.line, std::max(spec.modelLoc.line, 1));
+    d.col = loc.line > 0 ? std::max(loc.col, 1) : 1;
+    d.message = std::move(message);
+    return d;
+  };
+  const Module *first = &spec.model;
+  while (first->kind == Kind::Sequential && !first->children.empty())
+    first = &first->children.front();
+  auto whole = [](const std::vector<double> &args) {
+    ir::Shape shape;
+    for (double a : args) {
+      if (a < 1 || a != double(int64_t(a)))
+        return ir::Shape{};
+      shape.push_back(int64_t(a));
+    }
+    return shape;
+  };
+  switch (first->kind) {
+  case Kind::View:
+  case Kind::Reshape:
+    if (ir::Shape s = whole(first->args); !s.empty())
+      return s;
+    break;
+  case Kind::Linear:
+    if (ir::Shape s = whole({first->args.at(0)}); !s.empty())
+      return s;
+    break;
+  case Kind::SpatialConvolution:
+  case Kind::SpatialConvolutionMM: {
+    int64_t c = int64_t(first->args.at(0));
+    return at(first->loc, fmt::format("no input shape: layer 1, {}, fixes {} input "
+                                      "channel{} but not the image size; pass --input "
+                                      "{}x32x32 or add `input = {{{}, 32, 32}}`",
+                                      first->str(), c, c == 1 ? "" : "s", c, c));
+  }
+  default:
+    break;
+  }
+  if (first->kind == Kind::Sequential)
+    return at(spec.modelLoc, "no input shape: the model has no layers");
+  return at(first->loc, fmt::format("no input shape: layer 1, {}, does not fix it; "
+                                    "pass --input 1x32x32 or add `input = {{1, 32, 32}}`",
+                                    first->str()));
 }
 
 } // namespace graphc::nn

@@ -8,6 +8,7 @@
 // tracer (frontend/Trace.h) turns a tree plus criterion and optimizer into IR.
 #pragma once
 
+#include "ir/Error.h"
 #include "ir/Type.h"
 
 #include <map>
@@ -105,5 +106,12 @@ struct ModelSpec {
   std::string file;               ///< the model file, for diagnostics
   SourceLoc modelLoc;             ///< where `model` was assigned
 };
+
+/// The per-sample input shape the model's first layer fixes: `nn.View(n)`
+/// or `nn.Reshape(n)` (or several sizes), or `nn.Linear(in, out)` (a flat
+/// sample of `in` values). A first convolution fixes its channels but not
+/// the image size: an error located at the layer that suggests `--input`.
+/// Any other first layer: an error asking for `--input`.
+Expected<ir::Shape> inferSampleShape(const ModelSpec &spec);
 
 } // namespace graphc::nn

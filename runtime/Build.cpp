@@ -10,6 +10,7 @@
 
 #ifdef GRAPHC_HAVE_CUDA
 #include "codegen/cuda/AotProgram.h"
+#include "codegen/cuda/Nvrtc.h"
 #endif
 #ifdef GRAPHC_HAVE_CUDA_RUNTIME
 #include "runtime/cuda/CudaRuntime.h"
@@ -119,13 +120,31 @@ Expected<std::unique_ptr<Executable>> buildCompiled(CompiledModel model,
 }
 
 Status emitCudaLibrary(const CompiledModel &model, const BuildOptions &options,
-                       const std::string &arch, const std::string &out) {
+                       const std::string &arch, const std::string &out, int *assembled) {
 #ifdef GRAPHC_HAVE_CUDA
   auto image = codegen::cuda::encodeDevicePrograms(
       model.step, passes::planMemory(model.step, options.maxBatch), model.predict,
       passes::planMemory(model.predict, options.maxBatch), arch);
   if (!image)
     return image.diag();
+  // Every module through ptxas, as the driver will JIT it on the device:
+  // nothing is written that a GPU would refuse.
+  int count = -1;
+  if (codegen::cuda::havePtxas()) {
+    count = 0;
+    std::vector<const std::string *> modules{&image->helpersPtx};
+    for (const std::string &s : image->strings)
+      if (s.find(".version") != std::string::npos && s.find(".target") != std::string::npos)
+        modules.push_back(&s);
+    for (const std::string *ptx : modules) {
+      if (Status st = codegen::cuda::assemblePtx(*ptx, fmt::format("module {}", count), arch);
+          !st)
+        return st;
+      ++count;
+    }
+  }
+  if (assembled)
+    *assembled = count;
   auto done = emitCpu(model, options, CpuOutput::Library, out, &*image);
   if (!done)
     return done.diag();

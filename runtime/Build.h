@@ -62,9 +62,12 @@ Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &op
 
 /// `graphc compile --target cuda --emit lib`: the same header and initial
 /// weights as the cpu target's library, and an archive whose step runs on
-/// the GPU (kernels compiled to PTX for `arch`, e.g. "sm_90").
+/// the GPU (kernels compiled to PTX for `arch`, e.g. "sm_90"). Where the
+/// toolkit's ptxas is installed every PTX module is assembled first;
+/// `assembled` receives how many (-1: no ptxas, none checked).
 Status emitCudaLibrary(const CompiledModel &model, const BuildOptions &options,
-                       const std::string &arch, const std::string &out);
+                       const std::string &arch, const std::string &out,
+                       int *assembled = nullptr);
 
 /// The Dropout seed of one step: the same in every backend.
 int32_t stepSeed(uint64_t seed, int64_t step);

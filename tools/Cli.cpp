@@ -57,12 +57,7 @@ Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &fl
     return parseShape(flag);
   if (spec.input)
     return *spec.input;
-  Diag d;
-  d.file = spec.file;
-  d.line = std::max(spec.modelLoc.line, 1);
-  d.col = 1;
-  d.message = "no input shape: pass --input 1x32x32 or add `input = {1, 32, 32}`";
-  return d;
+  return nn::inferSampleShape(spec);
 }
 
 } // namespace graphc::cli

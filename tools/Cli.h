@@ -31,7 +31,8 @@ int report(const Diag &d);
 Expected<ir::Shape> parseShape(const std::string &text);
 /// Loads the model file and checks that it defines a full training setup.
 Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path);
-/// The per-sample input shape: the flag, else the model file's `input`.
+/// The per-sample input shape: the flag, else the model file's `input`,
+/// else what the first layer fixes (nn::inferSampleShape).
 Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &flag);
 
 } // namespace graphc::cli

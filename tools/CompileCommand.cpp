@@ -9,6 +9,8 @@
 #include "passes/Pipeline.h"
 #include "runtime/Build.h"
 #include "runtime/Checkpoint.h"
+#include "codegen/KernelPlan.h"
+#include "passes/MemoryPlan.h"
 
 #ifdef GRAPHC_HAVE_CUDA
 #include "codegen/cuda/CudaSource.h"
@@ -17,7 +19,10 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <chrono>
+#include <map>
+#include <optional>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -47,28 +52,65 @@ Status output(const CompileOptions &o, const std::string &text) {
   return runtime::writeFileAtomic(o.out, text.data(), text.size());
 }
 
+/// The library's path prefix: -o, else the model file's name in the current
+/// folder (mlp.model -> ./mlp), made a C identifier, as `cc -c x.c` writes x.o.
+std::string libraryPrefix(const CompileOptions &o) {
+  if (!o.out.empty())
+    return o.out;
+  std::string stem = std::filesystem::path(o.model).stem().string(), name;
+  for (char c : stem)
+    name += std::isalnum((unsigned char)c) || c == '_' ? c : '_';
+  if (name.empty() || std::isdigit((unsigned char)name[0]))
+    name = "model_" + name;
+  return name;
+}
+
+/// What a library build did, for the summary.
+struct LibraryResult {
+  std::vector<std::string> files;
+  int assembled = -1; ///< cuda: PTX modules ptxas assembled (-1: no ptxas)
+};
+
 /// `--emit lib -o out/mlp`: out/mlp.h, out/libmlp.a, out/mlp.safetensors for
 /// the cpu or the cuda target.
-Status writeLibrary(const runtime::CompiledModel &m, const runtime::BuildOptions &bo,
-                    const CompileOptions &o) {
-  if (o.out.empty())
-    return error("--emit lib needs -o PREFIX, e.g. -o out/mlp");
+Expected<LibraryResult> writeLibrary(const runtime::CompiledModel &m,
+                                     const runtime::BuildOptions &bo, const CompileOptions &o) {
+  std::string prefix = libraryPrefix(o);
   std::error_code ec;
-  if (auto dir = std::filesystem::path(o.out).parent_path(); !dir.empty())
+  if (auto dir = std::filesystem::path(prefix).parent_path(); !dir.empty())
     std::filesystem::create_directories(dir, ec);
   if (ec)
-    return error(fmt::format("-o {}: {}", o.out, ec.message()));
+    return error(fmt::format("-o {}: {}", prefix, ec.message()));
+  LibraryResult r;
   if (o.target == "cuda") {
-    if (Status s = runtime::emitCudaLibrary(m, bo, o.arch, o.out); !s)
-      return s;
-  } else if (auto lib = runtime::emitCpu(m, bo, runtime::CpuOutput::Library, o.out); !lib) {
+    if (Status s = runtime::emitCudaLibrary(m, bo, o.arch, prefix, &r.assembled); !s)
+      return s.diag();
+  } else if (auto lib = runtime::emitCpu(m, bo, runtime::CpuOutput::Library, prefix); !lib) {
     return lib.diag();
   }
-  std::string dir = std::filesystem::path(o.out).parent_path().string();
-  std::string name = std::filesystem::path(o.out).filename().string();
-  std::printf("wrote %s.h, %s/lib%s.a and %s.safetensors\n", o.out.c_str(),
-              dir.empty() ? "." : dir.c_str(), name.c_str(), o.out.c_str());
-  return {};
+  std::filesystem::path p(prefix);
+  std::string dir = p.parent_path().string();
+  r.files = {prefix + ".h", (dir.empty() ? "" : dir + "/") + "lib" + p.filename().string() + ".a",
+             prefix + ".safetensors"};
+  return r;
+}
+
+/// What the step's kernel groups are: "11 kernel groups, 6 GEMMs (...)".
+std::string describeKernels(const ir::Graph &g) {
+  std::map<std::string, int> epilogues;
+  int gemms = 0;
+  for (const codegen::KernelPlan &k : codegen::planKernels(g, codegen::storedValues(g))) {
+    if (k.kind != codegen::KernelKind::Gemm)
+      continue;
+    ++gemms;
+    if (!k.epilogue.empty() || k.colsum >= 0)
+      ++epilogues[g.groups()[size_t(k.group)].reason];
+  }
+  std::vector<std::string> parts;
+  for (const auto &[reason, n] : epilogues)
+    parts.push_back(fmt::format("{} x {}", n, reason));
+  return fmt::format("{} kernel groups, {} GEMMs{}", g.groups().size(), gemms,
+                     parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, "; ")));
 }
 
 #ifdef GRAPHC_HAVE_CUDA
@@ -172,48 +214,50 @@ int runCompile(const CompileOptions &o) {
   bo.threads = o.threads;
   bo.seed = o.seed;
   bo.cpu = o.cpu;
+  // Like cc, compile writes the library unless asked for something else;
+  // printing the IR or a graph alone (no -o) only prints.
+  const bool study = o.printIr || o.printAfterAll || !o.printAfter.empty() ||
+                     !o.printBefore.empty() || !o.dot.empty();
+  const std::string emit = o.emit.empty() && !(study && o.out.empty()) ? "lib" : o.emit;
   std::string codegen;
   int kernels = int(model->step.groups().size());
+  std::optional<LibraryResult> library;
   t0 = std::chrono::steady_clock::now();
-  if (o.emit == "ir") {
+  if (emit == "ir") {
     if (Status s = output(o, ir::print(model->step)); !s)
       return report(s.diag());
+  } else if (emit == "lib") {
+    auto lib = writeLibrary(*model, bo, o);
+    if (!lib)
+      return report(lib.diag());
+    library = std::move(*lib);
+    codegen = o.target == "cpu" ? "LLVM O3, object file and archive"
+                                : "NVRTC to PTX for " + o.arch + ", descriptor object and archive";
+  } else if (emit.empty()) {
+    codegen = "";
   } else if (o.target == "cpu") {
-    if (o.emit == "llvm" || o.emit == "asm") {
-      auto text = runtime::emitCpu(*model, bo, o.emit == "llvm" ? runtime::CpuOutput::LlvmIr
-                                                                : runtime::CpuOutput::Assembly);
+    if (emit == "llvm" || emit == "asm") {
+      auto text = runtime::emitCpu(*model, bo, emit == "llvm" ? runtime::CpuOutput::LlvmIr
+                                                              : runtime::CpuOutput::Assembly);
       if (!text)
         return report(text.diag());
       if (Status s = output(o, *text); !s)
         return report(s.diag());
       codegen = "LLVM O3 for this host";
-    } else if (o.emit == "lib") {
-      if (Status st = writeLibrary(*model, bo, o); !st)
-        return report(st.diag());
-      codegen = "LLVM O3, object file and archive";
-    } else if (o.emit.empty()) {
-      auto exe = runtime::buildCompiled(std::move(*model), bo);
-      if (!exe)
-        return report(exe.diag());
-      codegen = "LLVM O3 + ORC JIT";
     } else {
       return report(error(fmt::format("--emit {} is not a CPU output: use ir, llvm, asm or lib",
-                                      o.emit)));
+                                      emit)));
     }
   } else if (o.target == "cuda") {
 #ifdef GRAPHC_HAVE_CUDA
-    if (o.emit == "cuda" || o.emit == "ptx" || o.emit.empty()) {
+    if (emit == "cuda" || emit == "ptx") {
       kernels = 0;
-      if (Status s = emitCuda(*model, o, o.emit != "cuda", &kernels); !s)
+      if (Status s = emitCuda(*model, o, emit != "cuda", &kernels); !s)
         return report(s.diag());
-      codegen = o.emit == "cuda" ? "CUDA C" : "NVRTC to PTX for " + o.arch;
-    } else if (o.emit == "lib") {
-      if (Status st = writeLibrary(*model, bo, o); !st)
-        return report(st.diag());
-      codegen = "NVRTC to PTX for " + o.arch + ", descriptor object and archive";
+      codegen = emit == "cuda" ? "CUDA C" : "NVRTC to PTX for " + o.arch;
     } else {
-      return report(error(fmt::format("--emit {} is not a CUDA output: use ir, cuda or ptx",
-                                      o.emit)));
+      return report(error(fmt::format(
+          "--emit {} is not a CUDA output: use ir, cuda, ptx or lib", emit)));
     }
 #else
     return report(error("--target cuda: this graphc was built without the CUDA toolkit"));
@@ -222,6 +266,30 @@ int runCompile(const CompileOptions &o) {
     return report(error(fmt::format("--target {}: the targets are cpu and cuda", o.target)));
   }
   double codegenMs = msSince(t0);
+  if (library) {
+    std::string what =
+        o.target == "cpu"
+            ? (o.cpu.empty() ? std::string("cpu: avx2 code (any x86-64 CPU with AVX2 and FMA), "
+                                           "with avx512 code where the CPU has it")
+                             : fmt::format("cpu: {} code", o.cpu))
+        : library->assembled < 0
+            ? fmt::format("cuda {}: PTX from NVRTC (no ptxas in the toolkit: not assembled)",
+                          o.arch)
+            : fmt::format("cuda {}: {} PTX modules from NVRTC, each assembled by ptxas", o.arch,
+                          library->assembled);
+    auto mib = [](int64_t b) { return double(b) / (1024.0 * 1024.0); };
+    std::printf("compiled %s for %s\n", o.model.c_str(), what.c_str());
+    std::printf("  training step: %s\n", describeKernels(model->step).c_str());
+    std::printf("  evaluation: %s\n", describeKernels(model->predict).c_str());
+    std::printf("  memory at batch %lld: %.2f MiB of intermediates for the step, %.2f MiB for "
+                "evaluation; %.2f MiB of parameters\n",
+                (long long)o.maxBatch, mib(passes::planMemory(model->step, o.maxBatch).arenaBytes),
+                mib(passes::planMemory(model->predict, o.maxBatch).arenaBytes),
+                mib(model->info.numParams * 4));
+    std::printf("  compile time %.2f s (passes %.0f ms, code generation %.0f ms)\n",
+                (passMs + codegenMs) / 1e3, passMs, codegenMs);
+    std::printf("  wrote %s\n", fmt::format("{}", fmt::join(library->files, ", ")).c_str());
+  }
   if (o.stats) {
     std::fputs(passStats.c_str(), stdout);
     std::printf("passes %.1f ms; code generation (%s) %.1f ms; %d kernels\n", passMs,
@@ -235,23 +303,28 @@ int runCompile(const CompileOptions &o) {
 Command compileCommand(CLI::App &app) {
   auto o = std::make_shared<CompileOptions>();
   auto *c = app.add_subcommand(
-      "compile", "Trace a model file, derive the training step, fuse it and compile it "
-                 "(or print what each pass made of it)");
+      "compile", "Trace a model file, derive the training step, fuse it and compile it into "
+                 "a library to link (mlp.model -> mlp.h, libmlp.a, mlp.safetensors), or print "
+                 "what each pass made of it");
   c->add_option("model", o->model, "the .model file (model, criterion, optimizer)")->required();
   c->add_option("--input", o->input,
                 "per-sample input shape, e.g. 1x32x32 (default: the model file's "
-                "`input = {...}`)");
+                "`input = {...}`, else what the first layer fixes: nn.View(n), nn.Reshape(n) "
+                "or nn.Linear(n, m) take n values)");
   c->add_option("--target", o->target, "cpu (LLVM) or cuda (NVRTC and cuBLASLt)")
       ->default_val("cpu")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   c->add_option("--emit", o->emit,
-                "what to write instead of just compiling: ir (the fused step), llvm, asm or "
-                "lib (cpu or cuda), cuda or ptx (cuda)")
+                "what to write: lib (the default: a header, a static library and the initial "
+                "weights, for cpu or cuda), ir (the fused step), llvm or asm (cpu), cuda or "
+                "ptx (cuda)")
       ->check(CLI::IsMember({"ir", "llvm", "asm", "lib", "cuda", "ptx"}));
   c->add_option("-o,--output", o->out,
-                "where: a file for ir/llvm/asm/cuda (default stdout), a folder for ptx, a "
-                "path prefix for lib (-o out/mlp writes out/mlp.h, out/libmlp.a, "
-                "out/mlp.safetensors)");
+                "where: a path prefix for lib (default: the model file's name in this "
+                "folder, so mlp.model writes mlp.h, libmlp.a and mlp.safetensors; -o out/mlp "
+                "writes out/mlp.h, out/libmlp.a, out/mlp.safetensors), a file for "
+                "ir/llvm/asm/cuda (default stdout), a folder for ptx. With --print-*, "
+                "--print-ir or --dot and no -o or --emit, nothing but the IR is written");
   c->add_option("--cpu", o->cpu,
                 "the vector ISA of the cpu target's code: avx512, avx2 or generic (any "
                 "x86-64). Default: the JIT and --emit llvm|asm use GRAPHC_CPU or this CPU's "
