@@ -131,6 +131,13 @@ Status emitCuda(const runtime::CompiledModel &m, const CompileOptions &o, bool p
     for (const auto &k : codegen::cuda::printKernels(*g, codegen::storedValues(*g), prefix)) {
       if (k.source.empty())
         continue;
+      if (k.name.empty() && k.colsum.empty()) { // cuBLASLt and its own epilogue: no kernel
+        if (!ptx)
+          all += fmt::format("// ===== kernel group {}k{} ({}): cuBLASLt with its epilogue, no "
+                             "kernel =====\n\n",
+                             prefix, k.plan.group, g->groups()[size_t(k.plan.group)].reason);
+        continue;
+      }
       std::string name = k.name.empty() ? k.colsum : k.name;
       ++*kernels;
       if (!ptx) {
@@ -183,12 +190,30 @@ int runCompile(const CompileOptions &o) {
   po.planBatch = o.maxBatch;
 
   auto t0 = std::chrono::steady_clock::now();
+  if (o.stopAfter == "trace") { // the traced graph is all there is to show
+    if (!o.emit.empty())
+      return report(error("--emit needs every pass: drop --stop-after"));
+    auto traced = frontend::trace(*spec, *sample);
+    if (!traced)
+      return report(traced.diag());
+    if (Status s = ir::verify(traced->graph); !s)
+      return report(s.diag());
+    if (po.printAfter.count("all") || po.printAfter.count("trace"))
+      std::fputs(
+          fmt::format("// ----- IR after trace -----\n{}", ir::print(traced->graph)).c_str(),
+          stdout);
+    if (o.stats)
+      std::printf("trace %.1f ms: %d nodes\n", msSince(t0), traced->graph.size());
+    return 0;
+  }
   auto model = runtime::compileModel(*spec, *sample, po);
   if (!model)
     return report(model.diag());
   double passMs = msSince(t0);
   if (po.printAfter.count("all") || po.printAfter.count("trace")) {
     auto traced = frontend::trace(*spec, *sample);
+    if (!traced)
+      return report(traced.diag());
     std::fputs(fmt::format("// ----- IR after trace -----\n{}", ir::print(traced->graph)).c_str(),
                stdout);
   }
@@ -292,8 +317,11 @@ int runCompile(const CompileOptions &o) {
   }
   if (o.stats) {
     std::fputs(passStats.c_str(), stdout);
-    std::printf("passes %.1f ms; code generation (%s) %.1f ms; %d kernels\n", passMs,
-                codegen.empty() ? "none" : codegen.c_str(), codegenMs, kernels);
+    std::printf("passes %.1f ms; code generation (%s) %.1f ms; %d %s\n", passMs,
+                codegen.empty() ? "none" : codegen.c_str(), codegenMs, kernels,
+                emit == "cuda" || emit == "ptx"
+                    ? "CUDA kernels, step and evaluation (the other GEMMs run in cuBLASLt)"
+                    : "kernel groups in the step");
   }
   return 0;
 }
