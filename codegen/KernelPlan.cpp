@@ -1,26 +1,9 @@
 // codegen/KernelPlan.cpp - classifying kernel groups.
 #include "codegen/KernelPlan.h"
 
-#include "passes/Fusion.h"
-
 namespace graphc::codegen {
 
 using namespace ir;
-
-bool pointwiseOp(Op op) {
-  return (isElementwise(op) && op != Op::Constant) || op == Op::OneHot ||
-         op == Op::RandomMask;
-}
-
-bool isRowReduce(const Graph &g, ValueId v) {
-  const Node &n = g.node(v);
-  if (n.op != Op::ReduceSum && n.op != Op::ReduceMax && n.op != Op::ReduceMean)
-    return false;
-  auto axes = n.attrs.ints("axes");
-  int rank = g.type(n.inputs[0]).rank();
-  return axes.size() == 1 && (axes[0] == -1 || axes[0] == rank - 1) &&
-         n.attrs.b("keepdims") && rank >= 1;
-}
 
 std::vector<bool> storedValues(const Graph &g) {
   std::vector<bool> st(size_t(g.size()), false);
@@ -29,7 +12,7 @@ std::vector<bool> storedValues(const Graph &g) {
   };
   for (ValueId v = 0; v < g.size(); ++v) {
     const Node &n = g.node(v);
-    if (passes::isFree(n.op) && !free(v))
+    if (isFree(n.op) && !free(v))
       st[size_t(v)] = true; // inputs and views: the host points at them
     for (ValueId i : n.inputs)
       if ((g.node(i).group < 0 || g.node(i).group != n.group) && !free(i))

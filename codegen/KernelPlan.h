@@ -37,9 +37,5 @@ std::vector<bool> storedValues(const ir::Graph &g);
 /// One plan per kernel group (and per flat_pack), in execution order.
 std::vector<KernelPlan> planKernels(const ir::Graph &g, const std::vector<bool> &stored);
 
-/// Pointwise ops: each output element from the same element of its operands.
-bool pointwiseOp(ir::Op op);
-/// A reduction over the last axis with keepdims (a row kernel's building block).
-bool isRowReduce(const ir::Graph &g, ir::ValueId v);
 
 } // namespace graphc::codegen

@@ -80,4 +80,14 @@ std::vector<ValueId> Graph::inputs() const {
   return out;
 }
 
+bool isRowReduce(const Graph &g, ValueId v) {
+  const Node &n = g.node(v);
+  if (opClass(n.op) != OpClass::Reduce)
+    return false;
+  auto axes = n.attrs.ints("axes");
+  int rank = g.type(n.inputs[0]).rank();
+  return axes.size() == 1 && (axes[0] == -1 || axes[0] == rank - 1) &&
+         n.attrs.b("keepdims") && rank >= 1;
+}
+
 } // namespace graphc::ir

@@ -99,4 +99,7 @@ private:
   std::unordered_map<std::string, ValueId> dedup_;
 };
 
+/// A reduction over the last axis with keepdims: a row kernel's building block.
+bool isRowReduce(const Graph &g, ValueId v);
+
 } // namespace graphc::ir

@@ -212,6 +212,12 @@ private:
     Shape shape = concrete(n.type.shape, batch_);
     Tensor &out = vals_[size_t(v)];
     const Attrs &a = n.attrs;
+    if (isUnaryMath(n.op)) {
+      out = in(n, 0);
+      for (double &x : out.data)
+        x = evalUnary(n.op, x);
+      return {};
+    }
     switch (n.op) {
     case Op::Input: {
       const Tensor &t = inputs.at(a.s("name"));
@@ -297,12 +303,6 @@ private:
                           : in(n, 2).data[size_t(mb[e])];
       return {};
     }
-    case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Square:
-    case Op::Relu: case Op::Tanh: case Op::Sigmoid:
-      out = in(n, 0);
-      for (double &x : out.data)
-        x = evalUnary(n.op, x);
-      return {};
     case Op::Cast:
       out = in(n, 0);
       if (n.type.dtype == DType::I32)
@@ -449,6 +449,8 @@ private:
         out.data[size_t(arg[i])] += gy.data[i];
       return {};
     }
+    default: // float math is evaluated above, by class
+      break;
     }
     GRAPHC_CHECK(false, "the interpreter has no rule for {}", opName(n.op));
     return {};

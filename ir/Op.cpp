@@ -8,10 +8,11 @@ struct OpInfo {
   std::string_view name;
   int arity;
   bool differentiable;
+  OpClass cls;
 };
 
 constexpr OpInfo kInfo[] = {
-#define GRAPHC_OP(E, S, A, D) {S, A, D},
+#define GRAPHC_OP(E, S, A, D, C) {S, A, D, OpClass::C},
 #include "ir/ops.def"
 #undef GRAPHC_OP
 };
@@ -29,16 +30,33 @@ std::optional<Op> opFromName(std::string_view name) {
   return std::nullopt;
 }
 
+OpClass opClass(Op op) { return kInfo[int(op)].cls; }
+
 bool isElementwise(Op op) {
-  switch (op) {
-  case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Max:
-  case Op::Min: case Op::Greater: case Op::Select: case Op::Neg: case Op::Exp:
-  case Op::Log: case Op::Sqrt: case Op::Square: case Op::Relu: case Op::Tanh:
-  case Op::Sigmoid: case Op::Cast: case Op::Constant: case Op::Broadcast:
+  switch (opClass(op)) {
+  case OpClass::Unary: case OpClass::Binary: case OpClass::Ternary: case OpClass::Cast:
+  case OpClass::Constant: case OpClass::Broadcast:
     return true;
   default:
     return false;
   }
 }
+
+bool isFree(Op op) {
+  switch (opClass(op)) {
+  case OpClass::Source: case OpClass::Constant: case OpClass::View: case OpClass::Meta:
+    return true;
+  default:
+    return false;
+  }
+}
+
+bool isPointwise(Op op) {
+  return (isElementwise(op) && opClass(op) != OpClass::Constant) ||
+         opClass(op) == OpClass::Generator;
+}
+
+bool isUnaryMath(Op op) { return opClass(op) == OpClass::Unary; }
+bool isBinaryMath(Op op) { return opClass(op) == OpClass::Binary; }
 
 } // namespace graphc::ir

@@ -7,13 +7,13 @@
 namespace graphc::ir {
 
 enum class Op {
-#define GRAPHC_OP(E, S, A, D) E,
+#define GRAPHC_OP(E, S, A, D, C) E,
 #include "ir/ops.def"
 #undef GRAPHC_OP
 };
 
 inline constexpr int kNumOps = 0
-#define GRAPHC_OP(E, S, A, D) +1
+#define GRAPHC_OP(E, S, A, D, C) +1
 #include "ir/ops.def"
 #undef GRAPHC_OP
     ;
@@ -27,8 +27,23 @@ bool opDifferentiable(Op op);
 /// The op spelled `name`, if any.
 std::optional<Op> opFromName(std::string_view name);
 
+/// What kind of computation an op is: ops.def's last column.
+enum class OpClass {
+  Source, Constant, View, Meta, Generator, Movement, Broadcast, Unary, Binary, Ternary,
+  Cast, Reduce, Row, MatMul, Loss, Gather
+};
+OpClass opClass(Op op);
+
 /// Elementwise ops compute each output element from the same element of
-/// their (broadcast) operands; fusion chains them.
+/// their (broadcast) operands; fusion chains them (constants included).
 bool isElementwise(Op op);
+/// Ops that need no kernel: arguments, constants, views, run-time sizes.
+bool isFree(Op op);
+/// Ops a kernel computes element by element: elementwise ops other than
+/// constants, and generators (one_hot, random_mask).
+bool isPointwise(Op op);
+/// Float math on one operand (neg, exp, ...), on two (add, ..., greater).
+bool isUnaryMath(Op op);
+bool isBinaryMath(Op op);
 
 } // namespace graphc::ir

@@ -128,6 +128,11 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
   if (auto d_ = (x))                                                           \
   return *d_
 
+  // Float math: the operand's type, or the operands' broadcast shape.
+  if (isUnaryMath(op)) {
+    TRY(needF32(0));
+    return in[0];
+  }
   switch (op) {
   case Op::Input:
   case Op::Constant:
@@ -224,10 +229,6 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
       return fail(op, b.diag().message);
     return Type{DType::F32, *b};
   }
-  case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Square:
-  case Op::Relu: case Op::Tanh: case Op::Sigmoid:
-    TRY(needF32(0));
-    return in[0];
   case Op::Cast: {
     std::string to = attrs.s("to");
     if (to != "f32" && to != "i32")
@@ -345,6 +346,8 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
                                   str(in[1]), str(*check)));
     return in[0];
   }
+  default: // float math is typed above, by class
+    break;
   }
 #undef TRY
   return fail(op, "no typing rule");

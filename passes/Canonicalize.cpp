@@ -137,11 +137,12 @@ std::optional<ValueId> matmulRule(Graph &g, const Node &n) {
 
 Graph canonicalize(const Graph &g) {
   RuleTable rules;
-  for (Op op : {Op::Neg, Op::Exp, Op::Log, Op::Sqrt, Op::Square, Op::Relu,
-                Op::Tanh, Op::Sigmoid})
-    rules[op] = unaryRule;
-  for (Op op : {Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min, Op::Greater})
-    rules[op] = binaryRule;
+  for (int i = 0; i < kNumOps; ++i) {
+    if (isUnaryMath(Op(i)))
+      rules[Op(i)] = unaryRule;
+    if (isBinaryMath(Op(i)))
+      rules[Op(i)] = binaryRule;
+  }
   rules[Op::Reshape] = reshapeRule;
   rules[Op::Broadcast] = broadcastRule;
   rules[Op::Transpose] = transposeRule;

@@ -11,34 +11,13 @@ namespace graphc::passes {
 
 using namespace ir;
 
-bool isFree(Op op) {
-  switch (op) {
-  case Op::Input: case Op::Constant: case Op::Param: case Op::Reshape:
-  case Op::FlatPack: case Op::BatchSize:
-    return true;
-  default:
-    return false;
-  }
-}
-
 namespace {
 
-bool pointwise(Op op) {
-  return (isElementwise(op) && op != Op::Constant) || op == Op::OneHot ||
-         op == Op::RandomMask;
-}
+bool pointwise(Op op) { return isPointwise(op); }
 
 bool isScalar(const Type &t) { return t.shape.empty(); }
 
-bool lastAxisReduce(const Graph &g, ValueId v) {
-  const Node &n = g.node(v);
-  if (n.op != Op::ReduceSum && n.op != Op::ReduceMax)
-    return false;
-  auto axes = n.attrs.ints("axes");
-  int rank = g.type(n.inputs[0]).rank();
-  return n.attrs.b("keepdims") && axes.size() == 1 &&
-         (axes[0] == -1 || axes[0] == rank - 1);
-}
+bool lastAxisReduce(const Graph &g, ValueId v) { return isRowReduce(g, v); }
 
 class Fuser {
 public:

@@ -33,7 +33,4 @@ struct FusionResult {
 
 FusionResult fuse(const ir::Graph &g);
 
-/// Whether a node computes nothing: a source or a view of existing memory.
-bool isFree(ir::Op op);
-
 } // namespace graphc::passes

@@ -23,7 +23,7 @@ struct BuildOptions {
   /// cpu: the vector ISA ("avx512", "avx2", "generic"). "": the JIT takes
   /// GRAPHC_CPU or the host's best; a library gets avx2 code that switches
   /// to avx512 where the CPU running it has it.
-  std::string cpu;
+  std::string cpu = "";
 };
 
 /// The fused training step and evaluation graphs of a model.

@@ -296,7 +296,7 @@ TEST_CASE("fused and unfused steps compute the same results", "[step][fusion]") 
       REQUIRE(bool(verify(fused.graph)));
       REQUIRE(!fused.graph.groups().empty());
       for (const Node &n : fused.graph.nodes())
-        CHECK((passes::isFree(n.op) || n.group >= 0));
+        CHECK((ir::isFree(n.op) || n.group >= 0));
       for (int64_t batch : {1, 7}) {
         std::mt19937 rng(static_cast<uint32_t>(batch));
         Bindings b{{"x", test::randomTensor({batch, 1, 4, 4}, rng)},

@@ -38,7 +38,7 @@ private:
   std::string name(const char *suffix) const {
     return fmt::format("{}k{}{}", prefix_, grp_, suffix);
   }
-  bool isRowReduce(ValueId v) const { return codegen::isRowReduce(g(), v); }
+  bool isRowReduce(ValueId v) const { return ir::isRowReduce(g(), v); }
 
   /// Operand `v` of pointwise node `user` at element e of `domain`.
   llvm::Value *operand(ValueId user, ValueId v, const Shape &domain, llvm::Value *e,
@@ -60,7 +60,7 @@ private:
       for (ValueId v : members_) {
         const Node &n = g().node(v);
         llvm::Value *x;
-        if (pointwiseOp(n.op)) {
+        if (isPointwise(n.op)) {
           std::vector<llvm::Value *> in;
           for (ValueId o : n.inputs)
             in.push_back(operand(v, o, domain, i, vals));
@@ -148,7 +148,7 @@ private:
           llvm::Value *sum = b.CreateLoad(b.getFloatTy(), acc);
           vals[v] = n.op == Op::ReduceMean ? b.CreateFDiv(sum, e_.f32(double(c))) : sum;
         } else if (s == rowsShape) {
-          GRAPHC_CHECK(pointwiseOp(n.op), "{} in a row kernel", opName(n.op));
+          GRAPHC_CHECK(isPointwise(n.op), "{} in a row kernel", opName(n.op));
           e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
             std::vector<llvm::Value *> in;
             for (ValueId o : n.inputs)
@@ -159,7 +159,7 @@ private:
           });
         } else {
           // Per-row ([R,1]) or scalar pointwise values.
-          GRAPHC_CHECK(pointwiseOp(n.op) && (s == reduced || s.empty()),
+          GRAPHC_CHECK(isPointwise(n.op) && (s == reduced || s.empty()),
                        "{} {} in a row kernel over {}", opName(n.op), str(s),
                        str(rowsShape));
           std::vector<llvm::Value *> in;

@@ -253,7 +253,7 @@ private:
     std::set<ValueId> done;
     for (ValueId v : plan_.members) {
       const Node &n = g().node(v);
-      if (pointwiseOp(n.op)) {
+      if (isPointwise(n.op)) {
         std::vector<std::string> in;
         for (ValueId o : n.inputs)
           in.push_back(operand(v, o, domain, "i", done));
@@ -479,7 +479,7 @@ private:
           code_.line(fmt::format("{} /= {};", t(v), lit(double(c))));
         scalars.insert(v);
       } else if (s == rowsShape) {
-        GRAPHC_CHECK(pointwiseOp(n.op), "{} in a row kernel", opName(n.op));
+        GRAPHC_CHECK(isPointwise(n.op), "{} in a row kernel", opName(n.op));
         std::vector<std::string> in;
         for (ValueId o : n.inputs)
           in.push_back(elem(v, o, "j"));
@@ -488,7 +488,7 @@ private:
                                p_.pointwise(v, in, fmt::format("(r * {}LL + j)", c))));
         elems.insert(v);
       } else {
-        GRAPHC_CHECK(pointwiseOp(n.op) && (s == reduced || s.empty()), "{} {} in a row kernel",
+        GRAPHC_CHECK(isPointwise(n.op) && (s == reduced || s.empty()), "{} {} in a row kernel",
                      opName(n.op), str(s));
         std::vector<std::string> in;
         for (ValueId o : n.inputs)
