@@ -20,6 +20,13 @@ std::string MemoryPlan::summary() const {
                      mib(externalBytes));
 }
 
+namespace {
+
+/// Buffers start on 64-byte boundaries: a cache line, a full AVX-512 vector.
+int64_t alignUp(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+} // namespace
+
 MemoryPlan planMemory(const Graph &g, int64_t batch) {
   int n = g.size();
   MemoryPlan p;
@@ -128,13 +135,14 @@ MemoryPlan planMemory(const Graph &g, int64_t batch) {
         clash.push_back(s);
     std::sort(clash.begin(), clash.end(),
               [](const Slot &a, const Slot &b) { return a.begin < b.begin; });
+    // Every candidate offset is aligned as it is formed, so the gap it is
+    // tested against is the gap it will occupy.
     int64_t at = 0;
     for (const Slot &s : clash) {
       if (at + bytes(v) <= s.begin)
         break;
-      at = std::max(at, s.begin + s.size);
+      at = std::max(at, alignUp(s.begin + s.size));
     }
-    at = (at + 63) / 64 * 64;
     placed.push_back({v, at, bytes(v)});
     p.offset[size_t(v)] = at;
     p.arenaBytes = std::max(p.arenaBytes, at + bytes(v));
