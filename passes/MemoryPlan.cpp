@@ -27,7 +27,7 @@ int64_t alignUp(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 } // namespace
 
-MemoryPlan planMemory(const Graph &g, int64_t batch) {
+MemoryPlan planMemory(const Graph &g, int64_t batch, Placement placement) {
   int n = g.size();
   MemoryPlan p;
   p.batch = batch;
@@ -106,7 +106,8 @@ MemoryPlan planMemory(const Graph &g, int64_t batch) {
       last[size_t(p.aliasOf[size_t(i)])] = std::max(last[size_t(p.aliasOf[size_t(i)])], ends(v));
   }
 
-  // 4. Greedy placement, largest first, around buffers live at the same time.
+  // 4. Greedy placement, largest first, around buffers live at the same time
+  //    (Placement::Separate: each after the last, no search).
   struct Slot {
     ValueId v;
     int64_t begin, size;
@@ -128,7 +129,16 @@ MemoryPlan planMemory(const Graph &g, int64_t batch) {
   std::stable_sort(order.begin(), order.end(),
                    [&](ValueId a, ValueId b) { return bytes(a) > bytes(b); });
   std::vector<Slot> placed;
+  auto place = [&](ValueId v, int64_t at) {
+    placed.push_back({v, at, bytes(v)});
+    p.offset[size_t(v)] = at;
+    p.arenaBytes = std::max(p.arenaBytes, at + bytes(v));
+  };
   for (ValueId v : order) {
+    if (placement == Placement::Separate) {
+      place(v, alignUp(p.arenaBytes));
+      continue;
+    }
     std::vector<Slot> clash;
     for (const Slot &s : placed)
       if (!(last[size_t(s.v)] < first[size_t(v)] || last[size_t(v)] < first[size_t(s.v)]))
@@ -143,9 +153,7 @@ MemoryPlan planMemory(const Graph &g, int64_t batch) {
         break;
       at = std::max(at, alignUp(s.begin + s.size));
     }
-    placed.push_back({v, at, bytes(v)});
-    p.offset[size_t(v)] = at;
-    p.arenaBytes = std::max(p.arenaBytes, at + bytes(v));
+    place(v, at);
   }
   for (ValueId t = 0; t < n; ++t) {
     int64_t live = 0;

@@ -5,8 +5,9 @@
 // Views (parameter views, reshapes, each gradient's slot in the flat
 // gradient) alias the buffer they view. Every other stored value gets an
 // offset in one arena, reusing space whose previous value is dead
-// (greedy, largest first). Sizes depend on the batch, so a plan is made for
-// the largest batch the executable will see.
+// (greedy, largest first); every buffer starts on a 64-byte boundary.
+// Sizes depend on the batch, so a plan is made for the largest batch the
+// executable will see.
 #pragma once
 
 #include "ir/Graph.h"
@@ -33,7 +34,14 @@ struct MemoryPlan {
   std::string summary() const;
 };
 
+/// How arena buffers are placed.
+enum class Placement {
+  Reuse,    ///< buffers whose lifetimes are disjoint may share bytes
+  Separate, ///< every buffer its own bytes: the reference a plan is tested against
+};
+
 /// Plans the fused graph `g` for batches up to `batch`.
-MemoryPlan planMemory(const ir::Graph &g, int64_t batch);
+MemoryPlan planMemory(const ir::Graph &g, int64_t batch,
+                      Placement placement = Placement::Reuse);
 
 } // namespace graphc::passes
