@@ -7,7 +7,7 @@
 // offset in one arena, reusing space whose previous value is dead
 // (greedy, largest first); every buffer starts on a 64-byte boundary.
 // Sizes depend on the batch, so a plan is made for the largest batch the
-// executable will see.
+// executable will see. passes/PlanCheck.h checks a plan independently.
 #pragma once
 
 #include "ir/Graph.h"

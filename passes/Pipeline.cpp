@@ -6,6 +6,7 @@
 #include "passes/Autodiff.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
+#include "passes/PlanCheck.h"
 
 #include <fmt/format.h>
 
@@ -69,12 +70,15 @@ Expected<Pipeline> runPipeline(const Graph &forward, const OptimizerConfig &opt,
     Graph next = run(p.step);
     s.ms = std::chrono::duration<double, std::milli>(
                std::chrono::steady_clock::now() - t0).count();
-    if (o.verify)
+    if (o.verify) {
       if (Status v = verify(next); !v) {
         Diag d = v.diag();
         d.message = fmt::format("after pass {}: {}", name, d.message);
         GRAPHC_CHECK(false, "{}", d.message);
       }
+      if (name == "memplan")
+        requireSoundPlan(next, p.plan);
+    }
     p.step = std::move(next);
     s.nodesAfter = p.step.size();
     s.groups = int(p.step.groups().size());

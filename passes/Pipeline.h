@@ -4,7 +4,8 @@
 //
 // Each step can print the IR before or after it ("(unchanged)" when it did
 // nothing), be verified, or be the last one run; `--stats` gets node and
-// group counts, planned bytes and time per step.
+// group counts, planned bytes and time per step. Verification after memplan
+// includes the plan checker (passes/PlanCheck.h) where plan checks are on.
 #pragma once
 
 #include "ir/Graph.h"

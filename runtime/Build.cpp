@@ -4,6 +4,7 @@
 #include "ir/Random.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
+#include "passes/PlanCheck.h"
 #include "passes/Rewrite.h"
 
 #include <fmt/format.h>
@@ -123,8 +124,8 @@ Status emitCudaLibrary(const CompiledModel &model, const BuildOptions &options,
                        const std::string &arch, const std::string &out, int *assembled) {
 #ifdef GRAPHC_HAVE_CUDA
   auto image = codegen::cuda::encodeDevicePrograms(
-      model.step, passes::planMemory(model.step, options.maxBatch), model.predict,
-      passes::planMemory(model.predict, options.maxBatch), arch);
+      model.step, passes::planMemoryChecked(model.step, options.maxBatch), model.predict,
+      passes::planMemoryChecked(model.predict, options.maxBatch), arch);
   if (!image)
     return image.diag();
   // Every module through ptxas, as the driver will JIT it on the device:

@@ -2,6 +2,7 @@
 // Executable interface: the parameter, state and output buffers it owns,
 // and the two programs (training step, evaluation pass) it runs.
 #include "codegen/cpu/Runner.h"
+#include "passes/PlanCheck.h"
 #include "runtime/Build.h"
 
 #include <fmt/format.h>
@@ -38,8 +39,8 @@ public:
     predict_.graph = std::move(m.predict);
     step_.plan = m.pipeline.plan.batch == maxBatch_
                      ? m.pipeline.plan
-                     : passes::planMemory(step_.graph, maxBatch_);
-    predict_.plan = passes::planMemory(predict_.graph, maxBatch_);
+                     : passes::planMemoryChecked(step_.graph, maxBatch_);
+    predict_.plan = passes::planMemoryChecked(predict_.graph, maxBatch_);
     params_.resize(size_t(info_.numParams));
     for (const std::string &s : info_.stateSlots)
       state_[s].resize(size_t(info_.numParams));

@@ -2,6 +2,7 @@
 // --emit llvm|asm|lib`: the same programs the JIT runs, printed or archived
 // (and the host side of the cuda target's archive).
 #include "codegen/cpu/Aot.h"
+#include "passes/PlanCheck.h"
 #include "runtime/Build.h"
 #include "runtime/Checkpoint.h"
 
@@ -12,9 +13,9 @@ Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &op
                               const codegen::DeviceImage *device) {
   codegen::cpu::Program step, predict;
   step.graph = model.step;
-  step.plan = passes::planMemory(step.graph, options.maxBatch);
+  step.plan = passes::planMemoryChecked(step.graph, options.maxBatch);
   predict.graph = model.predict;
-  predict.plan = passes::planMemory(predict.graph, options.maxBatch);
+  predict.plan = passes::planMemoryChecked(predict.graph, options.maxBatch);
   // Text shows what the JIT would run here; a library runs anywhere with
   // AVX2 and uses AVX-512 where the CPU has it, unless one ISA is asked for.
   std::vector<codegen::cpu::VectorTarget> isas;

@@ -11,6 +11,8 @@
 // batch there from an index list (graphc_gather), so a step moves only the
 // indices in and the loss out.
 #include "runtime/cuda/CudaRuntime.h"
+
+#include "passes/PlanCheck.h"
 #include "runtime/cuda/Program.h"
 
 #include <fmt/format.h>
@@ -40,8 +42,8 @@ public:
       sample_ *= d;
     passes::MemoryPlan stepPlan = m.pipeline.plan.batch == maxBatch_
                                       ? m.pipeline.plan
-                                      : passes::planMemory(m.step, maxBatch_);
-    passes::MemoryPlan predictPlan = passes::planMemory(m.predict, maxBatch_);
+                                      : passes::planMemoryChecked(m.step, maxBatch_);
+    passes::MemoryPlan predictPlan = passes::planMemoryChecked(m.predict, maxBatch_);
     step_ = std::make_unique<Program>(*dev_, std::move(m.step), std::move(stepPlan),
                                       "step_", o.tf32);
     predict_ = std::make_unique<Program>(*dev_, std::move(m.predict),

@@ -3,6 +3,7 @@
 #include "runtime/cuda/CudaRuntime.h"
 
 #include "codegen/cuda/Nvrtc.h"
+#include "passes/PlanCheck.h"
 #include "runtime/cuda/Program.h"
 
 #include <fmt/format.h>
@@ -39,7 +40,7 @@ Status runGraph(const ir::Graph &g, int64_t batch, const std::map<std::string, v
   if (!dev)
     return dev.diag();
   const Driver &d = (*dev)->driver();
-  Program program(**dev, g, passes::planMemory(g, batch), "t_", tf32);
+  Program program(**dev, g, passes::planMemoryChecked(g, batch), "t_", tf32);
   if (Status s = program.compile(); !s)
     return s;
 
