@@ -2,6 +2,7 @@
 #include "tools/Cli.h"
 
 #include "frontend/ModelFile.h"
+#include "passes/PlanCheck.h"
 
 #include <fmt/format.h>
 
@@ -58,6 +59,13 @@ Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &fl
   if (spec.input)
     return *spec.input;
   return nn::inferSampleShape(spec);
+}
+
+void addVerifyPlanFlag(CLI::App &command) {
+  command.add_flag_callback(
+      "--verify-plan", [] { passes::enablePlanChecks(true); },
+      "check every memory plan independently before it is used: no two live buffers "
+      "overlap, all aligned and inside the arena (on in debug builds)");
 }
 
 } // namespace graphc::cli

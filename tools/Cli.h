@@ -1,5 +1,5 @@
 // tools/Cli.h - what graphc's subcommands share: reporting user errors,
-// reading shapes and model files, and the command registry.
+// reading shapes and model files, common flags, and the command registry.
 //
 // Every user error arrives at the command line as a Diag and is printed as
 // one `file:line:col: error: message` line on stderr with exit code 1.
@@ -34,5 +34,8 @@ Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path);
 /// The per-sample input shape: the flag, else the model file's `input`,
 /// else what the first layer fixes (nn::inferSampleShape).
 Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &flag);
+/// `--verify-plan`: check every memory plan (passes/PlanCheck.h), as debug
+/// builds and tests always do.
+void addVerifyPlanFlag(CLI::App &command);
 
 } // namespace graphc::cli

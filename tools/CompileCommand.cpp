@@ -372,6 +372,7 @@ Command compileCommand(CLI::App &app) {
       ->delimiter(',');
   c->add_flag("--print-after-all", o->printAfterAll,
               "print the IR after tracing and after every pass");
+  addVerifyPlanFlag(*c);
   c->add_option("--stop-after", o->stopAfter, "run the passes up to and including this one");
   c->add_flag("--stats", o->stats,
               "per pass: nodes before and after, kernel groups, planned bytes, time; then "

@@ -335,6 +335,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
       ->default_val("cpu")
       ->check(CLI::IsMember({"cpu", "cuda", "interp"}));
   c->add_flag("--tf32", o.tf32, kTf32Help);
+  addVerifyPlanFlag(*c);
   c->add_option("--save", o.save,
                 "write a safetensors checkpoint here after every epoch (atomically; "
                 "tensor names match PyTorch's nn.Sequential state_dict)");
