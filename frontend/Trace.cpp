@@ -291,12 +291,6 @@ private:
 
 } // namespace
 
-int64_t ParamInfo::numel() const {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
 
 Expected<std::vector<ParamInfo>> paramLayout(const nn::Module &model) {
   std::vector<ParamInfo> out;
@@ -308,21 +302,6 @@ Expected<std::vector<ParamInfo>> paramLayout(const nn::Module &model) {
   return out;
 }
 
-std::vector<float> initParams(const std::vector<ParamInfo> &layout,
-                              uint64_t seed) {
-  int64_t total = 0;
-  for (auto &p : layout)
-    total = std::max(total, p.offset + p.numel());
-  std::vector<float> flat(size_t(std::max<int64_t>(total, 1)), 0.0f);
-  for (size_t t = 0; t < layout.size(); ++t) {
-    const ParamInfo &p = layout[t];
-    for (int64_t i = 0; i < p.numel(); ++i) {
-      double u = ir::uniform01(seed, t + 1, uint64_t(i));
-      flat[size_t(p.offset + i)] = float((2 * u - 1) * p.initBound);
-    }
-  }
-  return flat;
-}
 
 Expected<Traced> trace(const nn::ModelSpec &spec, const Shape &sample,
                        const TraceOptions &options) {

@@ -11,21 +11,17 @@
 
 #include "frontend/nn.h"
 #include "ir/Graph.h"
+#include "ir/ModelInfo.h"
 
 #include <string>
 #include <vector>
 
 namespace graphc::frontend {
 
-/// One parameter tensor's place in the flat buffer.
-struct ParamInfo {
-  std::string name; ///< PyTorch state_dict name: "1.weight", "1.bias", ...
-  int64_t offset;   ///< first element in the flat buffer
-  ir::Shape shape;
-  double initBound; ///< Torch7 reset(): uniform in [-bound, bound]
-
-  int64_t numel() const;
-};
+/// One parameter tensor's place in the flat buffer (ir/ModelInfo.h).
+using ir::ParamInfo;
+/// Torch7's initial parameters (ir/ModelInfo.h).
+using ir::initParams;
 
 struct TraceOptions {
   bool training = true; ///< Dropout active (model:training())
@@ -46,8 +42,5 @@ Expected<Traced> trace(const nn::ModelSpec &spec, const ir::Shape &sample,
 /// The flat-buffer layout of a module tree's parameters, in state_dict order;
 /// an error when the model is too large to address.
 Expected<std::vector<ParamInfo>> paramLayout(const nn::Module &model);
-
-/// Torch7's initial parameters: each tensor uniform in ±initBound, from `seed`.
-std::vector<float> initParams(const std::vector<ParamInfo> &layout, uint64_t seed);
 
 } // namespace graphc::frontend

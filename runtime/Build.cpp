@@ -1,6 +1,7 @@
 // runtime/Build.cpp - trace, passes, backend.
 #include "runtime/Build.h"
 
+#include "frontend/Trace.h"
 #include "ir/Random.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
@@ -54,7 +55,7 @@ Expected<CompiledModel> compileModel(const nn::ModelSpec &spec, const ir::Shape 
   m.info.numParams = train->numParams;
   m.info.sample = sample;
   m.info.classes = train->classes;
-  m.info.optimizer = *opt;
+  m.info.optimizer = {opt->str(), opt->learningRate};
   m.info.stateSlots = opt->stateSlots();
   m.info.hasDropout = train->graph.findInput("seed") >= 0;
 
@@ -88,7 +89,7 @@ Expected<std::unique_ptr<Executable>> build(const nn::ModelSpec &spec,
 
 Expected<std::unique_ptr<Executable>> buildCompiled(CompiledModel model,
                                                     const BuildOptions &options) {
-  std::vector<float> init = frontend::initParams(model.info.params, options.seed);
+  std::vector<float> init = ir::initParams(model.info.params, options.seed);
   std::unique_ptr<Executable> exe;
   if (options.target == "interp") {
     exe = makeInterpExecutable(std::move(model), options.maxBatch);

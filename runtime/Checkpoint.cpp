@@ -290,15 +290,15 @@ Status saveCheckpoint(const std::string &path, Executable &exe, int64_t epoch, u
                       const std::map<std::string, std::string> &extra) {
   const ModelInfo &info = exe.info();
   std::vector<TensorRef> tensors;
-  auto add = [&](const std::string &name, const frontend::ParamInfo &p, const float *flat) {
+  auto add = [&](const std::string &name, const ir::ParamInfo &p, const float *flat) {
     tensors.push_back({name, "F32", p.shape, flat + p.offset, size_t(p.numel()) * 4});
   };
-  for (const frontend::ParamInfo &p : info.params)
+  for (const ir::ParamInfo &p : info.params)
     add(p.name, p, exe.params());
   for (const std::string &slot : info.stateSlots) {
     const float *state = exe.state(slot);
     GRAPHC_CHECK(state, "no optimizer state {}", slot);
-    for (const frontend::ParamInfo &p : info.params)
+    for (const ir::ParamInfo &p : info.params)
       add("optim." + slot + "." + p.name, p, state);
   }
   std::map<std::string, std::string> meta = extra;
@@ -328,7 +328,7 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
     size_t bytes;
   };
   std::vector<Copy> copies;
-  auto take = [&](const std::string &name, const frontend::ParamInfo &p,
+  auto take = [&](const std::string &name, const ir::ParamInfo &p,
                   float *flat) -> Status {
     auto it = f.tensors.find(name);
     if (it == f.tensors.end()) {
@@ -352,7 +352,7 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
     copies.push_back({f.bytes(e), flat + p.offset, size_t(p.numel()) * 4});
     return {};
   };
-  for (const frontend::ParamInfo &p : info.params)
+  for (const ir::ParamInfo &p : info.params)
     if (Status s = take(p.name, p, exe.params()); !s)
       return s.diag();
 
@@ -362,11 +362,11 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
       continue;
     }
     bool known = false;
-    for (const frontend::ParamInfo &p : info.params)
+    for (const ir::ParamInfo &p : info.params)
       known = known || p.name == name;
     if (!known) {
       std::string names;
-      for (const frontend::ParamInfo &p : info.params)
+      for (const ir::ParamInfo &p : info.params)
         names += (names.empty() ? "" : ", ") + p.name;
       return fileError(path, fmt::format("tensor {} does not belong to the model (its "
                                          "tensors are {})",
@@ -380,7 +380,7 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
         continue;
       bool known = false;
       for (const std::string &slot : info.stateSlots)
-        for (const frontend::ParamInfo &p : info.params)
+        for (const ir::ParamInfo &p : info.params)
           known = known || name == "optim." + slot + "." + p.name;
       if (!known) {
         auto saved = f.metadata.find("graphc.optimizer");
@@ -393,7 +393,7 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
       }
     }
     for (const std::string &slot : info.stateSlots)
-      for (const frontend::ParamInfo &p : info.params)
+      for (const ir::ParamInfo &p : info.params)
         if (Status s = take("optim." + slot + "." + p.name, p, exe.state(slot)); !s)
           return s.diag();
   }

@@ -7,9 +7,8 @@
 // host arrays; the batch size may be anything from 1 to maxBatch().
 #pragma once
 
-#include "frontend/Trace.h"
 #include "ir/Error.h"
-#include "passes/Optimizer.h"
+#include "ir/ModelInfo.h"
 
 #include <fmt/format.h>
 
@@ -20,17 +19,8 @@
 
 namespace graphc::runtime {
 
-/// What every executable knows about its model.
-struct ModelInfo {
-  std::string name;                          ///< e.g. "mlp"
-  std::vector<frontend::ParamInfo> params;   ///< flat-buffer layout, state_dict names
-  int64_t numParams = 0;
-  ir::Shape sample;                          ///< per-sample input shape
-  int64_t classes = 0;                       ///< width of the output
-  passes::OptimizerConfig optimizer;
-  std::vector<std::string> stateSlots;       ///< optimizer state buffers, by name
-  bool hasDropout = false;
-};
+/// What every executable knows about its model (ir/ModelInfo.h).
+using ir::ModelInfo;
 
 class Executable {
 public:

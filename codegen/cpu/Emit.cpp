@@ -40,7 +40,7 @@ Expected<std::string> emitCpu(const CompiledModel &model, const BuildOptions &op
       !s)
     return s.diag();
   // The initial weights, exactly those a fresh context starts from.
-  std::vector<float> init = frontend::initParams(model.info.params, options.seed);
+  std::vector<float> init = ir::initParams(model.info.params, options.seed);
   std::vector<TensorRef> tensors;
   for (const auto &p : model.info.params)
     tensors.push_back({p.name, "F32", p.shape, init.data() + p.offset, size_t(p.numel()) * 4});
