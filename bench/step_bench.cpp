@@ -6,7 +6,8 @@
 // and GFLOP/s from the model's matrix-product FLOPs (forward and backward).
 // bench/mlp_step.sh runs it next to PyTorch on the same model.
 #include "frontend/ModelFile.h"
-#include "runtime/Build.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 
 #include <fmt/format.h>
 
@@ -38,11 +39,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   ir::Shape sample = spec->input ? *spec->input : ir::Shape{1, 32, 32};
-  runtime::BuildOptions o;
+  driver::BuildOptions o;
   o.maxBatch = batch;
   o.threads = threads;
   auto t0 = std::chrono::steady_clock::now();
-  auto exe = runtime::build(*spec, sample, o);
+  auto exe = driver::build(*spec, sample, o);
   double compileMs =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (!exe) {

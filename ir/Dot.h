@@ -8,9 +8,15 @@
 #include "ir/Graph.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace graphc::ir {
 
 std::string toDot(const Graph &g);
+
+/// Several graphs in one drawing, each in a cluster with its label (the
+/// training step and the evaluation pass of `graphc compile --dot`).
+std::string toDot(const std::vector<std::pair<std::string, const Graph *>> &graphs);
 
 } // namespace graphc::ir

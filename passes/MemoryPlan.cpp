@@ -11,15 +11,6 @@ namespace graphc::passes {
 
 using namespace ir;
 
-std::string MemoryPlan::summary() const {
-  auto mib = [](int64_t b) { return double(b) / (1024.0 * 1024.0); };
-  return fmt::format("memory plan at batch {}: arena {:.2f} MiB (peak live "
-                     "{:.2f} MiB, {:.2f} MiB without reuse), inputs and "
-                     "outputs {:.2f} MiB",
-                     batch, mib(arenaBytes), mib(peakBytes), mib(totalBytes),
-                     mib(externalBytes));
-}
-
 namespace {
 
 /// Buffers start on 64-byte boundaries: a cache line, a full AVX-512 vector.

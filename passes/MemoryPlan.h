@@ -11,28 +11,12 @@
 #pragma once
 
 #include "ir/Graph.h"
-
-#include <string>
-#include <vector>
+#include "ir/MemoryPlan.h"
 
 namespace graphc::passes {
 
-struct MemoryPlan {
-  int64_t batch = 0;
-  /// Per value: byte offset in the arena, or -1 when the value is not an
-  /// arena buffer (kept in registers, a caller's buffer, or a view).
-  std::vector<int64_t> offset;
-  /// Per value: the value whose buffer it views (itself when it owns one).
-  std::vector<ir::ValueId> aliasOf;
-  /// Per value: byte offset inside the buffer of aliasOf.
-  std::vector<int64_t> aliasOffset;
-  int64_t arenaBytes = 0;  ///< the arena with reuse
-  int64_t totalBytes = 0;  ///< all stored intermediates without reuse
-  int64_t peakBytes = 0;   ///< most intermediate bytes live at one time
-  int64_t externalBytes = 0; ///< graph inputs and outputs
-
-  std::string summary() const;
-};
+/// The plan itself is data beside the graph (ir/MemoryPlan.h).
+using ir::MemoryPlan;
 
 /// How arena buffers are placed.
 enum class Placement {

@@ -7,6 +7,7 @@
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
 #include "passes/PlanCheck.h"
+#include "passes/Rewrite.h"
 
 #include <fmt/format.h>
 
@@ -46,7 +47,10 @@ Expected<Pipeline> runPipeline(const Graph &forward, const OptimizerConfig &opt,
   const std::vector<std::pair<std::string, Step>> steps{
       {"autodiff", [](const Graph &g) { return autodiff(g); }},
       {"optimizer", [&](const Graph &g) { return lowerOptimizer(g, opt); }},
-      {"canonicalize", [](const Graph &g) { return canonicalize(g); }},
+      {"canonicalize",
+       [&](const Graph &g) {
+         return o.training ? canonicalize(g) : rebuild(canonicalize(g), {}, true);
+       }},
       {"fusion",
        [&](const Graph &g) {
          FusionResult r = fuse(g);
@@ -59,10 +63,17 @@ Expected<Pipeline> runPipeline(const Graph &forward, const OptimizerConfig &opt,
          return g;
        }},
   };
+  const std::string what = o.label.empty() ? "IR" : o.label + " IR";
   for (const auto &[name, run] : steps) {
-    std::string before = print(p.step);
+    if (!o.training && (name == "autodiff" || name == "optimizer")) {
+      if (name == o.stopAfter) // evaluation computes no gradient and updates nothing
+        break;
+      continue;
+    }
+    const bool printing = wants(o.printBefore, name) || wants(o.printAfter, name);
+    std::string before = printing ? print(p.step) : std::string();
     if (wants(o.printBefore, name))
-      p.printed += fmt::format("// ----- IR before {} -----\n{}", name, before);
+      p.printed += fmt::format("// ----- {} before {} -----\n{}", what, name, before);
     PassStats s;
     s.name = name;
     s.nodesBefore = p.step.size();
@@ -86,7 +97,7 @@ Expected<Pipeline> runPipeline(const Graph &forward, const OptimizerConfig &opt,
     p.stats.push_back(s);
     if (wants(o.printAfter, name)) {
       std::string after = print(p.step);
-      p.printed += fmt::format("// ----- IR after {} -----\n", name);
+      p.printed += fmt::format("// ----- {} after {} -----\n", what, name);
       p.printed += after == before ? std::string("(unchanged)\n") : after;
       if (name == "fusion")
         for (const std::string &note : p.fusionNotes)

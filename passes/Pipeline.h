@@ -27,6 +27,10 @@ struct PipelineOptions {
   std::string stopAfter;             ///< empty: run every step
   bool verify = true;                ///< run the verifier after each step
   int64_t planBatch = 256;           ///< the batch the memory plan is made for
+  /// false: the evaluation graph (forward only): no autodiff or optimizer,
+  /// and canonicalize drops the inputs nothing reads (labels, seed).
+  bool training = true;
+  std::string label;                 ///< printed in the IR headers, e.g. "evaluation"
 };
 
 struct PassStats {
@@ -44,7 +48,8 @@ struct Pipeline {
   std::string printed;                 ///< what printBefore/printAfter asked for
 };
 
-/// Runs the steps on the traced forward-and-loss graph.
+/// Runs the steps on the traced forward-and-loss graph (or, with
+/// options.training false, on the traced evaluation graph).
 Expected<Pipeline> runPipeline(const ir::Graph &forward, const OptimizerConfig &opt,
                                const PipelineOptions &options);
 

@@ -1,7 +1,6 @@
 // runtime/Dataset.cpp - idx reader (through zlib), synthetic data, batches.
 #include "runtime/Dataset.h"
 
-#include "frontend/Trace.h"
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -421,17 +420,6 @@ void pixelStats(const ImageSet &set, double *mean, double *std) {
   *mean = n > 0 ? sum / n : 0.0;
   double var = n > 0 ? sum2 / n - *mean * *mean : 0.0;
   *std = var > 1e-12 ? std::sqrt(var) : 1.0;
-}
-
-Expected<ir::Shape> inferSampleShape(const nn::ModelSpec &spec, int64_t rows, int64_t cols) {
-  ir::Shape direct{1, rows, cols};
-  auto t = frontend::trace(spec, direct, {.training = false});
-  if (t)
-    return direct;
-  ir::Shape padded{1, rows + 4, cols + 4};
-  if (frontend::trace(spec, padded, {.training = false}))
-    return padded;
-  return t.diag();
 }
 
 void fillBatch(const ImageSet &set, const SampleFormat &format, const int64_t *indices,

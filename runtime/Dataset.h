@@ -9,7 +9,6 @@
 // and never crashes; a reader never allocates more than the file's data.
 #pragma once
 
-#include "frontend/nn.h"
 #include "ir/Error.h"
 #include "ir/Type.h"
 
@@ -95,10 +94,6 @@ Expected<SampleFormat> sampleFormat(int64_t rows, int64_t cols, const ir::Shape 
 /// Mean and standard deviation of x/255 over every pixel of `set`.
 void pixelStats(const ImageSet &set, double *mean, double *std);
 
-/// The model's per-sample input shape for `rows` x `cols` images when neither
-/// `--input` nor the model file give one: [1,rows,cols] if the model traces
-/// with it, else [1,32,32] for 28x28 images (a model that wants 1024 inputs).
-Expected<ir::Shape> inferSampleShape(const nn::ModelSpec &spec, int64_t rows, int64_t cols);
 
 /// Writes samples `indices[0..n)` of `set` as floats in `format` into `x`
 /// (n x format.numel()) and their labels into `labels` (may be null).

@@ -1,7 +1,8 @@
 // runtime/InterpExecutable.cpp - the reference interpreter behind the
 // Executable interface, so the trainer and backends can be checked against it.
 #include "ir/Interpreter.h"
-#include "runtime/Build.h"
+#include "ir/Random.h"
+#include "runtime/CompiledModel.h"
 
 #include <fmt/format.h>
 
@@ -29,6 +30,8 @@ public:
                    float *output) override {
     if (Status s = checkBatch(x, n); !s)
       return s;
+    if (!m_.trainable())
+      return error("this model was compiled for evaluation only");
     ir::Bindings b = inputs(x, n);
     b["labels"] = Tensor({n});
     for (int64_t i = 0; i < n; ++i) {
@@ -111,6 +114,10 @@ private:
 
 std::unique_ptr<Executable> makeInterpExecutable(CompiledModel model, int64_t maxBatch) {
   return std::make_unique<InterpExecutable>(std::move(model), maxBatch);
+}
+
+int32_t stepSeed(uint64_t seed, int64_t step) {
+  return int32_t(ir::mix64(seed * 0x9e3779b97f4a7c15ULL + uint64_t(step)) & 0x7fffffff);
 }
 
 } // namespace graphc::runtime

@@ -3,7 +3,8 @@
 // JIT computes for the same weights and batches.
 #include "TestUtil.h"
 #include "codegen/cpu/Jit.h"
-#include "runtime/Build.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 
 #include <catch2/catch.hpp>
 
@@ -85,14 +86,14 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
   spec.optimizer = nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}};
   spec.file = "tiny.model";
   const ir::Shape sample{1, 8, 8};
-  runtime::BuildOptions o;
+  driver::BuildOptions o;
   o.maxBatch = 16;
-  auto model = runtime::compileModel(spec, sample);
+  auto model = driver::compile(spec, sample);
   REQUIRE(bool(model));
 
   fs::path dir = fs::temp_directory_path() / ("graphc_aot_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  auto lib = runtime::emitCpu(*model, o, runtime::CpuOutput::Library, (dir / "tiny").string());
+  auto lib = driver::writeCpuLibrary(model->model, o, (dir / "tiny").string());
   INFO((lib ? "" : lib.diag().str()));
   REQUIRE(bool(lib));
   REQUIRE(fs::exists(dir / "tiny.h"));
@@ -132,9 +133,9 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
       continue;
     }
     if (!run.lib.empty()) {
-      runtime::BuildOptions lo = o;
+      driver::BuildOptions lo = o;
       lo.cpu = run.lib;
-      REQUIRE(bool(runtime::emitCpu(*model, lo, runtime::CpuOutput::Library,
+      REQUIRE(bool(driver::writeCpuLibrary(model->model, lo,
                                     (dir / "tiny").string())));
       REQUIRE(sh(build) == 0);
     }
@@ -145,9 +146,9 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
     const float *r = reinterpret_cast<const float *>(result.data());
 
     // The same steps through the JIT for that ISA, from the same weights.
-    runtime::BuildOptions jo = o;
+    driver::BuildOptions jo = o;
     jo.cpu = run.isa;
-    auto exe = runtime::build(spec, sample, jo);
+    auto exe = driver::build(spec, sample, jo);
     REQUIRE(bool(exe));
     const int64_t np = (*exe)->info().numParams;
     REQUIRE(result.size() == size_t(4 * (3 + np + 1 * 5)));
@@ -170,9 +171,9 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
 
   // A library built for an ISA the CPU lacks refuses in create, with a
   // message, instead of dying with SIGILL.
-  runtime::BuildOptions wide = o;
+  driver::BuildOptions wide = o;
   wide.cpu = "avx512";
-  REQUIRE(bool(runtime::emitCpu(*model, wide, runtime::CpuOutput::Library,
+  REQUIRE(bool(driver::writeCpuLibrary(model->model, wide,
                                 (dir / "tiny").string())));
   CHECK_THAT(slurp(dir / "tiny.h"), Catch::Contains("CPU code: avx512."));
   std::ofstream(dir / "refuse.c") << R"(#include "tiny.h"
@@ -197,9 +198,9 @@ int main(void) {
   other.model.add(nn::View(64)).add(nn::Linear(64, 7)).add(nn::LogSoftMax());
   other.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.1}}, {}};
   other.file = "small.model";
-  auto small = runtime::compileModel(other, sample);
+  auto small = driver::compile(other, sample);
   REQUIRE(bool(small));
-  REQUIRE(bool(runtime::emitCpu(*small, o, runtime::CpuOutput::Library, (dir / "small").string())));
+  REQUIRE(bool(driver::writeCpuLibrary(small->model, o, (dir / "small").string())));
   std::ofstream(dir / "two.c") << R"(#include "small.h"
 #include "tiny.h"
 #include <stdio.h>

@@ -1,6 +1,7 @@
 // tests/checkpoint_test.cpp - safetensors checkpoints: byte-exact round trips,
 // the header parsed independently, atomic writes, and every load error.
-#include "runtime/Build.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 #include "runtime/Checkpoint.h"
 
 #include "TestUtil.h"
@@ -17,6 +18,7 @@
 
 using namespace graphc;
 using namespace graphc::runtime;
+using namespace graphc::driver;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -46,7 +48,10 @@ std::unique_ptr<Executable> tinyExe(const std::string &optimizer = "adagrad") {
   spec.criterion = nn::Criterion{};
   spec.optimizer = nn::Optimizer{optimizer, {}, {}};
   spec.file = "tiny.model";
-  auto exe = build(spec, {1, 4, 4}, {.target = "interp", .maxBatch = 8});
+  BuildOptions o;
+  o.target = "interp";
+  o.maxBatch = 8;
+  auto exe = build(spec, {1, 4, 4}, o);
   REQUIRE(exe);
   return std::move(*exe);
 }

@@ -2,12 +2,13 @@
 // interpreter: every op (forward and gradient) on fresh random inputs, and
 // whole training steps of several models, in float32 to 1e-4.
 #include "TestUtil.h"
-#include "codegen/cpu/Runner.h"
+#include "runtime/cpu/Runner.h"
 #include "ir/Printer.h"
 #include "passes/Autodiff.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
-#include "runtime/Build.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 
 #include <catch2/catch.hpp>
 
@@ -46,7 +47,7 @@ void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch,
   codegen::cpu::Program p;
   p.graph = fused;
   p.plan = passes::planMemory(fused, batch);
-  codegen::cpu::Runner runner(2);
+  runtime::cpu::Runner runner(2);
   REQUIRE(bool(runner.compile({&p}, {"t_"}, isa)));
   REQUIRE(runner.isa().name == isa);
 
@@ -212,11 +213,11 @@ TEST_CASE("whole training steps on the CPU backend match the interpreter, under 
   const std::vector<int64_t> batches{1, 5, 127, 128, 129, 255, 256, 257, 1000};
   for (auto &[name, spec] : test::coverageModels()) {
     INFO(name);
-    runtime::BuildOptions o;
+    driver::BuildOptions o;
     o.maxBatch = 1000;
     o.seed = 3;
     o.target = "interp";
-    auto ref = runtime::build(spec, {1, 32, 32}, o);
+    auto ref = driver::build(spec, {1, 32, 32}, o);
     REQUIRE(bool(ref));
     const int64_t classes = (*ref)->info().classes, np = (*ref)->info().numParams;
     const std::vector<float> init((*ref)->params(), (*ref)->params() + np);
@@ -251,7 +252,7 @@ TEST_CASE("whole training steps on the CPU backend match the interpreter, under 
       INFO("isa " << isa);
       o.target = "cpu";
       o.cpu = isa;
-      auto cpu = runtime::build(spec, {1, 32, 32}, o);
+      auto cpu = driver::build(spec, {1, 32, 32}, o);
       INFO((cpu ? "" : cpu.diag().str()));
       REQUIRE(bool(cpu));
       CHECK((*cpu)->describe() == "cpu (" + isa + ")");
@@ -313,10 +314,10 @@ TEST_CASE("GRAPHC_CPU and --cpu choose the ISA; one this CPU cannot execute is a
 }
 
 TEST_CASE("the CPU executable rejects bad batches instead of crashing", "[cpu]") {
-  runtime::BuildOptions o;
+  driver::BuildOptions o;
   o.maxBatch = 8;
   auto spec = test::coverageModels()[3].second;
-  auto exe = runtime::build(spec, {1, 32, 32}, o);
+  auto exe = driver::build(spec, {1, 32, 32}, o);
   REQUIRE(bool(exe));
   std::vector<float> x(9 * 1024, 0.5f), out(9 * 10);
   std::vector<int32_t> labels(9, 3);

@@ -3,7 +3,8 @@
 // with the CUDA toolkit and no GPU.
 #include "TestUtil.h"
 #include "frontend/ModelFile.h"
-#include "runtime/Build.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 
 #include <catch2/catch.hpp>
 
@@ -25,9 +26,10 @@ namespace {
 
 /// Compiles every kernel of both programs of `spec`; returns how many.
 int compileAll(const nn::ModelSpec &spec, const ir::Shape &sample, const fs::path &dir) {
-  auto m = runtime::compileModel(spec, sample);
-  INFO((m ? "" : m.diag().str()));
-  REQUIRE(bool(m));
+  auto c = driver::compile(spec, sample);
+  INFO((c ? "" : c.diag().str()));
+  REQUIRE(bool(c));
+  const runtime::CompiledModel *m = &c->model;
   int count = 0;
   for (const ir::Graph *g : {&m->step, &m->predict}) {
     auto kernels = codegen::cuda::printKernels(*g, codegen::storedValues(*g), "t_");
@@ -205,8 +207,9 @@ TEST_CASE("the cuda library's tables describe every program of the coverage mode
   const int64_t maxBatch = 64;
   for (auto &[what, spec] : test::coverageModels()) {
     INFO(what);
-    auto m = runtime::compileModel(spec, {1, 32, 32});
-    REQUIRE(bool(m));
+    auto c = driver::compile(spec, {1, 32, 32});
+    REQUIRE(bool(c));
+    const runtime::CompiledModel *m = &c->model;
     auto stepPlan = passes::planMemory(m->step, maxBatch);
     auto predictPlan = passes::planMemory(m->predict, maxBatch);
     auto image = codegen::cuda::encodeDevicePrograms(m->step, stepPlan, m->predict,

@@ -7,7 +7,8 @@
 // The hidden "[.cuda_bench]" case times the seed MLP's step for
 // tests/gpu/check.sh.
 #include "TestUtil.h"
-#include "runtime/Build.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 
 #include <catch2/catch.hpp>
 
@@ -15,6 +16,7 @@
 #include "passes/Autodiff.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
+#include "passes/MemoryPlan.h"
 #include "codegen/cuda/CudaSource.h"
 #include "codegen/cuda/Nvrtc.h"
 #include "runtime/cuda/CudaRuntime.h"
@@ -78,7 +80,7 @@ void compareOnGpu(const Graph &forward, const Bindings &in, int64_t batch) {
     outs[o.name].assign(size_t(fused.type(o.value).numel(batch)), NAN);
     io["out:" + o.name] = outs[o.name].data();
   }
-  Status s = runtime::cuda::runGraph(fused, batch, io);
+  Status s = runtime::cuda::runGraph(fused, passes::planMemory(fused, batch), batch, io);
   INFO((s ? "" : s.diag().message));
   REQUIRE(bool(s));
 
@@ -117,12 +119,12 @@ std::vector<std::pair<std::string, nn::ModelSpec>> models() {
 std::unique_ptr<runtime::Executable> buildOrFail(const nn::ModelSpec &spec,
                                                  const std::string &target, int64_t maxBatch,
                                                  bool tf32 = false) {
-  runtime::BuildOptions o;
+  driver::BuildOptions o;
   o.target = target;
   o.maxBatch = maxBatch;
   o.seed = 3;
   o.tf32 = tf32;
-  auto exe = runtime::build(spec, {1, 32, 32}, o);
+  auto exe = driver::build(spec, {1, 32, 32}, o);
   INFO(target << ": " << (exe ? "" : exe.diag().str()));
   REQUIRE(bool(exe));
   return std::move(*exe);
@@ -205,9 +207,9 @@ void compareSteps(runtime::Executable &gpu, runtime::Executable &cpu,
 } // namespace
 
 TEST_CASE("the cuda target builds, or fails with one clear line without a GPU", "[cuda]") {
-  runtime::BuildOptions o;
+  driver::BuildOptions o;
   o.target = "cuda";
-  auto exe = runtime::build(test::seedMlp(), {1, 32, 32}, o);
+  auto exe = driver::build(test::seedMlp(), {1, 32, 32}, o);
   if (runtime::cuda::deviceAvailable()) {
     INFO((exe ? "" : exe.diag().str()));
     REQUIRE(bool(exe));
@@ -225,7 +227,7 @@ TEST_CASE("the cuda target builds, or fails with one clear line without a GPU", 
          m.find("CUDA driver supports") != std::string::npos));
   // Every call answers the same, without a crash.
   CHECK(runtime::cuda::deviceAvailable().diag().message == m);
-  CHECK(!runtime::cuda::runGraph(Graph(), 1, {}));
+  CHECK(!runtime::cuda::runGraph(Graph(), ir::MemoryPlan(), 1, {}));
   WARN("skipped the GPU checks: no CUDA device: " << m);
 }
 
@@ -525,9 +527,9 @@ TEST_CASE("seed MLP step time on the GPU", "[.cuda_bench]") {
 #else
 
 TEST_CASE("the cuda target needs the CUDA toolkit at build time", "[cuda]") {
-  graphc::runtime::BuildOptions o;
+  graphc::driver::BuildOptions o;
   o.target = "cuda";
-  auto exe = graphc::runtime::build(graphc::test::seedMlp(), {1, 32, 32}, o);
+  auto exe = graphc::driver::build(graphc::test::seedMlp(), {1, 32, 32}, o);
   REQUIRE(!exe);
   CHECK_THAT(exe.diag().message, Catch::Contains("without the CUDA toolkit"));
   WARN("skipped: this graphc was built without the CUDA toolkit");

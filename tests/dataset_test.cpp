@@ -1,5 +1,6 @@
 // tests/dataset_test.cpp - the idx reader on files written here (gzip and
 // raw, every corruption), padding, normalisation and the synthetic set.
+#include "driver/Compile.h"
 #include "runtime/Dataset.h"
 
 #include "TestUtil.h"
@@ -16,6 +17,7 @@
 
 using namespace graphc;
 using namespace graphc::runtime;
+using namespace graphc::driver;
 namespace fs = std::filesystem;
 
 using test::TempDir;
@@ -368,13 +370,13 @@ TEST_CASE("limit keeps the first samples", "[dataset]") {
 }
 
 TEST_CASE("the sample shape comes from tracing the model", "[dataset]") {
-  auto s = inferSampleShape(mlp(1024), 28, 28);
+  auto s = imageSampleShape(mlp(1024), 28, 28);
   REQUIRE(s);
   CHECK(*s == ir::Shape{1, 32, 32});
-  auto s2 = inferSampleShape(mlp(784), 28, 28);
+  auto s2 = imageSampleShape(mlp(784), 28, 28);
   REQUIRE(s2);
   CHECK(*s2 == ir::Shape{1, 28, 28});
-  auto s3 = inferSampleShape(mlp(500), 28, 28);
+  auto s3 = imageSampleShape(mlp(500), 28, 28);
   REQUIRE(!s3);
   CHECK(contains(s3.diag().message, "expects 500 elements per sample, got 784"));
 }

@@ -10,11 +10,12 @@
 // cuda target takes the same plans (checked as they are made) but needs a
 // GPU to run them; no comparison is made for it here.
 #include "TestUtil.h"
-#include "codegen/cpu/Runner.h"
+#include "runtime/cpu/Runner.h"
 #include "frontend/ModelFile.h"
 #include "ir/Printer.h"
 #include "passes/PlanCheck.h"
-#include "runtime/Build.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 #include "runtime/Dataset.h"
 
 #include <catch2/catch.hpp>
@@ -56,7 +57,7 @@ std::vector<NamedModel> everyModel() {
     INFO(f.string() << ": " << (spec ? "" : spec.diag().str()));
     REQUIRE(bool(spec));
     auto sample = spec->input ? Expected<Shape>(*spec->input)
-                              : runtime::inferSampleShape(*spec, 28, 28);
+                              : driver::imageSampleShape(*spec, 28, 28);
     REQUIRE(bool(sample));
     out.push_back({"examples/" + f.filename().string(), *spec, *sample});
   }
@@ -65,10 +66,10 @@ std::vector<NamedModel> everyModel() {
 }
 
 runtime::CompiledModel compile(const NamedModel &m) {
-  auto c = runtime::compileModel(m.spec, m.sample);
+  auto c = driver::compile(m.spec, m.sample);
   INFO(m.name << ": " << (c ? "" : c.diag().str()));
   REQUIRE(bool(c));
-  return std::move(*c);
+  return std::move(c->model);
 }
 
 /// Graph inputs and outputs as raw 32-bit words, named as Runner::run wants.
@@ -104,7 +105,7 @@ Buffers stepInputs(const Graph &g, int64_t classes, int64_t n) {
 }
 
 /// Runs compiled program `p` at batch `n` on copies of `inputs`; its outputs.
-Buffers runStep(codegen::cpu::Runner &runner, codegen::cpu::Program &p, Buffers inputs,
+Buffers runStep(runtime::cpu::Runner &runner, codegen::cpu::Program &p, Buffers inputs,
                 int64_t n) {
   Buffers out;
   std::map<std::string, void *> io;
@@ -275,7 +276,7 @@ TEST_CASE("a CPU step with the plan is bitwise equal to one with every buffer it
         prefixes.push_back(fmt::format("b{}_{}_", batches[b], all.size() % 2));
         all.push_back(&p);
       }
-    codegen::cpu::Runner runner(1);
+    runtime::cpu::Runner runner(1);
     Status compiled = runner.compile(all, prefixes);
     INFO(m.name << ": " << (compiled ? "" : compiled.diag().str()));
     REQUIRE(bool(compiled));
@@ -314,12 +315,12 @@ TEST_CASE("at batch 100 every example model trains on the cpu target as in the "
     auto format = runtime::sampleFormat(data.train.rows, data.train.cols, m.sample);
     REQUIRE(bool(format));
     // As `graphc train --batch 100` builds them: the plan is made for 100.
-    runtime::BuildOptions bo;
+    driver::BuildOptions bo;
     bo.maxBatch = kBatch;
     bo.threads = 1;
-    auto cpu = runtime::build(m.spec, m.sample, bo);
+    auto cpu = driver::build(m.spec, m.sample, bo);
     bo.target = "interp";
-    auto ref = runtime::build(m.spec, m.sample, bo);
+    auto ref = driver::build(m.spec, m.sample, bo);
     REQUIRE(bool(cpu));
     REQUIRE(bool(ref));
     const auto &info = (*ref)->info();

@@ -1,6 +1,7 @@
 // tests/trainer_test.cpp - the training loop: shuffles, the short last batch,
 // resume bit for bit, metrics, and the confusion matrix against hand counts.
-#include "runtime/Build.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/Trainer.h"
 
@@ -19,6 +20,7 @@
 
 using namespace graphc;
 using namespace graphc::runtime;
+using namespace graphc::driver;
 namespace fs = std::filesystem;
 
 using test::TempDir;
@@ -42,7 +44,11 @@ nn::ModelSpec tinyMlp(int64_t hidden, bool dropout, const std::string &optimizer
 
 std::unique_ptr<Executable> buildInterp(const nn::ModelSpec &spec, int64_t batch,
                                         uint64_t seed) {
-  auto exe = build(spec, {1, 28, 28}, {.target = "interp", .maxBatch = batch, .seed = seed});
+  BuildOptions o;
+  o.target = "interp";
+  o.maxBatch = batch;
+  o.seed = seed;
+  auto exe = build(spec, {1, 28, 28}, o);
   REQUIRE(exe);
   return std::move(*exe);
 }

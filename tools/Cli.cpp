@@ -1,6 +1,7 @@
 // tools/Cli.cpp - helpers the subcommands share.
 #include "tools/Cli.h"
 
+#include "driver/Compile.h"
 #include "frontend/ModelFile.h"
 #include "passes/PlanCheck.h"
 
@@ -54,11 +55,14 @@ Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path) {
 }
 
 Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &flag) {
-  if (!flag.empty())
-    return parseShape(flag);
-  if (spec.input)
-    return *spec.input;
-  return nn::inferSampleShape(spec);
+  ir::Shape given;
+  if (!flag.empty()) {
+    auto parsed = parseShape(flag);
+    if (!parsed)
+      return parsed.diag();
+    given = *parsed;
+  }
+  return driver::sampleShape(spec, given);
 }
 
 void addVerifyPlanFlag(CLI::App &command) {

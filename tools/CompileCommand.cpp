@@ -2,20 +2,12 @@
 // what a reader asks for, and compile or emit code for a target.
 #include "tools/Cli.h"
 
-#include "frontend/Trace.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
+#include "driver/Targets.h"
 #include "ir/Dot.h"
 #include "ir/Printer.h"
-#include "ir/Verifier.h"
-#include "passes/Pipeline.h"
-#include "runtime/Build.h"
 #include "runtime/Checkpoint.h"
-#include "codegen/KernelPlan.h"
-#include "passes/MemoryPlan.h"
-
-#ifdef GRAPHC_HAVE_CUDA
-#include "codegen/cuda/CudaSource.h"
-#include "codegen/cuda/Nvrtc.h"
-#endif
 
 #include <fmt/format.h>
 
@@ -65,99 +57,6 @@ std::string libraryPrefix(const CompileOptions &o) {
   return name;
 }
 
-/// What a library build did, for the summary.
-struct LibraryResult {
-  std::vector<std::string> files;
-  int assembled = -1; ///< cuda: PTX modules ptxas assembled (-1: no ptxas)
-};
-
-/// `--emit lib -o out/mlp`: out/mlp.h, out/libmlp.a, out/mlp.safetensors for
-/// the cpu or the cuda target.
-Expected<LibraryResult> writeLibrary(const runtime::CompiledModel &m,
-                                     const runtime::BuildOptions &bo, const CompileOptions &o) {
-  std::string prefix = libraryPrefix(o);
-  std::error_code ec;
-  if (auto dir = std::filesystem::path(prefix).parent_path(); !dir.empty())
-    std::filesystem::create_directories(dir, ec);
-  if (ec)
-    return error(fmt::format("-o {}: {}", prefix, ec.message()));
-  LibraryResult r;
-  if (o.target == "cuda") {
-    if (Status s = runtime::emitCudaLibrary(m, bo, o.arch, prefix, &r.assembled); !s)
-      return s.diag();
-  } else if (auto lib = runtime::emitCpu(m, bo, runtime::CpuOutput::Library, prefix); !lib) {
-    return lib.diag();
-  }
-  std::filesystem::path p(prefix);
-  std::string dir = p.parent_path().string();
-  r.files = {prefix + ".h", (dir.empty() ? "" : dir + "/") + "lib" + p.filename().string() + ".a",
-             prefix + ".safetensors"};
-  return r;
-}
-
-/// What the step's kernel groups are: "11 kernel groups, 6 GEMMs (...)".
-std::string describeKernels(const ir::Graph &g) {
-  std::map<std::string, int> epilogues;
-  int gemms = 0;
-  for (const codegen::KernelPlan &k : codegen::planKernels(g, codegen::storedValues(g))) {
-    if (k.kind != codegen::KernelKind::Gemm)
-      continue;
-    ++gemms;
-    if (!k.epilogue.empty() || k.colsum >= 0)
-      ++epilogues[g.groups()[size_t(k.group)].reason];
-  }
-  std::vector<std::string> parts;
-  for (const auto &[reason, n] : epilogues)
-    parts.push_back(fmt::format("{} x {}", n, reason));
-  return fmt::format("{} kernel groups, {} GEMMs{}", g.groups().size(), gemms,
-                     parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, "; ")));
-}
-
-#ifdef GRAPHC_HAVE_CUDA
-/// Every kernel of both programs as CUDA C, or compiled to PTX in `o.out`.
-Status emitCuda(const runtime::CompiledModel &m, const CompileOptions &o, bool ptx,
-                int *kernels) {
-  std::string all;
-  bool write = ptx && o.emit == "ptx";
-  if (write) {
-    if (o.out.empty())
-      return error("--emit ptx needs -o DIR, the folder for the .ptx files");
-    std::error_code ec;
-    std::filesystem::create_directories(o.out, ec);
-    if (ec)
-      return error(fmt::format("-o {}: {}", o.out, ec.message()));
-  }
-  for (auto [g, prefix] : {std::pair{&m.step, "step_"}, std::pair{&m.predict, "predict_"}})
-    for (const auto &k : codegen::cuda::printKernels(*g, codegen::storedValues(*g), prefix)) {
-      if (k.source.empty())
-        continue;
-      if (k.name.empty() && k.colsum.empty()) { // cuBLASLt and its own epilogue: no kernel
-        if (!ptx)
-          all += fmt::format("// ===== kernel group {}k{} ({}): cuBLASLt with its epilogue, no "
-                             "kernel =====\n\n",
-                             prefix, k.plan.group, g->groups()[size_t(k.plan.group)].reason);
-        continue;
-      }
-      std::string name = k.name.empty() ? k.colsum : k.name;
-      ++*kernels;
-      if (!ptx) {
-        all += fmt::format("// ===== kernel group {} ({}) =====\n{}\n", name,
-                           g->groups()[size_t(k.plan.group)].reason, k.source);
-        continue;
-      }
-      auto code = codegen::cuda::compileToPtx(k.source, name, o.arch);
-      if (!code)
-        return code.diag();
-      if (!write)
-        continue;
-      std::string path = o.out + "/" + name + ".ptx";
-      if (Status s = runtime::writeFileAtomic(path, code->data(), code->size()); !s)
-        return s;
-    }
-  return ptx ? Status() : output(o, all);
-}
-#endif
-
 int runCompile(const CompileOptions &o) {
   auto spec = loadTrainingSpec(o.model);
   if (!spec)
@@ -165,14 +64,6 @@ int runCompile(const CompileOptions &o) {
   auto sample = sampleShape(*spec, o.input);
   if (!sample)
     return report(sample.diag());
-  if (o.printIr) {
-    auto traced = frontend::trace(*spec, *sample);
-    if (!traced)
-      return report(traced.diag());
-    if (auto s = ir::verify(traced->graph); !s)
-      return report(s.diag());
-    std::fputs(ir::print(traced->graph).c_str(), stdout);
-  }
 
   passes::PipelineOptions po;
   po.printAfter.insert(o.printAfter.begin(), o.printAfter.end());
@@ -188,107 +79,99 @@ int runCompile(const CompileOptions &o) {
       return report(s.diag());
   po.stopAfter = o.stopAfter;
   po.planBatch = o.maxBatch;
+  const bool partial = !o.stopAfter.empty() && o.stopAfter != passes::passNames().back();
+  if (partial && !o.emit.empty())
+    return report(error("--emit needs every pass: drop --stop-after"));
 
   auto t0 = std::chrono::steady_clock::now();
-  if (o.stopAfter == "trace") { // the traced graph is all there is to show
-    if (!o.emit.empty())
-      return report(error("--emit needs every pass: drop --stop-after"));
-    auto traced = frontend::trace(*spec, *sample);
-    if (!traced)
-      return report(traced.diag());
-    if (Status s = ir::verify(traced->graph); !s)
-      return report(s.diag());
-    if (po.printAfter.count("all") || po.printAfter.count("trace"))
-      std::fputs(
-          fmt::format("// ----- IR after trace -----\n{}", ir::print(traced->graph)).c_str(),
-          stdout);
-    if (o.stats)
-      std::printf("trace %.1f ms: %d nodes\n", msSince(t0), traced->graph.size());
-    return 0;
-  }
-  auto model = runtime::compileModel(*spec, *sample, po);
-  if (!model)
-    return report(model.diag());
+  auto c = driver::compile(*spec, *sample, po);
+  if (!c)
+    return report(c.diag());
   double passMs = msSince(t0);
-  if (po.printAfter.count("all") || po.printAfter.count("trace")) {
-    auto traced = frontend::trace(*spec, *sample);
-    if (!traced)
-      return report(traced.diag());
-    std::fputs(fmt::format("// ----- IR after trace -----\n{}", ir::print(traced->graph)).c_str(),
-               stdout);
-  }
-  std::fputs(model->pipeline.printed.c_str(), stdout);
-  if (!o.dot.empty()) {
-    std::string dot = ir::toDot(model->step);
+  if (o.printIr)
+    std::fputs(ir::print(c->traced).c_str(), stdout);
+  std::fputs(c->step.printed.c_str(), stdout);
+  std::fputs(c->predict.printed.c_str(), stdout);
+  if (!o.dot.empty() && c->model.step.size() > 0) {
+    std::string dot = ir::toDot({{"training step", &c->model.step},
+                                 {"evaluation", &c->model.predict}});
     if (Status s = runtime::writeFileAtomic(o.dot, dot.data(), dot.size()); !s)
       return report(s.diag());
   }
-  bool partial = !o.stopAfter.empty() && o.stopAfter != passes::passNames().back();
+  std::string passStats = passes::formatStats(c->step) +
+                          (c->predict.stats.empty() ? "" : "evaluation:\n" +
+                                                                 passes::formatStats(c->predict));
   if (partial) {
-    if (!o.emit.empty())
-      return report(error("--emit needs every pass: drop --stop-after"));
     if (o.stats)
-      std::fputs(passes::formatStats(model->pipeline).c_str(), stdout);
+      std::fputs(passStats.c_str(), stdout);
     return 0;
   }
 
-  std::string passStats = passes::formatStats(model->pipeline);
-  runtime::BuildOptions bo;
+  driver::BuildOptions bo;
   bo.target = o.target;
   bo.maxBatch = o.maxBatch;
   bo.threads = o.threads;
   bo.seed = o.seed;
   bo.cpu = o.cpu;
+  bo.arch = o.arch;
+  const runtime::CompiledModel &model = c->model;
   // Like cc, compile writes the library unless asked for something else;
   // printing the IR or a graph alone (no -o) only prints.
   const bool study = o.printIr || o.printAfterAll || !o.printAfter.empty() ||
                      !o.printBefore.empty() || !o.dot.empty();
   const std::string emit = o.emit.empty() && !(study && o.out.empty()) ? "lib" : o.emit;
+  const driver::Target *target = driver::findTarget(o.target);
   std::string codegen;
-  int kernels = int(model->step.groups().size());
-  std::optional<LibraryResult> library;
+  int kernels = int(model.step.groups().size());
+  std::optional<driver::LibraryReport> library;
   t0 = std::chrono::steady_clock::now();
   if (emit == "ir") {
-    if (Status s = output(o, ir::print(model->step)); !s)
+    if (Status s = output(o, ir::print(model.step)); !s)
       return report(s.diag());
   } else if (emit == "lib") {
-    auto lib = writeLibrary(*model, bo, o);
-    if (!lib)
-      return report(lib.diag());
-    library = std::move(*lib);
+    std::string prefix = libraryPrefix(o);
+    std::error_code ec;
+    if (auto dir = std::filesystem::path(prefix).parent_path(); !dir.empty())
+      std::filesystem::create_directories(dir, ec);
+    if (ec)
+      return report(error(fmt::format("-o {}: {}", prefix, ec.message())));
+    if (!target->writeLibrary)
+      return report(error(fmt::format("--target {}: {}", o.target, target->missing)));
+    library.emplace();
+    if (Status s = target->writeLibrary(model, bo, prefix, &*library); !s)
+      return report(s.diag());
     codegen = o.target == "cpu" ? "LLVM O3, object file and archive"
                                 : "NVRTC to PTX for " + o.arch + ", descriptor object and archive";
   } else if (emit.empty()) {
     codegen = "";
-  } else if (o.target == "cpu") {
-    if (emit == "llvm" || emit == "asm") {
-      auto text = runtime::emitCpu(*model, bo, emit == "llvm" ? runtime::CpuOutput::LlvmIr
-                                                              : runtime::CpuOutput::Assembly);
-      if (!text)
-        return report(text.diag());
-      if (Status s = output(o, *text); !s)
-        return report(s.diag());
-      codegen = "LLVM O3 for this host";
-    } else {
-      return report(error(fmt::format("--emit {} is not a CPU output: use ir, llvm, asm or lib",
-                                      emit)));
-    }
-  } else if (o.target == "cuda") {
-#ifdef GRAPHC_HAVE_CUDA
-    if (emit == "cuda" || emit == "ptx") {
-      kernels = 0;
-      if (Status s = emitCuda(*model, o, emit != "cuda", &kernels); !s)
-        return report(s.diag());
-      codegen = emit == "cuda" ? "CUDA C" : "NVRTC to PTX for " + o.arch;
-    } else {
-      return report(error(fmt::format(
-          "--emit {} is not a CUDA output: use ir, cuda, ptx or lib", emit)));
-    }
-#else
-    return report(error("--target cuda: this graphc was built without the CUDA toolkit"));
-#endif
+  } else if (o.target == "cpu" && (emit == "llvm" || emit == "asm")) {
+    auto text = driver::emitCpuText(model, bo,
+                                    emit == "llvm" ? driver::CpuText::LlvmIr
+                                                   : driver::CpuText::Assembly);
+    if (!text)
+      return report(text.diag());
+    if (Status s = output(o, *text); !s)
+      return report(s.diag());
+    codegen = "LLVM O3 for this host";
+  } else if (o.target == "cuda" && emit == "cuda") {
+    auto text = driver::emitCudaSource(model);
+    if (!text)
+      return report(text.diag());
+    if (Status s = output(o, *text); !s)
+      return report(s.diag());
+    codegen = "CUDA C";
+  } else if (o.target == "cuda" && emit == "ptx") {
+    if (o.out.empty())
+      return report(error("--emit ptx needs -o DIR, the folder for the .ptx files"));
+    auto n = driver::writeCudaPtx(model, o.arch, o.out);
+    if (!n)
+      return report(n.diag());
+    kernels = *n;
+    codegen = "NVRTC to PTX for " + o.arch;
   } else {
-    return report(error(fmt::format("--target {}: the targets are cpu and cuda", o.target)));
+    return report(error(fmt::format("--emit {} is not a {} output: use {}", emit, o.target,
+                                    o.target == "cpu" ? "lib, ir, llvm or asm"
+                                                      : "lib, ir, cuda or ptx")));
   }
   double codegenMs = msSince(t0);
   if (library) {
@@ -304,13 +187,12 @@ int runCompile(const CompileOptions &o) {
                           library->assembled);
     auto mib = [](int64_t b) { return double(b) / (1024.0 * 1024.0); };
     std::printf("compiled %s for %s\n", o.model.c_str(), what.c_str());
-    std::printf("  training step: %s\n", describeKernels(model->step).c_str());
-    std::printf("  evaluation: %s\n", describeKernels(model->predict).c_str());
+    std::printf("  training step: %s\n", driver::describeKernels(model.step).c_str());
+    std::printf("  evaluation: %s\n", driver::describeKernels(model.predict).c_str());
     std::printf("  memory at batch %lld: %.2f MiB of intermediates for the step, %.2f MiB for "
                 "evaluation; %.2f MiB of parameters\n",
-                (long long)o.maxBatch, mib(passes::planMemory(model->step, o.maxBatch).arenaBytes),
-                mib(passes::planMemory(model->predict, o.maxBatch).arenaBytes),
-                mib(model->info.numParams * 4));
+                (long long)o.maxBatch, mib(model.stepPlan.arenaBytes),
+                mib(model.predictPlan.arenaBytes), mib(model.info.numParams * 4));
     std::printf("  compile time %.2f s (passes %.0f ms, code generation %.0f ms)\n",
                 (passMs + codegenMs) / 1e3, passMs, codegenMs);
     std::printf("  wrote %s\n", fmt::format("{}", fmt::join(library->files, ", ")).c_str());
@@ -339,9 +221,9 @@ Command compileCommand(CLI::App &app) {
                 "per-sample input shape, e.g. 1x32x32 (default: the model file's "
                 "`input = {...}`, else what the first layer fixes: nn.View(n), nn.Reshape(n) "
                 "or nn.Linear(n, m) take n values)");
-  c->add_option("--target", o->target, "cpu (LLVM) or cuda (NVRTC and cuBLASLt)")
+  c->add_option("--target", o->target, "what to compile for: " + driver::describeTargets(true))
       ->default_val("cpu")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+      ->check(CLI::IsMember(driver::targetNames(true)));
   c->add_option("--emit", o->emit,
                 "what to write: lib (the default: a header, a static library and the initial "
                 "weights, for cpu or cuda), ir (the fused step), llvm or asm (cpu), cuda or "

@@ -3,7 +3,8 @@
 #include "tools/Cli.h"
 
 #include "frontend/ModelFile.h"
-#include "runtime/Build.h"
+#include "driver/Compile.h"
+#include "driver/Targets.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/Dataset.h"
 #include "runtime/Trainer.h"
@@ -64,7 +65,7 @@ Expected<PreparedData> prepareData(const nn::ModelSpec &spec, const std::string 
       return s.diag();
     sample = *s;
   } else {
-    auto s = runtime::inferSampleShape(spec, data->train.rows, data->train.cols);
+    auto s = driver::imageSampleShape(spec, data->train.rows, data->train.cols);
     if (!s)
       return s.diag();
     sample = *s;
@@ -106,13 +107,21 @@ Expected<std::unique_ptr<runtime::Executable>>
 buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
                 const std::string &target, int threads, int64_t batch, uint64_t seed,
                 bool tf32) {
-  runtime::BuildOptions bo;
+  driver::BuildOptions bo;
   bo.target = target;
   bo.tf32 = tf32;
   bo.threads = threads;
   bo.maxBatch = batch;
   bo.seed = seed;
-  return runtime::build(spec, format.sample, bo);
+  if (spec.criterion && spec.optimizer)
+    return driver::build(spec, format.sample, bo);
+  // Evaluation: the model's evaluation pass alone, nothing invented.
+  passes::PipelineOptions po;
+  po.planBatch = batch;
+  auto c = driver::compileForEvaluation(spec, format.sample, po);
+  if (!c)
+    return c.diag();
+  return driver::buildCompiled(std::move(c->model), bo);
 }
 
 int runTrain(TrainCliOptions o) {
@@ -194,16 +203,14 @@ int runTrain(TrainCliOptions o) {
   return 0;
 }
 
-/// A model file's spec for evaluation: the criterion and optimizer default
-/// (they do not affect the predictions) when the file has none.
+/// A model file's spec for evaluation: only the model is compiled (its
+/// evaluation pass), so the file needs no criterion or optimizer.
 Expected<nn::ModelSpec> loadEvalSpec(const std::string &path) {
   auto spec = frontend::loadModel(path);
   if (!spec)
     return spec;
-  if (!spec->criterion)
-    spec->criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
-  if (!spec->optimizer)
-    spec->optimizer = nn::Optimizer{"adagrad", {}, {}};
+  spec->criterion.reset();
+  spec->optimizer.reset();
   return spec;
 }
 
@@ -301,9 +308,7 @@ const char *kInputHelp =
     "per-sample input shape, e.g. 1x32x32 (default: the model file's "
     "`input = {...}`, else the data's 1xHxW, or 1x32x32 with 28x28 images "
     "padded by 2 when the model wants 1024 inputs)";
-const char *kTargetHelp = "where the step runs: cpu (LLVM JIT), cuda (an NVIDIA GPU: "
-                          "NVRTC kernels, cuBLASLt, CUDA graphs) or interp (the "
-                          "double-precision reference interpreter; slow)";
+const std::string kTargetHelp = "where the step runs: " + driver::describeTargets();
 const char *kTf32Help = "cuda: let cuBLASLt multiply in TF32 (faster, not bit-compatible "
                         "with fp32); the default is fp32, deterministic run to run";
 
@@ -333,7 +338,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
       ->check(CLI::Range(0, 1024));
   c->add_option("--target", o.target, kTargetHelp)
       ->default_val("cpu")
-      ->check(CLI::IsMember({"cpu", "cuda", "interp"}));
+      ->check(CLI::IsMember(driver::targetNames()));
   c->add_flag("--tf32", o.tf32, kTf32Help);
   addVerifyPlanFlag(*c);
   c->add_option("--save", o.save,
@@ -380,7 +385,7 @@ CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
       ->check(CLI::Range(0, 1024));
   c->add_option("--target", o.target, kTargetHelp)
       ->default_val("cpu")
-      ->check(CLI::IsMember({"cpu", "cuda", "interp"}));
+      ->check(CLI::IsMember(driver::targetNames()));
   c->add_flag("--tf32", o.tf32, kTf32Help);
   c->add_flag("--normalize", o.normalize,
               "normalise inputs with the training set's mean and std (automatic when "

@@ -36,7 +36,7 @@ using namespace ir;
 /// grt_cuda_desc around it) and the prefixed entry points.
 class Descriptor {
 public:
-  Descriptor(llvm::Module &m, const runtime::ModelInfo &info, Program &step,
+  Descriptor(llvm::Module &m, const ir::ModelInfo &info, Program &step,
              Program &predict, int64_t maxBatch, uint64_t seed, const std::string &name,
              const DeviceImage *device, const std::vector<VectorTarget> &isas)
       : m_(m), c_(m.getContext()), info_(info), step_(step), predict_(predict),
@@ -205,7 +205,7 @@ private:
 
   llvm::Module &m_;
   llvm::LLVMContext &c_;
-  const runtime::ModelInfo &info_;
+  const ir::ModelInfo &info_;
   Program &step_, &predict_;
   int64_t maxBatch_;
   uint64_t seed_;
@@ -233,7 +233,7 @@ std::string errorText(llvm::Error e) {
 
 } // namespace
 
-std::string libraryHeader(const runtime::ModelInfo &info, int64_t maxBatch,
+std::string libraryHeader(const ir::ModelInfo &info, int64_t maxBatch,
                           const std::string &name, bool cuda, const std::string &isas) {
   std::string guard = name;
   for (char &c : guard)
@@ -357,7 +357,7 @@ int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);
                                         name));
 }
 
-Status writeLibrary(const runtime::ModelInfo &info, Program &step, Program &predict,
+Status writeLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
                     int64_t maxBatch, uint64_t seed, const std::string &out,
                     const std::vector<VectorTarget> &isas, const DeviceImage *device) {
   std::string name = baseName(out), dir = dirName(out);

@@ -9,7 +9,7 @@
 
 #include "codegen/cpu/KernelEmitter.h"
 #include "ir/Error.h"
-#include "passes/MemoryPlan.h"
+#include "ir/MemoryPlan.h"
 
 #include <functional>
 #include <memory>
@@ -21,7 +21,7 @@ namespace graphc::codegen::cpu {
 /// One graph compiled: its plan, its kernels, and the run function.
 struct Program {
   ir::Graph graph;
-  passes::MemoryPlan plan;
+  ir::MemoryPlan plan;
   std::vector<bool> stored;
   std::vector<KernelInfo> kernels;
   /// void run(void **io, int64_t n, void *arena, grt_pool *pool), once compiled

@@ -7,7 +7,7 @@
 //    written as "compute output element i";
 //  - row kernels `void k(ptr ptrs, i64 n)` walk the rows of an [R, C] domain
 //    with per-row temporaries: LogSoftMax + ClassNLL forward and backward;
-//  - GEMM kernels: the host's packed, threaded driver (runtime/Gemm.h) calls
+//  - GEMM kernels: the packed, threaded driver (runtime/rt/graphc_rt.c) calls
 //    the generated micro-kernel, then the group's generated epilogue
 //    `void e(ptr ptrs, i64 n, ptr c, i64 ldc, i64 i0, i64 i1, i64 j0, i64 j1)`
 //    on each finished region; a bias gradient is a generated column sum.
@@ -27,7 +27,7 @@ class LLVMContext;
 class Module;
 } // namespace llvm
 
-namespace graphc::passes {
+namespace graphc::ir {
 struct MemoryPlan;
 }
 
@@ -62,7 +62,7 @@ void emitMicroKernel(llvm::Module &m, const VectorTarget &t, const std::string &
 
 /// Emits `void <prefix>run(void **io, i64 n, ptr arena, ptr pool)`, which
 /// binds every buffer and launches `kernels` in order (StepFunction.cpp).
-void emitRunFunction(llvm::Module &m, const ir::Graph &g, const passes::MemoryPlan &plan,
+void emitRunFunction(llvm::Module &m, const ir::Graph &g, const ir::MemoryPlan &plan,
                      const std::vector<bool> &stored, const std::vector<KernelInfo> &kernels,
                      const std::string &prefix, const std::string &micro,
                      const VectorTarget &t);

@@ -11,7 +11,7 @@
 // The JIT and the ahead-of-time library run the same function.
 #include "codegen/cpu/Emitter.h"
 #include "codegen/cpu/KernelEmitter.h"
-#include "passes/MemoryPlan.h"
+#include "ir/MemoryPlan.h"
 
 #include <fmt/format.h>
 
@@ -28,7 +28,7 @@ llvm::FunctionCallee declare(llvm::Module &m, const char *name, llvm::Type *ret,
 
 } // namespace
 
-void emitRunFunction(llvm::Module &m, const Graph &g, const passes::MemoryPlan &plan,
+void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan,
                      const std::vector<bool> &stored, const std::vector<KernelInfo> &kernels,
                      const std::string &prefix, const std::string &micro,
                      const VectorTarget &t) {

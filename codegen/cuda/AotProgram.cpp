@@ -28,7 +28,7 @@ public:
   Encoder(std::vector<std::string> &strings, std::string arch)
       : strings_(strings), arch_(std::move(arch)) {}
 
-  Expected<std::vector<int64_t>> encode(const Graph &g, const passes::MemoryPlan &plan,
+  Expected<std::vector<int64_t>> encode(const Graph &g, const ir::MemoryPlan &plan,
                                         const std::string &prefix) {
     const int count = g.size();
     DeviceBinding binding = bindValues(g, plan);
@@ -137,7 +137,7 @@ private:
 
 } // namespace
 
-DeviceBinding bindValues(const ir::Graph &g, const passes::MemoryPlan &plan) {
+DeviceBinding bindValues(const ir::Graph &g, const ir::MemoryPlan &plan) {
   const int count = g.size();
   DeviceBinding b;
   b.at.resize(size_t(count));
@@ -175,7 +175,7 @@ DeviceBinding bindValues(const ir::Graph &g, const passes::MemoryPlan &plan) {
 }
 
 std::vector<std::pair<ValueId, int64_t>> packCopies(const Graph &g,
-                                                    const passes::MemoryPlan &plan,
+                                                    const ir::MemoryPlan &plan,
                                                     ValueId pack) {
   std::vector<std::pair<ValueId, int64_t>> out;
   const Node &pk = g.node(pack);
@@ -187,9 +187,9 @@ std::vector<std::pair<ValueId, int64_t>> packCopies(const Graph &g,
 }
 
 Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step,
-                                           const passes::MemoryPlan &stepPlan,
+                                           const ir::MemoryPlan &stepPlan,
                                            const ir::Graph &predict,
-                                           const passes::MemoryPlan &predictPlan,
+                                           const ir::MemoryPlan &predictPlan,
                                            const std::string &arch) {
   DeviceImage image;
   image.arch = arch;

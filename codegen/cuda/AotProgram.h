@@ -12,7 +12,7 @@
 #include "codegen/DeviceImage.h"
 #include "ir/Error.h"
 #include "ir/Graph.h"
-#include "passes/MemoryPlan.h"
+#include "ir/MemoryPlan.h"
 
 namespace graphc::codegen::cuda {
 
@@ -33,18 +33,18 @@ struct DeviceBinding {
   std::vector<ValueHome> at;
   std::vector<std::pair<ir::ValueId, std::string>> outputCopies; ///< (value, output name)
 };
-DeviceBinding bindValues(const ir::Graph &g, const passes::MemoryPlan &plan);
+DeviceBinding bindValues(const ir::Graph &g, const ir::MemoryPlan &plan);
 
 /// The parts of flat_pack `pack` not computed in place: (part, byte offset
 /// in the pack), copied by a HostCopy launch.
 std::vector<std::pair<ir::ValueId, int64_t>> packCopies(const ir::Graph &g,
-                                                        const passes::MemoryPlan &plan,
+                                                        const ir::MemoryPlan &plan,
                                                         ir::ValueId pack);
 
 Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step,
-                                           const passes::MemoryPlan &stepPlan,
+                                           const ir::MemoryPlan &stepPlan,
                                            const ir::Graph &predict,
-                                           const passes::MemoryPlan &predictPlan,
+                                           const ir::MemoryPlan &predictPlan,
                                            const std::string &arch);
 
 } // namespace graphc::codegen::cuda

@@ -12,7 +12,6 @@
 // indices in and the loss out.
 #include "runtime/cuda/CudaRuntime.h"
 
-#include "passes/PlanCheck.h"
 #include "runtime/cuda/Program.h"
 
 #include <fmt/format.h>
@@ -33,23 +32,25 @@ constexpr size_t kStepOut = 512; // float: the step counter after the update
 
 class CudaExecutable : public Executable {
 public:
-  Status init(std::unique_ptr<Device> dev, CompiledModel m, const BuildOptions &o) {
+  Status init(std::unique_ptr<Device> dev, CompiledModel m, const ExecutableOptions &o) {
     dev_ = std::move(dev);
     maxBatch_ = o.maxBatch;
     info_ = m.info;
     sample_ = 1;
     for (int64_t d : info_.sample)
       sample_ *= d;
-    passes::MemoryPlan stepPlan = m.pipeline.plan.batch == maxBatch_
-                                      ? m.pipeline.plan
-                                      : passes::planMemoryChecked(m.step, maxBatch_);
-    passes::MemoryPlan predictPlan = passes::planMemoryChecked(m.predict, maxBatch_);
-    step_ = std::make_unique<Program>(*dev_, std::move(m.step), std::move(stepPlan),
-                                      "step_", o.tf32);
+    // The memplan pass's plans, made for the largest batch.
+    GRAPHC_CHECK(m.predictPlan.batch >= maxBatch_ &&
+                     (!m.trainable() || m.stepPlan.batch >= maxBatch_),
+                 "plans for batch {} run at batch {}", m.predictPlan.batch, maxBatch_);
+    if (m.trainable()) {
+      step_ = std::make_unique<Program>(*dev_, std::move(m.step), std::move(m.stepPlan),
+                                        "step_", o.tf32);
+      if (Status s = step_->compile(); !s)
+        return s;
+    }
     predict_ = std::make_unique<Program>(*dev_, std::move(m.predict),
-                                         std::move(predictPlan), "predict_", o.tf32);
-    if (Status s = step_->compile(); !s)
-      return s;
+                                         std::move(m.predictPlan), "predict_", o.tf32);
     if (Status s = predict_->compile(); !s)
       return s;
 
@@ -86,8 +87,9 @@ public:
       io["state." + slot] = buf.get();
       io["out:state." + slot] = buf.get();
     }
-    if (Status s = step_->bind(io); !s)
-      return s;
+    if (step_)
+      if (Status s = step_->bind(io); !s)
+        return s;
     if (Status s = predict_->bind(
             {{"x", x_.get()}, {"params", params_.get()}, {"out:output", output_.get()}});
         !s)
@@ -258,6 +260,8 @@ private:
 
   /// The step counter and seed in, the step, the loss and output out.
   Status finishStep(int64_t n, float *loss, float *output) {
+    if (!step_)
+      return error("this model was compiled for evaluation only");
     const Driver &d = dev_->driver();
     char *host = hostScalars_.get<char>();
     const float stepIn = float(stepCount_);
@@ -334,7 +338,7 @@ private:
 } // namespace
 
 Expected<std::unique_ptr<Executable>> makeCudaExecutable(CompiledModel model,
-                                                         const BuildOptions &options) {
+                                                         const ExecutableOptions &options) {
   auto dev = Device::open();
   if (!dev)
     return dev.diag();

@@ -3,7 +3,6 @@
 #include "runtime/cuda/CudaRuntime.h"
 
 #include "codegen/cuda/Nvrtc.h"
-#include "passes/PlanCheck.h"
 #include "runtime/cuda/Program.h"
 
 #include <fmt/format.h>
@@ -34,13 +33,13 @@ std::string toolkitVersions() {
                      codegen::cuda::nvrtcVersion());
 }
 
-Status runGraph(const ir::Graph &g, int64_t batch, const std::map<std::string, void *> &io,
-                bool tf32) {
+Status runGraph(const ir::Graph &g, const ir::MemoryPlan &plan, int64_t batch,
+                const std::map<std::string, void *> &io, bool tf32) {
   auto dev = Device::open();
   if (!dev)
     return dev.diag();
   const Driver &d = (*dev)->driver();
-  Program program(**dev, g, passes::planMemoryChecked(g, batch), "t_", tf32);
+  Program program(**dev, g, plan, "t_", tf32);
   if (Status s = program.compile(); !s)
     return s;
 

@@ -6,7 +6,7 @@
 // answers with a clear error on a machine without an NVIDIA GPU.
 #pragma once
 
-#include "runtime/Build.h"
+#include "runtime/CompiledModel.h"
 
 #include <map>
 #include <string>
@@ -17,7 +17,7 @@ namespace graphc::runtime::cuda {
 /// captured once per batch size as a CUDA graph. Fails with "no CUDA driver
 /// (...)" or "no CUDA device: ..." where there is no usable GPU.
 Expected<std::unique_ptr<Executable>> makeCudaExecutable(CompiledModel model,
-                                                         const BuildOptions &options);
+                                                         const ExecutableOptions &options);
 
 /// Succeeds when a CUDA device can be used here; else says why not.
 Status deviceAvailable();
@@ -29,10 +29,10 @@ Expected<std::string> describeDevice();
 /// cuBLASLt's and NVRTC's versions; touches no driver.
 std::string toolkitVersions();
 
-/// Runs fused graph `g` once on the GPU at batch `batch`, for tests: `io`
-/// maps each input's name, and "out:NAME" for each output, to host memory
-/// of that batch (as codegen::cpu::Runner::run takes it).
-Status runGraph(const ir::Graph &g, int64_t batch, const std::map<std::string, void *> &io,
-                bool tf32 = false);
+/// Runs fused graph `g` with its memory plan once on the GPU at batch
+/// `batch`, for tests: `io` maps each input's name, and "out:NAME" for each
+/// output, to host memory of that batch (as runtime::cpu::Runner::run takes it).
+Status runGraph(const ir::Graph &g, const ir::MemoryPlan &plan, int64_t batch,
+                const std::map<std::string, void *> &io, bool tf32 = false);
 
 } // namespace graphc::runtime::cuda

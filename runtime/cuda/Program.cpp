@@ -68,7 +68,7 @@ struct Program::Batch {
   }
 };
 
-Program::Program(Device &device, Graph graph, passes::MemoryPlan plan, std::string prefix,
+Program::Program(Device &device, Graph graph, ir::MemoryPlan plan, std::string prefix,
                  bool tf32)
     : dev_(device), graph_(std::move(graph)), plan_(std::move(plan)),
       prefix_(std::move(prefix)), tf32_(tf32) {}

@@ -16,7 +16,7 @@
 #pragma once
 
 #include "codegen/cuda/CudaSource.h"
-#include "passes/MemoryPlan.h"
+#include "ir/MemoryPlan.h"
 #include "runtime/cuda/Device.h"
 
 #include <map>
@@ -29,7 +29,7 @@ namespace graphc::runtime::cuda {
 class Program {
 public:
   /// `plan` must be made for the largest batch the program will run.
-  Program(Device &device, ir::Graph graph, passes::MemoryPlan plan, std::string prefix,
+  Program(Device &device, ir::Graph graph, ir::MemoryPlan plan, std::string prefix,
           bool tf32);
   ~Program();
   Program(const Program &) = delete;
@@ -61,7 +61,7 @@ private:
 
   Device &dev_;
   ir::Graph graph_;
-  passes::MemoryPlan plan_;
+  ir::MemoryPlan plan_;
   std::string prefix_;
   bool tf32_;
   double compileMs_ = 0;

@@ -1,4 +1,4 @@
-// codegen/cpu/Runner.h - JIT-compiled programs, run by name.
+// runtime/cpu/Runner.h - JIT-compiled programs, run by name.
 //
 // Owns the JIT module, the C runtime's thread pool and one arena per
 // program; `run` lays the caller's named buffers out in the order the
@@ -14,7 +14,11 @@
 
 struct grt_pool;
 
-namespace graphc::codegen::cpu {
+namespace graphc::runtime::cpu {
+
+using codegen::cpu::JitModule;
+using codegen::cpu::Program;
+using codegen::cpu::VectorTarget;
 
 class Runner {
 public:
@@ -46,4 +50,4 @@ private:
   std::map<const Program *, std::unique_ptr<char, void (*)(void *)>> arenas_;
 };
 
-} // namespace graphc::codegen::cpu
+} // namespace graphc::runtime::cpu

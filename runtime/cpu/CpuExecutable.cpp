@@ -1,15 +1,15 @@
-// codegen/cpu/CpuExecutable.cpp - the JIT-compiled CPU step behind the
+// runtime/cpu/CpuExecutable.cpp - the JIT-compiled CPU step behind the
 // Executable interface: the parameter, state and output buffers it owns,
 // and the two programs (training step, evaluation pass) it runs.
-#include "codegen/cpu/Runner.h"
-#include "passes/PlanCheck.h"
-#include "runtime/Build.h"
+#include "runtime/cpu/CpuExecutable.h"
+
+#include "runtime/cpu/Runner.h"
 
 #include <fmt/format.h>
 
 #include <cstring>
 
-namespace graphc::runtime {
+namespace graphc::runtime::cpu {
 
 using codegen::cpu::Program;
 
@@ -32,15 +32,16 @@ private:
 
 class CpuExecutable : public Executable {
 public:
-  CpuExecutable(CompiledModel m, const BuildOptions &o)
-      : maxBatch_(o.maxBatch), runner_(o.threads), isa_(o.cpu) {
+  CpuExecutable(CompiledModel m, const ExecutableOptions &o)
+      : maxBatch_(o.maxBatch), runner_(o.threads), isa_(o.cpu), trainable_(m.trainable()) {
     info_ = m.info;
+    // The memplan pass's plans, made for the largest batch.
+    GRAPHC_CHECK(m.predictPlan.batch >= maxBatch_ && (!trainable_ || m.stepPlan.batch >= maxBatch_),
+                 "plans for batch {} run at batch {}", m.predictPlan.batch, maxBatch_);
     step_.graph = std::move(m.step);
+    step_.plan = std::move(m.stepPlan);
     predict_.graph = std::move(m.predict);
-    step_.plan = m.pipeline.plan.batch == maxBatch_
-                     ? m.pipeline.plan
-                     : passes::planMemoryChecked(step_.graph, maxBatch_);
-    predict_.plan = passes::planMemoryChecked(predict_.graph, maxBatch_);
+    predict_.plan = std::move(m.predictPlan);
     params_.resize(size_t(info_.numParams));
     for (const std::string &s : info_.stateSlots)
       state_[s].resize(size_t(info_.numParams));
@@ -48,6 +49,8 @@ public:
   }
 
   Status compile() {
+    if (!trainable_)
+      return runner_.compile({&predict_}, {"predict_"}, isa_);
     return runner_.compile({&step_, &predict_}, {"step_", "predict_"}, isa_);
   }
 
@@ -59,6 +62,8 @@ public:
                    float *output) override {
     if (Status s = checkBatch(x, n); !s)
       return s;
+    if (!trainable_)
+      return error("this model was compiled for evaluation only");
     if (!labels)
       return error("no labels given");
     for (int64_t i = 0; i < n; ++i)
@@ -120,8 +125,9 @@ private:
   }
 
   int64_t maxBatch_;
-  codegen::cpu::Runner runner_;
+  Runner runner_;
   std::string isa_;
+  bool trainable_;
   Program step_, predict_;
   Floats params_, output_;
   std::map<std::string, Floats> state_;
@@ -134,11 +140,11 @@ private:
 } // namespace
 
 Expected<std::unique_ptr<Executable>> makeCpuExecutable(CompiledModel model,
-                                                        const BuildOptions &options) {
+                                                        const ExecutableOptions &options) {
   auto exe = std::make_unique<CpuExecutable>(std::move(model), options);
   if (Status s = exe->compile(); !s)
     return s.diag();
   return std::unique_ptr<Executable>(std::move(exe));
 }
 
-} // namespace graphc::runtime
+} // namespace graphc::runtime::cpu

@@ -1,12 +1,12 @@
-// codegen/cpu/Runner.cpp - arenas, the io array, the call.
-#include "codegen/cpu/Runner.h"
+// runtime/cpu/Runner.cpp - arenas, the io array, the call.
+#include "runtime/cpu/Runner.h"
 
 #include "runtime/rt/graphc_rt.h"
 
 #include <cstdlib>
 #include <cstring>
 
-namespace graphc::codegen::cpu {
+namespace graphc::runtime::cpu {
 
 using namespace ir;
 
@@ -18,7 +18,7 @@ Runner::~Runner() { grt_pool_destroy(pool_); }
 
 Status Runner::compile(std::vector<Program *> programs,
                        const std::vector<std::string> &prefixes, const std::string &isa) {
-  auto chosen = chooseVectorTarget(isa);
+  auto chosen = codegen::cpu::chooseVectorTarget(isa);
   if (!chosen)
     return chosen.diag();
   isa_ = *chosen;
@@ -50,4 +50,4 @@ void Runner::run(Program &p, const std::map<std::string, void *> &io, int64_t n)
   p.run(slots.data(), n, arenas_.at(&p).get(), pool_);
 }
 
-} // namespace graphc::codegen::cpu
+} // namespace graphc::runtime::cpu
