@@ -372,10 +372,4 @@ void requireSoundPlan(const Graph &g, const MemoryPlan &plan) {
   GRAPHC_CHECK(sound, "{}", sound.diag().message);
 }
 
-MemoryPlan planMemoryChecked(const Graph &g, int64_t batch) {
-  MemoryPlan plan = planMemory(g, batch);
-  requireSoundPlan(g, plan);
-  return plan;
-}
-
 } // namespace graphc::passes

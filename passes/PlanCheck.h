@@ -38,9 +38,7 @@ bool planChecksEnabled();
 void enablePlanChecks(bool on);
 
 /// When plan checks are enabled, checkPlan; a failure is an internal error.
+/// The pipeline's verification calls it after memplan.
 void requireSoundPlan(const ir::Graph &g, const MemoryPlan &plan);
-
-/// planMemory, then requireSoundPlan: for every plan made outside the pipeline.
-MemoryPlan planMemoryChecked(const ir::Graph &g, int64_t batch);
 
 } // namespace graphc::passes
