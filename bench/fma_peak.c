@@ -21,50 +21,42 @@ enum { ACC = 12, ITERS = 20 * 1000 * 1000, RUNS = 5 };
 
 static volatile float sink;
 
+/* Twelve independent accumulators, named so that they stay in registers
+ * (an array would go through memory on every FMA). */
+#define ACCUMULATE(T, SET1, STEP, ADD)                                            \
+  T c0 = SET1(0), c1 = SET1(1), c2 = SET1(2), c3 = SET1(3), c4 = SET1(4),       \
+    c5 = SET1(5), c6 = SET1(6), c7 = SET1(7), c8 = SET1(8), c9 = SET1(9),        \
+    c10 = SET1(10), c11 = SET1(11);                                              \
+  const T a = SET1(0.999999f), b = SET1(1e-7f);                                  \
+  for (long it = 0; it < ITERS; ++it) {                                          \
+    c0 = STEP(c0, a, b); c1 = STEP(c1, a, b); c2 = STEP(c2, a, b);               \
+    c3 = STEP(c3, a, b); c4 = STEP(c4, a, b); c5 = STEP(c5, a, b);               \
+    c6 = STEP(c6, a, b); c7 = STEP(c7, a, b); c8 = STEP(c8, a, b);               \
+    c9 = STEP(c9, a, b); c10 = STEP(c10, a, b); c11 = STEP(c11, a, b);           \
+    __asm__ volatile("" ::: "memory");                                           \
+  }                                                                              \
+  T sum = ADD(ADD(ADD(c0, c1), ADD(c2, c3)), ADD(ADD(c4, c5), ADD(c6, c7)));     \
+  sum = ADD(sum, ADD(ADD(c8, c9), ADD(c10, c11)))
+
 __attribute__((target("avx512f"))) static void fma512(void) {
-  __m512 acc[ACC], a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  for (int i = 0; i < ACC; ++i)
-    acc[i] = _mm512_set1_ps((float)i);
-  for (long it = 0; it < ITERS; ++it)
-    for (int i = 0; i < ACC; ++i)
-      acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  float s = 0;
-  for (int i = 0; i < ACC; ++i)
-    s += _mm512_reduce_add_ps(acc[i]);
-  sink = s;
+  ACCUMULATE(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps);
+  sink = _mm512_reduce_add_ps(sum);
 }
 
 __attribute__((target("avx2,fma"))) static void fma256(void) {
-  __m256 acc[ACC], a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  for (int i = 0; i < ACC; ++i)
-    acc[i] = _mm256_set1_ps((float)i);
-  for (long it = 0; it < ITERS; ++it)
-    for (int i = 0; i < ACC; ++i)
-      acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  float lanes[8], s = 0;
-  for (int i = 0; i < ACC; ++i) {
-    _mm256_storeu_ps(lanes, acc[i]);
-    for (int l = 0; l < 8; ++l)
-      s += lanes[l];
-  }
-  sink = s;
+  ACCUMULATE(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps);
+  float lanes[8];
+  _mm256_storeu_ps(lanes, sum);
+  sink = lanes[0] + lanes[7];
 }
 
 /* x86-64's baseline (graphc's generic ISA): SSE2, a multiply and an add. */
+#define MULADD128(x, a, b) _mm_add_ps(_mm_mul_ps(x, a), b)
 static void muladd128(void) {
-  __m128 acc[ACC], a = _mm_set1_ps(0.999999f), b = _mm_set1_ps(1e-7f);
-  for (int i = 0; i < ACC; ++i)
-    acc[i] = _mm_set1_ps((float)i);
-  for (long it = 0; it < ITERS; ++it)
-    for (int i = 0; i < ACC; ++i)
-      acc[i] = _mm_add_ps(_mm_mul_ps(acc[i], a), b);
-  float lanes[4], s = 0;
-  for (int i = 0; i < ACC; ++i) {
-    _mm_storeu_ps(lanes, acc[i]);
-    for (int l = 0; l < 4; ++l)
-      s += lanes[l];
-  }
-  sink = s;
+  ACCUMULATE(__m128, _mm_set1_ps, MULADD128, _mm_add_ps);
+  float lanes[4];
+  _mm_storeu_ps(lanes, sum);
+  sink = lanes[0] + lanes[3];
 }
 
 static void *run(void *fn) {
