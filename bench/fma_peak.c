@@ -4,9 +4,9 @@
  *   fma_peak [THREADS]      (default: one per core)
  *
  * For each vector width this CPU executes (AVX-512: 16 floats, AVX2 with
- * FMA: 8, and SSE2's separate multiply and add: 4), every thread runs a loop of independent fused multiply-adds on
- * 12 accumulators (enough to cover the FMA latency on two pipes); the best
- * of several runs is reported. Prints one JSON line per width:
+ * FMA: 8, and SSE2's separate multiply and add: 4), every thread runs a loop of independent fused
+ * multiply-adds on 12 accumulators (enough to cover the FMA latency on two pipes); the best of
+ * several runs is reported. Prints one JSON line per width:
  * {"isa": "avx512", "threads": 2, "gflops": 197.3, "per_core": 98.6}.
  */
 #define _GNU_SOURCE
@@ -23,19 +23,26 @@ static volatile float sink;
 
 /* Twelve independent accumulators, named so that they stay in registers
  * (an array would go through memory on every FMA). */
-#define ACCUMULATE(T, SET1, STEP, ADD)                                            \
-  T c0 = SET1(0), c1 = SET1(1), c2 = SET1(2), c3 = SET1(3), c4 = SET1(4),       \
-    c5 = SET1(5), c6 = SET1(6), c7 = SET1(7), c8 = SET1(8), c9 = SET1(9),        \
-    c10 = SET1(10), c11 = SET1(11);                                              \
-  const T a = SET1(0.999999f), b = SET1(1e-7f);                                  \
-  for (long it = 0; it < ITERS; ++it) {                                          \
-    c0 = STEP(c0, a, b); c1 = STEP(c1, a, b); c2 = STEP(c2, a, b);               \
-    c3 = STEP(c3, a, b); c4 = STEP(c4, a, b); c5 = STEP(c5, a, b);               \
-    c6 = STEP(c6, a, b); c7 = STEP(c7, a, b); c8 = STEP(c8, a, b);               \
-    c9 = STEP(c9, a, b); c10 = STEP(c10, a, b); c11 = STEP(c11, a, b);           \
-    __asm__ volatile("" ::: "memory");                                           \
-  }                                                                              \
-  T sum = ADD(ADD(ADD(c0, c1), ADD(c2, c3)), ADD(ADD(c4, c5), ADD(c6, c7)));     \
+#define ACCUMULATE(T, SET1, STEP, ADD)                                                             \
+  T c0 = SET1(0), c1 = SET1(1), c2 = SET1(2), c3 = SET1(3), c4 = SET1(4), c5 = SET1(5),            \
+    c6 = SET1(6), c7 = SET1(7), c8 = SET1(8), c9 = SET1(9), c10 = SET1(10), c11 = SET1(11);        \
+  const T a = SET1(0.999999f), b = SET1(1e-7f);                                                    \
+  for (long it = 0; it < ITERS; ++it) {                                                            \
+    c0 = STEP(c0, a, b);                                                                           \
+    c1 = STEP(c1, a, b);                                                                           \
+    c2 = STEP(c2, a, b);                                                                           \
+    c3 = STEP(c3, a, b);                                                                           \
+    c4 = STEP(c4, a, b);                                                                           \
+    c5 = STEP(c5, a, b);                                                                           \
+    c6 = STEP(c6, a, b);                                                                           \
+    c7 = STEP(c7, a, b);                                                                           \
+    c8 = STEP(c8, a, b);                                                                           \
+    c9 = STEP(c9, a, b);                                                                           \
+    c10 = STEP(c10, a, b);                                                                         \
+    c11 = STEP(c11, a, b);                                                                         \
+    __asm__ volatile("" ::: "memory");                                                             \
+  }                                                                                                \
+  T sum = ADD(ADD(ADD(c0, c1), ADD(c2, c3)), ADD(ADD(c4, c5), ADD(c6, c7)));                       \
   sum = ADD(sum, ADD(ADD(c8, c9), ADD(c10, c11)))
 
 __attribute__((target("avx512f"))) static void fma512(void) {
@@ -102,11 +109,11 @@ int main(int argc, char **argv) {
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     double g = measure(fma256, 8, threads);
-    printf("{\"isa\": \"avx2\", \"threads\": %d, \"gflops\": %.1f, \"per_core\": %.1f}\n",
-           threads, g, g / threads);
+    printf("{\"isa\": \"avx2\", \"threads\": %d, \"gflops\": %.1f, \"per_core\": %.1f}\n", threads,
+           g, g / threads);
   }
   double g = measure(muladd128, 4, threads);
-  printf("{\"isa\": \"generic\", \"threads\": %d, \"gflops\": %.1f, \"per_core\": %.1f}\n",
-         threads, g, g / threads);
+  printf("{\"isa\": \"generic\", \"threads\": %d, \"gflops\": %.1f, \"per_core\": %.1f}\n", threads,
+         g, g / threads);
   return 0;
 }

@@ -5,9 +5,9 @@
 // Prints one JSON line: the compile time, the median/min step time in ms,
 // and GFLOP/s from the model's matrix-product FLOPs (forward and backward).
 // bench/mlp_step.sh runs it next to PyTorch on the same model.
-#include "frontend/ModelFile.h"
 #include "driver/Compile.h"
 #include "driver/EmitLibrary.h"
+#include "frontend/ModelFile.h"
 
 #include <fmt/format.h>
 
@@ -28,10 +28,14 @@ int main(int argc, char **argv) {
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     long v = std::atol(argv[i + 1]);
-    if (f == "--batch") batch = v;
-    else if (f == "--threads") threads = int(v);
-    else if (f == "--steps") steps = v;
-    else if (f == "--warmup") warmup = v;
+    if (f == "--batch")
+      batch = v;
+    else if (f == "--threads")
+      threads = int(v);
+    else if (f == "--steps")
+      steps = v;
+    else if (f == "--warmup")
+      warmup = v;
   }
   auto spec = frontend::loadModel(argv[1]);
   if (!spec) {
@@ -68,7 +72,8 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "%s\n", st.diag().str().c_str());
       return 1;
     }
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count();
     if (s >= warmup)
       times.push_back(ms);
   }
@@ -84,8 +89,9 @@ int main(int argc, char **argv) {
       flops += (first ? 4.0 : 6.0) * double(batch) * double(p.numel());
       first = false;
     }
-  std::printf("{\"system\": \"graphc\", \"batch\": %ld, \"threads\": %d, \"compile_ms\": %.1f, "
-              "\"step_ms_median\": %.3f, \"step_ms_min\": %.3f, \"gflops\": %.1f, \"loss\": %.4f}\n",
-              long(batch), threads, compileMs, median, times.front(), flops / median / 1e6, loss);
+  std::printf(
+      "{\"system\": \"graphc\", \"batch\": %ld, \"threads\": %d, \"compile_ms\": %.1f, "
+      "\"step_ms_median\": %.3f, \"step_ms_min\": %.3f, \"gflops\": %.1f, \"loss\": %.4f}\n",
+      long(batch), threads, compileMs, median, times.front(), flops / median / 1e6, loss);
   return 0;
 }

@@ -56,8 +56,7 @@ KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
     for (ValueId v : k.epilogue)
       if (k.c < 0 && stored[size_t(v)] && g.type(v).shape == m.type.shape)
         k.c = v;
-    GRAPHC_CHECK(k.c >= 0, "GEMM group k{} stores nothing of shape {}", group,
-                 str(m.type.shape));
+    GRAPHC_CHECK(k.c >= 0, "GEMM group k{} stores nothing of shape {}", group, str(m.type.shape));
     return k;
   }
   for (ValueId v : k.members) {

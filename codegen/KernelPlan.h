@@ -37,5 +37,4 @@ std::vector<bool> storedValues(const ir::Graph &g);
 /// One plan per kernel group (and per flat_pack), in execution order.
 std::vector<KernelPlan> planKernels(const ir::Graph &g, const std::vector<bool> &stored);
 
-
 } // namespace graphc::codegen

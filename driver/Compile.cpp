@@ -30,8 +30,7 @@ Expected<passes::OptimizerConfig> optimizerOf(const nn::ModelSpec &spec) {
 
 /// The evaluation graph through its pipeline: only the model's output is
 /// kept, so labels and the Dropout seed go.
-Expected<passes::Pipeline> evaluationPipeline(const nn::ModelSpec &spec,
-                                              const ir::Shape &sample,
+Expected<passes::Pipeline> evaluationPipeline(const nn::ModelSpec &spec, const ir::Shape &sample,
                                               passes::PipelineOptions options,
                                               frontend::Traced *traced) {
   auto eval = frontend::trace(spec, sample, {.training = false});
@@ -107,8 +106,7 @@ Expected<Compilation> compile(const nn::ModelSpec &spec, const ir::Shape &sample
   return c;
 }
 
-Expected<Compilation> compileForEvaluation(const nn::ModelSpec &spec,
-                                           const ir::Shape &sample,
+Expected<Compilation> compileForEvaluation(const nn::ModelSpec &spec, const ir::Shape &sample,
                                            const passes::PipelineOptions &options) {
   frontend::Traced traced;
   auto predict = evaluationPipeline(spec, sample, options, &traced);
@@ -123,9 +121,8 @@ Expected<Compilation> compileForEvaluation(const nn::ModelSpec &spec,
   return c;
 }
 
-Expected<std::unique_ptr<runtime::Executable>> build(const nn::ModelSpec &spec,
-                                                     const ir::Shape &sample,
-                                                     const BuildOptions &options) {
+Expected<std::unique_ptr<runtime::Executable>>
+build(const nn::ModelSpec &spec, const ir::Shape &sample, const BuildOptions &options) {
   passes::PipelineOptions po;
   po.planBatch = options.maxBatch;
   auto c = compile(spec, sample, po);

@@ -42,15 +42,13 @@ Expected<Compilation> compile(const nn::ModelSpec &spec, const ir::Shape &sample
 
 /// Only the evaluation pass: what `graphc eval` needs, with no criterion or
 /// optimizer invented. Its executable predicts and refuses to train.
-Expected<Compilation> compileForEvaluation(const nn::ModelSpec &spec,
-                                           const ir::Shape &sample,
+Expected<Compilation> compileForEvaluation(const nn::ModelSpec &spec, const ir::Shape &sample,
                                            const passes::PipelineOptions &options = {});
 
 /// compile(), then the target's executable with Torch7-initialised
 /// parameters (options.seed); plans are made for options.maxBatch.
-Expected<std::unique_ptr<runtime::Executable>> build(const nn::ModelSpec &spec,
-                                                     const ir::Shape &sample,
-                                                     const BuildOptions &options);
+Expected<std::unique_ptr<runtime::Executable>>
+build(const nn::ModelSpec &spec, const ir::Shape &sample, const BuildOptions &options);
 
 /// The target's executable of an already compiled model.
 Expected<std::unique_ptr<runtime::Executable>> buildCompiled(runtime::CompiledModel model,

@@ -52,9 +52,9 @@ Status writeLibrary(const runtime::CompiledModel &model, const BuildOptions &opt
   std::vector<runtime::TensorRef> tensors;
   for (const auto &t : model.info.params)
     tensors.push_back({t.name, "F32", t.shape, init.data() + t.offset, size_t(t.numel()) * 4});
-  return runtime::writeSafetensors(out + ".safetensors", tensors,
-                                   {{"graphc.model", model.info.name},
-                                    {"graphc.optimizer", model.info.optimizer.str()}});
+  return runtime::writeSafetensors(
+      out + ".safetensors", tensors,
+      {{"graphc.model", model.info.name}, {"graphc.optimizer", model.info.optimizer.str()}});
 }
 
 } // namespace
@@ -110,8 +110,8 @@ Status writeCudaLibrary(const runtime::CompiledModel &model, const BuildOptions 
     }
   }
   // The archive's host code holds the descriptor only: any x86-64 runs it.
-  if (Status s = writeLibrary(model, options, out, {*codegen::cpu::vectorTarget("generic")},
-                              &*image);
+  if (Status s =
+          writeLibrary(model, options, out, {*codegen::cpu::vectorTarget("generic")}, &*image);
       !s)
     return s;
   if (report) {
@@ -124,8 +124,8 @@ Status writeCudaLibrary(const runtime::CompiledModel &model, const BuildOptions 
 #endif
 }
 
-Expected<std::string> emitCpuText(const runtime::CompiledModel &model,
-                                  const BuildOptions &options, CpuText what) {
+Expected<std::string> emitCpuText(const runtime::CompiledModel &model, const BuildOptions &options,
+                                  CpuText what) {
   auto isa = codegen::cpu::chooseVectorTarget(options.cpu);
   if (!isa)
     return isa.diag();
@@ -166,16 +166,17 @@ template <class Fn> Status forEachCudaKernel(const runtime::CompiledModel &m, Fn
 Expected<std::string> emitCudaSource(const runtime::CompiledModel &model) {
 #ifdef GRAPHC_HAVE_CUDA
   std::string all;
-  Status s = forEachCudaKernel(model, [&](const std::string &reason, const std::string &name,
-                                          const std::string &source) -> Status {
-    if (source.empty()) // cuBLASLt and its own epilogue: no kernel
-      all += fmt::format("// ===== kernel group {} ({}): cuBLASLt with its epilogue, no "
-                         "kernel =====\n\n",
-                         name, reason);
-    else
-      all += fmt::format("// ===== kernel group {} ({}) =====\n{}\n", name, reason, source);
-    return {};
-  });
+  Status s = forEachCudaKernel(
+      model,
+      [&](const std::string &reason, const std::string &name, const std::string &source) -> Status {
+        if (source.empty()) // cuBLASLt and its own epilogue: no kernel
+          all += fmt::format("// ===== kernel group {} ({}): cuBLASLt with its epilogue, no "
+                             "kernel =====\n\n",
+                             name, reason);
+        else
+          all += fmt::format("// ===== kernel group {} ({}) =====\n{}\n", name, reason, source);
+        return {};
+      });
   if (!s)
     return s.diag();
   return all;
@@ -192,16 +193,17 @@ Expected<int> writeCudaPtx(const runtime::CompiledModel &model, const std::strin
   if (ec)
     return error(fmt::format("-o {}: {}", dir, ec.message()));
   int kernels = 0;
-  Status s = forEachCudaKernel(model, [&](const std::string &, const std::string &name,
-                                          const std::string &source) -> Status {
-    if (source.empty())
-      return {};
-    auto code = codegen::cuda::compileToPtx(source, name, arch);
-    if (!code)
-      return code.diag();
-    ++kernels;
-    return runtime::writeFileAtomic(dir + "/" + name + ".ptx", code->data(), code->size());
-  });
+  Status s = forEachCudaKernel(
+      model,
+      [&](const std::string &, const std::string &name, const std::string &source) -> Status {
+        if (source.empty())
+          return {};
+        auto code = codegen::cuda::compileToPtx(source, name, arch);
+        if (!code)
+          return code.diag();
+        ++kernels;
+        return runtime::writeFileAtomic(dir + "/" + name + ".ptx", code->data(), code->size());
+      });
   if (!s)
     return s.diag();
   return kernels;

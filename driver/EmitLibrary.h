@@ -36,8 +36,8 @@ enum class CpuText { LlvmIr, Assembly };
 
 /// The CPU code the JIT would run here (options.cpu, GRAPHC_CPU or the
 /// host's best ISA), as optimised LLVM IR or assembly.
-Expected<std::string> emitCpuText(const runtime::CompiledModel &model,
-                                  const BuildOptions &options, CpuText what);
+Expected<std::string> emitCpuText(const runtime::CompiledModel &model, const BuildOptions &options,
+                                  CpuText what);
 
 /// Every CUDA kernel of both programs as CUDA C, one section per kernel
 /// group (the groups cuBLASLt runs with its own epilogue noted as such).

@@ -15,8 +15,12 @@ const std::vector<Target> &targets() {
     std::vector<Target> t;
     t.push_back({"cpu", "cpu (LLVM: vectorised, multi-threaded CPU code)",
                  runtime::cpu::makeCpuExecutable, writeCpuLibrary, "", true});
-    Target cuda{"cuda", "cuda (an NVIDIA GPU: NVRTC kernels, cuBLASLt, CUDA graphs)", {},
-                {}, "this graphc was built without the CUDA toolkit", true};
+    Target cuda{"cuda",
+                "cuda (an NVIDIA GPU: NVRTC kernels, cuBLASLt, CUDA graphs)",
+                {},
+                {},
+                "this graphc was built without the CUDA toolkit",
+                true};
 #ifdef GRAPHC_HAVE_CUDA
     cuda.writeLibrary = writeCudaLibrary;
 #endif
@@ -24,12 +28,15 @@ const std::vector<Target> &targets() {
     cuda.makeExecutable = runtime::cuda::makeCudaExecutable;
 #endif
     t.push_back(cuda);
-    t.push_back({"interp", "interp (the double-precision reference interpreter; slow)",
+    t.push_back({"interp",
+                 "interp (the double-precision reference interpreter; slow)",
                  [](runtime::CompiledModel m, const runtime::ExecutableOptions &o)
                      -> Expected<std::unique_ptr<runtime::Executable>> {
                    return runtime::makeInterpExecutable(std::move(m), o.maxBatch);
                  },
-                 {}, "", false});
+                 {},
+                 "",
+                 false});
     return t;
   }();
   return all;

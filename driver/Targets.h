@@ -18,14 +18,14 @@ struct Target {
   std::string name;        ///< as --target spells it
   std::string description; ///< one line for --help
   /// The executable; empty where this graphc was built without the target.
-  std::function<Expected<std::unique_ptr<runtime::Executable>>(
-      runtime::CompiledModel, const runtime::ExecutableOptions &)>
+  std::function<Expected<std::unique_ptr<runtime::Executable>>(runtime::CompiledModel,
+                                                               const runtime::ExecutableOptions &)>
       makeExecutable;
   /// The library `graphc compile` writes; empty where the target has none.
-  std::function<Status(const runtime::CompiledModel &, const BuildOptions &,
-                       const std::string &out, LibraryReport *)>
+  std::function<Status(const runtime::CompiledModel &, const BuildOptions &, const std::string &out,
+                       LibraryReport *)>
       writeLibrary;
-  std::string missing; ///< why makeExecutable is empty, for the error
+  std::string missing;  ///< why makeExecutable is empty, for the error
   bool library = false; ///< `graphc compile` writes a library for it (when built in)
 };
 

@@ -55,12 +55,8 @@ struct Failure {
 }
 
 bool isDigit(int c) { return c >= '0' && c <= '9'; }
-bool isHexDigit(int c) {
-  return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-bool isAlpha(int c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool isHexDigit(int c) { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool isAlpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool isAlnum(int c) { return isAlpha(c) || isDigit(c); }
 
 std::string formatNumber(double x) {
@@ -112,9 +108,7 @@ struct Token {
 };
 
 /// `'x'` for a token, `end of file` at the end.
-std::string describe(const Token &t) {
-  return t.kind == Tok::Eof ? "end of file" : quote(t.text);
-}
+std::string describe(const Token &t) { return t.kind == Tok::Eof ? "end of file" : quote(t.text); }
 
 class Lexer {
 public:
@@ -164,8 +158,7 @@ public:
         return t;
       }
       if (level > 0)
-        fail(t.loc, "invalid long string delimiter " +
-                        quote(src_.substr(start, level + 1)));
+        fail(t.loc, "invalid long string delimiter " + quote(src_.substr(start, level + 1)));
     }
     t.kind = punctuation();
     if (t.kind == Tok::Eof)
@@ -302,8 +295,7 @@ private:
       size_t e = t.text.find_first_of("eE");
       bool tiny =
           e == std::string_view::npos
-              ? t.text.substr(0, t.text.find('.')).find_first_not_of('0') ==
-                    std::string_view::npos
+              ? t.text.substr(0, t.text.find('.')).find_first_not_of('0') == std::string_view::npos
               : t.text.substr(e + 1).starts_with('-');
       t.number = tiny ? 0.0 : HUGE_VAL;
     } else if (ec != std::errc()) {
@@ -328,8 +320,7 @@ private:
         continue;
       }
       if (c < 0x20 && c != '\t')
-        fail(here(), "unexpected character " + quote(src_.substr(pos_, 1)) +
-                         " in string");
+        fail(here(), "unexpected character " + quote(src_.substr(pos_, 1)) + " in string");
       t.str += char(c);
       ++pos_;
     }
@@ -398,14 +389,8 @@ private:
     case '&': return take(1, Tok::Amp);
     case '|': return take(1, Tok::Pipe);
     case '~': return d == '=' ? take(2, Tok::Ne) : take(1, Tok::Tilde);
-    case '<':
-      return d == '<'   ? take(2, Tok::Shl)
-             : d == '=' ? take(2, Tok::Le)
-                        : take(1, Tok::Lt);
-    case '>':
-      return d == '>'   ? take(2, Tok::Shr)
-             : d == '=' ? take(2, Tok::Ge)
-                        : take(1, Tok::Gt);
+    case '<': return d == '<' ? take(2, Tok::Shl) : d == '=' ? take(2, Tok::Le) : take(1, Tok::Lt);
+    case '>': return d == '>' ? take(2, Tok::Shr) : d == '=' ? take(2, Tok::Ge) : take(1, Tok::Gt);
     case '=': return d == '=' ? take(2, Tok::Eq) : take(1, Tok::Assign);
     case '(': return take(1, Tok::LParen);
     case ')': return take(1, Tok::RParen);
@@ -454,8 +439,8 @@ struct OptimRef {
   SourceLoc loc;
 };
 
-using Value = std::variant<Nil, double, bool, Str, TableRef, ModuleRef,
-                           nn::Criterion, OptimRef, Space, Builtin, NnCtor>;
+using Value = std::variant<Nil, double, bool, Str, TableRef, ModuleRef, nn::Criterion, OptimRef,
+                           Space, Builtin, NnCtor>;
 
 struct Field {
   Value value;
@@ -482,12 +467,9 @@ struct OptimizerInfo {
 const std::vector<OptimizerInfo> &optimizers() {
   static const std::vector<OptimizerInfo> table = {
       {"sgd",
-       {"learningRate", "learningRateDecay", "weightDecay", "momentum",
-        "dampening", "nesterov"}},
+       {"learningRate", "learningRateDecay", "weightDecay", "momentum", "dampening", "nesterov"}},
       {"adagrad", {"learningRate", "learningRateDecay", "weightDecay"}},
-      {"adam",
-       {"learningRate", "learningRateDecay", "beta1", "beta2", "epsilon",
-        "weightDecay"}},
+      {"adam", {"learningRate", "learningRateDecay", "beta1", "beta2", "epsilon", "weightDecay"}},
   };
   return table;
 }
@@ -546,9 +528,7 @@ std::string typeName(const Value &v) {
     std::string operator()(bool) const { return "boolean"; }
     std::string operator()(const Str &) const { return "string"; }
     std::string operator()(TableRef) const { return "table"; }
-    std::string operator()(ModuleRef r) const {
-      return nn::kindName(r.m->kind) + " module";
-    }
+    std::string operator()(ModuleRef r) const { return nn::kindName(r.m->kind) + " module"; }
     std::string operator()(const nn::Criterion &) const { return "criterion"; }
     std::string operator()(OptimRef) const { return "optimizer"; }
     std::string operator()(Space) const { return "package"; }
@@ -618,9 +598,7 @@ enum class Use { Value, Call, Index };
 class Evaluator {
 public:
   explicit Evaluator(std::string_view text) : lex_(text) {
-    auto define = [&](const char *name, Value v) {
-      vars_[name] = Binding{std::move(v), {}};
-    };
+    auto define = [&](const char *name, Value v) { vars_[name] = Binding{std::move(v), {}}; };
     define("nn", Space::Nn);
     define("optim", Space::Optim);
     define("torch", Space::Torch);
@@ -658,33 +636,28 @@ private:
   }
 
   [[noreturn]] void unexpected(const char *expected) {
-    fail(tok_.loc,
-         fmt::format("unexpected {}; expected {}", describe(tok_), expected));
+    fail(tok_.loc, fmt::format("unexpected {}; expected {}", describe(tok_), expected));
   }
 
   Token expectName(const char *after) {
     if (tok_.kind != Tok::Name)
-      fail(tok_.loc, fmt::format("unexpected {}; expected a name after {}",
-                                 describe(tok_), after));
+      fail(tok_.loc, fmt::format("unexpected {}; expected a name after {}", describe(tok_), after));
     Token t = std::move(tok_);
     advance();
     return t;
   }
 
-  void expectClose(Tok kind, const char *close, const char *open,
-                   SourceLoc openLoc) {
+  void expectClose(Tok kind, const char *close, const char *open, SourceLoc openLoc) {
     if (tok_.kind != kind)
-      fail(tok_.loc,
-           fmt::format("unexpected {}; expected {} to close {} at {}:{}",
-                       describe(tok_), close, open, openLoc.line, openLoc.col));
+      fail(tok_.loc, fmt::format("unexpected {}; expected {} to close {} at {}:{}", describe(tok_),
+                                 close, open, openLoc.line, openLoc.col));
     advance();
   }
 
   // --- statements ---------------------------------------------------------
 
   [[noreturn]] void unsupported(const char *construct) {
-    fail(tok_.loc,
-         fmt::format("{} are not supported in model files", construct));
+    fail(tok_.loc, fmt::format("{} are not supported in model files", construct));
   }
 
   void statement() {
@@ -725,21 +698,19 @@ private:
       values = expressionList(names.size());
     }
     for (size_t i = 0; i < names.size(); ++i)
-      setVariable(std::string(names[i].text),
-                  i < values.size() ? values[i] : Value(Nil{}), names[i].loc);
+      setVariable(std::string(names[i].text), i < values.size() ? values[i] : Value(Nil{}),
+                  names[i].loc);
   }
 
   void expressionStatement() {
     if (tok_.kind != Tok::Name && tok_.kind != Tok::LParen)
-      fail(tok_.loc,
-           fmt::format("unexpected {}; expected a statement", describe(tok_)));
+      fail(tok_.loc, fmt::format("unexpected {}; expected a statement", describe(tok_)));
     Ref first = suffixedExpression();
     if (tok_.kind != Tok::Assign && tok_.kind != Tok::Comma) {
       if (!first.isCall)
-        fail(tok_.loc,
-             fmt::format("unexpected {}; expected '=' (a statement is an "
-                         "assignment or a call)",
-                         describe(tok_)));
+        fail(tok_.loc, fmt::format("unexpected {}; expected '=' (a statement is an "
+                                   "assignment or a call)",
+                                   describe(tok_)));
       return;
     }
     std::vector<Ref> targets;
@@ -790,8 +761,7 @@ private:
       return;
     }
     if (vars_.size() >= kMaxVariables)
-      fail(loc,
-           fmt::format("too many variables (more than {})", kMaxVariables));
+      fail(loc, fmt::format("too many variables (more than {})", kMaxVariables));
     vars_.emplace(std::move(name), Binding{std::move(v), loc});
   }
 
@@ -802,8 +772,8 @@ private:
     }
     auto *t = std::get_if<TableRef>(&target.value);
     if (!t)
-      fail(target.keyLoc, fmt::format("cannot assign to a field of a {} value",
-                                      typeName(target.value)));
+      fail(target.keyLoc,
+           fmt::format("cannot assign to a field of a {} value", typeName(target.value)));
     setEntry(*t->t, target.key, std::move(v), target.keyLoc);
   }
 
@@ -848,16 +818,14 @@ private:
     case Tok::Tilde:
     case Tok::Shl:
     case Tok::Shr:
-      fail(tok_.loc, fmt::format("operator {} is not supported in model files",
-                                 quote(tok_.text)));
+      fail(tok_.loc, fmt::format("operator {} is not supported in model files", quote(tok_.text)));
     default: return {Op::None, 0, 0};
     }
   }
 
   Value subExpression(int limit) {
     if (++depth_ > kMaxNesting)
-      fail(tok_.loc,
-           fmt::format("nesting too deep (more than {} levels)", kMaxNesting));
+      fail(tok_.loc, fmt::format("nesting too deep (more than {} levels)", kMaxNesting));
     Value v;
     if (tok_.kind == Tok::Minus) {
       SourceLoc loc = tok_.loc;
@@ -873,8 +841,8 @@ private:
     } else {
       v = simpleExpression();
     }
-    for (OpInfo info = binaryOperator();
-         info.op != Op::None && info.left > limit; info = binaryOperator()) {
+    for (OpInfo info = binaryOperator(); info.op != Op::None && info.left > limit;
+         info = binaryOperator()) {
       SourceLoc loc = tok_.loc;
       std::string name(tok_.text);
       advance();
@@ -888,12 +856,10 @@ private:
   double number(const Value &v, std::string_view op, SourceLoc loc) {
     if (auto *d = std::get_if<double>(&v))
       return *d;
-    fail(loc,
-         fmt::format("cannot apply {} to a {} value", quote(op), typeName(v)));
+    fail(loc, fmt::format("cannot apply {} to a {} value", quote(op), typeName(v)));
   }
 
-  Value binary(Op op, const std::string &name, const Value &a, const Value &b,
-               SourceLoc loc) {
+  Value binary(Op op, const std::string &name, const Value &a, const Value &b, SourceLoc loc) {
     if (op == Op::Concat)
       return concat(a, b, loc);
     double x = number(a, name, loc), y = number(b, name, loc);
@@ -917,8 +883,7 @@ private:
     auto *x = std::get_if<Str>(&a);
     auto *y = std::get_if<Str>(&b);
     if (!x || !y)
-      fail(loc, fmt::format("'..' concatenates strings only, got a {} value",
-                            typeName(x ? b : a)));
+      fail(loc, fmt::format("'..' concatenates strings only, got a {} value", typeName(x ? b : a)));
     size_t n = x->s->size() + y->s->size();
     if (n > kMaxStringBytes || concatBytes_ + n > kMaxTotalConcatBytes)
       fail(loc, "string too long");
@@ -975,8 +940,7 @@ private:
         Value base = load(r, Use::Index);
         advance();
         Token name = expectName("'.'");
-        r = indexed(std::move(base),
-                    Str{std::make_shared<const std::string>(name.text)}, r.loc,
+        r = indexed(std::move(base), Str{std::make_shared<const std::string>(name.text)}, r.loc,
                     name.loc);
         break;
       }
@@ -1038,8 +1002,7 @@ private:
     if (it != vars_.end())
       return it->second.value;
     switch (use) {
-    case Use::Call:
-      fail(r.loc, fmt::format("unknown function {}", quote(r.name)));
+    case Use::Call: fail(r.loc, fmt::format("unknown function {}", quote(r.name)));
     case Use::Index:
       fail(r.loc, fmt::format("{} is not defined (model files can use nn, "
                               "optim and torch)",
@@ -1061,8 +1024,7 @@ private:
     advance();
     while (tok_.kind != Tok::RParen && tok_.kind != Tok::Eof) {
       if (args.size() == kMaxListLength)
-        fail(tok_.loc,
-             fmt::format("too many arguments (more than {})", kMaxListLength));
+        fail(tok_.loc, fmt::format("too many arguments (more than {})", kMaxListLength));
       SourceLoc loc = tok_.loc;
       args.push_back({expression(), loc});
       if (tok_.kind != Tok::Comma)
@@ -1089,8 +1051,7 @@ private:
         advance();
         advance();
         Value v = expression();
-        setEntry(t, Str{std::make_shared<const std::string>(std::move(key))},
-                 std::move(v), loc);
+        setEntry(t, Str{std::make_shared<const std::string>(std::move(key))}, std::move(v), loc);
       } else if (tok_.kind == Tok::LBracket) {
         advance();
         Value key = expression();
@@ -1114,11 +1075,10 @@ private:
 
   void countEntry(const Table &t, SourceLoc loc) {
     if (t.array.size() + t.fields.size() >= kMaxTableEntries)
-      fail(loc, fmt::format("table too large (more than {} entries)",
-                            kMaxTableEntries));
+      fail(loc, fmt::format("table too large (more than {} entries)", kMaxTableEntries));
     if (++tableEntries_ > kMaxTotalTableEntries)
-      fail(loc, fmt::format("too many table entries in total (more than {})",
-                            kMaxTotalTableEntries));
+      fail(loc,
+           fmt::format("too many table entries in total (more than {})", kMaxTotalTableEntries));
   }
 
   void append(Table &t, Value v, SourceLoc loc) {
@@ -1159,8 +1119,7 @@ private:
 
   // --- indexing, calls and methods ----------------------------------------
 
-  Value index(const Value &base, const Value &key, SourceLoc loc,
-              SourceLoc keyLoc) {
+  Value index(const Value &base, const Value &key, SourceLoc loc, SourceLoc keyLoc) {
     if (auto *t = std::get_if<TableRef>(&base)) {
       if (auto *s = std::get_if<Str>(&key)) {
         const Field *f = t->t->find(*s->s);
@@ -1176,14 +1135,13 @@ private:
     auto *space = std::get_if<Space>(&base);
     auto *name = std::get_if<Str>(&key);
     if (space && !name)
-      fail(keyLoc,
-           fmt::format("{} can only be indexed with a name", describe(base)));
+      fail(keyLoc, fmt::format("{} can only be indexed with a name", describe(base)));
     if (space && *space == Space::Nn) {
       for (size_t i = 0; i < ctors().size(); ++i)
         if (*name->s == ctors()[i].name)
           return NnCtor{int(i)};
-      fail(loc, fmt::format("unknown module {} (supported: {})",
-                            quote("nn." + *name->s), supportedModules()));
+      fail(loc, fmt::format("unknown module {} (supported: {})", quote("nn." + *name->s),
+                            supportedModules()));
     }
     if (space && *space == Space::Optim) {
       for (size_t i = 0; i < optimizers().size(); ++i)
@@ -1197,8 +1155,7 @@ private:
       if (*name->s == "setdefaulttensortype" || *name->s == "manualSeed" ||
           *name->s == "setnumthreads")
         return Builtin::TorchNoop;
-      fail(loc, fmt::format("{} is not supported in model files",
-                            quote("torch." + *name->s)));
+      fail(loc, fmt::format("{} is not supported in model files", quote("torch." + *name->s)));
     }
     if (auto *m = std::get_if<ModuleRef>(&base))
       fail(keyLoc, fmt::format("cannot read fields of an {} module; only "
@@ -1223,8 +1180,7 @@ private:
   }
 
   Value require(const std::vector<Arg> &args, SourceLoc loc) {
-    const Str *name =
-        args.size() == 1 ? std::get_if<Str>(&args[0].value) : nullptr;
+    const Str *name = args.size() == 1 ? std::get_if<Str>(&args[0].value) : nullptr;
     if (!name)
       fail(loc, "require expects one package name, e.g. require 'nn'");
     const std::string &n = *name->s;
@@ -1239,15 +1195,13 @@ private:
                           quote(n)));
   }
 
-  Value method(const Value &self, const Token &name,
-               const std::vector<Arg> &args) {
+  Value method(const Value &self, const Token &name, const std::vector<Arg> &args) {
     std::string_view m = name.text;
-    bool conversion = m == "float" || m == "cuda" || m == "double" ||
-                      m == "training" || m == "evaluate";
+    bool conversion =
+        m == "float" || m == "cuda" || m == "double" || m == "training" || m == "evaluate";
     auto noArgs = [&] {
       if (!args.empty())
-        fail(name.loc,
-             fmt::format(":{}() takes no arguments, got {}", m, args.size()));
+        fail(name.loc, fmt::format(":{}() takes no arguments, got {}", m, args.size()));
       return self;
     };
     if (auto *r = std::get_if<ModuleRef>(&self)) {
@@ -1261,17 +1215,15 @@ private:
       if (mod.kind == nn::Kind::SpatialMaxPooling && m == "ceil")
         fail(name.loc, "ceil mode (:ceil()) of nn.SpatialMaxPooling is not "
                        "supported");
-      fail(name.loc, fmt::format("unknown method {} of {}", quote(m),
-                                 nn::kindName(mod.kind)));
+      fail(name.loc, fmt::format("unknown method {} of {}", quote(m), nn::kindName(mod.kind)));
     }
     if (std::holds_alternative<nn::Criterion>(self)) {
       if (conversion)
         return noArgs();
-      fail(name.loc, fmt::format("unknown method {} of {}", quote(m),
-                                 std::get<nn::Criterion>(self).str()));
+      fail(name.loc,
+           fmt::format("unknown method {} of {}", quote(m), std::get<nn::Criterion>(self).str()));
     }
-    fail(name.loc, fmt::format("cannot call method {} on a {} value", quote(m),
-                               typeName(self)));
+    fail(name.loc, fmt::format("cannot call method {} on a {} value", quote(m), typeName(self)));
   }
 
   Value add(const Value &self, nn::Module &container, const Token &name,
@@ -1281,12 +1233,10 @@ private:
                                  "has)",
                                  nn::kindName(container.kind)));
     if (args.size() != 1)
-      fail(name.loc, fmt::format(":add() expects one module, got {} arguments",
-                                 args.size()));
+      fail(name.loc, fmt::format(":add() expects one module, got {} arguments", args.size()));
     auto *child = std::get_if<ModuleRef>(&args[0].value);
     if (!child)
-      fail(args[0].loc, fmt::format(":add() expects a module, got {}",
-                                    describe(args[0].value)));
+      fail(args[0].loc, fmt::format(":add() expects a module, got {}", describe(args[0].value)));
     if (moduleDepth(*child->m) + 1 > kMaxModuleDepth)
       fail(args[0].loc, fmt::format("modules nested too deep (more than {} "
                                     "levels)",
@@ -1309,22 +1259,18 @@ private:
     std::string name = fmt::format("nn.{}", c.name);
     std::vector<Arg> args = given;
     bool batchView = c.kind == nn::Kind::View && args.size() >= 2 &&
-                     std::get_if<double>(&args[0].value) &&
-                     std::get<double>(args[0].value) == -1;
+                     std::get_if<double>(&args[0].value) && std::get<double>(args[0].value) == -1;
     if (batchView)
       args.erase(args.begin());
     if (args.size() < c.minArgs || args.size() > c.maxArgs + c.unlisted) {
       std::string expects =
           c.maxArgs == 0 ? "no arguments"
           : c.minArgs == c.maxArgs
-              ? fmt::format("{} argument{} {}", c.minArgs,
-                            c.minArgs == 1 ? "" : "s", c.params)
+              ? fmt::format("{} argument{} {}", c.minArgs, c.minArgs == 1 ? "" : "s", c.params)
           : c.minArgs == 0 ? fmt::format("at most {} argument{} {}", c.maxArgs,
                                          c.maxArgs == 1 ? "" : "s", c.params)
-                           : fmt::format("{} to {} arguments {}", c.minArgs,
-                                         c.maxArgs, c.params);
-      fail(loc,
-           fmt::format("{} expects {}, got {}", name, expects, args.size()));
+                           : fmt::format("{} to {} arguments {}", c.minArgs, c.maxArgs, c.params);
+      fail(loc, fmt::format("{} expects {}, got {}", name, expects, args.size()));
     }
     if (!c.kind) {
       nn::Criterion crit;
@@ -1346,23 +1292,21 @@ private:
         p = end;
       }
       size_t shown = i + (batchView ? 2 : 1);
-      if (c.kind == nn::Kind::View || c.kind == nn::Kind::Reshape ||
-          i >= names.size())
+      if (c.kind == nn::Kind::View || c.kind == nn::Kind::Reshape || i >= names.size())
         return fmt::format("{} argument {}", name, shown);
       return fmt::format("{} argument {} ({})", name, shown, names[i]);
     };
     auto num = [&](size_t i) {
       auto *d = std::get_if<double>(&args[i].value);
       if (!d)
-        fail(loc, fmt::format("{} must be a number, got {}", argName(i),
-                              describe(args[i].value)));
+        fail(loc, fmt::format("{} must be a number, got {}", argName(i), describe(args[i].value)));
       return *d;
     };
     auto integer = [&](size_t i, double min, const char *what) {
       double d = num(i);
       if (!(d >= min && d <= kMaxSize && d == std::floor(d)))
-        fail(loc, fmt::format("{} must be a {} integer, got {}", argName(i),
-                              what, formatNumber(d)));
+        fail(loc,
+             fmt::format("{} must be a {} integer, got {}", argName(i), what, formatNumber(d)));
       return int64_t(d);
     };
     auto size = [&](size_t i) { return integer(i, 1, "positive"); };
@@ -1370,8 +1314,7 @@ private:
     auto boolean = [&](size_t i) {
       auto *b = std::get_if<bool>(&args[i].value);
       if (!b)
-        fail(loc, fmt::format("{} must be a boolean, got {}", argName(i),
-                              describe(args[i].value)));
+        fail(loc, fmt::format("{} must be a boolean, got {}", argName(i), describe(args[i].value)));
       return *b;
     };
 
@@ -1409,8 +1352,7 @@ private:
     case nn::Kind::Dropout: {
       double p = args.empty() ? 0.5 : num(0);
       if (!(p >= 0 && p < 1))
-        fail(loc, fmt::format("{} must be in [0, 1), got {}", argName(0),
-                              formatNumber(p)));
+        fail(loc, fmt::format("{} must be in [0, 1), got {}", argName(0), formatNumber(p)));
       m = nn::Dropout(p);
       break;
     }
@@ -1455,8 +1397,8 @@ private:
       fail({1, 1}, "no 'model' defined; expected e.g. model = nn.Sequential()");
     auto *m = std::get_if<ModuleRef>(&model->value);
     if (!m || m->m->kind != nn::Kind::Sequential)
-      fail(model->loc, fmt::format("'model' must be an nn.Sequential, got {}",
-                                   describe(model->value)));
+      fail(model->loc,
+           fmt::format("'model' must be an nn.Sequential, got {}", describe(model->value)));
     static_cast<nn::Module &>(spec.model) = *m->m;
     spec.modelLoc = model->loc;
 
@@ -1511,10 +1453,8 @@ private:
       for (std::string_view k : info.keys)
         known = known || k == key;
       if (!known)
-        fail(field.keyLoc,
-             fmt::format("unknown {} key {} for optim.{} (allowed: {})",
-                         configName, quote(key), info.name,
-                         fmt::join(info.keys, ", ")));
+        fail(field.keyLoc, fmt::format("unknown {} key {} for optim.{} (allowed: {})", configName,
+                                       quote(key), info.name, fmt::join(info.keys, ", ")));
       if (std::holds_alternative<Nil>(field.value))
         continue;
       if (auto *b = std::get_if<bool>(&field.value); b && key == "nesterov") {
@@ -1523,10 +1463,9 @@ private:
       }
       auto *d = std::get_if<double>(&field.value);
       if (!d || !std::isfinite(*d))
-        fail(field.keyLoc,
-             fmt::format("{} key {} must be a finite number, "
-                         "got {}",
-                         configName, quote(key), describe(field.value)));
+        fail(field.keyLoc, fmt::format("{} key {} must be a finite number, "
+                                       "got {}",
+                                       configName, quote(key), describe(field.value)));
       opt.config[key] = *d;
     }
     return opt;
@@ -1543,8 +1482,8 @@ private:
       bad(describe(in.value));
     const Table &tab = *t->t;
     if (tab.array.empty() || tab.array.size() > 8 || !tab.fields.empty())
-      bad(fmt::format("a table with {} list and {} named entries",
-                      tab.array.size(), tab.fields.size()));
+      bad(fmt::format("a table with {} list and {} named entries", tab.array.size(),
+                      tab.fields.size()));
     ir::Shape shape;
     for (const Value &v : tab.array) {
       auto *d = std::get_if<double>(&v);
@@ -1569,8 +1508,7 @@ private:
 
 } // namespace
 
-Expected<nn::ModelSpec> parseModel(std::string_view text,
-                                   const std::string &file) {
+Expected<nn::ModelSpec> parseModel(std::string_view text, const std::string &file) {
   try {
     nn::ModelSpec spec = Evaluator(text).run();
     spec.file = file;
@@ -1610,9 +1548,9 @@ Expected<nn::ModelSpec> loadModel(const std::string &path) {
   if (failed)
     return cannot(std::strerror(err));
   if (tooLarge)
-    return Diag{path, 1, 1,
-                fmt::format("file too large: model files are limited to {} MiB",
-                            kMaxFileBytes >> 20)};
+    return Diag{
+        path, 1, 1,
+        fmt::format("file too large: model files are limited to {} MiB", kMaxFileBytes >> 20)};
   return parseModel(text, path);
 }
 

@@ -27,8 +27,8 @@ double product(const std::vector<double> &args) {
   return p;
 }
 
-void layout(const nn::Module &m, const std::string &prefix,
-            std::vector<ParamInfo> &out, int64_t &offset) {
+void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInfo> &out,
+            int64_t &offset) {
   auto add = [&](const std::string &name, Shape shape, double bound) {
     double n = 1;
     for (int64_t d : shape)
@@ -56,13 +56,11 @@ void layout(const nn::Module &m, const std::string &prefix,
   case nn::Kind::SpatialConvolution:
   case nn::Kind::SpatialConvolutionMM: {
     double bound = 1.0 / std::sqrt(a[0] * a[2] * a[3]);
-    add("weight", {int64_t(a[1]), int64_t(a[0]), int64_t(a[3]), int64_t(a[2])},
-        bound);
+    add("weight", {int64_t(a[1]), int64_t(a[0]), int64_t(a[3]), int64_t(a[2])}, bound);
     add("bias", {int64_t(a[1])}, bound);
     break;
   }
-  default:
-    break;
+  default: break;
   }
 }
 
@@ -80,8 +78,7 @@ std::string graphName(const std::string &file) {
 
 class Tracer {
 public:
-  Tracer(const nn::ModelSpec &spec, const TraceOptions &opt)
-      : spec_(spec), opt_(opt) {}
+  Tracer(const nn::ModelSpec &spec, const TraceOptions &opt) : spec_(spec), opt_(opt) {}
 
   Expected<Traced> run(const Shape &sample) {
     Traced t;
@@ -96,8 +93,8 @@ public:
     for (int64_t d : sample) {
       elements *= double(d);
       if (d < 1 || elements > kMaxElements)
-        return errorAt({}, fmt::format("input shape {} is not a valid sample shape",
-                                       ir::str(sample)));
+        return errorAt({},
+                       fmt::format("input shape {} is not a valid sample shape", ir::str(sample)));
     }
     params_ = &t.params;
 
@@ -147,8 +144,7 @@ private:
     return -1;
   }
 
-  Expected<ValueId> module(const nn::Module &m, ValueId x,
-                           const std::string &prefix) {
+  Expected<ValueId> module(const nn::Module &m, ValueId x, const std::string &prefix) {
     const auto &a = m.args;
     const ir::Type in = g_.type(x); // a copy: the graph grows below
     std::string shape = ir::str(in.shape);
@@ -165,8 +161,7 @@ private:
           elements *= d == kBatch ? 1.0 : double(d);
         if (elements > kMaxElements)
           return layerError(m.children[i],
-                            fmt::format("output {} is too large",
-                                        ir::str(g_.type(*y).shape)));
+                            fmt::format("output {} is too large", ir::str(g_.type(*y).shape)));
         layerPath_ = outer;
         x = *y;
       }
@@ -190,18 +185,15 @@ private:
                                          "nn.View to flatten it)",
                                          inputs, shape));
       if (in.shape[1] != inputs)
-        return layerError(m, fmt::format("expects {} inputs, got {} (input {})",
-                                         inputs, in.shape[1], shape));
+        return layerError(
+            m, fmt::format("expects {} inputs, got {} (input {})", inputs, in.shape[1], shape));
       ValueId w = param(prefix + "weight"), b = param(prefix + "bias");
       ValueId y = g_.add(Op::MatMul, {x, w}, {{"transB", true}});
       return g_.add(Op::Add, {y, b});
     }
-    case nn::Kind::ReLU:
-      return g_.add(Op::Relu, {x});
-    case nn::Kind::Tanh:
-      return g_.add(Op::Tanh, {x});
-    case nn::Kind::Sigmoid:
-      return g_.add(Op::Sigmoid, {x});
+    case nn::Kind::ReLU: return g_.add(Op::Relu, {x});
+    case nn::Kind::Tanh: return g_.add(Op::Tanh, {x});
+    case nn::Kind::Sigmoid: return g_.add(Op::Sigmoid, {x});
     case nn::Kind::SoftMax:
     case nn::Kind::LogSoftMax:
       if (in.rank() != 2)
@@ -213,19 +205,17 @@ private:
       if (seed_ < 0)
         seed_ = g_.input("seed", {DType::I32, {}});
       ValueId mask = g_.add(Op::RandomMask, {seed_},
-                            {{"p", a[0]}, {"salt", int64_t(++dropouts_)},
-                             {"shape", in.shape}});
+                            {{"p", a[0]}, {"salt", int64_t(++dropouts_)}, {"shape", in.shape}});
       return g_.add(Op::Mul, {x, mask});
     }
     case nn::Kind::SpatialConvolution:
     case nn::Kind::SpatialConvolutionMM: {
       int64_t c = int64_t(a[0]);
       if (in.rank() != 4)
-        return layerError(m, fmt::format("expects input [N,{},H,W], got {}", c,
-                                         shape));
+        return layerError(m, fmt::format("expects input [N,{},H,W], got {}", c, shape));
       if (in.shape[1] != c)
-        return layerError(m, fmt::format("expects {} input planes, got {} (input {})",
-                                         c, in.shape[1], shape));
+        return layerError(
+            m, fmt::format("expects {} input planes, got {} (input {})", c, in.shape[1], shape));
       int64_t kw = int64_t(a[2]), kh = int64_t(a[3]);
       int64_t ph = int64_t(a[7]), pw = int64_t(a[6]);
       if (in.shape[2] + 2 * ph < kh || in.shape[3] + 2 * pw < kw)
@@ -236,8 +226,7 @@ private:
       ValueId y = g_.add(Op::Conv2d, {x, w},
                          {{"stride", std::vector<int64_t>{int64_t(a[5]), int64_t(a[4])}},
                           {"pad", std::vector<int64_t>{ph, pw}}});
-      ValueId b3 = g_.add(Op::Reshape, {b},
-                          {{"shape", Shape{int64_t(a[1]), 1, 1}}});
+      ValueId b3 = g_.add(Op::Reshape, {b}, {{"shape", Shape{int64_t(a[1]), 1, 1}}});
       return g_.add(Op::Add, {y, b3});
     }
     case nn::Kind::SpatialMaxPooling: {
@@ -248,8 +237,8 @@ private:
       if (2 * pw > kw || 2 * ph > kh)
         return layerError(m, "padding must be at most half the kernel size");
       if (in.shape[2] + 2 * ph < kh || in.shape[3] + 2 * pw < kw)
-        return layerError(m, fmt::format("window {}x{} is larger than the input {}",
-                                         kw, kh, shape));
+        return layerError(m,
+                          fmt::format("window {}x{} is larger than the input {}", kw, kh, shape));
       return g_.add(Op::MaxPool2d, {x},
                     {{"kernel", std::vector<int64_t>{kh, kw}},
                      {"stride", std::vector<int64_t>{int64_t(a[3]), int64_t(a[2])}},
@@ -266,15 +255,13 @@ private:
                                         "got {}",
                                         c.str(), ir::str(t.shape)));
     switch (c.kind) {
-    case nn::CriterionKind::ClassNLL:
-      return g_.add(Op::NllLoss, {y, labels_});
+    case nn::CriterionKind::ClassNLL: return g_.add(Op::NllLoss, {y, labels_});
     case nn::CriterionKind::CrossEntropy:
       return g_.add(Op::NllLoss, {g_.add(Op::LogSoftMax, {y}), labels_});
     case nn::CriterionKind::MSE: {
       ValueId target = g_.add(Op::OneHot, {labels_}, {{"classes", t.shape[1]}});
       ValueId d = g_.add(Op::Sub, {y, target});
-      return g_.add(Op::ReduceMean, {g_.add(Op::Square, {d})},
-                    {{"axes", std::vector<int64_t>{}}});
+      return g_.add(Op::ReduceMean, {g_.add(Op::Square, {d})}, {{"axes", std::vector<int64_t>{}}});
     }
     }
     return errorAt(c.loc, "unknown criterion");
@@ -291,17 +278,14 @@ private:
 
 } // namespace
 
-
 Expected<std::vector<ParamInfo>> paramLayout(const nn::Module &model) {
   std::vector<ParamInfo> out;
   int64_t offset = 0;
   layout(model, "", out, offset);
   if (offset < 0)
-    return error(fmt::format("the model has more than {} parameters",
-                             int64_t(kMaxElements)));
+    return error(fmt::format("the model has more than {} parameters", int64_t(kMaxElements)));
   return out;
 }
-
 
 Expected<Traced> trace(const nn::ModelSpec &spec, const Shape &sample,
                        const TraceOptions &options) {

@@ -56,9 +56,7 @@ Module View(int64_t n) { return make(Kind::View, {double(n)}); }
 Module Reshape(std::vector<int64_t> dims) {
   return make(Kind::Reshape, std::vector<double>(dims.begin(), dims.end()));
 }
-Module Linear(int64_t in, int64_t out) {
-  return make(Kind::Linear, {double(in), double(out)});
-}
+Module Linear(int64_t in, int64_t out) { return make(Kind::Linear, {double(in), double(out)}); }
 Module ReLU() { return make(Kind::ReLU, {}); }
 Module Tanh() { return make(Kind::Tanh, {}); }
 Module Sigmoid() { return make(Kind::Sigmoid, {}); }
@@ -66,25 +64,24 @@ Module SoftMax() { return make(Kind::SoftMax, {}); }
 Module LogSoftMax() { return make(Kind::LogSoftMax, {}); }
 Module Dropout(double p) { return make(Kind::Dropout, {p}); }
 
-Module SpatialConvolution(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH,
-                          int64_t dW, int64_t dH, int64_t padW, int64_t padH) {
+Module SpatialConvolution(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH, int64_t dW, int64_t dH,
+                          int64_t padW, int64_t padH) {
   return make(Kind::SpatialConvolution,
-              {double(nIn), double(nOut), double(kW), double(kH), double(dW),
-               double(dH), double(padW), double(padH < 0 ? padW : padH)});
+              {double(nIn), double(nOut), double(kW), double(kH), double(dW), double(dH),
+               double(padW), double(padH < 0 ? padW : padH)});
 }
 
-Module SpatialConvolutionMM(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH,
-                            int64_t dW, int64_t dH, int64_t padW, int64_t padH) {
+Module SpatialConvolutionMM(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH, int64_t dW,
+                            int64_t dH, int64_t padW, int64_t padH) {
   Module m = SpatialConvolution(nIn, nOut, kW, kH, dW, dH, padW, padH);
   m.kind = Kind::SpatialConvolutionMM;
   return m;
 }
 
-Module SpatialMaxPooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH,
-                         int64_t padW, int64_t padH) {
-  return make(Kind::SpatialMaxPooling,
-              {double(kW), double(kH), double(dW < 0 ? kW : dW),
-               double(dH < 0 ? kH : dH), double(padW), double(padH)});
+Module SpatialMaxPooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH, int64_t padW,
+                         int64_t padH) {
+  return make(Kind::SpatialMaxPooling, {double(kW), double(kH), double(dW < 0 ? kW : dW),
+                                        double(dH < 0 ? kH : dH), double(padW), double(padH)});
 }
 
 Expected<ir::Shape> inferSampleShape(const ModelSpec &spec) {
@@ -126,8 +123,7 @@ Expected<ir::Shape> inferSampleShape(const ModelSpec &spec) {
                                       "{}x32x32 or add `input = {{{}, 32, 32}}`",
                                       first->str(), c, c == 1 ? "" : "s", c, c));
   }
-  default:
-    break;
+  default: break;
   }
   if (first->kind == Kind::Sequential)
     return at(spec.modelLoc, "no input shape: the model has no layers");

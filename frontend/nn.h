@@ -45,8 +45,8 @@ std::string kindName(Kind k);
 
 struct Module {
   Kind kind = Kind::Sequential;
-  std::vector<double> args;      ///< constructor arguments, in Torch7's order
-  std::vector<Module> children;  ///< the layers of a Sequential
+  std::vector<double> args;     ///< constructor arguments, in Torch7's order
+  std::vector<Module> children; ///< the layers of a Sequential
   SourceLoc loc;
 
   /// The constructor call as written: `nn.Linear(1000, 10)`.
@@ -72,15 +72,13 @@ Module SoftMax();
 Module LogSoftMax();
 Module Dropout(double p = 0.5);
 /// nn.SpatialConvolution(nIn, nOut, kW, kH, dW=1, dH=1, padW=0, padH=padW).
-Module SpatialConvolution(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH,
-                          int64_t dW = 1, int64_t dH = 1, int64_t padW = 0,
-                          int64_t padH = -1);
-Module SpatialConvolutionMM(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH,
-                            int64_t dW = 1, int64_t dH = 1, int64_t padW = 0,
-                            int64_t padH = -1);
+Module SpatialConvolution(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH, int64_t dW = 1,
+                          int64_t dH = 1, int64_t padW = 0, int64_t padH = -1);
+Module SpatialConvolutionMM(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH, int64_t dW = 1,
+                            int64_t dH = 1, int64_t padW = 0, int64_t padH = -1);
 /// nn.SpatialMaxPooling(kW, kH, dW=kW, dH=kH, padW=0, padH=0).
-Module SpatialMaxPooling(int64_t kW, int64_t kH, int64_t dW = -1,
-                         int64_t dH = -1, int64_t padW = 0, int64_t padH = 0);
+Module SpatialMaxPooling(int64_t kW, int64_t kH, int64_t dW = -1, int64_t dH = -1, int64_t padW = 0,
+                         int64_t padH = 0);
 
 enum class CriterionKind { ClassNLL, CrossEntropy, MSE };
 

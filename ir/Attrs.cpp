@@ -14,9 +14,8 @@ Attrs::Attrs(std::initializer_list<std::pair<std::string, AttrValue>> init) {
 }
 
 void Attrs::set(const std::string &key, AttrValue value) {
-  auto it = std::lower_bound(
-      items_.begin(), items_.end(), key,
-      [](const auto &item, const std::string &k) { return item.first < k; });
+  auto it = std::lower_bound(items_.begin(), items_.end(), key,
+                             [](const auto &item, const std::string &k) { return item.first < k; });
   if (it != items_.end() && it->first == key)
     it->second = std::move(value);
   else
@@ -73,8 +72,7 @@ std::string Attrs::s(const std::string &key, const std::string &def) const {
   return p ? *p : def;
 }
 
-std::vector<int64_t> Attrs::ints(const std::string &key,
-                                 std::vector<int64_t> def) const {
+std::vector<int64_t> Attrs::ints(const std::string &key, std::vector<int64_t> def) const {
   const AttrValue *v = find(key);
   auto *p = v ? std::get_if<std::vector<int64_t>>(v) : nullptr;
   return p ? *p : def;

@@ -13,8 +13,7 @@
 
 namespace graphc::ir {
 
-using AttrValue =
-    std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
+using AttrValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
 
 class Attrs {
 public:
@@ -30,12 +29,9 @@ public:
   double f(const std::string &key, double def = 0) const;
   bool b(const std::string &key, bool def = false) const;
   std::string s(const std::string &key, const std::string &def = "") const;
-  std::vector<int64_t> ints(const std::string &key,
-                            std::vector<int64_t> def = {}) const;
+  std::vector<int64_t> ints(const std::string &key, std::vector<int64_t> def = {}) const;
 
-  const std::vector<std::pair<std::string, AttrValue>> &items() const {
-    return items_;
-  }
+  const std::vector<std::pair<std::string, AttrValue>> &items() const { return items_; }
   bool empty() const { return items_.empty(); }
   bool operator==(const Attrs &) const = default;
 

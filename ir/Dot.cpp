@@ -41,18 +41,15 @@ std::string body(const Graph &g, const std::string &p) {
   std::string out;
   auto nodeLine = [&](ValueId v) {
     const Node &n = g.node(v);
-    std::string label = fmt::format("{} = {}\\n{}", valueName(g, v),
-                                    opName(n.op), str(n.type));
+    std::string label = fmt::format("{} = {}\\n{}", valueName(g, v), opName(n.op), str(n.type));
     if (n.op == Op::Param || n.op == Op::Input)
       label += "\\n" + escape(n.attrs.s("name"));
-    return fmt::format("    {}n{} [label=\"{}\", fillcolor=\"{}\"];\n", p, v, label,
-                       colour(g, v));
+    return fmt::format("    {}n{} [label=\"{}\", fillcolor=\"{}\"];\n", p, v, label, colour(g, v));
   };
   for (size_t k = 0; k < g.groups().size(); ++k) {
     out += fmt::format("  subgraph cluster_{}k{} {{\n    label=\"@k{} {}: {}\";\n"
                        "    style=rounded; color=\"#2b83ba\"; fontsize=10;\n",
-                       p, k, k, escape(g.groups()[k].kind),
-                       escape(g.groups()[k].reason));
+                       p, k, k, escape(g.groups()[k].kind), escape(g.groups()[k].reason));
     for (ValueId v = 0; v < g.size(); ++v)
       if (g.node(v).group == int(k))
         out += nodeLine(v);

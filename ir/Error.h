@@ -33,12 +33,11 @@ std::string quote(std::string_view text, size_t max = 40);
 /// Prints an internal-error report and aborts. Used by GRAPHC_CHECK.
 [[noreturn]] void internalError(const char *file, int line, const std::string &msg);
 
-#define GRAPHC_CHECK(cond, ...)                                                \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      ::graphc::internalError(__FILE__, __LINE__,                              \
-                              "check `" #cond "` failed: " +                   \
-                                  ::fmt::format(__VA_ARGS__));                 \
+#define GRAPHC_CHECK(cond, ...)                                                                    \
+  do {                                                                                             \
+    if (!(cond))                                                                                   \
+      ::graphc::internalError(__FILE__, __LINE__,                                                  \
+                              "check `" #cond "` failed: " + ::fmt::format(__VA_ARGS__));          \
   } while (0)
 
 /// Unlocated user error; the caller adds a location when it has one.

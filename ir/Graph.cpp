@@ -29,8 +29,7 @@ ValueId Graph::append(Node n) {
 Expected<ValueId> Graph::tryAdd(Op op, std::vector<ValueId> inputs, Attrs attrs) {
   std::vector<Type> types;
   for (ValueId v : inputs) {
-    GRAPHC_CHECK(v >= 0 && v < size(), "operand %{} of {} is undefined", v,
-                 opName(op));
+    GRAPHC_CHECK(v >= 0 && v < size(), "operand %{} of {} is undefined", v, opName(op));
     types.push_back(type(v));
   }
   auto t = inferType(op, types, attrs);
@@ -45,8 +44,7 @@ ValueId Graph::add(Op op, std::vector<ValueId> inputs, Attrs attrs) {
   return *v;
 }
 
-ValueId Graph::addTyped(Op op, Type type, std::vector<ValueId> inputs,
-                        Attrs attrs) {
+ValueId Graph::addTyped(Op op, Type type, std::vector<ValueId> inputs, Attrs attrs) {
   return append(Node{op, std::move(type), std::move(inputs), std::move(attrs)});
 }
 
@@ -86,8 +84,8 @@ bool isRowReduce(const Graph &g, ValueId v) {
     return false;
   auto axes = n.attrs.ints("axes");
   int rank = g.type(n.inputs[0]).rank();
-  return axes.size() == 1 && (axes[0] == -1 || axes[0] == rank - 1) &&
-         n.attrs.b("keepdims") && rank >= 1;
+  return axes.size() == 1 && (axes[0] == -1 || axes[0] == rank - 1) && n.attrs.b("keepdims") &&
+         rank >= 1;
 }
 
 } // namespace graphc::ir

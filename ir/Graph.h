@@ -71,9 +71,7 @@ public:
   int size() const { return int(nodes_.size()); }
   const std::vector<Node> &nodes() const { return nodes_; }
 
-  void addOutput(const std::string &name, ValueId v) {
-    outputs_.push_back({name, v});
-  }
+  void addOutput(const std::string &name, ValueId v) { outputs_.push_back({name, v}); }
   const std::vector<Output> &outputs() const { return outputs_; }
   std::vector<Output> &outputs() { return outputs_; }
   /// The output called `name`, or -1.

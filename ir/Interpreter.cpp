@@ -84,8 +84,8 @@ namespace {
 
 /// Reduction over `axes` (all when empty) of `x`, combining with `f` from `init`.
 template <class F>
-Tensor reduce(const Tensor &x, std::vector<int64_t> axes, bool keep,
-              const Shape &outShape, double init, F f) {
+Tensor reduce(const Tensor &x, std::vector<int64_t> axes, bool keep, const Shape &outShape,
+              double init, F f) {
   int rank = int(x.shape.size());
   for (int64_t &a : axes)
     if (a < 0)
@@ -126,8 +126,7 @@ Window window(const Attrs &a, int64_t kh, int64_t kw) {
 
 /// Calls f(n, o, c, oy, ox, iy, ix, ky, kx) for every in-bounds tap of a
 /// convolution of x [N,C,H,W] into y [N,O,Ho,Wo].
-template <class F>
-void convTaps(const Shape &x, const Shape &y, const Window &w, F f) {
+template <class F> void convTaps(const Shape &x, const Shape &y, const Window &w, F f) {
   for (int64_t n = 0; n < x[0]; ++n)
     for (int64_t o = 0; o < y[1]; ++o)
       for (int64_t c = 0; c < x[1]; ++c)
@@ -195,8 +194,7 @@ private:
           return error(fmt::format("input '{}' must be batched", name));
         int64_t b = it->second.shape[0];
         if (batch_ >= 0 && b != batch_)
-          return error(fmt::format("input '{}' has batch size {}, others {}",
-                                   name, b, batch_));
+          return error(fmt::format("input '{}' has batch size {}, others {}", name, b, batch_));
         batch_ = b;
       }
     }
@@ -222,14 +220,12 @@ private:
     case Op::Input: {
       const Tensor &t = inputs.at(a.s("name"));
       if (t.shape != shape)
-        return error(fmt::format("input '{}' has shape {}, the graph expects {}",
-                                 a.s("name"), str(t.shape), str(n.type.shape)));
+        return error(fmt::format("input '{}' has shape {}, the graph expects {}", a.s("name"),
+                                 str(t.shape), str(n.type.shape)));
       out = t;
       return {};
     }
-    case Op::Constant:
-      out = Tensor(shape, a.f("value"));
-      return {};
+    case Op::Constant: out = Tensor(shape, a.f("value")); return {};
     case Op::Param: {
       out = Tensor(shape);
       int64_t off = a.i("offset");
@@ -278,18 +274,21 @@ private:
       out = Tensor(shape);
       auto offsets = a.ints("offsets");
       for (size_t i = 0; i < n.inputs.size(); ++i)
-        std::copy(in(n, i).data.begin(), in(n, i).data.end(),
-                  out.data.begin() + offsets[i]);
+        std::copy(in(n, i).data.begin(), in(n, i).data.end(), out.data.begin() + offsets[i]);
       return {};
     }
-    case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Max:
-    case Op::Min: case Op::Greater: {
+    case Op::Add:
+    case Op::Sub:
+    case Op::Mul:
+    case Op::Div:
+    case Op::Max:
+    case Op::Min:
+    case Op::Greater: {
       auto ma = broadcastMap(in(n, 0).shape, shape);
       auto mb = broadcastMap(in(n, 1).shape, shape);
       out = Tensor(shape);
       for (size_t e = 0; e < ma.size(); ++e)
-        out.data[e] = evalBinary(n.op, in(n, 0).data[size_t(ma[e])],
-                             in(n, 1).data[size_t(mb[e])]);
+        out.data[e] = evalBinary(n.op, in(n, 0).data[size_t(ma[e])], in(n, 1).data[size_t(mb[e])]);
       return {};
     }
     case Op::Select: {
@@ -298,9 +297,8 @@ private:
       auto mb = broadcastMap(in(n, 2).shape, shape);
       out = Tensor(shape);
       for (size_t e = 0; e < ma.size(); ++e)
-        out.data[e] = in(n, 0).data[size_t(mc[e])] != 0
-                          ? in(n, 1).data[size_t(ma[e])]
-                          : in(n, 2).data[size_t(mb[e])];
+        out.data[e] = in(n, 0).data[size_t(mc[e])] != 0 ? in(n, 1).data[size_t(ma[e])]
+                                                        : in(n, 2).data[size_t(mb[e])];
       return {};
     }
     case Op::Cast:
@@ -309,9 +307,7 @@ private:
         for (double &x : out.data)
           x = std::trunc(x);
       return {};
-    case Op::BatchSize:
-      out = Tensor({}, double(batch_));
-      return {};
+    case Op::BatchSize: out = Tensor({}, double(batch_)); return {};
     case Op::ReduceSum:
       out = reduce(in(n, 0), a.ints("axes"), a.b("keepdims"), shape, 0.0,
                    [](double acc, double x) { return acc + x; });
@@ -364,8 +360,8 @@ private:
         for (int64_t j = 0; j < c; ++j)
           sum += std::exp(row[j] - mx);
         for (int64_t j = 0; j < c; ++j)
-          row[j] = n.op == Op::LogSoftMax ? row[j] - mx - std::log(sum)
-                                          : std::exp(row[j] - mx) / sum;
+          row[j] =
+              n.op == Op::LogSoftMax ? row[j] - mx - std::log(sum) : std::exp(row[j] - mx) / sum;
       }
       return {};
     }
@@ -398,12 +394,12 @@ private:
       const Shape &xs = x.shape, &ws = w.shape;
       Window win = window(a, ws[2], ws[3]);
       out = Tensor(shape);
-      convTaps(xs, shape, win, [&](auto b, auto o, auto c, auto oy, auto ox,
-                                   auto iy, auto ix, auto ky, auto kx) {
-        out.data[size_t(((b * shape[1] + o) * shape[2] + oy) * shape[3] + ox)] +=
-            x.data[size_t(((b * xs[1] + c) * xs[2] + iy) * xs[3] + ix)] *
-            w.data[size_t(((o * ws[1] + c) * ws[2] + ky) * ws[3] + kx)];
-      });
+      convTaps(xs, shape, win,
+               [&](auto b, auto o, auto c, auto oy, auto ox, auto iy, auto ix, auto ky, auto kx) {
+                 out.data[size_t(((b * shape[1] + o) * shape[2] + oy) * shape[3] + ox)] +=
+                     x.data[size_t(((b * xs[1] + c) * xs[2] + iy) * xs[3] + ix)] *
+                     w.data[size_t(((o * ws[1] + c) * ws[2] + ky) * ws[3] + kx)];
+               });
       return {};
     }
     case Op::Conv2dGradInput: {
@@ -411,12 +407,12 @@ private:
       const Shape &ys = gy.shape, &ws = w.shape;
       Window win = window(a, ws[2], ws[3]);
       out = Tensor(shape);
-      convTaps(shape, ys, win, [&](auto b, auto o, auto c, auto oy, auto ox,
-                                   auto iy, auto ix, auto ky, auto kx) {
-        out.data[size_t(((b * shape[1] + c) * shape[2] + iy) * shape[3] + ix)] +=
-            gy.data[size_t(((b * ys[1] + o) * ys[2] + oy) * ys[3] + ox)] *
-            w.data[size_t(((o * ws[1] + c) * ws[2] + ky) * ws[3] + kx)];
-      });
+      convTaps(shape, ys, win,
+               [&](auto b, auto o, auto c, auto oy, auto ox, auto iy, auto ix, auto ky, auto kx) {
+                 out.data[size_t(((b * shape[1] + c) * shape[2] + iy) * shape[3] + ix)] +=
+                     gy.data[size_t(((b * ys[1] + o) * ys[2] + oy) * ys[3] + ox)] *
+                     w.data[size_t(((o * ws[1] + c) * ws[2] + ky) * ws[3] + kx)];
+               });
       return {};
     }
     case Op::Conv2dGradWeight: {
@@ -424,12 +420,12 @@ private:
       const Shape &xs = x.shape, &ys = gy.shape;
       Window win = window(a, shape[2], shape[3]);
       out = Tensor(shape);
-      convTaps(xs, ys, win, [&](auto b, auto o, auto c, auto oy, auto ox,
-                                auto iy, auto ix, auto ky, auto kx) {
-        out.data[size_t(((o * shape[1] + c) * shape[2] + ky) * shape[3] + kx)] +=
-            gy.data[size_t(((b * ys[1] + o) * ys[2] + oy) * ys[3] + ox)] *
-            x.data[size_t(((b * xs[1] + c) * xs[2] + iy) * xs[3] + ix)];
-      });
+      convTaps(xs, ys, win,
+               [&](auto b, auto o, auto c, auto oy, auto ox, auto iy, auto ix, auto ky, auto kx) {
+                 out.data[size_t(((o * shape[1] + c) * shape[2] + ky) * shape[3] + kx)] +=
+                     gy.data[size_t(((b * ys[1] + o) * ys[2] + oy) * ys[3] + ox)] *
+                     x.data[size_t(((b * xs[1] + c) * xs[2] + iy) * xs[3] + ix)];
+               });
       return {};
     }
     case Op::MaxPool2d: {

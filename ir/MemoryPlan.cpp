@@ -10,8 +10,7 @@ std::string MemoryPlan::summary() const {
   return fmt::format("memory plan at batch {}: arena {:.2f} MiB (peak live "
                      "{:.2f} MiB, {:.2f} MiB without reuse), inputs and "
                      "outputs {:.2f} MiB",
-                     batch, mib(arenaBytes), mib(peakBytes), mib(totalBytes),
-                     mib(externalBytes));
+                     batch, mib(arenaBytes), mib(peakBytes), mib(totalBytes), mib(externalBytes));
 }
 
 } // namespace graphc::ir

@@ -29,18 +29,18 @@ std::vector<float> initParams(const std::vector<ParamInfo> &layout, uint64_t see
 
 /// The optimizer as executables and libraries report it.
 struct OptimizerSummary {
-  std::string text;         ///< `optim.adagrad {learningRate = 0.001, ...}`
+  std::string text; ///< `optim.adagrad {learningRate = 0.001, ...}`
   double learningRate = 0;
 
   const std::string &str() const { return text; }
 };
 
 struct ModelInfo {
-  std::string name;                 ///< e.g. "mlp"
-  std::vector<ParamInfo> params;    ///< flat-buffer layout, state_dict names
+  std::string name;              ///< e.g. "mlp"
+  std::vector<ParamInfo> params; ///< flat-buffer layout, state_dict names
   int64_t numParams = 0;
-  Shape sample;                     ///< per-sample input shape
-  int64_t classes = 0;              ///< width of the output
+  Shape sample;        ///< per-sample input shape
+  int64_t classes = 0; ///< width of the output
   OptimizerSummary optimizer;
   std::vector<std::string> stateSlots; ///< optimizer state buffers, by name
   bool hasDropout = false;

@@ -34,20 +34,23 @@ OpClass opClass(Op op) { return kInfo[int(op)].cls; }
 
 bool isElementwise(Op op) {
   switch (opClass(op)) {
-  case OpClass::Unary: case OpClass::Binary: case OpClass::Ternary: case OpClass::Cast:
-  case OpClass::Constant: case OpClass::Broadcast:
-    return true;
-  default:
-    return false;
+  case OpClass::Unary:
+  case OpClass::Binary:
+  case OpClass::Ternary:
+  case OpClass::Cast:
+  case OpClass::Constant:
+  case OpClass::Broadcast: return true;
+  default: return false;
   }
 }
 
 bool isFree(Op op) {
   switch (opClass(op)) {
-  case OpClass::Source: case OpClass::Constant: case OpClass::View: case OpClass::Meta:
-    return true;
-  default:
-    return false;
+  case OpClass::Source:
+  case OpClass::Constant:
+  case OpClass::View:
+  case OpClass::Meta: return true;
+  default: return false;
   }
 }
 

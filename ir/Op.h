@@ -29,8 +29,22 @@ std::optional<Op> opFromName(std::string_view name);
 
 /// What kind of computation an op is: ops.def's last column.
 enum class OpClass {
-  Source, Constant, View, Meta, Generator, Movement, Broadcast, Unary, Binary, Ternary,
-  Cast, Reduce, Row, MatMul, Loss, Gather
+  Source,
+  Constant,
+  View,
+  Meta,
+  Generator,
+  Movement,
+  Broadcast,
+  Unary,
+  Binary,
+  Ternary,
+  Cast,
+  Reduce,
+  Row,
+  MatMul,
+  Loss,
+  Gather
 };
 OpClass opClass(Op op);
 

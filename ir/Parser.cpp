@@ -13,8 +13,7 @@ namespace {
 
 class IRParser {
 public:
-  IRParser(std::string_view text, const std::string &file)
-      : text_(text), file_(file) {}
+  IRParser(std::string_view text, const std::string &file) : text_(text), file_(file) {}
 
   Expected<Graph> run() {
     skipSpace();
@@ -142,8 +141,7 @@ private:
   std::string ident() {
     skipSpace();
     size_t start = pos_;
-    while (!atEnd() && (std::isalnum((unsigned char)peek()) || peek() == '_' ||
-                        peek() == '.'))
+    while (!atEnd() && (std::isalnum((unsigned char)peek()) || peek() == '_' || peek() == '.'))
       ++pos_;
     return std::string(text_.substr(start, pos_ - start));
   }
@@ -212,8 +210,8 @@ private:
       return AttrValue(v);
     }
     size_t start = pos_;
-    while (!atEnd() && (std::isalnum((unsigned char)peek()) || peek() == '-' ||
-                        peek() == '+' || peek() == '.'))
+    while (!atEnd() &&
+           (std::isalnum((unsigned char)peek()) || peek() == '-' || peek() == '+' || peek() == '.'))
       ++pos_;
     std::string word(text_.substr(start, pos_ - start));
     if (word == "true" || word == "false")
@@ -336,14 +334,12 @@ private:
     std::string label = ident();
     int id = -1;
     if (label.size() > 1 && label[0] == 'k') {
-      auto [p, ec] = std::from_chars(label.data() + 1,
-                                     label.data() + label.size(), id);
+      auto [p, ec] = std::from_chars(label.data() + 1, label.data() + label.size(), id);
       if (ec != std::errc() || p != label.data() + label.size())
         id = -1;
     }
     if (id < 0 || id >= kMaxGroups) {
-      failAt(labelAt, fmt::format("expected a kernel label @k<index>, found {}",
-                                  quote(label)));
+      failAt(labelAt, fmt::format("expected a kernel label @k<index>, found {}", quote(label)));
       return -1;
     }
     KernelGroup k;
@@ -401,8 +397,8 @@ private:
     if (!t)
       return false;
     if (opArity(*op) >= 0 && int(operands.size()) != opArity(*op)) {
-      failAt(opAt, fmt::format("{} takes {} operands, got {}", opname,
-                               opArity(*op), operands.size()));
+      failAt(opAt,
+             fmt::format("{} takes {} operands, got {}", opname, opArity(*op), operands.size()));
       return false;
     }
     if (*op != Op::Input && *op != Op::Constant) {
@@ -415,8 +411,8 @@ private:
         return false;
       }
       if (!(*inferred == *t)) {
-        failAt(opAt, fmt::format("{} is written as {} but its operands give {}",
-                                 opname, str(*t), str(*inferred)));
+        failAt(opAt, fmt::format("{} is written as {} but its operands give {}", opname, str(*t),
+                                 str(*inferred)));
         return false;
       }
     }

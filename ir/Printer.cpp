@@ -52,8 +52,7 @@ std::string print(const Graph &g) {
       KernelGroup k{"?", "no such kernel group"};
       if (grp < int(g.groups().size()))
         k = g.groups()[size_t(grp)];
-      out += fmt::format("  kernel @k{} {} {} {{\n", grp, k.kind,
-                         str(AttrValue(k.reason)));
+      out += fmt::format("  kernel @k{} {} {} {{\n", grp, k.kind, str(AttrValue(k.reason)));
       open = grp;
     }
     out += (open >= 0 ? "    " : "  ") + printNode(g, v) + "\n";

@@ -6,9 +6,7 @@
 namespace graphc::ir {
 namespace {
 
-Diag fail(Op op, std::string msg) {
-  return error(fmt::format("{}: {}", opName(op), msg));
-}
+Diag fail(Op op, std::string msg) { return error(fmt::format("{}: {}", opName(op), msg)); }
 
 bool validShape(const Shape &s) {
   for (size_t i = 0; i < s.size(); ++i)
@@ -48,20 +46,19 @@ Expected<Type> inferReduce(Op op, const Type &in, const Attrs &attrs) {
   return Type{DType::F32, out};
 }
 
-Expected<Type> inferWindow(Op op, const Type &x, int64_t channels_out,
-                           std::vector<int64_t> kernel, const Attrs &attrs) {
+Expected<Type> inferWindow(Op op, const Type &x, int64_t channels_out, std::vector<int64_t> kernel,
+                           const Attrs &attrs) {
   auto stride = attrs.ints("stride", {1, 1});
   auto pad = attrs.ints("pad", {0, 0});
   if (stride.size() != 2 || pad.size() != 2 || kernel.size() != 2)
     return fail(op, "stride, pad and kernel take two values each");
-  if (stride[0] < 1 || stride[1] < 1 || pad[0] < 0 || pad[1] < 0 ||
-      kernel[0] < 1 || kernel[1] < 1)
+  if (stride[0] < 1 || stride[1] < 1 || pad[0] < 0 || pad[1] < 0 || kernel[0] < 1 || kernel[1] < 1)
     return fail(op, "window sizes and strides must be positive, pads not negative");
   int64_t h = windowOut(x.shape[2], kernel[0], stride[0], pad[0]);
   int64_t w = windowOut(x.shape[3], kernel[1], stride[1], pad[1]);
   if (h < 1 || w < 1)
-    return fail(op, fmt::format("window {}x{} does not fit input {}", kernel[0],
-                                kernel[1], str(x)));
+    return fail(op,
+                fmt::format("window {}x{} does not fit input {}", kernel[0], kernel[1], str(x)));
   return Type{DType::F32, {x.shape[0], channels_out, h, w}};
 }
 
@@ -70,8 +67,7 @@ std::optional<Diag> poolPad(Op op, const Attrs &attrs) {
   auto k = attrs.ints("kernel"), pad = attrs.ints("pad", {0, 0});
   for (size_t i = 0; i < 2 && i < k.size() && i < pad.size(); ++i)
     if (2 * pad[i] > k[i])
-      return fail(op, fmt::format("pad {} is more than half the window {}",
-                                  pad[i], k[i]));
+      return fail(op, fmt::format("pad {} is more than half the window {}", pad[i], k[i]));
   return std::nullopt;
 }
 
@@ -96,12 +92,10 @@ Expected<Shape> broadcastShapes(const Shape &a, const Shape &b) {
     else if (da == 1)
       out[i] = db;
     else
-      return error(fmt::format("shapes {} and {} do not broadcast", str(a),
-                               str(b)));
+      return error(fmt::format("shapes {} and {} do not broadcast", str(a), str(b)));
   }
   if (!validShape(out))
-    return error(fmt::format("shapes {} and {} broadcast with N not leading",
-                             str(a), str(b)));
+    return error(fmt::format("shapes {} and {} broadcast with N not leading", str(a), str(b)));
   return out;
 }
 
@@ -120,12 +114,11 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
   };
   auto needRank = [&](size_t i, int rank) -> std::optional<Diag> {
     if (in[i].rank() != rank)
-      return fail(op, fmt::format("operand {} must have rank {}, got {}", i,
-                                  rank, str(in[i])));
+      return fail(op, fmt::format("operand {} must have rank {}, got {}", i, rank, str(in[i])));
     return std::nullopt;
   };
-#define TRY(x)                                                                 \
-  if (auto d_ = (x))                                                           \
+#define TRY(x)                                                                                     \
+  if (auto d_ = (x))                                                                               \
   return *d_
 
   // Float math: the operand's type, or the operands' broadcast shape.
@@ -135,8 +128,7 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
   }
   switch (op) {
   case Op::Input:
-  case Op::Constant:
-    return fail(op, "sources are typed explicitly");
+  case Op::Constant: return fail(op, "sources are typed explicitly");
 
   case Op::Param: {
     TRY(needF32(0));
@@ -147,8 +139,8 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     if (!validShape(shape) || (!shape.empty() && shape[0] == kBatch))
       return fail(op, "a parameter has a static shape");
     if (offset < 0 || offset + t.numel() > in[0].shape[0])
-      return fail(op, fmt::format("view [{}, {}) outside the flat buffer {}",
-                                  offset, offset + t.numel(), str(in[0])));
+      return fail(op, fmt::format("view [{}, {}) outside the flat buffer {}", offset,
+                                  offset + t.numel(), str(in[0])));
     return t;
   }
   case Op::RandomMask: {
@@ -166,8 +158,7 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     if (!validShape(shape))
       return fail(op, fmt::format("invalid target shape {}", str(shape)));
     if (out.batched() != in[0].batched() || out.rowNumel() != in[0].rowNumel())
-      return fail(op, fmt::format("cannot reshape {} to {}", str(in[0]),
-                                  str(shape)));
+      return fail(op, fmt::format("cannot reshape {} to {}", str(in[0]), str(shape)));
     return out;
   }
   case Op::Transpose: {
@@ -192,8 +183,7 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     if (!b)
       return fail(op, b.diag().message);
     if (*b != shape)
-      return fail(op, fmt::format("{} does not broadcast to {}", str(in[0]),
-                                  str(shape)));
+      return fail(op, fmt::format("{} does not broadcast to {}", str(in[0]), str(shape)));
     return Type{in[0].dtype, shape};
   }
   case Op::FlatPack: {
@@ -203,15 +193,19 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
       return fail(op, "needs one offset per operand and a size");
     for (size_t i = 0; i < in.size(); ++i) {
       TRY(needF32(i));
-      if (in[i].batched() || offsets[i] < 0 ||
-          offsets[i] + in[i].numel() > size)
-        return fail(op, fmt::format("operand {} {} does not fit at offset {}",
-                                    i, str(in[i]), offsets[i]));
+      if (in[i].batched() || offsets[i] < 0 || offsets[i] + in[i].numel() > size)
+        return fail(
+            op, fmt::format("operand {} {} does not fit at offset {}", i, str(in[i]), offsets[i]));
     }
     return Type{DType::F32, {size}};
   }
-  case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Max:
-  case Op::Min: case Op::Greater: {
+  case Op::Add:
+  case Op::Sub:
+  case Op::Mul:
+  case Op::Div:
+  case Op::Max:
+  case Op::Min:
+  case Op::Greater: {
     TRY(needF32(0));
     TRY(needF32(1));
     auto b = broadcastShapes(in[0].shape, in[1].shape);
@@ -239,9 +233,9 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     if (!in[0].batched())
       return fail(op, fmt::format("operand {} has no batch dimension", str(in[0])));
     return Type{DType::F32, {}};
-  case Op::ReduceSum: case Op::ReduceMax: case Op::ReduceMean:
-    TRY(needF32(0));
-    return inferReduce(op, in[0], attrs);
+  case Op::ReduceSum:
+  case Op::ReduceMax:
+  case Op::ReduceMean: TRY(needF32(0)); return inferReduce(op, in[0], attrs);
   case Op::ArgMax: {
     TRY(needF32(0));
     if (in[0].rank() < 1)
@@ -258,15 +252,15 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     int64_t m = in[0].shape[ta ? 1 : 0], ka = in[0].shape[ta ? 0 : 1];
     int64_t kb = in[1].shape[tb ? 1 : 0], n = in[1].shape[tb ? 0 : 1];
     if (ka != kb)
-      return fail(op, fmt::format("inner dimensions differ: {}{} x {}{}",
-                                  str(in[0]), ta ? "^T" : "", str(in[1]),
-                                  tb ? "^T" : ""));
+      return fail(op, fmt::format("inner dimensions differ: {}{} x {}{}", str(in[0]),
+                                  ta ? "^T" : "", str(in[1]), tb ? "^T" : ""));
     Shape out{m, n};
     if (!validShape(out))
       return fail(op, "the batch dimension N can only be the leading result dim");
     return Type{DType::F32, out};
   }
-  case Op::SoftMax: case Op::LogSoftMax:
+  case Op::SoftMax:
+  case Op::LogSoftMax:
     TRY(needF32(0));
     if (in[0].rank() < 1)
       return fail(op, "needs rank >= 1");
@@ -282,10 +276,9 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
   case Op::NllLoss:
     TRY(needF32(0));
     TRY(needRank(0, 2));
-    if (in[1].dtype != DType::I32 || in[1].rank() != 1 ||
-        in[1].shape[0] != in[0].shape[0])
-      return fail(op, fmt::format("labels {} do not match log-probabilities {}",
-                                  str(in[1]), str(in[0])));
+    if (in[1].dtype != DType::I32 || in[1].rank() != 1 || in[1].shape[0] != in[0].shape[0])
+      return fail(
+          op, fmt::format("labels {} do not match log-probabilities {}", str(in[1]), str(in[0])));
     return Type{DType::F32, {}};
   case Op::Conv2d: {
     TRY(needF32(0));
@@ -293,11 +286,9 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     TRY(needRank(0, 4));
     TRY(needRank(1, 4));
     if (in[0].shape[1] != in[1].shape[1])
-      return fail(op, fmt::format("input {} has {} channels, weight {} expects {}",
-                                  str(in[0]), in[0].shape[1], str(in[1]),
-                                  in[1].shape[1]));
-    return inferWindow(op, in[0], in[1].shape[0],
-                       {in[1].shape[2], in[1].shape[3]}, attrs);
+      return fail(op, fmt::format("input {} has {} channels, weight {} expects {}", str(in[0]),
+                                  in[0].shape[1], str(in[1]), in[1].shape[1]));
+    return inferWindow(op, in[0], in[1].shape[0], {in[1].shape[2], in[1].shape[3]}, attrs);
   }
   case Op::Conv2dGradInput: {
     TRY(needRank(0, 4));
@@ -306,13 +297,11 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     if (chw.size() != 3 || chw[0] != in[1].shape[1])
       return fail(op, "in_shape must be [C,H,W] with the weight's C");
     Type x{DType::F32, {in[0].shape[0], chw[0], chw[1], chw[2]}};
-    auto check = inferWindow(op, x, in[1].shape[0],
-                             {in[1].shape[2], in[1].shape[3]}, attrs);
+    auto check = inferWindow(op, x, in[1].shape[0], {in[1].shape[2], in[1].shape[3]}, attrs);
     if (!check)
       return check;
     if (check->shape != in[0].shape)
-      return fail(op, fmt::format("gradient {} does not match output {}",
-                                  str(in[0]), str(*check)));
+      return fail(op, fmt::format("gradient {} does not match output {}", str(in[0]), str(*check)));
     return x;
   }
   case Op::Conv2dGradWeight: {
@@ -325,8 +314,7 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     if (!check)
       return check;
     if (check->shape != in[1].shape)
-      return fail(op, fmt::format("gradient {} does not match output {}",
-                                  str(in[1]), str(*check)));
+      return fail(op, fmt::format("gradient {} does not match output {}", str(in[1]), str(*check)));
     return Type{DType::F32, {in[1].shape[1], in[0].shape[1], k[0], k[1]}};
   }
   case Op::MaxPool2d:
@@ -337,13 +325,11 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
   case Op::MaxPool2dGrad: {
     TRY(needRank(0, 4));
     TRY(poolPad(op, attrs));
-    auto check =
-        inferWindow(op, in[0], in[0].shape[1], attrs.ints("kernel"), attrs);
+    auto check = inferWindow(op, in[0], in[0].shape[1], attrs.ints("kernel"), attrs);
     if (!check)
       return check;
     if (check->shape != in[1].shape)
-      return fail(op, fmt::format("gradient {} does not match output {}",
-                                  str(in[1]), str(*check)));
+      return fail(op, fmt::format("gradient {} does not match output {}", str(in[1]), str(*check)));
     return in[0];
   }
   default: // float math is typed above, by class

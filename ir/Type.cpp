@@ -31,9 +31,7 @@ std::string str(const Shape &s) {
   return out + "]";
 }
 
-std::string str(const Type &t) {
-  return std::string(dtypeName(t.dtype)) + str(t.shape);
-}
+std::string str(const Type &t) { return std::string(dtypeName(t.dtype)) + str(t.shape); }
 
 Shape concrete(const Shape &s, int64_t batch) {
   Shape out = s;

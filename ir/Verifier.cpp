@@ -12,15 +12,14 @@ namespace graphc::ir {
 
 Status verify(const Graph &g) {
   auto bad = [&](ValueId v, const std::string &msg) {
-    return error(fmt::format("verifier: node {} ({}): {}", valueName(g, v),
-                             opName(g.node(v).op), msg));
+    return error(
+        fmt::format("verifier: node {} ({}): {}", valueName(g, v), opName(g.node(v).op), msg));
   };
   std::set<std::string> inputNames;
   for (ValueId v = 0; v < g.size(); ++v) {
     const Node &n = g.node(v);
     if (opArity(n.op) >= 0 && int(n.inputs.size()) != opArity(n.op))
-      return bad(v, fmt::format("has {} operands, expects {}", n.inputs.size(),
-                                opArity(n.op)));
+      return bad(v, fmt::format("has {} operands, expects {}", n.inputs.size(), opArity(n.op)));
     for (ValueId in : n.inputs)
       if (in < 0 || in >= v)
         return bad(v, fmt::format("operand %{} is not defined before use", in));
@@ -46,14 +45,12 @@ Status verify(const Graph &g) {
     if (!t)
       return bad(v, t.diag().message);
     if (!(*t == n.type))
-      return bad(v, fmt::format("type is {} but its operands give {}",
-                                str(n.type), str(*t)));
+      return bad(v, fmt::format("type is {} but its operands give {}", str(n.type), str(*t)));
   }
   std::set<std::string> outNames;
   for (const Output &o : g.outputs()) {
     if (o.value < 0 || o.value >= g.size())
-      return error(fmt::format("verifier: output {} refers to undefined %{}",
-                               o.name, o.value));
+      return error(fmt::format("verifier: output {} refers to undefined %{}", o.name, o.value));
     if (!outNames.insert(o.name).second)
       return error(fmt::format("verifier: output name {} used twice", o.name));
   }

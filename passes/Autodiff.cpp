@@ -21,12 +21,9 @@ struct Builder {
   ValueId neg(ValueId a) { return g.add(Op::Neg, {a}); }
   ValueId c(double v) { return g.constant(v); }
   ValueId gt(ValueId a, ValueId b) { return g.add(Op::Greater, {a, b}); }
-  ValueId select(ValueId m, ValueId a, ValueId b) {
-    return g.add(Op::Select, {m, a, b});
-  }
+  ValueId select(ValueId m, ValueId a, ValueId b) { return g.add(Op::Select, {m, a, b}); }
   ValueId sumLast(ValueId a) {
-    return g.add(Op::ReduceSum, {a},
-                 {{"axes", std::vector<int64_t>{-1}}, {"keepdims", true}});
+    return g.add(Op::ReduceSum, {a}, {{"axes", std::vector<int64_t>{-1}}, {"keepdims", true}});
   }
   ValueId matmul(ValueId a, ValueId b, bool ta, bool tb) {
     Attrs at;
@@ -64,9 +61,7 @@ struct Builder {
       if (reduced)
         kept[i] = 1;
     }
-    ValueId r = g.type(grad).shape == kept
-                    ? grad
-                    : g.add(Op::Reshape, {grad}, {{"shape", kept}});
+    ValueId r = g.type(grad).shape == kept ? grad : g.add(Op::Reshape, {grad}, {{"shape", kept}});
     return g.add(Op::Broadcast, {r}, {{"shape", in}});
   }
 };
@@ -82,8 +77,7 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
     return {g.add(Op::FlatPack, {gy},
                   {{"offsets", std::vector<int64_t>{n.attrs.i("offset")}},
                    {"size", g.type(in(0)).shape[0]}})};
-  case Op::Reshape:
-    return {g.add(Op::Reshape, {gy}, {{"shape", g.type(in(0)).shape}})};
+  case Op::Reshape: return {g.add(Op::Reshape, {gy}, {{"shape", g.type(in(0)).shape}})};
   case Op::Transpose: {
     auto perm = n.attrs.ints("perm");
     std::vector<int64_t> inv(perm.size());
@@ -91,16 +85,11 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
       inv[size_t(perm[i])] = int64_t(i);
     return {g.add(Op::Transpose, {gy}, {{"perm", inv}})};
   }
-  case Op::Broadcast:
-    return {gy};
-  case Op::Add:
-    return {gy, gy};
-  case Op::Sub:
-    return {gy, b.neg(gy)};
-  case Op::Mul:
-    return {b.mul(gy, in(1)), b.mul(gy, in(0))};
-  case Op::Div:
-    return {b.div(gy, in(1)), b.neg(b.div(b.mul(gy, v), in(1)))};
+  case Op::Broadcast: return {gy};
+  case Op::Add: return {gy, gy};
+  case Op::Sub: return {gy, b.neg(gy)};
+  case Op::Mul: return {b.mul(gy, in(1)), b.mul(gy, in(0))};
+  case Op::Div: return {b.div(gy, in(1)), b.neg(b.div(b.mul(gy, v), in(1)))};
   case Op::Max:
   case Op::Min: {
     ValueId first = n.op == Op::Max ? b.gt(in(0), in(1)) : b.gt(in(1), in(0));
@@ -111,24 +100,16 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
     ValueId zero = b.c(0);
     return {-1, b.select(in(0), gy, zero), b.select(in(0), zero, gy)};
   }
-  case Op::Neg:
-    return {b.neg(gy)};
-  case Op::Exp:
-    return {b.mul(gy, v)};
-  case Op::Log:
-    return {b.div(gy, in(0))};
-  case Op::Sqrt:
-    return {b.div(b.mul(gy, b.c(0.5)), v)};
-  case Op::Square:
-    return {b.mul(gy, b.mul(in(0), b.c(2)))};
+  case Op::Neg: return {b.neg(gy)};
+  case Op::Exp: return {b.mul(gy, v)};
+  case Op::Log: return {b.div(gy, in(0))};
+  case Op::Sqrt: return {b.div(b.mul(gy, b.c(0.5)), v)};
+  case Op::Square: return {b.mul(gy, b.mul(in(0), b.c(2)))};
   case Op::Relu: // the mask of the result: the input itself can be freed
     return {b.select(b.gt(v, b.c(0)), gy, b.c(0))};
-  case Op::Tanh:
-    return {b.mul(gy, b.sub(b.c(1), g.add(Op::Square, {v})))};
-  case Op::Sigmoid:
-    return {b.mul(gy, b.mul(v, b.sub(b.c(1), v)))};
-  case Op::ReduceSum:
-    return {b.unreduce(gy, n, g.type(in(0)).shape)};
+  case Op::Tanh: return {b.mul(gy, b.sub(b.c(1), g.add(Op::Square, {v})))};
+  case Op::Sigmoid: return {b.mul(gy, b.mul(v, b.sub(b.c(1), v)))};
+  case Op::ReduceSum: return {b.unreduce(gy, n, g.type(in(0)).shape)};
   case Op::ReduceMean: {
     const Type t = g.type(in(0));
     ValueId count = b.c(double(t.rowNumel()) / double(g.type(v).rowNumel()));
@@ -155,10 +136,8 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
       return {b.matmul(w, gy, false, true), b.matmul(a, gy, false, false)};
     return {b.matmul(w, gy, true, true), b.matmul(gy, a, true, true)};
   }
-  case Op::SoftMax:
-    return {b.mul(v, b.sub(gy, b.sumLast(b.mul(gy, v))))};
-  case Op::LogSoftMax:
-    return {b.sub(gy, b.mul(g.add(Op::Exp, {v}), b.sumLast(gy)))};
+  case Op::SoftMax: return {b.mul(v, b.sub(gy, b.sumLast(b.mul(gy, v))))};
+  case Op::LogSoftMax: return {b.sub(gy, b.mul(g.add(Op::Exp, {v}), b.sumLast(gy)))};
   case Op::NllLoss: {
     // d/dlogp of -mean(logp[i, label_i]) = -onehot * gy / N
     int64_t classes = g.type(in(0)).shape[1];
@@ -168,18 +147,15 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
   }
   case Op::Conv2d: {
     const Shape xs = g.type(in(0)).shape, ws = g.type(in(1)).shape;
-    Attrs common{{"stride", n.attrs.ints("stride", {1, 1})},
-                 {"pad", n.attrs.ints("pad", {0, 0})}};
+    Attrs common{{"stride", n.attrs.ints("stride", {1, 1})}, {"pad", n.attrs.ints("pad", {0, 0})}};
     Attrs ai = common, aw = common;
     ai.set("in_shape", Shape{xs[1], xs[2], xs[3]});
     aw.set("kernel", Shape{ws[2], ws[3]});
     return {g.add(Op::Conv2dGradInput, {gy, in(1)}, ai),
             g.add(Op::Conv2dGradWeight, {in(0), gy}, aw)};
   }
-  case Op::MaxPool2d:
-    return {g.add(Op::MaxPool2dGrad, {in(0), gy}, n.attrs)};
-  default:
-    break;
+  case Op::MaxPool2d: return {g.add(Op::MaxPool2dGrad, {in(0), gy}, n.attrs)};
+  default: break;
   }
   GRAPHC_CHECK(!opDifferentiable(n.op), "no VJP rule for {}", opName(n.op));
   return std::vector<ValueId>(n.inputs.size(), -1);
@@ -187,10 +163,8 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
 
 } // namespace
 
-std::vector<ValueId> gradients(Graph &g, ValueId loss,
-                               const std::vector<ValueId> &wrt) {
-  GRAPHC_CHECK(g.type(loss).shape.empty(), "the loss must be a scalar, is {}",
-               str(g.type(loss)));
+std::vector<ValueId> gradients(Graph &g, ValueId loss, const std::vector<ValueId> &wrt) {
+  GRAPHC_CHECK(g.type(loss).shape.empty(), "the loss must be a scalar, is {}", str(g.type(loss)));
   int count = g.size();
   // 1. Which values lie on a path from a requested input to the loss.
   std::vector<bool> fromWrt(size_t(count), false), toLoss(size_t(count), false);
@@ -221,8 +195,8 @@ std::vector<ValueId> gradients(Graph &g, ValueId loss,
       continue;
     std::vector<ValueId> ins = n.inputs;
     auto gin = vjp(b, v, grad[size_t(v)]);
-    GRAPHC_CHECK(gin.size() == ins.size(), "VJP of {} returned {} gradients",
-                 opName(g.node(v).op), gin.size());
+    GRAPHC_CHECK(gin.size() == ins.size(), "VJP of {} returned {} gradients", opName(g.node(v).op),
+                 gin.size());
     for (size_t i = 0; i < ins.size(); ++i) {
       ValueId x = ins[i];
       if (gin[i] < 0 || !fromWrt[size_t(x)] || !toLoss[size_t(x)])
@@ -255,17 +229,14 @@ Graph autodiff(const Graph &forward) {
     // A parameter the loss does not reach keeps a zero gradient.
     ValueId gi = grads[i] >= 0
                      ? grads[i]
-                     : g.add(Op::Broadcast, {g.constant(0.0)},
-                             {{"shape", g.type(views[i]).shape}});
+                     : g.add(Op::Broadcast, {g.constant(0.0)}, {{"shape", g.type(views[i]).shape}});
     parts.push_back(gi);
     offsets.push_back(g.node(views[i]).attrs.i("offset"));
   }
-  ValueId packed = g.add(Op::FlatPack, parts,
-                         {{"offsets", offsets},
-                          {"size", g.type(flat).shape[0]}});
+  ValueId packed =
+      g.add(Op::FlatPack, parts, {{"offsets", offsets}, {"size", g.type(flat).shape[0]}});
   g.addOutput("grad", packed);
   return g;
 }
 
 } // namespace graphc::passes
-

@@ -63,8 +63,7 @@ std::optional<ValueId> binaryRule(Graph &g, const Node &n) {
     if (isConst(g, b, 1))
       return same(a);
     break;
-  default:
-    break;
+  default: break;
   }
   return std::nullopt;
 }

@@ -133,11 +133,11 @@ private:
         const auto &us = users_[size_t(tail)];
         if (output_[size_t(tail)] || us.size() != 1) {
           if (tail != m && (output_[size_t(tail)] || us.size() > 1))
-            notes_.push_back(fmt::format(
-                "epilogue of {} ends at {}: {}", name(m), name(tail),
-                output_[size_t(tail)]
-                    ? std::string("its result is a graph output and is stored")
-                    : fmt::format("its result has {} uses and is stored", us.size())));
+            notes_.push_back(
+                fmt::format("epilogue of {} ends at {}: {}", name(m), name(tail),
+                            output_[size_t(tail)]
+                                ? std::string("its result is a graph output and is stored")
+                                : fmt::format("its result has {} uses and is stored", us.size())));
           break;
         }
         ValueId c = us[0];
@@ -147,16 +147,15 @@ private:
           break;
         epi.push_back(describeEpilogue(c, tail, shape));
         for (ValueId p : g_.node(c).inputs)
-          if (p != tail && pointwise(g_.node(p).op) && free(p) &&
-              users_[size_t(p)].size() == 1 && !output_[size_t(p)] &&
-              g_.type(p).shape == shape)
+          if (p != tail && pointwise(g_.node(p).op) && free(p) && users_[size_t(p)].size() == 1 &&
+              !output_[size_t(p)] && g_.type(p).shape == shape)
             tryJoin(grp, p, "epilogue operand");
         tail = c;
       }
-      kinds_[size_t(grp)].reason =
-          epi.empty() ? std::string("matrix product")
-                      : fmt::format("{} as {} epilogue", fmt::join(epi, ", then "),
-                                    op == Op::MatMul ? "GEMM" : "convolution");
+      kinds_[size_t(grp)].reason = epi.empty()
+                                       ? std::string("matrix product")
+                                       : fmt::format("{} as {} epilogue", fmt::join(epi, ", then "),
+                                                     op == Op::MatMul ? "GEMM" : "convolution");
     }
   }
 
@@ -178,8 +177,7 @@ private:
     for (ValueId r = 0; r < g_.size(); ++r) {
       const Node &n = g_.node(r);
       if (n.op != Op::ReduceSum || !free(r) || n.attrs.b("keepdims") ||
-          n.attrs.ints("axes") != std::vector<int64_t>{0} ||
-          g_.type(n.inputs[0]).rank() != 2)
+          n.attrs.ints("axes") != std::vector<int64_t>{0} || g_.type(n.inputs[0]).rank() != 2)
         continue;
       ValueId dy = n.inputs[0];
       for (ValueId m : users_[size_t(dy)]) {
@@ -240,10 +238,10 @@ private:
       bool backward = false;
       for (ValueId m : members_[size_t(grp)])
         backward |= g_.node(m).op == Op::OneHot;
-      kinds_[size_t(grp)].reason =
-          backward ? "LogSoftMax + ClassNLL backward: (exp(logp) - onehot) / N "
-                     "with its row sum, in one pass over the rows"
-                   : "row reductions with the elementwise ops around them";
+      kinds_[size_t(grp)].reason = backward
+                                       ? "LogSoftMax + ClassNLL backward: (exp(logp) - onehot) / N "
+                                         "with its row sum, in one pass over the rows"
+                                       : "row reductions with the elementwise ops around them";
     }
   }
 
@@ -269,17 +267,19 @@ private:
         continue;
       const Shape shape = g_.type(v).shape;
       int grp = newGroup(v, "elementwise", "");
-      grow(grp, [&](ValueId u) {
-        return pointwise(g_.node(u).op) &&
-               (g_.type(u).shape == shape || isScalar(g_.type(u)));
-      }, "elementwise chain");
+      grow(
+          grp,
+          [&](ValueId u) {
+            return pointwise(g_.node(u).op) && (g_.type(u).shape == shape || isScalar(g_.type(u)));
+          },
+          "elementwise chain");
       bool update = false;
       for (const Output &o : g_.outputs())
         update |= o.name == "params" && grp_[size_t(o.value)] == grp;
-      kinds_[size_t(grp)].reason =
-          update ? "the whole optimizer update over the flat parameter buffer"
-                 : fmt::format("elementwise chain of {} ops over {}",
-                               members_[size_t(grp)].size(), str(shape));
+      kinds_[size_t(grp)].reason = update
+                                       ? "the whole optimizer update over the flat parameter buffer"
+                                       : fmt::format("elementwise chain of {} ops over {}",
+                                                     members_[size_t(grp)].size(), str(shape));
       if (update)
         kinds_[size_t(grp)].kind = "update";
     }
@@ -309,7 +309,9 @@ private:
   /// order stays close to the original.
   Graph reorder(std::vector<ValueId> &map) {
     int n = g_.size();
-    auto unit = [&](ValueId v) { return grp_[size_t(v)] >= 0 ? grp_[size_t(v)] : int(members_.size()) + v; };
+    auto unit = [&](ValueId v) {
+      return grp_[size_t(v)] >= 0 ? grp_[size_t(v)] : int(members_.size()) + v;
+    };
     int units = int(members_.size()) + n;
     std::vector<int> pending(size_t(units), 0);
     std::vector<std::vector<ValueId>> nodes(static_cast<size_t>(units));
@@ -339,8 +341,8 @@ private:
           i = map[size_t(i)];
         size_t before = size_t(out.size());
         map[size_t(v)] = out.addTyped(copy.op, copy.type, copy.inputs, copy.attrs);
-        GRAPHC_CHECK(size_t(out.size()) == before + 1,
-                     "fusion input must be deduplicated ({})", name(v));
+        GRAPHC_CHECK(size_t(out.size()) == before + 1, "fusion input must be deduplicated ({})",
+                     name(v));
         out.node(map[size_t(v)]).group = newGroupId;
       }
       for (int w : next[size_t(u)])

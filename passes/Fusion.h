@@ -27,8 +27,8 @@
 namespace graphc::passes {
 
 struct FusionResult {
-  ir::Graph graph;                 ///< reordered so each group is contiguous
-  std::vector<std::string> notes;  ///< fusions refused, and why
+  ir::Graph graph;                ///< reordered so each group is contiguous
+  std::vector<std::string> notes; ///< fusions refused, and why
 };
 
 FusionResult fuse(const ir::Graph &g);

@@ -105,8 +105,7 @@ MemoryPlan planMemory(const Graph &g, int64_t batch, Placement placement) {
   };
   std::vector<ValueId> order;
   for (ValueId v = 0; v < n; ++v) {
-    bool view = isFree(g.node(v).op) && g.node(v).op != Op::FlatPack &&
-                g.node(v).op != Op::Input;
+    bool view = isFree(g.node(v).op) && g.node(v).op != Op::FlatPack && g.node(v).op != Op::Input;
     if (!stored[size_t(v)] || p.aliasOf[size_t(v)] != v || view)
       continue;
     if (external[size_t(v)])

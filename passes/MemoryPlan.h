@@ -25,7 +25,6 @@ enum class Placement {
 };
 
 /// Plans the fused graph `g` for batches up to `batch`.
-MemoryPlan planMemory(const ir::Graph &g, int64_t batch,
-                      Placement placement = Placement::Reuse);
+MemoryPlan planMemory(const ir::Graph &g, int64_t batch, Placement placement = Placement::Reuse);
 
 } // namespace graphc::passes

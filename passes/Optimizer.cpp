@@ -21,9 +21,8 @@ struct Ops {
 
 } // namespace
 
-Expected<OptimizerConfig>
-OptimizerConfig::fromTorch(const std::string &name,
-                           const std::map<std::string, double> &config) {
+Expected<OptimizerConfig> OptimizerConfig::fromTorch(const std::string &name,
+                                                     const std::map<std::string, double> &config) {
   OptimizerConfig c;
   c.name = name;
   std::map<std::string, double *> keys{{"learningRate", &c.learningRate},
@@ -75,11 +74,10 @@ std::string OptimizerConfig::str() const {
                               "weightDecay = {}",
                               name, learningRate, learningRateDecay, weightDecay);
   if (name == "sgd")
-    s += fmt::format(", momentum = {}, dampening = {}, nesterov = {}", momentum,
-                     dampening, nesterov);
+    s += fmt::format(", momentum = {}, dampening = {}, nesterov = {}", momentum, dampening,
+                     nesterov);
   if (name == "adam")
-    s += fmt::format(", beta1 = {}, beta2 = {}, epsilon = {}", beta1, beta2,
-                     epsilon);
+    s += fmt::format(", beta1 = {}, beta2 = {}, epsilon = {}", beta1, beta2, epsilon);
   return s + "}";
 }
 
@@ -118,9 +116,7 @@ Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
     next["m"] = m;
     next["v"] = v;
     ValueId t1 = o.add(t, o.c(1));
-    auto powT = [&](double beta) {
-      return g.add(Op::Exp, {o.mul(t1, o.c(std::log(beta)))});
-    };
+    auto powT = [&](double beta) { return g.add(Op::Exp, {o.mul(t1, o.c(std::log(beta)))}); };
     ValueId bc1 = o.sub(o.c(1), powT(cfg.beta1));
     ValueId bc2 = o.sub(o.c(1), powT(cfg.beta2));
     ValueId size = o.div(o.mul(clr, g.add(Op::Sqrt, {bc2})), bc1);
@@ -130,8 +126,8 @@ Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
     ValueId d = gr;
     if (cfg.momentum != 0) {
       ValueId first = g.add(Op::Greater, {o.c(0.5), t});
-      ValueId later = o.add(o.mul(o.c(cfg.momentum), state["momentum"]),
-                            o.mul(o.c(1 - cfg.dampening), gr));
+      ValueId later =
+          o.add(o.mul(o.c(cfg.momentum), state["momentum"]), o.mul(o.c(1 - cfg.dampening), gr));
       ValueId buf = g.add(Op::Select, {first, gr, later});
       next["momentum"] = buf;
       d = cfg.nesterov ? o.add(gr, o.mul(o.c(cfg.momentum), buf)) : buf;

@@ -19,8 +19,8 @@ namespace graphc::passes {
 using namespace ir;
 
 const std::vector<std::string> &passNames() {
-  static const std::vector<std::string> names{"autodiff", "optimizer",
-                                              "canonicalize", "fusion", "memplan"};
+  static const std::vector<std::string> names{"autodiff", "optimizer", "canonicalize", "fusion",
+                                              "memplan"};
   return names;
 }
 
@@ -30,8 +30,8 @@ Status checkPassNames(const std::set<std::string> &names, const std::string &fla
       continue;
     const auto &all = passNames();
     if (std::find(all.begin(), all.end(), n) == all.end())
-      return error(fmt::format("{}: unknown pass '{}'; the passes are {}", flag,
-                               n, fmt::join(all, ", ")));
+      return error(
+          fmt::format("{}: unknown pass '{}'; the passes are {}", flag, n, fmt::join(all, ", ")));
   }
   return {};
 }
@@ -79,8 +79,7 @@ Expected<Pipeline> runPipeline(const Graph &forward, const OptimizerConfig &opt,
     s.nodesBefore = p.step.size();
     auto t0 = std::chrono::steady_clock::now();
     Graph next = run(p.step);
-    s.ms = std::chrono::duration<double, std::milli>(
-               std::chrono::steady_clock::now() - t0).count();
+    s.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (o.verify) {
       if (Status v = verify(next); !v) {
         Diag d = v.diag();
@@ -112,14 +111,12 @@ Expected<Pipeline> runPipeline(const Graph &forward, const OptimizerConfig &opt,
 }
 
 std::string formatStats(const Pipeline &p) {
-  std::string out = fmt::format("{:<14} {:>8} {:>8} {:>8} {:>14} {:>9}\n", "pass",
-                                "nodes in", "out", "kernels", "planned bytes",
-                                "ms");
+  std::string out = fmt::format("{:<14} {:>8} {:>8} {:>8} {:>14} {:>9}\n", "pass", "nodes in",
+                                "out", "kernels", "planned bytes", "ms");
   for (const PassStats &s : p.stats)
-    out += fmt::format("{:<14} {:>8} {:>8} {:>8} {:>14} {:>9.2f}\n", s.name,
-                       s.nodesBefore, s.nodesAfter, s.groups,
-                       s.plannedBytes ? fmt::format("{}", s.plannedBytes) : "-",
-                       s.ms);
+    out += fmt::format("{:<14} {:>8} {:>8} {:>8} {:>14} {:>9.2f}\n", s.name, s.nodesBefore,
+                       s.nodesAfter, s.groups,
+                       s.plannedBytes ? fmt::format("{}", s.plannedBytes) : "-", s.ms);
   if (p.plan.batch > 0)
     out += p.plan.summary() + "\n";
   return out;

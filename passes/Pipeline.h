@@ -30,7 +30,7 @@ struct PipelineOptions {
   /// false: the evaluation graph (forward only): no autodiff or optimizer,
   /// and canonicalize drops the inputs nothing reads (labels, seed).
   bool training = true;
-  std::string label;                 ///< printed in the IR headers, e.g. "evaluation"
+  std::string label; ///< printed in the IR headers, e.g. "evaluation"
 };
 
 struct PassStats {
@@ -41,11 +41,11 @@ struct PassStats {
 };
 
 struct Pipeline {
-  ir::Graph step;                      ///< the training step after the last step run
-  MemoryPlan plan;                     ///< empty unless memplan ran
+  ir::Graph step;  ///< the training step after the last step run
+  MemoryPlan plan; ///< empty unless memplan ran
   std::vector<PassStats> stats;
   std::vector<std::string> fusionNotes;
-  std::string printed;                 ///< what printBefore/printAfter asked for
+  std::string printed; ///< what printBefore/printAfter asked for
 };
 
 /// Runs the steps on the traced forward-and-loss graph (or, with

@@ -69,8 +69,7 @@ private:
   // 1. The plan has an entry for every value.
   bool consistentSizes() {
     auto sized = [&](size_t s) { return s == size_t(n_); };
-    if (!sized(p_.offset.size()) || !sized(p_.aliasOf.size()) ||
-        !sized(p_.aliasOffset.size()))
+    if (!sized(p_.offset.size()) || !sized(p_.aliasOf.size()) || !sized(p_.aliasOffset.size()))
       problem(fmt::format("the plan has {}/{}/{} offsets/aliases/alias offsets for "
                           "{} values",
                           p_.offset.size(), p_.aliasOf.size(), p_.aliasOffset.size(), n_));
@@ -97,8 +96,8 @@ private:
           s = int(stepNames_.size());
           stepNames_.push_back(fmt::format("@k{}", nd.group));
         } else if (s != int(stepNames_.size()) - 1) {
-          problem(fmt::format("kernel @k{} is not contiguous: {} comes after {}",
-                              nd.group, valueName(g_, v), stepNames_.back()));
+          problem(fmt::format("kernel @k{} is not contiguous: {} comes after {}", nd.group,
+                              valueName(g_, v), stepNames_.back()));
         }
         step_[size_t(v)] = s;
       } else if (!source(nd.op) && !view(nd.op) && !inlined(nd.op)) {
@@ -128,8 +127,8 @@ private:
                             "end at an owner",
                             name(v), name(r), name(root(r))));
       if (r != v && p_.offset[size_t(v)] >= 0)
-        problem(fmt::format("{} is a view of {} and has its own arena offset {}",
-                            name(v), name(r), p_.offset[size_t(v)]));
+        problem(fmt::format("{} is a view of {} and has its own arena offset {}", name(v), name(r),
+                            p_.offset[size_t(v)]));
       if (r == v)
         continue;
       int64_t off = p_.aliasOffset[size_t(v)];
@@ -140,8 +139,7 @@ private:
         problem(fmt::format("{} ({}) shares the memory of {} at byte {}, but a {} "
                             "cannot compute in place: only param, reshape and "
                             "flat-pack slots may share memory",
-                            name(v), opName(g_.node(v).op), name(r), off,
-                            opName(g_.node(v).op)));
+                            name(v), opName(g_.node(v).op), name(r), off, opName(g_.node(v).op)));
     }
   }
 
@@ -179,8 +177,8 @@ private:
       if (off < 0 || root(v) != v)
         continue;
       if (off % 64 != 0)
-        problem(fmt::format("{} {} at {} is not 64-byte aligned", name(v),
-                            str(g_.type(v)), str(bytesOf(v))));
+        problem(fmt::format("{} {} at {} is not 64-byte aligned", name(v), str(g_.type(v)),
+                            str(bytesOf(v))));
       if (off + bytes(v) > p_.arenaBytes)
         problem(fmt::format("{} {} at {} lies outside the arena of {} bytes", name(v),
                             str(g_.type(v)), str(bytesOf(v)), p_.arenaBytes));
@@ -204,8 +202,8 @@ private:
           continue; // computed in place, nothing to copy
         if (home(i) == Home::None && !homeless[size_t(i)]) {
           homeless[size_t(i)] = true;
-          problem(fmt::format("{} {} is read by {} but has no memory", name(i),
-                              str(g_.type(i)), stepNames_[size_t(s)]));
+          problem(fmt::format("{} {} is read by {} but has no memory", name(i), str(g_.type(i)),
+                              stepNames_[size_t(s)]));
         }
         reads[size_t(s)].push_back(i);
       }
@@ -287,9 +285,7 @@ private:
                        stepNames_[size_t(l.last)]);
   }
 
-  std::string describe(ValueId v) const {
-    return fmt::format("{} {}", name(v), str(g_.type(v)));
-  }
+  std::string describe(ValueId v) const { return fmt::format("{} {}", name(v), str(g_.type(v))); }
 
   ValueId root(ValueId v) const { return p_.aliasOf[size_t(v)]; }
 
@@ -331,10 +327,10 @@ private:
   const Graph &g_;
   const MemoryPlan &p_;
   const int n_;
-  std::vector<int> step_;             ///< per value: the step computing it, or -1
+  std::vector<int> step_;              ///< per value: the step computing it, or -1
   std::vector<std::string> stepNames_; ///< per step, and a last one: the output copies
-  std::vector<Life> life_;            ///< per owning buffer
-  std::vector<bool> callerOwned_;     ///< inputs, outputs and what outputs view
+  std::vector<Life> life_;             ///< per owning buffer
+  std::vector<bool> callerOwned_;      ///< inputs, outputs and what outputs view
   std::vector<std::string> problems_;
 };
 
@@ -354,9 +350,8 @@ Status checkPlan(const Graph &g, const MemoryPlan &plan) {
   std::vector<std::string> problems = planProblems(g, plan);
   if (problems.empty())
     return {};
-  std::string more = problems.size() > 1
-                         ? fmt::format(" ({} problems in all)", problems.size())
-                         : std::string();
+  std::string more =
+      problems.size() > 1 ? fmt::format(" ({} problems in all)", problems.size()) : std::string();
   return error(fmt::format("memory plan of @{} at batch {}: {}{}", g.name(), plan.batch,
                            problems.front(), more));
 }

@@ -18,17 +18,14 @@ namespace graphc::passes {
 
 /// Offered a node whose operands live in `out`; returns a value of `out`
 /// that replaces it, or nullopt to keep the node.
-using Rule = std::function<std::optional<ir::ValueId>(ir::Graph &out,
-                                                      const ir::Node &node)>;
+using Rule = std::function<std::optional<ir::ValueId>(ir::Graph &out, const ir::Node &node)>;
 using RuleTable = std::map<ir::Op, Rule>;
 
 /// One rebuild of `g` through `rules`, without dead nodes. Inputs are kept
 /// unless `dropUnusedInputs`.
-ir::Graph rebuild(const ir::Graph &g, const RuleTable &rules,
-                  bool dropUnusedInputs = false);
+ir::Graph rebuild(const ir::Graph &g, const RuleTable &rules, bool dropUnusedInputs = false);
 
 /// Rebuilds until the graph stops changing (at most `maxRounds` times).
-ir::Graph rewriteToFixedPoint(const ir::Graph &g, const RuleTable &rules,
-                              int maxRounds = 16);
+ir::Graph rewriteToFixedPoint(const ir::Graph &g, const RuleTable &rules, int maxRounds = 16);
 
 } // namespace graphc::passes

@@ -33,9 +33,9 @@ Diag fileError(const std::string &path, std::string message) {
 /// Bytes per element of a safetensors dtype; 0 for an unknown one.
 size_t dtypeSize(const std::string &dtype) {
   static const std::map<std::string, size_t> sizes = {
-      {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},
-      {"I16", 2}, {"I8", 1},  {"U64", 8}, {"U32", 4},  {"U16", 2}, {"U8", 1},
-      {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+      {"F64", 8}, {"F32", 4}, {"F16", 2},  {"BF16", 2},    {"I64", 8},
+      {"I32", 4}, {"I16", 2}, {"I8", 1},   {"U64", 8},     {"U32", 4},
+      {"U16", 2}, {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
   auto it = sizes.find(dtype);
   return it == sizes.end() ? 0 : it->second;
 }
@@ -53,14 +53,13 @@ Status writeChunksAtomic(const std::string &path,
   std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    return fileError(path, fmt::format("cannot write: cannot create {}: {}", tmp,
-                                       std::strerror(errno)));
+    return fileError(path,
+                     fmt::format("cannot write: cannot create {}: {}", tmp, std::strerror(errno)));
   auto fail = [&](const char *what) {
     int e = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
-    return fileError(path, fmt::format("cannot write: {} {}: {}", what, tmp,
-                                       std::strerror(e)));
+    return fileError(path, fmt::format("cannot write: {} {}: {}", what, tmp, std::strerror(e)));
   };
   for (auto [data, size] : chunks) {
     const char *p = static_cast<const char *>(data);
@@ -84,8 +83,8 @@ Status writeChunksAtomic(const std::string &path,
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
-    return fileError(path, fmt::format("cannot write: renaming {} over it: {}", tmp,
-                                       std::strerror(e)));
+    return fileError(path,
+                     fmt::format("cannot write: renaming {} over it: {}", tmp, std::strerror(e)));
   }
   // Make the rename itself durable; failing here loses nothing already written.
   std::string dir = path.find('/') == std::string::npos
@@ -105,11 +104,10 @@ std::string encodeHeader(const std::vector<TensorRef> &tensors,
   json header = json::object();
   uint64_t offset = 0;
   for (const TensorRef &t : tensors) {
-    GRAPHC_CHECK(!header.contains(t.name) && t.name != "__metadata__",
-                 "duplicate tensor name {}", t.name);
-    header[t.name] = {{"dtype", t.dtype},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.bytes}}};
+    GRAPHC_CHECK(!header.contains(t.name) && t.name != "__metadata__", "duplicate tensor name {}",
+                 t.name);
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes}}};
     offset += t.bytes;
   }
   if (!metadata.empty())
@@ -133,8 +131,8 @@ Expected<uint64_t> metaInt(const SafetensorsFile &f, const std::string &key) {
   uint64_t x = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
   if (ec != std::errc() || p != v.data() + v.size() || v.empty())
-    return fileError(f.path, fmt::format("metadata {} is {}, not a non-negative integer",
-                                         key, quote(v)));
+    return fileError(f.path,
+                     fmt::format("metadata {} is {}, not a non-negative integer", key, quote(v)));
   return x;
 }
 
@@ -156,8 +154,7 @@ std::string encodeSafetensors(const std::vector<TensorRef> &tensors,
 Status writeSafetensors(const std::string &path, const std::vector<TensorRef> &tensors,
                         const std::map<std::string, std::string> &metadata) {
   for (const TensorRef &t : tensors)
-    GRAPHC_CHECK(dtypeSize(t.dtype) > 0 &&
-                     t.bytes == size_t(numel(t.shape)) * dtypeSize(t.dtype),
+    GRAPHC_CHECK(dtypeSize(t.dtype) > 0 && t.bytes == size_t(numel(t.shape)) * dtypeSize(t.dtype),
                  "tensor {}: {} bytes do not fit {} {}", t.name, t.bytes, t.dtype,
                  ir::str(t.shape));
   std::string header = encodeHeader(tensors, metadata);
@@ -275,8 +272,8 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path) {
                              "truncated file?)",
                              e.begin, e.end, dataSize));
     if (e.end - e.begin != elements * dtypeSize(e.dtype))
-      return bad(fmt::format("data_offsets [{}, {}] hold {} bytes, but {} {} needs {}",
-                             e.begin, e.end, e.end - e.begin, e.dtype, ir::str(e.shape),
+      return bad(fmt::format("data_offsets [{}, {}] hold {} bytes, but {} {} needs {}", e.begin,
+                             e.end, e.end - e.begin, e.dtype, ir::str(e.shape),
                              elements * dtypeSize(e.dtype)));
     f.tensors[name] = std::move(e);
   }
@@ -328,17 +325,16 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
     size_t bytes;
   };
   std::vector<Copy> copies;
-  auto take = [&](const std::string &name, const ir::ParamInfo &p,
-                  float *flat) -> Status {
+  auto take = [&](const std::string &name, const ir::ParamInfo &p, float *flat) -> Status {
     auto it = f.tensors.find(name);
     if (it == f.tensors.end()) {
       std::string have;
       for (auto &[n, e] : f.tensors)
         if (have.size() < 200)
           have += (have.empty() ? "" : ", ") + n;
-      return fileError(path, fmt::format("tensor {} {} is missing (the file holds: {})",
-                                         quote(name), ir::str(p.shape),
-                                         have.empty() ? "no tensors" : have));
+      return fileError(path,
+                       fmt::format("tensor {} {} is missing (the file holds: {})", quote(name),
+                                   ir::str(p.shape), have.empty() ? "no tensors" : have));
     }
     const TensorEntry &e = it->second;
     if (e.dtype != "F32")
@@ -347,8 +343,7 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
                                          quote(name), e.dtype));
     if (e.shape != p.shape)
       return fileError(path, fmt::format("tensor {} has shape {}, but the model's {} is {}",
-                                         quote(name), ir::str(e.shape), p.name,
-                                         ir::str(p.shape)));
+                                         quote(name), ir::str(e.shape), p.name, ir::str(p.shape)));
     copies.push_back({f.bytes(e), flat + p.offset, size_t(p.numel()) * 4});
     return {};
   };
@@ -388,8 +383,7 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
             path, fmt::format("tensor {} is optimizer state that this model's {} does not "
                               "keep (the checkpoint was saved with {})",
                               quote(name), info.optimizer.str(),
-                              saved == f.metadata.end() ? "another optimizer"
-                                                        : saved->second));
+                              saved == f.metadata.end() ? "another optimizer" : saved->second));
       }
     }
     for (const std::string &slot : info.stateSlots)

@@ -65,8 +65,8 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path);
 
 /// What a checkpoint says besides the tensors.
 struct CheckpointInfo {
-  int64_t epoch = 0;        ///< epochs completed; 0 for a plain state_dict
-  int64_t step = 0;         ///< optimizer updates done
+  int64_t epoch = 0; ///< epochs completed; 0 for a plain state_dict
+  int64_t step = 0;  ///< optimizer updates done
   bool hasSeed = false;
   uint64_t seed = 1;
   bool hasOptimizerState = false;

@@ -1,7 +1,6 @@
 // runtime/Dataset.cpp - idx reader (through zlib), synthetic data, batches.
 #include "runtime/Dataset.h"
 
-
 #include <fmt/format.h>
 #include <zlib.h>
 
@@ -16,12 +15,12 @@ namespace graphc::runtime {
 namespace {
 
 constexpr uint32_t kImagesMagic = 0x00000803, kLabelsMagic = 0x00000801;
-constexpr int64_t kMaxSide = 1 << 16;        // rows or cols
+constexpr int64_t kMaxSide = 1 << 16;           // rows or cols
 constexpr int64_t kMaxCount = int64_t(1) << 31; // images in one file
 constexpr size_t kChunk = size_t(1) << 20;
 
-const char *const kFashionClasses[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                         "Coat",        "Sandal",  "Shirt",    "Sneaker",
+const char *const kFashionClasses[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                         "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                          "Bag",         "Ankle boot"};
 
 Diag fileError(const std::string &path, std::string message) {
@@ -49,8 +48,8 @@ public:
   Status openStatus() const {
     if (f_)
       return {};
-    return fileError(path_, fmt::format("cannot open: {}",
-                                        errno ? std::strerror(errno) : "out of memory"));
+    return fileError(
+        path_, fmt::format("cannot open: {}", errno ? std::strerror(errno) : "out of memory"));
   }
 
   /// Reads up to `n` bytes; the count read, or an error for a corrupt stream.
@@ -216,8 +215,7 @@ double gaussian(std::mt19937_64 &rng) {
 }
 
 void makeSplit(ImageSet &set, int64_t count, const SyntheticOptions &o,
-               const std::vector<uint8_t> &prototypes, uint64_t streamSeed,
-               const char *name) {
+               const std::vector<uint8_t> &prototypes, uint64_t streamSeed, const char *name) {
   std::mt19937_64 rng(streamSeed);
   int64_t size = o.rows * o.cols;
   set.count = count;
@@ -264,8 +262,7 @@ Expected<ImageSet> readIdx(const std::string &imagesPath, const std::string &lab
     int64_t n = dims[0], rows = dims[1], cols = dims[2];
     if (n >= kMaxCount || rows < 1 || cols < 1 || rows > kMaxSide || cols > kMaxSide)
       return fileError(imagesPath,
-                       fmt::format("implausible header: {} images of {}x{} pixels", n,
-                                   rows, cols));
+                       fmt::format("implausible header: {} images of {}x{} pixels", n, rows, cols));
     auto pixels = f.readExactly(size_t(n * rows * cols),
                                 fmt::format("{} images of {}x{}", n, rows, cols).c_str());
     if (!pixels)
@@ -285,9 +282,8 @@ Expected<ImageSet> readIdx(const std::string &imagesPath, const std::string &lab
     if (Status s = readHeader(f, labelsPath, kLabelsMagic, "labels", dims); !s)
       return s.diag();
     if (int64_t(dims[0]) != set.count)
-      return fileError(labelsPath,
-                       fmt::format("holds {} labels but {} holds {} images", dims[0],
-                                   imagesPath, set.count));
+      return fileError(labelsPath, fmt::format("holds {} labels but {} holds {} images", dims[0],
+                                               imagesPath, set.count));
     auto bytes = f.readExactly(size_t(set.count), "labels");
     if (!bytes)
       return bytes.diag();
@@ -403,8 +399,8 @@ Expected<SampleFormat> sampleFormat(int64_t rows, int64_t cols, const ir::Shape 
   return error(fmt::format("the model takes samples of shape {} but the data set's "
                            "images are {}x{} (usable shapes: [1,{},{}], [{}], or "
                            "[1,{},{}] padded)",
-                           ir::str(sample), rows, cols, rows, cols, rows * cols,
-                           rows + 4, cols + 4));
+                           ir::str(sample), rows, cols, rows, cols, rows * cols, rows + 4,
+                           cols + 4));
 }
 
 void pixelStats(const ImageSet &set, double *mean, double *std) {
@@ -422,8 +418,8 @@ void pixelStats(const ImageSet &set, double *mean, double *std) {
   *std = var > 1e-12 ? std::sqrt(var) : 1.0;
 }
 
-void fillBatch(const ImageSet &set, const SampleFormat &format, const int64_t *indices,
-               int64_t n, float *x, int32_t *labels) {
+void fillBatch(const ImageSet &set, const SampleFormat &format, const int64_t *indices, int64_t n,
+               float *x, int32_t *labels) {
   float lut[256];
   for (int v = 0; v < 256; ++v)
     lut[v] = format.value(uint8_t(v));

@@ -24,9 +24,9 @@ inline constexpr const char *kFashionMnistDir = "/usr/share/datasets/fashion-mni
 /// One split of a data set: `count` images of rows x cols u8 pixels.
 struct ImageSet {
   int64_t count = 0, rows = 0, cols = 0;
-  std::vector<uint8_t> pixels;  ///< count x rows x cols, row-major
-  std::vector<int32_t> labels;  ///< count class indices, 0-based
-  std::string source;           ///< the images file, for messages
+  std::vector<uint8_t> pixels; ///< count x rows x cols, row-major
+  std::vector<int32_t> labels; ///< count class indices, 0-based
+  std::string source;          ///< the images file, for messages
 
   int64_t imageSize() const { return rows * cols; }
   const uint8_t *image(int64_t i) const { return pixels.data() + i * imageSize(); }
@@ -72,11 +72,11 @@ Expected<Dataset> loadDataset(const std::string &spec);
 
 /// How a data set's images become the model's per-sample input.
 struct SampleFormat {
-  ir::Shape sample;        ///< the model's per-sample shape
+  ir::Shape sample;           ///< the model's per-sample shape
   int64_t rows = 0, cols = 0; ///< the images' size
-  int64_t pad = 0;         ///< black (0) pixels added on each side
-  bool normalize = false;  ///< (x/255 - mean) / std instead of raw 0-255
-  double mean = 0, std = 1; ///< of x/255 over the training images
+  int64_t pad = 0;            ///< black (0) pixels added on each side
+  bool normalize = false;     ///< (x/255 - mean) / std instead of raw 0-255
+  double mean = 0, std = 1;   ///< of x/255 over the training images
 
   /// Floats per sample.
   int64_t numel() const;
@@ -94,10 +94,9 @@ Expected<SampleFormat> sampleFormat(int64_t rows, int64_t cols, const ir::Shape 
 /// Mean and standard deviation of x/255 over every pixel of `set`.
 void pixelStats(const ImageSet &set, double *mean, double *std);
 
-
 /// Writes samples `indices[0..n)` of `set` as floats in `format` into `x`
 /// (n x format.numel()) and their labels into `labels` (may be null).
-void fillBatch(const ImageSet &set, const SampleFormat &format, const int64_t *indices,
-               int64_t n, float *x, int32_t *labels);
+void fillBatch(const ImageSet &set, const SampleFormat &format, const int64_t *indices, int64_t n,
+               float *x, int32_t *labels);
 
 } // namespace graphc::runtime

@@ -27,7 +27,7 @@ public:
   virtual ~Executable() = default;
 
   const ModelInfo &info() const { return info_; }
-  virtual std::string target() const = 0;     ///< "interp", "cpu", "cuda"
+  virtual std::string target() const = 0; ///< "interp", "cpu", "cuda"
   /// What the code runs on, for progress lines: "cpu (avx2)", ...
   virtual std::string describe() const { return target(); }
   virtual int64_t maxBatch() const = 0;
@@ -36,8 +36,8 @@ public:
   /// x: n x sample floats; labels: n class indices in [0, classes);
   /// loss: the batch's mean loss; output (optional): n x classes, the
   /// model's output (log-probabilities for the seed MLP) before the update.
-  virtual Status trainStep(const float *x, const int32_t *labels, int64_t n,
-                           float *loss, float *output) = 0;
+  virtual Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
+                           float *output) = 0;
   /// The model's output in evaluation mode; nothing is updated.
   virtual Status predict(const float *x, int64_t n, float *output) = 0;
 
@@ -59,8 +59,7 @@ public:
   }
   /// trainStep on the uploaded samples `indices[0..n)`, gathered into a batch
   /// on the device: only the indices go in and the loss (and output) out.
-  virtual Status trainStepOnDevice(const int64_t *indices, int64_t n, float *loss,
-                                   float *output) {
+  virtual Status trainStepOnDevice(const int64_t *indices, int64_t n, float *loss, float *output) {
     return error(fmt::format("the {} target cannot keep a data set on a device", target()));
   }
 

@@ -15,8 +15,7 @@ using ir::Tensor;
 
 class InterpExecutable : public Executable {
 public:
-  InterpExecutable(CompiledModel m, int64_t maxBatch)
-      : m_(std::move(m)), maxBatch_(maxBatch) {
+  InterpExecutable(CompiledModel m, int64_t maxBatch) : m_(std::move(m)), maxBatch_(maxBatch) {
     info_ = m_.info;
     params_.assign(size_t(info_.numParams), 0.0f);
     for (const std::string &s : info_.stateSlots)
@@ -36,8 +35,8 @@ public:
     b["labels"] = Tensor({n});
     for (int64_t i = 0; i < n; ++i) {
       if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(fmt::format("label {} of sample {} is outside [0, {})",
-                                 labels[i], i, info_.classes));
+        return error(
+            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
       b["labels"].data[size_t(i)] = labels[i];
     }
     b["step"] = Tensor({}, double(step_));

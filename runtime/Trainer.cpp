@@ -26,8 +26,8 @@ double seconds(Clock::time_point since) {
 
 /// Uniform in [0, bound) without modulo bias, from the generator's raw bits.
 uint64_t below(std::mt19937_64 &rng, uint64_t bound) {
-  uint64_t limit = std::numeric_limits<uint64_t>::max() -
-                   std::numeric_limits<uint64_t>::max() % bound;
+  uint64_t limit =
+      std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % bound;
   uint64_t r;
   do
     r = rng();
@@ -76,10 +76,10 @@ public:
       std::string bar(size_t(filled), '=');
       if (filled < kWidth)
         bar += '>' + std::string(size_t(kWidth - filled - 1), ' ');
-      std::string line = fmt::format("epoch {}/{} [{}] {}/{}  {:.0f} samples/s  ETA {}  "
-                                     "loss {:.4f}",
-                                     epoch_, epochs_, bar, done, total_, rate,
-                                     clockTime(eta), meanLoss);
+      std::string line =
+          fmt::format("epoch {}/{} [{}] {}/{}  {:.0f} samples/s  ETA {}  "
+                      "loss {:.4f}",
+                      epoch_, epochs_, bar, done, total_, rate, clockTime(eta), meanLoss);
       width_ = std::max(width_, line.size());
       std::fprintf(out_, "\r%-*s", int(width_), line.c_str());
       std::fflush(out_);
@@ -88,11 +88,11 @@ public:
       if (tenth <= printed_ || done == total_)
         return;
       printed_ = tenth;
-      std::fprintf(out_, "epoch %lld/%lld: %lld/%lld samples (%lld%%), %.0f samples/s, "
-                         "ETA %s, loss %.4f\n",
-                   (long long)epoch_, (long long)epochs_, (long long)done,
-                   (long long)total_, (long long)(100 * done / total_), rate,
-                   clockTime(eta).c_str(), meanLoss);
+      std::fprintf(out_,
+                   "epoch %lld/%lld: %lld/%lld samples (%lld%%), %.0f samples/s, "
+                   "ETA %s, loss %.4f\n",
+                   (long long)epoch_, (long long)epochs_, (long long)done, (long long)total_,
+                   (long long)(100 * done / total_), rate, clockTime(eta).c_str(), meanLoss);
       std::fflush(out_);
     }
   }
@@ -161,8 +161,7 @@ ConfusionMatrix::ConfusionMatrix(std::vector<std::string> classNames)
     : names_(std::move(classNames)), mat_(names_.size() * names_.size(), 0) {}
 
 void ConfusionMatrix::add(int64_t target, int64_t prediction) {
-  GRAPHC_CHECK(target >= 0 && target < classes() && prediction >= 0 &&
-                   prediction < classes(),
+  GRAPHC_CHECK(target >= 0 && target < classes() && prediction >= 0 && prediction < classes(),
                "confusion entry ({}, {}) outside {} classes", target, prediction, classes());
   ++mat_[size_t(target * classes() + prediction)];
 }
@@ -224,7 +223,9 @@ double ConfusionMatrix::globalCorrect() const {
 
 std::string ConfusionMatrix::str() const {
   // Lua prints numbers with "%.14g"; NaN as "nan".
-  auto lua = [](double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{:.14g}", v); };
+  auto lua = [](double v) {
+    return std::isnan(v) ? std::string("nan") : fmt::format("{:.14g}", v);
+  };
   std::string s = "ConfusionMatrix:\n[";
   for (int64_t t = 0; t < classes(); ++t) {
     double r = rowCorrect(t);
@@ -236,18 +237,19 @@ std::string ConfusionMatrix::str() const {
     s += pclass + "% \t[class: " + names_[size_t(t)] + "]\n";
   }
   s += " + average row correct: " + lua(averageRowCorrect() * 100) + "% \n";
-  s += " + average rowUcol correct (VOC measure): " + lua(averageUnionCorrect() * 100) +
-       "% \n";
+  s += " + average rowUcol correct (VOC measure): " + lua(averageUnionCorrect() * 100) + "% \n";
   s += " + global correct: " + lua(globalCorrect() * 100) + "%";
   return s;
 }
 
-Status evaluate(Executable &exe, const ImageSet &set, const SampleFormat &format,
-                int64_t batch, ConfusionMatrix &confusion,
+Status evaluate(Executable &exe, const ImageSet &set, const SampleFormat &format, int64_t batch,
+                ConfusionMatrix &confusion,
                 const std::function<void(const float *, const float *, int64_t)> &onBatch) {
   int64_t classes = exe.info().classes;
-  GRAPHC_CHECK(confusion.classes() >= classes, "a confusion matrix of {} classes for a "
-               "model of {}", confusion.classes(), classes);
+  GRAPHC_CHECK(confusion.classes() >= classes,
+               "a confusion matrix of {} classes for a "
+               "model of {}",
+               confusion.classes(), classes);
   batch = std::clamp<int64_t>(batch, 1, exe.maxBatch());
   if (Status s = checkLabels(set, classes); !s)
     return s;
@@ -268,13 +270,12 @@ Status evaluate(Executable &exe, const ImageSet &set, const SampleFormat &format
   return {};
 }
 
-Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train,
-                                const SampleFormat &format, const TrainOptions &options,
-                                int64_t epoch) {
+Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train, const SampleFormat &format,
+                                const TrainOptions &options, int64_t epoch) {
   int64_t classes = exe.info().classes, batch = options.batch;
   if (batch < 1 || batch > exe.maxBatch())
-    return error(fmt::format("--batch {}: this executable takes batches of 1 to {}", batch,
-                             exe.maxBatch()));
+    return error(
+        fmt::format("--batch {}: this executable takes batches of 1 to {}", batch, exe.maxBatch()));
   int64_t sampleSize = 1;
   for (int64_t d : exe.info().sample)
     sampleSize *= d;
@@ -327,8 +328,8 @@ Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train,
 }
 
 Expected<std::vector<EpochStats>> train(Executable &exe, const Dataset &data,
-                                        const SampleFormat &format,
-                                        const TrainOptions &options, int64_t startEpoch) {
+                                        const SampleFormat &format, const TrainOptions &options,
+                                        int64_t startEpoch) {
   if (data.train.count == 0)
     return error(fmt::format("{}: no training samples", data.train.source));
   int64_t classes = std::max(exe.info().classes, data.classes());
@@ -383,9 +384,9 @@ Expected<std::vector<EpochStats>> train(Executable &exe, const Dataset &data,
     if (options.out) {
       std::fputs(fmt::format("epoch {}/{}: train loss {:.4f}, train accuracy {}, test "
                              "accuracy {}, {:.0f} samples/s, {:.2f} s (test {:.2f} s)\n",
-                             epoch, options.epochs, st->trainLoss,
-                             percent(st->trainAccuracy), percent(st->testAccuracy),
-                             st->samplesPerSecond, st->epochSeconds, st->testSeconds)
+                             epoch, options.epochs, st->trainLoss, percent(st->trainAccuracy),
+                             percent(st->testAccuracy), st->samplesPerSecond, st->epochSeconds,
+                             st->testSeconds)
                      .c_str(),
                  options.out);
       if (options.confusion && data.test.count > 0)
@@ -408,8 +409,7 @@ Expected<std::vector<EpochStats>> train(Executable &exe, const Dataset &data,
       }
     }
     if (!options.save.empty())
-      if (Status s = saveCheckpoint(options.save, exe, epoch, options.seed,
-                                    options.saveMetadata);
+      if (Status s = saveCheckpoint(options.save, exe, epoch, options.seed, options.saveMetadata);
           !s)
         return s.diag();
     all.push_back(*st);

@@ -58,11 +58,11 @@ private:
 
 /// What an epoch measured.
 struct EpochStats {
-  int64_t epoch = 0;           ///< 1-based
-  int64_t samples = 0;         ///< training samples seen
-  int64_t batches = 0;         ///< training steps taken
-  double trainLoss = 0;        ///< mean over samples of the batch-mean losses
-  double trainAccuracy = 0;    ///< from trainStep's outputs, before each update
+  int64_t epoch = 0;        ///< 1-based
+  int64_t samples = 0;      ///< training samples seen
+  int64_t batches = 0;      ///< training steps taken
+  double trainLoss = 0;     ///< mean over samples of the batch-mean losses
+  double trainAccuracy = 0; ///< from trainStep's outputs, before each update
   double testAccuracy = 0;
   double samplesPerSecond = 0; ///< training samples / training time
   double epochSeconds = 0;     ///< training time
@@ -73,37 +73,36 @@ struct EpochStats {
 enum class Progress { Auto, Bar, Lines, None };
 
 struct TrainOptions {
-  int64_t epochs = 5;   ///< train until this many epochs are done
+  int64_t epochs = 5; ///< train until this many epochs are done
   int64_t batch = 256;
-  uint64_t seed = 1;    ///< the shuffles' seed (the executable has its own copy)
-  std::string save;     ///< checkpoint after each epoch, when not empty
-  std::string metrics;  ///< append one JSON line per epoch, when not empty
+  uint64_t seed = 1;   ///< the shuffles' seed (the executable has its own copy)
+  std::string save;    ///< checkpoint after each epoch, when not empty
+  std::string metrics; ///< append one JSON line per epoch, when not empty
   std::map<std::string, std::string> saveMetadata; ///< extra checkpoint metadata
-  Progress progress = Progress::Auto; ///< Auto: a bar on a terminal, else lines
-  bool confusion = true;              ///< print the test confusion matrix
+  Progress progress = Progress::Auto;              ///< Auto: a bar on a terminal, else lines
+  bool confusion = true;                           ///< print the test confusion matrix
   /// Keep the training set on the executable's device and send only each
   /// batch's indices (train() turns it on when the executable can).
   bool dataOnDevice = false;
-  std::FILE *out = stdout;            ///< epoch reports
-  std::FILE *log = stderr;            ///< progress
+  std::FILE *out = stdout; ///< epoch reports
+  std::FILE *log = stderr; ///< progress
 };
 
 /// Predicts `set` in batches; fills `confusion`. `onBatch`, when given, sees
 /// each batch's inputs and outputs (n x sample floats, n x classes floats).
-Status evaluate(Executable &exe, const ImageSet &set, const SampleFormat &format,
-                int64_t batch, ConfusionMatrix &confusion,
-                const std::function<void(const float *x, const float *out, int64_t n)>
-                    &onBatch = {});
+Status
+evaluate(Executable &exe, const ImageSet &set, const SampleFormat &format, int64_t batch,
+         ConfusionMatrix &confusion,
+         const std::function<void(const float *x, const float *out, int64_t n)> &onBatch = {});
 
 /// Trains one epoch (1-based) and returns its training measurements.
-Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train,
-                                const SampleFormat &format, const TrainOptions &options,
-                                int64_t epoch);
+Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train, const SampleFormat &format,
+                                const TrainOptions &options, int64_t epoch);
 
 /// Trains epochs `startEpoch + 1` .. `options.epochs`, evaluating, reporting,
 /// logging metrics and saving a checkpoint after each.
 Expected<std::vector<EpochStats>> train(Executable &exe, const Dataset &data,
-                                        const SampleFormat &format,
-                                        const TrainOptions &options, int64_t startEpoch = 0);
+                                        const SampleFormat &format, const TrainOptions &options,
+                                        int64_t startEpoch = 0);
 
 } // namespace graphc::runtime

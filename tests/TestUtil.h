@@ -13,8 +13,7 @@
 
 namespace graphc::test {
 
-inline ir::Tensor randomTensor(ir::Shape shape, std::mt19937 &rng, double lo = -1,
-                               double hi = 1) {
+inline ir::Tensor randomTensor(ir::Shape shape, std::mt19937 &rng, double lo = -1, double hi = 1) {
   ir::Tensor t(std::move(shape));
   std::uniform_real_distribution<double> u(lo, hi);
   for (double &x : t.data)
@@ -85,8 +84,13 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
   out.push_back({"seed mlp", seedMlp()});
   nn::ModelSpec small = seedMlp();
   small.model = nn::Sequential();
-  small.model.add(nn::View(1024)).add(nn::Linear(1024, 40)).add(nn::ReLU()).add(
-      nn::Linear(40, 30)).add(nn::ReLU()).add(nn::Linear(30, 10)).add(nn::LogSoftMax());
+  small.model.add(nn::View(1024))
+      .add(nn::Linear(1024, 40))
+      .add(nn::ReLU())
+      .add(nn::Linear(40, 30))
+      .add(nn::ReLU())
+      .add(nn::Linear(30, 10))
+      .add(nn::LogSoftMax());
   out.push_back({"small relu mlp", small});
   nn::ModelSpec conv;
   conv.model.add(nn::SpatialConvolutionMM(1, 4, 5, 5))
@@ -102,14 +106,19 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
   conv.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}}, {}};
   out.push_back({"conv + dropout, sgd momentum", conv});
   nn::ModelSpec mse;
-  mse.model.add(nn::View(1024)).add(nn::Linear(1024, 30)).add(nn::Sigmoid()).add(
-      nn::Linear(30, 10)).add(nn::SoftMax());
+  mse.model.add(nn::View(1024))
+      .add(nn::Linear(1024, 30))
+      .add(nn::Sigmoid())
+      .add(nn::Linear(30, 10))
+      .add(nn::SoftMax());
   mse.criterion = nn::Criterion{nn::CriterionKind::MSE, {}};
   mse.optimizer = nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}};
   out.push_back({"mse, adam", mse});
   nn::ModelSpec ce;
-  ce.model.add(nn::Reshape({1024})).add(nn::Linear(1024, 20)).add(nn::Tanh()).add(
-      nn::Linear(20, 10));
+  ce.model.add(nn::Reshape({1024}))
+      .add(nn::Linear(1024, 20))
+      .add(nn::Tanh())
+      .add(nn::Linear(20, 10));
   ce.criterion = nn::Criterion{nn::CriterionKind::CrossEntropy, {}};
   ce.optimizer = nn::Optimizer{"adagrad", {{"learningRate", 0.1}, {"weightDecay", 0.01}}, {}};
   out.push_back({"cross entropy, adagrad with decay", ce});

@@ -10,10 +10,10 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 using namespace graphc;
 namespace fs = std::filesystem;
@@ -80,8 +80,12 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
     return;
   }
   nn::ModelSpec spec;
-  spec.model.add(nn::View(64)).add(nn::Linear(64, 32)).add(nn::ReLU()).add(nn::Dropout(0.2)).add(
-      nn::Linear(32, 5)).add(nn::LogSoftMax());
+  spec.model.add(nn::View(64))
+      .add(nn::Linear(64, 32))
+      .add(nn::ReLU())
+      .add(nn::Dropout(0.2))
+      .add(nn::Linear(32, 5))
+      .add(nn::LogSoftMax());
   spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
   spec.optimizer = nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}};
   spec.file = "tiny.model";
@@ -116,8 +120,8 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
   std::ofstream(dir / "driver.c") << kDriver;
   // The default library: avx2 code that switches to avx512 where the CPU
   // has it (GRAPHC_CPU_LEVEL=3 makes an AVX-512 CPU take the avx2 path).
-  std::string build = "cd " + dir.string() +
-                      " && cc -std=c11 -O1 -I. driver.c -L. -ltiny -lm -lpthread -o driver";
+  std::string build =
+      "cd " + dir.string() + " && cc -std=c11 -O1 -I. driver.c -L. -ltiny -lm -lpthread -o driver";
   REQUIRE(sh(build) == 0);
   struct Run {
     std::string lib, isa; // --cpu of the library ("" the default), the ISA it should run
@@ -135,8 +139,7 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
     if (!run.lib.empty()) {
       driver::BuildOptions lo = o;
       lo.cpu = run.lib;
-      REQUIRE(bool(driver::writeCpuLibrary(model->model, lo,
-                                    (dir / "tiny").string())));
+      REQUIRE(bool(driver::writeCpuLibrary(model->model, lo, (dir / "tiny").string())));
       REQUIRE(sh(build) == 0);
     }
     REQUIRE(sh("cd " + dir.string() + " && GRAPHC_CPU_LEVEL=" + std::to_string(run.level) +
@@ -173,8 +176,7 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
   // message, instead of dying with SIGILL.
   driver::BuildOptions wide = o;
   wide.cpu = "avx512";
-  REQUIRE(bool(driver::writeCpuLibrary(model->model, wide,
-                                (dir / "tiny").string())));
+  REQUIRE(bool(driver::writeCpuLibrary(model->model, wide, (dir / "tiny").string())));
   CHECK_THAT(slurp(dir / "tiny.h"), Catch::Contains("CPU code: avx512."));
   std::ofstream(dir / "refuse.c") << R"(#include "tiny.h"
 #include <stdio.h>

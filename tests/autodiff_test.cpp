@@ -36,8 +36,7 @@ void checkGradients(const Case &c, int64_t batch, uint32_t seed) {
     ins.push_back(g.input("a" + std::to_string(i), c.args[i].type));
   ValueId y = c.build(g, ins);
   ValueId w = g.input("w", g.type(y));
-  ValueId loss = g.add(Op::ReduceSum, {g.add(Op::Mul, {y, w})},
-                       {{"axes", std::vector<int64_t>{}}});
+  ValueId loss = g.add(Op::ReduceSum, {g.add(Op::Mul, {y, w})}, {{"axes", std::vector<int64_t>{}}});
   std::vector<ValueId> wrt;
   for (size_t i = 0; i < ins.size(); ++i)
     if (c.args[i].differentiate)
@@ -53,9 +52,8 @@ void checkGradients(const Case &c, int64_t batch, uint32_t seed) {
   for (size_t i = 0; i < c.args.size(); ++i) {
     const Arg &a = c.args[i];
     Shape s = concrete(a.type.shape, batch);
-    b["a" + std::to_string(i)] =
-        a.labels ? test::randomLabels(s[0], int64_t(a.hi), rng)
-                 : test::randomTensor(s, rng, a.lo, a.hi);
+    b["a" + std::to_string(i)] = a.labels ? test::randomLabels(s[0], int64_t(a.hi), rng)
+                                          : test::randomTensor(s, rng, a.lo, a.hi);
   }
   b["w"] = test::randomTensor(concrete(g.type(y).shape, batch), rng);
   auto out = run(g, b);
@@ -92,9 +90,7 @@ std::vector<Case> cases() {
     return [op](Graph &g, const std::vector<ValueId> &a) { return g.add(op, {a[0]}); };
   };
   auto binary = [](Op op) {
-    return [op](Graph &g, const std::vector<ValueId> &a) {
-      return g.add(op, {a[0], a[1]});
-    };
+    return [op](Graph &g, const std::vector<ValueId> &a) { return g.add(op, {a[0], a[1]}); };
   };
   const Type x{DType::F32, {kBatch, 4}};
   std::vector<Case> cs{
@@ -169,15 +165,13 @@ std::vector<Case> cases() {
        }},
       {"nll_loss",
        {{x}, {{DType::I32, {kBatch}}, 0, 4, false, true}},
-       [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(Op::NllLoss, {a[0], a[1]});
-       }},
+       [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::NllLoss, {a[0], a[1]}); }},
       {"conv2d stride 2 pad 1",
        {{f32({kBatch, 2, 5, 6})}, {f32({3, 2, 3, 2})}},
        [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(Op::Conv2d, {a[0], a[1]},
-                      {{"stride", std::vector<int64_t>{2, 1}},
-                       {"pad", std::vector<int64_t>{1, 1}}});
+         return g.add(
+             Op::Conv2d, {a[0], a[1]},
+             {{"stride", std::vector<int64_t>{2, 1}}, {"pad", std::vector<int64_t>{1, 1}}});
        }},
       {"maxpool2d 2x2 stride 2 pad 1",
        {{f32({kBatch, 2, 5, 4})}},
@@ -194,17 +188,17 @@ std::vector<Case> cases() {
       Type b = tb ? f32({3, 5}) : f32({5, 3});
       if (ta) // a transposed operand cannot hold N in front: use fixed sizes
         a = f32({5, 4});
-      cs.push_back({ta ? (tb ? "matmul transA transB" : "matmul transA")
-                       : (tb ? "matmul transB" : "matmul"),
-                    {{a}, {b}},
-                    [ta, tb](Graph &g, const std::vector<ValueId> &v) {
-                      Attrs at;
-                      if (ta)
-                        at.set("transA", true);
-                      if (tb)
-                        at.set("transB", true);
-                      return g.add(Op::MatMul, {v[0], v[1]}, at);
-                    }});
+      cs.push_back(
+          {ta ? (tb ? "matmul transA transB" : "matmul transA") : (tb ? "matmul transB" : "matmul"),
+           {{a}, {b}},
+           [ta, tb](Graph &g, const std::vector<ValueId> &v) {
+             Attrs at;
+             if (ta)
+               at.set("transA", true);
+             if (tb)
+               at.set("transB", true);
+             return g.add(Op::MatMul, {v[0], v[1]}, at);
+           }});
     }
   cs.push_back({"matmul contracting over N (weight gradient)",
                 {{f32({kBatch, 3})}, {f32({kBatch, 4})}},
@@ -250,8 +244,7 @@ TEST_CASE("every differentiable op has a gradient check", "[autodiff]") {
 TEST_CASE("autodiff packs each parameter's gradient at its offset", "[autodiff]") {
   auto spec = test::seedMlp();
   spec.model = nn::Sequential();
-  spec.model.add(nn::Linear(3, 4)).add(nn::Tanh()).add(nn::Linear(4, 2)).add(
-      nn::LogSoftMax());
+  spec.model.add(nn::Linear(3, 4)).add(nn::Tanh()).add(nn::Linear(4, 2)).add(nn::LogSoftMax());
   auto t = frontend::trace(spec, {3});
   REQUIRE(bool(t));
   Graph g = passes::autodiff(t->graph);
@@ -274,7 +267,6 @@ TEST_CASE("autodiff packs each parameter's gradient at its offset", "[autodiff]"
     b["params"].data[size_t(i)] = x0;
     double numeric = (fp - fm) / (2 * eps);
     INFO("flat index " << i);
-    CHECK(std::abs(grad.data[size_t(i)] - numeric) <=
-          1e-6 * std::max(1e-3, std::abs(numeric)));
+    CHECK(std::abs(grad.data[size_t(i)] - numeric) <= 1e-6 * std::max(1e-3, std::abs(numeric)));
   }
 }

@@ -26,7 +26,6 @@ using test::TempDir;
 
 namespace {
 
-
 std::string readFile(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
@@ -105,8 +104,7 @@ bool contains(const std::string &s, const std::string &part) {
 
 } // namespace
 
-TEST_CASE("a checkpoint's header, parsed independently, is PyTorch's state_dict",
-          "[checkpoint]") {
+TEST_CASE("a checkpoint's header, parsed independently, is PyTorch's state_dict", "[checkpoint]") {
   TempDir d;
   auto exe = tinyExe();
   randomise(*exe, 1);
@@ -127,9 +125,12 @@ TEST_CASE("a checkpoint's header, parsed independently, is PyTorch's state_dict"
     const float *src;
   };
   const float *p = exe->params(), *v = exe->state("v");
-  std::vector<Want> want = {{"1.weight", {8, 16}, p},      {"1.bias", {8}, p + 128},
-                            {"3.weight", {3, 8}, p + 136}, {"3.bias", {3}, p + 160},
-                            {"optim.v.1.weight", {8, 16}, v}, {"optim.v.1.bias", {8}, v + 128},
+  std::vector<Want> want = {{"1.weight", {8, 16}, p},
+                            {"1.bias", {8}, p + 128},
+                            {"3.weight", {3, 8}, p + 136},
+                            {"3.bias", {3}, p + 160},
+                            {"optim.v.1.weight", {8, 16}, v},
+                            {"optim.v.1.bias", {8}, v + 128},
                             {"optim.v.3.weight", {3, 8}, v + 136},
                             {"optim.v.3.bias", {3}, v + 160}};
   CHECK(h.size() == want.size() + 1);
@@ -271,8 +272,7 @@ TEST_CASE("checkpoint load errors name the file and the tensor", "[checkpoint]")
   randomise(*target, 6);
   std::vector<float> before(target->params(), target->params() + target->info().numParams);
 
-  auto check = [&](const std::string &name, const std::string &bytes,
-                   const std::string &message) {
+  auto check = [&](const std::string &name, const std::string &bytes, const std::string &message) {
     INFO(name);
     writeFile(d / name, bytes);
     std::string err = loadError(d / name, *target);
@@ -300,8 +300,9 @@ TEST_CASE("checkpoint load errors name the file and the tensor", "[checkpoint]")
   check("missing", handMade(missing, data), "tensor '1.bias' [8] is missing");
   json shape = h;
   shape["3.weight"]["shape"] = {8, 3};
-  check("shape", handMade(shape, data), "tensor '3.weight' has shape [8,3], but the model's "
-                                        "3.weight is [3,8]");
+  check("shape", handMade(shape, data),
+        "tensor '3.weight' has shape [8,3], but the model's "
+        "3.weight is [3,8]");
   json dtype = h;
   dtype["3.bias"]["dtype"] = "I32";
   check("dtype", handMade(dtype, data), "tensor '3.bias' is I32; graphc needs F32");

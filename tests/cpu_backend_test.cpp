@@ -2,13 +2,13 @@
 // interpreter: every op (forward and gradient) on fresh random inputs, and
 // whole training steps of several models, in float32 to 1e-4.
 #include "TestUtil.h"
-#include "runtime/cpu/Runner.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 #include "ir/Printer.h"
 #include "passes/Autodiff.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
-#include "driver/Compile.h"
-#include "driver/EmitLibrary.h"
+#include "runtime/cpu/Runner.h"
 
 #include <catch2/catch.hpp>
 
@@ -19,8 +19,7 @@ using namespace graphc::ir;
 
 namespace {
 
-void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch,
-                  const std::string &isa);
+void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch, const std::string &isa);
 
 /// Every vector ISA this CPU executes: the CPU checks run under each, so
 /// an AVX-512 machine tests the AVX2 and generic code too.
@@ -41,8 +40,7 @@ void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch) {
   }
 }
 
-void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch,
-                  const std::string &isa) {
+void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch, const std::string &isa) {
   Graph fused = passes::fuse(passes::canonicalize(forward)).graph;
   codegen::cpu::Program p;
   p.graph = fused;
@@ -97,8 +95,7 @@ struct OpCase {
 
 } // namespace
 
-TEST_CASE("every op and its gradient on the CPU backend match the interpreter",
-          "[cpu]") {
+TEST_CASE("every op and its gradient on the CPU backend match the interpreter", "[cpu]") {
   const Type x{DType::F32, {kBatch, 6}};
   auto unary = [](Op op) {
     return [op](Graph &g, const std::vector<ValueId> &a) { return g.add(op, {a[0]}); };
@@ -126,27 +123,43 @@ TEST_CASE("every op and its gradient on the CPU backend match the interpreter",
       {"sigmoid", {x}, unary(Op::Sigmoid)},
       {"softmax", {x}, unary(Op::SoftMax)},
       {"log_softmax", {x}, unary(Op::LogSoftMax)},
-      {"transpose", {f32({kBatch, 2, 3})}, attrs(Op::Transpose, {{"perm", std::vector<int64_t>{0, 2, 1}}})},
+      {"transpose",
+       {f32({kBatch, 2, 3})},
+       attrs(Op::Transpose, {{"perm", std::vector<int64_t>{0, 2, 1}}})},
       {"broadcast", {f32({3, 1})}, attrs(Op::Broadcast, {{"shape", Shape{kBatch, 3, 4}}})},
-      {"reduce_sum axes 0,2", {f32({kBatch, 3, 2})}, attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{0, 2}}})},
+      {"reduce_sum axes 0,2",
+       {f32({kBatch, 3, 2})},
+       attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{0, 2}}})},
       {"reduce_mean all", {x}, attrs(Op::ReduceMean, {{"axes", std::vector<int64_t>{}}})},
       {"reduce_max rows", {x}, attrs(Op::ReduceMax, {{"axes", std::vector<int64_t>{1}}})},
-      {"reduce_sum keepdims", {x}, attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{-1}}, {"keepdims", true}})},
+      {"reduce_sum keepdims",
+       {x},
+       attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{-1}}, {"keepdims", true}})},
       {"matmul", {x, f32({6, 5})}, binary(Op::MatMul)},
-      {"matmul transB", {x, f32({5, 6})},
-       [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}}); }},
-      {"matmul transA over N", {x, f32({kBatch, 4})},
-       [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::MatMul, {a[0], a[1]}, {{"transA", true}}); }},
-      {"matmul + bias + relu", {f32({kBatch, 37}), f32({37, 45}), f32({45})},
+      {"matmul transB",
+       {x, f32({5, 6})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}});
+       }},
+      {"matmul transA over N",
+       {x, f32({kBatch, 4})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::MatMul, {a[0], a[1]}, {{"transA", true}});
+       }},
+      {"matmul + bias + relu",
+       {f32({kBatch, 37}), f32({37, 45}), f32({45})},
        [](Graph &g, const std::vector<ValueId> &a) {
          return g.add(Op::Relu, {g.add(Op::Add, {g.add(Op::MatMul, {a[0], a[1]}), a[2]})});
        }},
-      {"conv2d stride 2 pad 1", {f32({kBatch, 2, 5, 6}), f32({3, 2, 3, 2})},
+      {"conv2d stride 2 pad 1",
+       {f32({kBatch, 2, 5, 6}), f32({3, 2, 3, 2})},
        [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(Op::Conv2d, {a[0], a[1]},
-                      {{"stride", std::vector<int64_t>{2, 1}}, {"pad", std::vector<int64_t>{1, 1}}});
+         return g.add(
+             Op::Conv2d, {a[0], a[1]},
+             {{"stride", std::vector<int64_t>{2, 1}}, {"pad", std::vector<int64_t>{1, 1}}});
        }},
-      {"maxpool2d 3x2 stride 2 pad 1", {f32({kBatch, 2, 5, 4})},
+      {"maxpool2d 3x2 stride 2 pad 1",
+       {f32({kBatch, 2, 5, 4})},
        attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 2}},
                              {"stride", std::vector<int64_t>{2, 2}},
                              {"pad", std::vector<int64_t>{1, 1}}})},
@@ -166,8 +179,8 @@ TEST_CASE("every op and its gradient on the CPU backend match the interpreter",
         ins.push_back(g.input("a" + std::to_string(i), c.args[i]));
       ValueId y = c.build(g, ins);
       ValueId w = g.input("w", g.type(y));
-      ValueId loss = g.add(Op::ReduceSum, {g.add(Op::Mul, {y, w})},
-                           {{"axes", std::vector<int64_t>{}}});
+      ValueId loss =
+          g.add(Op::ReduceSum, {g.add(Op::Mul, {y, w})}, {{"axes", std::vector<int64_t>{}}});
       auto grads = passes::gradients(g, loss, ins);
       g.addOutput("y", y);
       g.addOutput("loss", loss);
@@ -278,8 +291,7 @@ TEST_CASE("whole training steps on the CPU backend match the interpreter, under 
         INFO(differ << " of " << np << " parameters differ");
         CHECK(differ <= std::max<int64_t>(2, np / 20000));
         REQUIRE(bool((*cpu)->predict(r.x.data(), n, pred.data())));
-        CHECK(test::relError({pred.begin(), pred.end()}, {r.pred.begin(), r.pred.end()}) <=
-              1e-4);
+        CHECK(test::relError({pred.begin(), pred.end()}, {r.pred.begin(), r.pred.end()}) <= 1e-4);
       }
     }
   }

@@ -2,9 +2,9 @@
 // model compiles with NVRTC and assembles with ptxas for sm_90, on a machine
 // with the CUDA toolkit and no GPU.
 #include "TestUtil.h"
-#include "frontend/ModelFile.h"
 #include "driver/Compile.h"
 #include "driver/EmitLibrary.h"
+#include "frontend/ModelFile.h"
 
 #include <catch2/catch.hpp>
 
@@ -53,8 +53,7 @@ int compileAll(const nn::ModelSpec &spec, const ir::Shape &sample, const fs::pat
 
 } // namespace
 
-TEST_CASE("every CUDA kernel of the example models compiles and assembles for sm_90",
-          "[cuda]") {
+TEST_CASE("every CUDA kernel of the example models compiles and assembles for sm_90", "[cuda]") {
   fs::path dir = fs::temp_directory_path() / ("graphc_cuda_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   for (const char *file : {"mlp.model", "lenet.model"}) {
@@ -76,8 +75,8 @@ TEST_CASE("every CUDA kernel of the example models compiles and assembles for sm
       .add(nn::SoftMax());
   for (auto crit : {nn::CriterionKind::MSE, nn::CriterionKind::CrossEntropy}) {
     all.criterion = nn::Criterion{crit, {}};
-    all.optimizer = nn::Optimizer{crit == nn::CriterionKind::MSE ? "adam" : "sgd",
-                                  {{"momentum", 0.9}}, {}};
+    all.optimizer =
+        nn::Optimizer{crit == nn::CriterionKind::MSE ? "adam" : "sgd", {{"momentum", 0.9}}, {}};
     if (crit == nn::CriterionKind::MSE)
       all.optimizer->config.clear();
     CHECK(compileAll(all, {1, 32, 32}, dir) > 5);
@@ -91,18 +90,18 @@ namespace {
 /// checks it against the graph: every stored value has memory inside its
 /// buffer, every kernel exists in its PTX, every product's sizes agree with
 /// the graph's at several batch sizes, every copy stays in bounds.
-void checkTable(const ir::Graph &g, const passes::MemoryPlan &plan,
-                const std::vector<int64_t> &t, const std::vector<std::string> &strings,
-                const runtime::ModelInfo &info, int64_t maxBatch) {
+void checkTable(const ir::Graph &g, const passes::MemoryPlan &plan, const std::vector<int64_t> &t,
+                const std::vector<std::string> &strings, const runtime::ModelInfo &info,
+                int64_t maxBatch) {
   REQUIRE(t.size() >= GCU_HEADER_WORDS);
   CHECK(t[0] == GCU_MAGIC);
   CHECK(t[1] == plan.arenaBytes);
-  const int64_t nio = t[2], nvalues = t[3], nmodules = t[4], nfunctions = t[5],
-                nkernels = t[6], ncopies = t[7], nout = t[8];
+  const int64_t nio = t[2], nvalues = t[3], nmodules = t[4], nfunctions = t[5], nkernels = t[6],
+                ncopies = t[7], nout = t[8];
   REQUIRE(nvalues == g.size());
   REQUIRE(int64_t(t.size()) == GCU_HEADER_WORDS + 2 * nio + 2 * nvalues + nmodules +
-                                   2 * nfunctions + GCU_KERNEL_WORDS * nkernels +
-                                   5 * ncopies + 4 * nout);
+                                   2 * nfunctions + GCU_KERNEL_WORDS * nkernels + 5 * ncopies +
+                                   4 * nout);
   const int64_t *io = t.data() + GCU_HEADER_WORDS, *values = io + 2 * nio,
                 *modules = values + 2 * nvalues, *functions = modules + nmodules,
                 *kernels = functions + 2 * nfunctions,
@@ -114,10 +113,10 @@ void checkTable(const ir::Graph &g, const passes::MemoryPlan &plan,
   std::vector<int64_t> ioBytes;
   for (int64_t i = 0; i < nio; ++i) {
     const std::string &name = strings.at(size_t(io[2 * i]));
-    int64_t bytes = name == "x"                       ? maxBatch * sample * 4
-                    : name == "labels"                ? maxBatch * 4
-                    : name == "output"                ? maxBatch * info.classes * 4
-                    : name == "params"                ? info.numParams * 4
+    int64_t bytes = name == "x"        ? maxBatch * sample * 4
+                    : name == "labels" ? maxBatch * 4
+                    : name == "output" ? maxBatch * info.classes * 4
+                    : name == "params" ? info.numParams * 4
                     : name == "step" || name == "seed" || name == "loss" ? 4
                                                                          : -1;
     for (const std::string &slot : info.stateSlots)
@@ -202,8 +201,7 @@ void checkTable(const ir::Graph &g, const passes::MemoryPlan &plan,
 
 } // namespace
 
-TEST_CASE("the cuda library's tables describe every program of the coverage models",
-          "[cuda]") {
+TEST_CASE("the cuda library's tables describe every program of the coverage models", "[cuda]") {
   const int64_t maxBatch = 64;
   for (auto &[what, spec] : test::coverageModels()) {
     INFO(what);
@@ -212,8 +210,8 @@ TEST_CASE("the cuda library's tables describe every program of the coverage mode
     const runtime::CompiledModel *m = &c->model;
     auto stepPlan = passes::planMemory(m->step, maxBatch);
     auto predictPlan = passes::planMemory(m->predict, maxBatch);
-    auto image = codegen::cuda::encodeDevicePrograms(m->step, stepPlan, m->predict,
-                                                     predictPlan, "sm_90");
+    auto image =
+        codegen::cuda::encodeDevicePrograms(m->step, stepPlan, m->predict, predictPlan, "sm_90");
     INFO((image ? "" : image.diag().message));
     REQUIRE(bool(image));
     CHECK(image->helpersPtx.find(".entry graphc_bias_add") != std::string::npos);

@@ -19,8 +19,8 @@ int main() {
   std::printf("toolkit: %s\n", graphc::runtime::cuda::toolkitVersions().c_str());
   int version = 0;
   CUresult r = cuDriverGetVersion(&version); // linked, not loaded: the stub answers
-  std::printf("cuDriverGetVersion through the link: CUresult %d, version %d%s\n", int(r),
-              version, r == CUDA_ERROR_STUB_LIBRARY ? " (the stub library)" : "");
+  std::printf("cuDriverGetVersion through the link: CUresult %d, version %d%s\n", int(r), version,
+              r == CUDA_ERROR_STUB_LIBRARY ? " (the stub library)" : "");
   graphc::Status s = graphc::runtime::cuda::deviceAvailable();
   if (s) {
     std::printf("cuda target: a device is available\n");

@@ -13,12 +13,12 @@
 #include <catch2/catch.hpp>
 
 #ifdef GRAPHC_HAVE_CUDA_RUNTIME
+#include "codegen/cuda/CudaSource.h"
+#include "codegen/cuda/Nvrtc.h"
 #include "passes/Autodiff.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
 #include "passes/MemoryPlan.h"
-#include "codegen/cuda/CudaSource.h"
-#include "codegen/cuda/Nvrtc.h"
 #include "runtime/cuda/CudaRuntime.h"
 
 #include <algorithm>
@@ -232,18 +232,17 @@ TEST_CASE("the cuda target builds, or fails with one clear line without a GPU", 
 }
 
 TEST_CASE("the cuda runtime's own kernels compile and assemble for sm_90", "[cuda]") {
-  auto ptx = codegen::cuda::compileToPtx(codegen::cuda::helperSource(), "graphc_helpers",
-                                         "sm_90");
+  auto ptx = codegen::cuda::compileToPtx(codegen::cuda::helperSource(), "graphc_helpers", "sm_90");
   INFO((ptx ? "" : ptx.diag().message));
   REQUIRE(bool(ptx));
   CHECK(ptx->find(".entry graphc_gather") != std::string::npos);
   CHECK(ptx->find(".entry graphc_bias_add") != std::string::npos);
-  std::string base = (std::filesystem::temp_directory_path() /
-                      ("graphc_helpers_" + std::to_string(::getpid())))
-                         .string();
+  std::string base =
+      (std::filesystem::temp_directory_path() / ("graphc_helpers_" + std::to_string(::getpid())))
+          .string();
   std::ofstream(base + ".ptx") << *ptx;
-  std::string cmd = std::string(GRAPHC_PTXAS) + " -arch=sm_90 " + base + ".ptx -o " + base +
-                    ".cubin 2>&1";
+  std::string cmd =
+      std::string(GRAPHC_PTXAS) + " -arch=sm_90 " + base + ".ptx -o " + base + ".cubin 2>&1";
   CHECK(std::system(cmd.c_str()) == 0);
   std::remove((base + ".ptx").c_str());
   std::remove((base + ".cubin").c_str());
@@ -279,27 +278,45 @@ TEST_CASE("every op and its gradient on the GPU match the interpreter", "[cuda]"
       {"sigmoid", {x}, unary(Op::Sigmoid)},
       {"softmax", {x}, unary(Op::SoftMax)},
       {"log_softmax", {x}, unary(Op::LogSoftMax)},
-      {"transpose", {f32({kBatch, 2, 3})}, attrs(Op::Transpose, {{"perm", std::vector<int64_t>{0, 2, 1}}})},
+      {"transpose",
+       {f32({kBatch, 2, 3})},
+       attrs(Op::Transpose, {{"perm", std::vector<int64_t>{0, 2, 1}}})},
       {"broadcast", {f32({3, 1})}, attrs(Op::Broadcast, {{"shape", Shape{kBatch, 3, 4}}})},
-      {"reduce_sum axes 0,2", {f32({kBatch, 3, 2})}, attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{0, 2}}})},
+      {"reduce_sum axes 0,2",
+       {f32({kBatch, 3, 2})},
+       attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{0, 2}}})},
       {"reduce_mean all", {x}, attrs(Op::ReduceMean, {{"axes", std::vector<int64_t>{}}})},
       {"reduce_max rows", {x}, attrs(Op::ReduceMax, {{"axes", std::vector<int64_t>{1}}})},
-      {"reduce_sum keepdims", {x}, attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{-1}}, {"keepdims", true}})},
+      {"reduce_sum keepdims",
+       {x},
+       attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{-1}}, {"keepdims", true}})},
       {"matmul", {x, f32({6, 5})}, binary(Op::MatMul)},
-      {"matmul transB", {x, f32({5, 6})},
-       [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}}); }},
-      {"matmul transA over N", {x, f32({kBatch, 4})},
-       [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::MatMul, {a[0], a[1]}, {{"transA", true}}); }},
-      {"linear + relu (cuBLASLt epilogue)", {f32({kBatch, 24}), f32({16, 24}), f32({16})},
+      {"matmul transB",
+       {x, f32({5, 6})},
        [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(Op::Relu, {g.add(Op::Add, {g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}}), a[2]})});
+         return g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}});
        }},
-      {"conv2d stride 2 pad 1", {f32({kBatch, 2, 5, 6}), f32({3, 2, 3, 2})},
+      {"matmul transA over N",
+       {x, f32({kBatch, 4})},
        [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(Op::Conv2d, {a[0], a[1]},
-                      {{"stride", std::vector<int64_t>{2, 1}}, {"pad", std::vector<int64_t>{1, 1}}});
+         return g.add(Op::MatMul, {a[0], a[1]}, {{"transA", true}});
        }},
-      {"maxpool2d 3x2 stride 2 pad 1", {f32({kBatch, 2, 5, 4})},
+      {"linear + relu (cuBLASLt epilogue)",
+       {f32({kBatch, 24}), f32({16, 24}), f32({16})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(
+             Op::Relu,
+             {g.add(Op::Add, {g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}}), a[2]})});
+       }},
+      {"conv2d stride 2 pad 1",
+       {f32({kBatch, 2, 5, 6}), f32({3, 2, 3, 2})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(
+             Op::Conv2d, {a[0], a[1]},
+             {{"stride", std::vector<int64_t>{2, 1}}, {"pad", std::vector<int64_t>{1, 1}}});
+       }},
+      {"maxpool2d 3x2 stride 2 pad 1",
+       {f32({kBatch, 2, 5, 4})},
        attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 2}},
                              {"stride", std::vector<int64_t>{2, 2}},
                              {"pad", std::vector<int64_t>{1, 1}}})},
@@ -314,8 +331,8 @@ TEST_CASE("every op and its gradient on the GPU match the interpreter", "[cuda]"
         ins.push_back(g.input("a" + std::to_string(i), c.args[i]));
       ValueId y = c.build(g, ins);
       ValueId w = g.input("w", g.type(y));
-      ValueId loss = g.add(Op::ReduceSum, {g.add(Op::Mul, {y, w})},
-                           {{"axes", std::vector<int64_t>{}}});
+      ValueId loss =
+          g.add(Op::ReduceSum, {g.add(Op::Mul, {y, w})}, {{"axes", std::vector<int64_t>{}}});
       auto grads = passes::gradients(g, loss, ins);
       g.addOutput("y", y);
       g.addOutput("loss", loss);
@@ -356,8 +373,7 @@ TEST_CASE("non-differentiable ops on the GPU match the interpreter", "[cuda]") {
   }
 }
 
-TEST_CASE("the seed MLP's steps on the GPU match the CPU backend at 256, 1 and 96",
-          "[cuda]") {
+TEST_CASE("the seed MLP's steps on the GPU match the CPU backend at 256, 1 and 96", "[cuda]") {
   if (!haveGpu("the seed MLP step check"))
     return;
   auto gpu = buildOrFail(test::seedMlp(), "cuda", 256);
@@ -378,8 +394,7 @@ TEST_CASE("training steps of other models on the GPU match the CPU backend", "[c
   }
 }
 
-TEST_CASE("the GPU step is deterministic: the same state and batch give the same bits",
-          "[cuda]") {
+TEST_CASE("the GPU step is deterministic: the same state and batch give the same bits", "[cuda]") {
   if (!haveGpu("the determinism check"))
     return;
   auto a = buildOrFail(test::seedMlp(), "cuda", 256);
@@ -518,8 +533,8 @@ TEST_CASE("seed MLP step time on the GPU", "[.cuda_bench]") {
       }
       // One line per variant for tests/gpu/check.sh to read.
       std::printf("GRAPHC_GPU_BENCH variant=%s%s median_us=%.1f min_us=%.1f loss=%.4f\n",
-                  tf32 ? "tf32" : "fp32", onDevice ? "_device_data" : "_host_batch",
-                  median(us), *std::min_element(us.begin(), us.end()), double(loss));
+                  tf32 ? "tf32" : "fp32", onDevice ? "_device_data" : "_host_batch", median(us),
+                  *std::min_element(us.begin(), us.end()), double(loss));
     }
   }
 }

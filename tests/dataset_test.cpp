@@ -24,14 +24,13 @@ using test::TempDir;
 
 namespace {
 
-
 void put32(std::string &s, uint32_t v) {
   for (int i = 3; i >= 0; --i)
     s += char((v >> (8 * i)) & 0xff);
 }
 
-std::string idxImages(uint32_t n, uint32_t rows, uint32_t cols,
-                      const std::vector<uint8_t> &pixels, uint32_t magic = 0x803) {
+std::string idxImages(uint32_t n, uint32_t rows, uint32_t cols, const std::vector<uint8_t> &pixels,
+                      uint32_t magic = 0x803) {
   std::string s;
   put32(s, magic);
   put32(s, n);
@@ -160,8 +159,7 @@ TEST_CASE("idx corruption is reported, naming the file", "[dataset]") {
     CHECK(contains(idxError(idxImages(3, 4, 3, pattern(3, 4, 3), 0x804), lab(3), gz),
                    "magic number 0x00000804, expected 0x00000803"));
     CHECK(contains(idxError(lab(3), lab(3), gz), "a labels file where images were expected"));
-    CHECK(contains(idxError(img(3), idxLabels(3, {1, 1, 1}, 0x803), gz),
-                   "not an idx labels file"));
+    CHECK(contains(idxError(img(3), idxLabels(3, {1, 1, 1}, 0x803), gz), "not an idx labels file"));
     std::string cut = img(3);
     cut.resize(cut.size() - 5);
     CHECK(contains(idxError(cut, lab(3), gz), "truncated"));
@@ -176,8 +174,7 @@ TEST_CASE("idx corruption is reported, naming the file", "[dataset]") {
     CHECK(contains(idxError(img(3) + "xx", lab(3), gz), "longer than its header says"));
     CHECK(contains(idxError(idxImages(3, 0, 3, {}), lab(3), gz), "implausible header"));
     CHECK(contains(idxError(idxImages(3, 70000, 3, {}), lab(3), gz), "implausible header"));
-    CHECK(contains(idxError(idxImages(0x80000000u, 4, 3, {}), lab(3), gz),
-                   "implausible header"));
+    CHECK(contains(idxError(idxImages(0x80000000u, 4, 3, {}), lab(3), gz), "implausible header"));
     // A header promising 2^31-1 images of 4096x4096 pixels: an error after
     // reading what the file has, not an attempt to allocate 2^55 bytes.
     CHECK(contains(idxError(idxImages(0x7fffffff, 4096, 4096, pattern(1, 4, 3)), lab(3), gz),
@@ -229,8 +226,7 @@ TEST_CASE("train and test images must have the same size", "[dataset]") {
   CHECK(contains(r.diag().str(), "test images are 3x4 but the training images"));
 }
 
-TEST_CASE("sample formats: as is, padded to 32x32, or an error naming both shapes",
-          "[dataset]") {
+TEST_CASE("sample formats: as is, padded to 32x32, or an error naming both shapes", "[dataset]") {
   for (ir::Shape s : {ir::Shape{1, 28, 28}, ir::Shape{28, 28}, ir::Shape{784}}) {
     auto f = sampleFormat(28, 28, s);
     REQUIRE(f);

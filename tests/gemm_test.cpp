@@ -65,8 +65,8 @@ struct EpilogueState {
 };
 
 /// C = relu(C + bias) on the block, counting each element it touches.
-void testEpilogue(void **ptrs, int64_t, float *c, int64_t ldc, int64_t i0, int64_t i1,
-                  int64_t j0, int64_t j1) {
+void testEpilogue(void **ptrs, int64_t, float *c, int64_t ldc, int64_t i0, int64_t i1, int64_t j0,
+                  int64_t j1) {
   auto *e = static_cast<EpilogueState *>(ptrs[0]);
   for (int64_t i = i0; i < i1; ++i)
     for (int64_t j = j0; j < j1; ++j) {
@@ -134,8 +134,8 @@ void checkCase(grt_pool *pool, const Micro &micro, const VectorTarget &isa, cons
   EpilogueState state{bias.data(), visits.data(), c.n};
   void *ptrs[1] = {&state};
 
-  grt_gemm(pool, c.m, c.n, c.k, a.data(), lda, c.transA, b.data(), ldb, c.transB, out.data(),
-           ldc, micro.fn, isa.mr, isa.nr, c.epilogue ? testEpilogue : nullptr, ptrs, c.m);
+  grt_gemm(pool, c.m, c.n, c.k, a.data(), lda, c.transA, b.data(), ldb, c.transB, out.data(), ldc,
+           micro.fn, isa.mr, isa.nr, c.epilogue ? testEpilogue : nullptr, ptrs, c.m);
 
   auto opA = [&](int64_t i, int64_t p) {
     return double(c.transA ? a[size_t(p * lda + i)] : a[size_t(i * lda + p)]);
@@ -257,13 +257,13 @@ TEST_CASE("the GEMM driver matches a double product for random shapes and every 
     Micro micro = compileMicro(isa);
     int64_t mc = 0, nc = 0;
     REQUIRE(grt_gemm_blocking(isa.mr, isa.nr, &mc, &nc) == 0);
-    std::vector<int64_t> edges{1,      2,      isa.mr - 1, isa.mr, isa.mr + 1, isa.nr - 1,
-                               isa.nr, isa.nr + 1, mc - 1, mc,     mc + 1,     2 * mc + 1,
-                               nc - 1, nc,     nc + 1, 255,    256,        257,
-                               513,    700};
-    edges.erase(std::remove_if(edges.begin(), edges.end(),
-                               [](int64_t e) { return e < 1 || e > 700; }),
-                edges.end());
+    std::vector<int64_t> edges{1,          2,          isa.mr - 1, isa.mr, isa.mr + 1,
+                               isa.nr - 1, isa.nr,     isa.nr + 1, mc - 1, mc,
+                               mc + 1,     2 * mc + 1, nc - 1,     nc,     nc + 1,
+                               255,        256,        257,        513,    700};
+    edges.erase(
+        std::remove_if(edges.begin(), edges.end(), [](int64_t e) { return e < 1 || e > 700; }),
+        edges.end());
     std::uniform_int_distribution<size_t> pickEdge(0, edges.size() - 1);
     std::uniform_int_distribution<int64_t> any(1, 700), pad(0, 1);
     auto dim = [&] { return pad(rng) ? edges[pickEdge(rng)] : any(rng); };
@@ -271,17 +271,18 @@ TEST_CASE("the GEMM driver matches a double product for random shapes and every 
     for (bool transA : {false, true})
       for (bool transB : {false, true})
         for (int i = 0; i < 14; ++i, ++index) {
-          Case c{dim(), dim(), dim(), transA, transB, index % 2 == 0, 0, 0, 0,
-                 index % 3 == 0 ? Guarded::Front : Guarded::Back};
+          Case c{dim(),  dim(),
+                 dim(),  transA,
+                 transB, index % 2 == 0,
+                 0,      0,
+                 0,      index % 3 == 0 ? Guarded::Front : Guarded::Back};
           if (i % 4 == 3) // padded leading dimensions
             c.padA = 1 + pad(rng) * 16, c.padB = 3, c.padC = 5;
           checkCase(pool, micro, isa, c, rng);
         }
     // The seed MLP's shapes at a batch past the row block, and K = 0.
-    checkCase(pool, micro, isa, {257, 1000, 1024, false, true, true, 0, 0, 0, Guarded::Back},
-              rng);
-    checkCase(pool, micro, isa, {1000, 1024, 257, true, false, false, 0, 0, 0, Guarded::Back},
-              rng);
+    checkCase(pool, micro, isa, {257, 1000, 1024, false, true, true, 0, 0, 0, Guarded::Back}, rng);
+    checkCase(pool, micro, isa, {1000, 1024, 257, true, false, false, 0, 0, 0, Guarded::Back}, rng);
     checkCase(pool, micro, isa, {mc + 1, nc + 1, 0, false, false, true, 0, 0, 0, Guarded::Back},
               rng);
   }

@@ -94,8 +94,8 @@ void checkTensor(const Tensor &got, const Tensor &want, double tol = 1e-12) {
   if (bad) {
     std::ostringstream os;
     os.precision(17);
-    os << "first mismatch at flat index " << first << ": got " << got.data[first]
-       << ", expected " << want.data[first] << " (" << bad << " mismatches)";
+    os << "first mismatch at flat index " << first << ": got " << got.data[first] << ", expected "
+       << want.data[first] << " (" << bad << " mismatches)";
     INFO(os.str());
     CHECK(bad == 0);
   }
@@ -193,14 +193,12 @@ TEST_CASE("interpreter: param views into the flat buffer", "[interp]") {
   Graph g;
   ValueId p = g.input("params", f32({30}));
   ValueId w = g.add(Op::Param, {p},
-                    {{"name", std::string("w")}, {"offset", int64_t(5)},
-                     {"shape", Ints{3, 4}}});
+                    {{"name", std::string("w")}, {"offset", int64_t(5)}, {"shape", Ints{3, 4}}});
   ValueId b = g.add(Op::Param, {p},
-                    {{"name", std::string("b")}, {"offset", int64_t(26)},
-                     {"shape", Ints{4}}});
-  ValueId k = g.add(Op::Param, {p},
-                    {{"name", std::string("k")}, {"offset", int64_t(0)},
-                     {"shape", Ints{1, 2, 1, 2}}});
+                    {{"name", std::string("b")}, {"offset", int64_t(26)}, {"shape", Ints{4}}});
+  ValueId k =
+      g.add(Op::Param, {p},
+            {{"name", std::string("k")}, {"offset", int64_t(0)}, {"shape", Ints{1, 2, 1, 2}}});
   g.addOutput("w", w);
   g.addOutput("b", b);
   g.addOutput("k", k);
@@ -223,8 +221,7 @@ TEST_CASE("interpreter: random_mask", "[interp]") {
   auto mask = [](int64_t seed, int64_t salt, double p, Type t, int64_t batch) {
     Graph g;
     ValueId s = g.input("seed", i32({}));
-    ValueId m = g.add(Op::RandomMask, {s},
-                      {{"p", p}, {"salt", salt}, {"shape", t.shape}});
+    ValueId m = g.add(Op::RandomMask, {s}, {{"p", p}, {"salt", salt}, {"shape", t.shape}});
     g.addOutput("m", m);
     Bindings b{{"seed", Tensor({}, double(seed))}};
     if (t.batched()) { // the batch size comes from a batched input
@@ -281,8 +278,7 @@ TEST_CASE("interpreter: random_mask", "[interp]") {
     // backends use, element i from (seed, salt, i).
     int64_t mismatch = 0;
     for (int64_t i = 0; i < n; ++i)
-      mismatch += a.data[size_t(i)] !=
-                  double(dropoutMask(42, 1, uint64_t(i), float(p)));
+      mismatch += a.data[size_t(i)] != double(dropoutMask(42, 1, uint64_t(i), float(p)));
     CHECK(mismatch == 0);
   }
 
@@ -317,8 +313,7 @@ TEST_CASE("interpreter: reshape and transpose", "[interp]") {
 
     // [N,3,4] perm [0,2,1]: y[n][j][i] = x[n][i][j].
     Tensor x3 = rng.tensor({B, 3, 4});
-    Tensor t = runOp(Op::Transpose, {{f32({N, 3, 4}), x3}},
-                     {{"perm", Ints{0, 2, 1}}});
+    Tensor t = runOp(Op::Transpose, {{f32({N, 3, 4}), x3}}, {{"perm", Ints{0, 2, 1}}});
     Tensor want({B, 4, 3});
     for (int64_t n = 0; n < B; ++n)
       for (int64_t i = 0; i < 3; ++i)
@@ -328,15 +323,13 @@ TEST_CASE("interpreter: reshape and transpose", "[interp]") {
 
     // [N,2,3,4] perm [0,3,1,2] (NCHW -> NWCH): y[n][d][b][c] = x[n][b][c][d].
     Tensor x4 = rng.tensor({B, 2, 3, 4});
-    Tensor t4 = runOp(Op::Transpose, {{f32({N, 2, 3, 4}), x4}},
-                      {{"perm", Ints{0, 3, 1, 2}}});
+    Tensor t4 = runOp(Op::Transpose, {{f32({N, 2, 3, 4}), x4}}, {{"perm", Ints{0, 3, 1, 2}}});
     Tensor want4({B, 4, 2, 3});
     for (int64_t n = 0; n < B; ++n)
       for (int64_t b = 0; b < 2; ++b)
         for (int64_t c = 0; c < 3; ++c)
           for (int64_t d = 0; d < 4; ++d)
-            want4.data[at(want4.shape, {n, d, b, c})] =
-                x4.data[at(x4.shape, {n, b, c, d})];
+            want4.data[at(want4.shape, {n, d, b, c})] = x4.data[at(x4.shape, {n, b, c, d})];
     checkTensor(t4, want4, 0);
   }
   // Unbatched [2,3,4] perm [2,0,1]: y[k][i][j] = x[i][j][k].
@@ -429,15 +422,13 @@ TEST_CASE("interpreter: binary elementwise ops with broadcasting", "[interp]") {
       Tensor want({B, 3});
       for (int64_t n = 0; n < B; ++n)
         for (int64_t j = 0; j < 3; ++j)
-          want.data[at(want.shape, {n, j})] =
-              bin.f(a.data[at(a.shape, {n, j})], b.data[size_t(j)]);
+          want.data[at(want.shape, {n, j})] = bin.f(a.data[at(a.shape, {n, j})], b.data[size_t(j)]);
       checkTensor(y, want);
       // [3] op [N,3]: the broadcast operand first.
       Tensor y2 = runOp(bin.op, {{f32({3}), b}, {f32({N, 3}), a}});
       for (int64_t n = 0; n < B; ++n)
         for (int64_t j = 0; j < 3; ++j)
-          want.data[at(want.shape, {n, j})] =
-              bin.f(b.data[size_t(j)], a.data[at(a.shape, {n, j})]);
+          want.data[at(want.shape, {n, j})] = bin.f(b.data[size_t(j)], a.data[at(a.shape, {n, j})]);
       checkTensor(y2, want);
       // [N,1] op [1,4] -> [N,4]
       Tensor col = rng.tensor({B, 1}, 0.5, 2), row = rng.tensor({1, 4}, 0.5, 2);
@@ -445,8 +436,7 @@ TEST_CASE("interpreter: binary elementwise ops with broadcasting", "[interp]") {
       Tensor want3({B, 4});
       for (int64_t n = 0; n < B; ++n)
         for (int64_t j = 0; j < 4; ++j)
-          want3.data[at(want3.shape, {n, j})] =
-              bin.f(col.data[size_t(n)], row.data[size_t(j)]);
+          want3.data[at(want3.shape, {n, j})] = bin.f(col.data[size_t(n)], row.data[size_t(j)]);
       checkTensor(y3, want3);
       // [N,3] op scalar
       Tensor s = tensor({}, {1.25});
@@ -498,8 +488,7 @@ TEST_CASE("interpreter: unary elementwise ops", "[interp]") {
       {Op::Sqrt, 0, 10, [](double x) { return std::pow(x, 0.5); }},
       {Op::Square, -3, 3, [](double x) { return std::pow(x, 2.0); }},
       {Op::Relu, -3, 3, [](double x) { return std::max(x, 0.0); }},
-      {Op::Tanh, -4, 4,
-       [](double x) { return (std::exp(2 * x) - 1) / (std::exp(2 * x) + 1); }},
+      {Op::Tanh, -4, 4, [](double x) { return (std::exp(2 * x) - 1) / (std::exp(2 * x) + 1); }},
       {Op::Sigmoid, -8, 8, [](double x) { return std::exp(x) / (1 + std::exp(x)); }},
   };
   Rng rng(7);
@@ -517,8 +506,8 @@ TEST_CASE("interpreter: unary elementwise ops", "[interp]") {
   // By hand.
   checkTensor(runOp(Op::Relu, {{f32({4}), tensor({4}, {-2, -0.0, 0.5, 3})}}),
               tensor({4}, {0, 0, 0.5, 3}), 0);
-  checkTensor(runOp(Op::Sqrt, {{f32({3}), tensor({3}, {0, 4, 2.25})}}),
-              tensor({3}, {0, 2, 1.5}), 0);
+  checkTensor(runOp(Op::Sqrt, {{f32({3}), tensor({3}, {0, 4, 2.25})}}), tensor({3}, {0, 2, 1.5}),
+              0);
   checkTensor(runOp(Op::Sigmoid, {{f32({1}), tensor({1}, {0})}}), tensor({1}, {0.5}), 0);
   checkTensor(runOp(Op::Log, {{f32({2}), tensor({2}, {1, std::numbers::e})}}), tensor({2}, {0, 1}),
               1e-15);
@@ -532,8 +521,7 @@ TEST_CASE("interpreter: cast", "[interp]") {
   checkTensor(runOp(Op::Cast, {{i32({3}), l}}, {{"to", std::string("f32")}}), l, 0);
   for (int64_t B : kBatches) {
     CAPTURE(B);
-    Tensor y = runOp(Op::Cast, {{f32({N}), Tensor({B}, 9.99)}},
-                     {{"to", std::string("i32")}});
+    Tensor y = runOp(Op::Cast, {{f32({N}), Tensor({B}, 9.99)}}, {{"to", std::string("i32")}});
     checkTensor(y, Tensor({B}, 9.0), 0);
   }
 }
@@ -541,8 +529,7 @@ TEST_CASE("interpreter: cast", "[interp]") {
 // ---------------------------------------------------------------------------
 // Reductions.
 
-TEST_CASE("interpreter: reduce_sum, reduce_mean, reduce_max over any axes",
-          "[interp]") {
+TEST_CASE("interpreter: reduce_sum, reduce_mean, reduce_max over any axes", "[interp]") {
   Rng rng(8);
   for (int64_t B : kBatches) {
     CAPTURE(B);
@@ -563,16 +550,13 @@ TEST_CASE("interpreter: reduce_sum, reduce_mean, reduce_max over any axes",
           CAPTURE(opName(op), axes, keep);
           // Accumulate into the kept-dims shape: 1 where reduced.
           Shape kept{red[0] ? 1 : B, red[1] ? 1 : 3, red[2] ? 1 : 4};
-          Tensor acc(kept, op == Op::ReduceMax
-                               ? -std::numeric_limits<double>::infinity()
-                               : 0.0);
+          Tensor acc(kept, op == Op::ReduceMax ? -std::numeric_limits<double>::infinity() : 0.0);
           double count = (red[0] ? double(B) : 1) * (red[1] ? 3 : 1) * (red[2] ? 4 : 1);
           for (int64_t n = 0; n < B; ++n)
             for (int64_t i = 0; i < 3; ++i)
               for (int64_t j = 0; j < 4; ++j) {
                 double v = x.data[at(s, {n, i, j})];
-                double &a = acc.data[at(kept, {red[0] ? 0 : n, red[1] ? 0 : i,
-                                               red[2] ? 0 : j})];
+                double &a = acc.data[at(kept, {red[0] ? 0 : n, red[1] ? 0 : i, red[2] ? 0 : j})];
                 a = op == Op::ReduceMax ? std::max(a, v) : a + v;
               }
           if (op == Op::ReduceMean)
@@ -583,8 +567,7 @@ TEST_CASE("interpreter: reduce_sum, reduce_mean, reduce_max over any axes",
             if (!red[d] || keep)
               outShape.push_back(kept[size_t(d)]);
           Tensor want = tensor(outShape, acc.data);
-          Tensor y = runOp(op, {{f32({N, 3, 4}), x}},
-                           {{"axes", axes}, {"keepdims", keep}});
+          Tensor y = runOp(op, {{f32({N, 3, 4}), x}}, {{"axes", axes}, {"keepdims", keep}});
           checkTensor(y, want, 1e-12);
         }
   }
@@ -599,8 +582,7 @@ TEST_CASE("interpreter: reduce_sum, reduce_mean, reduce_max over any axes",
   checkTensor(red(Op::ReduceMean, {0}, false), tensor({3}, {2.5, 3.5, 4.5}), 0);
   checkTensor(red(Op::ReduceMax, {1}, true), tensor({2, 1}, {5, 6}), 0);
   checkTensor(red(Op::ReduceMax, {0, 1}, true), tensor({1, 1}, {6}), 0);
-  checkTensor(runOp(Op::ReduceMax, {{f32({3}), tensor({3}, {-7, -3, -5})}},
-                    {{"axes", Ints{0}}}),
+  checkTensor(runOp(Op::ReduceMax, {{f32({3}), tensor({3}, {-7, -3, -5})}}, {{"axes", Ints{0}}}),
               tensor({}, {-3}), 0);
 }
 
@@ -639,9 +621,8 @@ TEST_CASE("interpreter: matmul with every transpose combination", "[interp]") {
     for (int64_t p = 0; p < k; ++p) // outer-product order, unlike the interpreter
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j)
-          c.data[at(c.shape, {i, j})] +=
-              a.data[ta ? at(a.shape, {p, i}) : at(a.shape, {i, p})] *
-              b.data[tb ? at(b.shape, {j, p}) : at(b.shape, {p, j})];
+          c.data[at(c.shape, {i, j})] += a.data[ta ? at(a.shape, {p, i}) : at(a.shape, {i, p})] *
+                                         b.data[tb ? at(b.shape, {j, p}) : at(b.shape, {p, j})];
     return c;
   };
   for (int64_t B : kBatches) {
@@ -662,8 +643,7 @@ TEST_CASE("interpreter: matmul with every transpose combination", "[interp]") {
       CAPTURE(c.a, c.b, c.ta, c.tb);
       Tensor a = rng.tensor(c.a), b = rng.tensor(c.b);
       INFO("a = " << show(a) << "\nb = " << show(b));
-      Tensor y = runOp(Op::MatMul, {{c.ta_, a}, {c.tb_, b}},
-                       {{"transA", c.ta}, {"transB", c.tb}});
+      Tensor y = runOp(Op::MatMul, {{c.ta_, a}, {c.tb_, b}}, {{"transA", c.ta}, {"transB", c.tb}});
       checkTensor(y, ref(a, b, c.ta, c.tb), 1e-12);
     }
   }
@@ -672,11 +652,9 @@ TEST_CASE("interpreter: matmul with every transpose combination", "[interp]") {
   checkTensor(runOp(Op::MatMul, {{f32({2, 2}), a}, {f32({2, 2}), b}}),
               tensor({2, 2}, {19, 22, 43, 50}), 0);
   // aT b = [[26,30],[38,44]], a bT = [[17,23],[39,53]].
-  checkTensor(runOp(Op::MatMul, {{f32({2, 2}), a}, {f32({2, 2}), b}},
-                    {{"transA", true}}),
+  checkTensor(runOp(Op::MatMul, {{f32({2, 2}), a}, {f32({2, 2}), b}}, {{"transA", true}}),
               tensor({2, 2}, {26, 30, 38, 44}), 0);
-  checkTensor(runOp(Op::MatMul, {{f32({2, 2}), a}, {f32({2, 2}), b}},
-                    {{"transB", true}}),
+  checkTensor(runOp(Op::MatMul, {{f32({2, 2}), a}, {f32({2, 2}), b}}, {{"transB", true}}),
               tensor({2, 2}, {17, 23, 39, 53}), 0);
 }
 
@@ -743,8 +721,8 @@ TEST_CASE("interpreter: one_hot and nll_loss", "[interp]") {
     checkTensor(loss, tensor({}, {-s / double(B)}), 1e-13);
   }
   // By hand: -(log 0.5 + log 0.25) / 2.
-  Tensor lp = tensor({2, 3}, {std::log(0.5), std::log(0.3), std::log(0.2),
-                              std::log(0.25), std::log(0.25), std::log(0.5)});
+  Tensor lp = tensor({2, 3}, {std::log(0.5), std::log(0.3), std::log(0.2), std::log(0.25),
+                              std::log(0.25), std::log(0.5)});
   checkTensor(runOp(Op::NllLoss, {{f32({N, 3}), lp}, {i32({N}), tensor({2}, {0, 1})}}),
               tensor({}, {-(std::log(0.5) + std::log(0.25)) / 2}), 1e-15);
 }
@@ -800,9 +778,7 @@ double dot(const Tensor &a, const Tensor &b) {
   return s;
 }
 
-Attrs convAttrs(Conv cv) {
-  return {{"stride", Ints{cv.sh, cv.sw}}, {"pad", Ints{cv.ph, cv.pw}}};
-}
+Attrs convAttrs(Conv cv) { return {{"stride", Ints{cv.sh, cv.sw}}, {"pad", Ints{cv.ph, cv.pw}}}; }
 
 } // namespace
 
@@ -823,8 +799,7 @@ TEST_CASE("interpreter: conv2d against im2col + matmul", "[interp]") {
       CAPTURE(B, c.C, c.O, c.H, c.W, c.KH, c.KW, c.cv.sh, c.cv.sw, c.cv.ph, c.cv.pw);
       Tensor x = rng.tensor({B, c.C, c.H, c.W}), w = rng.tensor({c.O, c.C, c.KH, c.KW});
       INFO("x = " << show(x) << "\nw = " << show(w));
-      Tensor y = runOp(Op::Conv2d,
-                       {{f32({N, c.C, c.H, c.W}), x}, {f32({c.O, c.C, c.KH, c.KW}), w}},
+      Tensor y = runOp(Op::Conv2d, {{f32({N, c.C, c.H, c.W}), x}, {f32({c.O, c.C, c.KH, c.KW}), w}},
                        convAttrs(c.cv));
       checkTensor(y, convIm2col(x, w, c.cv), 1e-12);
     }
@@ -834,9 +809,9 @@ TEST_CASE("interpreter: conv2d against im2col + matmul", "[interp]") {
   checkTensor(runOp(Op::Conv2d, {{f32({N, 1, 3, 3}), x}, {f32({1, 1, 2, 2}), w}}),
               tensor({1, 1, 2, 2}, {12, 16, 24, 28}), 0);
   // Same with pad 1, stride 2: corners see one, two or four pixels.
-  checkTensor(runOp(Op::Conv2d, {{f32({N, 1, 3, 3}), x}, {f32({1, 1, 2, 2}), w}},
-                    convAttrs({2, 2, 1, 1})),
-              tensor({1, 1, 2, 2}, {1, 2 + 3, 4 + 7, 5 + 6 + 8 + 9}), 0);
+  checkTensor(
+      runOp(Op::Conv2d, {{f32({N, 1, 3, 3}), x}, {f32({1, 1, 2, 2}), w}}, convAttrs({2, 2, 1, 1})),
+      tensor({1, 1, 2, 2}, {1, 2 + 3, 4 + 7, 5 + 6 + 8 + 9}), 0);
 }
 
 TEST_CASE("interpreter: conv2d gradients are the adjoints of conv2d", "[interp]") {
@@ -860,8 +835,7 @@ TEST_CASE("interpreter: conv2d gradients are the adjoints of conv2d", "[interp]"
       INFO("x = " << show(x) << "\nw = " << show(w) << "\ng = " << show(g));
       Attrs gi = convAttrs(c.cv);
       gi.set("in_shape", Ints{c.C, c.H, c.W});
-      Tensor dx = runOp(Op::Conv2dGradInput,
-                        {{f32({N, c.O, Ho, Wo}), g}, {f32(ws), w}}, gi);
+      Tensor dx = runOp(Op::Conv2dGradInput, {{f32({N, c.O, Ho, Wo}), g}, {f32(ws), w}}, gi);
       Attrs gw = convAttrs(c.cv);
       gw.set("kernel", Ints{c.KH, c.KW});
       Tensor dw = runOp(Op::Conv2dGradWeight,
@@ -900,9 +874,7 @@ struct Pool {
 };
 
 Attrs poolAttrs(Pool p) {
-  return {{"kernel", Ints{p.kh, p.kw}},
-          {"stride", Ints{p.sh, p.sw}},
-          {"pad", Ints{p.ph, p.pw}}};
+  return {{"kernel", Ints{p.kh, p.kw}}, {"stride", Ints{p.sh, p.sw}}, {"pad", Ints{p.ph, p.pw}}};
 }
 
 /// Max pooling and its gradient with explicit loops; padding never wins.
@@ -937,8 +909,7 @@ std::pair<Tensor, Tensor> poolRef(const Tensor &x, const Tensor *g, Pool p) {
 
 } // namespace
 
-TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops",
-          "[interp]") {
+TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops", "[interp]") {
   const Pool pools[] = {
       {2, 2, 2, 2, 0, 0}, // the usual 2x2/2
       {3, 3, 2, 2, 1, 1}, // overlapping, padded
@@ -959,8 +930,7 @@ TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops",
       Tensor g = rng.tensor(want.shape);
       INFO("g = " << show(g));
       Tensor dx = runOp(Op::MaxPool2dGrad,
-                        {{f32({N, 2, 7, 6}), x},
-                         {f32({N, 2, want.shape[2], want.shape[3]}), g}},
+                        {{f32({N, 2, 7, 6}), x}, {f32({N, 2, want.shape[2], want.shape[3]}), g}},
                         poolAttrs(p));
       checkTensor(dx, poolRef(x, &g, p).second, 1e-14);
     }
@@ -981,11 +951,11 @@ TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops",
   // Overlapping 2x2/1 windows on a plateau with one peak: the peak wins the
   // windows it is in, the first element of the window wins the others.
   Tensor plateau = tensor({1, 1, 3, 3}, {0, 0, 0, 0, 0, 5, 0, 0, 0});
-  checkTensor(runOp(Op::MaxPool2dGrad,
-                    {{f32({N, 1, 3, 3}), plateau},
-                     {f32({N, 1, 2, 2}), tensor({1, 1, 2, 2}, {1, 2, 3, 4})}},
-                    poolAttrs({2, 2, 1, 1, 0, 0})),
-              tensor({1, 1, 3, 3}, {1, 0, 0, 3, 0, 6, 0, 0, 0}), 0);
+  checkTensor(
+      runOp(Op::MaxPool2dGrad,
+            {{f32({N, 1, 3, 3}), plateau}, {f32({N, 1, 2, 2}), tensor({1, 1, 2, 2}, {1, 2, 3, 4})}},
+            poolAttrs({2, 2, 1, 1, 0, 0})),
+      tensor({1, 1, 3, 3}, {1, 0, 0, 3, 0, 6, 0, 0, 0}), 0);
   // Negative inputs with padding: the padding is not a zero that wins.
   Tensor neg = Tensor({1, 1, 2, 2}, -3.0);
   checkTensor(runOp(Op::MaxPool2d, {{f32({N, 1, 2, 2}), neg}}, poolAttrs({2, 2, 1, 1, 1, 1})),
@@ -993,15 +963,46 @@ TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops",
 }
 
 TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]") {
-  const std::set<Op> tested = {
-      Op::Input, Op::Constant, Op::Param, Op::RandomMask, Op::Reshape,
-      Op::Transpose, Op::Broadcast, Op::FlatPack, Op::Add, Op::Sub, Op::Mul,
-      Op::Div, Op::Max, Op::Min, Op::Greater, Op::Select, Op::Neg, Op::Exp,
-      Op::Log, Op::Sqrt, Op::Square, Op::Relu, Op::Tanh, Op::Sigmoid, Op::Cast,
-      Op::BatchSize, Op::ReduceSum, Op::ReduceMax, Op::ReduceMean, Op::ArgMax,
-      Op::MatMul, Op::SoftMax, Op::LogSoftMax, Op::OneHot, Op::NllLoss,
-      Op::Conv2d, Op::Conv2dGradInput, Op::Conv2dGradWeight, Op::MaxPool2d,
-      Op::MaxPool2dGrad};
+  const std::set<Op> tested = {Op::Input,
+                               Op::Constant,
+                               Op::Param,
+                               Op::RandomMask,
+                               Op::Reshape,
+                               Op::Transpose,
+                               Op::Broadcast,
+                               Op::FlatPack,
+                               Op::Add,
+                               Op::Sub,
+                               Op::Mul,
+                               Op::Div,
+                               Op::Max,
+                               Op::Min,
+                               Op::Greater,
+                               Op::Select,
+                               Op::Neg,
+                               Op::Exp,
+                               Op::Log,
+                               Op::Sqrt,
+                               Op::Square,
+                               Op::Relu,
+                               Op::Tanh,
+                               Op::Sigmoid,
+                               Op::Cast,
+                               Op::BatchSize,
+                               Op::ReduceSum,
+                               Op::ReduceMax,
+                               Op::ReduceMean,
+                               Op::ArgMax,
+                               Op::MatMul,
+                               Op::SoftMax,
+                               Op::LogSoftMax,
+                               Op::OneHot,
+                               Op::NllLoss,
+                               Op::Conv2d,
+                               Op::Conv2dGradInput,
+                               Op::Conv2dGradWeight,
+                               Op::MaxPool2d,
+                               Op::MaxPool2dGrad};
   std::vector<std::string> missing;
   for (int i = 0; i < kNumOps; ++i)
     if (!tested.count(Op(i)))
@@ -1027,8 +1028,7 @@ const frontend::Traced &seedTraced() {
   return t;
 }
 
-const frontend::ParamInfo &paramNamed(const frontend::Traced &t,
-                                      const std::string &name) {
+const frontend::ParamInfo &paramNamed(const frontend::Traced &t, const std::string &name) {
   for (auto &p : t.params)
     if (p.name == name)
       return p;
@@ -1038,8 +1038,7 @@ const frontend::ParamInfo &paramNamed(const frontend::Traced &t,
 
 /// y[n][o] = b[o] + sum_i x[n][i] * W[o][i], W and b read from the flat buffer.
 std::vector<double> linear(const std::vector<double> &x, int64_t B, int64_t in,
-                           const std::vector<float> &flat,
-                           const frontend::ParamInfo &w,
+                           const std::vector<float> &flat, const frontend::ParamInfo &w,
                            const frontend::ParamInfo &b) {
   REQUIRE(w.shape == Shape{b.shape[0], in});
   int64_t out = b.shape[0];
@@ -1124,8 +1123,7 @@ TEST_CASE("interpreter: seed MLP parameter layout and initialisation", "[interp]
   CHECK(equal < 10);
 }
 
-TEST_CASE("interpreter: seed MLP forward and loss against plain loops",
-          "[interp]") {
+TEST_CASE("interpreter: seed MLP forward and loss against plain loops", "[interp]") {
   const frontend::Traced &t = seedTraced();
   const Graph &g = t.graph;
   REQUIRE(g.output("output") >= 0);
@@ -1153,13 +1151,12 @@ TEST_CASE("interpreter: seed MLP forward and loss against plain loops",
         e = e > 0 ? e : 0;
       return v;
     };
-    std::vector<double> h1 = relu(linear(x.data, B, 1024, flat,
-                                         paramNamed(t, "1.weight"),
-                                         paramNamed(t, "1.bias")));
-    std::vector<double> h2 = relu(linear(h1, B, 1000, flat, paramNamed(t, "3.weight"),
-                                         paramNamed(t, "3.bias")));
-    std::vector<double> z = linear(h2, B, 1000, flat, paramNamed(t, "5.weight"),
-                                   paramNamed(t, "5.bias"));
+    std::vector<double> h1 =
+        relu(linear(x.data, B, 1024, flat, paramNamed(t, "1.weight"), paramNamed(t, "1.bias")));
+    std::vector<double> h2 =
+        relu(linear(h1, B, 1000, flat, paramNamed(t, "3.weight"), paramNamed(t, "3.bias")));
+    std::vector<double> z =
+        linear(h2, B, 1000, flat, paramNamed(t, "5.weight"), paramNamed(t, "5.bias"));
     Tensor logp({B, 10});
     double loss = 0;
     for (int64_t n = 0; n < B; ++n) {

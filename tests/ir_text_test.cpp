@@ -69,22 +69,18 @@ Graph mlpWithGroups() {
   ValueId x = g.input("x", f32({kBatch, 4}));
   ValueId labels = g.input("labels", i32({kBatch}));
   ValueId params = g.input("params", f32({15}));
-  ValueId w = g.add(Op::Param, {params},
-                    {{"name", std::string("1.weight")},
-                     {"offset", int64_t(0)},
-                     {"shape", Ints{3, 4}}});
+  ValueId w =
+      g.add(Op::Param, {params},
+            {{"name", std::string("1.weight")}, {"offset", int64_t(0)}, {"shape", Ints{3, 4}}});
   ValueId b = g.add(Op::Param, {params},
-                    {{"name", std::string("1.bias")},
-                     {"offset", int64_t(12)},
-                     {"shape", Ints{3}}});
+                    {{"name", std::string("1.bias")}, {"offset", int64_t(12)}, {"shape", Ints{3}}});
   ValueId mm = g.add(Op::MatMul, {x, w}, {{"transB", true}});
   ValueId y = g.add(Op::Add, {mm, b});
   ValueId r = g.add(Op::Relu, {y});
   ValueId lp = g.add(Op::LogSoftMax, {r});
   ValueId loss = g.add(Op::NllLoss, {lp, labels});
   int k0 = g.addGroup({"gemm", "bias and ReLU as GEMM epilogues"});
-  int k1 = g.addGroup(
-      {"logsoftmax_nll", "row max, \"log-sum-exp\", gather \\ mean"});
+  int k1 = g.addGroup({"logsoftmax_nll", "row max, \"log-sum-exp\", gather \\ mean"});
   for (ValueId v : {mm, y, r})
     g.node(v).group = k0;
   for (ValueId v : {lp, loss})
@@ -104,11 +100,9 @@ TEST_CASE("IR text: MLP with kernel groups round-trips", "[ir]") {
   std::string text = print(g);
   INFO(text);
   CHECK(text.find("  kernel @k0 gemm \"bias and ReLU as GEMM epilogues\" {\n"
-                  "    %5 = matmul %x, %3 {transB = true} : f32[N,3]\n") !=
-        std::string::npos);
+                  "    %5 = matmul %x, %3 {transB = true} : f32[N,3]\n") != std::string::npos);
   CHECK(text.find("  kernel @k1 logsoftmax_nll "
-                  "\"row max, \\\"log-sum-exp\\\", gather \\\\ mean\" {\n") !=
-        std::string::npos);
+                  "\"row max, \\\"log-sum-exp\\\", gather \\\\ mean\" {\n") != std::string::npos);
   CHECK(text.find("  return loss = %9, output = %8\n}\n") != std::string::npos);
 }
 
@@ -191,8 +185,7 @@ TEST_CASE("IR text: attributes of every kind round-trip exactly", "[ir]") {
   ValueId s = g.add(Op::Mul, {r, c2});
   ValueId t = g.add(Op::Add, {s, c3});
   ValueId u = g.add(Op::Mul, {t, c1});
-  ValueId red = g.add(Op::ReduceSum, {u},
-                      {{"axes", Ints{}}, {"keepdims", false}});
+  ValueId red = g.add(Op::ReduceSum, {u}, {{"axes", Ints{}}, {"keepdims", false}});
   g.addOutput("y", u);
   g.addOutput("total", red);
   requireRoundTrip(g);
@@ -217,8 +210,7 @@ TEST_CASE("IR text: attributes of every kind round-trip exactly", "[ir]") {
   CHECK(text.find("empty = []") != std::string::npos);
   CHECK(text.find("list = [1,-2,3]") != std::string::npos);
   CHECK(text.find("flag = true") != std::string::npos);
-  CHECK(text.find(R"(quoted = "say \"hi\" \\ back // not a comment")") !=
-        std::string::npos);
+  CHECK(text.find(R"(quoted = "say \"hi\" \\ back // not a comment")") != std::string::npos);
 }
 
 TEST_CASE("IR text: inputs with names that are not identifiers", "[ir]") {
@@ -232,12 +224,9 @@ TEST_CASE("IR text: inputs with names that are not identifiers", "[ir]") {
   g.addOutput("first", a); // an output may be an input
   std::string text = print(g);
   INFO(text);
-  CHECK(text.find("%0 = input {name = \"image batch\"} : f32[N,3]") !=
-        std::string::npos);
-  CHECK(text.find("%1 = input {name = \"1.weight\"} : f32[3]") !=
-        std::string::npos);
-  CHECK(text.find("%_ok_2 = input {name = \"_ok_2\"} : f32[3]") !=
-        std::string::npos);
+  CHECK(text.find("%0 = input {name = \"image batch\"} : f32[N,3]") != std::string::npos);
+  CHECK(text.find("%1 = input {name = \"1.weight\"} : f32[3]") != std::string::npos);
+  CHECK(text.find("%_ok_2 = input {name = \"_ok_2\"} : f32[3]") != std::string::npos);
   CHECK(text.find("return out.value = %4, first = %0") != std::string::npos);
   requireRoundTrip(g);
   auto parsed = parseGraph(text);
@@ -264,43 +253,32 @@ TEST_CASE("IR text: a graph using every op round-trips", "[ir]") {
   used.insert(Op::Input);
   ValueId half = g.constant(0.5);
   used.insert(Op::Constant);
-  ValueId w = add(Op::Param, {params},
-                  {{"name", std::string("0.weight")},
-                   {"offset", int64_t(0)},
-                   {"shape", Ints{3, 2, 3, 3}}});
-  ValueId conv = add(Op::Conv2d, {x, w},
-                     {{"stride", Ints{1, 1}}, {"pad", Ints{1, 1}}});
+  ValueId w =
+      add(Op::Param, {params},
+          {{"name", std::string("0.weight")}, {"offset", int64_t(0)}, {"shape", Ints{3, 2, 3, 3}}});
+  ValueId conv = add(Op::Conv2d, {x, w}, {{"stride", Ints{1, 1}}, {"pad", Ints{1, 1}}});
   ValueId pool = add(Op::MaxPool2d, {conv},
-                     {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}},
-                      {"pad", Ints{0, 0}}});
+                     {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"pad", Ints{0, 0}}});
   ValueId pg = add(Op::MaxPool2dGrad, {conv, pool},
-                   {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}},
-                    {"pad", Ints{0, 0}}});
+                   {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"pad", Ints{0, 0}}});
   ValueId gi = add(Op::Conv2dGradInput, {pg, w},
-                   {{"stride", Ints{1, 1}}, {"pad", Ints{1, 1}},
-                    {"in_shape", Ints{2, 6, 6}}});
+                   {{"stride", Ints{1, 1}}, {"pad", Ints{1, 1}}, {"in_shape", Ints{2, 6, 6}}});
   ValueId gw = add(Op::Conv2dGradWeight, {x, pg},
-                   {{"stride", Ints{1, 1}}, {"pad", Ints{1, 1}},
-                    {"kernel", Ints{3, 3}}});
+                   {{"stride", Ints{1, 1}}, {"pad", Ints{1, 1}}, {"kernel", Ints{3, 3}}});
   ValueId flat = add(Op::Reshape, {pool}, {{"shape", Ints{kBatch, 27}}});
   ValueId tr = add(Op::Transpose, {gi}, {{"perm", Ints{0, 2, 3, 1}}});
-  ValueId mask = add(Op::RandomMask, {seed},
-                     {{"p", 0.25}, {"salt", int64_t(1)},
-                      {"shape", Ints{kBatch, 27}}});
+  ValueId mask =
+      add(Op::RandomMask, {seed}, {{"p", 0.25}, {"salt", int64_t(1)}, {"shape", Ints{kBatch, 27}}});
   ValueId dropped = add(Op::Mul, {flat, mask});
   ValueId v = add(Op::Param, {params},
-                  {{"name", std::string("3.weight")},
-                   {"offset", int64_t(54)},
-                   {"shape", Ints{3}}});
+                  {{"name", std::string("3.weight")}, {"offset", int64_t(54)}, {"shape", Ints{3}}});
   ValueId bv = add(Op::Broadcast, {v}, {{"shape", Ints{kBatch, 3}}});
   ValueId wm = add(Op::Reshape, {w}, {{"shape", Ints{3, 18}}});
   ValueId sl = add(Op::ReduceMean, {wm}, {{"axes", Ints{1}}, {"keepdims", false}});
-  ValueId pack = add(Op::FlatPack, {gw, sl},
-                     {{"offsets", Ints{0, 54}}, {"size", int64_t(60)}});
-  ValueId wfc = add(Op::Param, {params},
-                    {{"name", std::string("5.weight")},
-                     {"offset", int64_t(57)},
-                     {"shape", Ints{3, 27}}});
+  ValueId pack = add(Op::FlatPack, {gw, sl}, {{"offsets", Ints{0, 54}}, {"size", int64_t(60)}});
+  ValueId wfc =
+      add(Op::Param, {params},
+          {{"name", std::string("5.weight")}, {"offset", int64_t(57)}, {"shape", Ints{3, 27}}});
   ValueId fc = add(Op::MatMul, {dropped, wfc}, {{"transB", true}});
   // Contraction over the batch: [N,27]^T x [N,27] -> [27,27].
   ValueId logits3 = add(Op::MatMul, {dropped, dropped}, {{"transA", true}});
@@ -340,8 +318,7 @@ TEST_CASE("IR text: a graph using every op round-trips", "[ir]") {
   requireRoundTrip(g);
 }
 
-TEST_CASE("IR text: hand-written golden MLP parses and prints back identically",
-          "[ir]") {
+TEST_CASE("IR text: hand-written golden MLP parses and prints back identically", "[ir]") {
   const std::string golden = R"(graph @mlp {
   %x = input {name = "x"} : f32[N,4]
   %labels = input {name = "labels"} : i32[N]
@@ -414,8 +391,7 @@ TEST_CASE("IR text: golden text with kernel groups", "[ir]") {
   }
 }
 
-TEST_CASE("IR text: comments and spacing are accepted, printing is canonical",
-          "[ir]") {
+TEST_CASE("IR text: comments and spacing are accepted, printing is canonical", "[ir]") {
   const std::string loose = "// a comment before the graph\n"
                             "graph @g{\n"
                             "   %x=input{name=\"x\"}:f32[ N , 4 ]   // trailing\n"
@@ -438,8 +414,7 @@ namespace {
 
 /// Parses `text`, expects a failure at line:col whose message contains every
 /// one of `parts`.
-void expectParseError(const std::string &text, int line, int col,
-                      std::vector<std::string> parts) {
+void expectParseError(const std::string &text, int line, int col, std::vector<std::string> parts) {
   INFO("input:\n" << text);
   auto g = parseGraph(text, "t.ir");
   if (g)
@@ -453,8 +428,7 @@ void expectParseError(const std::string &text, int line, int col,
     CAPTURE(p);
     CHECK(d.message.find(p) != std::string::npos);
   }
-  CHECK(d.str().rfind("t.ir:" + std::to_string(line) + ":" +
-                          std::to_string(col) + ": error: ",
+  CHECK(d.str().rfind("t.ir:" + std::to_string(line) + ":" + std::to_string(col) + ": error: ",
                       0) == 0);
 }
 
@@ -467,12 +441,12 @@ const char *kTail = "  return output = %1\n"
 
 TEST_CASE("IR parser errors carry line:col and say what is wrong", "[ir]") {
   SECTION("unknown op") {
-    expectParseError(std::string(kHead) + "  %1 = frobnicate %x : f32[N,4]\n" + kTail,
-                     3, 8, {"unknown op", "'frobnicate'"});
+    expectParseError(std::string(kHead) + "  %1 = frobnicate %x : f32[N,4]\n" + kTail, 3, 8,
+                     {"unknown op", "'frobnicate'"});
   }
   SECTION("undefined value") {
-    expectParseError(std::string(kHead) + "  %1 = relu %y : f32[N,4]\n" + kTail,
-                     3, 13, {"undefined value %y"});
+    expectParseError(std::string(kHead) + "  %1 = relu %y : f32[N,4]\n" + kTail, 3, 13,
+                     {"undefined value %y"});
   }
   SECTION("value used before its definition") {
     expectParseError(std::string(kHead) + "  %1 = add %x, %2 : f32[N,4]\n" +
@@ -485,21 +459,20 @@ TEST_CASE("IR parser errors carry line:col and say what is wrong", "[ir]") {
                      4, 19, {"undefined value %7"});
   }
   SECTION("written type differs from the inferred one") {
-    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,3]\n" + kTail,
-                     3, 8, {"f32[N,3]", "f32[N,4]"});
+    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,3]\n" + kTail, 3, 8,
+                     {"f32[N,3]", "f32[N,4]"});
   }
   SECTION("written dtype differs from the inferred one") {
-    expectParseError(std::string(kHead) +
-                         "  %1 = reduce_sum %x {axes = [1]} : i32[N]\n" + kTail,
-                     3, 8, {"i32[N]", "f32[N]"});
+    expectParseError(std::string(kHead) + "  %1 = reduce_sum %x {axes = [1]} : i32[N]\n" + kTail, 3,
+                     8, {"i32[N]", "f32[N]"});
   }
   SECTION("wrong operand count") {
-    expectParseError(std::string(kHead) + "  %1 = add %x : f32[N,4]\n" + kTail,
-                     3, 8, {"add takes 2 operands, got 1"});
+    expectParseError(std::string(kHead) + "  %1 = add %x : f32[N,4]\n" + kTail, 3, 8,
+                     {"add takes 2 operands, got 1"});
   }
   SECTION("too many operands") {
-    expectParseError(std::string(kHead) + "  %1 = relu %x, %x : f32[N,4]\n" + kTail,
-                     3, 8, {"relu takes 1 operands, got 2"});
+    expectParseError(std::string(kHead) + "  %1 = relu %x, %x : f32[N,4]\n" + kTail, 3, 8,
+                     {"relu takes 1 operands, got 2"});
   }
   SECTION("operands that do not fit the op") {
     expectParseError(std::string(kHead) +
@@ -509,27 +482,23 @@ TEST_CASE("IR parser errors carry line:col and say what is wrong", "[ir]") {
                      4, 8, {"inner dimensions differ", "f32[N,4]", "f32[5,3]"});
   }
   SECTION("bad dtype") {
-    expectParseError(std::string(kHead) + "  %1 = relu %x : f64[N,4]\n" + kTail,
-                     3, 18, {"unknown dtype", "'f64'"});
+    expectParseError(std::string(kHead) + "  %1 = relu %x : f64[N,4]\n" + kTail, 3, 18,
+                     {"unknown dtype", "'f64'"});
   }
   SECTION("bad dtype on an input") {
-    expectParseError("graph @g {\n  %x = input {name = \"x\"} : float[N,4]\n" +
-                         std::string(kTail),
+    expectParseError("graph @g {\n  %x = input {name = \"x\"} : float[N,4]\n" + std::string(kTail),
                      2, 29, {"unknown dtype", "'float'"});
   }
   SECTION("missing closing brace of the graph") {
-    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,4]\n" +
-                         "  return output = %1\n",
+    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,4]\n" + "  return output = %1\n",
                      5, 1, {"end of input"});
   }
   SECTION("missing closing brace, no return either") {
-    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,4]\n", 4, 1,
-                     {"end of input"});
+    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,4]\n", 4, 1, {"end of input"});
   }
   SECTION("missing closing brace of an attribute list") {
-    expectParseError(std::string(kHead) +
-                         "  %1 = reduce_sum %x {axes = [1] : f32[N]\n" + kTail,
-                     3, 34, {"expected ',' or '}'"});
+    expectParseError(std::string(kHead) + "  %1 = reduce_sum %x {axes = [1] : f32[N]\n" + kTail, 3,
+                     34, {"expected ',' or '}'"});
   }
   SECTION("garbage instead of a statement") {
     expectParseError(std::string(kHead) + "  $$$ nonsense\n" + kTail, 3, 3,
@@ -539,8 +508,7 @@ TEST_CASE("IR parser errors carry line:col and say what is wrong", "[ir]") {
     expectParseError("hello world\n", 1, 1, {"expected 'graph'"});
   }
   SECTION("garbage after the graph") {
-    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,4]\n" + kTail +
-                         "trailing junk\n",
+    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,4]\n" + kTail + "trailing junk\n",
                      6, 1, {"unexpected text after the graph"});
   }
   SECTION("bad attribute value") {
@@ -551,8 +519,8 @@ TEST_CASE("IR parser errors carry line:col and say what is wrong", "[ir]") {
                      3, 46, {"bad attribute value", "'maybe'"});
   }
   SECTION("bad dimension") {
-    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,x]\n" + kTail,
-                     3, 24, {"expected an integer"});
+    expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,x]\n" + kTail, 3, 24,
+                     {"expected an integer"});
   }
   SECTION("value defined twice") {
     expectParseError(std::string(kHead) + "  %1 = relu %x : f32[N,4]\n" +
@@ -575,7 +543,5 @@ TEST_CASE("IR parser errors carry line:col and say what is wrong", "[ir]") {
                          "    %1 = relu %x : f32[N,4]\n  }\n" + kTail,
                      3, 11, {"kernel label", "'foo'"});
   }
-  SECTION("empty input") {
-    expectParseError("", 1, 1, {"expected 'graph'"});
-  }
+  SECTION("empty input") { expectParseError("", 1, 1, {"expected 'graph'"}); }
 }

@@ -10,13 +10,13 @@
 // cuda target takes the same plans (checked as they are made) but needs a
 // GPU to run them; no comparison is made for it here.
 #include "TestUtil.h"
-#include "runtime/cpu/Runner.h"
+#include "driver/Compile.h"
+#include "driver/EmitLibrary.h"
 #include "frontend/ModelFile.h"
 #include "ir/Printer.h"
 #include "passes/PlanCheck.h"
-#include "driver/Compile.h"
-#include "driver/EmitLibrary.h"
 #include "runtime/Dataset.h"
+#include "runtime/cpu/Runner.h"
 
 #include <catch2/catch.hpp>
 
@@ -56,8 +56,8 @@ std::vector<NamedModel> everyModel() {
     auto spec = frontend::loadModel(f.string());
     INFO(f.string() << ": " << (spec ? "" : spec.diag().str()));
     REQUIRE(bool(spec));
-    auto sample = spec->input ? Expected<Shape>(*spec->input)
-                              : driver::imageSampleShape(*spec, 28, 28);
+    auto sample =
+        spec->input ? Expected<Shape>(*spec->input) : driver::imageSampleShape(*spec, 28, 28);
     REQUIRE(bool(sample));
     out.push_back({"examples/" + f.filename().string(), *spec, *sample});
   }
@@ -105,8 +105,7 @@ Buffers stepInputs(const Graph &g, int64_t classes, int64_t n) {
 }
 
 /// Runs compiled program `p` at batch `n` on copies of `inputs`; its outputs.
-Buffers runStep(runtime::cpu::Runner &runner, codegen::cpu::Program &p, Buffers inputs,
-                int64_t n) {
+Buffers runStep(runtime::cpu::Runner &runner, codegen::cpu::Program &p, Buffers inputs, int64_t n) {
   Buffers out;
   std::map<std::string, void *> io;
   for (auto &[name, w] : inputs)
@@ -130,8 +129,8 @@ std::string firstDifference(const Buffers &a, const Buffers &b) {
     std::ostringstream s;
     s << "output " << name << " (" << wa.size() << " words) differs first at " << i;
     if (i < wa.size() && i < wb.size())
-      s << ": " << std::bit_cast<float>(wa[i]) << " with the plan, "
-        << std::bit_cast<float>(wb[i]) << " with every buffer its own";
+      s << ": " << std::bit_cast<float>(wa[i]) << " with the plan, " << std::bit_cast<float>(wb[i])
+        << " with every buffer its own";
     return s.str();
   }
   return "";
@@ -174,8 +173,8 @@ TEST_CASE("every model's plans pass the checker at every batch from 1 to 300", "
     problems += modelProblems;
     report << m.name << ": " << modelProblems << " problems";
     if (!badBatches.empty())
-      report << " at " << badBatches.size() << " batches (first " << badBatches.front()
-             << "); " << first;
+      report << " at " << badBatches.size() << " batches (first " << badBatches.front() << "); "
+             << first;
     report << "\n";
   }
   INFO(plans << " plans checked\n" << report.str());
@@ -295,7 +294,8 @@ TEST_CASE("a CPU step with the plan is bitwise equal to one with every buffer it
 }
 
 TEST_CASE("at batch 100 every example model trains on the cpu target as in the "
-          "interpreter", "[plan][train]") {
+          "interpreter",
+          "[plan][train]") {
   // Each step starts from the interpreter's parameters and optimizer state;
   // the loss and outputs are compared to 1e-4, and the gradients through
   // the state they update (sgd's momentum, adagrad's sum of squares). The
@@ -339,8 +339,8 @@ TEST_CASE("at batch 100 every example model trains on the cpu target as in the "
       INFO(m.name << " step " << step << ": loss " << loss << " on the cpu, " << wantLoss
                   << " in the interpreter");
       CHECK(std::abs(loss - wantLoss) <= 1e-4 * std::max(1.0f, std::abs(wantLoss)));
-      CHECK(test::relError(floats(out.data(), out.size()),
-                           floats(want.data(), want.size())) <= 1e-4);
+      CHECK(test::relError(floats(out.data(), out.size()), floats(want.data(), want.size())) <=
+            1e-4);
       double slack = 2 * info.optimizer.learningRate;
       int64_t moved = elementsApart((*cpu)->params(), (*ref)->params(), np, slack);
       INFO(moved << " of " << np << " parameters differ by more than " << slack);
@@ -348,8 +348,8 @@ TEST_CASE("at batch 100 every example model trains on the cpu target as in the "
       std::copy((*ref)->params(), (*ref)->params() + np, (*cpu)->params());
       for (const std::string &slot : info.stateSlots) {
         INFO("optimizer state " << slot);
-        CHECK(test::relError(floats((*cpu)->state(slot), np),
-                             floats((*ref)->state(slot), np)) <= 1e-4);
+        CHECK(test::relError(floats((*cpu)->state(slot), np), floats((*ref)->state(slot), np)) <=
+              1e-4);
         std::copy((*ref)->state(slot), (*ref)->state(slot) + np, (*cpu)->state(slot));
       }
     }

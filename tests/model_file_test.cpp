@@ -58,15 +58,14 @@ Diag parseError(const std::string &text) {
   return r.diag();
 }
 
-#define CHECK_ERROR(text, line_, col_, substring)                              \
-  do {                                                                         \
-    Diag d_ = parseError(text);                                                \
-    INFO("input: " << std::string(text).substr(0, 200)                         \
-                   << "\ndiagnostic: " << d_.str());                           \
-    CHECK(d_.file == "test.model");                                            \
-    CHECK(d_.line == (line_));                                                 \
-    CHECK(d_.col == (col_));                                                   \
-    CHECK_THAT(d_.message, Catch::Contains(substring));                        \
+#define CHECK_ERROR(text, line_, col_, substring)                                                  \
+  do {                                                                                             \
+    Diag d_ = parseError(text);                                                                    \
+    INFO("input: " << std::string(text).substr(0, 200) << "\ndiagnostic: " << d_.str());           \
+    CHECK(d_.file == "test.model");                                                                \
+    CHECK(d_.line == (line_));                                                                     \
+    CHECK(d_.col == (col_));                                                                       \
+    CHECK_THAT(d_.message, Catch::Contains(substring));                                            \
   } while (0)
 
 const std::string kModel = "model = nn.Sequential()\n";
@@ -168,17 +167,15 @@ model:add(nn.Linear(13, sizes.extra))
 }
 
 TEST_CASE("strings, comments and separators", "[model_file]") {
-  nn::ModelSpec spec =
-      parseOk("#!/usr/bin/env th\n"
-              "-- a line comment\n"
-              "--[[ a block\ncomment ]] model = nn.Sequential()\n"
-              "--[==[ a ]] level-2 ]=] block ]==]\n"
-              "--[ not a block, a line comment\n"
-              "local s = 'a\\'b\\n\\65\\x41' .. \"q\\\"\" .. [[long\nstring]]\n"
-              "model:add(nn.ReLU()); model:add(nn.Tanh());;\n"
-              "model:add(nn.Sigmoid()) -- trailing\n");
-  CHECK(tree(spec.model) ==
-        "nn.Sequential()\n  nn.ReLU()\n  nn.Tanh()\n  nn.Sigmoid()\n");
+  nn::ModelSpec spec = parseOk("#!/usr/bin/env th\n"
+                               "-- a line comment\n"
+                               "--[[ a block\ncomment ]] model = nn.Sequential()\n"
+                               "--[==[ a ]] level-2 ]=] block ]==]\n"
+                               "--[ not a block, a line comment\n"
+                               "local s = 'a\\'b\\n\\65\\x41' .. \"q\\\"\" .. [[long\nstring]]\n"
+                               "model:add(nn.ReLU()); model:add(nn.Tanh());;\n"
+                               "model:add(nn.Sigmoid()) -- trailing\n");
+  CHECK(tree(spec.model) == "nn.Sequential()\n  nn.ReLU()\n  nn.Tanh()\n  nn.Sigmoid()\n");
   CHECK(spec.model.children[2].loc.line == 10);
 }
 
@@ -199,10 +196,7 @@ criterion = nn.MSECriterion():cuda()
   nn::Sequential inner;
   inner.add(nn::Linear(3, 3));
   nn::Sequential expected;
-  expected.add(nn::Linear(2, 3))
-      .add(nn::Linear(2, 3))
-      .add(nn::ReLU())
-      .add(inner);
+  expected.add(nn::Linear(2, 3)).add(nn::Linear(2, 3)).add(nn::ReLU()).add(inner);
   CHECK(tree(spec.model) == tree(expected));
   CHECK(spec.model.children[3].children[0].loc.line == 7);
   REQUIRE(spec.criterion);
@@ -258,10 +252,8 @@ optimState.weightDecay = 5e-4
   REQUIRE(spec.optimizer);
   CHECK(spec.optimizer->name == "sgd");
   CHECK(spec.optimizer->config ==
-        std::map<std::string, double>{{"learningRate", 0.01},
-                                      {"momentum", 0.9},
-                                      {"nesterov", 1},
-                                      {"weightDecay", 5e-4}});
+        std::map<std::string, double>{
+            {"learningRate", 0.01}, {"momentum", 0.9}, {"nesterov", 1}, {"weightDecay", 5e-4}});
 
   spec = parseOk(kModel + "opt = optim.adam\noptimizer = opt\n"
                           "optimConfig = {beta1 = 0.8, epsilon = 1e-8}\n");
@@ -273,38 +265,30 @@ optimState.weightDecay = 5e-4
   CHECK_ERROR(kModel + "optimizer = optim.adagrad\nconfig = {learningRate = "
                        "1, momentum = 0.9}\n",
               3, 29, "unknown config key 'momentum' for optim.adagrad");
-  CHECK_ERROR(kModel +
-                  "optimizer = optim.adam\nconfig = {}\nconfig.beta3 = 1\n",
-              4, 8, "'beta3' for optim.adam");
-  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {learningRate = 'x'}\n",
-              3, 11, "'learningRate' must be a finite number, got string 'x'");
-  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {learningRate = 1/0}\n",
-              3, 11, "got inf");
-  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {1}\n", 3, 10,
-              "only have named entries");
-  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = 3\n", 3, 1,
-              "'config' must be a table");
+  CHECK_ERROR(kModel + "optimizer = optim.adam\nconfig = {}\nconfig.beta3 = 1\n", 4, 8,
+              "'beta3' for optim.adam");
+  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {learningRate = 'x'}\n", 3, 11,
+              "'learningRate' must be a finite number, got string 'x'");
+  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {learningRate = 1/0}\n", 3, 11, "got inf");
+  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {1}\n", 3, 10, "only have named entries");
+  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = 3\n", 3, 1, "'config' must be a table");
   CHECK_ERROR(kModel + "optimizer = 'sgd'\n", 2, 1,
               "'optimizer' must be optim.sgd, optim.adagrad or optim.adam, got "
               "string 'sgd'");
-  CHECK_ERROR(kModel + "optimizer = optim.rmsprop\n", 2, 13,
-              "unknown optimizer 'optim.rmsprop'");
+  CHECK_ERROR(kModel + "optimizer = optim.rmsprop\n", 2, 13, "unknown optimizer 'optim.rmsprop'");
   CHECK_ERROR(kModel + "optim.sgd(1)\n", 2, 1, "optim.sgd is not called");
 }
 
-TEST_CASE("the model, criterion and input globals are checked",
-          "[model_file]") {
+TEST_CASE("the model, criterion and input globals are checked", "[model_file]") {
   CHECK_ERROR("", 1, 1,
               "no 'model' defined; expected e.g. model = "
               "nn.Sequential()");
   CHECK_ERROR("-- nothing here\nx = 1\n", 1, 1, "no 'model' defined");
-  CHECK_ERROR("model = nn.Sequential()\nmodel = nil\n", 1, 1,
-              "no 'model' defined");
+  CHECK_ERROR("model = nn.Sequential()\nmodel = nil\n", 1, 1, "no 'model' defined");
   CHECK_ERROR("require 'nn'\n  model = nn.Linear(1, 2)\n", 2, 3,
               "'model' must be an nn.Sequential, got module nn.Linear(1, 2)");
   CHECK_ERROR("model = 5\n", 1, 1, "'model' must be an nn.Sequential, got 5");
-  CHECK_ERROR(kModel + "criterion = nn.ReLU()\n", 2, 1,
-              "'criterion' must be a criterion");
+  CHECK_ERROR(kModel + "criterion = nn.ReLU()\n", 2, 1, "'criterion' must be a criterion");
   CHECK_ERROR(kModel + "input = {1, 0, 32}\n", 2, 1,
               "'input' must be a list of 1 to 8 positive integers");
   CHECK_ERROR(kModel + "input = 'x'\n", 2, 1, "'input' must be a list");
@@ -312,26 +296,19 @@ TEST_CASE("the model, criterion and input globals are checked",
 }
 
 TEST_CASE("unsupported Lua is named with its line", "[model_file]") {
-  CHECK_ERROR(kModel + "x = 1\nfor i = 1, 3 do model:add(nn.ReLU()) end\n", 3,
-              1, "'for' loops are not supported in model files");
-  CHECK_ERROR(kModel + "  while true do end\n", 2, 3,
-              "'while' loops are not supported");
+  CHECK_ERROR(kModel + "x = 1\nfor i = 1, 3 do model:add(nn.ReLU()) end\n", 3, 1,
+              "'for' loops are not supported in model files");
+  CHECK_ERROR(kModel + "  while true do end\n", 2, 3, "'while' loops are not supported");
   CHECK_ERROR("repeat until x\n", 1, 1, "'repeat' loops are not supported");
-  CHECK_ERROR(kModel + "function f() end\n", 2, 1,
-              "'function' definitions are not supported");
-  CHECK_ERROR("local function f() end\n", 1, 7,
-              "'function' definitions are not supported");
-  CHECK_ERROR("f = function() end\n", 1, 5,
-              "'function' definitions are not supported");
-  CHECK_ERROR(kModel + "if x then end\n", 2, 1,
-              "'if' statements are not supported");
-  CHECK_ERROR(kModel + "return model\n", 2, 1,
-              "'return' statements are not supported");
+  CHECK_ERROR(kModel + "function f() end\n", 2, 1, "'function' definitions are not supported");
+  CHECK_ERROR("local function f() end\n", 1, 7, "'function' definitions are not supported");
+  CHECK_ERROR("f = function() end\n", 1, 5, "'function' definitions are not supported");
+  CHECK_ERROR(kModel + "if x then end\n", 2, 1, "'if' statements are not supported");
+  CHECK_ERROR(kModel + "return model\n", 2, 1, "'return' statements are not supported");
   CHECK_ERROR("goto done\n", 1, 1, "'goto' statements are not supported");
   CHECK_ERROR("do x = 1 end\n", 1, 1, "'do' blocks are not supported");
   CHECK_ERROR("::top::\n", 1, 1, "labels ('::') are not supported");
-  CHECK_ERROR("x = 1 == 2\n", 1, 7,
-              "comparison operator '==' is not supported in model files");
+  CHECK_ERROR("x = 1 == 2\n", 1, 7, "comparison operator '==' is not supported in model files");
   CHECK_ERROR("x = 1 ~= 2\n", 1, 7, "comparison operator '~='");
   CHECK_ERROR("x = 1 and 2\n", 1, 7, "logical operator 'and'");
   CHECK_ERROR("x = 1 or 2\n", 1, 7, "logical operator 'or'");
@@ -339,8 +316,7 @@ TEST_CASE("unsupported Lua is named with its line", "[model_file]") {
   CHECK_ERROR("t = {}\nx = #t\n", 2, 5, "length operator '#'");
   CHECK_ERROR("x = 7 // 2\n", 1, 7, "operator '//' is not supported");
   CHECK_ERROR("x = ...\n", 1, 5, "varargs ('...') are not supported");
-  CHECK_ERROR("x = 'a' .. 1\n", 1, 9,
-              "'..' concatenates strings only, got a number value");
+  CHECK_ERROR("x = 'a' .. 1\n", 1, 9, "'..' concatenates strings only, got a number value");
   CHECK_ERROR(kModel + "print(model)\n", 2, 1, "unknown function 'print'");
   CHECK_ERROR("os.execute('rm -rf /')\n", 1, 1, "'os' is not defined");
   CHECK_ERROR("x = y + 1\n", 1, 5, "'y' is not defined");
@@ -352,8 +328,7 @@ TEST_CASE("unsupported Lua is named with its line", "[model_file]") {
   CHECK_ERROR("x = 'abc' + 1\n", 1, 11, "cannot apply '+' to a string value");
   CHECK_ERROR("x = (1)(2)\n", 1, 5, "cannot call a number value");
   CHECK_ERROR("x = {}\nx:foo()\n", 2, 3, "cannot call method 'foo' on a table");
-  CHECK_ERROR(kModel + "model:forward()\n", 2, 7,
-              "unknown method 'forward' of nn.Sequential");
+  CHECK_ERROR(kModel + "model:forward()\n", 2, 7, "unknown method 'forward' of nn.Sequential");
   CHECK_ERROR(kModel + "w = model.weight\n", 2, 11,
               "cannot read fields of an nn.Sequential module");
   CHECK_ERROR("m = nn.SpatialMaxPooling(2, 2):ceil()\n", 1, 32,
@@ -366,17 +341,14 @@ TEST_CASE("unsupported Lua is named with its line", "[model_file]") {
 }
 
 TEST_CASE("constructor arguments are checked", "[model_file]") {
-  auto layer = [](const std::string &expr) {
-    return kModel + "model:add(" + expr + ")\n";
-  };
+  auto layer = [](const std::string &expr) { return kModel + "model:add(" + expr + ")\n"; };
   CHECK_ERROR(layer("nn.Linear(10)"), 2, 11,
               "nn.Linear expects 2 arguments (inputSize, outputSize), got 1");
   CHECK_ERROR(layer("nn.Linear(1, 2, true, 4)"), 2, 11,
               "nn.Linear expects 2 arguments (inputSize, outputSize), got 4");
   CHECK_ERROR(layer("nn.ReLU(1, 2)"), 2, 11,
               "nn.ReLU expects at most 1 argument ([inplace]), got 2");
-  CHECK_ERROR(layer("nn.Tanh(1)"), 2, 11,
-              "nn.Tanh expects no arguments, got 1");
+  CHECK_ERROR(layer("nn.Tanh(1)"), 2, 11, "nn.Tanh expects no arguments, got 1");
   CHECK_ERROR(layer("nn.SpatialConvolution(3, 16, 5)"), 2, 11,
               "nn.SpatialConvolution expects 4 to 8 arguments");
   CHECK_ERROR(layer("nn.SpatialMaxPooling(2, 2, 2, 2, 0, 0, 1)"), 2, 11,
@@ -389,8 +361,7 @@ TEST_CASE("constructor arguments are checked", "[model_file]") {
               "argument 2 (outputSize) must be a number, got nil");
   CHECK_ERROR(layer("nn.Linear(10, -5)"), 2, 11,
               "argument 2 (outputSize) must be a positive integer, got -5");
-  CHECK_ERROR(layer("nn.Linear(1e12, 10)"), 2, 11,
-              "must be a positive integer, got 1000000000000");
+  CHECK_ERROR(layer("nn.Linear(1e12, 10)"), 2, 11, "must be a positive integer, got 1000000000000");
   CHECK_ERROR(layer("nn.Linear(2^31, 10)"), 2, 11, "got 2147483648");
   CHECK_ERROR(layer("nn.Linear(1e400, 10)"), 2, 11, "got inf");
   CHECK_ERROR(layer("nn.Linear(1/0, 10)"), 2, 11, "got inf");
@@ -399,17 +370,14 @@ TEST_CASE("constructor arguments are checked", "[model_file]") {
   CHECK_ERROR(layer("nn.Linear(0, 10)"), 2, 11, "got 0");
   CHECK_ERROR(layer("nn.Linear(3, 10, false)"), 2, 11,
               "nn.Linear without bias (argument 3 false) is not supported");
-  CHECK_ERROR(layer("nn.Linear(3, 10, 1)"), 2, 11,
-              "nn.Linear argument 3 must be a boolean, got 1");
+  CHECK_ERROR(layer("nn.Linear(3, 10, 1)"), 2, 11, "nn.Linear argument 3 must be a boolean, got 1");
   CHECK_ERROR(layer("nn.Dropout(1.5)"), 2, 11,
               "nn.Dropout argument 1 (p) must be in [0, 1), got 1.5");
   CHECK_ERROR(layer("nn.Dropout(1)"), 2, 11, "got 1");
-  CHECK_ERROR(layer("nn.View(-1)"), 2, 11,
-              "nn.View argument 1 must be a positive integer, got -1");
+  CHECK_ERROR(layer("nn.View(-1)"), 2, 11, "nn.View argument 1 must be a positive integer, got -1");
   CHECK_ERROR(layer("nn.View(-1, 3, -1)"), 2, 11,
               "nn.View argument 3 must be a positive integer, got -1");
-  CHECK_ERROR(layer("nn.Reshape(1, 2, 3, 4, 5)"), 2, 11,
-              "nn.Reshape expects 1 to 4 arguments");
+  CHECK_ERROR(layer("nn.Reshape(1, 2, 3, 4, 5)"), 2, 11, "nn.Reshape expects 1 to 4 arguments");
   CHECK_ERROR(layer("nn.SpatialConvolution(3, 16, 5, 5, 0)"), 2, 11,
               "argument 5 (dW) must be a positive integer, got 0");
   CHECK_ERROR(layer("nn.SpatialConvolution(3, 16, 5, 5, 1, 1, -1)"), 2, 11,
@@ -419,10 +387,8 @@ TEST_CASE("constructor arguments are checked", "[model_file]") {
   CHECK_ERROR(layer("5"), 2, 11, ":add() expects a module, got 5");
   CHECK_ERROR(layer("nn.MSECriterion()"), 2, 11,
               ":add() expects a module, got criterion nn.MSECriterion()");
-  CHECK_ERROR(kModel + "model:add()\n", 2, 7,
-              ":add() expects one module, got 0");
-  CHECK_ERROR("m = nn.Linear(1, 2):add(nn.ReLU())\n", 1, 21,
-              "nn.Linear has no method 'add'");
+  CHECK_ERROR(kModel + "model:add()\n", 2, 7, ":add() expects one module, got 0");
+  CHECK_ERROR("m = nn.Linear(1, 2):add(nn.ReLU())\n", 1, 21, "nn.Linear has no method 'add'");
 }
 
 TEST_CASE("syntax errors name the token", "[model_file]") {
@@ -430,18 +396,13 @@ TEST_CASE("syntax errors name the token", "[model_file]") {
               "unexpected end of file; expected ')' to close '(' at 1:22");
   CHECK_ERROR("model = = 1\n", 1, 9, "unexpected '='; expected an expression");
   CHECK_ERROR("model nn.Sequential()\n", 1, 7, "unexpected 'nn'; expected '='");
-  CHECK_ERROR("x = {1, 2\ny = 3\n", 2, 1,
-              "unexpected 'y'; expected '}' to close '{' at 1:5");
-  CHECK_ERROR("x = 3 + \n", 2, 1,
-              "unexpected end of file; expected an expression");
+  CHECK_ERROR("x = {1, 2\ny = 3\n", 2, 1, "unexpected 'y'; expected '}' to close '{' at 1:5");
+  CHECK_ERROR("x = 3 + \n", 2, 1, "unexpected end of file; expected an expression");
   CHECK_ERROR("x = 'abc\ny = 1\n", 1, 5, "unterminated string");
   CHECK_ERROR("x = 'a\\qb'\n", 1, 7, "invalid escape sequence '\\q'");
-  CHECK_ERROR("x = '\\300'\n", 1, 6,
-              "decimal escape '\\300' is larger than 255");
-  CHECK_ERROR("x = 1\n--[[ never\nclosed\n", 2, 1,
-              "unterminated block comment");
-  CHECK_ERROR("x = 1\n--[==[ closed the wrong way ]]\n", 2, 1,
-              "unterminated block comment");
+  CHECK_ERROR("x = '\\300'\n", 1, 6, "decimal escape '\\300' is larger than 255");
+  CHECK_ERROR("x = 1\n--[[ never\nclosed\n", 2, 1, "unterminated block comment");
+  CHECK_ERROR("x = 1\n--[==[ closed the wrong way ]]\n", 2, 1, "unterminated block comment");
   CHECK_ERROR("x = [[abc\n", 1, 5, "unterminated long string");
   CHECK_ERROR("x = 3x\n", 1, 5, "malformed number '3x'");
   CHECK_ERROR("x = 1.2.3\n", 1, 5, "malformed number '1.2.3'");
@@ -460,8 +421,7 @@ TEST_CASE("syntax errors name the token", "[model_file]") {
   CHECK_ERROR("local 5 = 1\n", 1, 7, "expected a name after 'local'");
 }
 
-TEST_CASE("hostile input is rejected quickly and without crashing",
-          "[model_file]") {
+TEST_CASE("hostile input is rejected quickly and without crashing", "[model_file]") {
   SECTION("deep nesting") {
     CHECK_ERROR("x = " + std::string(100000, '('), 1, 205,
                 "nesting too deep (more than 200 levels)");
@@ -475,8 +435,8 @@ TEST_CASE("hostile input is rejected quickly and without crashing",
       pow += "^2";
     Diag d = parseError(pow);
     CHECK_THAT(d.message, Catch::Contains("nesting too deep"));
-    std::string ok = "model = nn.Sequential()\nx = " + std::string(150, '(') +
-                     "1" + std::string(150, ')') + "\n";
+    std::string ok = "model = nn.Sequential()\nx = " + std::string(150, '(') + "1" +
+                     std::string(150, ')') + "\n";
     parseOk(ok);
   }
   SECTION("a 10 MB line is linear") {
@@ -488,8 +448,7 @@ TEST_CASE("hostile input is rejected quickly and without crashing",
     auto start = std::chrono::steady_clock::now();
     Diag d = parseError(line);
     double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count();
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     CHECK(d.line == 1);
     CHECK(d.col == int(line.size()));
     CHECK_THAT(d.message, Catch::Contains("unexpected character '@'"));
@@ -501,8 +460,7 @@ TEST_CASE("hostile input is rejected quickly and without crashing",
     for (int i = 0; i < 1'000'005; ++i)
       t += "1,";
     t += "}";
-    CHECK_ERROR(t, 1, 5 + 2 * 1'000'000 + 1,
-                "table too large (more than 1000000 entries)");
+    CHECK_ERROR(t, 1, 5 + 2 * 1'000'000 + 1, "table too large (more than 1000000 entries)");
   }
   SECTION("exponential growth is capped") {
     std::string seq = "model = nn.Sequential():add(nn.ReLU())\n";
@@ -549,8 +507,8 @@ TEST_CASE("hostile input is rejected quickly and without crashing",
 
 TEST_CASE("loading model files from disk", "[model_file]") {
   namespace fs = std::filesystem;
-  fs::path dir = fs::temp_directory_path() /
-                 fmt::format("graphc_model_test_{}", std::random_device()());
+  fs::path dir =
+      fs::temp_directory_path() / fmt::format("graphc_model_test_{}", std::random_device()());
   fs::create_directories(dir);
   std::string path = (dir / "mlp.model").string();
   std::ofstream(path) << kReference;
@@ -562,16 +520,14 @@ TEST_CASE("loading model files from disk", "[model_file]") {
   std::ofstream(path) << "model = nn.Sequential()\nfor";
   auto bad = loadModel(path);
   REQUIRE(!bad);
-  CHECK(bad.diag().str() ==
-        path + ":2:1: error: 'for' loops are not supported in model files");
+  CHECK(bad.diag().str() == path + ":2:1: error: 'for' loops are not supported in model files");
 
   auto missing = loadModel((dir / "missing.model").string());
   REQUIRE(!missing);
   CHECK(missing.diag().line == 0);
-  CHECK_THAT(missing.diag().message,
-             Catch::StartsWith("cannot open " +
-                               (dir / "missing.model").string() +
-                               ": No such file"));
+  CHECK_THAT(
+      missing.diag().message,
+      Catch::StartsWith("cannot open " + (dir / "missing.model").string() + ": No such file"));
 
   auto directory = loadModel(dir.string());
   REQUIRE(!directory);

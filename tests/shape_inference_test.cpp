@@ -27,8 +27,7 @@ std::string typesStr(const std::vector<Type> &in) {
 }
 
 /// inferType(op, in, attrs) == want.
-void expectType(Op op, const std::vector<Type> &in, const Attrs &attrs,
-                const Type &want) {
+void expectType(Op op, const std::vector<Type> &in, const Attrs &attrs, const Type &want) {
   INFO(opName(op) << " " << typesStr(in) << " " << str(attrs));
   auto t = inferType(op, in, attrs);
   if (!t)
@@ -73,11 +72,17 @@ TEST_CASE("shape inference: one accepted case per op", "[shape]") {
   Type x = f32({N, 10});
   std::vector<Case> cases = {
       {Op::Param, {f32({100})}, {{"offset", int64_t(10)}, {"shape", Ints{3, 30}}}, f32({3, 30})},
-      {Op::RandomMask, {i32({})}, {{"p", 0.5}, {"salt", int64_t(3)}, {"shape", Ints{N, 10}}}, f32({N, 10})},
+      {Op::RandomMask,
+       {i32({})},
+       {{"p", 0.5}, {"salt", int64_t(3)}, {"shape", Ints{N, 10}}},
+       f32({N, 10})},
       {Op::Reshape, {f32({N, 1, 32, 32})}, {{"shape", Ints{N, 1024}}}, f32({N, 1024})},
       {Op::Transpose, {f32({2, 3, 4})}, {{"perm", Ints{2, 0, 1}}}, f32({4, 2, 3})},
       {Op::Broadcast, {f32({10})}, {{"shape", Ints{N, 10}}}, x},
-      {Op::FlatPack, {f32({3, 4}), f32({3})}, {{"offsets", Ints{0, 12}}, {"size", int64_t(20)}}, f32({20})},
+      {Op::FlatPack,
+       {f32({3, 4}), f32({3})},
+       {{"offsets", Ints{0, 12}}, {"size", int64_t(20)}},
+       f32({20})},
       {Op::Add, {x, f32({10})}, {}, x},
       {Op::Sub, {f32({N, 1}), x}, {}, x},
       {Op::Mul, {x, f32({})}, {}, x},
@@ -106,14 +111,22 @@ TEST_CASE("shape inference: one accepted case per op", "[shape]") {
       {Op::OneHot, {i32({N})}, {{"classes", int64_t(10)}}, x},
       {Op::NllLoss, {x, i32({N})}, {}, f32({})},
       {Op::Conv2d, {f32({N, 3, 32, 32}), f32({16, 3, 5, 5})}, {}, f32({N, 16, 28, 28})},
-      {Op::Conv2dGradInput, {f32({N, 16, 28, 28}), f32({16, 3, 5, 5})},
-       {{"in_shape", Ints{3, 32, 32}}}, f32({N, 3, 32, 32})},
-      {Op::Conv2dGradWeight, {f32({N, 3, 32, 32}), f32({N, 16, 28, 28})},
-       {{"kernel", Ints{5, 5}}}, f32({16, 3, 5, 5})},
-      {Op::MaxPool2d, {f32({N, 16, 28, 28})},
-       {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}}, f32({N, 16, 14, 14})},
-      {Op::MaxPool2dGrad, {f32({N, 16, 28, 28}), f32({N, 16, 14, 14})},
-       {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}}, f32({N, 16, 28, 28})},
+      {Op::Conv2dGradInput,
+       {f32({N, 16, 28, 28}), f32({16, 3, 5, 5})},
+       {{"in_shape", Ints{3, 32, 32}}},
+       f32({N, 3, 32, 32})},
+      {Op::Conv2dGradWeight,
+       {f32({N, 3, 32, 32}), f32({N, 16, 28, 28})},
+       {{"kernel", Ints{5, 5}}},
+       f32({16, 3, 5, 5})},
+      {Op::MaxPool2d,
+       {f32({N, 16, 28, 28})},
+       {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}},
+       f32({N, 16, 14, 14})},
+      {Op::MaxPool2dGrad,
+       {f32({N, 16, 28, 28}), f32({N, 16, 14, 14})},
+       {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}},
+       f32({N, 16, 28, 28})},
   };
   std::set<Op> covered = {Op::Input, Op::Constant}; // typed explicitly, below
   for (auto &c : cases) {
@@ -132,17 +145,16 @@ TEST_CASE("shape inference: one accepted case per op", "[shape]") {
   expectReject(Op::Constant, {}, {{"value", 1.0}}, {"typed explicitly"});
 }
 
-TEST_CASE("shape inference: operand counts are checked for every fixed-arity op",
-          "[shape]") {
+TEST_CASE("shape inference: operand counts are checked for every fixed-arity op", "[shape]") {
   for (int i = 0; i < kNumOps; ++i) {
     Op op = Op(i);
     int arity = opArity(op);
     if (arity < 0)
       continue;
     std::vector<Type> in(size_t(arity) + 1, f32({N, 4}));
-    expectReject(op, in, {},
-                 {"takes " + std::to_string(arity) + " operands, got " +
-                  std::to_string(arity + 1)});
+    expectReject(
+        op, in, {},
+        {"takes " + std::to_string(arity) + " operands, got " + std::to_string(arity + 1)});
   }
 }
 
@@ -164,15 +176,13 @@ TEST_CASE("shape inference: broadcasting", "[shape]") {
   CHECK(*broadcastShapes({N, 1}, {1, 10}) == Shape{N, 10});
   CHECK(*broadcastShapes({5, 1, 1}, {3, 2}) == Shape{5, 3, 2});
 
-  expectReject(Op::Add, {f32({N, 10}), f32({9})}, {},
-               {"[N,10]", "[9]", "do not broadcast"});
+  expectReject(Op::Add, {f32({N, 10}), f32({9})}, {}, {"[N,10]", "[9]", "do not broadcast"});
   expectReject(Op::Mul, {f32({N, 10}), f32({5, 10})}, {}, {"[N,10]", "[5,10]"});
   expectReject(Op::Sub, {f32({2, 3}), f32({3, 2})}, {}, {"[2,3]", "[3,2]"});
   // N would end up in the second position.
   expectReject(Op::Add, {f32({N}), f32({5, 1})}, {}, {"N not leading"});
   expectReject(Op::Max, {f32({N, 4}), f32({3, 1, 4})}, {}, {"N not leading"});
-  expectReject(Op::Select, {f32({N, 10}), f32({N, 10}), f32({4})}, {},
-               {"do not broadcast"});
+  expectReject(Op::Select, {f32({N, 10}), f32({N, 10}), f32({4})}, {}, {"do not broadcast"});
   // Elementwise arithmetic is on f32.
   expectReject(Op::Add, {f32({N, 10}), i32({N, 10})}, {}, {"operand 1 must be f32"});
   expectReject(Op::Relu, {i32({N})}, {}, {"operand 0 must be f32"});
@@ -207,30 +217,25 @@ TEST_CASE("shape inference: reductions", "[shape]") {
   };
   for (Op op : {Op::ReduceSum, Op::ReduceMax, Op::ReduceMean})
     for (auto &c : cases)
-      expectType(op, {f32(c.in)}, {{"axes", c.axes}, {"keepdims", c.keep}},
-                 f32(c.want));
+      expectType(op, {f32(c.in)}, {{"axes", c.axes}, {"keepdims", c.keep}}, f32(c.want));
 
   expectReject(Op::ReduceSum, {f32({N, 10})}, {{"axes", Ints{2}}},
                {"axes out of range", "f32[N,10]"});
-  expectReject(Op::ReduceMean, {f32({N, 10})}, {{"axes", Ints{-3}}},
-               {"axes out of range"});
+  expectReject(Op::ReduceMean, {f32({N, 10})}, {{"axes", Ints{-3}}}, {"axes out of range"});
   expectReject(Op::ReduceMax, {i32({N, 10})}, {{"axes", Ints{1}}}, {"must be f32"});
 }
 
 TEST_CASE("shape inference: matmul with transposes", "[shape]") {
   expectType(Op::MatMul, {f32({N, 4}), f32({4, 3})}, {}, f32({N, 3}));
-  expectType(Op::MatMul, {f32({N, 1024}), f32({1000, 1024})}, {{"transB", true}},
-             f32({N, 1000}));
+  expectType(Op::MatMul, {f32({N, 1024}), f32({1000, 1024})}, {{"transB", true}}, f32({N, 1000}));
   // Weight gradient: contraction over N.
-  expectType(Op::MatMul, {f32({N, 10}), f32({N, 20})}, {{"transA", true}},
-             f32({10, 20}));
+  expectType(Op::MatMul, {f32({N, 10}), f32({N, 20})}, {{"transA", true}}, f32({10, 20}));
   // Input gradient.
-  expectType(Op::MatMul, {f32({N, 10}), f32({10, 1000})}, {{"transA", false}},
-             f32({N, 1000}));
-  expectType(Op::MatMul, {f32({5, 7}), f32({3, 5})},
-             {{"transA", true}, {"transB", true}}, f32({7, 3}));
-  expectType(Op::MatMul, {f32({2, 3}), f32({3, 4})},
-             {{"transA", false}, {"transB", false}}, f32({2, 4}));
+  expectType(Op::MatMul, {f32({N, 10}), f32({10, 1000})}, {{"transA", false}}, f32({N, 1000}));
+  expectType(Op::MatMul, {f32({5, 7}), f32({3, 5})}, {{"transA", true}, {"transB", true}},
+             f32({7, 3}));
+  expectType(Op::MatMul, {f32({2, 3}), f32({3, 4})}, {{"transA", false}, {"transB", false}},
+             f32({2, 4}));
 
   expectReject(Op::MatMul, {f32({N, 4}), f32({5, 3})}, {},
                {"inner dimensions differ", "f32[N,4]", "f32[5,3]"});
@@ -239,8 +244,7 @@ TEST_CASE("shape inference: matmul with transposes", "[shape]") {
   expectReject(Op::MatMul, {f32({N, 4}), f32({4, 3})}, {{"transA", true}},
                {"inner dimensions differ", "f32[N,4]^T"});
   // N as the second dimension of the result.
-  expectReject(Op::MatMul, {f32({5, 10}), f32({N, 10})}, {{"transB", true}},
-               {"batch dimension N"});
+  expectReject(Op::MatMul, {f32({5, 10}), f32({N, 10})}, {{"transB", true}}, {"batch dimension N"});
   expectReject(Op::MatMul, {f32({N, 4, 1}), f32({4, 3})}, {}, {"rank 2"});
   expectReject(Op::MatMul, {f32({N, 4}), f32({4})}, {}, {"operand 1", "rank 2"});
   expectReject(Op::MatMul, {i32({N, 4}), f32({4, 3})}, {}, {"must be f32"});
@@ -289,8 +293,7 @@ TEST_CASE("shape inference: conv2d and maxpool output sizes", "[shape]") {
   CHECK(rejected > 10);
 
   // Stride and padding default to 1 and 0.
-  expectType(Op::Conv2d, {f32({N, 1, 32, 32}), f32({6, 1, 5, 5})}, {},
-             f32({N, 6, 28, 28}));
+  expectType(Op::Conv2d, {f32({N, 1, 32, 32}), f32({6, 1, 5, 5})}, {}, f32({N, 6, 28, 28}));
   // Asymmetric: stride {2,1}, pad {0,2}, kernel 3x5 on 9x11.
   expectType(Op::Conv2d, {f32({N, 2, 9, 11}), f32({4, 2, 3, 5})},
              {{"stride", Ints{2, 1}}, {"pad", Ints{0, 2}}},
@@ -301,27 +304,26 @@ TEST_CASE("shape inference: conv2d and maxpool output sizes", "[shape]") {
 
   // The kernel is larger than the padded input by less than one stride:
   // floor((2 - 3) / 2) + 1 = 0, no output row.
-  expectReject(Op::Conv2d, {f32({N, 1, 2, 2}), f32({1, 1, 3, 3})},
-               {{"stride", Ints{2, 2}}}, {"does not fit"});
-  expectReject(Op::MaxPool2d, {f32({N, 1, 2, 2})},
-               {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}}, {"does not fit"});
+  expectReject(Op::Conv2d, {f32({N, 1, 2, 2}), f32({1, 1, 3, 3})}, {{"stride", Ints{2, 2}}},
+               {"does not fit"});
+  expectReject(Op::MaxPool2d, {f32({N, 1, 2, 2})}, {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}},
+               {"does not fit"});
   CHECK(windowOut(2, 3, 2, 0) < 1);
   CHECK(windowOut(28, 5, 1, 0) == 24);
   CHECK(windowOut(32, 3, 2, 1) == 16);
 
-  expectReject(Op::Conv2d, {f32({N, 3, 8, 8}), f32({4, 2, 3, 3})}, {},
-               {"3 channels", "expects 2"});
+  expectReject(Op::Conv2d, {f32({N, 3, 8, 8}), f32({4, 2, 3, 3})}, {}, {"3 channels", "expects 2"});
   expectReject(Op::Conv2d, {f32({N, 3, 8}), f32({4, 3, 3, 3})}, {}, {"rank 4"});
-  expectReject(Op::Conv2d, {f32({N, 3, 8, 8}), f32({4, 3, 3, 3})},
-               {{"stride", Ints{0, 1}}}, {"positive"});
-  expectReject(Op::Conv2d, {f32({N, 3, 8, 8}), f32({4, 3, 3, 3})},
-               {{"pad", Ints{-1, 0}}}, {"not negative"});
-  expectReject(Op::Conv2d, {f32({N, 3, 8, 8}), f32({4, 3, 3, 3})},
-               {{"stride", Ints{1}}}, {"two values"});
+  expectReject(Op::Conv2d, {f32({N, 3, 8, 8}), f32({4, 3, 3, 3})}, {{"stride", Ints{0, 1}}},
+               {"positive"});
+  expectReject(Op::Conv2d, {f32({N, 3, 8, 8}), f32({4, 3, 3, 3})}, {{"pad", Ints{-1, 0}}},
+               {"not negative"});
+  expectReject(Op::Conv2d, {f32({N, 3, 8, 8}), f32({4, 3, 3, 3})}, {{"stride", Ints{1}}},
+               {"two values"});
   expectReject(Op::MaxPool2d, {f32({N, 3, 8, 8})}, {}, {"two values"});
   // A pad over half the window would make windows of padding only.
-  expectReject(Op::MaxPool2d, {f32({N, 1, 4, 4})},
-               {{"kernel", Ints{2, 2}}, {"pad", Ints{2, 2}}}, {"pad"});
+  expectReject(Op::MaxPool2d, {f32({N, 1, 4, 4})}, {{"kernel", Ints{2, 2}}, {"pad", Ints{2, 2}}},
+               {"pad"});
   expectReject(Op::Conv2dGradInput, {f32({N, 8, 5, 5}), f32({8, 3, 5, 5})},
                {{"in_shape", Ints{3, 32, 32}}}, {"does not match"});
   expectReject(Op::Conv2dGradInput, {f32({N, 8, 28, 28}), f32({8, 3, 5, 5})},
@@ -333,8 +335,7 @@ TEST_CASE("shape inference: conv2d and maxpool output sizes", "[shape]") {
 }
 
 TEST_CASE("shape inference: reshape and transpose keep N leading", "[shape]") {
-  expectType(Op::Reshape, {f32({N, 1, 32, 32})}, {{"shape", Ints{N, 1024}}},
-             f32({N, 1024}));
+  expectType(Op::Reshape, {f32({N, 1, 32, 32})}, {{"shape", Ints{N, 1024}}}, f32({N, 1024}));
   expectType(Op::Reshape, {f32({N, 6})}, {{"shape", Ints{N, 2, 3}}}, f32({N, 2, 3}));
   expectType(Op::Reshape, {f32({6})}, {{"shape", Ints{2, 3}}}, f32({2, 3}));
   expectType(Op::Reshape, {f32({16})}, {{"shape", Ints{16, 1, 1}}}, f32({16, 1, 1}));
@@ -346,35 +347,27 @@ TEST_CASE("shape inference: reshape and transpose keep N leading", "[shape]") {
   expectReject(Op::Reshape, {f32({4})}, {{"shape", Ints{N, 4}}}, {"cannot reshape"});
   expectReject(Op::Reshape, {f32({N, 6})}, {{"shape", Ints{6, N}}},
                {"invalid target shape", "[6,N]"});
-  expectReject(Op::Reshape, {f32({N, 6})}, {{"shape", Ints{N, -2}}},
-               {"invalid target shape"});
+  expectReject(Op::Reshape, {f32({N, 6})}, {{"shape", Ints{N, -2}}}, {"invalid target shape"});
 
-  expectType(Op::Transpose, {f32({N, 3, 4})}, {{"perm", Ints{0, 2, 1}}},
-             f32({N, 4, 3}));
+  expectType(Op::Transpose, {f32({N, 3, 4})}, {{"perm", Ints{0, 2, 1}}}, f32({N, 4, 3}));
   expectType(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{1, 0}}}, f32({4, 3}));
-  expectType(Op::Transpose, {f32({N, 2, 3, 4})}, {{"perm", Ints{0, 3, 1, 2}}},
-             f32({N, 4, 2, 3}));
+  expectType(Op::Transpose, {f32({N, 2, 3, 4})}, {{"perm", Ints{0, 3, 1, 2}}}, f32({N, 4, 2, 3}));
   expectType(Op::Transpose, {i32({2, 5})}, {{"perm", Ints{1, 0}}}, i32({5, 2}));
 
-  expectReject(Op::Transpose, {f32({N, 3})}, {{"perm", Ints{1, 0}}},
-               {"N must stay leading"});
-  expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0, 0}}},
-               {"every axis once"});
+  expectReject(Op::Transpose, {f32({N, 3})}, {{"perm", Ints{1, 0}}}, {"N must stay leading"});
+  expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0, 0}}}, {"every axis once"});
   expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0}}}, {"every axis once"});
-  expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0, 2}}},
-               {"every axis once"});
+  expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0, 2}}}, {"every axis once"});
 
   expectType(Op::Broadcast, {f32({N, 1})}, {{"shape", Ints{N, 5}}}, f32({N, 5}));
   expectType(Op::Broadcast, {f32({})}, {{"shape", Ints{2, 3}}}, f32({2, 3}));
-  expectReject(Op::Broadcast, {f32({N, 5})}, {{"shape", Ints{1, 5}}},
-               {"does not broadcast to"});
+  expectReject(Op::Broadcast, {f32({N, 5})}, {{"shape", Ints{1, 5}}}, {"does not broadcast to"});
   expectReject(Op::Broadcast, {f32({4})}, {{"shape", Ints{N, 5}}}, {"broadcast"});
 }
 
 TEST_CASE("shape inference: sources, losses and the other ops", "[shape]") {
   // param
-  expectType(Op::Param, {f32({100})}, {{"offset", int64_t(0)}, {"shape", Ints{100}}},
-             f32({100}));
+  expectType(Op::Param, {f32({100})}, {{"offset", int64_t(0)}, {"shape", Ints{100}}}, f32({100}));
   expectReject(Op::Param, {f32({100})}, {{"offset", int64_t(90)}, {"shape", Ints{3, 4}}},
                {"[90, 102)", "f32[100]"});
   expectReject(Op::Param, {f32({100})}, {{"shape", Ints{3}}}, {"outside"}); // no offset
@@ -386,7 +379,8 @@ TEST_CASE("shape inference: sources, losses and the other ops", "[shape]") {
   expectReject(Op::RandomMask, {i32({})}, {{"p", 1.0}, {"shape", Ints{3}}}, {"0 <= p < 1"});
   expectReject(Op::RandomMask, {i32({})}, {{"p", -0.1}, {"shape", Ints{3}}}, {"0 <= p < 1"});
   expectReject(Op::RandomMask, {f32({})}, {{"p", 0.5}, {"shape", Ints{3}}}, {"seed must be i32[]"});
-  expectReject(Op::RandomMask, {i32({1})}, {{"p", 0.5}, {"shape", Ints{3}}}, {"seed must be i32[]"});
+  expectReject(Op::RandomMask, {i32({1})}, {{"p", 0.5}, {"shape", Ints{3}}},
+               {"seed must be i32[]"});
   // flat_pack
   expectType(Op::FlatPack, {f32({2}), f32({3}), f32({4, 1})},
              {{"offsets", Ints{7, 0, 3}}, {"size", int64_t(9)}}, f32({9}));
@@ -395,8 +389,8 @@ TEST_CASE("shape inference: sources, losses and the other ops", "[shape]") {
                {"operand 1", "does not fit at offset 10"});
   expectReject(Op::FlatPack, {f32({N, 4})}, {{"offsets", Ints{0}}, {"size", int64_t(12)}},
                {"operand 0"});
-  expectReject(Op::FlatPack, {f32({4}), f32({4})},
-               {{"offsets", Ints{0}}, {"size", int64_t(12)}}, {"one offset per operand"});
+  expectReject(Op::FlatPack, {f32({4}), f32({4})}, {{"offsets", Ints{0}}, {"size", int64_t(12)}},
+               {"one offset per operand"});
   // cast, batch_size, argmax
   expectType(Op::Cast, {i32({N})}, {{"to", std::string("f32")}}, f32({N}));
   expectReject(Op::Cast, {f32({N})}, {{"to", std::string("f64")}}, {"'to'"});

@@ -30,8 +30,7 @@ passes::Pipeline compileStep(const Graph &forward, const passes::OptimizerConfig
   return std::move(*p);
 }
 
-passes::OptimizerConfig optimizer(const std::string &name,
-                                  std::map<std::string, double> cfg) {
+passes::OptimizerConfig optimizer(const std::string &name, std::map<std::string, double> cfg) {
   auto o = passes::OptimizerConfig::fromTorch(name, cfg);
   REQUIRE(bool(o));
   return *o;
@@ -39,8 +38,7 @@ passes::OptimizerConfig optimizer(const std::string &name,
 
 /// Runs `steps` training steps of `step` from `params`, feeding outputs back.
 std::vector<double> train(const Graph &step, const passes::OptimizerConfig &o,
-                          std::vector<double> params,
-                          const std::vector<Bindings> &batches) {
+                          std::vector<double> params, const std::vector<Bindings> &batches) {
   Bindings b;
   b["params"] = Tensor({int64_t(params.size())});
   b["params"].data = params;
@@ -71,8 +69,7 @@ struct Mlp {
 
 /// Gradient of the mean NLL of the seed MLP, written without the IR.
 std::vector<double> mlpGradient(const std::vector<frontend::ParamInfo> &layout,
-                                std::vector<double> p, const Tensor &x,
-                                const Tensor &labels) {
+                                std::vector<double> p, const Tensor &x, const Tensor &labels) {
   Mlp m{layout, p};
   const int64_t n = x.shape[0];
   const int64_t sizes[4] = {1024, 1000, 1000, 10};
@@ -163,8 +160,7 @@ TEST_CASE("3 adagrad steps of the seed MLP follow Torch7's rule", "[step]") {
 
 TEST_CASE("sgd and adam follow Torch7's rules on the autodiff gradient", "[step]") {
   nn::ModelSpec spec;
-  spec.model.add(nn::Linear(6, 5)).add(nn::Tanh()).add(nn::Linear(5, 3)).add(
-      nn::LogSoftMax());
+  spec.model.add(nn::Linear(6, 5)).add(nn::Tanh()).add(nn::Linear(5, 3)).add(nn::LogSoftMax());
   spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
   auto t = frontend::trace(spec, {6});
   REQUIRE(bool(t));
@@ -177,12 +173,22 @@ TEST_CASE("sgd and adam follow Torch7's rules on the autodiff gradient", "[step]
   const Cfg cfgs[] = {
       {"sgd", {{"learningRate", 0.1}}},
       {"sgd", {{"learningRate", 0.1}, {"momentum", 0.9}}},
-      {"sgd", {{"learningRate", 0.1}, {"momentum", 0.9}, {"dampening", 0.0},
-               {"nesterov", 1}, {"weightDecay", 0.01}, {"learningRateDecay", 0.1}}},
+      {"sgd",
+       {{"learningRate", 0.1},
+        {"momentum", 0.9},
+        {"dampening", 0.0},
+        {"nesterov", 1},
+        {"weightDecay", 0.01},
+        {"learningRateDecay", 0.1}}},
       {"adagrad", {{"learningRate", 0.1}, {"learningRateDecay", 0.5}, {"weightDecay", 0.1}}},
       {"adam", {}},
-      {"adam", {{"learningRate", 0.01}, {"beta1", 0.8}, {"beta2", 0.99},
-                {"epsilon", 1e-6}, {"weightDecay", 0.05}, {"learningRateDecay", 0.2}}},
+      {"adam",
+       {{"learningRate", 0.01},
+        {"beta1", 0.8},
+        {"beta2", 0.99},
+        {"epsilon", 1e-6},
+        {"weightDecay", 0.05},
+        {"learningRateDecay", 0.2}}},
   };
   for (const Cfg &c : cfgs) {
     auto o = optimizer(c.name, c.cfg);
@@ -192,8 +198,8 @@ TEST_CASE("sgd and adam follow Torch7's rules on the autodiff gradient", "[step]
     std::vector<double> params = test::randomTensor({t->numParams}, rng).data;
     std::vector<Bindings> batches;
     for (int64_t n : {4, 3, 1, 4})
-      batches.push_back({{"x", test::randomTensor({n, 6}, rng)},
-                         {"labels", test::randomLabels(n, 3, rng)}});
+      batches.push_back(
+          {{"x", test::randomTensor({n, 6}, rng)}, {"labels", test::randomLabels(n, 3, rng)}});
     std::vector<double> got = train(step, o, params, batches);
 
     // Torch7's optim.sgd / optim.adam, line by line, on autodiff's gradient.
@@ -223,8 +229,7 @@ TEST_CASE("sgd and adam follow Torch7's rules on the autodiff gradient", "[step]
         }
       } else {
         double t1 = tcount + 1;
-        double size = clr * std::sqrt(1 - std::pow(o.beta2, t1)) /
-                      (1 - std::pow(o.beta1, t1));
+        double size = clr * std::sqrt(1 - std::pow(o.beta2, t1)) / (1 - std::pow(o.beta1, t1));
         for (size_t i = 0; i < x.size(); ++i) {
           s1[i] = o.beta1 * s1[i] + (1 - o.beta1) * g[i];
           s2[i] = o.beta2 * s2[i] + (1 - o.beta2) * g[i] * g[i];
@@ -258,8 +263,13 @@ namespace {
 std::vector<std::pair<std::string, nn::ModelSpec>> fusionModels() {
   std::vector<std::pair<std::string, nn::ModelSpec>> out;
   nn::ModelSpec mlp;
-  mlp.model.add(nn::View(16)).add(nn::Linear(16, 8)).add(nn::ReLU()).add(
-      nn::Linear(8, 8)).add(nn::ReLU()).add(nn::Linear(8, 4)).add(nn::LogSoftMax());
+  mlp.model.add(nn::View(16))
+      .add(nn::Linear(16, 8))
+      .add(nn::ReLU())
+      .add(nn::Linear(8, 8))
+      .add(nn::ReLU())
+      .add(nn::Linear(8, 4))
+      .add(nn::LogSoftMax());
   mlp.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
   out.push_back({"small mlp", mlp});
   nn::ModelSpec conv;
@@ -274,8 +284,11 @@ std::vector<std::pair<std::string, nn::ModelSpec>> fusionModels() {
   conv.criterion = nn::Criterion{nn::CriterionKind::CrossEntropy, {}};
   out.push_back({"conv", conv});
   nn::ModelSpec mse;
-  mse.model.add(nn::View(16)).add(nn::Linear(16, 5)).add(nn::Dropout(0.3)).add(
-      nn::Linear(5, 4)).add(nn::SoftMax());
+  mse.model.add(nn::View(16))
+      .add(nn::Linear(16, 5))
+      .add(nn::Dropout(0.3))
+      .add(nn::Linear(5, 4))
+      .add(nn::SoftMax());
   mse.criterion = nn::Criterion{nn::CriterionKind::MSE, {}};
   out.push_back({"mse with dropout", mse});
   return out;
@@ -331,7 +344,8 @@ TEST_CASE("the seed MLP's fused step matches its golden IR", "[step][fusion]") {
   std::stringstream want;
   want << f.rdbuf();
   INFO("regenerate with: graphc compile examples/mlp.model --input 1x32x32 "
-       "--print-after memplan, or copy the text below into " << path);
+       "--print-after memplan, or copy the text below into "
+       << path);
   CHECK(got == want.str());
   CHECK(p.step.groups().size() <= 12);
   // The golden text is itself valid IR that prints back identically.
@@ -367,7 +381,8 @@ TEST_CASE("memory planning reuses buffers and never overlaps live ones", "[step]
     for (ValueId b = a + 1; b < g.size(); ++b) {
       if (m.offset[size_t(b)] < 0)
         continue;
-      bool timeOverlap = !(last[size_t(a)] < first[size_t(b)] || last[size_t(b)] < first[size_t(a)]);
+      bool timeOverlap =
+          !(last[size_t(a)] < first[size_t(b)] || last[size_t(b)] < first[size_t(a)]);
       int64_t ea = m.offset[size_t(a)] + g.type(a).numel(256) * 4;
       int64_t eb = m.offset[size_t(b)] + g.type(b).numel(256) * 4;
       bool spaceOverlap = m.offset[size_t(a)] < eb && m.offset[size_t(b)] < ea;

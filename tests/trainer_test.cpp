@@ -27,7 +27,6 @@ using test::TempDir;
 
 namespace {
 
-
 /// View(784), Linear(784, hidden), ReLU, [Dropout], Linear(hidden, 10), LogSoftMax.
 nn::ModelSpec tinyMlp(int64_t hidden, bool dropout, const std::string &optimizer = "adagrad",
                       double lr = 1e-3) {
@@ -42,8 +41,7 @@ nn::ModelSpec tinyMlp(int64_t hidden, bool dropout, const std::string &optimizer
   return spec;
 }
 
-std::unique_ptr<Executable> buildInterp(const nn::ModelSpec &spec, int64_t batch,
-                                        uint64_t seed) {
+std::unique_ptr<Executable> buildInterp(const nn::ModelSpec &spec, int64_t batch, uint64_t seed) {
   BuildOptions o;
   o.target = "interp";
   o.maxBatch = batch;
@@ -318,9 +316,8 @@ TEST_CASE("evaluate counts every test sample against its label", "[trainer]") {
   FakeClassifier fake(4, 3);
   ConfusionMatrix m({"0", "1", "2", "3"});
   int64_t seen = 0;
-  REQUIRE(evaluate(fake, set, *f, 10, m, [&](const float *, const float *, int64_t n) {
-    seen += n;
-  }));
+  REQUIRE(
+      evaluate(fake, set, *f, 10, m, [&](const float *, const float *, int64_t n) { seen += n; }));
   CHECK(seen == 37);
   std::vector<int64_t> want(16, 0);
   for (int i = 0; i < 37; ++i)

@@ -33,14 +33,10 @@ struct Mlp {
     x = g.input("x", f32({kBatch, 4}));
     params = g.input("params", f32({15}));
     w = g.add(Op::Param, {params},
-              {{"name", std::string("1.weight")},
-               {"offset", int64_t(0)},
-               {"shape", Ints{3, 4}}});
+              {{"name", std::string("1.weight")}, {"offset", int64_t(0)}, {"shape", Ints{3, 4}}});
     mm = g.add(Op::MatMul, {x, w}, {{"transB", true}});
     b = g.add(Op::Param, {params},
-              {{"name", std::string("1.bias")},
-               {"offset", int64_t(12)},
-               {"shape", Ints{3}}});
+              {{"name", std::string("1.bias")}, {"offset", int64_t(12)}, {"shape", Ints{3}}});
     add = g.add(Op::Add, {mm, b});
     relu = g.add(Op::Relu, {add});
     lsm = g.add(Op::LogSoftMax, {relu});

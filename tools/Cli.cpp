@@ -27,8 +27,7 @@ Expected<ir::Shape> parseShape(const std::string &text) {
     int64_t d = 0;
     auto [p, ec] = std::from_chars(text.data() + pos, text.data() + end, d);
     if (ec != std::errc() || p != text.data() + end || d < 1 || d > (1 << 24))
-      return error(fmt::format("--input: expected sizes like 1x32x32, got {}",
-                               quote(text)));
+      return error(fmt::format("--input: expected sizes like 1x32x32, got {}", quote(text)));
     shape.push_back(d);
     pos = end + 1;
   }

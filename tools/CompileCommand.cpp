@@ -13,11 +13,11 @@
 
 #include <cctype>
 #include <chrono>
-#include <map>
-#include <optional>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
 
 namespace graphc::cli {
 namespace {
@@ -70,8 +70,8 @@ int runCompile(const CompileOptions &o) {
   po.printBefore.insert(o.printBefore.begin(), o.printBefore.end());
   if (o.printAfterAll)
     po.printAfter.insert("all");
-  for (auto [names, flag] : {std::pair{&po.printAfter, "--print-after"},
-                             std::pair{&po.printBefore, "--print-before"}})
+  for (auto [names, flag] :
+       {std::pair{&po.printAfter, "--print-after"}, std::pair{&po.printBefore, "--print-before"}})
     if (Status s = passes::checkPassNames(*names, flag); !s)
       return report(s.diag());
   if (!o.stopAfter.empty())
@@ -93,14 +93,14 @@ int runCompile(const CompileOptions &o) {
   std::fputs(c->step.printed.c_str(), stdout);
   std::fputs(c->predict.printed.c_str(), stdout);
   if (!o.dot.empty() && c->model.step.size() > 0) {
-    std::string dot = ir::toDot({{"training step", &c->model.step},
-                                 {"evaluation", &c->model.predict}});
+    std::string dot =
+        ir::toDot({{"training step", &c->model.step}, {"evaluation", &c->model.predict}});
     if (Status s = runtime::writeFileAtomic(o.dot, dot.data(), dot.size()); !s)
       return report(s.diag());
   }
-  std::string passStats = passes::formatStats(c->step) +
-                          (c->predict.stats.empty() ? "" : "evaluation:\n" +
-                                                                 passes::formatStats(c->predict));
+  std::string passStats =
+      passes::formatStats(c->step) +
+      (c->predict.stats.empty() ? "" : "evaluation:\n" + passes::formatStats(c->predict));
   if (partial) {
     if (o.stats)
       std::fputs(passStats.c_str(), stdout);
@@ -145,9 +145,8 @@ int runCompile(const CompileOptions &o) {
   } else if (emit.empty()) {
     codegen = "";
   } else if (o.target == "cpu" && (emit == "llvm" || emit == "asm")) {
-    auto text = driver::emitCpuText(model, bo,
-                                    emit == "llvm" ? driver::CpuText::LlvmIr
-                                                   : driver::CpuText::Assembly);
+    auto text = driver::emitCpuText(
+        model, bo, emit == "llvm" ? driver::CpuText::LlvmIr : driver::CpuText::Assembly);
     if (!text)
       return report(text.diag());
     if (Status s = output(o, *text); !s)
@@ -169,9 +168,9 @@ int runCompile(const CompileOptions &o) {
     kernels = *n;
     codegen = "NVRTC to PTX for " + o.arch;
   } else {
-    return report(error(fmt::format("--emit {} is not a {} output: use {}", emit, o.target,
-                                    o.target == "cpu" ? "lib, ir, llvm or asm"
-                                                      : "lib, ir, cuda or ptx")));
+    return report(
+        error(fmt::format("--emit {} is not a {} output: use {}", emit, o.target,
+                          o.target == "cpu" ? "lib, ir, llvm or asm" : "lib, ir, cuda or ptx")));
   }
   double codegenMs = msSince(t0);
   if (library) {

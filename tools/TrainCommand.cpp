@@ -2,9 +2,9 @@
 // executable, the Torch7-style training loop, checkpoints and metrics.
 #include "tools/Cli.h"
 
-#include "frontend/ModelFile.h"
 #include "driver/Compile.h"
 #include "driver/Targets.h"
+#include "frontend/ModelFile.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/Dataset.h"
 #include "runtime/Trainer.h"
@@ -83,11 +83,9 @@ Status checkWritableDir(const std::string &path, const char *flag) {
     dir = ".";
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
-    return error(fmt::format("{} {}: the directory {} does not exist", flag, path,
-                             dir.string()));
+    return error(fmt::format("{} {}: the directory {} does not exist", flag, path, dir.string()));
   if (::access(dir.c_str(), W_OK) != 0)
-    return error(fmt::format("{} {}: the directory {} is not writable", flag, path,
-                             dir.string()));
+    return error(fmt::format("{} {}: the directory {} is not writable", flag, path, dir.string()));
   return {};
 }
 
@@ -98,15 +96,14 @@ std::string describeData(const runtime::Dataset &d) {
 
 std::string describeModel(const runtime::Executable &exe) {
   const runtime::ModelInfo &info = exe.info();
-  return fmt::format("model {}: input {}, {} parameters, {} classes, {}, target {}",
-                     info.name, ir::str(info.sample), info.numParams, info.classes,
-                     info.optimizer.str(), exe.describe());
+  return fmt::format("model {}: input {}, {} parameters, {} classes, {}, target {}", info.name,
+                     ir::str(info.sample), info.numParams, info.classes, info.optimizer.str(),
+                     exe.describe());
 }
 
 Expected<std::unique_ptr<runtime::Executable>>
 buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
-                const std::string &target, int threads, int64_t batch, uint64_t seed,
-                bool tf32) {
+                const std::string &target, int threads, int64_t batch, uint64_t seed, bool tf32) {
   driver::BuildOptions bo;
   bo.target = target;
   bo.tf32 = tf32;
@@ -165,10 +162,11 @@ int runTrain(TrainCliOptions o) {
                        seed, ck->seed));
     if (ck->metadata.count("graphc.normalize_mean") && !o.normalize)
       note("the checkpoint was trained with --normalize; this run feeds raw 0-255 values");
-    resumed = fmt::format("resuming from {} after epoch {} (step {}{})", o.resume,
-                          ck->epoch, ck->step,
-                          ck->hasOptimizerState ? "" : ", no optimizer state: starting "
-                                                       "from zero");
+    resumed =
+        fmt::format("resuming from {} after epoch {} (step {}{})", o.resume, ck->epoch, ck->step,
+                    ck->hasOptimizerState ? ""
+                                          : ", no optimizer state: starting "
+                                            "from zero");
   }
   (*exe)->setSeed(seed);
   to.epochs = o.epochs;
@@ -182,10 +180,11 @@ int runTrain(TrainCliOptions o) {
                                         : runtime::Progress::Auto;
 
   std::printf("%s\n", describeModel(**exe).c_str());
-  std::printf("data %s%s\n", describeData(data).c_str(),
-              format.normalize ? fmt::format(", normalised (mean {:.4f}, std {:.4f})",
-                                             format.mean, format.std).c_str()
-                               : ", raw 0-255 values");
+  std::printf(
+      "data %s%s\n", describeData(data).c_str(),
+      format.normalize
+          ? fmt::format(", normalised (mean {:.4f}, std {:.4f})", format.mean, format.std).c_str()
+          : ", raw 0-255 values");
   if (!format.note().empty())
     std::printf("%s\n", format.note().c_str());
   if (!resumed.empty())
@@ -222,8 +221,8 @@ int runEval(const EvalCliOptions &o) {
   auto spec = loadEvalSpec(o.model);
   if (!spec)
     return report(spec.diag());
-  for (auto [path, flag] : {std::pair{&o.dumpInputs, "--dump-inputs"},
-                            std::pair{&o.dumpOutputs, "--dump-outputs"}})
+  for (auto [path, flag] :
+       {std::pair{&o.dumpInputs, "--dump-inputs"}, std::pair{&o.dumpOutputs, "--dump-outputs"}})
     if (!path->empty())
       if (Status s = checkWritableDir(*path, flag); !s)
         return report(s.diag());
@@ -257,12 +256,13 @@ int runEval(const EvalCliOptions &o) {
   }
 
   std::printf("%s\n", describeModel(**exe).c_str());
-  std::printf("weights %s (epoch %lld, step %lld)\n", o.weights.c_str(),
-              (long long)ck->epoch, (long long)ck->step);
-  std::printf("data %s%s\n", describeData(data).c_str(),
-              format.normalize ? fmt::format(", normalised (mean {:.4f}, std {:.4f})",
-                                             format.mean, format.std).c_str()
-                               : ", raw 0-255 values");
+  std::printf("weights %s (epoch %lld, step %lld)\n", o.weights.c_str(), (long long)ck->epoch,
+              (long long)ck->step);
+  std::printf(
+      "data %s%s\n", describeData(data).c_str(),
+      format.normalize
+          ? fmt::format(", normalised (mean {:.4f}, std {:.4f})", format.mean, format.std).c_str()
+          : ", raw 0-255 values");
   if (!format.note().empty())
     std::printf("%s\n", format.note().c_str());
 
@@ -293,8 +293,8 @@ int runEval(const EvalCliOptions &o) {
   for (int64_t c = 0; c < confusion.classes(); ++c)
     correct += confusion.count(c, c);
   std::printf("test accuracy: %s (%lld of %lld)\n%s\n",
-              fmt::format("{:.2f}%", 100 * confusion.globalCorrect()).c_str(),
-              (long long)correct, (long long)confusion.total(), confusion.str().c_str());
+              fmt::format("{:.2f}%", 100 * confusion.globalCorrect()).c_str(), (long long)correct,
+              (long long)confusion.total(), confusion.str().c_str());
   return 0;
 }
 
@@ -304,20 +304,18 @@ const char *kDataHelp =
     "t10k-labels-idx1-ubyte, each optionally .gz), or `synthetic` (a small "
     "generated set for tests); default: Fashion-MNIST from Debian's "
     "dataset-fashion-mnist package in /usr/share/datasets/fashion-mnist";
-const char *kInputHelp =
-    "per-sample input shape, e.g. 1x32x32 (default: the model file's "
-    "`input = {...}`, else the data's 1xHxW, or 1x32x32 with 28x28 images "
-    "padded by 2 when the model wants 1024 inputs)";
+const char *kInputHelp = "per-sample input shape, e.g. 1x32x32 (default: the model file's "
+                         "`input = {...}`, else the data's 1xHxW, or 1x32x32 with 28x28 images "
+                         "padded by 2 when the model wants 1024 inputs)";
 const std::string kTargetHelp = "where the step runs: " + driver::describeTargets();
 const char *kTf32Help = "cuda: let cuBLASLt multiply in TF32 (faster, not bit-compatible "
                         "with fp32); the default is fp32, deterministic run to run";
 
 CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
-  auto *c = app.add_subcommand(
-      "train", "Train a model: per-epoch loss, accuracy and confusion matrix, "
-               "checkpoints, metrics");
-  c->add_option("model", o.model, "the .model file (model, criterion, optimizer)")
-      ->required();
+  auto *c =
+      app.add_subcommand("train", "Train a model: per-epoch loss, accuracy and confusion matrix, "
+                                  "checkpoints, metrics");
+  c->add_option("model", o.model, "the .model file (model, criterion, optimizer)")->required();
   c->add_option("--data", o.data, kDataHelp);
   c->add_option("--epochs", o.epochs,
                 "train until this many epochs are done (a resumed run continues up "
@@ -355,8 +353,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
               "feed (x/255 - mean)/std with the training set's mean and std instead "
               "of raw 0-255 pixel values");
   c->add_option("--input", o.input, kInputHelp);
-  c->add_option("--train-limit", o.trainLimit,
-                "use only the first N training samples (0: all)")
+  c->add_option("--train-limit", o.trainLimit, "use only the first N training samples (0: all)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   c->add_option("--test-limit", o.testLimit, "use only the first N test samples (0: all)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));

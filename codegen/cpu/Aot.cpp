@@ -36,20 +36,19 @@ using namespace ir;
 /// grt_cuda_desc around it) and the prefixed entry points.
 class Descriptor {
 public:
-  Descriptor(llvm::Module &m, const ir::ModelInfo &info, Program &step,
-             Program &predict, int64_t maxBatch, uint64_t seed, const std::string &name,
-             const DeviceImage *device, const std::vector<VectorTarget> &isas)
-      : m_(m), c_(m.getContext()), info_(info), step_(step), predict_(predict),
-        maxBatch_(maxBatch), seed_(seed), name_(name), device_(device), isas_(isas) {}
+  Descriptor(llvm::Module &m, const ir::ModelInfo &info, Program &step, Program &predict,
+             int64_t maxBatch, uint64_t seed, const std::string &name, const DeviceImage *device,
+             const std::vector<VectorTarget> &isas)
+      : m_(m), c_(m.getContext()), info_(info), step_(step), predict_(predict), maxBatch_(maxBatch),
+        seed_(seed), name_(name), device_(device), isas_(isas) {}
 
   void emit() {
     auto *ptr = llvm::PointerType::get(c_, 0);
     llvm::Type *i64 = llvm::Type::getInt64Ty(c_), *f64 = llvm::Type::getDoubleTy(c_);
     auto *tensorTy = llvm::StructType::get(c_, {ptr, i64, i64, llvm::ArrayType::get(i64, 4), f64});
     auto *programTy = llvm::StructType::get(c_, {ptr, i64, i64, i64, ptr, ptr});
-    auto *modelTy = llvm::StructType::get(
-        c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr, f64, programTy, programTy, i64,
-             i64, ptr});
+    auto *modelTy = llvm::StructType::get(c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr,
+                                               f64, programTy, programTy, i64, i64, ptr});
     // The CPU code of each ISA, best first (grt_isa_desc); none for cuda.
     auto *isaTy = llvm::StructType::get(c_, {ptr, i64, ptr, ptr});
     std::vector<llvm::Constant *> isaDescs;
@@ -62,9 +61,8 @@ public:
           isaTy, {str(t.name), int64(t.level), m_.getFunction(name_ + "_step_" + infix + "run"),
                   m_.getFunction(name_ + "_predict_" + infix + "run")}));
     }
-    llvm::Constant *isaArray = isaDescs.empty()
-                                   ? llvm::ConstantPointerNull::get(ptr)
-                                   : array(isaTy, isaDescs, "isas");
+    llvm::Constant *isaArray =
+        isaDescs.empty() ? llvm::ConstantPointerNull::get(ptr) : array(isaTy, isaDescs, "isas");
 
     std::vector<llvm::Constant *> tensors;
     for (const auto &p : info_.params) {
@@ -83,15 +81,14 @@ public:
     auto *desc = new llvm::GlobalVariable(
         m_, modelTy, true, llvm::GlobalValue::InternalLinkage,
         llvm::ConstantStruct::get(
-            modelTy,
-            {str(name_), int64(info_.numParams), int64(int64_t(tensors.size())),
-             array(tensorTy, tensors, "tensors"), int64(int64_t(info_.stateSlots.size())),
-             strings(info_.stateSlots, "slots"), int64(sample), int64(info_.classes),
-             int64(maxBatch_), str(info_.optimizer.str()),
-             llvm::ConstantFP::get(f64, info_.optimizer.learningRate),
-             program(programTy, step_, name_ + "_step_"),
-             program(programTy, predict_, name_ + "_predict_"), int64(int64_t(seed_)),
-             int64(int64_t(isaDescs.size())), isaArray}),
+            modelTy, {str(name_), int64(info_.numParams), int64(int64_t(tensors.size())),
+                      array(tensorTy, tensors, "tensors"), int64(int64_t(info_.stateSlots.size())),
+                      strings(info_.stateSlots, "slots"), int64(sample), int64(info_.classes),
+                      int64(maxBatch_), str(info_.optimizer.str()),
+                      llvm::ConstantFP::get(f64, info_.optimizer.learningRate),
+                      program(programTy, step_, name_ + "_step_"),
+                      program(programTy, predict_, name_ + "_predict_"), int64(int64_t(seed_)),
+                      int64(int64_t(isaDescs.size())), isaArray}),
         name_ + "_descriptor");
 
     llvm::Type *i32 = llvm::Type::getInt32Ty(c_), *f32p = ptr, *vd = llvm::Type::getVoidTy(c_);
@@ -103,12 +100,11 @@ public:
       top = new llvm::GlobalVariable(
           m_, deviceTy, true, llvm::GlobalValue::InternalLinkage,
           llvm::ConstantStruct::get(
-              deviceTy, {desc, int64(int64_t(device_->strings.size())),
-                         strings(device_->strings, "strings"), words(device_->step, "step_table"),
-                         words(device_->predict, "predict_table"),
-                         int64(int64_t(device_->step.size())),
-                         int64(int64_t(device_->predict.size())), str(device_->helpersPtx),
-                         str(device_->arch)}),
+              deviceTy,
+              {desc, int64(int64_t(device_->strings.size())), strings(device_->strings, "strings"),
+               words(device_->step, "step_table"), words(device_->predict, "predict_table"),
+               int64(int64_t(device_->step.size())), int64(int64_t(device_->predict.size())),
+               str(device_->helpersPtx), str(device_->arch)}),
           name_ + "_device");
       forward("train_step_device", i32, {ptr, i64, i64, i64, ptr}, "grt_cuda_train_step_device");
       forward("predict_device", i32, {ptr, i64, i64, i64}, "grt_cuda_predict_device");
@@ -139,8 +135,8 @@ private:
   }
   llvm::Constant *str(const std::string &s) {
     auto *init = llvm::ConstantDataArray::getString(c_, s);
-    return new llvm::GlobalVariable(m_, init->getType(), true,
-                                    llvm::GlobalValue::PrivateLinkage, init, ".str");
+    return new llvm::GlobalVariable(m_, init->getType(), true, llvm::GlobalValue::PrivateLinkage,
+                                    init, ".str");
   }
   llvm::Constant *array(llvm::Type *t, const std::vector<llvm::Constant *> &items,
                         const std::string &what) {
@@ -149,11 +145,11 @@ private:
                                     llvm::ConstantArray::get(at, items), name_ + "_" + what);
   }
   llvm::Constant *words(const std::vector<int64_t> &items, const std::string &what) {
-    auto *init = llvm::ConstantDataArray::get(c_, llvm::ArrayRef<uint64_t>(
-                                                      reinterpret_cast<const uint64_t *>(items.data()),
-                                                      items.size()));
-    return new llvm::GlobalVariable(m_, init->getType(), true,
-                                    llvm::GlobalValue::PrivateLinkage, init, name_ + "_" + what);
+    auto *init = llvm::ConstantDataArray::get(
+        c_,
+        llvm::ArrayRef<uint64_t>(reinterpret_cast<const uint64_t *>(items.data()), items.size()));
+    return new llvm::GlobalVariable(m_, init->getType(), true, llvm::GlobalValue::PrivateLinkage,
+                                    init, name_ + "_" + what);
   }
   llvm::Constant *strings(const std::vector<std::string> &items, const std::string &what) {
     std::vector<llvm::Constant *> ps;
@@ -170,10 +166,10 @@ private:
     for (const Output &o : p.graph.outputs())
       outs.push_back(o.name);
     llvm::Constant *run = llvm::ConstantPointerNull::get(llvm::PointerType::get(c_, 0));
-    return llvm::ConstantStruct::get(
-        t, {run, int64(device_ ? 0 : p.plan.arenaBytes),
-            int64(int64_t(ins.size())), int64(int64_t(outs.size())), strings(ins, prefix + "in"),
-            strings(outs, prefix + "out")});
+    return llvm::ConstantStruct::get(t,
+                                     {run, int64(device_ ? 0 : p.plan.arenaBytes),
+                                      int64(int64_t(ins.size())), int64(int64_t(outs.size())),
+                                      strings(ins, prefix + "in"), strings(outs, prefix + "out")});
   }
   /// `<name>_<what>(args...)` returning `target([desc,] args...)`.
   void forward(const std::string &what, llvm::Type *ret, std::vector<llvm::Type *> args,
@@ -233,8 +229,8 @@ std::string errorText(llvm::Error e) {
 
 } // namespace
 
-std::string libraryHeader(const ir::ModelInfo &info, int64_t maxBatch,
-                          const std::string &name, bool cuda, const std::string &isas) {
+std::string libraryHeader(const ir::ModelInfo &info, int64_t maxBatch, const std::string &name,
+                          bool cuda, const std::string &isas) {
   std::string guard = name;
   for (char &c : guard)
     c = char(std::toupper((unsigned char)c));
@@ -242,7 +238,8 @@ std::string libraryHeader(const ir::ModelInfo &info, int64_t maxBatch,
   for (int64_t d : info.sample)
     sample *= d;
   std::string shape = ir::str(info.sample);
-  return fmt::format(R"(/* {0}.h - the training step of model '{1}', compiled ahead of time by graphc.
+  return fmt::format(
+      R"(/* {0}.h - the training step of model '{1}', compiled ahead of time by graphc.
  *
 {9} * Every function is thread-compatible: one context per thread, or a lock.
  *
@@ -321,23 +318,25 @@ const char *{0}_optimizer(void);
 
 #endif
 )",
-                     name, info.name, guard, sample, info.classes, shape, maxBatch,
-                     info.optimizer.str(), info.numParams,
-                     cuda ? fmt::format(
-                                R"( * Built for the GPU (--target cuda): parameters, optimizer state and the
+      name, info.name, guard, sample, info.classes, shape, maxBatch, info.optimizer.str(),
+      info.numParams,
+      cuda
+          ? fmt::format(
+                R"( * Built for the GPU (--target cuda): parameters, optimizer state and the
  * step stay on device 0; kernels are PTX the driver compiles on create.
  * Link lib{0}.a with the CUDA driver and cuBLASLt:
  *   cc prog.c -L. -l{0} -L/usr/local/cuda/lib64 -lcublasLt -lcuda -lm -lpthread
 )",
-                                name)
-                          : fmt::format(R"( * Link lib{0}.a with libc, libm and pthreads:  cc prog.c -L. -l{0} -lm -lpthread
+                name)
+          : fmt::format(
+                R"( * Link lib{0}.a with libc, libm and pthreads:  cc prog.c -L. -l{0} -lm -lpthread
  * CPU code: {1}.
  * {0}_create refuses, with {2}_ERR_CPU, a CPU that cannot execute it
  * ({0}_isa says which code runs; graphc compile --cpu generic builds code for
  * any x86-64 CPU).
 )",
-                                        name, isas, guard),
-                     cuda ? fmt::format(R"(
+                name, isas, guard),
+      cuda ? fmt::format(R"(
 /** The same with device pointers (CUdeviceptr) for x, labels and out:
  *  the batch does not pass through the host. They first wait for all work
  *  already queued on the device, so x may come from the caller's kernels. */
@@ -345,21 +344,21 @@ int {0}_train_step_device({0}_ctx *ctx, uint64_t x, uint64_t labels, int64_t n,
                           float *loss);
 int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);
 )",
-                                        name)
-                          : std::string(),
-                     cuda ? "\n *  On the GPU target this is a host copy, fetched by this call; writes to it\n"
-                            " *  reach the device at the next step. NULL if the copy failed."
-                          : "",
-                     cuda ? ""
-                          : fmt::format("/** The vector ISA whose code ctx runs: \"avx512\", "
-                                        "\"avx2\" or \"generic\". */\n"
-                                        "const char *{0}_isa({0}_ctx *ctx);\n",
-                                        name));
+                         name)
+           : std::string(),
+      cuda ? "\n *  On the GPU target this is a host copy, fetched by this call; writes to it\n"
+             " *  reach the device at the next step. NULL if the copy failed."
+           : "",
+      cuda ? ""
+           : fmt::format("/** The vector ISA whose code ctx runs: \"avx512\", "
+                         "\"avx2\" or \"generic\". */\n"
+                         "const char *{0}_isa({0}_ctx *ctx);\n",
+                         name));
 }
 
-Status writeLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
-                    int64_t maxBatch, uint64_t seed, const std::string &out,
-                    const std::vector<VectorTarget> &isas, const DeviceImage *device) {
+Status writeLibrary(const ir::ModelInfo &info, Program &step, Program &predict, int64_t maxBatch,
+                    uint64_t seed, const std::string &out, const std::vector<VectorTarget> &isas,
+                    const DeviceImage *device) {
   std::string name = baseName(out), dir = dirName(out);
   if (name.empty() || !(std::isalpha((unsigned char)name[0]) || name[0] == '_'))
     return error(fmt::format("-o {}: the name must start with a letter", quote(out)));
@@ -378,11 +377,10 @@ Status writeLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
   std::vector<std::string> prefixes;
   if (!device)
     programs = {&step, &predict}, prefixes = {name + "_step_", name + "_predict_"};
-  auto obj = emitCode(programs, prefixes, EmitKind::Object, isas, name + "_micro",
-                      [&](llvm::Module &m) {
-                        Descriptor(m, info, step, predict, maxBatch, seed, name, device, isas)
-                            .emit();
-                      });
+  auto obj =
+      emitCode(programs, prefixes, EmitKind::Object, isas, name + "_micro", [&](llvm::Module &m) {
+        Descriptor(m, info, step, predict, maxBatch, seed, name, device, isas).emit();
+      });
   if (!obj)
     return obj.diag();
 
@@ -399,8 +397,7 @@ Status writeLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
   member("graphc_model.o", embedded::graphc_model, embedded::graphc_model_size);
 #ifdef GRAPHC_HAVE_CUDA_AOT
   if (device)
-    member("graphc_cuda_model.o", embedded::graphc_cuda_model,
-           embedded::graphc_cuda_model_size);
+    member("graphc_cuda_model.o", embedded::graphc_cuda_model, embedded::graphc_cuda_model_size);
 #endif
   std::string lib = dir + "/lib" + name + ".a";
   if (auto e = llvm::writeArchive(lib, members, llvm::SymtabWritingMode::NormalSymtab,

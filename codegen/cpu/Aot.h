@@ -24,13 +24,12 @@ namespace graphc::codegen::cpu {
 /// through graphc_cuda_model.c instead of CPU code. The CPU code is built
 /// for each ISA of `isas` (least first; see emitCode); `<name>_create`
 /// refuses on a CPU that cannot execute the first.
-Status writeLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
-                    int64_t maxBatch, uint64_t seed, const std::string &out,
-                    const std::vector<VectorTarget> &isas, const DeviceImage *device = nullptr);
+Status writeLibrary(const ir::ModelInfo &info, Program &step, Program &predict, int64_t maxBatch,
+                    uint64_t seed, const std::string &out, const std::vector<VectorTarget> &isas,
+                    const DeviceImage *device = nullptr);
 
 /// The header's text for a model called `name`.
-std::string libraryHeader(const ir::ModelInfo &info, int64_t maxBatch,
-                          const std::string &name, bool cuda = false,
-                          const std::string &isas = "");
+std::string libraryHeader(const ir::ModelInfo &info, int64_t maxBatch, const std::string &name,
+                          bool cuda = false, const std::string &isas = "");
 
 } // namespace graphc::codegen::cpu

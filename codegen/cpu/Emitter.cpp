@@ -12,8 +12,7 @@ using namespace ir;
 Emitter::Emitter(llvm::Module &m, const Graph &graph, const std::vector<bool> &st)
     : b(m.getContext()), mod(m), g(graph), stored(st) {}
 
-llvm::Function *Emitter::begin(const std::string &name,
-                               const std::vector<llvm::Type *> &extra) {
+llvm::Function *Emitter::begin(const std::string &name, const std::vector<llvm::Type *> &extra) {
   std::vector<llvm::Type *> params{b.getPtrTy(), b.getInt64Ty()};
   params.insert(params.end(), extra.begin(), extra.end());
   auto *ft = llvm::FunctionType::get(b.getVoidTy(), params, false);
@@ -175,8 +174,7 @@ llvm::Value *Emitter::external(ValueId v, const Shape &domain, llvm::Value *e) {
   return load(v, broadcastIndex(domain, nd.type.shape, e));
 }
 
-llvm::Value *Emitter::operandOf(ValueId user, ValueId v, const Shape &domain,
-                               llvm::Value *e) {
+llvm::Value *Emitter::operandOf(ValueId user, ValueId v, const Shape &domain, llvm::Value *e) {
   const Node &u = g.node(user);
   if (u.op == Op::OneHot)
     return load(v, b.CreateUDiv(e, i64(u.attrs.i("classes"))));
@@ -204,8 +202,7 @@ llvm::Value *mix64(llvm::IRBuilder<> &b, llvm::Value *z) {
 
 } // namespace
 
-llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in,
-                                llvm::Value *e) {
+llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in, llvm::Value *e) {
   const Node &nd = g.node(v);
   auto one = f32(1.0);
   switch (nd.op) {
@@ -215,10 +212,8 @@ llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in,
   case Op::Div: return b.CreateFDiv(in[0], in[1]);
   case Op::Max: return maxf(in[0], in[1]);
   case Op::Min: return b.CreateSelect(b.CreateFCmpOLT(in[0], in[1]), in[0], in[1]);
-  case Op::Greater:
-    return b.CreateSelect(b.CreateFCmpOGT(in[0], in[1]), one, f32(0));
-  case Op::Select:
-    return b.CreateSelect(b.CreateFCmpUNE(in[0], f32(0)), in[1], in[2]);
+  case Op::Greater: return b.CreateSelect(b.CreateFCmpOGT(in[0], in[1]), one, f32(0));
+  case Op::Select: return b.CreateSelect(b.CreateFCmpUNE(in[0], f32(0)), in[1], in[2]);
   case Op::Neg: return b.CreateFNeg(in[0]);
   case Op::Exp: return call(llvm::Intrinsic::exp, in[0]);
   case Op::Log: return call(llvm::Intrinsic::log, in[0]);
@@ -236,8 +231,7 @@ llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in,
     if (nd.type.dtype == DType::I32)
       return b.CreateSIToFP(b.CreateFPToSI(in[0], b.getInt32Ty()), b.getFloatTy());
     return in[0];
-  case Op::Broadcast:
-    return in[0];
+  case Op::Broadcast: return in[0];
   case Op::OneHot: {
     int64_t c = nd.attrs.i("classes");
     llvm::Value *col = b.CreateSIToFP(b.CreateURem(e, i64(c)), b.getFloatTy());
@@ -247,16 +241,15 @@ llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in,
     // ir::dropoutMask(seed, salt, e, p), bit for bit.
     llvm::Value *seed = b.CreateSExt(loadI32(nd.inputs[0], i64(0)), b.getInt64Ty());
     uint64_t salt = ir::mix64(uint64_t(nd.attrs.i("salt")) + 0x632be59bd9b4e019ULL);
-    llvm::Value *h = b.CreateAdd(b.CreateMul(seed, i64(int64_t(0x9e3779b97f4a7c15ULL))),
-                                 i64(int64_t(salt)));
+    llvm::Value *h =
+        b.CreateAdd(b.CreateMul(seed, i64(int64_t(0x9e3779b97f4a7c15ULL))), i64(int64_t(salt)));
     h = mix64(b, b.CreateAdd(h, e));
-    llvm::Value *u = b.CreateFMul(b.CreateUIToFP(b.CreateLShr(h, 40), b.getFloatTy()),
-                                  f32(1.0 / 16777216.0));
+    llvm::Value *u =
+        b.CreateFMul(b.CreateUIToFP(b.CreateLShr(h, 40), b.getFloatTy()), f32(1.0 / 16777216.0));
     float p = float(nd.attrs.f("p"));
     return b.CreateSelect(b.CreateFCmpOLT(u, f32(p)), f32(0), f32(1.0f / (1.0f - p)));
   }
-  default:
-    break;
+  default: break;
   }
   GRAPHC_CHECK(false, "{} is not pointwise", opName(nd.op));
   return nullptr;

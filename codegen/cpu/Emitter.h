@@ -60,8 +60,7 @@ public:
   llvm::Value *external(ir::ValueId v, const ir::Shape &domain, llvm::Value *e);
   /// Operand `v` of node `user` at element e of `domain`, read from memory:
   /// like external(), except that one_hot reads label e / classes.
-  llvm::Value *operandOf(ir::ValueId user, ir::ValueId v, const ir::Shape &domain,
-                         llvm::Value *e);
+  llvm::Value *operandOf(ir::ValueId user, ir::ValueId v, const ir::Shape &domain, llvm::Value *e);
   /// One pointwise op on float operands; e is the element's index in the
   /// node's own shape (for random_mask and one_hot).
   llvm::Value *pointwise(ir::ValueId v, const std::vector<llvm::Value *> &in, llvm::Value *e);

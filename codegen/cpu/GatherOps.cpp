@@ -36,8 +36,8 @@ Value *inRange(Emitter &e, Value *x, Value *hi) {
 
 /// For input coordinate `in` and kernel tap `k`: is there an output
 /// position o with o*s - p + k == in, and which.
-std::pair<Value *, Value *> tapSource(Emitter &e, Value *in, Value *k, int64_t s,
-                                      int64_t p, Value *outSize) {
+std::pair<Value *, Value *> tapSource(Emitter &e, Value *in, Value *k, int64_t s, int64_t p,
+                                      Value *outSize) {
   auto &b = e.b;
   Value *t = b.CreateSub(b.CreateAdd(in, e.i64(p)), k);
   Value *o = b.CreateSDiv(t, e.i64(s));
@@ -120,8 +120,8 @@ Value *conv2dGradWeight(Emitter &e, const Node &n, Value *i) {
 }
 
 /// Index (in x) of the first maximum of pooling window (oy, ox) of plane (bi, c).
-Value *poolArgmax(Emitter &e, ValueId x, const Shape &xs, const Window &w, Value *bi,
-                  Value *c, Value *oy, Value *ox) {
+Value *poolArgmax(Emitter &e, ValueId x, const Shape &xs, const Window &w, Value *bi, Value *c,
+                  Value *oy, Value *ox) {
   auto &b = e.b;
   Value *best = e.slot(b.getInt64Ty(), "best"), *bv = e.slot(b.getFloatTy(), "bv");
   b.CreateStore(e.i64(-1), best);

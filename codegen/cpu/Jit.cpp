@@ -68,8 +68,7 @@ void tagFunctions(llvm::Module &m, const VectorTarget &isa, const std::string &t
 
 /// Builds the model's module: for each ISA the micro-kernel, then every
 /// program's kernels and run function.
-std::unique_ptr<llvm::Module> buildModule(llvm::LLVMContext &ctx,
-                                          std::vector<Program *> &programs,
+std::unique_ptr<llvm::Module> buildModule(llvm::LLVMContext &ctx, std::vector<Program *> &programs,
                                           const std::vector<std::string> &prefixes,
                                           const std::vector<VectorTarget> &isas,
                                           const std::string &micro, const std::string &tune) {
@@ -160,8 +159,7 @@ Expected<VectorTarget> chooseVectorTarget(const std::string &name) {
   if (!hostRuns(*t))
     return error(fmt::format("{}: this CPU cannot execute {} code (it needs x86-64-v{}, the "
                              "CPU has v{}); its best is {}",
-                             where, t->name, t->level, grt_cpu_level(),
-                             hostVectorTarget().name));
+                             where, t->name, t->level, grt_cpu_level(), hostVectorTarget().name));
   return t;
 }
 
@@ -171,9 +169,10 @@ struct JitModule::Impl {
 
 JitModule::~JitModule() = default;
 
-Expected<std::unique_ptr<JitModule>>
-JitModule::compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
-                   const VectorTarget &isa, double *compileMs) {
+Expected<std::unique_ptr<JitModule>> JitModule::compile(std::vector<Program *> programs,
+                                                        const std::vector<std::string> &prefixes,
+                                                        const VectorTarget &isa,
+                                                        double *compileMs) {
   auto t0 = std::chrono::steady_clock::now();
   GRAPHC_CHECK(hostRuns(isa), "JIT code for {} on a CPU that cannot execute it", isa.name);
   auto jtmb = builderFor(isa.cpu);
@@ -219,8 +218,8 @@ JitModule::compile(std::vector<Program *> programs, const std::vector<std::strin
   }
   out->impl_->jit = std::move(*jit);
   if (compileMs)
-    *compileMs = std::chrono::duration<double, std::milli>(
-                     std::chrono::steady_clock::now() - t0).count();
+    *compileMs =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
 
@@ -233,8 +232,7 @@ Expected<void *> JitModule::lookup(const std::string &name) {
 
 Expected<std::string> emitCode(std::vector<Program *> programs,
                                const std::vector<std::string> &prefixes, EmitKind kind,
-                               const std::vector<VectorTarget> &isas,
-                               const std::string &microName,
+                               const std::vector<VectorTarget> &isas, const std::string &microName,
                                const std::function<void(llvm::Module &)> &extra) {
   GRAPHC_CHECK(!isas.empty(), "no vector ISA to emit code for");
   // The module's own CPU is the least ISA asked for: what the descriptor

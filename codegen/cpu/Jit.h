@@ -54,9 +54,9 @@ public:
   ~JitModule();
   /// Emits, optimises and JIT-compiles `programs` for `isa`, setting their
   /// run functions. `compileMs` receives the time it took.
-  static Expected<std::unique_ptr<JitModule>>
-  compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
-          const VectorTarget &isa, double *compileMs);
+  static Expected<std::unique_ptr<JitModule>> compile(std::vector<Program *> programs,
+                                                      const std::vector<std::string> &prefixes,
+                                                      const VectorTarget &isa, double *compileMs);
   /// The address of a function of the compiled code (e.g. the micro-kernel,
   /// "graphc_micro"), or an error naming it.
   Expected<void *> lookup(const std::string &name);

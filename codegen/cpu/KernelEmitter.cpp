@@ -68,8 +68,8 @@ private:
         } else {
           // A gather op (a convolution with its epilogue, say) computes the
           // element of the domain from operands outside the kernel.
-          GRAPHC_CHECK(n.type.shape == domain, "gather op {} {} in a kernel over {}",
-                       opName(n.op), str(n.type.shape), str(domain));
+          GRAPHC_CHECK(n.type.shape == domain, "gather op {} {} in a kernel over {}", opName(n.op),
+                       str(n.type.shape), str(domain));
           for (ValueId o : n.inputs)
             GRAPHC_CHECK(!inGroup_.count(o), "gather op {} reads %{} of its own kernel",
                          opName(n.op), o);
@@ -112,8 +112,7 @@ private:
     auto elem = [&](ValueId user, ValueId v, llvm::Value *row, llvm::Value *col,
                     std::map<ValueId, llvm::Value *> &vals) -> llvm::Value * {
       if (temps.count(v))
-        return b.CreateLoad(b.getFloatTy(),
-                            b.CreateInBoundsGEP(b.getFloatTy(), temps[v], col));
+        return b.CreateLoad(b.getFloatTy(), b.CreateInBoundsGEP(b.getFloatTy(), temps[v], col));
       auto it = vals.find(v);
       if (it != vals.end())
         return it->second;
@@ -133,9 +132,8 @@ private:
           continue;
         }
         if (n.op == Op::LogSoftMax || n.op == Op::SoftMax) {
-          rowSoftMax(v, r, c, temps[v], [&](llvm::Value *col) {
-            return elem(v, n.inputs[0], r, col, vals);
-          });
+          rowSoftMax(v, r, c, temps[v],
+                     [&](llvm::Value *col) { return elem(v, n.inputs[0], r, col, vals); });
         } else if (isRowReduce(v)) {
           llvm::Value *acc = e_.slot(b.getFloatTy(), fmt::format("r{}", v));
           bool isMax = n.op == Op::ReduceMax;
@@ -160,8 +158,7 @@ private:
         } else {
           // Per-row ([R,1]) or scalar pointwise values.
           GRAPHC_CHECK(isPointwise(n.op) && (s == reduced || s.empty()),
-                       "{} {} in a row kernel over {}", opName(n.op), str(s),
-                       str(rowsShape));
+                       "{} {} in a row kernel over {}", opName(n.op), str(s), str(rowsShape));
           std::vector<llvm::Value *> in;
           for (ValueId o : n.inputs)
             in.push_back(elem(v, o, r, e_.i64(0), vals));
@@ -171,8 +168,8 @@ private:
           continue;
         if (s == rowsShape) {
           e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *col) {
-            llvm::Value *x = b.CreateLoad(b.getFloatTy(),
-                                          b.CreateInBoundsGEP(b.getFloatTy(), temps[v], col));
+            llvm::Value *x =
+                b.CreateLoad(b.getFloatTy(), b.CreateInBoundsGEP(b.getFloatTy(), temps[v], col));
             e_.store(v, b.CreateAdd(b.CreateMul(r, e_.i64(c)), col), x);
           });
         } else if (s == reduced) {
@@ -191,8 +188,7 @@ private:
     return k;
   }
 
-  template <class F>
-  void rowSoftMax(ValueId v, llvm::Value *r, int64_t c, llvm::Value *out, F in) {
+  template <class F> void rowSoftMax(ValueId v, llvm::Value *r, int64_t c, llvm::Value *out, F in) {
     auto &b = e_.b;
     bool log = g().node(v).op == Op::LogSoftMax;
     llvm::Value *mx = e_.slot(b.getFloatTy(), "max"), *sum = e_.slot(b.getFloatTy(), "sum");
@@ -238,9 +234,9 @@ private:
       e_.loop(e_.arg(6), e_.arg(7), [&](llvm::Value *j) {
         llvm::Value *e = b.CreateAdd(b.CreateMul(i, cols), j);
         std::map<ValueId, llvm::Value *> vals;
-        vals[mm] = b.CreateLoad(b.getFloatTy(),
-                                b.CreateInBoundsGEP(b.getFloatTy(), c,
-                                                    b.CreateAdd(b.CreateMul(i, ldc), j)));
+        vals[mm] =
+            b.CreateLoad(b.getFloatTy(), b.CreateInBoundsGEP(b.getFloatTy(), c,
+                                                             b.CreateAdd(b.CreateMul(i, ldc), j)));
         for (ValueId v : epi) {
           std::vector<llvm::Value *> in;
           for (ValueId o : g().node(v).inputs)
@@ -267,7 +263,8 @@ private:
     e_.loop(e_.i64(0), e_.i64(cols), [&](llvm::Value *j) { e_.store(v, j, e_.f32(0)); });
     e_.loop(e_.i64(0), rows, [&](llvm::Value *i) {
       e_.loop(e_.i64(0), e_.i64(cols), [&](llvm::Value *j) {
-        llvm::Value *x = e_.load(g().node(v).inputs[0], b.CreateAdd(b.CreateMul(i, e_.i64(cols)), j));
+        llvm::Value *x =
+            e_.load(g().node(v).inputs[0], b.CreateAdd(b.CreateMul(i, e_.i64(cols)), j));
         e_.store(v, j, b.CreateFAdd(e_.load(v, j), x));
       });
     });
@@ -286,8 +283,7 @@ private:
 } // namespace
 
 std::vector<KernelInfo> emitKernels(llvm::Module &m, const Graph &g,
-                                    const std::vector<bool> &stored,
-                                    const std::string &prefix) {
+                                    const std::vector<bool> &stored, const std::string &prefix) {
   Emitter e(m, g, stored);
   GroupEmitter ge(e, prefix);
   std::vector<KernelInfo> out;

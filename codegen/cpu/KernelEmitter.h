@@ -54,8 +54,7 @@ struct KernelInfo {
 /// `stored[v]` says whether value v has a buffer (crosses a kernel boundary
 /// or is an input, output or view).
 std::vector<KernelInfo> emitKernels(llvm::Module &m, const ir::Graph &g,
-                                    const std::vector<bool> &stored,
-                                    const std::string &prefix);
+                                    const std::vector<bool> &stored, const std::string &prefix);
 
 /// Emits the GEMM micro-kernel for `t` as `name`.
 void emitMicroKernel(llvm::Module &m, const VectorTarget &t, const std::string &name);
@@ -64,7 +63,6 @@ void emitMicroKernel(llvm::Module &m, const VectorTarget &t, const std::string &
 /// binds every buffer and launches `kernels` in order (StepFunction.cpp).
 void emitRunFunction(llvm::Module &m, const ir::Graph &g, const ir::MemoryPlan &plan,
                      const std::vector<bool> &stored, const std::vector<KernelInfo> &kernels,
-                     const std::string &prefix, const std::string &micro,
-                     const VectorTarget &t);
+                     const std::string &prefix, const std::string &micro, const VectorTarget &t);
 
 } // namespace graphc::codegen::cpu

@@ -30,17 +30,16 @@ llvm::FunctionCallee declare(llvm::Module &m, const char *name, llvm::Type *ret,
 
 void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan,
                      const std::vector<bool> &stored, const std::vector<KernelInfo> &kernels,
-                     const std::string &prefix, const std::string &micro,
-                     const VectorTarget &t) {
+                     const std::string &prefix, const std::string &micro, const VectorTarget &t) {
   Emitter e(m, g, stored);
   auto &b = e.b;
   auto *ptr = b.getPtrTy();
   auto *i64 = b.getInt64Ty();
   auto *vd = b.getVoidTy();
   auto parallelRange = declare(m, "grt_parallel_range", vd, {ptr, ptr, ptr, i64, i64});
-  auto gemm = declare(m, "grt_gemm", vd,
-                      {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr,
-                       i64, i64, ptr, ptr, i64});
+  auto gemm = declare(
+      m, "grt_gemm", vd,
+      {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, i64, i64, ptr, ptr, i64});
   auto memcopy = declare(m, "memmove", ptr, {ptr, ptr, i64});
 
   // void run(ptr io, i64 n, ptr arena, ptr pool): the Emitter's (ptrs, n)
@@ -53,15 +52,13 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
   auto ioSlot = [&](int i) {
     return b.CreateLoad(ptr, b.CreateConstInBoundsGEP1_64(ptr, io, uint64_t(i)));
   };
-  auto bytes = [&](ValueId v) {
-    return b.CreateMul(e.numel(g.type(v).shape), e.i64(4));
-  };
+  auto bytes = [&](ValueId v) { return b.CreateMul(e.numel(g.type(v).shape), e.i64(4)); };
 
   // 1. Memory of every stored value.
   for (ValueId v = 0; v < count; ++v)
     if (plan.offset[size_t(v)] >= 0)
-      at[size_t(v)] = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), arena,
-                                                   uint64_t(plan.offset[size_t(v)]));
+      at[size_t(v)] =
+          b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), arena, uint64_t(plan.offset[size_t(v)]));
   std::vector<ValueId> inputs = g.inputs();
   for (size_t i = 0; i < inputs.size(); ++i)
     at[size_t(inputs[i])] = ioSlot(int(i));
@@ -109,13 +106,11 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
       llvm::Value *mm = e.dim(k.transA ? as[1] : as[0]);
       llvm::Value *kk = e.dim(k.transA ? as[0] : as[1]);
       llvm::Value *nn = e.dim(k.transB ? bs[0] : bs[1]);
-      b.CreateCall(gemm, {pool, mm, nn, kk, at[size_t(k.a)], e.dim(as[1]),
-                          e.i64(k.transA), at[size_t(k.b)], e.dim(bs[1]), e.i64(k.transB),
-                          at[size_t(k.c)], nn, fn(micro), e.i64(t.mr), e.i64(t.nr),
-                          fn(ki.fn), table, n});
+      b.CreateCall(gemm, {pool, mm, nn, kk, at[size_t(k.a)], e.dim(as[1]), e.i64(k.transA),
+                          at[size_t(k.b)], e.dim(bs[1]), e.i64(k.transB), at[size_t(k.c)], nn,
+                          fn(micro), e.i64(t.mr), e.i64(t.nr), fn(ki.fn), table, n});
       if (!ki.colsum.empty())
-        b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(ki.colsum),
-                     {table, n});
+        b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(ki.colsum), {table, n});
       break;
     }
     case KernelKind::Pack: {

@@ -174,8 +174,7 @@ DeviceBinding bindValues(const ir::Graph &g, const ir::MemoryPlan &plan) {
   return b;
 }
 
-std::vector<std::pair<ValueId, int64_t>> packCopies(const Graph &g,
-                                                    const ir::MemoryPlan &plan,
+std::vector<std::pair<ValueId, int64_t>> packCopies(const Graph &g, const ir::MemoryPlan &plan,
                                                     ValueId pack) {
   std::vector<std::pair<ValueId, int64_t>> out;
   const Node &pk = g.node(pack);
@@ -186,8 +185,7 @@ std::vector<std::pair<ValueId, int64_t>> packCopies(const Graph &g,
   return out;
 }
 
-Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step,
-                                           const ir::MemoryPlan &stepPlan,
+Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::MemoryPlan &stepPlan,
                                            const ir::Graph &predict,
                                            const ir::MemoryPlan &predictPlan,
                                            const std::string &arch) {

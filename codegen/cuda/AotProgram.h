@@ -37,12 +37,10 @@ DeviceBinding bindValues(const ir::Graph &g, const ir::MemoryPlan &plan);
 
 /// The parts of flat_pack `pack` not computed in place: (part, byte offset
 /// in the pack), copied by a HostCopy launch.
-std::vector<std::pair<ir::ValueId, int64_t>> packCopies(const ir::Graph &g,
-                                                        const ir::MemoryPlan &plan,
-                                                        ir::ValueId pack);
+std::vector<std::pair<ir::ValueId, int64_t>>
+packCopies(const ir::Graph &g, const ir::MemoryPlan &plan, ir::ValueId pack);
 
-Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step,
-                                           const ir::MemoryPlan &stepPlan,
+Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::MemoryPlan &stepPlan,
                                            const ir::Graph &predict,
                                            const ir::MemoryPlan &predictPlan,
                                            const std::string &arch);

@@ -158,8 +158,7 @@ public:
           "0x{:x}ULL + (u64)({})) >> 40) * (1.0f / 16777216.0f) < {} ? 0.0f : {})",
           n.inputs[0], salt, e, lit(p), lit(1.0f / (1.0f - p)));
     }
-    default:
-      break;
+    default: break;
     }
     GRAPHC_CHECK(false, "{} is not pointwise", opName(n.op));
     return "";
@@ -215,14 +214,9 @@ public:
       k.name = name_;
       range();
       break;
-    case KernelKind::Rows:
-      rows(k);
-      break;
-    case KernelKind::Gemm:
-      gemm(k);
-      break;
-    case KernelKind::Pack:
-      break;
+    case KernelKind::Rows: rows(k); break;
+    case KernelKind::Gemm: gemm(k); break;
+    case KernelKind::Pack: break;
     }
     k.source = code_.text;
     return k;
@@ -248,7 +242,8 @@ private:
   // --- range kernels ---------------------------------------------------------
   void range() {
     const Shape &domain = plan_.domain.shape;
-    code_.open(fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 total)", name_));
+    code_.open(
+        fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 total)", name_));
     gridLoop("total");
     std::set<ValueId> done;
     for (ValueId v : plan_.members) {
@@ -286,13 +281,17 @@ private:
       const Shape &xs = g().type(n.inputs[0]).shape, &ws = g().type(n.inputs[1]).shape;
       Window w = window(n.attrs, ws[2], ws[3]);
       auto idx = p_.unravel(n.type.shape, i);
-      code_.line(fmt::format("const i64 b = {}, o = {}, oy = {}, ox = {};", idx[0], idx[1], idx[2], idx[3]));
+      code_.line(fmt::format("const i64 b = {}, o = {}, oy = {}, ox = {};", idx[0], idx[1], idx[2],
+                             idx[3]));
       code_.open(fmt::format("for (i64 c = 0; c < {}; ++c) for (i64 ky = 0; ky < {}; ++ky) "
                              "for (i64 kx = 0; kx < {}; ++kx)",
                              xs[1], w.kh, w.kw));
-      code_.line(fmt::format("const i64 iy = oy * {} - {} + ky, ix = ox * {} - {} + kx;", w.sh, w.ph, w.sw, w.pw));
-      code_.line(fmt::format("if (iy < 0 || iy >= {} || ix < 0 || ix >= {}) continue;", xs[2], xs[3]));
-      code_.line(fmt::format("{} += {} * {};", out, p_.load(n.inputs[0], p_.ravel(xs, {"b", "c", "iy", "ix"})),
+      code_.line(fmt::format("const i64 iy = oy * {} - {} + ky, ix = ox * {} - {} + kx;", w.sh,
+                             w.ph, w.sw, w.pw));
+      code_.line(
+          fmt::format("if (iy < 0 || iy >= {} || ix < 0 || ix >= {}) continue;", xs[2], xs[3]));
+      code_.line(fmt::format("{} += {} * {};", out,
+                             p_.load(n.inputs[0], p_.ravel(xs, {"b", "c", "iy", "ix"})),
                              p_.load(n.inputs[1], p_.ravel(ws, {"o", "c", "ky", "kx"}))));
       code_.close();
       break;
@@ -301,7 +300,8 @@ private:
       const Shape &gs = g().type(n.inputs[0]).shape, &ws = g().type(n.inputs[1]).shape;
       Window w = window(n.attrs, ws[2], ws[3]);
       auto idx = p_.unravel(n.type.shape, i);
-      code_.line(fmt::format("const i64 b = {}, c = {}, iy = {}, ix = {};", idx[0], idx[1], idx[2], idx[3]));
+      code_.line(fmt::format("const i64 b = {}, c = {}, iy = {}, ix = {};", idx[0], idx[1], idx[2],
+                             idx[3]));
       code_.open(fmt::format("for (i64 o = 0; o < {}; ++o) for (i64 ky = 0; ky < {}; ++ky) "
                              "for (i64 kx = 0; kx < {}; ++kx)",
                              ws[0], w.kh, w.kw));
@@ -309,7 +309,8 @@ private:
       code_.line(fmt::format("if (ty < 0 || tx < 0 || ty % {} || tx % {}) continue;", w.sh, w.sw));
       code_.line(fmt::format("const i64 oy = ty / {}, ox = tx / {};", w.sh, w.sw));
       code_.line(fmt::format("if (oy >= {} || ox >= {}) continue;", gs[2], gs[3]));
-      code_.line(fmt::format("{} += {} * {};", out, p_.load(n.inputs[0], p_.ravel(gs, {"b", "o", "oy", "ox"})),
+      code_.line(fmt::format("{} += {} * {};", out,
+                             p_.load(n.inputs[0], p_.ravel(gs, {"b", "o", "oy", "ox"})),
                              p_.load(n.inputs[1], p_.ravel(ws, {"o", "c", "ky", "kx"}))));
       code_.close();
       break;
@@ -318,13 +319,17 @@ private:
       const Shape &xs = g().type(n.inputs[0]).shape, &gs = g().type(n.inputs[1]).shape;
       Window w = window(n.attrs, n.type.shape[2], n.type.shape[3]);
       auto idx = p_.unravel(n.type.shape, i);
-      code_.line(fmt::format("const i64 o = {}, c = {}, ky = {}, kx = {};", idx[0], idx[1], idx[2], idx[3]));
+      code_.line(fmt::format("const i64 o = {}, c = {}, ky = {}, kx = {};", idx[0], idx[1], idx[2],
+                             idx[3]));
       code_.open(fmt::format("for (i64 b = 0; b < {}; ++b) for (i64 oy = 0; oy < {}; ++oy) "
                              "for (i64 ox = 0; ox < {}; ++ox)",
                              p_.dim(xs[0]), gs[2], gs[3]));
-      code_.line(fmt::format("const i64 iy = oy * {} - {} + ky, ix = ox * {} - {} + kx;", w.sh, w.ph, w.sw, w.pw));
-      code_.line(fmt::format("if (iy < 0 || iy >= {} || ix < 0 || ix >= {}) continue;", xs[2], xs[3]));
-      code_.line(fmt::format("{} += {} * {};", out, p_.load(n.inputs[1], p_.ravel(gs, {"b", "o", "oy", "ox"})),
+      code_.line(fmt::format("const i64 iy = oy * {} - {} + ky, ix = ox * {} - {} + kx;", w.sh,
+                             w.ph, w.sw, w.pw));
+      code_.line(
+          fmt::format("if (iy < 0 || iy >= {} || ix < 0 || ix >= {}) continue;", xs[2], xs[3]));
+      code_.line(fmt::format("{} += {} * {};", out,
+                             p_.load(n.inputs[1], p_.ravel(gs, {"b", "o", "oy", "ox"})),
                              p_.load(n.inputs[0], p_.ravel(xs, {"b", "c", "iy", "ix"}))));
       code_.close();
       break;
@@ -336,9 +341,12 @@ private:
       Window w = window(n.attrs, k[0], k[1]);
       auto argmax = [&](const std::string &oy, const std::string &ox, const std::string &res) {
         code_.line(fmt::format("i64 {} = -1; float {}v = 0.0f;", res, res));
-        code_.open(fmt::format("for (i64 ky = 0; ky < {}; ++ky) for (i64 kx = 0; kx < {}; ++kx)", w.kh, w.kw));
-        code_.line(fmt::format("const i64 iy = ({}) * {} - {} + ky, ix = ({}) * {} - {} + kx;", oy, w.sh, w.ph, ox, w.sw, w.pw));
-        code_.line(fmt::format("if (iy < 0 || iy >= {} || ix < 0 || ix >= {}) continue;", xs[2], xs[3]));
+        code_.open(fmt::format("for (i64 ky = 0; ky < {}; ++ky) for (i64 kx = 0; kx < {}; ++kx)",
+                               w.kh, w.kw));
+        code_.line(fmt::format("const i64 iy = ({}) * {} - {} + ky, ix = ({}) * {} - {} + kx;", oy,
+                               w.sh, w.ph, ox, w.sw, w.pw));
+        code_.line(
+            fmt::format("if (iy < 0 || iy >= {} || ix < 0 || ix >= {}) continue;", xs[2], xs[3]));
         code_.line(fmt::format("const i64 at = {};", p_.ravel(xs, {"b", "c", "iy", "ix"})));
         code_.line(fmt::format("const float v = {};", p_.load(n.inputs[0], "at")));
         code_.line(fmt::format("if ({0} < 0 || v > {0}v) {{ {0} = at; {0}v = v; }}", res));
@@ -346,16 +354,20 @@ private:
       };
       if (n.op == Op::MaxPool2d) {
         auto idx = p_.unravel(n.type.shape, i);
-        code_.line(fmt::format("const i64 b = {}, c = {}, oy = {}, ox = {};", idx[0], idx[1], idx[2], idx[3]));
+        code_.line(fmt::format("const i64 b = {}, c = {}, oy = {}, ox = {};", idx[0], idx[1],
+                               idx[2], idx[3]));
         argmax("oy", "ox", "best");
         code_.line(fmt::format("{} = {};", out, p_.load(n.inputs[0], "best")));
       } else {
         const Shape &gs = g().type(n.inputs[1]).shape;
         auto idx = p_.unravel(xs, i);
-        code_.line(fmt::format("const i64 b = {}, c = {}, py = {}, px = {};", idx[0], idx[1], idx[2], idx[3]));
-        code_.open(fmt::format("for (i64 ty = 0; ty < {}; ++ty) for (i64 tx = 0; tx < {}; ++tx)", w.kh, w.kw));
+        code_.line(fmt::format("const i64 b = {}, c = {}, py = {}, px = {};", idx[0], idx[1],
+                               idx[2], idx[3]));
+        code_.open(fmt::format("for (i64 ty = 0; ty < {}; ++ty) for (i64 tx = 0; tx < {}; ++tx)",
+                               w.kh, w.kw));
         code_.line(fmt::format("const i64 sy = py + {} - ty, sx = px + {} - tx;", w.ph, w.pw));
-        code_.line(fmt::format("if (sy < 0 || sx < 0 || sy % {} || sx % {}) continue;", w.sh, w.sw));
+        code_.line(
+            fmt::format("if (sy < 0 || sx < 0 || sy % {} || sx % {}) continue;", w.sh, w.sw));
         code_.line(fmt::format("const i64 oy = sy / {}, ox = sx / {};", w.sh, w.sw));
         code_.line(fmt::format("if (oy >= {} || ox >= {}) continue;", gs[2], gs[3]));
         argmax("oy", "ox", "best");
@@ -388,7 +400,8 @@ private:
       for (int d = 0; d < rank; ++d)
         full.push_back(red[size_t(d)] ? redIdx[ri++] : keptIdx[ki++]);
       code_.line(fmt::format("const float x = {};", p_.load(n.inputs[0], p_.ravel(in, full))));
-      code_.line(isMax ? fmt::format("{0} = x > {0} ? x : {0};", out) : fmt::format("{} += x;", out));
+      code_.line(isMax ? fmt::format("{0} = x > {0} ? x : {0};", out)
+                       : fmt::format("{} += x;", out));
       code_.close();
       if (n.op == Op::ReduceMean)
         code_.line(fmt::format("{} /= (float)({});", out, p_.numel(reduced)));
@@ -408,13 +421,13 @@ private:
       int64_t c = g().type(n.inputs[0]).shape.back();
       code_.line("float best = -GRAPHC_INF;");
       code_.open(fmt::format("for (i64 j = 0; j < {}; ++j)", c));
-      code_.line(fmt::format("const float v = {};", p_.load(n.inputs[0], fmt::format("({}) * {} + j", i, c))));
+      code_.line(fmt::format("const float v = {};",
+                             p_.load(n.inputs[0], fmt::format("({}) * {} + j", i, c))));
       code_.line(fmt::format("if (v > best) {{ best = v; {} = (float)j; }}", out));
       code_.close();
       break;
     }
-    default:
-      GRAPHC_CHECK(false, "the CUDA backend cannot print {}", opName(n.op));
+    default: GRAPHC_CHECK(false, "the CUDA backend cannot print {}", opName(n.op));
     }
     code_.close();
   }
@@ -452,21 +465,24 @@ private:
       const Node &n = g().node(v);
       const Shape &s = n.type.shape;
       if (n.op == Op::NllLoss) {
-        code_.line(fmt::format("acc{} -= {};", v,
-                               elem(v, n.inputs[0], fmt::format("(i64)((int *)ptrs[{}])[r]", n.inputs[1]))));
+        code_.line(fmt::format(
+            "acc{} -= {};", v,
+            elem(v, n.inputs[0], fmt::format("(i64)((int *)ptrs[{}])[r]", n.inputs[1]))));
         continue;
       }
       if (n.op == Op::LogSoftMax || n.op == Op::SoftMax) {
         code_.line(fmt::format("float {}[{}];", t(v), c));
         code_.line("float mx = -GRAPHC_INF, sum = 0.0f;");
-        code_.line(fmt::format("for (i64 j = 0; j < {}; ++j) {{ const float x = {}; mx = x > mx ? x : mx; }}",
-                               c, elem(v, n.inputs[0], "j")));
+        code_.line(fmt::format(
+            "for (i64 j = 0; j < {}; ++j) {{ const float x = {}; mx = x > mx ? x : mx; }}", c,
+            elem(v, n.inputs[0], "j")));
         code_.line(fmt::format("for (i64 j = 0; j < {}; ++j) sum += expf({} - mx);", c,
                                elem(v, n.inputs[0], "j")));
-        code_.line(fmt::format("for (i64 j = 0; j < {}; ++j) {}[j] = {};", c, t(v),
-                               n.op == Op::LogSoftMax
-                                   ? fmt::format("{} - (mx + logf(sum))", elem(v, n.inputs[0], "j"))
-                                   : fmt::format("expf({} - mx) / sum", elem(v, n.inputs[0], "j"))));
+        code_.line(
+            fmt::format("for (i64 j = 0; j < {}; ++j) {}[j] = {};", c, t(v),
+                        n.op == Op::LogSoftMax
+                            ? fmt::format("{} - (mx + logf(sum))", elem(v, n.inputs[0], "j"))
+                            : fmt::format("expf({} - mx) / sum", elem(v, n.inputs[0], "j"))));
         elems.insert(v);
       } else if (isRowReduce(g(), v)) {
         bool isMax = n.op == Op::ReduceMax;
@@ -512,11 +528,13 @@ private:
       code_.line(fmt::format("__shared__ float part{}[256];", v));
       code_.line(fmt::format("part{0}[threadIdx.x] = acc{0};", v));
       code_.line("__syncthreads();");
-      code_.line(fmt::format("for (int s = 128; s > 0; s >>= 1) {{ if ((int)threadIdx.x < s) "
-                             "part{0}[threadIdx.x] += part{0}[threadIdx.x + s]; __syncthreads(); }}",
-                             v));
+      code_.line(
+          fmt::format("for (int s = 128; s > 0; s >>= 1) {{ if ((int)threadIdx.x < s) "
+                      "part{0}[threadIdx.x] += part{0}[threadIdx.x + s]; __syncthreads(); }}",
+                      v));
       if (p_.stored_[size_t(v)])
-        code_.line(fmt::format("if (threadIdx.x == 0) {}", p_.store(v, "0", fmt::format("part{}[0] / (float)rows", v))));
+        code_.line(fmt::format("if (threadIdx.x == 0) {}",
+                               p_.store(v, "0", fmt::format("part{}[0] / (float)rows", v))));
     }
     code_.close();
   }
@@ -534,7 +552,8 @@ private:
         return ValueId(-1);
       ValueId other = n.inputs[0] == plan_.matmul ? n.inputs[1] : n.inputs[0];
       return n.inputs[0] == plan_.matmul || n.inputs[1] == plan_.matmul
-                 ? (g().type(other).shape == Shape{shape[1]} && p_.stored_[size_t(other)] ? other : -1)
+                 ? (g().type(other).shape == Shape{shape[1]} && p_.stored_[size_t(other)] ? other
+                                                                                          : -1)
                  : ValueId(-1);
     };
     if (!p_.stored_[size_t(plan_.matmul)] && epi.size() == 1 && isBias(epi[0]) >= 0) {
@@ -547,7 +566,8 @@ private:
       k.bias = isBias(epi[0]);
     } else if (!epi.empty()) {
       k.name = name_ + "_epilogue";
-      code_.open(fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 total)", k.name));
+      code_.open(
+          fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 total)", k.name));
       gridLoop("total");
       code_.line(fmt::format("const float {} = ((float *)ptrs[{}])[i];", t(plan_.matmul), plan_.c));
       std::set<ValueId> done{plan_.matmul};
@@ -569,7 +589,8 @@ private:
       ValueId v = plan_.colsum, dy = g().node(v).inputs[0];
       const Shape &in = g().type(dy).shape;
       k.colsum = name_ + "_colsum";
-      code_.open(fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 cols)", k.colsum));
+      code_.open(
+          fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 cols)", k.colsum));
       code_.line("const i64 j = (i64)blockIdx.x * blockDim.x + threadIdx.x;");
       code_.line("if (j >= cols) return;");
       code_.line("float s = 0.0f;");

@@ -18,13 +18,12 @@ namespace graphc::codegen::cuda {
 Expected<std::string> compileToPtx(const std::string &source, const std::string &name,
                                    const std::string &arch) {
   nvrtcProgram prog;
-  nvrtcResult r = nvrtcCreateProgram(&prog, source.c_str(), (name + ".cu").c_str(), 0,
-                                     nullptr, nullptr);
+  nvrtcResult r =
+      nvrtcCreateProgram(&prog, source.c_str(), (name + ".cu").c_str(), 0, nullptr, nullptr);
   if (r != NVRTC_SUCCESS)
     return error(fmt::format("NVRTC cannot create {}: {}", name, nvrtcGetErrorString(r)));
-  std::unique_ptr<nvrtcProgram, void (*)(nvrtcProgram *)> guard(&prog, [](nvrtcProgram *p) {
-    nvrtcDestroyProgram(p);
-  });
+  std::unique_ptr<nvrtcProgram, void (*)(nvrtcProgram *)> guard(
+      &prog, [](nvrtcProgram *p) { nvrtcDestroyProgram(p); });
   std::string archFlag = "--gpu-architecture=" + arch;
   const char *opts[] = {archFlag.c_str(), "--std=c++17", "-default-device"};
   r = nvrtcCompileProgram(prog, 3, opts);

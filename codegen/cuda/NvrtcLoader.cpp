@@ -35,10 +35,10 @@ template <class F> F resolve(const char *name) {
   return lib.handle ? reinterpret_cast<F>(dlsym(lib.handle, name)) : nullptr;
 }
 
-#define GRAPHC_NVRTC(name, params, args)                                                 \
-  extern "C" nvrtcResult name params {                                                   \
-    static auto fn = resolve<nvrtcResult(*) params>(#name);                               \
-    return fn ? fn args : NVRTC_ERROR_INTERNAL_ERROR;                                     \
+#define GRAPHC_NVRTC(name, params, args)                                                           \
+  extern "C" nvrtcResult name params {                                                             \
+    static auto fn = resolve<nvrtcResult(*) params>(#name);                                        \
+    return fn ? fn args : NVRTC_ERROR_INTERNAL_ERROR;                                              \
   }
 
 } // namespace

@@ -68,8 +68,8 @@ public:
       return error("no labels given");
     for (int64_t i = 0; i < n; ++i)
       if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(fmt::format("label {} of sample {} is outside [0, {})", labels[i],
-                                 i, info_.classes));
+        return error(
+            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
     stepIn_ = float(stepCount_);
     seedIn_ = stepSeed(seed_, stepCount_);
     std::map<std::string, void *> io{{"x", const_cast<float *>(x)},
@@ -98,9 +98,10 @@ public:
       return s;
     if (!output)
       return error("no output buffer given");
-    runner_.run(predict_, {{"x", const_cast<float *>(x)}, {"params", params_.get()},
-                           {"out:output", output_.get()}},
-                n);
+    runner_.run(
+        predict_,
+        {{"x", const_cast<float *>(x)}, {"params", params_.get()}, {"out:output", output_.get()}},
+        n);
     std::memcpy(output, output_.get(), size_t(n * info_.classes) * sizeof(float));
     return {};
   }
@@ -119,8 +120,7 @@ private:
     if (!x)
       return error("no input given");
     if (n < 1 || n > maxBatch_)
-      return error(fmt::format("batch of {} samples: this executable takes 1 to {}",
-                               n, maxBatch_));
+      return error(fmt::format("batch of {} samples: this executable takes 1 to {}", n, maxBatch_));
     return {};
   }
 

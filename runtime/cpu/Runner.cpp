@@ -16,8 +16,8 @@ Runner::Runner(int threads) : pool_(grt_pool_create(threads)) {
 
 Runner::~Runner() { grt_pool_destroy(pool_); }
 
-Status Runner::compile(std::vector<Program *> programs,
-                       const std::vector<std::string> &prefixes, const std::string &isa) {
+Status Runner::compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
+                       const std::string &isa) {
   auto chosen = codegen::cpu::chooseVectorTarget(isa);
   if (!chosen)
     return chosen.diag();

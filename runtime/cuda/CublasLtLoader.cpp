@@ -25,7 +25,8 @@ const Library &lt() {
   std::call_once(once, [] {
     lib.handle = dlopen(GRAPHC_CUBLASLT_SONAME, RTLD_NOW | RTLD_LOCAL);
     if (!lib.handle)
-      lib.error = std::string("cuBLASLt (" GRAPHC_CUBLASLT_SONAME ") cannot be loaded: ") + dlerror();
+      lib.error =
+          std::string("cuBLASLt (" GRAPHC_CUBLASLT_SONAME ") cannot be loaded: ") + dlerror();
   });
   return lib;
 }
@@ -35,10 +36,10 @@ template <class F> F resolve(const char *name) {
   return lib.handle ? reinterpret_cast<F>(dlsym(lib.handle, name)) : nullptr;
 }
 
-#define GRAPHC_LT(name, params, args)                                                    \
-  extern "C" cublasStatus_t CUBLASWINAPI name params {                                   \
-    static auto fn = resolve<cublasStatus_t(CUBLASWINAPI *) params>(#name);               \
-    return fn ? fn args : CUBLAS_STATUS_NOT_INITIALIZED;                                  \
+#define GRAPHC_LT(name, params, args)                                                              \
+  extern "C" cublasStatus_t CUBLASWINAPI name params {                                             \
+    static auto fn = resolve<cublasStatus_t(CUBLASWINAPI *) params>(#name);                        \
+    return fn ? fn args : CUBLAS_STATUS_NOT_INITIALIZED;                                           \
   }
 
 } // namespace
@@ -55,9 +56,9 @@ GRAPHC_LT(cublasLtMatmul,
            workspaceSize, stream))
 GRAPHC_LT(cublasLtMatmulAlgoGetHeuristic,
           (cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t Adesc,
-           cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc,
-           cublasLtMatrixLayout_t Ddesc, cublasLtMatmulPreference_t preference,
-           int requestedAlgoCount, cublasLtMatmulHeuristicResult_t results[], int *returned),
+           cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc, cublasLtMatrixLayout_t Ddesc,
+           cublasLtMatmulPreference_t preference, int requestedAlgoCount,
+           cublasLtMatmulHeuristicResult_t results[], int *returned),
           (handle, desc, Adesc, Bdesc, Cdesc, Ddesc, preference, requestedAlgoCount, results,
            returned))
 GRAPHC_LT(cublasLtMatmulDescCreate,

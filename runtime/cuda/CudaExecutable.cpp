@@ -44,13 +44,13 @@ public:
                      (!m.trainable() || m.stepPlan.batch >= maxBatch_),
                  "plans for batch {} run at batch {}", m.predictPlan.batch, maxBatch_);
     if (m.trainable()) {
-      step_ = std::make_unique<Program>(*dev_, std::move(m.step), std::move(m.stepPlan),
-                                        "step_", o.tf32);
+      step_ = std::make_unique<Program>(*dev_, std::move(m.step), std::move(m.stepPlan), "step_",
+                                        o.tf32);
       if (Status s = step_->compile(); !s)
         return s;
     }
-    predict_ = std::make_unique<Program>(*dev_, std::move(m.predict),
-                                         std::move(m.predictPlan), "predict_", o.tf32);
+    predict_ = std::make_unique<Program>(*dev_, std::move(m.predict), std::move(m.predictPlan),
+                                         "predict_", o.tf32);
     if (Status s = predict_->compile(); !s)
       return s;
 
@@ -110,17 +110,17 @@ public:
       return error("no labels given");
     for (int64_t i = 0; i < n; ++i)
       if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(fmt::format("label {} of sample {} is outside [0, {})", labels[i], i,
-                                 info_.classes));
+        return error(
+            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
     if (Status s = begin(); !s)
       return s;
     const Driver &d = dev_->driver();
     std::memcpy(hostX_.get(), x, size_t(n * sample_) * 4);
     std::memcpy(hostLabels_.get(), labels, size_t(n) * 4);
-    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4,
-                                     dev_->stream()));
-    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(labels_.get(), hostLabels_.get(), size_t(n) * 4,
-                                     dev_->stream()));
+    GRAPHC_CU(d,
+              d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4, dev_->stream()));
+    GRAPHC_CU(d,
+              d.cuMemcpyHtoDAsync(labels_.get(), hostLabels_.get(), size_t(n) * 4, dev_->stream()));
     return finishStep(n, loss, output);
   }
 
@@ -136,12 +136,11 @@ public:
     const Driver &d = dev_->driver();
     const size_t outBytes = size_t(n * info_.classes) * 4;
     std::memcpy(hostX_.get(), x, size_t(n * sample_) * 4);
-    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4,
-                                     dev_->stream()));
+    GRAPHC_CU(d,
+              d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4, dev_->stream()));
     if (Status s = predict_->run(n); !s)
       return s;
-    GRAPHC_CU(
-        d, d.cuMemcpyDtoHAsync(hostOutput_.get(), output_.get(), outBytes, dev_->stream()));
+    GRAPHC_CU(d, d.cuMemcpyDtoHAsync(hostOutput_.get(), output_.get(), outBytes, dev_->stream()));
     if (Status s = dev_->synchronize(); !s)
       return s;
     std::memcpy(output, hostOutput_.get(), outBytes);
@@ -153,16 +152,15 @@ public:
       return error("uploadDataset needs samples, labels and a count of at least 1");
     for (int64_t i = 0; i < count; ++i)
       if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(fmt::format("label {} of sample {} is outside [0, {})", labels[i], i,
-                                 info_.classes));
+        return error(
+            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
     if (Status s = dev_->makeCurrent(); !s)
       return s;
     datasetCount_ = 0;
     const size_t xBytes = size_t(count * sample_) * 4;
     if (Status s = dataX_.allocate(xBytes); !s)
-      return error(
-          fmt::format("the data set ({} samples, {} MiB) does not fit on the GPU: {}",
-                      count, xBytes >> 20, s.diag().message));
+      return error(fmt::format("the data set ({} samples, {} MiB) does not fit on the GPU: {}",
+                               count, xBytes >> 20, s.diag().message));
     if (Status s = dataLabels_.allocate(size_t(count) * 4); !s)
       return s;
     const Driver &d = dev_->driver();
@@ -176,8 +174,7 @@ public:
     return {};
   }
 
-  Status trainStepOnDevice(const int64_t *indices, int64_t n, float *loss,
-                           float *output) override {
+  Status trainStepOnDevice(const int64_t *indices, int64_t n, float *loss, float *output) override {
     if (datasetCount_ == 0)
       return error("no data set on the device: call uploadDataset first");
     if (Status s = checkBatch(n); !s)
@@ -193,10 +190,10 @@ public:
       return s;
     const Driver &d = dev_->driver();
     std::memcpy(hostIndices_.get(), indices, size_t(n) * 8);
-    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(indices_.get(), hostIndices_.get(), size_t(n) * 8,
-                                     dev_->stream()));
-    CUdeviceptr xs = dataX_.get(), ls = dataLabels_.get(), idx = indices_.get(),
-                x = x_.get(), lab = labels_.get();
+    GRAPHC_CU(
+        d, d.cuMemcpyHtoDAsync(indices_.get(), hostIndices_.get(), size_t(n) * 8, dev_->stream()));
+    CUdeviceptr xs = dataX_.get(), ls = dataLabels_.get(), idx = indices_.get(), x = x_.get(),
+                lab = labels_.get();
     int64_t rows = n, sample = sample_;
     void *args[] = {&xs, &ls, &idx, &x, &lab, &rows, &sample};
     if (Status s = dev_->launch(gather_, dev_->blocksFor(n * sample_, 256), 256, args); !s)
@@ -226,8 +223,7 @@ public:
 private:
   Status checkBatch(int64_t n) const {
     if (n < 1 || n > maxBatch_)
-      return error(
-          fmt::format("batch of {} samples: this executable takes 1 to {}", n, maxBatch_));
+      return error(fmt::format("batch of {} samples: this executable takes 1 to {}", n, maxBatch_));
     return {};
   }
 
@@ -248,11 +244,10 @@ private:
     if (bytes > 0) {
       // On the step's stream: a plain copy from pageable memory may return
       // before its data lands, and the non-blocking stream would not wait.
-      GRAPHC_CU(d, d.cuMemcpyHtoDAsync(params_.get(), mirrorParams_.data(), bytes,
-                                       dev_->stream()));
+      GRAPHC_CU(d, d.cuMemcpyHtoDAsync(params_.get(), mirrorParams_.data(), bytes, dev_->stream()));
       for (auto &[slot, host] : mirrorState_)
-        GRAPHC_CU(d, d.cuMemcpyHtoDAsync(state_.at(slot).get(), host.data(), bytes,
-                                         dev_->stream()));
+        GRAPHC_CU(d,
+                  d.cuMemcpyHtoDAsync(state_.at(slot).get(), host.data(), bytes, dev_->stream()));
     }
     mirrorDirty_ = false;
     return {};
@@ -273,11 +268,9 @@ private:
     if (Status s = step_->run(n); !s)
       return s;
     const size_t outBytes = size_t(n * info_.classes) * 4;
-    GRAPHC_CU(d,
-              d.cuMemcpyDtoHAsync(host + kLoss, scalars_.get() + kLoss, 4, dev_->stream()));
+    GRAPHC_CU(d, d.cuMemcpyDtoHAsync(host + kLoss, scalars_.get() + kLoss, 4, dev_->stream()));
     if (output)
-      GRAPHC_CU(d, d.cuMemcpyDtoHAsync(hostOutput_.get(), output_.get(), outBytes,
-                                       dev_->stream()));
+      GRAPHC_CU(d, d.cuMemcpyDtoHAsync(hostOutput_.get(), output_.get(), outBytes, dev_->stream()));
     if (Status s = dev_->synchronize(); !s)
       return s;
     if (loss)
@@ -315,14 +308,14 @@ private:
   // The device first: it is destroyed last, after every buffer and program.
   std::unique_ptr<Device> dev_;
   std::unique_ptr<Program> step_, predict_;
-  DeviceBuffer params_;     // (numParams) the flat parameters
-  DeviceBuffer x_;          // (maxBatch, sample...) the batch's input
-  DeviceBuffer labels_;     // (maxBatch) int32
-  DeviceBuffer output_;     // (maxBatch, classes)
-  DeviceBuffer scalars_;    // step, seed, loss, step out: see kStepIn..kStepOut
-  DeviceBuffer indices_;    // (maxBatch) int64, trainStepOnDevice's batch
-  DeviceBuffer dataX_;      // (datasetCount, sample...) uploadDataset's samples
-  DeviceBuffer dataLabels_; // (datasetCount) int32
+  DeviceBuffer params_;                       // (numParams) the flat parameters
+  DeviceBuffer x_;                            // (maxBatch, sample...) the batch's input
+  DeviceBuffer labels_;                       // (maxBatch) int32
+  DeviceBuffer output_;                       // (maxBatch, classes)
+  DeviceBuffer scalars_;                      // step, seed, loss, step out: see kStepIn..kStepOut
+  DeviceBuffer indices_;                      // (maxBatch) int64, trainStepOnDevice's batch
+  DeviceBuffer dataX_;                        // (datasetCount, sample...) uploadDataset's samples
+  DeviceBuffer dataLabels_;                   // (datasetCount) int32
   std::map<std::string, DeviceBuffer> state_; // per slot: (numParams)
   PinnedBuffer hostX_, hostLabels_, hostOutput_, hostScalars_, hostIndices_;
   std::vector<float> mirrorParams_;

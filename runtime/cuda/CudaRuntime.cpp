@@ -23,8 +23,8 @@ Expected<std::string> describeDevice() {
   if (!dev)
     return dev.diag();
   int v = (*dev)->driver().version;
-  return fmt::format("{} ({}, {} SMs), driver for CUDA {}.{}", (*dev)->name(),
-                     (*dev)->arch(), (*dev)->multiprocessors(), v / 1000, v % 1000 / 10);
+  return fmt::format("{} ({}, {} SMs), driver for CUDA {}.{}", (*dev)->name(), (*dev)->arch(),
+                     (*dev)->multiprocessors(), v / 1000, v % 1000 / 10);
 }
 
 std::string toolkitVersions() {

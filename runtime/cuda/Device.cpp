@@ -15,7 +15,6 @@ namespace {
 
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 
-
 } // namespace
 
 std::string describeLt(cublasStatus_t s) {
@@ -73,8 +72,7 @@ Status PinnedBuffer::allocate(size_t bytes) {
   if (ptr_)
     (*d)->cuMemFreeHost(ptr_);
   ptr_ = nullptr;
-  if (CUresult r = (*d)->cuMemAllocHost(&ptr_, std::max<size_t>(bytes, 64));
-      r != CUDA_SUCCESS)
+  if (CUresult r = (*d)->cuMemAllocHost(&ptr_, std::max<size_t>(bytes, 64)); r != CUDA_SUCCESS)
     return (*d)->fail(r, fmt::format("cuMemAllocHost of {} bytes", bytes));
   return {};
 }
@@ -90,12 +88,12 @@ Expected<std::unique_ptr<Device>> Device::open() {
   GRAPHC_CU(d, d.cuDeviceGet(&dev->dev_, 0));
   GRAPHC_CU(d, d.cuDevicePrimaryCtxRetain(&dev->ctx_, dev->dev_));
   GRAPHC_CU(d, d.cuCtxSetCurrent(dev->ctx_));
-  GRAPHC_CU(d, d.cuDeviceGetAttribute(&dev->sms_, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+  GRAPHC_CU(
+      d, d.cuDeviceGetAttribute(&dev->sms_, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev->dev_));
+  GRAPHC_CU(d, d.cuDeviceGetAttribute(&dev->major_, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
                                       dev->dev_));
-  GRAPHC_CU(d, d.cuDeviceGetAttribute(
-                   &dev->major_, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev->dev_));
-  GRAPHC_CU(d, d.cuDeviceGetAttribute(
-                   &dev->minor_, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev->dev_));
+  GRAPHC_CU(d, d.cuDeviceGetAttribute(&dev->minor_, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                                      dev->dev_));
   char name[256] = {};
   GRAPHC_CU(d, d.cuDeviceGetName(name, sizeof name - 1, dev->dev_));
   dev->name_ = name;
@@ -139,8 +137,7 @@ Expected<CUmodule> Device::loadModule(const std::string &ptx, const std::string 
   CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
   void *values[] = {log.data(), reinterpret_cast<void *>(uintptr_t(log.size()))};
   CUmodule m = nullptr;
-  if (CUresult r = d_.cuModuleLoadDataEx(&m, ptx.c_str(), 2, opts, values);
-      r != CUDA_SUCCESS) {
+  if (CUresult r = d_.cuModuleLoadDataEx(&m, ptx.c_str(), 2, opts, values); r != CUDA_SUCCESS) {
     log.resize(log.find('\0') == std::string::npos ? log.size() : log.find('\0'));
     Diag e = d_.fail(r, "cuModuleLoadDataEx (" + what + ")");
     if (!log.empty())
@@ -172,8 +169,8 @@ Expected<CUfunction> Device::helper(const std::string &name) {
 }
 
 Status Device::launch(CUfunction f, int64_t blocks, int threads, void **args) const {
-  GRAPHC_CU(d_, d_.cuLaunchKernel(f, unsigned(blocks), 1, 1, unsigned(threads), 1, 1, 0,
-                                  stream_, args, nullptr));
+  GRAPHC_CU(d_, d_.cuLaunchKernel(f, unsigned(blocks), 1, 1, unsigned(threads), 1, 1, 0, stream_,
+                                  args, nullptr));
   return {};
 }
 

@@ -23,11 +23,11 @@ namespace graphc::runtime::cuda {
 std::string describeLt(cublasStatus_t s);
 
 /// Returns the error when a cuBLASLt call fails.
-#define GRAPHC_LT(call)                                                                    \
-  do {                                                                                     \
-    if (cublasStatus_t graphc_lt_s = (call); graphc_lt_s != CUBLAS_STATUS_SUCCESS)         \
-      return ::graphc::error("cuBLASLt error in " #call ": " +                             \
-                             ::graphc::runtime::cuda::describeLt(graphc_lt_s));            \
+#define GRAPHC_LT(call)                                                                            \
+  do {                                                                                             \
+    if (cublasStatus_t graphc_lt_s = (call); graphc_lt_s != CUBLAS_STATUS_SUCCESS)                 \
+      return ::graphc::error("cuBLASLt error in " #call ": " +                                     \
+                             ::graphc::runtime::cuda::describeLt(graphc_lt_s));                    \
   } while (0)
 
 /// Device memory, freed with its owner.

@@ -55,8 +55,8 @@ Expected<Driver *> load() {
     return error(fmt::format("no CUDA device: the CUDA driver failed to start (cuInit: {})",
                              describeWith(errName, errText, r)));
   if ((r = version(&d->version)) != CUDA_SUCCESS)
-    return error(fmt::format("no CUDA driver: cuDriverGetVersion: {}",
-                             describeWith(errName, errText, r)));
+    return error(
+        fmt::format("no CUDA driver: cuDriverGetVersion: {}", describeWith(errName, errText, r)));
   // PTX from this toolkit's NVRTC needs a driver at least as new.
   if (d->version < CUDA_VERSION || !getProc)
     return error(fmt::format("the CUDA driver supports CUDA {}.{}; this graphc was built "
@@ -65,16 +65,15 @@ Expected<Driver *> load() {
                              CUDA_VERSION % 1000 / 10));
 
   std::string missing;
-#define GRAPHC_CUDA_RESOLVE(name)                                                          \
-  {                                                                                        \
-    void *fn = nullptr;                                                                    \
-    CUdriverProcAddressQueryResult found = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;           \
-    if (getProc(#name, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &found) ==          \
-            CUDA_SUCCESS &&                                                                \
-        fn && found == CU_GET_PROC_ADDRESS_SUCCESS)                                        \
-      d->name = reinterpret_cast<decltype(d->name)>(fn);                                   \
-    else                                                                                   \
-      missing += std::string(missing.empty() ? "" : ", ") + #name;                         \
+#define GRAPHC_CUDA_RESOLVE(name)                                                                  \
+  {                                                                                                \
+    void *fn = nullptr;                                                                            \
+    CUdriverProcAddressQueryResult found = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;                   \
+    if (getProc(#name, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &found) == CUDA_SUCCESS &&  \
+        fn && found == CU_GET_PROC_ADDRESS_SUCCESS)                                                \
+      d->name = reinterpret_cast<decltype(d->name)>(fn);                                           \
+    else                                                                                           \
+      missing += std::string(missing.empty() ? "" : ", ") + #name;                                 \
   }
   GRAPHC_CUDA_DRIVER_FUNCTIONS(GRAPHC_CUDA_RESOLVE)
 #undef GRAPHC_CUDA_RESOLVE

@@ -20,40 +20,40 @@ namespace graphc::runtime::cuda {
 // Every driver entry point graphc calls. Names are cuda.h's (some are
 // macros for versioned symbols, e.g. cuMemAlloc -> cuMemAlloc_v2: the
 // member takes the versioned name, the lookup asks for the base name).
-#define GRAPHC_CUDA_DRIVER_FUNCTIONS(X)                                                    \
-  X(cuGetErrorString)                                                                      \
-  X(cuGetErrorName)                                                                        \
-  X(cuInit)                                                                                \
-  X(cuDriverGetVersion)                                                                    \
-  X(cuDeviceGetCount)                                                                      \
-  X(cuDeviceGet)                                                                           \
-  X(cuDeviceGetName)                                                                       \
-  X(cuDeviceGetAttribute)                                                                  \
-  X(cuDevicePrimaryCtxRetain)                                                              \
-  X(cuDevicePrimaryCtxRelease)                                                             \
-  X(cuCtxSetCurrent)                                                                       \
-  X(cuMemAlloc)                                                                            \
-  X(cuMemFree)                                                                             \
-  X(cuMemAllocHost)                                                                        \
-  X(cuMemFreeHost)                                                                         \
-  X(cuMemsetD8Async)                                                                       \
-  X(cuMemcpyHtoD)                                                                          \
-  X(cuMemcpyDtoH)                                                                          \
-  X(cuMemcpyHtoDAsync)                                                                     \
-  X(cuMemcpyDtoHAsync)                                                                     \
-  X(cuMemcpyDtoDAsync)                                                                     \
-  X(cuStreamCreate)                                                                        \
-  X(cuStreamDestroy)                                                                       \
-  X(cuStreamSynchronize)                                                                   \
-  X(cuStreamBeginCapture)                                                                  \
-  X(cuStreamEndCapture)                                                                    \
-  X(cuGraphInstantiateWithFlags)                                                           \
-  X(cuGraphLaunch)                                                                         \
-  X(cuGraphExecDestroy)                                                                    \
-  X(cuGraphDestroy)                                                                        \
-  X(cuModuleLoadDataEx)                                                                    \
-  X(cuModuleUnload)                                                                        \
-  X(cuModuleGetFunction)                                                                   \
+#define GRAPHC_CUDA_DRIVER_FUNCTIONS(X)                                                            \
+  X(cuGetErrorString)                                                                              \
+  X(cuGetErrorName)                                                                                \
+  X(cuInit)                                                                                        \
+  X(cuDriverGetVersion)                                                                            \
+  X(cuDeviceGetCount)                                                                              \
+  X(cuDeviceGet)                                                                                   \
+  X(cuDeviceGetName)                                                                               \
+  X(cuDeviceGetAttribute)                                                                          \
+  X(cuDevicePrimaryCtxRetain)                                                                      \
+  X(cuDevicePrimaryCtxRelease)                                                                     \
+  X(cuCtxSetCurrent)                                                                               \
+  X(cuMemAlloc)                                                                                    \
+  X(cuMemFree)                                                                                     \
+  X(cuMemAllocHost)                                                                                \
+  X(cuMemFreeHost)                                                                                 \
+  X(cuMemsetD8Async)                                                                               \
+  X(cuMemcpyHtoD)                                                                                  \
+  X(cuMemcpyDtoH)                                                                                  \
+  X(cuMemcpyHtoDAsync)                                                                             \
+  X(cuMemcpyDtoHAsync)                                                                             \
+  X(cuMemcpyDtoDAsync)                                                                             \
+  X(cuStreamCreate)                                                                                \
+  X(cuStreamDestroy)                                                                               \
+  X(cuStreamSynchronize)                                                                           \
+  X(cuStreamBeginCapture)                                                                          \
+  X(cuStreamEndCapture)                                                                            \
+  X(cuGraphInstantiateWithFlags)                                                                   \
+  X(cuGraphLaunch)                                                                                 \
+  X(cuGraphExecDestroy)                                                                            \
+  X(cuGraphDestroy)                                                                                \
+  X(cuModuleLoadDataEx)                                                                            \
+  X(cuModuleUnload)                                                                                \
+  X(cuModuleGetFunction)                                                                           \
   X(cuLaunchKernel)
 
 /// The driver's entry points, resolved for CUDA_VERSION.
@@ -81,8 +81,8 @@ const Driver *loadedDriver();
 
 /// Returns the driver's error (as a Diag, for Status or Expected) when a
 /// call fails. `drv` is a `const Driver &`.
-#define GRAPHC_CU(drv, call)                                                               \
-  do {                                                                                     \
-    if (CUresult graphc_cu_r = (call); graphc_cu_r != CUDA_SUCCESS)                        \
-      return (drv).fail(graphc_cu_r, #call);                                               \
+#define GRAPHC_CU(drv, call)                                                                       \
+  do {                                                                                             \
+    if (CUresult graphc_cu_r = (call); graphc_cu_r != CUDA_SUCCESS)                                \
+      return (drv).fail(graphc_cu_r, #call);                                                       \
   } while (0)

@@ -68,10 +68,9 @@ struct Program::Batch {
   }
 };
 
-Program::Program(Device &device, Graph graph, ir::MemoryPlan plan, std::string prefix,
-                 bool tf32)
-    : dev_(device), graph_(std::move(graph)), plan_(std::move(plan)),
-      prefix_(std::move(prefix)), tf32_(tf32) {}
+Program::Program(Device &device, Graph graph, ir::MemoryPlan plan, std::string prefix, bool tf32)
+    : dev_(device), graph_(std::move(graph)), plan_(std::move(plan)), prefix_(std::move(prefix)),
+      tf32_(tf32) {}
 
 Program::~Program() = default;
 
@@ -97,8 +96,7 @@ Status Program::compile() {
   auto work = [&] {
     for (size_t j; (j = next++) < jobs.size();) {
       const CudaKernel &k = kernels_[jobs[j]];
-      ptx[j] =
-          codegen::cuda::compileToPtx(k.source, k.name.empty() ? k.colsum : k.name, arch);
+      ptx[j] = codegen::cuda::compileToPtx(k.source, k.name.empty() ? k.colsum : k.name, arch);
     }
   };
   size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
@@ -128,8 +126,7 @@ Status Program::compile() {
     }
   }
   compileMs_ =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-          .count();
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return {};
 }
 
@@ -162,8 +159,7 @@ Status Program::bind(const std::map<std::string, CUdeviceptr> &io) {
     return s;
   const Driver &d = dev_.driver();
   if (count > 0)
-    GRAPHC_CU(
-        d, d.cuMemcpyHtoD(table_.get(), at_.data(), size_t(count) * sizeof(CUdeviceptr)));
+    GRAPHC_CU(d, d.cuMemcpyHtoD(table_.get(), at_.data(), size_t(count) * sizeof(CUdeviceptr)));
   batches_.clear();
   return {};
 }
@@ -172,10 +168,8 @@ Status Program::bind(const std::map<std::string, CUdeviceptr> &io) {
 
 Expected<std::unique_ptr<Program::Gemm>> Program::planGemm(const CudaKernel &k, int64_t n) {
   const codegen::KernelPlan &p = k.plan;
-  const Shape as = concrete(graph_.type(p.a).shape, n),
-              bs = concrete(graph_.type(p.b).shape, n);
-  GRAPHC_CHECK(as.size() == 2 && bs.size() == 2, "GEMM k{} of {} by {}", p.group, str(as),
-               str(bs));
+  const Shape as = concrete(graph_.type(p.a).shape, n), bs = concrete(graph_.type(p.b).shape, n);
+  GRAPHC_CHECK(as.size() == 2 && bs.size() == 2, "GEMM k{} of {} by {}", p.group, str(as), str(bs));
   // Row-major C[M, N] = op(A) op(B) is column-major C^T = op(B)^T op(A)^T:
   // cuBLASLt's "A" is our B and its "B" is our A; every row-major [R, C]
   // buffer is a column-major C x R matrix with leading dimension C.
@@ -187,8 +181,7 @@ Expected<std::unique_ptr<Program::Gemm>> Program::planGemm(const CudaKernel &k, 
                str(graph_.type(p.matmul).shape));
   const CUdeviceptr a = at_[size_t(p.a)], b = at_[size_t(p.b)], c = at_[size_t(p.c)];
   const CUdeviceptr bias = k.bias >= 0 ? at_[size_t(k.bias)] : 0;
-  GRAPHC_CHECK(a && b && c && (k.lt == LtEpilogue::None || bias), "GEMM k{} lacks memory",
-               p.group);
+  GRAPHC_CHECK(a && b && c && (k.lt == LtEpilogue::None || bias), "GEMM k{} lacks memory", p.group);
 
   auto attempt = [&](bool withEpilogue,
                      std::unique_ptr<Gemm> &out) -> Status { // out null: no algorithm
@@ -198,25 +191,24 @@ Expected<std::unique_ptr<Program::Gemm>> Program::planGemm(const CudaKernel &k, 
         &gm->desc, tf32_ ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
     cublasOperation_t opA = p.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = p.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
-    GRAPHC_LT(cublasLtMatmulDescSetAttribute(gm->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA,
-                                             sizeof opA));
-    GRAPHC_LT(cublasLtMatmulDescSetAttribute(gm->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB,
-                                             sizeof opB));
+    GRAPHC_LT(
+        cublasLtMatmulDescSetAttribute(gm->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
+    GRAPHC_LT(
+        cublasLtMatmulDescSetAttribute(gm->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
     if (withEpilogue) {
-      cublasLtEpilogue_t epi = k.lt == LtEpilogue::ReluBias ? CUBLASLT_EPILOGUE_RELU_BIAS
-                                                            : CUBLASLT_EPILOGUE_BIAS;
+      cublasLtEpilogue_t epi =
+          k.lt == LtEpilogue::ReluBias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
       const void *biasPtr = reinterpret_cast<const void *>(bias);
-      GRAPHC_LT(cublasLtMatmulDescSetAttribute(gm->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
-                                               &epi, sizeof epi));
+      GRAPHC_LT(cublasLtMatmulDescSetAttribute(gm->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
+                                               sizeof epi));
       GRAPHC_LT(cublasLtMatmulDescSetAttribute(gm->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                &biasPtr, sizeof biasPtr));
     }
-    GRAPHC_LT(cublasLtMatrixLayoutCreate(&gm->la, CUDA_R_32F, uint64_t(bs[1]),
-                                         uint64_t(bs[0]), bs[1]));
-    GRAPHC_LT(cublasLtMatrixLayoutCreate(&gm->lb, CUDA_R_32F, uint64_t(as[1]),
-                                         uint64_t(as[0]), as[1]));
     GRAPHC_LT(
-        cublasLtMatrixLayoutCreate(&gm->lc, CUDA_R_32F, uint64_t(nn), uint64_t(m), nn));
+        cublasLtMatrixLayoutCreate(&gm->la, CUDA_R_32F, uint64_t(bs[1]), uint64_t(bs[0]), bs[1]));
+    GRAPHC_LT(
+        cublasLtMatrixLayoutCreate(&gm->lb, CUDA_R_32F, uint64_t(as[1]), uint64_t(as[0]), as[1]));
+    GRAPHC_LT(cublasLtMatrixLayoutCreate(&gm->lc, CUDA_R_32F, uint64_t(nn), uint64_t(m), nn));
 
     cublasLtMatmulPreference_t pref = nullptr;
     GRAPHC_LT(cublasLtMatmulPreferenceCreate(&pref));
@@ -229,23 +221,23 @@ Expected<std::unique_ptr<Program::Gemm>> Program::planGemm(const CudaKernel &k, 
     uint32_t reduction =
         CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE | CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
     uint32_t alignA = alignment(b), alignB = alignment(a), alignC = alignment(c);
-    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace));
-    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reduction, sizeof reduction));
-    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alignA, sizeof alignA));
-    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alignB, sizeof alignB));
-    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alignC, sizeof alignC));
-    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alignC, sizeof alignC));
+    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                   &workspace, sizeof workspace));
+    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                   &reduction, sizeof reduction));
+    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                   &alignA, sizeof alignA));
+    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                   &alignB, sizeof alignB));
+    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                   &alignC, sizeof alignC));
+    GRAPHC_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                   &alignC, sizeof alignC));
 
     cublasLtMatmulHeuristicResult_t results[8] = {};
     int found = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(
-        dev_.lt(), gm->desc, gm->la, gm->lb, gm->lc, gm->lc, pref, 8, results, &found);
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(dev_.lt(), gm->desc, gm->la, gm->lb, gm->lc,
+                                                      gm->lc, pref, 8, results, &found);
     if (s == CUBLAS_STATUS_NOT_SUPPORTED)
       found = 0;
     else if (s != CUBLAS_STATUS_SUCCESS)
@@ -286,12 +278,11 @@ Expected<std::unique_ptr<Program::Gemm>> Program::planGemm(const CudaKernel &k, 
 
 Status Program::enqueueGemm(const CudaKernel &k, const Gemm &gm, int64_t n) {
   const float alpha = 1.0f, beta = 0.0f;
-  GRAPHC_LT(cublasLtMatmul(dev_.lt(), gm.desc, &alpha, reinterpret_cast<const void *>(gm.b),
-                           gm.la, reinterpret_cast<const void *>(gm.a), gm.lb, &beta,
-                           reinterpret_cast<const void *>(gm.c), gm.lc,
-                           reinterpret_cast<void *>(gm.c), gm.lc, &gm.algo,
-                           reinterpret_cast<void *>(dev_.workspace()),
-                           dev_.workspaceBytes(), dev_.stream()));
+  GRAPHC_LT(cublasLtMatmul(
+      dev_.lt(), gm.desc, &alpha, reinterpret_cast<const void *>(gm.b), gm.la,
+      reinterpret_cast<const void *>(gm.a), gm.lb, &beta, reinterpret_cast<const void *>(gm.c),
+      gm.lc, reinterpret_cast<void *>(gm.c), gm.lc, &gm.algo,
+      reinterpret_cast<void *>(dev_.workspace()), dev_.workspaceBytes(), dev_.stream()));
   if (gm.bySelf) {
     CUdeviceptr c = gm.c, bias = gm.bias;
     int64_t total = gm.m * gm.n, cols = gm.n;
@@ -365,16 +356,15 @@ Status Program::enqueue(int64_t n, Batch &batch) {
     case Launch::HostCopy: {
       for (auto [part, offset] : codegen::cuda::packCopies(graph_, plan_, k.plan.pack))
         GRAPHC_CU(d, d.cuMemcpyDtoDAsync(at_[size_t(k.plan.pack)] + CUdeviceptr(offset),
-                                         at_[size_t(part)],
-                                         size_t(graph_.type(part).numel(n)) * 4,
+                                         at_[size_t(part)], size_t(graph_.type(part).numel(n)) * 4,
                                          dev_.stream()));
       break;
     }
     }
   }
   for (auto [v, dst] : outputCopies_)
-    GRAPHC_CU(d, d.cuMemcpyDtoDAsync(dst, at_[size_t(v)],
-                                     size_t(graph_.type(v).numel(n)) * 4, dev_.stream()));
+    GRAPHC_CU(d, d.cuMemcpyDtoDAsync(dst, at_[size_t(v)], size_t(graph_.type(v).numel(n)) * 4,
+                                     dev_.stream()));
   return {};
 }
 
@@ -399,8 +389,7 @@ Status Program::run(int64_t n) {
   if (Status s = enqueue(n, **batch); !s)
     return s;
   if (graphsEnabled()) {
-    GRAPHC_CU(d,
-              d.cuStreamBeginCapture(dev_.stream(), CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+    GRAPHC_CU(d, d.cuStreamBeginCapture(dev_.stream(), CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
     Status captured = enqueue(n, **batch);
     CUgraph graph = nullptr;
     CUresult r = d.cuStreamEndCapture(dev_.stream(), &graph);

@@ -29,8 +29,7 @@ namespace graphc::runtime::cuda {
 class Program {
 public:
   /// `plan` must be made for the largest batch the program will run.
-  Program(Device &device, ir::Graph graph, ir::MemoryPlan plan, std::string prefix,
-          bool tf32);
+  Program(Device &device, ir::Graph graph, ir::MemoryPlan plan, std::string prefix, bool tf32);
   ~Program();
   Program(const Program &) = delete;
   Program &operator=(const Program &) = delete;

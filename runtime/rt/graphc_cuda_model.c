@@ -40,8 +40,8 @@ typedef struct {
 typedef struct {
   const char *what;
   const int64_t *io, *values, *modules, *functions, *kernels, *copies, *outcopies;
-  int64_t arena_bytes, num_io, num_values, num_modules, num_functions, num_kernels,
-      num_copies, num_outcopies;
+  int64_t arena_bytes, num_io, num_values, num_modules, num_functions, num_kernels, num_copies,
+      num_outcopies;
   CUmodule *mods;
   CUfunction *fns;
   CUdeviceptr arena, table;
@@ -64,7 +64,7 @@ struct grt_cuda_model {
   CUfunction bias_add;
   CUdeviceptr params, x, labels, output, scalars;
   CUdeviceptr *state;
-  int32_t *label_check; /* host room to check device-side labels */
+  int32_t *label_check;        /* host room to check device-side labels */
   unsigned char scalars_in[8]; /* the step counter and seed, uploaded each step */
   float loss_out;
   program_t step, predict;
@@ -85,8 +85,10 @@ static int fail(grt_cuda_model *m, int code, const char *fmt, ...) {
 
 static int cu_fail(grt_cuda_model *m, CUresult r, const char *what) {
   if (r == CUDA_ERROR_STUB_LIBRARY)
-    return fail(m, GRT_ERR_DEVICE, "no CUDA driver: libcuda.so.1 is the toolkit's stub "
-                                   "library, not a driver (%s)", what);
+    return fail(m, GRT_ERR_DEVICE,
+                "no CUDA driver: libcuda.so.1 is the toolkit's stub "
+                "library, not a driver (%s)",
+                what);
   if (r == CUDA_ERROR_NO_DEVICE)
     return fail(m, GRT_ERR_DEVICE, "no CUDA device is visible (%s)", what);
   const char *name = NULL, *text = NULL;
@@ -96,19 +98,19 @@ static int cu_fail(grt_cuda_model *m, CUresult r, const char *what) {
               text ? text : "?");
 }
 
-#define CU(call)                                                                           \
-  do {                                                                                     \
-    CUresult cu_r_ = (call);                                                               \
-    if (cu_r_ != CUDA_SUCCESS)                                                             \
-      return cu_fail(m, cu_r_, #call);                                                     \
+#define CU(call)                                                                                   \
+  do {                                                                                             \
+    CUresult cu_r_ = (call);                                                                       \
+    if (cu_r_ != CUDA_SUCCESS)                                                                     \
+      return cu_fail(m, cu_r_, #call);                                                             \
   } while (0)
 
-#define LT(call)                                                                           \
-  do {                                                                                     \
-    cublasStatus_t lt_s_ = (call);                                                         \
-    if (lt_s_ != CUBLAS_STATUS_SUCCESS)                                                    \
-      return fail(m, GRT_ERR_DEVICE, "cuBLASLt error in %s: %s", #call,                   \
-                  cublasLtGetStatusString(lt_s_));                                         \
+#define LT(call)                                                                                   \
+  do {                                                                                             \
+    cublasStatus_t lt_s_ = (call);                                                                 \
+    if (lt_s_ != CUBLAS_STATUS_SUCCESS)                                                            \
+      return fail(m, GRT_ERR_DEVICE, "cuBLASLt error in %s: %s", #call,                            \
+                  cublasLtGetStatusString(lt_s_));                                                 \
   } while (0)
 
 static int64_t elements(int64_t coef, int64_t pow, int64_t n) {
@@ -241,8 +243,8 @@ static int prepare_program(grt_cuda_model *m, program_t *p) {
   for (int64_t v = 0; v < p->num_values; ++v) {
     int64_t base = p->values[2 * v], off = p->values[2 * v + 1];
     if (base >= p->num_io)
-      return fail(m, GRT_ERR_FORMAT, "the %s program's value %" PRId64 " has no buffer",
-                  p->what, v);
+      return fail(m, GRT_ERR_FORMAT, "the %s program's value %" PRId64 " has no buffer", p->what,
+                  v);
     p->at[v] = base == GCU_ARENA ? p->arena + (CUdeviceptr)off
                : base >= 0       ? p->io_ptr[base] + (CUdeviceptr)off
                                  : 0;
@@ -275,8 +277,8 @@ static uint32_t alignment(CUdeviceptr p) {
   return a;
 }
 
-static int pick_algo(grt_cuda_model *m, gemm_t *g, CUdeviceptr a, CUdeviceptr b,
-                     CUdeviceptr c, int *found) {
+static int pick_algo(grt_cuda_model *m, gemm_t *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c,
+                     int *found) {
   cublasLtMatmulPreference_t pref = NULL;
   LT(cublasLtMatmulPreferenceCreate(&pref));
   uint64_t workspace = WORKSPACE_BYTES;
@@ -306,14 +308,15 @@ static int pick_algo(grt_cuda_model *m, gemm_t *g, CUdeviceptr a, CUdeviceptr b,
   int count = 0;
   memset(results, 0, sizeof results);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = cublasLtMatmulAlgoGetHeuristic(m->lt, g->desc, g->la, g->lb, g->lc, g->lc, pref, 8,
-                                       results, &count);
+    s = cublasLtMatmulAlgoGetHeuristic(m->lt, g->desc, g->la, g->lb, g->lc, g->lc, pref, 8, results,
+                                       &count);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s == CUBLAS_STATUS_NOT_SUPPORTED)
     count = 0;
   else if (s != CUBLAS_STATUS_SUCCESS)
-    return fail(m, GRT_ERR_DEVICE, "cuBLASLt: choosing the algorithm of a %" PRId64 "x%" PRId64
-                " product: %s", g->m, g->n, cublasLtGetStatusString(s));
+    return fail(m, GRT_ERR_DEVICE,
+                "cuBLASLt: choosing the algorithm of a %" PRId64 "x%" PRId64 " product: %s", g->m,
+                g->n, cublasLtGetStatusString(s));
   *found = 0;
   for (int i = 0; i < count && !*found; ++i)
     if (results[i].state == CUBLAS_STATUS_SUCCESS) {
@@ -337,8 +340,8 @@ static int describe_gemm(grt_cuda_model *m, gemm_t *g, const int64_t *k, int64_t
   LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
   LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
   if (with_epilogue) {
-    cublasLtEpilogue_t epi = k[GK_LT] == GCU_LT_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS
-                                                          : CUBLASLT_EPILOGUE_BIAS;
+    cublasLtEpilogue_t epi =
+        k[GK_LT] == GCU_LT_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
     const void *bias = (const void *)(uintptr_t)p->at[k[GK_BIAS]];
     LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
     LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
@@ -368,8 +371,10 @@ static int plan_gemm(grt_cuda_model *m, const program_t *p, const int64_t *k, in
     if (rc == GRT_OK)
       rc = pick_algo(m, g, a, b, c, &found);
     if (rc == GRT_OK && !found)
-      rc = fail(m, GRT_ERR_DEVICE, "cuBLASLt has no algorithm for a %" PRId64 "x%" PRId64
-                " fp32 product of the %s program", g->m, g->n, p->what);
+      rc = fail(m, GRT_ERR_DEVICE,
+                "cuBLASLt has no algorithm for a %" PRId64 "x%" PRId64
+                " fp32 product of the %s program",
+                g->m, g->n, p->what);
     if (rc != GRT_OK) {
       gemm_free(g);
       return rc;
@@ -390,8 +395,7 @@ static int64_t blocks_for(const grt_cuda_model *m, int64_t total, int threads) {
 static int launch(grt_cuda_model *m, CUfunction f, int64_t blocks, int threads, void **args) {
   if (!f)
     return fail(m, GRT_ERR_FORMAT, "a kernel of the program is missing");
-  CU(cuLaunchKernel(f, (unsigned)blocks, 1, 1, (unsigned)threads, 1, 1, 0, m->stream, args,
-                    NULL));
+  CU(cuLaunchKernel(f, (unsigned)blocks, 1, 1, (unsigned)threads, 1, 1, 0, m->stream, args, NULL));
   return GRT_OK;
 }
 
@@ -424,9 +428,8 @@ static int enqueue(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b) {
       const float alpha = 1.0f, beta = 0.0f;
       void *c = (void *)(uintptr_t)p->at[k[GK_C]];
       LT(cublasLtMatmul(m->lt, g->desc, &alpha, (const void *)(uintptr_t)p->at[k[GK_B]], g->la,
-                        (const void *)(uintptr_t)p->at[k[GK_A]], g->lb, &beta, c, g->lc, c,
-                        g->lc, &g->algo, (void *)(uintptr_t)m->workspace, WORKSPACE_BYTES,
-                        m->stream));
+                        (const void *)(uintptr_t)p->at[k[GK_A]], g->lb, &beta, c, g->lc, c, g->lc,
+                        &g->algo, (void *)(uintptr_t)m->workspace, WORKSPACE_BYTES, m->stream));
       if (g->by_self) {
         CUdeviceptr cp = p->at[k[GK_C]], bias = p->at[k[GK_BIAS]];
         int64_t count = g->m * g->n, cols = g->n;
@@ -452,8 +455,7 @@ static int enqueue(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b) {
                              (size_t)elements(c[3], c[4], n) * 4, m->stream));
       }
       break;
-    default:
-      return fail(m, GRT_ERR_FORMAT, "the %s program has a kernel of unknown kind", p->what);
+    default: return fail(m, GRT_ERR_FORMAT, "the %s program has a kernel of unknown kind", p->what);
     }
   }
   if (rc != GRT_OK)
@@ -688,8 +690,7 @@ static int refresh(grt_cuda_model *m) {
 }
 
 /* Checks a call's batch and pointers, then begin(). */
-static int start(grt_cuda_model *m, uint64_t x, int64_t n, int have_rest,
-                 const char *missing) {
+static int start(grt_cuda_model *m, uint64_t x, int64_t n, int have_rest, const char *missing) {
   if (!m)
     return GRT_ERR_ARGUMENT;
   if (!x)
@@ -716,8 +717,7 @@ static int copy_in(grt_cuda_model *m, CUdeviceptr dst, uint64_t src, size_t byte
   if (device) {
     CU(cuCtxSynchronize());
     CU(cuMemcpyDtoDAsync(dst, (CUdeviceptr)src, bytes, m->stream));
-  }
-  else {
+  } else {
     CU(cuMemcpyHtoDAsync(dst, (const void *)(uintptr_t)src, bytes, m->stream));
   }
   return GRT_OK;

@@ -46,9 +46,27 @@ enum { GCU_LT_NONE = 0, GCU_LT_BIAS = 1, GCU_LT_RELU_BIAS = 2 };
  * bias are values (bias -1: none); as and bs are A's and B's dimensions,
  * -1 standing for the batch. */
 enum {
-  GK_LAUNCH, GK_FN, GK_COLSUM_FN, GK_TOTAL_COEF, GK_TOTAL_POW, GK_ROW_LEN, GK_COLS_COEF,
-  GK_COLS_POW, GK_A, GK_B, GK_C, GK_BIAS, GK_TRANS_A, GK_TRANS_B, GK_LT, GK_AS0, GK_AS1,
-  GK_BS0, GK_BS1, GK_COPY_FIRST, GK_COPY_COUNT
+  GK_LAUNCH,
+  GK_FN,
+  GK_COLSUM_FN,
+  GK_TOTAL_COEF,
+  GK_TOTAL_POW,
+  GK_ROW_LEN,
+  GK_COLS_COEF,
+  GK_COLS_POW,
+  GK_A,
+  GK_B,
+  GK_C,
+  GK_BIAS,
+  GK_TRANS_A,
+  GK_TRANS_B,
+  GK_LT,
+  GK_AS0,
+  GK_AS1,
+  GK_BS0,
+  GK_BS1,
+  GK_COPY_FIRST,
+  GK_COPY_COUNT
 };
 
 typedef struct {
@@ -63,8 +81,7 @@ typedef struct {
 
 typedef struct grt_cuda_model grt_cuda_model;
 
-int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
-                    int threads);
+int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights, int threads);
 void grt_cuda_destroy(grt_cuda_model *m);
 int grt_cuda_train_step(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
                         float *loss);

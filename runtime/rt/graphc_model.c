@@ -86,8 +86,7 @@ static void *zeroed(size_t bytes) {
   return p;
 }
 
-int grt_model_create(const grt_model_desc *d, grt_model **out, const char *weights,
-                     int threads) {
+int grt_model_create(const grt_model_desc *d, grt_model **out, const char *weights, int threads) {
   if (!out)
     return fail(NULL, GRT_ERR_ARGUMENT, "create: the context pointer is null");
   *out = NULL;
@@ -188,8 +187,8 @@ static void *slot_memory(grt_model *m, const char *name, int output, const float
   return NULL;
 }
 
-static int run(grt_model *m, const grt_program_desc *p, grt_run_fn fn, void *arena,
-               int64_t n, const float *x, const int32_t *labels, float *out) {
+static int run(grt_model *m, const grt_program_desc *p, grt_run_fn fn, void *arena, int64_t n,
+               const float *x, const int32_t *labels, float *out) {
   if (!fn)
     return fail(m, GRT_ERR_ARGUMENT, "this library has no CPU code for the step");
   void *io[64];
@@ -212,8 +211,8 @@ static int check_batch(grt_model *m, const float *x, int64_t n) {
   if (!x)
     return fail(m, GRT_ERR_ARGUMENT, "the input pointer is null");
   if (n < 1 || n > m->d->max_batch)
-    return fail(m, GRT_ERR_ARGUMENT, "batch of %" PRId64 " samples: expected 1 to %" PRId64,
-                n, m->d->max_batch);
+    return fail(m, GRT_ERR_ARGUMENT, "batch of %" PRId64 " samples: expected 1 to %" PRId64, n,
+                m->d->max_batch);
   return GRT_OK;
 }
 
@@ -230,8 +229,7 @@ int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, in
                   labels[i], i, m->d->classes);
   m->step_in = (float)m->step;
   m->seed_in = step_seed(m->seed, m->step);
-  rc = run(m, &m->d->step, m->isa ? m->isa->step : NULL, m->step_arena, n, x, labels,
-           m->output);
+  rc = run(m, &m->d->step, m->isa ? m->isa->step : NULL, m->step_arena, n, x, labels, m->output);
   if (rc != GRT_OK)
     return rc;
   *loss = m->loss;
@@ -245,8 +243,8 @@ int grt_model_predict(grt_model *m, const float *x, int64_t n, float *output) {
     return rc;
   if (!output)
     return fail(m, GRT_ERR_ARGUMENT, "the output pointer is null");
-  return run(m, &m->d->predict, m->isa ? m->isa->predict : NULL, m->predict_arena, n, x,
-             NULL, output);
+  return run(m, &m->d->predict, m->isa ? m->isa->predict : NULL, m->predict_arena, n, x, NULL,
+             output);
 }
 
 /* --- safetensors ------------------------------------------------------------------ */
@@ -304,8 +302,10 @@ int grt_model_save(grt_model *m, const char *path) {
       ok = ok && put(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]},", offset, offset + bytes);
       offset += bytes;
     }
-  ok = ok && put(&h, "\"__metadata__\":{\"graphc.model\":\"%s\",\"graphc.optimizer\":\"%s\","
-                     "\"graphc.step\":\"%" PRId64 "\",\"graphc.epoch\":\"0\",\"graphc.seed\":\"%" PRIu64 "\"}}",
+  ok = ok && put(&h,
+                 "\"__metadata__\":{\"graphc.model\":\"%s\",\"graphc.optimizer\":\"%s\","
+                 "\"graphc.step\":\"%" PRId64 "\",\"graphc.epoch\":\"0\",\"graphc.seed\":\"%" PRIu64
+                 "\"}}",
                  d->name, d->optimizer, m->step, m->seed);
   while (ok && h.len % 8)
     ok = put(&h, " ");
@@ -451,8 +451,8 @@ int grt_model_load(grt_model *m, const char *path) {
         goto done;
       }
       if (!same || e < b || e - b != (uint64_t)numel(p) * 4 || e > available) {
-        rc = fail(m, GRT_ERR_FORMAT, "load: %s: tensor '%s' is not F32 of this model's shape",
-                  path, key);
+        rc = fail(m, GRT_ERR_FORMAT, "load: %s: tensor '%s' is not F32 of this model's shape", path,
+                  key);
         goto done;
       }
       float *dst = scratch + (s + 1) * d->num_params + p->offset;

@@ -41,7 +41,7 @@ typedef struct {
   grt_run_fn run; /* the cuda target's host side: NULL (grt_isa_desc has the CPU's) */
   int64_t arena_bytes;
   int64_t num_inputs, num_outputs;
-  const char *const *inputs;  /* names, in the run function's io order */
+  const char *const *inputs; /* names, in the run function's io order */
   const char *const *outputs;
 } grt_program_desc;
 
@@ -72,8 +72,7 @@ typedef struct {
 
 typedef struct grt_model grt_model;
 
-int grt_model_create(const grt_model_desc *d, grt_model **out, const char *weights,
-                     int threads);
+int grt_model_create(const grt_model_desc *d, grt_model **out, const char *weights, int threads);
 void grt_model_destroy(grt_model *m);
 int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, int64_t n,
                          float *loss);

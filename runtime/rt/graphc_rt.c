@@ -2,11 +2,11 @@
  *
  * The GEMM is blocked the Goto/BLIS way: for each KC-deep block, the threads
  * first pack op(B) into NR-column panels and op(A) into MR-row slivers
- * (k-major) together, then each task takes a block of C (whole MR x NR tiles: grt_gemm_blocking) and sweeps
- * the generated micro-kernel over its slivers and panels; after the last KC block a
- * task runs the kernel group's epilogue on its block while the block is
- * still in cache. Every element of C is summed by one task in a fixed order,
- * so results do not depend on the thread count or on scheduling.
+ * (k-major) together, then each task takes a block of C (whole MR x NR tiles: grt_gemm_blocking)
+ * and sweeps the generated micro-kernel over its slivers and panels; after the last KC block a task
+ * runs the kernel group's epilogue on its block while the block is still in cache. Every element of
+ * C is summed by one task in a fixed order, so results do not depend on the thread count or on
+ * scheduling.
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #define _POSIX_C_SOURCE 200809L
@@ -108,8 +108,7 @@ static inline void cpu_relax(void) {
 }
 
 /* Claims and runs tasks of loop `gen` until none is left. */
-static void drain(grt_pool *p, uint64_t gen, grt_task_fn fn, void *ctx, int64_t tasks,
-                  int thread) {
+static void drain(grt_pool *p, uint64_t gen, grt_task_fn fn, void *ctx, int64_t tasks, int thread) {
   uint64_t v = atomic_load(&p->next);
   for (;;) {
     if ((v >> 32) != (gen & 0xffffffffu) || (int64_t)(v & 0xffffffffu) >= tasks)
@@ -299,8 +298,7 @@ static void range_task(void *arg, int64_t task, int thread) {
   r->fn(r->ptrs, r->n, begin, end < r->total ? end : r->total);
 }
 
-static void parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n,
-                           int64_t total) {
+static void parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n, int64_t total) {
   int64_t tasks = (total + RANGE_CHUNK - 1) / RANGE_CHUNK;
   if (tasks <= 1) {
     fn(ptrs, n, 0, total);
@@ -310,8 +308,7 @@ static void parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n,
   grt_pool_run(p, tasks, range_task, &r);
 }
 
-void grt_parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n,
-                        int64_t total) {
+void grt_parallel_range(grt_pool *p, grt_range_fn fn, void **ptrs, int64_t n, int64_t total) {
   if (!profiling()) {
     parallel_range(p, fn, ptrs, n, total);
     return;
@@ -486,10 +483,10 @@ static void zero_task(void *arg, int64_t task, int thread) {
     g->epilogue(g->ptrs, g->batch, g->c, g->ldc, i0, i0 + mc, j0, j0 + nc);
 }
 
-static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a,
-                 int64_t lda, int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b,
-                 float *c, int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr,
-                 grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                 int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c,
+                 int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr, grt_epilogue_fn epilogue,
+                 void **ptrs, int64_t batch) {
   int64_t mc, nc;
   if (grt_gemm_blocking(mr, nr, &mc, &nc) != 0) {
     fprintf(stderr, "graphc: internal error: a %lld x %lld GEMM tile cannot be blocked\n",
@@ -497,9 +494,33 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
     abort();
   }
   const int64_t panels = (n + nr - 1) / nr, slivers = (m + mr - 1) / mr;
-  gemm_ctx g = {m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, mc, nc, batch, a, b, c,
-                micro, epilogue, ptrs, pool, 0, 0, (m + mc - 1) / mc, (n + nc - 1) / nc,
-                panels, NULL, NULL};
+  gemm_ctx g = {m,
+                n,
+                k,
+                lda,
+                ldb,
+                ldc,
+                trans_a,
+                trans_b,
+                mr,
+                nr,
+                mc,
+                nc,
+                batch,
+                a,
+                b,
+                c,
+                micro,
+                epilogue,
+                ptrs,
+                pool,
+                0,
+                0,
+                (m + mc - 1) / mc,
+                (n + nc - 1) / nc,
+                panels,
+                NULL,
+                NULL};
   const int64_t tasks = g.m_blocks * g.n_blocks;
   if (k == 0) {
     grt_pool_run(pool, tasks, zero_task, &g);
@@ -512,8 +533,8 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
   g.bp = guarded_reserve(&pool->packed_b, (size_t)(panels * nr * kc_max));
   g.ap = guarded_reserve(&pool->packed_a, (size_t)(slivers * mr * kc_max));
   if (!g.bp || !g.ap) {
-    fprintf(stderr, "graphc: out of memory packing a %lld x %lld x %lld GEMM\n",
-            (long long)m, (long long)n, (long long)k);
+    fprintf(stderr, "graphc: out of memory packing a %lld x %lld x %lld GEMM\n", (long long)m,
+            (long long)n, (long long)k);
     abort();
   }
   for (g.p0 = 0; g.p0 < k; g.p0 += KC) {
@@ -523,10 +544,10 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
   }
 }
 
-void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a,
-              int64_t lda, int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b,
-              float *c, int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr,
-              grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+              int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c, int64_t ldc,
+              grt_micro_fn micro, int64_t mr, int64_t nr, grt_epilogue_fn epilogue, void **ptrs,
+              int64_t batch) {
   if (m <= 0 || n <= 0)
     return;
   double t0 = profiling() ? now() : 0;

@@ -29,15 +29,14 @@ void grt_pool_run(grt_pool *pool, int64_t tasks, grt_task_fn fn, void *ctx);
 /** A range kernel: elements [begin, end) of its domain. */
 typedef void (*grt_range_fn)(void **ptrs, int64_t n, int64_t begin, int64_t end);
 /** Runs a range kernel over [0, total), split into chunks across the pool. */
-void grt_parallel_range(grt_pool *pool, grt_range_fn fn, void **ptrs, int64_t n,
-                        int64_t total);
+void grt_parallel_range(grt_pool *pool, grt_range_fn fn, void **ptrs, int64_t n, int64_t total);
 
 /** C tile (ldc) = (accumulate ? C : 0) + Ap (kc x MR, k-major) * Bp (kc x NR). */
-typedef void (*grt_micro_fn)(int64_t kc, const float *ap, const float *bp, float *c,
-                             int64_t ldc, int64_t accumulate);
+typedef void (*grt_micro_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
+                             int64_t accumulate);
 /** A kernel group's epilogue on rows [i0,i1) x columns [j0,j1) of C. */
-typedef void (*grt_epilogue_fn)(void **ptrs, int64_t n, float *c, int64_t ldc,
-                                int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+typedef void (*grt_epilogue_fn)(void **ptrs, int64_t n, float *c, int64_t ldc, int64_t i0,
+                                int64_t i1, int64_t j0, int64_t j1);
 
 /** The best x86-64 ISA level this CPU executes: 4 (x86-64-v4: AVX-512 F, BW,
  *  CD, DQ, VL), 3 (x86-64-v3: AVX2, FMA, BMI2, ...), 2 or 1 (x86-64). Code
@@ -56,10 +55,10 @@ int grt_gemm_blocking(int64_t mr, int64_t nr, int64_t *mc, int64_t *nc);
 
 /** C[m,n] = op(A)[m,k] op(B)[k,n]; A is stored [k,m] when trans_a, B [n,k]
  *  when trans_b. The epilogue, if any, runs on each finished block of C. */
-void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a,
-              int64_t lda, int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b,
-              float *c, int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr,
-              grt_epilogue_fn epilogue, void **ptrs, int64_t batch);
+void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+              int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c, int64_t ldc,
+              grt_micro_fn micro, int64_t mr, int64_t nr, grt_epilogue_fn epilogue, void **ptrs,
+              int64_t batch);
 
 #ifdef __cplusplus
 }

@@ -40,12 +40,12 @@ static double rel(const float *a, const float *b, int64_t n) {
   return d / s;
 }
 
-#define CHECK_RC(call, err)                                                                \
-  do {                                                                                     \
-    if ((call) != 0) {                                                                     \
-      printf("AOT_COMPARE FAIL %s: %s\n", #call, err);                                     \
-      return 1;                                                                            \
-    }                                                                                      \
+#define CHECK_RC(call, err)                                                                        \
+  do {                                                                                             \
+    if ((call) != 0) {                                                                             \
+      printf("AOT_COMPARE FAIL %s: %s\n", #call, err);                                             \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
 
 int main(int argc, char **argv) {

@@ -37,8 +37,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mlp_create: %s\n", mlp_error(NULL));
     return 1;
   }
-  printf("model: %lld parameters, optimizer %s\n", (long long)mlp_num_params(),
-         mlp_optimizer());
+  printf("model: %lld parameters, optimizer %s\n", (long long)mlp_num_params(), mlp_optimizer());
   double first = 0, last = 0, sum = 0;
   int window = 0;
   for (int s = 1; s <= steps; ++s) {
