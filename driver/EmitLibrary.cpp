@@ -44,8 +44,15 @@ Status writeLibrary(const runtime::CompiledModel &model, const BuildOptions &opt
                     const std::string &out, std::vector<VectorTarget> isas,
                     const codegen::DeviceImage *device) {
   Programs p(model);
-  if (Status s = codegen::cpu::writeLibrary(model.info, p.step, p.predict, options.maxBatch,
-                                            options.seed, out, isas, device);
+  auto lib = codegen::cpu::buildLibrary(model.info, p.step, p.predict, options.maxBatch,
+                                        options.seed, out, isas, device);
+  if (!lib)
+    return lib.diag();
+  if (Status s =
+          runtime::writeFileAtomic(lib->archivePath, lib->archive.data(), lib->archive.size());
+      !s)
+    return s;
+  if (Status s = runtime::writeFileAtomic(lib->headerPath, lib->header.data(), lib->header.size());
       !s)
     return s;
   std::vector<float> init = ir::initParams(model.info.params, options.seed);

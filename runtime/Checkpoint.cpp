@@ -7,6 +7,7 @@
 #include <bit>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -47,9 +48,93 @@ int64_t numel(const ir::Shape &s) {
   return n;
 }
 
-/// Writes all of `chunks` to `path` through a fsynced temporary and a rename.
-Status writeChunksAtomic(const std::string &path,
+/// Writes all of `chunks` to the open descriptor `fd`; false on an error
+/// (errno says which).
+bool writeAll(int fd, const std::vector<std::pair<const void *, size_t>> &chunks) {
+  for (auto [data, size] : chunks) {
+    const char *p = static_cast<const char *>(data);
+    while (size > 0) {
+      ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t(1) << 30));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return false;
+      p += n;
+      size -= size_t(n);
+    }
+  }
+  return true;
+}
+
+/// How an output path is written.
+struct Destination {
+  enum Kind { Replace, Through } kind = Replace;
+  std::string path; ///< Replace: the file to replace (a symlink's final target)
+};
+
+/// Regular files (and new ones) are replaced atomically; a symlink is
+/// followed, so the link stays and its target is replaced in its own folder;
+/// /dev/null, /dev/stdout, a terminal or a FIFO is written through, as a
+/// shell would; a directory, a block device or a socket is refused.
+Expected<Destination> destination(const std::string &path) {
+  struct stat st;
+  std::string target = path;
+  // /dev/stdout and its kin name streams, whatever they lead to now (a
+  // terminal, a pipe, a file the shell opened): write through them.
+  bool stream = path.rfind("/dev/", 0) == 0 || path.rfind("/proc/", 0) == 0;
+  if (stream && ::stat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode))
+    return Destination{Destination::Through, path};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    char *real = ::realpath(path.c_str(), nullptr);
+    if (real) {
+      target = real;
+      std::free(real);
+    } else { // a dangling link: create its target
+      std::vector<char> buf(4096);
+      ssize_t n = ::readlink(path.c_str(), buf.data(), buf.size() - 1);
+      if (n <= 0)
+        return fileError(path,
+                         fmt::format("cannot follow the symbolic link: {}", std::strerror(errno)));
+      std::string link(buf.data(), size_t(n));
+      size_t slash = path.rfind('/');
+      target =
+          link[0] == '/' || slash == std::string::npos ? link : path.substr(0, slash + 1) + link;
+    }
+  }
+  if (::stat(target.c_str(), &st) != 0)
+    return Destination{Destination::Replace, target}; // a new file
+  if (S_ISREG(st.st_mode))
+    return Destination{Destination::Replace, target};
+  if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))
+    return Destination{Destination::Through, path};
+  const char *what = S_ISDIR(st.st_mode)   ? "a directory"
+                     : S_ISBLK(st.st_mode) ? "a block device"
+                                           : "not a regular file";
+  return fileError(path, fmt::format("cannot write: it is {}; graphc writes regular files "
+                                     "(or /dev/null, /dev/stdout, a FIFO) and never replaces "
+                                     "anything else",
+                                     what));
+}
+
+/// Writes all of `chunks` to `path`: through a fsynced temporary in the same
+/// folder and a rename for a regular file, straight through for a stream.
+Status writeChunksAtomic(const std::string &requested,
                          const std::vector<std::pair<const void *, size_t>> &chunks) {
+  auto dest = destination(requested);
+  if (!dest)
+    return dest.diag();
+  if (dest->kind == Destination::Through) {
+    int fd = ::open(requested.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+      return fileError(requested, fmt::format("cannot write: {}", std::strerror(errno)));
+    bool ok = writeAll(fd, chunks);
+    int e = errno;
+    ::close(fd);
+    if (!ok)
+      return fileError(requested, fmt::format("cannot write: {}", std::strerror(e)));
+    return {};
+  }
+  const std::string &path = dest->path;
   std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
@@ -61,18 +146,8 @@ Status writeChunksAtomic(const std::string &path,
     ::unlink(tmp.c_str());
     return fileError(path, fmt::format("cannot write: {} {}: {}", what, tmp, std::strerror(e)));
   };
-  for (auto [data, size] : chunks) {
-    const char *p = static_cast<const char *>(data);
-    while (size > 0) {
-      ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t(1) << 30));
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return fail("writing");
-      p += n;
-      size -= size_t(n);
-    }
-  }
+  if (!writeAll(fd, chunks))
+    return fail("writing");
   if (::fsync(fd) != 0)
     return fail("syncing");
   if (::close(fd) != 0) {

@@ -50,6 +50,10 @@ struct SafetensorsFile {
 
 /// Writes `size` bytes to `path` atomically: `path.tmp.<pid>`, fsync, rename.
 /// On failure the old file, if any, is untouched and no temporary remains.
+/// A symbolic link is followed: the link stays and its target is replaced
+/// (the temporary beside the target). /dev/null, /dev/stdout, a terminal or
+/// a FIFO is written through; a directory, a block device or a socket is
+/// refused with an error, never replaced.
 Status writeFileAtomic(const std::string &path, const void *data, size_t size);
 
 /// Serialises tensors (in the given order, contiguous) and string metadata.

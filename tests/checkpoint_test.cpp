@@ -14,6 +14,7 @@
 #include <fstream>
 #include <random>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace graphc;
@@ -225,6 +226,61 @@ TEST_CASE("writes are atomic: no temporary left, a failed write keeps the old fi
   for (auto &e : fs::directory_iterator(d.path))
     names.push_back(e.path().filename().string());
   CHECK(names == std::vector<std::string>{"ckpt.safetensors"});
+}
+
+TEST_CASE("outputs that are not regular files: links followed, streams written through, "
+          "nothing else replaced",
+          "[checkpoint]") {
+  TempDir d;
+  const std::string text = "graphc output\n";
+  auto write = [&](const std::string &path) {
+    return writeFileAtomic(path, text.data(), text.size());
+  };
+  // A symlink stays a symlink; its target is replaced, the temporary beside it.
+  fs::create_directory(d / "elsewhere");
+  std::ofstream(d / "elsewhere/target") << "old";
+  fs::create_symlink(d / "elsewhere/target", d / "link");
+  REQUIRE(write(d / "link"));
+  CHECK(fs::is_symlink(d / "link"));
+  CHECK(readFile(d / "elsewhere/target") == text);
+  CHECK(std::distance(fs::directory_iterator(d / "elsewhere"), fs::directory_iterator()) == 1);
+  // A relative link whose target does not exist yet: the target is created.
+  fs::create_symlink("new-target", d / "dangling");
+  REQUIRE(write(d / "dangling"));
+  CHECK(fs::is_symlink(d / "dangling"));
+  CHECK(readFile(d / "new-target") == text);
+  // A directory is refused and stays a directory.
+  fs::create_directory(d / "dir");
+  Status dir = write(d / "dir");
+  REQUIRE(!dir);
+  CHECK(contains(dir.diag().str(), "it is a directory"));
+  CHECK(fs::is_directory(d / "dir"));
+  // /dev/null is written through and stays a device; /dev/full reports the
+  // error and stays a device (as root, a rename would have replaced it).
+  REQUIRE(write("/dev/null"));
+  CHECK(fs::is_character_file("/dev/null"));
+  if (fs::exists("/dev/full")) {
+    Status full = write("/dev/full");
+    REQUIRE(!full);
+    CHECK(contains(full.diag().str(), "No space left on device"));
+    CHECK(fs::is_character_file("/dev/full"));
+  }
+  // A FIFO is written through to its reader.
+  std::string fifo = d / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::string got;
+  std::thread reader([&] {
+    std::ifstream in(fifo);
+    got.assign(std::istreambuf_iterator<char>(in), {});
+  });
+  Status piped = write(fifo);
+  reader.join();
+  REQUIRE(piped);
+  CHECK(got == text);
+  CHECK(fs::is_fifo(fifo));
+  // No temporaries anywhere.
+  for (auto &e : fs::recursive_directory_iterator(d.path))
+    CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
 }
 
 TEST_CASE("a plain PyTorch state_dict loads with fresh optimizer state", "[checkpoint]") {

@@ -233,7 +233,9 @@ Command compileCommand(CLI::App &app) {
                 "folder, so mlp.model writes mlp.h, libmlp.a and mlp.safetensors; -o out/mlp "
                 "writes out/mlp.h, out/libmlp.a, out/mlp.safetensors), a file for "
                 "ir/llvm/asm/cuda (default stdout), a folder for ptx. With --print-*, "
-                "--print-ir or --dot and no -o or --emit, nothing but the IR is written");
+                "--print-ir or --dot and no -o or --emit, nothing but the IR is written. Files are "
+                "replaced atomically; a symbolic link is followed and stays; /dev/null, "
+                "/dev/stdout or a FIFO is written through; a directory is refused");
   c->add_option("--cpu", o->cpu,
                 "the vector ISA of the cpu target's code: avx512, avx2 or generic (any "
                 "x86-64). Default: the JIT and --emit llvm|asm use GRAPHC_CPU or this CPU's "

@@ -341,7 +341,9 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
   addVerifyPlanFlag(*c);
   c->add_option("--save", o.save,
                 "write a safetensors checkpoint here after every epoch (atomically; "
-                "tensor names match PyTorch's nn.Sequential state_dict)");
+                "tensor names match PyTorch's nn.Sequential state_dict). A symbolic link "
+                "is followed and stays; /dev/null, /dev/stdout or a FIFO is written "
+                "through; a directory or a block device is refused");
   c->add_option("--resume", o.resume,
                 "continue from a checkpoint: parameters, optimizer state, step "
                 "counter and epoch (a plain PyTorch state_dict starts a fresh "

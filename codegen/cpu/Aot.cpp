@@ -12,7 +12,6 @@
 #include <llvm/Support/MemoryBuffer.h>
 
 #include <algorithm>
-#include <fstream>
 #include <list>
 
 namespace graphc::embedded {
@@ -356,9 +355,10 @@ int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);
                          name));
 }
 
-Status writeLibrary(const ir::ModelInfo &info, Program &step, Program &predict, int64_t maxBatch,
-                    uint64_t seed, const std::string &out, const std::vector<VectorTarget> &isas,
-                    const DeviceImage *device) {
+Expected<LibraryFiles> buildLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
+                                    int64_t maxBatch, uint64_t seed, const std::string &out,
+                                    const std::vector<VectorTarget> &isas,
+                                    const DeviceImage *device) {
   std::string name = baseName(out), dir = dirName(out);
   if (name.empty() || !(std::isalpha((unsigned char)name[0]) || name[0] == '_'))
     return error(fmt::format("-o {}: the name must start with a letter", quote(out)));
@@ -399,25 +399,21 @@ Status writeLibrary(const ir::ModelInfo &info, Program &step, Program &predict, 
   if (device)
     member("graphc_cuda_model.o", embedded::graphc_cuda_model, embedded::graphc_cuda_model_size);
 #endif
-  std::string lib = dir + "/lib" + name + ".a";
-  if (auto e = llvm::writeArchive(lib, members, llvm::SymtabWritingMode::NormalSymtab,
-                                  llvm::object::Archive::K_GNU, true, false))
-    return error(fmt::format("cannot write {}: {}", lib, errorText(std::move(e))));
-
-  std::string header = dir + "/" + name + ".h", tmp = header + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    std::string isaText;
-    for (size_t i = 0; i < isas.size(); ++i)
-      isaText += (i ? ", and " : "") + isas[i].name +
-                 (isas.size() > 1 ? (i ? " where the CPU has it" : " (the least it needs)") : "");
-    f << libraryHeader(info, maxBatch, name, device != nullptr, isaText);
-    if (!f.flush())
-      return error(fmt::format("cannot write {}", header));
-  }
-  if (std::rename(tmp.c_str(), header.c_str()) != 0)
-    return error(fmt::format("cannot write {}", header));
-  return {};
+  LibraryFiles files;
+  files.archivePath = dir + "/lib" + name + ".a";
+  auto archive = llvm::writeArchiveToBuffer(members, llvm::SymtabWritingMode::NormalSymtab,
+                                            llvm::object::Archive::K_GNU, true, false);
+  if (!archive)
+    return error(
+        fmt::format("cannot make {}: {}", files.archivePath, errorText(archive.takeError())));
+  files.archive = (*archive)->getBuffer().str();
+  std::string isaText;
+  for (size_t i = 0; i < isas.size(); ++i)
+    isaText += (i ? ", and " : "") + isas[i].name +
+               (isas.size() > 1 ? (i ? " where the CPU has it" : " (the least it needs)") : "");
+  files.headerPath = dir + "/" + name + ".h";
+  files.header = libraryHeader(info, maxBatch, name, device != nullptr, isaText);
+  return files;
 }
 
 } // namespace graphc::codegen::cpu
