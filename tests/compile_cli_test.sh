@@ -67,6 +67,16 @@ grep -q "^conv.model:3:.*layer 1, nn.SpatialConvolution(3, 6, 5, 5.*pass --input
   fail "the error does not name the layer and suggest --input 3x32x32"
 "$graphc" compile conv.model --input 3x32x32 > /dev/null || fail "--input 3x32x32 did not compile"
 
+echo "== seeds that would wrap around are refused"
+for seed in -1 18446744073709551616; do
+  if err=$("$graphc" compile mlp.model --seed "$seed" -o seeded/mlp 2>&1); then
+    fail "--seed $seed was accepted"
+  fi
+  grep -q "expected an integer from 0 to 18446744073709551615, got '$seed'" <<<"$err" ||
+    fail "--seed $seed: $err"
+done
+[ ! -e seeded ] || fail "a refused --seed wrote files"
+
 echo "== graphc compile mlp.model --target cuda"
 if ! out=$("$graphc" compile mlp.model --target cuda 2>&1); then
   if grep -q "built without" <<<"$out"; then

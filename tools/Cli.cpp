@@ -64,6 +64,19 @@ Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &fl
   return driver::sampleShape(spec, given);
 }
 
+CLI::Validator seedValidator() {
+  return CLI::Validator(
+      [](std::string &text) -> std::string {
+        uint64_t v = 0;
+        auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || ec != std::errc() || p != text.data() + text.size())
+          return fmt::format("expected an integer from 0 to 18446744073709551615, got {}",
+                             quote(text));
+        return "";
+      },
+      "0..2^64-1");
+}
+
 void addVerifyPlanFlag(CLI::App &command) {
   command.add_flag_callback(
       "--verify-plan", [] { passes::enablePlanChecks(true); },

@@ -34,6 +34,9 @@ Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path);
 /// The per-sample input shape: the flag, else the model file's `input`,
 /// else what the first layer fixes (nn::inferSampleShape).
 Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &flag);
+/// Accepts a seed: a decimal integer from 0 to 2^64 - 1, nothing that
+/// would wrap around (-1, 2^64).
+CLI::Validator seedValidator();
 /// `--verify-plan`: check every memory plan (passes/PlanCheck.h), as debug
 /// builds and tests always do.
 void addVerifyPlanFlag(CLI::App &command);

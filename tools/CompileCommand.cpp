@@ -271,7 +271,9 @@ Command compileCommand(CLI::App &app) {
       ->default_val(0)
       ->check(CLI::Range(0, 1024));
   c->add_option("--seed", o->seed,
-                "the seed of the initial weights --emit lib writes (as graphc train --seed)")
+                "the seed of the initial weights the library starts from (as graphc train "
+                "--seed)")
+      ->check(seedValidator())
       ->default_val(1);
   return {c, [o] { return runCompile(*o); }};
 }

@@ -330,6 +330,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
                                "seeds the initial parameters, each epoch's shuffle and "
                                "Dropout (default 1; a resumed run takes the "
                                "checkpoint's)")
+                     ->check(seedValidator())
                      ->default_val(1);
   c->add_option("--threads", o.threads, "CPU threads for the cpu target; 0: all cores")
       ->default_val(0)
