@@ -216,6 +216,14 @@ private:
         x = evalUnary(n.op, x);
       return {};
     }
+    if (isBinaryMath(n.op)) {
+      auto ma = broadcastMap(in(n, 0).shape, shape);
+      auto mb = broadcastMap(in(n, 1).shape, shape);
+      out = Tensor(shape);
+      for (size_t e = 0; e < ma.size(); ++e)
+        out.data[e] = evalBinary(n.op, in(n, 0).data[size_t(ma[e])], in(n, 1).data[size_t(mb[e])]);
+      return {};
+    }
     switch (n.op) {
     case Op::Input: {
       const Tensor &t = inputs.at(a.s("name"));
@@ -275,20 +283,6 @@ private:
       auto offsets = a.ints("offsets");
       for (size_t i = 0; i < n.inputs.size(); ++i)
         std::copy(in(n, i).data.begin(), in(n, i).data.end(), out.data.begin() + offsets[i]);
-      return {};
-    }
-    case Op::Add:
-    case Op::Sub:
-    case Op::Mul:
-    case Op::Div:
-    case Op::Max:
-    case Op::Min:
-    case Op::Greater: {
-      auto ma = broadcastMap(in(n, 0).shape, shape);
-      auto mb = broadcastMap(in(n, 1).shape, shape);
-      out = Tensor(shape);
-      for (size_t e = 0; e < ma.size(); ++e)
-        out.data[e] = evalBinary(n.op, in(n, 0).data[size_t(ma[e])], in(n, 1).data[size_t(mb[e])]);
       return {};
     }
     case Op::Select: {

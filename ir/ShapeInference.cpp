@@ -126,6 +126,14 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     TRY(needF32(0));
     return in[0];
   }
+  if (isBinaryMath(op)) {
+    TRY(needF32(0));
+    TRY(needF32(1));
+    auto b = broadcastShapes(in[0].shape, in[1].shape);
+    if (!b)
+      return fail(op, b.diag().message);
+    return Type{DType::F32, *b};
+  }
   switch (op) {
   case Op::Input:
   case Op::Constant: return fail(op, "sources are typed explicitly");
@@ -198,20 +206,6 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
             op, fmt::format("operand {} {} does not fit at offset {}", i, str(in[i]), offsets[i]));
     }
     return Type{DType::F32, {size}};
-  }
-  case Op::Add:
-  case Op::Sub:
-  case Op::Mul:
-  case Op::Div:
-  case Op::Max:
-  case Op::Min:
-  case Op::Greater: {
-    TRY(needF32(0));
-    TRY(needF32(1));
-    auto b = broadcastShapes(in[0].shape, in[1].shape);
-    if (!b)
-      return fail(op, b.diag().message);
-    return Type{DType::F32, *b};
   }
   case Op::Select: {
     for (size_t i = 0; i < 3; ++i)
