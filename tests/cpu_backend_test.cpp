@@ -25,9 +25,12 @@ void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch, const
 /// an AVX-512 machine tests the AVX2 and generic code too.
 std::vector<std::string> runnableIsas() {
   std::vector<std::string> out;
-  for (const auto &t : codegen::cpu::vectorTargets())
+  for (const auto &t : codegen::cpu::vectorTargets()) {
     if (codegen::cpu::hostRuns(t))
       out.push_back(t.name);
+    else
+      WARN("skipped " << t.name << ": this CPU cannot execute its code");
+  }
   return out;
 }
 
