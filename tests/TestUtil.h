@@ -4,6 +4,7 @@
 #include "frontend/Trace.h"
 #include "ir/Interpreter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -39,6 +40,25 @@ inline double relError(const std::vector<double> &a, const std::vector<double> &
   if (a.size() != b.size())
     return INFINITY;
   return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
+/// The largest elementwise error of `got` against `want`, each difference
+/// taken relative to max(|want[i]|, floor * max|want|): relative where an
+/// element is of the tensor's size, absolute (at that scale) where it is
+/// near zero. One wrong element shows at its own size, not diluted by the
+/// rest of the tensor as a norm over the whole would.
+inline double maxElementError(const float *got, const float *want, size_t n, double floor = 1e-2) {
+  double scale = 0;
+  for (size_t i = 0; i < n; ++i)
+    scale = std::max(scale, std::abs(double(want[i])));
+  const double low = std::max(floor * scale, 1e-30);
+  double worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double d = std::abs(double(got[i]) - double(want[i]));
+    double e = d / std::max(std::abs(double(want[i])), low);
+    worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+  }
+  return worst;
 }
 
 /// The seed MLP of DESIGN.md, built through the C++ API.
