@@ -21,7 +21,7 @@ bool lastAxisReduce(const Graph &g, ValueId v) { return isRowReduce(g, v); }
 
 class Fuser {
 public:
-  explicit Fuser(const Graph &g) : g_(g), grp_(size_t(g.size()), -1) {
+  explicit Fuser(const Graph &g) : g_(g), grp_(size_t(g.size()), -1), seen_(size_t(g.size()), 0) {
     users_.resize(size_t(g.size()));
     for (ValueId v = 0; v < g.size(); ++v)
       for (ValueId i : g.node(v).inputs)
@@ -56,6 +56,12 @@ private:
   void join(int grp, ValueId v) {
     grp_[size_t(v)] = grp;
     members_[size_t(grp)].push_back(v);
+    if (size_t(grp) >= lo_.size()) {
+      lo_.resize(size_t(grp) + 1, v);
+      hi_.resize(size_t(grp) + 1, v);
+    }
+    lo_[size_t(grp)] = std::min(lo_[size_t(grp)], v);
+    hi_[size_t(grp)] = std::max(hi_[size_t(grp)], v);
   }
   bool free(ValueId v) const { return grp_[size_t(v)] < 0; }
   /// A placeholder for `v` in a note; resolved to its final number after
@@ -83,28 +89,40 @@ private:
 
   /// Whether adding `v` to group `grp` keeps the group graph acyclic: no path
   /// may leave the group and come back into it through an outside node.
+  ///
+  /// Every group has that property already (it starts as one node and grows
+  /// only through this check), so a new such path must start or end at `v`:
+  /// from v through outside nodes into the group, or from the group through
+  /// outside nodes into v. Node ids are a topological order, so the first
+  /// search stops above the group's last node and the second below its
+  /// first: the cost is the span of the group, not the size of the graph.
   bool acyclicWith(int grp, ValueId v) {
-    std::set<ValueId> in(members_[size_t(grp)].begin(), members_[size_t(grp)].end());
-    in.insert(v);
-    std::vector<ValueId> stack;
-    std::vector<bool> seen(size_t(g_.size()), false);
-    for (ValueId m : in)
-      for (ValueId u : users_[size_t(m)])
-        if (!in.count(u))
-          stack.push_back(u);
-    while (!stack.empty()) {
-      ValueId u = stack.back();
-      stack.pop_back();
-      if (seen[size_t(u)])
-        continue;
-      seen[size_t(u)] = true;
-      for (ValueId w : users_[size_t(u)]) {
-        if (in.count(w))
-          return false;
-        stack.push_back(w);
+    const ValueId lo = std::min(lo_[size_t(grp)], v), hi = std::max(hi_[size_t(grp)], v);
+    auto inside = [&](ValueId w) { return grp_[size_t(w)] == grp || w == v; };
+    auto reaches = [&](bool forward) {
+      auto next = [&](ValueId u) -> const std::vector<ValueId> & {
+        return forward ? users_[size_t(u)] : g_.node(u).inputs;
+      };
+      ++stamp_;
+      std::vector<ValueId> stack;
+      for (ValueId w : next(v))
+        if (!inside(w))
+          stack.push_back(w);
+      while (!stack.empty()) {
+        ValueId u = stack.back();
+        stack.pop_back();
+        if (seen_[size_t(u)] == stamp_ || (forward ? u > hi : u < lo))
+          continue;
+        seen_[size_t(u)] = stamp_;
+        for (ValueId w : next(u)) {
+          if (inside(w))
+            return true;
+          stack.push_back(w);
+        }
       }
-    }
-    return true;
+      return false;
+    };
+    return !reaches(true) && !reaches(false);
   }
 
   bool tryJoin(int grp, ValueId v, const char *why) {
@@ -361,6 +379,9 @@ private:
   std::vector<bool> output_;
   std::vector<KernelGroup> kinds_;
   std::vector<std::vector<ValueId>> members_;
+  std::vector<ValueId> lo_, hi_; ///< each group's first and last node
+  std::vector<uint32_t> seen_;   ///< == stamp_: visited by the current search
+  uint32_t stamp_ = 0;
   std::vector<std::string> notes_;
 };
 
