@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -1241,7 +1242,10 @@ private:
       fail(args[0].loc, fmt::format("modules nested too deep (more than {} "
                                     "levels)",
                                     kMaxModuleDepth));
-    chargeModules(moduleCount(*child->m), args[0].loc);
+    // Each module was counted when it was made; adding it again copies it
+    // again, and that copy is what counts.
+    if (!added_.insert(child->m).second)
+      chargeModules(moduleCount(*child->m), args[0].loc);
     nn::Module copy = *child->m;
     container.children.push_back(std::move(copy));
     return self;
@@ -1501,6 +1505,7 @@ private:
   std::deque<Table> tables_;
   std::deque<nn::Module> moduleArena_;
   size_t moduleCount_ = 0;
+  std::unordered_set<const nn::Module *> added_; ///< modules :add()ed at least once
   size_t tableEntries_ = 0;
   size_t concatBytes_ = 0;
   int depth_ = 0;

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
+#include <queue>
 
 namespace graphc::passes {
 
@@ -15,6 +17,107 @@ namespace {
 
 /// Buffers start on 64-byte boundaries: a cache line, a full AVX-512 vector.
 int64_t alignUp(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+struct Slot {
+  ValueId v;
+  int64_t begin, size;
+};
+
+/// Up to this many buffers, each is placed, largest first, at the lowest
+/// aligned offset clear of every buffer placed so far that is live at the
+/// same time: tight arenas, at a cost quadratic in the buffers. Beyond it
+/// (models of thousands of layers) the placement runs in time order over a
+/// free list, in O(n log n).
+constexpr size_t kExactPlacementLimit = 2000;
+
+template <class Bytes, class Place>
+void placeAroundLive(const std::vector<ValueId> &order, const std::vector<int> &first,
+                     const std::vector<int> &last, Bytes bytes, const std::vector<Slot> &placed,
+                     Place place) {
+  for (ValueId v : order) {
+    std::vector<Slot> clash;
+    for (const Slot &s : placed)
+      if (!(last[size_t(s.v)] < first[size_t(v)] || last[size_t(v)] < first[size_t(s.v)]))
+        clash.push_back(s);
+    std::sort(clash.begin(), clash.end(),
+              [](const Slot &a, const Slot &b) { return a.begin < b.begin; });
+    // Every candidate offset is aligned as it is formed, so the gap it is
+    // tested against is the gap it will occupy.
+    int64_t at = 0;
+    for (const Slot &s : clash) {
+      if (at + bytes(v) <= s.begin)
+        break;
+      at = std::max(at, alignUp(s.begin + s.size));
+    }
+    place(v, at);
+  }
+}
+
+/// Linear-scan placement: buffers in order of birth; each takes the smallest
+/// free block that holds it (blocks freed at a buffer's death, merged with
+/// their free neighbours), or extends the arena.
+template <class Bytes, class Place>
+void placeInTimeOrder(std::vector<ValueId> order, const std::vector<int> &first,
+                      const std::vector<int> &last, Bytes bytes, Place place) {
+  std::stable_sort(order.begin(), order.end(),
+                   [&](ValueId a, ValueId b) { return first[size_t(a)] < first[size_t(b)]; });
+  std::map<int64_t, int64_t> freeAt;          // offset -> size
+  std::multimap<int64_t, int64_t> freeBySize; // size -> offset
+  auto unlist = [&](std::map<int64_t, int64_t>::iterator it) {
+    auto [lo, hi] = freeBySize.equal_range(it->second);
+    for (auto s = lo; s != hi; ++s)
+      if (s->second == it->first) {
+        freeBySize.erase(s);
+        break;
+      }
+    return freeAt.erase(it);
+  };
+  auto release = [&](int64_t at, int64_t size) {
+    auto next = freeAt.lower_bound(at);
+    if (next != freeAt.end() && at + size == next->first) {
+      size += next->second;
+      next = unlist(next);
+    }
+    if (next != freeAt.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second == at) {
+        at = prev->first;
+        size += prev->second;
+        unlist(prev);
+      }
+    }
+    freeAt[at] = size;
+    freeBySize.insert({size, at});
+  };
+  using Death = std::pair<int, std::pair<int64_t, int64_t>>; // last, (offset, size)
+  std::priority_queue<Death, std::vector<Death>, std::greater<>> live;
+  int64_t top = 0;
+  for (ValueId v : order) {
+    while (!live.empty() && live.top().first < first[size_t(v)]) {
+      release(live.top().second.first, live.top().second.second);
+      live.pop();
+    }
+    const int64_t need = alignUp(bytes(v));
+    int64_t at;
+    if (auto fit = freeBySize.lower_bound(need); fit != freeBySize.end()) {
+      at = fit->second;
+      const int64_t size = fit->first;
+      unlist(freeAt.find(at));
+      if (size > need)
+        release(at + need, size - need);
+    } else if (!freeAt.empty() &&
+               std::prev(freeAt.end())->first + std::prev(freeAt.end())->second == top) {
+      at = std::prev(freeAt.end())->first; // the free block at the top grows
+      unlist(std::prev(freeAt.end()));
+      top = at + need;
+    } else {
+      at = top;
+      top += need;
+    }
+    live.push({last[size_t(v)], {at, need}});
+    place(v, at);
+  }
+}
 
 } // namespace
 
@@ -97,12 +200,9 @@ MemoryPlan planMemory(const Graph &g, int64_t batch, Placement placement) {
       last[size_t(p.aliasOf[size_t(i)])] = std::max(last[size_t(p.aliasOf[size_t(i)])], ends(v));
   }
 
-  // 4. Greedy placement, largest first, around buffers live at the same time
-  //    (Placement::Separate: each after the last, no search).
-  struct Slot {
-    ValueId v;
-    int64_t begin, size;
-  };
+  // 4. Placement: largest first around the buffers live at the same time,
+  //    or in time order for very many buffers (kExactPlacementLimit);
+  //    Placement::Separate puts each after the last, with no search.
   std::vector<ValueId> order;
   for (ValueId v = 0; v < n; ++v) {
     bool view = isFree(g.node(v).op) && g.node(v).op != Op::FlatPack && g.node(v).op != Op::Input;
@@ -124,34 +224,24 @@ MemoryPlan planMemory(const Graph &g, int64_t batch, Placement placement) {
     p.offset[size_t(v)] = at;
     p.arenaBytes = std::max(p.arenaBytes, at + bytes(v));
   };
-  for (ValueId v : order) {
-    if (placement == Placement::Separate) {
+  if (placement == Placement::Separate) {
+    for (ValueId v : order)
       place(v, alignUp(p.arenaBytes));
-      continue;
-    }
-    std::vector<Slot> clash;
-    for (const Slot &s : placed)
-      if (!(last[size_t(s.v)] < first[size_t(v)] || last[size_t(v)] < first[size_t(s.v)]))
-        clash.push_back(s);
-    std::sort(clash.begin(), clash.end(),
-              [](const Slot &a, const Slot &b) { return a.begin < b.begin; });
-    // Every candidate offset is aligned as it is formed, so the gap it is
-    // tested against is the gap it will occupy.
-    int64_t at = 0;
-    for (const Slot &s : clash) {
-      if (at + bytes(v) <= s.begin)
-        break;
-      at = std::max(at, alignUp(s.begin + s.size));
-    }
-    place(v, at);
+  } else if (order.size() <= kExactPlacementLimit) {
+    placeAroundLive(order, first, last, bytes, placed, place);
+  } else {
+    placeInTimeOrder(order, first, last, bytes, place);
   }
-  for (ValueId t = 0; t < n; ++t) {
-    int64_t live = 0;
-    for (const Slot &s : placed)
-      if (first[size_t(s.v)] <= t && t <= last[size_t(s.v)])
-        live += s.size;
-    p.peakBytes = std::max(p.peakBytes, live);
+
+  // Peak live bytes: a sweep over the births and deaths.
+  std::vector<int64_t> delta(size_t(n) + 1, 0);
+  for (const Slot &s : placed) {
+    delta[size_t(first[size_t(s.v)])] += s.size;
+    delta[size_t(last[size_t(s.v)]) + 1] -= s.size;
   }
+  int64_t live = 0;
+  for (int64_t d : delta)
+    p.peakBytes = std::max(p.peakBytes, live += d);
   return p;
 }
 

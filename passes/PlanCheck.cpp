@@ -11,6 +11,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <queue>
+#include <unordered_map>
 
 namespace graphc::passes {
 
@@ -216,9 +219,15 @@ private:
         touch(v, int(s), true);
       for (ValueId v : writes[s])
         touch(v, int(s), false);
+      // Only an operand and a result in the same buffer can clash: compare
+      // those, not every pair of a kernel of thousands of nodes.
+      std::unordered_map<ValueId, std::vector<ValueId>> written;
+      for (ValueId result : writes[s])
+        written[root(result)].push_back(result);
       for (ValueId operand : reads[s])
-        for (ValueId result : writes[s])
-          checkInPlace(operand, result, int(s));
+        if (auto it = written.find(root(operand)); it != written.end())
+          for (ValueId result : it->second)
+            checkInPlace(operand, result, int(s));
     }
   }
 
@@ -264,17 +273,44 @@ private:
       if (l.firstWrite >= 0)
         live.push_back(v);
     }
-    for (size_t i = 0; i < live.size(); ++i)
-      for (size_t j = i + 1; j < live.size(); ++j) {
-        ValueId a = live[i], b = live[j];
-        const Life &la = life_[size_t(a)], &lb = life_[size_t(b)];
-        bool together = la.firstWrite <= lb.last && lb.firstWrite <= la.last;
-        if (together && intersects(bytesOf(a), bytesOf(b)))
+    // A sweep over the steps: buffers join the active set, ordered by
+    // offset, at their first write and leave it after their last step; a
+    // joining buffer is compared with the active ones whose bytes can reach
+    // its own, so every overlapping pair is found once, without comparing
+    // all pairs.
+    std::sort(live.begin(), live.end(), [&](ValueId a, ValueId b) {
+      return life_[size_t(a)].firstWrite < life_[size_t(b)].firstWrite;
+    });
+    int64_t widest = 0;
+    for (ValueId v : live)
+      widest = std::max(widest, bytesOf(v).end - bytesOf(v).begin);
+    std::multimap<int64_t, ValueId> active;  // by first byte
+    using Leaving = std::pair<int, ValueId>; // last step, buffer
+    std::priority_queue<Leaving, std::vector<Leaving>, std::greater<>> leaving;
+    for (ValueId b : live) {
+      const Life &lb = life_[size_t(b)];
+      while (!leaving.empty() && leaving.top().first < lb.firstWrite) {
+        auto [lo, hi] = active.equal_range(bytesOf(leaving.top().second).begin);
+        for (auto it = lo; it != hi; ++it)
+          if (it->second == leaving.top().second) {
+            active.erase(it);
+            break;
+          }
+        leaving.pop();
+      }
+      const Range rb = bytesOf(b);
+      for (auto it = active.lower_bound(rb.begin - widest);
+           it != active.end() && it->first < rb.end; ++it) {
+        ValueId a = it->second;
+        if (intersects(bytesOf(a), rb))
           problem(fmt::format("{} and {} are live at the same time and overlap: {} at "
                               "{}, live {}; {} at {}, live {}",
                               name(a), name(b), describe(a), str(bytesOf(a)), lifeOf(a),
                               describe(b), str(bytesOf(b)), lifeOf(b)));
       }
+      active.insert({rb.begin, b});
+      leaving.push({lb.last, b});
+    }
   }
 
   std::string lifeOf(ValueId owner) const {
