@@ -4,12 +4,16 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,6 +120,96 @@ Expected<Destination> destination(const std::string &path) {
                                      what));
 }
 
+/// The temporary being written, for the signal handler: a fixed buffer and
+/// a flag, so the handler touches nothing that is not async-signal-safe.
+/// One write is tracked at a time; a second, concurrent one goes untracked.
+char gTempPath[4096];
+volatile std::sig_atomic_t gTempLive = 0;
+std::atomic_flag gTempClaimed = ATOMIC_FLAG_INIT;
+constexpr int kCleanupSignals[] = {SIGINT, SIGTERM};
+
+/// Removes the temporary, then dies of the signal as if never caught.
+extern "C" void removeTempAndReraise(int sig) {
+  int saved = errno;
+  if (gTempLive)
+    ::unlink(gTempPath);
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(sig, &dfl, nullptr);
+  ::raise(sig); // delivered as the handler returns: the process ends with `sig`
+  errno = saved;
+}
+
+/// While alive, SIGINT and SIGTERM remove `tmp` before the process ends.
+/// Signals the program ignores or handles itself are left as they are.
+class TempGuard {
+public:
+  explicit TempGuard(const std::string &tmp) {
+    if (tmp.size() >= sizeof gTempPath || gTempClaimed.test_and_set())
+      return;
+    claimed_ = true;
+    std::memcpy(gTempPath, tmp.c_str(), tmp.size() + 1);
+    std::atomic_signal_fence(std::memory_order_seq_cst); // the path before the flag
+    gTempLive = 1;
+    struct sigaction ours = {};
+    ours.sa_handler = removeTempAndReraise;
+    sigemptyset(&ours.sa_mask);
+    for (size_t i = 0; i < std::size(kCleanupSignals); ++i) {
+      ::sigaction(kCleanupSignals[i], nullptr, &old_[i]);
+      installed_[i] = old_[i].sa_handler == SIG_DFL && !(old_[i].sa_flags & SA_SIGINFO);
+      if (installed_[i])
+        ::sigaction(kCleanupSignals[i], &ours, nullptr);
+    }
+  }
+  /// The temporary is gone (renamed or removed): nothing left to clean.
+  ~TempGuard() {
+    if (!claimed_)
+      return;
+    gTempLive = 0;
+    for (size_t i = 0; i < std::size(kCleanupSignals); ++i)
+      if (installed_[i])
+        ::sigaction(kCleanupSignals[i], &old_[i], nullptr);
+    gTempClaimed.clear();
+  }
+  TempGuard(const TempGuard &) = delete;
+  TempGuard &operator=(const TempGuard &) = delete;
+
+private:
+  bool claimed_ = false;
+  bool installed_[std::size(kCleanupSignals)] = {};
+  struct sigaction old_[std::size(kCleanupSignals)] = {};
+};
+
+/// Removes `path.tmp.PID` files that a process no longer alive left beside
+/// `path` (killed during a save). A live PID's temporary, and anything that
+/// is not a regular file, stays.
+void removeStaleTemps(const std::string &path) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
+  std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR *d = ::opendir(dir.c_str());
+  if (!d)
+    return;
+  while (const dirent *e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0)
+      continue;
+    std::string digits = name.substr(prefix.size());
+    long long pid = 0;
+    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (ec != std::errc() || p != digits.data() + digits.size() || pid <= 0 || pid == ::getpid() ||
+        pid > std::numeric_limits<pid_t>::max())
+      continue;
+    if (::kill(pid_t(pid), 0) == 0 || errno != ESRCH)
+      continue; // alive (or not ours to ask about): it may be saving right now
+    std::string stale = dir + "/" + name;
+    struct stat st;
+    if (::lstat(stale.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      ::unlink(stale.c_str());
+  }
+  ::closedir(d);
+}
+
 /// Writes all of `chunks` to `path`: through a fsynced temporary in the same
 /// folder and a rename for a regular file, straight through for a stream.
 Status writeChunksAtomic(const std::string &requested,
@@ -135,7 +229,9 @@ Status writeChunksAtomic(const std::string &requested,
     return {};
   }
   const std::string &path = dest->path;
+  removeStaleTemps(path);
   std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  TempGuard guard(tmp);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return fileError(path,

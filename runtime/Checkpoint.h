@@ -53,7 +53,10 @@ struct SafetensorsFile {
 /// A symbolic link is followed: the link stays and its target is replaced
 /// (the temporary beside the target). /dev/null, /dev/stdout, a terminal or
 /// a FIFO is written through; a directory, a block device or a socket is
-/// refused with an error, never replaced.
+/// refused with an error, never replaced. SIGINT or SIGTERM during the write
+/// removes the temporary before the process ends (unless the program handles
+/// or ignores the signal itself), and temporaries `path.tmp.PID` that dead
+/// processes left behind are removed first.
 Status writeFileAtomic(const std::string &path, const void *data, size_t size);
 
 /// Serialises tensors (in the given order, contiguous) and string metadata.

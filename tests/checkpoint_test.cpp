@@ -9,11 +9,15 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -281,6 +285,113 @@ TEST_CASE("outputs that are not regular files: links followed, streams written t
   // No temporaries anywhere.
   for (auto &e : fs::recursive_directory_iterator(d.path))
     CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+}
+
+namespace {
+
+/// The PID of a process that has just ended (reaped), for stale temporaries.
+pid_t deadPid() {
+  pid_t pid = ::fork();
+  if (pid == 0)
+    ::_exit(0);
+  REQUIRE(pid > 0);
+  REQUIRE(::waitpid(pid, nullptr, 0) == pid);
+  return pid;
+}
+
+std::vector<std::string> fileNames(const fs::path &dir) {
+  std::vector<std::string> names;
+  for (auto &e : fs::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+} // namespace
+
+TEST_CASE("a save removes the temporaries of dead processes, and only those", "[checkpoint]") {
+  TempDir d;
+  auto exe = tinyExe();
+  randomise(*exe, 2);
+  std::string path = d / "ckpt";
+  std::string dead = std::to_string(deadPid());
+  for (const std::string &name :
+       {"ckpt.tmp." + dead, "other.tmp." + dead, std::string("ckpt.tmp.1"),
+        "ckpt.tmp." + dead + "x", "ckpt.tmp.-" + dead})
+    writeFile(d / name, "stale");
+  fs::create_directory(d / ("ckpt.tmp.9" + dead)); // not a regular file: kept, dead or not
+  REQUIRE(saveCheckpoint(path, *exe, 1, 1));
+  // Gone: the dead process's temporary of this file. Kept: another file's,
+  // a live process's (PID 1), names that are not NAME.tmp.PID, directories.
+  std::vector<std::string> kept = {"ckpt",
+                                   "ckpt.tmp.-" + dead,
+                                   "ckpt.tmp.1",
+                                   "ckpt.tmp.9" + dead,
+                                   "ckpt.tmp." + dead + "x",
+                                   "other.tmp." + dead};
+  std::sort(kept.begin(), kept.end());
+  CHECK(fileNames(d.path) == kept);
+  auto back = tinyExe();
+  REQUIRE(loadCheckpoint(path, *back));
+  CHECK(sameBuffers(*exe, *back));
+}
+
+TEST_CASE("SIGINT and SIGTERM during a save remove the temporary", "[checkpoint]") {
+  for (int sig : {SIGTERM, SIGINT}) {
+    INFO("signal " << sig);
+    TempDir d;
+    std::string path = d / "big", tmp;
+    std::fflush(nullptr);
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) { // saves 64 MB over and over until the signal ends it
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+      std::vector<char> big(size_t(64) << 20, 'x');
+      for (;;)
+        if (!writeFileAtomic(path, big.data(), big.size()))
+          ::_exit(3);
+    }
+    struct Reaper { // a failed REQUIRE leaves no child writing forever
+      pid_t pid;
+      ~Reaper() {
+        if (pid > 0 && ::kill(pid, SIGKILL) == 0)
+          ::waitpid(pid, nullptr, 0);
+      }
+    } reaper{child};
+    tmp = path + ".tmp." + std::to_string(child);
+    // Stop the child while its temporary exists; the signal, sent while it
+    // is stopped, is the first thing it handles when it continues.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    auto waitFor = [&](const std::string &file) {
+      while (!fs::exists(file) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      return fs::exists(file);
+    };
+    REQUIRE(waitFor(path)); // one save done
+    bool caught = false;
+    for (int tries = 0; tries < 2000 && !caught; ++tries) {
+      REQUIRE(waitFor(tmp));
+      REQUIRE(::kill(child, SIGSTOP) == 0);
+      int status = 0;
+      REQUIRE(::waitpid(child, &status, WUNTRACED) == child);
+      REQUIRE(WIFSTOPPED(status));
+      caught = fs::exists(tmp);
+      if (!caught)
+        ::kill(child, SIGCONT);
+    }
+    REQUIRE(caught);
+    REQUIRE(::kill(child, sig) == 0);
+    REQUIRE(::kill(child, SIGCONT) == 0);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    reaper.pid = 0;
+    CHECK(WIFSIGNALED(status)); // the default disposition: the signal ends it
+    CHECK((WIFSIGNALED(status) ? WTERMSIG(status) : -1) == sig);
+    CHECK(!fs::exists(tmp));
+    CHECK(fileNames(d.path) == std::vector<std::string>{"big"});
+    CHECK(fs::file_size(path) == size_t(64) << 20); // the last complete save
+  }
 }
 
 TEST_CASE("a plain PyTorch state_dict loads with fresh optimizer state", "[checkpoint]") {
