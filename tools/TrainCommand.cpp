@@ -11,10 +11,12 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <unistd.h>
 
 namespace graphc::cli {
@@ -28,6 +30,7 @@ struct TrainCliOptions {
   int threads = 0;
   bool normalize = false;
   bool tf32 = false;
+  bool force = false;
   CLI::Option *seedOption = nullptr;
 };
 
@@ -89,6 +92,49 @@ Status checkWritableDir(const std::string &path, const char *flag) {
   return {};
 }
 
+/// The step counter a checkpoint records: its `graphc.step`, 0 for a plain
+/// state_dict; nothing when the file is not a readable checkpoint.
+std::optional<int64_t> savedStep(const std::string &path) {
+  auto f = runtime::readSafetensors(path);
+  if (!f)
+    return std::nullopt;
+  auto it = f->metadata.find("graphc.step");
+  if (it == f->metadata.end())
+    return 0;
+  int64_t step = 0;
+  auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), step);
+  if (ec != std::errc() || p != it->second.data() + it->second.size())
+    return std::nullopt;
+  return step;
+}
+
+/// Refuses a run that would overwrite, with `--save`, a checkpoint further
+/// along than the run starts (a fresh run starts at step 0, a resumed one
+/// at its checkpoint's step), unless `--force`.
+Status checkOverwrite(const TrainCliOptions &o) {
+  if (o.save.empty() || o.force)
+    return {};
+  std::optional<int64_t> saved = savedStep(o.save);
+  if (!saved || *saved == 0)
+    return {};
+  int64_t start = 0;
+  if (!o.resume.empty()) {
+    std::optional<int64_t> resumed = savedStep(o.resume);
+    if (!resumed)
+      return {}; // loading it reports what is wrong
+    start = *resumed;
+  }
+  if (*saved <= start)
+    return {};
+  Diag d = error(fmt::format(
+      "--save: this file holds a checkpoint at step {}, further along than this run, which "
+      "starts at step {}{}; its first epoch would overwrite it. Pass --resume {} to continue "
+      "it, another --save path, or --force to overwrite it",
+      *saved, start, o.resume.empty() ? "" : " (from --resume " + o.resume + ")", o.save));
+  d.file = o.save;
+  return d;
+}
+
 std::string describeData(const runtime::Dataset &d) {
   return fmt::format("{}: {} training and {} test images of {}x{}, {} classes", d.name,
                      d.train.count, d.test.count, d.train.rows, d.train.cols, d.classes());
@@ -129,6 +175,8 @@ int runTrain(TrainCliOptions o) {
     if (!path->empty())
       if (Status s = checkWritableDir(*path, flag); !s)
         return report(s.diag());
+  if (Status s = checkOverwrite(o); !s)
+    return report(s.diag());
   auto prepared = prepareData(*spec, o.data, o.input, o.trainLimit, o.testLimit);
   if (!prepared)
     return report(prepared.diag());
@@ -344,11 +392,16 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
                 "write a safetensors checkpoint here after every epoch (atomically; "
                 "tensor names match PyTorch's nn.Sequential state_dict). A symbolic link "
                 "is followed and stays; /dev/null, /dev/stdout or a FIFO is written "
-                "through; a directory or a block device is refused");
+                "through; a directory or a block device is refused. An existing "
+                "checkpoint further along than this run starts (a larger step counter) "
+                "is not overwritten without --force");
   c->add_option("--resume", o.resume,
                 "continue from a checkpoint: parameters, optimizer state, step "
                 "counter and epoch (a plain PyTorch state_dict starts a fresh "
                 "optimizer)");
+  c->add_flag("--force", o.force,
+              "let --save overwrite a checkpoint that is further along than this run "
+              "starts (without --resume, any saved step above 0)");
   c->add_option("--metrics", o.metrics,
                 "append one JSON line per epoch: epoch, train_loss, train_acc, "
                 "test_acc (fractions), samples_per_s, epoch_s, step");

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# tests/train_faults_test.sh GRAPHC SOURCE_DIR - `graphc train` and `eval`
+# against careless use and faults (issue 12): each case either works as
+# documented or fails with exit code 1 and one clear error that names the
+# file or step, never a crash, and nothing worth keeping is overwritten.
+# A tiny model on a few hundred synthetic samples keeps each run short.
+set -uo pipefail
+graphc=$(realpath "$1")
+src=$(realpath "$2")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok: $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+
+# fails NAME EXPECTED COMMAND...: exit code 1, EXPECTED on stderr, no internal error.
+fails() {
+  local name=$1 want=$2
+  shift 2
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  if [ "$rc" -ne 1 ]; then
+    fail "$name: exit code $rc, expected 1"
+  elif ! grep -qF -- "$want" err.txt; then
+    fail "$name: stderr does not say: $want"
+  elif grep -q "internal error" err.txt; then
+    fail "$name: an internal error"
+  else
+    ok "$name: $(grep -F -m1 -- "$want" err.txt | cut -c 1-200)"
+    return 0
+  fi
+  sed 's/^/    /' out.txt err.txt | tail -n 20
+  return 1
+}
+# succeeds NAME COMMAND...: exit code 0.
+succeeds() {
+  local name=$1
+  shift
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  if [ "$rc" -eq 0 ]; then
+    ok "$name"
+    return 0
+  fi
+  fail "$name: exit code $rc"
+  sed 's/^/    /' out.txt err.txt | tail -n 20
+  return 1
+}
+# same NAME A B: the two files are identical.
+same() { if cmp -s "$2" "$3"; then ok "$1"; else fail "$1: $2 and $3 differ"; fi; }
+differ() { if cmp -s "$2" "$3"; then fail "$1: $2 and $3 are the same"; else ok "$1"; fi; }
+
+cat > tiny.model <<'MODEL'
+require 'nn'
+model = nn.Sequential()
+model:add(nn.View(28*28))
+model:add(nn.Linear(28*28, 10))
+model:add(nn.LogSoftMax())
+criterion = nn.ClassNLLCriterion()
+optimizer = optim.adagrad
+config = {learningRate = 0.01}
+MODEL
+small=(--data synthetic --train-limit 300 --test-limit 100 --progress none)
+train() { "$graphc" train tiny.model "${small[@]}" "$@"; }
+
+# --- a checkpoint further along is not overwritten without --resume or --force
+succeeds "2 epochs saved" train --epochs 2 --save two.st
+cp two.st two.kept
+fails "a fresh run refuses to overwrite a checkpoint at step 4" \
+  "two.st: error: --save: this file holds a checkpoint at step 4, further along than this run" \
+  train --epochs 1 --save two.st
+same "the refused run left the checkpoint as it was" two.st two.kept
+succeeds "--resume continues the same file" train --epochs 3 --resume two.st --save two.st
+differ "the resumed run saved its third epoch" two.st two.kept
+succeeds "1 epoch saved" train --epochs 1 --save one.st
+cp two.st three.kept
+fails "a run resumed from step 2 refuses to overwrite a checkpoint at step 6" \
+  "starts at step 2 (from --resume one.st)" train --epochs 2 --resume one.st --save two.st
+same "the refused resumed run left the checkpoint as it was" two.st three.kept
+succeeds "--force overwrites it" train --epochs 1 --save two.st --force
+differ "the forced run saved its own epoch" two.st three.kept
+echo "not a checkpoint" > notes.st
+succeeds "a file that is no checkpoint is replaced as before" train --epochs 1 --save notes.st
+"$graphc" train --help | grep -q -- "--force" && ok "--help lists --force" || fail "--help lacks --force"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
