@@ -86,5 +86,50 @@ echo "not a checkpoint" > notes.st
 succeeds "a file that is no checkpoint is replaced as before" train --epochs 1 --save notes.st
 "$graphc" train --help | grep -q -- "--force" && ok "--help lists --force" || fail "--help lacks --force"
 
+# --- gzip data files are checked against their trailer (CRC-32 and length)
+# be32 N: N as 4 big-endian bytes.
+be32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) \
+  $(($1 >> 8 & 255)) $(($1 & 255)))"; }
+# idx DIR N: an MNIST-format directory of N training and N test images of
+# random 28x28 pixels, all labels 0, gzipped.
+idx() {
+  mkdir -p "$1"
+  local n=$2 split
+  for split in train t10k; do
+    { be32 2051; be32 "$n"; be32 28; be32 28; head -c $((n * 784)) /dev/urandom; } |
+      gzip -n > "$1/$split-images-idx3-ubyte.gz"
+    { be32 2049; be32 "$n"; head -c "$n" /dev/zero; } | gzip -n > "$1/$split-labels-idx1-ubyte.gz"
+  done
+}
+# flip FILE OFFSET: flips the lowest bit of the byte at OFFSET (negative: from the end).
+flip() {
+  local size off byte
+  size=$(stat -c %s "$1")
+  off=$(($2 < 0 ? size + $2 : $2))
+  byte=$(od -An -tu1 -j "$off" -N1 "$1" | tr -d ' ')
+  printf "\\x$(printf %02x $((byte ^ 1)))" | dd of="$1" bs=1 seek="$off" conv=notrunc status=none
+}
+gztrain() { "$graphc" train tiny.model --epochs 1 --progress none --data "$@"; }
+idx good 200
+succeeds "well-formed gzip idx files train" gztrain good
+cp -r good notrail && head -c -8 good/train-images-idx3-ubyte.gz > notrail/train-images-idx3-ubyte.gz
+fails "a gzip file without its 8-byte trailer" \
+  "notrail/train-images-idx3-ubyte.gz: error: truncated: the file ends after" gztrain notrail
+cp -r good crc && flip crc/train-images-idx3-ubyte.gz -7
+fails "a flipped bit in the CRC-32" \
+  "crc/train-images-idx3-ubyte.gz: error: corrupt: the CRC-32 in the gzip trailer does not match" \
+  gztrain crc
+cp -r good isize && flip isize/t10k-labels-idx1-ubyte.gz -4
+fails "a flipped bit in the length" \
+  "isize/t10k-labels-idx1-ubyte.gz: error: corrupt: the length in the gzip trailer (ISIZE)" \
+  gztrain isize
+cp -r good data && flip data/train-images-idx3-ubyte.gz 5000
+fails "a flipped bit in the compressed pixels" "data/train-images-idx3-ubyte.gz: error: corrupt" \
+  gztrain data
+cp -r good tail && echo garbage >> tail/t10k-images-idx3-ubyte.gz
+fails "bytes after the gzip data" \
+  "tail/t10k-images-idx3-ubyte.gz: error: corrupt: bytes after the end of the gzip data" \
+  gztrain tail
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
