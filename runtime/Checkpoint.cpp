@@ -4,17 +4,22 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits>
+#include <optional>
+#include <set>
 #include <sys/stat.h>
+#include <tuple>
 #include <unistd.h>
 
 namespace graphc::runtime {
@@ -307,6 +312,40 @@ Expected<uint64_t> metaInt(const SafetensorsFile &f, const std::string &key) {
   return x;
 }
 
+/// What a tensor holds that is not a finite number.
+struct NonFinite {
+  int64_t count = 0, index = 0; ///< how many; the first's flat index
+  std::string first;            ///< "NaN", "inf" or "-inf"
+};
+
+/// The NaN and infinite values among `n` little-endian floats, if any.
+std::optional<NonFinite> nonFinite(const uint8_t *data, int64_t n) {
+  NonFinite out;
+  for (int64_t i = 0; i < n; ++i) {
+    float v;
+    std::memcpy(&v, data + 4 * i, 4);
+    if (std::isfinite(v))
+      continue;
+    if (out.count++ == 0) {
+      out.index = i;
+      out.first = std::isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf";
+    }
+  }
+  if (out.count == 0)
+    return std::nullopt;
+  return out;
+}
+
+/// A flat row-major index as a multi-index of `shape`.
+ir::Shape unflatten(int64_t index, const ir::Shape &shape) {
+  ir::Shape at(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    at[d] = shape[d] ? index % shape[d] : 0;
+    index = shape[d] ? index / shape[d] : 0;
+  }
+  return at;
+}
+
 } // namespace
 
 Status writeFileAtomic(const std::string &path, const void *data, size_t size) {
@@ -390,12 +429,32 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path) {
   std::string text(size_t(headerLen), '\0');
   if (Status s = readAll(text.data(), headerLen); !s)
     return s.diag();
-  json header = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // nlohmann keeps the last of two equal keys; the format wants each name once.
+  std::vector<std::set<std::string>> keys; // per open object
+  std::string duplicate;
+  json::parser_callback_t noDuplicates = [&](int, json::parse_event_t event, json &parsed) {
+    if (event == json::parse_event_t::object_start)
+      keys.emplace_back();
+    else if (event == json::parse_event_t::object_end && !keys.empty())
+      keys.pop_back();
+    else if (event == json::parse_event_t::key && !keys.empty() &&
+             !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  if (text.empty() || text[0] != '{')
+    return fileError(path, "the header is not a JSON object (it does not start with '{'): not "
+                           "a safetensors file");
+  json header = json::parse(text, noDuplicates, /*allow_exceptions=*/false);
   if (header.is_discarded())
     return fileError(path, "the header is not valid JSON: not a safetensors file, or "
                            "corrupted");
   if (!header.is_object())
     return fileError(path, "the header is not a JSON object");
+  if (!duplicate.empty())
+    return fileError(path, fmt::format("the name {} appears twice in the header; names "
+                                       "must be unique",
+                                       quote(duplicate)));
 
   uint64_t dataSize = size - 8 - headerLen;
   for (auto &[name, v] : header.items()) {
@@ -448,6 +507,32 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path) {
                              elements * dtypeSize(e.dtype)));
     f.tensors[name] = std::move(e);
   }
+  // The tensors, in the order of their offsets, cover the data exactly:
+  // no gap, no overlap, nothing after the last.
+  std::vector<std::pair<const std::string *, const TensorEntry *>> order;
+  for (auto &[name, e] : f.tensors)
+    order.push_back({&name, &e});
+  std::sort(order.begin(), order.end(), [](auto &a, auto &b) {
+    return std::tie(a.second->begin, a.second->end) < std::tie(b.second->begin, b.second->end);
+  });
+  uint64_t covered = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    auto [name, e] = order[i];
+    if (e->begin < covered)
+      return fileError(path, fmt::format("tensor {} (data_offsets [{}, {}]) overlaps tensor {} "
+                                         "(data_offsets [{}, {}])",
+                                         quote(*name), e->begin, e->end, quote(*order[i - 1].first),
+                                         order[i - 1].second->begin, order[i - 1].second->end));
+    if (e->begin > covered)
+      return fileError(path, fmt::format("bytes [{}, {}) of the data belong to no tensor (a gap "
+                                         "before tensor {})",
+                                         covered, e->begin, quote(*name)));
+    covered = e->end;
+  }
+  if (covered != dataSize)
+    return fileError(path, fmt::format("{} bytes after the last tensor's data (the tensors "
+                                       "cover {} of the {} data bytes): trailing bytes",
+                                       dataSize - covered, covered, dataSize));
   f.data.resize(size_t(dataSize));
   if (Status s = readAll(f.data.data(), dataSize); !s)
     return s.diag();
@@ -480,7 +565,7 @@ Status saveCheckpoint(const std::string &path, Executable &exe, int64_t epoch, u
 }
 
 Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe,
-                                        bool optimizerState) {
+                                        bool optimizerState, bool allowNonfinite) {
   auto file = readSafetensors(path);
   if (!file)
     return file.diag();
@@ -515,6 +600,16 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
     if (e.shape != p.shape)
       return fileError(path, fmt::format("tensor {} has shape {}, but the model's {} is {}",
                                          quote(name), ir::str(e.shape), p.name, ir::str(p.shape)));
+    if (auto bad = nonFinite(f.bytes(e), p.numel())) {
+      std::string what = fmt::format("tensor {} holds {} non-finite value{} (the first, {}, at "
+                                     "{})",
+                                     quote(name), bad->count, bad->count == 1 ? "" : "s",
+                                     bad->first, ir::str(unflatten(bad->index, p.shape)));
+      if (!allowNonfinite)
+        return fileError(path, what + ": the run that saved it diverged, or the file is "
+                                      "damaged; --allow-nonfinite loads it anyway");
+      out.warnings.push_back(what);
+    }
     copies.push_back({f.bytes(e), flat + p.offset, size_t(p.numel()) * 4});
     return {};
   };

@@ -464,7 +464,10 @@ TEST_CASE("checkpoint load errors name the file and the tensor", "[checkpoint]")
   }
   json missing = h;
   missing.erase("1.bias");
-  check("missing", handMade(missing, data), "tensor '1.bias' [8] is missing");
+  missing["3.weight"]["data_offsets"] = {512, 608};
+  missing["3.bias"]["data_offsets"] = {608, 620};
+  check("missing", handMade(missing, data.substr(0, 512) + data.substr(544)),
+        "tensor '1.bias' [8] is missing");
   json shape = h;
   shape["3.weight"]["shape"] = {8, 3};
   check("shape", handMade(shape, data),
@@ -477,8 +480,9 @@ TEST_CASE("checkpoint load errors name the file and the tensor", "[checkpoint]")
   unknownDtype["3.bias"]["dtype"] = "Q7";
   check("unknown-dtype", handMade(unknownDtype, data), "unknown dtype \"Q7\"");
   json extra = h;
-  extra["5.weight"] = {{"dtype", "F32"}, {"shape", {3}}, {"data_offsets", {640, 652}}};
-  check("extra", handMade(extra, data), "tensor '5.weight' does not belong to the model");
+  extra["5.weight"] = {{"dtype", "F32"}, {"shape", {3}}, {"data_offsets", {652, 664}}};
+  check("extra", handMade(extra, data + data.substr(640)),
+        "tensor '5.weight' does not belong to the model");
   json outside = h;
   outside["3.bias"]["data_offsets"] = {640, 656};
   check("outside", handMade(outside, data), "lie outside the 652 data bytes");
@@ -509,6 +513,88 @@ TEST_CASE("checkpoint load errors name the file and the tensor", "[checkpoint]")
   writeFile(d / "x", "");
   CHECK(contains(loadError(d / "does-not-exist", *target), "cannot open"));
   CHECK(contains(loadError(d.path.string(), *target), "not a regular file"));
+}
+
+TEST_CASE("the reader follows the safetensors rules: exact cover, unique names, a JSON object",
+          "[checkpoint]") {
+  TempDir d;
+  auto target = tinyExe();
+  auto error = [&](const std::string &name, const std::string &bytes) {
+    writeFile(d / name, bytes);
+    return loadError(d / name, *target);
+  };
+  std::string data(652, '\0'); // zeros: finite
+  json h = {{"1.weight", {{"dtype", "F32"}, {"shape", {8, 16}}, {"data_offsets", {0, 512}}}},
+            {"1.bias", {{"dtype", "F32"}, {"shape", {8}}, {"data_offsets", {512, 544}}}},
+            {"3.weight", {{"dtype", "F32"}, {"shape", {3, 8}}, {"data_offsets", {544, 640}}}},
+            {"3.bias", {{"dtype", "F32"}, {"shape", {3}}, {"data_offsets", {640, 652}}}}};
+  CHECK(error("good", handMade(h, data)) == "");
+  json overlap = h;
+  overlap["3.bias"]["data_offsets"] = {636, 648};
+  CHECK(contains(error("overlap", handMade(overlap, data)),
+                 "tensor '3.bias' (data_offsets [636, 648]) overlaps tensor '3.weight' "
+                 "(data_offsets [544, 640])"));
+  json same = h;
+  same["3.bias"]["data_offsets"] = {0, 12}; // inside 1.weight
+  CHECK(contains(error("same-start", handMade(same, data)), "overlaps"));
+  json gap = h;
+  gap["3.bias"]["data_offsets"] = {644, 656};
+  CHECK(contains(error("gap", handMade(gap, data + std::string(4, '\0'))),
+                 "bytes [640, 644) of the data belong to no tensor (a gap before tensor "
+                 "'3.bias')"));
+  CHECK(contains(error("trailing", handMade(h, data + "tail")),
+                 "4 bytes after the last tensor's data (the tensors cover 652 of the 656 data "
+                 "bytes)"));
+  // Two equal names: nlohmann would keep the last one silently.
+  std::string text = h.dump();
+  std::string twice =
+      "{\"3.bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[640,652]}," + text.substr(1);
+  CHECK(contains(error("duplicate", le64(twice.size()) + twice + data),
+                 "the name '3.bias' appears twice in the header"));
+  std::string meta = text.substr(0, text.size() - 1) +
+                     ",\"__metadata__\":{\"graphc.step\":\"1\",\"graphc.step\":\"9\"}}";
+  CHECK(contains(error("duplicate-meta", le64(meta.size()) + meta + data),
+                 "the name 'graphc.step' appears twice"));
+  CHECK(contains(error("leading-space", le64(text.size() + 1) + " " + text + data),
+                 "does not start with '{'"));
+  // Trailing spaces pad the header, as the reference writer does.
+  CHECK(error("padded", le64(text.size() + 5) + text + "     " + data) == "");
+}
+
+TEST_CASE("NaN or infinite weights are an error naming the tensor, or a warning when allowed",
+          "[checkpoint]") {
+  TempDir d;
+  auto exe = tinyExe();
+  randomise(*exe, 9);
+  exe->params()[17] = NAN;            // 1.weight[1, 1]
+  exe->params()[160 + 2] = INFINITY;  // 3.bias[2]
+  exe->params()[160 + 1] = -INFINITY; // 3.bias[1]
+  REQUIRE(saveCheckpoint(d / "nan", *exe, 1, 1));
+  auto target = tinyExe();
+  randomise(*target, 10);
+  std::vector<float> before(target->params(), target->params() + target->info().numParams);
+  std::string err = loadError(d / "nan", *target);
+  CHECK(contains(err, d / "nan: error: tensor '1.weight' holds 1 non-finite value (the first, "
+                          "NaN, at [1,1])"));
+  CHECK(contains(err, "--allow-nonfinite loads it anyway"));
+  CHECK(std::memcmp(target->params(), before.data(), before.size() * 4) == 0);
+
+  auto allowed = loadCheckpoint(d / "nan", *target, true, /*allowNonfinite=*/true);
+  REQUIRE(allowed);
+  REQUIRE(allowed->warnings.size() == 2);
+  CHECK(contains(allowed->warnings[0], "tensor '1.weight' holds 1 non-finite value"));
+  CHECK(contains(allowed->warnings[1],
+                 "tensor '3.bias' holds 2 non-finite values (the first, -inf, at [1])"));
+  CHECK(std::isnan(target->params()[17]));
+
+  // Optimizer state is checked when it is loaded (train --resume), not for eval.
+  auto clean = tinyExe();
+  randomise(*clean, 11);
+  clean->state("v")[130] = NAN; // optim.v.1.bias[2]
+  REQUIRE(saveCheckpoint(d / "state", *clean, 1, 1));
+  CHECK(contains(loadError(d / "state", *target),
+                 "tensor 'optim.v.1.bias' holds 1 non-finite value (the first, NaN, at [2])"));
+  CHECK(loadCheckpoint(d / "state", *target, /*optimizerState=*/false));
 }
 
 TEST_CASE("damaged checkpoints give errors, never crashes", "[checkpoint]") {

@@ -131,5 +131,24 @@ fails "bytes after the gzip data" \
   "tail/t10k-images-idx3-ubyte.gz: error: corrupt: bytes after the end of the gzip data" \
   gztrain tail
 
+# --- NaN or infinite weights in a checkpoint: an error, or a warning when allowed
+# nan FILE: the checkpoint's first data value (1.weight[0,0]) becomes NaN.
+nan() {
+  local header
+  header=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+  printf '\x00\x00\xc0\x7f' | dd of="$1" bs=1 seek=$((8 + header)) conv=notrunc status=none
+}
+cp one.st nan.st && nan nan.st
+evaluate() { "$graphc" eval tiny.model --data synthetic --test-limit 100 --weights "$@"; }
+fails "eval of a checkpoint holding NaN" \
+  "nan.st: error: tensor '1.weight' holds 1 non-finite value (the first, NaN, at [0,0])" \
+  evaluate nan.st
+fails "train --resume from a checkpoint holding NaN" "nan.st: error: tensor '1.weight' holds" \
+  train --epochs 3 --resume nan.st
+if succeeds "eval --allow-nonfinite loads it" evaluate nan.st --allow-nonfinite; then
+  grep -qF "nan.st: warning: tensor '1.weight' holds 1 non-finite value" err.txt &&
+    ok "... with a warning naming the tensor" || fail "no warning naming the tensor"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

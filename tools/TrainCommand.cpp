@@ -31,6 +31,7 @@ struct TrainCliOptions {
   bool normalize = false;
   bool tf32 = false;
   bool force = false;
+  bool allowNonfinite = false;
   CLI::Option *seedOption = nullptr;
 };
 
@@ -40,11 +41,19 @@ struct EvalCliOptions {
   int threads = 0;
   bool normalize = false;
   bool tf32 = false;
+  bool allowNonfinite = false;
 };
 
 void note(const std::string &text) {
   std::fflush(stdout);
   std::fprintf(stderr, "note: %s\n", text.c_str());
+}
+
+/// What a checkpoint load let through (--allow-nonfinite), one line each.
+void warn(const std::string &file, const std::vector<std::string> &warnings) {
+  std::fflush(stdout);
+  for (const std::string &w : warnings)
+    std::fprintf(stderr, "%s: warning: %s\n", file.c_str(), w.c_str());
 }
 
 /// The data set, limited, and how its images meet the model's input.
@@ -198,9 +207,10 @@ int runTrain(TrainCliOptions o) {
   uint64_t seed = o.seed;
   std::string resumed;
   if (!o.resume.empty()) {
-    auto ck = runtime::loadCheckpoint(o.resume, **exe, /*optimizerState=*/true);
+    auto ck = runtime::loadCheckpoint(o.resume, **exe, /*optimizerState=*/true, o.allowNonfinite);
     if (!ck)
       return report(ck.diag());
+    warn(o.resume, ck->warnings);
     startEpoch = ck->epoch;
     if (ck->hasSeed && o.seedOption->count() == 0)
       seed = ck->seed;
@@ -282,9 +292,10 @@ int runEval(const EvalCliOptions &o) {
   auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1, o.tf32);
   if (!exe)
     return report(exe.diag());
-  auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false);
+  auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false, o.allowNonfinite);
   if (!ck)
     return report(ck.diag());
+  warn(o.weights, ck->warnings);
 
   auto meanIt = ck->metadata.find("graphc.normalize_mean");
   auto stdIt = ck->metadata.find("graphc.normalize_std");
@@ -356,6 +367,8 @@ const char *kInputHelp = "per-sample input shape, e.g. 1x32x32 (default: the mod
                          "`input = {...}`, else the data's 1xHxW, or 1x32x32 with 28x28 images "
                          "padded by 2 when the model wants 1024 inputs)";
 const std::string kTargetHelp = "where the step runs: " + driver::describeTargets();
+const char *kAllowNonfiniteHelp = "load a checkpoint that holds NaN or infinite values, with a "
+                                  "warning naming each tensor (without it: an error)";
 const char *kTf32Help = "cuda: let cuBLASLt multiply in TF32 (faster, not bit-compatible "
                         "with fp32); the default is fp32, deterministic run to run";
 
@@ -399,6 +412,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
                 "continue from a checkpoint: parameters, optimizer state, step "
                 "counter and epoch (a plain PyTorch state_dict starts a fresh "
                 "optimizer)");
+  c->add_flag("--allow-nonfinite", o.allowNonfinite, kAllowNonfiniteHelp);
   c->add_flag("--force", o.force,
               "let --save overwrite a checkpoint that is further along than this run "
               "starts (without --resume, any saved step above 0)");
@@ -446,6 +460,7 @@ CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
   c->add_option("--input", o.input, kInputHelp);
   c->add_option("--test-limit", o.testLimit, "use only the first N test samples (0: all)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  c->add_flag("--allow-nonfinite", o.allowNonfinite, kAllowNonfiniteHelp);
   c->add_option("--dump-inputs", o.dumpInputs,
                 "write the test inputs as the model saw them: raw little-endian "
                 "float32, samples x input size");
