@@ -148,7 +148,23 @@ fails "train --resume from a checkpoint holding NaN" "nan.st: error: tensor '1.w
 if succeeds "eval --allow-nonfinite loads it" evaluate nan.st --allow-nonfinite; then
   grep -qF "nan.st: warning: tensor '1.weight' holds 1 non-finite value" err.txt &&
     ok "... with a warning naming the tensor" || fail "no warning naming the tensor"
+  # NaN in 1.weight[0,0] meets pixel 0 in every sample: every output is NaN.
+  grep -qF "no prediction (NaN outputs, counted as wrong): 100 of 100" out.txt &&
+    grep -qF "test accuracy: 0.00% (0 of 100)" out.txt &&
+    ok "... and NaN outputs count as wrong, not as class 0" ||
+    fail "NaN outputs are not reported as wrong: $(grep -F 'test accuracy' out.txt)"
 fi
+
+# --- a loss that overflows stops training at once; the last checkpoint stays
+sed 's/optim.adagrad/optim.sgd/; s/learningRate = 0.01/learningRate = 1e30/' tiny.model > wild.model
+wild() { "$graphc" train wild.model "${small[@]}" "$@"; }
+succeeds "one epoch at a learning rate of 1e30 stays finite" wild --epochs 1 --save wild1.st
+fails "the loss overflows in epoch 2: the step is named" \
+  "error: step 3 (epoch 2, batch 1): the loss is " \
+  wild --epochs 3 --save wild.st
+grep -q "^epoch 2/3" out.txt && fail "an epoch report after the divergence" ||
+  ok "no epoch report after the divergence"
+same "the checkpoint keeps epoch 1, the last good one" wild.st wild1.st
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
