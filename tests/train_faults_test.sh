@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/train_faults_test.sh GRAPHC SOURCE_DIR - `graphc train` and `eval`
-# against careless use and faults (issue 12): each case either works as
+# tests/train_faults_test.sh GRAPHC SOURCE_DIR - `graphc train`, `eval` and
+# `compile` against careless use and faults (issue 12): each case either works as
 # documented or fails with exit code 1 and one clear error that names the
 # file or step, never a crash, and nothing worth keeping is overwritten.
 # A tiny model on a few hundred synthetic samples keeps each run short.
@@ -165,6 +165,45 @@ fails "the loss overflows in epoch 2: the step is named" \
 grep -q "^epoch 2/3" out.txt && fail "an epoch report after the divergence" ||
   ok "no epoch report after the divergence"
 same "the checkpoint keeps epoch 1, the last good one" wild.st wild1.st
+
+# --- memory: estimated before anything is allocated, refused above the limit
+cat > huge.model <<'MODEL'
+require 'nn'
+model = nn.Sequential()
+model:add(nn.View(1024))
+model:add(nn.Linear(1024, 100000000))
+model:add(nn.LogSoftMax())
+criterion = nn.ClassNLLCriterion()
+optimizer = optim.adagrad
+MODEL
+need="error: the model needs about"
+fails "compile of 400 GB of weights" "$need" "$graphc" compile huge.model --input 1x32x32 -o huge
+fails "train of 400 GB of weights" "$need" "$graphc" train huge.model --data synthetic \
+  --input 1x32x32
+fails "eval of 400 GB of weights" "$need" "$graphc" eval huge.model --data synthetic \
+  --input 1x32x32 --weights one.st
+fails "--max-memory below the estimate" \
+  "more than --max-memory 100.0 KiB. Use a smaller model or batch" train --epochs 1 --max-memory 100K
+succeeds "--max-memory above the estimate" train --epochs 1 --max-memory 1.5GiB
+fails "--max-memory 8X" "--max-memory: expected a size like 8G, 512M or 1.5GiB, got '8X'" \
+  train --epochs 1 --max-memory 8X
+if "$graphc" compile tiny.model --stats -o lib/tiny > stats.txt 2>&1 &&
+  grep -q "^memory 152.7 KiB: parameters 30.7 KiB, optimizer state 30.7 KiB (1 slot), training step's intermediates at batch 256" stats.txt; then
+  ok "compile --stats prints the memory estimate"
+else
+  fail "compile --stats: no memory estimate"; cat stats.txt
+fi
+# An address-space limit (ulimit -v) is a limit too: the seed MLP's arenas at
+# a batch of 2^20 need about 20 GB. (Sanitizers reserve terabytes: skipped.)
+(ulimit -v 8000000 && "$graphc" compile "$src/examples/mlp.model" --max-batch 1048576 -o big/mlp \
+  > out.txt 2> err.txt; echo $? > rc.txt)
+if grep -q Sanitizer err.txt; then
+  echo "skipped: ulimit -v under a sanitizer"
+elif [ "$(cat rc.txt)" = 1 ] && grep -q "left under the address-space limit (ulimit -v)" err.txt; then
+  ok "ulimit -v 8000000, --max-batch 1048576: $(cut -c 1-150 err.txt)..."
+else
+  fail "ulimit -v 8000000, --max-batch 1048576: exit code $(cat rc.txt)"; cat err.txt
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

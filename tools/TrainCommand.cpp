@@ -23,7 +23,7 @@ namespace graphc::cli {
 namespace {
 
 struct TrainCliOptions {
-  std::string model, data, input, target = "cpu", save, resume, metrics;
+  std::string model, data, input, target = "cpu", save, resume, metrics, maxMemory;
   std::string progress = "auto";
   int64_t epochs = 5, batch = 256, trainLimit = 0, testLimit = 0;
   uint64_t seed = 1;
@@ -36,7 +36,7 @@ struct TrainCliOptions {
 };
 
 struct EvalCliOptions {
-  std::string model, weights, data, input, target = "cpu", dumpOutputs, dumpInputs;
+  std::string model, weights, data, input, target = "cpu", dumpOutputs, dumpInputs, maxMemory;
   int64_t batch = 256, testLimit = 0;
   int threads = 0;
   bool normalize = false;
@@ -158,8 +158,15 @@ std::string describeModel(const runtime::Executable &exe) {
 
 Expected<std::unique_ptr<runtime::Executable>>
 buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
-                const std::string &target, int threads, int64_t batch, uint64_t seed, bool tf32) {
+                const std::string &target, int threads, int64_t batch, uint64_t seed, bool tf32,
+                const std::string &maxMemory) {
   driver::BuildOptions bo;
+  if (!maxMemory.empty()) {
+    auto limit = parseBytes(maxMemory);
+    if (!limit)
+      return limit.diag();
+    bo.maxMemory = *limit;
+  }
   bo.target = target;
   bo.tf32 = tf32;
   bo.threads = threads;
@@ -199,7 +206,8 @@ int runTrain(TrainCliOptions o) {
     to.saveMetadata["graphc.normalize_mean"] = fmt::format("{:.17g}", format.mean);
     to.saveMetadata["graphc.normalize_std"] = fmt::format("{:.17g}", format.std);
   }
-  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32);
+  auto exe =
+      buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32, o.maxMemory);
   if (!exe)
     return report(exe.diag());
 
@@ -289,7 +297,7 @@ int runEval(const EvalCliOptions &o) {
     return report(prepared.diag());
   runtime::Dataset &data = prepared->data;
   runtime::SampleFormat &format = prepared->format;
-  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1, o.tf32);
+  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1, o.tf32, o.maxMemory);
   if (!exe)
     return report(exe.diag());
   auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false, o.allowNonfinite);
@@ -401,6 +409,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
       ->check(CLI::IsMember(driver::targetNames()));
   c->add_flag("--tf32", o.tf32, kTf32Help);
   addVerifyPlanFlag(*c);
+  addMaxMemoryOption(*c, o.maxMemory);
   c->add_option("--save", o.save,
                 "write a safetensors checkpoint here after every epoch (atomically; "
                 "tensor names match PyTorch's nn.Sequential state_dict). A symbolic link "
@@ -461,6 +470,7 @@ CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
   c->add_option("--test-limit", o.testLimit, "use only the first N test samples (0: all)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   c->add_flag("--allow-nonfinite", o.allowNonfinite, kAllowNonfiniteHelp);
+  addMaxMemoryOption(*c, o.maxMemory);
   c->add_option("--dump-inputs", o.dumpInputs,
                 "write the test inputs as the model saw them: raw little-endian "
                 "float32, samples x input size");
