@@ -3,6 +3,7 @@
 #include "driver/Compile.h"
 
 #include "codegen/KernelPlan.h"
+#include "driver/Memory.h"
 #include "driver/Targets.h"
 #include "frontend/Trace.h"
 #include "ir/Printer.h"
@@ -139,6 +140,8 @@ Expected<std::unique_ptr<runtime::Executable>> buildCompiled(runtime::CompiledMo
                              options.target, fmt::join(targetNames(), ", ")));
   if (!target->makeExecutable)
     return error(fmt::format("--target {}: {}", target->name, target->missing));
+  if (Status s = checkMemory(estimateMemory(model), memoryLimit(options.maxMemory)); !s)
+    return s.diag();
   std::vector<float> init = ir::initParams(model.info.params, options.seed);
   auto exe = target->makeExecutable(std::move(model), options);
   if (!exe)

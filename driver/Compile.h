@@ -24,6 +24,9 @@ namespace graphc::driver {
 struct BuildOptions : runtime::ExecutableOptions {
   std::string target = "cpu"; ///< a name of driver/Targets.h: cpu, cuda, interp
   std::string arch = "sm_90"; ///< cuda libraries: the GPU architecture of the PTX
+  /// Refuse a model whose memory estimate (driver/Memory.h) exceeds this
+  /// many bytes; 0: what this process may still allocate.
+  uint64_t maxMemory = 0;
 };
 
 /// A compiled model and what its two pipelines recorded (printed IR, stats,
@@ -50,7 +53,8 @@ Expected<Compilation> compileForEvaluation(const nn::ModelSpec &spec, const ir::
 Expected<std::unique_ptr<runtime::Executable>>
 build(const nn::ModelSpec &spec, const ir::Shape &sample, const BuildOptions &options);
 
-/// The target's executable of an already compiled model.
+/// The target's executable of an already compiled model; an error, before
+/// anything is allocated, when its memory estimate exceeds the limit.
 Expected<std::unique_ptr<runtime::Executable>> buildCompiled(runtime::CompiledModel model,
                                                              const BuildOptions &options);
 

@@ -4,13 +4,22 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits>
+#include <optional>
+#include <set>
 #include <sys/stat.h>
+#include <tuple>
 #include <unistd.h>
 
 namespace graphc::runtime {
@@ -116,6 +125,96 @@ Expected<Destination> destination(const std::string &path) {
                                      what));
 }
 
+/// The temporary being written, for the signal handler: a fixed buffer and
+/// a flag, so the handler touches nothing that is not async-signal-safe.
+/// One write is tracked at a time; a second, concurrent one goes untracked.
+char gTempPath[4096];
+volatile std::sig_atomic_t gTempLive = 0;
+std::atomic_flag gTempClaimed = ATOMIC_FLAG_INIT;
+constexpr int kCleanupSignals[] = {SIGINT, SIGTERM};
+
+/// Removes the temporary, then dies of the signal as if never caught.
+extern "C" void removeTempAndReraise(int sig) {
+  int saved = errno;
+  if (gTempLive)
+    ::unlink(gTempPath);
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(sig, &dfl, nullptr);
+  ::raise(sig); // delivered as the handler returns: the process ends with `sig`
+  errno = saved;
+}
+
+/// While alive, SIGINT and SIGTERM remove `tmp` before the process ends.
+/// Signals the program ignores or handles itself are left as they are.
+class TempGuard {
+public:
+  explicit TempGuard(const std::string &tmp) {
+    if (tmp.size() >= sizeof gTempPath || gTempClaimed.test_and_set())
+      return;
+    claimed_ = true;
+    std::memcpy(gTempPath, tmp.c_str(), tmp.size() + 1);
+    std::atomic_signal_fence(std::memory_order_seq_cst); // the path before the flag
+    gTempLive = 1;
+    struct sigaction ours = {};
+    ours.sa_handler = removeTempAndReraise;
+    sigemptyset(&ours.sa_mask);
+    for (size_t i = 0; i < std::size(kCleanupSignals); ++i) {
+      ::sigaction(kCleanupSignals[i], nullptr, &old_[i]);
+      installed_[i] = old_[i].sa_handler == SIG_DFL && !(old_[i].sa_flags & SA_SIGINFO);
+      if (installed_[i])
+        ::sigaction(kCleanupSignals[i], &ours, nullptr);
+    }
+  }
+  /// The temporary is gone (renamed or removed): nothing left to clean.
+  ~TempGuard() {
+    if (!claimed_)
+      return;
+    gTempLive = 0;
+    for (size_t i = 0; i < std::size(kCleanupSignals); ++i)
+      if (installed_[i])
+        ::sigaction(kCleanupSignals[i], &old_[i], nullptr);
+    gTempClaimed.clear();
+  }
+  TempGuard(const TempGuard &) = delete;
+  TempGuard &operator=(const TempGuard &) = delete;
+
+private:
+  bool claimed_ = false;
+  bool installed_[std::size(kCleanupSignals)] = {};
+  struct sigaction old_[std::size(kCleanupSignals)] = {};
+};
+
+/// Removes `path.tmp.PID` files that a process no longer alive left beside
+/// `path` (killed during a save). A live PID's temporary, and anything that
+/// is not a regular file, stays.
+void removeStaleTemps(const std::string &path) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
+  std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR *d = ::opendir(dir.c_str());
+  if (!d)
+    return;
+  while (const dirent *e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0)
+      continue;
+    std::string digits = name.substr(prefix.size());
+    long long pid = 0;
+    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (ec != std::errc() || p != digits.data() + digits.size() || pid <= 0 || pid == ::getpid() ||
+        pid > std::numeric_limits<pid_t>::max())
+      continue;
+    if (::kill(pid_t(pid), 0) == 0 || errno != ESRCH)
+      continue; // alive (or not ours to ask about): it may be saving right now
+    std::string stale = dir + "/" + name;
+    struct stat st;
+    if (::lstat(stale.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+      ::unlink(stale.c_str());
+  }
+  ::closedir(d);
+}
+
 /// Writes all of `chunks` to `path`: through a fsynced temporary in the same
 /// folder and a rename for a regular file, straight through for a stream.
 Status writeChunksAtomic(const std::string &requested,
@@ -135,7 +234,9 @@ Status writeChunksAtomic(const std::string &requested,
     return {};
   }
   const std::string &path = dest->path;
+  removeStaleTemps(path);
   std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  TempGuard guard(tmp);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return fileError(path,
@@ -209,6 +310,40 @@ Expected<uint64_t> metaInt(const SafetensorsFile &f, const std::string &key) {
     return fileError(f.path,
                      fmt::format("metadata {} is {}, not a non-negative integer", key, quote(v)));
   return x;
+}
+
+/// What a tensor holds that is not a finite number.
+struct NonFinite {
+  int64_t count = 0, index = 0; ///< how many; the first's flat index
+  std::string first;            ///< "NaN", "inf" or "-inf"
+};
+
+/// The NaN and infinite values among `n` little-endian floats, if any.
+std::optional<NonFinite> nonFinite(const uint8_t *data, int64_t n) {
+  NonFinite out;
+  for (int64_t i = 0; i < n; ++i) {
+    float v;
+    std::memcpy(&v, data + 4 * i, 4);
+    if (std::isfinite(v))
+      continue;
+    if (out.count++ == 0) {
+      out.index = i;
+      out.first = std::isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf";
+    }
+  }
+  if (out.count == 0)
+    return std::nullopt;
+  return out;
+}
+
+/// A flat row-major index as a multi-index of `shape`.
+ir::Shape unflatten(int64_t index, const ir::Shape &shape) {
+  ir::Shape at(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    at[d] = shape[d] ? index % shape[d] : 0;
+    index = shape[d] ? index / shape[d] : 0;
+  }
+  return at;
 }
 
 } // namespace
@@ -294,12 +429,32 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path) {
   std::string text(size_t(headerLen), '\0');
   if (Status s = readAll(text.data(), headerLen); !s)
     return s.diag();
-  json header = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // nlohmann keeps the last of two equal keys; the format wants each name once.
+  std::vector<std::set<std::string>> keys; // per open object
+  std::string duplicate;
+  json::parser_callback_t noDuplicates = [&](int, json::parse_event_t event, json &parsed) {
+    if (event == json::parse_event_t::object_start)
+      keys.emplace_back();
+    else if (event == json::parse_event_t::object_end && !keys.empty())
+      keys.pop_back();
+    else if (event == json::parse_event_t::key && !keys.empty() &&
+             !keys.back().insert(parsed.get<std::string>()).second && duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  if (text.empty() || text[0] != '{')
+    return fileError(path, "the header is not a JSON object (it does not start with '{'): not "
+                           "a safetensors file");
+  json header = json::parse(text, noDuplicates, /*allow_exceptions=*/false);
   if (header.is_discarded())
     return fileError(path, "the header is not valid JSON: not a safetensors file, or "
                            "corrupted");
   if (!header.is_object())
     return fileError(path, "the header is not a JSON object");
+  if (!duplicate.empty())
+    return fileError(path, fmt::format("the name {} appears twice in the header; names "
+                                       "must be unique",
+                                       quote(duplicate)));
 
   uint64_t dataSize = size - 8 - headerLen;
   for (auto &[name, v] : header.items()) {
@@ -352,6 +507,32 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path) {
                              elements * dtypeSize(e.dtype)));
     f.tensors[name] = std::move(e);
   }
+  // The tensors, in the order of their offsets, cover the data exactly:
+  // no gap, no overlap, nothing after the last.
+  std::vector<std::pair<const std::string *, const TensorEntry *>> order;
+  for (auto &[name, e] : f.tensors)
+    order.push_back({&name, &e});
+  std::sort(order.begin(), order.end(), [](auto &a, auto &b) {
+    return std::tie(a.second->begin, a.second->end) < std::tie(b.second->begin, b.second->end);
+  });
+  uint64_t covered = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    auto [name, e] = order[i];
+    if (e->begin < covered)
+      return fileError(path, fmt::format("tensor {} (data_offsets [{}, {}]) overlaps tensor {} "
+                                         "(data_offsets [{}, {}])",
+                                         quote(*name), e->begin, e->end, quote(*order[i - 1].first),
+                                         order[i - 1].second->begin, order[i - 1].second->end));
+    if (e->begin > covered)
+      return fileError(path, fmt::format("bytes [{}, {}) of the data belong to no tensor (a gap "
+                                         "before tensor {})",
+                                         covered, e->begin, quote(*name)));
+    covered = e->end;
+  }
+  if (covered != dataSize)
+    return fileError(path, fmt::format("{} bytes after the last tensor's data (the tensors "
+                                       "cover {} of the {} data bytes): trailing bytes",
+                                       dataSize - covered, covered, dataSize));
   f.data.resize(size_t(dataSize));
   if (Status s = readAll(f.data.data(), dataSize); !s)
     return s.diag();
@@ -384,7 +565,7 @@ Status saveCheckpoint(const std::string &path, Executable &exe, int64_t epoch, u
 }
 
 Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe,
-                                        bool optimizerState) {
+                                        bool optimizerState, bool allowNonfinite) {
   auto file = readSafetensors(path);
   if (!file)
     return file.diag();
@@ -419,6 +600,16 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
     if (e.shape != p.shape)
       return fileError(path, fmt::format("tensor {} has shape {}, but the model's {} is {}",
                                          quote(name), ir::str(e.shape), p.name, ir::str(p.shape)));
+    if (auto bad = nonFinite(f.bytes(e), p.numel())) {
+      std::string what = fmt::format("tensor {} holds {} non-finite value{} (the first, {}, at "
+                                     "{})",
+                                     quote(name), bad->count, bad->count == 1 ? "" : "s",
+                                     bad->first, ir::str(unflatten(bad->index, p.shape)));
+      if (!allowNonfinite)
+        return fileError(path, what + ": the run that saved it diverged, or the file is "
+                                      "damaged; --allow-nonfinite loads it anyway");
+      out.warnings.push_back(what);
+    }
     copies.push_back({f.bytes(e), flat + p.offset, size_t(p.numel()) * 4});
     return {};
   };

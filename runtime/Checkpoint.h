@@ -53,7 +53,10 @@ struct SafetensorsFile {
 /// A symbolic link is followed: the link stays and its target is replaced
 /// (the temporary beside the target). /dev/null, /dev/stdout, a terminal or
 /// a FIFO is written through; a directory, a block device or a socket is
-/// refused with an error, never replaced.
+/// refused with an error, never replaced. SIGINT or SIGTERM during the write
+/// removes the temporary before the process ends (unless the program handles
+/// or ignores the signal itself), and temporaries `path.tmp.PID` that dead
+/// processes left behind are removed first.
 Status writeFileAtomic(const std::string &path, const void *data, size_t size);
 
 /// Serialises tensors (in the given order, contiguous) and string metadata.
@@ -64,7 +67,10 @@ std::string encodeSafetensors(const std::vector<TensorRef> &tensors,
 Status writeSafetensors(const std::string &path, const std::vector<TensorRef> &tensors,
                         const std::map<std::string, std::string> &metadata);
 
-/// Reads and validates a safetensors file; errors name the file and tensor.
+/// Reads and validates a safetensors file by the format's rules: a bounded
+/// JSON object header, unique names, known dtypes, and tensors that cover the
+/// data section exactly (in offset order, no gap, no overlap, no trailing
+/// bytes). Errors name the file and the tensor.
 Expected<SafetensorsFile> readSafetensors(const std::string &path);
 
 /// What a checkpoint says besides the tensors.
@@ -75,6 +81,7 @@ struct CheckpointInfo {
   uint64_t seed = 1;
   bool hasOptimizerState = false;
   std::map<std::string, std::string> metadata; ///< everything, as stored
+  std::vector<std::string> warnings;           ///< what was loaded anyway (non-finite values)
 };
 
 /// Saves the executable's parameters, optimizer state and step counter with
@@ -85,8 +92,10 @@ Status saveCheckpoint(const std::string &path, Executable &exe, int64_t epoch, u
 /// Loads a checkpoint (a graphc one or a plain PyTorch state_dict) into the
 /// executable. With `optimizerState`, the optimizer state and step counter
 /// are restored (zero and 0 when the file has none); without, `optim.*`
-/// tensors are ignored. Nothing changes in `exe` unless everything checks out.
+/// tensors are ignored. A NaN or infinite value in a tensor that is loaded
+/// is an error naming the tensor, or, with `allowNonfinite`, a warning in
+/// the result. Nothing changes in `exe` unless everything checks out.
 Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe,
-                                        bool optimizerState = true);
+                                        bool optimizerState = true, bool allowNonfinite = false);
 
 } // namespace graphc::runtime

@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <random>
+#include <unistd.h>
 
 namespace graphc::runtime {
 namespace {
@@ -29,49 +31,102 @@ Diag fileError(const std::string &path, std::string message) {
   return d;
 }
 
-/// A gzip or plain file read through zlib; closed on scope exit.
+/// A gzip or plain file, read through zlib's inflate: a file that starts
+/// with the gzip magic bytes is one or more gzip members, each checked
+/// against its trailer (the CRC-32 and the length, ISIZE) by zlib; anything
+/// else is read as it is. A member cut short, a trailer that does not
+/// match, or bytes after the last member that are not another member are
+/// errors naming the file. Closed on scope exit.
 class GzReader {
 public:
-  explicit GzReader(const std::string &path) : path_(path) {
-    errno = 0;
-    f_ = gzopen(path.c_str(), "rb");
-    if (f_)
-      gzbuffer(f_, 1 << 17);
+  explicit GzReader(const std::string &path) : path_(path), in_(kChunk) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) {
+      openError_ = errno;
+      return;
+    }
+    // The magic decides: gzip members, or plain bytes (as gzopen does).
+    if (!fill() || inLen_ < 2 || in_[0] != 0x1f || in_[1] != 0x8b)
+      return;
+    gzip_ = true;
+    if (inflateInit2(&zs_, 15 + 16) != Z_OK) { // 16: a gzip wrapper, checked
+      gzip_ = false;
+      openError_ = ENOMEM;
+      ::close(fd_);
+      fd_ = -1;
+    }
   }
   ~GzReader() {
-    if (f_)
-      gzclose(f_);
+    if (gzip_)
+      inflateEnd(&zs_);
+    if (fd_ >= 0)
+      ::close(fd_);
   }
   GzReader(const GzReader &) = delete;
   GzReader &operator=(const GzReader &) = delete;
 
   Status openStatus() const {
-    if (f_)
+    if (fd_ >= 0)
       return {};
-    return fileError(
-        path_, fmt::format("cannot open: {}", errno ? std::strerror(errno) : "out of memory"));
+    return fileError(path_, fmt::format("cannot open: {}", std::strerror(openError_)));
   }
 
-  /// Reads up to `n` bytes; the count read, or an error for a corrupt stream.
+  /// Reads up to `n` bytes; the count read (short only at the end of the
+  /// data), or an error for an unreadable file or a corrupt gzip stream.
   Expected<size_t> read(void *dst, size_t n) {
+    uint8_t *out = static_cast<uint8_t *>(dst);
     size_t done = 0;
     while (done < n) {
-      unsigned want = unsigned(std::min<size_t>(n - done, kChunk));
-      int got = gzread(f_, static_cast<char *>(dst) + done, want);
-      if (got < 0 || (got == 0 && !gzeof(f_)))
-        return streamError();
-      if (got == 0)
-        break;
-      done += size_t(got);
+      if (readError_)
+        return fileError(path_, fmt::format("cannot read: {}", std::strerror(readError_)));
+      if (inPos_ == inLen_ && !eof_ && !fill())
+        continue; // reports the error
+      if (!gzip_) {
+        if (inPos_ == inLen_)
+          break;
+        size_t k = std::min(n - done, inLen_ - inPos_);
+        std::memcpy(out + done, in_.data() + inPos_, k);
+        inPos_ += k;
+        done += k;
+        continue;
+      }
+      if (memberDone_) { // another member follows, or nothing may
+        if (inPos_ == inLen_)
+          break;
+        if (inLen_ - inPos_ < 2 && !eof_) {
+          fill(); // an error shows at the top of the loop
+          continue;
+        }
+        if (inLen_ - inPos_ < 2 || in_[inPos_] != 0x1f || in_[inPos_ + 1] != 0x8b)
+          return fileError(path_, fmt::format("corrupt: bytes after the end of the gzip data "
+                                              "(at byte {}) that are not another gzip member",
+                                              consumed_ + inPos_));
+        inflateReset(&zs_);
+        memberDone_ = false;
+      }
+      zs_.next_in = in_.data() + inPos_;
+      zs_.avail_in = unsigned(inLen_ - inPos_);
+      zs_.next_out = out + done;
+      zs_.avail_out = unsigned(std::min<size_t>(n - done, kChunk));
+      int ret = inflate(&zs_, Z_NO_FLUSH);
+      size_t used = (inLen_ - inPos_) - zs_.avail_in;
+      size_t produced = std::min<size_t>(n - done, kChunk) - zs_.avail_out;
+      inPos_ += used;
+      done += produced;
+      if (ret == Z_STREAM_END) {
+        memberDone_ = true;
+      } else if (ret == Z_BUF_ERROR || (ret == Z_OK && used == 0 && produced == 0)) {
+        if (inPos_ == inLen_ && eof_)
+          return fileError(path_, fmt::format("truncated: the file ends after {} bytes, inside "
+                                              "its gzip data (which end with an 8-byte "
+                                              "trailer: CRC-32 and length)",
+                                              consumed_ + inPos_));
+      } else if (ret != Z_OK) {
+        return inflateError(ret);
+      }
     }
-    // A gzip member cut short reads as a short count with a pending error.
-    int code = Z_OK;
-    gzerror(f_, &code);
-    if (code != Z_OK && code != Z_STREAM_END)
-      return streamError();
     return done;
   }
-
   /// Reads exactly `n` bytes into a vector grown as the data arrives, so a
   /// header that promises more than the file holds allocates no more than
   /// the file has.
@@ -105,16 +160,53 @@ public:
   }
 
 private:
-  Diag streamError() {
-    int code = Z_OK;
-    const char *msg = gzerror(f_, &code);
-    if (code == Z_ERRNO)
-      msg = std::strerror(errno);
-    return fileError(path_, fmt::format("cannot read: {}", msg && *msg ? msg : "I/O error"));
+  /// Reads the next piece of the file after what is left in the buffer;
+  /// false on an error (kept in readError_).
+  bool fill() {
+    compact();
+    ssize_t got;
+    do
+      got = ::read(fd_, in_.data() + inLen_, in_.size() - inLen_);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) {
+      readError_ = errno;
+      return false;
+    }
+    eof_ = got == 0;
+    inLen_ += size_t(got);
+    return true;
+  }
+
+  /// Moves the unread bytes to the front of the buffer.
+  void compact() {
+    consumed_ += inPos_;
+    std::memmove(in_.data(), in_.data() + inPos_, inLen_ - inPos_);
+    inLen_ -= inPos_;
+    inPos_ = 0;
+  }
+
+  Diag inflateError(int ret) {
+    std::string msg = zs_.msg ? zs_.msg : "";
+    size_t at = consumed_ + inPos_;
+    if (msg == "incorrect data check")
+      return fileError(path_, "corrupt: the CRC-32 in the gzip trailer does not match the "
+                              "decompressed data (a damaged file)");
+    if (msg == "incorrect length check")
+      return fileError(path_, "corrupt: the length in the gzip trailer (ISIZE) does not match "
+                              "the decompressed data (a damaged file)");
+    if (ret == Z_MEM_ERROR)
+      return fileError(path_, "cannot read: out of memory for the gzip decoder");
+    return fileError(path_, fmt::format("corrupt gzip data near byte {}: {}", at,
+                                        msg.empty() ? "invalid data" : msg));
   }
 
   std::string path_;
-  gzFile f_ = nullptr;
+  int fd_ = -1, openError_ = 0, readError_ = 0;
+  bool gzip_ = false, eof_ = false, memberDone_ = false;
+  z_stream zs_ = {};
+  std::vector<uint8_t> in_; ///< the file's bytes from consumed_ on
+  size_t inPos_ = 0, inLen_ = 0;
+  uint64_t consumed_ = 0; ///< file bytes before in_[0]
 };
 
 uint32_t bigEndian32(const uint8_t *p) {

@@ -44,7 +44,8 @@ struct Dataset {
 };
 
 /// Reads an idx3 images file and an idx1 labels file (gzip or plain), and
-/// checks that they agree and that every label is below `classes`.
+/// checks that they agree and that every label is below `classes`. Gzip data
+/// must match its trailer (CRC-32 and length) and nothing may follow it.
 Expected<ImageSet> readIdx(const std::string &imagesPath, const std::string &labelsPath,
                            int64_t classes = 10);
 

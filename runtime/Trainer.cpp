@@ -131,6 +131,37 @@ Status checkLabels(const ImageSet &set, int64_t classes) {
   return {};
 }
 
+/// The error for a step whose loss is not finite: the step, the batch, and
+/// whether the model's outputs (before the update) were already non-finite,
+/// which tells a forward pass that blew up from a loss that did.
+Diag divergedError(const Executable &exe, const TrainOptions &options, int64_t epoch,
+                   int64_t batchNo, int64_t m, float loss, const float *out) {
+  int64_t classes = exe.info().classes, badRows = 0, firstRow = -1;
+  for (int64_t i = 0; i < m; ++i) {
+    bool finite = true;
+    for (int64_t j = 0; j < classes; ++j)
+      finite = finite && std::isfinite(out[i * classes + j]);
+    if (!finite && badRows++ == 0)
+      firstRow = i;
+  }
+  std::string outputs =
+      badRows ? fmt::format("the model's outputs were already non-finite for {} of the batch's "
+                            "{} samples (the first: sample {} of the batch), so the forward "
+                            "pass diverged",
+                            badRows, m, firstRow)
+              : fmt::format("the model's outputs were finite for all {} samples, so the loss "
+                            "itself overflowed",
+                            m);
+  std::string kept = options.save.empty()
+                         ? "nothing is saved"
+                         : fmt::format("{} is not written: it keeps the last epoch saved before "
+                                       "this one",
+                                       options.save);
+  return error(fmt::format("step {} (epoch {}, batch {}): the loss is {}: training diverged and "
+                           "stops here; {}. {}. Try a lower learning rate, or --normalize",
+                           exe.step(), epoch, batchNo, loss, outputs, kept));
+}
+
 std::vector<std::string> matrixNames(const Dataset &data, int64_t classes) {
   std::vector<std::string> names = data.classNames;
   for (int64_t c = int64_t(names.size()); c < classes; ++c)
@@ -157,36 +188,54 @@ int64_t argmax(const float *row, int64_t n) {
   return best;
 }
 
+int64_t prediction(const float *row, int64_t n) {
+  for (int64_t j = 0; j < n; ++j)
+    if (std::isnan(row[j]))
+      return -1;
+  return argmax(row, n);
+}
+
 ConfusionMatrix::ConfusionMatrix(std::vector<std::string> classNames)
-    : names_(std::move(classNames)), mat_(names_.size() * names_.size(), 0) {}
+    : names_(std::move(classNames)), mat_(names_.size() * names_.size(), 0),
+      unpredicted_(names_.size(), 0) {}
 
 void ConfusionMatrix::add(int64_t target, int64_t prediction) {
-  GRAPHC_CHECK(target >= 0 && target < classes() && prediction >= 0 && prediction < classes(),
+  GRAPHC_CHECK(target >= 0 && target < classes() && prediction >= -1 && prediction < classes(),
                "confusion entry ({}, {}) outside {} classes", target, prediction, classes());
-  ++mat_[size_t(target * classes() + prediction)];
+  if (prediction < 0)
+    ++unpredicted_[size_t(target)];
+  else
+    ++mat_[size_t(target * classes() + prediction)];
 }
 
 int64_t ConfusionMatrix::count(int64_t target, int64_t prediction) const {
   return mat_[size_t(target * classes() + prediction)];
 }
 
+int64_t ConfusionMatrix::unpredicted() const {
+  return std::accumulate(unpredicted_.begin(), unpredicted_.end(), int64_t(0));
+}
+
 int64_t ConfusionMatrix::total() const {
-  return std::accumulate(mat_.begin(), mat_.end(), int64_t(0));
+  return std::accumulate(mat_.begin(), mat_.end(), int64_t(0)) + unpredicted();
+}
+
+int64_t ConfusionMatrix::rowTotal(int64_t t) const {
+  int64_t row = unpredicted(t);
+  for (int64_t p = 0; p < classes(); ++p)
+    row += count(t, p);
+  return row;
 }
 
 double ConfusionMatrix::rowCorrect(int64_t t) const {
-  int64_t row = 0;
-  for (int64_t p = 0; p < classes(); ++p)
-    row += count(t, p);
+  int64_t row = rowTotal(t);
   return row ? double(count(t, t)) / double(row) : NAN;
 }
 
 double ConfusionMatrix::unionCorrect(int64_t t) const {
-  int64_t row = 0, col = 0;
-  for (int64_t k = 0; k < classes(); ++k) {
-    row += count(t, k);
+  int64_t row = rowTotal(t), col = 0;
+  for (int64_t k = 0; k < classes(); ++k)
     col += count(k, t);
-  }
   int64_t uni = row + col - count(t, t);
   return uni ? double(count(t, t)) / double(uni) : NAN;
 }
@@ -239,6 +288,8 @@ std::string ConfusionMatrix::str() const {
   s += " + average row correct: " + lua(averageRowCorrect() * 100) + "% \n";
   s += " + average rowUcol correct (VOC measure): " + lua(averageUnionCorrect() * 100) + "% \n";
   s += " + global correct: " + lua(globalCorrect() * 100) + "%";
+  if (int64_t none = unpredicted())
+    s += fmt::format("\n + no prediction (NaN outputs, counted as wrong): {} of {}", none, total());
   return s;
 }
 
@@ -263,7 +314,7 @@ Status evaluate(Executable &exe, const ImageSet &set, const SampleFormat &format
     if (Status s = exe.predict(x.data(), m, out.data()); !s)
       return s;
     for (int64_t i = 0; i < m; ++i)
-      confusion.add(labels[size_t(i)], argmax(out.data() + i * classes, classes));
+      confusion.add(labels[size_t(i)], prediction(out.data() + i * classes, classes));
     if (onBatch)
       onBatch(x.data(), out.data(), m);
   }
@@ -311,9 +362,13 @@ Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train, const Sa
       progress.finish();
       return s.diag();
     }
+    if (!std::isfinite(loss)) {
+      progress.finish();
+      return divergedError(exe, options, epoch, at / batch + 1, m, loss, out.data());
+    }
     lossSum += double(loss) * double(m);
     for (int64_t i = 0; i < m; ++i)
-      correct += argmax(out.data() + i * classes, classes) == labels[size_t(i)];
+      correct += prediction(out.data() + i * classes, classes) == labels[size_t(i)];
     st.samples += m;
     ++st.batches;
     progress.update(st.samples, lossSum / double(st.samples));

@@ -26,14 +26,22 @@ std::vector<int64_t> epochOrder(int64_t n, uint64_t seed, int64_t epoch);
 
 /// Index of the largest of `n` values (the first one on ties).
 int64_t argmax(const float *row, int64_t n);
+/// The class a row of outputs predicts: its argmax, or -1 when the row
+/// holds a NaN (no prediction; never class 0 by accident).
+int64_t prediction(const float *row, int64_t n);
 
 /// Torch7's optim.ConfusionMatrix: rows are targets, columns predictions.
 class ConfusionMatrix {
 public:
   explicit ConfusionMatrix(std::vector<std::string> classNames);
 
+  /// A prediction of -1 (NaN outputs) counts as wrong, in no column.
   void add(int64_t target, int64_t prediction);
   int64_t count(int64_t target, int64_t prediction) const;
+  /// Samples of class `target` without a prediction (NaN outputs).
+  int64_t unpredicted(int64_t target) const { return unpredicted_[size_t(target)]; }
+  int64_t unpredicted() const;
+  /// Every sample added, predicted or not.
   int64_t total() const;
   int64_t classes() const { return int64_t(names_.size()); }
 
@@ -48,12 +56,16 @@ public:
   /// Diagonal over everything.
   double globalCorrect() const;
 
-  /// The printout of optim.ConfusionMatrix's __tostring__.
+  /// The printout of optim.ConfusionMatrix's __tostring__, plus a line
+  /// counting the samples without a prediction when there are any.
   std::string str() const;
 
 private:
+  int64_t rowTotal(int64_t target) const;
+
   std::vector<std::string> names_;
   std::vector<int64_t> mat_;
+  std::vector<int64_t> unpredicted_; ///< per target class
 };
 
 /// What an epoch measured.
@@ -95,7 +107,9 @@ evaluate(Executable &exe, const ImageSet &set, const SampleFormat &format, int64
          ConfusionMatrix &confusion,
          const std::function<void(const float *x, const float *out, int64_t n)> &onBatch = {});
 
-/// Trains one epoch (1-based) and returns its training measurements.
+/// Trains one epoch (1-based) and returns its training measurements. A NaN
+/// or infinite loss stops it at once with an error naming the step, the
+/// batch and what was non-finite: nothing after a diverged step is saved.
 Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train, const SampleFormat &format,
                                 const TrainOptions &options, int64_t epoch);
 

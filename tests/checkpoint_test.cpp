@@ -9,11 +9,15 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -283,6 +287,113 @@ TEST_CASE("outputs that are not regular files: links followed, streams written t
     CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
 }
 
+namespace {
+
+/// The PID of a process that has just ended (reaped), for stale temporaries.
+pid_t deadPid() {
+  pid_t pid = ::fork();
+  if (pid == 0)
+    ::_exit(0);
+  REQUIRE(pid > 0);
+  REQUIRE(::waitpid(pid, nullptr, 0) == pid);
+  return pid;
+}
+
+std::vector<std::string> fileNames(const fs::path &dir) {
+  std::vector<std::string> names;
+  for (auto &e : fs::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+} // namespace
+
+TEST_CASE("a save removes the temporaries of dead processes, and only those", "[checkpoint]") {
+  TempDir d;
+  auto exe = tinyExe();
+  randomise(*exe, 2);
+  std::string path = d / "ckpt";
+  std::string dead = std::to_string(deadPid());
+  for (const std::string &name :
+       {"ckpt.tmp." + dead, "other.tmp." + dead, std::string("ckpt.tmp.1"),
+        "ckpt.tmp." + dead + "x", "ckpt.tmp.-" + dead})
+    writeFile(d / name, "stale");
+  fs::create_directory(d / ("ckpt.tmp.9" + dead)); // not a regular file: kept, dead or not
+  REQUIRE(saveCheckpoint(path, *exe, 1, 1));
+  // Gone: the dead process's temporary of this file. Kept: another file's,
+  // a live process's (PID 1), names that are not NAME.tmp.PID, directories.
+  std::vector<std::string> kept = {"ckpt",
+                                   "ckpt.tmp.-" + dead,
+                                   "ckpt.tmp.1",
+                                   "ckpt.tmp.9" + dead,
+                                   "ckpt.tmp." + dead + "x",
+                                   "other.tmp." + dead};
+  std::sort(kept.begin(), kept.end());
+  CHECK(fileNames(d.path) == kept);
+  auto back = tinyExe();
+  REQUIRE(loadCheckpoint(path, *back));
+  CHECK(sameBuffers(*exe, *back));
+}
+
+TEST_CASE("SIGINT and SIGTERM during a save remove the temporary", "[checkpoint]") {
+  for (int sig : {SIGTERM, SIGINT}) {
+    INFO("signal " << sig);
+    TempDir d;
+    std::string path = d / "big", tmp;
+    std::fflush(nullptr);
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) { // saves 64 MB over and over until the signal ends it
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+      std::vector<char> big(size_t(64) << 20, 'x');
+      for (;;)
+        if (!writeFileAtomic(path, big.data(), big.size()))
+          ::_exit(3);
+    }
+    struct Reaper { // a failed REQUIRE leaves no child writing forever
+      pid_t pid;
+      ~Reaper() {
+        if (pid > 0 && ::kill(pid, SIGKILL) == 0)
+          ::waitpid(pid, nullptr, 0);
+      }
+    } reaper{child};
+    tmp = path + ".tmp." + std::to_string(child);
+    // Stop the child while its temporary exists; the signal, sent while it
+    // is stopped, is the first thing it handles when it continues.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    auto waitFor = [&](const std::string &file) {
+      while (!fs::exists(file) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      return fs::exists(file);
+    };
+    REQUIRE(waitFor(path)); // one save done
+    bool caught = false;
+    for (int tries = 0; tries < 2000 && !caught; ++tries) {
+      REQUIRE(waitFor(tmp));
+      REQUIRE(::kill(child, SIGSTOP) == 0);
+      int status = 0;
+      REQUIRE(::waitpid(child, &status, WUNTRACED) == child);
+      REQUIRE(WIFSTOPPED(status));
+      caught = fs::exists(tmp);
+      if (!caught)
+        ::kill(child, SIGCONT);
+    }
+    REQUIRE(caught);
+    REQUIRE(::kill(child, sig) == 0);
+    REQUIRE(::kill(child, SIGCONT) == 0);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    reaper.pid = 0;
+    CHECK(WIFSIGNALED(status)); // the default disposition: the signal ends it
+    CHECK((WIFSIGNALED(status) ? WTERMSIG(status) : -1) == sig);
+    CHECK(!fs::exists(tmp));
+    CHECK(fileNames(d.path) == std::vector<std::string>{"big"});
+    CHECK(fs::file_size(path) == size_t(64) << 20); // the last complete save
+  }
+}
+
 TEST_CASE("a plain PyTorch state_dict loads with fresh optimizer state", "[checkpoint]") {
   TempDir d;
   auto src = tinyExe();
@@ -353,7 +464,10 @@ TEST_CASE("checkpoint load errors name the file and the tensor", "[checkpoint]")
   }
   json missing = h;
   missing.erase("1.bias");
-  check("missing", handMade(missing, data), "tensor '1.bias' [8] is missing");
+  missing["3.weight"]["data_offsets"] = {512, 608};
+  missing["3.bias"]["data_offsets"] = {608, 620};
+  check("missing", handMade(missing, data.substr(0, 512) + data.substr(544)),
+        "tensor '1.bias' [8] is missing");
   json shape = h;
   shape["3.weight"]["shape"] = {8, 3};
   check("shape", handMade(shape, data),
@@ -366,8 +480,9 @@ TEST_CASE("checkpoint load errors name the file and the tensor", "[checkpoint]")
   unknownDtype["3.bias"]["dtype"] = "Q7";
   check("unknown-dtype", handMade(unknownDtype, data), "unknown dtype \"Q7\"");
   json extra = h;
-  extra["5.weight"] = {{"dtype", "F32"}, {"shape", {3}}, {"data_offsets", {640, 652}}};
-  check("extra", handMade(extra, data), "tensor '5.weight' does not belong to the model");
+  extra["5.weight"] = {{"dtype", "F32"}, {"shape", {3}}, {"data_offsets", {652, 664}}};
+  check("extra", handMade(extra, data + data.substr(640)),
+        "tensor '5.weight' does not belong to the model");
   json outside = h;
   outside["3.bias"]["data_offsets"] = {640, 656};
   check("outside", handMade(outside, data), "lie outside the 652 data bytes");
@@ -398,6 +513,88 @@ TEST_CASE("checkpoint load errors name the file and the tensor", "[checkpoint]")
   writeFile(d / "x", "");
   CHECK(contains(loadError(d / "does-not-exist", *target), "cannot open"));
   CHECK(contains(loadError(d.path.string(), *target), "not a regular file"));
+}
+
+TEST_CASE("the reader follows the safetensors rules: exact cover, unique names, a JSON object",
+          "[checkpoint]") {
+  TempDir d;
+  auto target = tinyExe();
+  auto error = [&](const std::string &name, const std::string &bytes) {
+    writeFile(d / name, bytes);
+    return loadError(d / name, *target);
+  };
+  std::string data(652, '\0'); // zeros: finite
+  json h = {{"1.weight", {{"dtype", "F32"}, {"shape", {8, 16}}, {"data_offsets", {0, 512}}}},
+            {"1.bias", {{"dtype", "F32"}, {"shape", {8}}, {"data_offsets", {512, 544}}}},
+            {"3.weight", {{"dtype", "F32"}, {"shape", {3, 8}}, {"data_offsets", {544, 640}}}},
+            {"3.bias", {{"dtype", "F32"}, {"shape", {3}}, {"data_offsets", {640, 652}}}}};
+  CHECK(error("good", handMade(h, data)) == "");
+  json overlap = h;
+  overlap["3.bias"]["data_offsets"] = {636, 648};
+  CHECK(contains(error("overlap", handMade(overlap, data)),
+                 "tensor '3.bias' (data_offsets [636, 648]) overlaps tensor '3.weight' "
+                 "(data_offsets [544, 640])"));
+  json same = h;
+  same["3.bias"]["data_offsets"] = {0, 12}; // inside 1.weight
+  CHECK(contains(error("same-start", handMade(same, data)), "overlaps"));
+  json gap = h;
+  gap["3.bias"]["data_offsets"] = {644, 656};
+  CHECK(contains(error("gap", handMade(gap, data + std::string(4, '\0'))),
+                 "bytes [640, 644) of the data belong to no tensor (a gap before tensor "
+                 "'3.bias')"));
+  CHECK(contains(error("trailing", handMade(h, data + "tail")),
+                 "4 bytes after the last tensor's data (the tensors cover 652 of the 656 data "
+                 "bytes)"));
+  // Two equal names: nlohmann would keep the last one silently.
+  std::string text = h.dump();
+  std::string twice =
+      "{\"3.bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[640,652]}," + text.substr(1);
+  CHECK(contains(error("duplicate", le64(twice.size()) + twice + data),
+                 "the name '3.bias' appears twice in the header"));
+  std::string meta = text.substr(0, text.size() - 1) +
+                     ",\"__metadata__\":{\"graphc.step\":\"1\",\"graphc.step\":\"9\"}}";
+  CHECK(contains(error("duplicate-meta", le64(meta.size()) + meta + data),
+                 "the name 'graphc.step' appears twice"));
+  CHECK(contains(error("leading-space", le64(text.size() + 1) + " " + text + data),
+                 "does not start with '{'"));
+  // Trailing spaces pad the header, as the reference writer does.
+  CHECK(error("padded", le64(text.size() + 5) + text + "     " + data) == "");
+}
+
+TEST_CASE("NaN or infinite weights are an error naming the tensor, or a warning when allowed",
+          "[checkpoint]") {
+  TempDir d;
+  auto exe = tinyExe();
+  randomise(*exe, 9);
+  exe->params()[17] = NAN;            // 1.weight[1, 1]
+  exe->params()[160 + 2] = INFINITY;  // 3.bias[2]
+  exe->params()[160 + 1] = -INFINITY; // 3.bias[1]
+  REQUIRE(saveCheckpoint(d / "nan", *exe, 1, 1));
+  auto target = tinyExe();
+  randomise(*target, 10);
+  std::vector<float> before(target->params(), target->params() + target->info().numParams);
+  std::string err = loadError(d / "nan", *target);
+  CHECK(contains(err, d / "nan: error: tensor '1.weight' holds 1 non-finite value (the first, "
+                          "NaN, at [1,1])"));
+  CHECK(contains(err, "--allow-nonfinite loads it anyway"));
+  CHECK(std::memcmp(target->params(), before.data(), before.size() * 4) == 0);
+
+  auto allowed = loadCheckpoint(d / "nan", *target, true, /*allowNonfinite=*/true);
+  REQUIRE(allowed);
+  REQUIRE(allowed->warnings.size() == 2);
+  CHECK(contains(allowed->warnings[0], "tensor '1.weight' holds 1 non-finite value"));
+  CHECK(contains(allowed->warnings[1],
+                 "tensor '3.bias' holds 2 non-finite values (the first, -inf, at [1])"));
+  CHECK(std::isnan(target->params()[17]));
+
+  // Optimizer state is checked when it is loaded (train --resume), not for eval.
+  auto clean = tinyExe();
+  randomise(*clean, 11);
+  clean->state("v")[130] = NAN; // optim.v.1.bias[2]
+  REQUIRE(saveCheckpoint(d / "state", *clean, 1, 1));
+  CHECK(contains(loadError(d / "state", *target),
+                 "tensor 'optim.v.1.bias' holds 1 non-finite value (the first, NaN, at [2])"));
+  CHECK(loadCheckpoint(d / "state", *target, /*optimizerState=*/false));
 }
 
 TEST_CASE("damaged checkpoints give errors, never crashes", "[checkpoint]") {

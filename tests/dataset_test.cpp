@@ -201,6 +201,79 @@ TEST_CASE("a gzip stream cut short is an error, not a short read", "[dataset]") 
   CHECK(contains(r2.diag().str(), d / "bad.gz"));
 }
 
+TEST_CASE("a gzip file's trailer is checked: CRC-32, length, nothing after it", "[dataset]") {
+  TempDir d;
+  std::string images = idxImages(30, 28, 28, pattern(30, 28, 28));
+  writeGz(d / "full.gz", images);
+  std::string gz = readRaw(d / "full.gz");
+  writeRaw(d / "l", idxLabels(30, std::vector<uint8_t>(30, 3)));
+  auto load = [&](const std::string &bytes) {
+    writeRaw(d / "i.gz", bytes);
+    return readIdx(d / "i.gz", d / "l");
+  };
+  auto fails = [&](const std::string &bytes, const std::string &message) {
+    auto r = load(bytes);
+    REQUIRE(!r);
+    INFO(r.diag().str() << " / wanted: " << message);
+    CHECK(contains(r.diag().str(), d / "i.gz: error: " + message));
+  };
+  auto flipped = [&](size_t at) {
+    std::string b = gz;
+    b[at] = char(b[at] ^ 1);
+    return b;
+  };
+  REQUIRE(load(gz));
+  CHECK(load(gz)->pixels == pattern(30, 28, 28));
+  size_t end = gz.size();
+  fails(gz.substr(0, end - 8), "truncated: the file ends after");
+  fails(gz.substr(0, end - 3), "truncated: the file ends after");
+  fails(flipped(end - 8), "corrupt: the CRC-32 in the gzip trailer does not match");
+  fails(flipped(end - 5), "corrupt: the CRC-32 in the gzip trailer does not match");
+  fails(flipped(end - 4), "corrupt: the length in the gzip trailer (ISIZE) does not match");
+  fails(gz + "garbage", "corrupt: bytes after the end of the gzip data");
+  fails(gz + "\x1f", "corrupt: bytes after the end of the gzip data");
+  fails(gz + std::string(64, '\0'), "corrupt: bytes after the end of the gzip data");
+  // Another gzip member is more data (gzip's rule): empty, it changes nothing.
+  writeGz(d / "empty.gz", "");
+  REQUIRE(load(gz + readRaw(d / "empty.gz")));
+  CHECK(load(gz + readRaw(d / "empty.gz"))->pixels == pattern(30, 28, 28));
+  fails(gz + gz, "the file is longer than its header says");
+  // Split across two members, the data is the same.
+  writeGz(d / "a.gz", images.substr(0, 1000));
+  writeGz(d / "b.gz", images.substr(1000));
+  auto split = load(readRaw(d / "a.gz") + readRaw(d / "b.gz"));
+  REQUIRE(split);
+  CHECK(split->pixels == pattern(30, 28, 28));
+}
+
+TEST_CASE("every single-bit flip of a gzip file is an error or changes nothing", "[dataset]") {
+  // Header fields outside the CRC (time, OS, flags zlib ignores) may flip
+  // harmlessly; a flip anywhere else must be caught, never load wrong pixels.
+  TempDir d;
+  std::vector<uint8_t> pixels = pattern(12, 6, 5);
+  writeGz(d / "full.gz", idxImages(12, 6, 5, pixels));
+  std::string gz = readRaw(d / "full.gz");
+  writeRaw(d / "l", idxLabels(12, std::vector<uint8_t>(12, 1)));
+  int errors = 0, wrong = 0;
+  for (size_t at = 0; at < gz.size(); ++at)
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string bad = gz;
+      bad[at] = char(bad[at] ^ (1 << bit));
+      writeRaw(d / "bad.gz", bad);
+      auto r = readIdx(d / "bad.gz", d / "l");
+      if (!r) {
+        ++errors;
+        CHECK(contains(r.diag().str(), d / "bad.gz: error: "));
+      } else if (r->pixels != pixels || r->count != 12) {
+        ++wrong;
+        UNSCOPED_INFO("a flip of bit " << bit << " of byte " << at << " of " << gz.size()
+                                       << " loaded different pixels");
+      }
+    }
+  CHECK(wrong == 0);
+  CHECK(errors > int(gz.size() - 20) * 8); // all but the 10-byte header's loose fields
+}
+
 TEST_CASE("missing idx files and directories are named", "[dataset]") {
   TempDir d;
   writeDir(d, false);

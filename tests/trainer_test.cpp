@@ -341,6 +341,110 @@ TEST_CASE("argmax takes the first maximum", "[trainer]") {
   CHECK(argmax(b, 1) == 0);
 }
 
+TEST_CASE("a row with a NaN predicts nothing: counted as wrong, never as class 0", "[trainer]") {
+  float nan0[] = {NAN, 1, 2}, nan2[] = {5, 1, NAN}, inf[] = {1, INFINITY, 2}, fine[] = {0, 3, 1};
+  CHECK(prediction(nan0, 3) == -1);
+  CHECK(prediction(nan2, 3) == -1);
+  CHECK(prediction(inf, 3) == 1);
+  CHECK(prediction(fine, 3) == 1);
+  CHECK(argmax(nan0, 3) == 0); // what the evaluation used to count
+
+  ConfusionMatrix m({"a", "b"});
+  m.add(0, 0);
+  m.add(0, -1);
+  m.add(0, -1);
+  m.add(1, 1);
+  CHECK(m.count(0, 0) == 1);
+  CHECK(m.unpredicted(0) == 2);
+  CHECK(m.unpredicted() == 2);
+  CHECK(m.total() == 4);
+  CHECK(m.rowCorrect(0) == Approx(1.0 / 3));
+  CHECK(m.rowCorrect(1) == 1.0);
+  CHECK(m.unionCorrect(0) == Approx(1.0 / 3));
+  CHECK(m.globalCorrect() == 0.5);
+  CHECK(m.str().find("\n + global correct: 50%\n + no prediction (NaN outputs, counted as "
+                     "wrong): 2 of 4") != std::string::npos);
+
+  // evaluate() on outputs that are NaN for the class-0 samples.
+  class NanForZero : public FakeClassifier {
+  public:
+    NanForZero() : FakeClassifier(4, 3) {}
+    Status predict(const float *x, int64_t n, float *output) override {
+      Status s = FakeClassifier::predict(x, n, output);
+      for (int64_t i = 0; i < n; ++i)
+        if (int64_t(x[i * 3]) % 4 == 0)
+          std::fill(output + i * 4, output + i * 4 + 4, NAN);
+      return s;
+    }
+  } model;
+  ImageSet set;
+  set.count = 8;
+  set.rows = 1;
+  set.cols = 3;
+  for (int i = 0; i < 8; ++i) {
+    set.pixels.insert(set.pixels.end(), {uint8_t(i % 4), 0, 0});
+    set.labels.push_back(i % 4); // the fake gets every one right, NaN rows aside
+  }
+  auto f = sampleFormat(1, 3, {3});
+  REQUIRE(f);
+  ConfusionMatrix e({"0", "1", "2", "3"});
+  REQUIRE(evaluate(model, set, *f, 16, e));
+  CHECK(e.count(0, 0) == 0);
+  CHECK(e.unpredicted(0) == 2);
+  CHECK(e.total() == 8);
+  CHECK(e.globalCorrect() == 0.75);
+}
+
+TEST_CASE("a non-finite loss stops training at that step; the last checkpoint is kept",
+          "[trainer]") {
+  /// A real executable whose loss turns NaN (or inf) at one step.
+  class Diverging : public SpyExecutable {
+  public:
+    Diverging(std::unique_ptr<Executable> inner, int64_t at, float loss)
+        : SpyExecutable(std::move(inner)), at_(at), loss_(loss) {}
+    Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
+                     float *output) override {
+      Status s = SpyExecutable::trainStep(x, labels, n, loss, output);
+      if (step() == at_)
+        *loss = loss_;
+      return s;
+    }
+
+  private:
+    int64_t at_;
+    float loss_;
+  };
+  Dataset data = syntheticDataset({.train = 100, .test = 10});
+  for (float bad : {float(NAN), INFINITY}) {
+    INFO("loss " << bad);
+    TempDir d;
+    Diverging exe(buildInterp(tinyMlp(4, false), 10, 1), 15, bad);
+    TrainOptions o = quiet(3, 10, 1);
+    o.save = d / "ckpt";
+    o.metrics = d / "metrics";
+    auto r = train(exe, data, format784(), o);
+    REQUIRE(!r);
+    std::string msg = r.diag().str();
+    INFO(msg);
+    CHECK(msg.find(fmt::format("step 15 (epoch 2, batch 5): the loss is {}: training diverged "
+                               "and stops here",
+                               bad)) != std::string::npos);
+    CHECK(msg.find(d / "ckpt is not written") != std::string::npos);
+    CHECK(exe.batches.size() == 15); // not one step more
+    auto back = buildInterp(tinyMlp(4, false), 10, 1);
+    auto info = loadCheckpoint(d / "ckpt", *back);
+    REQUIRE(info);
+    CHECK(info->epoch == 1);
+    CHECK(info->step == 10);
+    std::ifstream metrics(d / "metrics");
+    std::string line;
+    int lines = 0;
+    while (std::getline(metrics, line))
+      ++lines;
+    CHECK(lines == 1);
+  }
+}
+
 TEST_CASE("off a terminal, progress is a line every tenth of the epoch", "[trainer]") {
   Dataset data = syntheticDataset({.train = 100, .test = 10});
   auto exe = buildInterp(tinyMlp(4, false), 10, 1);

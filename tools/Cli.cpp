@@ -7,8 +7,11 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace graphc::cli {
 
@@ -75,6 +78,54 @@ CLI::Validator seedValidator() {
         return "";
       },
       "0..2^64-1");
+}
+
+Expected<uint64_t> parseBytes(const std::string &text) {
+  auto bad = [&] {
+    return error(fmt::format("expected a size like 8G, 512M or 1.5GiB, got {}", quote(text)));
+  };
+  size_t end = 0;
+  while (end < text.size() && (std::isdigit((unsigned char)text[end]) || text[end] == '.'))
+    ++end;
+  double number = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + end, number);
+  if (end == 0 || ec != std::errc() || p != text.data() + end)
+    return bad();
+  std::string unit = text.substr(end);
+  for (const char *suffix : {"iB", "B"})
+    if (unit.size() > std::strlen(suffix) &&
+        unit.compare(unit.size() - std::strlen(suffix), std::string::npos, suffix) == 0) {
+      unit.resize(unit.size() - std::strlen(suffix));
+      break;
+    }
+  static const std::string units = "KMGT";
+  double scale = 1;
+  if (unit == "B" || unit.empty())
+    scale = 1;
+  else if (unit.size() == 1 &&
+           units.find(char(std::toupper((unsigned char)unit[0]))) != std::string::npos)
+    scale = std::pow(1024.0, double(units.find(char(std::toupper((unsigned char)unit[0]))) + 1));
+  else
+    return bad();
+  double bytes = number * scale;
+  if (!(bytes >= 1) || bytes >= 0x1p64)
+    return error(fmt::format("{} is not a size from 1 byte to 16 EiB", quote(text)));
+  return uint64_t(bytes);
+}
+
+void addMaxMemoryOption(CLI::App &command, std::string &value) {
+  command
+      .add_option("--max-memory", value,
+                  "refuse to start when the memory the model needs (parameters, optimizer "
+                  "state, intermediates at the batch; `graphc compile --stats` shows it) is "
+                  "above SIZE, e.g. 8G or 512M (default: the memory this process may still "
+                  "allocate: the machine's available memory, ulimit -v, a cgroup's limit)")
+      ->check(CLI::Validator(
+          [](std::string &text) -> std::string {
+            auto v = parseBytes(text);
+            return v ? "" : v.diag().message;
+          },
+          "SIZE"));
 }
 
 void addVerifyPlanFlag(CLI::App &command) {

@@ -37,6 +37,11 @@ Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &fl
 /// Accepts a seed: a decimal integer from 0 to 2^64 - 1, nothing that
 /// would wrap around (-1, 2^64).
 CLI::Validator seedValidator();
+/// "8G", "512M", "1.5GiB", "100000": a size in bytes (K, M, G, T are powers
+/// of 1024; a trailing "B" or "iB" is optional).
+Expected<uint64_t> parseBytes(const std::string &text);
+/// `--max-memory SIZE` into `value` (parsed later with parseBytes).
+void addMaxMemoryOption(CLI::App &command, std::string &value);
 /// `--verify-plan`: check every memory plan (passes/PlanCheck.h), as debug
 /// builds and tests always do.
 void addVerifyPlanFlag(CLI::App &command);

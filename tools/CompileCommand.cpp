@@ -4,6 +4,7 @@
 
 #include "driver/Compile.h"
 #include "driver/EmitLibrary.h"
+#include "driver/Memory.h"
 #include "driver/Targets.h"
 #include "ir/Dot.h"
 #include "ir/Printer.h"
@@ -25,6 +26,7 @@ namespace {
 struct CompileOptions {
   std::string model, input, stopAfter, dot, target = "cpu", emit, out, arch = "sm_90", cpu;
   bool printIr = false, printAfterAll = false, stats = false;
+  std::string maxMemory;
   std::vector<std::string> printAfter, printBefore;
   int64_t maxBatch = 256;
   int threads = 0;
@@ -115,6 +117,13 @@ int runCompile(const CompileOptions &o) {
   bo.cpu = o.cpu;
   bo.arch = o.arch;
   const runtime::CompiledModel &model = c->model;
+  if (!o.maxMemory.empty()) {
+    auto limit = parseBytes(o.maxMemory);
+    if (!limit)
+      return report(limit.diag());
+    bo.maxMemory = *limit;
+  }
+  const driver::MemoryEstimate memory = driver::estimateMemory(model);
   // Like cc, compile writes the library unless asked for something else;
   // printing the IR or a graph alone (no -o) only prints.
   const bool study = o.printIr || o.printAfterAll || !o.printAfter.empty() ||
@@ -129,6 +138,9 @@ int runCompile(const CompileOptions &o) {
     if (Status s = output(o, ir::print(model.step)); !s)
       return report(s.diag());
   } else if (emit == "lib") {
+    // The library's initial weights are made whole in memory.
+    if (Status s = driver::checkMemory(memory, driver::memoryLimit(bo.maxMemory)); !s)
+      return report(s.diag());
     std::string prefix = libraryPrefix(o);
     std::error_code ec;
     if (auto dir = std::filesystem::path(prefix).parent_path(); !dir.empty())
@@ -198,6 +210,7 @@ int runCompile(const CompileOptions &o) {
   }
   if (o.stats) {
     std::fputs(passStats.c_str(), stdout);
+    std::printf("memory %s\n", memory.str().c_str());
     std::printf("passes %.1f ms; code generation (%s) %.1f ms; %d %s\n", passMs,
                 codegen.empty() ? "none" : codegen.c_str(), codegenMs, kernels,
                 emit == "cuda" || emit == "ptx"
@@ -256,6 +269,7 @@ Command compileCommand(CLI::App &app) {
   c->add_flag("--print-after-all", o->printAfterAll,
               "print the IR after tracing and after every pass");
   addVerifyPlanFlag(*c);
+  addMaxMemoryOption(*c, o->maxMemory);
   c->add_option("--stop-after", o->stopAfter, "run the passes up to and including this one");
   c->add_flag("--stats", o->stats,
               "per pass: nodes before and after, kernel groups, planned bytes, time; then "

@@ -11,37 +11,49 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <unistd.h>
 
 namespace graphc::cli {
 namespace {
 
 struct TrainCliOptions {
-  std::string model, data, input, target = "cpu", save, resume, metrics;
+  std::string model, data, input, target = "cpu", save, resume, metrics, maxMemory;
   std::string progress = "auto";
   int64_t epochs = 5, batch = 256, trainLimit = 0, testLimit = 0;
   uint64_t seed = 1;
   int threads = 0;
   bool normalize = false;
   bool tf32 = false;
+  bool force = false;
+  bool allowNonfinite = false;
   CLI::Option *seedOption = nullptr;
 };
 
 struct EvalCliOptions {
-  std::string model, weights, data, input, target = "cpu", dumpOutputs, dumpInputs;
+  std::string model, weights, data, input, target = "cpu", dumpOutputs, dumpInputs, maxMemory;
   int64_t batch = 256, testLimit = 0;
   int threads = 0;
   bool normalize = false;
   bool tf32 = false;
+  bool allowNonfinite = false;
 };
 
 void note(const std::string &text) {
   std::fflush(stdout);
   std::fprintf(stderr, "note: %s\n", text.c_str());
+}
+
+/// What a checkpoint load let through (--allow-nonfinite), one line each.
+void warn(const std::string &file, const std::vector<std::string> &warnings) {
+  std::fflush(stdout);
+  for (const std::string &w : warnings)
+    std::fprintf(stderr, "%s: warning: %s\n", file.c_str(), w.c_str());
 }
 
 /// The data set, limited, and how its images meet the model's input.
@@ -89,6 +101,49 @@ Status checkWritableDir(const std::string &path, const char *flag) {
   return {};
 }
 
+/// The step counter a checkpoint records: its `graphc.step`, 0 for a plain
+/// state_dict; nothing when the file is not a readable checkpoint.
+std::optional<int64_t> savedStep(const std::string &path) {
+  auto f = runtime::readSafetensors(path);
+  if (!f)
+    return std::nullopt;
+  auto it = f->metadata.find("graphc.step");
+  if (it == f->metadata.end())
+    return 0;
+  int64_t step = 0;
+  auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), step);
+  if (ec != std::errc() || p != it->second.data() + it->second.size())
+    return std::nullopt;
+  return step;
+}
+
+/// Refuses a run that would overwrite, with `--save`, a checkpoint further
+/// along than the run starts (a fresh run starts at step 0, a resumed one
+/// at its checkpoint's step), unless `--force`.
+Status checkOverwrite(const TrainCliOptions &o) {
+  if (o.save.empty() || o.force)
+    return {};
+  std::optional<int64_t> saved = savedStep(o.save);
+  if (!saved || *saved == 0)
+    return {};
+  int64_t start = 0;
+  if (!o.resume.empty()) {
+    std::optional<int64_t> resumed = savedStep(o.resume);
+    if (!resumed)
+      return {}; // loading it reports what is wrong
+    start = *resumed;
+  }
+  if (*saved <= start)
+    return {};
+  Diag d = error(fmt::format(
+      "--save: this file holds a checkpoint at step {}, further along than this run, which "
+      "starts at step {}{}; its first epoch would overwrite it. Pass --resume {} to continue "
+      "it, another --save path, or --force to overwrite it",
+      *saved, start, o.resume.empty() ? "" : " (from --resume " + o.resume + ")", o.save));
+  d.file = o.save;
+  return d;
+}
+
 std::string describeData(const runtime::Dataset &d) {
   return fmt::format("{}: {} training and {} test images of {}x{}, {} classes", d.name,
                      d.train.count, d.test.count, d.train.rows, d.train.cols, d.classes());
@@ -103,8 +158,15 @@ std::string describeModel(const runtime::Executable &exe) {
 
 Expected<std::unique_ptr<runtime::Executable>>
 buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
-                const std::string &target, int threads, int64_t batch, uint64_t seed, bool tf32) {
+                const std::string &target, int threads, int64_t batch, uint64_t seed, bool tf32,
+                const std::string &maxMemory) {
   driver::BuildOptions bo;
+  if (!maxMemory.empty()) {
+    auto limit = parseBytes(maxMemory);
+    if (!limit)
+      return limit.diag();
+    bo.maxMemory = *limit;
+  }
   bo.target = target;
   bo.tf32 = tf32;
   bo.threads = threads;
@@ -129,6 +191,8 @@ int runTrain(TrainCliOptions o) {
     if (!path->empty())
       if (Status s = checkWritableDir(*path, flag); !s)
         return report(s.diag());
+  if (Status s = checkOverwrite(o); !s)
+    return report(s.diag());
   auto prepared = prepareData(*spec, o.data, o.input, o.trainLimit, o.testLimit);
   if (!prepared)
     return report(prepared.diag());
@@ -142,7 +206,8 @@ int runTrain(TrainCliOptions o) {
     to.saveMetadata["graphc.normalize_mean"] = fmt::format("{:.17g}", format.mean);
     to.saveMetadata["graphc.normalize_std"] = fmt::format("{:.17g}", format.std);
   }
-  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32);
+  auto exe =
+      buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32, o.maxMemory);
   if (!exe)
     return report(exe.diag());
 
@@ -150,9 +215,10 @@ int runTrain(TrainCliOptions o) {
   uint64_t seed = o.seed;
   std::string resumed;
   if (!o.resume.empty()) {
-    auto ck = runtime::loadCheckpoint(o.resume, **exe, /*optimizerState=*/true);
+    auto ck = runtime::loadCheckpoint(o.resume, **exe, /*optimizerState=*/true, o.allowNonfinite);
     if (!ck)
       return report(ck.diag());
+    warn(o.resume, ck->warnings);
     startEpoch = ck->epoch;
     if (ck->hasSeed && o.seedOption->count() == 0)
       seed = ck->seed;
@@ -231,12 +297,13 @@ int runEval(const EvalCliOptions &o) {
     return report(prepared.diag());
   runtime::Dataset &data = prepared->data;
   runtime::SampleFormat &format = prepared->format;
-  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1, o.tf32);
+  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1, o.tf32, o.maxMemory);
   if (!exe)
     return report(exe.diag());
-  auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false);
+  auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false, o.allowNonfinite);
   if (!ck)
     return report(ck.diag());
+  warn(o.weights, ck->warnings);
 
   auto meanIt = ck->metadata.find("graphc.normalize_mean");
   auto stdIt = ck->metadata.find("graphc.normalize_std");
@@ -308,6 +375,8 @@ const char *kInputHelp = "per-sample input shape, e.g. 1x32x32 (default: the mod
                          "`input = {...}`, else the data's 1xHxW, or 1x32x32 with 28x28 images "
                          "padded by 2 when the model wants 1024 inputs)";
 const std::string kTargetHelp = "where the step runs: " + driver::describeTargets();
+const char *kAllowNonfiniteHelp = "load a checkpoint that holds NaN or infinite values, with a "
+                                  "warning naming each tensor (without it: an error)";
 const char *kTf32Help = "cuda: let cuBLASLt multiply in TF32 (faster, not bit-compatible "
                         "with fp32); the default is fp32, deterministic run to run";
 
@@ -340,15 +409,22 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
       ->check(CLI::IsMember(driver::targetNames()));
   c->add_flag("--tf32", o.tf32, kTf32Help);
   addVerifyPlanFlag(*c);
+  addMaxMemoryOption(*c, o.maxMemory);
   c->add_option("--save", o.save,
                 "write a safetensors checkpoint here after every epoch (atomically; "
                 "tensor names match PyTorch's nn.Sequential state_dict). A symbolic link "
                 "is followed and stays; /dev/null, /dev/stdout or a FIFO is written "
-                "through; a directory or a block device is refused");
+                "through; a directory or a block device is refused. An existing "
+                "checkpoint further along than this run starts (a larger step counter) "
+                "is not overwritten without --force");
   c->add_option("--resume", o.resume,
                 "continue from a checkpoint: parameters, optimizer state, step "
                 "counter and epoch (a plain PyTorch state_dict starts a fresh "
                 "optimizer)");
+  c->add_flag("--allow-nonfinite", o.allowNonfinite, kAllowNonfiniteHelp);
+  c->add_flag("--force", o.force,
+              "let --save overwrite a checkpoint that is further along than this run "
+              "starts (without --resume, any saved step above 0)");
   c->add_option("--metrics", o.metrics,
                 "append one JSON line per epoch: epoch, train_loss, train_acc, "
                 "test_acc (fractions), samples_per_s, epoch_s, step");
@@ -393,6 +469,8 @@ CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
   c->add_option("--input", o.input, kInputHelp);
   c->add_option("--test-limit", o.testLimit, "use only the first N test samples (0: all)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  c->add_flag("--allow-nonfinite", o.allowNonfinite, kAllowNonfiniteHelp);
+  addMaxMemoryOption(*c, o.maxMemory);
   c->add_option("--dump-inputs", o.dumpInputs,
                 "write the test inputs as the model saw them: raw little-endian "
                 "float32, samples x input size");

@@ -2,6 +2,8 @@
 // `graphc eval` (tools/CompileCommand.cpp, tools/TrainCommand.cpp).
 #include "tools/Cli.h"
 
+#include <new>
+
 int main(int argc, char **argv) {
   CLI::App app{"graphc - compiles Torch7-style nn.Sequential models, their loss "
                "and optimizer into fused training code (LLVM for the CPU, CUDA)"};
@@ -16,7 +18,16 @@ int main(int argc, char **argv) {
     return app.exit(e) == 0 ? 0 : 1;
   }
   for (auto &c : commands)
-    if (c.app->parsed())
-      return c.run();
+    if (c.app->parsed()) {
+      try {
+        return c.run();
+      } catch (const std::bad_alloc &) {
+        // What the memory estimate did not foresee (the compiler's own
+        // structures, a machine that ran short meanwhile): a clear error.
+        return graphc::cli::report(graphc::error(
+            "out of memory: graphc could not allocate what this model needs; `graphc compile "
+            "MODEL --stats` shows the estimate (use a smaller model or batch)"));
+      }
+    }
   return 0;
 }

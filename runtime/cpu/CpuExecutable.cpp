@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <new>
 
 namespace graphc::runtime::cpu {
 
@@ -22,6 +23,8 @@ public:
   void resize(size_t n) {
     size_t bytes = std::max<size_t>(64, (n * 4 + 63) / 64 * 64);
     p_.reset(static_cast<float *>(std::aligned_alloc(64, bytes)));
+    if (!p_)
+      throw std::bad_alloc();
     std::memset(p_.get(), 0, bytes);
   }
   float *get() const { return p_.get(); }

@@ -3,6 +3,8 @@
 
 #include "runtime/rt/graphc_rt.h"
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -29,7 +31,10 @@ Status Runner::compile(std::vector<Program *> programs, const std::vector<std::s
   for (Program *p : programs) {
     size_t bytes = size_t(std::max<int64_t>(p->plan.arenaBytes, 64) + 63) / 64 * 64;
     auto *mem = static_cast<char *>(std::aligned_alloc(64, bytes));
-    GRAPHC_CHECK(mem, "cannot allocate a {} byte arena", bytes);
+    if (!mem)
+      return error(fmt::format("out of memory: cannot allocate the {}-byte arena of the "
+                               "intermediates (use a smaller batch)",
+                               bytes));
     std::memset(mem, 0, bytes);
     arenas_.emplace(p, std::unique_ptr<char, void (*)(void *)>(mem, std::free));
   }
