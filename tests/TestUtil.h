@@ -1,6 +1,7 @@
 // tests/TestUtil.h - shared helpers: random tensors, comparisons, the seed MLP.
 #pragma once
 
+#include "Skip.h"
 #include "frontend/Trace.h"
 #include "ir/Interpreter.h"
 

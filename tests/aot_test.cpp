@@ -7,11 +7,14 @@
 #include "driver/EmitLibrary.h"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <unistd.h>
 
@@ -72,23 +75,165 @@ int main(void) {
 }
 )";
 
-} // namespace
-
-TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
-  if (sh("command -v cc >/dev/null") != 0) {
-    WARN("skipped: no C compiler (cc) to build the test program");
-    return;
-  }
+/// View(64), Linear(64, 32), ReLU, Dropout(p), Linear(32, 5), LogSoftMax.
+nn::ModelSpec dropoutMlp(double p, nn::Optimizer optimizer, const std::string &file) {
   nn::ModelSpec spec;
   spec.model.add(nn::View(64))
       .add(nn::Linear(64, 32))
       .add(nn::ReLU())
-      .add(nn::Dropout(0.2))
+      .add(nn::Dropout(p))
       .add(nn::Linear(32, 5))
       .add(nn::LogSoftMax());
   spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
-  spec.optimizer = nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}};
-  spec.file = "tiny.model";
+  spec.optimizer = std::move(optimizer);
+  spec.file = file;
+  return spec;
+}
+
+using Batches = std::vector<std::pair<std::vector<float>, std::vector<int32_t>>>;
+
+/// Random batches of 64 inputs in [0, hi) and labels below 5, of the given
+/// sizes, also written to `path` for the C programs: n, x, labels each.
+Batches writeBatches(const fs::path &path, std::initializer_list<int64_t> sizes, unsigned seed,
+                     double hi) {
+  std::mt19937 rng(seed);
+  Batches batches;
+  std::ofstream bin(path, std::ios::binary);
+  for (int64_t n : sizes) {
+    auto x = test::randomTensor({n, 64}, rng, 0, hi);
+    auto l = test::randomLabels(n, 5, rng);
+    batches.push_back({{x.data.begin(), x.data.end()}, {l.data.begin(), l.data.end()}});
+    bin.write(reinterpret_cast<const char *>(&n), 8);
+    bin.write(reinterpret_cast<const char *>(batches.back().first.data()), n * 64 * 4);
+    bin.write(reinterpret_cast<const char *>(batches.back().second.data()), n * 4);
+  }
+  return batches;
+}
+
+/// False, with the test case marked skipped, where there is no C compiler.
+bool haveCc() {
+  if (sh("command -v cc >/dev/null") == 0)
+    return true;
+  test::skipTestCase("no C compiler (cc) to build the test program");
+  return false;
+}
+
+/// A safetensors file as read by this test alone (8-byte little-endian
+/// header length, JSON header, raw F32 data), not by graphc's Checkpoint.cpp:
+/// the library's checkpoints are checked against an independent reader.
+struct SafeTensors {
+  std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+SafeTensors readSafeTensors(const fs::path &path) {
+  const std::string bytes = slurp(path);
+  INFO(path.string());
+  REQUIRE(bytes.size() >= 8);
+  uint64_t hl = 0;
+  for (int i = 0; i < 8; ++i)
+    hl |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
+  REQUIRE(8 + hl <= bytes.size());
+  const size_t data = 8 + size_t(hl);
+  SafeTensors st;
+  auto header = nlohmann::json::parse(bytes.substr(8, size_t(hl)));
+  for (auto &[key, value] : header.items()) {
+    if (key == "__metadata__") {
+      for (auto &[k, v] : value.items())
+        st.metadata[k] = v.get<std::string>();
+      continue;
+    }
+    INFO("tensor " << key << ": " << value.dump());
+    REQUIRE(value.at("dtype") == "F32");
+    auto shape = value.at("shape").get<std::vector<int64_t>>();
+    uint64_t begin = value.at("data_offsets").at(0), end = value.at("data_offsets").at(1);
+    int64_t numel = 1;
+    for (int64_t d : shape)
+      numel *= d;
+    REQUIRE(end - begin == uint64_t(numel) * 4);
+    REQUIRE(data + end <= bytes.size());
+    std::vector<float> v(static_cast<size_t>(numel));
+    std::memcpy(v.data(), bytes.data() + data + begin, size_t(end - begin));
+    st.tensors[key] = {shape, v};
+  }
+  return st;
+}
+
+const char *kCheckpointDriver = R"(#include "lib.h"
+#include <stdio.h>
+/* Four batches from batches.bin. Context a trains on three, saves, trains on
+ * the fourth and saves again; context b loads a's first checkpoint and trains
+ * on the fourth. Writes a's four losses, b's step after the load and b's loss. */
+static float x[4][16 * 64];
+static int32_t labels[4][16];
+static int64_t n[4];
+int main(void) {
+  FILE *in = fopen("batches.bin", "rb"), *out = fopen("result.bin", "wb");
+  lib_ctx *a, *b;
+  float loss;
+  if (!in || !out || lib_create(&a, NULL, 1) != LIB_OK || lib_create(&b, NULL, 1) != LIB_OK)
+    return 2;
+  for (int s = 0; s < 4; ++s)
+    if (fread(&n[s], 8, 1, in) != 1 || fread(x[s], 4, n[s] * 64, in) != (size_t)(n[s] * 64) ||
+        fread(labels[s], 4, n[s], in) != (size_t)n[s])
+      return 3;
+  if (lib_save(a, "initial.safetensors") != LIB_OK)
+    return 4;
+  for (int s = 0; s < 4; ++s) {
+    if (s == 3 && lib_save(a, "three.safetensors") != LIB_OK)
+      return 5;
+    if (lib_train_step(a, x[s], labels[s], n[s], &loss) != LIB_OK)
+      return 6;
+    fwrite(&loss, 4, 1, out);
+  }
+  if (lib_save(a, "four.safetensors") != LIB_OK || lib_load(b, "three.safetensors") != LIB_OK)
+    return 7;
+  int64_t step = lib_step(b);
+  fwrite(&step, 8, 1, out);
+  if (lib_train_step(b, x[3], labels[3], n[3], &loss) != LIB_OK ||
+      lib_save(b, "resumed.safetensors") != LIB_OK)
+    return 8;
+  fwrite(&loss, 4, 1, out);
+  lib_destroy(a);
+  lib_destroy(b);
+  fclose(out);
+  return 0;
+}
+)";
+
+/// Checks a checkpoint of the library, read by readSafeTensors, against the
+/// interpreter's parameters, every optimizer state buffer, step and seed.
+void checkAgainst(const fs::path &path, runtime::Executable &ref, uint64_t seed) {
+  INFO("checkpoint " << path.filename().string() << " against the interpreter at step "
+                     << ref.step());
+  SafeTensors st = readSafeTensors(path);
+  const ir::ModelInfo &info = ref.info();
+  REQUIRE(st.tensors.size() == info.params.size() * (1 + info.stateSlots.size()));
+  auto compare = [&](const std::string &key, const float *want, const ir::ParamInfo &p) {
+    INFO("tensor " << key);
+    REQUIRE(st.tensors.count(key) == 1);
+    auto &[shape, got] = st.tensors.at(key);
+    CHECK(shape == p.shape);
+    REQUIRE(int64_t(got.size()) == p.numel());
+    double err = test::maxElementError(got.data(), want + p.offset, got.size());
+    CAPTURE(got[0], want[p.offset]);
+    CHECK(err <= 1e-4);
+  };
+  for (const ir::ParamInfo &p : info.params) {
+    compare(p.name, ref.params(), p);
+    for (const std::string &slot : info.stateSlots)
+      compare("optim." + slot + "." + p.name, ref.state(slot), p);
+  }
+  CHECK(st.metadata["graphc.step"] == std::to_string(ref.step()));
+  CHECK(st.metadata["graphc.seed"] == std::to_string(seed));
+}
+} // namespace
+
+TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
+  if (!haveCc())
+    return;
+  nn::ModelSpec spec =
+      dropoutMlp(0.2, nn::Optimizer{"adam", {{"learningRate", 0.01}}, {}}, "tiny.model");
   const ir::Shape sample{1, 8, 8};
   driver::BuildOptions o;
   o.maxBatch = 16;
@@ -105,18 +250,7 @@ TEST_CASE("the ahead-of-time library matches the JIT step", "[aot]") {
   REQUIRE(fs::exists(dir / "tiny.safetensors"));
 
   // Three batches (16, 5 and 1 samples), written for the C program.
-  std::mt19937 rng(9);
-  std::vector<std::pair<std::vector<float>, std::vector<int32_t>>> batches;
-  std::ofstream bin(dir / "batches.bin", std::ios::binary);
-  for (int64_t n : {16, 5, 1}) {
-    auto x = test::randomTensor({n, 64}, rng, 0, 255);
-    auto l = test::randomLabels(n, 5, rng);
-    batches.push_back({{x.data.begin(), x.data.end()}, {l.data.begin(), l.data.end()}});
-    bin.write(reinterpret_cast<const char *>(&n), 8);
-    bin.write(reinterpret_cast<const char *>(batches.back().first.data()), n * 64 * 4);
-    bin.write(reinterpret_cast<const char *>(batches.back().second.data()), n * 4);
-  }
-  bin.close();
+  Batches batches = writeBatches(dir / "batches.bin", {16, 5, 1}, 9, 255);
   std::ofstream(dir / "driver.c") << kDriver;
   // The default library: avx2 code that switches to avx512 where the CPU
   // has it (GRAPHC_CPU_LEVEL=3 makes an AVX-512 CPU take the avx2 path).
@@ -225,4 +359,70 @@ int main(void) {
   REQUIRE(sh("cd " + dir.string() +
              " && cc -std=c11 -I. two.c -L. -ltiny -lsmall -lm -lpthread -o two && ./two") == 0);
   fs::remove_all(dir);
+}
+
+TEST_CASE("the library's steps, _save and _load match the interpreter, read back independently",
+          "[aot]") {
+  if (!haveCc())
+    return;
+  // Dropout (a mask per step from seed and step), and optimizers whose state
+  // and step counter change the update: sgd's velocity with a decaying rate,
+  // adam's two moments and t (an epsilon large enough that the first update
+  // is not lr * sign(g), which rounding may flip near g = 0).
+  const ir::Shape sample{1, 8, 8};
+  const uint64_t seed = 11;
+  for (auto optimizer : {nn::Optimizer{"sgd",
+                                       {{"learningRate", 0.05},
+                                        {"momentum", 0.9},
+                                        {"learningRateDecay", 0.1},
+                                        {"weightDecay", 1e-3}},
+                                       {}},
+                         nn::Optimizer{"adam", {{"learningRate", 0.01}, {"epsilon", 0.01}}, {}}}) {
+    INFO("optimizer " << optimizer.name);
+    nn::ModelSpec spec = dropoutMlp(0.3, optimizer, "lib.model");
+    driver::BuildOptions o;
+    o.maxBatch = 16;
+    o.seed = seed;
+    auto model = driver::compile(spec, sample);
+    REQUIRE(bool(model));
+    test::TempDir dir("graphc-aot");
+    auto lib = driver::writeCpuLibrary(model->model, o, dir / "lib");
+    INFO((lib ? "" : lib.diag().str()));
+    REQUIRE(bool(lib));
+    Batches batches = writeBatches(dir.path / "batches.bin", {16, 7, 1, 12}, 21, 1);
+    std::ofstream(dir / "driver.c") << kCheckpointDriver;
+    REQUIRE(sh("cd " + dir.path.string() +
+               " && cc -std=c11 -O1 -I. driver.c -L. -llib -lm -lpthread -o driver && ./driver") ==
+            0);
+    const std::string result = slurp(dir.path / "result.bin");
+    REQUIRE(result.size() == 4 * 4 + 8 + 4);
+    float losses[5];
+    int64_t loadedStep = 0;
+    std::memcpy(losses, result.data(), 16);
+    std::memcpy(&loadedStep, result.data() + 16, 8);
+    std::memcpy(&losses[4], result.data() + 24, 4);
+
+    // The interpreter, in double precision, from its own Torch7 initialisation.
+    driver::BuildOptions io = o;
+    io.target = "interp";
+    auto ref = driver::build(spec, sample, io);
+    REQUIRE(bool(ref));
+    REQUIRE(!(*ref)->info().stateSlots.empty());
+    checkAgainst(dir.path / "initial.safetensors", **ref, seed);
+    for (size_t s = 0; s < batches.size(); ++s) {
+      INFO("step " << s);
+      if (s == 3)
+        checkAgainst(dir.path / "three.safetensors", **ref, seed);
+      auto &[x, l] = batches[s];
+      float loss = 0;
+      REQUIRE(bool((*ref)->trainStep(x.data(), l.data(), int64_t(l.size()), &loss, nullptr)));
+      CHECK(std::abs(losses[s] - loss) <= 1e-5 * std::max(1.0f, std::abs(loss)));
+    }
+    checkAgainst(dir.path / "four.safetensors", **ref, seed);
+    // _load restores everything a step needs: b continues a's run exactly.
+    CHECK(loadedStep == 3);
+    CHECK(losses[4] == losses[3]);
+    checkAgainst(dir.path / "resumed.safetensors", **ref, seed);
+    CHECK(slurp(dir.path / "resumed.safetensors") == slurp(dir.path / "four.safetensors"));
+  }
 }

@@ -37,7 +37,7 @@ using namespace graphc::ir;
 namespace {
 
 /// True when a GPU is usable; else checks that the reason is one of the
-/// clear messages and reports the skip.
+/// clear messages and marks the test case skipped (the caller returns).
 bool haveGpu(const char *what) {
   Status s = runtime::cuda::deviceAvailable();
   if (s)
@@ -46,7 +46,8 @@ bool haveGpu(const char *what) {
   INFO(m);
   CHECK((m.rfind("no CUDA driver", 0) == 0 || m.rfind("no CUDA device", 0) == 0 ||
          m.find("CUDA driver supports") != std::string::npos));
-  WARN("skipped " << what << ": no CUDA device: " << m);
+  WARN("without a GPU: " << what);
+  test::skipTestCase("no CUDA device: " + m);
   return false;
 }
 

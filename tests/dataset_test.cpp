@@ -452,7 +452,8 @@ TEST_CASE("the sample shape comes from tracing the model", "[dataset]") {
 
 TEST_CASE("Debian's Fashion-MNIST loads when installed", "[dataset]") {
   if (!fs::exists(kFashionMnistDir)) {
-    WARN("SKIPPED: " << kFashionMnistDir << " is not installed");
+    test::skipTestCase(std::string(kFashionMnistDir) +
+                       " is not installed (Debian's dataset-fashion-mnist)");
     return;
   }
   auto d = loadDataset("");
