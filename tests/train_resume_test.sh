@@ -33,6 +33,9 @@ write_model adam "{learningRate = 1e-3}"
 
 limit=(--data synthetic --train-limit 500 --test-limit 50 --batch 64 --progress none)
 for opt in sgd adam; do
+  # Fresh files per optimizer: a new run refuses to replace a checkpoint
+  # that is further along.
+  rm -f straight.safetensors resumed.safetensors first.safetensors
   "$graphc" train $opt.model "${limit[@]}" --seed 7 --epochs 2 --save straight.safetensors \
     > /dev/null
   "$graphc" train $opt.model "${limit[@]}" --seed 7 --epochs 1 --save resumed.safetensors \
