@@ -5,8 +5,9 @@
 # configures a clang build in build-fuzz/ (GRAPHC_FUZZ=ON), builds that one
 # target and runs it for SECONDS (or RUNS executions, whichever ends first)
 # over the corpus fuzz/corpus/TARGET, seeded from the examples when empty.
-# New inputs that add coverage are merged back into the corpus; a crash is
-# saved under fuzz/crashes/TARGET/ and the script exits non-zero.
+# fuzz/corpus/TARGET holds the saved seeds; new inputs that add coverage go
+# to build-fuzz/corpus/TARGET. A crash is saved under fuzz/crashes/TARGET/
+# and the script exits non-zero.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${1:?usage: scripts/fuzz.sh TARGET SECONDS [RUNS]}
@@ -43,17 +44,17 @@ crashes=$root/fuzz/crashes/$target
 mkdir -p "$corpus" "$crashes"
 dict=()
 [ -f "$root/fuzz/$target.dict" ] && dict=("-dict=$root/fuzz/$target.dict")
-# New finds go to a scratch directory and are merged (minimised) back.
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+# The saved seeds (fuzz/corpus/TARGET) stay small and are only read; what
+# libFuzzer finds grows in build-fuzz/corpus/TARGET, kept between runs.
+work=$build/corpus/$target
+mkdir -p "$work"
 set +e
-nice -n 10 "$build/fuzz_$target" "$scratch" "$corpus" "${dict[@]}" \
+nice -n 10 "$build/fuzz_$target" "$work" "$corpus" "${dict[@]}" \
   -max_total_time="$seconds" -runs="$runs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
   -artifact_prefix="$crashes/" -print_final_stats=1
 status=$?
 set -e
-nice -n 10 "$build/fuzz_$target" -merge=1 "$corpus" "$scratch" -max_len=8192 >/dev/null 2>&1 || true
-echo "fuzz: $target corpus: $(ls "$corpus" | wc -l) files, $(du -sh "$corpus" | cut -f1)"
+echo "fuzz: $target working corpus: $(ls "$work" | wc -l) files in $work"
 if [ $status -ne 0 ]; then
   echo "fuzz: $target found a failure; saved in $crashes/" >&2
 fi
