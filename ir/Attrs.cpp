@@ -39,8 +39,10 @@ int64_t Attrs::i(const std::string &key, int64_t def) const {
     return *p;
   if (auto *p = std::get_if<bool>(v))
     return *p;
+  // A double converts when int64_t can hold it; beyond that range, or NaN,
+  // it has no integer value (converting would be undefined): the default.
   if (auto *p = std::get_if<double>(v))
-    return int64_t(*p);
+    return *p >= -0x1p63 && *p < 0x1p63 ? int64_t(*p) : def;
   return def;
 }
 

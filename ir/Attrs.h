@@ -24,7 +24,9 @@ public:
   bool has(const std::string &key) const;
   const AttrValue *find(const std::string &key) const;
 
-  /// Typed getters; the default is returned when the key is absent.
+  /// Typed getters; the default is returned when the key is absent. i()
+  /// takes a double too, truncated; one out of int64_t's range (or NaN)
+  /// gives the default.
   int64_t i(const std::string &key, int64_t def = 0) const;
   double f(const std::string &key, double def = 0) const;
   bool b(const std::string &key, bool def = false) const;

@@ -545,3 +545,22 @@ TEST_CASE("IR parser errors carry line:col and say what is wrong", "[ir]") {
   }
   SECTION("empty input") { expectParseError("", 1, 1, {"expected 'graph'"}); }
 }
+
+// Found by fuzz/ir_fuzz.cpp: `offset = 102e040` parsed as a double, and the
+// integer getter converted 1.02e42 to int64_t (undefined behaviour).
+TEST_CASE("IR text: an integer attribute written as a huge double", "[ir]") {
+  Attrs a{{"big", AttrValue(1.02e42)},
+          {"nan", AttrValue(std::nan(""))},
+          {"neg", AttrValue(-1e300)},
+          {"ok", AttrValue(12.0)}};
+  CHECK(a.i("big", 7) == 7);
+  CHECK(a.i("nan", 7) == 7);
+  CHECK(a.i("neg", 7) == 7);
+  CHECK(a.i("ok", 7) == 12);
+  auto g = parseGraph(R"(graph @g {
+  %params = input {name = "params"} : f32[8]
+  %1 = param %params {name = "w", offset = 102e040, shape = [2]} : f32[2]
+  return w = %1
+})");
+  CHECK(!g);
+}

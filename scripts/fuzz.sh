@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# scripts/fuzz.sh TARGET SECONDS [RUNS] - fuzzes one reader with libFuzzer.
+#   TARGET: model | ir | dataset | checkpoint (fuzz/TARGET_fuzz.cpp)
+# Installs clang-19 and its runtime (libFuzzer, sanitizers) when missing,
+# configures a clang build in build-fuzz/ (GRAPHC_FUZZ=ON), builds that one
+# target and runs it for SECONDS (or RUNS executions, whichever ends first)
+# over the corpus fuzz/corpus/TARGET, seeded from the examples when empty.
+# fuzz/corpus/TARGET holds the saved seeds; new inputs that add coverage go
+# to build-fuzz/corpus/TARGET. A crash is saved under fuzz/crashes/TARGET/
+# and the script exits non-zero.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${1:?usage: scripts/fuzz.sh TARGET SECONDS [RUNS]}
+seconds=${2:?usage: scripts/fuzz.sh TARGET SECONDS [RUNS]}
+runs=${3:--1}
+case $target in model | ir | dataset | checkpoint) ;; *)
+  echo "fuzz: unknown target '$target' (model, ir, dataset, checkpoint)" >&2
+  exit 2
+  ;;
+esac
+
+missing=()
+for p in clang-19 libclang-rt-19-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "fuzz: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+build=$root/build-fuzz
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 \
+    -DGRAPHC_FUZZ=ON -DGRAPHC_TESTS=OFF >/dev/null
+fi
+nice -n 10 cmake --build "$build" --target "fuzz_$target" -j"$(nproc)"
+
+corpus=$root/fuzz/corpus/$target
+crashes=$root/fuzz/crashes/$target
+mkdir -p "$corpus" "$crashes"
+dict=()
+[ -f "$root/fuzz/$target.dict" ] && dict=("-dict=$root/fuzz/$target.dict")
+# The saved seeds (fuzz/corpus/TARGET) stay small and are only read; what
+# libFuzzer finds grows in build-fuzz/corpus/TARGET, kept between runs.
+work=$build/corpus/$target
+mkdir -p "$work"
+set +e
+nice -n 10 "$build/fuzz_$target" "$work" "$corpus" "${dict[@]}" \
+  -max_total_time="$seconds" -runs="$runs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+  -artifact_prefix="$crashes/" -print_final_stats=1
+status=$?
+set -e
+echo "fuzz: $target working corpus: $(ls "$work" | wc -l) files in $work"
+if [ $status -ne 0 ]; then
+  echo "fuzz: $target found a failure; saved in $crashes/" >&2
+fi
+exit $status
