@@ -2,6 +2,7 @@
 // interpreter: every op (forward and gradient) on fresh random inputs, and
 // whole training steps of several models, in float32 to 1e-4; and the same
 // steps at 1, 2 and 3 threads, bit for bit.
+#include "Isas.h"
 #include "TestUtil.h"
 #include "driver/Compile.h"
 #include "driver/EmitLibrary.h"
@@ -24,18 +25,7 @@ namespace {
 
 void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch, const std::string &isa);
 
-/// Every vector ISA this CPU executes: the CPU checks run under each, so
-/// an AVX-512 machine tests the AVX2 and generic code too.
-std::vector<std::string> runnableIsas() {
-  std::vector<std::string> out;
-  for (const auto &t : codegen::cpu::vectorTargets()) {
-    if (codegen::cpu::hostRuns(t))
-      out.push_back(t.name);
-    else
-      WARN("skipped " << t.name << ": this CPU cannot execute its code");
-  }
-  return out;
-}
+using test::runnableIsas;
 
 /// Runs fused graph `g` on the CPU backend, under every ISA, and in the
 /// interpreter; compares every output.

@@ -8,7 +8,7 @@
 // only by float against double rounding, which grows slowly step by step:
 // within 1e-5 of the loss after 20 steps when this was written, checked to
 // 1e-4 (relative, or absolute below a loss of 1e-3).
-#include "codegen/cpu/Jit.h"
+#include "Isas.h"
 #include "driver/Compile.h"
 #include "frontend/ModelFile.h"
 #include "runtime/Dataset.h"
@@ -71,12 +71,8 @@ TEST_CASE("20 steps of each example model on the CPU follow the interpreter's lo
     auto sample = driver::imageSampleShape(*spec, data.train.rows, data.train.cols);
     REQUIRE(bool(sample));
     const std::vector<float> want = trajectory(*spec, *sample, data, "interp", "");
-    for (const auto &t : codegen::cpu::vectorTargets()) {
-      if (!codegen::cpu::hostRuns(t)) {
-        WARN("skipped " << t.name << ": this CPU cannot execute its code");
-        continue;
-      }
-      const std::vector<float> got = trajectory(*spec, *sample, data, "cpu", t.name);
+    for (const std::string &isa : test::runnableIsas()) {
+      const std::vector<float> got = trajectory(*spec, *sample, data, "cpu", isa);
       double worst = 0;
       int64_t at = 0;
       for (int64_t s = 0; s < kSteps; ++s) {
@@ -85,8 +81,8 @@ TEST_CASE("20 steps of each example model on the CPU follow the interpreter's lo
         if (!(d <= worst))
           worst = d, at = s;
       }
-      INFO(file << " under " << t.name << ": worst relative loss difference " << worst
-                << " at step " << at << " (" << got[size_t(at)] << " against " << want[size_t(at)]
+      INFO(file << " under " << isa << ": worst relative loss difference " << worst << " at step "
+                << at << " (" << got[size_t(at)] << " against " << want[size_t(at)]
                 << " in the interpreter)");
       CHECK(worst <= 1e-4);
     }
