@@ -138,7 +138,7 @@ void checkCase(grt_pool *pool, const Micro &micro, const VectorTarget &isa, cons
   void *ptrs[1] = {&state};
 
   grt_gemm(pool, c.m, c.n, c.k, a.data(), lda, c.transA, b.data(), ldb, c.transB, out.data(), ldc,
-           micro.fn, isa.mr, isa.nr, c.epilogue ? testEpilogue : nullptr, ptrs, c.m);
+           micro.fn, isa.mr, isa.nr, isa.aCopies, c.epilogue ? testEpilogue : nullptr, ptrs, c.m);
 
   auto opA = [&](int64_t i, int64_t p) {
     return double(c.transA ? a[size_t(p * lda + i)] : a[size_t(i * lda + p)]);
@@ -220,11 +220,13 @@ TEST_CASE("every micro-kernel this CPU executes matches a double product, accumu
         for (Guarded::Side side : {Guarded::Front, Guarded::Back}) {
           INFO(isa.name << " kc " << kc << " accumulate " << accumulate);
           const int64_t ldc = isa.nr + 5;
-          Guarded ap(size_t(std::max<int64_t>(kc, 1) * isa.mr), side);
+          // A packed as the driver packs it: each value aCopies times.
+          const int64_t copies = isa.aCopies;
+          Guarded ap(size_t(std::max<int64_t>(kc, 1) * isa.mr * copies), side);
           Guarded bp(size_t(std::max<int64_t>(kc, 1) * isa.nr), side);
           Guarded c(size_t((isa.mr - 1) * ldc + isa.nr), side);
-          for (size_t i = 0; i < ap.size(); ++i)
-            ap[i] = u(rng);
+          for (size_t i = 0; i < ap.size(); i += size_t(copies))
+            std::fill_n(&ap[i], copies, u(rng));
           for (size_t i = 0; i < bp.size(); ++i)
             bp[i] = u(rng);
           for (size_t i = 0; i < c.size(); ++i)
@@ -236,7 +238,7 @@ TEST_CASE("every micro-kernel this CPU executes matches a double product, accumu
             for (int64_t q = 0; q < isa.nr; ++q) {
               double want = accumulate ? before[size_t(r * ldc + q)] : 0.0, scale = 1;
               for (int64_t p = 0; p < kc; ++p) {
-                double x = double(ap[size_t(p * isa.mr + r)]) * bp[size_t(p * isa.nr + q)];
+                double x = double(ap[size_t((p * isa.mr + r) * copies)]) * bp[size_t(p * isa.nr + q)];
                 want += x;
                 scale += std::abs(x);
               }

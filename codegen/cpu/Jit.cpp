@@ -120,7 +120,7 @@ const std::vector<VectorTarget> &vectorTargets() {
   static const std::vector<VectorTarget> all = {
       {16, 8, 32, "avx512", "x86-64-v4", 4}, // 16 accumulators of 32
       {8, 6, 16, "avx2", "x86-64-v3", 3},    // 12 accumulators of 16
-      {4, 4, 8, "generic", "x86-64", 1},     // 8 accumulators of 16
+      {4, 4, 8, "generic", "x86-64", 1, 4},  // 8 accumulators of 16, A pre-broadcast
   };
   return all;
 }

@@ -41,6 +41,11 @@ struct VectorTarget {
   std::string name = "generic"; ///< "avx512", "avx2" or "generic" (GRAPHC_CPU, --cpu)
   std::string cpu = "x86-64";   ///< the LLVM CPU whose features the code may use
   int level = 1;                ///< the x86-64 ISA level it needs (grt_cpu_level)
+  /// Copies of each packed A value the micro-kernel reads: 1 where the ISA
+  /// broadcasts from memory in a load (AVX's vbroadcastss), the vector
+  /// width where it cannot (SSE2 would spend a shuffle per row and step on
+  /// the ports its multiplies and adds need), so the driver packs A pre-broadcast.
+  int aCopies = 1;
 };
 
 /// A kernel group's plan and the LLVM functions that carry it out.

@@ -3,7 +3,8 @@
 // An MR x NR tile of C lives in MR * NR/W vector registers (W floats each)
 // for the whole depth kc: each step loads NR/W vectors of the packed B
 // panel, broadcasts MR values of the packed A sliver, and issues MR * NR/W
-// fused multiply-adds. With AVX-512 (W = 16) the tile is 8 x 32: 16
+// fused multiply-adds (SSE2, without a broadcast load, reads A packed
+// pre-broadcast: VectorTarget::aCopies). With AVX-512 (W = 16) the tile is 8 x 32: 16
 // accumulators, 2 B vectors and a broadcast stay within the 32 registers.
 #include "codegen/cpu/Emitter.h"
 #include "codegen/cpu/KernelEmitter.h"
@@ -52,8 +53,14 @@ void emitMicroKernel(llvm::Module &m, const VectorTarget &t, const std::string &
   std::vector<llvm::Value *> next(acc.begin(), acc.end());
   for (int r = 0; r < mr; ++r) {
     llvm::Value *off = b.CreateAdd(b.CreateMul(k, b.getInt64(mr)), b.getInt64(r));
-    llvm::Value *a = b.CreateLoad(f32, b.CreateInBoundsGEP(f32, ap, off));
-    llvm::Value *splat = b.CreateVectorSplat(unsigned(t.width), a);
+    llvm::Value *splat;
+    if (t.aCopies == 1) {
+      llvm::Value *a = b.CreateLoad(f32, b.CreateInBoundsGEP(f32, ap, off));
+      splat = b.CreateVectorSplat(unsigned(t.width), a);
+    } else { // packed pre-broadcast: the value's copies are one vector
+      llvm::Value *at = b.CreateInBoundsGEP(f32, ap, b.CreateMul(off, b.getInt64(t.aCopies)));
+      splat = b.CreateAlignedLoad(vec, at, llvm::Align(4));
+    }
     for (int v = 0; v < nv; ++v)
       next[size_t(r * nv + v)] = b.CreateCall(fma, {splat, bv[size_t(v)], acc[size_t(r * nv + v)]});
   }

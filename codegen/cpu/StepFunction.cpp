@@ -39,7 +39,7 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
   auto parallelRange = declare(m, "grt_parallel_range", vd, {ptr, ptr, ptr, i64, i64});
   auto gemm = declare(
       m, "grt_gemm", vd,
-      {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, i64, i64, ptr, ptr, i64});
+      {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr, ptr, i64});
   auto memcopy = declare(m, "memmove", ptr, {ptr, ptr, i64});
 
   // void run(ptr io, i64 n, ptr arena, ptr pool): the Emitter's (ptrs, n)
@@ -108,7 +108,7 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
       llvm::Value *nn = e.dim(k.transB ? bs[0] : bs[1]);
       b.CreateCall(gemm, {pool, mm, nn, kk, at[size_t(k.a)], e.dim(as[1]), e.i64(k.transA),
                           at[size_t(k.b)], e.dim(bs[1]), e.i64(k.transB), at[size_t(k.c)], nn,
-                          fn(micro), e.i64(t.mr), e.i64(t.nr), fn(ki.fn), table, n});
+                          fn(micro), e.i64(t.mr), e.i64(t.nr), e.i64(t.aCopies), fn(ki.fn), table, n});
       if (!ki.colsum.empty())
         b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(ki.colsum), {table, n});
       break;

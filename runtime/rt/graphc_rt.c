@@ -351,7 +351,7 @@ int grt_cpu_level(void) {
 /* --- GEMM --------------------------------------------------------------------- */
 
 typedef struct {
-  int64_t m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, mc, nc, batch;
+  int64_t m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, a_copies, mc, nc, batch;
   const float *a, *b;
   float *c;
   grt_micro_fn micro;
@@ -385,24 +385,35 @@ static float *reserve(float **buf, size_t *have, size_t floats) {
 }
 
 /* Rows [i0, i0+mc) of op(A), depth [p0, p0+kc), as MR-row slivers, k-major,
- * zero-padded to whole slivers. Reads run along memory in both layouts. */
+ * zero-padded to whole slivers, each value repeated a_copies times (a
+ * pre-broadcast operand for the micro-kernel). Reads run along memory in
+ * both layouts. */
 static void pack_a(const gemm_ctx *g, int64_t i0, int64_t mc, float *dst) {
-  const int64_t mr = g->mr, kc = g->kc, p0 = g->p0;
+  const int64_t mr = g->mr, kc = g->kc, p0 = g->p0, copies = g->a_copies;
   for (int64_t is = 0; is < mc; is += mr) {
     int64_t rows = mc - is < mr ? mc - is : mr;
-    float *d = dst + is * kc;
-    if (g->trans_a) {
+    float *d = dst + is * kc * copies;
+    if (copies == 1 && g->trans_a) {
       for (int64_t p = 0; p < kc; ++p) {
         memcpy(d + p * mr, g->a + (p0 + p) * g->lda + i0 + is, (size_t)rows * sizeof(float));
         for (int64_t r = rows; r < mr; ++r)
           d[p * mr + r] = 0;
       }
-    } else {
+    } else if (copies == 1) {
       for (int64_t r = 0; r < mr; ++r) {
         const float *src = g->a + (i0 + is + r) * g->lda + p0;
         for (int64_t p = 0; p < kc; ++p)
           d[p * mr + r] = r < rows ? src[p] : 0.0f;
       }
+    } else {
+      const int64_t row_step = g->trans_a ? 1 : g->lda, k_step = g->trans_a ? g->lda : 1;
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t r = 0; r < mr; ++r) {
+          const float v = r < rows ? g->a[(i0 + is + r) * row_step + (p0 + p) * k_step] : 0.0f;
+          float *o = d + (p * mr + r) * copies;
+          for (int64_t c = 0; c < copies; ++c)
+            o[c] = v;
+        }
     }
   }
 }
@@ -436,7 +447,7 @@ static void pack_task(void *arg, int64_t task, int thread) {
     return;
   }
   const int64_t i0 = (task - g->panels) * g->mr;
-  pack_a(g, i0, g->m - i0 < g->mr ? g->m - i0 : g->mr, g->ap + i0 * g->kc);
+  pack_a(g, i0, g->m - i0 < g->mr ? g->m - i0 : g->mr, g->ap + i0 * g->kc * g->a_copies);
 }
 
 /* One mc x nc block of C at the current depth block; the epilogue follows
@@ -448,24 +459,31 @@ static void gemm_task(void *arg, int64_t task, int thread) {
   const int64_t i0 = (task / g->n_blocks) * g->mc, j0 = (task % g->n_blocks) * g->nc;
   const int64_t mc = g->m - i0 < g->mc ? g->m - i0 : g->mc;
   const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
-  const float *ap = g->ap + i0 * kc;
+  const int64_t a_stride = kc * g->a_copies; /* floats per packed row of A */
+  const float *ap = g->ap + i0 * a_stride;
   float *tile = reserve(&s->tile, &s->tile_size, (size_t)(mr * nr));
   const int64_t acc = g->p0 > 0;
-  for (int64_t js = 0; js < nc; js += nr) {
+  /* The operand with more floats per step stays in L1 through the inner loop
+   * while the other streams from L2: B's panel (nr), or A's sliver (mr times
+   * a_copies) when A is packed pre-broadcast. Each tile is one micro-kernel
+   * call either way, so the order does not change a bit of C. */
+  const int64_t n_js = (nc + nr - 1) / nr, n_is = (mc + mr - 1) / mr;
+  const int b_stays = nr >= mr * g->a_copies;
+  for (int64_t t = 0; t < n_js * n_is; ++t) {
+    const int64_t js = (b_stays ? t / n_is : t % n_js) * nr;
+    const int64_t is = (b_stays ? t % n_is : t / n_js) * mr;
     const int64_t cols = nc - js < nr ? nc - js : nr;
     const float *bp = g->bp + (j0 + js) * kc;
-    for (int64_t is = 0; is < mc; is += mr) {
-      const int64_t rows = mc - is < mr ? mc - is : mr;
-      float *c = g->c + (i0 + is) * g->ldc + j0 + js;
-      if (rows == mr && cols == nr) {
-        g->micro(kc, ap + is * kc, bp, c, g->ldc, acc);
-        continue;
-      }
-      g->micro(kc, ap + is * kc, bp, tile, nr, 0);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t q = 0; q < cols; ++q)
-          c[r * g->ldc + q] = (acc ? c[r * g->ldc + q] : 0.0f) + tile[r * nr + q];
+    const int64_t rows = mc - is < mr ? mc - is : mr;
+    float *c = g->c + (i0 + is) * g->ldc + j0 + js;
+    if (rows == mr && cols == nr) {
+      g->micro(kc, ap + is * a_stride, bp, c, g->ldc, acc);
+      continue;
     }
+    g->micro(kc, ap + is * a_stride, bp, tile, nr, 0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t q = 0; q < cols; ++q)
+        c[r * g->ldc + q] = (acc ? c[r * g->ldc + q] : 0.0f) + tile[r * nr + q];
   }
   if (g->epilogue && g->p0 + kc >= g->k)
     g->epilogue(g->ptrs, g->batch, g->c, g->ldc, i0, i0 + mc, j0, j0 + nc);
@@ -485,12 +503,14 @@ static void zero_task(void *arg, int64_t task, int thread) {
 
 static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                  int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c,
-                 int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr, grt_epilogue_fn epilogue,
-                 void **ptrs, int64_t batch) {
+                 int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
+                 grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
   int64_t mc, nc;
-  if (grt_gemm_blocking(mr, nr, &mc, &nc) != 0) {
-    fprintf(stderr, "graphc: internal error: a %lld x %lld GEMM tile cannot be blocked\n",
-            (long long)mr, (long long)nr);
+  if (grt_gemm_blocking(mr, nr, &mc, &nc) != 0 || a_copies < 1 || a_copies > GRT_MAX_A_COPIES) {
+    fprintf(stderr,
+            "graphc: internal error: a %lld x %lld GEMM tile (A packed %lld times) cannot be "
+            "blocked\n",
+            (long long)mr, (long long)nr, (long long)a_copies);
     abort();
   }
   const int64_t panels = (n + nr - 1) / nr, slivers = (m + mr - 1) / mr;
@@ -504,6 +524,7 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
                 trans_b,
                 mr,
                 nr,
+                a_copies,
                 mc,
                 nc,
                 batch,
@@ -531,7 +552,7 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
    * hold exactly what the deepest block needs, against guard pages. */
   const int64_t kc_max = k < KC ? k : KC;
   g.bp = guarded_reserve(&pool->packed_b, (size_t)(panels * nr * kc_max));
-  g.ap = guarded_reserve(&pool->packed_a, (size_t)(slivers * mr * kc_max));
+  g.ap = guarded_reserve(&pool->packed_a, (size_t)(slivers * mr * kc_max * a_copies));
   if (!g.bp || !g.ap) {
     fprintf(stderr, "graphc: out of memory packing a %lld x %lld x %lld GEMM\n", (long long)m,
             (long long)n, (long long)k);
@@ -546,13 +567,13 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
 
 void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
               int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c, int64_t ldc,
-              grt_micro_fn micro, int64_t mr, int64_t nr, grt_epilogue_fn epilogue, void **ptrs,
-              int64_t batch) {
+              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
+              grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
   if (m <= 0 || n <= 0)
     return;
   double t0 = profiling() ? now() : 0;
-  gemm(pool, m, n, k, a, lda, trans_a, b, ldb, trans_b, c, ldc, micro, mr, nr, epilogue, ptrs,
-       batch);
+  gemm(pool, m, n, k, a, lda, trans_a, b, ldb, trans_b, c, ldc, micro, mr, nr, a_copies, epilogue,
+       ptrs, batch);
   if (t0 > 0)
     prof_add((const void *)c, m, n, k, 0, now() - t0);
 }

@@ -31,7 +31,8 @@ typedef void (*grt_range_fn)(void **ptrs, int64_t n, int64_t begin, int64_t end)
 /** Runs a range kernel over [0, total), split into chunks across the pool. */
 void grt_parallel_range(grt_pool *pool, grt_range_fn fn, void **ptrs, int64_t n, int64_t total);
 
-/** C tile (ldc) = (accumulate ? C : 0) + Ap (kc x MR, k-major) * Bp (kc x NR). */
+/** C tile (ldc) = (accumulate ? C : 0) + Ap (kc x MR, k-major) * Bp (kc x NR).
+ *  Each value of Ap is stored a_copies times in a row (grt_gemm's a_copies). */
 typedef void (*grt_micro_fn)(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
                              int64_t accumulate);
 /** A kernel group's epilogue on rows [i0,i1) x columns [j0,j1) of C. */
@@ -54,11 +55,14 @@ int grt_cpu_level(void);
 int grt_gemm_blocking(int64_t mr, int64_t nr, int64_t *mc, int64_t *nc);
 
 /** C[m,n] = op(A)[m,k] op(B)[k,n]; A is stored [k,m] when trans_a, B [n,k]
- *  when trans_b. The epilogue, if any, runs on each finished block of C. */
+ *  when trans_b. The epilogue, if any, runs on each finished block of C.
+ *  `micro` reads A packed with each value repeated a_copies times (1 to
+ *  GRT_MAX_A_COPIES): pre-broadcast, for an ISA without a broadcast load. */
+#define GRT_MAX_A_COPIES 16
 void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
               int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c, int64_t ldc,
-              grt_micro_fn micro, int64_t mr, int64_t nr, grt_epilogue_fn epilogue, void **ptrs,
-              int64_t batch);
+              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
+              grt_epilogue_fn epilogue, void **ptrs, int64_t batch);
 
 #ifdef __cplusplus
 }
