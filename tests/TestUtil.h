@@ -62,6 +62,23 @@ inline double maxElementError(const float *got, const float *want, size_t n, dou
   return worst;
 }
 
+/// maxElementError for doubles; a size mismatch is an infinite error.
+inline double maxElementError(const std::vector<double> &got, const std::vector<double> &want,
+                              double floor = 1e-2) {
+  if (got.size() != want.size())
+    return INFINITY;
+  double scale = 0;
+  for (double w : want)
+    scale = std::max(scale, std::abs(w));
+  const double low = std::max(floor * scale, 1e-30);
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    double e = std::abs(got[i] - want[i]) / std::max(std::abs(want[i]), low);
+    worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+  }
+  return worst;
+}
+
 /// The seed MLP of DESIGN.md, built through the C++ API.
 inline nn::ModelSpec seedMlp() {
   nn::ModelSpec spec;

@@ -76,7 +76,7 @@ void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch, const
     }
     INFO("output " << o.name << "\n" << print(fused));
     CAPTURE(got, want->at(o.name).data);
-    CHECK(test::relError(got, want->at(o.name).data) <= 1e-4);
+    CHECK(test::maxElementError(got, want->at(o.name).data) <= 1e-4);
   }
 }
 
@@ -274,7 +274,7 @@ TEST_CASE("whole training steps on the CPU backend match the interpreter, under 
         std::vector<float> out(size_t(n * classes)), pred(size_t(n * classes));
         REQUIRE(bool((*cpu)->trainStep(r.x.data(), r.labels.data(), n, &loss, out.data())));
         CHECK(std::abs(loss - r.loss) <= 1e-4 * std::max(1.0f, std::abs(r.loss)));
-        CHECK(test::relError({out.begin(), out.end()}, {r.out.begin(), r.out.end()}) <= 1e-4);
+        CHECK(test::maxElementError({out.begin(), out.end()}, {r.out.begin(), r.out.end()}) <= 1e-4);
         // Adagrad's and Adam's first update is lr * sign(g): a gradient
         // element within rounding of zero may flip between float and
         // double and move its parameter by 2 lr, with no bug present. A
@@ -287,7 +287,8 @@ TEST_CASE("whole training steps on the CPU backend match the interpreter, under 
         INFO(differ << " of " << np << " parameters differ");
         CHECK(differ <= std::max<int64_t>(2, np / 20000));
         REQUIRE(bool((*cpu)->predict(r.x.data(), n, pred.data())));
-        CHECK(test::relError({pred.begin(), pred.end()}, {r.pred.begin(), r.pred.end()}) <= 1e-4);
+        CHECK(test::maxElementError({pred.begin(), pred.end()}, {r.pred.begin(), r.pred.end()}) <=
+              1e-4);
       }
     }
   }
