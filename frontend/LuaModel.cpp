@@ -67,6 +67,7 @@ struct Sandbox {
   char errSource[kTextBytes] = {};
   int errLine = 0;
   char errVar[64] = {};
+  char errNeedle[128] = {}; ///< the text to point the column at
   const char *lastSourcePtr = nullptr;
   char lastSource[kTextBytes] = {};
   int lastLine = 0;
@@ -152,6 +153,7 @@ int messageHandler(lua_State *L) {
   sb->errLine = 0;
   sb->errSource[0] = 0;
   sb->errVar[0] = 0;
+  sb->errNeedle[0] = 0;
   lua_Debug ar;
   char prefix[kTextBytes + 32] = {};
   for (int level = 1; lua_getstack(L, level, &ar); ++level) {
@@ -177,6 +179,10 @@ int messageHandler(lua_State *L) {
     lua_rawget(L, 1);
     if (lua_type(L, -1) == LUA_TSTRING)
       std::snprintf(sb->errVar, sizeof sb->errVar, "%s", lua_tostring(L, -1));
+    lua_pushstring(L, "needle");
+    lua_rawget(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING)
+      std::snprintf(sb->errNeedle, sizeof sb->errNeedle, "%s", lua_tostring(L, -1));
     lua_pushstring(L, "graphc_message");
     lua_rawget(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING)
@@ -885,7 +891,7 @@ Expected<nn::ModelSpec> parseModelLua(std::string_view textIn, const std::string
       return builder.atName(sb.errVar, message, true);
     if (line <= 0)
       return builder.at(chunkName, 1, "", message);
-    return builder.at(source, line, "", message);
+    return builder.at(source, line, sb.errNeedle, message);
   }
 
   nn::ModelSpec spec;

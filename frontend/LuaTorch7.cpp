@@ -35,8 +35,8 @@ end
 
 -- Errors carry their message and, where known, the place to blame; the
 -- message handler in LuaModel.cpp finds the script line otherwise.
-local function fail(msg, source, line, var)
-  error({graphc_message = msg, source = source, line = line, var = var}, 0)
+local function fail(msg, source, line, var, needle)
+  error({graphc_message = msg, source = source, line = line, var = var, needle = needle}, 0)
 end
 
 local function num(x)
@@ -185,7 +185,8 @@ end
 table.sort(nnNames)
 nn.Module, nn.Container = Module, Container
 setmetatable(nn, {__index = function(_, k)
-  fail(format("unknown module 'nn.%s' (supported: %s)", tostring(k), supported('nn', nnNames)))
+  fail(format("unknown module 'nn.%s' (supported: %s)", tostring(k), supported('nn', nnNames)),
+       nil, nil, nil, 'nn.' .. tostring(k))
 end})
 
 -- cudnn's layers are nn's: the target is graphc's choice, not the script's.
@@ -198,7 +199,7 @@ end
 function cudnn.convert(net) return net end
 setmetatable(cudnn, {__index = function(_, k)
   fail(format("unknown module 'cudnn.%s' (supported: %s, cudnn.convert)", tostring(k),
-              supported('cudnn', cudnnNames)))
+              supported('cudnn', cudnnNames)), nil, nil, nil, 'cudnn.' .. tostring(k))
 end})
 
 local optimNames = {'adagrad', 'adam', 'sgd'}
@@ -214,7 +215,7 @@ for _, name in ipairs(optimNames) do
 end
 setmetatable(optim, {__index = function(_, k)
   fail(format("unknown optimizer 'optim.%s' (supported: %s)", tostring(k),
-              supported('optim', optimNames)))
+              supported('optim', optimNames)), nil, nil, nil, 'optim.' .. tostring(k))
 end})
 
 local function noop() end
@@ -225,7 +226,8 @@ local torch = {
 }
 torch.type = function(v) return classOf(v) and v.__name or type(v) end
 setmetatable(torch, {__index = function(_, k)
-  fail(format("'torch.%s' is not supported in model files yet", tostring(k)))
+  fail(format("'torch.%s' is not supported in model files yet", tostring(k)), nil, nil, nil,
+       'torch.' .. tostring(k))
 end})
 
 local cutorch = {setDevice = noop, manualSeed = noop, manualSeedAll = noop,
@@ -287,7 +289,7 @@ G.loadfile = function(path) return loadUserFile(path, false) end
 setmetatable(G, {__index = function(_, k)
   if forbidden[k] then
     fail(format("'%s' is not available in model files (they run sandboxed: no io, os or debug)",
-                tostring(k)))
+                tostring(k)), nil, nil, nil, tostring(k))
   end
   return nil
 end})

@@ -1523,8 +1523,15 @@ Expected<nn::ModelSpec> parseModel(std::string_view text, const std::string &fil
 }
 
 Expected<nn::ModelSpec> loadModel(const std::string &path) {
-  if (const char *e = std::getenv("GRAPHC_MODEL_EVALUATOR"); e && std::string_view(e) == "lua")
-    return loadModelLua(path);
+  if (const char *e = std::getenv("GRAPHC_MODEL_EVALUATOR"); e && *e) {
+    if (std::string_view(e) == "lua")
+      return loadModelLua(path);
+    if (std::string_view(e) != "subset")
+      return Diag{path, 0, 0,
+                  fmt::format("GRAPHC_MODEL_EVALUATOR={}: expected lua (the embedded Lua "
+                              "5.1) or subset (the .model evaluator, the default)",
+                              quote(e))};
+  }
   auto text = readModelText(path);
   if (!text)
     return text.diag();

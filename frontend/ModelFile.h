@@ -19,7 +19,8 @@ namespace graphc::frontend {
 Expected<nn::ModelSpec> parseModel(std::string_view text, const std::string &file);
 
 /// Reads and evaluates a model file from disk. With GRAPHC_MODEL_EVALUATOR=lua
-/// in the environment, runs it in the embedded Lua instead (LuaModel.h).
+/// in the environment, runs it in the embedded Lua instead (LuaModel.h);
+/// `subset` (or unset) is this evaluator, anything else an error.
 Expected<nn::ModelSpec> loadModel(const std::string &path);
 
 } // namespace graphc::frontend

@@ -370,6 +370,8 @@ TEST_CASE("Lua errors name the file and line", "[lua]") {
   CHECK_LUA_ERROR("local t = {}\n\nerror('stop here')\n", 3, "stop here");
   CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.Foo(3))\n", 2,
                   "unknown module 'nn.Foo' (supported: nn.ClassNLLCriterion");
+  CHECK(luaError("model = nn.Sequential()\nmodel:add(nn.Foo(3))\n").col == 11);
+  CHECK(luaError("model = nn.Sequential()\n  x = 1; os.exit(1)\n").col == 10);
   CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(5)\n", 2, ":add() expects a module, got 5");
   CHECK_LUA_ERROR(kModel + "optimizer = optim.rmsprop\n", 2, "unknown optimizer 'optim.rmsprop'");
   CHECK_LUA_ERROR("x = torch.Tensor(3)\n", 1, "'torch.Tensor' is not supported");
