@@ -365,7 +365,8 @@ int runAll(lua_State *L) {
   lua_getglobal(L, "debug");
   lua_getfield(L, -1, "getinfo");
   lua_replace(L, -2); // 1: getinfo
-  for (const char *name : {"debug", "dofile", "loadfile", "load", "loadstring"}) {
+  // newproxy makes userdata with __gc, Lua code that lua_close would run.
+  for (const char *name : {"debug", "dofile", "loadfile", "load", "loadstring", "newproxy"}) {
     lua_pushnil(L);
     lua_setglobal(L, name);
   }
@@ -859,7 +860,6 @@ Expected<nn::ModelSpec> parseModelLua(std::string_view textIn, const std::string
   Builder builder(text, file, chunkName);
 
   int status = lua_cpcall(L, runAll, &sb);
-  lua_sethook(L, nullptr, 0, 0);
   if (status != 0) {
     std::string message = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
     std::string source = sb.errSource;

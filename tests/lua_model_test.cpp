@@ -265,6 +265,8 @@ TEST_CASE("the sandbox refuses io, os, debug and outside files", "[lua][sandbox]
   CHECK_LUA_ERROR("x = string.dump(function() end)\n", 1, "attempt to call field 'dump'");
   CHECK_LUA_ERROR("x = rawget(_G, 'os').execute\n", 1, "attempt to index a nil value");
   CHECK_LUA_ERROR("x = getfenv(0).io.write\n", 1, "'io' is not available");
+  // No userdata with a __gc for lua_close to run after the limits.
+  CHECK_LUA_ERROR("local p = newproxy(true)\n", 1, "attempt to call global 'newproxy'");
 }
 
 namespace {
