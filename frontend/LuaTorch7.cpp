@@ -328,6 +328,13 @@ end
 local function collect(nresults, r1, r2)
   local result = {}
   local model, what = r1, 'the returned value'
+  if type(model) == 'function' then
+    -- A builder, as fb.resnet's model files return: called with the options.
+    local opt = rawget(G, 'opt')
+    if opt == nil then opt = {} end
+    model, r2 = model(opt)
+    what = "the returned function's result"
+  end
   if nresults == 0 or model == nil then model, what = rawget(G, 'model'), 'model' end
   if model == nil then model, what = rawget(G, 'net'), 'net' end
   if model ~= nil then

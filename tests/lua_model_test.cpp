@@ -111,6 +111,7 @@ const ScriptCase kScripts[] = {
     {"lenet_net.lua", 11, nn::CriterionKind::ClassNLL, "adagrad"},
     {"containers.lua", 6, nn::CriterionKind::ClassNLL, "sgd"},
     {"deep_return.lua", 11, nn::CriterionKind::ClassNLL, "adagrad"},
+    {"builder.lua", 8, nn::CriterionKind::CrossEntropy, "sgd"},
 };
 
 } // namespace
