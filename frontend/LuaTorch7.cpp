@@ -15,9 +15,10 @@ const char *torch7Prelude() {
   return R"lua(
 local getinfo, loadUserFile, G, loadstring, writeStderr = ...
 local error, type, pairs, ipairs, select, tostring, rawget, rawset, setmetatable,
-      getmetatable, unpack, format, concat, insert, remove, floor =
+      getmetatable, unpack, format, concat, insert, remove, floor, gsub =
       error, type, pairs, ipairs, select, tostring, rawget, rawset, setmetatable,
-      getmetatable, unpack, string.format, table.concat, table.insert, table.remove, math.floor
+      getmetatable, unpack, string.format, table.concat, table.insert, table.remove, math.floor,
+      string.gsub
 
 local MAX_MODULES, MAX_DEPTH = 100000, 100
 
@@ -225,6 +226,56 @@ local torch = {
   typename = function(v) return classOf(v) and v.__name or nil end,
 }
 torch.type = function(v) return classOf(v) and v.__name or type(v) end
+
+-- torch.CmdLine: options with their defaults. graphc passes no command line
+-- to the script yet (its global `arg` is nil), so parse() gives the defaults
+-- unless the script hands it a list such as {'-lr', '0.1'}.
+local CmdLine = {}
+CmdLine.__index = CmdLine
+local function cmdNoop(self) return self end
+CmdLine.text, CmdLine.log, CmdLine.addTime, CmdLine.silent = cmdNoop, cmdNoop, cmdNoop, cmdNoop
+function CmdLine:option(name, default, help)
+  if type(name) ~= 'string' or not name:find('^%-') then
+    fail("cmd:option expects a name such as '-lr', got " .. describe(name))
+  end
+  local key = gsub(name, '^%-+', '')
+  self.defaults[key] = default
+  self.order[#self.order + 1] = key
+  return self
+end
+function CmdLine:argument(name, help, default)
+  return self:option('-' .. tostring(name), default, help)
+end
+function CmdLine:string(prefix) return prefix end
+function CmdLine:parse(args)
+  local opt = {}
+  for _, key in ipairs(self.order) do opt[key] = self.defaults[key] end
+  args = args or {}
+  local i = 1
+  while i <= #args do
+    local key = type(args[i]) == 'string' and args[i]:match('^%-+(.+)$')
+    local default = key and self.defaults[key]
+    if default == nil then
+      fail('unknown command-line option ' .. describe(args[i]))
+    end
+    if type(default) == 'boolean' then
+      opt[key], i = not default, i + 1
+    else
+      local value = args[i + 1]
+      if value == nil then fail('command-line option -' .. key .. ' needs a value') end
+      if type(default) == 'number' then
+        local n = tonumber(value)
+        if n == nil then
+          fail('command-line option -' .. key .. ' expects a number, got ' .. describe(value))
+        end
+        value = n
+      end
+      opt[key], i = value, i + 2
+    end
+  end
+  return opt
+end
+torch.CmdLine = function() return setmetatable({defaults = {}, order = {}}, CmdLine) end
 setmetatable(torch, {__index = function(_, k)
   fail(format("'torch.%s' is not supported in model files yet", tostring(k)), nil, nil, nil,
        'torch.' .. tostring(k))

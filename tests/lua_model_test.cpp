@@ -112,6 +112,7 @@ const ScriptCase kScripts[] = {
     {"containers.lua", 6, nn::CriterionKind::ClassNLL, "sgd"},
     {"deep_return.lua", 11, nn::CriterionKind::ClassNLL, "adagrad"},
     {"builder.lua", 8, nn::CriterionKind::CrossEntropy, "sgd"},
+    {"cmdline.lua", 8, nn::CriterionKind::ClassNLL, "sgd"},
 };
 
 } // namespace
@@ -392,6 +393,11 @@ TEST_CASE("Lua errors name the file and line", "[lua]") {
                   "unknown config key 'momentum' for optim.adagrad");
   CHECK_LUA_ERROR(kModel + "input = {1, 0, 32}\n", 2, "'input' must be a list");
   CHECK_LUA_ERROR("optim.sgd(1)\n", 1, "optim.sgd is not called");
+  CHECK_LUA_ERROR("local cmd = torch.CmdLine()\ncmd:option('-lr', 0.1, 'rate')\n"
+                  "local opt = cmd:parse({'-lr', 'fast'})\n",
+                  3, "command-line option -lr expects a number, got string 'fast'");
+  CHECK_LUA_ERROR("local cmd = torch.CmdLine()\nlocal opt = cmd:parse({'-lr', '1'})\n", 2,
+                  "unknown command-line option string '-lr'");
 }
 
 TEST_CASE("a script building 1,000 layers runs quickly", "[lua]") {
