@@ -11,16 +11,16 @@
 // concatenated strings) has a limit below. The first error ends evaluation: it
 // is thrown as a `Failure` and comes back out of `parseModel` as a Diag.
 #include "frontend/ModelFile.h"
+#include "frontend/LuaModel.h"
 
 #include <fmt/format.h>
 
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -43,7 +43,6 @@ constexpr size_t kMaxStringBytes = 1 << 20;
 constexpr size_t kMaxTotalConcatBytes = 64 << 20;
 constexpr size_t kMaxModules = 100'000;
 constexpr int kMaxModuleDepth = 100;
-constexpr size_t kMaxFileBytes = 64 << 20;
 constexpr double kMaxSize = 2147483647.0;
 
 struct Failure {
@@ -1524,39 +1523,19 @@ Expected<nn::ModelSpec> parseModel(std::string_view text, const std::string &fil
 }
 
 Expected<nn::ModelSpec> loadModel(const std::string &path) {
-  auto cannot = [&](const std::string &why) {
-    return Diag{path, 0, 0, fmt::format("cannot open {}: {}", path, why)};
-  };
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    return cannot("is a directory");
-  std::FILE *f = std::fopen(path.c_str(), "rb");
-  if (!f)
-    return cannot(std::strerror(errno));
-  std::string text;
-  char buf[1 << 16];
-  bool tooLarge = false, failed = false;
-  for (;;) {
-    size_t n = std::fread(buf, 1, sizeof buf, f);
-    text.append(buf, n);
-    if (text.size() > kMaxFileBytes) {
-      tooLarge = true;
-      break;
-    }
-    if (n < sizeof buf) {
-      failed = std::ferror(f);
-      break;
-    }
+  if (const char *e = std::getenv("GRAPHC_MODEL_EVALUATOR"); e && *e) {
+    if (std::string_view(e) == "lua")
+      return loadModelLua(path);
+    if (std::string_view(e) != "subset")
+      return Diag{path, 0, 0,
+                  fmt::format("GRAPHC_MODEL_EVALUATOR={}: expected lua (the embedded Lua "
+                              "5.1) or subset (the .model evaluator, the default)",
+                              quote(e))};
   }
-  int err = errno;
-  std::fclose(f);
-  if (failed)
-    return cannot(std::strerror(err));
-  if (tooLarge)
-    return Diag{
-        path, 1, 1,
-        fmt::format("file too large: model files are limited to {} MiB", kMaxFileBytes >> 20)};
-  return parseModel(text, path);
+  auto text = readModelText(path);
+  if (!text)
+    return text.diag();
+  return parseModel(*text, path);
 }
 
 } // namespace graphc::frontend

@@ -18,7 +18,9 @@ namespace graphc::frontend {
 /// Evaluates model-file text; `file` names it in diagnostics.
 Expected<nn::ModelSpec> parseModel(std::string_view text, const std::string &file);
 
-/// Reads and evaluates a model file from disk.
+/// Reads and evaluates a model file from disk. With GRAPHC_MODEL_EVALUATOR=lua
+/// in the environment, runs it in the embedded Lua instead (LuaModel.h);
+/// `subset` (or unset) is this evaluator, anything else an error.
 Expected<nn::ModelSpec> loadModel(const std::string &path);
 
 } // namespace graphc::frontend

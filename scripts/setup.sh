@@ -8,6 +8,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   llvm-19-dev                     # the CPU backend: IRBuilder, new pass manager, ORC LLJIT
   libfmt-dev libcli11-dev zlib1g-dev nlohmann-json3-dev catch2
+  liblua5.1-0-dev                 # the embedded Lua 5.1 that runs model files
   dataset-fashion-mnist           # the default data set
   graphviz                        # dot, for graphc compile --dot
   python3 python3-numpy python3-torch libopenblas0-pthread  # PyTorch checks and benchmarks

@@ -1,0 +1,474 @@
+// frontend/LuaTorch7.cpp - graphc's own `nn`, `optim`, `torch`, `cudnn`, ...
+// modules, written in Lua and run inside the sandbox before a model script.
+//
+// They keep Torch7's surface as model-building scripts use it (constructors,
+// `:add`, `:cuda()`, containers' `modules`, `:get`, ...) but compute nothing:
+// a module is a table recording its kind, its constructor arguments and the
+// script line that made it. After the script, `collect` flattens what it left
+// behind (the model, criterion, optimizer and config) into plain arrays that
+// frontend/LuaModel.cpp reads without calling back into Lua.
+#include "frontend/LuaModel.h"
+
+namespace graphc::frontend {
+
+const char *torch7Prelude() {
+  return R"lua(
+local getinfo, loadUserFile, G, loadstring, writeStderr = ...
+local error, type, pairs, ipairs, select, tostring, rawget, rawset, setmetatable,
+      getmetatable, unpack, format, concat, insert, remove, floor, gsub =
+      error, type, pairs, ipairs, select, tostring, rawget, rawset, setmetatable,
+      getmetatable, unpack, string.format, table.concat, table.insert, table.remove, math.floor,
+      string.gsub
+
+local MAX_MODULES, MAX_DEPTH = 100000, 100
+
+-- The script line that called into graphc: the first frame that is neither C
+-- nor this prelude.
+local function where()
+  for level = 2, 200 do
+    local info = getinfo(level, 'Sl')
+    if not info then return nil, nil end
+    if info.what ~= 'C' and info.source ~= '=graphc' then
+      return info.source, info.currentline
+    end
+  end
+end
+
+-- Errors carry their message and, where known, the place to blame; the
+-- message handler in LuaModel.cpp finds the script line otherwise.
+local function fail(msg, source, line, var, needle)
+  error({graphc_message = msg, source = source, line = line, var = var, needle = needle}, 0)
+end
+
+local function num(x)
+  if x ~= x then return 'nan' end
+  if x == 1/0 then return 'inf' end
+  if x == -1/0 then return '-inf' end
+  return format('%.14g', x)
+end
+
+local MODULE, CRITERION = {}, {}
+local function classOf(v)
+  if type(v) ~= 'table' then return nil end
+  local mt = getmetatable(v)
+  return type(mt) == 'table' and rawget(mt, '__graphc') or nil
+end
+local function isModule(v) return classOf(v) == MODULE end
+local function isCriterion(v) return classOf(v) == CRITERION end
+
+local function callText(m)
+  local parts = {}
+  for i = 1, m.__nargs do
+    local a = m.__args[i]
+    parts[i] = type(a) == 'number' and num(a) or type(a) == 'string' and format('%q', a)
+               or tostring(a)
+  end
+  return m.__name .. '(' .. concat(parts, ', ') .. ')'
+end
+
+local function describe(v)
+  local t = type(v)
+  if t == 'number' then return num(v) end
+  if t == 'string' then return "string '" .. v .. "'" end
+  if isModule(v) then return 'module ' .. callText(v) end
+  if isCriterion(v) then return 'criterion ' .. callText(v) end
+  return t
+end
+
+-- Methods every module has.
+local Module = {}
+local function returnSelf(m) return m end
+for _, name in ipairs({'cuda', 'float', 'double', 'type', 'clearState', 'setNumInputDims'}) do
+  Module[name] = returnSelf
+end
+function Module:training() self.train = true; return self end
+function Module:evaluate() self.train = false; return self end
+function Module:listModules()
+  local out = {self}
+  for _, c in ipairs(rawget(self, 'modules') or {}) do
+    for _, m in ipairs(c:listModules()) do out[#out + 1] = m end
+  end
+  return out
+end
+function Module:findModules(typename)
+  local out = {}
+  for _, m in ipairs(self:listModules()) do
+    if m.__name == typename then out[#out + 1] = m end
+  end
+  return out
+end
+
+-- Containers.
+local Container = setmetatable({}, {__index = Module})
+function Container:add(m, index)
+  if not isModule(m) then
+    fail(':add() expects a module, got ' .. describe(m))
+  end
+  if index ~= nil then
+    if type(index) ~= 'number' or index < 1 or index > #self.modules + 1 then
+      fail(':add() index ' .. describe(index) .. ' is out of range 1 to ' .. (#self.modules + 1))
+    end
+    insert(self.modules, index, m)
+  else
+    self.modules[#self.modules + 1] = m
+  end
+  return self
+end
+function Container:insert(m, index) return self:add(m, index) end
+function Container:remove(index)
+  index = index or #self.modules
+  if type(index) ~= 'number' or index < 1 or index > #self.modules then
+    fail(':remove() index ' .. describe(index) .. ' is out of range 1 to ' .. #self.modules)
+  end
+  return remove(self.modules, index)
+end
+function Container:get(i) return self.modules[i] end
+function Container:size() return #self.modules end
+function Container:training()
+  self.train = true
+  for _, m in ipairs(self.modules) do m:training() end
+  return self
+end
+function Container:evaluate()
+  self.train = false
+  for _, m in ipairs(self.modules) do m:evaluate() end
+  return self
+end
+
+local Pooling = setmetatable({}, {__index = Module})
+function Pooling:ceil() self.__ceil = true; return self end
+function Pooling:floor() self.__ceil = false; return self end
+
+local made = 0
+local classes = {}
+local function class(prefix, kind, methods, tag)
+  local mt = {__graphc = tag, __index = methods}
+  mt.__tostring = function(m) return callText(m) end
+  local ctor = setmetatable({}, {
+    __call = function(_, ...)
+      made = made + 1
+      if made > MAX_MODULES then fail('too many modules (more than ' .. MAX_MODULES .. ')') end
+      local source, line = where()
+      local m = {__kind = kind, __name = prefix .. '.' .. kind, __args = {...},
+                 __nargs = select('#', ...), __source = source, __line = line, train = true}
+      if methods == Container then m.modules = {} end
+      return setmetatable(m, mt)
+    end,
+    __tostring = function() return prefix .. '.' .. kind end,
+  })
+  classes[prefix .. '.' .. kind] = ctor
+  return ctor
+end
+
+local layerKinds = {
+  Sequential = Container, View = Module, Reshape = Module, Linear = Module, ReLU = Module,
+  Tanh = Module, Sigmoid = Module, SoftMax = Module, LogSoftMax = Module, Dropout = Module,
+  SpatialConvolution = Module, SpatialConvolutionMM = Module, SpatialMaxPooling = Pooling,
+}
+local criterionKinds = {'ClassNLLCriterion', 'CrossEntropyCriterion', 'MSECriterion'}
+
+local function supported(space, names)
+  local list = {}
+  for _, n in ipairs(names) do list[#list + 1] = space .. '.' .. n end
+  return concat(list, ', ')
+end
+
+local nnNames = {}
+local nn = {}
+for kind, methods in pairs(layerKinds) do
+  nn[kind] = class('nn', kind, methods, MODULE)
+  nnNames[#nnNames + 1] = kind
+end
+for _, kind in ipairs(criterionKinds) do
+  nn[kind] = class('nn', kind, Module, CRITERION)
+  nnNames[#nnNames + 1] = kind
+end
+table.sort(nnNames)
+nn.Module, nn.Container = Module, Container
+setmetatable(nn, {__index = function(_, k)
+  fail(format("unknown module 'nn.%s' (supported: %s)", tostring(k), supported('nn', nnNames)),
+       nil, nil, nil, 'nn.' .. tostring(k))
+end})
+
+-- cudnn's layers are nn's: the target is graphc's choice, not the script's.
+local cudnnNames = {'SpatialConvolution', 'SpatialMaxPooling', 'ReLU', 'Tanh', 'Sigmoid',
+                    'SoftMax', 'LogSoftMax'}
+local cudnn = {benchmark = false, fastest = false, verbose = false}
+for _, kind in ipairs(cudnnNames) do
+  cudnn[kind] = class('cudnn', kind, layerKinds[kind], MODULE)
+end
+function cudnn.convert(net) return net end
+setmetatable(cudnn, {__index = function(_, k)
+  fail(format("unknown module 'cudnn.%s' (supported: %s, cudnn.convert)", tostring(k),
+              supported('cudnn', cudnnNames)), nil, nil, nil, 'cudnn.' .. tostring(k))
+end})
+
+local optimNames = {'adagrad', 'adam', 'sgd'}
+local optim = {}
+local optimizerName = {}
+for _, name in ipairs(optimNames) do
+  local f = function()
+    fail(format('optim.%s is not called in model files; assign it instead: optimizer = optim.%s',
+                name, name))
+  end
+  optim[name] = f
+  optimizerName[f] = name
+end
+setmetatable(optim, {__index = function(_, k)
+  fail(format("unknown optimizer 'optim.%s' (supported: %s)", tostring(k),
+              supported('optim', optimNames)), nil, nil, nil, 'optim.' .. tostring(k))
+end})
+
+local function noop() end
+local torch = {
+  setdefaulttensortype = noop, manualSeed = noop, seed = noop, setnumthreads = noop,
+  getnumthreads = function() return 1 end,
+  typename = function(v) return classOf(v) and v.__name or nil end,
+}
+torch.type = function(v) return classOf(v) and v.__name or type(v) end
+
+-- torch.CmdLine: options with their defaults. graphc passes no command line
+-- to the script yet (its global `arg` is nil), so parse() gives the defaults
+-- unless the script hands it a list such as {'-lr', '0.1'}.
+local CmdLine = {}
+CmdLine.__index = CmdLine
+local function cmdNoop(self) return self end
+CmdLine.text, CmdLine.log, CmdLine.addTime, CmdLine.silent = cmdNoop, cmdNoop, cmdNoop, cmdNoop
+function CmdLine:option(name, default, help)
+  if type(name) ~= 'string' or not name:find('^%-') then
+    fail("cmd:option expects a name such as '-lr', got " .. describe(name))
+  end
+  local key = gsub(name, '^%-+', '')
+  self.defaults[key] = default
+  self.order[#self.order + 1] = key
+  return self
+end
+function CmdLine:argument(name, help, default)
+  return self:option('-' .. tostring(name), default, help)
+end
+function CmdLine:string(prefix) return prefix end
+function CmdLine:parse(args)
+  local opt = {}
+  for _, key in ipairs(self.order) do opt[key] = self.defaults[key] end
+  args = args or {}
+  local i = 1
+  while i <= #args do
+    local key = type(args[i]) == 'string' and args[i]:match('^%-+(.+)$')
+    local default = key and self.defaults[key]
+    if default == nil then
+      fail('unknown command-line option ' .. describe(args[i]))
+    end
+    if type(default) == 'boolean' then
+      opt[key], i = not default, i + 1
+    else
+      local value = args[i + 1]
+      if value == nil then fail('command-line option -' .. key .. ' needs a value') end
+      if type(default) == 'number' then
+        local n = tonumber(value)
+        if n == nil then
+          fail('command-line option -' .. key .. ' expects a number, got ' .. describe(value))
+        end
+        value = n
+      end
+      opt[key], i = value, i + 2
+    end
+  end
+  return opt
+end
+torch.CmdLine = function() return setmetatable({defaults = {}, order = {}}, CmdLine) end
+setmetatable(torch, {__index = function(_, k)
+  fail(format("'torch.%s' is not supported in model files yet", tostring(k)), nil, nil, nil,
+       'torch.' .. tostring(k))
+end})
+
+local cutorch = {setDevice = noop, manualSeed = noop, manualSeedAll = noop,
+                 getDeviceCount = function() return 1 end}
+local empty = function() return {} end
+local builtin = {
+  nn = nn, cunn = nn, optim = optim, torch = torch, cutorch = cutorch, cudnn = cudnn,
+  image = empty(), xlua = empty(), paths = empty(),
+}
+local globalName = {nn = 'nn', optim = 'optim', torch = 'torch', cutorch = 'cutorch',
+                    cudnn = 'cudnn', image = 'image', xlua = 'xlua', paths = 'paths'}
+
+local loaded = {}
+for k, v in pairs(builtin) do loaded[k] = v end
+local forbidden = {io = true, os = true, debug = true, ffi = true, jit = true}
+
+local function require(name)
+  if type(name) ~= 'string' then
+    fail('require expects one module name, e.g. require \'nn\', got ' .. describe(name))
+  end
+  if loaded[name] ~= nil then
+    if globalName[name] then rawset(G, globalName[name], loaded[name]) end
+    return loaded[name]
+  end
+  if forbidden[name] then
+    fail(format("require '%s': not available in model files (they run sandboxed: no io, os " ..
+                "or debug)", name))
+  end
+  local chunk = loadUserFile(name, true)
+  local result = chunk(name)
+  if result == nil then result = true end
+  loaded[name] = result
+  return result
+end
+
+local package = setmetatable({loaded = loaded, preload = {}, path = '', cpath = ''},
+  {__index = function(_, k)
+    fail(format("'package.%s' is not available in model files", tostring(k)))
+  end})
+
+G.nn, G.optim, G.torch = nn, optim, torch
+G.require, G.package = require, package
+G.dofile = function(path) return loadUserFile(path, false)() end
+G.load = function(f, name)
+  local parts = {}
+  while true do
+    local piece = f()
+    if piece == nil or piece == '' then break end
+    parts[#parts + 1] = piece
+  end
+  return loadstring(concat(parts), name or '=(load)')
+end
+G.print = function(...)
+  local parts = {}
+  for i = 1, select('#', ...) do parts[i] = tostring((select(i, ...))) end
+  writeStderr(concat(parts, '\t') .. '\n')
+end
+G.loadfile = function(path) return loadUserFile(path, false) end
+setmetatable(G, {__index = function(_, k)
+  if forbidden[k] then
+    fail(format("'%s' is not available in model files (they run sandboxed: no io, os or debug)",
+                tostring(k)), nil, nil, nil, tostring(k))
+  end
+  return nil
+end})
+
+-- After the script: what it left behind, as plain arrays (LuaModel.cpp).
+--   model:  kind, name, source, line, nargs, args..., ceil, nchildren, children...
+local function flatten(m, out, depth, what)
+  if not isModule(m) then
+    if isCriterion(m) then return fail(format("'%s' must be a module, got %s", what, describe(m)),
+                                     m.__source, m.__line) end
+    fail(format("'%s' must be a module, got %s", what, describe(m)))
+  end
+  if depth > MAX_DEPTH then
+    fail(format('modules nested too deep (more than %d levels)', MAX_DEPTH), m.__source, m.__line)
+  end
+  out.count = out.count + 1
+  if out.count > MAX_MODULES then
+    fail(format('too many modules (more than %d)', MAX_MODULES), m.__source, m.__line)
+  end
+  local n = out.n
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] =
+    m.__kind, m.__name, m.__source, m.__line, m.__nargs
+  n = n + 5
+  for i = 1, m.__nargs do out[n + i] = m.__args[i] end
+  n = n + m.__nargs
+  local children = rawget(m, 'modules')
+  local count = 0
+  if type(children) == 'table' then count = #children end
+  out[n + 1], out[n + 2] = m.__ceil == true, count
+  out.n = n + 2
+  for i = 1, count do
+    flatten(children[i], out, depth + 1, format('modules[%d]', i))
+  end
+end
+
+local function collect(nresults, r1, r2)
+  local result = {}
+  local model, what = r1, 'the returned value'
+  if type(model) == 'function' then
+    -- A builder, as fb.resnet's model files return: called with the options.
+    local opt = rawget(G, 'opt')
+    if opt == nil then opt = {} end
+    model, r2 = model(opt)
+    what = "the returned function's result"
+  end
+  if nresults == 0 or model == nil then model, what = rawget(G, 'model'), 'model' end
+  if model == nil then model, what = rawget(G, 'net'), 'net' end
+  if model ~= nil then
+    if not isModule(model) or model.__kind ~= 'Sequential' then
+      fail(format("'%s' must be an nn.Sequential, got %s", what, describe(model)),
+           type(model) == 'table' and model.__source, type(model) == 'table' and model.__line,
+           what)
+    end
+    local flat = {n = 0, count = 0}
+    flatten(model, flat, 1, what)
+    result[1], result[2] = flat, flat.n
+  end
+  local crit = rawget(G, 'criterion')
+  if crit == nil and isCriterion(r2) then crit = r2 end
+  if crit ~= nil then
+    if not isCriterion(crit) then
+      fail("'criterion' must be a criterion such as nn.ClassNLLCriterion(), got " ..
+           describe(crit), type(crit) == 'table' and crit.__source,
+           type(crit) == 'table' and crit.__line, 'criterion')
+    end
+    if crit.__nargs > 0 then
+      fail(format('%s expects no arguments, got %d', crit.__name, crit.__nargs), crit.__source,
+           crit.__line)
+    end
+    result[3], result[4], result[5] = crit.__kind, crit.__source, crit.__line
+  end
+  local opt = rawget(G, 'optimizer')
+  if opt ~= nil then
+    if not optimizerName[opt] then
+      fail("'optimizer' must be optim.sgd, optim.adagrad or optim.adam, got " .. describe(opt),
+           nil, nil, 'optimizer')
+    end
+    result[6] = optimizerName[opt]
+    for _, name in ipairs({'config', 'optimState', 'optimConfig'}) do
+      local cfg = rawget(G, name)
+      if cfg ~= nil then
+        if type(cfg) ~= 'table' or getmetatable(cfg) ~= nil then
+          fail(format("'%s' must be a table such as {learningRate = 0.01}, got %s", name,
+                      describe(cfg)), nil, nil, name)
+        end
+        if #cfg > 0 then
+          fail(format("'%s' must only have named entries such as {learningRate = 0.01}", name),
+               nil, nil, name)
+        end
+        local flat, n = {}, 0
+        for k, v in pairs(cfg) do
+          if type(k) ~= 'string' then
+            fail(format("'%s' must only have named entries such as {learningRate = 0.01}", name),
+                 nil, nil, name)
+          end
+          flat[n + 1], flat[n + 2] = k, v
+          n = n + 2
+        end
+        result[7], result[8], result[9] = name, flat, n
+        break
+      end
+    end
+  end
+  local input = rawget(G, 'input')
+  if input ~= nil then
+    local ok = type(input) == 'table' and #input >= 1 and #input <= 8
+    local flat = {}
+    if ok then
+      local count = 0
+      for _ in pairs(input) do count = count + 1 end
+      ok = count == #input
+      for i = 1, #input do
+        local d = input[i]
+        if type(d) ~= 'number' or d < 1 or d > 2147483647 or d ~= floor(d) then ok = false end
+        flat[i] = d
+      end
+    end
+    if not ok then
+      fail("'input' must be a list of 1 to 8 positive integers such as {1, 32, 32}, got " ..
+           describe(input), nil, nil, 'input')
+    end
+    result[10], result[11] = flat, #input
+  end
+  return result
+end
+
+return collect
+)lua";
+}
+
+} // namespace graphc::frontend

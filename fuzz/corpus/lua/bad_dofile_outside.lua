@@ -1,0 +1,2 @@
+model = nn.Sequential()
+local secrets = dofile('/etc/passwd')

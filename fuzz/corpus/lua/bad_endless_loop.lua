@@ -1,0 +1,5 @@
+require 'nn'
+model = nn.Sequential()
+while true do
+  model:size()
+end

@@ -1,0 +1,2 @@
+model = nn.Sequential()
+local f = io.open('/etc/passwd')

@@ -1,0 +1,2 @@
+require 'nn'
+local os = require 'os'

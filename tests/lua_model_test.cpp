@@ -1,0 +1,417 @@
+// tests/lua_model_test.cpp - model scripts in the embedded, sandboxed Lua 5.1
+// (frontend/LuaModel.h): Torch7-style scripts in tests/torch7/ compile and
+// train like the interpreter says; the sandbox refuses what it must, with
+// located errors; the Lua path builds the same trees as the `.model`
+// evaluator for the examples.
+#include "Isas.h"
+#include "driver/Compile.h"
+#include "frontend/LuaModel.h"
+#include "frontend/ModelFile.h"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <lua.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace graphc;
+using frontend::loadModelLua;
+using frontend::LuaLimits;
+using frontend::parseModelLua;
+
+namespace {
+
+const std::string kDir = std::string(GRAPHC_SOURCE_DIR) + "/tests/torch7/";
+
+std::string tree(const nn::Module &m, int indent = 0) {
+  std::string out = std::string(indent, ' ') + m.str() + "\n";
+  for (const nn::Module &c : m.children)
+    out += tree(c, indent + 2);
+  return out;
+}
+
+nn::ModelSpec luaOk(const std::string &text, const std::string &file = "test.lua") {
+  auto r = parseModelLua(text, file);
+  if (!r)
+    FAIL("unexpected error: " << r.diag().str() << "\ninput:\n" << text);
+  return *r;
+}
+
+Diag luaError(const std::string &text, const LuaLimits &limits = {},
+              const std::string &file = "test.lua") {
+  auto r = parseModelLua(text, file, limits);
+  if (r)
+    FAIL("expected an error, got a model:\n"
+         << tree(r->model) << "input:\n"
+         << text.substr(0, 400));
+  return r.diag();
+}
+
+#define CHECK_LUA_ERROR(text, line_, substring)                                                    \
+  do {                                                                                             \
+    Diag d_ = luaError(text);                                                                      \
+    INFO("input: " << std::string(text).substr(0, 300) << "\ndiagnostic: " << d_.str());           \
+    CHECK(d_.file == "test.lua");                                                                  \
+    CHECK(d_.line == (line_));                                                                     \
+    CHECK(d_.col >= 1);                                                                            \
+    CHECK_THAT(d_.message, Catch::Contains(substring));                                            \
+  } while (0)
+
+const std::string kModel = "model = nn.Sequential():add(nn.View(4)):add(nn.Linear(4, 2))\n";
+
+/// Losses of `steps` training steps of `spec` on `target` from the same start
+/// and the same random batches.
+std::vector<float> losses(const nn::ModelSpec &spec, const ir::Shape &sample,
+                          const std::string &target, const std::string &isa, int steps) {
+  constexpr int64_t kBatch = 16;
+  driver::BuildOptions bo;
+  bo.maxBatch = kBatch;
+  bo.target = target;
+  bo.cpu = isa;
+  bo.threads = 2;
+  auto exe = driver::build(spec, sample, bo);
+  if (!exe)
+    FAIL(exe.diag().str());
+  int64_t numel = 1;
+  for (int64_t d : sample)
+    numel *= d;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<float> x(size_t(kBatch * numel));
+  std::vector<int32_t> labels(static_cast<size_t>(kBatch));
+  std::vector<float> out;
+  for (int s = 0; s < steps; ++s) {
+    for (float &v : x)
+      v = normal(rng);
+    for (int32_t &l : labels)
+      l = int32_t(rng() % 10);
+    float loss = 0;
+    REQUIRE(bool((*exe)->trainStep(x.data(), labels.data(), kBatch, &loss, nullptr)));
+    out.push_back(loss);
+  }
+  return out;
+}
+
+struct ScriptCase {
+  const char *file;
+  size_t layers;
+  nn::CriterionKind criterion;
+  const char *optimizer;
+};
+
+const ScriptCase kScripts[] = {
+    {"mlp_opt.lua", 9, nn::CriterionKind::ClassNLL, "sgd"},
+    {"vgg_blocks.lua", 12, nn::CriterionKind::CrossEntropy, "adam"},
+    {"lenet_net.lua", 11, nn::CriterionKind::ClassNLL, "adagrad"},
+    {"containers.lua", 6, nn::CriterionKind::ClassNLL, "sgd"},
+    {"deep_return.lua", 11, nn::CriterionKind::ClassNLL, "adagrad"},
+    {"builder.lua", 8, nn::CriterionKind::CrossEntropy, "sgd"},
+    {"cmdline.lua", 8, nn::CriterionKind::ClassNLL, "sgd"},
+};
+
+} // namespace
+
+TEST_CASE("Torch7-style scripts build their module trees", "[lua]") {
+  for (const ScriptCase &c : kScripts) {
+    INFO(c.file);
+    auto spec = loadModelLua(kDir + c.file);
+    if (!spec)
+      FAIL(spec.diag().str());
+    CHECK(spec->model.children.size() == c.layers);
+    REQUIRE(spec->criterion);
+    CHECK(spec->criterion->kind == c.criterion);
+    REQUIRE(spec->optimizer);
+    CHECK(spec->optimizer->name == c.optimizer);
+  }
+  auto mlp = loadModelLua(kDir + "mlp_opt.lua");
+  REQUIRE(mlp);
+  nn::Sequential expected;
+  expected.add(nn::View(784))
+      .add(nn::Linear(784, 64))
+      .add(nn::Tanh())
+      .add(nn::Dropout(0.2))
+      .add(nn::Linear(64, 64))
+      .add(nn::Tanh())
+      .add(nn::Dropout(0.2))
+      .add(nn::Linear(64, 10))
+      .add(nn::LogSoftMax());
+  CHECK(tree(mlp->model) == tree(expected));
+  // mlp_opt.lua's View is at line 10, its first Linear at line 13.
+  REQUIRE(mlp->model.children.size() == 9);
+  CHECK(mlp->model.children[0].loc.line == 10);
+  CHECK(mlp->model.children[0].loc.col == 11);
+  CHECK(mlp->model.children[1].loc.line == 13);
+  CHECK(mlp->optimizer->config ==
+        std::map<std::string, double>{
+            {"learningRate", 0.05}, {"momentum", 0.9}, {"nesterov", 1}, {"dampening", 0}});
+
+  auto containers = loadModelLua(kDir + "containers.lua");
+  REQUIRE(containers);
+  nn::Sequential want;
+  want.add(nn::View(784))
+      .add(nn::Linear(784, 48))
+      .add(nn::Dropout(0.1))
+      .add(nn::ReLU())
+      .add(nn::Linear(48, 10))
+      .add(nn::LogSoftMax());
+  CHECK(tree(containers->model) == tree(want));
+
+  auto vgg = loadModelLua(kDir + "vgg_blocks.lua");
+  REQUIRE(vgg);
+  nn::Sequential vggWant;
+  vggWant.add(nn::SpatialConvolution(1, 8, 3, 3, 1, 1, 1, 1))
+      .add(nn::ReLU())
+      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
+      .add(nn::SpatialConvolution(8, 16, 3, 3, 1, 1, 1, 1))
+      .add(nn::ReLU())
+      .add(nn::SpatialConvolution(16, 16, 3, 3, 1, 1, 1, 1))
+      .add(nn::ReLU())
+      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
+      .add(nn::View(784))
+      .add(nn::Linear(784, 32))
+      .add(nn::ReLU())
+      .add(nn::Linear(32, 10));
+  CHECK(tree(vgg->model) == tree(vggWant));
+  REQUIRE(vgg->input);
+  CHECK(*vgg->input == ir::Shape{1, 28, 28});
+}
+
+TEST_CASE("Torch7-style scripts train like the interpreter", "[lua][cpu]") {
+  for (const ScriptCase &c : kScripts) {
+    auto spec = loadModelLua(kDir + c.file);
+    REQUIRE(spec);
+    auto sample = spec->input ? Expected<ir::Shape>(*spec->input) : nn::inferSampleShape(*spec);
+    if (!sample)
+      FAIL(sample.diag().str());
+    const std::vector<float> want = losses(*spec, *sample, "interp", "", 3);
+    for (const std::string &isa : test::runnableIsas()) {
+      const std::vector<float> got = losses(*spec, *sample, "cpu", isa, 3);
+      for (size_t s = 0; s < want.size(); ++s) {
+        INFO(c.file << " under " << isa << ", step " << s << ": " << got[s] << " against "
+                    << want[s] << " in the interpreter");
+        CHECK(std::isfinite(want[s]));
+        CHECK(std::abs(got[s] - want[s]) <= 1e-4 * std::max(1.0f, std::abs(want[s])));
+      }
+    }
+  }
+}
+
+TEST_CASE("the Lua path builds the examples as the .model evaluator does", "[lua]") {
+  for (const char *file : {"mlp.model", "lenet.model"}) {
+    INFO(file);
+    std::string path = std::string(GRAPHC_SOURCE_DIR) + "/examples/" + file;
+    auto a = frontend::loadModel(path);
+    auto b = loadModelLua(path);
+    REQUIRE(a);
+    if (!b)
+      FAIL(b.diag().str());
+    CHECK(tree(a->model) == tree(b->model));
+    for (size_t i = 0; i < a->model.children.size(); ++i) {
+      CHECK(a->model.children[i].loc.line == b->model.children[i].loc.line);
+      CHECK(a->model.children[i].loc.col == b->model.children[i].loc.col);
+    }
+    REQUIRE(b->criterion);
+    CHECK(a->criterion->kind == b->criterion->kind);
+    CHECK(a->criterion->loc.line == b->criterion->loc.line);
+    REQUIRE(b->optimizer);
+    CHECK(a->optimizer->name == b->optimizer->name);
+    CHECK(a->optimizer->config == b->optimizer->config);
+    CHECK(a->input == b->input);
+    CHECK(a->modelLoc.line == b->modelLoc.line);
+  }
+}
+
+TEST_CASE("Lua the language: what the .model subset refused now runs", "[lua]") {
+  nn::ModelSpec spec = luaOk(R"(require 'nn'
+local m = nn.Sequential()
+for i = 1, 3 do m:add(nn.ReLU()) end
+local i = 0
+while i < 2 do m:add(nn.Tanh()); i = i + 1 end
+repeat m:add(nn.Sigmoid()) until true
+if #m.modules == 6 and not false then m:add(nn.SoftMax()) else error('no') end
+do local x = 1 end
+return m
+)");
+  CHECK(spec.model.children.size() == 7);
+  CHECK(spec.model.children[6].kind == nn::Kind::SoftMax);
+  CHECK(!spec.criterion);
+  CHECK(!spec.optimizer);
+  // A returned model wins over a global one; `net` is found too.
+  spec = luaOk("model = nn.Sequential()\nreturn nn.Sequential():add(nn.Tanh())\n");
+  CHECK(spec.model.children.size() == 1);
+  spec = luaOk("net = nn.Sequential():add(nn.Tanh()):add(nn.ReLU())\n");
+  CHECK(spec.model.children.size() == 2);
+  spec = luaOk("#!/usr/bin/env th\nmodel = nn.Sequential():add(nn.Tanh())\n");
+  CHECK(spec.model.children[0].loc.line == 2);
+}
+
+TEST_CASE("the sandbox refuses io, os, debug and outside files", "[lua][sandbox]") {
+  CHECK_LUA_ERROR(kModel + "os.execute('touch /tmp/graphc_pwned')\n", 2,
+                  "'os' is not available in model files");
+  CHECK_LUA_ERROR(kModel + "local f = io.open('/etc/passwd')\n", 2, "'io' is not available");
+  CHECK_LUA_ERROR(kModel + "\nx = debug.getinfo(1)\n", 3, "'debug' is not available");
+  CHECK_LUA_ERROR("require 'os'\n", 1, "require 'os': not available in model files");
+  CHECK_LUA_ERROR("require 'io'\n", 1, "not available in model files");
+  CHECK_LUA_ERROR("local x = require '../../etc/passwd'\n", 1, "model files can require nn");
+  CHECK_LUA_ERROR("require 'no_such_module'\n", 1, "require 'no_such_module': no such module");
+  CHECK_LUA_ERROR("dofile('/etc/passwd')\n", 1, "outside the model's folder");
+  CHECK_LUA_ERROR("loadfile('/etc/hostname')\n", 1, "outside the model's folder");
+  CHECK_LUA_ERROR("x = package.loadlib('libc.so.6', 'system')\n", 1,
+                  "'package.loadlib' is not available");
+  CHECK_LUA_ERROR("x = string.dump(function() end)\n", 1, "attempt to call field 'dump'");
+  CHECK_LUA_ERROR("x = rawget(_G, 'os').execute\n", 1, "attempt to index a nil value");
+  CHECK_LUA_ERROR("x = getfenv(0).io.write\n", 1, "'io' is not available");
+  // No userdata with a __gc for lua_close to run after the limits.
+  CHECK_LUA_ERROR("local p = newproxy(true)\n", 1, "attempt to call global 'newproxy'");
+}
+
+namespace {
+
+/// Real Lua 5.1 bytecode of `source`, from a plain interpreter's lua_dump.
+std::string bytecodeOf(const char *source) {
+  lua_State *L = luaL_newstate();
+  REQUIRE(luaL_loadstring(L, source) == 0);
+  std::string out;
+  lua_dump(
+      L,
+      [](lua_State *, const void *p, size_t n, void *ud) {
+        static_cast<std::string *>(ud)->append(static_cast<const char *>(p), n);
+        return 0;
+      },
+      &out);
+  lua_close(L);
+  return out;
+}
+
+/// `s` as a Lua string literal of decimal escapes.
+std::string luaLiteral(const std::string &s) {
+  std::string out = "'";
+  for (unsigned char c : s)
+    out += fmt::format("\\{}", int(c));
+  return out + "'";
+}
+
+} // namespace
+
+TEST_CASE("the sandbox refuses precompiled bytecode", "[lua][sandbox]") {
+  std::string bytecode = bytecodeOf("model = nn.Sequential():add(nn.ReLU())");
+  REQUIRE(bytecode.starts_with("\x1bLua"));
+  Diag d = luaError(bytecode);
+  CHECK(d.line == 1);
+  CHECK_THAT(d.message, Catch::Contains("precompiled Lua bytecode is refused"));
+  CHECK_LUA_ERROR("local f = loadstring(" + luaLiteral(bytecode) + ")\n", 1,
+                  "precompiled Lua bytecode is refused");
+  CHECK_LUA_ERROR("local parts = {'\\27Lu', 'aQ'}\nlocal i = 0\n"
+                  "local f = load(function() i = i + 1; return parts[i] end)\n",
+                  3, "precompiled Lua bytecode is refused");
+  // Source through loadstring still works.
+  nn::ModelSpec spec = luaOk("model = loadstring('return nn.Sequential():add(nn.ReLU())')()\n");
+  CHECK(spec.model.children.size() == 1);
+
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / fmt::format("graphc_lua_{}", std::random_device()());
+  fs::create_directories(dir);
+  std::ofstream(dir / "compiled.lua") << bytecode;
+  std::ofstream(dir / "helper.lua") << "-- a helper\nlocal x = 1\nreturn x +\n";
+  std::ofstream(dir / "model.lua") << "require 'compiled'\n";
+  auto r = loadModelLua((dir / "model.lua").string());
+  REQUIRE(!r);
+  CHECK_THAT(r.diag().message, Catch::Contains("precompiled Lua bytecode is refused"));
+  CHECK(r.diag().line == 1);
+  std::ofstream(dir / "model.lua") << "x = 1\nrequire 'helper'\n";
+  r = loadModelLua((dir / "model.lua").string());
+  REQUIRE(!r);
+  INFO(r.diag().str());
+  CHECK(r.diag().file == fs::canonical(dir / "helper.lua").string());
+  CHECK(r.diag().line == 4);
+  CHECK_THAT(r.diag().message, Catch::Contains("unexpected symbol near '<eof>'"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the sandbox caps memory, instructions and time", "[lua][sandbox]") {
+  LuaLimits small;
+  small.memoryBytes = 16 << 20;
+  Diag d = luaError("local t = {}\nfor i = 1, 1e8 do\n  t[i] = {i}\nend\n", small);
+  INFO(d.str());
+  CHECK_THAT(d.message, Catch::Contains("used more than 16 MiB of memory"));
+  CHECK((d.line == 2 || d.line == 3)); // the line the count hook saw last
+  d = luaError("local s = string.rep('x', 64 * 1024 * 1024)\n", small);
+  CHECK_THAT(d.message, Catch::Contains("used more than 16 MiB of memory"));
+
+  LuaLimits steps;
+  steps.instructions = 1'000'000;
+  auto start = std::chrono::steady_clock::now();
+  d = luaError("model = nn.Sequential()\nwhile true do\n  local x = 1\nend\n", steps);
+  INFO(d.str());
+  CHECK_THAT(d.message, Catch::Contains("executed more than 1000000 Lua instructions"));
+  CHECK((d.line == 2 || d.line == 3));
+
+  LuaLimits time;
+  time.seconds = 0.2;
+  start = std::chrono::steady_clock::now();
+  d = luaError("model = nn.Sequential()\n\nwhile true do end\n", time);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(d.str());
+  CHECK_THAT(d.message, Catch::Contains("ran longer than 0.2 seconds"));
+  CHECK(d.line == 3);
+  CHECK(seconds < 5);
+  // pcall cannot swallow a limit for long: the hook fires again at once.
+  d = luaError("for i = 1, 1e9 do pcall(function() while true do end end) end\n", steps);
+  CHECK_THAT(d.message, Catch::Contains("Lua instructions"));
+}
+
+TEST_CASE("Lua errors name the file and line", "[lua]") {
+  CHECK_LUA_ERROR(kModel + "\nprint(model, undefinedThing.x)\n", 3,
+                  "attempt to index global 'undefinedThing' (a nil value)");
+  CHECK_LUA_ERROR("x = 1\nmodel = nn.Sequential(\n", 3, "unexpected symbol near '<eof>'");
+  CHECK_LUA_ERROR("x = 1\ny = 2 @ 3\n", 2, "unexpected symbol near '@'");
+  CHECK_LUA_ERROR("local t = {}\n\nerror('stop here')\n", 3, "stop here");
+  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.Foo(3))\n", 2,
+                  "unknown module 'nn.Foo' (supported: nn.ClassNLLCriterion");
+  CHECK(luaError("model = nn.Sequential()\nmodel:add(nn.Foo(3))\n").col == 11);
+  CHECK(luaError("model = nn.Sequential()\n  x = 1; os.exit(1)\n").col == 10);
+  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(5)\n", 2, ":add() expects a module, got 5");
+  CHECK_LUA_ERROR(kModel + "optimizer = optim.rmsprop\n", 2, "unknown optimizer 'optim.rmsprop'");
+  CHECK_LUA_ERROR("x = torch.Tensor(3)\n", 1, "'torch.Tensor' is not supported");
+  CHECK_LUA_ERROR("model = nn.Sequential()\n\nmodel:add(nn.Linear(10, -5))\n", 3,
+                  "nn.Linear argument 2 (outputSize) must be a positive integer, got -5");
+  Diag d = luaError("model = nn.Sequential()\n\nmodel:add(nn.Linear(10, -5))\n");
+  CHECK(d.col == 11);
+  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.SpatialMaxPooling(2, 2):ceil())\n", 2,
+                  "ceil mode (:ceil()) of nn.SpatialMaxPooling is not supported");
+  CHECK_LUA_ERROR("x = 1\n", 1, "no 'model' defined");
+  CHECK_LUA_ERROR("x = 1\nmodel = 5\n", 2, "'model' must be an nn.Sequential, got 5");
+  CHECK_LUA_ERROR(kModel + "\ncriterion = nn.ReLU()\n", 3, "'criterion' must be a criterion");
+  CHECK_LUA_ERROR(kModel + "optimizer = 'sgd'\n", 2, "'optimizer' must be optim.sgd");
+  CHECK_LUA_ERROR(kModel + "optimizer = optim.adagrad\nconfig = {\n  momentum = 0.9}\n", 4,
+                  "unknown config key 'momentum' for optim.adagrad");
+  CHECK_LUA_ERROR(kModel + "input = {1, 0, 32}\n", 2, "'input' must be a list");
+  CHECK_LUA_ERROR("optim.sgd(1)\n", 1, "optim.sgd is not called");
+  CHECK_LUA_ERROR("local cmd = torch.CmdLine()\ncmd:option('-lr', 0.1, 'rate')\n"
+                  "local opt = cmd:parse({'-lr', 'fast'})\n",
+                  3, "command-line option -lr expects a number, got string 'fast'");
+  CHECK_LUA_ERROR("local cmd = torch.CmdLine()\nlocal opt = cmd:parse({'-lr', '1'})\n", 2,
+                  "unknown command-line option string '-lr'");
+}
+
+TEST_CASE("a script building 1,000 layers runs quickly", "[lua]") {
+  std::string text = "require 'nn'\nlocal model = nn.Sequential()\nmodel:add(nn.View(64))\n"
+                     "for i = 1, 999 do\n  model:add(nn.Linear(64, 64))\nend\nreturn model\n";
+  double best = 1e9;
+  for (int i = 0; i < 5; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto spec = parseModelLua(text, "deep.lua");
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    REQUIRE(spec);
+    CHECK(spec->model.children.size() == 1000);
+    best = std::min(best, s);
+  }
+  WARN("1,000 layers in " << best * 1e3 << " ms (best of 5)");
+  CHECK(best < 1.0); // a guard against the pathological, not a benchmark
+}

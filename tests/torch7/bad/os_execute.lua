@@ -1,0 +1,3 @@
+require 'nn'
+os.execute('rm -rf /tmp/graphc_victim')
+model = nn.Sequential()
