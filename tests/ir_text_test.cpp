@@ -236,6 +236,29 @@ TEST_CASE("IR text: inputs with names that are not identifiers", "[ir]") {
   CHECK(parsed->findInput("_ok_2") == c);
 }
 
+TEST_CASE("IR text: two inputs of the same name print as text that parses", "[ir]") {
+  // Found by fuzzing: `%labels = input {name = "params"}` and `%params =
+  // input {name = "params"}` parse (the verifier refuses the graph), and both
+  // printed as %params, defined twice.
+  std::string text = "graph @twice {\n"
+                     "  %labels = input {name = \"params\"} : i32[N]\n"
+                     "  %params = input {name = \"params\"} : f32[15]\n"
+                     "  %2 = relu %params : f32[15]\n"
+                     "  return a = %labels, b = %2\n"
+                     "}\n";
+  auto g = parseGraph(text);
+  REQUIRE(g);
+  CHECK(!verify(*g));
+  std::string printed = print(*g);
+  INFO(printed);
+  CHECK(printed.find("%params = input {name = \"params\"} : i32[N]") != std::string::npos);
+  CHECK(printed.find("%1 = input {name = \"params\"} : f32[15]") != std::string::npos);
+  CHECK(printed.find("%2 = relu %1 : f32[15]") != std::string::npos);
+  auto again = parseGraph(printed);
+  REQUIRE(again);
+  CHECK(print(*again) == printed);
+}
+
 TEST_CASE("IR text: a graph using every op round-trips", "[ir]") {
   Graph g("every_op");
   std::set<Op> used;
