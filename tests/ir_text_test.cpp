@@ -489,6 +489,20 @@ TEST_CASE("IR parser errors carry line:col and say what is wrong", "[ir]") {
     expectParseError(std::string(kHead) + "  %1 = reduce_sum %x {axes = [1]} : i32[N]\n" + kTail, 3,
                      8, {"i32[N]", "f32[N]"});
   }
+  SECTION("a type too large for int64_t sizes (found by fuzzing)") {
+    expectParseError(std::string(kHead) +
+                         "  %p = input {name = \"p\"} : f32[4294967296,4294967296]\n"
+                         "  %1 = relu %x : f32[N,4]\n" +
+                         kTail,
+                     3, 55, {"the type f32[4294967296,4294967296] has more than 2^40 elements"});
+  }
+  SECTION("a param view whose size overflows int64_t (found by fuzzing)") {
+    expectParseError(std::string(kHead) + "  %p = input {name = \"p\"} : f32[100]\n" +
+                         "  %1 = param %p {offset = 0, shape = [10025000,2025000,2026000]} : "
+                         "f32[1]\n" +
+                         kTail,
+                     4, 8, {"more than 2^40 elements"});
+  }
   SECTION("wrong operand count") {
     expectParseError(std::string(kHead) + "  %1 = add %x : f32[N,4]\n" + kTail, 3, 8,
                      {"add takes 2 operands, got 1"});
