@@ -307,6 +307,10 @@ private:
       skipSpace();
     }
     ++pos_;
+    if (!withinMaxElements(t.shape)) {
+      fail(fmt::format("the type {} has more than 2^40 elements", str(t)));
+      return std::nullopt;
+    }
     return t;
   }
 

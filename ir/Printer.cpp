@@ -22,8 +22,11 @@ std::string valueName(const Graph &g, ValueId v) {
     return "%" + std::to_string(v);
   const Node &n = g.node(v);
   if (n.op == Op::Input) {
+    // An input is %NAME when NAME is an identifier and no earlier input has
+    // it; a second input of that name (which the verifier refuses) keeps its
+    // number, so the text still parses (found by fuzzing the IR parser).
     std::string name = n.attrs.s("name");
-    if (isIdentifier(name))
+    if (isIdentifier(name) && g.findInput(name) == v)
       return "%" + name;
   }
   return "%" + std::to_string(v);

@@ -12,7 +12,7 @@ bool validShape(const Shape &s) {
   for (size_t i = 0; i < s.size(); ++i)
     if (s[i] < 0 && !(i == 0 && s[i] == kBatch))
       return false;
-  return true;
+  return withinMaxElements(s);
 }
 
 /// Normalises negative axes and checks range; returns false when out of range.
@@ -144,6 +144,8 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     Shape shape = attrs.ints("shape");
     int64_t offset = attrs.i("offset", -1);
     Type t{DType::F32, shape};
+    if (!withinMaxElements(shape))
+      return fail(op, fmt::format("shape {} has more than 2^40 elements", str(shape)));
     if (!validShape(shape) || (!shape.empty() && shape[0] == kBatch))
       return fail(op, "a parameter has a static shape");
     if (offset < 0 || offset + t.numel() > in[0].shape[0])

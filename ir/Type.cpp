@@ -19,6 +19,18 @@ int64_t Type::rowNumel() const {
   return n;
 }
 
+bool withinMaxElements(const Shape &s) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    if (d <= 0)
+      continue;
+    if (n > kMaxElements / d)
+      return false;
+    n *= d;
+  }
+  return true;
+}
+
 std::string_view dtypeName(DType t) { return t == DType::F32 ? "f32" : "i32"; }
 
 std::string str(const Shape &s) {

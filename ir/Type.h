@@ -32,6 +32,14 @@ struct Type {
   int64_t rowNumel() const;
 };
 
+/// The most elements a type may hold in its static dimensions (2^40), so
+/// that numel() times any batch graphc plans (at most 2^20) fits int64_t.
+inline constexpr int64_t kMaxElements = int64_t(1) << 40;
+
+/// Whether the static dimensions of `s` hold at most kMaxElements elements
+/// (computed without overflow; N and negative sizes are skipped).
+bool withinMaxElements(const Shape &s);
+
 std::string_view dtypeName(DType t);
 /// `f32[N,1000]`, `i32[N]`, `f32[]`.
 std::string str(const Type &t);

@@ -348,6 +348,13 @@ ir::Shape unflatten(int64_t index, const ir::Shape &shape) {
 
 } // namespace
 
+Status checkWritable(const std::string &path) {
+  auto d = destination(path);
+  if (!d)
+    return d.diag();
+  return {};
+}
+
 Status writeFileAtomic(const std::string &path, const void *data, size_t size) {
   return writeChunksAtomic(path, {{data, size}});
 }

@@ -59,6 +59,11 @@ struct SafetensorsFile {
 /// processes left behind are removed first.
 Status writeFileAtomic(const std::string &path, const void *data, size_t size);
 
+/// The error writeFileAtomic(path, ...) would give for what `path` is (a
+/// directory, a block device, a socket), without writing anything: the
+/// command line checks its output paths before a long run.
+Status checkWritable(const std::string &path);
+
 /// Serialises tensors (in the given order, contiguous) and string metadata.
 std::string encodeSafetensors(const std::vector<TensorRef> &tensors,
                               const std::map<std::string, std::string> &metadata);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <random>
+#include <span>
 #include <unistd.h>
 
 namespace graphc::runtime {
@@ -36,25 +37,27 @@ Diag fileError(const std::string &path, std::string message) {
 /// against its trailer (the CRC-32 and the length, ISIZE) by zlib; anything
 /// else is read as it is. A member cut short, a trailer that does not
 /// match, or bytes after the last member that are not another member are
-/// errors naming the file. Closed on scope exit.
+/// errors naming the file. The bytes come from a file, read a piece at a
+/// time, or from memory (readIdxBytes, the fuzz target): the same code
+/// checks both. Closed on scope exit.
 class GzReader {
 public:
-  explicit GzReader(const std::string &path) : path_(path), in_(kChunk) {
+  /// Reads the file at `path`.
+  explicit GzReader(const std::string &path) : path_(path), buffer_(kChunk) {
+    in_ = buffer_.data();
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) {
       openError_ = errno;
       return;
     }
-    // The magic decides: gzip members, or plain bytes (as gzopen does).
-    if (!fill() || inLen_ < 2 || in_[0] != 0x1f || in_[1] != 0x8b)
-      return;
-    gzip_ = true;
-    if (inflateInit2(&zs_, 15 + 16) != Z_OK) { // 16: a gzip wrapper, checked
-      gzip_ = false;
-      openError_ = ENOMEM;
-      ::close(fd_);
-      fd_ = -1;
-    }
+    if (fill())
+      startGzip();
+  }
+  /// Reads `bytes` (not copied: they must outlive the reader), named `name`
+  /// in messages.
+  GzReader(std::span<const uint8_t> bytes, const std::string &name)
+      : path_(name), in_(bytes.data()), inLen_(bytes.size()), eof_(true), memory_(true) {
+    startGzip();
   }
   ~GzReader() {
     if (gzip_)
@@ -66,7 +69,7 @@ public:
   GzReader &operator=(const GzReader &) = delete;
 
   Status openStatus() const {
-    if (fd_ >= 0)
+    if (fd_ >= 0 || memory_)
       return {};
     return fileError(path_, fmt::format("cannot open: {}", std::strerror(openError_)));
   }
@@ -85,7 +88,7 @@ public:
         if (inPos_ == inLen_)
           break;
         size_t k = std::min(n - done, inLen_ - inPos_);
-        std::memcpy(out + done, in_.data() + inPos_, k);
+        std::memcpy(out + done, in_ + inPos_, k);
         inPos_ += k;
         done += k;
         continue;
@@ -104,7 +107,7 @@ public:
         inflateReset(&zs_);
         memberDone_ = false;
       }
-      zs_.next_in = in_.data() + inPos_;
+      zs_.next_in = const_cast<uint8_t *>(in_ + inPos_); // zlib does not write it
       zs_.avail_in = unsigned(inLen_ - inPos_);
       zs_.next_out = out + done;
       zs_.avail_out = unsigned(std::min<size_t>(n - done, kChunk));
@@ -160,13 +163,30 @@ public:
   }
 
 private:
+  /// The magic decides: gzip members, or plain bytes (as gzopen does).
+  void startGzip() {
+    if (inLen_ < 2 || in_[0] != 0x1f || in_[1] != 0x8b)
+      return;
+    gzip_ = true;
+    if (inflateInit2(&zs_, 15 + 16) != Z_OK) { // 16: a gzip wrapper, checked
+      gzip_ = false;
+      openError_ = ENOMEM;
+      memory_ = false;
+      if (fd_ >= 0)
+        ::close(fd_);
+      fd_ = -1;
+    }
+  }
+
   /// Reads the next piece of the file after what is left in the buffer;
-  /// false on an error (kept in readError_).
+  /// false on an error (kept in readError_). Bytes in memory are all there.
   bool fill() {
+    if (memory_)
+      return true;
     compact();
     ssize_t got;
     do
-      got = ::read(fd_, in_.data() + inLen_, in_.size() - inLen_);
+      got = ::read(fd_, buffer_.data() + inLen_, buffer_.size() - inLen_);
     while (got < 0 && errno == EINTR);
     if (got < 0) {
       readError_ = errno;
@@ -180,7 +200,7 @@ private:
   /// Moves the unread bytes to the front of the buffer.
   void compact() {
     consumed_ += inPos_;
-    std::memmove(in_.data(), in_.data() + inPos_, inLen_ - inPos_);
+    std::memmove(buffer_.data(), buffer_.data() + inPos_, inLen_ - inPos_);
     inLen_ -= inPos_;
     inPos_ = 0;
   }
@@ -201,12 +221,14 @@ private:
   }
 
   std::string path_;
-  int fd_ = -1, openError_ = 0, readError_ = 0;
-  bool gzip_ = false, eof_ = false, memberDone_ = false;
-  z_stream zs_ = {};
-  std::vector<uint8_t> in_; ///< the file's bytes from consumed_ on
+  std::vector<uint8_t> buffer_; ///< a file's bytes from consumed_ on (empty for memory)
+  const uint8_t *in_ = nullptr; ///< buffer_, or the bytes in memory
   size_t inPos_ = 0, inLen_ = 0;
   uint64_t consumed_ = 0; ///< file bytes before in_[0]
+  int fd_ = -1, openError_ = 0, readError_ = 0;
+  bool gzip_ = false, eof_ = false, memberDone_ = false;
+  bool memory_ = false; ///< in_ is the caller's bytes, all of them
+  z_stream zs_ = {};
 };
 
 uint32_t bigEndian32(const uint8_t *p) {
@@ -328,6 +350,57 @@ void makeSplit(ImageSet &set, int64_t count, const SyntheticOptions &o,
   }
 }
 
+/// The images half of readIdx: header, pixels, nothing after them.
+Status readImages(GzReader &f, const std::string &imagesPath, ImageSet &set) {
+  set.source = imagesPath;
+  if (Status s = f.openStatus(); !s)
+    return s;
+  std::vector<uint32_t> dims(3);
+  if (Status s = readHeader(f, imagesPath, kImagesMagic, "images", dims); !s)
+    return s;
+  int64_t n = dims[0], rows = dims[1], cols = dims[2];
+  if (n >= kMaxCount || rows < 1 || cols < 1 || rows > kMaxSide || cols > kMaxSide)
+    return fileError(imagesPath,
+                     fmt::format("implausible header: {} images of {}x{} pixels", n, rows, cols));
+  auto pixels = f.readExactly(size_t(n * rows * cols),
+                              fmt::format("{} images of {}x{}", n, rows, cols).c_str());
+  if (!pixels)
+    return pixels.diag();
+  if (Status s = f.expectEnd(); !s)
+    return s;
+  set.count = n;
+  set.rows = rows;
+  set.cols = cols;
+  set.pixels = std::move(*pixels);
+  return {};
+}
+
+/// The labels half of readIdx: one label below `classes` per image of `set`.
+Status readLabels(GzReader &f, const std::string &labelsPath, int64_t classes, ImageSet &set) {
+  if (Status s = f.openStatus(); !s)
+    return s;
+  std::vector<uint32_t> dims(1);
+  if (Status s = readHeader(f, labelsPath, kLabelsMagic, "labels", dims); !s)
+    return s;
+  if (int64_t(dims[0]) != set.count)
+    return fileError(labelsPath, fmt::format("holds {} labels but {} holds {} images", dims[0],
+                                             set.source, set.count));
+  auto bytes = f.readExactly(size_t(set.count), "labels");
+  if (!bytes)
+    return bytes.diag();
+  if (Status s = f.expectEnd(); !s)
+    return s;
+  set.labels.resize(bytes->size());
+  for (size_t i = 0; i < bytes->size(); ++i) {
+    if ((*bytes)[i] >= classes)
+      return fileError(labelsPath, fmt::format("label {} of sample {} is not a class "
+                                               "index 0..{}",
+                                               (*bytes)[i], i, classes - 1));
+    set.labels[i] = (*bytes)[i];
+  }
+  return {};
+}
+
 } // namespace
 
 void ImageSet::limit(int64_t n) {
@@ -343,53 +416,27 @@ void ImageSet::limit(int64_t n) {
 Expected<ImageSet> readIdx(const std::string &imagesPath, const std::string &labelsPath,
                            int64_t classes) {
   ImageSet set;
-  set.source = imagesPath;
   {
     GzReader f(imagesPath);
-    if (Status s = f.openStatus(); !s)
+    if (Status s = readImages(f, imagesPath, set); !s)
       return s.diag();
-    std::vector<uint32_t> dims(3);
-    if (Status s = readHeader(f, imagesPath, kImagesMagic, "images", dims); !s)
-      return s.diag();
-    int64_t n = dims[0], rows = dims[1], cols = dims[2];
-    if (n >= kMaxCount || rows < 1 || cols < 1 || rows > kMaxSide || cols > kMaxSide)
-      return fileError(imagesPath,
-                       fmt::format("implausible header: {} images of {}x{} pixels", n, rows, cols));
-    auto pixels = f.readExactly(size_t(n * rows * cols),
-                                fmt::format("{} images of {}x{}", n, rows, cols).c_str());
-    if (!pixels)
-      return pixels.diag();
-    if (Status s = f.expectEnd(); !s)
-      return s.diag();
-    set.count = n;
-    set.rows = rows;
-    set.cols = cols;
-    set.pixels = std::move(*pixels);
   }
-  {
-    GzReader f(labelsPath);
-    if (Status s = f.openStatus(); !s)
-      return s.diag();
-    std::vector<uint32_t> dims(1);
-    if (Status s = readHeader(f, labelsPath, kLabelsMagic, "labels", dims); !s)
-      return s.diag();
-    if (int64_t(dims[0]) != set.count)
-      return fileError(labelsPath, fmt::format("holds {} labels but {} holds {} images", dims[0],
-                                               imagesPath, set.count));
-    auto bytes = f.readExactly(size_t(set.count), "labels");
-    if (!bytes)
-      return bytes.diag();
-    if (Status s = f.expectEnd(); !s)
-      return s.diag();
-    set.labels.resize(bytes->size());
-    for (size_t i = 0; i < bytes->size(); ++i) {
-      if ((*bytes)[i] >= classes)
-        return fileError(labelsPath, fmt::format("label {} of sample {} is not a class "
-                                                 "index 0..{}",
-                                                 (*bytes)[i], i, classes - 1));
-      set.labels[i] = (*bytes)[i];
-    }
-  }
+  GzReader f(labelsPath);
+  if (Status s = readLabels(f, labelsPath, classes, set); !s)
+    return s.diag();
+  return set;
+}
+
+Expected<ImageSet> readIdxBytes(std::span<const uint8_t> images, std::span<const uint8_t> labels,
+                                int64_t classes, const std::string &imagesName,
+                                const std::string &labelsName) {
+  ImageSet set;
+  GzReader imagesReader(images, imagesName);
+  if (Status s = readImages(imagesReader, imagesName, set); !s)
+    return s.diag();
+  GzReader labelsReader(labels, labelsName);
+  if (Status s = readLabels(labelsReader, labelsName, classes, set); !s)
+    return s.diag();
   return set;
 }
 

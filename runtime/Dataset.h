@@ -13,6 +13,7 @@
 #include "ir/Type.h"
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,12 @@ struct Dataset {
 /// must match its trailer (CRC-32 and length) and nothing may follow it.
 Expected<ImageSet> readIdx(const std::string &imagesPath, const std::string &labelsPath,
                            int64_t classes = 10);
+
+/// readIdx on the two files' bytes in memory, by the same code; messages
+/// name them `imagesName` and `labelsName`. The fuzz target's entry point.
+Expected<ImageSet> readIdxBytes(std::span<const uint8_t> images, std::span<const uint8_t> labels,
+                                int64_t classes = 10, const std::string &imagesName = "images",
+                                const std::string &labelsName = "labels");
 
 /// Reads `train-images-idx3-ubyte(.gz)`, `train-labels-idx1-ubyte(.gz)`,
 /// `t10k-images-idx3-ubyte(.gz)` and `t10k-labels-idx1-ubyte(.gz)` from `dir`.

@@ -10,6 +10,7 @@
 # and the script exits non-zero.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
 target=${1:?usage: scripts/fuzz.sh TARGET SECONDS [RUNS]}
 seconds=${2:?usage: scripts/fuzz.sh TARGET SECONDS [RUNS]}
 runs=${3:--1}
@@ -19,17 +20,7 @@ case $target in model | lua | ir | dataset | checkpoint) ;; *)
   ;;
 esac
 
-missing=()
-for p in clang-19 libclang-rt-19-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "fuzz: installing ${missing[*]}"
-  sudo_cmd=()
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing fuzz clang-19 libclang-rt-19-dev
 
 build=$root/build-fuzz
 if [ ! -f "$build/CMakeCache.txt" ]; then

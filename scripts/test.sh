@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/test.sh - builds and runs the whole test suite: first the
-# malformed-model corpus and the front-end tests under AddressSanitizer and
+# scripts/test.sh - builds and runs the whole test suite: first the bad-input
+# corpora (tests/bad_models, tests/bad_inputs), the replay of the saved fuzz
+# inputs (fuzz_replay_*) and the front-end tests under AddressSanitizer and
 # UndefinedBehaviorSanitizer (ctest label `corpus`), then every test of the
 # Release build. Ends with the count of skipped tests by reason.
 set -euo pipefail

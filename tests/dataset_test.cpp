@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <span>
 #include <unistd.h>
 
 using namespace graphc;
@@ -272,6 +273,59 @@ TEST_CASE("every single-bit flip of a gzip file is an error or changes nothing",
     }
   CHECK(wrong == 0);
   CHECK(errors > int(gz.size() - 20) * 8); // all but the 10-byte header's loose fields
+}
+
+TEST_CASE("readIdxBytes reads bytes in memory as readIdx reads the files", "[dataset]") {
+  // The fuzz target's entry point: every bit flip of a gzip and a plain
+  // images file, and cuts of the labels, give readIdx's result or message.
+  TempDir d;
+  std::vector<uint8_t> pixels = pattern(4, 3, 5);
+  std::string plain = idxImages(4, 3, 5, pixels);
+  writeGz(d / "full.gz", plain);
+  std::string gz = readRaw(d / "full.gz"), labels = idxLabels(4, {1, 2, 3, 9});
+  auto bytes = [](const std::string &s) {
+    return std::span(reinterpret_cast<const uint8_t *>(s.data()), s.size());
+  };
+  int cases = 0, errors = 0;
+  auto same = [&](const std::string &images, const std::string &labelBytes) {
+    writeRaw(d / "i", images);
+    writeRaw(d / "l", labelBytes);
+    auto file = readIdx(d / "i", d / "l");
+    auto memory = readIdxBytes(bytes(images), bytes(labelBytes), 10, d / "i", d / "l");
+    ++cases;
+    REQUIRE(bool(file) == bool(memory));
+    if (!file) {
+      ++errors;
+      CHECK(memory.diag().str() == file.diag().str());
+      return;
+    }
+    CHECK(memory->pixels == file->pixels);
+    CHECK(memory->labels == file->labels);
+    CHECK(memory->count == file->count);
+  };
+  for (const std::string &images : {plain, gz})
+    for (size_t at = 0; at < images.size(); ++at)
+      for (int bit = 0; bit < 8; bit += 3) {
+        std::string bad = images;
+        bad[at] = char(bad[at] ^ (1 << bit));
+        same(bad, labels);
+      }
+  for (size_t cut = 0; cut <= labels.size(); ++cut)
+    same(gz, labels.substr(0, cut));
+  same(gz, labels + "x");
+  same(plain, labels);
+  CHECK(errors > cases / 2);
+  auto ok = readIdxBytes(bytes(gz), bytes(labels));
+  REQUIRE(ok);
+  CHECK(ok->pixels == pixels);
+  CHECK(ok->labels == std::vector<int32_t>{1, 2, 3, 9});
+  // Without names, messages say "images" and "labels".
+  auto bad = readIdxBytes(bytes(gz.substr(0, gz.size() - 8)), bytes(labels));
+  REQUIRE(!bad);
+  CHECK(contains(bad.diag().str(), "images: error: truncated: the file ends after"));
+  auto badLabels = readIdxBytes(bytes(gz), bytes(labels.substr(0, 7)));
+  REQUIRE(!badLabels);
+  CHECK(contains(badLabels.diag().str(), "labels: error: truncated"));
 }
 
 TEST_CASE("missing idx files and directories are named", "[dataset]") {

@@ -236,6 +236,29 @@ TEST_CASE("IR text: inputs with names that are not identifiers", "[ir]") {
   CHECK(parsed->findInput("_ok_2") == c);
 }
 
+TEST_CASE("IR text: two inputs of the same name print as text that parses", "[ir]") {
+  // Found by fuzzing: `%labels = input {name = "params"}` and `%params =
+  // input {name = "params"}` parse (the verifier refuses the graph), and both
+  // printed as %params, defined twice.
+  std::string text = "graph @twice {\n"
+                     "  %labels = input {name = \"params\"} : i32[N]\n"
+                     "  %params = input {name = \"params\"} : f32[15]\n"
+                     "  %2 = relu %params : f32[15]\n"
+                     "  return a = %labels, b = %2\n"
+                     "}\n";
+  auto g = parseGraph(text);
+  REQUIRE(g);
+  CHECK(!verify(*g));
+  std::string printed = print(*g);
+  INFO(printed);
+  CHECK(printed.find("%params = input {name = \"params\"} : i32[N]") != std::string::npos);
+  CHECK(printed.find("%1 = input {name = \"params\"} : f32[15]") != std::string::npos);
+  CHECK(printed.find("%2 = relu %1 : f32[15]") != std::string::npos);
+  auto again = parseGraph(printed);
+  REQUIRE(again);
+  CHECK(print(*again) == printed);
+}
+
 TEST_CASE("IR text: a graph using every op round-trips", "[ir]") {
   Graph g("every_op");
   std::set<Op> used;
@@ -465,6 +488,20 @@ TEST_CASE("IR parser errors carry line:col and say what is wrong", "[ir]") {
   SECTION("written dtype differs from the inferred one") {
     expectParseError(std::string(kHead) + "  %1 = reduce_sum %x {axes = [1]} : i32[N]\n" + kTail, 3,
                      8, {"i32[N]", "f32[N]"});
+  }
+  SECTION("a type too large for int64_t sizes (found by fuzzing)") {
+    expectParseError(std::string(kHead) +
+                         "  %p = input {name = \"p\"} : f32[4294967296,4294967296]\n"
+                         "  %1 = relu %x : f32[N,4]\n" +
+                         kTail,
+                     3, 55, {"the type f32[4294967296,4294967296] has more than 2^40 elements"});
+  }
+  SECTION("a param view whose size overflows int64_t (found by fuzzing)") {
+    expectParseError(std::string(kHead) + "  %p = input {name = \"p\"} : f32[100]\n" +
+                         "  %1 = param %p {offset = 0, shape = [10025000,2025000,2026000]} : "
+                         "f32[1]\n" +
+                         kTail,
+                     4, 8, {"more than 2^40 elements"});
   }
   SECTION("wrong operand count") {
     expectParseError(std::string(kHead) + "  %1 = add %x : f32[N,4]\n" + kTail, 3, 8,

@@ -7,6 +7,7 @@
 set -uo pipefail
 graphc=$(realpath "$1")
 src=$(realpath "$2")
+. "$src/tests/shell_lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -53,16 +54,7 @@ succeeds() {
 same() { if cmp -s "$2" "$3"; then ok "$1"; else fail "$1: $2 and $3 differ"; fi; }
 differ() { if cmp -s "$2" "$3"; then fail "$1: $2 and $3 are the same"; else ok "$1"; fi; }
 
-cat > tiny.model <<'MODEL'
-require 'nn'
-model = nn.Sequential()
-model:add(nn.View(28*28))
-model:add(nn.Linear(28*28, 10))
-model:add(nn.LogSoftMax())
-criterion = nn.ClassNLLCriterion()
-optimizer = optim.adagrad
-config = {learningRate = 0.01}
-MODEL
+tiny_model > tiny.model
 small=(--data synthetic --train-limit 300 --test-limit 100 --progress none)
 train() { "$graphc" train tiny.model "${small[@]}" "$@"; }
 
@@ -87,9 +79,6 @@ succeeds "a file that is no checkpoint is replaced as before" train --epochs 1 -
 "$graphc" train --help | grep -q -- "--force" && ok "--help lists --force" || fail "--help lacks --force"
 
 # --- gzip data files are checked against their trailer (CRC-32 and length)
-# be32 N: N as 4 big-endian bytes.
-be32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) \
-  $(($1 >> 8 & 255)) $(($1 & 255)))"; }
 # idx DIR N: an MNIST-format directory of N training and N test images of
 # random 28x28 pixels, all labels 0, gzipped.
 idx() {
@@ -100,14 +89,6 @@ idx() {
       gzip -n > "$1/$split-images-idx3-ubyte.gz"
     { be32 2049; be32 "$n"; head -c "$n" /dev/zero; } | gzip -n > "$1/$split-labels-idx1-ubyte.gz"
   done
-}
-# flip FILE OFFSET: flips the lowest bit of the byte at OFFSET (negative: from the end).
-flip() {
-  local size off byte
-  size=$(stat -c %s "$1")
-  off=$(($2 < 0 ? size + $2 : $2))
-  byte=$(od -An -tu1 -j "$off" -N1 "$1" | tr -d ' ')
-  printf "\\x$(printf %02x $((byte ^ 1)))" | dd of="$1" bs=1 seek="$off" conv=notrunc status=none
 }
 gztrain() { "$graphc" train tiny.model --epochs 1 --progress none --data "$@"; }
 idx good 200

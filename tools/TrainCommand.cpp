@@ -88,8 +88,9 @@ Expected<PreparedData> prepareData(const nn::ModelSpec &spec, const std::string 
   return PreparedData{std::move(*data), *format};
 }
 
-/// Fails early, before a long build, when a file cannot be created in its folder.
-Status checkWritableDir(const std::string &path, const char *flag) {
+/// Fails early, before a long build, when a file cannot be created in its
+/// folder or is what graphc never replaces (a directory, a block device).
+Status checkWritable(const std::string &path, const char *flag) {
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (dir.empty())
     dir = ".";
@@ -98,6 +99,11 @@ Status checkWritableDir(const std::string &path, const char *flag) {
     return error(fmt::format("{} {}: the directory {} does not exist", flag, path, dir.string()));
   if (::access(dir.c_str(), W_OK) != 0)
     return error(fmt::format("{} {}: the directory {} is not writable", flag, path, dir.string()));
+  if (Status s = runtime::checkWritable(path); !s) {
+    Diag d = s.diag();
+    d.message = fmt::format("{}: {}", flag, d.message);
+    return d;
+  }
   return {};
 }
 
@@ -189,7 +195,7 @@ int runTrain(TrainCliOptions o) {
     return report(spec.diag());
   for (auto [path, flag] : {std::pair{&o.save, "--save"}, std::pair{&o.metrics, "--metrics"}})
     if (!path->empty())
-      if (Status s = checkWritableDir(*path, flag); !s)
+      if (Status s = checkWritable(*path, flag); !s)
         return report(s.diag());
   if (Status s = checkOverwrite(o); !s)
     return report(s.diag());
@@ -290,7 +296,7 @@ int runEval(const EvalCliOptions &o) {
   for (auto [path, flag] :
        {std::pair{&o.dumpInputs, "--dump-inputs"}, std::pair{&o.dumpOutputs, "--dump-outputs"}})
     if (!path->empty())
-      if (Status s = checkWritableDir(*path, flag); !s)
+      if (Status s = checkWritable(*path, flag); !s)
         return report(s.diag());
   auto prepared = prepareData(*spec, o.data, o.input, 0, o.testLimit);
   if (!prepared)

@@ -2,7 +2,9 @@
 // `graphc eval` (tools/CompileCommand.cpp, tools/TrainCommand.cpp).
 #include "tools/Cli.h"
 
+#include <cstdio>
 #include <new>
+#include <string>
 
 int main(int argc, char **argv) {
   CLI::App app{"graphc - compiles Torch7-style nn.Sequential models, their loss "
@@ -14,6 +16,20 @@ int main(int argc, char **argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
+    // A first word that names no command is a mistyped one, not a missing one.
+    if (argc > 1 && argv[1][0] != '-') {
+      std::string names;
+      bool known = false;
+      for (const auto &c : commands) {
+        names += (names.empty() ? "" : ", ") + c.app->get_name();
+        known = known || c.app->get_name() == argv[1];
+      }
+      if (!known) {
+        std::fprintf(stderr, "error: unknown command '%s' (the commands: %s; see graphc --help)\n",
+                     argv[1], names.c_str());
+        return 1;
+      }
+    }
     // --help and --version are not errors; everything else exits with 1.
     return app.exit(e) == 0 ? 0 : 1;
   }
