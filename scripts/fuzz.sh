@@ -31,6 +31,8 @@ fi
 nice -n 10 cmake --build "$build" --target "fuzz_$target" -j"$(nproc)"
 
 corpus=$root/fuzz/corpus/$target
+# The Lua target's seeds are the Torch7 test scripts themselves.
+[ "$target" = lua ] && corpus=$root/tests/torch7
 crashes=$root/fuzz/crashes/$target
 mkdir -p "$corpus" "$crashes"
 dict=()

@@ -1,2 +1,0 @@
-model = nn.Sequential()
-local secrets = dofile('/etc/passwd')

@@ -1,5 +1,0 @@
-require 'nn'
-model = nn.Sequential()
-while true do
-  model:size()
-end

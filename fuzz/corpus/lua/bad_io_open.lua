@@ -1,2 +1,0 @@
-model = nn.Sequential()
-local f = io.open('/etc/passwd')

@@ -1,2 +1,0 @@
-require 'nn'
-local os = require 'os'

@@ -1,5 +1,0 @@
-require 'nn'
-model = nn.Sequential()
-for i = 1, 3 do
-  model:add(nn.SpatialBatchNormalization(16))
-end
