@@ -48,7 +48,8 @@ inline double relError(const std::vector<double> &a, const std::vector<double> &
 /// element is of the tensor's size, absolute (at that scale) where it is
 /// near zero. One wrong element shows at its own size, not diluted by the
 /// rest of the tensor as a norm over the whole would.
-inline double maxElementError(const float *got, const float *want, size_t n, double floor = 1e-2) {
+template <class T>
+double maxElementError(const T *got, const T *want, size_t n, double floor = 1e-2) {
   double scale = 0;
   for (size_t i = 0; i < n; ++i)
     scale = std::max(scale, std::abs(double(want[i])));
@@ -65,18 +66,8 @@ inline double maxElementError(const float *got, const float *want, size_t n, dou
 /// maxElementError for doubles; a size mismatch is an infinite error.
 inline double maxElementError(const std::vector<double> &got, const std::vector<double> &want,
                               double floor = 1e-2) {
-  if (got.size() != want.size())
-    return INFINITY;
-  double scale = 0;
-  for (double w : want)
-    scale = std::max(scale, std::abs(w));
-  const double low = std::max(floor * scale, 1e-30);
-  double worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    double e = std::abs(got[i] - want[i]) / std::max(std::abs(want[i]), low);
-    worst = std::isnan(e) ? INFINITY : std::max(worst, e);
-  }
-  return worst;
+  return got.size() != want.size() ? INFINITY
+                                   : maxElementError(got.data(), want.data(), got.size(), floor);
 }
 
 /// The seed MLP of DESIGN.md, built through the C++ API.
