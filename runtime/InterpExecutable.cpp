@@ -116,7 +116,7 @@ std::unique_ptr<Executable> makeInterpExecutable(CompiledModel model, int64_t ma
 }
 
 int32_t stepSeed(uint64_t seed, int64_t step) {
-  return int32_t(ir::mix64(seed * 0x9e3779b97f4a7c15ULL + uint64_t(step)) & 0x7fffffff);
+  return graphc_step_seed(seed, step);
 }
 
 } // namespace graphc::runtime

@@ -193,10 +193,10 @@ llvm::Value *Emitter::maxf(llvm::Value *a, llvm::Value *c) {
 
 namespace {
 
-/// SplitMix64's finaliser in IR, matching ir::mix64.
+/// SplitMix64's finaliser in IR, matching graphc_mix64 (ir/graphc_random.h).
 llvm::Value *mix64(llvm::IRBuilder<> &b, llvm::Value *z) {
-  z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 30)), b.getInt64(0xbf58476d1ce4e5b9ULL));
-  z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 27)), b.getInt64(0x94d049bb133111ebULL));
+  z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 30)), b.getInt64(GRAPHC_MIX64_M1));
+  z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 27)), b.getInt64(GRAPHC_MIX64_M2));
   return b.CreateXor(z, b.CreateLShr(z, 31));
 }
 
@@ -238,11 +238,11 @@ llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in,
     return b.CreateSelect(b.CreateFCmpOEQ(in[0], col), one, f32(0));
   }
   case Op::RandomMask: {
-    // ir::dropoutMask(seed, salt, e, p), bit for bit.
+    // ir::dropoutMask(seed, salt, e, p), bit for bit (graphc_uniform01).
     llvm::Value *seed = b.CreateSExt(loadI32(nd.inputs[0], i64(0)), b.getInt64Ty());
-    uint64_t salt = ir::mix64(uint64_t(nd.attrs.i("salt")) + 0x632be59bd9b4e019ULL);
+    uint64_t salt = graphc_salt_key(uint64_t(nd.attrs.i("salt")));
     llvm::Value *h =
-        b.CreateAdd(b.CreateMul(seed, i64(int64_t(0x9e3779b97f4a7c15ULL))), i64(int64_t(salt)));
+        b.CreateAdd(b.CreateMul(seed, i64(int64_t(GRAPHC_SEED_MUL))), i64(int64_t(salt)));
     h = mix64(b, b.CreateAdd(h, e));
     llvm::Value *u =
         b.CreateFMul(b.CreateUIToFP(b.CreateLShr(h, 40), b.getFloatTy()), f32(1.0 / 16777216.0));

@@ -2,7 +2,7 @@
  * ahead-of-time compiled models (see graphc_model.h).
  *
  * Initial parameters and Dropout seeds use the same counter-based generator
- * as graphc (ir/Random.h), so a fresh context holds exactly the weights
+ * as graphc (ir/graphc_random.h), so a fresh context holds exactly the weights
  * `graphc compile --emit lib` wrote next to the library, and a step computes
  * what graphc's JIT computes for the same weights and batch.
  */
@@ -10,6 +10,7 @@
 #include "graphc_model.h"
 
 #include "graphc_rt.h"
+#include "ir/graphc_random.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -43,23 +44,6 @@ static int fail(grt_model *m, int code, const char *fmt, ...) {
   return code;
 }
 
-/* --- the generator of ir/Random.h ------------------------------------------ */
-
-static uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static float uniform01(uint64_t seed, uint64_t salt, uint64_t i) {
-  uint64_t h = mix64(seed * 0x9e3779b97f4a7c15ULL + mix64(salt + 0x632be59bd9b4e019ULL) + i);
-  return (float)(h >> 40) * (1.0f / 16777216.0f);
-}
-
-static int32_t step_seed(uint64_t seed, int64_t step) {
-  return (int32_t)(mix64(seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step) & 0x7fffffff);
-}
-
 static void init_params(grt_model *m) {
   const grt_model_desc *d = m->d;
   for (int64_t t = 0; t < d->num_tensors; ++t) {
@@ -68,7 +52,7 @@ static void init_params(grt_model *m) {
     for (int64_t r = 0; r < p->rank; ++r)
       numel *= p->shape[r];
     for (int64_t i = 0; i < numel; ++i) {
-      double u = uniform01(m->seed, (uint64_t)t + 1, (uint64_t)i);
+      double u = graphc_uniform01(m->seed, (uint64_t)t + 1, (uint64_t)i);
       m->params[p->offset + i] = (float)((2 * u - 1) * p->init_bound);
     }
   }
@@ -161,7 +145,7 @@ void grt_model_set_step(grt_model *m, int64_t step) {
   if (m)
     m->step = step;
 }
-int32_t grt_model_step_seed(const grt_model *m) { return m ? step_seed(m->seed, m->step) : 0; }
+int32_t grt_model_step_seed(const grt_model *m) { return m ? graphc_step_seed(m->seed, m->step) : 0; }
 
 /* The memory behind io name `name` of a step or predict call. */
 static void *slot_memory(grt_model *m, const char *name, int output, const float *x,
@@ -228,7 +212,7 @@ int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, in
       return fail(m, GRT_ERR_ARGUMENT, "label %d of sample %" PRId64 " is outside [0, %" PRId64 ")",
                   labels[i], i, m->d->classes);
   m->step_in = (float)m->step;
-  m->seed_in = step_seed(m->seed, m->step);
+  m->seed_in = graphc_step_seed(m->seed, m->step);
   rc = run(m, &m->d->step, m->isa ? m->isa->step : NULL, m->step_arena, n, x, labels, m->output);
   if (rc != GRT_OK)
     return rc;
