@@ -3,7 +3,8 @@
 #
 # Applies each mutant of scripts/mutants.txt, one at a time, to a scratch
 # copy of the tree, rebuilds it incrementally (Release), runs the test suite
-# (ctest, stopping at the first failure) and prints which mutants the suite
+# (ctest, stopping at the first failure; the tests a mutant names with "!"
+# first) and prints which mutants the suite
 # killed and which survived. A test suite is worth what it catches: a mutant
 # that survives is a bug the tests would let through.
 #
@@ -44,15 +45,19 @@ while (($#)); do
 done
 
 mutants=$root/scripts/mutants.txt
-# The mutant table as ID<TAB>FILE<TAB>WHAT<TAB>WHY-IT-SURVIVES, one per line.
+# The mutant table as ID, FILE, WHAT, WHY-IT-SURVIVES and FIRST-TESTS, one
+# mutant per line, the fields separated by the ASCII unit separator (a tab
+# would let `read` merge two empty fields).
 table() {
-  awk '/^== /{ if (id) print id "\t" file "\t" what "\t" why
-               split(substr($0, 4), f, " [|] "); id = f[1]; file = f[2]; what = f[3]; why = "" }
+  awk -v s=$'\037' '/^== /{ if (id) print id s file s what s why s first
+               split(substr($0, 4), f, " [|] "); id = f[1]; file = f[2]; what = f[3]
+               why = ""; first = "" }
        /^\? /{ why = why (why ? " " : "") substr($0, 3) }
-       END { if (id) print id "\t" file "\t" what "\t" why }' "$mutants"
+       /^! /{ first = substr($0, 3) }
+       END { if (id) print id s file s what s why s first }' "$mutants"
 }
 if ((list)); then
-  table | awk -F'\t' '{ printf "%-24s %-32s %s\n", $1, $2, $3 }'
+  table | awk -F$'\037' '{ printf "%-24s %-32s %s\n", $1, $2, $3 }'
   exit 0
 fi
 
@@ -86,7 +91,7 @@ if mode != "check":
 PY
 }
 
-ids=$(table | cut -f1)
+ids=$(table | cut -d$'\037' -f1)
 if [[ -n $only ]]; then
   for id in ${only//,/ }; do
     grep -qx "$id" <<<"$ids" || { echo "mutate.sh: no mutant '$id' (see --list)" >&2; exit 2; }
@@ -107,10 +112,16 @@ mkdir -p "$work/src"
 build=$work/build
 cmake -S "$work/src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 
-# Runs the suite; prints the first failing test, or nothing when all pass.
+# Runs the suite (the tests matching $1 first, when given); prints the first
+# failing test, or nothing when all pass.
 suite() {
   local log=$work/ctest.log
-  (cd "$build" && ctest -j"$jobs" --stop-on-failure --timeout 900 >"$log" 2>&1) && return 0
+  if [[ -n ${1:-} ]] &&
+    ! (cd "$build" && ctest -j"$jobs" -R "$1" --stop-on-failure --timeout 900 >"$log" 2>&1); then
+    :
+  elif (cd "$build" && ctest -j"$jobs" --stop-on-failure --timeout 900 >"$log" 2>&1); then
+    return 0
+  fi
   grep -m1 -E '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Failed  |Subprocess aborted' "$log" |
     sed -E 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: (.*[^ .]) *\.*\*\*\*.*/\1/' || echo "(see $log)"
 }
@@ -130,7 +141,7 @@ fi
 results=$work/results.txt
 : >"$results"
 killed=0 survived=0 broken=0
-while IFS=$'\t' read -r id file what why; do
+while IFS=$'\037' read -r id file what why first; do
   grep -qx "$id" <<<"$ids" || continue
   cp "$root/$file" "$work/src/$file"
   apply "$id" "$work/src" >/dev/null
@@ -139,7 +150,7 @@ while IFS=$'\t' read -r id file what why; do
     line=$(printf '%-24s does not build (fix the mutant): %s' "$id" "$what")
     broken=$((broken + 1))
   else
-    failed=$(suite || true)
+    failed=$(suite "$first" || true)
     if [[ -n $failed ]]; then
       line=$(printf '%-24s killed by %s (%ds)' "$id" "$failed" $((SECONDS - start)))
       killed=$((killed + 1))
