@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
@@ -30,6 +31,19 @@ inline ir::Tensor randomLabels(int64_t n, int64_t classes, std::mt19937 &rng) {
     x = double(u(rng));
   return t;
 }
+
+/// Whether the suite runs at a reduced size: GRAPHC_TEST_REDUCED=1, which
+/// scripts/test.sh sets for its run of the whole suite under AddressSanitizer
+/// and UndefinedBehaviorSanitizer, where double-precision references run
+/// several times slower. Every test still runs, on fewer random cases, steps
+/// and batches; the Release run keeps the full sizes.
+inline bool reducedSize() {
+  const char *e = std::getenv("GRAPHC_TEST_REDUCED");
+  return e && *e && std::string(e) != "0";
+}
+
+/// `full`, or `reduced` at a reduced size (reducedSize()).
+template <class T> T sized(T full, T reduced) { return reducedSize() ? reduced : full; }
 
 /// ||a - b|| / max(||b||, tiny): the relative error of a against b.
 inline double relError(const std::vector<double> &a, const std::vector<double> &b) {

@@ -9,6 +9,7 @@
 // Every operand and result lies flush against a PROT_NONE page, once at its
 // start and once at its end, so a read or write outside it faults instead of
 // passing unseen (the packed buffers of the driver have guard pages too).
+#include "TestUtil.h"
 #include "codegen/cpu/Jit.h"
 #include "runtime/rt/graphc_rt.h"
 
@@ -255,6 +256,8 @@ TEST_CASE("every micro-kernel this CPU executes matches a double product, accumu
 TEST_CASE("the GEMM driver matches a double product for random shapes and every block edge, "
           "operands against guard pages",
           "[gemm]") {
+  // 14 random shapes per transposition pair; 4 at a reduced size.
+  const int cases = test::sized(14, 4);
   // One thread, and more threads than cores (tasks claimed in any order).
   for (int threads : {1, 3}) {
     INFO(threads << " threads");
@@ -278,7 +281,7 @@ TEST_CASE("the GEMM driver matches a double product for random shapes and every 
       int index = 0;
       for (bool transA : {false, true})
         for (bool transB : {false, true})
-          for (int i = 0; i < 14; ++i, ++index) {
+          for (int i = 0; i < cases; ++i, ++index) {
             Case c{dim(),  dim(),
                    dim(),  transA,
                    transB, index % 2 == 0,

@@ -7,6 +7,10 @@
 #    --resume and 1 more (on the first 6000 samples, to stay quick).
 # Exits 77 (a skip) where this CPU cannot execute the ISA or the data set
 # (Debian's dataset-fashion-mnist) is not installed.
+# At a reduced size (GRAPHC_TEST_REDUCED=1: scripts/test.sh's run under the
+# sanitizers) the first epoch is on the first 20000 training samples and 2000
+# test samples, and must reach 74% (seed 1 gives 78.15% there); the full-size
+# run of the Release build keeps the 78.5% gate on the whole set.
 set -euo pipefail
 graphc=$(realpath "$1")
 src=$(realpath "$2")
@@ -20,8 +24,12 @@ if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   echo "skipped: Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed"
   exit 77
 fi
-if ! "$graphc" train "$model" --epochs 1 --seed 1 --progress lines --save e1.safetensors \
-    --metrics e1.jsonl > train.txt 2> err.txt; then
+first=() gate=78.5
+if [ "${GRAPHC_TEST_REDUCED:-0}" != 0 ]; then
+  first=(--train-limit 20000 --test-limit 2000) gate=74
+fi
+if ! "$graphc" train "$model" "${first[@]}" --epochs 1 --seed 1 --progress lines \
+    --save e1.safetensors --metrics e1.jsonl > train.txt 2> err.txt; then
   cat train.txt err.txt
   if grep -q "this CPU cannot execute" err.txt; then
     echo "skipped: this CPU cannot execute $GRAPHC_CPU code"
@@ -32,10 +40,11 @@ fi
 cat train.txt
 grep -q "target cpu ($GRAPHC_CPU)" train.txt || { echo "FAIL: train does not say it runs $GRAPHC_CPU"; exit 1; }
 acc=$(tail -n 1 e1.jsonl | sed -E 's/.*"test_acc":([0-9.]+).*/\1/' | awk '{printf "%.2f", 100 * $1}')
-if awk -v v="$acc" 'BEGIN { exit !(v >= 78.5) }'; then
-  echo "ok: $GRAPHC_CPU: one epoch, test accuracy $acc% >= 78.5%"
+if awk -v v="$acc" -v g="$gate" 'BEGIN { exit !(v >= g) }'; then
+  echo "ok: $GRAPHC_CPU: one epoch${first:+ (reduced: ${first[*]})}, test accuracy $acc% >= $gate%"
 else
-  echo "FAIL: $GRAPHC_CPU: one epoch, test accuracy $acc% < 78.5%"; exit 1
+  echo "FAIL: $GRAPHC_CPU: one epoch${first:+ (reduced: ${first[*]})}, test accuracy $acc% < $gate%"
+  exit 1
 fi
 
 "$graphc" eval "$model" --weights e1.safetensors > eval1.txt

@@ -9,7 +9,7 @@
 # data set and of a valid checkpoint), runs one `graphc compile`, `train` or
 # `eval` command and checks that it exits with status 1 and that stderr
 # holds the expected text, with no internal error and no sanitizer report
-# (the suite runs this under ASan and UBSan too: label `corpus`). A case is
+# (scripts/test.sh runs the suite under ASan and UBSan too). A case is
 # `expect KIND NAME TEXT -- ARGS...`; KIND (idx, gzip, checkpoint, flag,
 # path) only groups the count printed at the end.
 set -u
