@@ -18,6 +18,7 @@ struct DeviceImage {
   std::vector<std::string> strings;   ///< PTX modules and names the tables index
   std::string helpersPtx;             ///< graphc_bias_add and friends
   std::string arch;                   ///< e.g. "sm_90"
+  bool tf32 = false;                  ///< cuBLASLt may multiply in TF32 (--tf32)
 };
 
 } // namespace graphc::codegen

@@ -99,6 +99,7 @@ Status writeCudaLibrary(const runtime::CompiledModel &model, const BuildOptions 
                                                    model.predictPlan, options.arch);
   if (!image)
     return image.diag();
+  image->tf32 = options.tf32;
   // Every module through ptxas, as the driver will JIT it on the device:
   // nothing is written that a GPU would refuse.
   int count = -1;

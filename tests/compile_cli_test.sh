@@ -99,6 +99,13 @@ cuda_part() {
   cc -std=c11 -O1 prog.c -I. -L. -lmlp -L$cuda/lib64 -L$cuda/lib64/stubs -lcublasLt -lcuda -lm \
     -lpthread -o prog_cuda || fail "the cuda library does not link"
   echo "linked prog_cuda against the cuda library"
+  # --tf32 reaches the library's descriptor: the summary says so, and the
+  # archive differs from the fp32 one (the only difference).
+  mkdir tf32
+  out=$("$graphc" compile mlp.model --target cuda --tf32 -o tf32/mlp 2>&1) || fail "--tf32: $out"
+  grep -q "; matrix products in TF32$" <<<"$out" || fail "the --tf32 summary does not say TF32: $out"
+  ! cmp -s libmlp.a tf32/libmlp.a || fail "--tf32 writes the same library as fp32"
+  echo "--tf32 reaches the cuda library"
 }
 
 "${part}_part"

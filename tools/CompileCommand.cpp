@@ -25,7 +25,7 @@ namespace {
 
 struct CompileOptions {
   std::string model, input, stopAfter, dot, target = "cpu", emit, out, arch = "sm_90", cpu;
-  bool printIr = false, printAfterAll = false, stats = false;
+  bool printIr = false, printAfterAll = false, stats = false, tf32 = false;
   std::string maxMemory;
   std::vector<std::string> printAfter, printBefore;
   int64_t maxBatch = 256;
@@ -116,6 +116,7 @@ int runCompile(const CompileOptions &o) {
   bo.seed = o.seed;
   bo.cpu = o.cpu;
   bo.arch = o.arch;
+  bo.tf32 = o.tf32;
   const runtime::CompiledModel &model = c->model;
   if (!o.maxMemory.empty()) {
     auto limit = parseBytes(o.maxMemory);
@@ -129,6 +130,10 @@ int runCompile(const CompileOptions &o) {
   const bool study = o.printIr || o.printAfterAll || !o.printAfter.empty() ||
                      !o.printBefore.empty() || !o.dot.empty();
   const std::string emit = o.emit.empty() && !(study && o.out.empty()) ? "lib" : o.emit;
+  if (o.tf32 && (o.target != "cuda" || emit != "lib"))
+    return report(error(fmt::format("--tf32 applies to the cuda target's library (--target cuda "
+                                    "--emit lib), not to --target {}{}",
+                                    o.target, emit.empty() ? "" : " --emit " + emit)));
   const driver::Target *target = driver::findTarget(o.target);
   std::string codegen;
   int kernels = int(model.step.groups().size());
@@ -196,6 +201,8 @@ int runCompile(const CompileOptions &o) {
                           o.arch)
             : fmt::format("cuda {}: {} PTX modules from NVRTC, each assembled by ptxas", o.arch,
                           library->assembled);
+    if (o.tf32)
+      what += "; matrix products in TF32";
     auto mib = [](int64_t b) { return double(b) / (1024.0 * 1024.0); };
     std::printf("compiled %s for %s\n", o.model.c_str(), what.c_str());
     std::printf("  training step: %s\n", driver::describeKernels(model.step).c_str());
@@ -259,6 +266,9 @@ Command compileCommand(CLI::App &app) {
                 "the GPU architecture of ptx and cuda lib output (PTX runs on that and newer "
                 "GPUs)")
       ->default_val("sm_90");
+  c->add_flag("--tf32", o->tf32,
+              "cuda lib output: let cuBLASLt multiply in TF32, as `graphc train --tf32` does "
+              "(faster, not bit-compatible with fp32)");
   c->add_flag("--print-ir", o->printIr, "print the traced forward-and-loss graph");
   c->add_option("--print-after", o->printAfter,
                 "print the IR after these passes (trace, autodiff, optimizer, canonicalize, "

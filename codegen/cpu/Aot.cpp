@@ -95,7 +95,8 @@ public:
     llvm::Constant *top = desc;
     if (device_) {
       rt = "grt_cuda_";
-      auto *deviceTy = llvm::StructType::get(c_, {ptr, i64, ptr, ptr, ptr, i64, i64, ptr, ptr});
+      auto *deviceTy =
+          llvm::StructType::get(c_, {ptr, i64, ptr, ptr, ptr, i64, i64, ptr, ptr, i64});
       top = new llvm::GlobalVariable(
           m_, deviceTy, true, llvm::GlobalValue::InternalLinkage,
           llvm::ConstantStruct::get(
@@ -103,7 +104,7 @@ public:
               {desc, int64(int64_t(device_->strings.size())), strings(device_->strings, "strings"),
                words(device_->step, "step_table"), words(device_->predict, "predict_table"),
                int64(int64_t(device_->step.size())), int64(int64_t(device_->predict.size())),
-               str(device_->helpersPtx), str(device_->arch)}),
+               str(device_->helpersPtx), str(device_->arch), int64(device_->tf32 ? 1 : 0)}),
           name_ + "_device");
       forward("train_step_device", i32, {ptr, i64, i64, i64, ptr}, "grt_cuda_train_step_device");
       forward("predict_device", i32, {ptr, i64, i64, i64}, "grt_cuda_predict_device");

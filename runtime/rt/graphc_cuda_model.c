@@ -334,7 +334,8 @@ static int describe_gemm(grt_cuda_model *m, gemm_t *g, const int64_t *k, int64_t
   int64_t bs0 = dim(k[GK_BS0], n), bs1 = dim(k[GK_BS1], n);
   g->m = k[GK_TRANS_A] ? as1 : as0;
   g->n = k[GK_TRANS_B] ? bs0 : bs1;
-  LT(cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  LT(cublasLtMatmulDescCreate(&g->desc, m->d->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+                              CUDA_R_32F));
   cublasOperation_t op_a = k[GK_TRANS_B] ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t op_b = k[GK_TRANS_A] ? CUBLAS_OP_T : CUBLAS_OP_N;
   LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));

@@ -77,6 +77,7 @@ typedef struct {
   int64_t step_words, predict_words;
   const char *helpers_ptx; /* graphc_bias_add */
   const char *arch;        /* the PTX's target, e.g. "sm_90" */
+  int64_t tf32;            /* 1: cuBLASLt may multiply in TF32 (graphc compile --tf32) */
 } grt_cuda_desc;
 
 typedef struct grt_cuda_model grt_cuda_model;

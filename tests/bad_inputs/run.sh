@@ -371,6 +371,8 @@ expect flag compile-max-batch-0 "--max-batch: Value 0 not in range 1 to 1048576"
   compile tiny.model --max-batch 0 -o out/tiny
 expect flag compile-max-batch-too-large "--max-batch: Value 1048577 not in range 1 to 1048576" -- \
   compile tiny.model --max-batch 1048577 -o out/tiny
+expect flag compile-tf32-cpu "--tf32 applies to the cuda target's library (--target cuda --emit lib), not to --target cpu" -- \
+  compile tiny.model --tf32 -o out/tiny
 expect flag compile-emit "--emit: wasm not in {ir,llvm,asm,lib,cuda,ptx}" -- compile tiny.model --emit wasm
 expect flag compile-cpu "--cpu: sse4 not in {avx512,avx2,generic}" -- \
   compile tiny.model --cpu sse4 -o out/tiny
