@@ -9,6 +9,7 @@
 
 #include "ir/Error.h"
 #include "ir/ModelInfo.h"
+#include "runtime/NonFinite.h"
 
 #include <fmt/format.h>
 
@@ -61,6 +62,20 @@ public:
   /// on the device: only the indices go in and the loss (and output) out.
   virtual Status trainStepOnDevice(const int64_t *indices, int64_t n, float *loss, float *output) {
     return error(fmt::format("the {} target cannot keep a data set on a device", target()));
+  }
+
+  /// Whether diagnoseStep works here (the trainer snapshots the state at
+  /// each epoch's start only for an executable that can replay a step).
+  virtual bool canDiagnoseSteps() const { return false; }
+  /// trainStep run one kernel group at a time (the interpreter: one op at a
+  /// time), checking what each group wrote before the next one runs, and
+  /// updating the parameters, state and step counter as trainStep does.
+  /// Returns the first NaN or infinity: in the inputs (parameters, state)
+  /// before the step, or in a group's results; `found` is false when the
+  /// whole step stayed finite. Slow; for after a non-finite loss.
+  virtual Expected<NonFiniteReport> diagnoseStep(const float *x, const int32_t *labels, int64_t n) {
+    return error(
+        fmt::format("the {} target cannot run a step one kernel group at a time", target()));
   }
 
 protected:

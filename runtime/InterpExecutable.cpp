@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <map>
 
 namespace graphc::runtime {
@@ -27,33 +28,36 @@ public:
 
   Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
                    float *output) override {
-    if (Status s = checkBatch(x, n); !s)
-      return s;
-    if (!m_.trainable())
-      return error("this model was compiled for evaluation only");
-    ir::Bindings b = inputs(x, n);
-    b["labels"] = Tensor({n});
-    for (int64_t i = 0; i < n; ++i) {
-      if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(
-            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
-      b["labels"].data[size_t(i)] = labels[i];
-    }
-    b["step"] = Tensor({}, double(step_));
-    b["seed"] = Tensor({}, double(stepSeed(seed_, step_)));
-    for (auto &[slot, buf] : state_)
-      b["state." + slot] = toTensor(buf);
-    auto out = ir::run(m_.step, b);
-    if (!out)
-      return out.diag();
-    *loss = float(out->at("loss").data[0]);
-    if (output)
-      copyOut(out->at("output"), output);
-    copyOut(out->at("params"), params_.data());
-    for (auto &[slot, buf] : state_)
-      copyOut(out->at("state." + slot), buf.data());
-    ++step_;
+    auto values = evaluateStep(x, labels, n);
+    if (!values)
+      return values.diag();
+    finishStep(*values, loss, output);
     return {};
+  }
+
+  bool canDiagnoseSteps() const override { return m_.trainable(); }
+
+  /// Every value of the step is kept, so the ops are checked in order
+  /// after it: as f32, which the interpreter's double values stand for.
+  Expected<NonFiniteReport> diagnoseStep(const float *x, const int32_t *labels,
+                                         int64_t n) override {
+    auto values = evaluateStep(x, labels, n);
+    if (!values)
+      return values.diag();
+    NonFiniteReport first;
+    for (ir::ValueId v = 0; v < m_.step.size() && !first.found; ++v) {
+      if (m_.step.type(v).dtype != ir::DType::F32)
+        continue;
+      const std::vector<double> &d = (*values)[size_t(v)].data;
+      for (size_t i = 0; i < d.size(); ++i)
+        if (!std::isfinite(float(d[i]))) {
+          first = nonFiniteAt(m_.step, v, int64_t(i), float(d[i]));
+          break;
+        }
+    }
+    float loss;
+    finishStep(*values, &loss, nullptr);
+    return first;
   }
 
   Status predict(const float *x, int64_t n, float *output) override {
@@ -76,6 +80,41 @@ public:
   void setSeed(uint64_t seed) override { seed_ = seed; }
 
 private:
+  /// The value of every node of the step graph.
+  Expected<std::vector<Tensor>> evaluateStep(const float *x, const int32_t *labels, int64_t n) {
+    if (Status s = checkBatch(x, n); !s)
+      return s.diag();
+    if (!m_.trainable())
+      return error("this model was compiled for evaluation only");
+    ir::Bindings b = inputs(x, n);
+    b["labels"] = Tensor({n});
+    for (int64_t i = 0; i < n; ++i) {
+      if (labels[i] < 0 || labels[i] >= info_.classes)
+        return error(
+            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
+      b["labels"].data[size_t(i)] = labels[i];
+    }
+    b["step"] = Tensor({}, double(step_));
+    b["seed"] = Tensor({}, double(stepSeed(seed_, step_)));
+    for (auto &[slot, buf] : state_)
+      b["state." + slot] = toTensor(buf);
+    return ir::evaluate(m_.step, b);
+  }
+
+  /// Takes the step's outputs from `values` and counts the step.
+  void finishStep(const std::vector<Tensor> &values, float *loss, float *output) {
+    auto out = [&](const std::string &name) -> const Tensor & {
+      return values[size_t(m_.step.output(name))];
+    };
+    *loss = float(out("loss").data[0]);
+    if (output)
+      copyOut(out("output"), output);
+    copyOut(out("params"), params_.data());
+    for (auto &[slot, buf] : state_)
+      copyOut(out("state." + slot), buf.data());
+    ++step_;
+  }
+
   Status checkBatch(const float *x, int64_t n) const {
     if (!x || n < 1 || n > maxBatch_)
       return error(fmt::format("batch of {} samples: expected 1 to {}", n, maxBatch_));

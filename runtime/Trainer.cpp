@@ -131,35 +131,126 @@ Status checkLabels(const ImageSet &set, int64_t classes) {
   return {};
 }
 
-/// The error for a step whose loss is not finite: the step, the batch, and
-/// whether the model's outputs (before the update) were already non-finite,
-/// which tells a forward pass that blew up from a loss that did.
-Diag divergedError(const Executable &exe, const TrainOptions &options, int64_t epoch,
-                   int64_t batchNo, int64_t m, float loss, const float *out) {
+/// The error for a step that diverged: its loss was not finite (`out`: the
+/// model's outputs before the update, to tell a forward pass that blew up
+/// from a loss that did), or its update left non-finite parameters (`out`
+/// null). `located` says which kernel group made the first non-finite value.
+Diag divergedError(const Executable &exe, const TrainOptions &options, int64_t step, int64_t epoch,
+                   int64_t batchNo, int64_t m, float loss, const float *out,
+                   const std::string &located) {
   int64_t classes = exe.info().classes, badRows = 0, firstRow = -1;
-  for (int64_t i = 0; i < m; ++i) {
+  for (int64_t i = 0; out && i < m; ++i) {
     bool finite = true;
     for (int64_t j = 0; j < classes; ++j)
       finite = finite && std::isfinite(out[i * classes + j]);
     if (!finite && badRows++ == 0)
       firstRow = i;
   }
+  std::string what =
+      !out ? fmt::format("the loss is {} but the update left non-finite parameters", loss)
+           : fmt::format("the loss is {}", loss);
   std::string outputs =
-      badRows ? fmt::format("the model's outputs were already non-finite for {} of the batch's "
-                            "{} samples (the first: sample {} of the batch), so the forward "
-                            "pass diverged",
-                            badRows, m, firstRow)
-              : fmt::format("the model's outputs were finite for all {} samples, so the loss "
-                            "itself overflowed",
-                            m);
+      !out      ? std::string("the optimizer update diverged")
+      : badRows ? fmt::format("the model's outputs were already non-finite for {} of the batch's "
+                              "{} samples (the first: sample {} of the batch), so the forward "
+                              "pass diverged",
+                              badRows, m, firstRow)
+                : fmt::format("the model's outputs were finite for all {} samples, so the loss "
+                              "itself overflowed",
+                              m);
   std::string kept = options.save.empty()
                          ? "nothing is saved"
                          : fmt::format("{} is not written: it keeps the last epoch saved before "
                                        "this one",
                                        options.save);
-  return error(fmt::format("step {} (epoch {}, batch {}): the loss is {}: training diverged and "
-                           "stops here; {}. {}. Try a lower learning rate, or --normalize",
-                           exe.step(), epoch, batchNo, loss, outputs, kept));
+  return error(fmt::format("step {} (epoch {}, batch {}): {}: training diverged and "
+                           "stops here; {}; {}. {}. Try a lower learning rate, or --normalize",
+                           step, epoch, batchNo, what, outputs, located, kept));
+}
+
+/// An executable's parameters, optimizer state and step counter.
+struct Snapshot {
+  std::vector<float> params;
+  std::map<std::string, std::vector<float>> state;
+  int64_t step = 0;
+
+  static Snapshot of(Executable &exe) {
+    Snapshot s;
+    size_t count = size_t(exe.info().numParams);
+    s.params.assign(exe.params(), exe.params() + count);
+    for (const std::string &slot : exe.info().stateSlots)
+      s.state[slot].assign(exe.state(slot), exe.state(slot) + count);
+    s.step = exe.step();
+    return s;
+  }
+  void restore(Executable &exe) const {
+    std::copy(params.begin(), params.end(), exe.params());
+    for (const auto &[slot, buf] : state)
+      std::copy(buf.begin(), buf.end(), exe.state(slot));
+    exe.setStep(step);
+  }
+};
+
+/// Whether the parameters and the optimizer state hold no NaN or infinity.
+bool stateFinite(Executable &exe) {
+  int64_t count = exe.info().numParams;
+  if (firstNonFinite(exe.params(), count) >= 0)
+    return false;
+  for (const std::string &slot : exe.info().stateSlots)
+    if (firstNonFinite(exe.state(slot), count) >= 0)
+      return false;
+  return true;
+}
+
+/// Which kernel group first made a non-finite value, for the steps of an
+/// epoch up to batch `failed` (0-based) that went wrong: replays the epoch
+/// from its start, `start`, checking the parameters and state after each
+/// step, and runs the first step that left them non-finite, or else the
+/// failed one, one kernel group at a time. Steps are deterministic, so the
+/// replay ends where the training did.
+std::string locateNonFinite(Executable &exe, const Snapshot &start, const ImageSet &train,
+                            const SampleFormat &format, const std::vector<int64_t> &order,
+                            int64_t batch, int64_t failed) {
+  if (!exe.canDiagnoseSteps())
+    return fmt::format("the {} target cannot tell which kernel group made the first "
+                       "non-finite value",
+                       exe.target());
+  std::vector<float> x(size_t(batch * format.numel())), out(size_t(batch * exe.info().classes));
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  start.restore(exe);
+  for (int64_t j = 0; j <= failed; ++j) {
+    int64_t at = j * batch, m = std::min(batch, train.count - at);
+    fillBatch(train, format, order.data() + at, m, x.data(), labels.data());
+    if (j < failed) {
+      Snapshot before = Snapshot::of(exe);
+      float loss = 0;
+      if (Status s = exe.trainStep(x.data(), labels.data(), m, &loss, out.data()); !s)
+        return "replaying the epoch to find the first non-finite value failed: " + s.diag().message;
+      if (std::isfinite(loss) && stateFinite(exe))
+        continue;
+      before.restore(exe);
+    }
+    int64_t stepNo = exe.step() + 1;
+    auto report = exe.diagnoseStep(x.data(), labels.data(), m);
+    if (!report)
+      return "replaying the step to find the first non-finite value failed: " +
+             report.diag().message;
+    if (!report->found)
+      return fmt::format("replaying step {} one kernel group at a time found no non-finite "
+                         "value",
+                         stepNo);
+    if (report->phase == "input")
+      return fmt::format("the parameters or optimizer state were already non-finite at the "
+                         "start of this epoch: {}",
+                         report->str());
+    if (j < failed)
+      return fmt::format("the parameters were already non-finite: the update of step {} "
+                         "(batch {}) made them from a finite loss; the first non-finite value "
+                         "came from {}",
+                         stepNo, j + 1, report->str());
+    return "the first non-finite value came from " + report->str();
+  }
+  return "";
 }
 
 std::vector<std::string> matrixNames(const Dataset &data, int64_t classes) {
@@ -344,6 +435,15 @@ Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train, const Sa
   ProgressReporter progress(options, epoch, train.count);
   double lossSum = 0;
   int64_t correct = 0;
+  // The epoch's start, to replay up to a step that diverges (not kept
+  // where nothing could replay it).
+  Snapshot epochStart = exe.canDiagnoseSteps() ? Snapshot::of(exe) : Snapshot{};
+  auto diverged = [&](int64_t at, int64_t m, float loss, const float *outputs) {
+    progress.finish();
+    int64_t step = exe.step(); // the replay may stop before it
+    std::string located = locateNonFinite(exe, epochStart, train, format, order, batch, at / batch);
+    return divergedError(exe, options, step, epoch, at / batch + 1, m, loss, outputs, located);
+  };
   auto start = Clock::now();
   for (int64_t at = 0; at < train.count; at += batch) {
     int64_t m = std::min(batch, train.count - at);
@@ -362,10 +462,12 @@ Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train, const Sa
       progress.finish();
       return s.diag();
     }
-    if (!std::isfinite(loss)) {
-      progress.finish();
-      return divergedError(exe, options, epoch, at / batch + 1, m, loss, out.data());
-    }
+    if (!std::isfinite(loss))
+      return diverged(at, m, loss, out.data());
+    // A finite loss whose update left non-finite parameters fails the next
+    // step; the last one is checked here, before the epoch is saved.
+    if (at + m == train.count && !stateFinite(exe))
+      return diverged(at, m, loss, nullptr);
     lossSum += double(loss) * double(m);
     for (int64_t i = 0; i < m; ++i)
       correct += prediction(out.data() + i * classes, classes) == labels[size_t(i)];

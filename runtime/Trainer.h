@@ -108,8 +108,12 @@ evaluate(Executable &exe, const ImageSet &set, const SampleFormat &format, int64
          const std::function<void(const float *x, const float *out, int64_t n)> &onBatch = {});
 
 /// Trains one epoch (1-based) and returns its training measurements. A NaN
-/// or infinite loss stops it at once with an error naming the step, the
-/// batch and what was non-finite: nothing after a diverged step is saved.
+/// or infinite loss, or parameters left non-finite at the epoch's end, stop
+/// it at once with an error naming the step, the batch and what was
+/// non-finite: nothing after a diverged step is saved. Where the executable
+/// can run a step one kernel group at a time, the epoch's start is kept in
+/// memory and, after a failure, the epoch replayed from it to name the group
+/// that made the first non-finite value (Executable::diagnoseStep).
 Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train, const SampleFormat &format,
                                 const TrainOptions &options, int64_t epoch);
 

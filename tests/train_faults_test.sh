@@ -143,6 +143,12 @@ succeeds "one epoch at a learning rate of 1e30 stays finite" wild --epochs 1 --s
 fails "the loss overflows in epoch 2: the step is named" \
   "error: step 3 (epoch 2, batch 1): the loss is " \
   wild --epochs 3 --save wild.st
+# The outputs (log-probabilities) stay finite and their batch mean does not:
+# the first non-finite value is the loss, made by the LogSoftMax + ClassNLL
+# group, which the replay of the epoch finds.
+grep -qF "the model's outputs were finite for all 256 samples, so the loss itself overflowed; the first non-finite value came from kernel group @k1 logsoftmax_nll \"LogSoftMax + ClassNLL forward: row max, log-sum-exp, gather, mean\" (forward: log_softmax, nll_loss): %" err.txt &&
+  ok "... and the kernel group that made the first non-finite value" ||
+  fail "the kernel group is not named: $(cat err.txt)"
 grep -q "^epoch 2/3" out.txt && fail "an epoch report after the divergence" ||
   ok "no epoch report after the divergence"
 same "the checkpoint keeps epoch 1, the last good one" wild.st wild1.st

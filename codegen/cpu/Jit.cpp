@@ -67,11 +67,12 @@ void tagFunctions(llvm::Module &m, const VectorTarget &isa, const std::string &t
 }
 
 /// Builds the model's module: for each ISA the micro-kernel, then every
-/// program's kernels and run function.
+/// program's kernels and run function (`stepwise`: and its run_kernels twin).
 std::unique_ptr<llvm::Module> buildModule(llvm::LLVMContext &ctx, std::vector<Program *> &programs,
                                           const std::vector<std::string> &prefixes,
                                           const std::vector<VectorTarget> &isas,
-                                          const std::string &micro, const std::string &tune) {
+                                          const std::string &micro, const std::string &tune,
+                                          bool stepwise) {
   auto m = std::make_unique<llvm::Module>("graphc", ctx);
   const bool several = isas.size() > 1;
   for (const VectorTarget &t : isas) {
@@ -83,6 +84,8 @@ std::unique_ptr<llvm::Module> buildModule(llvm::LLVMContext &ctx, std::vector<Pr
       p.stored = codegen::storedValues(p.graph);
       p.kernels = emitKernels(*m, p.graph, p.stored, prefix);
       emitRunFunction(*m, p.graph, p.plan, p.stored, p.kernels, prefix, mk, t);
+      if (stepwise)
+        emitRunFunction(*m, p.graph, p.plan, p.stored, p.kernels, prefix, mk, t, true);
     }
     tagFunctions(*m, t, tune);
   }
@@ -182,7 +185,7 @@ Expected<std::unique_ptr<JitModule>> JitModule::compile(std::vector<Program *> p
   auto ctx = std::make_unique<llvm::LLVMContext>();
   // Tuned for this CPU: the JIT's code runs nowhere else.
   auto m = buildModule(*ctx, programs, prefixes, {isa}, "graphc_micro",
-                       llvm::sys::getHostCPUName().str());
+                       llvm::sys::getHostCPUName().str(), true);
   if (Status s = optimize(*m, **tm); !s)
     return s.diag();
 
@@ -215,6 +218,10 @@ Expected<std::unique_ptr<JitModule>> JitModule::compile(std::vector<Program *> p
     if (!sym)
       return error("LLVM JIT: " + errorText(sym.takeError()));
     programs[i]->run = sym->toPtr<void (*)(void **, int64_t, void *, void *)>();
+    auto stepwise = (*jit)->lookup(prefixes[i] + "run_kernels");
+    if (!stepwise)
+      return error("LLVM JIT: " + errorText(stepwise.takeError()));
+    programs[i]->runKernels = stepwise->toPtr<decltype(programs[i]->runKernels)>();
   }
   out->impl_->jit = std::move(*jit);
   if (compileMs)
@@ -244,7 +251,7 @@ Expected<std::string> emitCode(std::vector<Program *> programs,
   if (!tm)
     return error("LLVM target machine: " + errorText(tm.takeError()));
   llvm::LLVMContext ctx;
-  auto m = buildModule(ctx, programs, prefixes, isas, microName, "");
+  auto m = buildModule(ctx, programs, prefixes, isas, microName, "", false);
   if (extra)
     extra(*m);
   if (Status s = optimize(*m, **tm); !s)

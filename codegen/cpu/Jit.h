@@ -26,6 +26,10 @@ struct Program {
   std::vector<KernelInfo> kernels;
   /// void run(void **io, int64_t n, void *arena, grt_pool *pool), once compiled
   void (*run)(void **io, int64_t n, void *arena, void *pool) = nullptr;
+  /// The JIT's stepwise twin of run: kernels [begin, end) only, the
+  /// buffer of every value in `table` (graph.size() pointers).
+  void (*runKernels)(void **io, int64_t n, void *arena, void *pool, int64_t begin, int64_t end,
+                     void **table) = nullptr;
 };
 
 /// Every vector ISA graphc generates code for, best first: avx512

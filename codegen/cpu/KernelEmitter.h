@@ -65,9 +65,12 @@ std::vector<KernelInfo> emitKernels(llvm::Module &m, const ir::Graph &g,
 void emitMicroKernel(llvm::Module &m, const VectorTarget &t, const std::string &name);
 
 /// Emits `void <prefix>run(void **io, i64 n, ptr arena, ptr pool)`, which
-/// binds every buffer and launches `kernels` in order (StepFunction.cpp).
+/// binds every buffer and launches `kernels` in order (StepFunction.cpp);
+/// `stepwise`: its twin `<prefix>run_kernels`, which launches a range of
+/// the kernels and leaves the buffer table to its caller.
 void emitRunFunction(llvm::Module &m, const ir::Graph &g, const ir::MemoryPlan &plan,
                      const std::vector<bool> &stored, const std::vector<KernelInfo> &kernels,
-                     const std::string &prefix, const std::string &micro, const VectorTarget &t);
+                     const std::string &prefix, const std::string &micro, const VectorTarget &t,
+                     bool stepwise = false);
 
 } // namespace graphc::codegen::cpu

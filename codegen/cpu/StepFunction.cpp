@@ -9,6 +9,16 @@
 // (runtime/rt/graphc_rt.h): range kernels split over the pool, GEMMs
 // through the packed driver with their epilogue, row kernels directly.
 // The JIT and the ahead-of-time library run the same function.
+//
+// The JIT also gets a stepwise twin for finding where a step first went
+// non-finite:
+//
+//   void <prefix>run_kernels(void **io, i64 n, ptr arena, ptr pool,
+//                            i64 begin, i64 end, ptr table)
+//
+// binds the same buffers into the caller's `table` (one pointer per value),
+// launches only kernels [begin, end) and copies the outputs when `end`
+// reaches the last kernel: calls over consecutive ranges run the step.
 #include "codegen/cpu/Emitter.h"
 #include "codegen/cpu/KernelEmitter.h"
 #include "ir/MemoryPlan.h"
@@ -30,7 +40,8 @@ llvm::FunctionCallee declare(llvm::Module &m, const char *name, llvm::Type *ret,
 
 void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan,
                      const std::vector<bool> &stored, const std::vector<KernelInfo> &kernels,
-                     const std::string &prefix, const std::string &micro, const VectorTarget &t) {
+                     const std::string &prefix, const std::string &micro, const VectorTarget &t,
+                     bool stepwise) {
   Emitter e(m, g, stored);
   auto &b = e.b;
   auto *ptr = b.getPtrTy();
@@ -44,10 +55,18 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
 
   // void run(ptr io, i64 n, ptr arena, ptr pool): the Emitter's (ptrs, n)
   // convention with io in the place of ptrs.
-  e.begin(prefix + "run", {ptr, ptr});
+  if (stepwise)
+    e.begin(prefix + "run_kernels", {ptr, ptr, i64, i64, ptr});
+  else
+    e.begin(prefix + "run", {ptr, ptr});
   llvm::Value *io = e.arg(0), *n = e.n(), *arena = e.arg(2), *pool = e.arg(3);
   const int count = g.size();
-  llvm::Value *table = e.slot(ptr, "ptrs", unsigned(std::max(count, 1)));
+  llvm::Value *table = stepwise ? e.arg(6) : e.slot(ptr, "ptrs", unsigned(std::max(count, 1)));
+  // Stepwise: whether kernel i is in [begin, end).
+  auto inRange = [&](size_t i) {
+    return b.CreateAnd(b.CreateICmpSLE(e.arg(4), e.i64(int64_t(i))),
+                       b.CreateICmpSGT(e.arg(5), e.i64(int64_t(i))));
+  };
   std::vector<llvm::Value *> at(size_t(count), nullptr);
   auto ioSlot = [&](int i) {
     return b.CreateLoad(ptr, b.CreateConstInBoundsGEP1_64(ptr, io, uint64_t(i)));
@@ -92,7 +111,7 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
       return llvm::ConstantPointerNull::get(ptr);
     return m.getFunction(name);
   };
-  for (const KernelInfo &ki : kernels) {
+  auto launch = [&](const KernelInfo &ki) {
     const KernelPlan &k = ki.plan;
     switch (k.kind) {
     case KernelKind::Range:
@@ -127,18 +146,30 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
       break;
     }
     }
+  };
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    if (stepwise)
+      e.ifThen(inRange(i), [&] { launch(kernels[i]); });
+    else
+      launch(kernels[i]);
   }
 
   // 3. Outputs that live elsewhere (an input, a view, a shared buffer) are
   //    copied to the caller's memory.
-  for (size_t j = 0; j < g.outputs().size(); ++j) {
-    if (boundToOutput[j])
-      continue;
-    ValueId v = g.outputs()[j].value;
-    llvm::Value *dst = ioSlot(int(inputs.size() + j));
-    e.ifThen(b.CreateICmpNE(dst, at[size_t(v)]),
-             [&] { b.CreateCall(memcopy, {dst, at[size_t(v)], bytes(v)}); });
-  }
+  auto copyOutputs = [&] {
+    for (size_t j = 0; j < g.outputs().size(); ++j) {
+      if (boundToOutput[j])
+        continue;
+      ValueId v = g.outputs()[j].value;
+      llvm::Value *dst = ioSlot(int(inputs.size() + j));
+      e.ifThen(b.CreateICmpNE(dst, at[size_t(v)]),
+               [&] { b.CreateCall(memcopy, {dst, at[size_t(v)], bytes(v)}); });
+    }
+  };
+  if (stepwise)
+    e.ifThen(b.CreateICmpSGE(e.arg(5), e.i64(int64_t(kernels.size()))), copyOutputs);
+  else
+    copyOutputs();
   e.finish();
 }
 

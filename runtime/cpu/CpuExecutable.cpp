@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -63,37 +64,42 @@ public:
 
   Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
                    float *output) override {
-    if (Status s = checkBatch(x, n); !s)
+    if (Status s = checkStep(x, labels, n); !s)
       return s;
-    if (!trainable_)
-      return error("this model was compiled for evaluation only");
-    if (!labels)
-      return error("no labels given");
-    for (int64_t i = 0; i < n; ++i)
-      if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(
-            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
-    stepIn_ = float(stepCount_);
-    seedIn_ = stepSeed(seed_, stepCount_);
-    std::map<std::string, void *> io{{"x", const_cast<float *>(x)},
-                                     {"labels", const_cast<int32_t *>(labels)},
-                                     {"params", params_.get()},
-                                     {"step", &stepIn_},
-                                     {"seed", &seedIn_},
-                                     {"out:loss", &loss_},
-                                     {"out:output", output_.get()},
-                                     {"out:params", params_.get()},
-                                     {"out:step", &stepOut_}};
-    for (auto &[slot, buf] : state_) {
-      io["state." + slot] = buf.get();
-      io["out:state." + slot] = buf.get();
-    }
-    runner_.run(step_, io, n);
+    runner_.run(step_, stepIo(x, labels), n);
     *loss = loss_;
     if (output)
       std::memcpy(output, output_.get(), size_t(n * info_.classes) * sizeof(float));
     ++stepCount_;
     return {};
+  }
+
+  bool canDiagnoseSteps() const override { return trainable_; }
+
+  Expected<NonFiniteReport> diagnoseStep(const float *x, const int32_t *labels,
+                                         int64_t n) override {
+    if (Status s = checkStep(x, labels, n); !s)
+      return s.diag();
+    const ir::Graph &g = step_.graph;
+    std::map<std::string, void *> io = stepIo(x, labels);
+    std::vector<void *> table;
+    // Kernels [0, 0) bind the buffers: the inputs are checked first.
+    runner_.runKernels(step_, io, n, 0, 0, table);
+    NonFiniteReport first = firstNonFiniteOf(g.inputs(), table, n);
+    for (size_t k = 0; k < step_.kernels.size(); ++k) {
+      runner_.runKernels(step_, io, n, int64_t(k), int64_t(k) + 1, table);
+      if (first.found)
+        continue;
+      const codegen::KernelPlan &plan = step_.kernels[k].plan;
+      std::vector<ir::ValueId> wrote = plan.members;
+      for (ir::ValueId v : {plan.c, plan.colsum, plan.pack})
+        if (v >= 0)
+          wrote.push_back(v);
+      std::sort(wrote.begin(), wrote.end());
+      first = firstNonFiniteOf(wrote, table, n);
+    }
+    ++stepCount_;
+    return first;
   }
 
   Status predict(const float *x, int64_t n, float *output) override {
@@ -119,6 +125,55 @@ public:
   void setSeed(uint64_t seed) override { seed_ = seed; }
 
 private:
+  Status checkStep(const float *x, const int32_t *labels, int64_t n) const {
+    if (Status s = checkBatch(x, n); !s)
+      return s;
+    if (!trainable_)
+      return error("this model was compiled for evaluation only");
+    if (!labels)
+      return error("no labels given");
+    for (int64_t i = 0; i < n; ++i)
+      if (labels[i] < 0 || labels[i] >= info_.classes)
+        return error(
+            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
+    return {};
+  }
+
+  /// The step's buffers by name; sets its step and seed inputs.
+  std::map<std::string, void *> stepIo(const float *x, const int32_t *labels) {
+    stepIn_ = float(stepCount_);
+    seedIn_ = stepSeed(seed_, stepCount_);
+    std::map<std::string, void *> io{{"x", const_cast<float *>(x)},
+                                     {"labels", const_cast<int32_t *>(labels)},
+                                     {"params", params_.get()},
+                                     {"step", &stepIn_},
+                                     {"seed", &seedIn_},
+                                     {"out:loss", &loss_},
+                                     {"out:output", output_.get()},
+                                     {"out:params", params_.get()},
+                                     {"out:step", &stepOut_}};
+    for (auto &[slot, buf] : state_) {
+      io["state." + slot] = buf.get();
+      io["out:state." + slot] = buf.get();
+    }
+    return io;
+  }
+
+  /// The first non-finite element among the f32 values `vs` of the step,
+  /// read where `table` says they are.
+  NonFiniteReport firstNonFiniteOf(const std::vector<ir::ValueId> &vs,
+                                   const std::vector<void *> &table, int64_t n) const {
+    const ir::Graph &g = step_.graph;
+    for (ir::ValueId v : vs) {
+      if (g.type(v).dtype != ir::DType::F32 || !table[size_t(v)])
+        continue;
+      const auto *p = static_cast<const float *>(table[size_t(v)]);
+      if (int64_t i = firstNonFinite(p, g.type(v).numel(n)); i >= 0)
+        return nonFiniteAt(g, v, i, p[i]);
+    }
+    return {};
+  }
+
   Status checkBatch(const float *x, int64_t n) const {
     if (!x)
       return error("no input given");

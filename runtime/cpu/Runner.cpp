@@ -41,7 +41,7 @@ Status Runner::compile(std::vector<Program *> programs, const std::vector<std::s
   return {};
 }
 
-void Runner::run(Program &p, const std::map<std::string, void *> &io, int64_t n) {
+std::vector<void *> Runner::ioSlots(const Program &p, const std::map<std::string, void *> &io) {
   std::vector<void *> slots;
   auto need = [&](const std::string &name) {
     auto it = io.find(name);
@@ -52,7 +52,20 @@ void Runner::run(Program &p, const std::map<std::string, void *> &io, int64_t n)
     need(p.graph.node(v).attrs.s("name"));
   for (const Output &o : p.graph.outputs())
     need("out:" + o.name);
+  return slots;
+}
+
+void Runner::run(Program &p, const std::map<std::string, void *> &io, int64_t n) {
+  std::vector<void *> slots = ioSlots(p, io);
   p.run(slots.data(), n, arenas_.at(&p).get(), pool_);
+}
+
+void Runner::runKernels(Program &p, const std::map<std::string, void *> &io, int64_t n,
+                        int64_t begin, int64_t end, std::vector<void *> &table) {
+  GRAPHC_CHECK(p.runKernels, "no stepwise run function for {}", p.graph.name());
+  std::vector<void *> slots = ioSlots(p, io);
+  table.assign(size_t(std::max(p.graph.size(), 1)), nullptr);
+  p.runKernels(slots.data(), n, arenas_.at(&p).get(), pool_, begin, end, table.data());
 }
 
 } // namespace graphc::runtime::cpu

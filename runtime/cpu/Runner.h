@@ -37,12 +37,19 @@ public:
   /// Runs `p` on batch size n. `io` maps every input name, and "out:NAME"
   /// for every output, to memory.
   void run(Program &p, const std::map<std::string, void *> &io, int64_t n);
+  /// Runs only kernels [begin, end) of `p` (consecutive ranges make a
+  /// run); `table` receives every value's buffer (p.graph.size() pointers).
+  void runKernels(Program &p, const std::map<std::string, void *> &io, int64_t n, int64_t begin,
+                  int64_t end, std::vector<void *> &table);
 
   double compileMs() const { return compileMs_; }
   /// The ISA the programs were compiled for.
   const VectorTarget &isa() const { return isa_; }
 
 private:
+  /// The caller's buffers in the run functions' order: inputs, then outputs.
+  static std::vector<void *> ioSlots(const Program &p, const std::map<std::string, void *> &io);
+
   grt_pool *pool_;
   std::unique_ptr<JitModule> jit_;
   double compileMs_ = 0;
