@@ -4,7 +4,8 @@
 // They keep Torch7's surface as model-building scripts use it (constructors,
 // `:add`, `:cuda()`, containers' `modules`, `:get`, ...) but compute nothing:
 // a module is a table recording its kind, its constructor arguments and the
-// script line that made it. After the script, `collect` flattens what it left
+// script line that made it. Which layers and criteria exist comes from
+// LuaModel.cpp's tables, handed to the prelude as arguments. After the script, `collect` flattens what it left
 // behind (the model, criterion, optimizer and config) into plain arrays that
 // frontend/LuaModel.cpp reads without calling back into Lua.
 #include "frontend/LuaModel.h"
@@ -13,7 +14,7 @@ namespace graphc::frontend {
 
 const char *torch7Prelude() {
   return R"lua(
-local getinfo, loadUserFile, G, loadstring, writeStderr = ...
+local getinfo, loadUserFile, G, loadstring, writeStderr, layers, criterionKinds = ...
 local error, type, pairs, ipairs, select, tostring, rawget, rawset, setmetatable,
       getmetatable, unpack, format, concat, insert, remove, floor, gsub =
       error, type, pairs, ipairs, select, tostring, rawget, rawset, setmetatable,
@@ -160,12 +161,14 @@ local function class(prefix, kind, methods, tag)
   return ctor
 end
 
-local layerKinds = {
-  Sequential = Container, View = Module, Reshape = Module, Linear = Module, ReLU = Module,
-  Tanh = Module, Sigmoid = Module, SoftMax = Module, LogSoftMax = Module, Dropout = Module,
-  SpatialConvolution = Module, SpatialConvolutionMM = Module, SpatialMaxPooling = Pooling,
-}
-local criterionKinds = {'ClassNLLCriterion', 'CrossEntropyCriterion', 'MSECriterion'}
+-- The layers (LuaModel.cpp's table: name = {methods, cudnn too}) and criteria.
+local methodSets = {Module = Module, Container = Container, Pooling = Pooling}
+local layerKinds, cudnnNames = {}, {}
+for kind, row in pairs(layers) do
+  layerKinds[kind] = methodSets[row[1]]
+  if row[2] then cudnnNames[#cudnnNames + 1] = kind end
+end
+table.sort(cudnnNames)
 
 local function supported(space, names)
   local list = {}
@@ -191,8 +194,6 @@ setmetatable(nn, {__index = function(_, k)
 end})
 
 -- cudnn's layers are nn's: the target is graphc's choice, not the script's.
-local cudnnNames = {'SpatialConvolution', 'SpatialMaxPooling', 'ReLU', 'Tanh', 'Sigmoid',
-                    'SoftMax', 'LogSoftMax'}
 local cudnn = {benchmark = false, fastest = false, verbose = false}
 for _, kind in ipairs(cudnnNames) do
   cudnn[kind] = class('cudnn', kind, layerKinds[kind], MODULE)
@@ -408,7 +409,7 @@ local function collect(nresults, r1, r2)
     end
     if crit.__nargs > 0 then
       fail(format('%s expects no arguments, got %d', crit.__name, crit.__nargs), crit.__source,
-           crit.__line)
+           crit.__line, nil, crit.__name .. '(')
     end
     result[3], result[4], result[5] = crit.__kind, crit.__source, crit.__line
   end
