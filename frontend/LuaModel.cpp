@@ -99,8 +99,9 @@ bool isUserSource(const char *source) {
 struct Ctor {
   const char *name;
   nn::Kind kind;
-  const char *methods; ///< "Module", "Container" or "Pooling" (LuaTorch7.cpp)
-  bool cudnn;          ///< cudnn.X exists too
+  const char *methods;   ///< "Module", "Container" or "Pooling" (LuaTorch7.cpp)
+  bool cudnn;            ///< cudnn.X exists too
+  const char *paramRule; ///< its parameters' sizes in LuaTorch7.cpp's `paramRules`, or ""
   size_t minArgs = 0, maxArgs = 0;
   const char *params = "";
   size_t unlisted = 0; ///< optional arguments left out of messages
@@ -109,21 +110,21 @@ struct Ctor {
 using K = nn::Kind;
 // clang-format off
 constexpr Ctor kLayers[] = {
-    {"Sequential", K::Sequential, "Container", false, 0, 0},
-    {"View", K::View, "Module", false, 1, 4, "(size1, [size2, size3, size4])"},
-    {"Reshape", K::Reshape, "Module", false, 1, 4, "(size1, [size2, size3, size4])", 1},
-    {"Linear", K::Linear, "Module", false, 2, 2, "(inputSize, outputSize)", 1},
-    {"ReLU", K::ReLU, "Module", true, 0, 1, "([inplace])"},
-    {"Tanh", K::Tanh, "Module", true, 0, 0},
-    {"Sigmoid", K::Sigmoid, "Module", true, 0, 0},
-    {"SoftMax", K::SoftMax, "Module", true, 0, 0},
-    {"LogSoftMax", K::LogSoftMax, "Module", true, 0, 0},
-    {"Dropout", K::Dropout, "Module", false, 0, 1, "([p])", 3},
-    {"SpatialConvolution", K::SpatialConvolution, "Module", true, 4, 8,
+    {"Sequential", K::Sequential, "Container", false, "", 0, 0},
+    {"View", K::View, "Module", false, "", 1, 4, "(size1, [size2, size3, size4])"},
+    {"Reshape", K::Reshape, "Module", false, "", 1, 4, "(size1, [size2, size3, size4])", 1},
+    {"Linear", K::Linear, "Module", false, "Linear", 2, 2, "(inputSize, outputSize)", 1},
+    {"ReLU", K::ReLU, "Module", true, "", 0, 1, "([inplace])"},
+    {"Tanh", K::Tanh, "Module", true, "", 0, 0},
+    {"Sigmoid", K::Sigmoid, "Module", true, "", 0, 0},
+    {"SoftMax", K::SoftMax, "Module", true, "", 0, 0},
+    {"LogSoftMax", K::LogSoftMax, "Module", true, "", 0, 0},
+    {"Dropout", K::Dropout, "Module", false, "", 0, 1, "([p])", 3},
+    {"SpatialConvolution", K::SpatialConvolution, "Module", true, "Convolution", 4, 8,
      "(nInputPlane, nOutputPlane, kW, kH, [dW, dH, [padW, padH]])"},
-    {"SpatialConvolutionMM", K::SpatialConvolutionMM, "Module", false, 4, 8,
+    {"SpatialConvolutionMM", K::SpatialConvolutionMM, "Module", false, "ConvolutionMM", 4, 8,
      "(nInputPlane, nOutputPlane, kW, kH, [dW, dH, [padW, padH]])"},
-    {"SpatialMaxPooling", K::SpatialMaxPooling, "Pooling", true, 2, 6,
+    {"SpatialMaxPooling", K::SpatialMaxPooling, "Pooling", true, "", 2, 6,
      "(kW, kH, [dW, dH, [padW, padH]])"},
 };
 // clang-format on
@@ -146,7 +147,7 @@ const Ctor *findCtor(const std::string &kind) {
   return nullptr;
 }
 
-/// Pushes the prelude's `layers` ({name = {methods, cudnn}}) and `criteria`
+/// Pushes the prelude's `layers` ({name = {methods, cudnn, params}}) and `criteria`
 /// ({name, ...}) arguments.
 void pushLayerTables(lua_State *L) {
   lua_newtable(L);
@@ -156,6 +157,8 @@ void pushLayerTables(lua_State *L) {
     lua_rawseti(L, -2, 1);
     lua_pushboolean(L, c.cudnn);
     lua_rawseti(L, -2, 2);
+    lua_pushstring(L, c.paramRule);
+    lua_rawseti(L, -2, 3);
     lua_setfield(L, -2, c.name);
   }
   lua_newtable(L);

@@ -9,8 +9,8 @@ namespace graphc::frontend {
 /// The Lua source of graphc's Torch7 modules (LuaTorch7.cpp). The chunk takes
 /// (getinfo, loadUserFile, _G, loadstring, writeStderr, layers, criteria) and
 /// returns `collect`; `layers` maps each nn.X name to its methods ("Module",
-/// "Container" or "Pooling") and whether cudnn has it too; `criteria` lists
-/// the criterion names.
+/// "Container" or "Pooling"), whether cudnn has it too and the rule that
+/// sizes its parameters; `criteria` lists the criterion names.
 const char *torch7Prelude();
 
 } // namespace graphc::frontend

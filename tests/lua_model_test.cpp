@@ -5,6 +5,7 @@
 #include "Isas.h"
 #include "driver/Compile.h"
 #include "frontend/ModelFile.h"
+#include "frontend/Trace.h"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -411,6 +412,45 @@ TEST_CASE("the sandbox caps memory, instructions and time", "[lua][sandbox]") {
   // pcall cannot swallow a limit for long: the hook fires again at once.
   d = luaError("for i = 1, 1e9 do pcall(function() while true do end end) end\n", steps);
   CHECK_THAT(d.message, Catch::Contains("Lua instructions"));
+}
+
+TEST_CASE(":getParameters() counts the parameters the tracer lays out", "[lua]") {
+  // The script hands its counts back through a config table, the one place a
+  // number leaves the script.
+  nn::ModelSpec spec = luaOk(R"(require 'nn'
+model = nn.Sequential()
+model:add(nn.SpatialConvolution(3, 8, 5, 5))
+model:add(nn.ReLU())
+model:add(nn.SpatialConvolutionMM(8, 4, 3, 3))
+local inner = nn.Sequential():add(nn.View(4 * 22 * 22)):add(nn.Linear(4 * 22 * 22, 10))
+model:add(inner)
+local params, grads = model:getParameters()
+local weights = model:parameters()
+local conv = model:get(1)
+optimizer = optim.sgd
+config = {learningRate = params:nElement(), momentum = grads:nElement(),
+          weightDecay = #weights, dampening = conv.weight:size(1) * 1000 + conv.weight:dim(),
+          learningRateDecay = inner:getParameters():nElement()}
+)");
+  REQUIRE(spec.optimizer);
+  const std::map<std::string, double> &got = spec.optimizer->config;
+  const double linear = 4 * 22 * 22 * 10 + 10;
+  const double want = 3 * 8 * 5 * 5 + 8 + 8 * 4 * 3 * 3 + 4 + linear;
+  CHECK(got.at("learningRate") == want);
+  CHECK(got.at("momentum") == want);
+  CHECK(got.at("weightDecay") == 6); // three weights, three biases
+  CHECK(got.at("dampening") == 8 * 1000 + 4);
+  CHECK(got.at("learningRateDecay") == linear);
+  auto traced = frontend::trace(spec, {3, 28, 28}); // 24x24, then 22x22
+  if (!traced)
+    FAIL(traced.diag().str());
+  CHECK(double(traced->numParams) == want);
+  // Initialising them is not there yet, and says so at the line.
+  CHECK_LUA_ERROR(kModel + "model:get(2).weight:normal(0, 0.01)\n", 2,
+                  "initialising parameters (:normal()) is not supported in model files yet");
+  CHECK_LUA_ERROR(kModel + "\nmodel:get(2):reset(0.1)\n", 3,
+                  "initialising parameters (:reset()) is not supported");
+  CHECK_LUA_ERROR(kModel + "model:get(2).bias:zero()\n", 2, "(:zero())");
 }
 
 TEST_CASE("Lua errors name the file and line", "[lua]") {
