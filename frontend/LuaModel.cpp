@@ -15,6 +15,7 @@
 // wall-clock caps and raises a plain string error, which the message handler
 // locates at the script's current line.
 #include "frontend/LuaModel.h"
+#include "frontend/ModelFile.h"
 
 #include <fmt/format.h>
 
@@ -90,6 +91,82 @@ void copyText(char *to, const char *from) { std::snprintf(to, kTextBytes, "%s", 
 
 bool isUserSource(const char *source) {
   return source && source[0] == '@'; // the prelude is "=graphc", strings are neither
+}
+
+/// One `nn.X` layer: its Torch7 name (the one place it is written: the Lua
+/// modules get their `nn.X` and `cudnn.X` from this table), its methods in
+/// the Lua modules, and its constructor's argument rules.
+struct Ctor {
+  const char *name;
+  nn::Kind kind;
+  const char *methods;   ///< "Module", "Container" or "Pooling" (LuaTorch7.cpp)
+  bool cudnn;            ///< cudnn.X exists too
+  const char *paramRule; ///< its parameters' sizes in LuaTorch7.cpp's `paramRules`, or ""
+  size_t minArgs = 0, maxArgs = 0;
+  const char *params = "";
+  size_t unlisted = 0; ///< optional arguments left out of messages
+};
+
+using K = nn::Kind;
+// clang-format off
+constexpr Ctor kLayers[] = {
+    {"Sequential", K::Sequential, "Container", false, "", 0, 0},
+    {"View", K::View, "Module", false, "", 1, 4, "(size1, [size2, size3, size4])"},
+    {"Reshape", K::Reshape, "Module", false, "", 1, 4, "(size1, [size2, size3, size4])", 1},
+    {"Linear", K::Linear, "Module", false, "Linear", 2, 2, "(inputSize, outputSize)", 1},
+    {"ReLU", K::ReLU, "Module", true, "", 0, 1, "([inplace])"},
+    {"Tanh", K::Tanh, "Module", true, "", 0, 0},
+    {"Sigmoid", K::Sigmoid, "Module", true, "", 0, 0},
+    {"SoftMax", K::SoftMax, "Module", true, "", 0, 0},
+    {"LogSoftMax", K::LogSoftMax, "Module", true, "", 0, 0},
+    {"Dropout", K::Dropout, "Module", false, "", 0, 1, "([p])", 3},
+    {"SpatialConvolution", K::SpatialConvolution, "Module", true, "Convolution", 4, 8,
+     "(nInputPlane, nOutputPlane, kW, kH, [dW, dH, [padW, padH]])"},
+    {"SpatialConvolutionMM", K::SpatialConvolutionMM, "Module", false, "ConvolutionMM", 4, 8,
+     "(nInputPlane, nOutputPlane, kW, kH, [dW, dH, [padW, padH]])"},
+    {"SpatialMaxPooling", K::SpatialMaxPooling, "Pooling", true, "", 2, 6,
+     "(kW, kH, [dW, dH, [padW, padH]])"},
+};
+// clang-format on
+
+/// The criteria, by their Torch7 names.
+struct CriterionName {
+  const char *name;
+  nn::CriterionKind kind;
+};
+constexpr CriterionName kCriteria[] = {
+    {"ClassNLLCriterion", nn::CriterionKind::ClassNLL},
+    {"CrossEntropyCriterion", nn::CriterionKind::CrossEntropy},
+    {"MSECriterion", nn::CriterionKind::MSE},
+};
+
+const Ctor *findCtor(const std::string &kind) {
+  for (const Ctor &c : kLayers)
+    if (kind == c.name)
+      return &c;
+  return nullptr;
+}
+
+/// Pushes the prelude's `layers` ({name = {methods, cudnn, params}}) and `criteria`
+/// ({name, ...}) arguments.
+void pushLayerTables(lua_State *L) {
+  lua_newtable(L);
+  for (const Ctor &c : kLayers) {
+    lua_newtable(L);
+    lua_pushstring(L, c.methods);
+    lua_rawseti(L, -2, 1);
+    lua_pushboolean(L, c.cudnn);
+    lua_rawseti(L, -2, 2);
+    lua_pushstring(L, c.paramRule);
+    lua_rawseti(L, -2, 3);
+    lua_setfield(L, -2, c.name);
+  }
+  lua_newtable(L);
+  int i = 0;
+  for (const CriterionName &c : kCriteria) {
+    lua_pushstring(L, c.name);
+    lua_rawseti(L, -2, ++i);
+  }
 }
 
 // --- C callbacks: plain C, no objects with destructors --------------------
@@ -212,10 +289,13 @@ int messageHandler(lua_State *L) {
   return 1;
 }
 
-/// luaO_chunkid for "@name": the name Lua puts before ":line:" in messages.
+/// luaO_chunkid for "@name" as the lexer calls it: the name Lua puts before
+/// ":line:" in syntax errors. llex.c gives it MAXSRC (80) bytes, not the
+/// LUA_IDSIZE (60) of a runtime error's short_src, less 8 for " '...' ".
 void chunkId(char *out, size_t outLen, const char *source) {
+  constexpr size_t kMaxSrc = 80;
   const char *name = source + 1;
-  size_t len = std::strlen(name), keep = LUA_IDSIZE - 8;
+  size_t len = std::strlen(name), keep = kMaxSrc - 8;
   if (len > keep)
     std::snprintf(out, outLen, "...%s", name + (len - keep));
   else
@@ -384,7 +464,8 @@ int runAll(lua_State *L) {
   lua_pushvalue(L, LUA_GLOBALSINDEX);
   lua_pushcfunction(L, safeLoadstring);
   lua_pushcfunction(L, writeStderr);
-  lua_call(L, 5, 1); // 2: collect
+  pushLayerTables(L);
+  lua_call(L, 7, 1); // 2: collect
   lua_pushcfunction(L, messageHandler);
   const int handler = lua_gettop(L); // 3
 
@@ -480,42 +561,6 @@ private:
   lua_State *L_;
   int table_;
 };
-
-/// One `nn.X` constructor's argument rules, as the Lua-subset evaluator had them.
-struct Ctor {
-  const char *name;
-  nn::Kind kind;
-  size_t minArgs = 0, maxArgs = 0;
-  const char *params = "";
-  size_t unlisted = 0; ///< optional arguments left out of messages
-};
-
-const Ctor *findCtor(const std::string &kind) {
-  using K = nn::Kind;
-  // clang-format off
-  static const Ctor table[] = {
-      {"Sequential", K::Sequential, 0, 0},
-      {"View", K::View, 1, 4, "(size1, [size2, size3, size4])"},
-      {"Reshape", K::Reshape, 1, 4, "(size1, [size2, size3, size4])", 1},
-      {"Linear", K::Linear, 2, 2, "(inputSize, outputSize)", 1},
-      {"ReLU", K::ReLU, 0, 1, "([inplace])"},
-      {"Tanh", K::Tanh, 0, 0},
-      {"Sigmoid", K::Sigmoid, 0, 0},
-      {"SoftMax", K::SoftMax, 0, 0},
-      {"LogSoftMax", K::LogSoftMax, 0, 0},
-      {"Dropout", K::Dropout, 0, 1, "([p])", 3},
-      {"SpatialConvolution", K::SpatialConvolution, 4, 8,
-       "(nInputPlane, nOutputPlane, kW, kH, [dW, dH, [padW, padH]])"},
-      {"SpatialConvolutionMM", K::SpatialConvolutionMM, 4, 8,
-       "(nInputPlane, nOutputPlane, kW, kH, [dW, dH, [padW, padH]])"},
-      {"SpatialMaxPooling", K::SpatialMaxPooling, 2, 6, "(kW, kH, [dW, dH, [padW, padH]])"},
-  };
-  // clang-format on
-  for (const Ctor &c : table)
-    if (kind == c.name)
-      return &c;
-  return nullptr;
-}
 
 struct Failure {
   Diag diag;
@@ -750,9 +795,9 @@ public:
     if (r.at(3).type == LUA_TSTRING) {
       std::string kind = r.string(3);
       nn::Criterion crit;
-      crit.kind = kind == "ClassNLLCriterion"       ? nn::CriterionKind::ClassNLL
-                  : kind == "CrossEntropyCriterion" ? nn::CriterionKind::CrossEntropy
-                                                    : nn::CriterionKind::MSE;
+      for (const CriterionName &c : kCriteria)
+        if (kind == c.name)
+          crit.kind = c.kind;
       Diag d = at(r.string(4), int(r.number(5)), "nn." + kind + "(", "");
       crit.loc = {d.line, d.col};
       spec.criterion = crit;
@@ -819,14 +864,49 @@ private:
   std::string mainSource_;
 };
 
+/// A Lua message fit for one diagnostic line. The token a syntax error is
+/// `near` (Lua's last words, which can be a whole multi-line or 10 MB string)
+/// is quoted as graphc quotes text: control and non-ASCII bytes escaped, cut
+/// after 40 bytes; it also becomes `needle`, the text the column points at.
+/// Elsewhere control bytes are escaped, and the whole is cut after 500 bytes.
+std::string oneLine(const std::string &message, std::string &needle) {
+  constexpr std::string_view kNear = " near '";
+  std::string_view body = message, token;
+  size_t near = message.rfind(kNear);
+  if (near != std::string::npos && message.size() >= near + kNear.size() + 1 &&
+      message.back() == '\'') {
+    body = std::string_view(message).substr(0, near);
+    token = std::string_view(message).substr(near + kNear.size());
+    token.remove_suffix(1);
+  }
+  std::string out;
+  for (char ch : body.substr(0, 500)) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '\n')
+      out += "\\n";
+    else if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += ch;
+  }
+  if (body.size() > 500)
+    out += "...";
+  if (near != std::string::npos && body.size() == near) {
+    out += " near " + quote(token);
+    if (token != "<eof>" && token.find('\n') == std::string_view::npos)
+      needle = std::string(token.substr(0, 120));
+  }
+  return out;
+}
+
 struct LuaCloser {
   void operator()(lua_State *L) const { lua_close(L); }
 };
 
 } // namespace
 
-Expected<nn::ModelSpec> parseModelLua(std::string_view textIn, const std::string &file,
-                                      const LuaLimits &limits) {
+Expected<nn::ModelSpec> parseModel(std::string_view textIn, const std::string &file,
+                                   const LuaLimits &limits) {
   std::string text(textIn);
   if (text.starts_with("\xEF\xBB\xBF"))
     text.replace(0, 3, "   ");
@@ -887,11 +967,20 @@ Expected<nn::ModelSpec> parseModelLua(std::string_view textIn, const std::string
         }
       }
     }
+    std::string needle = sb.errNeedle;
+    message = oneLine(message, needle);
+    if (!needle.empty() && needle != sb.errNeedle) {
+      // Only a token written once in the line says where the parser stopped.
+      std::string_view l = builder.lineText(line);
+      size_t first = l.find(needle);
+      if (first == std::string_view::npos || l.find(needle, first + 1) != std::string_view::npos)
+        needle.clear();
+    }
     if (line <= 0 && sb.errVar[0])
       return builder.atName(sb.errVar, message, true);
     if (line <= 0)
       return builder.at(chunkName, 1, "", message);
-    return builder.at(source, line, sb.errNeedle, message);
+    return builder.at(source, line, needle, message);
   }
 
   nn::ModelSpec spec;
@@ -941,11 +1030,11 @@ Expected<std::string> readModelText(const std::string &path) {
   return text;
 }
 
-Expected<nn::ModelSpec> loadModelLua(const std::string &path, const LuaLimits &limits) {
+Expected<nn::ModelSpec> loadModel(const std::string &path, const LuaLimits &limits) {
   auto text = readModelText(path);
   if (!text)
     return text.diag();
-  return parseModelLua(*text, path, limits);
+  return parseModel(*text, path, limits);
 }
 
 } // namespace graphc::frontend

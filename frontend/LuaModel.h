@@ -1,50 +1,16 @@
-// frontend/LuaModel.h - model files run by a real, embedded, sandboxed Lua 5.1
-// (Torch7's language level), with graphc's own nn, optim, torch, cudnn, ...
-// modules (frontend/LuaTorch7.cpp) recording the module tree.
-//
-// The sandbox: no io, os, debug or package.loadlib; require, dofile and
-// loadfile reach only graphc's modules and .lua files in the model's own
-// folder; precompiled bytecode is refused; memory (through the allocator),
-// executed instructions and wall-clock time (through the count hook) are
-// capped, and each ends the script with a located error. Lua errors never
-// unwind through C++ frames: every call into Lua that can raise runs under
-// lua_cpcall/lua_pcall, and the results are read back with raw, non-raising
-// calls only.
-//
-// For now this path sits beside the Lua-subset evaluator of ModelFile.h;
-// `loadModel` takes it when GRAPHC_MODEL_EVALUATOR=lua is set.
+// frontend/LuaModel.h - what the two halves of the model-file Lua share:
+// LuaModel.cpp (the sandbox, and the C++ side that checks the layers'
+// arguments) hands the layer table to the Lua modules of LuaTorch7.cpp, so a
+// layer's Torch7 name is written once, in LuaModel.cpp's table.
 #pragma once
-
-#include "frontend/nn.h"
-#include "ir/Error.h"
-
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <string_view>
 
 namespace graphc::frontend {
 
-/// What one model script may use before it is stopped.
-struct LuaLimits {
-  size_t memoryBytes = size_t(512) << 20; ///< everything Lua allocates
-  uint64_t instructions = 200'000'000;    ///< Lua VM instructions executed (about 1 s)
-  double seconds = 10;                    ///< wall-clock time
-};
-
-/// Runs model-script text in the sandbox; `file` names it in diagnostics, and
-/// its folder is where require/dofile look for the script's own .lua files.
-Expected<nn::ModelSpec> parseModelLua(std::string_view text, const std::string &file,
-                                      const LuaLimits &limits = {});
-
-/// A model file's text; an error for a folder, an unreadable file or one
-/// above 64 MiB.
-Expected<std::string> readModelText(const std::string &path);
-
-/// Reads a model file from disk and runs it in the sandbox.
-Expected<nn::ModelSpec> loadModelLua(const std::string &path, const LuaLimits &limits = {});
-
-/// The Lua source of graphc's Torch7 modules (LuaTorch7.cpp).
+/// The Lua source of graphc's Torch7 modules (LuaTorch7.cpp). The chunk takes
+/// (getinfo, loadUserFile, _G, loadstring, writeStderr, layers, criteria) and
+/// returns `collect`; `layers` maps each nn.X name to its methods ("Module",
+/// "Container" or "Pooling"), whether cudnn has it too and the rule that
+/// sizes its parameters; `criteria` lists the criterion names.
 const char *torch7Prelude();
 
 } // namespace graphc::frontend

@@ -4,7 +4,8 @@
 // They keep Torch7's surface as model-building scripts use it (constructors,
 // `:add`, `:cuda()`, containers' `modules`, `:get`, ...) but compute nothing:
 // a module is a table recording its kind, its constructor arguments and the
-// script line that made it. After the script, `collect` flattens what it left
+// script line that made it. Which layers and criteria exist comes from
+// LuaModel.cpp's tables, handed to the prelude as arguments. After the script, `collect` flattens what it left
 // behind (the model, criterion, optimizer and config) into plain arrays that
 // frontend/LuaModel.cpp reads without calling back into Lua.
 #include "frontend/LuaModel.h"
@@ -13,7 +14,7 @@ namespace graphc::frontend {
 
 const char *torch7Prelude() {
   return R"lua(
-local getinfo, loadUserFile, G, loadstring, writeStderr = ...
+local getinfo, loadUserFile, G, loadstring, writeStderr, layers, criterionKinds = ...
 local error, type, pairs, ipairs, select, tostring, rawget, rawset, setmetatable,
       getmetatable, unpack, format, concat, insert, remove, floor, gsub =
       error, type, pairs, ipairs, select, tostring, rawget, rawset, setmetatable,
@@ -139,6 +140,74 @@ local Pooling = setmetatable({}, {__index = Module})
 function Pooling:ceil() self.__ceil = true; return self end
 function Pooling:floor() self.__ceil = false; return self end
 
+-- Tensors hold only their sizes: enough for :getParameters(), m.weight:size()
+-- and :nElement(). Initialising them in the script is not there yet (graphc
+-- initialises parameters as Torch7's reset() does), and says so.
+local TENSOR = {}
+local Tensor = {__graphc = TENSOR}
+Tensor.__index = Tensor
+local function tensor(sizes) return setmetatable({__sizes = sizes}, Tensor) end
+function Tensor:nElement()
+  local n = 1
+  for _, d in ipairs(self.__sizes) do n = n * d end
+  return n
+end
+Tensor.numel = Tensor.nElement
+function Tensor:dim() return #self.__sizes end
+Tensor.nDimension = Tensor.dim
+function Tensor:size(i)
+  if i == nil then return {unpack(self.__sizes)} end
+  return self.__sizes[i]
+end
+Tensor.__tostring = function(t) return 'torch.FloatTensor of size ' .. concat(t.__sizes, 'x') end
+local function notYet(what)
+  return function()
+    fail(what .. ' is not supported in model files yet: graphc initialises parameters as ' ..
+         "Torch7's reset() does")
+  end
+end
+for _, name in ipairs({'normal', 'uniform', 'zero', 'fill', 'copy', 'mul', 'add'}) do
+  Tensor[name] = notYet('initialising parameters (:' .. name .. '())')
+end
+Module.reset = notYet('initialising parameters (:reset())')
+
+-- The parameter sizes of a layer (LuaModel.cpp's table names its rule), from
+-- its constructor's arguments when they are numbers; C++ checks them later.
+local paramRules = {
+  Linear = function(a) return {a[2], a[1]}, {a[2]}, 2 end,
+  Convolution = function(a) return {a[2], a[1], a[4], a[3]}, {a[2]}, 4 end,
+  ConvolutionMM = function(a) return {a[2], a[1] * a[3] * a[4]}, {a[2]}, 4 end,
+}
+local layerRule = {}
+local function addParams(m)
+  local rule = paramRules[layerRule[m.__kind]]
+  if not rule then return end
+  local w, b, needed = rule(m.__args)
+  for i = 1, needed do
+    if type(m.__args[i]) ~= 'number' then return end
+  end
+  m.weight, m.bias = tensor(w), tensor(b)
+  m.gradWeight, m.gradBias = tensor(w), tensor(b)
+end
+function Module:parameters()
+  local weights, grads = {}, {}
+  for _, m in ipairs(self:listModules()) do
+    for _, name in ipairs({'weight', 'bias'}) do
+      local t = rawget(m, name)
+      if classOf(t) == TENSOR then
+        weights[#weights + 1] = t
+        grads[#grads + 1] = rawget(m, 'grad' .. name:sub(1, 1):upper() .. name:sub(2))
+      end
+    end
+  end
+  return weights, grads
+end
+function Module:getParameters()
+  local n = 0
+  for _, t in ipairs((self:parameters())) do n = n + t:nElement() end
+  return tensor({n}), tensor({n})
+end
+
 local made = 0
 local classes = {}
 local function class(prefix, kind, methods, tag)
@@ -152,6 +221,7 @@ local function class(prefix, kind, methods, tag)
       local m = {__kind = kind, __name = prefix .. '.' .. kind, __args = {...},
                  __nargs = select('#', ...), __source = source, __line = line, train = true}
       if methods == Container then m.modules = {} end
+      if tag == MODULE then addParams(m) end
       return setmetatable(m, mt)
     end,
     __tostring = function() return prefix .. '.' .. kind end,
@@ -160,12 +230,16 @@ local function class(prefix, kind, methods, tag)
   return ctor
 end
 
-local layerKinds = {
-  Sequential = Container, View = Module, Reshape = Module, Linear = Module, ReLU = Module,
-  Tanh = Module, Sigmoid = Module, SoftMax = Module, LogSoftMax = Module, Dropout = Module,
-  SpatialConvolution = Module, SpatialConvolutionMM = Module, SpatialMaxPooling = Pooling,
-}
-local criterionKinds = {'ClassNLLCriterion', 'CrossEntropyCriterion', 'MSECriterion'}
+-- The layers (LuaModel.cpp's table: name = {methods, cudnn too, parameter
+-- rule}) and criteria.
+local methodSets = {Module = Module, Container = Container, Pooling = Pooling}
+local layerKinds, cudnnNames = {}, {}
+for kind, row in pairs(layers) do
+  layerKinds[kind] = methodSets[row[1]]
+  layerRule[kind] = row[3]
+  if row[2] then cudnnNames[#cudnnNames + 1] = kind end
+end
+table.sort(cudnnNames)
 
 local function supported(space, names)
   local list = {}
@@ -191,8 +265,6 @@ setmetatable(nn, {__index = function(_, k)
 end})
 
 -- cudnn's layers are nn's: the target is graphc's choice, not the script's.
-local cudnnNames = {'SpatialConvolution', 'SpatialMaxPooling', 'ReLU', 'Tanh', 'Sigmoid',
-                    'SoftMax', 'LogSoftMax'}
 local cudnn = {benchmark = false, fastest = false, verbose = false}
 for _, kind in ipairs(cudnnNames) do
   cudnn[kind] = class('cudnn', kind, layerKinds[kind], MODULE)
@@ -408,7 +480,7 @@ local function collect(nresults, r1, r2)
     end
     if crit.__nargs > 0 then
       fail(format('%s expects no arguments, got %d', crit.__name, crit.__nargs), crit.__source,
-           crit.__line)
+           crit.__line, nil, crit.__name .. '(')
     end
     result[3], result[4], result[5] = crit.__kind, crit.__source, crit.__line
   end

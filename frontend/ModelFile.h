@@ -1,26 +1,46 @@
-// frontend/ModelFile.h - the `.model` language: the Lua subset a Torch7 user
-// already writes (DESIGN.md, "The model file").
+// frontend/ModelFile.h - model files (`.model`, a Torch7 `model.lua`): Lua
+// scripts run by a real, embedded, sandboxed Lua 5.1 (Torch7's language
+// level), with graphc's own nn, optim, torch, cudnn, ... modules
+// (frontend/LuaTorch7.cpp) recording the module tree (DESIGN.md, "The model
+// file").
 //
-// A small evaluator, not a Lua implementation: it runs the statements in
-// order over numbers, strings, booleans, tables and nn/optim constructors,
-// and reports anything outside the subset (loops, functions, `if`) as an
-// error naming the construct and its line.
+// The sandbox: no io, os, debug or package.loadlib; require, dofile and
+// loadfile reach only graphc's modules and .lua files in the model's own
+// folder; precompiled bytecode is refused; memory (through the allocator),
+// executed instructions and wall-clock time (through the count hook) are
+// capped, and each ends the script with a located error. Lua errors never
+// unwind through C++ frames: every call into Lua that can raise runs under
+// lua_cpcall/lua_pcall, and the results are read back with raw, non-raising
+// calls only.
 #pragma once
 
 #include "frontend/nn.h"
 #include "ir/Error.h"
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace graphc::frontend {
 
-/// Evaluates model-file text; `file` names it in diagnostics.
-Expected<nn::ModelSpec> parseModel(std::string_view text, const std::string &file);
+/// What one model script may use before it is stopped.
+struct LuaLimits {
+  size_t memoryBytes = size_t(512) << 20; ///< everything Lua allocates
+  uint64_t instructions = 200'000'000;    ///< Lua VM instructions executed (about 1 s)
+  double seconds = 10;                    ///< wall-clock time
+};
 
-/// Reads and evaluates a model file from disk. With GRAPHC_MODEL_EVALUATOR=lua
-/// in the environment, runs it in the embedded Lua instead (LuaModel.h);
-/// `subset` (or unset) is this evaluator, anything else an error.
-Expected<nn::ModelSpec> loadModel(const std::string &path);
+/// Runs model-script text in the sandbox; `file` names it in diagnostics, and
+/// its folder is where require/dofile look for the script's own .lua files.
+Expected<nn::ModelSpec> parseModel(std::string_view text, const std::string &file,
+                                   const LuaLimits &limits = {});
+
+/// A model file's text; an error for a folder, an unreadable file or one
+/// above 64 MiB.
+Expected<std::string> readModelText(const std::string &path);
+
+/// Reads a model file from disk and runs it in the sandbox.
+Expected<nn::ModelSpec> loadModel(const std::string &path, const LuaLimits &limits = {});
 
 } // namespace graphc::frontend

@@ -1,6 +1,9 @@
-// fuzz/model_fuzz.cpp - the model-file evaluator on any bytes: every input
-// is evaluated, and what evaluates is traced to IR and verified. Errors come
-// back as Expected; nothing may crash, hang or leak.
+// fuzz/model_fuzz.cpp - the model-file reader, the embedded, sandboxed Lua
+// (frontend/ModelFile.h), on any bytes, with small limits so that each input
+// ends quickly: every input runs, and what it builds is traced to IR and
+// verified. Errors come back as Expected; nothing may crash, hang, leak or
+// escape the sandbox. The model's folder does not exist, so require and
+// dofile find nothing to read.
 #include "frontend/ModelFile.h"
 #include "frontend/Trace.h"
 #include "ir/Verifier.h"
@@ -11,7 +14,11 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string_view text(reinterpret_cast<const char *>(data), size);
-  auto spec = graphc::frontend::parseModel(text, "fuzz.model");
+  graphc::frontend::LuaLimits limits;
+  limits.memoryBytes = size_t(64) << 20;
+  limits.instructions = 2'000'000;
+  limits.seconds = 2;
+  auto spec = graphc::frontend::parseModel(text, "/nonexistent/graphc-fuzz/fuzz.lua", limits);
   if (!spec)
     return 0;
   graphc::ir::Shape sample = spec->input ? *spec->input : graphc::ir::Shape{1, 28, 28};

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET SECONDS [RUNS] - fuzzes one reader with libFuzzer.
-#   TARGET: model | lua | ir | dataset | checkpoint (fuzz/TARGET_fuzz.cpp)
+#   TARGET: model | ir | dataset | checkpoint (fuzz/TARGET_fuzz.cpp)
 # Installs clang-19 and its runtime (libFuzzer, sanitizers) when missing,
 # configures a clang build in build-fuzz/ (GRAPHC_FUZZ=ON), builds that one
 # target and runs it for SECONDS (or RUNS executions, whichever ends first)
@@ -14,8 +14,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 target=${1:?usage: scripts/fuzz.sh TARGET SECONDS [RUNS]}
 seconds=${2:?usage: scripts/fuzz.sh TARGET SECONDS [RUNS]}
 runs=${3:--1}
-case $target in model | lua | ir | dataset | checkpoint) ;; *)
-  echo "fuzz: unknown target '$target' (model, lua, ir, dataset, checkpoint)" >&2
+case $target in model | ir | dataset | checkpoint) ;; *)
+  echo "fuzz: unknown target '$target' (model, ir, dataset, checkpoint)" >&2
   exit 2
   ;;
 esac
@@ -31,10 +31,11 @@ fi
 nice -n 10 cmake --build "$build" --target "fuzz_$target" -j"$(nproc)"
 
 corpus=$root/fuzz/corpus/$target
-# The Lua target's seeds are the Torch7 test scripts themselves.
-[ "$target" = lua ] && corpus=$root/tests/torch7
 crashes=$root/fuzz/crashes/$target
 mkdir -p "$corpus" "$crashes"
+# The model target's seeds are also the Torch7 test scripts themselves.
+seeds=("$corpus")
+[ "$target" = model ] && seeds+=("$root/tests/torch7")
 dict=()
 [ -f "$root/fuzz/$target.dict" ] && dict=("-dict=$root/fuzz/$target.dict")
 # The saved seeds (fuzz/corpus/TARGET) stay small and are only read; what
@@ -42,7 +43,7 @@ dict=()
 work=$build/corpus/$target
 mkdir -p "$work"
 set +e
-nice -n 10 "$build/fuzz_$target" "$work" "$corpus" "${dict[@]}" \
+nice -n 10 "$build/fuzz_$target" "$work" "${seeds[@]}" "${dict[@]}" \
   -max_total_time="$seconds" -runs="$runs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
   -artifact_prefix="$crashes/" -print_final_stats=1
 status=$?

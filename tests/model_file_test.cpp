@@ -1,5 +1,7 @@
-// tests/model_file_test.cpp - the `.model` evaluator: the reference file, the
-// Lua subset it accepts, and the located errors for everything outside it.
+// tests/model_file_test.cpp - model files (frontend/ModelFile.h) in the
+// embedded Lua 5.1: the reference file, Lua the language (what the old
+// hand-written subset refused is legal now), the located errors for what is
+// still wrong, and hostile input.
 #include "frontend/ModelFile.h"
 
 #include "TestUtil.h"
@@ -11,7 +13,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <random>
+#include <utility>
 
 using namespace graphc;
 using graphc::frontend::loadModel;
@@ -70,7 +75,7 @@ Diag parseError(const std::string &text) {
 
 const std::string kModel = "model = nn.Sequential()\n";
 
-/// Evaluates `expr` through an sgd config entry, the one place any number goes.
+/// Evaluates `expr` through an sgd config entry, a place any number goes.
 double evalNumber(const std::string &expr) {
   nn::ModelSpec spec = parseOk(kModel +
                                "optimizer = optim.sgd\nconfig = "
@@ -136,6 +141,16 @@ TEST_CASE("arithmetic follows Lua's precedence", "[model_file]") {
   CHECK(evalNumber("0XfF") == 255);
   CHECK(evalNumber("1e-400") == 0);
   CHECK(evalNumber("2^53 + 2^53") == 18014398509481984.0);
+  // What the old subset refused: the length, logical and comparison
+  // operators, the standard library, strings that become numbers.
+  CHECK(evalNumber("#{1, 2, 3}") == 3);
+  CHECK(evalNumber("(1 < 2) and 4 or 5") == 4);
+  CHECK(evalNumber("1 ~= 1 and 4 or 5") == 5);
+  CHECK(evalNumber("not nil and 6") == 6);
+  CHECK(evalNumber("math.max(2, 7) + math.floor(2.5)") == 9);
+  CHECK(evalNumber("tonumber('1' .. 6)") == 16);
+  CHECK(evalNumber("('%d'):format(42) + 0") == 42);
+  CHECK(evalNumber("select('#', 1, nil, 3)") == 3);
 }
 
 TEST_CASE("variables, tables and indexing", "[model_file]") {
@@ -172,14 +187,18 @@ TEST_CASE("strings, comments and separators", "[model_file]") {
                                "--[[ a block\ncomment ]] model = nn.Sequential()\n"
                                "--[==[ a ]] level-2 ]=] block ]==]\n"
                                "--[ not a block, a line comment\n"
-                               "local s = 'a\\'b\\n\\65\\x41' .. \"q\\\"\" .. [[long\nstring]]\n"
-                               "model:add(nn.ReLU()); model:add(nn.Tanh());;\n"
+                               "local s = 'a\\'b\\n\\65' .. \"q\\\"\" .. [[long\nstring]]\n"
+                               "model:add(nn.ReLU()); model:add(nn.Tanh());\n"
                                "model:add(nn.Sigmoid()) -- trailing\n");
   CHECK(tree(spec.model) == "nn.Sequential()\n  nn.ReLU()\n  nn.Tanh()\n  nn.Sigmoid()\n");
   CHECK(spec.model.children[2].loc.line == 10);
+  // A byte-order mark is not part of the script, and \r\n ends lines.
+  spec = parseOk("\xEF\xBB\xBFmodel = nn.Sequential()\r\nmodel:add(nn.ReLU())\r\n");
+  REQUIRE(spec.model.children.size() == 1);
+  CHECK(spec.model.children[0].loc.line == 2);
 }
 
-TEST_CASE("modules are values and methods return them", "[model_file]") {
+TEST_CASE("modules are values with Lua's reference semantics", "[model_file]") {
   nn::ModelSpec spec = parseOk(R"(
 local nn = require 'nn'
 require 'cunn'
@@ -194,11 +213,12 @@ model = model:cuda():float():double()
 criterion = nn.MSECriterion():cuda()
 )");
   nn::Sequential inner;
-  inner.add(nn::Linear(3, 3));
+  inner.add(nn::Linear(3, 3)).add(nn::Tanh()); // added after `inner` went into the model
   nn::Sequential expected;
   expected.add(nn::Linear(2, 3)).add(nn::Linear(2, 3)).add(nn::ReLU()).add(inner);
   CHECK(tree(spec.model) == tree(expected));
   CHECK(spec.model.children[3].children[0].loc.line == 7);
+  CHECK(spec.model.children[3].children[1].loc.line == 9);
   REQUIRE(spec.criterion);
   CHECK(spec.criterion->kind == nn::CriterionKind::MSE);
   CHECK(spec.criterion->loc.line == 12);
@@ -270,7 +290,7 @@ optimState.weightDecay = 5e-4
   CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {learningRate = 'x'}\n", 3, 11,
               "'learningRate' must be a finite number, got string 'x'");
   CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {learningRate = 1/0}\n", 3, 11, "got inf");
-  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {1}\n", 3, 10, "only have named entries");
+  CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {1}\n", 3, 1, "only have named entries");
   CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = 3\n", 3, 1, "'config' must be a table");
   CHECK_ERROR(kModel + "optimizer = 'sgd'\n", 2, 1,
               "'optimizer' must be optim.sgd, optim.adagrad or optim.adam, got "
@@ -284,60 +304,105 @@ TEST_CASE("the model, criterion and input globals are checked", "[model_file]") 
               "no 'model' defined; expected e.g. model = "
               "nn.Sequential()");
   CHECK_ERROR("-- nothing here\nx = 1\n", 1, 1, "no 'model' defined");
-  CHECK_ERROR("model = nn.Sequential()\nmodel = nil\n", 1, 1, "no 'model' defined");
+  CHECK_ERROR("model = nn.Sequential()\nmodel = nil\n", 2, 1, "no 'model' defined");
   CHECK_ERROR("require 'nn'\n  model = nn.Linear(1, 2)\n", 2, 3,
               "'model' must be an nn.Sequential, got module nn.Linear(1, 2)");
   CHECK_ERROR("model = 5\n", 1, 1, "'model' must be an nn.Sequential, got 5");
   CHECK_ERROR(kModel + "criterion = nn.ReLU()\n", 2, 1, "'criterion' must be a criterion");
+  CHECK_ERROR(kModel + "criterion = nn.ClassNLLCriterion({1, 2})\n", 2, 13,
+              "nn.ClassNLLCriterion expects no arguments, got 1");
   CHECK_ERROR(kModel + "input = {1, 0, 32}\n", 2, 1,
               "'input' must be a list of 1 to 8 positive integers");
   CHECK_ERROR(kModel + "input = 'x'\n", 2, 1, "'input' must be a list");
   CHECK_ERROR(kModel + "input = {}\n", 2, 1, "'input' must be a list");
 }
 
-TEST_CASE("unsupported Lua is named with its line", "[model_file]") {
-  CHECK_ERROR(kModel + "x = 1\nfor i = 1, 3 do model:add(nn.ReLU()) end\n", 3, 1,
-              "'for' loops are not supported in model files");
-  CHECK_ERROR(kModel + "  while true do end\n", 2, 3, "'while' loops are not supported");
-  CHECK_ERROR("repeat until x\n", 1, 1, "'repeat' loops are not supported");
-  CHECK_ERROR(kModel + "function f() end\n", 2, 1, "'function' definitions are not supported");
-  CHECK_ERROR("local function f() end\n", 1, 7, "'function' definitions are not supported");
-  CHECK_ERROR("f = function() end\n", 1, 5, "'function' definitions are not supported");
-  CHECK_ERROR(kModel + "if x then end\n", 2, 1, "'if' statements are not supported");
-  CHECK_ERROR(kModel + "return model\n", 2, 1, "'return' statements are not supported");
-  CHECK_ERROR("goto done\n", 1, 1, "'goto' statements are not supported");
-  CHECK_ERROR("do x = 1 end\n", 1, 1, "'do' blocks are not supported");
-  CHECK_ERROR("::top::\n", 1, 1, "labels ('::') are not supported");
-  CHECK_ERROR("x = 1 == 2\n", 1, 7, "comparison operator '==' is not supported in model files");
-  CHECK_ERROR("x = 1 ~= 2\n", 1, 7, "comparison operator '~='");
-  CHECK_ERROR("x = 1 and 2\n", 1, 7, "logical operator 'and'");
-  CHECK_ERROR("x = 1 or 2\n", 1, 7, "logical operator 'or'");
-  CHECK_ERROR("x = not 2\n", 1, 5, "logical operator 'not'");
-  CHECK_ERROR("t = {}\nx = #t\n", 2, 5, "length operator '#'");
-  CHECK_ERROR("x = 7 // 2\n", 1, 7, "operator '//' is not supported");
-  CHECK_ERROR("x = ...\n", 1, 5, "varargs ('...') are not supported");
-  CHECK_ERROR("x = 'a' .. 1\n", 1, 9, "'..' concatenates strings only, got a number value");
-  CHECK_ERROR(kModel + "print(model)\n", 2, 1, "unknown function 'print'");
-  CHECK_ERROR("os.execute('rm -rf /')\n", 1, 1, "'os' is not defined");
-  CHECK_ERROR("x = y + 1\n", 1, 5, "'y' is not defined");
-  CHECK_ERROR("require 'os'\n", 1, 1,
-              "require 'os': model files can only require nn, optim, torch, "
-              "cunn and cutorch");
-  CHECK_ERROR("require(nn)\n", 1, 1, "require expects one package name");
+TEST_CASE("Lua the language: what the old subset refused is legal", "[model_file]") {
+  nn::ModelSpec spec = parseOk(R"(require 'nn'
+torch.manualSeed(1)
+torch.setdefaulttensortype('torch.FloatTensor')
+local function block(m, n, ...)
+  for i = 1, n do m:add(nn.Linear(8, 8)) end
+  for _, layer in ipairs({...}) do m:add(layer) end
+  return m
+end
+local model = nn.Sequential():add(nn.View(8))
+block(model, 2, nn.ReLU(), nn.Tanh())
+local i = 0
+while i < 2 do i = i + 1 end
+repeat i = i - 1 until i == 0
+if #model.modules == 5 and i == 0 then
+  model:add(nn.Linear(8, 4))
+elseif false then
+  error('not here')
+else
+  error('nor here')
+end
+do local name = 'layer' .. 1; assert(name == 'layer1') end
+print('built', model:size(), 'modules')
+return model
+)");
+  nn::Sequential expected;
+  expected.add(nn::View(8))
+      .add(nn::Linear(8, 8))
+      .add(nn::Linear(8, 8))
+      .add(nn::ReLU())
+      .add(nn::Tanh())
+      .add(nn::Linear(8, 4));
+  CHECK(tree(spec.model) == tree(expected));
+  CHECK(spec.model.children[1].loc.line == 5);
+  CHECK(spec.model.children[3].loc.line == 10);
+
+  // The malformed-model corpus's old cases of Lua outside the subset are
+  // model files now (tests/torch7/legal), each with its layers.
+  const std::string dir = std::string(GRAPHC_SOURCE_DIR) + "/tests/torch7/legal/";
+  const std::pair<const char *, size_t> legal[] = {
+      {"comparison.model", 0},
+      {"for_loop.model", 7},
+      {"function_definition.model", 0},
+      {"if_statement.model", 0},
+      {"no_model.model", 2},
+      {"return_model.model", 2},
+      {"string_concat_number.model", 0},
+      {"unknown_function.model", 0},
+      {"while_loop.model", 0},
+  };
+  size_t files = 0;
+  for (const auto &entry : std::filesystem::directory_iterator(dir))
+    files += entry.path().extension() == ".model";
+  CHECK(files == std::size(legal));
+  for (const auto &[file, layers] : legal) {
+    INFO(file);
+    auto r = loadModel(dir + file);
+    if (!r)
+      FAIL(r.diag().str());
+    CHECK(r->model.children.size() == layers);
+  }
+}
+
+TEST_CASE("what is still wrong is named with its line", "[model_file]") {
+  CHECK_ERROR("os.execute('rm -rf /')\n", 1, 1, "'os' is not available in model files");
+  CHECK_ERROR(kModel + "local f = io.open('/etc/passwd')\n", 2, 11, "'io' is not available");
+  CHECK_ERROR("x = y + 1\n", 1, 1, "attempt to perform arithmetic on global 'y' (a nil value)");
+  CHECK_ERROR("require 'os'\n", 1, 1, "require 'os': not available in model files");
+  CHECK_ERROR("require(nn)\n", 1, 1,
+              "require expects one module name, e.g. require 'nn', got table");
   CHECK_ERROR("x = torch.Tensor(3)\n", 1, 5, "'torch.Tensor' is not supported");
-  CHECK_ERROR("x = 'abc' + 1\n", 1, 11, "cannot apply '+' to a string value");
-  CHECK_ERROR("x = (1)(2)\n", 1, 5, "cannot call a number value");
-  CHECK_ERROR("x = {}\nx:foo()\n", 2, 3, "cannot call method 'foo' on a table");
-  CHECK_ERROR(kModel + "model:forward()\n", 2, 7, "unknown method 'forward' of nn.Sequential");
-  CHECK_ERROR(kModel + "w = model.weight\n", 2, 11,
-              "cannot read fields of an nn.Sequential module");
-  CHECK_ERROR("m = nn.SpatialMaxPooling(2, 2):ceil()\n", 1, 32,
+  CHECK_ERROR("x = 'abc' + 1\n", 1, 1, "attempt to perform arithmetic on a string value");
+  CHECK_ERROR("x = (1)(2)\n", 1, 1, "attempt to call a number value");
+  CHECK_ERROR("x = {}\nx:foo()\n", 2, 1, "attempt to call method 'foo' (a nil value)");
+  CHECK_ERROR(kModel + "model:forward()\n", 2, 1, "attempt to call method 'forward' (a nil value)");
+  CHECK_ERROR(kModel + "\n\nerror('opt.model must be vgg or nin')\n", 4, 1,
+              "opt.model must be vgg or nin");
+  CHECK_ERROR(kModel + "model:add(nn.SpatialMaxPooling(2, 2):ceil())\n", 2, 11,
               "ceil mode (:ceil()) of nn.SpatialMaxPooling is not supported");
   CHECK_ERROR(kModel + "torch.setdefaulttensortype('torch.FloatTensor')\n"
                        "model:add(nn.BatchNormalization(10))\n",
               3, 11,
               "unknown module 'nn.BatchNormalization' (supported: "
-              "nn.Sequential, nn.View");
+              "nn.ClassNLLCriterion, nn.CrossEntropyCriterion, nn.Dropout");
+  CHECK_ERROR(kModel + "require 'cudnn'\nmodel:add(cudnn.Linear(10, 10))\n", 3, 11,
+              "unknown module 'cudnn.Linear' (supported: cudnn.LogSoftMax, cudnn.ReLU");
 }
 
 TEST_CASE("constructor arguments are checked", "[model_file]") {
@@ -382,61 +447,60 @@ TEST_CASE("constructor arguments are checked", "[model_file]") {
               "argument 5 (dW) must be a positive integer, got 0");
   CHECK_ERROR(layer("nn.SpatialConvolution(3, 16, 5, 5, 1, 1, -1)"), 2, 11,
               "argument 7 (padW) must be a non-negative integer, got -1");
-  CHECK_ERROR(layer("nn.ClassNLLCriterion({1, 2})"), 2, 11,
-              "nn.ClassNLLCriterion expects no arguments, got 1");
-  CHECK_ERROR(layer("5"), 2, 11, ":add() expects a module, got 5");
-  CHECK_ERROR(layer("nn.MSECriterion()"), 2, 11,
+  CHECK_ERROR(layer("5"), 2, 1, ":add() expects a module, got 5");
+  CHECK_ERROR(layer("nn.MSECriterion()"), 2, 1,
               ":add() expects a module, got criterion nn.MSECriterion()");
-  CHECK_ERROR(kModel + "model:add()\n", 2, 7, ":add() expects one module, got 0");
-  CHECK_ERROR("m = nn.Linear(1, 2):add(nn.ReLU())\n", 1, 21, "nn.Linear has no method 'add'");
+  CHECK_ERROR(kModel + "model:add()\n", 2, 1, ":add() expects a module, got nil");
+  CHECK_ERROR(kModel + "m = nn.Linear(1, 2):add(nn.ReLU())\n", 2, 1,
+              "attempt to call method 'add' (a nil value)");
 }
 
 TEST_CASE("syntax errors name the token", "[model_file]") {
-  CHECK_ERROR("model = nn.Sequential(\n", 2, 1,
-              "unexpected end of file; expected ')' to close '(' at 1:22");
-  CHECK_ERROR("model = = 1\n", 1, 9, "unexpected '='; expected an expression");
-  CHECK_ERROR("model nn.Sequential()\n", 1, 7, "unexpected 'nn'; expected '='");
-  CHECK_ERROR("x = {1, 2\ny = 3\n", 2, 1, "unexpected 'y'; expected '}' to close '{' at 1:5");
-  CHECK_ERROR("x = 3 + \n", 2, 1, "unexpected end of file; expected an expression");
-  CHECK_ERROR("x = 'abc\ny = 1\n", 1, 5, "unterminated string");
-  CHECK_ERROR("x = 'a\\qb'\n", 1, 7, "invalid escape sequence '\\q'");
-  CHECK_ERROR("x = '\\300'\n", 1, 6, "decimal escape '\\300' is larger than 255");
-  CHECK_ERROR("x = 1\n--[[ never\nclosed\n", 2, 1, "unterminated block comment");
-  CHECK_ERROR("x = 1\n--[==[ closed the wrong way ]]\n", 2, 1, "unterminated block comment");
-  CHECK_ERROR("x = [[abc\n", 1, 5, "unterminated long string");
-  CHECK_ERROR("x = 3x\n", 1, 5, "malformed number '3x'");
-  CHECK_ERROR("x = 1.2.3\n", 1, 5, "malformed number '1.2.3'");
-  CHECK_ERROR("x = 0x\n", 1, 5, "malformed number '0x'");
-  CHECK_ERROR("x = 1e\n", 1, 5, "malformed number '1e'");
-  CHECK_ERROR("x = 1\ny = \x01\n", 2, 5, "unexpected character '\\x01'");
-  CHECK_ERROR("x = 1 @ 2\n", 1, 7, "unexpected character '@'");
-  CHECK_ERROR("x = \xff\xfe\n", 1, 5, "unexpected character '\\xff'");
-  CHECK_ERROR("x = 1\r\ny = $\r\n", 2, 5, "unexpected character '$'");
-  CHECK_ERROR("end\n", 1, 1, "unexpected 'end'; expected a statement");
-  CHECK_ERROR("5 = x\n", 1, 1, "unexpected '5'; expected a statement");
-  CHECK_ERROR("(x) = 1\n", 1, 2, "'x' is not defined");
-  CHECK_ERROR("x = 1\n(x) = 1\n", 2, 1, "cannot assign to this expression");
-  CHECK_ERROR("x = {}\nx[3] = 1\n", 2, 2, "table index 3 is out of range");
-  CHECK_ERROR("x = [=a\n", 1, 5, "invalid long string delimiter");
-  CHECK_ERROR("local 5 = 1\n", 1, 7, "expected a name after 'local'");
+  CHECK_ERROR("model = nn.Sequential(\n", 2, 1, "unexpected symbol near '<eof>'");
+  CHECK_ERROR("model = = 1\n", 1, 1, "unexpected symbol near '='"); // '=' twice: no column
+  CHECK_ERROR("model nn.Sequential()\n", 1, 7, "'=' expected near 'nn'");
+  CHECK_ERROR("x = {1, 2\ny = 3\n", 2, 1, "'}' expected (to close '{' at line 1) near 'y'");
+  CHECK_ERROR("x = 'abc\ny = 1\n", 1, 5, "unfinished string near ''abc'");
+  CHECK_ERROR("x = '\\300'\n", 1, 1, "escape sequence too large");
+  CHECK_ERROR("x = 1\n--[[ never\nclosed\n", 4, 1, "unfinished long comment near '<eof>'");
+  CHECK_ERROR("x = [[abc\n", 2, 1, "unfinished long string near '<eof>'");
+  CHECK_ERROR("x = 3x\n", 1, 5, "malformed number near '3x'");
+  CHECK_ERROR("x = 1.2.3\n", 1, 5, "malformed number near '1.2.3'");
+  CHECK_ERROR("x = 1\ny = \x01\n", 2, 1, "unexpected symbol near 'char(1)'");
+  CHECK_ERROR("x = 1 @ 2\n", 1, 7, "unexpected symbol near '@'");
+  CHECK_ERROR("x = \xff\xfe\n", 1, 5, "unexpected symbol near '\\xff'");
+  CHECK_ERROR("x = 1\r\ny = $\r\n", 2, 5, "unexpected symbol near '$'");
+  CHECK_ERROR("end\n", 1, 1, "'<eof>' expected near 'end'");
+  CHECK_ERROR("5 = x\n", 1, 1, "unexpected symbol near '5'");
+  CHECK_ERROR("x = 7 // 2\n", 1, 1, "unexpected symbol near '/'"); // Lua 5.1 has no '//'
+  CHECK_ERROR("goto done\n", 1, 6, "'=' expected near 'done'");    // nor goto
+  CHECK_ERROR("local 5 = 1\n", 1, 7, "'<name>' expected near '5'");
+  // However long the file's name, which Lua cuts in its messages.
+  for (size_t n : {10, 60, 75, 200}) {
+    std::string file = std::string(n, 'd') + ".model";
+    auto r = parseModel("x = 1\ny = @\n", file);
+    REQUIRE(!r);
+    CHECK(r.diag().str() == file + ":2:5: error: unexpected symbol near '@'");
+  }
+  // A token's text in the message is quoted and cut, so a message stays one line.
+  Diag d = parseError("x = 1 [[first\nsecond]]\n");
+  CHECK(d.message.find('\n') == std::string::npos);
+  d = parseError("s = 'x'\nt = 1 [[" + std::string(100000, 'a') + "]]\n");
+  CHECK(d.line == 2);
+  CHECK_THAT(d.message, Catch::StartsWith("unexpected symbol near '[[aaaa"));
+  CHECK(d.message.size() < 200);
 }
 
 TEST_CASE("hostile input is rejected quickly and without crashing", "[model_file]") {
   SECTION("deep nesting") {
-    CHECK_ERROR("x = " + std::string(100000, '('), 1, 205,
-                "nesting too deep (more than 200 levels)");
-    CHECK_ERROR("x = " + std::string(100000, '{'), 1, 205, "nesting too deep");
-    std::string minus = "x = ";
-    for (int i = 0; i < 100000; ++i)
-      minus += "- ";
-    CHECK_ERROR(minus + "1", 1, 405, "nesting too deep");
+    CHECK_ERROR("x = " + std::string(100000, '('), 1, 1, "chunk has too many syntax levels");
+    CHECK_ERROR("x = " + std::string(100000, '{'), 1, 1, "chunk has too many syntax levels");
     std::string pow = "x = 2";
     for (int i = 0; i < 100000; ++i)
       pow += "^2";
-    Diag d = parseError(pow);
-    CHECK_THAT(d.message, Catch::Contains("nesting too deep"));
-    std::string ok = "model = nn.Sequential()\nx = " + std::string(150, '(') + "1" +
-                     std::string(150, ')') + "\n";
+    CHECK_ERROR(pow, 1, 1, "chunk has too many syntax levels");
+    std::string ok = "model = nn.Sequential()\nx = " + std::string(100, '(') + "1" +
+                     std::string(100, ')') + "\n";
     parseOk(ok);
   }
   SECTION("a 10 MB line is linear") {
@@ -451,41 +515,28 @@ TEST_CASE("hostile input is rejected quickly and without crashing", "[model_file
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     CHECK(d.line == 1);
     CHECK(d.col == int(line.size()));
-    CHECK_THAT(d.message, Catch::Contains("unexpected character '@'"));
+    CHECK_THAT(d.message, Catch::Contains("unexpected symbol near '@'"));
     CHECK(seconds < 10);
   }
-  SECTION("huge tables") {
-    std::string t = "x = {";
-    t.reserve(2'000'020);
-    for (int i = 0; i < 1'000'005; ++i)
-      t += "1,";
-    t += "}";
-    CHECK_ERROR(t, 1, 5 + 2 * 1'000'000 + 1, "table too large (more than 1000000 entries)");
-  }
   SECTION("exponential growth is capped") {
-    std::string seq = "model = nn.Sequential():add(nn.ReLU())\n";
-    for (int i = 0; i < 40; ++i)
-      seq += "model:add(model)\n";
-    Diag d = parseError(seq);
-    CHECK_THAT(d.message, Catch::Contains("too many modules"));
+    // A container holding itself, and a tree that doubles 40 times.
+    std::string seq = "model = nn.Sequential():add(nn.ReLU())\nmodel:add(model)\n";
+    CHECK_THAT(parseError(seq).message, Catch::Contains("modules nested too deep"));
+    std::string doubling = "model = nn.Sequential():add(nn.ReLU())\n"
+                           "for i = 1, 40 do model = nn.Sequential():add(model):add(model) end\n";
+    CHECK_THAT(parseError(doubling).message, Catch::Contains("too many modules"));
 
     std::string deep = "model = nn.Sequential()\n";
     for (int i = 0; i < 200; ++i)
       deep += "model = nn.Sequential():add(model)\n";
-    d = parseError(deep);
-    CHECK_THAT(d.message, Catch::Contains("modules nested too deep"));
+    CHECK_THAT(parseError(deep).message, Catch::Contains("modules nested too deep"));
 
-    std::string str = "s = 'abcdefghijklmnop'\n";
-    for (int i = 0; i < 40; ++i)
-      str += "s = s .. s\n";
-    d = parseError(str);
-    CHECK_THAT(d.message, Catch::Contains("string too long"));
-
-    std::string tables = "t = {}\n";
-    for (int i = 0; i < 100'001; ++i)
-      tables += "t = {t}\n";
-    d = parseError(tables);
-    CHECK_THAT(d.message, Catch::Contains("too many tables"));
+    frontend::LuaLimits small;
+    small.memoryBytes = 64 << 20;
+    auto r = parseModel("s = 'abcdefghijklmnop'\nfor i = 1, 40 do s = s .. s end\n", "test.model",
+                        small);
+    REQUIRE(!r);
+    CHECK_THAT(r.diag().message, Catch::Contains("used more than 64 MiB of memory"));
   }
   SECTION("random bytes") {
     std::mt19937 rng(1234);
@@ -500,6 +551,7 @@ TEST_CASE("hostile input is rejected quickly and without crashing", "[model_file
         CHECK(r.diag().line >= 1);
         CHECK(r.diag().col >= 1);
         CHECK(!r.diag().message.empty());
+        CHECK(r.diag().message.find('\n') == std::string::npos);
       }
     }
   }
@@ -520,7 +572,7 @@ TEST_CASE("loading model files from disk", "[model_file]") {
   std::ofstream(path) << "model = nn.Sequential()\nfor";
   auto bad = loadModel(path);
   REQUIRE(!bad);
-  CHECK(bad.diag().str() == path + ":2:1: error: 'for' loops are not supported in model files");
+  CHECK(bad.diag().str() == path + ":2:1: error: '<name>' expected near '<eof>'");
 
   auto missing = loadModel((dir / "missing.model").string());
   REQUIRE(!missing);
@@ -533,19 +585,4 @@ TEST_CASE("loading model files from disk", "[model_file]") {
   REQUIRE(!directory);
   CHECK_THAT(directory.diag().message, Catch::Contains("is a directory"));
   fs::remove_all(dir);
-}
-
-TEST_CASE("the example model files load", "[model_file]") {
-  std::string dir = std::string(GRAPHC_SOURCE_DIR) + "/examples/";
-  auto mlp = loadModel(dir + "mlp.model");
-  REQUIRE(mlp);
-  CHECK(tree(mlp->model) == tree(parseOk(kReference).model));
-
-  auto lenet = loadModel(dir + "lenet.model");
-  REQUIRE(lenet);
-  CHECK(lenet->model.children.size() == 12);
-  REQUIRE(lenet->optimizer);
-  CHECK(lenet->optimizer->name == "sgd");
-  REQUIRE(lenet->input);
-  CHECK(*lenet->input == ir::Shape{1, 32, 32});
 }

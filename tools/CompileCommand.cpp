@@ -235,7 +235,9 @@ Command compileCommand(CLI::App &app) {
       "compile", "Trace a model file, derive the training step, fuse it and compile it into "
                  "a library to link (mlp.model -> mlp.h, libmlp.a, mlp.safetensors), or print "
                  "what each pass made of it");
-  c->add_option("model", o->model, "the .model file (model, criterion, optimizer)")->required();
+  c->add_option("model", o->model,
+                "the model file, a Torch7 Lua script (.model or .lua): model, criterion, optimizer")
+      ->required();
   c->add_option("--input", o->input,
                 "per-sample input shape, e.g. 1x32x32 (default: the model file's "
                 "`input = {...}`, else what the first layer fixes: nn.View(n), nn.Reshape(n) "

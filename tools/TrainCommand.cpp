@@ -390,7 +390,9 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
   auto *c =
       app.add_subcommand("train", "Train a model: per-epoch loss, accuracy and confusion matrix, "
                                   "checkpoints, metrics");
-  c->add_option("model", o.model, "the .model file (model, criterion, optimizer)")->required();
+  c->add_option("model", o.model,
+                "the model file, a Torch7 Lua script (.model or .lua): model, criterion, optimizer")
+      ->required();
   c->add_option("--data", o.data, kDataHelp);
   c->add_option("--epochs", o.epochs,
                 "train until this many epochs are done (a resumed run continues up "
@@ -453,7 +455,8 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
 CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
   auto *c = app.add_subcommand(
       "eval", "Evaluate saved weights on the test set: accuracy and confusion matrix");
-  c->add_option("model", o.model, "the .model file")->required();
+  c->add_option("model", o.model, "the model file, a Torch7 Lua script (.model or .lua)")
+      ->required();
   c->add_option("--weights", o.weights,
                 "a safetensors checkpoint from `graphc train --save`, or a PyTorch "
                 "state_dict saved with safetensors")
