@@ -487,6 +487,24 @@ TEST_CASE("Lua errors name the file and line", "[lua]") {
                   "unknown command-line option string '-lr'");
 }
 
+TEST_CASE("Lua errors are located in files with long paths", "[lua]") {
+  // Lua shortens a chunk's name to "...tail" in its messages: to 72
+  // characters in syntax errors (llex.c's MAXSRC, 80) and to 52 in run-time
+  // errors (LUA_IDSIZE, 60). Paths on both sides of both lengths.
+  for (size_t len : {20, 51, 52, 53, 60, 71, 72, 73, 90, 200}) {
+    std::string file = "/" + std::string(len - 5, 'd') + ".lua";
+    INFO("a path of " << file.size() << " characters");
+    Diag syntax = luaError("x = 1\n\nmodel = nn.Sequential()\ny = 2 @ 3\n", {}, file);
+    CHECK(syntax.file == file);
+    CHECK(syntax.line == 4);
+    CHECK_THAT(syntax.message, Catch::Contains("unexpected symbol near '@'"));
+    Diag runtime = luaError("x = 1\nlocal t = {}\nprint(t.a.b)\n", {}, file);
+    CHECK(runtime.file == file);
+    CHECK(runtime.line == 3);
+    CHECK_THAT(runtime.message, Catch::Contains("attempt to index field 'a' (a nil value)"));
+  }
+}
+
 TEST_CASE("a script building 1,000 layers runs quickly", "[lua]") {
   std::string text = "require 'nn'\nlocal model = nn.Sequential()\nmodel:add(nn.View(64))\n"
                      "for i = 1, 999 do\n  model:add(nn.Linear(64, 64))\nend\nreturn model\n";
