@@ -109,6 +109,10 @@ done
 mkdir -p "$work/src"
 (cd "$root" && git ls-files -z -co --exclude-standard | xargs -0 tar -cf - 2>/dev/null) |
   tar -xpf - -C "$work/src"
+# Files the tree no longer has go from the copy too (a build globs folders).
+comm -23 <(cd "$work/src" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) \
+  <(cd "$root" && git ls-files -co --exclude-standard | LC_ALL=C sort) |
+  (cd "$work/src" && xargs -r -d '\n' rm -f --)
 build=$work/build
 cmake -S "$work/src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 
