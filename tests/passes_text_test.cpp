@@ -186,3 +186,43 @@ TEST_CASE("fusion puts a bias and ReLU into the GEMM and says why", "[passes][fu
   CHECK(r.notes[0] ==
         "epilogue of %3 (matmul) ends at %5 (relu): its result is a graph output and is stored");
 }
+
+TEST_CASE("a GEMM epilogue ends at a value with more than one use", "[passes][fusion]") {
+  // %5 feeds exp and neg: it is stored once by the GEMM's kernel, and the
+  // pointwise work after it is a kernel of its own, not more epilogue.
+  Graph g = parse(R"(graph @t {
+  %x = input {name = "x"} : f32[N,4]
+  %w = input {name = "w"} : f32[3,4]
+  %b = input {name = "b"} : f32[3]
+  %3 = matmul %x, %w {transB = true} : f32[N,3]
+  %4 = add %3, %b : f32[N,3]
+  %5 = relu %4 : f32[N,3]
+  %6 = exp %5 : f32[N,3]
+  %7 = neg %5 : f32[N,3]
+  %8 = add %6, %7 : f32[N,3]
+  return y = %8
+}
+)");
+  passes::FusionResult r = passes::fuse(g);
+  std::string want = R"(graph @t {
+  %x = input {name = "x"} : f32[N,4]
+  %w = input {name = "w"} : f32[3,4]
+  %b = input {name = "b"} : f32[3]
+  kernel @k0 gemm "bias add, then ReLU as GEMM epilogue" {
+    %3 = matmul %x, %w {transB = true} : f32[N,3]
+    %4 = add %3, %b : f32[N,3]
+    %5 = relu %4 : f32[N,3]
+  }
+  kernel @k1 elementwise "elementwise chain of 3 ops over [N,3]" {
+    %6 = exp %5 : f32[N,3]
+    %7 = neg %5 : f32[N,3]
+    %8 = add %6, %7 : f32[N,3]
+  }
+  return y = %8
+}
+)";
+  INFO(print(r.graph));
+  CHECK(print(r.graph) == want);
+  REQUIRE(r.notes.size() == 1);
+  CHECK(r.notes[0] == "epilogue of %3 (matmul) ends at %5 (relu): its result has 2 uses and is stored");
+}
