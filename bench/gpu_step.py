@@ -56,7 +56,13 @@ def run(variant, batch, steps, warmup):
         forward = torch.compile(model, mode="reduce-overhead")
         opt_step = torch.compile(opt.step, mode="reduce-overhead")
 
+    compiled = variant.startswith("compile")
+
     def step():
+        if compiled:
+            # A new iteration for the CUDA graphs of reduce-overhead: the
+            # previous step's outputs (the loss) may be overwritten.
+            torch.compiler.cudagraph_mark_step_begin()
         opt.zero_grad(set_to_none=True)
         loss = crit(forward(x), y)
         loss.backward()

@@ -1,7 +1,9 @@
 // driver/EmitLibrary.cpp - libraries and code text from a compiled model.
 #include "driver/EmitLibrary.h"
 
+#ifdef GRAPHC_HAVE_CPU_BACKEND
 #include "codegen/cpu/Aot.h"
+#endif
 #include "runtime/Checkpoint.h"
 
 #ifdef GRAPHC_HAVE_CUDA
@@ -15,6 +17,7 @@
 #include <filesystem>
 
 namespace graphc::driver {
+#ifdef GRAPHC_HAVE_CPU_BACKEND
 namespace {
 
 using codegen::cpu::VectorTarget;
@@ -147,6 +150,29 @@ Expected<std::string> emitCpuText(const runtime::CompiledModel &model, const Bui
                                                         : codegen::cpu::EmitKind::Assembly,
                                 {*isa});
 }
+#else
+
+namespace {
+constexpr const char *kNoCpuBackend =
+    "this graphc was built without the CPU backend (-DGRAPHC_CPU_BACKEND=OFF): no --emit lib";
+}
+
+Status writeCpuLibrary(const runtime::CompiledModel &, const BuildOptions &, const std::string &,
+                       LibraryReport *) {
+  return error(fmt::format("--target cpu: {}", kNoCpuBackend));
+}
+
+Status writeCudaLibrary(const runtime::CompiledModel &, const BuildOptions &, const std::string &,
+                        LibraryReport *) {
+  return error(fmt::format("--target cuda: {}", kNoCpuBackend));
+}
+
+Expected<std::string> emitCpuText(const runtime::CompiledModel &, const BuildOptions &, CpuText) {
+  return error("this graphc was built without the CPU backend (-DGRAPHC_CPU_BACKEND=OFF): no "
+               "LLVM IR or assembly");
+}
+
+#endif
 
 #ifdef GRAPHC_HAVE_CUDA
 namespace {

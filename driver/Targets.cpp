@@ -1,7 +1,9 @@
 // driver/Targets.cpp - the table, with each backend compiled in or not.
 #include "driver/Targets.h"
 
+#ifdef GRAPHC_HAVE_CPU_BACKEND
 #include "runtime/cpu/CpuExecutable.h"
+#endif
 #ifdef GRAPHC_HAVE_CUDA_RUNTIME
 #include "runtime/cuda/CudaRuntime.h"
 #endif
@@ -13,15 +15,21 @@ namespace graphc::driver {
 const std::vector<Target> &targets() {
   static const std::vector<Target> all = [] {
     std::vector<Target> t;
+#ifdef GRAPHC_HAVE_CPU_BACKEND
     t.push_back({"cpu", "cpu (LLVM: vectorised, multi-threaded CPU code)",
                  runtime::cpu::makeCpuExecutable, writeCpuLibrary, "", true});
+#else
+    t.push_back({"cpu", "cpu (LLVM: vectorised, multi-threaded CPU code)", {}, {},
+                 "this graphc was built without the CPU backend (-DGRAPHC_CPU_BACKEND=OFF)",
+                 true});
+#endif
     Target cuda{"cuda",
                 "cuda (an NVIDIA GPU: NVRTC kernels, cuBLASLt, CUDA graphs)",
                 {},
                 {},
                 "this graphc was built without the CUDA toolkit",
                 true};
-#ifdef GRAPHC_HAVE_CUDA
+#if defined(GRAPHC_HAVE_CUDA) && defined(GRAPHC_HAVE_CPU_BACKEND)
     cuda.writeLibrary = writeCudaLibrary;
 #endif
 #ifdef GRAPHC_HAVE_CUDA_RUNTIME

@@ -164,8 +164,12 @@ public:
     if (Status s = dataLabels_.allocate(size_t(count) * 4); !s)
       return s;
     const Driver &d = dev_->driver();
-    GRAPHC_CU(d, d.cuMemcpyHtoD(dataX_.get(), x, xBytes));
-    GRAPHC_CU(d, d.cuMemcpyHtoD(dataLabels_.get(), labels, size_t(count) * 4));
+    // On the step's stream and waited for, so the steps' gathers (on that
+    // non-blocking stream) read the data, and the caller may free x.
+    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(dataX_.get(), x, xBytes, dev_->stream()));
+    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(dataLabels_.get(), labels, size_t(count) * 4, dev_->stream()));
+    if (Status s = dev_->synchronize(); !s)
+      return s;
     auto gather = dev_->helper("graphc_gather");
     if (!gather)
       return gather.diag();
@@ -295,10 +299,10 @@ private:
       const size_t bytes = mirrorParams_.size() * 4;
       if (bytes == 0)
         return {};
-      GRAPHC_CU(d, d.cuMemcpyDtoH(mirrorParams_.data(), params_.get(), bytes));
+      GRAPHC_CU(d, d.cuMemcpyDtoHAsync(mirrorParams_.data(), params_.get(), bytes, dev_->stream()));
       for (auto &[slot, host] : mirrorState_)
-        GRAPHC_CU(d, d.cuMemcpyDtoH(host.data(), state_.at(slot).get(), bytes));
-      return {};
+        GRAPHC_CU(d, d.cuMemcpyDtoHAsync(host.data(), state_.at(slot).get(), bytes, dev_->stream()));
+      return dev_->synchronize();
     };
     if (Status s = copy(); !s)
       pending_ = s.diag();

@@ -56,9 +56,11 @@ Status runGraph(const ir::Graph &g, const ir::MemoryPlan &plan, int64_t batch,
     size_t bytes = size_t(g.type(v).numel(batch)) * 4;
     if (Status s = buffers[name].allocate(bytes); !s)
       return s;
-    GRAPHC_CU(d, d.cuMemcpyHtoD(buffers[name].get(), host(name), bytes));
+    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(buffers[name].get(), host(name), bytes, (*dev)->stream()));
     bound[name] = buffers[name].get();
   }
+  if (Status s = (*dev)->synchronize(); !s) // the inputs are on the GPU before any kernel runs
+    return s;
   std::vector<std::string> outNames;
   for (const ir::Output &o : g.outputs()) {
     std::string name = "out:" + o.name;

@@ -158,8 +158,15 @@ Status Program::bind(const std::map<std::string, CUdeviceptr> &io) {
   if (Status s = table_.allocate(size_t(std::max(count, 1)) * sizeof(CUdeviceptr)); !s)
     return s;
   const Driver &d = dev_.driver();
-  if (count > 0)
-    GRAPHC_CU(d, d.cuMemcpyHtoD(table_.get(), at_.data(), size_t(count) * sizeof(CUdeviceptr)));
+  // On the step's stream, then waited for: the kernels that read the table
+  // run on that (non-blocking) stream, which a synchronous copy on the
+  // legacy stream would not be ordered before.
+  if (count > 0) {
+    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(table_.get(), at_.data(), size_t(count) * sizeof(CUdeviceptr),
+                                     dev_.stream()));
+    if (Status s = dev_.synchronize(); !s)
+      return s;
+  }
   batches_.clear();
   return {};
 }
@@ -388,19 +395,31 @@ Status Program::run(int64_t n) {
     return batch.diag();
   if (Status s = enqueue(n, **batch); !s)
     return s;
-  if (graphsEnabled()) {
-    GRAPHC_CU(d, d.cuStreamBeginCapture(dev_.stream(), CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
-    Status captured = enqueue(n, **batch);
-    CUgraph graph = nullptr;
-    CUresult r = d.cuStreamEndCapture(dev_.stream(), &graph);
-    std::unique_ptr<CUgraph_st, CUresult (*)(CUgraph)> guard(graph, d.cuGraphDestroy);
-    if (!captured)
-      return captured;
-    if (r != CUDA_SUCCESS)
-      return d.fail(r, "cuStreamEndCapture");
-    GRAPHC_CU(d, d.cuGraphInstantiateWithFlags(&(*batch)->exec, graph, 0));
-  }
+  // The step above has been enqueued and counts: a capture that fails now
+  // must not fail it. This size then launches directly from now on.
+  if (graphsEnabled())
+    if (Status s = capture(n, **batch); !s) {
+      captureFailure_ = s.diag().message;
+      (*batch)->exec = nullptr;
+    }
   batches_[n] = std::move(*batch);
+  return {};
+}
+
+Status Program::capture(int64_t n, Batch &batch) {
+  const Driver &d = dev_.driver();
+  GRAPHC_CU(d, d.cuStreamBeginCapture(dev_.stream(), CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+  Status captured = enqueue(n, batch);
+  CUgraph graph = nullptr;
+  CUresult r = d.cuStreamEndCapture(dev_.stream(), &graph);
+  std::unique_ptr<CUgraph_st, CUresult (*)(CUgraph)> guard(graph, d.cuGraphDestroy);
+  if (!captured)
+    return captured;
+  if (r != CUDA_SUCCESS)
+    return d.fail(r, "cuStreamEndCapture");
+  CUgraphExec exec = nullptr;
+  GRAPHC_CU(d, d.cuGraphInstantiateWithFlags(&exec, graph, 0));
+  batch.exec = exec;
   return {};
 }
 

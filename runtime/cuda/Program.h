@@ -48,6 +48,9 @@ public:
   double compileMs() const { return compileMs_; }
   /// GRAPHC_CUDA_GRAPHS=0 in the environment: launch directly every time.
   static bool graphsEnabled();
+  /// Why the last capture failed ("" when none did): that batch size then
+  /// launches directly, and the step it came with has counted once.
+  const std::string &captureFailure() const { return captureFailure_; }
 
 private:
   struct Gemm;
@@ -56,12 +59,16 @@ private:
   Expected<std::unique_ptr<Batch>> prepare(int64_t n);
   Expected<std::unique_ptr<Gemm>> planGemm(const codegen::cuda::CudaKernel &k, int64_t n);
   Status enqueue(int64_t n, Batch &batch);
+  /// Records the launches of `batch` into a graph for the next runs at n;
+  /// runs nothing.
+  Status capture(int64_t n, Batch &batch);
   Status enqueueGemm(const codegen::cuda::CudaKernel &k, const Gemm &gemm, int64_t n);
 
   Device &dev_;
   ir::Graph graph_;
   ir::MemoryPlan plan_;
   std::string prefix_;
+  std::string captureFailure_;
   bool tf32_;
   double compileMs_ = 0;
   std::vector<codegen::cuda::CudaKernel> kernels_;

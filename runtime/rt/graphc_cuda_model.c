@@ -207,6 +207,9 @@ static int zeroed(grt_cuda_model *m, CUdeviceptr *p, size_t bytes) {
     bytes = 256;
   CU(cuMemAlloc(p, bytes));
   CU(cuMemsetD8(*p, 0, bytes));
+  /* the memset runs on the legacy stream, which the step's non-blocking
+   * stream does not wait for */
+  CU(cuCtxSynchronize());
   return GRT_OK;
 }
 
@@ -250,8 +253,12 @@ static int prepare_program(grt_cuda_model *m, program_t *p) {
                                  : 0;
   }
   CU(cuMemAlloc(&p->table, (size_t)(p->num_values + 1) * sizeof(CUdeviceptr)));
-  if (p->num_values > 0)
-    CU(cuMemcpyHtoD(p->table, p->at, (size_t)p->num_values * sizeof(CUdeviceptr)));
+  /* On the step's non-blocking stream, and waited for: a synchronous copy
+   * on the legacy stream is not ordered before that stream's kernels. */
+  if (p->num_values > 0) {
+    CU(cuMemcpyHtoDAsync(p->table, p->at, (size_t)p->num_values * sizeof(CUdeviceptr), m->stream));
+    CU(cuStreamSynchronize(m->stream));
+  }
   return GRT_OK;
 }
 
@@ -496,24 +503,18 @@ static int run(grt_cuda_model *m, program_t *p, int64_t n) {
   int rc = enqueue(m, p, n, b);
   if (rc != GRT_OK)
     return rc;
-  if (graphs_enabled()) {
-    CU(cuStreamBeginCapture(m->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
-    rc = enqueue(m, p, n, b);
+  /* The step is enqueued and counts from here: a capture that fails only
+   * leaves this size launching directly (b->exec stays null). */
+  if (graphs_enabled() && cuStreamBeginCapture(m->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) ==
+                              CUDA_SUCCESS) {
+    int captured = enqueue(m, p, n, b);
     CUgraph graph = NULL;
     CUresult r = cuStreamEndCapture(m->stream, &graph);
-    if (rc == GRT_OK && r != CUDA_SUCCESS)
-      rc = cu_fail(m, r, "cuStreamEndCapture");
-    if (rc == GRT_OK) {
-      r = cuGraphInstantiateWithFlags(&b->exec, graph, 0);
-      if (r != CUDA_SUCCESS) {
-        b->exec = NULL;
-        rc = cu_fail(m, r, "cuGraphInstantiateWithFlags");
-      }
-    }
+    if (captured == GRT_OK && r == CUDA_SUCCESS &&
+        cuGraphInstantiateWithFlags(&b->exec, graph, 0) != CUDA_SUCCESS)
+      b->exec = NULL;
     if (graph)
       cuGraphDestroy(graph);
-    if (rc != GRT_OK)
-      return rc;
   }
   b->ready = 1;
   return GRT_OK;
@@ -732,6 +733,8 @@ static int train_step(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n,
     return rc;
   const int32_t *host_labels = (const int32_t *)(uintptr_t)labels;
   if (device) { /* checked on the host: a bad label would read out of bounds */
+    /* the caller's streams may still be writing them (the header's promise) */
+    CU(cuCtxSynchronize());
     CU(cuMemcpyDtoH(m->label_check, (CUdeviceptr)labels, (size_t)n * 4));
     host_labels = m->label_check;
   }

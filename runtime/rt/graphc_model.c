@@ -411,7 +411,7 @@ int grt_model_load(grt_model *m, const char *path) {
     rc = fail(m, GRT_ERR_MEMORY, "load: out of memory");
     goto done;
   }
-  int have_state = d->num_slots > 0;
+  int have_state = 1; /* every slot present (none needed under plain SGD) */
   for (int64_t s = -1; s < d->num_slots; ++s)
     for (int64_t t = 0; t < d->num_tensors; ++t) {
       const grt_tensor_desc *p = &d->tensors[t];
