@@ -79,6 +79,18 @@ public:
   }
 
 protected:
+  /// Every label in [0, classes): an out-of-range label would index outside
+  /// the loss's row. Each target checks before a step, with this message.
+  Status checkLabels(const int32_t *labels, int64_t n) const {
+    if (!labels)
+      return error("no labels given");
+    for (int64_t i = 0; i < n; ++i)
+      if (labels[i] < 0 || labels[i] >= info_.classes)
+        return error(
+            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
+    return {};
+  }
+
   ModelInfo info_;
 };
 

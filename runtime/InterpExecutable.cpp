@@ -86,14 +86,12 @@ private:
       return s.diag();
     if (!m_.trainable())
       return error("this model was compiled for evaluation only");
+    if (Status s = checkLabels(labels, n); !s)
+      return s.diag();
     ir::Bindings b = inputs(x, n);
     b["labels"] = Tensor({n});
-    for (int64_t i = 0; i < n; ++i) {
-      if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(
-            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
+    for (int64_t i = 0; i < n; ++i)
       b["labels"].data[size_t(i)] = labels[i];
-    }
     b["step"] = Tensor({}, double(step_));
     b["seed"] = Tensor({}, double(stepSeed(seed_, step_)));
     for (auto &[slot, buf] : state_)

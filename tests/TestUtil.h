@@ -4,6 +4,7 @@
 #include "Skip.h"
 #include "frontend/Trace.h"
 #include "ir/Interpreter.h"
+#include "runtime/Trainer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -37,6 +38,18 @@ inline ir::Tensor randomLabels(int64_t n, int64_t classes, std::mt19937 &rng) {
 /// and UndefinedBehaviorSanitizer, where double-precision references run
 /// several times slower. Every test still runs, on fewer random cases, steps
 /// and batches; the Release run keeps the full sizes.
+/// Training options for a test: no progress, no output, no log.
+inline runtime::TrainOptions quietTraining(int64_t epochs, int64_t batch, uint64_t seed) {
+  runtime::TrainOptions o;
+  o.epochs = epochs;
+  o.batch = batch;
+  o.seed = seed;
+  o.progress = runtime::Progress::None;
+  o.out = nullptr;
+  o.log = nullptr;
+  return o;
+}
+
 inline bool reducedSize() {
   const char *e = std::getenv("GRAPHC_TEST_REDUCED");
   return e && *e && std::string(e) != "0";

@@ -5,7 +5,6 @@
 #include "runtime/Checkpoint.h"
 #include "runtime/Trainer.h"
 
-#include "Isas.h"
 #include "TestUtil.h"
 
 #include <catch2/catch.hpp>
@@ -58,16 +57,6 @@ SampleFormat format784() {
   return *f;
 }
 
-TrainOptions quiet(int64_t epochs, int64_t batch, uint64_t seed) {
-  TrainOptions o;
-  o.epochs = epochs;
-  o.batch = batch;
-  o.seed = seed;
-  o.progress = Progress::None;
-  o.out = nullptr;
-  o.log = nullptr;
-  return o;
-}
 
 /// Passes everything to a real executable and records the batch sizes.
 class SpyExecutable : public Executable {
@@ -173,7 +162,7 @@ TEST_CASE("each epoch's order is a permutation drawn from (seed, epoch) only", "
 TEST_CASE("the short last batch is trained, every sample once", "[trainer]") {
   Dataset data = syntheticDataset({.train = 70, .test = 10});
   SpyExecutable spy(buildInterp(tinyMlp(4, false), 32, 1));
-  auto st = trainEpoch(spy, data.train, format784(), quiet(1, 32, 1), 1);
+  auto st = trainEpoch(spy, data.train, format784(), test::quietTraining(1, 32, 1), 1);
   REQUIRE(st);
   CHECK(spy.batches == std::vector<int64_t>{32, 32, 6});
   CHECK(st->samples == 70);
@@ -198,10 +187,10 @@ TEST_CASE("2 epochs equal 1 epoch + save + resume + 1 epoch, bit for bit", "[tra
     std::string ckpt = d / (opt + ".safetensors");
 
     auto straight = buildInterp(spec, 64, 3);
-    REQUIRE(train(*straight, data, format784(), quiet(2, 64, 3)));
+    REQUIRE(train(*straight, data, format784(), test::quietTraining(2, 64, 3)));
 
     auto first = buildInterp(spec, 64, 3);
-    TrainOptions o1 = quiet(1, 64, 3);
+    TrainOptions o1 = test::quietTraining(1, 64, 3);
     o1.save = ckpt;
     REQUIRE(train(*first, data, format784(), o1));
     CHECK(!sameBuffers(*first, *straight));
@@ -213,7 +202,7 @@ TEST_CASE("2 epochs equal 1 epoch + save + resume + 1 epoch, bit for bit", "[tra
     CHECK(info->step == 3);
     REQUIRE(info->hasSeed);
     resumed->setSeed(info->seed);
-    auto rest = train(*resumed, data, format784(), quiet(2, 64, info->seed), info->epoch);
+    auto rest = train(*resumed, data, format784(), test::quietTraining(2, 64, info->seed), info->epoch);
     REQUIRE(rest);
     REQUIRE(rest->size() == 1);
     CHECK((*rest)[0].epoch == 2);
@@ -231,7 +220,7 @@ TEST_CASE("the synthetic set is learnt in two epochs", "[trainer]") {
   f.normalize = true;
   pixelStats(data.train, &f.mean, &f.std);
   auto exe = buildInterp(tinyMlp(32, false, "adagrad", 1e-2), 256, 1);
-  auto stats = train(*exe, data, f, quiet(2, 256, 1));
+  auto stats = train(*exe, data, f, test::quietTraining(2, 256, 1));
   REQUIRE(stats);
   REQUIRE(stats->size() == 2);
   const EpochStats &last = stats->back();
@@ -247,7 +236,7 @@ TEST_CASE("metrics are appended as one JSON object per epoch", "[trainer]") {
   TempDir d;
   Dataset data = syntheticDataset({.train = 40, .test = 10});
   auto exe = buildInterp(tinyMlp(4, false), 16, 1);
-  TrainOptions o = quiet(2, 16, 1);
+  TrainOptions o = test::quietTraining(2, 16, 1);
   o.metrics = d / "m.jsonl";
   auto stats = train(*exe, data, format784(), o);
   REQUIRE(stats);
@@ -420,7 +409,7 @@ TEST_CASE("a non-finite loss stops training at that step; the last checkpoint is
     INFO("loss " << bad);
     TempDir d;
     Diverging exe(buildInterp(tinyMlp(4, false), 10, 1), 15, bad);
-    TrainOptions o = quiet(3, 10, 1);
+    TrainOptions o = test::quietTraining(3, 10, 1);
     o.save = d / "ckpt";
     o.metrics = d / "metrics";
     auto r = train(exe, data, format784(), o);
@@ -451,7 +440,7 @@ TEST_CASE("off a terminal, progress is a line every tenth of the epoch", "[train
   auto exe = buildInterp(tinyMlp(4, false), 10, 1);
   std::FILE *log = std::tmpfile();
   REQUIRE(log);
-  TrainOptions o = quiet(1, 10, 1);
+  TrainOptions o = test::quietTraining(1, 10, 1);
   o.progress = Progress::Auto; // a file is not a terminal
   o.log = log;
   REQUIRE(train(*exe, data, format784(), o));
@@ -467,106 +456,3 @@ TEST_CASE("off a terminal, progress is a line every tenth of the epoch", "[train
   CHECK(lines[8].find(", loss ") != std::string::npos);
 }
 
-namespace {
-
-/// View(3), Linear(3, 4), ReLU, Linear(4, 3), LogSoftMax under sgd. Its
-/// flat parameters: 1.weight [4,3] at 0, 1.bias at 12, 3.weight [3,4] at
-/// 16, 3.bias at 28.
-nn::ModelSpec threeByFour(double lr) {
-  nn::ModelSpec spec;
-  spec.model.add(nn::View(3)).add(nn::Linear(3, 4)).add(nn::ReLU());
-  spec.model.add(nn::Linear(4, 3)).add(nn::LogSoftMax());
-  spec.criterion = nn::Criterion{};
-  spec.optimizer = nn::Optimizer{"sgd", {{"learningRate", lr}}, {}};
-  spec.file = "three.model";
-  return spec;
-}
-
-/// 32 black samples of 3 pixels, class 1, but sample `odd` (when >= 0),
-/// which is (0, 1, 1) and class 0.
-ImageSet oneOdd(int64_t odd) {
-  ImageSet set;
-  set.count = 32;
-  set.rows = 1;
-  set.cols = 3;
-  set.pixels.assign(32 * 3, 0);
-  set.labels.assign(32, 1);
-  if (odd >= 0) {
-    set.pixels[size_t(odd * 3 + 1)] = set.pixels[size_t(odd * 3 + 2)] = 1;
-    set.labels[size_t(odd)] = 0;
-  }
-  return set;
-}
-
-/// Trains threeByFour on `target` (cpu: under `isa`) from `weights` (flat
-/// index -> value, zeros elsewhere) for epoch 1 on black samples and epoch
-/// 2 with the odd sample `odd`; the error that stops it.
-std::string divergence(const std::string &target, const std::string &isa, double lr,
-                       const std::map<int, float> &weights, int64_t odd) {
-  BuildOptions o;
-  o.target = target;
-  o.cpu = isa;
-  o.maxBatch = 2;
-  auto exe = build(threeByFour(lr), {3}, o);
-  REQUIRE(exe);
-  REQUIRE((*exe)->info().numParams == 31);
-  std::fill((*exe)->params(), (*exe)->params() + 31, 0.0f);
-  for (auto [at, w] : weights)
-    (*exe)->params()[at] = w;
-  auto format = sampleFormat(1, 3, {3});
-  REQUIRE(format);
-  TrainOptions opts = quiet(2, 2, 1);
-  auto first = trainEpoch(**exe, oneOdd(-1), *format, opts, 1);
-  REQUIRE(first);
-  REQUIRE(first->step == 16);
-  auto second = trainEpoch(**exe, oneOdd(odd), *format, opts, 2);
-  REQUIRE(!second);
-  return second.diag().str();
-}
-
-} // namespace
-
-TEST_CASE("a diverged step names the first kernel group that made a non-finite value",
-          "[trainer][cpu]") {
-  // Black samples leave every weight but 3.bias alone (their hidden units
-  // are 0, and so is every gradient through them), so only the odd sample
-  // can overflow: placed at position 10 of epoch 2's order, its batch
-  // (of 2) is the 6th, step 16 + 6 = 22, and it is sample 0 of its batch.
-  std::vector<int64_t> order = epochOrder(32, 1, 2);
-  const int64_t odd = order[10], oddStep = 22;
-  std::vector<std::pair<std::string, std::string>> runs = {{"interp", ""}};
-  for (const std::string &isa : test::runnableIsas())
-    runs.push_back({"cpu", isa});
-  for (const auto &[target, isa] : runs) {
-    INFO(target << " " << isa);
-    { // a forward overflow: the first layer's GEMM
-      // Hidden unit 0 sees 3e38 + 3e38 on the odd sample: inf in f32, and
-      // 6e38 in the interpreter's doubles, which the loss carries (f32 inf).
-      std::string msg =
-          divergence(target, isa, 0.1, {{1, 3e38f}, {2, 3e38f}, {16, -1}, {24, 1}}, odd);
-      INFO(msg);
-      CHECK(msg.find(fmt::format("step {} (epoch 2, batch 6): the loss is ", oddStep)) !=
-            std::string::npos);
-      CHECK(msg.find("the first non-finite value came from kernel group @k0 gemm \"bias add, then "
-                     "ReLU as GEMM epilogue\" (forward: matmul, add, relu; reads 1.weight, "
-                     "1.bias): ") != std::string::npos);
-      CHECK(msg.find(" element 0 = inf") != std::string::npos);
-    }
-    { // an update overflow with a finite loss, found at the next step
-      // Hidden unit 0 is 3e38 on the odd sample; 3.weight's column 0 is 0,
-      // so the loss stays finite, but its gradient times the learning rate
-      // 10 overflows in the update: 3.weight[0][0], at 16, becomes inf and
-      // the next step's loss NaN.
-      std::string msg = divergence(target, isa, 10, {{2, 3e38f}}, odd);
-      INFO(msg);
-      CHECK(msg.find(fmt::format("step {} (epoch 2, batch 7): the loss is ", oddStep + 1)) !=
-            std::string::npos);
-      CHECK(msg.find(fmt::format("the parameters were already non-finite: the update of step {} "
-                                 "(batch 6) made them from a finite loss; the first non-finite "
-                                 "value came from kernel group @k7 update \"the whole optimizer "
-                                 "update over the flat parameter buffer\" (optimizer update: ",
-                                 oddStep)) != std::string::npos);
-      CHECK(msg.find(" element 16 = ") != std::string::npos);
-    }
-  }
-}

@@ -130,13 +130,7 @@ private:
       return s;
     if (!trainable_)
       return error("this model was compiled for evaluation only");
-    if (!labels)
-      return error("no labels given");
-    for (int64_t i = 0; i < n; ++i)
-      if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(
-            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
-    return {};
+    return checkLabels(labels, n);
   }
 
   /// The step's buffers by name; sets its step and seed inputs.

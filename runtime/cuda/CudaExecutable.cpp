@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -102,26 +103,41 @@ public:
 
   Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
                    float *output) override {
-    if (Status s = checkBatch(n); !s)
+    if (Status s = stageBatch(x, labels, n); !s)
       return s;
-    if (!x)
-      return error("no input given");
-    if (!labels)
-      return error("no labels given");
-    for (int64_t i = 0; i < n; ++i)
-      if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(
-            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
-    if (Status s = begin(); !s)
-      return s;
-    const Driver &d = dev_->driver();
-    std::memcpy(hostX_.get(), x, size_t(n * sample_) * 4);
-    std::memcpy(hostLabels_.get(), labels, size_t(n) * 4);
-    GRAPHC_CU(d,
-              d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4, dev_->stream()));
-    GRAPHC_CU(d,
-              d.cuMemcpyHtoDAsync(labels_.get(), hostLabels_.get(), size_t(n) * 4, dev_->stream()));
     return finishStep(n, loss, output);
+  }
+
+  bool canDiagnoseSteps() const override { return bool(step_); }
+
+  Expected<NonFiniteReport> diagnoseStep(const float *x, const int32_t *labels,
+                                         int64_t n) override {
+    if (Status s = stageBatch(x, labels, n); !s)
+      return s.diag();
+    if (Status s = stageScalars(); !s)
+      return s.diag();
+    // The inputs first, then what each kernel group wrote, one group at a
+    // time; every group runs, so the step is applied as trainStep applies it.
+    auto first = firstNonFiniteOf(step_->graph().inputs(), n);
+    for (size_t k = 0; first && k < step_->kernelCount(); ++k) {
+      if (Status s = step_->runKernels(n, k, k + 1); !s)
+        return s.diag();
+      if (first->found)
+        continue;
+      const codegen::KernelPlan &plan = step_->kernelPlan(k);
+      std::vector<ir::ValueId> wrote = plan.members;
+      for (ir::ValueId v : {plan.c, plan.colsum, plan.pack})
+        if (v >= 0)
+          wrote.push_back(v);
+      std::sort(wrote.begin(), wrote.end());
+      first = firstNonFiniteOf(wrote, n);
+    }
+    if (!first)
+      return first;
+    if (Status s = step_->runKernels(n, step_->kernelCount(), step_->kernelCount()); !s)
+      return s.diag(); // the output copies
+    ++stepCount_;
+    return first;
   }
 
   Status predict(const float *x, int64_t n, float *output) override {
@@ -150,10 +166,8 @@ public:
   Status uploadDataset(const float *x, const int32_t *labels, int64_t count) override {
     if (!x || !labels || count < 1)
       return error("uploadDataset needs samples, labels and a count of at least 1");
-    for (int64_t i = 0; i < count; ++i)
-      if (labels[i] < 0 || labels[i] >= info_.classes)
-        return error(
-            fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, info_.classes));
+    if (Status s = checkLabels(labels, count); !s)
+      return s;
     if (Status s = dev_->makeCurrent(); !s)
       return s;
     datasetCount_ = 0;
@@ -257,8 +271,28 @@ private:
     return {};
   }
 
-  /// The step counter and seed in, the step, the loss and output out.
-  Status finishStep(int64_t n, float *loss, float *output) {
+  /// Checks a host batch and puts it on the step's stream.
+  Status stageBatch(const float *x, const int32_t *labels, int64_t n) {
+    if (Status s = checkBatch(n); !s)
+      return s;
+    if (!x)
+      return error("no input given");
+    if (Status s = checkLabels(labels, n); !s)
+      return s;
+    if (Status s = begin(); !s)
+      return s;
+    const Driver &d = dev_->driver();
+    std::memcpy(hostX_.get(), x, size_t(n * sample_) * 4);
+    std::memcpy(hostLabels_.get(), labels, size_t(n) * 4);
+    GRAPHC_CU(d,
+              d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4, dev_->stream()));
+    GRAPHC_CU(d,
+              d.cuMemcpyHtoDAsync(labels_.get(), hostLabels_.get(), size_t(n) * 4, dev_->stream()));
+    return {};
+  }
+
+  /// The step counter and seed in; the device's parameters may change next.
+  Status stageScalars() {
     if (!step_)
       return error("this model was compiled for evaluation only");
     const Driver &d = dev_->driver();
@@ -268,7 +302,32 @@ private:
     std::memcpy(host + kStepIn, &stepIn, 4);
     std::memcpy(host + kSeedIn, &seedIn, 4);
     GRAPHC_CU(d, d.cuMemcpyHtoDAsync(scalars_.get(), host, kInBytes, dev_->stream()));
-    mirrorValid_ = false; // from here on the device's parameters may change
+    mirrorValid_ = false;
+    return {};
+  }
+
+  /// The first non-finite element among the f32 values `vs` of the step,
+  /// read from the device.
+  Expected<NonFiniteReport> firstNonFiniteOf(const std::vector<ir::ValueId> &vs, int64_t n) {
+    const ir::Graph &g = step_->graph();
+    for (ir::ValueId v : vs) {
+      if (g.type(v).dtype != ir::DType::F32)
+        continue;
+      auto data = step_->read(v, n);
+      if (!data)
+        return data.diag();
+      if (int64_t i = firstNonFinite(data->data(), int64_t(data->size())); i >= 0)
+        return nonFiniteAt(g, v, i, (*data)[size_t(i)]);
+    }
+    return NonFiniteReport{};
+  }
+
+  /// The step counter and seed in, the step, the loss and output out.
+  Status finishStep(int64_t n, float *loss, float *output) {
+    if (Status s = stageScalars(); !s)
+      return s;
+    const Driver &d = dev_->driver();
+    char *host = hostScalars_.get<char>();
     if (Status s = step_->run(n); !s)
       return s;
     const size_t outBytes = size_t(n * info_.classes) * 4;

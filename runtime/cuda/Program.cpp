@@ -317,62 +317,111 @@ Expected<std::unique_ptr<Program::Batch>> Program::prepare(int64_t n) {
 }
 
 Status Program::enqueue(int64_t n, Batch &batch) {
+  for (size_t i = 0; i < kernels_.size(); ++i)
+    if (Status s = enqueueKernel(i, n, batch); !s)
+      return s;
+  return enqueueOutputCopies(n);
+}
+
+Status Program::enqueueKernel(size_t i, int64_t n, Batch &batch) {
   const Driver &d = dev_.driver();
   CUdeviceptr table = table_.get();
-  for (size_t i = 0; i < kernels_.size(); ++i) {
-    const CudaKernel &k = kernels_[i];
-    const Shape &domain = k.plan.domain.shape;
-    const int64_t total = k.plan.domain.numel(n);
-    switch (k.launch) {
-    case Launch::Elements: {
+  const CudaKernel &k = kernels_[i];
+  const Shape &domain = k.plan.domain.shape;
+  const int64_t total = k.plan.domain.numel(n);
+  switch (k.launch) {
+  case Launch::Elements: {
+    int64_t t = total;
+    void *args[] = {&table, &n, &t};
+    if (t > 0)
+      if (Status s = dev_.launch(main_[i], dev_.blocksFor(t, 256), 256, args); !s)
+        return s;
+    break;
+  }
+  case Launch::Rows:
+  case Launch::SingleBlock: {
+    int64_t rows = domain.empty() || domain.back() == 0 ? 0 : total / domain.back();
+    void *args[] = {&table, &n, &rows};
+    Status s = k.launch == Launch::SingleBlock
+                   ? dev_.launch(main_[i], 1, 256, args) // exactly 256: its shared sums
+                   : dev_.launch(main_[i], dev_.blocksFor(rows, 128), 128, args);
+    if (!s)
+      return s;
+    break;
+  }
+  case Launch::Gemm: {
+    if (Status s = enqueueGemm(k, *batch.gemms[i], n); !s)
+      return s;
+    if (main_[i]) { // the generated epilogue over C
       int64_t t = total;
       void *args[] = {&table, &n, &t};
-      if (t > 0)
-        if (Status s = dev_.launch(main_[i], dev_.blocksFor(t, 256), 256, args); !s)
-          return s;
-      break;
-    }
-    case Launch::Rows:
-    case Launch::SingleBlock: {
-      int64_t rows = domain.empty() || domain.back() == 0 ? 0 : total / domain.back();
-      void *args[] = {&table, &n, &rows};
-      Status s = k.launch == Launch::SingleBlock
-                     ? dev_.launch(main_[i], 1, 256, args) // exactly 256: its shared sums
-                     : dev_.launch(main_[i], dev_.blocksFor(rows, 128), 128, args);
-      if (!s)
+      if (Status s = dev_.launch(main_[i], dev_.blocksFor(t, 256), 256, args); !s)
         return s;
-      break;
     }
-    case Launch::Gemm: {
-      if (Status s = enqueueGemm(k, *batch.gemms[i], n); !s)
+    if (colsum_[i]) { // one thread per column, no grid-stride loop
+      int64_t cols = graph_.type(k.plan.colsum).numel(n);
+      void *args[] = {&table, &n, &cols};
+      if (Status s = dev_.launch(colsum_[i], (cols + 127) / 128, 128, args); !s)
         return s;
-      if (main_[i]) { // the generated epilogue over C
-        int64_t t = total;
-        void *args[] = {&table, &n, &t};
-        if (Status s = dev_.launch(main_[i], dev_.blocksFor(t, 256), 256, args); !s)
-          return s;
-      }
-      if (colsum_[i]) { // one thread per column, no grid-stride loop
-        int64_t cols = graph_.type(k.plan.colsum).numel(n);
-        void *args[] = {&table, &n, &cols};
-        if (Status s = dev_.launch(colsum_[i], (cols + 127) / 128, 128, args); !s)
-          return s;
-      }
-      break;
     }
-    case Launch::HostCopy: {
-      for (auto [part, offset] : codegen::cuda::packCopies(graph_, plan_, k.plan.pack))
-        GRAPHC_CU(d, d.cuMemcpyDtoDAsync(at_[size_t(k.plan.pack)] + CUdeviceptr(offset),
-                                         at_[size_t(part)], size_t(graph_.type(part).numel(n)) * 4,
-                                         dev_.stream()));
-      break;
-    }
-    }
+    break;
   }
+  case Launch::HostCopy: {
+    for (auto [part, offset] : codegen::cuda::packCopies(graph_, plan_, k.plan.pack))
+      GRAPHC_CU(d, d.cuMemcpyDtoDAsync(at_[size_t(k.plan.pack)] + CUdeviceptr(offset),
+                                       at_[size_t(part)], size_t(graph_.type(part).numel(n)) * 4,
+                                       dev_.stream()));
+    break;
+  }
+  }
+  return {};
+}
+
+Status Program::enqueueOutputCopies(int64_t n) {
+  const Driver &d = dev_.driver();
   for (auto [v, dst] : outputCopies_)
     GRAPHC_CU(d, d.cuMemcpyDtoDAsync(dst, at_[size_t(v)], size_t(graph_.type(v).numel(n)) * 4,
                                      dev_.stream()));
   return {};
+}
+
+Expected<Program::Batch *> Program::batchFor(int64_t n) {
+  if (auto it = batches_.find(n); it != batches_.end())
+    return it->second.get();
+  auto batch = prepare(n);
+  if (!batch)
+    return batch.diag();
+  Batch *b = batch->get();
+  batches_[n] = std::move(*batch);
+  return b;
+}
+
+Status Program::runKernels(int64_t n, size_t first, size_t last) {
+  GRAPHC_CHECK(n >= 1 && n <= plan_.batch, "batch {} outside 1..{}", n, plan_.batch);
+  GRAPHC_CHECK(first <= last && last <= kernels_.size(), "kernels [{}, {}) of {}", first, last,
+               kernels_.size());
+  auto batch = batchFor(n);
+  if (!batch)
+    return batch.diag();
+  for (size_t i = first; i < last; ++i)
+    if (Status s = enqueueKernel(i, n, **batch); !s)
+      return s;
+  if (last == kernels_.size())
+    if (Status s = enqueueOutputCopies(n); !s)
+      return s;
+  return dev_.synchronize();
+}
+
+Expected<std::vector<float>> Program::read(ir::ValueId v, int64_t n) {
+  std::vector<float> out;
+  if (at_[size_t(v)] == 0)
+    return out;
+  out.resize(size_t(graph_.type(v).numel(n)));
+  const Driver &d = dev_.driver();
+  GRAPHC_CU(d, d.cuMemcpyDtoHAsync(out.data(), at_[size_t(v)], out.size() * 4, dev_.stream()));
+  if (Status s = dev_.synchronize(); !s)
+    return s.diag();
+  return out;
 }
 
 Status Program::run(int64_t n) {

@@ -44,6 +44,16 @@ public:
   /// stream; does not wait for it.
   Status run(int64_t n);
 
+  /// For a diagnosis: kernels [first, last) at batch n, launched directly
+  /// (this size is then never captured), and the output copies when `last`
+  /// is the end; waits for them.
+  Status runKernels(int64_t n, size_t first, size_t last);
+  size_t kernelCount() const { return kernels_.size(); }
+  const codegen::KernelPlan &kernelPlan(size_t i) const { return kernels_[i].plan; }
+  /// Value v at batch n as it is on the device now; empty where it has no
+  /// memory of its own (fused into a kernel). Waits for the stream.
+  Expected<std::vector<float>> read(ir::ValueId v, int64_t n);
+
   const ir::Graph &graph() const { return graph_; }
   double compileMs() const { return compileMs_; }
   /// GRAPHC_CUDA_GRAPHS=0 in the environment: launch directly every time.
@@ -59,6 +69,10 @@ private:
   Expected<std::unique_ptr<Batch>> prepare(int64_t n);
   Expected<std::unique_ptr<Gemm>> planGemm(const codegen::cuda::CudaKernel &k, int64_t n);
   Status enqueue(int64_t n, Batch &batch);
+  Status enqueueKernel(size_t i, int64_t n, Batch &batch);
+  Status enqueueOutputCopies(int64_t n);
+  /// The plans of batch size n, made (without a graph) the first time.
+  Expected<Batch *> batchFor(int64_t n);
   /// Records the launches of `batch` into a graph for the next runs at n;
   /// runs nothing.
   Status capture(int64_t n, Batch &batch);

@@ -17,9 +17,12 @@
 #              steps, against the double-precision interpreter at 1e-4
 #   train      the seed MLP 2 epochs on the cuda target; its test accuracy
 #              against the interpreter's figures (tests/gpu/reference.txt)
+#   eval       the trained weights on 2,000 test images, cuda against the
+#              interpreter: every output at 1e-4, every class the same
 #   aot        the cuda and cpu `--emit lib` archives (made here by
 #              gpu_deps.sh) linked into tests/gpu/aot_compare.c, under SGD
 #   bench      the seed MLP step, graphc against PyTorch on the same GPU
+#   lenet      examples/lenet.model, one epoch on the GPU: accuracy, samples/s
 #
 # It always ends with a summary, also when stopped (trap), and leaves exactly
 # two files in $OUT (or build-gpu/out): summary.txt and logs.tar.gz. Exit 0
@@ -164,7 +167,8 @@ if [ -z "$data" ]; then
   row "train 2 epochs --target cuda" SKIP 0 "no Fashion-MNIST here (scripts/gpu_deps.sh carries it)"
 else
   stage train_cuda 90 15 "$graphc" train examples/mlp.model --epochs 2 --target cuda \
-    --data "$data" --progress none --metrics "$logs/metrics_cuda.jsonl"
+    --data "$data" --progress none --metrics "$logs/metrics_cuda.jsonl" \
+    --save "$work/mlp_cuda.safetensors"
   if [ "$stage_rc" -eq 77 ]; then
     skipped "train 2 epochs --target cuda"
   elif [ "$stage_rc" -eq 0 ] && [ -s "$logs/metrics_cuda.jsonl" ]; then
@@ -176,6 +180,30 @@ else
     row "train 2 epochs --target cuda" "$res" "$stage_s" "${verdict#* }"
   else
     row "train 2 epochs --target cuda" FAIL "$stage_s" "$(tail -n1 "$logs/train_cuda.log" | cut -c1-100)"
+  fi
+fi
+
+# --- the trained weights evaluated on the GPU and in the interpreter -------------------------
+# The same checkpoint and the first 2,000 test images: every output against
+# the double-precision interpreter's, and the same class for every sample.
+if [ -s "$work/mlp_cuda.safetensors" ]; then
+  eval_args=(examples/mlp.model --weights "$work/mlp_cuda.safetensors" --data "$data"
+    --test-limit 2000)
+  stage eval_cuda 30 5 "$graphc" eval "${eval_args[@]}" --target cuda \
+    --dump-outputs "$work/out_cuda.f32"
+  cuda_eval_rc=$stage_rc
+  stage eval_interp 90 20 "$graphc" eval "${eval_args[@]}" --target interp \
+    --dump-outputs "$work/out_interp.f32"
+  if [ "$stage_rc" -eq 77 ]; then
+    skipped "eval cuda vs interp (2,000 images)"
+  elif [ "$cuda_eval_rc" -ne 0 ] || [ "$stage_rc" -ne 0 ]; then
+    row "eval cuda vs interp (2,000 images)" FAIL "$stage_s" "eval failed: see eval_cuda.log, eval_interp.log"
+  else
+    verdict=$(python3 "$root/tests/gpu/compare_outputs.py" "$work/out_cuda.f32" \
+      "$work/out_interp.f32" 10 2>&1)
+    res=FAIL
+    [[ $verdict == PASS* ]] && res=PASS
+    row "eval cuda vs interp (2,000 images)" "$res" "$stage_s" "${verdict#* }"
   fi
 fi
 
@@ -216,6 +244,19 @@ else
   res=FAIL
   [ "$stage_rc" -eq 0 ] && res=PASS
   row "bench pytorch (eager, compile)" "$res" "$stage_s" "torch ${torch_ver:-?}"
+fi
+
+# --- a convnet on the GPU: LeNet, one epoch (a record for issue 14's work) -----------------
+if [ -n "$data" ]; then
+  stage train_lenet 60 20 "$graphc" train examples/lenet.model --epochs 1 --target cuda \
+    --data "$data" --progress none --metrics "$logs/metrics_lenet.jsonl"
+  if [ "$stage_rc" -eq 77 ]; then
+    skipped "lenet 1 epoch --target cuda"
+  elif [ "$stage_rc" -eq 0 ] && [ -s "$logs/metrics_lenet.jsonl" ]; then
+    row "lenet 1 epoch --target cuda" PASS "$stage_s" "$(python3 -c 'import json,sys; m=[json.loads(l) for l in open(sys.argv[1])][-1]; print("test accuracy %.2f%%, %.0f samples/s" % (100*m["test_acc"], m["samples_per_s"]))' "$logs/metrics_lenet.jsonl")"
+  else
+    row "lenet 1 epoch --target cuda" FAIL "$stage_s" "$(tail -n1 "$logs/train_lenet.log" | cut -c1-100)"
+  fi
 fi
 
 # Exit status: 0 only when no row failed.
