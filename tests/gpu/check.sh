@@ -23,6 +23,8 @@
 #              gpu_deps.sh) linked into tests/gpu/aot_compare.c, under SGD
 #   bench      the seed MLP step, graphc against PyTorch on the same GPU
 #   lenet      examples/lenet.model, one epoch on the GPU: accuracy, samples/s
+#   sanitizer  compute-sanitizer memcheck and racecheck over a few steps of
+#              the seed MLP and LeNet
 #
 # It always ends with a summary, also when stopped (trap), and leaves exactly
 # two files in $OUT (or build-gpu/out): summary.txt and logs.tar.gz. Exit 0
@@ -219,6 +221,27 @@ if [ -f "$deps/aot/mlpg.h" ] && [ -f "$deps/aot/mlpc.h" ]; then
   fi
 else
   row "AOT cuda lib vs cpu lib (SGD)" SKIP 0 "no archives in .gpu-deps/aot (scripts/gpu_deps.sh makes them)"
+fi
+
+# --- compute-sanitizer: out-of-bounds accesses (memcheck) and shared-memory races
+# (racecheck) in every kernel of a few steps of the seed MLP and LeNet --------------------
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if [ -x "$sanitizer" ] && [ -n "$data" ]; then
+  for tool in memcheck racecheck; do
+    stage "sanitize_$tool" 90 30 bash -c '
+      set -e
+      for m in mlp lenet; do
+        "$1" --tool "$2" --error-exitcode 9 --leak-check no "$3" train "examples/$m.model" \
+          --epochs 1 --target cuda --data "$4" --train-limit 1024 --test-limit 256 --progress none
+      done' _ "$sanitizer" "$tool" "$graphc" "$data"
+    if [ "$stage_rc" -eq 77 ]; then
+      skipped "compute-sanitizer $tool"
+    elif [ "$stage_rc" -eq 0 ]; then
+      row "compute-sanitizer $tool" PASS "$stage_s" "mlp and lenet, 4 steps each: $(grep -m1 -o '\(ERROR\|RACECHECK\) SUMMARY: .*' "$logs/sanitize_$tool.log")"
+    else
+      row "compute-sanitizer $tool" FAIL "$stage_s" "$( (grep -m1 -E 'Invalid|Race|ERROR SUMMARY|not supported' "$logs/sanitize_$tool.log" || tail -n1 "$logs/sanitize_$tool.log") | cut -c1-100)"
+    fi
+  done
 fi
 
 # --- step time: graphc against PyTorch on this GPU ----------------------------------------
