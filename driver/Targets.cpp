@@ -50,6 +50,13 @@ const std::vector<Target> &targets() {
   return all;
 }
 
+std::string defaultTarget() {
+  for (const Target &t : targets())
+    if (t.makeExecutable)
+      return t.name;
+  return "interp";
+}
+
 const Target *findTarget(const std::string &name) {
   for (const Target &t : targets())
     if (t.name == name)

@@ -31,6 +31,9 @@ struct Target {
 
 /// Every target, in the order --help lists them: cpu, cuda, interp.
 const std::vector<Target> &targets();
+/// The default --target: cpu, or in a graphc built without it the first
+/// target that is built in (cuda, else interp).
+std::string defaultTarget();
 /// The target called `name`, or null.
 const Target *findTarget(const std::string &name);
 /// Their names; with `libraries` only those that write a library.

@@ -3,6 +3,7 @@
 
 #include "ir/Printer.h"
 #include "ir/Random.h"
+#include "ir/graphc_io.h"
 
 #include <fmt/format.h>
 
@@ -100,21 +101,21 @@ public:
 
     Shape xs{kBatch};
     xs.insert(xs.end(), sample.begin(), sample.end());
-    ValueId x = g_.input("x", {DType::F32, xs});
-    labels_ = g_.input("labels", {DType::I32, {kBatch}});
-    flat_ = g_.input("params", {DType::F32, {std::max<int64_t>(t.numParams, 1)}});
+    ValueId x = g_.input(GRAPHC_IO_X, {DType::F32, xs});
+    labels_ = g_.input(GRAPHC_IO_LABELS, {DType::I32, {kBatch}});
+    flat_ = g_.input(GRAPHC_IO_PARAMS, {DType::F32, {std::max<int64_t>(t.numParams, 1)}});
 
     auto y = module(spec_.model, x, "");
     if (!y)
       return y.diag();
     const ir::Type &out = g_.type(*y);
     t.classes = out.shape.empty() ? 1 : out.shape.back();
-    g_.addOutput("output", *y);
+    g_.addOutput(GRAPHC_IO_OUTPUT, *y);
     if (spec_.criterion) {
       auto loss = criterion(*spec_.criterion, *y);
       if (!loss)
         return loss.diag();
-      g_.addOutput("loss", *loss);
+      g_.addOutput(GRAPHC_IO_LOSS, *loss);
     }
     t.graph = std::move(g_);
     t.graph.setName(graphName(spec_.file));
@@ -203,7 +204,7 @@ private:
       if (!opt_.training || a[0] == 0)
         return x;
       if (seed_ < 0)
-        seed_ = g_.input("seed", {DType::I32, {}});
+        seed_ = g_.input(GRAPHC_IO_SEED, {DType::I32, {}});
       ValueId mask = g_.add(Op::RandomMask, {seed_},
                             {{"p", a[0]}, {"salt", int64_t(++dropouts_)}, {"shape", in.shape}});
       return g_.add(Op::Mul, {x, mask});

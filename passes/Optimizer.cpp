@@ -1,6 +1,8 @@
 // passes/Optimizer.cpp - Torch7's sgd, adagrad and adam as elementwise IR.
 #include "passes/Optimizer.h"
 
+#include "ir/graphc_io.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -84,13 +86,13 @@ std::string OptimizerConfig::str() const {
 Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
   Graph g = withGrad;
   Ops o{g};
-  ValueId x = g.findInput("params"), grad = g.output("grad");
+  ValueId x = g.findInput(GRAPHC_IO_PARAMS), grad = g.output("grad");
   GRAPHC_CHECK(x >= 0 && grad >= 0, "the optimizer needs `params` and `grad`");
   const Type flat = g.type(x);
-  ValueId t = g.input("step", {DType::F32, {}});
+  ValueId t = g.input(GRAPHC_IO_STEP, {DType::F32, {}});
   std::map<std::string, ValueId> state;
   for (const std::string &slot : cfg.stateSlots())
-    state[slot] = g.input("state." + slot, flat);
+    state[slot] = g.input(GRAPHC_IO_STATE + slot, flat);
 
   // clr = lr / (1 + t * lrd); g += wd * x
   ValueId clr = o.c(cfg.learningRate);
@@ -140,10 +142,10 @@ Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
   for (const Output &out0 : out.outputs())
     if (out0.name != "grad")
       outputs.push_back(out0);
-  outputs.push_back({"params", out.add(Op::Sub, {x, step})});
+  outputs.push_back({GRAPHC_IO_PARAMS, out.add(Op::Sub, {x, step})});
   for (auto &[slot, v] : next)
-    outputs.push_back({"state." + slot, v});
-  outputs.push_back({"step", out.add(Op::Add, {t, out.constant(1.0)})});
+    outputs.push_back({GRAPHC_IO_STATE + slot, v});
+  outputs.push_back({GRAPHC_IO_STEP, out.add(Op::Add, {t, out.constant(1.0)})});
   out.outputs() = outputs;
   return out;
 }

@@ -2,6 +2,7 @@
 // Executable interface, so the trainer and backends can be checked against it.
 #include "ir/Interpreter.h"
 #include "ir/Random.h"
+#include "ir/graphc_io.h"
 #include "runtime/CompiledModel.h"
 
 #include <fmt/format.h>
@@ -66,7 +67,7 @@ public:
     auto out = ir::run(m_.predict, inputs(x, n));
     if (!out)
       return out.diag();
-    copyOut(out->at("output"), output);
+    copyOut(out->at(GRAPHC_IO_OUTPUT), output);
     return {};
   }
 
@@ -89,13 +90,13 @@ private:
     if (Status s = checkLabels(labels, n); !s)
       return s.diag();
     ir::Bindings b = inputs(x, n);
-    b["labels"] = Tensor({n});
+    Tensor &l = b[GRAPHC_IO_LABELS] = Tensor({n});
     for (int64_t i = 0; i < n; ++i)
-      b["labels"].data[size_t(i)] = labels[i];
-    b["step"] = Tensor({}, double(step_));
-    b["seed"] = Tensor({}, double(stepSeed(seed_, step_)));
+      l.data[size_t(i)] = labels[i];
+    b[GRAPHC_IO_STEP] = Tensor({}, double(step_));
+    b[GRAPHC_IO_SEED] = Tensor({}, double(stepSeed(seed_, step_)));
     for (auto &[slot, buf] : state_)
-      b["state." + slot] = toTensor(buf);
+      b[GRAPHC_IO_STATE + slot] = toTensor(buf);
     return ir::evaluate(m_.step, b);
   }
 
@@ -104,12 +105,12 @@ private:
     auto out = [&](const std::string &name) -> const Tensor & {
       return values[size_t(m_.step.output(name))];
     };
-    *loss = float(out("loss").data[0]);
+    *loss = float(out(GRAPHC_IO_LOSS).data[0]);
     if (output)
-      copyOut(out("output"), output);
-    copyOut(out("params"), params_.data());
+      copyOut(out(GRAPHC_IO_OUTPUT), output);
+    copyOut(out(GRAPHC_IO_PARAMS), params_.data());
     for (auto &[slot, buf] : state_)
-      copyOut(out("state." + slot), buf.data());
+      copyOut(out(GRAPHC_IO_STATE + slot), buf.data());
     ++step_;
   }
 
@@ -135,7 +136,7 @@ private:
     s.insert(s.end(), info_.sample.begin(), info_.sample.end());
     Tensor tx(s);
     std::copy(x, x + tx.numel(), tx.data.begin());
-    return {{"x", tx}, {"params", toTensor(params_)}};
+    return {{GRAPHC_IO_X, tx}, {GRAPHC_IO_PARAMS, toTensor(params_)}};
   }
 
   CompiledModel m_;

@@ -6,8 +6,9 @@ DESIGN.md fixes who may include whom:
   frontend/, passes/   only ir/ (and themselves)
   codegen/             ir/, passes/, codegen/ and the C ABI headers of runtime/rt/
   runtime/             never frontend/, passes/, driver/ or tools/; runtime/rt/ is a
-                       C leaf that includes only itself and ir/graphc_random.h; only the executors
-                       (runtime/cpu, runtime/cuda) include codegen/
+                       C leaf that includes only itself, ir/graphc_random.h and
+                       ir/graphc_io.h; only the executors (runtime/cpu,
+                       runtime/cuda) include codegen/
   driver/              everything but tools/
   tools/               everything
 The CMake libraries must link in the same direction, with no cycle. Every
@@ -29,7 +30,7 @@ RULES = {
     "runtime": ["ir/", "runtime/"],
     "runtime/cpu": ["ir/", "runtime/", "codegen/"],
     "runtime/cuda": ["ir/", "runtime/", "codegen/"],
-    "runtime/rt": ["runtime/rt/", "ir/graphc_random.h"],
+    "runtime/rt": ["runtime/rt/", "ir/graphc_random.h", "ir/graphc_io.h"],
     "driver": ["ir/", "frontend/", "passes/", "codegen/", "runtime/", "driver/"],
     "tools": ["ir/", "frontend/", "passes/", "codegen/", "runtime/", "driver/", "tools/"],
 }

@@ -24,7 +24,7 @@ namespace graphc::cli {
 namespace {
 
 struct CompileOptions {
-  std::string model, input, stopAfter, dot, target = "cpu", emit, out, arch = "sm_90", cpu;
+  std::string model, input, stopAfter, dot, target = driver::defaultTarget(), emit, out, arch = "sm_90", cpu;
   bool printIr = false, printAfterAll = false, stats = false, tf32 = false;
   std::string maxMemory;
   std::vector<std::string> printAfter, printBefore;
@@ -243,7 +243,7 @@ Command compileCommand(CLI::App &app) {
                 "`input = {...}`, else what the first layer fixes: nn.View(n), nn.Reshape(n) "
                 "or nn.Linear(n, m) take n values)");
   c->add_option("--target", o->target, "what to compile for: " + driver::describeTargets(true))
-      ->default_val("cpu")
+      ->default_val(driver::defaultTarget())
       ->check(CLI::IsMember(driver::targetNames(true)));
   c->add_option("--emit", o->emit,
                 "what to write: lib (the default: a header, a static library and the initial "

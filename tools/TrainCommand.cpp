@@ -23,7 +23,7 @@ namespace graphc::cli {
 namespace {
 
 struct TrainCliOptions {
-  std::string model, data, input, target = "cpu", save, resume, metrics, maxMemory;
+  std::string model, data, input, target = driver::defaultTarget(), save, resume, metrics, maxMemory;
   std::string progress = "auto";
   int64_t epochs = 5, batch = 256, trainLimit = 0, testLimit = 0;
   uint64_t seed = 1;
@@ -36,7 +36,7 @@ struct TrainCliOptions {
 };
 
 struct EvalCliOptions {
-  std::string model, weights, data, input, target = "cpu", dumpOutputs, dumpInputs, maxMemory;
+  std::string model, weights, data, input, target = driver::defaultTarget(), dumpOutputs, dumpInputs, maxMemory;
   int64_t batch = 256, testLimit = 0;
   int threads = 0;
   bool normalize = false;
@@ -413,7 +413,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
       ->default_val(0)
       ->check(CLI::Range(0, 1024));
   c->add_option("--target", o.target, kTargetHelp)
-      ->default_val("cpu")
+      ->default_val(driver::defaultTarget())
       ->check(CLI::IsMember(driver::targetNames()));
   c->add_flag("--tf32", o.tf32, kTf32Help);
   addVerifyPlanFlag(*c);
@@ -469,7 +469,7 @@ CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
       ->default_val(0)
       ->check(CLI::Range(0, 1024));
   c->add_option("--target", o.target, kTargetHelp)
-      ->default_val("cpu")
+      ->default_val(driver::defaultTarget())
       ->check(CLI::IsMember(driver::targetNames()));
   c->add_flag("--tf32", o.tf32, kTf32Help);
   c->add_flag("--normalize", o.normalize,

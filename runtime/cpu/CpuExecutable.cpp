@@ -3,6 +3,7 @@
 // and the two programs (training step, evaluation pass) it runs.
 #include "runtime/cpu/CpuExecutable.h"
 
+#include "ir/graphc_io.h"
 #include "runtime/cpu/Runner.h"
 
 #include <fmt/format.h>
@@ -109,7 +110,9 @@ public:
       return error("no output buffer given");
     runner_.run(
         predict_,
-        {{"x", const_cast<float *>(x)}, {"params", params_.get()}, {"out:output", output_.get()}},
+        {{GRAPHC_IO_X, const_cast<float *>(x)},
+         {GRAPHC_IO_PARAMS, params_.get()},
+         {GRAPHC_IO_OUT GRAPHC_IO_OUTPUT, output_.get()}},
         n);
     std::memcpy(output, output_.get(), size_t(n * info_.classes) * sizeof(float));
     return {};
@@ -137,18 +140,18 @@ private:
   std::map<std::string, void *> stepIo(const float *x, const int32_t *labels) {
     stepIn_ = float(stepCount_);
     seedIn_ = stepSeed(seed_, stepCount_);
-    std::map<std::string, void *> io{{"x", const_cast<float *>(x)},
-                                     {"labels", const_cast<int32_t *>(labels)},
-                                     {"params", params_.get()},
-                                     {"step", &stepIn_},
-                                     {"seed", &seedIn_},
-                                     {"out:loss", &loss_},
-                                     {"out:output", output_.get()},
-                                     {"out:params", params_.get()},
-                                     {"out:step", &stepOut_}};
+    std::map<std::string, void *> io{{GRAPHC_IO_X, const_cast<float *>(x)},
+                                     {GRAPHC_IO_LABELS, const_cast<int32_t *>(labels)},
+                                     {GRAPHC_IO_PARAMS, params_.get()},
+                                     {GRAPHC_IO_STEP, &stepIn_},
+                                     {GRAPHC_IO_SEED, &seedIn_},
+                                     {GRAPHC_IO_OUT GRAPHC_IO_LOSS, &loss_},
+                                     {GRAPHC_IO_OUT GRAPHC_IO_OUTPUT, output_.get()},
+                                     {GRAPHC_IO_OUT GRAPHC_IO_PARAMS, params_.get()},
+                                     {GRAPHC_IO_OUT GRAPHC_IO_STEP, &stepOut_}};
     for (auto &[slot, buf] : state_) {
-      io["state." + slot] = buf.get();
-      io["out:state." + slot] = buf.get();
+      io[GRAPHC_IO_STATE + slot] = buf.get();
+      io[GRAPHC_IO_OUT GRAPHC_IO_STATE + slot] = buf.get();
     }
     return io;
   }

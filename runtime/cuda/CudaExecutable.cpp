@@ -10,6 +10,7 @@
 // whole data set stays on the device too and trainStepOnDevice builds each
 // batch there from an index list (graphc_gather), so a step moves only the
 // indices in and the loss out.
+#include "ir/graphc_io.h"
 #include "runtime/cuda/CudaRuntime.h"
 
 #include "runtime/cuda/Program.h"
@@ -23,13 +24,13 @@
 namespace graphc::runtime::cuda {
 namespace {
 
-// The step's scalars in one small device buffer (and its pinned twin):
-// inputs first, so one copy uploads both.
-constexpr size_t kStepIn = 0; // float: the step counter before the update
-constexpr size_t kSeedIn = 4; // int32: Dropout's seed
-constexpr size_t kInBytes = 8;
-constexpr size_t kLoss = 256;    // float: the batch's mean loss
-constexpr size_t kStepOut = 512; // float: the step counter after the update
+// The step's scalars in one small device buffer (and its pinned twin), laid
+// out as ir/graphc_io.h says: inputs first, so one copy uploads both.
+constexpr size_t kStepIn = GRAPHC_SCALAR_STEP_IN;   // float: the step counter before the update
+constexpr size_t kSeedIn = GRAPHC_SCALAR_SEED_IN;   // int32: Dropout's seed
+constexpr size_t kInBytes = GRAPHC_SCALAR_IN_BYTES;
+constexpr size_t kLoss = GRAPHC_SCALAR_LOSS;        // float: the batch's mean loss
+constexpr size_t kStepOut = GRAPHC_SCALAR_STEP_OUT; // float: the step counter after the update
 
 class CudaExecutable : public Executable {
 public:
@@ -75,24 +76,27 @@ public:
     for (const std::string &slot : info_.stateSlots)
       mirrorState_[slot].assign(np, 0.0f);
 
-    std::map<std::string, CUdeviceptr> io{{"x", x_.get()},
-                                          {"labels", labels_.get()},
-                                          {"params", params_.get()},
-                                          {"step", scalars_.get() + kStepIn},
-                                          {"seed", scalars_.get() + kSeedIn},
-                                          {"out:loss", scalars_.get() + kLoss},
-                                          {"out:output", output_.get()},
-                                          {"out:params", params_.get()},
-                                          {"out:step", scalars_.get() + kStepOut}};
+    std::map<std::string, CUdeviceptr> io{
+        {GRAPHC_IO_X, x_.get()},
+        {GRAPHC_IO_LABELS, labels_.get()},
+        {GRAPHC_IO_PARAMS, params_.get()},
+        {GRAPHC_IO_STEP, scalars_.get() + kStepIn},
+        {GRAPHC_IO_SEED, scalars_.get() + kSeedIn},
+        {GRAPHC_IO_OUT GRAPHC_IO_LOSS, scalars_.get() + kLoss},
+        {GRAPHC_IO_OUT GRAPHC_IO_OUTPUT, output_.get()},
+        {GRAPHC_IO_OUT GRAPHC_IO_PARAMS, params_.get()},
+        {GRAPHC_IO_OUT GRAPHC_IO_STEP, scalars_.get() + kStepOut}};
     for (auto &[slot, buf] : state_) {
-      io["state." + slot] = buf.get();
-      io["out:state." + slot] = buf.get();
+      io[GRAPHC_IO_STATE + slot] = buf.get();
+      io[GRAPHC_IO_OUT GRAPHC_IO_STATE + slot] = buf.get();
     }
     if (step_)
       if (Status s = step_->bind(io); !s)
         return s;
     if (Status s = predict_->bind(
-            {{"x", x_.get()}, {"params", params_.get()}, {"out:output", output_.get()}});
+            {{GRAPHC_IO_X, x_.get()},
+             {GRAPHC_IO_PARAMS, params_.get()},
+             {GRAPHC_IO_OUT GRAPHC_IO_OUTPUT, output_.get()}});
         !s)
       return s;
     return dev_->synchronize();

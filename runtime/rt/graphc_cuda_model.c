@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "graphc_cuda_model.h"
+#include "ir/graphc_io.h"
 
 #include <cublasLt.h>
 #include <cuda.h>
@@ -19,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The step's scalars in one device buffer: inputs first. */
-enum { STEP_IN = 0, SEED_IN = 4, LOSS = 256, STEP_OUT = 512, SCALAR_BYTES = 1024 };
+/* The step's scalars in one device buffer: ir/graphc_io.h's layout. */
+
 #define WORKSPACE_BYTES ((size_t)32 << 20)
 
 typedef struct {
@@ -65,7 +66,7 @@ struct grt_cuda_model {
   CUdeviceptr params, x, labels, output, scalars;
   CUdeviceptr *state;
   int32_t *label_check;        /* host room to check device-side labels */
-  unsigned char scalars_in[8]; /* the step counter and seed, uploaded each step */
+  unsigned char scalars_in[GRAPHC_SCALAR_IN_BYTES]; /* the step counter and seed, uploaded each step */
   float loss_out;
   program_t step, predict;
   int mirror_valid, mirror_dirty;
@@ -179,23 +180,23 @@ static int load_module(grt_cuda_model *m, const char *ptx, CUmodule *out, const 
 static CUdeviceptr io_memory(grt_cuda_model *m, const char *name, int output) {
   if (!name)
     return 0;
-  if (!strcmp(name, "x"))
+  if (!strcmp(name, GRAPHC_IO_X))
     return m->x;
-  if (!strcmp(name, "labels"))
+  if (!strcmp(name, GRAPHC_IO_LABELS))
     return m->labels;
-  if (!strcmp(name, "params"))
+  if (!strcmp(name, GRAPHC_IO_PARAMS))
     return m->params;
-  if (!strcmp(name, "step"))
-    return m->scalars + (output ? STEP_OUT : STEP_IN);
-  if (!strcmp(name, "seed"))
-    return m->scalars + SEED_IN;
-  if (!strcmp(name, "loss"))
-    return m->scalars + LOSS;
-  if (!strcmp(name, "output"))
+  if (!strcmp(name, GRAPHC_IO_STEP))
+    return m->scalars + (output ? GRAPHC_SCALAR_STEP_OUT : GRAPHC_SCALAR_STEP_IN);
+  if (!strcmp(name, GRAPHC_IO_SEED))
+    return m->scalars + GRAPHC_SCALAR_SEED_IN;
+  if (!strcmp(name, GRAPHC_IO_LOSS))
+    return m->scalars + GRAPHC_SCALAR_LOSS;
+  if (!strcmp(name, GRAPHC_IO_OUTPUT))
     return m->output;
-  if (!strncmp(name, "state.", 6))
+  if (!strncmp(name, GRAPHC_IO_STATE, sizeof GRAPHC_IO_STATE - 1))
     for (int64_t s = 0; s < m->num_slots; ++s)
-      if (!strcmp(name + 6, m->d->model->slots[s]))
+      if (!strcmp(name + sizeof GRAPHC_IO_STATE - 1, m->d->model->slots[s]))
         return m->state[s];
   return 0;
 }
@@ -542,7 +543,7 @@ static int open_device(grt_cuda_model *m) {
       (rc2 = zeroed(m, &m->x, mb * (size_t)m->sample * 4)) != GRT_OK ||
       (rc2 = zeroed(m, &m->labels, mb * 4)) != GRT_OK ||
       (rc2 = zeroed(m, &m->output, mb * (size_t)m->classes * 4)) != GRT_OK ||
-      (rc2 = zeroed(m, &m->scalars, SCALAR_BYTES)) != GRT_OK)
+      (rc2 = zeroed(m, &m->scalars, GRAPHC_SCALAR_BYTES)) != GRT_OK)
     return rc2;
   for (int64_t s = 0; s < m->num_slots; ++s)
     if ((rc2 = zeroed(m, &m->state[s], np)) != GRT_OK)
@@ -745,13 +746,13 @@ static int train_step(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n,
   /* the step counter and seed in, the step, the loss out */
   float step_in = (float)grt_model_step(m->host);
   int32_t seed_in = grt_model_step_seed(m->host);
-  memcpy(m->scalars_in + STEP_IN, &step_in, 4);
-  memcpy(m->scalars_in + SEED_IN, &seed_in, 4);
+  memcpy(m->scalars_in + GRAPHC_SCALAR_STEP_IN, &step_in, 4);
+  memcpy(m->scalars_in + GRAPHC_SCALAR_SEED_IN, &seed_in, 4);
   CU(cuMemcpyHtoDAsync(m->scalars, m->scalars_in, sizeof m->scalars_in, m->stream));
   m->mirror_valid = 0; /* from here on the device's parameters may change */
   if ((rc = run(m, &m->step, n)) != GRT_OK)
     return rc;
-  CU(cuMemcpyDtoHAsync(&m->loss_out, m->scalars + LOSS, 4, m->stream));
+  CU(cuMemcpyDtoHAsync(&m->loss_out, m->scalars + GRAPHC_SCALAR_LOSS, 4, m->stream));
   CU(cuStreamSynchronize(m->stream));
   *loss = m->loss_out;
   grt_model_set_step(m->host, grt_model_step(m->host) + 1);

@@ -10,6 +10,7 @@
 #include "graphc_model.h"
 
 #include "graphc_rt.h"
+#include "ir/graphc_io.h"
 #include "ir/graphc_random.h"
 
 #include <errno.h>
@@ -150,23 +151,23 @@ int32_t grt_model_step_seed(const grt_model *m) { return m ? graphc_step_seed(m-
 /* The memory behind io name `name` of a step or predict call. */
 static void *slot_memory(grt_model *m, const char *name, int output, const float *x,
                          const int32_t *labels, float *out) {
-  if (!strcmp(name, "x"))
+  if (!strcmp(name, GRAPHC_IO_X))
     return (void *)x;
-  if (!strcmp(name, "labels"))
+  if (!strcmp(name, GRAPHC_IO_LABELS))
     return (void *)labels;
-  if (!strcmp(name, "params"))
+  if (!strcmp(name, GRAPHC_IO_PARAMS))
     return m->params;
-  if (!strcmp(name, "step"))
+  if (!strcmp(name, GRAPHC_IO_STEP))
     return output ? &m->step_out : &m->step_in;
-  if (!strcmp(name, "seed"))
+  if (!strcmp(name, GRAPHC_IO_SEED))
     return &m->seed_in;
-  if (!strcmp(name, "loss"))
+  if (!strcmp(name, GRAPHC_IO_LOSS))
     return &m->loss;
-  if (!strcmp(name, "output"))
+  if (!strcmp(name, GRAPHC_IO_OUTPUT))
     return out;
-  if (!strncmp(name, "state.", 6))
+  if (!strncmp(name, GRAPHC_IO_STATE, sizeof GRAPHC_IO_STATE - 1))
     for (int64_t s = 0; s < m->d->num_slots; ++s)
-      if (!strcmp(name + 6, m->d->slots[s]))
+      if (!strcmp(name + sizeof GRAPHC_IO_STATE - 1, m->d->slots[s]))
         return m->state[s];
   return NULL;
 }
