@@ -71,7 +71,9 @@ finish() {
   exit "$rc"
 }
 trap finish EXIT
-trap 'row "stopped" FAIL $(($(date +%s) - t_start)) "by a signal"; exit 130' INT TERM
+stage_pid=
+trap '[ -n "$stage_pid" ] && kill -TERM "$stage_pid" 2>/dev/null
+      row "stopped" FAIL $(($(date +%s) - t_start)) "by a signal"; exit 130' INT TERM
 
 # stage NAME LIMIT MIN CMD...: runs CMD into $logs/NAME.log with a limit of
 # LIMIT seconds or what is left of the budget (less a reserve for the
@@ -90,8 +92,13 @@ stage() {
   fi
   local t0=$(date +%s)
   echo "--- $name (limit ${limit}s)"
-  timeout "$limit" "$@" >"$logs/$name.log" 2>&1
+  # In the background and waited for: a signal then reaches the trap at
+  # once (bash runs traps only between commands), which stops the stage.
+  timeout "$limit" "$@" >"$logs/$name.log" 2>&1 &
+  stage_pid=$!
+  wait "$stage_pid"
   stage_rc=$?
+  stage_pid=
   stage_s=$(($(date +%s) - t0))
   if [ "$stage_rc" -ne 0 ]; then
     echo "    failed (exit $stage_rc$([ "$stage_rc" -eq 124 ] && echo ', timed out')); last lines:"
@@ -136,7 +143,10 @@ if ! grep -q "building the cuda target" "$logs/configure.log" || grep -q "no cuB
 fi
 row "configure (CUDA-only)" PASS "$stage_s" ""
 stage build 240 30 cmake --build "$build" -j"$jobs" --target graphc graphc_tests
-if [ "$stage_rc" -ne 0 ]; then
+if [ "$stage_rc" -eq 77 ]; then
+  row "build (-j$jobs)" FAIL 0 "not enough of the budget left to build (GRAPHC_GPU_BUDGET=$budget)"
+  exit 1
+elif [ "$stage_rc" -ne 0 ]; then
   row "build (-j$jobs)" FAIL "$stage_s" "$(grep -m1 -E 'error|FAILED' "$logs/build.log" | cut -c1-100)"
   exit 1
 fi
