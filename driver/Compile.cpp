@@ -11,9 +11,22 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include <map>
 
 namespace graphc::driver {
+
+std::string defaultCacheDir() {
+  if (const char *d = std::getenv("GRAPHC_CACHE_DIR"); d && *d)
+    return d;
+  if (const char *x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    return std::string(x) + "/graphc";
+  if (const char *h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.cache/graphc";
+  return "";
+}
+
 namespace {
 
 /// The optimizer's settings, an error located at `optimizer = ...`.

@@ -21,6 +21,10 @@
 namespace graphc::driver {
 
 /// Where and how an executable runs.
+/// The compile cache's folder by default: $GRAPHC_CACHE_DIR, else
+/// $XDG_CACHE_HOME/graphc, else ~/.cache/graphc ("" when none is known).
+std::string defaultCacheDir();
+
 struct BuildOptions : runtime::ExecutableOptions {
   std::string target = "cpu"; ///< a name of driver/Targets.h: cpu, cuda, interp
   std::string arch = "sm_90"; ///< cuda libraries: the GPU architecture of the PTX

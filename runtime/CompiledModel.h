@@ -35,6 +35,9 @@ struct ExecutableOptions {
   /// cpu: the vector ISA ("avx512", "avx2", "generic"); "": GRAPHC_CPU or
   /// the host's best.
   std::string cpu = "";
+  /// cpu: the compile cache's folder ("" : none; graphc's commands use
+  /// codegen::cpu::defaultCacheDir() unless --no-cache).
+  std::string cacheDir = "";
 };
 
 /// The reference interpreter as an executable (slow; for tests and checks).

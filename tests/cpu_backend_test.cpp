@@ -271,7 +271,7 @@ TEST_CASE("whole training steps on the CPU backend match the interpreter, under 
       auto cpu = driver::build(spec, {1, 32, 32}, o);
       INFO((cpu ? "" : cpu.diag().str()));
       REQUIRE(bool(cpu));
-      CHECK((*cpu)->describe() == "cpu (" + isa + ")");
+      CHECK((*cpu)->describe().rfind("cpu (" + isa + "), code compiled in ", 0) == 0);
       for (size_t b = 0; b < batches.size(); ++b) {
         const int64_t n = batches[b];
         const Result &r = want[b];

@@ -30,6 +30,7 @@ struct TrainCliOptions {
   int threads = 0;
   bool normalize = false;
   bool tf32 = false;
+  bool noCache = false;
   bool force = false;
   bool allowNonfinite = false;
   CLI::Option *seedOption = nullptr;
@@ -41,6 +42,7 @@ struct EvalCliOptions {
   int threads = 0;
   bool normalize = false;
   bool tf32 = false;
+  bool noCache = false;
   bool allowNonfinite = false;
 };
 
@@ -165,8 +167,10 @@ std::string describeModel(const runtime::Executable &exe) {
 Expected<std::unique_ptr<runtime::Executable>>
 buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
                 const std::string &target, int threads, int64_t batch, uint64_t seed, bool tf32,
-                const std::string &maxMemory) {
+                const std::string &maxMemory, bool noCache) {
   driver::BuildOptions bo;
+  if (!noCache)
+    bo.cacheDir = driver::defaultCacheDir();
   if (!maxMemory.empty()) {
     auto limit = parseBytes(maxMemory);
     if (!limit)
@@ -213,7 +217,8 @@ int runTrain(TrainCliOptions o) {
     to.saveMetadata["graphc.normalize_std"] = fmt::format("{:.17g}", format.std);
   }
   auto exe =
-      buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32, o.maxMemory);
+      buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32, o.maxMemory,
+                      o.noCache);
   if (!exe)
     return report(exe.diag());
 
@@ -303,7 +308,8 @@ int runEval(const EvalCliOptions &o) {
     return report(prepared.diag());
   runtime::Dataset &data = prepared->data;
   runtime::SampleFormat &format = prepared->format;
-  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1, o.tf32, o.maxMemory);
+  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, 1, o.tf32, o.maxMemory,
+                             o.noCache);
   if (!exe)
     return report(exe.diag());
   auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false, o.allowNonfinite);
@@ -380,6 +386,10 @@ const char *kDataHelp =
 const char *kInputHelp = "per-sample input shape, e.g. 1x32x32 (default: the model file's "
                          "`input = {...}`, else the data's 1xHxW, or 1x32x32 with 28x28 images "
                          "padded by 2 when the model wants 1024 inputs)";
+const std::string kNoCacheHelp =
+    "cpu: compile the code anew and leave the compile cache alone (compiled code is kept in "
+    "$GRAPHC_CACHE_DIR, else $XDG_CACHE_HOME/graphc or ~/.cache/graphc, keyed by the fused "
+    "program, the CPU and this graphc; the model line says whether it was used)";
 const std::string kTargetHelp = "where the step runs: " + driver::describeTargets();
 const char *kAllowNonfiniteHelp = "load a checkpoint that holds NaN or infinite values, with a "
                                   "warning naming each tensor (without it: an error)";
@@ -416,6 +426,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
       ->default_val(driver::defaultTarget())
       ->check(CLI::IsMember(driver::targetNames()));
   c->add_flag("--tf32", o.tf32, kTf32Help);
+  c->add_flag("--no-cache", o.noCache, kNoCacheHelp);
   addVerifyPlanFlag(*c);
   addMaxMemoryOption(*c, o.maxMemory);
   c->add_option("--save", o.save,
@@ -472,6 +483,7 @@ CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
       ->default_val(driver::defaultTarget())
       ->check(CLI::IsMember(driver::targetNames()));
   c->add_flag("--tf32", o.tf32, kTf32Help);
+  c->add_flag("--no-cache", o.noCache, kNoCacheHelp);
   c->add_flag("--normalize", o.normalize,
               "normalise inputs with the training set's mean and std (automatic when "
               "the checkpoint was trained with --normalize)");

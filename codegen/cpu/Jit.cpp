@@ -4,6 +4,7 @@
 #include "runtime/rt/graphc_rt.h"
 
 #include <fmt/format.h>
+#include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
@@ -13,16 +14,24 @@
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Support/SHA256.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Host.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
 #include <mutex>
+#include <optional>
+#include <unistd.h>
 
 namespace graphc::codegen::cpu {
 namespace {
@@ -117,6 +126,109 @@ Status optimize(llvm::Module &m, llvm::TargetMachine &tm) {
   return {};
 }
 
+// --- the compile cache ---------------------------------------------------------------
+//
+// An entry is DIR/<key>.o: the magic, the 32-byte key, the payload's length
+// and SHA-256, then the object file. The key hashes everything the object
+// depends on; a build of this file (date and time) stands for the code
+// generator's own version. Anything that does not check out is a miss.
+
+constexpr char kCacheMagic[8] = {'g', 'r', 'a', 'p', 'h', 'c', 'o', '1'};
+constexpr size_t kCacheHeader = sizeof kCacheMagic + 32 + 8 + 32;
+
+using Digest = std::array<uint8_t, 32>;
+
+Digest sha256(llvm::StringRef bytes) {
+  return llvm::SHA256::hash(
+      llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
+}
+
+std::string hex(const Digest &d) {
+  std::string out;
+  for (uint8_t b : d)
+    out += fmt::format("{:02x}", b);
+  return out;
+}
+
+Digest cacheKey(const llvm::Module &m, const llvm::TargetMachine &tm, const VectorTarget &isa) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "graphc jit cache 1, code generator built " << __DATE__ << " " << __TIME__ << ", LLVM "
+     << LLVM_VERSION_STRING << "\n"
+     << tm.getTargetTriple().str() << " " << tm.getTargetCPU() << " " << tm.getTargetFeatureString()
+     << " " << isa.name << "\n";
+  m.print(os, nullptr);
+  return sha256(os.str());
+}
+
+/// The object code of a valid entry, or why there is none ("" : no entry).
+std::optional<std::string> readCacheEntry(const std::string &path, const Digest &key,
+                                          std::string &problem) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    return std::nullopt;
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  uint64_t len = 0;
+  if (all.size() >= kCacheHeader)
+    std::memcpy(&len, all.data() + 40, 8);
+  if (all.size() < kCacheHeader || std::memcmp(all.data(), kCacheMagic, 8) != 0 ||
+      std::memcmp(all.data() + 8, key.data(), 32) != 0 || len != all.size() - kCacheHeader) {
+    problem = fmt::format("cache entry {} is not one of graphc's: replaced", path);
+    return std::nullopt;
+  }
+  std::string object = all.substr(kCacheHeader);
+  if (std::memcmp(all.data() + 48, sha256(object).data(), 32) != 0) {
+    problem = fmt::format("cache entry {} is damaged: replaced", path);
+    return std::nullopt;
+  }
+  return object;
+}
+
+/// Writes an entry through a temp file renamed over it, so that a reader
+/// (or another graphc writing the same entry) sees a whole file or none.
+Status writeCacheEntry(const std::string &dir, const std::string &path, const Digest &key,
+                       const std::string &object) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return error(fmt::format("cannot create the cache folder {}: {}", dir, ec.message()));
+  std::string tmp = fmt::format("{}.tmp.{}.{}", path, ::getpid(), std::random_device{}());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    uint64_t len = object.size();
+    Digest sum = sha256(object);
+    f.write(kCacheMagic, 8);
+    f.write(reinterpret_cast<const char *>(key.data()), 32);
+    f.write(reinterpret_cast<const char *>(&len), 8);
+    f.write(reinterpret_cast<const char *>(sum.data()), 32);
+    f.write(object.data(), std::streamsize(object.size()));
+    f.flush();
+    if (!f) {
+      std::filesystem::remove(tmp, ec);
+      return error(fmt::format("cannot write the cache entry {} (disk full?)", path));
+    }
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    return error(fmt::format("cannot write the cache entry {}: {}", path, ec.message()));
+  }
+  return {};
+}
+
+/// The module optimised and compiled to an object file by `tm`.
+Expected<std::string> objectCode(llvm::Module &m, llvm::TargetMachine &tm) {
+  if (Status s = optimize(m, tm); !s)
+    return s.diag();
+  llvm::SmallString<0> buf;
+  llvm::raw_svector_ostream os(buf);
+  llvm::legacy::PassManager pm;
+  if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+    return error("LLVM cannot emit code for this host");
+  pm.run(m);
+  return std::string(buf.str());
+}
+
 } // namespace
 
 const std::vector<VectorTarget> &vectorTargets() {
@@ -174,8 +286,8 @@ JitModule::~JitModule() = default;
 
 Expected<std::unique_ptr<JitModule>> JitModule::compile(std::vector<Program *> programs,
                                                         const std::vector<std::string> &prefixes,
-                                                        const VectorTarget &isa,
-                                                        double *compileMs) {
+                                                        const VectorTarget &isa, double *compileMs,
+                                                        JitCache *cache) {
   auto t0 = std::chrono::steady_clock::now();
   GRAPHC_CHECK(hostRuns(isa), "JIT code for {} on a CPU that cannot execute it", isa.name);
   auto jtmb = builderFor(isa.cpu);
@@ -186,8 +298,25 @@ Expected<std::unique_ptr<JitModule>> JitModule::compile(std::vector<Program *> p
   // Tuned for this CPU: the JIT's code runs nowhere else.
   auto m = buildModule(*ctx, programs, prefixes, {isa}, "graphc_micro",
                        llvm::sys::getHostCPUName().str(), true);
-  if (Status s = optimize(*m, **tm); !s)
-    return s.diag();
+  // The object code: from the cache, or optimised and compiled here.
+  std::optional<std::string> object;
+  Digest key{};
+  std::string entry;
+  if (cache && !cache->dir.empty()) {
+    key = cacheKey(*m, **tm, isa);
+    entry = cache->dir + "/" + hex(key) + ".o";
+    object = readCacheEntry(entry, key, cache->problem);
+    cache->hit = object.has_value();
+  }
+  if (!object) {
+    auto code = objectCode(*m, **tm);
+    if (!code)
+      return code.diag();
+    object = std::move(*code);
+    if (!entry.empty())
+      if (Status s = writeCacheEntry(cache->dir, entry, key, *object); !s)
+        cache->problem = s.diag().message;
+  }
 
   auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(jtmb).create();
   if (!jit)
@@ -208,7 +337,8 @@ Expected<std::unique_ptr<JitModule>> JitModule::compile(std::vector<Program *> p
   if (!gen)
     return error("LLVM JIT: " + errorText(gen.takeError()));
   (*jit)->getMainJITDylib().addGenerator(std::move(*gen));
-  if (auto e = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
+  if (auto e = (*jit)->addObjectFile(
+          llvm::MemoryBuffer::getMemBufferCopy(*object, "graphc-" + isa.name + ".o")))
     return error("LLVM JIT: " + errorText(std::move(e)));
 
   auto out = std::unique_ptr<JitModule>(new JitModule);

@@ -52,15 +52,27 @@ Expected<VectorTarget> vectorTarget(const std::string &name);
 /// execute that ISA.
 Expected<VectorTarget> chooseVectorTarget(const std::string &name = "");
 
+/// The compile cache of JitModule::compile: object code on disk, keyed by
+/// everything it depends on (the generated LLVM IR, the ISA, the host CPU
+/// and its features, LLVM's version and this build of the code generator).
+struct JitCache {
+  std::string dir;     ///< in: the cache folder ("" : no cache)
+  bool hit = false;    ///< out: the code came from the cache
+  std::string problem; ///< out: why an entry was not used or not written ("" : none)
+};
+
 /// A JIT session that owns the compiled code of one model.
 class JitModule {
 public:
   ~JitModule();
   /// Emits, optimises and JIT-compiles `programs` for `isa`, setting their
-  /// run functions. `compileMs` receives the time it took.
+  /// run functions. `compileMs` receives the time it took. With a cache,
+  /// a valid entry replaces optimisation and code generation, and a miss
+  /// writes one (atomically; a failure to write is reported, not an error).
   static Expected<std::unique_ptr<JitModule>> compile(std::vector<Program *> programs,
                                                       const std::vector<std::string> &prefixes,
-                                                      const VectorTarget &isa, double *compileMs);
+                                                      const VectorTarget &isa, double *compileMs,
+                                                      JitCache *cache = nullptr);
   /// The address of a function of the compiled code (e.g. the micro-kernel,
   /// "graphc_micro"), or an error naming it.
   Expected<void *> lookup(const std::string &name);

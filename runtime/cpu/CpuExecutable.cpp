@@ -38,7 +38,8 @@ private:
 class CpuExecutable : public Executable {
 public:
   CpuExecutable(CompiledModel m, const ExecutableOptions &o)
-      : maxBatch_(o.maxBatch), runner_(o.threads), isa_(o.cpu), trainable_(m.trainable()) {
+      : maxBatch_(o.maxBatch), runner_(o.threads), isa_(o.cpu), cacheDir_(o.cacheDir),
+        trainable_(m.trainable()) {
     info_ = m.info;
     // The memplan pass's plans, made for the largest batch.
     GRAPHC_CHECK(m.predictPlan.batch >= maxBatch_ && (!trainable_ || m.stepPlan.batch >= maxBatch_),
@@ -55,12 +56,22 @@ public:
 
   Status compile() {
     if (!trainable_)
-      return runner_.compile({&predict_}, {"predict_"}, isa_);
-    return runner_.compile({&step_, &predict_}, {"step_", "predict_"}, isa_);
+      return runner_.compile({&predict_}, {"predict_"}, isa_, cacheDir_);
+    return runner_.compile({&step_, &predict_}, {"step_", "predict_"}, isa_, cacheDir_);
   }
 
   std::string target() const override { return "cpu"; }
-  std::string describe() const override { return "cpu (" + runner_.isa().name + ")"; }
+  /// "cpu (avx512), code compiled in 410 ms" or "... from the cache in
+  /// 4 ms"; a cache problem (a damaged entry, a full disk) is said too.
+  std::string describe() const override {
+    const codegen::cpu::JitCache &c = runner_.cache();
+    std::string how = c.dir.empty() ? "compiled" : c.hit ? "from the cache" : "compiled and cached";
+    std::string out =
+        fmt::format("cpu ({}), code {} in {:.0f} ms", runner_.isa().name, how, runner_.compileMs());
+    if (!c.problem.empty())
+      out += " (" + c.problem + ")";
+    return out;
+  }
   int64_t maxBatch() const override { return maxBatch_; }
 
   Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
@@ -182,6 +193,7 @@ private:
   int64_t maxBatch_;
   Runner runner_;
   std::string isa_;
+  std::string cacheDir_;
   bool trainable_;
   Program step_, predict_;
   Floats params_, output_;

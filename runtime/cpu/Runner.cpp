@@ -19,12 +19,14 @@ Runner::Runner(int threads) : pool_(grt_pool_create(threads)) {
 Runner::~Runner() { grt_pool_destroy(pool_); }
 
 Status Runner::compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
-                       const std::string &isa) {
+                       const std::string &isa, const std::string &cacheDir) {
   auto chosen = codegen::cpu::chooseVectorTarget(isa);
   if (!chosen)
     return chosen.diag();
   isa_ = *chosen;
-  auto jit = JitModule::compile(programs, prefixes, isa_, &compileMs_);
+  cache_ = JitCache();
+  cache_.dir = cacheDir;
+  auto jit = JitModule::compile(programs, prefixes, isa_, &compileMs_, &cache_);
   if (!jit)
     return jit.diag();
   jit_ = std::move(*jit);

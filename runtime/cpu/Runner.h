@@ -16,6 +16,7 @@ struct grt_pool;
 
 namespace graphc::runtime::cpu {
 
+using codegen::cpu::JitCache;
 using codegen::cpu::JitModule;
 using codegen::cpu::Program;
 using codegen::cpu::VectorTarget;
@@ -32,7 +33,7 @@ public:
   /// vector ISA `isa` (chooseVectorTarget: "" is GRAPHC_CPU or the host's
   /// best) and gives each an arena.
   Status compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
-                 const std::string &isa = "");
+                 const std::string &isa = "", const std::string &cacheDir = "");
 
   /// Runs `p` on batch size n. `io` maps every input name, and "out:NAME"
   /// for every output, to memory.
@@ -43,6 +44,8 @@ public:
                   int64_t end, std::vector<void *> &table);
 
   double compileMs() const { return compileMs_; }
+  /// What the compile cache did (dir empty: not used).
+  const JitCache &cache() const { return cache_; }
   /// The ISA the programs were compiled for.
   const VectorTarget &isa() const { return isa_; }
 
@@ -53,6 +56,7 @@ private:
   grt_pool *pool_;
   std::unique_ptr<JitModule> jit_;
   double compileMs_ = 0;
+  JitCache cache_;
   VectorTarget isa_;
   std::map<const Program *, std::unique_ptr<char, void (*)(void *)>> arenas_;
 };
