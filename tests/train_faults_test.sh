@@ -76,7 +76,10 @@ succeeds "--force overwrites it" train --epochs 1 --save two.st --force
 differ "the forced run saved its own epoch" two.st three.kept
 echo "not a checkpoint" > notes.st
 succeeds "a file that is no checkpoint is replaced as before" train --epochs 1 --save notes.st
-"$graphc" train --help | grep -q -- "--force" && ok "--help lists --force" || fail "--help lacks --force"
+# The whole help first: `grep -q` would stop reading at the match, and the
+# next write of a long help would end graphc with SIGPIPE (pipefail).
+train_help=$("$graphc" train --help)
+grep -q -- "--force" <<<"$train_help" && ok "--help lists --force" || fail "--help lacks --force"
 
 # --- gzip data files are checked against their trailer (CRC-32 and length)
 # idx DIR N: an MNIST-format directory of N training and N test images of
