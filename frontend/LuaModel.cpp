@@ -830,6 +830,9 @@ public:
          {"learningRate", "learningRateDecay", "weightDecay", "momentum", "dampening", "nesterov"}},
         {"adagrad", {"learningRate", "learningRateDecay", "weightDecay"}},
         {"adam", {"learningRate", "learningRateDecay", "beta1", "beta2", "epsilon", "weightDecay"}},
+        {"rmsprop", {"learningRate", "alpha", "epsilon", "weightDecay", "initialMean"}},
+        {"adadelta", {"rho", "eps", "weightDecay"}},
+        {"nag", {"learningRate", "learningRateDecay", "weightDecay", "momentum", "dampening"}},
     };
     std::string configName = r.string(7);
     int n = int(r.number(9));

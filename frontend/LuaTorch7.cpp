@@ -275,7 +275,7 @@ setmetatable(cudnn, {__index = function(_, k)
               supported('cudnn', cudnnNames)), nil, nil, nil, 'cudnn.' .. tostring(k))
 end})
 
-local optimNames = {'adagrad', 'adam', 'sgd'}
+local optimNames = {'adadelta', 'adagrad', 'adam', 'nag', 'rmsprop', 'sgd'}
 local optim = {}
 local optimizerName = {}
 for _, name in ipairs(optimNames) do
@@ -487,7 +487,8 @@ local function collect(nresults, r1, r2)
   local opt = rawget(G, 'optimizer')
   if opt ~= nil then
     if not optimizerName[opt] then
-      fail("'optimizer' must be optim.sgd, optim.adagrad or optim.adam, got " .. describe(opt),
+      fail("'optimizer' must be optim.sgd, optim.adagrad, optim.adam, optim.rmsprop, "
+           .. "optim.adadelta or optim.nag, got " .. describe(opt),
            nil, nil, 'optimizer')
     end
     result[6] = optimizerName[opt]

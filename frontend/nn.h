@@ -88,7 +88,8 @@ struct Criterion {
   std::string str() const; ///< `nn.ClassNLLCriterion()`
 };
 
-/// `optim.sgd` / `optim.adagrad` / `optim.adam` with its config table.
+/// `optim.sgd`, `optim.adagrad`, `optim.adam`, `optim.rmsprop`, `optim.adadelta` or
+/// `optim.nag` with its config table.
 struct Optimizer {
   std::string name = "adagrad";
   std::map<std::string, double> config; ///< as written; defaults filled later

@@ -1,7 +1,8 @@
-// passes/Optimizer.cpp - Torch7's sgd, adagrad and adam as elementwise IR.
+// passes/Optimizer.cpp - Torch7's optimizers as elementwise IR.
 #include "passes/Optimizer.h"
 
 #include "ir/graphc_io.h"
+#include "passes/Rewrite.h"
 
 #include <fmt/format.h>
 
@@ -21,43 +22,90 @@ struct Ops {
   ValueId div(ValueId a, ValueId b) { return g.add(Op::Div, {a, b}); }
 };
 
+/// A config key and the field it sets; `shown` when str() prints it.
+struct Setting {
+  const char *key;
+  double OptimizerConfig::*field;
+  bool shown = true;
+};
+
+/// Each optimizer's config keys as Torch7 reads them, in the order str()
+/// prints them. sgd's `nesterov` is a flag, read apart.
+const std::map<std::string, std::vector<Setting>> &settings() {
+  using C = OptimizerConfig;
+  static const std::map<std::string, std::vector<Setting>> table = {
+      {"sgd",
+       {{"learningRate", &C::learningRate},
+        {"learningRateDecay", &C::learningRateDecay},
+        {"weightDecay", &C::weightDecay},
+        {"momentum", &C::momentum},
+        {"dampening", &C::dampening}}},
+      {"adagrad",
+       {{"learningRate", &C::learningRate},
+        {"learningRateDecay", &C::learningRateDecay},
+        {"weightDecay", &C::weightDecay}}},
+      {"adam",
+       {{"learningRate", &C::learningRate},
+        {"learningRateDecay", &C::learningRateDecay},
+        {"weightDecay", &C::weightDecay},
+        {"beta1", &C::beta1},
+        {"beta2", &C::beta2},
+        {"epsilon", &C::epsilon}}},
+      {"rmsprop",
+       {{"learningRate", &C::learningRate},
+        {"alpha", &C::alpha},
+        {"epsilon", &C::epsilon},
+        {"weightDecay", &C::weightDecay},
+        {"initialMean", &C::initialMean}}},
+      {"adadelta", {{"rho", &C::rho}, {"eps", &C::eps}, {"weightDecay", &C::weightDecay}}},
+      // Torch7's nag reads `dampening` but never uses it.
+      {"nag",
+       {{"learningRate", &C::learningRate},
+        {"learningRateDecay", &C::learningRateDecay},
+        {"weightDecay", &C::weightDecay},
+        {"momentum", &C::momentum},
+        {"dampening", &C::dampening, false}}},
+  };
+  return table;
+}
+
 } // namespace
 
 Expected<OptimizerConfig> OptimizerConfig::fromTorch(const std::string &name,
                                                      const std::map<std::string, double> &config) {
+  auto known = settings().find(name);
+  if (known == settings().end())
+    return error(fmt::format("unknown optimizer optim.{}; graphc supports optim.sgd, "
+                             "optim.adagrad, optim.adam, optim.rmsprop, optim.adadelta "
+                             "and optim.nag",
+                             name));
   OptimizerConfig c;
   c.name = name;
-  std::map<std::string, double *> keys{{"learningRate", &c.learningRate},
-                                       {"learningRateDecay", &c.learningRateDecay},
-                                       {"weightDecay", &c.weightDecay}};
+  if (name == "rmsprop")
+    c.learningRate = 1e-2;
+  if (name == "adadelta")
+    c.learningRate = 1; // Torch7's adadelta takes the whole delta
+  if (name == "nag")
+    c.momentum = 0.9;
   double nesterov = 0;
-  bool dampeningSet = config.count("dampening") > 0;
-  if (name == "sgd") {
-    keys["momentum"] = &c.momentum;
-    keys["dampening"] = &c.dampening;
-    keys["nesterov"] = &nesterov;
-  } else if (name == "adam") {
-    keys["beta1"] = &c.beta1;
-    keys["beta2"] = &c.beta2;
-    keys["epsilon"] = &c.epsilon;
-  } else if (name != "adagrad") {
-    return error(fmt::format("unknown optimizer optim.{}; graphc supports "
-                             "optim.sgd, optim.adagrad and optim.adam",
-                             name));
-  }
   for (auto &[k, v] : config) {
-    auto it = keys.find(k);
-    if (it == keys.end())
+    double *field = name == "sgd" && k == "nesterov" ? &nesterov : nullptr;
+    for (const Setting &s : known->second)
+      if (k == s.key)
+        field = &(c.*s.field);
+    if (!field)
       return error(fmt::format("optim.{} has no setting '{}'", name, k));
     if (!std::isfinite(v))
       return error(fmt::format("optim.{} setting '{}' must be finite", name, k));
-    *it->second = v;
+    *field = v;
   }
   c.nesterov = nesterov != 0;
-  if (name == "sgd" && !dampeningSet)
+  if (name == "sgd" && !config.count("dampening"))
     c.dampening = c.momentum; // Torch7: dampening defaults to momentum
   if (c.nesterov && (c.momentum <= 0 || c.dampening != 0))
     return error("optim.sgd: nesterov needs a momentum and zero dampening");
+  if (name == "nag" && c.momentum <= 0)
+    return error("optim.nag: 'momentum' must be positive for Nesterov's accelerated gradient");
   return c;
 }
 
@@ -66,71 +114,128 @@ std::vector<std::string> OptimizerConfig::stateSlots() const {
     return {"v"};
   if (name == "adam")
     return {"m", "v"};
+  if (name == "rmsprop")
+    return {"m"};
+  if (name == "adadelta")
+    return {"accDelta", "paramVariance"};
+  if (name == "nag")
+    return {"dfdx"};
   if (momentum != 0)
     return {"momentum"};
   return {};
 }
 
 std::string OptimizerConfig::str() const {
-  std::string s = fmt::format("optim.{} {{learningRate = {}, learningRateDecay = {}, "
-                              "weightDecay = {}",
-                              name, learningRate, learningRateDecay, weightDecay);
+  std::vector<std::string> parts;
+  for (const Setting &s : settings().at(name))
+    if (s.shown)
+      parts.push_back(fmt::format("{} = {}", s.key, this->*s.field));
   if (name == "sgd")
-    s += fmt::format(", momentum = {}, dampening = {}, nesterov = {}", momentum, dampening,
-                     nesterov);
-  if (name == "adam")
-    s += fmt::format(", beta1 = {}, beta2 = {}, epsilon = {}", beta1, beta2, epsilon);
-  return s + "}";
+    parts.push_back(fmt::format("nesterov = {}", nesterov));
+  return fmt::format("optim.{} {{{}}}", name, fmt::join(parts, ", "));
 }
 
+namespace {
+
+/// withGrad with its forward and backward reading x + momentum * v (v the
+/// input `state.dfdx`) wherever they read the parameters `x`.
+Graph atLookAhead(const Graph &withGrad, double momentum) {
+  RuleTable rules;
+  rules[Op::Input] = [&](Graph &out, const Node &n) -> std::optional<ValueId> {
+    if (n.attrs.s("name") != GRAPHC_IO_PARAMS)
+      return std::nullopt;
+    ValueId x = out.addTyped(n.op, n.type, {}, n.attrs);
+    ValueId v = out.input(GRAPHC_IO_STATE "dfdx", n.type);
+    return out.add(Op::Add, {x, out.add(Op::Mul, {out.constant(momentum), v})});
+  };
+  return rebuild(withGrad, rules);
+}
+
+} // namespace
+
 Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
-  Graph g = withGrad;
+  Graph g = cfg.name == "nag" ? atLookAhead(withGrad, cfg.momentum) : withGrad;
   Ops o{g};
   ValueId x = g.findInput(GRAPHC_IO_PARAMS), grad = g.output("grad");
   GRAPHC_CHECK(x >= 0 && grad >= 0, "the optimizer needs `params` and `grad`");
   const Type flat = g.type(x);
   ValueId t = g.input(GRAPHC_IO_STEP, {DType::F32, {}});
   std::map<std::string, ValueId> state;
-  for (const std::string &slot : cfg.stateSlots())
-    state[slot] = g.input(GRAPHC_IO_STATE + slot, flat);
+  for (const std::string &slot : cfg.stateSlots()) {
+    ValueId s = g.findInput(GRAPHC_IO_STATE + slot);
+    state[slot] = s >= 0 ? s : g.input(GRAPHC_IO_STATE + slot, flat);
+  }
+  auto first = [&] { return g.add(Op::Greater, {o.c(0.5), t}); }; // the first update
 
-  // clr = lr / (1 + t * lrd); g += wd * x
+  // clr = lr / (1 + t * lrd); g += wd * x (nag: at the look-ahead point)
   ValueId clr = o.c(cfg.learningRate);
   if (cfg.learningRateDecay != 0)
     clr = o.div(clr, o.add(o.c(1), o.mul(t, o.c(cfg.learningRateDecay))));
   ValueId gr = grad;
-  if (cfg.weightDecay != 0)
-    gr = o.add(gr, o.mul(o.c(cfg.weightDecay), x));
+  if (cfg.weightDecay != 0) {
+    ValueId at = cfg.name == "nag" ? o.add(x, o.mul(o.c(cfg.momentum), state["dfdx"])) : x;
+    gr = o.add(gr, o.mul(o.c(cfg.weightDecay), at));
+  }
+  auto sqrt = [&](ValueId v) { return g.add(Op::Sqrt, {v}); };
+  auto square = [&](ValueId v) { return g.add(Op::Square, {v}); };
+  // r v + (1 - r) w, Torch7's v:mul(r):addcmul(1 - r, ...)
+  auto leaky = [&](double r, ValueId v, ValueId w) {
+    return o.add(o.mul(o.c(r), v), o.mul(o.c(1 - r), w));
+  };
 
   std::map<std::string, ValueId> next;
-  ValueId step;
+  ValueId step = -1, updated = -1; // x - step, or the updated x
   if (cfg.name == "adagrad") {
     // v += g^2; x -= clr * g / (sqrt(v) + 1e-10)
-    ValueId v = o.add(state["v"], g.add(Op::Square, {gr}));
+    ValueId v = o.add(state["v"], square(gr));
     next["v"] = v;
-    step = o.div(o.mul(clr, gr), o.add(g.add(Op::Sqrt, {v}), o.c(1e-10)));
+    step = o.div(o.mul(clr, gr), o.add(sqrt(v), o.c(1e-10)));
   } else if (cfg.name == "adam") {
     // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; t' = t + 1;
     // x -= clr * sqrt(1 - b2^t') / (1 - b1^t') * m / (sqrt(v) + eps)
-    ValueId m = o.add(o.mul(o.c(cfg.beta1), state["m"]), o.mul(o.c(1 - cfg.beta1), gr));
-    ValueId v = o.add(o.mul(o.c(cfg.beta2), state["v"]),
-                      o.mul(o.c(1 - cfg.beta2), g.add(Op::Square, {gr})));
+    ValueId m = leaky(cfg.beta1, state["m"], gr);
+    ValueId v = leaky(cfg.beta2, state["v"], square(gr));
     next["m"] = m;
     next["v"] = v;
     ValueId t1 = o.add(t, o.c(1));
     auto powT = [&](double beta) { return g.add(Op::Exp, {o.mul(t1, o.c(std::log(beta)))}); };
     ValueId bc1 = o.sub(o.c(1), powT(cfg.beta1));
     ValueId bc2 = o.sub(o.c(1), powT(cfg.beta2));
-    ValueId size = o.div(o.mul(clr, g.add(Op::Sqrt, {bc2})), bc1);
-    step = o.mul(size, o.div(m, o.add(g.add(Op::Sqrt, {v}), o.c(cfg.epsilon))));
+    ValueId size = o.div(o.mul(clr, sqrt(bc2)), bc1);
+    step = o.mul(size, o.div(m, o.add(sqrt(v), o.c(cfg.epsilon))));
+  } else if (cfg.name == "rmsprop") {
+    // m starts at initialMean; m = alpha m + (1-alpha) g^2;
+    // x -= lr * g / (sqrt(m) + epsilon)
+    ValueId m0 = state["m"];
+    if (cfg.initialMean != 0)
+      m0 = g.add(
+          Op::Select,
+          {first(), g.add(Op::Broadcast, {o.c(cfg.initialMean)}, {{"shape", flat.shape}}), m0});
+    ValueId m = leaky(cfg.alpha, m0, square(gr));
+    next["m"] = m;
+    step = o.div(o.mul(clr, gr), o.add(sqrt(m), o.c(cfg.epsilon)));
+  } else if (cfg.name == "adadelta") {
+    // var = rho var + (1-rho) g^2; delta = sqrt(acc + eps) / sqrt(var + eps) * g;
+    // x -= delta; acc = rho acc + (1-rho) delta^2
+    ValueId var = leaky(cfg.rho, state["paramVariance"], square(gr));
+    ValueId delta = o.mul(
+        o.div(sqrt(o.add(state["accDelta"], o.c(cfg.eps))), sqrt(o.add(var, o.c(cfg.eps)))), gr);
+    next["paramVariance"] = var;
+    next["accDelta"] = leaky(cfg.rho, state["accDelta"], square(delta));
+    step = delta;
+  } else if (cfg.name == "nag") {
+    // v' = mom v - clr g (g at x + mom v); x += v'
+    ValueId v = o.sub(o.mul(o.c(cfg.momentum), state["dfdx"]), o.mul(clr, gr));
+    next["dfdx"] = v;
+    updated = o.add(x, v);
   } else {
     // Momentum buffer starts as a copy of the first gradient (Torch7).
     ValueId d = gr;
     if (cfg.momentum != 0) {
-      ValueId first = g.add(Op::Greater, {o.c(0.5), t});
+      ValueId isFirst = first();
       ValueId later =
           o.add(o.mul(o.c(cfg.momentum), state["momentum"]), o.mul(o.c(1 - cfg.dampening), gr));
-      ValueId buf = g.add(Op::Select, {first, gr, later});
+      ValueId buf = g.add(Op::Select, {isFirst, gr, later});
       next["momentum"] = buf;
       d = cfg.nesterov ? o.add(gr, o.mul(o.c(cfg.momentum), buf)) : buf;
     }
@@ -142,7 +247,7 @@ Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
   for (const Output &out0 : out.outputs())
     if (out0.name != "grad")
       outputs.push_back(out0);
-  outputs.push_back({GRAPHC_IO_PARAMS, out.add(Op::Sub, {x, step})});
+  outputs.push_back({GRAPHC_IO_PARAMS, updated >= 0 ? updated : out.add(Op::Sub, {x, step})});
   for (auto &[slot, v] : next)
     outputs.push_back({GRAPHC_IO_STATE + slot, v});
   outputs.push_back({GRAPHC_IO_STEP, out.add(Op::Add, {t, out.constant(1.0)})});

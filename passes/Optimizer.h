@@ -1,10 +1,16 @@
 // passes/Optimizer.h - the optimizer update lowered into the step graph.
 //
-// optim.sgd, optim.adagrad and optim.adam with exactly Torch7's update rules
-// and defaults (DESIGN.md, "Semantics to match"), written as elementwise IR
-// over the flat parameter buffer so that fusion makes the whole update one
-// kernel. Optimizer state lives in flat buffers of the same size, one per
-// slot (`state.v`, ...), and the step counter `step` counts updates done.
+// optim.sgd, optim.adagrad, optim.adam, optim.rmsprop, optim.adadelta and
+// optim.nag with exactly Torch7's update rules, defaults and config keys
+// (DESIGN.md, "Semantics to match"), written as elementwise IR over the flat
+// parameter buffer so that fusion makes the whole update one kernel.
+// Optimizer state lives in flat buffers of the same size, one per slot
+// (`state.v`, ...; named as Torch7's state table names them), and the step
+// counter `step` counts updates done.
+//
+// optim.nag evaluates the gradient at the look-ahead point x + momentum·v,
+// as Torch7's does before it calls feval: the step's forward and backward
+// read that point, while `params` stays Torch7's x.
 #pragma once
 
 #include "ir/Graph.h"
@@ -16,14 +22,17 @@
 namespace graphc::passes {
 
 struct OptimizerConfig {
-  std::string name = "adagrad"; ///< "sgd", "adagrad" or "adam"
-  double learningRate = 1e-3;
+  /// "sgd", "adagrad", "adam", "rmsprop", "adadelta" or "nag"
+  std::string name = "adagrad";
+  double learningRate = 1e-3; ///< rmsprop 1e-2; adadelta has none (1)
   double learningRateDecay = 0;
   double weightDecay = 0;
-  double momentum = 0;  ///< sgd
+  double momentum = 0;  ///< sgd; nag (0.9)
   double dampening = 0; ///< sgd; Torch7's default is the momentum
   bool nesterov = false;
-  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8; ///< adam
+  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8; ///< adam; rmsprop's epsilon
+  double alpha = 0.99, initialMean = 0;              ///< rmsprop
+  double rho = 0.9, eps = 1e-6;                      ///< adadelta
 
   /// Torch7's defaults overridden by the config table's entries; an error
   /// names an unknown optimizer or key.

@@ -178,6 +178,20 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
   ce.criterion = nn::Criterion{nn::CriterionKind::CrossEntropy, {}};
   ce.optimizer = nn::Optimizer{"adagrad", {{"learningRate", 0.1}, {"weightDecay", 0.01}}, {}};
   out.push_back({"cross entropy, adagrad with decay", ce});
+  // Torch7's other optimizers, each on a small MLP.
+  const std::pair<const char *, std::map<std::string, double>> others[] = {
+      {"rmsprop", {{"learningRate", 0.01}, {"weightDecay", 0.01}, {"initialMean", 0.1}}},
+      {"adadelta", {{"rho", 0.95}, {"weightDecay", 0.01}}},
+      {"nag", {{"learningRate", 0.01}, {"learningRateDecay", 0.1}, {"weightDecay", 0.01}}},
+  };
+  for (const auto &[name, config] : others) {
+    nn::ModelSpec m;
+    m.model.add(nn::View(1024)).add(nn::Linear(1024, 16)).add(nn::Tanh()).add(nn::Linear(16, 10));
+    m.model.add(nn::LogSoftMax());
+    m.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+    m.optimizer = nn::Optimizer{name, config, {}};
+    out.push_back({std::string("small tanh mlp, ") + name, m});
+  }
   return out;
 }
 

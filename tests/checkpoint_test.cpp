@@ -166,7 +166,7 @@ TEST_CASE("a checkpoint's header, parsed independently, is PyTorch's state_dict"
 
 TEST_CASE("checkpoints round-trip byte for byte", "[checkpoint]") {
   TempDir d;
-  for (std::string opt : {"adagrad", "adam", "sgd"}) {
+  for (std::string opt : {"adagrad", "adam", "sgd", "rmsprop", "adadelta", "nag"}) {
     INFO(opt);
     auto a = tinyExe(opt), b = tinyExe(opt);
     randomise(*a, 7);

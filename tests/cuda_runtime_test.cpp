@@ -183,15 +183,18 @@ nn::ModelSpec withSgd(nn::ModelSpec spec) {
 /// Steps `gpu` and the interpreter `ref` on the same batches; compares the
 /// loss, the output, the optimizer's state (gradient-derived: Adagrad's sum
 /// of squares) and the evaluation output after each, at 1e-4 relative.
-/// Parameters are compared only under SGD: Adagrad's first update is
-/// lr*sign(g), and a near-zero gradient element whose sign differs between
-/// float and double moves by 2*lr with no bug present. Under another
-/// optimizer the GPU is given the reference's parameters and state after
-/// each step, so that every step starts from the same point.
+/// Parameters are compared only under SGD and NAG, whose updates are linear
+/// in the gradient: Adagrad's first update is lr*sign(g) (RMSprop's and
+/// Adam's alike), and a near-zero gradient element whose sign differs
+/// between float and double moves by 2*lr with no bug present. Under
+/// another optimizer the GPU is given the reference's parameters and state
+/// after each step, so that every step starts from the same point.
 void compareSteps(runtime::Executable &gpu, runtime::Executable &ref,
                   const std::vector<int64_t> &batches, double hi) {
   const int64_t classes = gpu.info().classes, np = gpu.info().numParams;
-  const bool sgd = gpu.info().optimizer.text.rfind("optim.sgd", 0) == 0;
+  const std::string &optimizer = gpu.info().optimizer.text;
+  const bool sgd =
+      optimizer.rfind("optim.sgd", 0) == 0 || optimizer.rfind("optim.nag", 0) == 0;
   std::mt19937 rng(11);
   for (int64_t n : batches) {
     INFO("batch " << n);

@@ -464,7 +464,7 @@ TEST_CASE("Lua errors name the file and line", "[lua]") {
   CHECK(luaError("model = nn.Sequential()\nmodel:add(nn.Foo(3))\n").col == 11);
   CHECK(luaError("model = nn.Sequential()\n  x = 1; os.exit(1)\n").col == 10);
   CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(5)\n", 2, ":add() expects a module, got 5");
-  CHECK_LUA_ERROR(kModel + "optimizer = optim.rmsprop\n", 2, "unknown optimizer 'optim.rmsprop'");
+  CHECK_LUA_ERROR(kModel + "optimizer = optim.lbfgs\n", 2, "unknown optimizer 'optim.lbfgs'");
   CHECK_LUA_ERROR("x = torch.Tensor(3)\n", 1, "'torch.Tensor' is not supported");
   CHECK_LUA_ERROR("model = nn.Sequential()\n\nmodel:add(nn.Linear(10, -5))\n", 3,
                   "nn.Linear argument 2 (outputSize) must be a positive integer, got -5");

@@ -293,9 +293,9 @@ optimState.weightDecay = 5e-4
   CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = {1}\n", 3, 1, "only have named entries");
   CHECK_ERROR(kModel + "optimizer = optim.sgd\nconfig = 3\n", 3, 1, "'config' must be a table");
   CHECK_ERROR(kModel + "optimizer = 'sgd'\n", 2, 1,
-              "'optimizer' must be optim.sgd, optim.adagrad or optim.adam, got "
-              "string 'sgd'");
-  CHECK_ERROR(kModel + "optimizer = optim.rmsprop\n", 2, 13, "unknown optimizer 'optim.rmsprop'");
+              "'optimizer' must be optim.sgd, optim.adagrad, optim.adam, optim.rmsprop, "
+              "optim.adadelta or optim.nag, got string 'sgd'");
+  CHECK_ERROR(kModel + "optimizer = optim.lbfgs\n", 2, 13, "unknown optimizer 'optim.lbfgs'");
   CHECK_ERROR(kModel + "optim.sgd(1)\n", 2, 1, "optim.sgd is not called");
 }
 

@@ -124,6 +124,46 @@ std::vector<double> mlpGradient(const std::vector<frontend::ParamInfo> &layout,
   return grad;
 }
 
+/// Linear(6, 5), Tanh, Linear(5, 3), LogSoftMax under ClassNLL: the net on
+/// which the optimizers are checked line by line against Torch7's.
+struct SmallNet {
+  frontend::Traced t;
+  Graph withGrad;
+
+  SmallNet() {
+    nn::ModelSpec spec;
+    spec.model.add(nn::Linear(6, 5)).add(nn::Tanh()).add(nn::Linear(5, 3)).add(nn::LogSoftMax());
+    spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+    auto traced = frontend::trace(spec, {6});
+    REQUIRE(bool(traced));
+    t = std::move(*traced);
+    withGrad = passes::autodiff(t.graph);
+  }
+  /// Random start parameters, then a random batch of each size.
+  std::pair<std::vector<double>, std::vector<Bindings>>
+  start(unsigned seed, const std::vector<int64_t> &sizes) const {
+    std::mt19937 rng(seed);
+    std::vector<double> params = test::randomTensor({t.numParams}, rng).data;
+    std::vector<Bindings> batches;
+    for (int64_t n : sizes)
+      batches.push_back(
+          {{"x", test::randomTensor({n, 6}, rng)}, {"labels", test::randomLabels(n, 3, rng)}});
+    return {params, batches};
+  }
+  /// Torch7's feval: autodiff's gradient at `x` on batch `b`.
+  std::vector<double> feval(const std::vector<double> &x, const Bindings &b) const {
+    Bindings in = b;
+    in["params"] = Tensor({int64_t(x.size())});
+    in["params"].data = x;
+    return run(withGrad, in)->at("grad").data;
+  }
+};
+
+struct OptimCase {
+  const char *name;
+  std::map<std::string, double> cfg;
+};
+
 } // namespace
 
 TEST_CASE("3 adagrad steps of the seed MLP follow Torch7's rule", "[step]") {
@@ -159,18 +199,8 @@ TEST_CASE("3 adagrad steps of the seed MLP follow Torch7's rule", "[step]") {
 }
 
 TEST_CASE("sgd and adam follow Torch7's rules on the autodiff gradient", "[step]") {
-  nn::ModelSpec spec;
-  spec.model.add(nn::Linear(6, 5)).add(nn::Tanh()).add(nn::Linear(5, 3)).add(nn::LogSoftMax());
-  spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
-  auto t = frontend::trace(spec, {6});
-  REQUIRE(bool(t));
-  Graph withGrad = passes::autodiff(t->graph);
-
-  struct Cfg {
-    const char *name;
-    std::map<std::string, double> cfg;
-  };
-  const Cfg cfgs[] = {
+  const SmallNet net;
+  const OptimCase cases[] = {
       {"sgd", {{"learningRate", 0.1}}},
       {"sgd", {{"learningRate", 0.1}, {"momentum", 0.9}}},
       {"sgd",
@@ -190,26 +220,18 @@ TEST_CASE("sgd and adam follow Torch7's rules on the autodiff gradient", "[step]
         {"weightDecay", 0.05},
         {"learningRateDecay", 0.2}}},
   };
-  for (const Cfg &c : cfgs) {
+  for (const OptimCase &c : cases) {
     auto o = optimizer(c.name, c.cfg);
     INFO(o.str());
-    Graph step = compileStep(t->graph, o).step;
-    std::mt19937 rng(11);
-    std::vector<double> params = test::randomTensor({t->numParams}, rng).data;
-    std::vector<Bindings> batches;
-    for (int64_t n : {4, 3, 1, 4})
-      batches.push_back(
-          {{"x", test::randomTensor({n, 6}, rng)}, {"labels", test::randomLabels(n, 3, rng)}});
+    Graph step = compileStep(net.t.graph, o).step;
+    auto [params, batches] = net.start(11, {4, 3, 1, 4});
     std::vector<double> got = train(step, o, params, batches);
 
     // Torch7's optim.sgd / optim.adam, line by line, on autodiff's gradient.
     std::vector<double> x = params, s1(x.size(), 0), s2(x.size(), 0);
     double tcount = 0;
     for (const Bindings &b : batches) {
-      Bindings in = b;
-      in["params"] = Tensor({int64_t(x.size())});
-      in["params"].data = x;
-      std::vector<double> g = run(withGrad, in)->at("grad").data;
+      std::vector<double> g = net.feval(x, b);
       for (size_t i = 0; i < x.size(); ++i)
         g[i] += o.weightDecay * x[i];
       double clr = o.learningRate / (1 + tcount * o.learningRateDecay);
@@ -242,6 +264,131 @@ TEST_CASE("sgd and adam follow Torch7's rules on the autodiff gradient", "[step]
   }
 }
 
+TEST_CASE("rmsprop, adadelta and nag follow Torch7's rules on the autodiff gradient",
+          "[step][optim]") {
+  const SmallNet net;
+  const OptimCase cases[] = {
+      {"rmsprop", {}},
+      {"rmsprop",
+       {{"learningRate", 0.05},
+        {"alpha", 0.8},
+        {"epsilon", 1e-3},
+        {"weightDecay", 0.05},
+        {"initialMean", 0.5}}},
+      {"adadelta", {}},
+      {"adadelta", {{"rho", 0.7}, {"eps", 1e-3}, {"weightDecay", 0.05}}},
+      {"nag", {{"learningRate", 0.1}}},
+      {"nag",
+       {{"learningRate", 0.1},
+        {"momentum", 0.6},
+        {"dampening", 0},
+        {"weightDecay", 0.05},
+        {"learningRateDecay", 0.3}}},
+  };
+  for (const OptimCase &c : cases) {
+    auto o = optimizer(c.name, c.cfg);
+    INFO(o.str());
+    Graph step = compileStep(net.t.graph, o).step;
+    auto [params, batches] = net.start(12, {4, 3, 1, 4, 2});
+    std::vector<double> got = train(step, o, params, batches);
+
+    // Torch7's optim.rmsprop / adadelta / nag, line by line: state tensors
+    // are created on the first call, feval runs where Torch7 calls it.
+    const size_t np = params.size();
+    std::vector<double> x = params, m, var, acc, dfdx;
+    double evalCounter = 0;
+    for (const Bindings &b : batches) {
+      if (o.name == "rmsprop") {
+        std::vector<double> g = net.feval(x, b);
+        for (size_t i = 0; i < np; ++i)
+          g[i] += o.weightDecay * x[i];
+        if (m.empty())
+          m.assign(np, o.initialMean);
+        for (size_t i = 0; i < np; ++i) {
+          m[i] = m[i] * o.alpha + (1 - o.alpha) * g[i] * g[i];
+          x[i] += -o.learningRate * g[i] / (std::sqrt(m[i]) + o.epsilon);
+        }
+      } else if (o.name == "adadelta") {
+        std::vector<double> g = net.feval(x, b);
+        for (size_t i = 0; i < np; ++i)
+          g[i] += o.weightDecay * x[i];
+        if (var.empty())
+          var.assign(np, 0), acc.assign(np, 0);
+        for (size_t i = 0; i < np; ++i) {
+          var[i] = var[i] * o.rho + (1 - o.rho) * g[i] * g[i];
+          double paramStd = std::sqrt(var[i] + o.eps);
+          double delta = std::sqrt(acc[i] + o.eps) / paramStd * g[i];
+          x[i] += -1 * delta;
+          acc[i] = acc[i] * o.rho + (1 - o.rho) * delta * delta;
+        }
+      } else {
+        std::vector<double> xCopy = x;
+        if (!dfdx.empty())
+          for (size_t i = 0; i < np; ++i)
+            x[i] += o.momentum * dfdx[i];
+        std::vector<double> g = net.feval(x, b);
+        for (size_t i = 0; i < np; ++i)
+          g[i] += o.weightDecay * x[i];
+        double clr = o.learningRate / (1 + evalCounter * o.learningRateDecay);
+        if (dfdx.empty())
+          dfdx.assign(np, 0);
+        else
+          for (double &d : dfdx)
+            d *= o.momentum;
+        for (size_t i = 0; i < np; ++i) {
+          dfdx[i] += -clr * g[i];
+          x[i] = xCopy[i] + dfdx[i];
+        }
+      }
+      evalCounter += 1;
+    }
+    CHECK(test::relError(got, params) > 1e-4); // the steps moved
+    CHECK(test::relError(got, x) < 1e-12);
+  }
+}
+
+TEST_CASE("Torch7's defaults and keys for rmsprop, adadelta and nag", "[step][optim]") {
+  auto rms = optimizer("rmsprop", {});
+  CHECK(rms.learningRate == 1e-2);
+  CHECK(rms.alpha == 0.99);
+  CHECK(rms.epsilon == 1e-8);
+  CHECK(rms.weightDecay == 0);
+  CHECK(rms.initialMean == 0);
+  CHECK(rms.stateSlots() == std::vector<std::string>{"m"});
+  CHECK(rms.str() == "optim.rmsprop {learningRate = 0.01, alpha = 0.99, epsilon = 1e-08, "
+                     "weightDecay = 0, initialMean = 0}");
+  auto ada = optimizer("adadelta", {});
+  CHECK(ada.rho == 0.9);
+  CHECK(ada.eps == 1e-6);
+  CHECK(ada.weightDecay == 0);
+  CHECK(ada.stateSlots() == std::vector<std::string>{"accDelta", "paramVariance"});
+  CHECK(ada.str() == "optim.adadelta {rho = 0.9, eps = 1e-06, weightDecay = 0}");
+  auto nag = optimizer("nag", {});
+  CHECK(nag.learningRate == 1e-3);
+  CHECK(nag.learningRateDecay == 0);
+  CHECK(nag.weightDecay == 0);
+  CHECK(nag.momentum == 0.9);
+  CHECK(nag.stateSlots() == std::vector<std::string>{"dfdx"});
+  CHECK(nag.str() ==
+        "optim.nag {learningRate = 0.001, learningRateDecay = 0, weightDecay = 0, momentum = 0.9}");
+  // Keys the Torch7 function does not read are errors that name the key.
+  for (auto [name, key] : {std::pair{"rmsprop", "learningRateDecay"},
+                           {"rmsprop", "momentum"},
+                           {"adadelta", "learningRate"},
+                           {"adadelta", "epsilon"},
+                           {"nag", "nesterov"},
+                           {"nag", "beta1"}}) {
+    auto bad = passes::OptimizerConfig::fromTorch(name, {{key, 0.5}});
+    INFO(name << " " << key);
+    REQUIRE(!bad);
+    CHECK_THAT(bad.diag().message,
+               Catch::Contains(std::string("optim.") + name + " has no setting '" + key + "'"));
+  }
+  auto still = passes::OptimizerConfig::fromTorch("nag", {{"momentum", 0}});
+  REQUIRE(!still);
+  CHECK_THAT(still.diag().message, Catch::Contains("'momentum' must be positive"));
+}
+
 TEST_CASE("Torch7's optimizer defaults", "[step]") {
   auto sgd = optimizer("sgd", {{"momentum", 0.5}});
   CHECK(sgd.learningRate == 1e-3);
@@ -254,7 +401,7 @@ TEST_CASE("Torch7's optimizer defaults", "[step]") {
   auto bad = passes::OptimizerConfig::fromTorch("adagrad", {{"momentum", 0.9}});
   REQUIRE(!bad);
   CHECK_THAT(bad.diag().message, Catch::Contains("no setting 'momentum'"));
-  CHECK(!passes::OptimizerConfig::fromTorch("rmsprop", {}));
+  CHECK(!passes::OptimizerConfig::fromTorch("lbfgs", {}));
 }
 
 namespace {

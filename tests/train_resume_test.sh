@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tests/train_resume_test.sh GRAPHC - `graphc train --resume` end to end with
-# Dropout and a stateful optimizer: for sgd with momentum (a velocity buffer)
-# and adam (two moment buffers and the step counter t), 2 epochs give the
+# Dropout and a stateful optimizer: for sgd with momentum (a velocity buffer),
+# adam (two moment buffers and the step counter t), rmsprop (its mean square,
+# started at initialMean), adadelta (two buffers) and nag (a velocity read
+# before the step, for the look-ahead point), 2 epochs give the
 # same checkpoint, byte for byte, as 1 epoch, then --resume and 1 more.
 # The first run's --seed is not the default and the resumed run gives none:
 # it must take the checkpoint's seed (the shuffle and the Dropout masks).
@@ -30,9 +32,12 @@ LUA
 }
 write_model sgd "{learningRate = 1e-3, momentum = 0.9, learningRateDecay = 1e-3}"
 write_model adam "{learningRate = 1e-3}"
+write_model rmsprop "{learningRate = 1e-3, initialMean = 0.1, weightDecay = 1e-4}"
+write_model adadelta "{rho = 0.95, weightDecay = 1e-4}"
+write_model nag "{learningRate = 1e-3, learningRateDecay = 1e-3, weightDecay = 1e-4}"
 
 limit=(--data synthetic --train-limit 500 --test-limit 50 --batch 64 --progress none)
-for opt in sgd adam; do
+for opt in sgd adam rmsprop adadelta nag; do
   # Fresh files per optimizer: a new run refuses to replace a checkpoint
   # that is further along.
   rm -f straight.safetensors resumed.safetensors first.safetensors

@@ -178,12 +178,18 @@ TEST_CASE("the short last batch is trained, every sample once", "[trainer]") {
 TEST_CASE("2 epochs equal 1 epoch + save + resume + 1 epoch, bit for bit", "[trainer]") {
   TempDir d;
   Dataset data = syntheticDataset({.train = 150, .test = 20});
-  for (std::string opt : {"adagrad", "adam", "sgd"}) {
+  for (std::string opt : {"adagrad", "adam", "sgd", "rmsprop", "adadelta", "nag"}) {
     INFO(opt);
     nn::ModelSpec spec = tinyMlp(8, /*dropout=*/true, opt, 1e-3);
-    spec.optimizer->config["learningRateDecay"] = opt == "adam" ? 0 : 1e-3;
+    std::map<std::string, double> &config = spec.optimizer->config;
+    if (opt != "rmsprop" && opt != "adadelta")
+      config["learningRateDecay"] = opt == "adam" ? 0 : 1e-3;
     if (opt == "sgd")
-      spec.optimizer->config["momentum"] = 0.9;
+      config["momentum"] = 0.9;
+    if (opt == "rmsprop")
+      config["initialMean"] = 0.1; // read at the first step only
+    if (opt == "adadelta")
+      config.erase("learningRate"); // Torch7's adadelta has none
     std::string ckpt = d / (opt + ".safetensors");
 
     auto straight = buildInterp(spec, 64, 3);
