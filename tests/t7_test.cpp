@@ -2,6 +2,7 @@
 // encoder (tests/t7_write.py, Torch7's layout in Python) in binary and ascii,
 // and against hostile bytes built by hand, each with its own error.
 #include "runtime/T7.h"
+#include "runtime/T7Print.h"
 
 #include "TestUtil.h"
 
@@ -386,4 +387,32 @@ TEST_CASE("t7: ascii errors carry line and column", "[t7]") {
   CHECK_THAT(errorOf("2\n5\nab"), Catch::Contains("a string of 5 bytes, but only 2 bytes"));
   CHECK_THAT(errorOf("4\n1\n3\nV 1\n18\ntorch.ShortStorage\n2\n5 70000\n"),
              Catch::Contains("a short integer '70000"));
+}
+
+TEST_CASE("t7: the printed tree names shared objects once", "[t7]") {
+  for (const char *mode : {"binary", "ascii"}) {
+    INFO(mode);
+    CHECK(printT7(load("model", mode)) ==
+          "root: nn.Sequential\n"
+          "  .modules: table, 3 entries\n"
+          "    [1]: nn.Linear\n"
+          "      .weight: torch.FloatTensor 2x3 = [1, 2, 3, 4, 5, 6]\n"
+          "      .bias: torch.FloatTensor 2 = [0.25, -0.75]\n"
+          "      .train: true\n"
+          "      .output: torch.FloatTensor, empty\n"
+          "    [2]: nn.ReLU (unversioned)\n"
+          "      .inplace: false\n"
+          "      .threshold: 0\n"
+          "    [3]: nn.Linear (the same object as root.modules[1])\n"
+          "  .train: true\n");
+    T7PrintOptions two;
+    two.values = 2;
+    std::string tensors = printT7(load("tensors", mode), two);
+    CHECK_THAT(tensors, Catch::Contains(".float: torch.FloatTensor 2x3 strides 1x2 offset 2 = "
+                                        "[0.5, 2.5, ...]\n"));
+    CHECK_THAT(tensors, Catch::Contains(".long: torch.LongStorage, 3 elements = [-1, "
+                                        "1099511627776, ...]\n"));
+    CHECK_THAT(printT7(load("shared", mode)),
+               Catch::Contains("  .self: table, 3 entries (the same object as root)\n"));
+  }
 }
