@@ -538,15 +538,18 @@ bool Reader::readTensor(T7Object &o, const TensorClass &c, int depth) {
 /// Every element the tensor addresses lies inside its storage.
 bool Reader::checkTensor(const T7Object &o, uint64_t at) {
   const T7Tensor &t = o.tensor;
+  // Both stay below 2^64 (capped) and each step adds less than 2^126: no
+  // overflow in 128 bits, whatever the file says.
+  const __int128 cap = __int128(1) << 64;
   __int128 numel = t.shape.empty() ? 0 : 1, last = t.offset;
   for (size_t d = 0; d < t.shape.size(); ++d) {
     if (t.shape[d] < 0 || t.strides[d] < 0)
       return fail(at, fmt::format("dimension {} of a {} has size {} and stride {} (neither may "
                                   "be negative)",
                                   d + 1, o.className, t.shape[d], t.strides[d]));
-    numel = std::min<__int128>(numel * t.shape[d], __int128(1) << 64);
+    numel = std::min<__int128>(numel * t.shape[d], cap);
     if (t.shape[d] > 0)
-      last += __int128(t.shape[d] - 1) * t.strides[d];
+      last = std::min<__int128>(last + __int128(t.shape[d] - 1) * t.strides[d], cap);
   }
   if (numel == 0)
     return true;
@@ -655,7 +658,9 @@ double T7Storage::at(int64_t i) const {
 }
 
 int64_t T7Tensor::numel() const {
-  if (shape.empty())
+  // A zero anywhere first: the other sizes alone may overflow (the reader
+  // bounds only tensors that address elements).
+  if (shape.empty() || std::find(shape.begin(), shape.end(), 0) != shape.end())
     return 0;
   int64_t n = 1;
   for (int64_t d : shape)

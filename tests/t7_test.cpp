@@ -371,6 +371,14 @@ TEST_CASE("t7: tensors must lie inside their storages", "[t7]") {
              Catch::Contains("a tensor of 100000 dimensions (0 to 64 are read)"));
   CHECK_THAT(errorOf(Bytes().torch(1, "torch.FloatTensor").i32(-1)),
              Catch::Contains("a tensor of -1 dimensions"));
+  // No elements, whatever the other sizes (found by fuzzing: their product
+  // overflowed before the zero was met).
+  auto none = parseT7(
+      Bytes().tensor(1, "torch.FloatTensor", {int64_t(1) << 58, 64, 0}, {1, 1, 1}, 1).i32(0).b,
+      "none.t7");
+  REQUIRE(none);
+  CHECK(none->root.tensor()->tensor.numel() == 0);
+  CHECK(none->root.tensor()->tensor.values().empty());
   // Where: the path of keys to the tensor.
   Bytes nested;
   nested.table(1, 1).string("weight").tensor(2, "torch.FloatTensor", {9}, {1}, 1);
