@@ -21,31 +21,40 @@ bool contiguous(const T7Tensor &t) {
   return true;
 }
 
-/// " = [a, b, ...]": the first `n` elements in row-major order.
-std::string firstValues(const T7Tensor &t, int n) {
-  int64_t count = std::min<int64_t>(t.numel(), n);
-  if (count <= 0)
+/// An element as its type prints it: a float's shortest form is a float's
+/// (0.001, not 0.0010000000474974513).
+std::string element(double v, T7Element e) {
+  return e == T7Element::Float || e == T7Element::Half ? fmt::format("{}", float(v))
+                                                       : fmt::format("{}", v);
+}
+
+/// " = [a, b, ...]": `shown` elements of `total`.
+std::string valueList(const std::vector<std::string> &shown, int64_t total) {
+  if (shown.empty())
     return "";
-  std::vector<double> shown;
-  for (int64_t i = 0; i < count; ++i) {
+  return fmt::format(" = [{}{}]", fmt::join(shown, ", "),
+                     total > int64_t(shown.size()) ? ", ..." : "");
+}
+
+/// The first `n` elements in row-major order.
+std::string firstValues(const T7Tensor &t, int n) {
+  std::vector<std::string> shown;
+  for (int64_t i = 0; i < std::min<int64_t>(t.numel(), n); ++i) {
     int64_t rest = i, at = t.offset;
     for (size_t d = t.shape.size(); d-- > 0;) {
       at += rest % t.shape[d] * t.strides[d];
       rest /= t.shape[d];
     }
-    shown.push_back(t.storage->storage.at(at));
+    shown.push_back(element(t.storage->storage.at(at), t.element));
   }
-  return fmt::format(" = [{}{}]", fmt::join(shown, ", "), t.numel() > count ? ", ..." : "");
+  return valueList(shown, t.numel());
 }
 
 std::string firstValues(const T7Storage &s, int n) {
-  int64_t count = std::min<int64_t>(s.size, n);
-  if (count <= 0)
-    return "";
-  std::vector<double> shown;
-  for (int64_t i = 0; i < count; ++i)
-    shown.push_back(s.at(i));
-  return fmt::format(" = [{}{}]", fmt::join(shown, ", "), s.size > count ? ", ..." : "");
+  std::vector<std::string> shown;
+  for (int64_t i = 0; i < std::min<int64_t>(s.size, n); ++i)
+    shown.push_back(element(s.at(i), s.element));
+  return valueList(shown, s.size);
 }
 
 class Printer {

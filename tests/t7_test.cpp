@@ -423,4 +423,8 @@ TEST_CASE("t7: the printed tree names shared objects once", "[t7]") {
     CHECK_THAT(printT7(load("shared", mode)),
                Catch::Contains("  .self: table, 3 entries (the same object as root)\n"));
   }
+  // Floats print in their own shortest form, not as the doubles they widen to.
+  auto tenth = parseT7(Bytes().floatStorage(1, {0.1f, 1e-3f}).b, "tenth.t7");
+  REQUIRE(tenth);
+  CHECK(printT7(*tenth) == "root: torch.FloatStorage, 2 elements = [0.1, 0.001]\n");
 }
