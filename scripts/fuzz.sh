@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET SECONDS [RUNS] - fuzzes one reader with libFuzzer.
-#   TARGET: model | ir | dataset | checkpoint (fuzz/TARGET_fuzz.cpp)
+#   TARGET: model | ir | dataset | checkpoint | t7 (fuzz/TARGET_fuzz.cpp)
 # Installs clang-19 and its runtime (libFuzzer, sanitizers) when missing,
 # configures a clang build in build-fuzz/ (GRAPHC_FUZZ=ON), builds that one
 # target and runs it for SECONDS (or RUNS executions, whichever ends first)
@@ -14,8 +14,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 target=${1:?usage: scripts/fuzz.sh TARGET SECONDS [RUNS]}
 seconds=${2:?usage: scripts/fuzz.sh TARGET SECONDS [RUNS]}
 runs=${3:--1}
-case $target in model | ir | dataset | checkpoint) ;; *)
-  echo "fuzz: unknown target '$target' (model, ir, dataset, checkpoint)" >&2
+case $target in model | ir | dataset | checkpoint | t7) ;; *)
+  echo "fuzz: unknown target '$target' (model, ir, dataset, checkpoint, t7)" >&2
   exit 2
   ;;
 esac

@@ -1,5 +1,6 @@
 // tools/graphc.cpp - the command line: `graphc compile`, `graphc train`,
-// `graphc eval` (tools/CompileCommand.cpp, tools/TrainCommand.cpp).
+// `graphc eval`, `graphc inspect` (tools/CompileCommand.cpp,
+// tools/TrainCommand.cpp, tools/InspectCommand.cpp).
 #include "tools/Cli.h"
 
 #include <cstdio>
@@ -10,9 +11,9 @@ int main(int argc, char **argv) {
   CLI::App app{"graphc - compiles Torch7-style nn.Sequential models, their loss "
                "and optimizer into fused training code (LLVM for the CPU, CUDA)"};
   app.require_subcommand(1);
-  std::vector<graphc::cli::Command> commands{graphc::cli::compileCommand(app),
-                                             graphc::cli::trainCommand(app),
-                                             graphc::cli::evalCommand(app)};
+  std::vector<graphc::cli::Command> commands{
+      graphc::cli::compileCommand(app), graphc::cli::trainCommand(app),
+      graphc::cli::evalCommand(app), graphc::cli::inspectCommand(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

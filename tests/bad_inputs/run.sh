@@ -11,7 +11,9 @@
 # holds the expected text, with no internal error and no sanitizer report
 # (scripts/test.sh runs the suite under ASan and UBSan too). A case is
 # `expect KIND NAME TEXT -- ARGS...`; KIND (idx, gzip, checkpoint, flag,
-# path) only groups the count printed at the end.
+# path, t7) only groups the count printed at the end. The hostile Torch7
+# files are the t7 fuzz seeds (fuzz/corpus/t7/hostile_*, written by
+# tests/t7_write.py --hostile), read by `graphc inspect`.
 set -u
 
 if [ $# -ne 1 ] || [ ! -x "$1" ]; then
@@ -19,6 +21,7 @@ if [ $# -ne 1 ] || [ ! -x "$1" ]; then
   exit 2
 fi
 graphc=$(realpath "$1")
+t7_corpus=$(cd "$(dirname "$0")/../../fuzz/corpus/t7" && pwd) || exit 2
 . "$(dirname "$0")/../shell_lib.sh"
 timeout_s=${GRAPHC_CORPUS_TIMEOUT:-60}
 work=$(mktemp -d "${TMPDIR:-/tmp}/graphc_bad_inputs.XXXXXX") || exit 2
@@ -364,7 +367,7 @@ expect flag input-mismatch "the model takes samples of shape [1,20,20] but the d
   "${synth[@]}" --input 1x20x20
 expect flag unknown-flag "The following arguments were not expected: 0.1 --learning-rate" -- "${synth[@]}" --learning-rate 0.1
 expect flag no-subcommand "A subcommand is required" --
-expect flag unknown-subcommand "error: unknown command 'run' (the commands: compile, train, eval; see graphc --help)" -- run tiny.model
+expect flag unknown-subcommand "error: unknown command 'run' (the commands: compile, train, eval, inspect; see graphc --help)" -- run tiny.model
 expect flag eval-without-weights "--weights is required" -- eval tiny.model --data plain
 expect flag eval-batch-0 "--batch: Value 0 not in range 1 to 65536" -- "${eval[@]}" good.st --batch 0
 expect flag compile-max-batch-0 "--max-batch: Value 0 not in range 1 to 1048576" -- \
@@ -405,6 +408,33 @@ expect path metrics-directory "dir.model: error: --metrics: cannot write: it is 
   "${synth[@]}" --metrics dir.model
 expect path dump-inputs-directory "dir.model: error: --dump-inputs: cannot write: it is a directory" -- \
   "${eval[@]}" good.st --dump-inputs dir.model
+
+# --- Torch7 .t7 files (graphc inspect) ------------------------------------------
+
+t7() { # t7 NAME TEXT: graphc inspect on fuzz/corpus/t7/hostile_NAME.t7 says hostile_NAME.t7TEXT
+  expect t7 "$1" "hostile_$1.t7$2" -- inspect "$t7_corpus/hostile_$1.t7"
+}
+t7 huge_storage ": error: byte 37, root: torch.FloatStorage of 4611686018427387904 elements of 4 bytes, but only 0 bytes are left"
+t7 negative_storage ": error: byte 38, root: torch.DoubleStorage of -3 elements (negative)"
+t7 long_string ": error: byte 4, root: a string of 1000 bytes, but only 3 bytes are left in the file"
+t7 negative_string ": error: byte 4, root: a string has a negative length (-1)"
+t7 huge_table ": error: byte 8, root: a table of 2147483647 entries, but only 0 bytes are left"
+t7 deep_tables ": error: byte 24000, root[1][1][1][1][1][1]...(986 more)...[1][1][1][1][1][1][1][1]: tables and objects nested deeper than 1000 levels"
+t7 tensor_outside ": error: byte 36, root: a torch.FloatTensor of shape (3), strides (2) and offset 1 reaches element 5 of a storage of 4 (outside it)"
+t7 tensor_overflow ": error: byte 36, root: a torch.FloatTensor of shape (4611686018427387904, 4)"
+t7 tensor_repeat ": error: byte 36, root: a torch.FloatTensor of 4611686018427387904 elements repeats the 4 of its storage; graphc reads such views up to 67108864 elements"
+t7 tensor_self_storage ": error: byte 64, root: the storage of a torch.FloatTensor is not a storage"
+t7 tensor_dims ": error: byte 36, root: a tensor of 100000 dimensions (0 to 64 are read)"
+t7 function ": error: byte 0, root: a serialized Lua function (type tag 8): graphc never loads or runs code"
+t7 ascii_short_range ":8:3: error: byte 36, root: a short integer '70000\\n' is out of range"
+t7 ascii_garbage ":7:1: error: byte 12, root[1]: expected a number, found 'xyz\\n'"
+expect t7 function-in-a-model "function.binary.t7: error: byte 193, root.modules[2].updateOutput: a serialized Lua function" -- \
+  inspect "$t7_corpus/function.binary.t7"
+expect t7 binary-read-as-ascii "expected an integer" -- inspect "$t7_corpus/model.binary.t7" --mode ascii
+expect t7 missing "nothing.t7: error: cannot open: No such file or directory" -- inspect nothing.t7
+expect t7 directory "error: not a regular file" -- inspect "$t7_corpus"
+"$graphc" inspect "$t7_corpus/model.ascii.t7" >out.txt 2>&1 && grep -qF "[3]: nn.Linear (the same object as root.modules[1])" out.txt ||
+  { echo "FAIL: graphc inspect on a valid .t7 model:"; cat out.txt; exit 1; }
 
 summary=""
 for k in $(printf '%s\n' "${!kinds[@]}" | sort); do summary+="${summary:+, }$k ${kinds[$k]}"; done
