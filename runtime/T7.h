@@ -113,7 +113,8 @@ struct T7File {
 
 /// The reader's bounds.
 struct T7Limits {
-  int maxDepth = 1000;    ///< nested tables and objects
+  int maxDepth = 200;     ///< nested tables and objects (an nn model nests about 3 per container;
+                          ///< the recursive reader must fit the stack under ASan, too)
   int maxDimensions = 64; ///< of a tensor
   /// A tensor may address more elements than its storage holds only by
   /// repeating them (a zero stride); it may not address more than this.

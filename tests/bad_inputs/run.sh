@@ -419,7 +419,7 @@ t7 negative_storage ": error: byte 38, root: torch.DoubleStorage of -3 elements 
 t7 long_string ": error: byte 4, root: a string of 1000 bytes, but only 3 bytes are left in the file"
 t7 negative_string ": error: byte 4, root: a string has a negative length (-1)"
 t7 huge_table ": error: byte 8, root: a table of 2147483647 entries, but only 0 bytes are left"
-t7 deep_tables ": error: byte 24000, root[1][1][1][1][1][1]...(986 more)...[1][1][1][1][1][1][1][1]: tables and objects nested deeper than 1000 levels"
+t7 deep_tables ": error: byte 4800, root[1][1][1][1][1][1]...(186 more)...[1][1][1][1][1][1][1][1]: tables and objects nested deeper than 200 levels"
 t7 tensor_outside ": error: byte 36, root: a torch.FloatTensor of shape (3), strides (2) and offset 1 reaches element 5 of a storage of 4 (outside it)"
 t7 tensor_overflow ": error: byte 36, root: a torch.FloatTensor of shape (4611686018427387904, 4)"
 t7 tensor_repeat ": error: byte 36, root: a torch.FloatTensor of 4611686018427387904 elements repeats the 4 of its storage; graphc reads such views up to 67108864 elements"
