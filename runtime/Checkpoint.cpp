@@ -383,44 +383,55 @@ Status writeSafetensors(const std::string &path, const std::vector<TensorRef> &t
   return writeChunksAtomic(path, chunks);
 }
 
-Expected<SafetensorsFile> readSafetensors(const std::string &path) {
-  SafetensorsFile f;
-  f.path = path;
+Expected<InputFile> InputFile::open(const std::string &path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return fileError(path, fmt::format("cannot open: {}", std::strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  InputFile f(path, fd, 0);
   struct stat st;
   if (::fstat(fd, &st) != 0)
     return fileError(path, fmt::format("cannot read: {}", std::strerror(errno)));
   if (!S_ISREG(st.st_mode))
     return fileError(path, "not a regular file");
-  uint64_t size = uint64_t(st.st_size);
-  auto readAll = [&](void *dst, uint64_t n) -> Status {
-    char *p = static_cast<char *>(dst);
-    while (n > 0) {
-      ssize_t got = ::read(fd, p, std::min<uint64_t>(n, uint64_t(1) << 30));
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got < 0)
-        return fileError(path, fmt::format("cannot read: {}", std::strerror(errno)));
-      if (got == 0)
-        return fileError(path, "the file shrank while it was read");
-      p += got;
-      n -= uint64_t(got);
-    }
-    return {};
-  };
+  f.size_ = uint64_t(st.st_size);
+  return f;
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+Status InputFile::read(void *dst, uint64_t n) {
+  char *p = static_cast<char *>(dst);
+  while (n > 0) {
+    ssize_t got = ::read(fd_, p, std::min<uint64_t>(n, uint64_t(1) << 30));
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0)
+      return fileError(path_, fmt::format("cannot read: {}", std::strerror(errno)));
+    if (got == 0)
+      return fileError(path_, "the file shrank while it was read");
+    p += got;
+    n -= uint64_t(got);
+  }
+  return {};
+}
+
+Expected<SafetensorsFile> readSafetensors(const std::string &path) {
+  SafetensorsFile f;
+  f.path = path;
+  auto in = InputFile::open(path);
+  if (!in)
+    return in.diag();
+  const uint64_t size = in->size();
 
   if (size < 8)
     return fileError(path, fmt::format("{} bytes: too short for a safetensors file (an "
                                        "8-byte header length, a JSON header, data)",
                                        size));
   uint8_t lenBytes[8];
-  if (Status s = readAll(lenBytes, 8); !s)
+  if (Status s = in->read(lenBytes, 8); !s)
     return s.diag();
   uint64_t headerLen = 0;
   for (int i = 7; i >= 0; --i)
@@ -434,7 +445,7 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path) {
                                        "bytes): not a safetensors file",
                                        headerLen, kMaxHeader));
   std::string text(size_t(headerLen), '\0');
-  if (Status s = readAll(text.data(), headerLen); !s)
+  if (Status s = in->read(text.data(), headerLen); !s)
     return s.diag();
   // nlohmann keeps the last of two equal keys; the format wants each name once.
   std::vector<std::set<std::string>> keys; // per open object
@@ -541,7 +552,7 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path) {
                                        "cover {} of the {} data bytes): trailing bytes",
                                        dataSize - covered, covered, dataSize));
   f.data.resize(size_t(dataSize));
-  if (Status s = readAll(f.data.data(), dataSize); !s)
+  if (Status s = in->read(f.data.data(), dataSize); !s)
     return s.diag();
   return f;
 }

@@ -59,6 +59,28 @@ struct SafetensorsFile {
 /// processes left behind are removed first.
 Status writeFileAtomic(const std::string &path, const void *data, size_t size);
 
+/// A regular file open for reading, for the readers of checkpoints and .t7
+/// files: its size, and reads of exactly n bytes; closed with the object.
+/// Errors name the file.
+class InputFile {
+public:
+  static Expected<InputFile> open(const std::string &path);
+  InputFile(InputFile &&o) noexcept : path_(std::move(o.path_)), fd_(o.fd_), size_(o.size_) {
+    o.fd_ = -1;
+  }
+  InputFile &operator=(InputFile &&) = delete;
+  ~InputFile();
+  uint64_t size() const { return size_; }
+  /// The next n bytes, or an error ("the file shrank while it was read").
+  Status read(void *dst, uint64_t n);
+
+private:
+  InputFile(std::string path, int fd, uint64_t size) : path_(std::move(path)), fd_(fd), size_(size) {}
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+};
+
 /// The error writeFileAtomic(path, ...) would give for what `path` is (a
 /// directory, a block device, a socket), without writing anything: the
 /// command line checks its output paths before a long run.

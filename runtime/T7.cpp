@@ -1,6 +1,8 @@
 // runtime/T7.cpp - Torch7 .t7 reader: File.lua's readObject, bounded.
 #include "runtime/T7.h"
 
+#include "runtime/Checkpoint.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -718,35 +720,12 @@ Expected<T7File> parseT7(std::span<const uint8_t> bytes, const std::string &name
 }
 
 Expected<T7File> readT7(const std::string &path, T7Mode mode, const T7Limits &limits) {
-  auto fileError = [&](std::string message) {
-    Diag d = error(std::move(message));
-    d.file = path;
-    return d;
-  };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return fileError(fmt::format("cannot open: {}", std::strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st;
-  if (::fstat(fd, &st) != 0)
-    return fileError(fmt::format("cannot read: {}", std::strerror(errno)));
-  if (!S_ISREG(st.st_mode))
-    return fileError("not a regular file");
-  std::vector<uint8_t> bytes(size_t(st.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t got = ::read(fd, bytes.data() + done, std::min<size_t>(bytes.size() - done, 1 << 30));
-    if (got < 0 && errno == EINTR)
-      continue;
-    if (got < 0)
-      return fileError(fmt::format("cannot read: {}", std::strerror(errno)));
-    if (got == 0)
-      return fileError("the file shrank while it was read");
-    done += size_t(got);
-  }
+  auto in = InputFile::open(path);
+  if (!in)
+    return in.diag();
+  std::vector<uint8_t> bytes(size_t(in->size()));
+  if (Status st = in->read(bytes.data(), bytes.size()); !st)
+    return st.diag();
   return parseT7(bytes, path, mode, limits);
 }
 
