@@ -10,7 +10,7 @@
 #include "passes/Autodiff.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
-#include "runtime/cpu/Runner.h"
+#include "JitRunner.h"
 
 #include <catch2/catch.hpp>
 
@@ -41,7 +41,7 @@ void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch, const
   codegen::cpu::Program p;
   p.graph = fused;
   p.plan = passes::planMemory(fused, batch);
-  runtime::cpu::Runner runner(2);
+  test::JitRunner runner(2);
   REQUIRE(bool(runner.compile({&p}, {"t_"}, isa)));
   REQUIRE(runner.isa().name == isa);
 

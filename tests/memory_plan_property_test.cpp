@@ -16,7 +16,7 @@
 #include "ir/Printer.h"
 #include "passes/PlanCheck.h"
 #include "runtime/Dataset.h"
-#include "runtime/cpu/Runner.h"
+#include "JitRunner.h"
 
 #include <catch2/catch.hpp>
 
@@ -72,7 +72,7 @@ runtime::CompiledModel compile(const NamedModel &m) {
   return std::move(c->model);
 }
 
-/// Graph inputs and outputs as raw 32-bit words, named as Runner::run wants.
+/// Graph inputs and outputs as raw 32-bit words, named as JitRunner::run wants.
 using Buffers = std::map<std::string, std::vector<uint32_t>>;
 
 /// Deterministic inputs of step graph `g` at batch `n`: parameters in
@@ -105,7 +105,7 @@ Buffers stepInputs(const Graph &g, int64_t classes, int64_t n) {
 }
 
 /// Runs compiled program `p` at batch `n` on copies of `inputs`; its outputs.
-Buffers runStep(runtime::cpu::Runner &runner, codegen::cpu::Program &p, Buffers inputs, int64_t n) {
+Buffers runStep(test::JitRunner &runner, codegen::cpu::Program &p, Buffers inputs, int64_t n) {
   Buffers out;
   std::map<std::string, void *> io;
   for (auto &[name, w] : inputs)
@@ -267,7 +267,7 @@ TEST_CASE("a CPU step with the plan is bitwise equal to one with every buffer it
         prefixes.push_back(fmt::format("b{}_{}_", batches[b], all.size() % 2));
         all.push_back(&p);
       }
-    runtime::cpu::Runner runner(1);
+    test::JitRunner runner(1);
     Status compiled = runner.compile(all, prefixes);
     INFO(m.name << ": " << (compiled ? "" : compiled.diag().str()));
     REQUIRE(bool(compiled));

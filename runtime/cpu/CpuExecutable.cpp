@@ -1,10 +1,11 @@
 // runtime/cpu/CpuExecutable.cpp - the JIT-compiled CPU step behind the
-// Executable interface: the parameter, state and output buffers it owns,
-// and the two programs (training step, evaluation pass) it runs.
+// Executable interface. LLVM compiles the two programs (training step,
+// evaluation pass); the C runtime's model context (runtime/rt/graphc_model.c),
+// the one an ahead-of-time library runs, owns the buffers and runs them.
 #include "runtime/cpu/CpuExecutable.h"
 
-#include "ir/graphc_io.h"
-#include "runtime/cpu/Runner.h"
+#include "codegen/cpu/Jit.h"
+#include "runtime/rt/graphc_model.h"
 
 #include <fmt/format.h>
 
@@ -14,33 +15,113 @@
 
 namespace graphc::runtime::cpu {
 
+using codegen::cpu::JitCache;
+using codegen::cpu::JitModule;
 using codegen::cpu::Program;
 
 namespace {
 
-/// A zeroed, 64-byte-aligned float array.
-class Floats {
+/// The C runtime's descriptor of a JIT-compiled model (graphc_model.h), and
+/// the storage its pointers point into. An ahead-of-time library holds the
+/// same descriptor as constants (codegen/cpu/Aot.cpp).
+class ModelDesc {
 public:
-  explicit Floats(size_t n = 0) { resize(n); }
-  void resize(size_t n) {
-    size_t bytes = std::max<size_t>(64, (n * 4 + 63) / 64 * 64);
-    p_.reset(static_cast<float *>(std::aligned_alloc(64, bytes)));
-    if (!p_)
-      throw std::bad_alloc();
-    std::memset(p_.get(), 0, bytes);
+  ModelDesc(const ModelInfo &info, const Program &step, const Program &predict, bool trainable,
+            int64_t maxBatch, const codegen::cpu::VectorTarget &isa) {
+    names_.reserve(64); // grown below; c_str()s are taken once it is complete
+    for (const ir::ParamInfo &p : info.params) {
+      GRAPHC_CHECK(p.shape.size() <= 4, "parameter {} has rank {}", p.name, p.shape.size());
+      grt_tensor_desc t{};
+      t.offset = p.offset;
+      t.rank = int64_t(p.shape.size());
+      for (size_t r = 0; r < p.shape.size(); ++r)
+        t.shape[r] = p.shape[r];
+      t.init_bound = p.initBound;
+      tensors_.push_back(t);
+    }
+    // Every string, then every pointer to one.
+    std::vector<std::string> strings;
+    for (const ir::ParamInfo &p : info.params)
+      strings.push_back(p.name);
+    for (const std::string &slot : info.stateSlots)
+      strings.push_back(slot);
+    auto ioNames = [&](const Program &prog) {
+      for (ir::ValueId v : prog.graph.inputs())
+        strings.push_back(prog.graph.node(v).attrs.s("name"));
+      for (const ir::Output &o : prog.graph.outputs())
+        strings.push_back(o.name);
+    };
+    if (trainable)
+      ioNames(step);
+    ioNames(predict);
+    strings.push_back(info.name);
+    strings.push_back(info.optimizer.str());
+    strings.push_back(isa.name);
+    names_ = std::move(strings);
+    size_t at = 0;
+    auto next = [&] { return names_.at(at++).c_str(); };
+    for (grt_tensor_desc &t : tensors_)
+      t.name = next();
+    for (size_t i = 0; i < info.stateSlots.size(); ++i)
+      slots_.push_back(next());
+    auto program = [&](const Program &prog, std::vector<const char *> &in,
+                       std::vector<const char *> &out) {
+      grt_program_desc d{};
+      for (size_t i = 0; i < prog.graph.inputs().size(); ++i)
+        in.push_back(next());
+      for (size_t i = 0; i < prog.graph.outputs().size(); ++i)
+        out.push_back(next());
+      d.arena_bytes = prog.plan.arenaBytes;
+      d.num_inputs = int64_t(in.size());
+      d.num_outputs = int64_t(out.size());
+      d.inputs = in.data();
+      d.outputs = out.data();
+      return d;
+    };
+    if (trainable)
+      desc_.step = program(step, stepIn_, stepOut_);
+    desc_.predict = program(predict, predictIn_, predictOut_);
+    desc_.name = next();
+    desc_.optimizer = next();
+    isa_.name = next();
+    isa_.level = isa.level;
+    isa_.step = trainable ? step.run : nullptr;
+    isa_.predict = predict.run;
+    desc_.num_params = info.numParams;
+    desc_.num_tensors = int64_t(tensors_.size());
+    desc_.tensors = tensors_.data();
+    desc_.num_slots = int64_t(slots_.size());
+    desc_.slots = slots_.data();
+    desc_.sample_numel = 1;
+    for (int64_t d : info.sample)
+      desc_.sample_numel *= d;
+    desc_.classes = info.classes;
+    desc_.max_batch = maxBatch;
+    desc_.learning_rate = info.optimizer.learningRate;
+    desc_.num_isas = 1;
+    desc_.isas = &isa_;
   }
-  float *get() const { return p_.get(); }
+  ModelDesc(const ModelDesc &) = delete;
+  ModelDesc &operator=(const ModelDesc &) = delete;
+
+  const grt_model_desc *get() const { return &desc_; }
 
 private:
-  std::unique_ptr<float, void (*)(void *)> p_{nullptr, std::free};
+  std::vector<std::string> names_;
+  std::vector<grt_tensor_desc> tensors_;
+  std::vector<const char *> slots_, stepIn_, stepOut_, predictIn_, predictOut_;
+  grt_isa_desc isa_{};
+  grt_model_desc desc_{};
 };
 
+/// The cpu target: LLVM compiles the programs, graphc_model.c runs them
+/// (the same context an ahead-of-time library's user creates).
 class CpuExecutable : public Executable {
 public:
   CpuExecutable(CompiledModel m, const ExecutableOptions &o)
-      : maxBatch_(o.maxBatch), runner_(o.threads), isa_(o.cpu), cacheDir_(o.cacheDir),
-        trainable_(m.trainable()) {
+      : maxBatch_(o.maxBatch), threads_(o.threads), isaName_(o.cpu), trainable_(m.trainable()) {
     info_ = m.info;
+    cache_.dir = o.cacheDir;
     // The memplan pass's plans, made for the largest batch.
     GRAPHC_CHECK(m.predictPlan.batch >= maxBatch_ && (!trainable_ || m.stepPlan.batch >= maxBatch_),
                  "plans for batch {} run at batch {}", m.predictPlan.batch, maxBatch_);
@@ -48,41 +129,51 @@ public:
     step_.plan = std::move(m.stepPlan);
     predict_.graph = std::move(m.predict);
     predict_.plan = std::move(m.predictPlan);
-    params_.resize(size_t(info_.numParams));
-    for (const std::string &s : info_.stateSlots)
-      state_[s].resize(size_t(info_.numParams));
-    output_.resize(size_t(maxBatch_ * info_.classes));
   }
+  ~CpuExecutable() override { grt_model_destroy(model_); }
 
   Status compile() {
-    if (!trainable_)
-      return runner_.compile({&predict_}, {"predict_"}, isa_, cacheDir_);
-    return runner_.compile({&step_, &predict_}, {"step_", "predict_"}, isa_, cacheDir_);
+    auto chosen = codegen::cpu::chooseVectorTarget(isaName_);
+    if (!chosen)
+      return chosen.diag();
+    isa_ = *chosen;
+    std::vector<Program *> programs{&predict_};
+    std::vector<std::string> prefixes{"predict_"};
+    if (trainable_) {
+      programs.insert(programs.begin(), &step_);
+      prefixes.insert(prefixes.begin(), "step_");
+    }
+    auto jit = JitModule::compile(programs, prefixes, isa_, &compileMs_, &cache_);
+    if (!jit)
+      return jit.diag();
+    jit_ = std::move(*jit);
+    desc_ = std::make_unique<ModelDesc>(info_, step_, predict_, trainable_, maxBatch_, isa_);
+    if (grt_model_create(desc_->get(), &model_, nullptr, threads_) != GRT_OK)
+      return error(grt_model_error(nullptr));
+    return {};
   }
 
   std::string target() const override { return "cpu"; }
   /// "cpu (avx512), code compiled in 410 ms" or "... from the cache in
   /// 4 ms"; a cache problem (a damaged entry, a full disk) is said too.
   std::string describe() const override {
-    const codegen::cpu::JitCache &c = runner_.cache();
-    std::string how = c.dir.empty() ? "compiled" : c.hit ? "from the cache" : "compiled and cached";
-    std::string out =
-        fmt::format("cpu ({}), code {} in {:.0f} ms", runner_.isa().name, how, runner_.compileMs());
-    if (!c.problem.empty())
-      out += " (" + c.problem + ")";
+    std::string how =
+        cache_.dir.empty() ? "compiled" : cache_.hit ? "from the cache" : "compiled and cached";
+    std::string out = fmt::format("cpu ({}), code {} in {:.0f} ms", isa_.name, how, compileMs_);
+    if (!cache_.problem.empty())
+      out += " (" + cache_.problem + ")";
     return out;
   }
   int64_t maxBatch() const override { return maxBatch_; }
 
   Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
                    float *output) override {
-    if (Status s = checkStep(x, labels, n); !s)
+    if (Status s = checkStep(labels, n); !s)
       return s;
-    runner_.run(step_, stepIo(x, labels), n);
-    *loss = loss_;
+    if (Status s = ok(grt_model_train_step(model_, x, labels, n, loss)); !s)
+      return s;
     if (output)
-      std::memcpy(output, output_.get(), size_t(n * info_.classes) * sizeof(float));
-    ++stepCount_;
+      std::memcpy(output, grt_model_output(model_), size_t(n * info_.classes) * sizeof(float));
     return {};
   }
 
@@ -90,16 +181,21 @@ public:
 
   Expected<NonFiniteReport> diagnoseStep(const float *x, const int32_t *labels,
                                          int64_t n) override {
-    if (Status s = checkStep(x, labels, n); !s)
+    if (Status s = checkStep(labels, n); !s)
       return s.diag();
     const ir::Graph &g = step_.graph;
-    std::map<std::string, void *> io = stepIo(x, labels);
-    std::vector<void *> table;
+    std::vector<void *> table(size_t(std::max(g.size(), 1)), nullptr);
+    auto run = [&](int64_t begin, int64_t end) {
+      return ok(grt_model_train_step_kernels(model_, step_.runKernels, x, labels, n, begin, end,
+                                             table.data()));
+    };
     // Kernels [0, 0) bind the buffers: the inputs are checked first.
-    runner_.runKernels(step_, io, n, 0, 0, table);
+    if (Status s = run(0, 0); !s)
+      return s.diag();
     NonFiniteReport first = firstNonFiniteOf(g.inputs(), table, n);
     for (size_t k = 0; k < step_.kernels.size(); ++k) {
-      runner_.runKernels(step_, io, n, int64_t(k), int64_t(k) + 1, table);
+      if (Status s = run(int64_t(k), int64_t(k) + 1); !s)
+        return s.diag();
       if (first.found)
         continue;
       const codegen::KernelPlan &plan = step_.kernels[k].plan;
@@ -110,61 +206,42 @@ public:
       std::sort(wrote.begin(), wrote.end());
       first = firstNonFiniteOf(wrote, table, n);
     }
-    ++stepCount_;
+    grt_model_set_step(model_, grt_model_step(model_) + 1);
     return first;
   }
 
   Status predict(const float *x, int64_t n, float *output) override {
-    if (Status s = checkBatch(x, n); !s)
-      return s;
     if (!output)
       return error("no output buffer given");
-    runner_.run(
-        predict_,
-        {{GRAPHC_IO_X, const_cast<float *>(x)},
-         {GRAPHC_IO_PARAMS, params_.get()},
-         {GRAPHC_IO_OUT GRAPHC_IO_OUTPUT, output_.get()}},
-        n);
-    std::memcpy(output, output_.get(), size_t(n * info_.classes) * sizeof(float));
-    return {};
+    return ok(grt_model_predict(model_, x, n, output));
   }
 
-  float *params() override { return params_.get(); }
+  float *params() override { return grt_model_params(model_); }
   float *state(const std::string &slot) override {
-    auto it = state_.find(slot);
-    return it == state_.end() ? nullptr : it->second.get();
+    const auto &slots = info_.stateSlots;
+    auto it = std::find(slots.begin(), slots.end(), slot);
+    return it == slots.end() ? nullptr : grt_model_state(model_, it - slots.begin());
   }
-  int64_t step() const override { return stepCount_; }
-  void setStep(int64_t step) override { stepCount_ = step; }
-  void setSeed(uint64_t seed) override { seed_ = seed; }
+  int64_t step() const override { return grt_model_step(model_); }
+  void setStep(int64_t step) override { grt_model_set_step(model_, step); }
+  void setSeed(uint64_t seed) override { grt_model_set_seed(model_, seed); }
 
 private:
-  Status checkStep(const float *x, const int32_t *labels, int64_t n) const {
-    if (Status s = checkBatch(x, n); !s)
-      return s;
-    if (!trainable_)
-      return error("this model was compiled for evaluation only");
-    return checkLabels(labels, n);
+  /// The C runtime's answer as a Status: its message on failure.
+  Status ok(int rc) const {
+    if (rc == GRT_OK)
+      return {};
+    return error(grt_model_error(model_));
   }
 
-  /// The step's buffers by name; sets its step and seed inputs.
-  std::map<std::string, void *> stepIo(const float *x, const int32_t *labels) {
-    stepIn_ = float(stepCount_);
-    seedIn_ = stepSeed(seed_, stepCount_);
-    std::map<std::string, void *> io{{GRAPHC_IO_X, const_cast<float *>(x)},
-                                     {GRAPHC_IO_LABELS, const_cast<int32_t *>(labels)},
-                                     {GRAPHC_IO_PARAMS, params_.get()},
-                                     {GRAPHC_IO_STEP, &stepIn_},
-                                     {GRAPHC_IO_SEED, &seedIn_},
-                                     {GRAPHC_IO_OUT GRAPHC_IO_LOSS, &loss_},
-                                     {GRAPHC_IO_OUT GRAPHC_IO_OUTPUT, output_.get()},
-                                     {GRAPHC_IO_OUT GRAPHC_IO_PARAMS, params_.get()},
-                                     {GRAPHC_IO_OUT GRAPHC_IO_STEP, &stepOut_}};
-    for (auto &[slot, buf] : state_) {
-      io[GRAPHC_IO_STATE + slot] = buf.get();
-      io[GRAPHC_IO_OUT GRAPHC_IO_STATE + slot] = buf.get();
-    }
-    return io;
+  /// What the C runtime does not say as graphc does: an evaluation-only
+  /// model, and labels out of range (Executable::checkLabels's message).
+  Status checkStep(const int32_t *labels, int64_t n) const {
+    if (!trainable_)
+      return error("this model was compiled for evaluation only");
+    if (n < 1 || n > maxBatch_)
+      return {}; // the C runtime names the batch size
+    return checkLabels(labels, n);
   }
 
   /// The first non-finite element among the f32 values `vs` of the step,
@@ -182,26 +259,17 @@ private:
     return {};
   }
 
-  Status checkBatch(const float *x, int64_t n) const {
-    if (!x)
-      return error("no input given");
-    if (n < 1 || n > maxBatch_)
-      return error(fmt::format("batch of {} samples: this executable takes 1 to {}", n, maxBatch_));
-    return {};
-  }
-
   int64_t maxBatch_;
-  Runner runner_;
-  std::string isa_;
-  std::string cacheDir_;
+  int threads_;
+  std::string isaName_;
   bool trainable_;
+  codegen::cpu::VectorTarget isa_;
+  JitCache cache_;
+  double compileMs_ = 0;
   Program step_, predict_;
-  Floats params_, output_;
-  std::map<std::string, Floats> state_;
-  float stepIn_ = 0, loss_ = 0, stepOut_ = 0;
-  int32_t seedIn_ = 0;
-  int64_t stepCount_ = 0;
-  uint64_t seed_ = 1;
+  std::unique_ptr<JitModule> jit_;
+  std::unique_ptr<ModelDesc> desc_;
+  grt_model *model_ = nullptr;
 };
 
 } // namespace

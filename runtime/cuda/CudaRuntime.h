@@ -31,7 +31,7 @@ std::string toolkitVersions();
 
 /// Runs fused graph `g` with its memory plan once on the GPU at batch
 /// `batch`, for tests: `io` maps each input's name, and "out:NAME" for each
-/// output, to host memory of that batch (as runtime::cpu::Runner::run takes it).
+/// output, to host memory of that batch (as tests/JitRunner.h takes it).
 Status runGraph(const ir::Graph &g, const ir::MemoryPlan &plan, int64_t batch,
                 const std::map<std::string, void *> &io, bool tf32 = false);
 

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+enum { GRT_MAX_IO = 64 };
+
 struct grt_model {
   const grt_model_desc *d;
   const grt_isa_desc *isa; /* the code this CPU runs; NULL on the cuda target */
@@ -146,6 +148,11 @@ void grt_model_set_step(grt_model *m, int64_t step) {
   if (m)
     m->step = step;
 }
+const float *grt_model_output(const grt_model *m) { return m ? m->output : NULL; }
+void grt_model_set_seed(grt_model *m, uint64_t seed) {
+  if (m)
+    m->seed = seed;
+}
 int32_t grt_model_step_seed(const grt_model *m) { return m ? graphc_step_seed(m->seed, m->step) : 0; }
 
 /* The memory behind io name `name` of a step or predict call. */
@@ -172,12 +179,11 @@ static void *slot_memory(grt_model *m, const char *name, int output, const float
   return NULL;
 }
 
-static int run(grt_model *m, const grt_program_desc *p, grt_run_fn fn, void *arena, int64_t n,
-               const float *x, const int32_t *labels, float *out) {
-  if (!fn)
-    return fail(m, GRT_ERR_ARGUMENT, "this library has no CPU code for the step");
-  void *io[64];
-  if (p->num_inputs + p->num_outputs > 64)
+/* The io array of program `p` in the run function's order: inputs, then
+ * outputs. */
+static int bind(grt_model *m, const grt_program_desc *p, void **io, const float *x,
+                const int32_t *labels, float *out) {
+  if (p->num_inputs + p->num_outputs > GRT_MAX_IO)
     return fail(m, GRT_ERR_ARGUMENT, "the model has too many inputs and outputs");
   for (int64_t i = 0; i < p->num_inputs + p->num_outputs; ++i) {
     int output = i >= p->num_inputs;
@@ -186,6 +192,17 @@ static int run(grt_model *m, const grt_program_desc *p, grt_run_fn fn, void *are
     if (!io[i])
       return fail(m, GRT_ERR_ARGUMENT, "no memory for '%s'", name);
   }
+  return GRT_OK;
+}
+
+static int run(grt_model *m, const grt_program_desc *p, grt_run_fn fn, void *arena, int64_t n,
+               const float *x, const int32_t *labels, float *out) {
+  if (!fn)
+    return fail(m, GRT_ERR_ARGUMENT, "this library has no CPU code for the step");
+  void *io[GRT_MAX_IO];
+  int rc = bind(m, p, io, x, labels, out);
+  if (rc != GRT_OK)
+    return rc;
   fn(io, n, arena, m->pool);
   return GRT_OK;
 }
@@ -201,24 +218,50 @@ static int check_batch(grt_model *m, const float *x, int64_t n) {
   return GRT_OK;
 }
 
-int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, int64_t n,
-                         float *loss) {
+/* The checks of a training step's arguments. */
+static int check_step(grt_model *m, const float *x, const int32_t *labels, int64_t n) {
   int rc = check_batch(m, x, n);
   if (rc != GRT_OK)
     return rc;
-  if (!labels || !loss)
-    return fail(m, GRT_ERR_ARGUMENT, "the labels or loss pointer is null");
+  if (!labels)
+    return fail(m, GRT_ERR_ARGUMENT, "the labels pointer is null");
   for (int64_t i = 0; i < n; ++i)
     if (labels[i] < 0 || labels[i] >= m->d->classes)
       return fail(m, GRT_ERR_ARGUMENT, "label %d of sample %" PRId64 " is outside [0, %" PRId64 ")",
                   labels[i], i, m->d->classes);
   m->step_in = (float)m->step;
   m->seed_in = graphc_step_seed(m->seed, m->step);
+  return GRT_OK;
+}
+
+int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, int64_t n,
+                         float *loss) {
+  int rc = check_step(m, x, labels, n);
+  if (rc != GRT_OK)
+    return rc;
+  if (!loss)
+    return fail(m, GRT_ERR_ARGUMENT, "the loss pointer is null");
   rc = run(m, &m->d->step, m->isa ? m->isa->step : NULL, m->step_arena, n, x, labels, m->output);
   if (rc != GRT_OK)
     return rc;
   *loss = m->loss;
   ++m->step;
+  return GRT_OK;
+}
+
+int grt_model_train_step_kernels(grt_model *m, grt_run_kernels_fn fn, const float *x,
+                                 const int32_t *labels, int64_t n, int64_t begin, int64_t end,
+                                 void **table) {
+  int rc = check_step(m, x, labels, n);
+  if (rc != GRT_OK)
+    return rc;
+  if (!fn || !table)
+    return fail(m, GRT_ERR_ARGUMENT, "no stepwise run function or value table");
+  void *io[GRT_MAX_IO];
+  rc = bind(m, &m->d->step, io, x, labels, m->output);
+  if (rc != GRT_OK)
+    return rc;
+  fn(io, n, m->step_arena, m->pool, begin, end, table);
   return GRT_OK;
 }
 

@@ -85,6 +85,24 @@ int grt_model_load(grt_model *m, const char *path);
 float *grt_model_state(grt_model *m, int64_t slot);
 void grt_model_set_step(grt_model *m, int64_t step);
 int32_t grt_model_step_seed(const grt_model *m); /* Dropout's seed for the next step */
+/* The model's output (n x classes floats) for the batch of the last
+ * training step, computed before the update. */
+const float *grt_model_output(const grt_model *m);
+/* The seed of Dropout's masks from now on (a context starts with d->seed). */
+void grt_model_set_seed(grt_model *m, uint64_t seed);
+
+/* A step run one kernel group at a time: the JIT's stepwise twin of the
+ * step's run function (graphc's non-finite diagnosis). */
+typedef void (*grt_run_kernels_fn)(void **io, int64_t n, void *arena, void *pool, int64_t begin,
+                                   int64_t end, void **table);
+/* Runs kernel groups [begin, end) of the training step with `fn` on the
+ * batch, the step counter and seed inputs set as grt_model_train_step sets
+ * them; `table` receives every value's buffer. Consecutive ranges make one
+ * step. The step counter is not advanced (grt_model_set_step does). */
+int grt_model_train_step_kernels(grt_model *m, grt_run_kernels_fn fn, const float *x,
+                                 const int32_t *labels, int64_t n, int64_t begin, int64_t end,
+                                 void **table);
+
 /* The vector ISA whose code `m` runs ("avx512", ...; "" on the cuda target). */
 const char *grt_model_isa(const grt_model *m);
 /* The last error of `m`, or of the last failed create when `m` is null. */

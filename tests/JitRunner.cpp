@@ -1,5 +1,5 @@
-// runtime/cpu/Runner.cpp - arenas, the io array, the call.
-#include "runtime/cpu/Runner.h"
+// tests/JitRunner.cpp - arenas, the io array, the call.
+#include "JitRunner.h"
 
 #include "runtime/rt/graphc_rt.h"
 
@@ -8,17 +8,17 @@
 #include <cstdlib>
 #include <cstring>
 
-namespace graphc::runtime::cpu {
+namespace graphc::test {
 
 using namespace ir;
 
-Runner::Runner(int threads) : pool_(grt_pool_create(threads)) {
+JitRunner::JitRunner(int threads) : pool_(grt_pool_create(threads)) {
   GRAPHC_CHECK(pool_, "cannot start the thread pool");
 }
 
-Runner::~Runner() { grt_pool_destroy(pool_); }
+JitRunner::~JitRunner() { grt_pool_destroy(pool_); }
 
-Status Runner::compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
+Status JitRunner::compile(std::vector<Program *> programs, const std::vector<std::string> &prefixes,
                        const std::string &isa, const std::string &cacheDir) {
   auto chosen = codegen::cpu::chooseVectorTarget(isa);
   if (!chosen)
@@ -43,7 +43,7 @@ Status Runner::compile(std::vector<Program *> programs, const std::vector<std::s
   return {};
 }
 
-std::vector<void *> Runner::ioSlots(const Program &p, const std::map<std::string, void *> &io) {
+std::vector<void *> JitRunner::ioSlots(const Program &p, const std::map<std::string, void *> &io) {
   std::vector<void *> slots;
   auto need = [&](const std::string &name) {
     auto it = io.find(name);
@@ -57,12 +57,12 @@ std::vector<void *> Runner::ioSlots(const Program &p, const std::map<std::string
   return slots;
 }
 
-void Runner::run(Program &p, const std::map<std::string, void *> &io, int64_t n) {
+void JitRunner::run(Program &p, const std::map<std::string, void *> &io, int64_t n) {
   std::vector<void *> slots = ioSlots(p, io);
   p.run(slots.data(), n, arenas_.at(&p).get(), pool_);
 }
 
-void Runner::runKernels(Program &p, const std::map<std::string, void *> &io, int64_t n,
+void JitRunner::runKernels(Program &p, const std::map<std::string, void *> &io, int64_t n,
                         int64_t begin, int64_t end, std::vector<void *> &table) {
   GRAPHC_CHECK(p.runKernels, "no stepwise run function for {}", p.graph.name());
   std::vector<void *> slots = ioSlots(p, io);
@@ -70,4 +70,4 @@ void Runner::runKernels(Program &p, const std::map<std::string, void *> &io, int
   p.runKernels(slots.data(), n, arenas_.at(&p).get(), pool_, begin, end, table.data());
 }
 
-} // namespace graphc::runtime::cpu
+} // namespace graphc::test

@@ -1,4 +1,6 @@
-// runtime/cpu/Runner.h - JIT-compiled programs, run by name.
+// tests/JitRunner.h - JIT-compiled programs of any graph, run by name:
+// the tests' way to run a graph that is not a model's step (a model's
+// step runs in the C runtime's context, runtime/cpu/CpuExecutable.cpp).
 //
 // Owns the JIT module, the C runtime's thread pool and one arena per
 // program; `run` lays the caller's named buffers out in the order the
@@ -14,20 +16,20 @@
 
 struct grt_pool;
 
-namespace graphc::runtime::cpu {
+namespace graphc::test {
 
 using codegen::cpu::JitCache;
 using codegen::cpu::JitModule;
 using codegen::cpu::Program;
 using codegen::cpu::VectorTarget;
 
-class Runner {
+class JitRunner {
 public:
   /// `threads` 0: one per core.
-  explicit Runner(int threads);
-  ~Runner();
-  Runner(const Runner &) = delete;
-  Runner &operator=(const Runner &) = delete;
+  explicit JitRunner(int threads);
+  ~JitRunner();
+  JitRunner(const JitRunner &) = delete;
+  JitRunner &operator=(const JitRunner &) = delete;
 
   /// Compiles `programs` (graph and plan set) into one JIT module for the
   /// vector ISA `isa` (chooseVectorTarget: "" is GRAPHC_CPU or the host's
@@ -61,4 +63,4 @@ private:
   std::map<const Program *, std::unique_ptr<char, void (*)(void *)>> arenas_;
 };
 
-} // namespace graphc::runtime::cpu
+} // namespace graphc::test
