@@ -1,6 +1,8 @@
 // runtime/Dataset.cpp - idx reader (through zlib), synthetic data, batches.
 #include "runtime/Dataset.h"
 
+#include "runtime/T7.h"
+
 #include <fmt/format.h>
 #include <zlib.h>
 
@@ -401,7 +403,153 @@ Status readLabels(GzReader &f, const std::string &labelsPath, int64_t classes, I
   return {};
 }
 
+/// Calls fn(storage index) for every element of `t` in row-major order.
+template <class Fn> void forEachElement(const T7Tensor &t, Fn fn) {
+  int64_t numel = t.numel(), rank = int64_t(t.shape.size());
+  std::vector<int64_t> index(size_t(rank), 0);
+  int64_t at = t.offset;
+  for (int64_t e = 0; e < numel; ++e) {
+    fn(e, at);
+    for (int64_t d = rank - 1; d >= 0; --d) {
+      at += t.strides[size_t(d)];
+      if (++index[size_t(d)] < t.shape[size_t(d)])
+        break;
+      at -= t.strides[size_t(d)] * t.shape[size_t(d)];
+      index[size_t(d)] = 0;
+    }
+  }
+}
+
+/// One split of a Torch7 data file, as the seed tutorial's mnist.t7 keeps
+/// it: torch.save of {data = N x 1 x H x W or N x H x W pixels, labels = N
+/// classes from 1}. Pixels are a ByteTensor, or any tensor of whole numbers
+/// 0..255 (a FloatTensor of raw pixels); labels become 0-based here.
+Expected<ImageSet> readT7Split(const std::string &path) {
+  auto file = readT7(path);
+  if (!file)
+    return file.diag();
+  auto bad = [&](std::string message) { return fileError(path, std::move(message)); };
+  const T7Object *root = file->root.table();
+  if (!root)
+    return bad("not a Torch7 data set: expected a table {data = images, labels = classes}, "
+               "as torch.save(path, {data = ..., labels = ...}) writes it");
+  const T7Value *dataValue = root->get("data"), *labelValue = root->get("labels");
+  const T7Object *dataObject = dataValue ? dataValue->tensor() : nullptr;
+  const T7Object *labelObject = labelValue ? labelValue->tensor() : nullptr;
+  if (!dataObject || !labelObject)
+    return bad(fmt::format("not a Torch7 data set: the table has no tensor `{}` (expected "
+                           "{{data = N x 1 x H x W images, labels = N classes from 1}})",
+                           dataObject ? "labels" : "data"));
+  const T7Tensor &data = dataObject->tensor, &labels = labelObject->tensor;
+  const auto &ds = data.shape;
+  bool oneChannel = ds.size() == 4 && ds[1] == 1;
+  if (!(ds.size() == 3 || oneChannel))
+    return bad(fmt::format("data is a {}Tensor of size {}: graphc reads grey images, N x 1 x H "
+                           "x W or N x H x W",
+                           t7ElementName(data.element), ir::str(ds)));
+  int64_t n = ds[0], rows = ds[ds.size() - 2], cols = ds[ds.size() - 1];
+  if (n < 1 || n >= kMaxCount || rows < 1 || cols < 1 || rows > kMaxSide || cols > kMaxSide)
+    return bad(fmt::format("implausible data: {} images of {}x{} pixels", n, rows, cols));
+  if (labels.shape != std::vector<int64_t>{n})
+    return bad(fmt::format("labels is a tensor of size {}, but data holds {} images",
+                           ir::str(labels.shape), n));
+  ImageSet set;
+  set.source = path;
+  set.count = n;
+  set.rows = rows;
+  set.cols = cols;
+  set.pixels.resize(size_t(n * rows * cols));
+  const T7Storage &pixels = data.storage->storage;
+  std::string problem;
+  forEachElement(data, [&](int64_t e, int64_t at) {
+    double v = pixels.at(at);
+    if (!(v >= 0 && v <= 255 && v == std::floor(v))) {
+      if (problem.empty())
+        problem = fmt::format("pixel {} of image {} is {}: graphc reads raw pixels, whole "
+                              "numbers 0..255 (save the images before normalising them)",
+                              e % (rows * cols), e / (rows * cols) + 1, v);
+      return;
+    }
+    set.pixels[size_t(e)] = uint8_t(v);
+  });
+  if (!problem.empty())
+    return bad(problem);
+  set.labels.resize(size_t(n));
+  const T7Storage &classes = labels.storage->storage;
+  forEachElement(labels, [&](int64_t e, int64_t at) {
+    double v = classes.at(at);
+    if (!(v >= 1 && v <= 1e6 && v == std::floor(v))) {
+      if (problem.empty())
+        problem = fmt::format("label {} of image {} is not a class number (Torch7 counts "
+                              "classes from 1)",
+                              v, e + 1);
+      return;
+    }
+    set.labels[size_t(e)] = int32_t(v) - 1;
+  });
+  if (!problem.empty())
+    return bad(problem);
+  return set;
+}
+
+/// `train_32x32.t7` -> `test_32x32.t7` beside it: the seed tutorial's pair.
+std::string t7TestBeside(const std::string &trainPath) {
+  std::filesystem::path p(trainPath);
+  std::string name = p.filename().string();
+  size_t at = name.find("train");
+  if (at == std::string::npos)
+    return "";
+  name.replace(at, 5, "test");
+  return (p.parent_path() / name).string();
+}
+
 } // namespace
+
+bool isT7Data(const std::string &spec) {
+  return spec.size() > 3 && spec.compare(spec.size() - 3, 3, ".t7") == 0;
+}
+
+Expected<Dataset> loadT7Dataset(const std::string &trainPath, const std::string &testPath) {
+  Dataset d;
+  std::string test = testPath;
+  if (!trainPath.empty()) {
+    auto train = readT7Split(trainPath);
+    if (!train)
+      return train.diag();
+    d.train = std::move(*train);
+    d.name = trainPath;
+    if (test.empty()) {
+      test = t7TestBeside(trainPath);
+      std::error_code ec;
+      if (test.empty() || !std::filesystem::exists(test, ec))
+        return fileError(trainPath, fmt::format("no test set beside it{}: name one with "
+                                                "--test-data FILE.t7",
+                                                test.empty() ? "" : " (" + test + ")"));
+    }
+  }
+  if (!test.empty()) {
+    auto set = readT7Split(test);
+    if (!set)
+      return set.diag();
+    d.test = std::move(*set);
+    if (d.name.empty())
+      d.name = test;
+  }
+  if (d.train.count && d.test.count &&
+      (d.train.rows != d.test.rows || d.train.cols != d.test.cols))
+    return fileError(d.test.source,
+                     fmt::format("test images are {}x{} but the training images ({}) are {}x{}",
+                                 d.test.rows, d.test.cols, d.train.source, d.train.rows,
+                                 d.train.cols));
+  // Torch7's classes are numbered from 1; as many as the largest label.
+  int32_t classes = 0;
+  for (const ImageSet *set : {&d.train, &d.test})
+    for (int32_t l : set->labels)
+      classes = std::max(classes, l + 1);
+  for (int32_t c = 1; c <= classes; ++c)
+    d.classNames.push_back(std::to_string(c));
+  return d;
+}
 
 void ImageSet::limit(int64_t n) {
   if (n <= 0 || n >= count)
@@ -494,7 +642,13 @@ Dataset syntheticDataset(const SyntheticOptions &o) {
   return d;
 }
 
-Expected<Dataset> loadDataset(const std::string &spec) {
+Expected<Dataset> loadDataset(const std::string &spec, const std::string &testSpec) {
+  if (isT7Data(spec) || (spec.empty() && !testSpec.empty()))
+    return loadT7Dataset(spec, testSpec);
+  if (!testSpec.empty())
+    return error(fmt::format("--test-data {}: a test set of its own goes with a Torch7 data "
+                             "file (--data train_32x32.t7); an idx folder has its own t10k files",
+                             testSpec));
   if (spec == "synthetic")
     return syntheticDataset();
   return loadMnistDir(spec.empty() ? kFashionMnistDir : spec);

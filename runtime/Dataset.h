@@ -1,5 +1,5 @@
-// runtime/Dataset.h - image-classification data sets: MNIST idx files and a
-// synthetic set, and how their images become the model's input samples.
+// runtime/Dataset.h - image-classification data sets: MNIST idx files, Torch7
+// data files (.t7) and a synthetic set, and how their images become the model's input samples.
 //
 // Images stay as u8 pixels in memory (60000 Fashion-MNIST images are 47 MB);
 // a batch is assembled on demand as float32 samples in the model's layout,
@@ -75,8 +75,23 @@ struct SyntheticOptions {
 /// accuracy in an epoch or two; serves tests and CI.
 Dataset syntheticDataset(const SyntheticOptions &options = {});
 
-/// `--data`: "synthetic", a directory of idx files, or "" for Fashion-MNIST.
-Expected<Dataset> loadDataset(const std::string &spec);
+/// Whether `--data` names a Torch7 data file (FILE.t7).
+bool isT7Data(const std::string &spec);
+
+/// Torch7 data files, as the seed tutorial's mnist.t7 holds them: each is
+/// torch.save of {data = N x 1 x H x W (or N x H x W) pixels, labels = N
+/// classes from 1}, binary or ascii. Pixels are a ByteTensor or whole
+/// numbers 0..255 of any type. The test set is `testPath`, or else the file
+/// beside `trainPath` with "train" in its name replaced by "test"
+/// (train_32x32.t7 -> test_32x32.t7). An empty `trainPath` reads the test
+/// set alone (graphc eval). Classes are named "1".."K" as Torch7 numbers
+/// them, K the largest label; labels here are 0-based.
+Expected<Dataset> loadT7Dataset(const std::string &trainPath, const std::string &testPath = "");
+
+/// `--data`: "synthetic", a directory of idx files, a Torch7 data file
+/// (FILE.t7), or "" for Fashion-MNIST; `--test-data` names a Torch7 test
+/// file (with an empty `spec`: the test set alone).
+Expected<Dataset> loadDataset(const std::string &spec, const std::string &testSpec = "");
 
 /// How a data set's images become the model's per-sample input.
 struct SampleFormat {

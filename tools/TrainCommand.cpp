@@ -23,7 +23,8 @@ namespace graphc::cli {
 namespace {
 
 struct TrainCliOptions {
-  std::string model, data, input, target = driver::defaultTarget(), save, resume, metrics, maxMemory;
+  std::string model, data, testData, input, target = driver::defaultTarget(), save, resume, metrics,
+      maxMemory;
   std::string progress = "auto";
   int64_t epochs = 5, batch = 256, trainLimit = 0, testLimit = 0;
   uint64_t seed = 1;
@@ -37,7 +38,8 @@ struct TrainCliOptions {
 };
 
 struct EvalCliOptions {
-  std::string model, weights, data, input, target = driver::defaultTarget(), dumpOutputs, dumpInputs, maxMemory;
+  std::string model, weights, data, testData, input, target = driver::defaultTarget(), dumpOutputs,
+      dumpInputs, maxMemory;
   int64_t batch = 256, testLimit = 0;
   int threads = 0;
   bool normalize = false;
@@ -65,11 +67,14 @@ struct PreparedData {
 };
 
 Expected<PreparedData> prepareData(const nn::ModelSpec &spec, const std::string &dataFlag,
-                                   const std::string &inputFlag, int64_t trainLimit,
-                                   int64_t testLimit) {
-  auto data = runtime::loadDataset(dataFlag);
+                                   const std::string &testDataFlag, const std::string &inputFlag,
+                                   int64_t trainLimit, int64_t testLimit) {
+  auto data = runtime::loadDataset(dataFlag, testDataFlag);
   if (!data)
     return data.diag();
+  // The images' size, from the training set or (graphc eval --test-data)
+  // the test set alone.
+  const runtime::ImageSet &images = data->train.count ? data->train : data->test;
   data->train.limit(trainLimit);
   data->test.limit(testLimit);
   ir::Shape sample;
@@ -79,12 +84,12 @@ Expected<PreparedData> prepareData(const nn::ModelSpec &spec, const std::string 
       return s.diag();
     sample = *s;
   } else {
-    auto s = driver::imageSampleShape(spec, data->train.rows, data->train.cols);
+    auto s = driver::imageSampleShape(spec, images.rows, images.cols);
     if (!s)
       return s.diag();
     sample = *s;
   }
-  auto format = runtime::sampleFormat(data->train.rows, data->train.cols, sample);
+  auto format = runtime::sampleFormat(images.rows, images.cols, sample);
   if (!format)
     return format.diag();
   return PreparedData{std::move(*data), *format};
@@ -203,7 +208,11 @@ int runTrain(TrainCliOptions o) {
         return report(s.diag());
   if (Status s = checkOverwrite(o); !s)
     return report(s.diag());
-  auto prepared = prepareData(*spec, o.data, o.input, o.trainLimit, o.testLimit);
+  if (o.data.empty() && !o.testData.empty())
+    return report(error(fmt::format("--test-data {} alone: graphc train needs a training set too "
+                                    "(--data FILE.t7)",
+                                    o.testData)));
+  auto prepared = prepareData(*spec, o.data, o.testData, o.input, o.trainLimit, o.testLimit);
   if (!prepared)
     return report(prepared.diag());
   runtime::Dataset &data = prepared->data;
@@ -303,7 +312,7 @@ int runEval(const EvalCliOptions &o) {
     if (!path->empty())
       if (Status s = checkWritable(*path, flag); !s)
         return report(s.diag());
-  auto prepared = prepareData(*spec, o.data, o.input, 0, o.testLimit);
+  auto prepared = prepareData(*spec, o.data, o.testData, o.input, 0, o.testLimit);
   if (!prepared)
     return report(prepared.diag());
   runtime::Dataset &data = prepared->data;
@@ -330,6 +339,9 @@ int runEval(const EvalCliOptions &o) {
     }
     format.normalize = true;
   } else if (o.normalize) {
+    if (data.train.count == 0)
+      return report(error("--normalize: the checkpoint has no normalisation statistics and no "
+                          "training set is given to compute them from (--data)"));
     format.normalize = true;
     runtime::pixelStats(data.train, &format.mean, &format.std);
   }
@@ -380,9 +392,14 @@ int runEval(const EvalCliOptions &o) {
 const char *kDataHelp =
     "the data set: a directory of MNIST-format idx files "
     "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-    "t10k-labels-idx1-ubyte, each optionally .gz), or `synthetic` (a small "
-    "generated set for tests); default: Fashion-MNIST from Debian's "
-    "dataset-fashion-mnist package in /usr/share/datasets/fashion-mnist";
+    "t10k-labels-idx1-ubyte, each optionally .gz), a Torch7 data file such as "
+    "mnist.t7/train_32x32.t7 (torch.save of {data = N x 1 x H x W pixels, labels = N "
+    "classes from 1}; its test set is the file beside it with `test` for `train`, or "
+    "--test-data), or `synthetic` (a small generated set for tests); default: "
+    "Fashion-MNIST from Debian's dataset-fashion-mnist package in "
+    "/usr/share/datasets/fashion-mnist";
+const char *kTestDataHelp = "the test set as a Torch7 data file (default with --data "
+                            "DIR/train_32x32.t7: DIR/test_32x32.t7)";
 const char *kInputHelp = "per-sample input shape, e.g. 1x32x32 (default: the model file's "
                          "`input = {...}`, else the data's 1xHxW, or 1x32x32 with 28x28 images "
                          "padded by 2 when the model wants 1024 inputs)";
@@ -404,6 +421,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
                 "the model file, a Torch7 Lua script (.model or .lua): model, criterion, optimizer")
       ->required();
   c->add_option("--data", o.data, kDataHelp);
+  c->add_option("--test-data", o.testData, kTestDataHelp);
   c->add_option("--epochs", o.epochs,
                 "train until this many epochs are done (a resumed run continues up "
                 "to it)")
@@ -473,6 +491,9 @@ CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
                 "state_dict saved with safetensors")
       ->required();
   c->add_option("--data", o.data, kDataHelp);
+  c->add_option("--test-data", o.testData,
+                "the test set as a Torch7 data file; given alone, graphc eval reads "
+                "nothing else");
   c->add_option("--batch", o.batch, "samples per prediction batch")
       ->default_val(256)
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
