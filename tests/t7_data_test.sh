@@ -39,6 +39,36 @@ got=$(sed -nE 's/.*global correct: ([0-9.]+)%.*/\1/p' eval.txt | awk '{printf "%
 [ "$want" = "$got" ] || { echo "FAIL: eval --test-data gives $got%, training said $want%"; exit 1; }
 echo "ok: eval --test-data alone reproduces the test accuracy ($got%)"
 
+# --mean M --std S feeds (x - M) / S on the raw scale: the inputs eval
+# dumps are exactly that, worked out here from the idx copy of the test
+# images (28x28, padded by 2 with 0-valued pixels to the model's 32x32).
+"$graphc" eval "$src/examples/mlp.model" --test-data t7/test_32x32.t7 --weights t7.safetensors \
+  --mean 100 --std 50 --dump-inputs inputs.f32 > /dev/null
+python3 - <<'PY'
+import struct
+raw = open("idx/t10k-images-idx3-ubyte", "rb").read()
+n, rows, cols = struct.unpack(">III", raw[4:16])
+pixels = raw[16:]
+got = open("inputs.f32", "rb").read()
+assert len(got) == n * 32 * 32 * 4, (len(got), n)
+worst = 0.0
+for i in range(n):
+    for r in range(32):
+        for c in range(32):
+            inside = 2 <= r < 30 and 2 <= c < 30
+            p = pixels[i * 784 + (r - 2) * 28 + (c - 2)] if inside else 0
+            want = (p - 100) / 50
+            v = struct.unpack_from("<f", got, 4 * ((i * 32 + r) * 32 + c))[0]
+            worst = max(worst, abs(v - want))
+assert worst < 1e-6, worst
+print("ok: --mean 100 --std 50 feeds (x - 100) / 50, largest error %.2g" % worst)
+PY
+"${train[@]}" --epochs 1 --data t7/train_32x32.t7 --mean 100 --std 50 --save ms.safetensors \
+  --metrics ms.jsonl > /dev/null
+"$graphc" eval "$src/examples/mlp.model" --test-data t7/test_32x32.t7 --weights ms.safetensors > ms.txt
+grep -q "normalised: (x - 100) / 50" ms.txt || { echo "FAIL: eval lost --mean/--std"; cat ms.txt; exit 1; }
+echo "ok: a checkpoint trained with --mean/--std is evaluated with them"
+
 # Refused, each with the file and the reason.
 expect_error() { # pattern, args...
   local pattern=$1; shift
@@ -58,4 +88,7 @@ expect_error "not a Torch7 data set" eval "$src/examples/mlp.model" --weights t7
   --test-data bad/notable.t7
 expect_error "graphc train needs a training set" train "$src/examples/mlp.model" \
   --test-data t7/test_32x32.t7
+expect_error "must be a positive number" train "$src/examples/mlp.model" --data idx --mean 1 --std 0
+expect_error "requires --std" train "$src/examples/mlp.model" --data idx --mean 1
+expect_error "excludes" train "$src/examples/mlp.model" --data idx --mean 1 --std 2 --normalize
 echo "1 passed, 0 failed"

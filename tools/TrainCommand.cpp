@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -30,6 +31,7 @@ struct TrainCliOptions {
   uint64_t seed = 1;
   int threads = 0;
   bool normalize = false;
+  double mean = 0, std = 0; ///< --mean, --std (raw pixel scale); std 0: not given
   bool tf32 = false;
   bool noCache = false;
   bool force = false;
@@ -43,6 +45,7 @@ struct EvalCliOptions {
   int64_t batch = 256, testLimit = 0;
   int threads = 0;
   bool normalize = false;
+  double mean = 0, std = 0;
   bool tf32 = false;
   bool noCache = false;
   bool allowNonfinite = false;
@@ -58,6 +61,22 @@ void warn(const std::string &file, const std::vector<std::string> &warnings) {
   std::fflush(stdout);
   for (const std::string &w : warnings)
     std::fprintf(stderr, "%s: warning: %s\n", file.c_str(), w.c_str());
+}
+
+/// --mean M --std S: (x - M) / S on the raw 0-255 scale, as Torch7 scripts
+/// normalise; SampleFormat keeps its statistics on the x/255 scale.
+void setMeanStd(runtime::SampleFormat &format, double mean, double std) {
+  format.normalize = true;
+  format.mean = mean / 255.0;
+  format.std = std / 255.0;
+}
+
+/// The data line's account of what the model is fed.
+std::string describeInputs(const runtime::SampleFormat &format) {
+  if (!format.normalize)
+    return ", raw 0-255 values";
+  return fmt::format(", normalised: (x - {:.4g}) / {:.4g} (mean {:.4f}, std {:.4f} of x/255)",
+                     format.mean * 255.0, format.std * 255.0, format.mean, format.std);
 }
 
 /// The data set, limited, and how its images meet the model's input.
@@ -158,8 +177,12 @@ Status checkOverwrite(const TrainCliOptions &o) {
 }
 
 std::string describeData(const runtime::Dataset &d) {
+  const runtime::ImageSet &images = d.train.count ? d.train : d.test;
+  if (!d.train.count)
+    return fmt::format("{}: {} test images of {}x{}, {} classes", d.name, d.test.count,
+                       images.rows, images.cols, d.classes());
   return fmt::format("{}: {} training and {} test images of {}x{}, {} classes", d.name,
-                     d.train.count, d.test.count, d.train.rows, d.train.cols, d.classes());
+                     d.train.count, d.test.count, images.rows, images.cols, d.classes());
 }
 
 std::string describeModel(const runtime::Executable &exe) {
@@ -219,9 +242,13 @@ int runTrain(TrainCliOptions o) {
   runtime::SampleFormat &format = prepared->format;
 
   runtime::TrainOptions to;
-  if (o.normalize) {
+  if (o.std > 0)
+    setMeanStd(format, o.mean, o.std);
+  else if (o.normalize) {
     format.normalize = true;
     runtime::pixelStats(data.train, &format.mean, &format.std);
+  }
+  if (format.normalize) {
     to.saveMetadata["graphc.normalize_mean"] = fmt::format("{:.17g}", format.mean);
     to.saveMetadata["graphc.normalize_std"] = fmt::format("{:.17g}", format.std);
   }
@@ -246,8 +273,8 @@ int runTrain(TrainCliOptions o) {
       note(fmt::format("--seed {} differs from the checkpoint's seed {}: the shuffles and "
                        "Dropout masks will not continue the saved run",
                        seed, ck->seed));
-    if (ck->metadata.count("graphc.normalize_mean") && !o.normalize)
-      note("the checkpoint was trained with --normalize; this run feeds raw 0-255 values");
+    if (ck->metadata.count("graphc.normalize_mean") && !format.normalize)
+      note("the checkpoint was trained with normalised inputs; this run feeds raw 0-255 values");
     resumed =
         fmt::format("resuming from {} after epoch {} (step {}{})", o.resume, ck->epoch, ck->step,
                     ck->hasOptimizerState ? ""
@@ -266,11 +293,7 @@ int runTrain(TrainCliOptions o) {
                                         : runtime::Progress::Auto;
 
   std::printf("%s\n", describeModel(**exe).c_str());
-  std::printf(
-      "data %s%s\n", describeData(data).c_str(),
-      format.normalize
-          ? fmt::format(", normalised (mean {:.4f}, std {:.4f})", format.mean, format.std).c_str()
-          : ", raw 0-255 values");
+  std::printf("data %s%s\n", describeData(data).c_str(), describeInputs(format).c_str());
   if (!format.note().empty())
     std::printf("%s\n", format.note().c_str());
   if (!resumed.empty())
@@ -328,7 +351,9 @@ int runEval(const EvalCliOptions &o) {
 
   auto meanIt = ck->metadata.find("graphc.normalize_mean");
   auto stdIt = ck->metadata.find("graphc.normalize_std");
-  if (meanIt != ck->metadata.end() && stdIt != ck->metadata.end()) {
+  if (o.std > 0) {
+    setMeanStd(format, o.mean, o.std);
+  } else if (meanIt != ck->metadata.end() && stdIt != ck->metadata.end()) {
     char *end1 = nullptr, *end2 = nullptr;
     format.mean = std::strtod(meanIt->second.c_str(), &end1);
     format.std = std::strtod(stdIt->second.c_str(), &end2);
@@ -349,11 +374,7 @@ int runEval(const EvalCliOptions &o) {
   std::printf("%s\n", describeModel(**exe).c_str());
   std::printf("weights %s (epoch %lld, step %lld)\n", o.weights.c_str(), (long long)ck->epoch,
               (long long)ck->step);
-  std::printf(
-      "data %s%s\n", describeData(data).c_str(),
-      format.normalize
-          ? fmt::format(", normalised (mean {:.4f}, std {:.4f})", format.mean, format.std).c_str()
-          : ", raw 0-255 values");
+  std::printf("data %s%s\n", describeData(data).c_str(), describeInputs(format).c_str());
   if (!format.note().empty())
     std::printf("%s\n", format.note().c_str());
 
@@ -398,6 +419,27 @@ const char *kDataHelp =
     "--test-data), or `synthetic` (a small generated set for tests); default: "
     "Fashion-MNIST from Debian's dataset-fashion-mnist package in "
     "/usr/share/datasets/fashion-mnist";
+/// --mean and --std, together, instead of --normalize.
+void addMeanStd(CLI::App *c, double &mean, double &std, CLI::Option *normalize) {
+  auto *m = c->add_option("--mean", mean,
+                          "with --std: feed (x - MEAN) / STD on the raw 0-255 pixel scale, as "
+                          "Torch7 scripts normalise (saved in the checkpoint for eval)");
+  auto *s = c->add_option("--std", std, "the STD of --mean")
+                ->check(CLI::Validator(
+                    [](std::string &text) {
+                      double v = 0;
+                      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+                      bool ok = ec == std::errc() && p == text.data() + text.size() && v > 0 &&
+                                std::isfinite(v);
+                      return ok ? std::string() : "must be a positive number, got " + text;
+                    },
+                    "STD > 0"));
+  m->needs(s);
+  s->needs(m);
+  m->excludes(normalize);
+  s->excludes(normalize);
+}
+
 const char *kTestDataHelp = "the test set as a Torch7 data file (default with --data "
                             "DIR/train_32x32.t7: DIR/test_32x32.t7)";
 const char *kInputHelp = "per-sample input shape, e.g. 1x32x32 (default: the model file's "
@@ -465,9 +507,10 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
   c->add_option("--metrics", o.metrics,
                 "append one JSON line per epoch: epoch, train_loss, train_acc, "
                 "test_acc (fractions), samples_per_s, epoch_s, step");
-  c->add_flag("--normalize", o.normalize,
-              "feed (x/255 - mean)/std with the training set's mean and std instead "
-              "of raw 0-255 pixel values");
+  auto *normalize = c->add_flag("--normalize", o.normalize,
+                                "feed (x/255 - mean)/std with the training set's mean and std "
+                                "instead of raw 0-255 pixel values");
+  addMeanStd(c, o.mean, o.std, normalize);
   c->add_option("--input", o.input, kInputHelp);
   c->add_option("--train-limit", o.trainLimit, "use only the first N training samples (0: all)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
@@ -505,9 +548,11 @@ CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
       ->check(CLI::IsMember(driver::targetNames()));
   c->add_flag("--tf32", o.tf32, kTf32Help);
   c->add_flag("--no-cache", o.noCache, kNoCacheHelp);
-  c->add_flag("--normalize", o.normalize,
-              "normalise inputs with the training set's mean and std (automatic when "
-              "the checkpoint was trained with --normalize)");
+  auto *normalize =
+      c->add_flag("--normalize", o.normalize,
+                  "normalise inputs with the training set's mean and std (automatic when "
+                  "the checkpoint was trained with --normalize, --mean or --std)");
+  addMeanStd(c, o.mean, o.std, normalize);
   c->add_option("--input", o.input, kInputHelp);
   c->add_option("--test-limit", o.testLimit, "use only the first N test samples (0: all)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
