@@ -3,6 +3,7 @@
 #include "tools/Cli.h"
 
 #include "driver/Compile.h"
+#include "driver/ImportT7.h"
 #include "driver/Targets.h"
 #include "frontend/ModelFile.h"
 #include "runtime/Checkpoint.h"
@@ -313,6 +314,11 @@ int runTrain(TrainCliOptions o) {
 
 /// A model file's spec for evaluation: only the model is compiled (its
 /// evaluation pass), so the file needs no criterion or optimizer.
+/// A trained Torch7 network rather than a model file.
+bool isT7Model(const std::string &path) {
+  return path.size() > 3 && path.compare(path.size() - 3, 3, ".t7") == 0;
+}
+
 Expected<nn::ModelSpec> loadEvalSpec(const std::string &path) {
   auto spec = frontend::loadModel(path);
   if (!spec)
@@ -327,7 +333,27 @@ Status writeFloats(const std::string &path, const std::vector<float> &v) {
 }
 
 int runEval(const EvalCliOptions &o) {
-  auto spec = loadEvalSpec(o.model);
+  // A trained Torch7 network (.t7) carries its weights; a model file takes
+  // them from --weights.
+  std::optional<driver::ImportedModel> imported;
+  Expected<nn::ModelSpec> spec = error("no model");
+  if (isT7Model(o.model)) {
+    auto im = driver::importT7(o.model);
+    if (!im)
+      return report(im.diag());
+    if (!o.weights.empty())
+      return report(error(fmt::format("--weights {}: {} carries its own weights", o.weights,
+                                      o.model)));
+    imported = std::move(*im);
+    spec = imported->spec;
+    spec->criterion.reset();
+    spec->optimizer.reset();
+  } else {
+    if (o.weights.empty())
+      return report(error("--weights FILE is required: the checkpoint to evaluate (a .t7 "
+                          "model brings its own)"));
+    spec = loadEvalSpec(o.model);
+  }
   if (!spec)
     return report(spec.diag());
   for (auto [path, flag] :
@@ -344,10 +370,25 @@ int runEval(const EvalCliOptions &o) {
                              o.noCache);
   if (!exe)
     return report(exe.diag());
-  auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false, o.allowNonfinite);
-  if (!ck)
-    return report(ck.diag());
-  warn(o.weights, ck->warnings);
+  runtime::CheckpointInfo loaded;
+  std::string weightsLine;
+  if (imported) {
+    GRAPHC_CHECK(int64_t(imported->params.size()) == (*exe)->info().numParams,
+                 "{} imported parameters for {}", imported->params.size(),
+                 (*exe)->info().numParams);
+    std::copy(imported->params.begin(), imported->params.end(), (*exe)->params());
+    weightsLine = fmt::format("weights {} (Torch7)", o.model);
+  } else {
+    auto ck =
+        runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false, o.allowNonfinite);
+    if (!ck)
+      return report(ck.diag());
+    warn(o.weights, ck->warnings);
+    loaded = std::move(*ck);
+    weightsLine = fmt::format("weights {} (epoch {}, step {})", o.weights, loaded.epoch,
+                              loaded.step);
+  }
+  const runtime::CheckpointInfo *ck = &loaded;
 
   auto meanIt = ck->metadata.find("graphc.normalize_mean");
   auto stdIt = ck->metadata.find("graphc.normalize_std");
@@ -372,8 +413,7 @@ int runEval(const EvalCliOptions &o) {
   }
 
   std::printf("%s\n", describeModel(**exe).c_str());
-  std::printf("weights %s (epoch %lld, step %lld)\n", o.weights.c_str(), (long long)ck->epoch,
-              (long long)ck->step);
+  std::printf("%s\n", weightsLine.c_str());
   std::printf("data %s%s\n", describeData(data).c_str(), describeInputs(format).c_str());
   if (!format.note().empty())
     std::printf("%s\n", format.note().c_str());
@@ -526,13 +566,16 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
 
 CLI::App *addEvalCommand(CLI::App &app, EvalCliOptions &o) {
   auto *c = app.add_subcommand(
-      "eval", "Evaluate saved weights on the test set: accuracy and confusion matrix");
-  c->add_option("model", o.model, "the model file, a Torch7 Lua script (.model or .lua)")
+      "eval", "Evaluate saved weights, or a trained Torch7 network (.t7), on the test set: "
+              "accuracy and confusion matrix");
+  c->add_option("model", o.model,
+                "the model file, a Torch7 Lua script (.model or .lua), with --weights; or a "
+                "trained network saved by Torch7's torch.save (.t7), weights included")
       ->required();
   c->add_option("--weights", o.weights,
                 "a safetensors checkpoint from `graphc train --save`, or a PyTorch "
-                "state_dict saved with safetensors")
-      ->required();
+                "state_dict saved with safetensors (not with a .t7 model, which brings its "
+                "own)");
   c->add_option("--data", o.data, kDataHelp);
   c->add_option("--test-data", o.testData,
                 "the test set as a Torch7 data file; given alone, graphc eval reads "

@@ -1,6 +1,6 @@
 // tools/graphc.cpp - the command line: `graphc compile`, `graphc train`,
-// `graphc eval`, `graphc inspect` (tools/CompileCommand.cpp,
-// tools/TrainCommand.cpp, tools/InspectCommand.cpp).
+// `graphc eval`, `graphc inspect`, `graphc import` (tools/CompileCommand.cpp,
+// tools/TrainCommand.cpp, tools/InspectCommand.cpp, tools/ImportCommand.cpp).
 #include "tools/Cli.h"
 
 #include <cstdio>
@@ -13,7 +13,8 @@ int main(int argc, char **argv) {
   app.require_subcommand(1);
   std::vector<graphc::cli::Command> commands{
       graphc::cli::compileCommand(app), graphc::cli::trainCommand(app),
-      graphc::cli::evalCommand(app), graphc::cli::inspectCommand(app)};
+      graphc::cli::evalCommand(app), graphc::cli::inspectCommand(app),
+      graphc::cli::importCommand(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

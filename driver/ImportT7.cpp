@@ -1,0 +1,323 @@
+// driver/ImportT7.cpp - Torch7 module objects to an nn::Module tree, their
+// weights to the flat buffer, and the tree back to a model file.
+#include "driver/ImportT7.h"
+
+#include "frontend/Trace.h"
+#include "runtime/T7.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <map>
+
+namespace graphc::driver {
+namespace {
+
+using runtime::T7Object;
+using runtime::T7Tensor;
+using runtime::T7Value;
+
+/// The classes read, for the message that names what is not.
+constexpr const char *kSupported =
+    "nn.Sequential, nn.Linear, nn.SpatialConvolution(MM), nn.SpatialMaxPooling, nn.View, "
+    "nn.Reshape, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SoftMax, nn.LogSoftMax, nn.Dropout and "
+    "their cudnn versions";
+
+class Importer {
+public:
+  explicit Importer(std::string path) : path_(std::move(path)) {}
+
+  Expected<nn::Module> module(const T7Value &v, const std::string &where,
+                              const std::string &prefix) {
+    const T7Object *obj = v.torchObject();
+    if (!obj)
+      return fail(where, "not an nn module");
+    std::string cls = obj->className;
+    const T7Object *fields = obj->fields.table();
+    if (!fields)
+      return fail(where, fmt::format("{} has no field table", cls));
+    // cudnn.X computes what nn.X does: the target is graphc's choice.
+    if (cls.rfind("cudnn.", 0) == 0)
+      cls = "nn." + cls.substr(6);
+    Field f{this, fields, where, obj->className};
+
+    if (cls == "nn.Sequential") {
+      const T7Value *mods = fields->get("modules");
+      const T7Object *list = mods ? mods->table() : nullptr;
+      if (!list)
+        return fail(where, "nn.Sequential has no `modules` table");
+      nn::Sequential seq;
+      for (int i = 1;; ++i) {
+        const T7Value *child = list->get(double(i));
+        if (!child || child->isNil())
+          break;
+        auto m = module(*child, fmt::format("{}.modules[{}]", where, i),
+                        prefix + std::to_string(i - 1) + ".");
+        if (!m)
+          return m;
+        seq.add(std::move(*m));
+      }
+      return nn::Module(seq);
+    }
+    if (cls == "nn.Linear") {
+      auto w = f.tensor("weight", 2);
+      if (!w)
+        return w.diag();
+      int64_t out = (*w)->shape[0], in = (*w)->shape[1];
+      if (Status s = bias(f, prefix, out); !s)
+        return s.diag();
+      tensors_[prefix + "weight"] = *w;
+      return nn::Linear(in, out);
+    }
+    if (cls == "nn.SpatialConvolution" || cls == "nn.SpatialConvolutionMM") {
+      int64_t v[6];
+      const char *names[] = {"nInputPlane", "nOutputPlane", "kW", "kH", "dW", "dH"};
+      for (int i = 0; i < 6; ++i) {
+        auto n = f.count(names[i]);
+        if (!n)
+          return n.diag();
+        v[i] = *n;
+      }
+      // Old Torch7 versions kept one `padding` for both sides.
+      auto pad = f.count("padding", 0);
+      auto padW = pad ? f.count("padW", *pad) : pad;
+      auto padH = pad ? f.count("padH", *pad) : pad;
+      if (!padW || !padH)
+        return (!padW ? padW : padH).diag();
+      auto groups = f.count("groups", 1);
+      if (!groups || *groups != 1)
+        return groups ? fail(where, fmt::format("{} with {} groups: graphc convolves all input "
+                                                "planes together (groups = 1)",
+                                                obj->className, *groups))
+                      : groups.diag();
+      auto w = f.tensor("weight", -1);
+      if (!w)
+        return w.diag();
+      int64_t numel = v[1] * v[0] * v[3] * v[2];
+      // SpatialConvolutionMM keeps its weight as [nOutputPlane, nInputPlane*kH*kW].
+      if ((*w)->numel() != numel || (*w)->shape[0] != v[1])
+        return fail(where, fmt::format("{}'s weight has size {}, expected [{},{},{},{}]",
+                                       obj->className, ir::str((*w)->shape), v[1], v[0], v[3],
+                                       v[2]));
+      if (Status s = bias(f, prefix, v[1]); !s)
+        return s.diag();
+      tensors_[prefix + "weight"] = *w;
+      nn::Module m = nn::SpatialConvolution(v[0], v[1], v[2], v[3], v[4], v[5], *padW, *padH);
+      if (cls == "nn.SpatialConvolutionMM")
+        m.kind = nn::Kind::SpatialConvolutionMM;
+      return m;
+    }
+    if (cls == "nn.SpatialMaxPooling") {
+      int64_t v[6];
+      const char *names[] = {"kW", "kH", "dW", "dH", "padW", "padH"};
+      for (int i = 0; i < 6; ++i) {
+        auto n = f.count(names[i], i < 4 ? -1 : 0);
+        if (!n)
+          return n.diag();
+        v[i] = *n;
+      }
+      const T7Value *ceil = fields->get("ceil_mode");
+      if (ceil && ceil->kind == T7Value::Boolean && ceil->boolean)
+        return fail(where, fmt::format("{} in ceil mode (:ceil()): graphc pools in floor mode "
+                                       "only, for now",
+                                       obj->className));
+      return nn::SpatialMaxPooling(v[0], v[1], v[2], v[3], v[4], v[5]);
+    }
+    if (cls == "nn.View" || cls == "nn.Reshape") {
+      const T7Value *size = fields->get("size");
+      const T7Object *storage = size ? size->storage() : nullptr;
+      if (!storage || storage->storage.size < 1 || storage->storage.size > 4)
+        return fail(where, fmt::format("{} has no `size` of 1 to 4 numbers", obj->className));
+      std::vector<int64_t> dims;
+      for (int64_t i = 0; i < storage->storage.size; ++i) {
+        double d = storage->storage.at(i);
+        if (!(d >= 1 && d <= double(int64_t(1) << 40) && d == std::floor(d)))
+          return fail(where, fmt::format("{} size {} of {}: graphc takes whole sizes (no -1)",
+                                         obj->className, i + 1, d));
+        dims.push_back(int64_t(d));
+      }
+      nn::Module m = nn::Reshape(dims);
+      if (cls == "nn.View")
+        m.kind = nn::Kind::View;
+      return m;
+    }
+    if (cls == "nn.ReLU") {
+      for (const char *name : {"threshold", "val"}) {
+        const T7Value *t = fields->get(name);
+        if (t && t->kind == T7Value::Number && t->number != 0)
+          return fail(where, fmt::format("{} with {} = {}: not a ReLU", obj->className, name,
+                                         t->number));
+      }
+      return nn::ReLU();
+    }
+    if (cls == "nn.Tanh")
+      return nn::Tanh();
+    if (cls == "nn.Sigmoid")
+      return nn::Sigmoid();
+    if (cls == "nn.SoftMax")
+      return nn::SoftMax();
+    if (cls == "nn.LogSoftMax")
+      return nn::LogSoftMax();
+    if (cls == "nn.Dropout") {
+      const T7Value *v2 = fields->get("v2");
+      if (v2 && v2->kind == T7Value::Boolean && !v2->boolean)
+        return fail(where, "nn.Dropout with v2 = false (the old scaling at evaluation): graphc "
+                           "scales while training, as Torch7's default does");
+      const T7Value *p = fields->get("p");
+      double rate = p && p->kind == T7Value::Number ? p->number : 0.5;
+      if (!(rate >= 0 && rate < 1))
+        return fail(where, fmt::format("nn.Dropout with p = {}", rate));
+      return nn::Dropout(rate);
+    }
+    return fail(where, fmt::format("{} is not supported by graphc yet (supported: {})",
+                                   obj->className, kSupported));
+  }
+
+  /// The flat buffer in frontend::paramLayout's order.
+  Expected<std::vector<float>> flatten(const nn::Module &model) {
+    auto layout = frontend::paramLayout(model);
+    if (!layout)
+      return layout.diag();
+    int64_t total = 0;
+    for (const ir::ParamInfo &p : *layout)
+      total = std::max(total, p.offset + p.numel());
+    std::vector<float> flat(static_cast<size_t>(total));
+    for (const ir::ParamInfo &p : *layout) {
+      auto it = tensors_.find(p.name);
+      GRAPHC_CHECK(it != tensors_.end(), "no tensor read for {}", p.name);
+      std::vector<double> values = it->second->values();
+      GRAPHC_CHECK(int64_t(values.size()) == p.numel(), "{}: {} values for {}", p.name,
+                   values.size(), p.numel());
+      for (size_t i = 0; i < values.size(); ++i)
+        flat[size_t(p.offset) + i] = float(values[i]);
+    }
+    return flat;
+  }
+
+private:
+  /// Reads a module's fields, errors naming the module.
+  struct Field {
+    Importer *im;
+    const T7Object *fields;
+    const std::string &where;
+    const std::string &cls;
+
+    /// A whole number >= 1 (>= 0 for paddings); `otherwise` when absent
+    /// (-1: required).
+    Expected<int64_t> count(const char *name, int64_t otherwise = -1) const {
+      const T7Value *v = fields->get(name);
+      if (!v || v->isNil()) {
+        if (otherwise >= 0)
+          return otherwise;
+        return im->fail(where, fmt::format("{} has no `{}`", cls, name));
+      }
+      double d = v->kind == T7Value::Number ? v->number : -1;
+      if (!(d >= 0 && d <= double(int64_t(1) << 31) && d == std::floor(d)))
+        return im->fail(where, fmt::format("{}'s `{}` is not a size", cls, name));
+      return int64_t(d);
+    }
+    /// A tensor of `rank` dimensions (-1: any), with finite values.
+    Expected<const T7Tensor *> tensor(const char *name, int rank) const {
+      const T7Value *v = fields->get(name);
+      const T7Object *t = v ? v->tensor() : nullptr;
+      if (!t || t->tensor.numel() == 0)
+        return im->fail(where, fmt::format("{} has no `{}` tensor", cls, name));
+      if (rank >= 0 && int(t->tensor.shape.size()) != rank)
+        return im->fail(where, fmt::format("{}'s {} has size {}, expected {} dimensions", cls,
+                                           name, ir::str(t->tensor.shape), rank));
+      for (double x : t->tensor.values())
+        if (!std::isfinite(x))
+          return im->fail(where, fmt::format("{}'s {} holds {}", cls, name, x));
+      return &t->tensor;
+    }
+  };
+
+  Status bias(const Field &f, const std::string &prefix, int64_t size) {
+    const T7Value *b = f.fields->get("bias");
+    if (!b || b->isNil())
+      return fail(f.where, fmt::format("{} without a bias (:noBias()): graphc's layers have one",
+                                       f.cls));
+    auto t = f.tensor("bias", -1);
+    if (!t)
+      return t.diag();
+    if ((*t)->numel() != size)
+      return fail(f.where, fmt::format("{}'s bias has size {}, expected [{}]", f.cls,
+                                       ir::str((*t)->shape), size));
+    tensors_[prefix + "bias"] = *t;
+    return {};
+  }
+
+  Diag fail(const std::string &where, std::string message) {
+    Diag d = error(fmt::format("{}: {}", where, message));
+    d.file = path_;
+    return d;
+  }
+
+  std::string path_;
+  std::map<std::string, const T7Tensor *> tensors_;
+};
+
+/// The module as Lua: `nn.Linear(1024, 10)`, a Sequential as a chain of adds.
+std::string lua(const nn::Module &m) {
+  if (m.kind != nn::Kind::Sequential)
+    return m.str();
+  std::string out = "nn.Sequential()";
+  for (const nn::Module &c : m.children)
+    out += ":add(" + lua(c) + ")";
+  return out;
+}
+
+const nn::Module *lastLayer(const nn::Module &m) {
+  if (m.kind != nn::Kind::Sequential)
+    return &m;
+  for (auto it = m.children.rbegin(); it != m.children.rend(); ++it)
+    if (const nn::Module *l = lastLayer(*it))
+      return l;
+  return nullptr;
+}
+
+} // namespace
+
+Expected<ImportedModel> importT7(const std::string &path) {
+  auto file = runtime::readT7(path);
+  if (!file)
+    return file.diag();
+  Importer im(path);
+  auto root = im.module(file->root, "root", "");
+  if (!root)
+    return root.diag();
+  ImportedModel out;
+  out.spec.file = path;
+  if (root->kind == nn::Kind::Sequential)
+    static_cast<nn::Module &>(out.spec.model) = std::move(*root);
+  else
+    out.spec.model.add(std::move(*root));
+  auto flat = im.flatten(out.spec.model);
+  if (!flat)
+    return flat.diag();
+  out.params = std::move(*flat);
+
+  const nn::Module *last = lastLayer(out.spec.model);
+  bool logProbs = last && last->kind == nn::Kind::LogSoftMax;
+  out.spec.criterion = nn::Criterion{logProbs ? nn::CriterionKind::ClassNLL
+                                              : nn::CriterionKind::CrossEntropy};
+  nn::Optimizer sgd;
+  sgd.name = "sgd";
+  sgd.config["learningRate"] = 0.01;
+  out.spec.optimizer = sgd;
+
+  std::string text = fmt::format("-- Imported by graphc from {} (torch.save of a trained "
+                                 "network);\n-- its weights are in the .safetensors file "
+                                 "beside this one.\nrequire 'nn'\nmodel = nn.Sequential()\n",
+                                 path);
+  for (const nn::Module &c : out.spec.model.children)
+    text += "model:add(" + lua(c) + ")\n";
+  text += fmt::format("\n-- For graphc train (fine-tuning): a criterion and an optimizer to start "
+                      "from.\nrequire 'optim'\ncriterion = {}\noptimizer = optim.sgd\nconfig = "
+                      "{{learningRate = 0.01}}\n",
+                      out.spec.criterion->str());
+  out.modelFile = std::move(text);
+  return out;
+}
+
+} // namespace graphc::driver

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+# tests/t7_import_test.py GRAPHC SOURCE_DIR - trained Torch7 networks into
+# graphc, checked against PyTorch. Two networks are written as Torch7 writes
+# them (tests/t7_write.py: the module classes and the fields Torch7 keeps):
+# an MLP in binary with FloatTensor weights and Dropout, and a convnet in
+# ascii with CudaTensor weights, cudnn classes, SpatialConvolutionMM's 2-D
+# weight and a nested Sequential. `graphc eval NET.t7 --test-data ...`
+# must give the outputs PyTorch computes with the same weights (1e-4), and
+# `graphc import` must write a model file and safetensors weights that
+# `graphc eval` turns into the same bits. Unsupported modules and bad
+# weights are refused with their place in the tree. Exits 77 (a skip)
+# without PyTorch.
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+try:
+    import numpy as np
+    import torch
+except ImportError:
+    print("skipped: PyTorch (Debian's python3-torch) is not installed")
+    sys.exit(77)
+
+graphc, src = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+sys.path.insert(0, os.path.join(src, "tests"))
+from t7_write import Obj, Storage, Table, Tensor, Writer  # noqa: E402
+
+rng = np.random.default_rng(5)
+
+
+def ftensor(a, cls="torch.FloatTensor"):
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    strides = [int(np.prod(a.shape[i + 1:])) for i in range(a.ndim)]
+    storage_cls = cls.replace("Tensor", "Storage")
+    return Tensor(cls, list(a.shape), strides, 1,
+                  Storage(storage_cls, "f", [float(x) for x in a.ravel()]))
+
+
+def module(cls, **fields):
+    pairs = [(k, v) for k, v in fields.items()]
+    pairs.append(("train", False))
+    return Obj(cls, Table(pairs))
+
+
+def sequential(*mods):
+    return module("nn.Sequential", modules=Table([(i + 1, m) for i, m in enumerate(mods)]))
+
+
+def linear(w, b, cls="torch.FloatTensor"):
+    return module("nn.Linear", weight=ftensor(w, cls), bias=ftensor(b, cls),
+                  gradWeight=ftensor(np.zeros_like(w), cls), gradBias=ftensor(np.zeros_like(b), cls))
+
+
+def view(*sizes, cls="nn.View"):
+    return module(cls, size=Storage("torch.LongStorage", "q", list(sizes)),
+                  numElements=int(np.prod(sizes)))
+
+
+def save(path, root, ascii):
+    w = Writer(ascii)
+    w.write(root)
+    with open(path, "wb") as f:
+        f.write(w.f.out)
+
+
+def run(*args, ok=True):
+    p = subprocess.run([graphc, *args], capture_output=True, text=True)
+    if ok and p.returncode != 0:
+        sys.exit("FAIL: graphc %s: %s" % (" ".join(args), p.stderr))
+    if not ok and p.returncode == 0:
+        sys.exit("FAIL: accepted: graphc %s" % " ".join(args))
+    return p
+
+
+work = tempfile.mkdtemp()
+os.chdir(work)
+subprocess.run([sys.executable, os.path.join(src, "tests", "t7_data.py"), work], check=True)
+raw = open("idx/t10k-images-idx3-ubyte", "rb").read()
+n = struct.unpack(">I", raw[4:8])[0]
+images = np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, 1, 28, 28).astype(np.float32)
+x = torch.from_numpy(np.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2))))  # as graphc pads
+
+# The MLP: View, Linear, ReLU, Dropout, Linear, LogSoftMax; binary.
+w1, b1 = rng.normal(0, 0.002, (64, 1024)), rng.normal(0, 0.1, 64)
+w2, b2 = rng.normal(0, 0.2, (10, 64)), rng.normal(0, 0.1, 10)
+save("mlp.t7", sequential(
+    view(1024), linear(w1, b1), module("nn.ReLU", threshold=0, val=0, inplace=False),
+    module("nn.Dropout", p=0.5, v2=True), linear(w2, b2), module("nn.LogSoftMax")), ascii=False)
+mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1024, 64), torch.nn.ReLU(),
+                          torch.nn.Dropout(0.5), torch.nn.Linear(64, 10), torch.nn.LogSoftmax(1))
+with torch.no_grad():
+    for layer, (w, b) in zip([mlp[1], mlp[4]], [(w1, b1), (w2, b2)]):
+        layer.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+        layer.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+
+# The convnet: cudnn conv 1->4 5x5, cudnn ReLU, 2x2 max pooling, a nested
+# Sequential with SpatialConvolutionMM 4->6 3x3 pad 1 (2-D weight) and
+# Tanh, View, Linear, SoftMax; ascii, CudaTensor weights.
+cw1, cb1 = rng.normal(0, 0.02, (4, 1, 5, 5)), rng.normal(0, 0.1, 4)
+cw2, cb2 = rng.normal(0, 0.2, (6, 4, 3, 3)), rng.normal(0, 0.1, 6)
+cw3, cb3 = rng.normal(0, 0.05, (10, 6 * 14 * 14)), rng.normal(0, 0.1, 10)
+cuda = "torch.CudaTensor"
+conv1 = module("cudnn.SpatialConvolution", nInputPlane=1, nOutputPlane=4, kW=5, kH=5, dW=1, dH=1,
+               padW=0, padH=0, groups=1, weight=ftensor(cw1, cuda), bias=ftensor(cb1, cuda))
+conv2 = module("nn.SpatialConvolutionMM", nInputPlane=4, nOutputPlane=6, kW=3, kH=3, dW=1, dH=1,
+               padW=1, padH=1, weight=ftensor(cw2.reshape(6, 36), cuda), bias=ftensor(cb2, cuda))
+save("convnet.t7", sequential(
+    conv1, module("cudnn.ReLU", threshold=0, val=0, inplace=True),
+    module("nn.SpatialMaxPooling", kW=2, kH=2, dW=2, dH=2, padW=0, padH=0, ceil_mode=False),
+    sequential(conv2, module("nn.Tanh")), view(6 * 14 * 14),
+    linear(cw3, cb3, cuda), module("cudnn.SoftMax")), ascii=True)
+conv = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                           torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.Tanh(), torch.nn.Flatten(),
+                           torch.nn.Linear(6 * 14 * 14, 10), torch.nn.Softmax(1))
+with torch.no_grad():
+    for layer, (w, b) in zip([conv[0], conv[3], conv[6]], [(cw1, cb1), (cw2, cb2), (cw3, cb3)]):
+        layer.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+        layer.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+
+for name, net in (("mlp", mlp), ("convnet", conv)):
+    net.eval()
+    with torch.no_grad():
+        want = net(x).numpy()
+    run("eval", name + ".t7", "--test-data", "t7/test_32x32.t7", "--dump-outputs", name + ".f32",
+        "--no-cache")
+    got = np.fromfile(name + ".f32", dtype=np.float32).reshape(n, 10)
+    err = np.abs(got - want).max()
+    if not err < 1e-4:
+        sys.exit("FAIL: %s.t7: graphc's outputs differ from PyTorch's by %g" % (name, err))
+    print("ok: graphc eval %s.t7 matches PyTorch (largest difference %.2g)" % (name, err))
+
+    out = run("import", name + ".t7", "-o", "out/" + name).stdout
+    print("ok: " + out.strip())
+    run("eval", "out/%s.model" % name, "--weights", "out/%s.safetensors" % name, "--test-data",
+        "t7/test_32x32.t7", "--dump-outputs", name + ".imported.f32", "--no-cache")
+    if open(name + ".f32", "rb").read() != open(name + ".imported.f32", "rb").read():
+        sys.exit("FAIL: the imported %s.model and .safetensors evaluate differently" % name)
+    print("ok: out/%s.model with out/%s.safetensors evaluates to the same bits" % (name, name))
+    # The imported model file trains too (its criterion and optimizer).
+    run("train", "out/%s.model" % name, "--data", "t7/train_32x32.t7", "--epochs", "1",
+        "--train-limit", "64", "--test-limit", "64", "--progress", "none", "--no-cache")
+
+# Refused, each naming the place in the tree.
+def refused(path, root, expect, ascii=False):
+    save(path, root, ascii)
+    err = run("eval", path, "--test-data", "t7/test_32x32.t7", ok=False).stderr
+    if expect not in err:
+        sys.exit("FAIL: %s: expected %r, got %r" % (path, expect, err))
+    print("ok: refused: " + err.strip())
+
+
+bn = module("nn.BatchNormalization", eps=1e-5, momentum=0.1)
+refused("bn.t7", sequential(view(1024), sequential(linear(w1, b1), bn)),
+        "root.modules[2].modules[2]: nn.BatchNormalization is not supported")
+refused("size.t7", sequential(module(
+    "nn.SpatialConvolution", nInputPlane=1, nOutputPlane=4, kW=5, kH=5, dW=1, dH=1, padW=0, padH=0,
+    weight=ftensor(cw1[:, :, :, :4]), bias=ftensor(cb1))),
+    "root.modules[1]: nn.SpatialConvolution's weight has size [4,1,5,4], expected [4,1,5,5]")
+refused("bias.t7", sequential(view(1024), module("nn.Linear", weight=ftensor(w1))),
+        "root.modules[2]: nn.Linear without a bias")
+refused("ceil.t7", sequential(module("nn.SpatialMaxPooling", kW=2, kH=2, dW=2, dH=2, padW=0,
+                                     padH=0, ceil_mode=True)),
+        "root.modules[1]: nn.SpatialMaxPooling in ceil mode")
+refused("nan.t7", sequential(view(1024), linear(np.full((64, 1024), np.nan), b1)),
+        "root.modules[2]: nn.Linear's weight holds nan")
+refused("notmodule.t7", Table([("a", 1)]), "root: not an nn module")
+
+# Nothing the user saved is replaced.
+err = run("import", "mlp.t7", "-o", "out/mlp", ok=False).stderr
+if "replaces nothing" not in err:
+    sys.exit("FAIL: import over existing files: " + err)
+run("import", "mlp.t7", "-o", "out/mlp", "--force")
+print("ok: import refuses to replace out/mlp.model without --force")
+print("1 passed, 0 failed")
