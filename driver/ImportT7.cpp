@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <map>
+#include <string_view>
 
 namespace graphc::driver {
 namespace {
@@ -93,9 +94,10 @@ public:
       auto w = f.tensor("weight", -1);
       if (!w)
         return w.diag();
-      int64_t numel = v[1] * v[0] * v[3] * v[2];
+      // In double: four sizes up to 2^31 would overflow int64.
+      double numel = double(v[1]) * double(v[0]) * double(v[3]) * double(v[2]);
       // SpatialConvolutionMM keeps its weight as [nOutputPlane, nInputPlane*kH*kW].
-      if ((*w)->numel() != numel || (*w)->shape[0] != v[1])
+      if (double((*w)->numel()) != numel || (*w)->shape[0] != v[1])
         return fail(where, fmt::format("{}'s weight has size {}, expected [{},{},{},{}]",
                                        obj->className, ir::str((*w)->shape), v[1], v[0], v[3],
                                        v[2]));
@@ -202,9 +204,10 @@ private:
     const std::string &where;
     const std::string &cls;
 
-    /// A whole number >= 1 (>= 0 for paddings); `otherwise` when absent
-    /// (-1: required).
+    /// A whole number: >= 1, or >= 0 for a padding (a field whose name
+    /// starts with "pad"); `otherwise` when absent (-1: required).
     Expected<int64_t> count(const char *name, int64_t otherwise = -1) const {
+      double least = std::string_view(name).substr(0, 3) == "pad" ? 0 : 1;
       const T7Value *v = fields->get(name);
       if (!v || v->isNil()) {
         if (otherwise >= 0)
@@ -212,8 +215,10 @@ private:
         return im->fail(where, fmt::format("{} has no `{}`", cls, name));
       }
       double d = v->kind == T7Value::Number ? v->number : -1;
-      if (!(d >= 0 && d <= double(int64_t(1) << 31) && d == std::floor(d)))
-        return im->fail(where, fmt::format("{}'s `{}` is not a size", cls, name));
+      if (!(d >= least && d <= double(int64_t(1) << 31) && d == std::floor(d)))
+        return im->fail(where, fmt::format("{}'s `{}` is {}, not a size", cls, name,
+                                           v->kind == T7Value::Number ? fmt::format("{}", d)
+                                                                      : std::string("no number")));
       return int64_t(d);
     }
     /// A tensor of `rank` dimensions (-1: any), with finite values.

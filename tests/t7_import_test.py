@@ -158,6 +158,10 @@ refused("size.t7", sequential(module(
     "nn.SpatialConvolution", nInputPlane=1, nOutputPlane=4, kW=5, kH=5, dW=1, dH=1, padW=0, padH=0,
     weight=ftensor(cw1[:, :, :, :4]), bias=ftensor(cb1))),
     "root.modules[1]: nn.SpatialConvolution's weight has size [4,1,5,4], expected [4,1,5,5]")
+refused("stride0.t7", sequential(module(
+    "nn.SpatialConvolution", nInputPlane=1, nOutputPlane=4, kW=5, kH=5, dW=0, dH=1, padW=0, padH=0,
+    weight=ftensor(cw1), bias=ftensor(cb1))),
+    "root.modules[1]: nn.SpatialConvolution's `dW` is 0, not a size")
 refused("bias.t7", sequential(view(1024), module("nn.Linear", weight=ftensor(w1))),
         "root.modules[2]: nn.Linear without a bias")
 refused("ceil.t7", sequential(module("nn.SpatialMaxPooling", kW=2, kH=2, dW=2, dH=2, padW=0,
