@@ -27,15 +27,15 @@ static_assert(std::endian::native == std::endian::little,
 namespace {
 
 // File.lua's type tags.
-constexpr int32_t kTypeNil = 0;
-constexpr int32_t kTypeNumber = 1;
-constexpr int32_t kTypeString = 2;
-constexpr int32_t kTypeTable = 3;
-constexpr int32_t kTypeTorch = 4;
-constexpr int32_t kTypeBoolean = 5;
-constexpr int32_t kTypeFunction = 6;
-constexpr int32_t kTypeLegacyRecurFunction = 7;
-constexpr int32_t kTypeRecurFunction = 8;
+constexpr int32_t kTypeNil = t7tag::Nil;
+constexpr int32_t kTypeNumber = t7tag::Number;
+constexpr int32_t kTypeString = t7tag::String;
+constexpr int32_t kTypeTable = t7tag::Table;
+constexpr int32_t kTypeTorch = t7tag::Torch;
+constexpr int32_t kTypeBoolean = t7tag::Boolean;
+constexpr int32_t kTypeFunction = t7tag::Function;
+constexpr int32_t kTypeLegacyRecurFunction = t7tag::LegacyRecurFunction;
+constexpr int32_t kTypeRecurFunction = t7tag::RecurFunction;
 
 constexpr size_t kMaxClassName = 256;
 

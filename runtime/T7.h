@@ -31,6 +31,12 @@ namespace graphc::runtime {
 
 enum class T7Mode { Auto, Binary, Ascii };
 
+/// File.lua's type tags, for the reader and the writer.
+namespace t7tag {
+inline constexpr int32_t Nil = 0, Number = 1, String = 2, Table = 3, Torch = 4, Boolean = 5,
+                         Function = 6, LegacyRecurFunction = 7, RecurFunction = 8;
+}
+
 /// Element types of Torch7 storages; Cuda* storages are read as host data.
 enum class T7Element { Byte, Char, Short, Int, Long, Float, Double, Half };
 

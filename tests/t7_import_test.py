@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-# tests/t7_import_test.py GRAPHC SOURCE_DIR - trained Torch7 networks into
-# graphc, checked against PyTorch. Two networks are written as Torch7 writes
+# tests/t7_import_test.py GRAPHC SOURCE_DIR - trained Torch7 networks in and
+# out of graphc, checked against PyTorch. Two networks are written as Torch7 writes
 # them (tests/t7_write.py: the module classes and the fields Torch7 keeps):
 # an MLP in binary with FloatTensor weights and Dropout, and a convnet in
 # ascii with CudaTensor weights, cudnn classes, SpatialConvolutionMM's 2-D
@@ -8,8 +8,10 @@
 # must give the outputs PyTorch computes with the same weights (1e-4), and
 # `graphc import` must write a model file and safetensors weights that
 # `graphc eval` turns into the same bits. Unsupported modules and bad
-# weights are refused with their place in the tree. Exits 77 (a skip)
-# without PyTorch.
+# weights are refused with their place in the tree. Out: networks trained
+# by graphc and exported (`graphc export`) are read by a reader written here
+# from File.lua's layout, rebuilt in PyTorch from their Torch7 fields, and
+# must compute graphc's outputs. Exits 77 (a skip) without PyTorch.
 import os
 import struct
 import subprocess
@@ -170,6 +172,142 @@ refused("ceil.t7", sequential(module("nn.SpatialMaxPooling", kW=2, kH=2, dW=2, d
 refused("nan.t7", sequential(view(1024), linear(np.full((64, 1024), np.nan), b1)),
         "root.modules[2]: nn.Linear's weight holds nan")
 refused("notmodule.t7", Table([("a", 1)]), "root: not an nn module")
+
+# Out: a network trained by graphc, exported, read back by a reader written
+# here from File.lua's layout (independent of graphc's), rebuilt in PyTorch
+# from the fields Torch7's modules keep, and run on the test images.
+def read_t7(data):
+    pos = 0
+    refs = {}
+
+    def take(fmt):
+        nonlocal pos
+        v = struct.unpack_from("<" + fmt, data, pos)
+        pos += struct.calcsize("<" + fmt)
+        return v
+
+    def string():
+        (n,) = take("i")
+        nonlocal pos
+        pos += n
+        return data[pos - n:pos].decode()
+
+    def obj():
+        (tag,) = take("i")
+        if tag == 0:
+            return None
+        if tag == 1:
+            return take("d")[0]
+        if tag == 2:
+            return string()
+        if tag == 5:
+            return take("i")[0] == 1
+        (index,) = take("i")
+        assert index not in refs, "graphc shares nothing"
+        if tag == 3:
+            (n,) = take("i")
+            t = {}
+            refs[index] = t
+            for _ in range(n):
+                k = obj()
+                t[k] = obj()
+            return t
+        assert tag == 4, tag
+        assert string() == "V 1"
+        cls = string()
+        if cls == "torch.FloatTensor":
+            (nd,) = take("i")
+            shape, strides = take("%dq" % nd), take("%dq" % nd)
+            (offset,) = take("q")
+            storage = obj()
+            if nd == 0:
+                return np.zeros(0, dtype=np.float32)
+            return np.lib.stride_tricks.as_strided(storage[offset - 1:], shape,
+                                                   [4 * s for s in strides]).copy()
+        if cls in ("torch.FloatStorage", "torch.LongStorage"):
+            (n,) = take("q")
+            kind = "f" if cls == "torch.FloatStorage" else "q"
+            return np.array(take("%d%s" % (n, kind)), dtype=np.float32 if kind == "f" else np.int64)
+        fields = obj()
+        fields["__class"] = cls
+        return fields
+
+    root = obj()
+    assert pos == len(data), "trailing bytes"
+    return root
+
+
+def torch_net(m):
+    cls = m["__class"]
+    for field in ("output", "gradInput", "train", "_type"):
+        assert field in m, "%s has no %s" % (cls, field)
+    if cls == "nn.Sequential":
+        return torch.nn.Sequential(*[torch_net(m["modules"][float(i + 1)])
+                                     for i in range(len(m["modules"]))])
+    if cls in ("nn.Linear", "nn.SpatialConvolution", "nn.SpatialConvolutionMM"):
+        assert m["gradWeight"].shape == m["weight"].shape and not m["gradWeight"].any()
+        if cls == "nn.Linear":
+            layer = torch.nn.Linear(m["weight"].shape[1], m["weight"].shape[0])
+            w = m["weight"]
+        else:
+            k = (int(m["kH"]), int(m["kW"]))
+            layer = torch.nn.Conv2d(int(m["nInputPlane"]), int(m["nOutputPlane"]), k,
+                                    stride=(int(m["dH"]), int(m["dW"])),
+                                    padding=(int(m["padH"]), int(m["padW"])))
+            w = m["weight"].reshape(layer.weight.shape)
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(w))
+            layer.bias.copy_(torch.from_numpy(m["bias"]))
+        return layer
+    if cls == "nn.SpatialMaxPooling":
+        assert m["ceil_mode"] is False
+        return torch.nn.MaxPool2d((int(m["kH"]), int(m["kW"])), (int(m["dH"]), int(m["dW"])),
+                                  (int(m["padH"]), int(m["padW"])))
+    if cls in ("nn.View", "nn.Reshape"):
+        return torch.nn.Flatten() if len(m["size"]) == 1 else torch.nn.Unflatten(
+            1, tuple(int(d) for d in m["size"]))
+    if cls == "nn.ReLU":
+        assert m["threshold"] == 0 and m["val"] == 0
+        return torch.nn.ReLU()
+    if cls == "nn.Dropout":
+        assert m["v2"] is True
+        return torch.nn.Dropout(m["p"])
+    return {"nn.Tanh": torch.nn.Tanh, "nn.Sigmoid": torch.nn.Sigmoid,
+            "nn.LogSoftMax": lambda: torch.nn.LogSoftmax(1),
+            "nn.SoftMax": lambda: torch.nn.Softmax(1)}[cls]()
+
+
+for model in ("mlp.model", "lenet.model"):
+    name = model.split(".")[0]
+    run("train", os.path.join(src, "examples", model), "--data", "t7/train_32x32.t7", "--epochs",
+        "1", "--train-limit", "128", "--progress", "none", "--no-cache", "--save",
+        name + ".trained.safetensors")
+    print("ok: " + run("export", name + ".trained.safetensors", "-o", name + ".out.t7").stdout.strip())
+    run("eval", os.path.join(src, "examples", model), "--weights", name + ".trained.safetensors",
+        "--test-data", "t7/test_32x32.t7", "--dump-outputs", name + ".trained.f32", "--no-cache")
+    got = np.fromfile(name + ".trained.f32", dtype=np.float32).reshape(n, 10)
+    net = torch_net(read_t7(open(name + ".out.t7", "rb").read()))
+    net.eval()
+    with torch.no_grad():
+        want = net(x).numpy()
+    err = np.abs(got - want).max() / max(1.0, np.abs(want).max())
+    if not err < 1e-5:
+        sys.exit("FAIL: %s.out.t7 rebuilt in PyTorch differs from graphc by %g" % (name, err))
+    print("ok: %s.out.t7, read here and rebuilt in PyTorch, computes graphc's outputs "
+          "(relative difference %.2g)" % (name, err))
+    run("eval", name + ".out.t7", "--test-data", "t7/test_32x32.t7", "--dump-outputs",
+        name + ".back.f32", "--no-cache")
+    if open(name + ".back.f32", "rb").read() != open(name + ".trained.f32", "rb").read():
+        sys.exit("FAIL: graphc eval %s.out.t7 differs from the checkpoint it came from" % name)
+    print("ok: graphc eval %s.out.t7 gives the checkpoint's outputs, bit for bit" % name)
+err = run("export", "mlp.trained.safetensors", "-o", "mlp.out.t7", ok=False).stderr
+if "replaces nothing" not in err:
+    sys.exit("FAIL: export over an existing file: " + err)
+err = run("export", "out/mlp.safetensors", "-o", "x.t7", ok=False).stderr
+if "name the model file with --model" not in err:
+    sys.exit("FAIL: export of a checkpoint without its network: " + err)
+run("export", "out/mlp.safetensors", "-o", "x.t7", "--model", "out/mlp.model")
+print("ok: export refuses to replace a file, and asks for --model where the network is unknown")
 
 # Nothing the user saved is replaced.
 err = run("import", "mlp.t7", "-o", "out/mlp", ok=False).stderr

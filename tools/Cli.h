@@ -26,6 +26,7 @@ Command trainCommand(CLI::App &app);
 Command evalCommand(CLI::App &app);
 Command inspectCommand(CLI::App &app);
 Command importCommand(CLI::App &app);
+Command exportCommand(CLI::App &app);
 
 /// Prints `d` as one error line on stderr; returns the exit code 1.
 int report(const Diag &d);

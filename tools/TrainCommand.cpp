@@ -3,7 +3,7 @@
 #include "tools/Cli.h"
 
 #include "driver/Compile.h"
-#include "driver/ImportT7.h"
+#include "driver/T7Models.h"
 #include "driver/Targets.h"
 #include "frontend/ModelFile.h"
 #include "runtime/Checkpoint.h"
@@ -243,6 +243,10 @@ int runTrain(TrainCliOptions o) {
   runtime::SampleFormat &format = prepared->format;
 
   runtime::TrainOptions to;
+  // The network itself, so that graphc export can write the checkpoint as
+  // a Torch7 file without the model file.
+  to.saveMetadata["graphc.network"] =
+      "require 'nn'\nmodel = " + driver::networkLua(spec->model) + "\n";
   if (o.std > 0)
     setMeanStd(format, o.mean, o.std);
   else if (o.normalize) {

@@ -1,6 +1,7 @@
 // tools/graphc.cpp - the command line: `graphc compile`, `graphc train`,
-// `graphc eval`, `graphc inspect`, `graphc import` (tools/CompileCommand.cpp,
-// tools/TrainCommand.cpp, tools/InspectCommand.cpp, tools/ImportCommand.cpp).
+// `graphc eval`, `graphc inspect`, `graphc import`, `graphc export`
+// (tools/CompileCommand.cpp, tools/TrainCommand.cpp, tools/InspectCommand.cpp,
+// tools/T7Commands.cpp).
 #include "tools/Cli.h"
 
 #include <cstdio>
@@ -14,7 +15,7 @@ int main(int argc, char **argv) {
   std::vector<graphc::cli::Command> commands{
       graphc::cli::compileCommand(app), graphc::cli::trainCommand(app),
       graphc::cli::evalCommand(app), graphc::cli::inspectCommand(app),
-      graphc::cli::importCommand(app)};
+      graphc::cli::importCommand(app), graphc::cli::exportCommand(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

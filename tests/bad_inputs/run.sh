@@ -367,7 +367,7 @@ expect flag input-mismatch "the model takes samples of shape [1,20,20] but the d
   "${synth[@]}" --input 1x20x20
 expect flag unknown-flag "The following arguments were not expected: 0.1 --learning-rate" -- "${synth[@]}" --learning-rate 0.1
 expect flag no-subcommand "A subcommand is required" --
-expect flag unknown-subcommand "error: unknown command 'run' (the commands: compile, train, eval, inspect, import; see graphc --help)" -- run tiny.model
+expect flag unknown-subcommand "error: unknown command 'run' (the commands: compile, train, eval, inspect, import, export; see graphc --help)" -- run tiny.model
 expect flag eval-without-weights "--weights FILE is required" -- eval tiny.model --data plain
 expect flag eval-batch-0 "--batch: Value 0 not in range 1 to 65536" -- "${eval[@]}" good.st --batch 0
 expect flag compile-max-batch-0 "--max-batch: Value 0 not in range 1 to 1048576" -- \

@@ -1,13 +1,16 @@
-// driver/ImportT7.cpp - Torch7 module objects to an nn::Module tree, their
+// driver/T7Models.cpp - Torch7 module objects to an nn::Module tree, their
 // weights to the flat buffer, and the tree back to a model file.
-#include "driver/ImportT7.h"
+#include "driver/T7Models.h"
 
 #include "frontend/Trace.h"
 #include "runtime/T7.h"
+#include "runtime/T7Write.h"
 
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cctype>
+#include <functional>
 #include <map>
 #include <string_view>
 
@@ -281,7 +284,149 @@ const nn::Module *lastLayer(const nn::Module &m) {
   return nullptr;
 }
 
+/// Writes nn modules with the fields Torch7's constructors set.
+class Exporter {
+public:
+  Exporter(const std::vector<ir::ParamInfo> &layout, const std::vector<float> &params)
+      : params_(params) {
+    for (const ir::ParamInfo &p : layout)
+      byName_[p.name] = &p;
+  }
+
+  Status module(const nn::Module &m, const std::string &prefix) {
+    const auto &a = m.args;
+    Fields f;
+    switch (m.kind) {
+    case nn::Kind::Sequential:
+      f.push_back({"modules", [this, &m, prefix]() -> Status {
+                     w_.table(int32_t(m.children.size()));
+                     for (size_t i = 0; i < m.children.size(); ++i) {
+                       w_.number(double(i + 1));
+                       if (Status s = module(m.children[i], prefix + std::to_string(i) + ".");
+                           !s)
+                         return s;
+                     }
+                     return {};
+                   }});
+      break;
+    case nn::Kind::Linear:
+      weights(f, prefix, {int64_t(a[1]), int64_t(a[0])});
+      break;
+    case nn::Kind::SpatialConvolution:
+    case nn::Kind::SpatialConvolutionMM: {
+      const char *names[] = {"nInputPlane", "nOutputPlane", "kW", "kH", "dW", "dH", "padW", "padH"};
+      for (size_t i = 0; i < 8; ++i)
+        f.push_back(number(names[i], a[i]));
+      int64_t out = int64_t(a[1]), in = int64_t(a[0]), kw = int64_t(a[2]), kh = int64_t(a[3]);
+      // SpatialConvolutionMM keeps its weight as [nOutputPlane, nInputPlane*kH*kW].
+      weights(f, prefix,
+              m.kind == nn::Kind::SpatialConvolutionMM ? ir::Shape{out, in * kh * kw}
+                                                       : ir::Shape{out, in, kh, kw});
+      break;
+    }
+    case nn::Kind::SpatialMaxPooling: {
+      const char *names[] = {"kW", "kH", "dW", "dH", "padW", "padH"};
+      for (size_t i = 0; i < 6; ++i)
+        f.push_back(number(names[i], a[i]));
+      f.push_back({"ceil_mode", [this] { return w_.boolean(false), Status(); }});
+      break;
+    }
+    case nn::Kind::View:
+    case nn::Kind::Reshape: {
+      std::vector<int64_t> dims(a.begin(), a.end());
+      double numel = 1;
+      for (double d : a)
+        numel *= d;
+      f.push_back({"size", [this, dims] { return w_.longStorage(dims), Status(); }});
+      if (m.kind == nn::Kind::View) {
+        f.push_back(number("numElements", numel));
+      } else {
+        std::vector<int64_t> batch{1};
+        batch.insert(batch.end(), dims.begin(), dims.end());
+        f.push_back({"batchsize", [this, batch] { return w_.longStorage(batch), Status(); }});
+        f.push_back(number("nelement", numel));
+      }
+      break;
+    }
+    case nn::Kind::ReLU:
+      f.push_back(number("threshold", 0));
+      f.push_back(number("val", 0));
+      f.push_back({"inplace", [this] { return w_.boolean(false), Status(); }});
+      break;
+    case nn::Kind::Dropout:
+      f.push_back(number("p", a[0]));
+      f.push_back({"v2", [this] { return w_.boolean(true), Status(); }});
+      f.push_back({"inplace", [this] { return w_.boolean(false), Status(); }});
+      f.push_back({"noise", [this] { return w_.floatTensor({}, nullptr), Status(); }});
+      break;
+    case nn::Kind::Tanh:
+    case nn::Kind::Sigmoid:
+    case nn::Kind::SoftMax:
+    case nn::Kind::LogSoftMax: break;
+    default:
+      return error(fmt::format("{} cannot be written as a Torch7 module yet", m.str()));
+    }
+    // What nn.Module's constructor sets on every module, after :float().
+    f.push_back({"output", [this] { return w_.floatTensor({}, nullptr), Status(); }});
+    f.push_back({"gradInput", [this] { return w_.floatTensor({}, nullptr), Status(); }});
+    f.push_back({"train", [this] { return w_.boolean(true), Status(); }});
+    f.push_back({"_type", [this] { return w_.string("torch.FloatTensor"), Status(); }});
+    w_.object(nn::kindName(m.kind));
+    w_.table(int32_t(f.size()));
+    for (auto &[name, write] : f) {
+      w_.string(name);
+      if (Status s = write(); !s)
+        return s;
+    }
+    return {};
+  }
+
+  std::vector<uint8_t> bytes() const { return w_.bytes(); }
+
+private:
+  using Fields = std::vector<std::pair<std::string, std::function<Status()>>>;
+
+  std::pair<std::string, std::function<Status()>> number(const char *name, double v) {
+    return {name, [this, v] { return w_.number(v), Status(); }};
+  }
+
+  /// weight (as `shape`), bias, and their zero gradients.
+  void weights(Fields &f, const std::string &prefix, ir::Shape shape) {
+    for (const char *name : {"weight", "bias"}) {
+      const ir::ParamInfo *p = byName_.at(prefix + name);
+      ir::Shape s = std::string(name) == "weight" ? shape : p->shape;
+      const float *data = params_.data() + p->offset;
+      f.push_back({name, [this, s, data] { return w_.floatTensor(s, data), Status(); }});
+      std::string grad = std::string("grad") + char(std::toupper(name[0])) + (name + 1);
+      f.push_back({grad, [this, s, p] {
+                     std::vector<float> zeros(size_t(p->numel()), 0.0f);
+                     return w_.floatTensor(s, zeros.data()), Status();
+                   }});
+    }
+  }
+
+  const std::vector<float> &params_;
+  std::map<std::string, const ir::ParamInfo *> byName_;
+  runtime::T7Writer w_;
+};
+
 } // namespace
+
+std::string networkLua(const nn::Module &model) { return lua(model); }
+
+Expected<std::vector<uint8_t>> exportT7(const nn::Module &model,
+                                        const std::vector<float> &params) {
+  auto layout = frontend::paramLayout(model);
+  if (!layout)
+    return layout.diag();
+  for (const ir::ParamInfo &p : *layout)
+    GRAPHC_CHECK(p.offset + p.numel() <= int64_t(params.size()), "{} outside the {} parameters",
+                 p.name, params.size());
+  Exporter e(*layout, params);
+  if (Status s = e.module(model, ""); !s)
+    return s.diag();
+  return e.bytes();
+}
 
 Expected<ImportedModel> importT7(const std::string &path) {
   auto file = runtime::readT7(path);
@@ -304,8 +449,9 @@ Expected<ImportedModel> importT7(const std::string &path) {
 
   const nn::Module *last = lastLayer(out.spec.model);
   bool logProbs = last && last->kind == nn::Kind::LogSoftMax;
-  out.spec.criterion = nn::Criterion{logProbs ? nn::CriterionKind::ClassNLL
-                                              : nn::CriterionKind::CrossEntropy};
+  nn::Criterion criterion;
+  criterion.kind = logProbs ? nn::CriterionKind::ClassNLL : nn::CriterionKind::CrossEntropy;
+  out.spec.criterion = criterion;
   nn::Optimizer sgd;
   sgd.name = "sgd";
   sgd.config["learningRate"] = 0.01;
