@@ -565,10 +565,13 @@ Expected<std::vector<EpochStats>> train(Executable &exe, const Dataset &data,
         return d;
       }
     }
-    if (!options.save.empty())
-      if (Status s = saveCheckpoint(options.save, exe, epoch, options.seed, options.saveMetadata);
-          !s)
+    if (!options.save.empty()) {
+      Status s = options.saveAs ? options.saveAs(options.save, exe, epoch)
+                                : saveCheckpoint(options.save, exe, epoch, options.seed,
+                                                 options.saveMetadata);
+      if (!s)
         return s.diag();
+    }
     all.push_back(*st);
   }
   return all;

@@ -91,6 +91,9 @@ struct TrainOptions {
   std::string save;    ///< checkpoint after each epoch, when not empty
   std::string metrics; ///< append one JSON line per epoch, when not empty
   std::map<std::string, std::string> saveMetadata; ///< extra checkpoint metadata
+  /// How `save` is written after an epoch; empty: a safetensors checkpoint
+  /// (saveCheckpoint with saveMetadata).
+  std::function<Status(const std::string &path, Executable &exe, int64_t epoch)> saveAs;
   Progress progress = Progress::Auto;              ///< Auto: a bar on a terminal, else lines
   bool confusion = true;                           ///< print the test confusion matrix
   /// Keep the training set on the executable's device and send only each

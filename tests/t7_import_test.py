@@ -300,6 +300,17 @@ for model in ("mlp.model", "lenet.model"):
     if open(name + ".back.f32", "rb").read() != open(name + ".trained.f32", "rb").read():
         sys.exit("FAIL: graphc eval %s.out.t7 differs from the checkpoint it came from" % name)
     print("ok: graphc eval %s.out.t7 gives the checkpoint's outputs, bit for bit" % name)
+# graphc train --save net.t7 writes what export writes from the checkpoint.
+run("train", os.path.join(src, "examples", "lenet.model"), "--data", "t7/train_32x32.t7",
+    "--epochs", "1", "--train-limit", "128", "--progress", "none", "--no-cache", "--save",
+    "lenet.direct.t7")
+if open("lenet.direct.t7", "rb").read() != open("lenet.out.t7", "rb").read():
+    sys.exit("FAIL: train --save lenet.direct.t7 differs from export of the same run")
+err = run("train", os.path.join(src, "examples", "lenet.model"), "--data", "t7/train_32x32.t7",
+          "--epochs", "1", "--save", "lenet.direct.t7", ok=False).stderr
+if "only with --force" not in err:
+    sys.exit("FAIL: train --save over an existing .t7: " + err)
+print("ok: train --save lenet.direct.t7 writes the exported file's bytes, and replaces none")
 err = run("export", "mlp.trained.safetensors", "-o", "mlp.out.t7", ok=False).stderr
 if "replaces nothing" not in err:
     sys.exit("FAIL: export over an existing file: " + err)

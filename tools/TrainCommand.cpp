@@ -153,9 +153,20 @@ std::optional<int64_t> savedStep(const std::string &path) {
 /// Refuses a run that would overwrite, with `--save`, a checkpoint further
 /// along than the run starts (a fresh run starts at step 0, a resumed one
 /// at its checkpoint's step), unless `--force`.
+/// A trained Torch7 network rather than a model file.
+bool isT7Model(const std::string &path) {
+  return path.size() > 3 && path.compare(path.size() - 3, 3, ".t7") == 0;
+}
+
 Status checkOverwrite(const TrainCliOptions &o) {
   if (o.save.empty() || o.force)
     return {};
+  std::error_code ec;
+  if (isT7Model(o.save) && std::filesystem::exists(o.save, ec)) {
+    Diag d = error("--save: a .t7 file is here already; graphc replaces it only with --force");
+    d.file = o.save;
+    return d;
+  }
   std::optional<int64_t> saved = savedStep(o.save);
   if (!saved || *saved == 0)
     return {};
@@ -247,6 +258,17 @@ int runTrain(TrainCliOptions o) {
   // a Torch7 file without the model file.
   to.saveMetadata["graphc.network"] =
       "require 'nn'\nmodel = " + driver::networkLua(spec->model) + "\n";
+  if (isT7Model(o.save)) {
+    // --save net.t7: the network as torch.save writes it, after every epoch.
+    to.saveAs = [&model = spec->model](const std::string &path, runtime::Executable &exe,
+                                       int64_t) -> Status {
+      const float *p = exe.params();
+      auto bytes = driver::exportT7(model, std::vector<float>(p, p + exe.info().numParams));
+      if (!bytes)
+        return bytes.diag();
+      return runtime::writeFileAtomic(path, bytes->data(), bytes->size());
+    };
+  }
   if (o.std > 0)
     setMeanStd(format, o.mean, o.std);
   else if (o.normalize) {
@@ -318,11 +340,6 @@ int runTrain(TrainCliOptions o) {
 
 /// A model file's spec for evaluation: only the model is compiled (its
 /// evaluation pass), so the file needs no criterion or optimizer.
-/// A trained Torch7 network rather than a model file.
-bool isT7Model(const std::string &path) {
-  return path.size() > 3 && path.compare(path.size() - 3, 3, ".t7") == 0;
-}
-
 Expected<nn::ModelSpec> loadEvalSpec(const std::string &path) {
   auto spec = frontend::loadModel(path);
   if (!spec)
@@ -539,7 +556,9 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
                 "is followed and stays; /dev/null, /dev/stdout or a FIFO is written "
                 "through; a directory or a block device is refused. An existing "
                 "checkpoint further along than this run starts (a larger step counter) "
-                "is not overwritten without --force");
+                "is not overwritten without --force. A name ending in .t7 writes the "
+                "network as Torch7's torch.save would instead (weights only; an existing "
+                ".t7 file is replaced only with --force)");
   c->add_option("--resume", o.resume,
                 "continue from a checkpoint: parameters, optimizer state, step "
                 "counter and epoch (a plain PyTorch state_dict starts a fresh "
