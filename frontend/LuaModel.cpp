@@ -60,6 +60,8 @@ struct Sandbox {
   size_t textLen = 0;
   const char *chunkName = nullptr; ///< "@" + file
   const char *dir = nullptr;       ///< the model's folder, resolved
+  const char *file = nullptr;      ///< the model file, the script's arg[0]
+  const std::vector<std::string> *args = nullptr; ///< arg[1..n]: `graphc train M -- ARGS`
 
   Stage stage = Stage::Setup;
   int resultRef = LUA_NOREF;
@@ -466,6 +468,17 @@ int runAll(lua_State *L) {
   lua_pushcfunction(L, writeStderr);
   pushLayerTables(L);
   lua_call(L, 7, 1); // 2: collect
+  // The script's command line, as `th script.lua ARGS` gives it: the global
+  // `arg` that torch.CmdLine:parse(arg) and lapp read.
+  lua_createtable(L, int(sb->args ? sb->args->size() : 0), 1);
+  lua_pushstring(L, sb->file);
+  lua_rawseti(L, -2, 0);
+  if (sb->args)
+    for (size_t i = 0; i < sb->args->size(); ++i) {
+      lua_pushlstring(L, (*sb->args)[i].data(), (*sb->args)[i].size());
+      lua_rawseti(L, -2, int(i + 1));
+    }
+  lua_setglobal(L, "arg");
   lua_pushcfunction(L, messageHandler);
   const int handler = lua_gettop(L); // 3
 
@@ -909,7 +922,8 @@ struct LuaCloser {
 } // namespace
 
 Expected<nn::ModelSpec> parseModel(std::string_view textIn, const std::string &file,
-                                   const LuaLimits &limits) {
+                                   const LuaLimits &limits,
+                                   const std::vector<std::string> &args) {
   std::string text(textIn);
   if (text.starts_with("\xEF\xBB\xBF"))
     text.replace(0, 3, "   ");
@@ -935,6 +949,8 @@ Expected<nn::ModelSpec> parseModel(std::string_view textIn, const std::string &f
   sb.textLen = text.size();
   sb.chunkName = chunkName.c_str();
   sb.dir = dir.c_str();
+  sb.file = file.c_str();
+  sb.args = &args;
 
   std::unique_ptr<lua_State, LuaCloser> state(lua_newstate(sandboxAlloc, &sb));
   if (!state)
@@ -1033,11 +1049,12 @@ Expected<std::string> readModelText(const std::string &path) {
   return text;
 }
 
-Expected<nn::ModelSpec> loadModel(const std::string &path, const LuaLimits &limits) {
+Expected<nn::ModelSpec> loadModel(const std::string &path, const LuaLimits &limits,
+                                  const std::vector<std::string> &args) {
   auto text = readModelText(path);
   if (!text)
     return text.diag();
-  return parseModel(*text, path, limits);
+  return parseModel(*text, path, limits, args);
 }
 
 } // namespace graphc::frontend

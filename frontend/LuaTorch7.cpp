@@ -299,9 +299,9 @@ local torch = {
 }
 torch.type = function(v) return classOf(v) and v.__name or type(v) end
 
--- torch.CmdLine: options with their defaults. graphc passes no command line
--- to the script yet (its global `arg` is nil), so parse() gives the defaults
--- unless the script hands it a list such as {'-lr', '0.1'}.
+-- torch.CmdLine: options with their defaults, set from the list parse() is
+-- given: usually the global `arg`, the words after `--` on graphc's command
+-- line (`graphc train model.lua -- -lr 0.1`), as `th model.lua -lr 0.1`.
 local CmdLine = {}
 CmdLine.__index = CmdLine
 local function cmdNoop(self) return self end
@@ -353,12 +353,77 @@ setmetatable(torch, {__index = function(_, k)
        'torch.' .. tostring(k))
 end})
 
+-- lapp (Penlight's pl.lapp): options declared by a usage text, read from
+-- `arg`. `-r,--learningRate (default 0.05)  text` is a number (a string
+-- when the default is not one; quotes are dropped), `--name (string)` one
+-- that must be given, and a line without a type a flag (false unless given).
+-- Values come as `--name v`, `--name=v` or `-r v`; the table is keyed by the
+-- long name (the short one when there is none).
+local function lapp(usage)
+  if type(usage) ~= 'string' then fail('lapp expects its usage text') end
+  local specs, byFlag, opt = {}, {}, {}
+  for line in usage:gmatch('[^\n]+') do
+    local short, long, rest = line:match('^%s*%-([%w_]),%s*%-%-([%w_%-]+)%s*(.*)$')
+    if not short then long, rest = line:match('^%s*%-%-([%w_%-]+)%s*(.*)$') end
+    if not long and not short then short, rest = line:match('^%s*%-([%w_])%s+(.*)$') end
+    if long or short then
+      local spec = {name = long or short}
+      local default = rest:match('^%(%s*%a*%s*default%s+([^)]*)%)')
+      local typed = rest:match('^%((%a+)%)')
+      if default then
+        default = gsub(gsub(default, '^%s+', ''), '%s+$', '')
+        local quoted = default:match('^"(.*)"$') or default:match("^'(.*)'$")
+        spec.value = quoted or tonumber(default) or default
+        spec.number = not quoted and tonumber(default) ~= nil
+      elseif typed then
+        spec.required, spec.number = true, typed == 'number'
+      else
+        spec.flag, spec.value = true, false
+      end
+      specs[#specs + 1] = spec
+      if long then byFlag['--' .. long] = spec end
+      if short then byFlag['-' .. short] = spec end
+    end
+  end
+  local args, given = G.arg or {}, {}
+  local i = 1
+  while i <= #args do
+    local word, value = args[i], nil
+    local name, inline = word:match('^(%-%-[%w_%-]+)=(.*)$')
+    if name then word, value = name, inline end
+    local spec = byFlag[word]
+    if not spec then fail("lapp: unknown command-line option '" .. tostring(args[i]) .. "'") end
+    if spec.flag then
+      spec.value, i = true, i + 1
+    else
+      if value == nil then value, i = args[i + 1], i + 2 else i = i + 1 end
+      if value == nil then fail('lapp: option ' .. word .. ' needs a value') end
+      if spec.number then
+        local n = tonumber(value)
+        if n == nil then
+          fail('lapp: option ' .. word .. " expects a number, got '" .. tostring(value) .. "'")
+        end
+        value = n
+      end
+      spec.value = value
+    end
+    given[spec] = true
+  end
+  for _, spec in ipairs(specs) do
+    if spec.required and not given[spec] then
+      fail('lapp: option --' .. spec.name .. ' is required')
+    end
+    opt[spec.name] = spec.value
+  end
+  return opt
+end
+
 local cutorch = {setDevice = noop, manualSeed = noop, manualSeedAll = noop,
                  getDeviceCount = function() return 1 end}
 local empty = function() return {} end
 local builtin = {
   nn = nn, cunn = nn, optim = optim, torch = torch, cutorch = cutorch, cudnn = cudnn,
-  image = empty(), xlua = empty(), paths = empty(),
+  image = empty(), xlua = empty(), paths = empty(), ['pl.lapp'] = lapp,
 }
 local globalName = {nn = 'nn', optim = 'optim', torch = 'torch', cutorch = 'cutorch',
                     cudnn = 'cudnn', image = 'image', xlua = 'xlua', paths = 'paths'}
@@ -391,7 +456,7 @@ local package = setmetatable({loaded = loaded, preload = {}, path = '', cpath = 
     fail(format("'package.%s' is not available in model files", tostring(k)))
   end})
 
-G.nn, G.optim, G.torch = nn, optim, torch
+G.nn, G.optim, G.torch, G.lapp = nn, optim, torch, lapp
 G.require, G.package = require, package
 G.dofile = function(path) return loadUserFile(path, false)() end
 G.load = function(f, name)

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace graphc::frontend {
 
@@ -33,14 +34,19 @@ struct LuaLimits {
 
 /// Runs model-script text in the sandbox; `file` names it in diagnostics, and
 /// its folder is where require/dofile look for the script's own .lua files.
+/// `args` is the script's command line (`graphc train MODEL -- ARGS`): its
+/// global `arg`, with arg[0] the file, as `th` gives it, for torch.CmdLine
+/// and lapp.
 Expected<nn::ModelSpec> parseModel(std::string_view text, const std::string &file,
-                                   const LuaLimits &limits = {});
+                                   const LuaLimits &limits = {},
+                                   const std::vector<std::string> &args = {});
 
 /// A model file's text; an error for a folder, an unreadable file or one
 /// above 64 MiB.
 Expected<std::string> readModelText(const std::string &path);
 
 /// Reads a model file from disk and runs it in the sandbox.
-Expected<nn::ModelSpec> loadModel(const std::string &path, const LuaLimits &limits = {});
+Expected<nn::ModelSpec> loadModel(const std::string &path, const LuaLimits &limits = {},
+                                  const std::vector<std::string> &args = {});
 
 } // namespace graphc::frontend

@@ -520,3 +520,70 @@ TEST_CASE("a script building 1,000 layers runs quickly", "[lua]") {
   WARN("1,000 layers in " << best * 1e3 << " ms (best of 5)");
   CHECK(best < 1.0); // a guard against the pathological, not a benchmark
 }
+
+TEST_CASE("a script's command line: arg, torch.CmdLine and lapp", "[lua]") {
+  // tests/torch7/cmdline.lua with its defaults (a convnet) and with
+  // `graphc train cmdline.lua -- -model mlp -hidden 16 -learningRate 0.5`.
+  std::string path = kDir + "cmdline.lua";
+  auto defaults = loadModel(path);
+  REQUIRE(defaults);
+  CHECK(defaults->model.children.at(0).kind == nn::Kind::SpatialConvolutionMM);
+  auto mlp = loadModel(path, {}, {"-model", "mlp", "-hidden", "16", "-learningRate", "0.5"});
+  REQUIRE(mlp);
+  REQUIRE(mlp->model.children.size() == 5);
+  CHECK(mlp->model.children[1].str() == "nn.Linear(784, 16)");
+  CHECK(mlp->optimizer->config.at("learningRate") == 0.5);
+
+  // arg as `th` gives it: arg[0] the file, then the words.
+  nn::ModelSpec seen = *parseModel(R"(
+    assert(arg[0] == 'dir/net.lua' and #arg == 2 and arg[1] == '-n' and arg[2] == '7')
+    model = nn.Sequential():add(nn.Linear(tonumber(arg[2]), 3))
+  )",
+                                   "dir/net.lua", {}, {"-n", "7"});
+  CHECK(seen.model.children.at(0).str() == "nn.Linear(7, 3)");
+
+  // lapp, as torch/demos write it: typed defaults, flags, --name=value.
+  const char *lappScript = R"(
+    require 'pl.lapp'
+    local opt = lapp[[
+    Train a classifier
+       -r,--learningRate  (default 0.05)      learning rate
+       -m,--model         (default "convnet") type of model
+       -f,--full                              use the full data set
+       --hidden           (default 32)        hidden units
+    ]]
+    assert(type(opt.learningRate) == 'number' and type(opt.model) == 'string')
+    model = nn.Sequential():add(nn.View(64)):add(nn.Linear(64, opt.hidden))
+    if opt.full then model:add(nn.Tanh()) end
+    note = opt.model .. ' ' .. opt.learningRate
+    criterion = nn.MSECriterion()
+    optimizer = optim.sgd
+    config = {learningRate = opt.learningRate}
+  )";
+  auto plain = parseModel(lappScript, "lapp.lua");
+  REQUIRE(plain);
+  CHECK(plain->model.children.size() == 2);
+  CHECK(plain->model.children[1].str() == "nn.Linear(64, 32)");
+  CHECK(plain->optimizer->config.at("learningRate") == 0.05);
+  auto given = parseModel(lappScript, "lapp.lua", {}, {"-f", "--hidden=8", "-r", "0.25"});
+  REQUIRE(given);
+  CHECK(given->model.children.size() == 3);
+  CHECK(given->model.children[1].str() == "nn.Linear(64, 8)");
+  CHECK(given->optimizer->config.at("learningRate") == 0.25);
+
+  // Mistakes on the script's command line are located errors.
+  for (auto [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--depth", "3"}, "lapp: unknown command-line option '--depth'"},
+           {{"-r"}, "lapp: option -r needs a value"},
+           {{"-r", "fast"}, "lapp: option -r expects a number, got 'fast'"}}) {
+    auto r = parseModel(lappScript, "lapp.lua", {}, args);
+    REQUIRE_FALSE(r);
+    INFO(r.diag().str());
+    CHECK(r.diag().message.find(message) != std::string::npos);
+    CHECK(r.diag().line == 9); // the call, which ends with the usage text
+  }
+  auto bad = loadModel(path, {}, {"-depth", "3"});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.diag().message.find("unknown command-line option string '-depth'") !=
+        std::string::npos);
+}

@@ -30,6 +30,13 @@ if [ "$data" = synthetic ]; then
   check synthetic "$(accuracy synth.jsonl)" 95
   "$graphc" eval "$src/examples/mlp.model" --data synthetic --weights synth.safetensors > eval.txt
   grep -q "global correct" eval.txt
+  # The script's own command line after `--` (torch.CmdLine in cmdline.lua):
+  # -model linear is one nn.Linear(784, 10), 7850 parameters.
+  "$graphc" train "$src/tests/torch7/cmdline.lua" --data synthetic --epochs 1 --progress none \
+    -- -model linear -learningRate 0.01 > cmdline.txt
+  grep -q "7850 parameters" cmdline.txt || { echo "FAIL: -- -model linear"; cat cmdline.txt; exit 1; }
+  if "$graphc" inspect x.t7 -- -model linear 2> inspect.txt; then echo "FAIL: inspect took --"; exit 1; fi
+  grep -q "runs no model script" inspect.txt || { cat inspect.txt; exit 1; }
 elif [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   "$graphc" train "$src/examples/mlp.model" --epochs 1 --progress lines --metrics fashion.jsonl
   check fashion-mnist "$(accuracy fashion.jsonl)" 75

@@ -37,8 +37,17 @@ Expected<ir::Shape> parseShape(const std::string &text) {
   return shape;
 }
 
+std::vector<std::string> &scriptArgs() {
+  static std::vector<std::string> args;
+  return args;
+}
+
+Expected<nn::ModelSpec> loadModelFile(const std::string &path) {
+  return frontend::loadModel(path, {}, scriptArgs());
+}
+
 Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path) {
-  auto spec = frontend::loadModel(path);
+  auto spec = loadModelFile(path);
   if (!spec)
     return spec;
   auto missing = [&](const char *what, const char *example) {

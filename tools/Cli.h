@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace graphc::cli {
 
@@ -27,6 +28,12 @@ Command evalCommand(CLI::App &app);
 Command inspectCommand(CLI::App &app);
 Command importCommand(CLI::App &app);
 Command exportCommand(CLI::App &app);
+
+/// The words after `--` on graphc's command line: the model script's own
+/// command line (its global `arg`, for torch.CmdLine and lapp).
+std::vector<std::string> &scriptArgs();
+/// Loads a model file with scriptArgs() as its command line.
+Expected<nn::ModelSpec> loadModelFile(const std::string &path);
 
 /// Prints `d` as one error line on stderr; returns the exit code 1.
 int report(const Diag &d);

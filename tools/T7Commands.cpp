@@ -47,7 +47,7 @@ int runExport(const ExportOptions &o) {
   // The network: --model, or what graphc train wrote into the checkpoint.
   Expected<nn::ModelSpec> spec = error("no network");
   if (!o.model.empty()) {
-    spec = frontend::loadModel(o.model);
+    spec = loadModelFile(o.model);
   } else {
     auto it = ck->metadata.find("graphc.network");
     if (it == ck->metadata.end()) {

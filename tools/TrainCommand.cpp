@@ -341,7 +341,7 @@ int runTrain(TrainCliOptions o) {
 /// A model file's spec for evaluation: only the model is compiled (its
 /// evaluation pass), so the file needs no criterion or optimizer.
 Expected<nn::ModelSpec> loadEvalSpec(const std::string &path) {
-  auto spec = frontend::loadModel(path);
+  auto spec = loadModelFile(path);
   if (!spec)
     return spec;
   spec->criterion.reset();

@@ -12,10 +12,27 @@ int main(int argc, char **argv) {
   CLI::App app{"graphc - compiles Torch7-style nn.Sequential models, their loss "
                "and optimizer into fused training code (LLVM for the CPU, CUDA)"};
   app.require_subcommand(1);
+
   std::vector<graphc::cli::Command> commands{
       graphc::cli::compileCommand(app), graphc::cli::trainCommand(app),
       graphc::cli::evalCommand(app), graphc::cli::inspectCommand(app),
       graphc::cli::importCommand(app), graphc::cli::exportCommand(app)};
+  const char *scriptArgsHelp =
+      "Words after `--` are the model script's own command line (its global `arg`, as "
+      "`th script.lua ...` gives it): graphc train model.lua -- -lr 0.1 -model vgg";
+  app.footer(scriptArgsHelp);
+  for (auto &c : commands)
+    if (c.app->get_name() == "train" || c.app->get_name() == "eval" ||
+        c.app->get_name() == "compile")
+      c.app->footer(scriptArgsHelp);
+  // `graphc train model.lua -- -lr 0.1`: what follows `--` is the script's
+  // own command line, never graphc's.
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--") {
+      graphc::cli::scriptArgs().assign(argv + i + 1, argv + argc);
+      argc = i;
+      break;
+    }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -38,6 +55,15 @@ int main(int argc, char **argv) {
   }
   for (auto &c : commands)
     if (c.app->parsed()) {
+      std::string name = c.app->get_name();
+      if (!graphc::cli::scriptArgs().empty() && name != "train" && name != "eval" &&
+          name != "compile" && name != "export") {
+        std::fprintf(stderr,
+                     "error: the words after `--` are a model script's command line; graphc "
+                     "%s runs no model script\n",
+                     name.c_str());
+        return 1;
+      }
       try {
         return c.run();
       } catch (const std::bad_alloc &) {

@@ -1,6 +1,7 @@
 -- The head of a torch/demos-style training script: options from
--- torch.CmdLine (their defaults, since graphc passes no command line yet),
--- then a model chosen by name.
+-- torch.CmdLine (the defaults, or what follows `--` on graphc's command
+-- line: graphc train cmdline.lua -- -model mlp -hidden 16), then a model
+-- chosen by name.
 require 'torch'
 require 'nn'
 require 'optim'
