@@ -35,6 +35,20 @@ if [ "$data" = synthetic ]; then
   "$graphc" train "$src/tests/torch7/cmdline.lua" --data synthetic --epochs 1 --progress none \
     -- -model linear -learningRate 0.01 > cmdline.txt
   grep -q "7850 parameters" cmdline.txt || { echo "FAIL: -- -model linear"; cat cmdline.txt; exit 1; }
+  # A script without criterion and optimizer takes them from the flags, and
+  # trains exactly as the seed MLP that declares the same ones.
+  grep -v -E "^(criterion|optimizer|config) =" "$src/examples/mlp.model" > bare.model
+  "$graphc" train bare.model --data synthetic --epochs 1 --progress none --metrics bare.jsonl \
+    --criterion ClassNLLCriterion --optim adagrad --lr 0.001 > bare.txt
+  "$graphc" train "$src/examples/mlp.model" --data synthetic --epochs 1 --progress none \
+    --metrics seed.jsonl > /dev/null
+  strip() { sed -E 's/,"(samples_per_s|epoch_s)":[^,}]*//g' "$1"; }
+  diff <(strip bare.jsonl) <(strip seed.jsonl) || { echo "FAIL: --criterion/--optim/--lr"; exit 1; }
+  grep -q "optim.adagrad {learningRate = 0.001" bare.txt || { cat bare.txt; exit 1; }
+  "$graphc" train "$src/examples/mlp.model" --data synthetic --epochs 1 --progress none \
+    --optim sgd --lr 0.01 --optim-config momentum=0.9,nesterov=1,dampening=0 > sgd.txt
+  grep -q "optim.sgd {learningRate = 0.01, learningRateDecay = 0, weightDecay = 0, momentum = 0.9, dampening = 0, nesterov = true}" sgd.txt ||
+    { echo "FAIL: --optim sgd"; cat sgd.txt; exit 1; }
   if "$graphc" inspect x.t7 -- -model linear 2> inspect.txt; then echo "FAIL: inspect took --"; exit 1; fi
   grep -q "runs no model script" inspect.txt || { cat inspect.txt; exit 1; }
 elif [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then

@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <string_view>
 
 namespace graphc::cli {
 
@@ -46,10 +48,85 @@ Expected<nn::ModelSpec> loadModelFile(const std::string &path) {
   return frontend::loadModel(path, {}, scriptArgs());
 }
 
-Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path) {
+void addTrainingFlags(CLI::App *c, TrainingFlags &flags) {
+  c->add_option("--criterion", flags.criterion,
+                "the loss, for a script without one or in place of the script's: "
+                "ClassNLLCriterion (nll), CrossEntropyCriterion (crossentropy) or "
+                "MSECriterion (mse)");
+  c->add_option("--optim", flags.optim,
+                "the optimizer, for a script without one or in place of the script's "
+                "(with Torch7's defaults): sgd, adagrad, adam, rmsprop, adadelta or nag")
+      ->check(CLI::IsMember({"sgd", "adagrad", "adam", "rmsprop", "adadelta", "nag"}));
+  c->add_option("--lr", flags.lr, "the optimizer's learningRate")
+      ->check(CLI::PositiveNumber.description("LR > 0"));
+  c->add_option("--optim-config", flags.optimConfig,
+                "more of the optimizer's settings, by Torch7's names: "
+                "momentum=0.9,weightDecay=5e-4,nesterov=1");
+}
+
+namespace {
+
+/// --criterion's names: Torch7's class names, short forms, any case.
+std::optional<nn::CriterionKind> criterionNamed(std::string name) {
+  for (char &ch : name)
+    ch = char(std::tolower((unsigned char)ch));
+  if (name.starts_with("nn."))
+    name = name.substr(3);
+  if (name == "nll" || name == "classnll" || name == "classnllcriterion")
+    return nn::CriterionKind::ClassNLL;
+  if (name == "crossentropy" || name == "crossentropycriterion")
+    return nn::CriterionKind::CrossEntropy;
+  if (name == "mse" || name == "msecriterion")
+    return nn::CriterionKind::MSE;
+  return std::nullopt;
+}
+
+Status applyTrainingFlags(nn::ModelSpec &spec, const TrainingFlags &flags) {
+  if (!flags.criterion.empty()) {
+    auto kind = criterionNamed(flags.criterion);
+    if (!kind)
+      return error(fmt::format("--criterion {}: graphc knows ClassNLLCriterion (nll), "
+                               "CrossEntropyCriterion (crossentropy) and MSECriterion (mse)",
+                               flags.criterion));
+    nn::Criterion c;
+    c.kind = *kind;
+    spec.criterion = c;
+  }
+  if (!flags.optim.empty()) {
+    nn::Optimizer o;
+    o.name = flags.optim;
+    spec.optimizer = o;
+  }
+  if ((flags.lr > 0 || !flags.optimConfig.empty()) && !spec.optimizer)
+    return error("--lr and --optim-config set the optimizer's settings: name the optimizer "
+                 "with --optim (the script has none)");
+  if (flags.lr > 0)
+    spec.optimizer->config["learningRate"] = flags.lr;
+  std::string_view rest = flags.optimConfig;
+  while (!rest.empty()) {
+    std::string_view item = rest.substr(0, rest.find(','));
+    rest = item.size() < rest.size() ? rest.substr(item.size() + 1) : std::string_view();
+    size_t eq = item.find('=');
+    double value = 0;
+    auto [p, ec] = eq == std::string_view::npos
+                       ? std::from_chars(item.data(), item.data(), value)
+                       : std::from_chars(item.data() + eq + 1, item.data() + item.size(), value);
+    if (eq == std::string_view::npos || eq == 0 || ec != std::errc() ||
+        p != item.data() + item.size() || !std::isfinite(value))
+      return error(fmt::format("--optim-config: '{}' is not KEY=NUMBER (e.g. momentum=0.9)", item));
+    spec.optimizer->config[std::string(item.substr(0, eq))] = value;
+  }
+  return {};
+}
+
+} // namespace
+
+Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path, const TrainingFlags &flags) {
   auto spec = loadModelFile(path);
   if (!spec)
     return spec;
+  if (Status s = applyTrainingFlags(*spec, flags); !s)
+    return s.diag();
   auto missing = [&](const char *what, const char *example) {
     Diag d;
     d.file = path;
@@ -59,9 +136,9 @@ Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path) {
     return d;
   };
   if (!spec->criterion)
-    return missing("criterion", "criterion = nn.ClassNLLCriterion()");
+    return missing("criterion", "criterion = nn.ClassNLLCriterion()` or pass `--criterion nll");
   if (!spec->optimizer)
-    return missing("optimizer", "optimizer = optim.adagrad");
+    return missing("optimizer", "optimizer = optim.adagrad` or pass `--optim adagrad");
   return spec;
 }
 

@@ -39,8 +39,17 @@ Expected<nn::ModelSpec> loadModelFile(const std::string &path);
 int report(const Diag &d);
 /// "1x32x32" -> {1, 32, 32}.
 Expected<ir::Shape> parseShape(const std::string &text);
-/// Loads the model file and checks that it defines a full training setup.
-Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path);
+/// The criterion and optimizer from the command line, for a script that
+/// has none or to replace the script's: --criterion, --optim, --lr and
+/// --optim-config.
+struct TrainingFlags {
+  std::string criterion, optim, optimConfig;
+  double lr = 0; ///< 0: not given
+};
+void addTrainingFlags(CLI::App *c, TrainingFlags &flags);
+/// Loads the model file, applies `flags`, and checks that it defines a full
+/// training setup.
+Expected<nn::ModelSpec> loadTrainingSpec(const std::string &path, const TrainingFlags &flags = {});
 /// The per-sample input shape: the flag, else the model file's `input`,
 /// else what the first layer fixes (nn::inferSampleShape).
 Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const std::string &flag);

@@ -31,6 +31,7 @@ struct CompileOptions {
   int64_t maxBatch = 256;
   int threads = 0;
   uint64_t seed = 1;
+  TrainingFlags training;
 };
 
 double msSince(std::chrono::steady_clock::time_point t0) {
@@ -60,7 +61,7 @@ std::string libraryPrefix(const CompileOptions &o) {
 }
 
 int runCompile(const CompileOptions &o) {
-  auto spec = loadTrainingSpec(o.model);
+  auto spec = loadTrainingSpec(o.model, o.training);
   if (!spec)
     return report(spec.diag());
   auto sample = sampleShape(*spec, o.input);
@@ -238,6 +239,7 @@ Command compileCommand(CLI::App &app) {
   c->add_option("model", o->model,
                 "the model file, a Torch7 Lua script (.model or .lua): model, criterion, optimizer")
       ->required();
+  addTrainingFlags(c, o->training);
   c->add_option("--input", o->input,
                 "per-sample input shape, e.g. 1x32x32 (default: the model file's "
                 "`input = {...}`, else what the first layer fixes: nn.View(n), nn.Reshape(n) "

@@ -38,6 +38,7 @@ struct TrainCliOptions {
   bool force = false;
   bool allowNonfinite = false;
   CLI::Option *seedOption = nullptr;
+  TrainingFlags training;
 };
 
 struct EvalCliOptions {
@@ -234,7 +235,7 @@ buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
 }
 
 int runTrain(TrainCliOptions o) {
-  auto spec = loadTrainingSpec(o.model);
+  auto spec = loadTrainingSpec(o.model, o.training);
   if (!spec)
     return report(spec.diag());
   for (auto [path, flag] : {std::pair{&o.save, "--save"}, std::pair{&o.metrics, "--metrics"}})
@@ -523,6 +524,7 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
   c->add_option("model", o.model,
                 "the model file, a Torch7 Lua script (.model or .lua): model, criterion, optimizer")
       ->required();
+  addTrainingFlags(c, o.training);
   c->add_option("--data", o.data, kDataHelp);
   c->add_option("--test-data", o.testData, kTestDataHelp);
   c->add_option("--epochs", o.epochs,

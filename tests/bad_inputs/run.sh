@@ -368,6 +368,16 @@ expect flag input-mismatch "the model takes samples of shape [1,20,20] but the d
 expect flag unknown-flag "The following arguments were not expected: 0.1 --learning-rate" -- "${synth[@]}" --learning-rate 0.1
 expect flag no-subcommand "A subcommand is required" --
 expect flag unknown-subcommand "error: unknown command 'run' (the commands: compile, train, eval, inspect, import, export; see graphc --help)" -- run tiny.model
+grep -v -E "^(criterion|optimizer|config) =" tiny.model > bare.model
+expect flag lr-without-optim "--lr and --optim-config set the optimizer's settings: name the optimizer with --optim" -- \
+  train bare.model --data plain --criterion nll --lr 0.1
+expect flag criterion-unknown "--criterion hinge: graphc knows ClassNLLCriterion (nll)" -- \
+  train bare.model --data plain --criterion hinge --optim sgd
+expect flag optim-unknown "--optim: lbfgs not in" -- train bare.model --data plain --optim lbfgs
+expect flag optim-config-not-number "--optim-config: 'momentum=fast' is not KEY=NUMBER" -- \
+  train bare.model --data plain --criterion nll --optim sgd --optim-config momentum=fast
+expect flag optim-config-unknown-key "optim.adam has no setting 'momentum'" -- \
+  train bare.model --data plain --criterion nll --optim adam --optim-config momentum=0.9
 expect flag eval-without-weights "--weights FILE is required" -- eval tiny.model --data plain
 expect flag eval-batch-0 "--batch: Value 0 not in range 1 to 65536" -- "${eval[@]}" good.st --batch 0
 expect flag compile-max-batch-0 "--max-batch: Value 0 not in range 1 to 1048576" -- \
