@@ -265,11 +265,10 @@ private:
   std::map<std::string, const T7Tensor *> tensors_;
 };
 
-/// The module as Lua: `nn.Linear(1024, 10)`, a Sequential as a chain of adds.
+/// The module as Lua: `nn.Linear(1024, 10)`, a container as its
+/// constructor and a chain of adds.
 std::string lua(const nn::Module &m) {
-  if (m.kind != nn::Kind::Sequential)
-    return m.str();
-  std::string out = "nn.Sequential()";
+  std::string out = m.str();
   for (const nn::Module &c : m.children)
     out += ":add(" + lua(c) + ")";
   return out;
