@@ -271,6 +271,38 @@ private:
       }
       return {};
     }
+    case Op::Concat:
+    case Op::Slice: {
+      // Both copy chunks of inner * (size along axis) elements per outer index.
+      int64_t axis = a.i("axis");
+      auto inner = [&](const Shape &s) {
+        int64_t p = 1;
+        for (size_t d = size_t(axis) + 1; d < s.size(); ++d)
+          p *= s[d];
+        return p;
+      };
+      int64_t outer = 1;
+      for (int64_t d = 0; d < axis; ++d)
+        outer *= shape[size_t(d)];
+      out = Tensor(shape);
+      int64_t rowOut = shape[size_t(axis)] * inner(shape);
+      if (n.op == Op::Slice) {
+        const Tensor &x = in(n, 0);
+        int64_t rowIn = x.shape[size_t(axis)] * inner(x.shape), skip = a.i("start") * inner(shape);
+        for (int64_t o = 0; o < outer; ++o)
+          std::copy_n(x.data.begin() + o * rowIn + skip, rowOut, out.data.begin() + o * rowOut);
+        return {};
+      }
+      int64_t at = 0;
+      for (size_t k = 0; k < n.inputs.size(); ++k) {
+        const Tensor &x = in(n, k);
+        int64_t rowIn = x.shape[size_t(axis)] * inner(x.shape);
+        for (int64_t o = 0; o < outer; ++o)
+          std::copy_n(x.data.begin() + o * rowIn, rowIn, out.data.begin() + o * rowOut + at);
+        at += rowIn;
+      }
+      return {};
+    }
     case Op::Broadcast: {
       auto map = broadcastMap(in(n, 0).shape, shape);
       out = Tensor(shape);

@@ -209,6 +209,42 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     }
     return Type{DType::F32, {size}};
   }
+  case Op::Concat: {
+    if (in.empty())
+      return fail(op, "needs at least one operand");
+    int64_t axis = attrs.i("axis", -1);
+    int rank = in[0].rank();
+    if (axis < 0 || axis >= rank || (axis == 0 && in[0].batched()))
+      return fail(op, fmt::format("axis {} is not a static dimension of {}", axis, str(in[0])));
+    Shape out = in[0].shape;
+    out[size_t(axis)] = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      TRY(needF32(i));
+      bool ok = in[i].rank() == rank;
+      for (int d = 0; ok && d < rank; ++d)
+        ok = d == axis || in[i].shape[size_t(d)] == in[0].shape[size_t(d)];
+      if (!ok)
+        return fail(op, fmt::format("operand {} {} does not match {} but along axis {}", i,
+                                    str(in[i]), str(in[0]), axis));
+      out[size_t(axis)] += in[i].shape[size_t(axis)];
+    }
+    if (!validShape(out))
+      return fail(op, fmt::format("result {} is too large", str(out)));
+    return Type{DType::F32, out};
+  }
+  case Op::Slice: {
+    TRY(needF32(0));
+    int64_t axis = attrs.i("axis", -1), start = attrs.i("start", -1), size = attrs.i("size", -1);
+    if (axis < 0 || axis >= in[0].rank() || (axis == 0 && in[0].batched()))
+      return fail(op, fmt::format("axis {} is not a static dimension of {}", axis, str(in[0])));
+    int64_t dim = in[0].shape[size_t(axis)];
+    if (start < 0 || size < 1 || start > dim || size > dim - start)
+      return fail(op, fmt::format("range [{}, {}) is outside axis {} of {}", start, start + size,
+                                  axis, str(in[0])));
+    Shape out = in[0].shape;
+    out[size_t(axis)] = size;
+    return Type{DType::F32, out};
+  }
   case Op::Select: {
     for (size_t i = 0; i < 3; ++i)
       TRY(needF32(i));

@@ -85,6 +85,16 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
       inv[size_t(perm[i])] = int64_t(i);
     return {g.add(Op::Transpose, {gy}, {{"perm", inv}})};
   }
+  case Op::Concat: { // each operand's range of the gradient
+    int64_t axis = n.attrs.i("axis"), start = 0;
+    std::vector<ValueId> out;
+    for (ValueId x : n.inputs) {
+      int64_t size = g.type(x).shape[size_t(axis)];
+      out.push_back(g.add(Op::Slice, {gy}, {{"axis", axis}, {"start", start}, {"size", size}}));
+      start += size;
+    }
+    return out;
+  }
   case Op::Broadcast: return {gy};
   case Op::Add: return {gy, gy};
   case Op::Sub: return {gy, b.neg(gy)};

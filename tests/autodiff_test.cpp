@@ -126,6 +126,21 @@ std::vector<Case> cases() {
        [](Graph &g, const std::vector<ValueId> &a) {
          return g.add(Op::Transpose, {a[0]}, {{"perm", std::vector<int64_t>{0, 2, 1}}});
        }},
+      {"concat along channels",
+       {{f32({kBatch, 2, 3})}, {f32({kBatch, 1, 3})}, {f32({kBatch, 3, 3})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Concat, {a[0], a[1], a[2]}, {{"axis", int64_t(1)}});
+       }},
+      {"concat along the last axis, one operand twice",
+       {{f32({kBatch, 2, 3})}, {f32({kBatch, 2, 1})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Concat, {a[0], a[1], a[0]}, {{"axis", int64_t(2)}});
+       }},
+      {"concat of unbatched operands along axis 0",
+       {{f32({2, 3})}, {f32({1, 3})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Concat, {a[0], a[1]}, {{"axis", int64_t(0)}});
+       }},
       {"broadcast",
        {{f32({3, 1})}},
        [](Graph &g, const std::vector<ValueId> &a) {

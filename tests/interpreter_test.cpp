@@ -962,6 +962,47 @@ TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops", "[inter
               Tensor({1, 1, 3, 3}, -3.0), 0);
 }
 
+TEST_CASE("interpreter: concat and slice", "[interp]") {
+  Rng rng(11);
+  for (int64_t B : kBatches) {
+    CAPTURE(B);
+    // Along the channels of [N,C,2,2]: y[n][c] comes from the operand whose range holds c.
+    Tensor a = rng.tensor({B, 1, 2, 2}), b = rng.tensor({B, 3, 2, 2});
+    Tensor y =
+        runOp(Op::Concat, {{f32({N, 1, 2, 2}), a}, {f32({N, 3, 2, 2}), b}, {f32({N, 1, 2, 2}), a}},
+              {{"axis", int64_t(1)}});
+    Tensor want({B, 5, 2, 2});
+    for (int64_t n = 0; n < B; ++n)
+      for (int64_t c = 0; c < 5; ++c)
+        for (int64_t i = 0; i < 4; ++i) {
+          double v = c == 0 || c == 4 ? a.data[at(a.shape, {n, 0, i / 2, i % 2})]
+                                      : b.data[at(b.shape, {n, c - 1, i / 2, i % 2})];
+          want.data[at(want.shape, {n, c, i / 2, i % 2})] = v;
+        }
+    checkTensor(y, want, 0);
+    // Slices of it give the operands back.
+    Attrs middle{{"axis", int64_t(1)}, {"start", int64_t(1)}, {"size", int64_t(3)}};
+    checkTensor(runOp(Op::Slice, {{f32({N, 5, 2, 2}), y}}, middle), b, 0);
+    Attrs last{{"axis", int64_t(1)}, {"start", int64_t(4)}, {"size", int64_t(1)}};
+    checkTensor(runOp(Op::Slice, {{f32({N, 5, 2, 2}), y}}, last), a, 0);
+  }
+  // The last axis, by hand.
+  checkTensor(
+      runOp(Op::Concat,
+            {{f32({2, 2}), tensor({2, 2}, {1, 2, 3, 4})}, {f32({2, 1}), tensor({2, 1}, {5, 6})}},
+            {{"axis", int64_t(1)}}),
+      tensor({2, 3}, {1, 2, 5, 3, 4, 6}), 0);
+  checkTensor(runOp(Op::Slice, {{f32({2, 3}), tensor({2, 3}, {1, 2, 5, 3, 4, 6})}},
+                    {{"axis", int64_t(1)}, {"start", int64_t(1)}, {"size", int64_t(2)}}),
+              tensor({2, 2}, {2, 5, 4, 6}), 0);
+  // Axis 0 of unbatched operands.
+  checkTensor(
+      runOp(Op::Concat,
+            {{f32({1, 2}), tensor({1, 2}, {1, 2})}, {f32({2, 2}), tensor({2, 2}, {3, 4, 5, 6})}},
+            {{"axis", int64_t(0)}}),
+      tensor({3, 2}, {1, 2, 3, 4, 5, 6}), 0);
+}
+
 TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]") {
   const std::set<Op> tested = {Op::Input,
                                Op::Constant,
@@ -971,6 +1012,8 @@ TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]"
                                Op::Transpose,
                                Op::Broadcast,
                                Op::FlatPack,
+                               Op::Concat,
+                               Op::Slice,
                                Op::Add,
                                Op::Sub,
                                Op::Mul,

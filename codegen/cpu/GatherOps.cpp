@@ -221,6 +221,36 @@ Value *transpose(Emitter &e, const Node &n, Value *i) {
   return e.load(n.inputs[0], e.ravel(in, src));
 }
 
+/// Element i of a concat: the operand whose range of the axis holds it.
+Value *concat(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  size_t axis = size_t(n.attrs.i("axis"));
+  auto idx = e.unravel(n.type.shape, i);
+  Value *out = e.slot(b.getFloatTy(), "cat");
+  b.CreateStore(e.f32(0), out);
+  int64_t start = 0;
+  for (ValueId x : n.inputs) {
+    const Shape &xs = e.g.type(x).shape;
+    int64_t size = xs[axis];
+    Value *a = b.CreateSub(idx[axis], e.i64(start));
+    e.ifThen(b.CreateICmpULT(a, e.i64(size)), [&] {
+      std::vector<Value *> src = idx;
+      src[axis] = a;
+      b.CreateStore(e.external(x, xs, e.ravel(xs, src)), out);
+    });
+    start += size;
+  }
+  return b.CreateLoad(b.getFloatTy(), out);
+}
+
+Value *slice(Emitter &e, const Node &n, Value *i) {
+  const Shape &xs = e.g.type(n.inputs[0]).shape;
+  size_t axis = size_t(n.attrs.i("axis"));
+  auto idx = e.unravel(n.type.shape, i);
+  idx[axis] = e.b.CreateAdd(idx[axis], e.i64(n.attrs.i("start")));
+  return e.external(n.inputs[0], xs, e.ravel(xs, idx));
+}
+
 Value *argMax(Emitter &e, const Node &n, Value *i) {
   auto &b = e.b;
   int64_t c = e.g.type(n.inputs[0]).shape.back();
@@ -251,6 +281,8 @@ Value *emitGather(Emitter &e, ValueId v, Value *i) {
   case Op::ReduceMax:
   case Op::ReduceMean: return reduce(e, n, i);
   case Op::Transpose: return transpose(e, n, i);
+  case Op::Concat: return concat(e, n, i);
+  case Op::Slice: return slice(e, n, i);
   case Op::ArgMax: return argMax(e, n, i);
   default: break;
   }

@@ -420,6 +420,29 @@ private:
       code_.line(fmt::format("{} = {};", out, p_.load(n.inputs[0], p_.ravel(in, src))));
       break;
     }
+    case Op::Concat: {
+      size_t axis = size_t(n.attrs.i("axis"));
+      auto idx = p_.unravel(n.type.shape, i);
+      code_.line(fmt::format("const i64 a = {};", idx[axis]));
+      int64_t start = 0;
+      for (ValueId x : n.inputs) {
+        const Shape &xs = g().type(x).shape;
+        std::vector<std::string> src = idx;
+        src[axis] = fmt::format("(a - {}LL)", start);
+        code_.line(fmt::format("if (a >= {}LL && a < {}LL) {} = {};", start, start + xs[axis], out,
+                               p_.external(v, x, xs, p_.ravel(xs, src))));
+        start += xs[axis];
+      }
+      break;
+    }
+    case Op::Slice: {
+      const Shape &xs = g().type(n.inputs[0]).shape;
+      size_t axis = size_t(n.attrs.i("axis"));
+      auto idx = p_.unravel(n.type.shape, i);
+      idx[axis] = fmt::format("({} + {}LL)", idx[axis], n.attrs.i("start"));
+      code_.line(fmt::format("{} = {};", out, p_.external(v, n.inputs[0], xs, p_.ravel(xs, idx))));
+      break;
+    }
     case Op::ArgMax: {
       int64_t c = g().type(n.inputs[0]).shape.back();
       code_.line("float best = -GRAPHC_INF;");
