@@ -99,7 +99,7 @@ bool isUserSource(const char *source) {
 struct Ctor {
   const char *name;
   nn::Kind kind;
-  const char *methods;   ///< "Module", "Container" or "Pooling" (LuaTorch7.cpp)
+  const char *methods;   ///< "Module", "Container", "Pooling" or "AvgPooling" (LuaTorch7.cpp)
   bool cudnn;            ///< cudnn.X exists too
   const char *paramRule; ///< its parameters' sizes in LuaTorch7.cpp's `paramRules`, or ""
   size_t minArgs = 0, maxArgs = 0;
@@ -135,6 +135,8 @@ constexpr Ctor kLayers[] = {
     {"CAddTable", K::CAddTable, "Module", false, "", 0, 1, "([inplace])"},
     {"Concat", K::Concat, "Container", false, "", 1, 1, "(dimension)"},
     {"JoinTable", K::JoinTable, "Module", false, "", 1, 2, "(dimension, [nInputDims])"},
+    {"SpatialAveragePooling", K::SpatialAveragePooling, "AvgPooling", true, "", 2, 6,
+     "(kW, kH, [dW, dH, [padW, padH]])"},
 };
 // clang-format on
 
@@ -817,6 +819,12 @@ public:
       int64_t dW = n > 2 ? size(2) : -1, dH = n > 3 ? size(3) : -1;
       int64_t padW = n > 4 ? padding(4) : 0, padH = n > 5 ? padding(5) : 0;
       return nn::SpatialMaxPooling(kW, kH, dW, dH, padW, padH);
+    }
+    case nn::Kind::SpatialAveragePooling: { // Torch7's strides default to 1, not to the kernel
+      int64_t kW = size(0), kH = size(1);
+      int64_t dW = n > 2 ? size(2) : 1, dH = n > 3 ? size(3) : 1;
+      int64_t padW = n > 4 ? padding(4) : 0, padH = n > 5 ? padding(5) : 0;
+      return nn::SpatialAveragePooling(kW, kH, dW, dH, padW, padH);
     }
     }
     throw fail("unknown layer");

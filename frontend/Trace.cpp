@@ -460,7 +460,8 @@ private:
       ValueId b3 = g_.add(Op::Reshape, {b}, {{"shape", Shape{int64_t(a[1]), 1, 1}}});
       return g_.add(Op::Add, {y, b3});
     }
-    case nn::Kind::SpatialMaxPooling: {
+    case nn::Kind::SpatialMaxPooling:
+    case nn::Kind::SpatialAveragePooling: {
       if (in.rank() != 4)
         return layerError(m, fmt::format("expects input [N,C,H,W], got {}", shape));
       int64_t kw = int64_t(a[0]), kh = int64_t(a[1]);
@@ -470,7 +471,8 @@ private:
       if (in.shape[2] + 2 * ph < kh || in.shape[3] + 2 * pw < kw)
         return layerError(m,
                           fmt::format("window {}x{} is larger than the input {}", kw, kh, shape));
-      return g_.add(Op::MaxPool2d, {x},
+      Op op = m.kind == nn::Kind::SpatialMaxPooling ? Op::MaxPool2d : Op::AvgPool2d;
+      return g_.add(op, {x},
                     {{"kernel", std::vector<int64_t>{kh, kw}},
                      {"stride", std::vector<int64_t>{int64_t(a[3]), int64_t(a[2])}},
                      {"pad", std::vector<int64_t>{ph, pw}}});

@@ -41,6 +41,7 @@ std::string kindName(Kind k) {
   case Kind::CAddTable: return "nn.CAddTable";
   case Kind::Concat: return "nn.Concat";
   case Kind::JoinTable: return "nn.JoinTable";
+  case Kind::SpatialAveragePooling: return "nn.SpatialAveragePooling";
   }
   return "nn.?";
 }
@@ -133,6 +134,12 @@ Module JoinTable(int64_t dim, int64_t nInputDims) {
   if (nInputDims < 0)
     return make(Kind::JoinTable, {double(dim)});
   return make(Kind::JoinTable, {double(dim), double(nInputDims)});
+}
+
+Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH, int64_t padW,
+                             int64_t padH) {
+  return make(Kind::SpatialAveragePooling,
+              {double(kW), double(kH), double(dW), double(dH), double(padW), double(padH)});
 }
 
 Expected<ir::Shape> inferSampleShape(const ModelSpec &spec) {

@@ -47,6 +47,7 @@ enum class Kind {
   CAddTable,
   Concat,
   JoinTable,
+  SpatialAveragePooling,
 };
 
 /// Torch7's name of a module kind, e.g. "nn.Linear".
@@ -115,6 +116,10 @@ Module Concat(int64_t dim);
 /// nn.JoinTable(dim, nInputDims): a table's tensors joined along dim (1-based; with
 /// nInputDims, dim counts from after the batch dimension of a batched input).
 Module JoinTable(int64_t dim, int64_t nInputDims = -1);
+/// nn.SpatialAveragePooling(kW, kH, dW=1, dH=1, padW=0, padH=0): Torch7's
+/// defaults, count_include_pad and floor mode (each window's sum / (kW kH)).
+Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW = 1, int64_t dH = 1,
+                             int64_t padW = 0, int64_t padH = 0);
 
 enum class CriterionKind { ClassNLL, CrossEntropy, MSE };
 

@@ -471,6 +471,35 @@ private:
         out.data[size_t(arg[i])] += gy.data[i];
       return {};
     }
+    case Op::AvgPool2d:
+    case Op::AvgPool2dGrad: {
+      // Torch7's count_include_pad: every window divides by kh kw (in floor
+      // mode no window reaches past the padding).
+      auto k = a.ints("kernel");
+      Window win = window(a, k[0], k[1]);
+      const Tensor &src = in(n, 0);
+      const bool forward = n.op == Op::AvgPool2d;
+      const Shape &xs = forward ? src.shape : shape, &ys = forward ? shape : src.shape;
+      const double scale = 1.0 / double(k[0] * k[1]);
+      out = Tensor(shape);
+      for (int64_t b = 0; b < ys[0]; ++b)
+        for (int64_t c = 0; c < ys[1]; ++c)
+          for (int64_t oy = 0; oy < ys[2]; ++oy)
+            for (int64_t ox = 0; ox < ys[3]; ++ox)
+              for (int64_t ky = 0; ky < win.kh; ++ky)
+                for (int64_t kx = 0; kx < win.kw; ++kx) {
+                  int64_t iy = oy * win.sh - win.ph + ky, ix = ox * win.sw - win.pw + kx;
+                  if (iy < 0 || iy >= xs[2] || ix < 0 || ix >= xs[3])
+                    continue;
+                  size_t xi = size_t(((b * xs[1] + c) * xs[2] + iy) * xs[3] + ix);
+                  size_t yi = size_t(((b * ys[1] + c) * ys[2] + oy) * ys[3] + ox);
+                  if (forward)
+                    out.data[yi] += src.data[xi] * scale;
+                  else
+                    out.data[xi] += src.data[yi] * scale;
+                }
+      return {};
+    }
     default: // float math is evaluated above, by class
       break;
     }

@@ -364,6 +364,26 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
       return fail(op, fmt::format("gradient {} does not match output {}", str(in[1]), str(*check)));
     return in[0];
   }
+  case Op::AvgPool2d:
+    TRY(needF32(0));
+    TRY(needRank(0, 4));
+    TRY(poolPad(op, attrs));
+    return inferWindow(op, in[0], in[0].shape[1], attrs.ints("kernel"), attrs);
+  case Op::AvgPool2dGrad: {
+    TRY(needF32(0));
+    TRY(needRank(0, 4));
+    TRY(poolPad(op, attrs));
+    Shape chw = attrs.ints("in_shape");
+    if (chw.size() != 3 || chw[0] != in[0].shape[1] || chw[1] < 1 || chw[2] < 1)
+      return fail(op, "in_shape must be [C,H,W] with the gradient's C");
+    Type x{DType::F32, {in[0].shape[0], chw[0], chw[1], chw[2]}};
+    auto check = inferWindow(op, x, chw[0], attrs.ints("kernel"), attrs);
+    if (!check)
+      return check;
+    if (check->shape != in[0].shape)
+      return fail(op, fmt::format("gradient {} does not match output {}", str(in[0]), str(*check)));
+    return x;
+  }
   default: // float math is typed above, by class
     break;
   }

@@ -165,6 +165,12 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
             g.add(Op::Conv2dGradWeight, {in(0), gy}, aw)};
   }
   case Op::MaxPool2d: return {g.add(Op::MaxPool2dGrad, {in(0), gy}, n.attrs)};
+  case Op::AvgPool2d: {
+    const Shape xs = g.type(in(0)).shape;
+    Attrs at = n.attrs;
+    at.set("in_shape", Shape{xs[1], xs[2], xs[3]});
+    return {g.add(Op::AvgPool2dGrad, {gy}, at)};
+  }
   default: break;
   }
   GRAPHC_CHECK(!opDifferentiable(n.op), "no VJP rule for {}", opName(n.op));

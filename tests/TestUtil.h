@@ -194,7 +194,7 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
   }
   // Torch7's table layers: a residual block (ConcatTable, CAddTable) with
   // Threshold, MulConstant and Identity; an inception-style nn.Concat(2) with
-  // AddConstant; ConcatTable into JoinTable(1, 3).
+  // AddConstant; ConcatTable into JoinTable(1, 3); SpatialAveragePooling.
   nn::ModelSpec tables;
   nn::Module residual = nn::Sequential();
   residual.add(nn::SpatialConvolution(4, 4, 3, 3, 1, 1, 1, 1))
@@ -211,7 +211,7 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
       .add(nn::Concat(2).add(nn::SpatialConvolution(4, 2, 1, 1, 2, 2)).add(shifted))
       .add(nn::ConcatTable().add(nn::Identity()).add(nn::MulConstant(-1)))
       .add(nn::JoinTable(1, 3))
-      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
+      .add(nn::SpatialAveragePooling(3, 3, 2, 2, 1, 1))
       .add(nn::View(10 * 4 * 4))
       .add(nn::Linear(160, 10))
       .add(nn::LogSoftMax());

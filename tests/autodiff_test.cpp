@@ -126,6 +126,14 @@ std::vector<Case> cases() {
        [](Graph &g, const std::vector<ValueId> &a) {
          return g.add(Op::Transpose, {a[0]}, {{"perm", std::vector<int64_t>{0, 2, 1}}});
        }},
+      {"avgpool2d 3x2 stride 2 pad 1",
+       {{f32({kBatch, 2, 5, 4})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::AvgPool2d, {a[0]},
+                      {{"kernel", std::vector<int64_t>{3, 2}},
+                       {"stride", std::vector<int64_t>{2, 2}},
+                       {"pad", std::vector<int64_t>{1, 1}}});
+       }},
       {"concat along channels",
        {{f32({kBatch, 2, 3})}, {f32({kBatch, 1, 3})}, {f32({kBatch, 3, 3})}},
        [](Graph &g, const std::vector<ValueId> &a) {

@@ -962,6 +962,38 @@ TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops", "[inter
               Tensor({1, 1, 3, 3}, -3.0), 0);
 }
 
+TEST_CASE("interpreter: average pooling counts the padding, as Torch7's", "[interp]") {
+  // 3x3 input, 2x2 windows, stride 1, pad 1: a 4x4 output whose corners
+  // hold one input value each, divided by 4 all the same.
+  Tensor x = tensor({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  Attrs a{{"kernel", Ints{2, 2}}, {"stride", Ints{1, 1}}, {"pad", Ints{1, 1}}};
+  Tensor y = runOp(Op::AvgPool2d, {{f32({N, 1, 3, 3}), x}}, a);
+  checkTensor(y, tensor({1, 1, 4, 4},
+                        {1. / 4, 3. / 4, 5. / 4, 3. / 4, 5. / 4, 12. / 4, 16. / 4, 9. / 4, 11. / 4,
+                         24. / 4, 28. / 4, 15. / 4, 7. / 4, 15. / 4, 17. / 4, 9. / 4}));
+  // Its gradient: each input gets 1/4 of the gradient of the 4 windows holding it.
+  Attrs ga = a;
+  ga.set("in_shape", Ints{1, 3, 3});
+  Tensor ones({1, 1, 4, 4}, 1.0);
+  checkTensor(runOp(Op::AvgPool2dGrad, {{f32({N, 1, 4, 4}), ones}}, ga), Tensor({1, 1, 3, 3}, 1.0));
+  // 3x3 windows, stride 2, no pad, on a batch: plain means.
+  Rng rng(5);
+  Tensor xb = rng.tensor({2, 2, 5, 5});
+  Tensor yb = runOp(Op::AvgPool2d, {{f32({N, 2, 5, 5}), xb}},
+                    {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}});
+  REQUIRE(yb.shape == Shape{2, 2, 2, 2});
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 2; ++c)
+      for (int64_t oy = 0; oy < 2; ++oy)
+        for (int64_t ox = 0; ox < 2; ++ox) {
+          double s = 0;
+          for (int64_t ky = 0; ky < 3; ++ky)
+            for (int64_t kx = 0; kx < 3; ++kx)
+              s += xb.data[at(xb.shape, {n, c, 2 * oy + ky, 2 * ox + kx})];
+          CHECK(yb.data[at(yb.shape, {n, c, oy, ox})] == Approx(s / 9).epsilon(1e-12));
+        }
+}
+
 TEST_CASE("interpreter: concat and slice", "[interp]") {
   Rng rng(11);
   for (int64_t B : kBatches) {
@@ -1045,7 +1077,9 @@ TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]"
                                Op::Conv2dGradInput,
                                Op::Conv2dGradWeight,
                                Op::MaxPool2d,
-                               Op::MaxPool2dGrad};
+                               Op::MaxPool2dGrad,
+                               Op::AvgPool2d,
+                               Op::AvgPool2dGrad};
   std::vector<std::string> missing;
   for (int i = 0; i < kNumOps; ++i)
     if (!tested.count(Op(i)))

@@ -113,7 +113,7 @@ const ScriptCase kScripts[] = {
     {"deep_return.lua", 11, nn::CriterionKind::ClassNLL, "adagrad"},
     {"builder.lua", 8, nn::CriterionKind::CrossEntropy, "sgd"},
     {"cmdline.lua", 8, nn::CriterionKind::ClassNLL, "sgd"},
-    {"resnet_blocks.lua", 8, nn::CriterionKind::ClassNLL, "sgd"},
+    {"resnet_blocks.lua", 9, nn::CriterionKind::ClassNLL, "sgd"},
     {"inception.lua", 9, nn::CriterionKind::CrossEntropy, "adam"},
 };
 
@@ -215,8 +215,9 @@ TEST_CASE("ResNet blocks from ConcatTable and CAddTable build their trees", "[lu
       .add(nn::SpatialMaxPooling(2, 2, 2, 2))
       .add(layer1)
       .add(layer2)
-      .add(nn::View(392))
-      .add(nn::Linear(392, 10))
+      .add(nn::SpatialAveragePooling(7, 7))
+      .add(nn::View(8))
+      .add(nn::Linear(8, 10))
       .add(nn::LogSoftMax());
   CHECK(tree(spec->model) == tree(want));
   const nn::Module &first = spec->model.children[3].children[0];
@@ -272,6 +273,34 @@ assert(torch.type(c) == 'nn.Concat' and c:size() == 1 and #model:findModules('nn
                   "nn.Concat argument 1 (dimension) must be a positive integer, got 1.5");
   CHECK_LUA_ERROR("model = nn.Sequential():add(nn.CAddTable():add(nn.Identity()))\n", 1,
                   "attempt to call method 'add'");
+}
+
+TEST_CASE("SpatialAveragePooling takes Torch7's defaults", "[lua][layers]") {
+  // Strides default to 1 (not to the kernel, as SpatialMaxPooling's do).
+  nn::ModelSpec spec =
+      luaOk("require 'cudnn'\nmodel = nn.Sequential()\n"
+            "model:add(nn.SpatialAveragePooling(2, 3))\n"
+            "model:add(cudnn.SpatialAveragePooling(3, 3, 2, 2, 1, 1))\n"
+            "model:add(nn.SpatialAveragePooling(2, 2, 2, 2):setCountIncludePad())\n");
+  nn::Sequential want;
+  want.add(nn::SpatialAveragePooling(2, 3, 1, 1, 0, 0))
+      .add(nn::SpatialAveragePooling(3, 3, 2, 2, 1, 1))
+      .add(nn::SpatialAveragePooling(2, 2, 2, 2));
+  CHECK(tree(spec.model) == tree(want));
+  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.SpatialAveragePooling(2, "
+                  "2):setCountExcludePad())\n",
+                  2, "nn.SpatialAveragePooling:setCountExcludePad() is not supported");
+  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.SpatialAveragePooling(2, 2):ceil())\n", 2,
+                  "ceil mode (:ceil()) of nn.SpatialAveragePooling is not supported");
+  // Torch7's output size and padding rule, through the tracer.
+  spec = luaOk("model = nn.Sequential():add(nn.SpatialAveragePooling(3, 3, 2, 2, 2, 1))\n");
+  auto t = frontend::trace(spec, {1, 5, 5});
+  REQUIRE(!t);
+  CHECK_THAT(t.diag().message, Catch::Contains("padding must be at most half the kernel size"));
+  spec = luaOk("model = nn.Sequential():add(nn.SpatialAveragePooling(3, 3, 2, 2, 1, 1))\n");
+  t = frontend::trace(spec, {2, 5, 6});
+  REQUIRE(t);
+  CHECK(t->graph.type(t->graph.output("output")).shape == ir::Shape{ir::kBatch, 2, 3, 3});
 }
 
 TEST_CASE("Torch7-style scripts train like the interpreter", "[lua][cpu]") {
@@ -551,8 +580,9 @@ TEST_CASE("Lua errors name the file and line", "[lua]") {
   CHECK_LUA_ERROR("x = 1\nmodel = nn.Sequential(\n", 3, "unexpected symbol near '<eof>'");
   CHECK_LUA_ERROR("x = 1\ny = 2 @ 3\n", 2, "unexpected symbol near '@'");
   CHECK_LUA_ERROR("local t = {}\n\nerror('stop here')\n", 3, "stop here");
-  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.Foo(3))\n", 2,
-                  "unknown module 'nn.Foo' (supported: nn.AddConstant, nn.CAddTable, nn.ClassNLLCriterion");
+  CHECK_LUA_ERROR(
+      "model = nn.Sequential()\nmodel:add(nn.Foo(3))\n", 2,
+      "unknown module 'nn.Foo' (supported: nn.AddConstant, nn.CAddTable, nn.ClassNLLCriterion");
   CHECK(luaError("model = nn.Sequential()\nmodel:add(nn.Foo(3))\n").col == 11);
   CHECK(luaError("model = nn.Sequential()\n  x = 1; os.exit(1)\n").col == 10);
   CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(5)\n", 2, ":add() expects a module, got 5");

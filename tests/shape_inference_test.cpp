@@ -135,6 +135,17 @@ TEST_CASE("shape inference: one accepted case per op", "[shape]") {
        {f32({N, 16, 28, 28}), f32({N, 16, 14, 14})},
        {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}},
        f32({N, 16, 28, 28})},
+      {Op::AvgPool2d,
+       {f32({N, 16, 28, 28})},
+       {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"pad", Ints{1, 1}}},
+       f32({N, 16, 14, 14})},
+      {Op::AvgPool2dGrad,
+       {f32({N, 16, 14, 14})},
+       {{"kernel", Ints{3, 3}},
+        {"stride", Ints{2, 2}},
+        {"pad", Ints{1, 1}},
+        {"in_shape", Ints{16, 28, 28}}},
+       f32({N, 16, 28, 28})},
   };
   std::set<Op> covered = {Op::Input, Op::Constant}; // typed explicitly, below
   for (auto &c : cases) {
@@ -367,6 +378,14 @@ TEST_CASE("shape inference: reshape and transpose keep N leading", "[shape]") {
   expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0}}}, {"every axis once"});
   expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0, 2}}}, {"every axis once"});
 
+  expectReject(Op::AvgPool2d, {f32({N, 1, 4, 4})}, {{"kernel", Ints{2, 2}}, {"pad", Ints{2, 0}}},
+               {"more than half the window"});
+  expectReject(Op::AvgPool2dGrad, {f32({N, 1, 2, 2})},
+               {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"in_shape", Ints{2, 4, 4}}},
+               {"in_shape must be [C,H,W]"});
+  expectReject(Op::AvgPool2dGrad, {f32({N, 1, 3, 2})},
+               {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"in_shape", Ints{1, 4, 4}}},
+               {"does not match output"});
   expectType(Op::Concat, {f32({N, 2})}, {{"axis", int64_t(1)}}, f32({N, 2}));
   expectType(Op::Concat, {f32({2, 3}), f32({1, 3}), f32({4, 3})}, {{"axis", int64_t(0)}},
              f32({7, 3}));

@@ -129,6 +129,10 @@ TEST_CASE("Threshold, MulConstant, AddConstant and the table layers compute as T
   m = nn::Sequential();
   m.add(nn::ConcatTable().add(nn::Identity()).add(nn::AddConstant(1))).add(nn::JoinTable(2));
   CHECK(forward(m, {2, 2}, y).data == std::vector<double>{1, 2, 3, 4, 2, 3, 4, 5});
+  // CAddTable adds an entry of as many elements in the first one's shape.
+  m = nn::Sequential();
+  m.add(nn::ConcatTable().add(nn::Identity()).add(nn::View(4))).add(nn::CAddTable());
+  CHECK(forward(m, {2, 2}, y).data == std::vector<double>{2, 4, 6, 8});
   // ParallelTable: module i on entry i.
   nn::Module par = nn::ParallelTable();
   par.add(nn::MulConstant(2)).add(nn::AddConstant(5));

@@ -54,8 +54,9 @@ for i, width in ipairs(opt.widths) do
   model:add(layer(basicblock, planes, width, opt.blocks, i == 1 and 1 or 2))
   planes = width
 end
-model:add(nn.View(planes * 7 * 7):setNumInputDims(3))
-model:add(nn.Linear(planes * 7 * 7, 10))
+model:add(cudnn.SpatialAveragePooling(7, 7, 1, 1))
+model:add(nn.View(planes):setNumInputDims(3))
+model:add(nn.Linear(planes, 10))
 model:add(nn.LogSoftMax())
 model:cuda()
 
