@@ -101,7 +101,7 @@ bool isUserSource(const char *source) {
 struct Ctor {
   const char *name;
   nn::Kind kind;
-  const char *methods;   ///< "Module", "Container" or "Pooling" (LuaTorch7.cpp)
+  const char *methods;   ///< "Module", "Container", "Pooling" or "AvgPooling" (LuaTorch7.cpp)
   bool cudnn;            ///< cudnn.X exists too
   const char *paramRule; ///< its parameters' sizes in LuaTorch7.cpp's `paramRules`, or ""
   size_t minArgs = 0, maxArgs = 0;
@@ -127,6 +127,17 @@ constexpr Ctor kLayers[] = {
     {"SpatialConvolutionMM", K::SpatialConvolutionMM, "Module", false, "ConvolutionMM", 4, 8,
      "(nInputPlane, nOutputPlane, kW, kH, [dW, dH, [padW, padH]])"},
     {"SpatialMaxPooling", K::SpatialMaxPooling, "Pooling", true, "", 2, 6,
+     "(kW, kH, [dW, dH, [padW, padH]])"},
+    {"Identity", K::Identity, "Module", false, "", 0, 0},
+    {"Threshold", K::Threshold, "Module", false, "", 0, 3, "([threshold, value, inplace])"},
+    {"MulConstant", K::MulConstant, "Module", false, "", 1, 2, "(constant_scalar, [inplace])"},
+    {"AddConstant", K::AddConstant, "Module", false, "", 1, 2, "(constant_scalar, [inplace])"},
+    {"ConcatTable", K::ConcatTable, "Container", false, "", 0, 0},
+    {"ParallelTable", K::ParallelTable, "Container", false, "", 0, 0},
+    {"CAddTable", K::CAddTable, "Module", false, "", 0, 1, "([inplace])"},
+    {"Concat", K::Concat, "Container", false, "", 1, 1, "(dimension)"},
+    {"JoinTable", K::JoinTable, "Module", false, "", 1, 2, "(dimension, [nInputDims])"},
+    {"SpatialAveragePooling", K::SpatialAveragePooling, "AvgPooling", true, "", 2, 6,
      "(kW, kH, [dW, dH, [padW, padH]])"},
 };
 // clang-format on
@@ -757,10 +768,46 @@ public:
       if (n == 3 && !boolean(2))
         throw fail("nn.Linear without bias (argument 3 false) is not supported");
       return nn::Linear(size(0), size(1));
-    case nn::Kind::ReLU:
-      if (n == 1)
-        boolean(0);
-      return nn::ReLU();
+    case nn::Kind::ReLU: {
+      nn::Module m = nn::ReLU();
+      m.inplace = n == 1 && boolean(0);
+      return m;
+    }
+    case nn::Kind::Identity: return nn::Identity();
+    case nn::Kind::Threshold: {
+      // Torch7: `th or 1e-6`, `v or 0`, and in place only when v <= th.
+      double th = n > 0 && args[0].type != LUA_TNIL ? num(0) : 1e-6;
+      double v = n > 1 && args[1].type != LUA_TNIL ? num(1) : 0;
+      bool ip = n > 2 && args[2].type != LUA_TNIL && boolean(2);
+      if (!std::isfinite(th) || std::isnan(v))
+        throw fail(fmt::format("{} threshold must be finite and value a number, got {} and {}",
+                               name, formatNumber(th), formatNumber(v)));
+      if (ip && v > th)
+        throw fail(fmt::format("{}: in-place processing requires value ({}) not exceed "
+                               "threshold ({})",
+                               name, formatNumber(v), formatNumber(th)));
+      return nn::Threshold(th, v, ip);
+    }
+    case nn::Kind::MulConstant:
+    case nn::Kind::AddConstant: {
+      double k = num(0);
+      if (!std::isfinite(k))
+        throw fail(fmt::format("{} must be finite, got {}", argName(0), formatNumber(k)));
+      bool ip = n > 1 && args[1].type != LUA_TNIL && boolean(1);
+      return c->kind == nn::Kind::MulConstant ? nn::MulConstant(k, ip) : nn::AddConstant(k, ip);
+    }
+    case nn::Kind::ConcatTable: return nn::ConcatTable();
+    case nn::Kind::ParallelTable: return nn::ParallelTable();
+    case nn::Kind::CAddTable:
+      return nn::CAddTable(n == 1 && args[0].type != LUA_TNIL && boolean(0));
+    case nn::Kind::Concat: return nn::Concat(size(0));
+    case nn::Kind::JoinTable: {
+      double d = num(0);
+      if (!(std::abs(d) <= kMaxSize && d == std::floor(d) && d != 0))
+        throw fail(
+            fmt::format("{} must be a non-zero integer, got {}", argName(0), formatNumber(d)));
+      return nn::JoinTable(int64_t(d), n > 1 && args[1].type != LUA_TNIL ? size(1) : -1);
+    }
     case nn::Kind::Tanh: return nn::Tanh();
     case nn::Kind::Sigmoid: return nn::Sigmoid();
     case nn::Kind::SoftMax: return nn::SoftMax();
@@ -785,6 +832,12 @@ public:
       int64_t dW = n > 2 ? size(2) : -1, dH = n > 3 ? size(3) : -1;
       int64_t padW = n > 4 ? padding(4) : 0, padH = n > 5 ? padding(5) : 0;
       return nn::SpatialMaxPooling(kW, kH, dW, dH, padW, padH);
+    }
+    case nn::Kind::SpatialAveragePooling: { // Torch7's strides default to 1, not to the kernel
+      int64_t kW = size(0), kH = size(1);
+      int64_t dW = n > 2 ? size(2) : 1, dH = n > 3 ? size(3) : 1;
+      int64_t padW = n > 4 ? padding(4) : 0, padH = n > 5 ? padding(5) : 0;
+      return nn::SpatialAveragePooling(kW, kH, dW, dH, padW, padH);
     }
     }
     throw fail("unknown layer");

@@ -139,6 +139,13 @@ end
 local Pooling = setmetatable({}, {__index = Module})
 function Pooling:ceil() self.__ceil = true; return self end
 function Pooling:floor() self.__ceil = false; return self end
+-- SpatialAveragePooling counts the padding, as Torch7 does by default.
+local AvgPooling = setmetatable({}, {__index = Pooling})
+function AvgPooling:setCountIncludePad() return self end
+function AvgPooling:setCountExcludePad()
+  fail(self.__name .. ':setCountExcludePad() is not supported: graphc averages over the ' ..
+       'whole window, padding included, as Torch7 does by default')
+end
 
 -- Tensors hold only their sizes: enough for :getParameters(), m.weight:size()
 -- and :nElement(). Initialising them in the script is not there yet (graphc
@@ -232,7 +239,8 @@ end
 
 -- The layers (LuaModel.cpp's table: name = {methods, cudnn too, parameter
 -- rule}) and criteria.
-local methodSets = {Module = Module, Container = Container, Pooling = Pooling}
+local methodSets = {Module = Module, Container = Container, Pooling = Pooling,
+                    AvgPooling = AvgPooling}
 local layerKinds, cudnnNames = {}, {}
 for kind, row in pairs(layers) do
   layerKinds[kind] = methodSets[row[1]]

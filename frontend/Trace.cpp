@@ -28,6 +28,68 @@ double product(const std::vector<double> &args) {
   return p;
 }
 
+/// What flows between modules: one tensor, or a table of values (a
+/// ConcatTable's output, a CAddTable's input), as Torch7's modules pass Lua
+/// tables.
+struct Value {
+  ValueId tensor = -1;
+  std::vector<Value> items;
+
+  Value() = default;
+  Value(ValueId v) : tensor(v) {}
+  static Value table(std::vector<Value> items) {
+    Value t;
+    t.items = std::move(items);
+    return t;
+  }
+  bool isTable() const { return tensor < 0; }
+};
+
+/// "a table of 2 tensors", "a table of 3 values" (when some are tables).
+std::string describe(const Value &v) {
+  bool flat = true;
+  for (const Value &i : v.items)
+    flat &= !i.isTable();
+  return fmt::format("a table of {} {}{}", v.items.size(), flat ? "tensor" : "value",
+                     v.items.size() == 1 ? "" : "s");
+}
+
+/// Layers that hand on their input itself, so that a later in-place layer
+/// writes into it: Identity, and View and Reshape (views of its storage).
+bool aliasesInput(nn::Kind k) {
+  return k == nn::Kind::Identity || k == nn::Kind::View || k == nn::Kind::Reshape;
+}
+
+/// The in-place layer that would overwrite `m`'s input tensor before `m` is
+/// done with it, if any: the first layer of a Sequential that is not an
+/// alias, or any branch of a ConcatTable or Concat. `path` gets its place
+/// below `m` (".2.1").
+const nn::Module *inPlaceHead(const nn::Module &m, std::string &path) {
+  auto below = [&](size_t i) -> const nn::Module * {
+    std::string sub;
+    const nn::Module *h = inPlaceHead(m.children[i], sub);
+    if (h)
+      path += "." + std::to_string(i + 1) + sub;
+    return h;
+  };
+  switch (m.kind) {
+  case nn::Kind::Sequential:
+    for (size_t i = 0; i < m.children.size(); ++i)
+      if (!aliasesInput(m.children[i].kind))
+        return below(i);
+    return nullptr;
+  case nn::Kind::ConcatTable:
+  case nn::Kind::Concat:
+    for (size_t i = 0; i < m.children.size(); ++i)
+      if (const nn::Module *h = below(i))
+        return h;
+    return nullptr;
+  case nn::Kind::CAddTable:
+  case nn::Kind::ParallelTable: return nullptr; // their input is a table
+  default: return m.inplace ? &m : nullptr;
+  }
+}
+
 void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInfo> &out,
             int64_t &offset) {
   auto add = [&](const std::string &name, Shape shape, double bound) {
@@ -45,6 +107,9 @@ void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInf
   const auto &a = m.args;
   switch (m.kind) {
   case nn::Kind::Sequential:
+  case nn::Kind::ConcatTable:
+  case nn::Kind::ParallelTable:
+  case nn::Kind::Concat:
     for (size_t i = 0; i < m.children.size(); ++i)
       layout(m.children[i], prefix + std::to_string(i) + ".", out, offset);
     break;
@@ -105,14 +170,20 @@ public:
     labels_ = g_.input(GRAPHC_IO_LABELS, {DType::I32, {kBatch}});
     flat_ = g_.input(GRAPHC_IO_PARAMS, {DType::F32, {std::max<int64_t>(t.numParams, 1)}});
 
-    auto y = module(spec_.model, x, "");
-    if (!y)
-      return y.diag();
-    const ir::Type &out = g_.type(*y);
+    auto result = module(spec_.model, Value(x), "");
+    if (!result)
+      return result.diag();
+    if (result->isTable())
+      return errorAt(spec_.modelLoc,
+                     fmt::format("the model's output is {}, not a tensor; combine it with "
+                                 "nn.CAddTable() or nn.JoinTable(dim)",
+                                 describe(*result)));
+    ValueId y = result->tensor;
+    const ir::Type &out = g_.type(y);
     t.classes = out.shape.empty() ? 1 : out.shape.back();
-    g_.addOutput(GRAPHC_IO_OUTPUT, *y);
+    g_.addOutput(GRAPHC_IO_OUTPUT, y);
     if (spec_.criterion) {
-      auto loss = criterion(*spec_.criterion, *y);
+      auto loss = criterion(*spec_.criterion, y);
       if (!loss)
         return loss.diag();
       g_.addOutput(GRAPHC_IO_LOSS, *loss);
@@ -145,28 +216,187 @@ private:
     return -1;
   }
 
-  Expected<ValueId> module(const nn::Module &m, ValueId x, const std::string &prefix) {
+  /// Module `i` of container `m` applied to `x`, with its layer path.
+  Expected<Value> child(const nn::Module &m, size_t i, const Value &x, const std::string &prefix) {
+    std::string outer = layerPath_;
+    layerPath_ = (outer.empty() ? "" : outer + ".") + std::to_string(i + 1);
+    auto y = module(m.children[i], x, prefix + std::to_string(i) + ".");
+    if (!y)
+      return y;
+    if (!y->isTable()) {
+      double elements = 1;
+      for (int64_t d : g_.type(y->tensor).shape)
+        elements *= d == kBatch ? 1.0 : double(d);
+      if (elements > kMaxElements)
+        return layerError(m.children[i],
+                          fmt::format("output {} is too large", ir::str(g_.type(y->tensor).shape)));
+    }
+    layerPath_ = outer;
+    return y;
+  }
+
+  /// Each module of a ConcatTable or Concat applied to the same input.
+  Expected<std::vector<Value>> branches(const nn::Module &m, const Value &x,
+                                        const std::string &prefix) {
+    if (m.children.size() > 1)
+      for (size_t i = 0; i < m.children.size(); ++i)
+        if (std::string path; const nn::Module *h = inPlaceHead(m.children[i], path)) {
+          layerPath_ = (layerPath_.empty() ? "" : layerPath_ + ".") + std::to_string(i + 1) + path;
+          return layerError(*h, fmt::format("is in place: it overwrites the input that the other "
+                                            "modules of {} (line {}) read too, which Torch7 "
+                                            "would hand them changed; build it without "
+                                            "inplace",
+                                            nn::kindName(m.kind), m.loc.line));
+        }
+    std::vector<Value> out;
+    for (size_t i = 0; i < m.children.size(); ++i) {
+      auto y = child(m, i, x, prefix);
+      if (!y)
+        return y.diag();
+      out.push_back(std::move(*y));
+    }
+    return out;
+  }
+
+  /// Tensors joined along Concat's or JoinTable's 1-based `dim` (negative:
+  /// from the end; with nInputDims >= 0, past the batch dimension when the
+  /// tensors have one more); the other dimensions must agree.
+  Expected<Value> join(const nn::Module &m, const std::vector<ValueId> &parts, int64_t dim,
+                       int64_t nInputDims) {
+    const Shape first = g_.type(parts.at(0)).shape;
+    const int rank = int(first.size());
+    if (dim < 0)
+      dim += rank + 1;
+    else if (nInputDims >= 0 && rank == nInputDims + 1)
+      ++dim;
+    if (dim == 1)
+      return layerError(m, "joins along the batch dimension, which graphc keeps symbolic; "
+                           "join along another dimension");
+    if (dim < 1 || dim > rank)
+      return layerError(m, fmt::format("dimension {} is out of range for {}-dimensional "
+                                       "inputs (the batch dimension first)",
+                                       dim, rank));
+    const int64_t axis = dim - 1;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      Shape s = g_.type(parts[i]).shape;
+      bool ok = s.size() == first.size();
+      for (size_t d = 0; ok && d < s.size(); ++d)
+        ok = int64_t(d) == axis || s[d] == first[d];
+      if (!ok)
+        return layerError(m, fmt::format("cannot join {} and {} along dimension {}", ir::str(first),
+                                         ir::str(s), dim));
+    }
+    if (parts.size() == 1)
+      return Value(parts[0]);
+    return Value(g_.add(Op::Concat, parts, {{"axis", axis}}));
+  }
+
+  Expected<Value> module(const nn::Module &m, const Value &x, const std::string &prefix) {
+    switch (m.kind) {
+    case nn::Kind::Sequential: {
+      Value y = x;
+      for (size_t i = 0; i < m.children.size(); ++i) {
+        auto next = child(m, i, y, prefix);
+        if (!next)
+          return next;
+        y = std::move(*next);
+      }
+      return y;
+    }
+    case nn::Kind::Identity: return x;
+    case nn::Kind::ConcatTable: {
+      auto out = branches(m, x, prefix);
+      if (!out)
+        return out.diag();
+      return Value::table(std::move(*out));
+    }
+    case nn::Kind::ParallelTable: {
+      if (!x.isTable())
+        return layerError(m, fmt::format("expects a table of at least {} entries, got a tensor {}",
+                                         m.children.size(), ir::str(g_.type(x.tensor).shape)));
+      if (x.items.size() < m.children.size())
+        return layerError(
+            m, fmt::format("has {} modules but its input is {}", m.children.size(), describe(x)));
+      std::vector<Value> out;
+      for (size_t i = 0; i < m.children.size(); ++i) {
+        auto y = child(m, i, x.items[i], prefix);
+        if (!y)
+          return y;
+        out.push_back(std::move(*y));
+      }
+      return Value::table(std::move(out));
+    }
+    case nn::Kind::Concat: {
+      auto out = branches(m, x, prefix);
+      if (!out)
+        return out.diag();
+      std::vector<ValueId> parts;
+      for (size_t i = 0; i < out->size(); ++i) {
+        if ((*out)[i].isTable())
+          return layerError(
+              m, fmt::format("module {} returns {}, not a tensor", i + 1, describe((*out)[i])));
+        parts.push_back((*out)[i].tensor);
+      }
+      if (parts.empty())
+        return layerError(m, "has no modules");
+      return join(m, parts, int64_t(m.args[0]), -1);
+    }
+    case nn::Kind::CAddTable:
+    case nn::Kind::JoinTable: {
+      if (!x.isTable())
+        return layerError(m, fmt::format("expects a table of tensors (the output of an "
+                                         "nn.ConcatTable), got a tensor {}",
+                                         ir::str(g_.type(x.tensor).shape)));
+      std::vector<ValueId> parts;
+      for (const Value &v : x.items) {
+        if (v.isTable())
+          return layerError(m, fmt::format("expects a table of tensors, got {}", describe(x)));
+        parts.push_back(v.tensor);
+      }
+      if (parts.empty())
+        return layerError(m, "expects a table of at least one tensor, got an empty table");
+      if (m.kind == nn::Kind::JoinTable)
+        return join(m, parts, int64_t(m.args[0]), m.args.size() > 1 ? int64_t(m.args[1]) : -1);
+      // Torch7 adds tensors of the first one's size, or of as many elements.
+      const ir::Type first = g_.type(parts[0]);
+      ValueId sum = parts[0];
+      for (size_t i = 1; i < parts.size(); ++i) {
+        ValueId p = parts[i];
+        const ir::Type t = g_.type(p);
+        if (t.shape != first.shape) {
+          if (t.batched() != first.batched() || t.rowNumel() != first.rowNumel())
+            return layerError(m, fmt::format("cannot add {} (entry {}) to {} (entry 1)",
+                                             ir::str(t.shape), i + 1, ir::str(first.shape)));
+          p = g_.add(Op::Reshape, {p}, {{"shape", first.shape}});
+        }
+        sum = g_.add(Op::Add, {sum, p});
+      }
+      return Value(sum);
+    }
+    default: break;
+    }
+    if (x.isTable())
+      return layerError(m, fmt::format("expects a tensor, got {}; combine a table with "
+                                       "nn.CAddTable() or nn.JoinTable(dim)",
+                                       describe(x)));
+    auto y = layer(m, x.tensor, prefix);
+    if (!y)
+      return y.diag();
+    return Value(*y);
+  }
+
+  /// A layer that takes one tensor.
+  Expected<ValueId> layer(const nn::Module &m, ValueId x, const std::string &prefix) {
     const auto &a = m.args;
     const ir::Type in = g_.type(x); // a copy: the graph grows below
     std::string shape = ir::str(in.shape);
     switch (m.kind) {
-    case nn::Kind::Sequential:
-      for (size_t i = 0; i < m.children.size(); ++i) {
-        std::string outer = layerPath_;
-        layerPath_ = (outer.empty() ? "" : outer + ".") + std::to_string(i + 1);
-        auto y = module(m.children[i], x, prefix + std::to_string(i) + ".");
-        if (!y)
-          return y;
-        double elements = 1;
-        for (int64_t d : g_.type(*y).shape)
-          elements *= d == kBatch ? 1.0 : double(d);
-        if (elements > kMaxElements)
-          return layerError(m.children[i],
-                            fmt::format("output {} is too large", ir::str(g_.type(*y).shape)));
-        layerPath_ = outer;
-        x = *y;
-      }
-      return x;
+    case nn::Kind::Threshold: {
+      ValueId above = g_.add(Op::Greater, {x, g_.constant(a[0])});
+      return g_.add(Op::Select, {above, x, g_.constant(a[1])});
+    }
+    case nn::Kind::MulConstant: return g_.add(Op::Mul, {x, g_.constant(a[0])});
+    case nn::Kind::AddConstant: return g_.add(Op::Add, {x, g_.constant(a[0])});
     case nn::Kind::View:
     case nn::Kind::Reshape: {
       Shape target{kBatch};
@@ -230,7 +460,8 @@ private:
       ValueId b3 = g_.add(Op::Reshape, {b}, {{"shape", Shape{int64_t(a[1]), 1, 1}}});
       return g_.add(Op::Add, {y, b3});
     }
-    case nn::Kind::SpatialMaxPooling: {
+    case nn::Kind::SpatialMaxPooling:
+    case nn::Kind::SpatialAveragePooling: {
       if (in.rank() != 4)
         return layerError(m, fmt::format("expects input [N,C,H,W], got {}", shape));
       int64_t kw = int64_t(a[0]), kh = int64_t(a[1]);
@@ -240,11 +471,13 @@ private:
       if (in.shape[2] + 2 * ph < kh || in.shape[3] + 2 * pw < kw)
         return layerError(m,
                           fmt::format("window {}x{} is larger than the input {}", kw, kh, shape));
-      return g_.add(Op::MaxPool2d, {x},
+      Op op = m.kind == nn::Kind::SpatialMaxPooling ? Op::MaxPool2d : Op::AvgPool2d;
+      return g_.add(op, {x},
                     {{"kernel", std::vector<int64_t>{kh, kw}},
                      {"stride", std::vector<int64_t>{int64_t(a[3]), int64_t(a[2])}},
                      {"pad", std::vector<int64_t>{ph, pw}}});
     }
+    default: break;
     }
     return layerError(m, "cannot be traced");
   }

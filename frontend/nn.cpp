@@ -32,8 +32,23 @@ std::string kindName(Kind k) {
   case Kind::SpatialConvolution: return "nn.SpatialConvolution";
   case Kind::SpatialConvolutionMM: return "nn.SpatialConvolutionMM";
   case Kind::SpatialMaxPooling: return "nn.SpatialMaxPooling";
+  case Kind::Identity: return "nn.Identity";
+  case Kind::Threshold: return "nn.Threshold";
+  case Kind::MulConstant: return "nn.MulConstant";
+  case Kind::AddConstant: return "nn.AddConstant";
+  case Kind::ConcatTable: return "nn.ConcatTable";
+  case Kind::ParallelTable: return "nn.ParallelTable";
+  case Kind::CAddTable: return "nn.CAddTable";
+  case Kind::Concat: return "nn.Concat";
+  case Kind::JoinTable: return "nn.JoinTable";
+  case Kind::SpatialAveragePooling: return "nn.SpatialAveragePooling";
   }
   return "nn.?";
+}
+
+bool isContainer(Kind k) {
+  return k == Kind::Sequential || k == Kind::ConcatTable || k == Kind::ParallelTable ||
+         k == Kind::Concat;
 }
 
 std::string Module::str() const {
@@ -84,6 +99,49 @@ Module SpatialMaxPooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH, int64_t
                                         double(dH < 0 ? kH : dH), double(padW), double(padH)});
 }
 
+Module Identity() { return make(Kind::Identity, {}); }
+
+Module Threshold(double th, double v, bool inplace) {
+  Module m = make(Kind::Threshold, {th, v});
+  m.inplace = inplace;
+  return m;
+}
+
+Module MulConstant(double c, bool inplace) {
+  Module m = make(Kind::MulConstant, {c});
+  m.inplace = inplace;
+  return m;
+}
+
+Module AddConstant(double c, bool inplace) {
+  Module m = make(Kind::AddConstant, {c});
+  m.inplace = inplace;
+  return m;
+}
+
+Module ConcatTable() { return make(Kind::ConcatTable, {}); }
+Module ParallelTable() { return make(Kind::ParallelTable, {}); }
+
+Module CAddTable(bool inplace) {
+  Module m = make(Kind::CAddTable, {});
+  m.inplace = inplace;
+  return m;
+}
+
+Module Concat(int64_t dim) { return make(Kind::Concat, {double(dim)}); }
+
+Module JoinTable(int64_t dim, int64_t nInputDims) {
+  if (nInputDims < 0)
+    return make(Kind::JoinTable, {double(dim)});
+  return make(Kind::JoinTable, {double(dim), double(nInputDims)});
+}
+
+Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH, int64_t padW,
+                             int64_t padH) {
+  return make(Kind::SpatialAveragePooling,
+              {double(kW), double(kH), double(dW), double(dH), double(padW), double(padH)});
+}
+
 Expected<ir::Shape> inferSampleShape(const ModelSpec &spec) {
   auto at = [&](SourceLoc loc, std::string message) {
     Diag d;
@@ -93,8 +151,11 @@ Expected<ir::Shape> inferSampleShape(const ModelSpec &spec) {
     d.message = std::move(message);
     return d;
   };
+  // The first layer that sees the input (ConcatTable's and Concat's modules all see it).
   const Module *first = &spec.model;
-  while (first->kind == Kind::Sequential && !first->children.empty())
+  while ((first->kind == Kind::Sequential || first->kind == Kind::ConcatTable ||
+          first->kind == Kind::Concat) &&
+         !first->children.empty())
     first = &first->children.front();
   auto whole = [](const std::vector<double> &args) {
     ir::Shape shape;

@@ -38,6 +38,16 @@ enum class Kind {
   SpatialConvolution,
   SpatialConvolutionMM,
   SpatialMaxPooling,
+  Identity,
+  Threshold,
+  MulConstant,
+  AddConstant,
+  ConcatTable,
+  ParallelTable,
+  CAddTable,
+  Concat,
+  JoinTable,
+  SpatialAveragePooling,
 };
 
 /// Torch7's name of a module kind, e.g. "nn.Linear".
@@ -46,12 +56,21 @@ std::string kindName(Kind k);
 struct Module {
   Kind kind = Kind::Sequential;
   std::vector<double> args;     ///< constructor arguments, in Torch7's order
-  std::vector<Module> children; ///< the layers of a Sequential
+  std::vector<Module> children; ///< the modules of a container
+  bool inplace = false;         ///< built in place (`nn.ReLU(true)`): writes into its input
   SourceLoc loc;
 
   /// The constructor call as written: `nn.Linear(1000, 10)`.
   std::string str() const;
+  /// Adds a module to a container; returns the container so calls chain.
+  Module &add(Module m) {
+    children.push_back(std::move(m));
+    return *this;
+  }
 };
+
+/// Whether a module holds others: Sequential, ConcatTable, ParallelTable, Concat.
+bool isContainer(Kind k);
 
 /// `nn.Sequential()`; `add` returns the container so calls chain.
 struct Sequential : Module {
@@ -79,6 +98,28 @@ Module SpatialConvolutionMM(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH, i
 /// nn.SpatialMaxPooling(kW, kH, dW=kW, dH=kH, padW=0, padH=0).
 Module SpatialMaxPooling(int64_t kW, int64_t kH, int64_t dW = -1, int64_t dH = -1, int64_t padW = 0,
                          int64_t padH = 0);
+Module Identity();
+/// nn.Threshold(th=1e-6, v=0, ip=false): y = x > th ? x : v.
+Module Threshold(double th = 1e-6, double v = 0, bool inplace = false);
+/// nn.MulConstant(c, ip=false): y = c x.
+Module MulConstant(double c, bool inplace = false);
+/// nn.AddConstant(c, ip=false): y = x + c.
+Module AddConstant(double c, bool inplace = false);
+/// nn.ConcatTable(): each module applied to the same input; the outputs as a table.
+Module ConcatTable();
+/// nn.ParallelTable(): module i applied to entry i of a table.
+Module ParallelTable();
+/// nn.CAddTable(ip=false): the sum of a table's tensors.
+Module CAddTable(bool inplace = false);
+/// nn.Concat(dim): each module applied to the same input; the outputs joined along dim (1-based).
+Module Concat(int64_t dim);
+/// nn.JoinTable(dim, nInputDims): a table's tensors joined along dim (1-based; with
+/// nInputDims, dim counts from after the batch dimension of a batched input).
+Module JoinTable(int64_t dim, int64_t nInputDims = -1);
+/// nn.SpatialAveragePooling(kW, kH, dW=1, dH=1, padW=0, padH=0): Torch7's
+/// defaults, count_include_pad and floor mode (each window's sum / (kW kH)).
+Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW = 1, int64_t dH = 1,
+                             int64_t padW = 0, int64_t padH = 0);
 
 enum class CriterionKind { ClassNLL, CrossEntropy, MSE };
 

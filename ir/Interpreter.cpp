@@ -271,6 +271,38 @@ private:
       }
       return {};
     }
+    case Op::Concat:
+    case Op::Slice: {
+      // Both copy chunks of inner * (size along axis) elements per outer index.
+      int64_t axis = a.i("axis");
+      auto inner = [&](const Shape &s) {
+        int64_t p = 1;
+        for (size_t d = size_t(axis) + 1; d < s.size(); ++d)
+          p *= s[d];
+        return p;
+      };
+      int64_t outer = 1;
+      for (int64_t d = 0; d < axis; ++d)
+        outer *= shape[size_t(d)];
+      out = Tensor(shape);
+      int64_t rowOut = shape[size_t(axis)] * inner(shape);
+      if (n.op == Op::Slice) {
+        const Tensor &x = in(n, 0);
+        int64_t rowIn = x.shape[size_t(axis)] * inner(x.shape), skip = a.i("start") * inner(shape);
+        for (int64_t o = 0; o < outer; ++o)
+          std::copy_n(x.data.begin() + o * rowIn + skip, rowOut, out.data.begin() + o * rowOut);
+        return {};
+      }
+      int64_t at = 0;
+      for (size_t k = 0; k < n.inputs.size(); ++k) {
+        const Tensor &x = in(n, k);
+        int64_t rowIn = x.shape[size_t(axis)] * inner(x.shape);
+        for (int64_t o = 0; o < outer; ++o)
+          std::copy_n(x.data.begin() + o * rowIn, rowIn, out.data.begin() + o * rowOut + at);
+        at += rowIn;
+      }
+      return {};
+    }
     case Op::Broadcast: {
       auto map = broadcastMap(in(n, 0).shape, shape);
       out = Tensor(shape);
@@ -437,6 +469,35 @@ private:
       out = Tensor(shape);
       for (size_t i = 0; i < arg.size(); ++i)
         out.data[size_t(arg[i])] += gy.data[i];
+      return {};
+    }
+    case Op::AvgPool2d:
+    case Op::AvgPool2dGrad: {
+      // Torch7's count_include_pad: every window divides by kh kw (in floor
+      // mode no window reaches past the padding).
+      auto k = a.ints("kernel");
+      Window win = window(a, k[0], k[1]);
+      const Tensor &src = in(n, 0);
+      const bool forward = n.op == Op::AvgPool2d;
+      const Shape &xs = forward ? src.shape : shape, &ys = forward ? shape : src.shape;
+      const double scale = 1.0 / double(k[0] * k[1]);
+      out = Tensor(shape);
+      for (int64_t b = 0; b < ys[0]; ++b)
+        for (int64_t c = 0; c < ys[1]; ++c)
+          for (int64_t oy = 0; oy < ys[2]; ++oy)
+            for (int64_t ox = 0; ox < ys[3]; ++ox)
+              for (int64_t ky = 0; ky < win.kh; ++ky)
+                for (int64_t kx = 0; kx < win.kw; ++kx) {
+                  int64_t iy = oy * win.sh - win.ph + ky, ix = ox * win.sw - win.pw + kx;
+                  if (iy < 0 || iy >= xs[2] || ix < 0 || ix >= xs[3])
+                    continue;
+                  size_t xi = size_t(((b * xs[1] + c) * xs[2] + iy) * xs[3] + ix);
+                  size_t yi = size_t(((b * ys[1] + c) * ys[2] + oy) * ys[3] + ox);
+                  if (forward)
+                    out.data[yi] += src.data[xi] * scale;
+                  else
+                    out.data[xi] += src.data[yi] * scale;
+                }
       return {};
     }
     default: // float math is evaluated above, by class

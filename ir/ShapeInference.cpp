@@ -209,6 +209,42 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     }
     return Type{DType::F32, {size}};
   }
+  case Op::Concat: {
+    if (in.empty())
+      return fail(op, "needs at least one operand");
+    int64_t axis = attrs.i("axis", -1);
+    int rank = in[0].rank();
+    if (axis < 0 || axis >= rank || (axis == 0 && in[0].batched()))
+      return fail(op, fmt::format("axis {} is not a static dimension of {}", axis, str(in[0])));
+    Shape out = in[0].shape;
+    out[size_t(axis)] = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      TRY(needF32(i));
+      bool ok = in[i].rank() == rank;
+      for (int d = 0; ok && d < rank; ++d)
+        ok = d == axis || in[i].shape[size_t(d)] == in[0].shape[size_t(d)];
+      if (!ok)
+        return fail(op, fmt::format("operand {} {} does not match {} but along axis {}", i,
+                                    str(in[i]), str(in[0]), axis));
+      out[size_t(axis)] += in[i].shape[size_t(axis)];
+    }
+    if (!validShape(out))
+      return fail(op, fmt::format("result {} is too large", str(out)));
+    return Type{DType::F32, out};
+  }
+  case Op::Slice: {
+    TRY(needF32(0));
+    int64_t axis = attrs.i("axis", -1), start = attrs.i("start", -1), size = attrs.i("size", -1);
+    if (axis < 0 || axis >= in[0].rank() || (axis == 0 && in[0].batched()))
+      return fail(op, fmt::format("axis {} is not a static dimension of {}", axis, str(in[0])));
+    int64_t dim = in[0].shape[size_t(axis)];
+    if (start < 0 || size < 1 || start > dim || size > dim - start)
+      return fail(op, fmt::format("range [{}, {}) is outside axis {} of {}", start, start + size,
+                                  axis, str(in[0])));
+    Shape out = in[0].shape;
+    out[size_t(axis)] = size;
+    return Type{DType::F32, out};
+  }
   case Op::Select: {
     for (size_t i = 0; i < 3; ++i)
       TRY(needF32(i));
@@ -327,6 +363,26 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     if (check->shape != in[1].shape)
       return fail(op, fmt::format("gradient {} does not match output {}", str(in[1]), str(*check)));
     return in[0];
+  }
+  case Op::AvgPool2d:
+    TRY(needF32(0));
+    TRY(needRank(0, 4));
+    TRY(poolPad(op, attrs));
+    return inferWindow(op, in[0], in[0].shape[1], attrs.ints("kernel"), attrs);
+  case Op::AvgPool2dGrad: {
+    TRY(needF32(0));
+    TRY(needRank(0, 4));
+    TRY(poolPad(op, attrs));
+    Shape chw = attrs.ints("in_shape");
+    if (chw.size() != 3 || chw[0] != in[0].shape[1] || chw[1] < 1 || chw[2] < 1)
+      return fail(op, "in_shape must be [C,H,W] with the gradient's C");
+    Type x{DType::F32, {in[0].shape[0], chw[0], chw[1], chw[2]}};
+    auto check = inferWindow(op, x, chw[0], attrs.ints("kernel"), attrs);
+    if (!check)
+      return check;
+    if (check->shape != in[0].shape)
+      return fail(op, fmt::format("gradient {} does not match output {}", str(in[0]), str(*check)));
+    return x;
   }
   default: // float math is typed above, by class
     break;

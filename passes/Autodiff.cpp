@@ -85,6 +85,16 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
       inv[size_t(perm[i])] = int64_t(i);
     return {g.add(Op::Transpose, {gy}, {{"perm", inv}})};
   }
+  case Op::Concat: { // each operand's range of the gradient
+    int64_t axis = n.attrs.i("axis"), start = 0;
+    std::vector<ValueId> out;
+    for (ValueId x : n.inputs) {
+      int64_t size = g.type(x).shape[size_t(axis)];
+      out.push_back(g.add(Op::Slice, {gy}, {{"axis", axis}, {"start", start}, {"size", size}}));
+      start += size;
+    }
+    return out;
+  }
   case Op::Broadcast: return {gy};
   case Op::Add: return {gy, gy};
   case Op::Sub: return {gy, b.neg(gy)};
@@ -155,6 +165,12 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
             g.add(Op::Conv2dGradWeight, {in(0), gy}, aw)};
   }
   case Op::MaxPool2d: return {g.add(Op::MaxPool2dGrad, {in(0), gy}, n.attrs)};
+  case Op::AvgPool2d: {
+    const Shape xs = g.type(in(0)).shape;
+    Attrs at = n.attrs;
+    at.set("in_shape", Shape{xs[1], xs[2], xs[3]});
+    return {g.add(Op::AvgPool2dGrad, {gy}, at)};
+  }
   default: break;
   }
   GRAPHC_CHECK(!opDifferentiable(n.op), "no VJP rule for {}", opName(n.op));

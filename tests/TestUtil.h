@@ -192,6 +192,32 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
     m.optimizer = nn::Optimizer{name, config, {}};
     out.push_back({std::string("small tanh mlp, ") + name, m});
   }
+  // Torch7's table layers: a residual block (ConcatTable, CAddTable) with
+  // Threshold, MulConstant and Identity; an inception-style nn.Concat(2) with
+  // AddConstant; ConcatTable into JoinTable(1, 3); SpatialAveragePooling.
+  nn::ModelSpec tables;
+  nn::Module residual = nn::Sequential();
+  residual.add(nn::SpatialConvolution(4, 4, 3, 3, 1, 1, 1, 1))
+      .add(nn::Threshold(0.1, 0))
+      .add(nn::SpatialConvolution(4, 4, 3, 3, 1, 1, 1, 1))
+      .add(nn::MulConstant(0.5));
+  nn::Module shifted = nn::Sequential();
+  shifted.add(nn::AddConstant(-0.1)).add(nn::SpatialConvolution(4, 3, 3, 3, 2, 2, 1, 1));
+  tables.model.add(nn::SpatialConvolution(1, 4, 3, 3, 1, 1, 1, 1))
+      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
+      .add(nn::ConcatTable().add(residual).add(nn::Identity()))
+      .add(nn::CAddTable(true))
+      .add(nn::ReLU())
+      .add(nn::Concat(2).add(nn::SpatialConvolution(4, 2, 1, 1, 2, 2)).add(shifted))
+      .add(nn::ConcatTable().add(nn::Identity()).add(nn::MulConstant(-1)))
+      .add(nn::JoinTable(1, 3))
+      .add(nn::SpatialAveragePooling(3, 3, 2, 2, 1, 1))
+      .add(nn::View(10 * 4 * 4))
+      .add(nn::Linear(160, 10))
+      .add(nn::LogSoftMax());
+  tables.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  tables.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}}, {}};
+  out.push_back({"residual block, concat and join tables", tables});
   return out;
 }
 

@@ -126,6 +126,29 @@ std::vector<Case> cases() {
        [](Graph &g, const std::vector<ValueId> &a) {
          return g.add(Op::Transpose, {a[0]}, {{"perm", std::vector<int64_t>{0, 2, 1}}});
        }},
+      {"avgpool2d 3x2 stride 2 pad 1",
+       {{f32({kBatch, 2, 5, 4})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::AvgPool2d, {a[0]},
+                      {{"kernel", std::vector<int64_t>{3, 2}},
+                       {"stride", std::vector<int64_t>{2, 2}},
+                       {"pad", std::vector<int64_t>{1, 1}}});
+       }},
+      {"concat along channels",
+       {{f32({kBatch, 2, 3})}, {f32({kBatch, 1, 3})}, {f32({kBatch, 3, 3})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Concat, {a[0], a[1], a[2]}, {{"axis", int64_t(1)}});
+       }},
+      {"concat along the last axis, one operand twice",
+       {{f32({kBatch, 2, 3})}, {f32({kBatch, 2, 1})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Concat, {a[0], a[1], a[0]}, {{"axis", int64_t(2)}});
+       }},
+      {"concat of unbatched operands along axis 0",
+       {{f32({2, 3})}, {f32({1, 3})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Concat, {a[0], a[1]}, {{"axis", int64_t(0)}});
+       }},
       {"broadcast",
        {{f32({3, 1})}},
        [](Graph &g, const std::vector<ValueId> &a) {
@@ -241,17 +264,22 @@ TEST_CASE("every differentiable op has a gradient check", "[autodiff]") {
   }
 }
 
-TEST_CASE("autodiff packs each parameter's gradient at its offset", "[autodiff]") {
-  auto spec = test::seedMlp();
-  spec.model = nn::Sequential();
-  spec.model.add(nn::Linear(3, 4)).add(nn::Tanh()).add(nn::Linear(4, 2)).add(nn::LogSoftMax());
-  auto t = frontend::trace(spec, {3});
-  REQUIRE(bool(t));
+namespace {
+
+/// The flat gradient autodiff packs for `spec` against central finite
+/// differences of the forward graph's loss, for every parameter.
+void checkParamGradients(const nn::ModelSpec &spec, const Shape &sample, int64_t batch,
+                         int64_t classes) {
+  auto t = frontend::trace(spec, sample);
+  if (!t)
+    FAIL(t.diag().str());
   Graph g = passes::autodiff(t->graph);
   REQUIRE(bool(verify(g)));
   std::mt19937 rng(7);
-  Bindings b{{"x", test::randomTensor({5, 3}, rng)},
-             {"labels", test::randomLabels(5, 2, rng)},
+  Shape xs{batch};
+  xs.insert(xs.end(), sample.begin(), sample.end());
+  Bindings b{{"x", test::randomTensor(xs, rng)},
+             {"labels", test::randomLabels(batch, classes, rng)},
              {"params", test::randomTensor({t->numParams}, rng)}};
   auto out = run(g, b);
   REQUIRE(bool(out));
@@ -266,7 +294,39 @@ TEST_CASE("autodiff packs each parameter's gradient at its offset", "[autodiff]"
     double fm = run(t->graph, b)->at("loss").data[0];
     b["params"].data[size_t(i)] = x0;
     double numeric = (fp - fm) / (2 * eps);
-    INFO("flat index " << i);
+    INFO("flat index " << i << " of " << t->numParams);
     CHECK(std::abs(grad.data[size_t(i)] - numeric) <= 1e-6 * std::max(1e-3, std::abs(numeric)));
   }
+}
+
+} // namespace
+
+TEST_CASE("autodiff packs each parameter's gradient at its offset", "[autodiff]") {
+  auto spec = test::seedMlp();
+  spec.model = nn::Sequential();
+  spec.model.add(nn::Linear(3, 4)).add(nn::Tanh()).add(nn::Linear(4, 2)).add(nn::LogSoftMax());
+  checkParamGradients(spec, {3}, 5, 2);
+}
+
+TEST_CASE("Torch7's table layers and constants differentiate like finite differences",
+          "[autodiff][layers]") {
+  // A residual block (ConcatTable, CAddTable), Threshold, MulConstant,
+  // AddConstant, a ParallelTable and JoinTable(1, 1), and nn.Concat(2).
+  auto spec = test::seedMlp();
+  nn::Module branch = nn::Sequential();
+  branch.add(nn::Linear(4, 4)).add(nn::Threshold(0.1, -0.5)).add(nn::MulConstant(0.5));
+  nn::Module twoWays = nn::ParallelTable();
+  twoWays.add(nn::Linear(4, 3)).add(nn::AddConstant(0.25));
+  nn::Module concat = nn::Concat(2);
+  concat.add(nn::Linear(7, 2)).add(nn::Tanh()).add(nn::Linear(7, 1));
+  spec.model = nn::Sequential();
+  spec.model.add(nn::Linear(3, 4))
+      .add(nn::ConcatTable().add(branch).add(nn::Identity()))
+      .add(nn::CAddTable(true))
+      .add(nn::ConcatTable().add(nn::Identity()).add(nn::Sigmoid()))
+      .add(twoWays)
+      .add(nn::JoinTable(1, 1))
+      .add(concat)
+      .add(nn::LogSoftMax());
+  checkParamGradients(spec, {3}, 3, 10);
 }

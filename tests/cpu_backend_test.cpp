@@ -159,6 +159,22 @@ TEST_CASE("every op and its gradient on the CPU backend match the interpreter", 
              Op::Conv2d, {a[0], a[1]},
              {{"stride", std::vector<int64_t>{2, 1}}, {"pad", std::vector<int64_t>{1, 1}}});
        }},
+      {"avgpool2d 3x2 stride 2 pad 1",
+       {f32({kBatch, 2, 5, 4})},
+       attrs(Op::AvgPool2d, {{"kernel", std::vector<int64_t>{3, 2}},
+                             {"stride", std::vector<int64_t>{2, 2}},
+                             {"pad", std::vector<int64_t>{1, 1}}})},
+      // Its gradient slices the incoming one back into the operands.
+      {"concat along channels, an operand twice",
+       {f32({kBatch, 2, 3, 2}), f32({kBatch, 1, 3, 2})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Concat, {a[0], a[1], a[0]}, {{"axis", int64_t(1)}});
+       }},
+      {"concat along the last axis",
+       {f32({kBatch, 3, 2}), f32({kBatch, 3, 5})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Concat, {a[0], a[1]}, {{"axis", int64_t(2)}});
+       }},
       {"maxpool2d 3x2 stride 2 pad 1",
        {f32({kBatch, 2, 5, 4})},
        attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 2}},

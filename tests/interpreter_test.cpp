@@ -962,6 +962,79 @@ TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops", "[inter
               Tensor({1, 1, 3, 3}, -3.0), 0);
 }
 
+TEST_CASE("interpreter: average pooling counts the padding, as Torch7's", "[interp]") {
+  // 3x3 input, 2x2 windows, stride 1, pad 1: a 4x4 output whose corners
+  // hold one input value each, divided by 4 all the same.
+  Tensor x = tensor({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  Attrs a{{"kernel", Ints{2, 2}}, {"stride", Ints{1, 1}}, {"pad", Ints{1, 1}}};
+  Tensor y = runOp(Op::AvgPool2d, {{f32({N, 1, 3, 3}), x}}, a);
+  checkTensor(y, tensor({1, 1, 4, 4},
+                        {1. / 4, 3. / 4, 5. / 4, 3. / 4, 5. / 4, 12. / 4, 16. / 4, 9. / 4, 11. / 4,
+                         24. / 4, 28. / 4, 15. / 4, 7. / 4, 15. / 4, 17. / 4, 9. / 4}));
+  // Its gradient: each input gets 1/4 of the gradient of the 4 windows holding it.
+  Attrs ga = a;
+  ga.set("in_shape", Ints{1, 3, 3});
+  Tensor ones({1, 1, 4, 4}, 1.0);
+  checkTensor(runOp(Op::AvgPool2dGrad, {{f32({N, 1, 4, 4}), ones}}, ga), Tensor({1, 1, 3, 3}, 1.0));
+  // 3x3 windows, stride 2, no pad, on a batch: plain means.
+  Rng rng(5);
+  Tensor xb = rng.tensor({2, 2, 5, 5});
+  Tensor yb = runOp(Op::AvgPool2d, {{f32({N, 2, 5, 5}), xb}},
+                    {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}});
+  REQUIRE(yb.shape == Shape{2, 2, 2, 2});
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 2; ++c)
+      for (int64_t oy = 0; oy < 2; ++oy)
+        for (int64_t ox = 0; ox < 2; ++ox) {
+          double s = 0;
+          for (int64_t ky = 0; ky < 3; ++ky)
+            for (int64_t kx = 0; kx < 3; ++kx)
+              s += xb.data[at(xb.shape, {n, c, 2 * oy + ky, 2 * ox + kx})];
+          CHECK(yb.data[at(yb.shape, {n, c, oy, ox})] == Approx(s / 9).epsilon(1e-12));
+        }
+}
+
+TEST_CASE("interpreter: concat and slice", "[interp]") {
+  Rng rng(11);
+  for (int64_t B : kBatches) {
+    CAPTURE(B);
+    // Along the channels of [N,C,2,2]: y[n][c] comes from the operand whose range holds c.
+    Tensor a = rng.tensor({B, 1, 2, 2}), b = rng.tensor({B, 3, 2, 2});
+    Tensor y =
+        runOp(Op::Concat, {{f32({N, 1, 2, 2}), a}, {f32({N, 3, 2, 2}), b}, {f32({N, 1, 2, 2}), a}},
+              {{"axis", int64_t(1)}});
+    Tensor want({B, 5, 2, 2});
+    for (int64_t n = 0; n < B; ++n)
+      for (int64_t c = 0; c < 5; ++c)
+        for (int64_t i = 0; i < 4; ++i) {
+          double v = c == 0 || c == 4 ? a.data[at(a.shape, {n, 0, i / 2, i % 2})]
+                                      : b.data[at(b.shape, {n, c - 1, i / 2, i % 2})];
+          want.data[at(want.shape, {n, c, i / 2, i % 2})] = v;
+        }
+    checkTensor(y, want, 0);
+    // Slices of it give the operands back.
+    Attrs middle{{"axis", int64_t(1)}, {"start", int64_t(1)}, {"size", int64_t(3)}};
+    checkTensor(runOp(Op::Slice, {{f32({N, 5, 2, 2}), y}}, middle), b, 0);
+    Attrs last{{"axis", int64_t(1)}, {"start", int64_t(4)}, {"size", int64_t(1)}};
+    checkTensor(runOp(Op::Slice, {{f32({N, 5, 2, 2}), y}}, last), a, 0);
+  }
+  // The last axis, by hand.
+  checkTensor(
+      runOp(Op::Concat,
+            {{f32({2, 2}), tensor({2, 2}, {1, 2, 3, 4})}, {f32({2, 1}), tensor({2, 1}, {5, 6})}},
+            {{"axis", int64_t(1)}}),
+      tensor({2, 3}, {1, 2, 5, 3, 4, 6}), 0);
+  checkTensor(runOp(Op::Slice, {{f32({2, 3}), tensor({2, 3}, {1, 2, 5, 3, 4, 6})}},
+                    {{"axis", int64_t(1)}, {"start", int64_t(1)}, {"size", int64_t(2)}}),
+              tensor({2, 2}, {2, 5, 4, 6}), 0);
+  // Axis 0 of unbatched operands.
+  checkTensor(
+      runOp(Op::Concat,
+            {{f32({1, 2}), tensor({1, 2}, {1, 2})}, {f32({2, 2}), tensor({2, 2}, {3, 4, 5, 6})}},
+            {{"axis", int64_t(0)}}),
+      tensor({3, 2}, {1, 2, 3, 4, 5, 6}), 0);
+}
+
 TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]") {
   const std::set<Op> tested = {Op::Input,
                                Op::Constant,
@@ -971,6 +1044,8 @@ TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]"
                                Op::Transpose,
                                Op::Broadcast,
                                Op::FlatPack,
+                               Op::Concat,
+                               Op::Slice,
                                Op::Add,
                                Op::Sub,
                                Op::Mul,
@@ -1002,7 +1077,9 @@ TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]"
                                Op::Conv2dGradInput,
                                Op::Conv2dGradWeight,
                                Op::MaxPool2d,
-                               Op::MaxPool2dGrad};
+                               Op::MaxPool2dGrad,
+                               Op::AvgPool2d,
+                               Op::AvgPool2dGrad};
   std::vector<std::string> missing;
   for (int i = 0; i < kNumOps; ++i)
     if (!tested.count(Op(i)))

@@ -289,6 +289,18 @@ TEST_CASE("IR text: a graph using every op round-trips", "[ir]") {
   ValueId gw = add(Op::Conv2dGradWeight, {x, pg},
                    {{"stride", Ints{1, 1}}, {"pad", Ints{1, 1}}, {"kernel", Ints{3, 3}}});
   ValueId flat = add(Op::Reshape, {pool}, {{"shape", Ints{kBatch, 27}}});
+  ValueId avg = add(Op::AvgPool2d, {conv},
+                    {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"pad", Ints{1, 1}}});
+  ValueId avgGrad = add(Op::AvgPool2dGrad, {avg},
+                        {{"kernel", Ints{3, 3}},
+                         {"stride", Ints{2, 2}},
+                         {"pad", Ints{1, 1}},
+                         {"in_shape", Ints{3, 6, 6}}});
+  g.addOutput("avg_grad", avgGrad);
+  ValueId cat = add(Op::Concat, {gi, x}, {{"axis", int64_t(1)}});
+  ValueId cut =
+      add(Op::Slice, {cat}, {{"axis", int64_t(1)}, {"start", int64_t(2)}, {"size", int64_t(2)}});
+  g.addOutput("cut", cut);
   ValueId tr = add(Op::Transpose, {gi}, {{"perm", Ints{0, 2, 3, 1}}});
   ValueId mask =
       add(Op::RandomMask, {seed}, {{"p", 0.25}, {"salt", int64_t(1)}, {"shape", Ints{kBatch, 27}}});

@@ -113,6 +113,8 @@ const ScriptCase kScripts[] = {
     {"deep_return.lua", 11, nn::CriterionKind::ClassNLL, "adagrad"},
     {"builder.lua", 8, nn::CriterionKind::CrossEntropy, "sgd"},
     {"cmdline.lua", 8, nn::CriterionKind::ClassNLL, "sgd"},
+    {"resnet_blocks.lua", 9, nn::CriterionKind::ClassNLL, "sgd"},
+    {"inception.lua", 9, nn::CriterionKind::CrossEntropy, "adam"},
 };
 
 } // namespace
@@ -180,6 +182,125 @@ TEST_CASE("Torch7-style scripts build their module trees", "[lua]") {
   CHECK(tree(vgg->model) == tree(vggWant));
   REQUIRE(vgg->input);
   CHECK(*vgg->input == ir::Shape{1, 28, 28});
+}
+
+TEST_CASE("ResNet blocks from ConcatTable and CAddTable build their trees", "[lua][layers]") {
+  auto spec = loadModel(kDir + "resnet_blocks.lua");
+  if (!spec)
+    FAIL(spec.diag().str());
+  // fb.resnet's basic block: ConcatTable{branch, shortcut} -> CAddTable -> ReLU.
+  auto block = [](int64_t nIn, int64_t n, int64_t stride) {
+    nn::Module s = nn::Sequential();
+    s.add(nn::SpatialConvolution(nIn, n, 3, 3, stride, stride, 1, 1))
+        .add(nn::ReLU())
+        .add(nn::SpatialConvolution(n, n, 3, 3, 1, 1, 1, 1))
+        .add(nn::MulConstant(0.5, true));
+    nn::Module shortcut = nn::Identity();
+    if (nIn != n || stride != 1) {
+      shortcut = nn::Sequential();
+      shortcut.add(nn::SpatialConvolution(nIn, n, 1, 1, stride, stride));
+    }
+    nn::Module b = nn::Sequential();
+    b.add(nn::ConcatTable().add(s).add(shortcut))
+        .add(nn::CAddTable(true))
+        .add(nn::Threshold(0, 0, true));
+    return b;
+  };
+  nn::Module layer1 = nn::Sequential(), layer2 = nn::Sequential();
+  layer1.add(block(4, 4, 1)).add(block(4, 4, 1));
+  layer2.add(block(4, 8, 2)).add(block(8, 8, 1));
+  nn::Sequential want;
+  want.add(nn::SpatialConvolution(1, 4, 3, 3, 1, 1, 1, 1))
+      .add(nn::Threshold())
+      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
+      .add(layer1)
+      .add(layer2)
+      .add(nn::SpatialAveragePooling(7, 7))
+      .add(nn::View(8))
+      .add(nn::Linear(8, 10))
+      .add(nn::LogSoftMax());
+  CHECK(tree(spec->model) == tree(want));
+  const nn::Module &first = spec->model.children[3].children[0];
+  CHECK(first.children[2].inplace);
+  CHECK(first.children[0].children[0].children[3].inplace);
+  CHECK(first.children[0].loc.line == 32); // the ConcatTable
+  // Parameters are named by their place, as PyTorch names nested modules.
+  auto params = frontend::paramLayout(spec->model);
+  REQUIRE(params);
+  CHECK(params->at(2).name == "3.0.0.0.0.weight");
+  CHECK(params->at(10).name == "4.0.0.0.0.weight");
+  CHECK(params->at(14).name == "4.0.0.1.0.weight"); // the projection shortcut
+}
+
+TEST_CASE("the table layers' arguments follow Torch7", "[lua][layers]") {
+  nn::ModelSpec spec = luaOk(R"(
+model = nn.Sequential()
+model:add(nn.Threshold(nil, nil, true)):add(nn.Threshold(0.5)):add(nn.Threshold(2, -1))
+model:add(nn.MulConstant(2.5)):add(nn.AddConstant(-3, true))
+model:add(nn.ConcatTable():add(nn.Identity()):add(nn.Identity())):add(nn.JoinTable(1, 1))
+local c = nn.Concat(2):add(nn.Identity())
+model:add(c):add(nn.ConcatTable():add(nn.Identity())):add(nn.CAddTable(true))
+assert(torch.type(c) == 'nn.Concat' and c:size() == 1 and #model:findModules('nn.Identity') == 4)
+)");
+  nn::Sequential want;
+  want.add(nn::Threshold(1e-6, 0, true))
+      .add(nn::Threshold(0.5, 0))
+      .add(nn::Threshold(2, -1))
+      .add(nn::MulConstant(2.5))
+      .add(nn::AddConstant(-3, true))
+      .add(nn::ConcatTable().add(nn::Identity()).add(nn::Identity()))
+      .add(nn::JoinTable(1, 1))
+      .add(nn::Concat(2).add(nn::Identity()))
+      .add(nn::ConcatTable().add(nn::Identity()))
+      .add(nn::CAddTable(true));
+  CHECK(tree(spec.model) == tree(want));
+  CHECK(spec.model.children[0].inplace);
+  CHECK(!spec.model.children[1].inplace);
+  CHECK(spec.model.children[4].inplace);
+  CHECK(spec.model.children[9].inplace);
+
+  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.Threshold(0, 1, true))\n", 2,
+                  "nn.Threshold: in-place processing requires value (1) not exceed threshold (0)");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.MulConstant())\n", 1,
+                  "nn.MulConstant expects 1 to 2 arguments (constant_scalar, [inplace]), got 0");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.AddConstant('1'))\n", 1,
+                  "nn.AddConstant argument 1 (constant_scalar) must be a number, got string '1'");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.MulConstant(2, 1))\n", 1,
+                  "nn.MulConstant argument 2 (inplace) must be a boolean, got 1");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.JoinTable(0))\n", 1,
+                  "nn.JoinTable argument 1 (dimension) must be a non-zero integer, got 0");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.Concat(1.5))\n", 1,
+                  "nn.Concat argument 1 (dimension) must be a positive integer, got 1.5");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.CAddTable():add(nn.Identity()))\n", 1,
+                  "attempt to call method 'add'");
+}
+
+TEST_CASE("SpatialAveragePooling takes Torch7's defaults", "[lua][layers]") {
+  // Strides default to 1 (not to the kernel, as SpatialMaxPooling's do).
+  nn::ModelSpec spec =
+      luaOk("require 'cudnn'\nmodel = nn.Sequential()\n"
+            "model:add(nn.SpatialAveragePooling(2, 3))\n"
+            "model:add(cudnn.SpatialAveragePooling(3, 3, 2, 2, 1, 1))\n"
+            "model:add(nn.SpatialAveragePooling(2, 2, 2, 2):setCountIncludePad())\n");
+  nn::Sequential want;
+  want.add(nn::SpatialAveragePooling(2, 3, 1, 1, 0, 0))
+      .add(nn::SpatialAveragePooling(3, 3, 2, 2, 1, 1))
+      .add(nn::SpatialAveragePooling(2, 2, 2, 2));
+  CHECK(tree(spec.model) == tree(want));
+  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.SpatialAveragePooling(2, "
+                  "2):setCountExcludePad())\n",
+                  2, "nn.SpatialAveragePooling:setCountExcludePad() is not supported");
+  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.SpatialAveragePooling(2, 2):ceil())\n", 2,
+                  "ceil mode (:ceil()) of nn.SpatialAveragePooling is not supported");
+  // Torch7's output size and padding rule, through the tracer.
+  spec = luaOk("model = nn.Sequential():add(nn.SpatialAveragePooling(3, 3, 2, 2, 2, 1))\n");
+  auto t = frontend::trace(spec, {1, 5, 5});
+  REQUIRE(!t);
+  CHECK_THAT(t.diag().message, Catch::Contains("padding must be at most half the kernel size"));
+  spec = luaOk("model = nn.Sequential():add(nn.SpatialAveragePooling(3, 3, 2, 2, 1, 1))\n");
+  t = frontend::trace(spec, {2, 5, 6});
+  REQUIRE(t);
+  CHECK(t->graph.type(t->graph.output("output")).shape == ir::Shape{ir::kBatch, 2, 3, 3});
 }
 
 TEST_CASE("Torch7-style scripts train like the interpreter", "[lua][cpu]") {
@@ -459,8 +580,9 @@ TEST_CASE("Lua errors name the file and line", "[lua]") {
   CHECK_LUA_ERROR("x = 1\nmodel = nn.Sequential(\n", 3, "unexpected symbol near '<eof>'");
   CHECK_LUA_ERROR("x = 1\ny = 2 @ 3\n", 2, "unexpected symbol near '@'");
   CHECK_LUA_ERROR("local t = {}\n\nerror('stop here')\n", 3, "stop here");
-  CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(nn.Foo(3))\n", 2,
-                  "unknown module 'nn.Foo' (supported: nn.ClassNLLCriterion");
+  CHECK_LUA_ERROR(
+      "model = nn.Sequential()\nmodel:add(nn.Foo(3))\n", 2,
+      "unknown module 'nn.Foo' (supported: nn.AddConstant, nn.CAddTable, nn.ClassNLLCriterion");
   CHECK(luaError("model = nn.Sequential()\nmodel:add(nn.Foo(3))\n").col == 11);
   CHECK(luaError("model = nn.Sequential()\n  x = 1; os.exit(1)\n").col == 10);
   CHECK_LUA_ERROR("model = nn.Sequential()\nmodel:add(5)\n", 2, ":add() expects a module, got 5");

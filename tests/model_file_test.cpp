@@ -399,8 +399,9 @@ TEST_CASE("what is still wrong is named with its line", "[model_file]") {
   CHECK_ERROR(kModel + "torch.setdefaulttensortype('torch.FloatTensor')\n"
                        "model:add(nn.BatchNormalization(10))\n",
               3, 11,
-              "unknown module 'nn.BatchNormalization' (supported: "
-              "nn.ClassNLLCriterion, nn.CrossEntropyCriterion, nn.Dropout");
+              "unknown module 'nn.BatchNormalization' (supported: nn.AddConstant, "
+              "nn.CAddTable, nn.ClassNLLCriterion, nn.Concat, nn.ConcatTable, "
+              "nn.CrossEntropyCriterion, nn.Dropout");
   CHECK_ERROR(kModel + "require 'cudnn'\nmodel:add(cudnn.Linear(10, 10))\n", 3, 11,
               "unknown module 'cudnn.Linear' (supported: cudnn.LogSoftMax, cudnn.ReLU");
 }

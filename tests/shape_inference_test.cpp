@@ -83,6 +83,14 @@ TEST_CASE("shape inference: one accepted case per op", "[shape]") {
        {f32({3, 4}), f32({3})},
        {{"offsets", Ints{0, 12}}, {"size", int64_t(20)}},
        f32({20})},
+      {Op::Concat,
+       {f32({N, 3, 4, 4}), f32({N, 5, 4, 4})},
+       {{"axis", int64_t(1)}},
+       f32({N, 8, 4, 4})},
+      {Op::Slice,
+       {f32({N, 8, 4, 4})},
+       {{"axis", int64_t(1)}, {"start", int64_t(3)}, {"size", int64_t(5)}},
+       f32({N, 5, 4, 4})},
       {Op::Add, {x, f32({10})}, {}, x},
       {Op::Sub, {f32({N, 1}), x}, {}, x},
       {Op::Mul, {x, f32({})}, {}, x},
@@ -126,6 +134,17 @@ TEST_CASE("shape inference: one accepted case per op", "[shape]") {
       {Op::MaxPool2dGrad,
        {f32({N, 16, 28, 28}), f32({N, 16, 14, 14})},
        {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}},
+       f32({N, 16, 28, 28})},
+      {Op::AvgPool2d,
+       {f32({N, 16, 28, 28})},
+       {{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"pad", Ints{1, 1}}},
+       f32({N, 16, 14, 14})},
+      {Op::AvgPool2dGrad,
+       {f32({N, 16, 14, 14})},
+       {{"kernel", Ints{3, 3}},
+        {"stride", Ints{2, 2}},
+        {"pad", Ints{1, 1}},
+        {"in_shape", Ints{16, 28, 28}}},
        f32({N, 16, 28, 28})},
   };
   std::set<Op> covered = {Op::Input, Op::Constant}; // typed explicitly, below
@@ -358,6 +377,43 @@ TEST_CASE("shape inference: reshape and transpose keep N leading", "[shape]") {
   expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0, 0}}}, {"every axis once"});
   expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0}}}, {"every axis once"});
   expectReject(Op::Transpose, {f32({3, 4})}, {{"perm", Ints{0, 2}}}, {"every axis once"});
+
+  expectReject(Op::AvgPool2d, {f32({N, 1, 4, 4})}, {{"kernel", Ints{2, 2}}, {"pad", Ints{2, 0}}},
+               {"more than half the window"});
+  expectReject(Op::AvgPool2dGrad, {f32({N, 1, 2, 2})},
+               {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"in_shape", Ints{2, 4, 4}}},
+               {"in_shape must be [C,H,W]"});
+  expectReject(Op::AvgPool2dGrad, {f32({N, 1, 3, 2})},
+               {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"in_shape", Ints{1, 4, 4}}},
+               {"does not match output"});
+  expectType(Op::Concat, {f32({N, 2})}, {{"axis", int64_t(1)}}, f32({N, 2}));
+  expectType(Op::Concat, {f32({2, 3}), f32({1, 3}), f32({4, 3})}, {{"axis", int64_t(0)}},
+             f32({7, 3}));
+  expectType(Op::Concat, {f32({N, 2, 3}), f32({N, 2, 1})}, {{"axis", int64_t(2)}}, f32({N, 2, 4}));
+  expectReject(Op::Concat, {}, {{"axis", int64_t(0)}}, {"at least one operand"});
+  expectReject(Op::Concat, {f32({N, 2}), f32({N, 2})}, {{"axis", int64_t(0)}},
+               {"axis 0 is not a static dimension"});
+  expectReject(Op::Concat, {f32({N, 2})}, {{"axis", int64_t(2)}}, {"axis 2 is not"});
+  expectReject(Op::Concat, {f32({N, 2})}, {}, {"axis -1 is not"});
+  expectReject(Op::Concat, {f32({N, 2, 3}), f32({N, 3, 3})}, {{"axis", int64_t(2)}},
+               {"operand 1 f32[N,3,3] does not match f32[N,2,3] but along axis 2"});
+  expectReject(Op::Concat, {f32({N, 2}), f32({N, 2, 1})}, {{"axis", int64_t(1)}},
+               {"does not match"});
+  expectReject(Op::Concat, {f32({N, 2}), i32({N, 2})}, {{"axis", int64_t(1)}}, {"must be f32"});
+  expectType(Op::Slice, {f32({N, 6})},
+             {{"axis", int64_t(1)}, {"start", int64_t(0)}, {"size", int64_t(6)}}, f32({N, 6}));
+  expectReject(Op::Slice, {f32({N, 6})},
+               {{"axis", int64_t(1)}, {"start", int64_t(2)}, {"size", int64_t(5)}},
+               {"range [2, 7) is outside axis 1"});
+  expectReject(Op::Slice, {f32({N, 6})},
+               {{"axis", int64_t(0)}, {"start", int64_t(0)}, {"size", int64_t(1)}},
+               {"not a static dimension"});
+  expectReject(Op::Slice, {f32({N, 6})},
+               {{"axis", int64_t(1)}, {"start", int64_t(-1)}, {"size", int64_t(2)}},
+               {"outside axis 1"});
+  expectReject(Op::Slice, {f32({N, 6})},
+               {{"axis", int64_t(1)}, {"start", int64_t(1)}, {"size", int64_t(0)}},
+               {"outside axis 1"});
 
   expectType(Op::Broadcast, {f32({N, 1})}, {{"shape", Ints{N, 5}}}, f32({N, 5}));
   expectType(Op::Broadcast, {f32({})}, {{"shape", Ints{2, 3}}}, f32({2, 3}));

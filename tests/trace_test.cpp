@@ -68,3 +68,123 @@ TEST_CASE("shape errors name the layer, its position and both shapes", "[trace]"
   CHECK_THAT(view.diag().str(), Catch::Contains("layer 1 nn.View(1024): expects 1024 elements "
                                                 "per sample, got 784"));
 }
+
+namespace {
+
+/// The model's output for input `x` (per-sample shape `sample`), through the
+/// interpreter; its parameters (if any) all 0.
+ir::Tensor forward(const nn::Module &model, const ir::Shape &sample, const ir::Tensor &x) {
+  nn::ModelSpec spec;
+  static_cast<nn::Module &>(spec.model) = model;
+  auto t = frontend::trace(spec, sample);
+  if (!t)
+    FAIL(t.diag().str());
+  REQUIRE(bool(ir::verify(t->graph)));
+  auto out = ir::run(t->graph, {{"x", x},
+                                {"labels", ir::Tensor({x.shape[0]})},
+                                {"params", ir::Tensor({std::max<int64_t>(t->numParams, 1)})}});
+  if (!out)
+    FAIL(out.diag().str());
+  return out->at("output");
+}
+
+} // namespace
+
+TEST_CASE("Threshold, MulConstant, AddConstant and the table layers compute as Torch7's",
+          "[trace][layers]") {
+  ir::Tensor x({2, 3});
+  x.data = {-1, 0.5, 2, 1e-7, 0, 3};
+  // nn.Threshold(th, v): x > th ? x : v, strictly above; its defaults 1e-6 and 0.
+  nn::Module m = nn::Sequential();
+  m.add(nn::Threshold(0.5, 7));
+  CHECK(forward(m, {3}, x).data == std::vector<double>{7, 7, 2, 7, 7, 3});
+  m = nn::Sequential();
+  m.add(nn::Threshold());
+  CHECK(forward(m, {3}, x).data == std::vector<double>{0, 0.5, 2, 0, 0, 3});
+  // A ConcatTable's outputs, joined along dimension 2 (1 with nInputDims 1),
+  // summed by CAddTable.
+  nn::Module table = nn::ConcatTable();
+  table.add(nn::MulConstant(3)).add(nn::AddConstant(-1)).add(nn::Identity());
+  m = nn::Sequential();
+  m.add(table).add(nn::JoinTable(1, 1));
+  CHECK(forward(m, {3}, x).data == std::vector<double>{-3, 1.5, 6, -2, -0.5, 1, -1, 0.5, 2, 3e-7, 0,
+                                                       9, 1e-7 - 1, -1, 2, 1e-7, 0, 3});
+  m = nn::Sequential();
+  m.add(table).add(nn::CAddTable());
+  ir::Tensor sum = forward(m, {3}, x);
+  for (size_t i = 0; i < x.data.size(); ++i)
+    CHECK(sum.data[i] == Approx(3 * x.data[i] + (x.data[i] - 1) + x.data[i]));
+  // nn.Concat(3) on [N,2,2]: each module's [N,2,k] side by side in the last dimension.
+  ir::Tensor y({1, 2, 2});
+  y.data = {1, 2, 3, 4};
+  nn::Module concat = nn::Concat(3);
+  concat.add(nn::Identity()).add(nn::MulConstant(10));
+  m = nn::Sequential();
+  m.add(concat);
+  CHECK(forward(m, {2, 2}, y).data == std::vector<double>{1, 2, 10, 20, 3, 4, 30, 40});
+  // JoinTable(-1) counts from the last dimension; JoinTable(2) on [N,2,2] is the middle one.
+  m = nn::Sequential();
+  m.add(nn::ConcatTable().add(nn::Identity()).add(nn::AddConstant(1))).add(nn::JoinTable(-1));
+  CHECK(forward(m, {2, 2}, y).data == std::vector<double>{1, 2, 2, 3, 3, 4, 4, 5});
+  m = nn::Sequential();
+  m.add(nn::ConcatTable().add(nn::Identity()).add(nn::AddConstant(1))).add(nn::JoinTable(2));
+  CHECK(forward(m, {2, 2}, y).data == std::vector<double>{1, 2, 3, 4, 2, 3, 4, 5});
+  // CAddTable adds an entry of as many elements in the first one's shape.
+  m = nn::Sequential();
+  m.add(nn::ConcatTable().add(nn::Identity()).add(nn::View(4))).add(nn::CAddTable());
+  CHECK(forward(m, {2, 2}, y).data == std::vector<double>{2, 4, 6, 8});
+  // ParallelTable: module i on entry i.
+  nn::Module par = nn::ParallelTable();
+  par.add(nn::MulConstant(2)).add(nn::AddConstant(5));
+  m = nn::Sequential();
+  m.add(nn::ConcatTable().add(nn::Identity()).add(nn::Identity())).add(par).add(nn::CAddTable());
+  CHECK(forward(m, {2, 2}, y).data == std::vector<double>{8, 11, 14, 17});
+}
+
+TEST_CASE("table layers' misuse is an error naming the layer", "[trace][layers]") {
+  auto traceError = [](const std::string &text, const ir::Shape &sample) {
+    auto spec = frontend::parseModel(text, "tables.lua");
+    if (!spec)
+      FAIL(spec.diag().str());
+    auto t = frontend::trace(*spec, sample);
+    if (t)
+      FAIL("expected an error tracing\n" << text);
+    return t.diag().str();
+  };
+  const std::string head = "model = nn.Sequential()\nmodel:add(nn.Linear(4, 4))\n";
+  CHECK(traceError(head + "model:add(nn.ConcatTable():add(nn.Identity()):add(nn.Tanh()))\n"
+                          "model:add(nn.Linear(4, 2))\n",
+                   {4}) ==
+        "tables.lua:4:11: error: layer 3 nn.Linear(4, 2): expects a tensor, got a table of 2 "
+        "tensors; combine a table with nn.CAddTable() or nn.JoinTable(dim)");
+  CHECK(traceError(head + "model:add(nn.CAddTable())\n", {4}) ==
+        "tables.lua:3:11: error: layer 2 nn.CAddTable(): expects a table of tensors (the output "
+        "of an nn.ConcatTable), got a tensor [N,4]");
+  CHECK(traceError(head + "model:add(nn.ConcatTable():add(nn.Identity()):add(nn.Tanh()))\n", {4}) ==
+        "tables.lua:1:1: error: the model's output is a table of 2 tensors, "
+        "not a tensor; combine it with nn.CAddTable() or nn.JoinTable(dim)");
+  // An in-place layer at the head of a branch would change what the other branches read.
+  CHECK(traceError(head + "local s = nn.Sequential():add(nn.View(4)):add(nn.ReLU(true))\n"
+                          "model:add(nn.ConcatTable():add(nn.Identity()):add(s))\n"
+                          "model:add(nn.CAddTable())\n",
+                   {4}) ==
+        "tables.lua:3:47: error: layer 2.2.2 nn.ReLU(): is in place: it overwrites the input that "
+        "the other modules of nn.ConcatTable (line 4) read too, which Torch7 would hand them "
+        "changed; build it without inplace");
+  CHECK_THAT(traceError(head + "model:add(nn.Concat(1):add(nn.Identity()):add(nn.Tanh()))\n", {4}),
+             Catch::Contains("layer 2 nn.Concat(1): joins along the batch dimension"));
+  CHECK_THAT(traceError(head + "model:add(nn.ConcatTable():add(nn.Identity()):add(nn.Linear(4, "
+                               "3)))\nmodel:add(nn.CAddTable())\n",
+                        {4}),
+             Catch::Contains("layer 3 nn.CAddTable(): cannot add [N,3] (entry 2) to [N,4]"));
+  CHECK_THAT(traceError(head + "model:add(nn.View(2, 2))\nmodel:add(nn.ConcatTable():add(nn."
+                               "Identity()):add(nn.View(4)))\nmodel:add(nn.JoinTable(2))\n",
+                        {4}),
+             Catch::Contains("layer 4 nn.JoinTable(2): cannot join [N,2,2] and [N,4]"));
+  CHECK_THAT(traceError(head + "model:add(nn.ConcatTable():add(nn.Identity()))\n"
+                               "model:add(nn.JoinTable(3))\n",
+                        {4}),
+             Catch::Contains("dimension 3 is out of range for 2-dimensional inputs"));
+  CHECK_THAT(traceError(head + "model:add(nn.ParallelTable():add(nn.Tanh()))\n", {4}),
+             Catch::Contains("layer 2 nn.ParallelTable(): expects a table"));
+}

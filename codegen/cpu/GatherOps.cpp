@@ -180,6 +180,52 @@ Value *maxPoolGrad(Emitter &e, const Node &n, Value *i) {
   });
 }
 
+/// Torch7's average pooling (count_include_pad): the window's sum / (kh kw).
+Value *avgPool(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  const Shape &xs = e.g.type(n.inputs[0]).shape;
+  auto k = n.attrs.ints("kernel");
+  Window w = window(n.attrs, k[0], k[1]);
+  auto idx = e.unravel(n.type.shape, i); // b, c, oy, ox
+  Value *sum = accumulate(e, 0, [&](Value *acc) {
+    e.loop(e.i64(0), e.i64(w.kh), [&](Value *ky) {
+      Value *iy = b.CreateAdd(b.CreateSub(b.CreateMul(idx[2], e.i64(w.sh)), e.i64(w.ph)), ky);
+      e.ifThen(inRange(e, iy, e.i64(xs[2])), [&] {
+        e.loop(e.i64(0), e.i64(w.kw), [&](Value *kx) {
+          Value *ix = b.CreateAdd(b.CreateSub(b.CreateMul(idx[3], e.i64(w.sw)), e.i64(w.pw)), kx);
+          e.ifThen(inRange(e, ix, e.i64(xs[3])), [&] {
+            addTo(e, acc, e.load(n.inputs[0], e.ravel(xs, {idx[0], idx[1], iy, ix})));
+          });
+        });
+      });
+    });
+  });
+  return b.CreateFMul(sum, e.f32(1.0 / double(k[0] * k[1])));
+}
+
+/// Each input element: the gradients of the windows that hold it, / (kh kw).
+Value *avgPoolGrad(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  const Shape &gs = e.g.type(n.inputs[0]).shape;
+  auto k = n.attrs.ints("kernel");
+  Window w = window(n.attrs, k[0], k[1]);
+  auto idx = e.unravel(n.type.shape, i); // b, c, iy, ix
+  Value *sum = accumulate(e, 0, [&](Value *acc) {
+    e.loop(e.i64(0), e.i64(w.kh), [&](Value *ky) {
+      auto [okY, oy] = tapSource(e, idx[2], ky, w.sh, w.ph, e.i64(gs[2]));
+      e.ifThen(okY, [&, oy = oy] {
+        e.loop(e.i64(0), e.i64(w.kw), [&](Value *kx) {
+          auto [okX, ox] = tapSource(e, idx[3], kx, w.sw, w.pw, e.i64(gs[3]));
+          e.ifThen(okX, [&, ox = ox] {
+            addTo(e, acc, e.load(n.inputs[0], e.ravel(gs, {idx[0], idx[1], oy, ox})));
+          });
+        });
+      });
+    });
+  });
+  return b.CreateFMul(sum, e.f32(1.0 / double(k[0] * k[1])));
+}
+
 /// Reductions over any axes: output element i loops over the reduced space.
 Value *reduce(Emitter &e, const Node &n, Value *i) {
   auto &b = e.b;
@@ -221,6 +267,36 @@ Value *transpose(Emitter &e, const Node &n, Value *i) {
   return e.load(n.inputs[0], e.ravel(in, src));
 }
 
+/// Element i of a concat: the operand whose range of the axis holds it.
+Value *concat(Emitter &e, const Node &n, Value *i) {
+  auto &b = e.b;
+  size_t axis = size_t(n.attrs.i("axis"));
+  auto idx = e.unravel(n.type.shape, i);
+  Value *out = e.slot(b.getFloatTy(), "cat");
+  b.CreateStore(e.f32(0), out);
+  int64_t start = 0;
+  for (ValueId x : n.inputs) {
+    const Shape &xs = e.g.type(x).shape;
+    int64_t size = xs[axis];
+    Value *a = b.CreateSub(idx[axis], e.i64(start));
+    e.ifThen(b.CreateICmpULT(a, e.i64(size)), [&] {
+      std::vector<Value *> src = idx;
+      src[axis] = a;
+      b.CreateStore(e.external(x, xs, e.ravel(xs, src)), out);
+    });
+    start += size;
+  }
+  return b.CreateLoad(b.getFloatTy(), out);
+}
+
+Value *slice(Emitter &e, const Node &n, Value *i) {
+  const Shape &xs = e.g.type(n.inputs[0]).shape;
+  size_t axis = size_t(n.attrs.i("axis"));
+  auto idx = e.unravel(n.type.shape, i);
+  idx[axis] = e.b.CreateAdd(idx[axis], e.i64(n.attrs.i("start")));
+  return e.external(n.inputs[0], xs, e.ravel(xs, idx));
+}
+
 Value *argMax(Emitter &e, const Node &n, Value *i) {
   auto &b = e.b;
   int64_t c = e.g.type(n.inputs[0]).shape.back();
@@ -247,10 +323,14 @@ Value *emitGather(Emitter &e, ValueId v, Value *i) {
   case Op::Conv2dGradWeight: return conv2dGradWeight(e, n, i);
   case Op::MaxPool2d: return maxPool(e, n, i);
   case Op::MaxPool2dGrad: return maxPoolGrad(e, n, i);
+  case Op::AvgPool2d: return avgPool(e, n, i);
+  case Op::AvgPool2dGrad: return avgPoolGrad(e, n, i);
   case Op::ReduceSum:
   case Op::ReduceMax:
   case Op::ReduceMean: return reduce(e, n, i);
   case Op::Transpose: return transpose(e, n, i);
+  case Op::Concat: return concat(e, n, i);
+  case Op::Slice: return slice(e, n, i);
   case Op::ArgMax: return argMax(e, n, i);
   default: break;
   }

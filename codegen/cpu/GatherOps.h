@@ -1,7 +1,7 @@
 // codegen/cpu/GatherOps.h - ops computed as "output element i gathers its
 // inputs": convolutions and their gradients, pooling, general reductions,
-// transposes, argmax. Each is its own kernel group, run over its elements
-// in parallel like an elementwise kernel.
+// transposes, concatenation and slices, argmax. Each is its own kernel
+// group, run over its elements in parallel like an elementwise kernel.
 #pragma once
 
 #include "ir/Graph.h"

@@ -380,6 +380,44 @@ private:
       }
       break;
     }
+    case Op::AvgPool2d: { // count_include_pad: the window's sum / (kh kw)
+      const Shape &xs = g().type(n.inputs[0]).shape;
+      auto k = n.attrs.ints("kernel");
+      Window w = window(n.attrs, k[0], k[1]);
+      auto idx = p_.unravel(n.type.shape, i);
+      code_.line(fmt::format("const i64 b = {}, c = {}, oy = {}, ox = {};", idx[0], idx[1], idx[2],
+                             idx[3]));
+      code_.open(fmt::format("for (i64 ky = 0; ky < {}; ++ky) for (i64 kx = 0; kx < {}; ++kx)",
+                             w.kh, w.kw));
+      code_.line(fmt::format("const i64 iy = oy * {} - {} + ky, ix = ox * {} - {} + kx;", w.sh,
+                             w.ph, w.sw, w.pw));
+      code_.line(
+          fmt::format("if (iy < 0 || iy >= {} || ix < 0 || ix >= {}) continue;", xs[2], xs[3]));
+      code_.line(fmt::format("{} += {};", out,
+                             p_.load(n.inputs[0], p_.ravel(xs, {"b", "c", "iy", "ix"}))));
+      code_.close();
+      code_.line(fmt::format("{} *= {};", out, lit(1.0 / double(k[0] * k[1]))));
+      break;
+    }
+    case Op::AvgPool2dGrad: {
+      const Shape &gs = g().type(n.inputs[0]).shape;
+      auto k = n.attrs.ints("kernel");
+      Window w = window(n.attrs, k[0], k[1]);
+      auto idx = p_.unravel(n.type.shape, i);
+      code_.line(fmt::format("const i64 b = {}, c = {}, iy = {}, ix = {};", idx[0], idx[1], idx[2],
+                             idx[3]));
+      code_.open(fmt::format("for (i64 ky = 0; ky < {}; ++ky) for (i64 kx = 0; kx < {}; ++kx)",
+                             w.kh, w.kw));
+      code_.line(fmt::format("const i64 ty = iy + {} - ky, tx = ix + {} - kx;", w.ph, w.pw));
+      code_.line(fmt::format("if (ty < 0 || tx < 0 || ty % {} || tx % {}) continue;", w.sh, w.sw));
+      code_.line(fmt::format("const i64 oy = ty / {}, ox = tx / {};", w.sh, w.sw));
+      code_.line(fmt::format("if (oy >= {} || ox >= {}) continue;", gs[2], gs[3]));
+      code_.line(fmt::format("{} += {};", out,
+                             p_.load(n.inputs[0], p_.ravel(gs, {"b", "c", "oy", "ox"}))));
+      code_.close();
+      code_.line(fmt::format("{} *= {};", out, lit(1.0 / double(k[0] * k[1]))));
+      break;
+    }
     case Op::ReduceSum:
     case Op::ReduceMax:
     case Op::ReduceMean: {
@@ -418,6 +456,29 @@ private:
       for (size_t d = 0; d < perm.size(); ++d)
         src[size_t(perm[d])] = idx[d];
       code_.line(fmt::format("{} = {};", out, p_.load(n.inputs[0], p_.ravel(in, src))));
+      break;
+    }
+    case Op::Concat: {
+      size_t axis = size_t(n.attrs.i("axis"));
+      auto idx = p_.unravel(n.type.shape, i);
+      code_.line(fmt::format("const i64 a = {};", idx[axis]));
+      int64_t start = 0;
+      for (ValueId x : n.inputs) {
+        const Shape &xs = g().type(x).shape;
+        std::vector<std::string> src = idx;
+        src[axis] = fmt::format("(a - {}LL)", start);
+        code_.line(fmt::format("if (a >= {}LL && a < {}LL) {} = {};", start, start + xs[axis], out,
+                               p_.external(v, x, xs, p_.ravel(xs, src))));
+        start += xs[axis];
+      }
+      break;
+    }
+    case Op::Slice: {
+      const Shape &xs = g().type(n.inputs[0]).shape;
+      size_t axis = size_t(n.attrs.i("axis"));
+      auto idx = p_.unravel(n.type.shape, i);
+      idx[axis] = fmt::format("({} + {}LL)", idx[axis], n.attrs.i("start"));
+      code_.line(fmt::format("{} = {};", out, p_.external(v, n.inputs[0], xs, p_.ravel(xs, idx))));
       break;
     }
     case Op::ArgMax: {
