@@ -23,9 +23,10 @@ using runtime::T7Value;
 
 /// The classes read, for the message that names what is not.
 constexpr const char *kSupported =
-    "nn.Sequential, nn.Linear, nn.SpatialConvolution(MM), nn.SpatialMaxPooling, nn.View, "
-    "nn.Reshape, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.SoftMax, nn.LogSoftMax, nn.Dropout and "
-    "their cudnn versions";
+    "nn.Sequential, nn.ConcatTable, nn.ParallelTable, nn.Concat, nn.CAddTable, nn.JoinTable, "
+    "nn.Linear, nn.SpatialConvolution(MM), nn.SpatialMaxPooling, nn.SpatialAveragePooling, "
+    "nn.View, nn.Reshape, nn.Identity, nn.ReLU, nn.Threshold, nn.MulConstant, nn.AddConstant, "
+    "nn.Tanh, nn.Sigmoid, nn.SoftMax, nn.LogSoftMax, nn.Dropout and their cudnn versions";
 
 class Importer {
 public:
@@ -45,12 +46,21 @@ public:
       cls = "nn." + cls.substr(6);
     Field f{this, fields, where, obj->className};
 
-    if (cls == "nn.Sequential") {
+    if (cls == "nn.Sequential" || cls == "nn.ConcatTable" || cls == "nn.ParallelTable" ||
+        cls == "nn.Concat") {
       const T7Value *mods = fields->get("modules");
       const T7Object *list = mods ? mods->table() : nullptr;
       if (!list)
-        return fail(where, "nn.Sequential has no `modules` table");
-      nn::Sequential seq;
+        return fail(where, fmt::format("{} has no `modules` table", obj->className));
+      nn::Module seq = cls == "nn.Sequential"    ? nn::Module(nn::Sequential())
+                       : cls == "nn.ConcatTable" ? nn::ConcatTable()
+                                                 : nn::ParallelTable();
+      if (cls == "nn.Concat") {
+        auto dim = f.count("dimension");
+        if (!dim)
+          return dim.diag();
+        seq = nn::Concat(*dim);
+      }
       for (int i = 1;; ++i) {
         const T7Value *child = list->get(double(i));
         if (!child || child->isNil())
@@ -61,7 +71,7 @@ public:
           return m;
         seq.add(std::move(*m));
       }
-      return nn::Module(seq);
+      return seq;
     }
     if (cls == "nn.Linear") {
       auto w = f.tensor("weight", 2);
@@ -154,6 +164,60 @@ public:
                                          t->number));
       }
       return nn::ReLU();
+    }
+    if (cls == "nn.Threshold" || cls == "nn.MulConstant" || cls == "nn.AddConstant") {
+      const char *names[2] = {"threshold", "val"};
+      if (cls != "nn.Threshold")
+        names[0] = "constant_scalar", names[1] = nullptr;
+      double v[2] = {0, 0};
+      for (int i = 0; i < 2 && names[i]; ++i) {
+        const T7Value *t = fields->get(names[i]);
+        if (!t || t->kind != T7Value::Number || !std::isfinite(t->number))
+          return fail(where, fmt::format("{} has no number `{}`", obj->className, names[i]));
+        v[i] = t->number;
+      }
+      if (cls == "nn.Threshold")
+        return nn::Threshold(v[0], v[1]);
+      return cls == "nn.MulConstant" ? nn::MulConstant(v[0]) : nn::AddConstant(v[0]);
+    }
+    if (cls == "nn.Identity")
+      return nn::Identity();
+    if (cls == "nn.CAddTable")
+      return nn::CAddTable();
+    if (cls == "nn.JoinTable") {
+      auto dim = f.count("dimension");
+      if (!dim)
+        return dim.diag();
+      const T7Value *nd = fields->get("nInputDims");
+      if (!nd || nd->isNil())
+        return nn::JoinTable(*dim);
+      auto dims = f.count("nInputDims");
+      if (!dims)
+        return dims.diag();
+      return nn::JoinTable(*dim, *dims);
+    }
+    if (cls == "nn.SpatialAveragePooling") {
+      int64_t v[6];
+      const char *names[] = {"kW", "kH", "dW", "dH", "padW", "padH"};
+      for (int i = 0; i < 6; ++i) {
+        auto n = f.count(names[i], i < 2 ? -1 : i < 4 ? 1 : 0);
+        if (!n)
+          return n.diag();
+        v[i] = *n;
+      }
+      const T7Value *ceil = fields->get("ceil_mode");
+      const T7Value *include = fields->get("count_include_pad");
+      const T7Value *mode = fields->get("mode"); // cudnn's
+      if (ceil && ceil->kind == T7Value::Boolean && ceil->boolean)
+        return fail(where, fmt::format("{} in ceil mode: graphc pools in floor mode only, for now",
+                                       obj->className));
+      if ((include && include->kind == T7Value::Boolean && !include->boolean) ||
+          (mode && mode->kind == T7Value::String &&
+           mode->string.find("EXCLUDE") != std::string::npos))
+        return fail(where, fmt::format("{} that leaves the padding out of the average: graphc "
+                                       "counts it, as Torch7's default does",
+                                       obj->className));
+      return nn::SpatialAveragePooling(v[0], v[1], v[2], v[3], v[4], v[5]);
     }
     if (cls == "nn.Tanh")
       return nn::Tanh();
@@ -296,7 +360,12 @@ public:
     const auto &a = m.args;
     Fields f;
     switch (m.kind) {
+    case nn::Kind::Concat:
+      f.push_back(number("dimension", a[0]));
+      [[fallthrough]];
     case nn::Kind::Sequential:
+    case nn::Kind::ConcatTable:
+    case nn::Kind::ParallelTable:
       f.push_back({"modules", [this, &m, prefix]() -> Status {
                      w_.table(int32_t(m.children.size()));
                      for (size_t i = 0; i < m.children.size(); ++i) {
@@ -348,16 +417,40 @@ public:
       break;
     }
     case nn::Kind::ReLU:
-      f.push_back(number("threshold", 0));
-      f.push_back(number("val", 0));
+    case nn::Kind::Threshold:
+      f.push_back(number("threshold", m.kind == nn::Kind::ReLU ? 0 : a[0]));
+      f.push_back(number("val", m.kind == nn::Kind::ReLU ? 0 : a[1]));
       f.push_back({"inplace", [this] { return w_.boolean(false), Status(); }});
       break;
+    case nn::Kind::MulConstant:
+    case nn::Kind::AddConstant:
+      f.push_back(number("constant_scalar", a[0]));
+      f.push_back({"inplace", [this] { return w_.boolean(false), Status(); }});
+      break;
+    case nn::Kind::CAddTable:
+      f.push_back({"inplace", [this] { return w_.boolean(false), Status(); }});
+      break;
+    case nn::Kind::JoinTable:
+      f.push_back(number("dimension", a[0]));
+      if (a.size() > 1)
+        f.push_back(number("nInputDims", a[1]));
+      break;
+    case nn::Kind::SpatialAveragePooling: {
+      const char *names[] = {"kW", "kH", "dW", "dH", "padW", "padH"};
+      for (size_t i = 0; i < 6; ++i)
+        f.push_back(number(names[i], a[i]));
+      f.push_back({"ceil_mode", [this] { return w_.boolean(false), Status(); }});
+      f.push_back({"count_include_pad", [this] { return w_.boolean(true), Status(); }});
+      f.push_back({"divide", [this] { return w_.boolean(true), Status(); }});
+      break;
+    }
     case nn::Kind::Dropout:
       f.push_back(number("p", a[0]));
       f.push_back({"v2", [this] { return w_.boolean(true), Status(); }});
       f.push_back({"inplace", [this] { return w_.boolean(false), Status(); }});
       f.push_back({"noise", [this] { return w_.floatTensor({}, nullptr), Status(); }});
       break;
+    case nn::Kind::Identity:
     case nn::Kind::Tanh:
     case nn::Kind::Sigmoid:
     case nn::Kind::SoftMax:
