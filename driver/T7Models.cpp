@@ -122,11 +122,13 @@ public:
         m.kind = nn::Kind::SpatialConvolutionMM;
       return m;
     }
-    if (cls == "nn.SpatialMaxPooling") {
+    if (cls == "nn.SpatialMaxPooling" || cls == "nn.SpatialAveragePooling") {
+      bool average = cls == "nn.SpatialAveragePooling";
       int64_t v[6];
       const char *names[] = {"kW", "kH", "dW", "dH", "padW", "padH"};
       for (int i = 0; i < 6; ++i) {
-        auto n = f.count(names[i], i < 4 ? -1 : 0);
+        // Absent strides: the kernel (max), 1 (average); absent paddings 0.
+        auto n = f.count(names[i], i < 2 ? -1 : i < 4 ? (average ? 1 : -1) : 0);
         if (!n)
           return n.diag();
         v[i] = *n;
@@ -136,7 +138,17 @@ public:
         return fail(where, fmt::format("{} in ceil mode (:ceil()): graphc pools in floor mode "
                                        "only, for now",
                                        obj->className));
-      return nn::SpatialMaxPooling(v[0], v[1], v[2], v[3], v[4], v[5]);
+      if (!average)
+        return nn::SpatialMaxPooling(v[0], v[1], v[2], v[3], v[4], v[5]);
+      const T7Value *include = fields->get("count_include_pad");
+      const T7Value *mode = fields->get("mode"); // cudnn's
+      if ((include && include->kind == T7Value::Boolean && !include->boolean) ||
+          (mode && mode->kind == T7Value::String &&
+           mode->string.find("EXCLUDE") != std::string::npos))
+        return fail(where, fmt::format("{} that leaves the padding out of the average: graphc "
+                                       "counts it, as Torch7's default does",
+                                       obj->className));
+      return nn::SpatialAveragePooling(v[0], v[1], v[2], v[3], v[4], v[5]);
     }
     if (cls == "nn.View" || cls == "nn.Reshape") {
       const T7Value *size = fields->get("size");
@@ -195,29 +207,6 @@ public:
       if (!dims)
         return dims.diag();
       return nn::JoinTable(*dim, *dims);
-    }
-    if (cls == "nn.SpatialAveragePooling") {
-      int64_t v[6];
-      const char *names[] = {"kW", "kH", "dW", "dH", "padW", "padH"};
-      for (int i = 0; i < 6; ++i) {
-        auto n = f.count(names[i], i < 2 ? -1 : i < 4 ? 1 : 0);
-        if (!n)
-          return n.diag();
-        v[i] = *n;
-      }
-      const T7Value *ceil = fields->get("ceil_mode");
-      const T7Value *include = fields->get("count_include_pad");
-      const T7Value *mode = fields->get("mode"); // cudnn's
-      if (ceil && ceil->kind == T7Value::Boolean && ceil->boolean)
-        return fail(where, fmt::format("{} in ceil mode: graphc pools in floor mode only, for now",
-                                       obj->className));
-      if ((include && include->kind == T7Value::Boolean && !include->boolean) ||
-          (mode && mode->kind == T7Value::String &&
-           mode->string.find("EXCLUDE") != std::string::npos))
-        return fail(where, fmt::format("{} that leaves the padding out of the average: graphc "
-                                       "counts it, as Torch7's default does",
-                                       obj->className));
-      return nn::SpatialAveragePooling(v[0], v[1], v[2], v[3], v[4], v[5]);
     }
     if (cls == "nn.Tanh")
       return nn::Tanh();

@@ -109,6 +109,13 @@ Expected<OptimizerConfig> OptimizerConfig::fromTorch(const std::string &name,
   return c;
 }
 
+std::vector<std::string> OptimizerConfig::names() {
+  std::vector<std::string> out;
+  for (const auto &[name, keys] : settings())
+    out.push_back(name);
+  return out;
+}
+
 std::vector<std::string> OptimizerConfig::stateSlots() const {
   if (name == "adagrad")
     return {"v"};

@@ -38,6 +38,8 @@ struct OptimizerConfig {
   /// names an unknown optimizer or key.
   static Expected<OptimizerConfig> fromTorch(const std::string &name,
                                              const std::map<std::string, double> &config);
+  /// The optimizers graphc lowers: "adadelta", "adagrad", ... (Torch7's names).
+  static std::vector<std::string> names();
   /// The per-parameter state buffers this optimizer keeps.
   std::vector<std::string> stateSlots() const;
   /// `adagrad {learningRate = 0.001}` with every value in effect.

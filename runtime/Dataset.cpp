@@ -505,10 +505,6 @@ std::string t7TestBeside(const std::string &trainPath) {
 
 } // namespace
 
-bool isT7Data(const std::string &spec) {
-  return spec.size() > 3 && spec.compare(spec.size() - 3, 3, ".t7") == 0;
-}
-
 Expected<Dataset> loadT7Dataset(const std::string &trainPath, const std::string &testPath) {
   Dataset d;
   std::string test = testPath;
@@ -643,7 +639,7 @@ Dataset syntheticDataset(const SyntheticOptions &o) {
 }
 
 Expected<Dataset> loadDataset(const std::string &spec, const std::string &testSpec) {
-  if (isT7Data(spec) || (spec.empty() && !testSpec.empty()))
+  if (isT7Path(spec) || (spec.empty() && !testSpec.empty()))
     return loadT7Dataset(spec, testSpec);
   if (!testSpec.empty())
     return error(fmt::format("--test-data {}: a test set of its own goes with a Torch7 data "

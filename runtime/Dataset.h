@@ -75,9 +75,6 @@ struct SyntheticOptions {
 /// accuracy in an epoch or two; serves tests and CI.
 Dataset syntheticDataset(const SyntheticOptions &options = {});
 
-/// Whether `--data` names a Torch7 data file (FILE.t7).
-bool isT7Data(const std::string &spec);
-
 /// Torch7 data files, as the seed tutorial's mnist.t7 holds them: each is
 /// torch.save of {data = N x 1 x H x W (or N x H x W) pixels, labels = N
 /// classes from 1}, binary or ascii. Pixels are a ByteTensor or whole

@@ -634,6 +634,8 @@ const T7Object *T7Value::tensor() const { return objectOfKind(*this, T7Object::T
 const T7Object *T7Value::storage() const { return objectOfKind(*this, T7Object::Storage); }
 const T7Object *T7Value::torchObject() const { return objectOfKind(*this, T7Object::Torch); }
 
+bool isT7Path(std::string_view path) { return path.size() > 3 && path.ends_with(".t7"); }
+
 double T7Storage::at(int64_t i) const {
   GRAPHC_CHECK(i >= 0 && i < size, "storage element {} of {}", i, size);
   const uint8_t *p = bytes.data() + size_t(i) * t7ElementSize(element);

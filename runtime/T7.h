@@ -127,6 +127,9 @@ struct T7Limits {
   int64_t maxRepeatedElements = int64_t(1) << 26;
 };
 
+/// Whether `path` names a .t7 file (by its extension).
+bool isT7Path(std::string_view path);
+
 /// How a table key extends a path: `.name`, `[3]`, `['odd key']`.
 std::string t7KeyPath(const T7Value &key);
 

@@ -3,6 +3,7 @@
 
 #include "driver/Compile.h"
 #include "frontend/ModelFile.h"
+#include "passes/Optimizer.h"
 #include "passes/PlanCheck.h"
 
 #include <fmt/format.h>
@@ -56,7 +57,7 @@ void addTrainingFlags(CLI::App *c, TrainingFlags &flags) {
   c->add_option("--optim", flags.optim,
                 "the optimizer, for a script without one or in place of the script's "
                 "(with Torch7's defaults): sgd, adagrad, adam, rmsprop, adadelta or nag")
-      ->check(CLI::IsMember({"sgd", "adagrad", "adam", "rmsprop", "adadelta", "nag"}));
+      ->check(CLI::IsMember(passes::OptimizerConfig::names()));
   c->add_option("--lr", flags.lr, "the optimizer's learningRate")
       ->check(CLI::PositiveNumber.description("LR > 0"));
   c->add_option("--optim-config", flags.optimConfig,
@@ -66,18 +67,28 @@ void addTrainingFlags(CLI::App *c, TrainingFlags &flags) {
 
 namespace {
 
-/// --criterion's names: Torch7's class names, short forms, any case.
+/// --criterion's names, any case: Torch7's class names (as nn::Criterion
+/// prints them, with or without `nn.` and `Criterion`) and `nll`.
 std::optional<nn::CriterionKind> criterionNamed(std::string name) {
-  for (char &ch : name)
-    ch = char(std::tolower((unsigned char)ch));
+  auto lower = [](std::string s) {
+    for (char &ch : s)
+      ch = char(std::tolower((unsigned char)ch));
+    return s;
+  };
+  name = lower(name);
   if (name.starts_with("nn."))
     name = name.substr(3);
-  if (name == "nll" || name == "classnll" || name == "classnllcriterion")
-    return nn::CriterionKind::ClassNLL;
-  if (name == "crossentropy" || name == "crossentropycriterion")
-    return nn::CriterionKind::CrossEntropy;
-  if (name == "mse" || name == "msecriterion")
-    return nn::CriterionKind::MSE;
+  if (name == "nll")
+    name = "classnll";
+  for (nn::CriterionKind kind :
+       {nn::CriterionKind::ClassNLL, nn::CriterionKind::CrossEntropy, nn::CriterionKind::MSE}) {
+    nn::Criterion c;
+    c.kind = kind;
+    std::string cls = lower(c.str()); // "nn.classnllcriterion()"
+    cls = cls.substr(3, cls.size() - 5);
+    if (name == cls || name + "criterion" == cls)
+      return kind;
+  }
   return std::nullopt;
 }
 

@@ -8,6 +8,7 @@
 #include "frontend/ModelFile.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/Dataset.h"
+#include "runtime/T7.h"
 #include "runtime/Trainer.h"
 
 #include <fmt/format.h>
@@ -154,16 +155,11 @@ std::optional<int64_t> savedStep(const std::string &path) {
 /// Refuses a run that would overwrite, with `--save`, a checkpoint further
 /// along than the run starts (a fresh run starts at step 0, a resumed one
 /// at its checkpoint's step), unless `--force`.
-/// A trained Torch7 network rather than a model file.
-bool isT7Model(const std::string &path) {
-  return path.size() > 3 && path.compare(path.size() - 3, 3, ".t7") == 0;
-}
-
 Status checkOverwrite(const TrainCliOptions &o) {
   if (o.save.empty() || o.force)
     return {};
   std::error_code ec;
-  if (isT7Model(o.save) && std::filesystem::exists(o.save, ec)) {
+  if (runtime::isT7Path(o.save) && std::filesystem::exists(o.save, ec)) {
     Diag d = error("--save: a .t7 file is here already; graphc replaces it only with --force");
     d.file = o.save;
     return d;
@@ -259,7 +255,7 @@ int runTrain(TrainCliOptions o) {
   // a Torch7 file without the model file.
   to.saveMetadata["graphc.network"] =
       "require 'nn'\nmodel = " + driver::networkLua(spec->model) + "\n";
-  if (isT7Model(o.save)) {
+  if (runtime::isT7Path(o.save)) {
     // --save net.t7: the network as torch.save writes it, after every epoch.
     to.saveAs = [&model = spec->model](const std::string &path, runtime::Executable &exe,
                                        int64_t) -> Status {
@@ -359,7 +355,7 @@ int runEval(const EvalCliOptions &o) {
   // them from --weights.
   std::optional<driver::ImportedModel> imported;
   Expected<nn::ModelSpec> spec = error("no model");
-  if (isT7Model(o.model)) {
+  if (runtime::isT7Path(o.model)) {
     auto im = driver::importT7(o.model);
     if (!im)
       return report(im.diag());

@@ -20,10 +20,13 @@ int main(int argc, char **argv) {
   const char *scriptArgsHelp =
       "Words after `--` are the model script's own command line (its global `arg`, as "
       "`th script.lua ...` gives it): graphc train model.lua -- -lr 0.1 -model vgg";
+  // The commands that run a model script (export only with --model).
+  auto runsScript = [](const std::string &name) {
+    return name == "train" || name == "eval" || name == "compile" || name == "export";
+  };
   app.footer(scriptArgsHelp);
   for (auto &c : commands)
-    if (c.app->get_name() == "train" || c.app->get_name() == "eval" ||
-        c.app->get_name() == "compile")
+    if (runsScript(c.app->get_name()))
       c.app->footer(scriptArgsHelp);
   // `graphc train model.lua -- -lr 0.1`: what follows `--` is the script's
   // own command line, never graphc's.
@@ -56,8 +59,7 @@ int main(int argc, char **argv) {
   for (auto &c : commands)
     if (c.app->parsed()) {
       std::string name = c.app->get_name();
-      if (!graphc::cli::scriptArgs().empty() && name != "train" && name != "eval" &&
-          name != "compile" && name != "export") {
+      if (!graphc::cli::scriptArgs().empty() && !runsScript(name)) {
         std::fprintf(stderr,
                      "error: the words after `--` are a model script's command line; graphc "
                      "%s runs no model script\n",

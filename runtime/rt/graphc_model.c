@@ -218,8 +218,8 @@ static int check_batch(grt_model *m, const float *x, int64_t n) {
   return GRT_OK;
 }
 
-/* The checks of a training step's arguments. */
-static int check_step(grt_model *m, const float *x, const int32_t *labels, int64_t n) {
+/* Checks a training step's arguments and sets its step and seed inputs. */
+static int start_step(grt_model *m, const float *x, const int32_t *labels, int64_t n) {
   int rc = check_batch(m, x, n);
   if (rc != GRT_OK)
     return rc;
@@ -236,7 +236,7 @@ static int check_step(grt_model *m, const float *x, const int32_t *labels, int64
 
 int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, int64_t n,
                          float *loss) {
-  int rc = check_step(m, x, labels, n);
+  int rc = start_step(m, x, labels, n);
   if (rc != GRT_OK)
     return rc;
   if (!loss)
@@ -252,7 +252,7 @@ int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, in
 int grt_model_train_step_kernels(grt_model *m, grt_run_kernels_fn fn, const float *x,
                                  const int32_t *labels, int64_t n, int64_t begin, int64_t end,
                                  void **table) {
-  int rc = check_step(m, x, labels, n);
+  int rc = start_step(m, x, labels, n);
   if (rc != GRT_OK)
     return rc;
   if (!fn || !table)
