@@ -58,9 +58,9 @@ struct Sandbox {
 
   const char *text = nullptr; ///< the script, shebang turned into a comment
   size_t textLen = 0;
-  const char *chunkName = nullptr; ///< "@" + file
-  const char *dir = nullptr;       ///< the model's folder, resolved
-  const char *file = nullptr;      ///< the model file, the script's arg[0]
+  const char *chunkName = nullptr;                ///< "@" + file
+  const char *dir = nullptr;                      ///< the model's folder, resolved
+  const char *file = nullptr;                     ///< the model file, the script's arg[0]
   const std::vector<std::string> *args = nullptr; ///< arg[1..n]: `graphc train M -- ARGS`
 
   Stage stage = Stage::Setup;
@@ -139,6 +139,10 @@ constexpr Ctor kLayers[] = {
     {"JoinTable", K::JoinTable, "Module", false, "", 1, 2, "(dimension, [nInputDims])"},
     {"SpatialAveragePooling", K::SpatialAveragePooling, "AvgPooling", true, "", 2, 6,
      "(kW, kH, [dW, dH, [padW, padH]])"},
+    {"BatchNormalization", K::BatchNormalization, "Module", true, "BatchNorm", 1, 4,
+     "(nOutput, [eps, momentum, affine])"},
+    {"SpatialBatchNormalization", K::SpatialBatchNormalization, "Module", true, "BatchNorm", 1, 4,
+     "(nOutput, [eps, momentum, affine])"},
 };
 // clang-format on
 
@@ -833,6 +837,19 @@ public:
       int64_t padW = n > 4 ? padding(4) : 0, padH = n > 5 ? padding(5) : 0;
       return nn::SpatialMaxPooling(kW, kH, dW, dH, padW, padH);
     }
+    case nn::Kind::BatchNormalization:
+    case nn::Kind::SpatialBatchNormalization: { // Torch7: `eps or 1e-5`, `momentum or 0.1`
+      double eps = n > 1 && args[1].type != LUA_TNIL ? num(1) : 1e-5;
+      double momentum = n > 2 && args[2].type != LUA_TNIL ? num(2) : 0.1;
+      bool affine = n > 3 && args[3].type != LUA_TNIL ? boolean(3) : true;
+      if (!(eps > 0 && std::isfinite(eps)))
+        throw fail(fmt::format("{} must be positive, got {}", argName(1), formatNumber(eps)));
+      if (!(momentum >= 0 && momentum <= 1))
+        throw fail(fmt::format("{} must be in [0, 1], got {}", argName(2), formatNumber(momentum)));
+      return c->kind == nn::Kind::BatchNormalization
+                 ? nn::BatchNormalization(size(0), eps, momentum, affine)
+                 : nn::SpatialBatchNormalization(size(0), eps, momentum, affine);
+    }
     case nn::Kind::SpatialAveragePooling: { // Torch7's strides default to 1, not to the kernel
       int64_t kW = size(0), kH = size(1);
       int64_t dW = n > 2 ? size(2) : 1, dH = n > 3 ? size(3) : 1;
@@ -975,8 +992,7 @@ struct LuaCloser {
 } // namespace
 
 Expected<nn::ModelSpec> parseModel(std::string_view textIn, const std::string &file,
-                                   const LuaLimits &limits,
-                                   const std::vector<std::string> &args) {
+                                   const LuaLimits &limits, const std::vector<std::string> &args) {
   std::string text(textIn);
   if (text.starts_with("\xEF\xBB\xBF"))
     text.replace(0, 3, "   ");

@@ -184,12 +184,14 @@ local paramRules = {
   Linear = function(a) return {a[2], a[1]}, {a[2]}, 2 end,
   Convolution = function(a) return {a[2], a[1], a[4], a[3]}, {a[2]}, 4 end,
   ConvolutionMM = function(a) return {a[2], a[1] * a[3] * a[4]}, {a[2]}, 4 end,
+  BatchNorm = function(a) if a[4] ~= false then return {a[1]}, {a[1]}, 1 end end,
 }
 local layerRule = {}
 local function addParams(m)
   local rule = paramRules[layerRule[m.__kind]]
   if not rule then return end
   local w, b, needed = rule(m.__args)
+  if not w then return end
   for i = 1, needed do
     if type(m.__args[i]) ~= 'number' then return end
   end

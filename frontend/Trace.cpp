@@ -90,9 +90,12 @@ const nn::Module *inPlaceHead(const nn::Module &m, std::string &path) {
   }
 }
 
+/// Appends `m`'s tensors to `out` (trainable, placed from `offset` on) and
+/// `buffers` (placed later, after every trainable tensor).
 void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInfo> &out,
-            int64_t &offset) {
-  auto add = [&](const std::string &name, Shape shape, double bound) {
+            std::vector<ParamInfo> &buffers, int64_t &offset) {
+  auto add = [&](const std::string &name, Shape shape, double bound, double shift = 0,
+                 bool trainable = true) {
     double n = 1;
     for (int64_t d : shape)
       n *= double(d);
@@ -100,7 +103,11 @@ void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInf
       offset = -1; // too large: reported by paramLayout
       return;
     }
-    ParamInfo p{prefix + name, offset, std::move(shape), bound};
+    ParamInfo p{prefix + name, offset, std::move(shape), bound, shift, trainable};
+    if (!trainable) {
+      buffers.push_back(std::move(p));
+      return;
+    }
     offset += p.numel();
     out.push_back(std::move(p));
   };
@@ -111,7 +118,7 @@ void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInf
   case nn::Kind::ParallelTable:
   case nn::Kind::Concat:
     for (size_t i = 0; i < m.children.size(); ++i)
-      layout(m.children[i], prefix + std::to_string(i) + ".", out, offset);
+      layout(m.children[i], prefix + std::to_string(i) + ".", out, buffers, offset);
     break;
   case nn::Kind::Linear: {
     double bound = 1.0 / std::sqrt(a[0]);
@@ -124,6 +131,19 @@ void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInf
     double bound = 1.0 / std::sqrt(a[0] * a[2] * a[3]);
     add("weight", {int64_t(a[1]), int64_t(a[0]), int64_t(a[3]), int64_t(a[2])}, bound);
     add("bias", {int64_t(a[1])}, bound);
+    break;
+  }
+  case nn::Kind::BatchNormalization:
+  case nn::Kind::SpatialBatchNormalization: {
+    // Torch7's reset(): weight uniform in [0, 1), bias 0, running_mean 0,
+    // running_var 1; PyTorch's names.
+    int64_t n = int64_t(a[0]);
+    if (a[3] != 0) {
+      add("weight", {n}, 0.5, 0.5);
+      add("bias", {n}, 0);
+    }
+    add("running_mean", {n}, 0, 0, false);
+    add("running_var", {n}, 0, 1, false);
     break;
   }
   default: break;
@@ -188,6 +208,8 @@ public:
         return loss.diag();
       g_.addOutput(GRAPHC_IO_LOSS, *loss);
     }
+    for (auto &[name, v] : buffers_)
+      g_.addOutput(GRAPHC_IO_BUFFER + name, v);
     t.graph = std::move(g_);
     t.graph.setName(graphName(spec_.file));
     return t;
@@ -460,6 +482,8 @@ private:
       ValueId b3 = g_.add(Op::Reshape, {b}, {{"shape", Shape{int64_t(a[1]), 1, 1}}});
       return g_.add(Op::Add, {y, b3});
     }
+    case nn::Kind::BatchNormalization:
+    case nn::Kind::SpatialBatchNormalization: return batchNorm(m, x, prefix);
     case nn::Kind::SpatialMaxPooling:
     case nn::Kind::SpatialAveragePooling: {
       if (in.rank() != 4)
@@ -480,6 +504,57 @@ private:
     default: break;
     }
     return layerError(m, "cannot be traced");
+  }
+
+  /// Torch7's BatchNormalization over [N, C] and SpatialBatchNormalization
+  /// over [N, C, H, W]: training normalises with the batch's mean and biased
+  /// variance and moves the running statistics by `momentum` (the variance
+  /// unbiased); evaluation normalises with the running statistics.
+  Expected<ValueId> batchNorm(const nn::Module &m, ValueId x, const std::string &prefix) {
+    const ir::Type in = g_.type(x);
+    const bool spatial = m.kind == nn::Kind::SpatialBatchNormalization;
+    const int64_t c = int64_t(m.args[0]);
+    const double eps = m.args[1], momentum = m.args[2];
+    if (in.rank() != (spatial ? 4 : 2) || in.shape[1] != c)
+      return layerError(m, fmt::format("expects input [N,{}{}], got {}", c, spatial ? ",H,W" : "",
+                                       ir::str(in.shape)));
+    // A [C] tensor against x: [C,1,1] for planes.
+    auto perChannel = [&](ValueId v) {
+      return spatial ? g_.add(Op::Reshape, {v}, {{"shape", Shape{c, 1, 1}}}) : v;
+    };
+    auto invStd = [&](ValueId var) {
+      return g_.add(Op::Div, {g_.constant(1.0),
+                              g_.add(Op::Sqrt, {g_.add(Op::Add, {var, g_.constant(eps)})})});
+    };
+    ValueId mean = param(prefix + "running_mean"), var = param(prefix + "running_var");
+    ValueId y;
+    if (opt_.training) {
+      std::vector<int64_t> axes = spatial ? std::vector<int64_t>{0, 2, 3} : std::vector<int64_t>{0};
+      ValueId batchMean = g_.add(Op::ReduceMean, {x}, {{"axes", axes}});
+      ValueId d = g_.add(Op::Sub, {x, perChannel(batchMean)});
+      ValueId batchVar = g_.add(Op::ReduceMean, {g_.add(Op::Square, {d})}, {{"axes", axes}});
+      y = g_.add(Op::Mul, {d, perChannel(invStd(batchVar))});
+      // running = (1 - momentum) running + momentum batch, the variance
+      // unbiased over the n = N H W values of a channel (n - 1 kept >= 1).
+      ValueId n = g_.add(Op::BatchSize, {x});
+      if (spatial)
+        n = g_.add(Op::Mul, {n, g_.constant(double(in.shape[2] * in.shape[3]))});
+      ValueId unbias =
+          g_.add(Op::Div,
+                 {n, g_.add(Op::Max, {g_.add(Op::Sub, {n, g_.constant(1.0)}), g_.constant(1.0)})});
+      auto move = [&](ValueId running, ValueId batch) {
+        return g_.add(Op::Add, {g_.add(Op::Mul, {g_.constant(1 - momentum), running}),
+                                g_.add(Op::Mul, {g_.constant(momentum), batch})});
+      };
+      buffers_.push_back({prefix + "running_mean", move(mean, batchMean)});
+      buffers_.push_back({prefix + "running_var", move(var, g_.add(Op::Mul, {batchVar, unbias}))});
+    } else {
+      y = g_.add(Op::Mul, {g_.add(Op::Sub, {x, perChannel(mean)}), perChannel(invStd(var))});
+    }
+    if (m.args[3] != 0)
+      y = g_.add(Op::Add, {g_.add(Op::Mul, {y, perChannel(param(prefix + "weight"))}),
+                           perChannel(param(prefix + "bias"))});
+    return y;
   }
 
   Expected<ValueId> criterion(const nn::Criterion &c, ValueId y) {
@@ -508,14 +583,24 @@ private:
   ValueId flat_ = -1, labels_ = -1, seed_ = -1;
   int dropouts_ = 0;
   std::string layerPath_;
+  std::vector<std::pair<std::string, ValueId>> buffers_; ///< new running statistics
 };
 
 } // namespace
 
 Expected<std::vector<ParamInfo>> paramLayout(const nn::Module &model) {
-  std::vector<ParamInfo> out;
+  std::vector<ParamInfo> out, buffers;
   int64_t offset = 0;
-  layout(model, "", out, offset);
+  layout(model, "", out, buffers, offset);
+  for (ParamInfo &b : buffers) {
+    if (offset < 0 || double(offset) + double(b.numel()) > kMaxElements) {
+      offset = -1;
+      break;
+    }
+    b.offset = offset;
+    offset += b.numel();
+    out.push_back(std::move(b));
+  }
   if (offset < 0)
     return error(fmt::format("the model has more than {} parameters", int64_t(kMaxElements)));
   return out;

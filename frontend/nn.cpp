@@ -42,6 +42,8 @@ std::string kindName(Kind k) {
   case Kind::Concat: return "nn.Concat";
   case Kind::JoinTable: return "nn.JoinTable";
   case Kind::SpatialAveragePooling: return "nn.SpatialAveragePooling";
+  case Kind::BatchNormalization: return "nn.BatchNormalization";
+  case Kind::SpatialBatchNormalization: return "nn.SpatialBatchNormalization";
   }
   return "nn.?";
 }
@@ -140,6 +142,16 @@ Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH, int
                              int64_t padH) {
   return make(Kind::SpatialAveragePooling,
               {double(kW), double(kH), double(dW), double(dH), double(padW), double(padH)});
+}
+
+Module BatchNormalization(int64_t nOutput, double eps, double momentum, bool affine) {
+  return make(Kind::BatchNormalization, {double(nOutput), eps, momentum, affine ? 1.0 : 0.0});
+}
+
+Module SpatialBatchNormalization(int64_t nOutput, double eps, double momentum, bool affine) {
+  Module m = BatchNormalization(nOutput, eps, momentum, affine);
+  m.kind = Kind::SpatialBatchNormalization;
+  return m;
 }
 
 Expected<ir::Shape> inferSampleShape(const ModelSpec &spec) {

@@ -48,6 +48,8 @@ enum class Kind {
   Concat,
   JoinTable,
   SpatialAveragePooling,
+  BatchNormalization,
+  SpatialBatchNormalization,
 };
 
 /// Torch7's name of a module kind, e.g. "nn.Linear".
@@ -120,6 +122,15 @@ Module JoinTable(int64_t dim, int64_t nInputDims = -1);
 /// defaults, count_include_pad and floor mode (each window's sum / (kW kH)).
 Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW = 1, int64_t dH = 1,
                              int64_t padW = 0, int64_t padH = 0);
+/// nn.BatchNormalization(nOutput, eps=1e-5, momentum=0.1, affine=true) over
+/// [N, nOutput]: batch statistics while training, the running mean and
+/// (unbiased) variance kept with `momentum` for evaluation.
+Module BatchNormalization(int64_t nOutput, double eps = 1e-5, double momentum = 0.1,
+                          bool affine = true);
+/// nn.SpatialBatchNormalization(nOutput, eps, momentum, affine) over [N, nOutput, H, W],
+/// with statistics per plane.
+Module SpatialBatchNormalization(int64_t nOutput, double eps = 1e-5, double momentum = 0.1,
+                                 bool affine = true);
 
 enum class CriterionKind { ClassNLL, CrossEntropy, MSE };
 

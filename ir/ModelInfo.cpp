@@ -23,10 +23,18 @@ std::vector<float> initParams(const std::vector<ParamInfo> &layout, uint64_t see
     const ParamInfo &p = layout[t];
     for (int64_t i = 0; i < p.numel(); ++i) {
       double u = uniform01(seed, t + 1, uint64_t(i));
-      flat[size_t(p.offset + i)] = float((2 * u - 1) * p.initBound);
+      flat[size_t(p.offset + i)] = float((2 * u - 1) * p.initBound + p.initShift);
     }
   }
   return flat;
+}
+
+int64_t trainableNumel(const std::vector<ParamInfo> &layout) {
+  int64_t n = 0;
+  for (const ParamInfo &p : layout)
+    if (p.trainable)
+      n = std::max(n, p.offset + p.numel());
+  return n;
 }
 
 } // namespace graphc::ir

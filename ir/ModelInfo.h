@@ -19,12 +19,16 @@ struct ParamInfo {
   std::string name; ///< PyTorch state_dict name: "1.weight", "1.bias", ...
   int64_t offset;   ///< first element in the flat buffer
   Shape shape;
-  double initBound; ///< Torch7 reset(): uniform in [-bound, bound]
+  double initBound;      ///< Torch7 reset(): uniform in [-bound, bound] ...
+  double initShift = 0;  ///< ... plus this (BatchNorm: weight U(0,1), running_var 1)
+  bool trainable = true; ///< false: a buffer the step updates itself (BatchNorm's running
+                         ///< statistics), after every trainable tensor in the flat buffer
 
   int64_t numel() const;
 };
 
-/// Torch7's initial parameters: each tensor uniform in ±initBound, from `seed`.
+/// Torch7's initial parameters: each tensor uniform in ±initBound plus
+/// initShift, from `seed`.
 std::vector<float> initParams(const std::vector<ParamInfo> &layout, uint64_t seed);
 
 /// The optimizer as executables and libraries report it.
@@ -34,6 +38,10 @@ struct OptimizerSummary {
 
   const std::string &str() const { return text; }
 };
+
+/// The elements of the flat buffer the optimizer updates: every trainable
+/// tensor, which come before the buffers.
+int64_t trainableNumel(const std::vector<ParamInfo> &layout);
 
 struct ModelInfo {
   std::string name;              ///< e.g. "mlp"

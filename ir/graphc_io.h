@@ -14,6 +14,11 @@
  *
  * A binding names an output's buffer with the "out:" prefix ("out:params"),
  * since params, step and state are both read and written.
+ *
+ * The traced forward graph of a model with BatchNorm also returns
+ * buffer.NAME, the new value of the non-trainable tensor NAME (a running
+ * mean or variance); the optimizer pass writes them into the updated
+ * params, so no compiled step has them.
  */
 #ifndef GRAPHC_IR_IO_H
 #define GRAPHC_IR_IO_H
@@ -27,6 +32,7 @@
 #define GRAPHC_IO_OUTPUT "output"
 #define GRAPHC_IO_STATE "state." /* + the slot's name */
 #define GRAPHC_IO_OUT "out:"     /* + an output's name, in a binding */
+#define GRAPHC_IO_BUFFER "buffer." /* + a buffer tensor's name: its new value */
 
 /* The cuda target's scalars, in one device buffer of GRAPHC_SCALAR_BYTES:
  * the byte offsets of the step counter and seed going in (uploaded

@@ -158,6 +158,40 @@ Graph atLookAhead(const Graph &withGrad, double momentum) {
   return rebuild(withGrad, rules);
 }
 
+/// The buffers of a traced graph (BatchNorm's running statistics): each
+/// `buffer.NAME` output and the offset of NAME's view in the flat buffer.
+struct Buffers {
+  int64_t trainable = 0; ///< the elements before the first buffer
+  std::vector<ValueId> values;
+  std::vector<int64_t> offsets;
+};
+
+Buffers findBuffers(const Graph &g, int64_t size) {
+  const std::string prefix = GRAPHC_IO_BUFFER;
+  std::map<int64_t, ValueId> byOffset;
+  std::map<std::string, int64_t> viewAt;
+  for (ValueId v = 0; v < g.size(); ++v)
+    if (g.node(v).op == Op::Param)
+      viewAt[g.node(v).attrs.s("name")] = g.node(v).attrs.i("offset");
+  for (const Output &out : g.outputs())
+    if (out.name.rfind(prefix, 0) == 0) {
+      auto at = viewAt.find(out.name.substr(prefix.size()));
+      GRAPHC_CHECK(at != viewAt.end(), "output {} names no parameter view", out.name);
+      byOffset[at->second] = out.value;
+    }
+  Buffers b;
+  b.trainable = byOffset.empty() ? size : byOffset.begin()->first;
+  int64_t end = b.trainable;
+  for (auto &[offset, v] : byOffset) {
+    GRAPHC_CHECK(offset == end, "the buffers do not tile the end of the flat buffer");
+    end += g.type(v).numel();
+    b.values.push_back(v);
+    b.offsets.push_back(offset);
+  }
+  GRAPHC_CHECK(end == size, "the buffers do not reach the end of the flat buffer");
+  return b;
+}
+
 } // namespace
 
 Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
@@ -166,19 +200,34 @@ Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
   ValueId x = g.findInput(GRAPHC_IO_PARAMS), grad = g.output("grad");
   GRAPHC_CHECK(x >= 0 && grad >= 0, "the optimizer needs `params` and `grad`");
   const Type flat = g.type(x);
+  // With buffers (BatchNorm's running statistics) at the end of the flat
+  // buffer, the rules run over the trainable prefix [0, T) alone, through
+  // views; the buffers' new values and the state's untouched tail are
+  // packed behind it.
+  const Buffers buffers = findBuffers(g, flat.shape[0]);
+  const int64_t trainable = buffers.trainable, size = flat.shape[0];
+  auto prefix = [&](ValueId v) {
+    if (trainable == size)
+      return v;
+    return g.add(
+        Op::Param, {v},
+        {{"name", "trainable"}, {"offset", 0}, {"shape", Shape{std::max<int64_t>(trainable, 1)}}});
+  };
   ValueId t = g.input(GRAPHC_IO_STEP, {DType::F32, {}});
-  std::map<std::string, ValueId> state;
+  std::map<std::string, ValueId> state, stateIn;
   for (const std::string &slot : cfg.stateSlots()) {
     ValueId s = g.findInput(GRAPHC_IO_STATE + slot);
-    state[slot] = s >= 0 ? s : g.input(GRAPHC_IO_STATE + slot, flat);
+    stateIn[slot] = s >= 0 ? s : g.input(GRAPHC_IO_STATE + slot, flat);
+    state[slot] = prefix(stateIn[slot]);
   }
+  x = prefix(x);
   auto first = [&] { return g.add(Op::Greater, {o.c(0.5), t}); }; // the first update
 
   // clr = lr / (1 + t * lrd); g += wd * x (nag: at the look-ahead point)
   ValueId clr = o.c(cfg.learningRate);
   if (cfg.learningRateDecay != 0)
     clr = o.div(clr, o.add(o.c(1), o.mul(t, o.c(cfg.learningRateDecay))));
-  ValueId gr = grad;
+  ValueId gr = prefix(grad);
   if (cfg.weightDecay != 0) {
     ValueId at = cfg.name == "nag" ? o.add(x, o.mul(o.c(cfg.momentum), state["dfdx"])) : x;
     gr = o.add(gr, o.mul(o.c(cfg.weightDecay), at));
@@ -215,9 +264,9 @@ Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
     // x -= lr * g / (sqrt(m) + epsilon)
     ValueId m0 = state["m"];
     if (cfg.initialMean != 0)
-      m0 = g.add(
-          Op::Select,
-          {first(), g.add(Op::Broadcast, {o.c(cfg.initialMean)}, {{"shape", flat.shape}}), m0});
+      m0 = g.add(Op::Select,
+                 {first(),
+                  g.add(Op::Broadcast, {o.c(cfg.initialMean)}, {{"shape", g.type(x).shape}}), m0});
     ValueId m = leaky(cfg.alpha, m0, square(gr));
     next["m"] = m;
     step = o.div(o.mul(clr, gr), o.add(sqrt(m), o.c(cfg.epsilon)));
@@ -252,9 +301,32 @@ Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
   Graph out = std::move(g);
   std::vector<Output> outputs;
   for (const Output &out0 : out.outputs())
-    if (out0.name != "grad")
+    if (out0.name != "grad" && out0.name.rfind(GRAPHC_IO_BUFFER, 0) != 0)
       outputs.push_back(out0);
-  outputs.push_back({GRAPHC_IO_PARAMS, updated >= 0 ? updated : out.add(Op::Sub, {x, step})});
+  ValueId params = updated >= 0 ? updated : out.add(Op::Sub, {x, step});
+  // `tail(v, after)`: v's prefix result followed by `after` (the buffers'
+  // new values, or the state's tail as it was).
+  auto tail = [&](ValueId head, std::vector<ValueId> parts, std::vector<int64_t> offsets) {
+    if (trainable > 0) {
+      parts.insert(parts.begin(), head);
+      offsets.insert(offsets.begin(), 0);
+    }
+    return out.add(Op::FlatPack, parts, {{"offsets", offsets}, {"size", size}});
+  };
+  if (trainable < size) {
+    std::vector<ValueId> parts;
+    for (ValueId b : buffers.values)
+      parts.push_back(out.add(Op::Reshape, {b}, {{"shape", Shape{out.type(b).numel()}}}));
+    params = tail(params, parts, buffers.offsets);
+    for (auto &[slot, v] : next)
+      v = tail(
+          v,
+          {out.add(
+              Op::Param, {stateIn[slot]},
+              {{"name", "buffers"}, {"offset", trainable}, {"shape", Shape{size - trainable}}})},
+          {trainable});
+  }
+  outputs.push_back({GRAPHC_IO_PARAMS, params});
   for (auto &[slot, v] : next)
     outputs.push_back({GRAPHC_IO_STATE + slot, v});
   outputs.push_back({GRAPHC_IO_STEP, out.add(Op::Add, {t, out.constant(1.0)})});

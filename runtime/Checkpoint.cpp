@@ -557,6 +557,19 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path) {
   return f;
 }
 
+namespace {
+
+/// PyTorch's BatchNorm counts its batches in `num_batches_tracked`, which
+/// nothing in Torch7 or graphc reads (momentum is fixed): ignored on load.
+bool isBatchCount(const std::string &name, const ir::ParamInfo &p) {
+  const std::string count = ".num_batches_tracked", mean = ".running_mean";
+  return !p.trainable && p.name.size() > mean.size() &&
+         p.name.compare(p.name.size() - mean.size(), mean.size(), mean) == 0 &&
+         name == p.name.substr(0, p.name.size() - mean.size()) + count;
+}
+
+} // namespace
+
 Status saveCheckpoint(const std::string &path, Executable &exe, int64_t epoch, uint64_t seed,
                       const std::map<std::string, std::string> &extra) {
   const ModelInfo &info = exe.info();
@@ -570,7 +583,8 @@ Status saveCheckpoint(const std::string &path, Executable &exe, int64_t epoch, u
     const float *state = exe.state(slot);
     GRAPHC_CHECK(state, "no optimizer state {}", slot);
     for (const ir::ParamInfo &p : info.params)
-      add("optim." + slot + "." + p.name, p, state);
+      if (p.trainable)
+        add("optim." + slot + "." + p.name, p, state);
   }
   std::map<std::string, std::string> meta = extra;
   meta["format"] = "pt";
@@ -642,7 +656,7 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
     }
     bool known = false;
     for (const ir::ParamInfo &p : info.params)
-      known = known || p.name == name;
+      known = known || p.name == name || isBatchCount(name, p);
     if (!known) {
       std::string names;
       for (const ir::ParamInfo &p : info.params)
@@ -660,7 +674,7 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
       bool known = false;
       for (const std::string &slot : info.stateSlots)
         for (const ir::ParamInfo &p : info.params)
-          known = known || name == "optim." + slot + "." + p.name;
+          known = known || (p.trainable && name == "optim." + slot + "." + p.name);
       if (!known) {
         auto saved = f.metadata.find("graphc.optimizer");
         return fileError(
@@ -672,8 +686,9 @@ Expected<CheckpointInfo> loadCheckpoint(const std::string &path, Executable &exe
     }
     for (const std::string &slot : info.stateSlots)
       for (const ir::ParamInfo &p : info.params)
-        if (Status s = take("optim." + slot + "." + p.name, p, exe.state(slot)); !s)
-          return s.diag();
+        if (p.trainable)
+          if (Status s = take("optim." + slot + "." + p.name, p, exe.state(slot)); !s)
+            return s.diag();
   }
 
   for (const char *key : {"graphc.step", "graphc.epoch", "graphc.seed"}) {

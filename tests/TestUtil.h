@@ -218,6 +218,26 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
   tables.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
   tables.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}}, {}};
   out.push_back({"residual block, concat and join tables", tables});
+  // BatchNorm over planes and over features (no affine part, own eps and
+  // momentum), its running statistics packed behind the weights; sgd with
+  // weight decay, which must skip them. (Not adam: the biases before a
+  // BatchNorm have a zero gradient, whose rounding adam's first step turns
+  // into lr * sign.)
+  nn::ModelSpec bn;
+  bn.model.add(nn::SpatialConvolution(1, 4, 3, 3, 2, 2, 1, 1))
+      .add(nn::SpatialBatchNormalization(4))
+      .add(nn::ReLU())
+      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
+      .add(nn::View(4 * 8 * 8))
+      .add(nn::Linear(256, 12))
+      .add(nn::BatchNormalization(12, 1e-3, 0.3, false))
+      .add(nn::Tanh())
+      .add(nn::Linear(12, 10))
+      .add(nn::LogSoftMax());
+  bn.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  bn.optimizer =
+      nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}, {"weightDecay", 0.01}}, {}};
+  out.push_back({"batchnorm, sgd with decay", bn});
   return out;
 }
 

@@ -330,3 +330,21 @@ TEST_CASE("Torch7's table layers and constants differentiate like finite differe
       .add(nn::LogSoftMax());
   checkParamGradients(spec, {3}, 3, 10);
 }
+
+TEST_CASE("BatchNorm differentiates like finite differences, through the batch statistics",
+          "[autodiff][layers]") {
+  // The batch mean and variance depend on every sample, so each sample's
+  // gradient runs through all of them; the running statistics get none.
+  auto spec = test::seedMlp();
+  spec.model = nn::Sequential();
+  spec.model.add(nn::SpatialConvolution(2, 3, 2, 2))
+      .add(nn::SpatialBatchNormalization(3))
+      .add(nn::Tanh())
+      .add(nn::View(12))
+      .add(nn::Linear(12, 5))
+      .add(nn::BatchNormalization(5, 1e-3, 0.2))
+      .add(nn::Tanh())
+      .add(nn::Linear(5, 4))
+      .add(nn::LogSoftMax());
+  checkParamGradients(spec, {2, 3, 3}, 4, 4);
+}

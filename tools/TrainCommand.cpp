@@ -27,7 +27,7 @@ namespace {
 
 struct TrainCliOptions {
   std::string model, data, testData, input, target = driver::defaultTarget(), save, resume, metrics,
-      maxMemory;
+                                            maxMemory;
   std::string progress = "auto";
   int64_t epochs = 5, batch = 256, trainLimit = 0, testLimit = 0;
   uint64_t seed = 1;
@@ -44,7 +44,7 @@ struct TrainCliOptions {
 
 struct EvalCliOptions {
   std::string model, weights, data, testData, input, target = driver::defaultTarget(), dumpOutputs,
-      dumpInputs, maxMemory;
+                                                     dumpInputs, maxMemory;
   int64_t batch = 256, testLimit = 0;
   int threads = 0;
   bool normalize = false;
@@ -188,16 +188,21 @@ Status checkOverwrite(const TrainCliOptions &o) {
 std::string describeData(const runtime::Dataset &d) {
   const runtime::ImageSet &images = d.train.count ? d.train : d.test;
   if (!d.train.count)
-    return fmt::format("{}: {} test images of {}x{}, {} classes", d.name, d.test.count,
-                       images.rows, images.cols, d.classes());
+    return fmt::format("{}: {} test images of {}x{}, {} classes", d.name, d.test.count, images.rows,
+                       images.cols, d.classes());
   return fmt::format("{}: {} training and {} test images of {}x{}, {} classes", d.name,
                      d.train.count, d.test.count, images.rows, images.cols, d.classes());
 }
 
 std::string describeModel(const runtime::Executable &exe) {
   const runtime::ModelInfo &info = exe.info();
-  return fmt::format("model {}: input {}, {} parameters, {} classes, {}, target {}", info.name,
-                     ir::str(info.sample), info.numParams, info.classes, info.optimizer.str(),
+  // Parameters as PyTorch counts them; BatchNorm's running statistics apart.
+  const int64_t trainable = ir::trainableNumel(info.params);
+  std::string buffers = trainable == info.numParams ? ""
+                                                    : fmt::format(" (and {} running statistics)",
+                                                                  info.numParams - trainable);
+  return fmt::format("model {}: input {}, {} parameters{}, {} classes, {}, target {}", info.name,
+                     ir::str(info.sample), trainable, buffers, info.classes, info.optimizer.str(),
                      exe.describe());
 }
 
@@ -276,9 +281,8 @@ int runTrain(TrainCliOptions o) {
     to.saveMetadata["graphc.normalize_mean"] = fmt::format("{:.17g}", format.mean);
     to.saveMetadata["graphc.normalize_std"] = fmt::format("{:.17g}", format.std);
   }
-  auto exe =
-      buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32, o.maxMemory,
-                      o.noCache);
+  auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32,
+                             o.maxMemory, o.noCache);
   if (!exe)
     return report(exe.diag());
 
@@ -360,8 +364,8 @@ int runEval(const EvalCliOptions &o) {
     if (!im)
       return report(im.diag());
     if (!o.weights.empty())
-      return report(error(fmt::format("--weights {}: {} carries its own weights", o.weights,
-                                      o.model)));
+      return report(
+          error(fmt::format("--weights {}: {} carries its own weights", o.weights, o.model)));
     imported = std::move(*im);
     spec = imported->spec;
     spec->criterion.reset();
@@ -397,14 +401,13 @@ int runEval(const EvalCliOptions &o) {
     std::copy(imported->params.begin(), imported->params.end(), (*exe)->params());
     weightsLine = fmt::format("weights {} (Torch7)", o.model);
   } else {
-    auto ck =
-        runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false, o.allowNonfinite);
+    auto ck = runtime::loadCheckpoint(o.weights, **exe, /*optimizerState=*/false, o.allowNonfinite);
     if (!ck)
       return report(ck.diag());
     warn(o.weights, ck->warnings);
     loaded = std::move(*ck);
-    weightsLine = fmt::format("weights {} (epoch {}, step {})", o.weights, loaded.epoch,
-                              loaded.step);
+    weightsLine =
+        fmt::format("weights {} (epoch {}, step {})", o.weights, loaded.epoch, loaded.step);
   }
   const runtime::CheckpointInfo *ck = &loaded;
 

@@ -37,6 +37,8 @@ public:
       for (size_t r = 0; r < p.shape.size(); ++r)
         t.shape[r] = p.shape[r];
       t.init_bound = p.initBound;
+      t.init_shift = p.initShift;
+      t.trainable = p.trainable;
       tensors_.push_back(t);
     }
     // Every string, then every pointer to one.
@@ -157,8 +159,9 @@ public:
   /// "cpu (avx512), code compiled in 410 ms" or "... from the cache in
   /// 4 ms"; a cache problem (a damaged entry, a full disk) is said too.
   std::string describe() const override {
-    std::string how =
-        cache_.dir.empty() ? "compiled" : cache_.hit ? "from the cache" : "compiled and cached";
+    std::string how = cache_.dir.empty() ? "compiled"
+                      : cache_.hit       ? "from the cache"
+                                         : "compiled and cached";
     std::string out = fmt::format("cpu ({}), code {} in {:.0f} ms", isa_.name, how, compileMs_);
     if (!cache_.problem.empty())
       out += " (" + cache_.problem + ")";

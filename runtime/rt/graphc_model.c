@@ -56,7 +56,7 @@ static void init_params(grt_model *m) {
       numel *= p->shape[r];
     for (int64_t i = 0; i < numel; ++i) {
       double u = graphc_uniform01(m->seed, (uint64_t)t + 1, (uint64_t)i);
-      m->params[p->offset + i] = (float)((2 * u - 1) * p->init_bound);
+      m->params[p->offset + i] = (float)((2 * u - 1) * p->init_bound + p->init_shift);
     }
   }
 }
@@ -153,7 +153,9 @@ void grt_model_set_seed(grt_model *m, uint64_t seed) {
   if (m)
     m->seed = seed;
 }
-int32_t grt_model_step_seed(const grt_model *m) { return m ? graphc_step_seed(m->seed, m->step) : 0; }
+int32_t grt_model_step_seed(const grt_model *m) {
+  return m ? graphc_step_seed(m->seed, m->step) : 0;
+}
 
 /* The memory behind io name `name` of a step or predict call. */
 static void *slot_memory(grt_model *m, const char *name, int output, const float *x,
@@ -321,6 +323,8 @@ int grt_model_save(grt_model *m, const char *path) {
     for (int64_t t = 0; t < d->num_tensors; ++t) {
       const grt_tensor_desc *p = &d->tensors[t];
       uint64_t bytes = (uint64_t)numel(p) * 4;
+      if (s >= 0 && !p->trainable)
+        continue; /* a buffer keeps no optimizer state */
       if (s < 0)
         ok = ok && put(&h, "\"%s\":{\"dtype\":\"F32\",\"shape\":[", p->name);
       else
@@ -460,6 +464,8 @@ int grt_model_load(grt_model *m, const char *path) {
     for (int64_t t = 0; t < d->num_tensors; ++t) {
       const grt_tensor_desc *p = &d->tensors[t];
       char key[512];
+      if (s >= 0 && !p->trainable)
+        continue;
       if (s < 0)
         snprintf(key, sizeof key, "%s", p->name);
       else

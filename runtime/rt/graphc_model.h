@@ -34,7 +34,9 @@ typedef struct {
   int64_t offset;   /* in the flat parameter buffer */
   int64_t rank;
   int64_t shape[4];
-  double init_bound; /* Torch7's reset(): uniform in [-bound, bound] */
+  double init_bound; /* Torch7's reset(): uniform in [-bound, bound] ... */
+  double init_shift; /* ... plus this */
+  int64_t trainable; /* 0: a buffer the step updates (BatchNorm's running statistics) */
 } grt_tensor_desc;
 
 typedef struct {
