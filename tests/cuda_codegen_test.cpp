@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
 #ifdef GRAPHC_HAVE_CUDA
 #include "codegen/cuda/AotProgram.h"
 #include "codegen/cuda/CudaSource.h"
@@ -184,7 +186,22 @@ void checkTable(const ir::Graph &g, const passes::MemoryPlan &plan, const std::v
         for (int64_t p = 0; p < c[4]; ++p)
           bytes *= maxBatch;
         CHECK(c[1] + bytes <= bytesOf(ir::ValueId(c[0]), maxBatch));
-        CHECK(bytes == bytesOf(ir::ValueId(c[2]), maxBatch));
+        if (c[2] >= 0) {
+          CHECK(bytes == bytesOf(ir::ValueId(c[2]), maxBatch));
+        } else { // a fill, -1 - bits: a constant part of the pack, at that offset and size
+          const ir::Node &pk = g.node(ir::ValueId(c[0]));
+          auto offsets = pk.attrs.ints("offsets");
+          bool found = false;
+          for (size_t i = 0; i < pk.inputs.size(); ++i) {
+            const ir::Node &part = g.node(pk.inputs[i]);
+            float value = float(part.op == ir::Op::Constant ? part.attrs.f("value") : 0);
+            uint32_t bits;
+            std::memcpy(&bits, &value, 4);
+            found |= part.op == ir::Op::Constant && offsets[i] * 4 == c[1] &&
+                     bytesOf(pk.inputs[i], maxBatch) == bytes && int64_t(bits) == -1 - c[2];
+          }
+          CHECK(found);
+        }
         ++copyCount;
       }
   }

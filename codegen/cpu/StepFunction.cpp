@@ -48,9 +48,9 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
   auto *i64 = b.getInt64Ty();
   auto *vd = b.getVoidTy();
   auto parallelRange = declare(m, "grt_parallel_range", vd, {ptr, ptr, ptr, i64, i64});
-  auto gemm = declare(
-      m, "grt_gemm", vd,
-      {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr, ptr, i64});
+  auto gemm = declare(m, "grt_gemm", vd,
+                      {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, i64, i64,
+                       i64, ptr, ptr, i64});
   auto memcopy = declare(m, "memmove", ptr, {ptr, ptr, i64});
 
   // void run(ptr io, i64 n, ptr arena, ptr pool): the Emitter's (ptrs, n)
@@ -125,9 +125,10 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
       llvm::Value *mm = e.dim(k.transA ? as[1] : as[0]);
       llvm::Value *kk = e.dim(k.transA ? as[0] : as[1]);
       llvm::Value *nn = e.dim(k.transB ? bs[0] : bs[1]);
-      b.CreateCall(gemm, {pool, mm, nn, kk, at[size_t(k.a)], e.dim(as[1]), e.i64(k.transA),
-                          at[size_t(k.b)], e.dim(bs[1]), e.i64(k.transB), at[size_t(k.c)], nn,
-                          fn(micro), e.i64(t.mr), e.i64(t.nr), e.i64(t.aCopies), fn(ki.fn), table, n});
+      b.CreateCall(gemm,
+                   {pool, mm, nn, kk, at[size_t(k.a)], e.dim(as[1]), e.i64(k.transA),
+                    at[size_t(k.b)], e.dim(bs[1]), e.i64(k.transB), at[size_t(k.c)], nn, fn(micro),
+                    e.i64(t.mr), e.i64(t.nr), e.i64(t.aCopies), fn(ki.fn), table, n});
       if (!ki.colsum.empty())
         b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(ki.colsum), {table, n});
       break;
@@ -137,10 +138,17 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
       auto offsets = pk.attrs.ints("offsets");
       for (size_t i = 0; i < pk.inputs.size(); ++i) {
         ValueId part = pk.inputs[i];
-        if (plan.aliasOf[size_t(part)] == plan.aliasOf[size_t(k.pack)])
-          continue; // computed in place
         llvm::Value *dst = b.CreateConstInBoundsGEP1_64(b.getInt8Ty(), at[size_t(k.pack)],
                                                         uint64_t(offsets[i] * 4));
+        if (g.node(part).op == Op::Constant) { // no memory of its own: fill its place
+          llvm::Value *value = e.f32(g.node(part).attrs.f("value"));
+          e.loop(e.i64(0), e.numel(g.type(part).shape), [&](llvm::Value *j) {
+            b.CreateStore(value, b.CreateInBoundsGEP(b.getFloatTy(), dst, j));
+          });
+          continue;
+        }
+        if (plan.aliasOf[size_t(part)] == plan.aliasOf[size_t(k.pack)])
+          continue; // computed in place
         b.CreateCall(memcopy, {dst, at[size_t(part)], bytes(part)});
       }
       break;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cstring>
 #include <map>
 
 namespace graphc::codegen::cuda {
@@ -84,7 +85,10 @@ public:
         w[GK_COPY_FIRST] = int64_t(copies.size() / 5);
         for (auto [part, offset] : packCopies(g, plan, k.plan.pack)) {
           auto [coef, pow] = size(g.type(part).shape);
-          copies.insert(copies.end(), {k.plan.pack, offset, part, coef, pow});
+          // A constant part is a fill: -1 - its 32 bits in place of a source.
+          auto fill = packFill(g, part);
+          int64_t source = fill ? -1 - int64_t(*fill) : part;
+          copies.insert(copies.end(), {k.plan.pack, offset, source, coef, pow});
           ++w[GK_COPY_COUNT];
         }
         break;
@@ -180,9 +184,19 @@ std::vector<std::pair<ValueId, int64_t>> packCopies(const Graph &g, const ir::Me
   const Node &pk = g.node(pack);
   auto offsets = pk.attrs.ints("offsets");
   for (size_t j = 0; j < pk.inputs.size(); ++j)
-    if (plan.aliasOf[size_t(pk.inputs[j])] != plan.aliasOf[size_t(pack)]) // else in place
+    if (packFill(g, pk.inputs[j]) ||
+        plan.aliasOf[size_t(pk.inputs[j])] != plan.aliasOf[size_t(pack)]) // else in place
       out.push_back({pk.inputs[j], offsets[j] * 4});
   return out;
+}
+
+std::optional<uint32_t> packFill(const Graph &g, ValueId part) {
+  if (g.node(part).op != Op::Constant)
+    return std::nullopt;
+  float value = float(g.node(part).attrs.f("value"));
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  return bits;
 }
 
 Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::MemoryPlan &stepPlan,

@@ -14,6 +14,9 @@
 #include "ir/Graph.h"
 #include "ir/MemoryPlan.h"
 
+#include <cstdint>
+#include <optional>
+
 namespace graphc::codegen::cuda {
 
 /// Where one value of a fused graph lives on the device.
@@ -36,9 +39,12 @@ struct DeviceBinding {
 DeviceBinding bindValues(const ir::Graph &g, const ir::MemoryPlan &plan);
 
 /// The parts of flat_pack `pack` not computed in place: (part, byte offset
-/// in the pack), copied by a HostCopy launch.
+/// in the pack), copied (or, for a constant, filled) by a HostCopy launch.
 std::vector<std::pair<ir::ValueId, int64_t>>
 packCopies(const ir::Graph &g, const ir::MemoryPlan &plan, ir::ValueId pack);
+/// A constant part of a pack has no memory: the 32 bits its place is
+/// filled with; nullopt for any other part (copied, or computed in place).
+std::optional<uint32_t> packFill(const ir::Graph &g, ir::ValueId part);
 
 Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::MemoryPlan &stepPlan,
                                            const ir::Graph &predict,

@@ -37,6 +37,7 @@ namespace graphc::runtime::cuda {
   X(cuMemAllocHost)                                                                                \
   X(cuMemFreeHost)                                                                                 \
   X(cuMemsetD8Async)                                                                               \
+  X(cuMemsetD32Async)                                                                              \
   X(cuMemcpyHtoD)                                                                                  \
   X(cuMemcpyDtoH)                                                                                  \
   X(cuMemcpyHtoDAsync)                                                                             \

@@ -367,10 +367,14 @@ Status Program::enqueueKernel(size_t i, int64_t n, Batch &batch) {
     break;
   }
   case Launch::HostCopy: {
-    for (auto [part, offset] : codegen::cuda::packCopies(graph_, plan_, k.plan.pack))
-      GRAPHC_CU(d, d.cuMemcpyDtoDAsync(at_[size_t(k.plan.pack)] + CUdeviceptr(offset),
-                                       at_[size_t(part)], size_t(graph_.type(part).numel(n)) * 4,
-                                       dev_.stream()));
+    for (auto [part, offset] : codegen::cuda::packCopies(graph_, plan_, k.plan.pack)) {
+      CUdeviceptr dst = at_[size_t(k.plan.pack)] + CUdeviceptr(offset);
+      size_t count = size_t(graph_.type(part).numel(n));
+      if (auto bits = codegen::cuda::packFill(graph_, part))
+        GRAPHC_CU(d, d.cuMemsetD32Async(dst, *bits, count, dev_.stream()));
+      else
+        GRAPHC_CU(d, d.cuMemcpyDtoDAsync(dst, at_[size_t(part)], count * 4, dev_.stream()));
+    }
     break;
   }
   }

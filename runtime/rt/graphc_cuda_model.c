@@ -65,8 +65,9 @@ struct grt_cuda_model {
   CUfunction bias_add;
   CUdeviceptr params, x, labels, output, scalars;
   CUdeviceptr *state;
-  int32_t *label_check;        /* host room to check device-side labels */
-  unsigned char scalars_in[GRAPHC_SCALAR_IN_BYTES]; /* the step counter and seed, uploaded each step */
+  int32_t *label_check; /* host room to check device-side labels */
+  unsigned char
+      scalars_in[GRAPHC_SCALAR_IN_BYTES]; /* the step counter and seed, uploaded each step */
   float loss_out;
   program_t step, predict;
   int mirror_valid, mirror_dirty;
@@ -342,8 +343,8 @@ static int describe_gemm(grt_cuda_model *m, gemm_t *g, const int64_t *k, int64_t
   int64_t bs0 = dim(k[GK_BS0], n), bs1 = dim(k[GK_BS1], n);
   g->m = k[GK_TRANS_A] ? as1 : as0;
   g->n = k[GK_TRANS_B] ? bs0 : bs1;
-  LT(cublasLtMatmulDescCreate(&g->desc, m->d->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
-                              CUDA_R_32F));
+  LT(cublasLtMatmulDescCreate(
+      &g->desc, m->d->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
   cublasOperation_t op_a = k[GK_TRANS_B] ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t op_b = k[GK_TRANS_A] ? CUBLAS_OP_T : CUBLAS_OP_N;
   LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
@@ -460,8 +461,12 @@ static int enqueue(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b) {
     case GCU_HOST_COPY:
       for (int64_t j = k[GK_COPY_FIRST]; j < k[GK_COPY_FIRST] + k[GK_COPY_COUNT]; ++j) {
         const int64_t *c = p->copies + 5 * j;
-        CU(cuMemcpyDtoDAsync(p->at[c[0]] + (CUdeviceptr)c[1], p->at[c[2]],
-                             (size_t)elements(c[3], c[4], n) * 4, m->stream));
+        if (c[2] < 0) /* a constant: -1 - its bits */
+          CU(cuMemsetD32Async(p->at[c[0]] + (CUdeviceptr)c[1], (unsigned)(-1 - c[2]),
+                              (size_t)elements(c[3], c[4], n), m->stream));
+        else
+          CU(cuMemcpyDtoDAsync(p->at[c[0]] + (CUdeviceptr)c[1], p->at[c[2]],
+                               (size_t)elements(c[3], c[4], n) * 4, m->stream));
       }
       break;
     default: return fail(m, GRT_ERR_FORMAT, "the %s program has a kernel of unknown kind", p->what);
@@ -506,8 +511,8 @@ static int run(grt_cuda_model *m, program_t *p, int64_t n) {
     return rc;
   /* The step is enqueued and counts from here: a capture that fails only
    * leaves this size launching directly (b->exec stays null). */
-  if (graphs_enabled() && cuStreamBeginCapture(m->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) ==
-                              CUDA_SUCCESS) {
+  if (graphs_enabled() &&
+      cuStreamBeginCapture(m->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) == CUDA_SUCCESS) {
     int captured = enqueue(m, p, n, b);
     CUgraph graph = NULL;
     CUresult r = cuStreamEndCapture(m->stream, &graph);
