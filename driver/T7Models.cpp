@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
 #include <cctype>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <string_view>
@@ -26,7 +26,8 @@ constexpr const char *kSupported =
     "nn.Sequential, nn.ConcatTable, nn.ParallelTable, nn.Concat, nn.CAddTable, nn.JoinTable, "
     "nn.Linear, nn.SpatialConvolution(MM), nn.SpatialMaxPooling, nn.SpatialAveragePooling, "
     "nn.View, nn.Reshape, nn.Identity, nn.ReLU, nn.Threshold, nn.MulConstant, nn.AddConstant, "
-    "nn.Tanh, nn.Sigmoid, nn.SoftMax, nn.LogSoftMax, nn.Dropout and their cudnn versions";
+    "nn.BatchNormalization, nn.SpatialBatchNormalization, nn.Tanh, nn.Sigmoid, nn.SoftMax, "
+    "nn.LogSoftMax, nn.Dropout and their cudnn versions";
 
 class Importer {
 public:
@@ -111,9 +112,9 @@ public:
       double numel = double(v[1]) * double(v[0]) * double(v[3]) * double(v[2]);
       // SpatialConvolutionMM keeps its weight as [nOutputPlane, nInputPlane*kH*kW].
       if (double((*w)->numel()) != numel || (*w)->shape[0] != v[1])
-        return fail(where, fmt::format("{}'s weight has size {}, expected [{},{},{},{}]",
-                                       obj->className, ir::str((*w)->shape), v[1], v[0], v[3],
-                                       v[2]));
+        return fail(where,
+                    fmt::format("{}'s weight has size {}, expected [{},{},{},{}]", obj->className,
+                                ir::str((*w)->shape), v[1], v[0], v[3], v[2]));
       if (Status s = bias(f, prefix, v[1]); !s)
         return s.diag();
       tensors_[prefix + "weight"] = *w;
@@ -150,6 +151,8 @@ public:
                                        obj->className));
       return nn::SpatialAveragePooling(v[0], v[1], v[2], v[3], v[4], v[5]);
     }
+    if (cls == "nn.BatchNormalization" || cls == "nn.SpatialBatchNormalization")
+      return batchNorm(f, cls == "nn.SpatialBatchNormalization", prefix);
     if (cls == "nn.View" || cls == "nn.Reshape") {
       const T7Value *size = fields->get("size");
       const T7Object *storage = size ? size->storage() : nullptr;
@@ -172,8 +175,8 @@ public:
       for (const char *name : {"threshold", "val"}) {
         const T7Value *t = fields->get(name);
         if (t && t->kind == T7Value::Number && t->number != 0)
-          return fail(where, fmt::format("{} with {} = {}: not a ReLU", obj->className, name,
-                                         t->number));
+          return fail(where,
+                      fmt::format("{} with {} = {}: not a ReLU", obj->className, name, t->number));
       }
       return nn::ReLU();
     }
@@ -241,9 +244,14 @@ public:
       total = std::max(total, p.offset + p.numel());
     std::vector<float> flat(static_cast<size_t>(total));
     for (const ir::ParamInfo &p : *layout) {
-      auto it = tensors_.find(p.name);
-      GRAPHC_CHECK(it != tensors_.end(), "no tensor read for {}", p.name);
-      std::vector<double> values = it->second->values();
+      std::vector<double> values;
+      if (auto c = computed_.find(p.name); c != computed_.end()) {
+        values = c->second;
+      } else {
+        auto it = tensors_.find(p.name);
+        GRAPHC_CHECK(it != tensors_.end(), "no tensor read for {}", p.name);
+        values = it->second->values();
+      }
       GRAPHC_CHECK(int64_t(values.size()) == p.numel(), "{}: {} values for {}", p.name,
                    values.size(), p.numel());
       for (size_t i = 0; i < values.size(); ++i)
@@ -284,8 +292,8 @@ private:
       if (!t || t->tensor.numel() == 0)
         return im->fail(where, fmt::format("{} has no `{}` tensor", cls, name));
       if (rank >= 0 && int(t->tensor.shape.size()) != rank)
-        return im->fail(where, fmt::format("{}'s {} has size {}, expected {} dimensions", cls,
-                                           name, ir::str(t->tensor.shape), rank));
+        return im->fail(where, fmt::format("{}'s {} has size {}, expected {} dimensions", cls, name,
+                                           ir::str(t->tensor.shape), rank));
       for (double x : t->tensor.values())
         if (!std::isfinite(x))
           return im->fail(where, fmt::format("{}'s {} holds {}", cls, name, x));
@@ -296,8 +304,8 @@ private:
   Status bias(const Field &f, const std::string &prefix, int64_t size) {
     const T7Value *b = f.fields->get("bias");
     if (!b || b->isNil())
-      return fail(f.where, fmt::format("{} without a bias (:noBias()): graphc's layers have one",
-                                       f.cls));
+      return fail(f.where,
+                  fmt::format("{} without a bias (:noBias()): graphc's layers have one", f.cls));
     auto t = f.tensor("bias", -1);
     if (!t)
       return t.diag();
@@ -308,6 +316,76 @@ private:
     return {};
   }
 
+  /// Torch7's BatchNormalization and SpatialBatchNormalization (and
+  /// cudnn's): eps, momentum, affine, the running statistics. Files from
+  /// before nn's version 2 keep `running_std`, 1 / sqrt(var + eps).
+  Expected<nn::Module> batchNorm(const Field &f, bool spatial, const std::string &prefix) {
+    auto number = [&](const char *name, double otherwise) -> Expected<double> {
+      const T7Value *v = f.fields->get(name);
+      if (!v || v->isNil())
+        return otherwise;
+      if (v->kind != T7Value::Number || !std::isfinite(v->number))
+        return fail(f.where, fmt::format("{}'s `{}` is not a number", f.cls, name));
+      return v->number;
+    };
+    auto eps = number("eps", 1e-5), momentum = number("momentum", 0.1);
+    if (!eps || !momentum)
+      return (!eps ? eps : momentum).diag();
+    if (!(*eps > 0) || !(*momentum >= 0 && *momentum <= 1))
+      return fail(f.where,
+                  fmt::format("{} with eps = {} and momentum = {}", f.cls, *eps, *momentum));
+    auto mean = f.tensor("running_mean", -1);
+    if (!mean)
+      return mean.diag();
+    const int64_t n = (*mean)->numel();
+    auto sized = [&](const char *name, const T7Tensor *t) -> Status {
+      if (t->numel() != n)
+        return fail(f.where, fmt::format("{}'s {} has size {}, expected [{}]", f.cls, name,
+                                         ir::str(t->shape), n));
+      return {};
+    };
+    tensors_[prefix + "running_mean"] = *mean;
+    const T7Value *var = f.fields->get("running_var");
+    if (var && !var->isNil()) {
+      auto t = f.tensor("running_var", -1);
+      if (!t)
+        return t.diag();
+      if (Status s = sized("running_var", *t); !s)
+        return s.diag();
+      tensors_[prefix + "running_var"] = *t;
+    } else {
+      auto t = f.tensor("running_std", -1);
+      if (!t)
+        return fail(f.where, fmt::format("{} has neither `running_var` nor `running_std`", f.cls));
+      if (Status s = sized("running_std", *t); !s)
+        return s.diag();
+      std::vector<double> values = (*t)->values();
+      for (double &v : values) {
+        if (!(v > 0))
+          return fail(f.where, fmt::format("{}'s running_std holds {}", f.cls, v));
+        v = 1 / (v * v) - *eps;
+      }
+      computed_[prefix + "running_var"] = std::move(values);
+    }
+    // `affine` since nn's BatchNormalization has one; before, a weight meant it.
+    const T7Value *affine = f.fields->get("affine");
+    const T7Value *weight = f.fields->get("weight");
+    bool hasAffine =
+        affine && affine->kind == T7Value::Boolean ? affine->boolean : weight && !weight->isNil();
+    if (hasAffine) {
+      auto w = f.tensor("weight", -1);
+      if (!w)
+        return w.diag();
+      if (Status s = sized("weight", *w); !s)
+        return s.diag();
+      if (Status s = bias(f, prefix, n); !s)
+        return s.diag();
+      tensors_[prefix + "weight"] = *w;
+    }
+    return spatial ? nn::SpatialBatchNormalization(n, *eps, *momentum, hasAffine)
+                   : nn::BatchNormalization(n, *eps, *momentum, hasAffine);
+  }
+
   Diag fail(const std::string &where, std::string message) {
     Diag d = error(fmt::format("{}: {}", where, message));
     d.file = path_;
@@ -316,6 +394,7 @@ private:
 
   std::string path_;
   std::map<std::string, const T7Tensor *> tensors_;
+  std::map<std::string, std::vector<double>> computed_; ///< values converted on import
 };
 
 /// The module as Lua: `nn.Linear(1024, 10)`, a container as its
@@ -349,9 +428,7 @@ public:
     const auto &a = m.args;
     Fields f;
     switch (m.kind) {
-    case nn::Kind::Concat:
-      f.push_back(number("dimension", a[0]));
-      [[fallthrough]];
+    case nn::Kind::Concat: f.push_back(number("dimension", a[0])); [[fallthrough]];
     case nn::Kind::Sequential:
     case nn::Kind::ConcatTable:
     case nn::Kind::ParallelTable:
@@ -359,16 +436,13 @@ public:
                      w_.table(int32_t(m.children.size()));
                      for (size_t i = 0; i < m.children.size(); ++i) {
                        w_.number(double(i + 1));
-                       if (Status s = module(m.children[i], prefix + std::to_string(i) + ".");
-                           !s)
+                       if (Status s = module(m.children[i], prefix + std::to_string(i) + "."); !s)
                          return s;
                      }
                      return {};
                    }});
       break;
-    case nn::Kind::Linear:
-      weights(f, prefix, {int64_t(a[1]), int64_t(a[0])});
-      break;
+    case nn::Kind::Linear: weights(f, prefix, {int64_t(a[1]), int64_t(a[0])}); break;
     case nn::Kind::SpatialConvolution:
     case nn::Kind::SpatialConvolutionMM: {
       const char *names[] = {"nInputPlane", "nOutputPlane", "kW", "kH", "dW", "dH", "padW", "padH"};
@@ -433,6 +507,23 @@ public:
       f.push_back({"divide", [this] { return w_.boolean(true), Status(); }});
       break;
     }
+    case nn::Kind::BatchNormalization:
+    case nn::Kind::SpatialBatchNormalization: {
+      // As nn's BatchNormalization (version 2) keeps itself.
+      f.push_back(number("eps", a[1]));
+      f.push_back(number("momentum", a[2]));
+      bool affine = a[3] != 0;
+      f.push_back({"affine", [this, affine] { return w_.boolean(affine), Status(); }});
+      f.push_back(number("nDim", m.kind == nn::Kind::BatchNormalization ? 2 : 4));
+      for (const char *name : {"running_mean", "running_var"}) {
+        const ir::ParamInfo *p = byName_.at(prefix + name);
+        const float *data = params_.data() + p->offset;
+        f.push_back({name, [this, p, data] { return w_.floatTensor(p->shape, data), Status(); }});
+      }
+      if (affine)
+        weights(f, prefix, {int64_t(a[0])});
+      break;
+    }
     case nn::Kind::Dropout:
       f.push_back(number("p", a[0]));
       f.push_back({"v2", [this] { return w_.boolean(true), Status(); }});
@@ -444,8 +535,7 @@ public:
     case nn::Kind::Sigmoid:
     case nn::Kind::SoftMax:
     case nn::Kind::LogSoftMax: break;
-    default:
-      return error(fmt::format("{} cannot be written as a Torch7 module yet", m.str()));
+    default: return error(fmt::format("{} cannot be written as a Torch7 module yet", m.str()));
     }
     // What nn.Module's constructor sets on every module, after :float().
     f.push_back({"output", [this] { return w_.floatTensor({}, nullptr), Status(); }});
@@ -495,8 +585,7 @@ private:
 
 std::string networkLua(const nn::Module &model) { return lua(model); }
 
-Expected<std::vector<uint8_t>> exportT7(const nn::Module &model,
-                                        const std::vector<float> &params) {
+Expected<std::vector<uint8_t>> exportT7(const nn::Module &model, const std::vector<float> &params) {
   auto layout = frontend::paramLayout(model);
   if (!layout)
     return layout.diag();

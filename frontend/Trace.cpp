@@ -515,9 +515,15 @@ private:
     const bool spatial = m.kind == nn::Kind::SpatialBatchNormalization;
     const int64_t c = int64_t(m.args[0]);
     const double eps = m.args[1], momentum = m.args[2];
-    if (in.rank() != (spatial ? 4 : 2) || in.shape[1] != c)
-      return layerError(m, fmt::format("expects input [N,{}{}], got {}", c, spatial ? ",H,W" : "",
-                                       ir::str(in.shape)));
+    if (in.rank() != (spatial ? 4 : 2) || in.shape[1] != c) {
+      const char *hint = !spatial && in.rank() == 4  ? " (nn.SpatialBatchNormalization "
+                                                       "normalises planes)"
+                         : spatial && in.rank() == 2 ? " (nn.BatchNormalization normalises "
+                                                       "features)"
+                                                     : "";
+      return layerError(m, fmt::format("expects input [N,{}{}], got {}{}", c, spatial ? ",H,W" : "",
+                                       ir::str(in.shape), hint));
+    }
     // A [C] tensor against x: [C,1,1] for planes.
     auto perChannel = [&](ValueId v) {
       return spatial ? g_.add(Op::Reshape, {v}, {{"shape", Shape{c, 1, 1}}}) : v;

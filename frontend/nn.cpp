@@ -57,6 +57,10 @@ std::string Module::str() const {
   std::vector<std::string> parts;
   for (double a : args)
     parts.push_back(fmt::format("{}", a));
+  // BatchNorm's `affine` is a Lua boolean.
+  if ((kind == Kind::BatchNormalization || kind == Kind::SpatialBatchNormalization) &&
+      parts.size() == 4)
+    parts[3] = args[3] != 0 ? "true" : "false";
   return fmt::format("{}({})", kindName(kind), fmt::join(parts, ", "));
 }
 

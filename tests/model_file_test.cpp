@@ -263,6 +263,26 @@ input = {3, 32, 32}
   CHECK(*spec.input == ir::Shape{3, 32, 32});
 }
 
+TEST_CASE("BatchNorm's constructors take Torch7's defaults, cudnn's too", "[model_file]") {
+  nn::ModelSpec spec = parseOk(R"(require 'cudnn'
+model = nn.Sequential()
+model:add(nn.SpatialBatchNormalization(16))
+model:add(cudnn.SpatialBatchNormalization(16, 1e-3, nil, false))
+model:add(nn.View(16))
+model:add(nn.BatchNormalization(16, nil, 0.3))
+local bn = model:get(4)
+assert(bn.weight:size(1) == 16 and bn.bias:nElement() == 16 and model:get(2).weight == nil)
+input = {16, 1, 1}
+)");
+  nn::Sequential expected;
+  expected.add(nn::SpatialBatchNormalization(16, 1e-5, 0.1, true))
+      .add(nn::SpatialBatchNormalization(16, 1e-3, 0.1, false))
+      .add(nn::View(16))
+      .add(nn::BatchNormalization(16, 1e-5, 0.3));
+  CHECK(tree(spec.model) == tree(expected));
+  CHECK(expected.children[1].str() == "nn.SpatialBatchNormalization(16, 0.001, 0.1, false)");
+}
+
 TEST_CASE("optimizer configs", "[model_file]") {
   nn::ModelSpec spec = parseOk(kModel + R"(
 optimizer = optim.sgd
@@ -397,13 +417,14 @@ TEST_CASE("what is still wrong is named with its line", "[model_file]") {
   CHECK_ERROR(kModel + "model:add(nn.SpatialMaxPooling(2, 2):ceil())\n", 2, 11,
               "ceil mode (:ceil()) of nn.SpatialMaxPooling is not supported");
   CHECK_ERROR(kModel + "torch.setdefaulttensortype('torch.FloatTensor')\n"
-                       "model:add(nn.BatchNormalization(10))\n",
+                       "model:add(nn.SpatialLPPooling(16, 2, 2, 2))\n",
               3, 11,
-              "unknown module 'nn.BatchNormalization' (supported: nn.AddConstant, "
-              "nn.CAddTable, nn.ClassNLLCriterion, nn.Concat, nn.ConcatTable, "
-              "nn.CrossEntropyCriterion, nn.Dropout");
-  CHECK_ERROR(kModel + "require 'cudnn'\nmodel:add(cudnn.Linear(10, 10))\n", 3, 11,
-              "unknown module 'cudnn.Linear' (supported: cudnn.LogSoftMax, cudnn.ReLU");
+              "unknown module 'nn.SpatialLPPooling' (supported: nn.AddConstant, "
+              "nn.BatchNormalization, nn.CAddTable, nn.ClassNLLCriterion, nn.Concat, "
+              "nn.ConcatTable, nn.CrossEntropyCriterion, nn.Dropout");
+  CHECK_ERROR(
+      kModel + "require 'cudnn'\nmodel:add(cudnn.Linear(10, 10))\n", 3, 11,
+      "unknown module 'cudnn.Linear' (supported: cudnn.BatchNormalization, cudnn.LogSoftMax");
 }
 
 TEST_CASE("constructor arguments are checked", "[model_file]") {
@@ -437,6 +458,14 @@ TEST_CASE("constructor arguments are checked", "[model_file]") {
   CHECK_ERROR(layer("nn.Linear(3, 10, false)"), 2, 11,
               "nn.Linear without bias (argument 3 false) is not supported");
   CHECK_ERROR(layer("nn.Linear(3, 10, 1)"), 2, 11, "nn.Linear argument 3 must be a boolean, got 1");
+  CHECK_ERROR(layer("nn.BatchNormalization()"), 2, 11,
+              "nn.BatchNormalization expects 1 to 4 arguments (nOutput, [eps, momentum, affine])");
+  CHECK_ERROR(layer("nn.SpatialBatchNormalization(16, 0)"), 2, 11,
+              "nn.SpatialBatchNormalization argument 2 (eps) must be positive, got 0");
+  CHECK_ERROR(layer("nn.BatchNormalization(16, 1e-5, 2)"), 2, 11,
+              "nn.BatchNormalization argument 3 (momentum) must be in [0, 1], got 2");
+  CHECK_ERROR(layer("nn.BatchNormalization(16, nil, nil, 1)"), 2, 11,
+              "nn.BatchNormalization argument 4 (affine) must be a boolean, got 1");
   CHECK_ERROR(layer("nn.Dropout(1.5)"), 2, 11,
               "nn.Dropout argument 1 (p) must be in [0, 1), got 1.5");
   CHECK_ERROR(layer("nn.Dropout(1)"), 2, 11, "got 1");

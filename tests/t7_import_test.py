@@ -179,7 +179,51 @@ class Graph(torch.nn.Module):
         return torch.log_softmax(self.fc(x.flatten(1)), 1)
 
 
-for name, net in (("mlp", mlp), ("convnet", conv), ("graph", Graph())):
+# BatchNorm (binary): cudnn.SpatialBatchNormalization as nn's version 2
+# keeps it (affine, running_var), and nn.BatchNormalization as files from
+# before version 2 keep it (running_std = 1/sqrt(var + eps), no `affine`).
+bw1, bb1 = rng.normal(0, 0.01, (4, 1, 3, 3)), rng.normal(0, 0.1, 4)
+bw2, bb2 = rng.normal(0, 0.05, (16, 1024)), rng.normal(0, 0.1, 16)
+bw3, bb3 = rng.normal(0, 0.3, (10, 16)), rng.normal(0, 0.1, 10)
+with torch.no_grad():
+    c1 = torch.nn.functional.conv2d(x, torch.from_numpy(bw1.astype(np.float32)),
+                                    torch.from_numpy(bb1.astype(np.float32)), padding=1)
+    mean1 = c1.mean((0, 2, 3)).numpy() + rng.normal(0, 0.1, 4)
+    var1 = c1.var((0, 2, 3)).numpy() * rng.uniform(0.8, 1.25, 4)
+    h = torch.nn.functional.max_pool2d(torch.relu(
+        (c1 - torch.from_numpy(mean1.astype(np.float32))[:, None, None]) /
+        torch.from_numpy(np.sqrt(var1 + 1e-5).astype(np.float32))[:, None, None]), 2)
+    l2 = h.flatten(1) @ torch.from_numpy(bw2.T.astype(np.float32))
+    mean2, var2 = l2.mean(0).numpy() + 0.1, l2.var(0).numpy() * 1.2
+gamma1, beta1 = rng.uniform(0.5, 1.5, 4), rng.normal(0, 0.1, 4)
+gamma2, beta2 = rng.uniform(0.5, 1.5, 16), rng.normal(0, 0.1, 16)
+save("bnnet.t7", sequential(
+    conv_module(bw1, bb1, 1),
+    module("cudnn.SpatialBatchNormalization", eps=1e-5, momentum=0.1, affine=True, nDim=4,
+           running_mean=ftensor(mean1), running_var=ftensor(var1), weight=ftensor(gamma1),
+           bias=ftensor(beta1)),
+    module("nn.ReLU", threshold=0, val=0, inplace=True),
+    module("nn.SpatialMaxPooling", kW=2, kH=2, dW=2, dH=2, padW=0, padH=0),
+    view(1024), linear(bw2, bb2),
+    module("nn.BatchNormalization", eps=0.5, momentum=0.2, running_mean=ftensor(mean2),
+           running_std=ftensor(1 / np.sqrt(var2 + 0.5)), weight=ftensor(gamma2),
+           bias=ftensor(beta2)),
+    module("nn.ReLU", threshold=0, val=0, inplace=False), linear(bw3, bb3),
+    module("nn.LogSoftMax")), ascii=False)
+bnnet = torch.nn.Sequential(
+    torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4, eps=1e-5), torch.nn.ReLU(),
+    torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(1024, 16),
+    torch.nn.BatchNorm1d(16, eps=0.5), torch.nn.ReLU(), torch.nn.Linear(16, 10),
+    torch.nn.LogSoftmax(1))
+with torch.no_grad():
+    for layer, values in ((bnnet[0], (bw1, bb1)), (bnnet[5], (bw2, bb2)), (bnnet[8], (bw3, bb3)),
+                          (bnnet[1], (gamma1, beta1, mean1, var1)),
+                          (bnnet[6], (gamma2, beta2, mean2, var2))):
+        names = ("weight", "bias", "running_mean", "running_var")
+        for name, v in zip(names, values):
+            getattr(layer, name).copy_(torch.from_numpy(np.asarray(v, dtype=np.float32)))
+
+for name, net in (("mlp", mlp), ("convnet", conv), ("graph", Graph()), ("bnnet", bnnet)):
     net.eval()
     with torch.no_grad():
         want = net(x).numpy()
@@ -211,9 +255,13 @@ def refused(path, root, expect, ascii=False):
     print("ok: refused: " + err.strip())
 
 
-bn = module("nn.BatchNormalization", eps=1e-5, momentum=0.1)
-refused("bn.t7", sequential(view(1024), sequential(linear(w1, b1), bn)),
-        "root.modules[2].modules[2]: nn.BatchNormalization is not supported")
+lp = module("nn.SpatialSubtractiveNormalization", nInputPlane=1)
+refused("lp.t7", sequential(view(1024), sequential(linear(w1, b1), lp)),
+        "root.modules[2].modules[2]: nn.SpatialSubtractiveNormalization is not supported")
+refused("bnsize.t7", sequential(module(
+    "nn.BatchNormalization", eps=1e-5, momentum=0.1, affine=True, running_mean=ftensor(b1),
+    running_var=ftensor(np.ones(3)), weight=ftensor(b1), bias=ftensor(b1))),
+    "root.modules[1]: nn.BatchNormalization's running_var has size [3], expected [64]")
 refused("size.t7", sequential(module(
     "nn.SpatialConvolution", nInputPlane=1, nOutputPlane=4, kW=5, kH=5, dW=1, dH=1, padW=0, padH=0,
     weight=ftensor(cw1[:, :, :, :4]), bias=ftensor(cb1))),
@@ -317,6 +365,14 @@ def torch_net(m):
             layer.weight.copy_(torch.from_numpy(w))
             layer.bias.copy_(torch.from_numpy(m["bias"]))
         return layer
+    if cls in ("nn.BatchNormalization", "nn.SpatialBatchNormalization"):
+        assert m["affine"] is True and m["nDim"] == (2 if cls == "nn.BatchNormalization" else 4)
+        bn = (torch.nn.BatchNorm1d if m["nDim"] == 2 else torch.nn.BatchNorm2d)(
+            len(m["running_mean"]), eps=m["eps"], momentum=m["momentum"])
+        with torch.no_grad():
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(bn, name).copy_(torch.from_numpy(m[name]))
+        return bn
     if cls == "nn.SpatialMaxPooling":
         assert m["ceil_mode"] is False
         return torch.nn.MaxPool2d((int(m["kH"]), int(m["kW"])), (int(m["dH"]), int(m["dW"])),
@@ -335,13 +391,22 @@ def torch_net(m):
             "nn.SoftMax": lambda: torch.nn.Softmax(1)}[cls]()
 
 
-for model in ("mlp.model", "lenet.model"):
+with open("bn.model", "w") as f:  # BatchNorm trained by graphc, out to Torch7
+    f.write("require 'nn'\nmodel = nn.Sequential()\n"
+            "model:add(nn.SpatialConvolution(1, 4, 5, 5, 2, 2))\n"
+            "model:add(nn.SpatialBatchNormalization(4)):add(nn.ReLU())\n"
+            "model:add(nn.View(4 * 14 * 14)):add(nn.Linear(784, 10))\n"
+            "model:add(nn.BatchNormalization(10, 1e-3, 0.3)):add(nn.LogSoftMax())\n"
+            "criterion = nn.ClassNLLCriterion()\ninput = {1, 32, 32}\n"
+            "optimizer = optim.sgd\nconfig = {learningRate = 0.01, momentum = 0.9}\n")
+for model in ("mlp.model", "lenet.model", "bn.model"):
     name = model.split(".")[0]
-    run("train", os.path.join(src, "examples", model), "--data", "t7/train_32x32.t7", "--epochs",
+    model = os.path.join(src, "examples", model) if name != "bn" else model
+    run("train", model, "--data", "t7/train_32x32.t7", "--epochs",
         "1", "--train-limit", "128", "--progress", "none", "--no-cache", "--save",
         name + ".trained.safetensors")
     print("ok: " + run("export", name + ".trained.safetensors", "-o", name + ".out.t7").stdout.strip())
-    run("eval", os.path.join(src, "examples", model), "--weights", name + ".trained.safetensors",
+    run("eval", model, "--weights", name + ".trained.safetensors",
         "--test-data", "t7/test_32x32.t7", "--dump-outputs", name + ".trained.f32", "--no-cache")
     got = np.fromfile(name + ".trained.f32", dtype=np.float32).reshape(n, 10)
     net = torch_net(read_t7(open(name + ".out.t7", "rb").read()))
