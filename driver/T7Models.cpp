@@ -134,13 +134,14 @@ public:
           return n.diag();
         v[i] = *n;
       }
-      const T7Value *ceil = fields->get("ceil_mode");
-      if (ceil && ceil->kind == T7Value::Boolean && ceil->boolean)
-        return fail(where, fmt::format("{} in ceil mode (:ceil()): graphc pools in floor mode "
-                                       "only, for now",
-                                       obj->className));
-      if (!average)
-        return nn::SpatialMaxPooling(v[0], v[1], v[2], v[3], v[4], v[5]);
+      // Ceil mode: the tracer checks that it agrees with floor mode here.
+      const T7Value *ceilMode = fields->get("ceil_mode");
+      const bool ceil = ceilMode && ceilMode->kind == T7Value::Boolean && ceilMode->boolean;
+      if (!average) {
+        nn::Module m = nn::SpatialMaxPooling(v[0], v[1], v[2], v[3], v[4], v[5]);
+        m.ceil = ceil;
+        return m;
+      }
       const T7Value *include = fields->get("count_include_pad");
       const T7Value *mode = fields->get("mode"); // cudnn's
       if ((include && include->kind == T7Value::Boolean && !include->boolean) ||
@@ -149,7 +150,9 @@ public:
         return fail(where, fmt::format("{} that leaves the padding out of the average: graphc "
                                        "counts it, as Torch7's default does",
                                        obj->className));
-      return nn::SpatialAveragePooling(v[0], v[1], v[2], v[3], v[4], v[5]);
+      nn::Module m = nn::SpatialAveragePooling(v[0], v[1], v[2], v[3], v[4], v[5]);
+      m.ceil = ceil;
+      return m;
     }
     if (cls == "nn.BatchNormalization" || cls == "nn.SpatialBatchNormalization")
       return batchNorm(f, cls == "nn.SpatialBatchNormalization", prefix);
@@ -459,7 +462,7 @@ public:
       const char *names[] = {"kW", "kH", "dW", "dH", "padW", "padH"};
       for (size_t i = 0; i < 6; ++i)
         f.push_back(number(names[i], a[i]));
-      f.push_back({"ceil_mode", [this] { return w_.boolean(false), Status(); }});
+      f.push_back({"ceil_mode", [this, &m] { return w_.boolean(m.ceil), Status(); }});
       break;
     }
     case nn::Kind::View:
@@ -502,7 +505,7 @@ public:
       const char *names[] = {"kW", "kH", "dW", "dH", "padW", "padH"};
       for (size_t i = 0; i < 6; ++i)
         f.push_back(number(names[i], a[i]));
-      f.push_back({"ceil_mode", [this] { return w_.boolean(false), Status(); }});
+      f.push_back({"ceil_mode", [this, &m] { return w_.boolean(m.ceil), Status(); }});
       f.push_back({"count_include_pad", [this] { return w_.boolean(true), Status(); }});
       f.push_back({"divide", [this] { return w_.boolean(true), Status(); }});
       break;

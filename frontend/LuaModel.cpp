@@ -684,8 +684,7 @@ public:
       return Failure{std::move(d)};
     };
     nn::Module m = construct(kind, name, args, fail);
-    if (ceil)
-      throw fail(fmt::format("ceil mode (:ceil()) of {} is not supported", name));
+    m.ceil = ceil; // the tracer checks it against the input size
     m.loc = {line, at(source, line, needle, "").col};
     for (int i = 0; i < children; ++i)
       m.children.push_back(module(r, pos));

@@ -495,6 +495,29 @@ private:
       if (in.shape[2] + 2 * ph < kh || in.shape[3] + 2 * pw < kw)
         return layerError(m,
                           fmt::format("window {}x{} is larger than the input {}", kw, kh, shape));
+      if (m.ceil) {
+        // Torch7's ceil mode rounds the window count up, then drops a last
+        // window that would start in the padding. Where that adds no window
+        // it pools as floor mode does; elsewhere graphc has no such op yet.
+        auto windows = [](int64_t in, int64_t k, int64_t s, int64_t p, bool up) {
+          int64_t span = in + 2 * p - k;
+          int64_t n = (up ? (span + s - 1) / s : span / s) + 1;
+          if (up && p > 0 && (n - 1) * s >= in + p)
+            --n;
+          return n;
+        };
+        int64_t sh = int64_t(a[3]), sw = int64_t(a[2]);
+        int64_t fh = windows(in.shape[2], kh, sh, ph, false),
+                fw = windows(in.shape[3], kw, sw, pw, false);
+        int64_t ch = windows(in.shape[2], kh, sh, ph, true),
+                cw = windows(in.shape[3], kw, sw, pw, true);
+        if (ch != fh || cw != fw)
+          return layerError(m, fmt::format("ceil mode (:ceil()) on input {} gives {}x{} windows "
+                                           "where floor mode gives {}x{}: graphc pools in ceil "
+                                           "mode only where the two agree (pad the input, or "
+                                           "drop :ceil())",
+                                           shape, ch, cw, fh, fw));
+      }
       Op op = m.kind == nn::Kind::SpatialMaxPooling ? Op::MaxPool2d : Op::AvgPool2d;
       return g_.add(op, {x},
                     {{"kernel", std::vector<int64_t>{kh, kw}},

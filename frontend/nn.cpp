@@ -61,7 +61,7 @@ std::string Module::str() const {
   if ((kind == Kind::BatchNormalization || kind == Kind::SpatialBatchNormalization) &&
       parts.size() == 4)
     parts[3] = args[3] != 0 ? "true" : "false";
-  return fmt::format("{}({})", kindName(kind), fmt::join(parts, ", "));
+  return fmt::format("{}({}){}", kindName(kind), fmt::join(parts, ", "), ceil ? ":ceil()" : "");
 }
 
 std::string Criterion::str() const {

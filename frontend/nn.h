@@ -60,6 +60,8 @@ struct Module {
   std::vector<double> args;     ///< constructor arguments, in Torch7's order
   std::vector<Module> children; ///< the modules of a container
   bool inplace = false;         ///< built in place (`nn.ReLU(true)`): writes into its input
+  bool ceil = false;            ///< pooling in ceil mode (`:ceil()`): the last window may
+                                ///< hang over the edge
   SourceLoc loc;
 
   /// The constructor call as written: `nn.Linear(1000, 10)`.

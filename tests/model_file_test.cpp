@@ -414,8 +414,6 @@ TEST_CASE("what is still wrong is named with its line", "[model_file]") {
   CHECK_ERROR(kModel + "model:forward()\n", 2, 1, "attempt to call method 'forward' (a nil value)");
   CHECK_ERROR(kModel + "\n\nerror('opt.model must be vgg or nin')\n", 4, 1,
               "opt.model must be vgg or nin");
-  CHECK_ERROR(kModel + "model:add(nn.SpatialMaxPooling(2, 2):ceil())\n", 2, 11,
-              "ceil mode (:ceil()) of nn.SpatialMaxPooling is not supported");
   CHECK_ERROR(kModel + "torch.setdefaulttensortype('torch.FloatTensor')\n"
                        "model:add(nn.SpatialLPPooling(16, 2, 2, 2))\n",
               3, 11,

@@ -272,9 +272,9 @@ refused("stride0.t7", sequential(module(
     "root.modules[1]: nn.SpatialConvolution's `dW` is 0, not a size")
 refused("bias.t7", sequential(view(1024), module("nn.Linear", weight=ftensor(w1))),
         "root.modules[2]: nn.Linear without a bias")
-refused("ceil.t7", sequential(module("nn.SpatialMaxPooling", kW=2, kH=2, dW=2, dH=2, padW=0,
+refused("ceil.t7", sequential(module("nn.SpatialMaxPooling", kW=3, kH=3, dW=2, dH=2, padW=0,
                                      padH=0, ceil_mode=True)),
-        "root.modules[1]: nn.SpatialMaxPooling in ceil mode")
+        "ceil mode (:ceil()) on input [N,1,28,28] gives 14x14 windows where floor mode gives 13x13")
 refused("nan.t7", sequential(view(1024), linear(np.full((64, 1024), np.nan), b1)),
         "root.modules[2]: nn.Linear's weight holds nan")
 refused("notmodule.t7", Table([("a", 1)]), "root: not an nn module")
