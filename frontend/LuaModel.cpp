@@ -674,6 +674,13 @@ public:
       args.push_back(r.at(pos + i));
     pos += nargs;
     bool ceil = r.at(pos).boolean;
+    std::map<std::string, nn::Init> init;
+    for (const char *tensor : {"weight", "bias"}) {
+      LuaValue kind = r.at(pos + 1);
+      if (kind.type == LUA_TSTRING)
+        init[tensor] = {kind.str == "normal", r.number(pos + 2), r.number(pos + 3)};
+      pos += 3;
+    }
     int children = int(r.number(pos + 1));
     pos += 2;
     std::string needle = name + "(";
@@ -685,6 +692,7 @@ public:
     };
     nn::Module m = construct(kind, name, args, fail);
     m.ceil = ceil; // the tracer checks it against the input size
+    m.init = std::move(init);
     m.loc = {line, at(source, line, needle, "").col};
     for (int i = 0; i < children; ++i)
       m.children.push_back(module(r, pos));

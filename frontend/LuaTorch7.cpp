@@ -5,8 +5,8 @@
 // `:add`, `:cuda()`, containers' `modules`, `:get`, ...) but compute nothing:
 // a module is a table recording its kind, its constructor arguments and the
 // script line that made it. Which layers and criteria exist comes from
-// LuaModel.cpp's tables, handed to the prelude as arguments. After the script, `collect` flattens what it left
-// behind (the model, criterion, optimizer and config) into plain arrays that
+// LuaModel.cpp's tables, handed to the prelude as arguments. After the script, `collect` flattens
+// what it left behind (the model, criterion, optimizer and config) into plain arrays that
 // frontend/LuaModel.cpp reads without calling back into Lua.
 #include "frontend/LuaModel.h"
 
@@ -148,8 +148,9 @@ function AvgPooling:setCountExcludePad()
 end
 
 -- Tensors hold only their sizes: enough for :getParameters(), m.weight:size()
--- and :nElement(). Initialising them in the script is not there yet (graphc
--- initialises parameters as Torch7's reset() does), and says so.
+-- and :nElement(). Initialising a parameter (:normal, :uniform, :zero, :fill,
+-- a module's :reset(stdv)) records how; graphc draws the values from its seed
+-- (ir/ModelInfo.cpp), in place of Torch7's default reset().
 local TENSOR = {}
 local Tensor = {__graphc = TENSOR}
 Tensor.__index = Tensor
@@ -167,16 +168,47 @@ function Tensor:size(i)
   return self.__sizes[i]
 end
 Tensor.__tostring = function(t) return 'torch.FloatTensor of size ' .. concat(t.__sizes, 'x') end
-local function notYet(what)
-  return function()
-    fail(what .. ' is not supported in model files yet: graphc initialises parameters as ' ..
-         "Torch7's reset() does")
+local function finite(what, v)
+  if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge then
+    fail(what .. ' expects finite numbers, got ' .. describe(v))
+  end
+  return v
+end
+function Tensor:normal(mean, std)
+  mean, std = finite(':normal()', mean or 0), finite(':normal()', std or 1)
+  if std < 0 then fail(':normal() expects a standard deviation >= 0, got ' .. std) end
+  self.__init = {'normal', mean, std}
+  return self
+end
+function Tensor:uniform(a, b)
+  a, b = finite(':uniform()', a or 0), finite(':uniform()', b or 1)
+  if a > b then fail(':uniform(' .. a .. ', ' .. b .. ') expects a <= b') end
+  self.__init = {'uniform', a, b}
+  return self
+end
+function Tensor:fill(v)
+  v = finite(':fill()', v)
+  self.__init = {'uniform', v, v}
+  return self
+end
+function Tensor:zero() return self:fill(0) end
+for _, name in ipairs({'copy', 'mul', 'add', 'bernoulli', 'apply'}) do
+  Tensor[name] = function()
+    fail('initialising parameters with :' .. name .. '() is not supported in model files: ' ..
+         'use :normal(), :uniform(), :zero(), :fill() or the module\'s :reset(stdv)')
   end
 end
-for _, name in ipairs({'normal', 'uniform', 'zero', 'fill', 'copy', 'mul', 'add'}) do
-  Tensor[name] = notYet('initialising parameters (:' .. name .. '())')
+-- Torch7's reset(stdv): weight and bias uniform in [-stdv, stdv]; without
+-- stdv, its default (which graphc draws unless told otherwise).
+function Module:reset(stdv)
+  for _, name in ipairs({'weight', 'bias'}) do
+    local t = rawget(self, name)
+    if classOf(t) == TENSOR then
+      if stdv == nil then t.__init = nil else t:uniform(-finite(':reset()', stdv), stdv) end
+    end
+  end
+  return self
 end
-Module.reset = notYet('initialising parameters (:reset())')
 
 -- The parameter sizes of a layer (LuaModel.cpp's table names its rule), from
 -- its constructor's arguments when they are numbers; C++ checks them later.
@@ -187,7 +219,22 @@ local paramRules = {
   BatchNorm = function(a) if a[4] ~= false then return {a[1]}, {a[1]}, 1 end end,
 }
 local layerRule = {}
+-- The fields Torch7's convolutions keep, which scripts read (cifar.torch's
+-- MSR initialisation: v.kW * v.kH * v.nOutputPlane), with its defaults.
+local convFields = {'nInputPlane', 'nOutputPlane', 'kW', 'kH', 'dW', 'dH', 'padW', 'padH'}
+local function addFields(m)
+  local rule = layerRule[m.__kind]
+  if rule ~= 'Convolution' and rule ~= 'ConvolutionMM' then return end
+  local a = m.__args
+  local defaults = {nil, nil, nil, nil, 1, 1, 0, a[7] or 0}
+  for i, name in ipairs(convFields) do
+    local v = a[i]
+    if v == nil then v = defaults[i] end
+    if type(v) == 'number' then m[name] = v end
+  end
+end
 local function addParams(m)
+  addFields(m)
   local rule = paramRules[layerRule[m.__kind]]
   if not rule then return end
   local w, b, needed = rule(m.__args)
@@ -493,7 +540,8 @@ setmetatable(G, {__index = function(_, k)
 end})
 
 -- After the script: what it left behind, as plain arrays (LuaModel.cpp).
---   model:  kind, name, source, line, nargs, args..., ceil, nchildren, children...
+--   model:  kind, name, source, line, nargs, args..., ceil, (init kind or false, a, b) for
+--           the weight and the bias, nchildren, children...
 local function flatten(m, out, depth, what)
   if not isModule(m) then
     if isCriterion(m) then return fail(format("'%s' must be a module, got %s", what, describe(m)),
@@ -516,8 +564,17 @@ local function flatten(m, out, depth, what)
   local children = rawget(m, 'modules')
   local count = 0
   if type(children) == 'table' then count = #children end
-  out[n + 1], out[n + 2] = m.__ceil == true, count
-  out.n = n + 2
+  out[n + 1] = m.__ceil == true
+  n = n + 1
+  for _, name in ipairs({'weight', 'bias'}) do -- the script's initialisation, or false
+    local t = rawget(m, name)
+    local init = classOf(t) == TENSOR and t.__init
+    out[n + 1], out[n + 2], out[n + 3] = init and init[1] or false, init and init[2] or 0,
+                                         init and init[3] or 0
+    n = n + 3
+  end
+  out[n + 1] = count
+  out.n = n + 1
   for i = 1, count do
     flatten(children[i], out, depth + 1, format('modules[%d]', i))
   end

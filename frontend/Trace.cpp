@@ -104,6 +104,12 @@ void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInf
       return;
     }
     ParamInfo p{prefix + name, offset, std::move(shape), bound, shift, trainable};
+    if (auto it = m.init.find(name); it != m.init.end()) { // the script's
+      const nn::Init &i = it->second;
+      p.initNormal = i.normal;
+      p.initBound = i.normal ? i.b : (i.b - i.a) / 2;
+      p.initShift = i.normal ? i.a : (i.a + i.b) / 2;
+    }
     if (!trainable) {
       buffers.push_back(std::move(p));
       return;

@@ -55,13 +55,22 @@ enum class Kind {
 /// Torch7's name of a module kind, e.g. "nn.Linear".
 std::string kindName(Kind k);
 
+/// A parameter's initial values as a script set them (`m.weight:normal(0,
+/// 0.01)`, `:uniform(a, b)`, `:zero()`, `:fill(v)`, `m:reset(stdv)`): uniform
+/// in [a, b] (a constant when a == b), or normal with mean a and deviation b.
+struct Init {
+  bool normal = false;
+  double a = 0, b = 0;
+};
+
 struct Module {
   Kind kind = Kind::Sequential;
-  std::vector<double> args;     ///< constructor arguments, in Torch7's order
-  std::vector<Module> children; ///< the modules of a container
-  bool inplace = false;         ///< built in place (`nn.ReLU(true)`): writes into its input
-  bool ceil = false;            ///< pooling in ceil mode (`:ceil()`): the last window may
-                                ///< hang over the edge
+  std::vector<double> args;         ///< constructor arguments, in Torch7's order
+  std::vector<Module> children;     ///< the modules of a container
+  bool inplace = false;             ///< built in place (`nn.ReLU(true)`): writes into its input
+  bool ceil = false;                ///< pooling in ceil mode (`:ceil()`): the last window may
+                                    ///< hang over the edge
+  std::map<std::string, Init> init; ///< "weight", "bias": set by the script, else Torch7's reset()
   SourceLoc loc;
 
   /// The constructor call as written: `nn.Linear(1000, 10)`.

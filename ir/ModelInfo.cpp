@@ -4,6 +4,7 @@
 #include "ir/Random.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace graphc::ir {
 
@@ -22,8 +23,16 @@ std::vector<float> initParams(const std::vector<ParamInfo> &layout, uint64_t see
   for (size_t t = 0; t < layout.size(); ++t) {
     const ParamInfo &p = layout[t];
     for (int64_t i = 0; i < p.numel(); ++i) {
-      double u = uniform01(seed, t + 1, uint64_t(i));
-      flat[size_t(p.offset + i)] = float((2 * u - 1) * p.initBound + p.initShift);
+      double v;
+      if (p.initNormal) { // Box-Muller on two draws of the element's stream
+        double u1 = uniform01(seed, t + 1, 2 * uint64_t(i)),
+               u2 = uniform01(seed, t + 1, 2 * uint64_t(i) + 1);
+        v = p.initShift +
+            p.initBound * std::sqrt(-2 * std::log(1 - u1)) * std::cos(6.283185307179586 * u2);
+      } else {
+        v = (2 * uniform01(seed, t + 1, uint64_t(i)) - 1) * p.initBound + p.initShift;
+      }
+      flat[size_t(p.offset + i)] = float(v);
     }
   }
   return flat;

@@ -19,10 +19,12 @@ struct ParamInfo {
   std::string name; ///< PyTorch state_dict name: "1.weight", "1.bias", ...
   int64_t offset;   ///< first element in the flat buffer
   Shape shape;
-  double initBound;      ///< Torch7 reset(): uniform in [-bound, bound] ...
-  double initShift = 0;  ///< ... plus this (BatchNorm: weight U(0,1), running_var 1)
-  bool trainable = true; ///< false: a buffer the step updates itself (BatchNorm's running
-                         ///< statistics), after every trainable tensor in the flat buffer
+  double initBound;        ///< Torch7 reset(): uniform in [-bound, bound] ...
+  double initShift = 0;    ///< ... plus this (BatchNorm: weight U(0,1), running_var 1)
+  bool trainable = true;   ///< false: a buffer the step updates itself (BatchNorm's running
+                           ///< statistics), after every trainable tensor in the flat buffer
+  bool initNormal = false; ///< instead: normal, mean initShift, deviation initBound (a script's
+                           ///< `:normal()`)
 
   int64_t numel() const;
 };

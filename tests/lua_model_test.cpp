@@ -727,3 +727,76 @@ TEST_CASE("a script's command line: arg, torch.CmdLine and lapp", "[lua]") {
   CHECK(bad.diag().message.find("unknown command-line option string '-depth'") !=
         std::string::npos);
 }
+
+TEST_CASE("a script's initialisation gives the initial parameters", "[lua][init]") {
+  // cifar.torch's MSR initialisation (findModules, the convolution's kW, kH
+  // and nOutputPlane fields, weight:normal, bias:zero), :uniform, :fill and
+  // reset(stdv); the rest keeps Torch7's reset().
+  nn::ModelSpec spec = luaOk(R"(model = nn.Sequential()
+model:add(nn.SpatialConvolution(2, 50, 5, 5))
+model:add(nn.View(50 * 4 * 4))
+model:add(nn.Linear(800, 40))
+model:add(nn.Linear(40, 30))
+model:add(nn.Linear(30, 10))
+model:add(nn.BatchNormalization(10))
+for _, m in ipairs(model:findModules('nn.SpatialConvolution')) do
+  m.weight:normal(0.5, math.sqrt(2 / (m.kW * m.kH * m.nOutputPlane)))
+  m.bias:zero()
+end
+model:get(3).weight:uniform(-0.01, 0.03)
+model:get(3).bias:fill(0.25)
+model:get(4):reset(0.5)
+model:get(6).weight:fill(1)
+)");
+  auto t = frontend::trace(spec, {2, 8, 8});
+  REQUIRE(t);
+  const std::vector<float> flat = frontend::initParams(t->params, 9);
+  auto values = [&](const std::string &name) {
+    for (const ir::ParamInfo &p : t->params)
+      if (p.name == name)
+        return std::vector<double>(flat.begin() + p.offset, flat.begin() + p.offset + p.numel());
+    FAIL("no parameter " << name);
+    return std::vector<double>{};
+  };
+  auto stats = [](const std::vector<double> &v) {
+    double mean = 0, var = 0;
+    for (double x : v)
+      mean += x / double(v.size());
+    for (double x : v)
+      var += (x - mean) * (x - mean) / double(v.size() - 1);
+    return std::pair{mean, std::sqrt(var)};
+  };
+  auto [mean, sd] = stats(values("0.weight")); // 2500 draws of N(0.5, 0.04)
+  CHECK(std::abs(mean - 0.5) < 0.004);
+  CHECK(std::abs(sd - 0.04) < 0.003);
+  for (double x : values("0.bias"))
+    CHECK(x == 0);
+  auto w2 = values("2.weight");
+  CHECK(*std::min_element(w2.begin(), w2.end()) >= -0.01);
+  CHECK(*std::max_element(w2.begin(), w2.end()) <= 0.03);
+  CHECK(std::abs(stats(w2).first - 0.01) < 0.001);
+  for (double x : values("2.bias"))
+    CHECK(x == 0.25);
+  for (const char *name : {"3.weight", "3.bias"}) {
+    auto v = values(name);
+    CHECK(*std::max_element(v.begin(), v.end()) > 0.4);
+    for (double x : v)
+      CHECK(std::abs(x) <= 0.5);
+  }
+  auto w4 = values("4.weight"); // Torch7's reset(): 1/sqrt(30)
+  CHECK(*std::max_element(w4.begin(), w4.end()) <= 1 / std::sqrt(30.0));
+  CHECK(*std::max_element(w4.begin(), w4.end()) > 0.8 / std::sqrt(30.0));
+  for (double x : values("5.weight"))
+    CHECK(x == 1);
+  CHECK(values("5.running_var") == std::vector<double>(10, 1.0));
+  // Initialising what graphc cannot is a clear error.
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.Linear(3, 4))\n"
+                  "model:get(1).weight:copy(w)\n",
+                  2, "initialising parameters with :copy() is not supported in model files");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.Linear(3, 4))\n"
+                  "model:get(1).weight:normal(0, -1)\n",
+                  2, ":normal() expects a standard deviation >= 0, got -1");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.Linear(3, 4))\n"
+                  "model:get(1).bias:fill(0/0)\n",
+                  2, ":fill() expects finite numbers, got nan");
+}

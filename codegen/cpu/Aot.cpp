@@ -44,8 +44,8 @@ public:
   void emit() {
     auto *ptr = llvm::PointerType::get(c_, 0);
     llvm::Type *i64 = llvm::Type::getInt64Ty(c_), *f64 = llvm::Type::getDoubleTy(c_);
-    auto *tensorTy =
-        llvm::StructType::get(c_, {ptr, i64, i64, llvm::ArrayType::get(i64, 4), f64, f64, i64});
+    auto *tensorTy = llvm::StructType::get(
+        c_, {ptr, i64, i64, llvm::ArrayType::get(i64, 4), f64, f64, i64, i64});
     auto *programTy = llvm::StructType::get(c_, {ptr, i64, i64, i64, ptr, ptr});
     auto *modelTy = llvm::StructType::get(c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr,
                                                f64, programTy, programTy, i64, i64, ptr});
@@ -75,7 +75,8 @@ public:
            llvm::ConstantInt::get(i64, p.shape.size()),
            llvm::ConstantArray::get(llvm::ArrayType::get(i64, 4), shape),
            llvm::ConstantFP::get(f64, p.initBound), llvm::ConstantFP::get(f64, p.initShift),
-           llvm::ConstantInt::get(i64, p.trainable ? 1 : 0)}));
+           llvm::ConstantInt::get(i64, p.trainable ? 1 : 0),
+           llvm::ConstantInt::get(i64, p.initNormal ? 1 : 0)}));
     }
     int64_t sample = 1;
     for (int64_t d : info_.sample)

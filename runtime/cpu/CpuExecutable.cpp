@@ -39,6 +39,7 @@ public:
       t.init_bound = p.initBound;
       t.init_shift = p.initShift;
       t.trainable = p.trainable;
+      t.init_normal = p.initNormal;
       tensors_.push_back(t);
     }
     // Every string, then every pointer to one.

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +56,16 @@ static void init_params(grt_model *m) {
     for (int64_t r = 0; r < p->rank; ++r)
       numel *= p->shape[r];
     for (int64_t i = 0; i < numel; ++i) {
-      double u = graphc_uniform01(m->seed, (uint64_t)t + 1, (uint64_t)i);
-      m->params[p->offset + i] = (float)((2 * u - 1) * p->init_bound + p->init_shift);
+      double v;
+      if (p->init_normal) { /* Box-Muller, as ir/ModelInfo.cpp */
+        double u1 = graphc_uniform01(m->seed, (uint64_t)t + 1, 2 * (uint64_t)i),
+               u2 = graphc_uniform01(m->seed, (uint64_t)t + 1, 2 * (uint64_t)i + 1);
+        v = p->init_shift + p->init_bound * sqrt(-2 * log(1 - u1)) * cos(6.283185307179586 * u2);
+      } else {
+        v = (2 * graphc_uniform01(m->seed, (uint64_t)t + 1, (uint64_t)i) - 1) * p->init_bound +
+            p->init_shift;
+      }
+      m->params[p->offset + i] = (float)v;
     }
   }
 }
@@ -361,8 +370,9 @@ int grt_model_save(grt_model *m, const char *path) {
   for (int64_t s = -1; ok && s < d->num_slots; ++s) {
     const float *base = s < 0 ? m->params : m->state[s];
     for (int64_t t = 0; ok && t < d->num_tensors; ++t)
-      ok = fwrite(base + d->tensors[t].offset, 4, (size_t)numel(&d->tensors[t]), f) ==
-           (size_t)numel(&d->tensors[t]);
+      if (s < 0 || d->tensors[t].trainable) /* as the header lists them */
+        ok = fwrite(base + d->tensors[t].offset, 4, (size_t)numel(&d->tensors[t]), f) ==
+             (size_t)numel(&d->tensors[t]);
   }
   ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
   ok = (fclose(f) == 0) && ok;

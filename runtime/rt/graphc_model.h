@@ -34,9 +34,10 @@ typedef struct {
   int64_t offset;   /* in the flat parameter buffer */
   int64_t rank;
   int64_t shape[4];
-  double init_bound; /* Torch7's reset(): uniform in [-bound, bound] ... */
-  double init_shift; /* ... plus this */
-  int64_t trainable; /* 0: a buffer the step updates (BatchNorm's running statistics) */
+  double init_bound;   /* Torch7's reset(): uniform in [-bound, bound] ... */
+  double init_shift;   /* ... plus this */
+  int64_t trainable;   /* 0: a buffer the step updates (BatchNorm's running statistics) */
+  int64_t init_normal; /* 1: normal, mean init_shift, deviation init_bound, instead */
 } grt_tensor_desc;
 
 typedef struct {
