@@ -116,6 +116,7 @@ const ScriptCase kScripts[] = {
     {"cmdline.lua", 8, nn::CriterionKind::ClassNLL, "sgd"},
     {"resnet_blocks.lua", 9, nn::CriterionKind::ClassNLL, "sgd"},
     {"inception.lua", 9, nn::CriterionKind::CrossEntropy, "adam"},
+    {"vgg_bn_drop.lua", 26, nn::CriterionKind::CrossEntropy, "sgd"},
 };
 
 } // namespace
