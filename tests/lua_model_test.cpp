@@ -587,12 +587,10 @@ config = {learningRate = params:nElement(), momentum = grads:nElement(),
   if (!traced)
     FAIL(traced.diag().str());
   CHECK(double(traced->numParams) == want);
-  // Initialising them is not there yet, and says so at the line.
-  CHECK_LUA_ERROR(kModel + "model:get(2).weight:normal(0, 0.01)\n", 2,
-                  "initialising parameters (:normal()) is not supported in model files yet");
-  CHECK_LUA_ERROR(kModel + "\nmodel:get(2):reset(0.1)\n", 3,
-                  "initialising parameters (:reset()) is not supported");
-  CHECK_LUA_ERROR(kModel + "model:get(2).bias:zero()\n", 2, "(:zero())");
+  // Tensor arithmetic on them is not there, and says so at the line.
+  CHECK_LUA_ERROR(kModel + "model:get(2).weight:mul(0.01)\n", 2,
+                  "initialising parameters with :mul() is not supported in model files");
+  CHECK_LUA_ERROR(kModel + "\nmodel:get(2).bias:add(1)\n", 3, "with :add() is not supported");
 }
 
 TEST_CASE("Lua errors name the file and line", "[lua]") {
