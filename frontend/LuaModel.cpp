@@ -139,6 +139,9 @@ constexpr Ctor kLayers[] = {
     {"JoinTable", K::JoinTable, "Module", false, "", 1, 2, "(dimension, [nInputDims])"},
     {"SpatialAveragePooling", K::SpatialAveragePooling, "AvgPooling", true, "", 2, 6,
      "(kW, kH, [dW, dH, [padW, padH]])"},
+    {"SpatialZeroPadding", K::SpatialZeroPadding, "Module", false, "", 1, 4,
+     "(pad_l, [pad_r, pad_t, pad_b])"},
+    {"Padding", K::Padding, "Module", false, "", 2, 5, "(dim, pad, [nInputDim, value, index])"},
     {"BatchNormalization", K::BatchNormalization, "Module", true, "BatchNorm", 1, 4,
      "(nOutput, [eps, momentum, affine])"},
     {"SpatialBatchNormalization", K::SpatialBatchNormalization, "Module", true, "BatchNorm", 1, 4,
@@ -843,6 +846,37 @@ public:
       int64_t dW = n > 2 ? size(2) : -1, dH = n > 3 ? size(3) : -1;
       int64_t padW = n > 4 ? padding(4) : 0, padH = n > 5 ? padding(5) : 0;
       return nn::SpatialMaxPooling(kW, kH, dW, dH, padW, padH);
+    }
+    case nn::Kind::SpatialZeroPadding: { // Torch7: the others default to pad_l
+      auto pad = [&](size_t i) -> int64_t {
+        if (i > 0 && (n <= i || args[i].type == LUA_TNIL))
+          return int64_t(num(0));
+        double d = num(i);
+        if (!(std::abs(d) <= kMaxSize && d == std::floor(d)))
+          throw fail(fmt::format("{} must be an integer, got {}", argName(i), formatNumber(d)));
+        if (d < 0)
+          throw fail(fmt::format("{} is {}: cropping (a negative padding) is not supported",
+                                 argName(i), formatNumber(d)));
+        return int64_t(d);
+      };
+      int64_t l = pad(0);
+      return nn::SpatialZeroPadding(l, pad(1), pad(2), pad(3));
+    }
+    case nn::Kind::Padding: {
+      double d = num(0), p = num(1);
+      if (!(d >= 1 && d <= 8 && d == std::floor(d)))
+        throw fail(
+            fmt::format("{} must be a dimension from 1 to 8, got {}", argName(0), formatNumber(d)));
+      if (!(std::abs(p) <= kMaxSize && p == std::floor(p)))
+        throw fail(fmt::format("{} must be an integer, got {}", argName(1), formatNumber(p)));
+      int64_t nInputDim = n > 2 && args[2].type != LUA_TNIL ? size(2) : -1;
+      double value = n > 3 && args[3].type != LUA_TNIL ? num(3) : 0;
+      if (!std::isfinite(value))
+        throw fail(fmt::format("{} must be finite, got {}", argName(3), formatNumber(value)));
+      if (n > 4 && args[4].type != LUA_TNIL && num(4) != 1)
+        throw fail(fmt::format("{}: padding inside the dimension (index {}) is not supported", name,
+                               formatNumber(num(4))));
+      return nn::Padding(int64_t(d), int64_t(p), nInputDim, value);
     }
     case nn::Kind::BatchNormalization:
     case nn::Kind::SpatialBatchNormalization: { // Torch7: `eps or 1e-5`, `momentum or 0.1`

@@ -490,6 +490,27 @@ private:
     }
     case nn::Kind::BatchNormalization:
     case nn::Kind::SpatialBatchNormalization: return batchNorm(m, x, prefix);
+    case nn::Kind::SpatialZeroPadding: {
+      if (in.rank() != 4)
+        return layerError(m, fmt::format("expects input [N,C,H,W], got {}", shape));
+      ValueId y = pad(x, 3, int64_t(a[0]), int64_t(a[1]), 0);
+      return pad(y, 2, int64_t(a[2]), int64_t(a[3]), 0);
+    }
+    case nn::Kind::Padding: {
+      // Torch7's dim counts past the batch dimension when the input has
+      // nInputDim + 1 dimensions (graphc's always do).
+      int64_t dim = int64_t(a[0]), nInputDim = int64_t(a[2]), amount = int64_t(a[1]);
+      if (nInputDim >= 0 && in.rank() == nInputDim + 1)
+        ++dim;
+      if (dim == 1)
+        return layerError(m, "pads the batch dimension, which graphc keeps symbolic; give "
+                             "nInputDim so that dim counts past it");
+      if (dim > in.rank())
+        return layerError(m, fmt::format("dimension {} is out of range for {} (the batch "
+                                         "dimension first)",
+                                         dim, shape));
+      return pad(x, dim - 1, amount < 0 ? -amount : 0, amount > 0 ? amount : 0, a[3]);
+    }
     case nn::Kind::SpatialMaxPooling:
     case nn::Kind::SpatialAveragePooling: {
       if (in.rank() != 4)
@@ -533,6 +554,25 @@ private:
     default: break;
     }
     return layerError(m, "cannot be traced");
+  }
+
+  /// `x` with `before` and `after` entries of `value` along `axis`: a
+  /// concat with constants, whose gradient is the slice of x's part.
+  ValueId pad(ValueId x, int64_t axis, int64_t before, int64_t after, double value) {
+    std::vector<ValueId> parts;
+    auto filler = [&](int64_t size) {
+      Shape s = g_.type(x).shape;
+      s[size_t(axis)] = size;
+      return g_.add(Op::Broadcast, {g_.constant(value)}, {{"shape", s}});
+    };
+    if (before > 0)
+      parts.push_back(filler(before));
+    parts.push_back(x);
+    if (after > 0)
+      parts.push_back(filler(after));
+    if (parts.size() == 1)
+      return x;
+    return g_.add(Op::Concat, parts, {{"axis", axis}});
   }
 
   /// Torch7's BatchNormalization over [N, C] and SpatialBatchNormalization

@@ -44,6 +44,8 @@ std::string kindName(Kind k) {
   case Kind::SpatialAveragePooling: return "nn.SpatialAveragePooling";
   case Kind::BatchNormalization: return "nn.BatchNormalization";
   case Kind::SpatialBatchNormalization: return "nn.SpatialBatchNormalization";
+  case Kind::SpatialZeroPadding: return "nn.SpatialZeroPadding";
+  case Kind::Padding: return "nn.Padding";
   }
   return "nn.?";
 }
@@ -146,6 +148,14 @@ Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH, int
                              int64_t padH) {
   return make(Kind::SpatialAveragePooling,
               {double(kW), double(kH), double(dW), double(dH), double(padW), double(padH)});
+}
+
+Module SpatialZeroPadding(int64_t l, int64_t r, int64_t t, int64_t b) {
+  return make(Kind::SpatialZeroPadding, {double(l), double(r), double(t), double(b)});
+}
+
+Module Padding(int64_t dim, int64_t pad, int64_t nInputDim, double value) {
+  return make(Kind::Padding, {double(dim), double(pad), double(nInputDim), value});
 }
 
 Module BatchNormalization(int64_t nOutput, double eps, double momentum, bool affine) {

@@ -50,6 +50,8 @@ enum class Kind {
   SpatialAveragePooling,
   BatchNormalization,
   SpatialBatchNormalization,
+  SpatialZeroPadding,
+  Padding,
 };
 
 /// Torch7's name of a module kind, e.g. "nn.Linear".
@@ -138,6 +140,13 @@ Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW = 1, int64_t dH 
 /// (unbiased) variance kept with `momentum` for evaluation.
 Module BatchNormalization(int64_t nOutput, double eps = 1e-5, double momentum = 0.1,
                           bool affine = true);
+/// nn.SpatialZeroPadding(l, r=l, t=l, b=l): zeros around each plane (left,
+/// right, top, bottom); Torch7 crops for a negative size, which graphc refuses.
+Module SpatialZeroPadding(int64_t l, int64_t r, int64_t t, int64_t b);
+/// nn.Padding(dim, pad, nInputDim, value=0): |pad| entries of `value` added
+/// along dim (1-based; counted after the batch dimension when the input has
+/// nInputDim + 1 dimensions), before the input when pad < 0, after it when > 0.
+Module Padding(int64_t dim, int64_t pad, int64_t nInputDim = -1, double value = 0);
 /// nn.SpatialBatchNormalization(nOutput, eps, momentum, affine) over [N, nOutput, H, W],
 /// with statistics per plane.
 Module SpatialBatchNormalization(int64_t nOutput, double eps = 1e-5, double momentum = 0.1,

@@ -348,3 +348,17 @@ TEST_CASE("BatchNorm differentiates like finite differences, through the batch s
       .add(nn::LogSoftMax());
   checkParamGradients(spec, {2, 3, 3}, 4, 4);
 }
+
+TEST_CASE("SpatialZeroPadding and Padding differentiate like finite differences",
+          "[autodiff][layers]") {
+  auto spec = test::seedMlp();
+  spec.model = nn::Sequential();
+  spec.model.add(nn::SpatialZeroPadding(1, 0, 2, 1))
+      .add(nn::SpatialConvolution(2, 2, 3, 3))
+      .add(nn::Tanh())
+      .add(nn::Padding(1, -1, 3, 0.5))
+      .add(nn::View(3 * 4 * 3))
+      .add(nn::Linear(36, 3))
+      .add(nn::LogSoftMax());
+  checkParamGradients(spec, {2, 3, 4}, 3, 3);
+}

@@ -6,6 +6,7 @@
 #include "driver/Compile.h"
 #include "frontend/ModelFile.h"
 #include "frontend/Trace.h"
+#include "ir/Interpreter.h"
 #include "ir/Printer.h"
 
 #include <catch2/catch.hpp>
@@ -117,6 +118,7 @@ const ScriptCase kScripts[] = {
     {"resnet_blocks.lua", 9, nn::CriterionKind::ClassNLL, "sgd"},
     {"inception.lua", 9, nn::CriterionKind::CrossEntropy, "adam"},
     {"vgg_bn_drop.lua", 26, nn::CriterionKind::CrossEntropy, "sgd"},
+    {"padded_convnet.lua", 15, nn::CriterionKind::ClassNLL, "sgd"},
 };
 
 } // namespace
@@ -798,4 +800,46 @@ model:get(6).weight:fill(1)
   CHECK_LUA_ERROR("model = nn.Sequential():add(nn.Linear(3, 4))\n"
                   "model:get(1).bias:fill(0/0)\n",
                   2, ":fill() expects finite numbers, got nan");
+}
+
+TEST_CASE("SpatialZeroPadding and Padding put their values where Torch7 does", "[lua][layers]") {
+  nn::ModelSpec spec = luaOk(R"(model = nn.Sequential()
+model:add(nn.SpatialZeroPadding(1, 2, 0, 3))
+model:add(nn.Padding(1, -1, 3, 7.5))
+model:add(nn.Padding(3, 2))
+)");
+  auto t = frontend::trace(spec, {2, 3, 4});
+  REQUIRE(t);
+  // [N,2,3,4] -> zeros: W 1 + 4 + 2, H 0 + 3 + 3 -> [N,2,6,7]; one plane of
+  // 7.5 before -> [N,3,6,7]; Padding(3, 2) without nInputDim counts the batch
+  // dimension: 2 entries after the planes' rows -> [N,3,8,7].
+  CHECK(t->graph.type(t->graph.output("output")).shape == ir::Shape{ir::kBatch, 3, 8, 7});
+  ir::Tensor x({2, 2, 3, 4});
+  for (size_t i = 0; i < x.data.size(); ++i)
+    x.data[i] = double(i + 1);
+  auto out =
+      ir::run(t->graph, {{"x", x}, {"labels", ir::Tensor({2})}, {"params", ir::Tensor({1})}});
+  REQUIRE(out);
+  const ir::Tensor &y = out->at("output");
+  auto at = [&](int64_t n, int64_t c, int64_t h, int64_t w) {
+    return y.data[size_t(((n * 3 + c) * 8 + h) * 7 + w)];
+  };
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t h = 0; h < 8; ++h)
+      for (int64_t w = 0; w < 7; ++w) {
+        CHECK(at(n, 0, h, w) == (h < 6 ? 7.5 : 0)); // the Padding plane, then Padding(3)'s zeros
+        for (int64_t c = 1; c < 3; ++c) {
+          bool inside = h < 3 && w >= 1 && w < 5;
+          double want = inside ? x.data[size_t(((n * 2 + c - 1) * 3 + h) * 4 + w - 1)] : 0;
+          CHECK(at(n, c, h, w) == want);
+        }
+      }
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.SpatialZeroPadding(1, -1))\n", 1,
+                  "nn.SpatialZeroPadding argument 2 (pad_r) is -1: cropping (a negative padding) "
+                  "is not supported");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.Padding(1, 2, 3, 0, 2))\n", 1,
+                  "padding inside the dimension (index 2) is not supported");
+  auto batch = frontend::trace(luaOk("model = nn.Sequential():add(nn.Padding(1, 2))\n"), {3});
+  REQUIRE(!batch);
+  CHECK_THAT(batch.diag().message, Catch::Contains("pads the batch dimension"));
 }
