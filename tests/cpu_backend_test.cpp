@@ -3,14 +3,15 @@
 // whole training steps of several models, in float32 to 1e-4; and the same
 // steps at 1, 2 and 3 threads, bit for bit.
 #include "Isas.h"
+#include "JitRunner.h"
 #include "TestUtil.h"
+#include "codegen/KernelPlan.h"
 #include "driver/Compile.h"
 #include "driver/EmitLibrary.h"
 #include "ir/Printer.h"
 #include "passes/Autodiff.h"
 #include "passes/Canonicalize.h"
 #include "passes/Fusion.h"
-#include "JitRunner.h"
 
 #include <catch2/catch.hpp>
 
@@ -214,6 +215,70 @@ TEST_CASE("every op and its gradient on the CPU backend match the interpreter", 
     }
 }
 
+TEST_CASE("convolutions and their gradients on the packed GEMM match the interpreter",
+          "[cpu][conv]") {
+  // relu(conv(x, w) + b) and the gradients of sum(y * t) for x, w and b:
+  // the forward with its bias and ReLU epilogue, the input gradient and the
+  // weight gradient, all three through grt_conv's implicit GEMM, at shapes
+  // past its edges: output channels off the tile (mr 8, 6, 4), pixels per
+  // image fewer than a panel (nr 32, 16, 8), panels across images, depths
+  // past one KC block (256), columns past one task (256), strides that
+  // skip input pixels, padding, one image and more images than chunks (8).
+  struct Geometry {
+    const char *name;
+    int64_t c, h, w, o, kh, kw, sh, sw, ph, pw;
+    std::vector<int64_t> batches;
+  };
+  const std::vector<Geometry> cases{
+      {"3x3 pad 1", 3, 7, 7, 5, 3, 3, 1, 1, 1, 1, {1, 5}},
+      {"5x5, O off the tile, odd H and W", 2, 9, 11, 17, 5, 5, 1, 1, 0, 0, {1, 3}},
+      {"1x1", 19, 5, 5, 3, 1, 1, 1, 1, 0, 0, {2}},
+      {"3x3 stride 2 pad 1", 4, 9, 8, 9, 3, 3, 2, 2, 1, 1, {1, 3}},
+      {"3x2 stride 2x1 pad 0x2", 3, 8, 5, 6, 3, 2, 2, 1, 0, 2, {2}},
+      {"2x2 stride 3: pixels no window reads", 2, 8, 7, 4, 2, 2, 3, 3, 0, 0, {3}},
+      {"one output pixel per image", 7, 3, 3, 13, 3, 3, 1, 1, 0, 0, {1, 5}},
+      {"deep: K past KC, columns past a task", 32, 12, 12, 40, 3, 3, 1, 1, 1, 1, {3, 9}},
+  };
+  int seed = 100;
+  for (const Geometry &c : cases)
+    for (int64_t batch : c.batches) {
+      INFO(c.name << " batch " << batch);
+      Graph g;
+      ValueId x = g.input("x", f32({kBatch, c.c, c.h, c.w}));
+      ValueId w = g.input("w", f32({c.o, c.c, c.kh, c.kw}));
+      ValueId bias = g.input("b", f32({c.o}));
+      ValueId conv = g.add(Op::Conv2d, {x, w},
+                           {{"stride", std::vector<int64_t>{c.sh, c.sw}},
+                            {"pad", std::vector<int64_t>{c.ph, c.pw}}});
+      ValueId b3 = g.add(Op::Reshape, {bias}, {{"shape", Shape{c.o, 1, 1}}});
+      ValueId y = g.add(Op::Relu, {g.add(Op::Add, {conv, b3})});
+      ValueId t = g.input("t", g.type(y));
+      ValueId loss =
+          g.add(Op::ReduceSum, {g.add(Op::Mul, {y, t})}, {{"axes", std::vector<int64_t>{}}});
+      auto grads = passes::gradients(g, loss, {x, w, bias});
+      g.addOutput("y", y);
+      g.addOutput("gx", grads[0]);
+      g.addOutput("gw", grads[1]);
+      g.addOutput("gb", grads[2]);
+      // All three run as implicit GEMMs, the forward with its epilogue.
+      Graph fused = passes::fuse(passes::canonicalize(g)).graph;
+      int convs = 0, withEpilogue = 0;
+      for (const codegen::KernelPlan &k : codegen::planKernels(fused, codegen::storedValues(fused)))
+        if (k.conv >= 0) {
+          ++convs;
+          withEpilogue += !k.epilogue.empty();
+        }
+      CHECK(convs == 3);
+      CHECK(withEpilogue == 1);
+      std::mt19937 rng(static_cast<uint32_t>(++seed));
+      Bindings b{{"x", test::randomTensor(concrete(g.type(x).shape, batch), rng)},
+                 {"w", test::randomTensor(concrete(g.type(w).shape, batch), rng)},
+                 {"b", test::randomTensor({c.o}, rng)},
+                 {"t", test::randomTensor(concrete(g.type(y).shape, batch), rng)}};
+      compareOnCpu(g, b, batch);
+    }
+}
+
 TEST_CASE("non-differentiable ops on the CPU backend match the interpreter", "[cpu]") {
   Graph g;
   ValueId x = g.input("x", {DType::F32, {kBatch, 7}});
@@ -241,8 +306,8 @@ TEST_CASE("whole training steps on the CPU backend match the interpreter, under 
   // rows), single samples, odd sizes and the largest the step takes; each
   // step starts from the same parameters and a zero optimizer state.
   // At a reduced size (under the sanitizers), the row-block edges only.
-  const std::vector<int64_t> batches =
-      test::sized<std::vector<int64_t>>({1, 5, 127, 128, 129, 255, 256, 257, 1000}, {1, 5, 127, 129});
+  const std::vector<int64_t> batches = test::sized<std::vector<int64_t>>(
+      {1, 5, 127, 128, 129, 255, 256, 257, 1000}, {1, 5, 127, 129});
   for (auto &[name, spec] : test::coverageModels()) {
     INFO(name);
     driver::BuildOptions o;
@@ -297,7 +362,8 @@ TEST_CASE("whole training steps on the CPU backend match the interpreter, under 
         std::vector<float> out(size_t(n * classes)), pred(size_t(n * classes));
         REQUIRE(bool((*cpu)->trainStep(r.x.data(), r.labels.data(), n, &loss, out.data())));
         CHECK(std::abs(loss - r.loss) <= 1e-4 * std::max(1.0f, std::abs(r.loss)));
-        CHECK(test::maxElementError({out.begin(), out.end()}, {r.out.begin(), r.out.end()}) <= 1e-4);
+        CHECK(test::maxElementError({out.begin(), out.end()}, {r.out.begin(), r.out.end()}) <=
+              1e-4);
         // Adagrad's and Adam's first update is lr * sign(g): a gradient
         // element within rounding of zero may flip between float and
         // double and move its parameter by 2 lr, with no bug present. A
