@@ -222,8 +222,10 @@ TEST_CASE("convolutions and their gradients on the packed GEMM match the interpr
   // weight gradient, all three through grt_conv's implicit GEMM, at shapes
   // past its edges: output channels off the tile (mr 8, 6, 4), pixels per
   // image fewer than a panel (nr 32, 16, 8), panels across images, depths
-  // past one KC block (256), columns past one task (256), strides that
-  // skip input pixels, padding, one image and more images than chunks (8).
+  // past one KC block (256: C*kh*kw forward, O for the input gradient, the
+  // pixels for the weight gradient), columns past one block (256), strides
+  // that skip input pixels, padding, one image and more images than the
+  // weight gradient's chunks (8).
   struct Geometry {
     const char *name;
     int64_t c, h, w, o, kh, kw, sh, sw, ph, pw;
@@ -238,6 +240,8 @@ TEST_CASE("convolutions and their gradients on the packed GEMM match the interpr
       {"2x2 stride 3: pixels no window reads", 2, 8, 7, 4, 2, 2, 3, 3, 0, 0, {3}},
       {"one output pixel per image", 7, 3, 3, 13, 3, 3, 1, 1, 0, 0, {1, 5}},
       {"deep: K past KC, columns past a task", 32, 12, 12, 40, 3, 3, 1, 1, 1, 1, {3, 9}},
+      {"O past KC: the input gradient's depth", 3, 5, 4, 300, 3, 3, 1, 1, 1, 1, {2}},
+      {"pixels past a column block: the input gradient's", 2, 19, 19, 3, 3, 3, 1, 1, 0, 0, {2}},
   };
   int seed = 100;
   for (const Geometry &c : cases)

@@ -589,18 +589,23 @@ void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, i
 
 /* --- convolutions as implicit GEMMs --------------------------------------------
  *
- * Forward and input gradient: C[rows, N*pixels] = A[rows, K] B[K, N*pixels],
- * one column per (image, pixel) of the NCHW result, so small images still
- * give every thread work. A (the weights, for the input gradient transposed
- * to [C, O*kh*kw]) is packed once for all depth blocks; each task then takes
+ * Forward: C[O, N*OH*OW] = W[O, C*kh*kw] im2col(x), one column per (image,
+ * output pixel) of the NCHW result, so small images still give every
+ * thread work. W is packed once for all depth blocks; each task then takes
  * NC columns and, per KC-deep block, packs its B panels straight from the
- * NCHW input (the im2col gather, or for the input gradient the gather of
- * dy at (h + ph - ky) / sh: the transposed convolution, so nothing is
- * scattered) into its own buffer, sweeps the micro-kernel over them, and
- * runs the epilogue on its columns, image by image. Weight gradient:
- * dw[O, C*kh*kw] = dy[O, N*OH*OW] x im2col(x)^T, the depth split into
- * CONV_CHUNKS image ranges whose partial products are summed in a fixed
- * order. The split depends on the batch only, never on the threads. */
+ * NCHW input (the im2col gather happens in the packing: no im2col buffer),
+ * sweeps the micro-kernel over them, and runs the epilogue on its columns,
+ * image by image.
+ * Input gradient, one task per image: W^T[C*kh*kw, O] dy_n[O, OH*OW], NC
+ * pixels at a time into the thread's column buffer, each block then added
+ * back into dx_n (col2im). This does the useful multiply-adds only, where
+ * the transposed convolution as a gather of dy also multiplies the zeros
+ * between strided outputs and past the borders (measured twice as slow on
+ * LeNet's second layer), and it gathers O rows instead of O*kh*kw.
+ * Weight gradient: dw[O, C*kh*kw] = dy[O, N*OH*OW] im2col(x)^T, the depth
+ * split into CONV_CHUNKS image ranges whose partial products are summed in
+ * a fixed order.
+ * Every split depends on the shapes only, never on the threads. */
 
 enum { CONV_CHUNKS = 8 };
 
@@ -625,13 +630,10 @@ typedef struct {
   float *partial;  /* mode 2: the partial products of chunks 1.. */
 } conv_ctx;
 
-/* Modes 0, 1: A[i, k]; the forward weights as [O, C*kh*kw], or
- * A[c, (o, t)] = w[o, c, t] for the input gradient. */
+/* Modes 0, 1: A[i, k]; the weights as [O, C*kh*kw], or their transpose
+ * [C*kh*kw, O] for the input gradient. */
 static inline float conv_a(const conv_ctx *g, int64_t i, int64_t k) {
-  if (g->s.mode == 0)
-    return g->in1[i * g->k + k];
-  const int64_t taps = g->s.kh * g->s.kw, o = k / taps;
-  return g->in1[(o * g->s.c + i) * taps + (k - o * taps)];
+  return g->s.mode == 0 ? g->in1[i * g->k + k] : g->in1[k * g->m + i];
 }
 
 /* Task: one MR-row sliver of A in one depth block (modes 0, 1). */
@@ -651,57 +653,30 @@ static void conv_pack_a_task(void *arg, int64_t task, int thread) {
     }
 }
 
-/* Modes 0, 1: the NR-column panel of B at columns [j0, j0+nr), depth
- * [p0, p0+kc), k-major, zero past the last column. A depth index is
- * (channel, ky, kx): an input channel (mode 0) or an output channel (1). */
+/* Mode 0: the NR-column panel of im2col(x) at columns [j0, j0+nr), depth
+ * [p0, p0+kc), k-major, zero past the last column and in the padding. A
+ * column is (image, output pixel), a depth index (channel, ky, kx). */
 static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, float *d) {
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr;
-  const int64_t taps = s->kh * s->kw, pix = g->pix;
-  /* Per column: its image's plane 0, and the window's corner (mode 0) or
-   * the pixel shifted by the padding (mode 1). */
+  const int64_t taps = s->kh * s->kw, pix = g->pix, plane = s->h * s->w;
+  /* Per column: its image's first plane and its window's corner. */
   int64_t base[GRT_MAX_NR], y0[GRT_MAX_NR], x0[GRT_MAX_NR];
-  const int64_t plane = s->mode == 0 ? s->h * s->w : s->oh * s->ow;
-  const int64_t chans = s->mode == 0 ? s->c : s->o;
   for (int64_t q = 0; q < cols; ++q) {
     const int64_t j = j0 + q, img = j / pix, px = j - img * pix;
-    base[q] = img * chans * plane;
-    if (s->mode == 0) {
-      y0[q] = px / s->ow * s->sh - s->ph;
-      x0[q] = px % s->ow * s->sw - s->pw;
-    } else {
-      y0[q] = px / s->w + s->ph;
-      x0[q] = px % s->w + s->pw;
-    }
+    base[q] = img * s->c * plane;
+    y0[q] = px / s->ow * s->sh - s->ph;
+    x0[q] = px % s->ow * s->sw - s->pw;
   }
-  const int unit = s->sh == 1 && s->sw == 1;
   int64_t ch = p0 / taps, ky = p0 % taps / s->kw, kx = p0 % s->kw;
   for (int64_t p = 0; p < kc; ++p) {
     float *row = d + p * nr;
     const float *src = g->in0 + ch * plane;
-    if (s->mode == 0) {
-      for (int64_t q = 0; q < cols; ++q) {
-        const int64_t iy = y0[q] + ky, ix = x0[q] + kx;
-        row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
-                     ? src[base[q] + iy * s->w + ix]
-                     : 0.0f;
-      }
-    } else if (unit) {
-      for (int64_t q = 0; q < cols; ++q) {
-        const int64_t oy = y0[q] - ky, ox = x0[q] - kx;
-        row[q] = (uint64_t)oy < (uint64_t)s->oh && (uint64_t)ox < (uint64_t)s->ow
-                     ? src[base[q] + oy * s->ow + ox]
-                     : 0.0f;
-      }
-    } else {
-      for (int64_t q = 0; q < cols; ++q) {
-        const int64_t ty = y0[q] - ky, tx = x0[q] - kx;
-        const int64_t oy = ty / s->sh, ox = tx / s->sw;
-        row[q] =
-            ty >= 0 && tx >= 0 && oy * s->sh == ty && ox * s->sw == tx && oy < s->oh && ox < s->ow
-                ? src[base[q] + oy * s->ow + ox]
-                : 0.0f;
-      }
+    for (int64_t q = 0; q < cols; ++q) {
+      const int64_t iy = y0[q] + ky, ix = x0[q] + kx;
+      row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
+                   ? src[base[q] + iy * s->w + ix]
+                   : 0.0f;
     }
     for (int64_t q = cols; q < nr; ++q)
       row[q] = 0.0f;
@@ -715,7 +690,7 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
   }
 }
 
-/* Modes 0, 1: columns [j0, j0+nc) of C, all rows, every depth block, then
+/* Mode 0: columns [j0, j0+nc) of C, all rows, every depth block, then
  * the epilogue on them, one image at a time. */
 static void conv_task(void *arg, int64_t task, int thread) {
   const conv_ctx *g = arg;
@@ -766,6 +741,66 @@ static void conv_task(void *arg, int64_t task, int thread) {
     g->epilogue(g->ptrs, g->batch, g->out, pix, 0, m, shift + j, shift + end);
     j = end;
   }
+}
+
+/* Mode 1, image `img`: dx_img = col2im(W^T dy_img), NC output pixels at a
+ * time: the product into the thread's column buffer (whole tiles: its rows
+ * and columns are padded), then each column added into the input pixels
+ * its taps read. */
+static void conv_col2im_task(void *arg, int64_t img, int thread) {
+  const conv_ctx *g = arg;
+  const conv_geom *s = &g->s;
+  scratch *sc = &g->pool->scratch[thread];
+  const int64_t mr = g->mr, nr = g->nr, m = g->m, pix = g->pix, ldc = g->nc;
+  const int64_t plane = s->h * s->w, taps = s->kh * s->kw, slivers = g->m_pad / mr;
+  const int64_t kc_max = g->k < KC ? g->k : KC;
+  float *bp = guarded_reserve(&sc->pack_b, (size_t)(g->nc * kc_max));
+  float *col = guarded_reserve(&sc->pack_a, (size_t)(g->m_pad * ldc));
+  if (!bp || !col) {
+    fprintf(stderr, "graphc: out of memory for a convolution's input gradient\n");
+    abort();
+  }
+  float *dx = g->out + img * s->c * plane;
+  const float *dy = g->in0 + img * s->o * pix;
+  memset(dx, 0, (size_t)(s->c * plane) * sizeof(float));
+  for (int64_t q0 = 0; q0 < pix; q0 += ldc) {
+    const int64_t nc = pix - q0 < ldc ? pix - q0 : ldc, panels = (nc + nr - 1) / nr;
+    for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
+      const int64_t kc = g->k - p0 < KC ? g->k - p0 : KC, acc = p0 > 0;
+      for (int64_t ps = 0; ps < panels; ++ps) {
+        float *d = bp + ps * nr * kc;
+        const int64_t j = q0 + ps * nr, cols = q0 + nc - j < nr ? q0 + nc - j : nr;
+        for (int64_t p = 0; p < kc; ++p) {
+          memcpy(d + p * nr, dy + (p0 + p) * pix + j, (size_t)cols * sizeof(float));
+          for (int64_t q = cols; q < nr; ++q)
+            d[p * nr + q] = 0.0f;
+        }
+      }
+      const float *ap = g->ap + p0 * g->m_pad * g->copies;
+      for (int64_t ps = 0; ps < panels; ++ps)
+        for (int64_t sl = 0; sl < slivers; ++sl)
+          g->micro(kc, ap + sl * mr * kc * g->copies, bp + ps * nr * kc,
+                   col + sl * mr * ldc + ps * nr, ldc, acc);
+    }
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t t = r % taps, ky = t / s->kw, kx = t % s->kw;
+      float *dxc = dx + r / taps * plane;
+      const float *src = col + r * ldc;
+      int64_t oy = q0 / s->ow, ox = q0 % s->ow;
+      for (int64_t q = 0; q < nc; ++q) {
+        const int64_t iy = oy * s->sh - s->ph + ky, ix = ox * s->sw - s->pw + kx;
+        if ((uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w)
+          dxc[iy * s->w + ix] += src[q];
+        if (++ox == s->ow) {
+          ox = 0;
+          ++oy;
+        }
+      }
+    }
+  }
+  if (g->epilogue)
+    g->epilogue(g->ptrs, g->batch, g->out, plane, 0, s->c, img * s->c * plane,
+                img * s->c * plane + plane);
 }
 
 /* Mode 2, images [i0, i1): dw (or a partial sum) = dy x im2col(x)^T. */
@@ -896,7 +931,7 @@ static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const fl
   if (s->mode == 0) {
     g.m = s->o, g.k = s->c * taps, g.pix = s->oh * s->ow, g.n = s->n * g.pix;
   } else if (s->mode == 1) {
-    g.m = s->c, g.k = s->o * taps, g.pix = s->h * s->w, g.n = s->n * g.pix;
+    g.m = s->c * taps, g.k = s->o, g.pix = s->oh * s->ow, g.n = s->n * g.pix;
   } else {
     g.m = s->o, g.n = s->c * taps, g.k = s->n * s->oh * s->ow;
   }
@@ -930,7 +965,10 @@ static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const fl
     abort();
   }
   grt_pool_run(pool, (g.k + KC - 1) / KC * (g.m_pad / mr), conv_pack_a_task, &g);
-  grt_pool_run(pool, (g.n + g.nc - 1) / g.nc, conv_task, &g);
+  if (s->mode == 0)
+    grt_pool_run(pool, (g.n + g.nc - 1) / g.nc, conv_task, &g);
+  else
+    grt_pool_run(pool, s->n, conv_col2im_task, &g);
 }
 
 void grt_conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1, float *out,
@@ -947,11 +985,9 @@ void grt_conv(grt_pool *pool, const int64_t *geom, const float *in0, const float
   conv(pool, geom, in0, in1, out, micro, mr, nr, a_copies, epilogue, ptrs, batch);
   if (t0 > 0) {
     const int64_t taps = geom[6] * geom[7], pix = geom[12] * geom[13];
-    const int64_t m = geom[0] == 1 ? geom[2] : geom[5];
-    const int64_t n = geom[0] == 0   ? geom[1] * pix
-                      : geom[0] == 1 ? geom[1] * geom[3] * geom[4]
-                                     : geom[2] * taps;
-    const int64_t k = geom[0] == 0 ? geom[2] * taps : geom[0] == 1 ? geom[5] * taps : geom[1] * pix;
+    const int64_t m = geom[0] == 1 ? geom[2] * taps : geom[5];
+    const int64_t n = geom[0] == 2 ? geom[2] * taps : geom[1] * pix;
+    const int64_t k = geom[0] == 0 ? geom[2] * taps : geom[0] == 1 ? geom[5] : geom[1] * pix;
     prof_add((const void *)out, m, n, k, 0, now() - t0);
   }
 }
