@@ -242,6 +242,9 @@ TEST_CASE("convolutions and their gradients on the packed GEMM match the interpr
       {"deep: K past KC, columns past a task", 32, 12, 12, 40, 3, 3, 1, 1, 1, 1, {3, 9}},
       {"O past KC: the input gradient's depth", 3, 5, 4, 300, 3, 3, 1, 1, 1, 1, {2}},
       {"pixels past a column block: the input gradient's", 2, 19, 19, 3, 3, 3, 1, 1, 0, 0, {2}},
+      // Whole panels of the last output row, their windows one row past the
+      // image: the packing must test the padding there.
+      {"rows padded only, wide rows", 2, 6, 40, 3, 3, 3, 1, 1, 1, 0, {2}},
   };
   int seed = 100;
   for (const Geometry &c : cases)

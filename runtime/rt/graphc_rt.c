@@ -660,23 +660,35 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr;
   const int64_t taps = s->kh * s->kw, pix = g->pix, plane = s->h * s->w;
-  /* Per column: its image's first plane and its window's corner. */
+  /* Per column: its image's first plane and its window's corner; whether
+   * every column's window lies inside the image (no padding to test). */
   int64_t base[GRT_MAX_NR], y0[GRT_MAX_NR], x0[GRT_MAX_NR];
+  int inside = 1;
   for (int64_t q = 0; q < cols; ++q) {
     const int64_t j = j0 + q, img = j / pix, px = j - img * pix;
     base[q] = img * s->c * plane;
     y0[q] = px / s->ow * s->sh - s->ph;
     x0[q] = px % s->ow * s->sw - s->pw;
+    inside &= y0[q] >= 0 && y0[q] + s->kh <= s->h && x0[q] >= 0 && x0[q] + s->kw <= s->w;
   }
+  if (inside)
+    for (int64_t q = 0; q < cols; ++q)
+      base[q] += y0[q] * s->w + x0[q];
   int64_t ch = p0 / taps, ky = p0 % taps / s->kw, kx = p0 % s->kw;
   for (int64_t p = 0; p < kc; ++p) {
     float *row = d + p * nr;
     const float *src = g->in0 + ch * plane;
-    for (int64_t q = 0; q < cols; ++q) {
-      const int64_t iy = y0[q] + ky, ix = x0[q] + kx;
-      row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
-                   ? src[base[q] + iy * s->w + ix]
-                   : 0.0f;
+    if (inside) {
+      const float *tap = src + ky * s->w + kx;
+      for (int64_t q = 0; q < cols; ++q)
+        row[q] = tap[base[q]];
+    } else {
+      for (int64_t q = 0; q < cols; ++q) {
+        const int64_t iy = y0[q] + ky, ix = x0[q] + kx;
+        row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
+                     ? src[base[q] + iy * s->w + ix]
+                     : 0.0f;
+      }
     }
     for (int64_t q = cols; q < nr; ++q)
       row[q] = 0.0f;
@@ -782,19 +794,31 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
           g->micro(kc, ap + sl * mr * kc * g->copies, bp + ps * nr * kc,
                    col + sl * mr * ldc + ps * nr, ldc, acc);
     }
+    /* Per pixel of the block: its window's corner, and whether the
+     * window lies inside the image (then at corner + ky*W + kx). */
+    int64_t y0[NC], x0[NC], at[NC];
+    unsigned char inside[NC];
+    int64_t oy = q0 / s->ow, ox = q0 % s->ow;
+    for (int64_t q = 0; q < nc; ++q) {
+      y0[q] = oy * s->sh - s->ph;
+      x0[q] = ox * s->sw - s->pw;
+      at[q] = y0[q] * s->w + x0[q];
+      inside[q] = y0[q] >= 0 && y0[q] + s->kh <= s->h && x0[q] >= 0 && x0[q] + s->kw <= s->w;
+      if (++ox == s->ow) {
+        ox = 0;
+        ++oy;
+      }
+    }
     for (int64_t r = 0; r < m; ++r) {
       const int64_t t = r % taps, ky = t / s->kw, kx = t % s->kw;
       float *dxc = dx + r / taps * plane;
       const float *src = col + r * ldc;
-      int64_t oy = q0 / s->ow, ox = q0 % s->ow;
       for (int64_t q = 0; q < nc; ++q) {
-        const int64_t iy = oy * s->sh - s->ph + ky, ix = ox * s->sw - s->pw + kx;
-        if ((uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w)
+        const int64_t iy = y0[q] + ky, ix = x0[q] + kx;
+        if (inside[q])
+          dxc[at[q] + ky * s->w + kx] += src[q];
+        else if ((uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w)
           dxc[iy * s->w + ix] += src[q];
-        if (++ox == s->ow) {
-          ox = 0;
-          ++oy;
-        }
       }
     }
   }
@@ -849,23 +873,31 @@ static void conv_wgrad_task(void *arg, int64_t task, int thread) {
     for (int64_t ps = 0; ps < panels; ++ps) {
       float *d = bp + ps * nr * kc;
       const int64_t j0 = ps * nr, cols = n - j0 < nr ? n - j0 : nr;
-      int64_t off[GRT_MAX_NR], ky[GRT_MAX_NR], kx[GRT_MAX_NR];
+      int64_t off[GRT_MAX_NR], ky[GRT_MAX_NR], kx[GRT_MAX_NR], tap[GRT_MAX_NR];
       for (int64_t q = 0; q < cols; ++q) {
         const int64_t j = j0 + q, ch = j / taps, t = j - ch * taps;
         off[q] = ch * plane;
         ky[q] = t / s->kw;
         kx[q] = t % s->kw;
+        tap[q] = off[q] + ky[q] * s->w + kx[q];
       }
       int64_t img = p0 / pix, oy = p0 % pix / s->ow, ox = p0 % s->ow;
       for (int64_t p = 0; p < kc; ++p) {
         float *row = d + p * nr;
         const float *x = g->in0 + img * s->c * plane;
         const int64_t yb = oy * s->sh - s->ph, xb = ox * s->sw - s->pw;
-        for (int64_t q = 0; q < cols; ++q) {
-          const int64_t iy = yb + ky[q], ix = xb + kx[q];
-          row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
-                       ? x[off[q] + iy * s->w + ix]
-                       : 0.0f;
+        if (yb >= 0 && yb + s->kh <= s->h && xb >= 0 && xb + s->kw <= s->w) {
+          /* The window lies inside the image: no padding to test. */
+          const float *corner = x + yb * s->w + xb;
+          for (int64_t q = 0; q < cols; ++q)
+            row[q] = corner[tap[q]];
+        } else {
+          for (int64_t q = 0; q < cols; ++q) {
+            const int64_t iy = yb + ky[q], ix = xb + kx[q];
+            row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
+                         ? x[off[q] + iy * s->w + ix]
+                         : 0.0f;
+          }
         }
         for (int64_t q = cols; q < nr; ++q)
           row[q] = 0.0f;
