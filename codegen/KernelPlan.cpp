@@ -73,6 +73,29 @@ KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
   for (ValueId v : k.members)
     if (!g.type(v).shape.empty())
       k.domain.shape = g.type(v).shape;
+  for (ValueId v : k.members) {
+    Op op = g.node(v).op;
+    if (op == Op::Conv2d || op == Op::Conv2dGradInput || op == Op::Conv2dGradWeight)
+      k.conv = v;
+  }
+  if (k.conv >= 0) {
+    // As for a GEMM: C is the convolution's own buffer when stored, else
+    // the first stored epilogue result of its shape.
+    const Shape &shape = g.type(k.conv).shape;
+    for (ValueId v : k.members)
+      if (v != k.conv) {
+        GRAPHC_CHECK(isPointwise(g.node(v).op) && g.type(v).shape == shape,
+                     "{} {} in the convolution group k{}", opName(g.node(v).op),
+                     str(g.type(v).shape), group);
+        k.epilogue.push_back(v);
+      }
+    if (stored[size_t(k.conv)])
+      k.c = k.conv;
+    for (ValueId v : k.epilogue)
+      if (k.c < 0 && stored[size_t(v)])
+        k.c = v;
+    GRAPHC_CHECK(k.c >= 0, "convolution group k{} stores nothing of shape {}", group, str(shape));
+  }
   return k;
 }
 

@@ -28,6 +28,10 @@ struct KernelPlan {
   bool transA = false, transB = false;
   std::vector<ir::ValueId> epilogue;
   ir::ValueId pack = -1; ///< Pack: the flat_pack whose parts need copies
+  /// Range over a convolution or one of its gradients: that op, which a
+  /// backend may run as an implicit GEMM into `c`, the other members
+  /// (`epilogue`) following on each finished block; -1 otherwise.
+  ir::ValueId conv = -1;
 };
 
 /// Which values of `g` need a buffer: inputs, outputs, views and everything

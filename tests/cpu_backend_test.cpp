@@ -5,6 +5,7 @@
 #include "Isas.h"
 #include "JitRunner.h"
 #include "TestUtil.h"
+#include "codegen/KernelPlan.h"
 #include "driver/Compile.h"
 #include "driver/EmitLibrary.h"
 #include "ir/Printer.h"
@@ -210,6 +211,77 @@ TEST_CASE("every op and its gradient on the CPU backend match the interpreter", 
         b["a" + std::to_string(i)] =
             test::randomTensor(concrete(c.args[i].shape, batch), rng, c.lo, c.hi);
       b["w"] = test::randomTensor(concrete(g.type(y).shape, batch), rng);
+      compareOnCpu(g, b, batch);
+    }
+}
+
+TEST_CASE("convolutions and their gradients on the packed GEMM match the interpreter",
+          "[cpu][conv]") {
+  // relu(conv(x, w) + b) and the gradients of sum(y * t) for x, w and b:
+  // the forward with its bias and ReLU epilogue, the input gradient and the
+  // weight gradient, all three through grt_conv's implicit GEMM, at shapes
+  // past its edges: output channels off the tile (mr 8, 6, 4), pixels per
+  // image fewer than a panel (nr 32, 16, 8), panels across images, depths
+  // past one KC block (256: C*kh*kw forward, O for the input gradient, the
+  // pixels for the weight gradient), columns past one block (256), strides
+  // that skip input pixels, padding, one image and more images than the
+  // weight gradient's chunks (8).
+  struct Geometry {
+    const char *name;
+    int64_t c, h, w, o, kh, kw, sh, sw, ph, pw;
+    std::vector<int64_t> batches;
+  };
+  const std::vector<Geometry> cases{
+      {"3x3 pad 1", 3, 7, 7, 5, 3, 3, 1, 1, 1, 1, {1, 5}},
+      {"5x5, O off the tile, odd H and W", 2, 9, 11, 17, 5, 5, 1, 1, 0, 0, {1, 3}},
+      {"1x1", 19, 5, 5, 3, 1, 1, 1, 1, 0, 0, {2}},
+      {"3x3 stride 2 pad 1", 4, 9, 8, 9, 3, 3, 2, 2, 1, 1, {1, 3}},
+      {"3x2 stride 2x1 pad 0x2", 3, 8, 5, 6, 3, 2, 2, 1, 0, 2, {2}},
+      {"2x2 stride 3: pixels no window reads", 2, 8, 7, 4, 2, 2, 3, 3, 0, 0, {3}},
+      {"one output pixel per image", 7, 3, 3, 13, 3, 3, 1, 1, 0, 0, {1, 5}},
+      {"deep: K past KC, columns past a task", 32, 12, 12, 40, 3, 3, 1, 1, 1, 1, {3, 9}},
+      {"O past KC: the input gradient's depth", 3, 5, 4, 300, 3, 3, 1, 1, 1, 1, {2}},
+      {"pixels past a column block: the input gradient's", 2, 19, 19, 3, 3, 3, 1, 1, 0, 0, {2}},
+      // Whole panels of the last output row, their windows one row past the
+      // image: the packing must test the padding there.
+      {"rows padded only, wide rows", 2, 6, 40, 3, 3, 3, 1, 1, 1, 0, {2}},
+  };
+  int seed = 100;
+  for (const Geometry &c : cases)
+    for (int64_t batch : c.batches) {
+      INFO(c.name << " batch " << batch);
+      Graph g;
+      ValueId x = g.input("x", f32({kBatch, c.c, c.h, c.w}));
+      ValueId w = g.input("w", f32({c.o, c.c, c.kh, c.kw}));
+      ValueId bias = g.input("b", f32({c.o}));
+      ValueId conv = g.add(Op::Conv2d, {x, w},
+                           {{"stride", std::vector<int64_t>{c.sh, c.sw}},
+                            {"pad", std::vector<int64_t>{c.ph, c.pw}}});
+      ValueId b3 = g.add(Op::Reshape, {bias}, {{"shape", Shape{c.o, 1, 1}}});
+      ValueId y = g.add(Op::Relu, {g.add(Op::Add, {conv, b3})});
+      ValueId t = g.input("t", g.type(y));
+      ValueId loss =
+          g.add(Op::ReduceSum, {g.add(Op::Mul, {y, t})}, {{"axes", std::vector<int64_t>{}}});
+      auto grads = passes::gradients(g, loss, {x, w, bias});
+      g.addOutput("y", y);
+      g.addOutput("gx", grads[0]);
+      g.addOutput("gw", grads[1]);
+      g.addOutput("gb", grads[2]);
+      // All three run as implicit GEMMs, the forward with its epilogue.
+      Graph fused = passes::fuse(passes::canonicalize(g)).graph;
+      int convs = 0, withEpilogue = 0;
+      for (const codegen::KernelPlan &k : codegen::planKernels(fused, codegen::storedValues(fused)))
+        if (k.conv >= 0) {
+          ++convs;
+          withEpilogue += !k.epilogue.empty();
+        }
+      CHECK(convs == 3);
+      CHECK(withEpilogue == 1);
+      std::mt19937 rng(static_cast<uint32_t>(++seed));
+      Bindings b{{"x", test::randomTensor(concrete(g.type(x).shape, batch), rng)},
+                 {"w", test::randomTensor(concrete(g.type(w).shape, batch), rng)},
+                 {"b", test::randomTensor({c.o}, rng)},
+                 {"t", test::randomTensor(concrete(g.type(y).shape, batch), rng)}};
       compareOnCpu(g, b, batch);
     }
 }

@@ -1,5 +1,5 @@
 /* tests/rt_tsan_test.c - the threaded C runtime (thread pool, parallel ranges,
- * the GEMM driver) under ThreadSanitizer, built with -fsanitize=thread by
+ * the GEMM and convolution drivers) under ThreadSanitizer, built with -fsanitize=thread by
  * tests/CMakeLists.txt. A plain C micro-kernel stands in for the generated
  * one, so nothing here needs LLVM: what is checked is the runtime's own
  * synchronisation, with more threads than cores, pools reused across many
@@ -66,10 +66,11 @@ static int check_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, int trans
         scale += fabs(x);
       }
       if (!(fabs(c[i * n + j] - want) <= 1e-5 * scale)) {
-        fprintf(stderr, "FAIL: gemm %lld x %lld x %lld (trans %d %d, A packed %lld times): "
-                        "C[%lld][%lld] = %g, want %g\n",
-                (long long)m, (long long)n, (long long)k, trans_a, trans_b,
-                (long long)copies_of_a, (long long)i, (long long)j, c[i * n + j], want);
+        fprintf(stderr,
+                "FAIL: gemm %lld x %lld x %lld (trans %d %d, A packed %lld times): "
+                "C[%lld][%lld] = %g, want %g\n",
+                (long long)m, (long long)n, (long long)k, trans_a, trans_b, (long long)copies_of_a,
+                (long long)i, (long long)j, c[i * n + j], want);
         bad = 1;
         break;
       }
@@ -77,6 +78,80 @@ static int check_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, int trans
   free(a);
   free(b);
   free(c);
+  return bad;
+}
+
+/* Compares `got` (n floats) with want + 1 (the epilogue) to 1e-5 of scale. */
+static int compare(const char *what, const int64_t *geom, const float *got, const double *want,
+                   const double *scale, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!(fabs(got[i] - (want[i] + 1)) <= 1e-5 * (scale[i] + 1))) {
+      fprintf(stderr,
+              "FAIL: conv %s, N %lld C %lld %lldx%lld O %lld kernel %lldx%lld: "
+              "element %lld = %g, want %g\n",
+              what, (long long)geom[1], (long long)geom[2], (long long)geom[3], (long long)geom[4],
+              (long long)geom[5], (long long)geom[6], (long long)geom[7], (long long)i, got[i],
+              want[i] + 1);
+      return 1;
+    }
+  return 0;
+}
+
+/* grt_conv's three modes against a double loop over every tap. */
+static int check_conv(grt_pool *pool, int64_t n, int64_t c, int64_t h, int64_t w, int64_t o,
+                      int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                      unsigned *rng) {
+  const int64_t oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1;
+  const int64_t nx = n * c * h * w, nw = o * c * kh * kw, ny = n * o * oh * ow;
+  int64_t geom[GRT_CONV_GEOM] = {0, n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow};
+  float *x = malloc(sizeof(float) * (size_t)nx), *wt = malloc(sizeof(float) * (size_t)nw);
+  const int64_t most = nx > ny ? (nx > nw ? nx : nw) : (ny > nw ? ny : nw);
+  float *dy = malloc(sizeof(float) * (size_t)ny), *out = malloc(sizeof(float) * (size_t)most);
+  double *want = calloc((size_t)(nx + nw + ny), sizeof(double));
+  double *scale = calloc((size_t)(nx + nw + ny), sizeof(double));
+  double *y = want, *dw = want + ny, *dx = want + ny + nw;
+  double *sy = scale, *sdw = scale + ny, *sdx = scale + ny + nw;
+  for (int64_t i = 0; i < nx; ++i)
+    x[i] = uniform(rng);
+  for (int64_t i = 0; i < nw; ++i)
+    wt[i] = uniform(rng);
+  for (int64_t i = 0; i < ny; ++i)
+    dy[i] = uniform(rng);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t q = 0; q < o; ++q)
+      for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t oy = 0; oy < oh; ++oy)
+          for (int64_t ox = 0; ox < ow; ++ox)
+            for (int64_t ky = 0; ky < kh; ++ky)
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t iy = oy * sh - ph + ky, ix = ox * sw - pw + kx;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                  continue;
+                const int64_t xi = ((b * c + ch) * h + iy) * w + ix;
+                const int64_t wi = ((q * c + ch) * kh + ky) * kw + kx;
+                const int64_t yi = ((b * o + q) * oh + oy) * ow + ox;
+                y[yi] += (double)x[xi] * wt[wi];
+                sy[yi] += fabs((double)x[xi] * wt[wi]);
+                dx[xi] += (double)dy[yi] * wt[wi];
+                sdx[xi] += fabs((double)dy[yi] * wt[wi]);
+                dw[wi] += (double)dy[yi] * x[xi];
+                sdw[wi] += fabs((double)dy[yi] * x[xi]);
+              }
+  int bad = 0;
+  grt_conv(pool, geom, x, wt, out, micro, MR, NR, copies_of_a, epilogue, NULL, n);
+  bad |= compare("forward", geom, out, y, sy, ny);
+  geom[0] = 1;
+  grt_conv(pool, geom, dy, wt, out, micro, MR, NR, copies_of_a, epilogue, NULL, n);
+  bad |= compare("input gradient", geom, out, dx, sdx, nx);
+  geom[0] = 2;
+  grt_conv(pool, geom, x, dy, out, micro, MR, NR, copies_of_a, epilogue, NULL, n);
+  bad |= compare("weight gradient", geom, out, dw, sdw, nw);
+  free(x);
+  free(wt);
+  free(dy);
+  free(out);
+  free(want);
+  free(scale);
   return bad;
 }
 
@@ -104,6 +179,16 @@ int main(void) {
         copies_of_a = t % 2 ? 4 : 1;
         failures += check_gemm(pool, shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t >> 1, &rng);
       }
+    /* Convolutions: strides and padding, depths past KC (C*kh*kw 270 and
+     * O 260), more images than the weight gradient's chunks, and pixels
+     * past a column block (18x18), both packings of A. */
+    for (int t = 0; t < 2; ++t) {
+      copies_of_a = t ? 4 : 1;
+      failures += check_conv(pool, 5, 3, 9, 7, 6, 3, 3, 2, 1, 1, 0, &rng);
+      failures += check_conv(pool, 9, 30, 6, 6, 10, 3, 3, 1, 1, 1, 1, &rng);
+      failures += check_conv(pool, 2, 2, 4, 5, 260, 2, 2, 1, 1, 0, 1, &rng);
+      failures += check_conv(pool, 3, 2, 20, 20, 3, 3, 3, 1, 1, 0, 0, &rng);
+    }
     /* Many short parallel ranges: the pool's wake-up and completion path. */
     const int64_t total = 100000;
     int32_t *x = calloc((size_t)total, sizeof(int32_t));
@@ -112,8 +197,9 @@ int main(void) {
       grt_parallel_range(pool, add_one, ptrs, 0, total);
     for (int64_t i = 0; i < total; ++i)
       if (x[i] != 200) {
-        fprintf(stderr, "FAIL: %d threads: element %lld of a parallel range was added %d times, "
-                        "not 200\n",
+        fprintf(stderr,
+                "FAIL: %d threads: element %lld of a parallel range was added %d times, "
+                "not 200\n",
                 threads, (long long)i, x[i]);
         ++failures;
         break;
@@ -123,6 +209,7 @@ int main(void) {
   }
   if (failures)
     return 1;
-  printf("ok: pools of 2-4 threads: GEMMs and 200 parallel ranges each, no race reported\n");
+  printf("ok: pools of 2-4 threads: GEMMs, convolutions and 200 parallel ranges each, no race "
+         "reported\n");
   return 0;
 }

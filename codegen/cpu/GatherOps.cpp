@@ -46,79 +46,6 @@ std::pair<Value *, Value *> tapSource(Emitter &e, Value *in, Value *k, int64_t s
   return {b.CreateAnd(ok, b.CreateICmpSLT(o, outSize)), o};
 }
 
-Value *conv2d(Emitter &e, const Node &n, Value *i) {
-  auto &b = e.b;
-  const Shape &xs = e.g.type(n.inputs[0]).shape, &ws = e.g.type(n.inputs[1]).shape;
-  Window w = window(n.attrs, ws[2], ws[3]);
-  auto idx = e.unravel(n.type.shape, i); // b, o, oy, ox
-  return accumulate(e, 0, [&](Value *acc) {
-    e.loop(e.i64(0), e.i64(xs[1]), [&](Value *c) {
-      e.loop(e.i64(0), e.i64(w.kh), [&](Value *ky) {
-        Value *iy = b.CreateAdd(b.CreateSub(b.CreateMul(idx[2], e.i64(w.sh)), e.i64(w.ph)), ky);
-        e.ifThen(inRange(e, iy, e.i64(xs[2])), [&] {
-          e.loop(e.i64(0), e.i64(w.kw), [&](Value *kx) {
-            Value *ix = b.CreateAdd(b.CreateSub(b.CreateMul(idx[3], e.i64(w.sw)), e.i64(w.pw)), kx);
-            e.ifThen(inRange(e, ix, e.i64(xs[3])), [&] {
-              Value *xv = e.load(n.inputs[0], e.ravel(xs, {idx[0], c, iy, ix}));
-              Value *wv = e.load(n.inputs[1], e.ravel(ws, {idx[1], c, ky, kx}));
-              addTo(e, acc, b.CreateFMul(xv, wv));
-            });
-          });
-        });
-      });
-    });
-  });
-}
-
-Value *conv2dGradInput(Emitter &e, const Node &n, Value *i) {
-  auto &b = e.b;
-  const Shape &gs = e.g.type(n.inputs[0]).shape, &ws = e.g.type(n.inputs[1]).shape;
-  Window w = window(n.attrs, ws[2], ws[3]);
-  auto idx = e.unravel(n.type.shape, i); // b, c, iy, ix
-  return accumulate(e, 0, [&](Value *acc) {
-    e.loop(e.i64(0), e.i64(ws[0]), [&](Value *o) {
-      e.loop(e.i64(0), e.i64(w.kh), [&](Value *ky) {
-        auto [okY, oy] = tapSource(e, idx[2], ky, w.sh, w.ph, e.i64(gs[2]));
-        e.ifThen(okY, [&, oy = oy] {
-          e.loop(e.i64(0), e.i64(w.kw), [&](Value *kx) {
-            auto [okX, ox] = tapSource(e, idx[3], kx, w.sw, w.pw, e.i64(gs[3]));
-            e.ifThen(okX, [&, ox = ox] {
-              Value *gv = e.load(n.inputs[0], e.ravel(gs, {idx[0], o, oy, ox}));
-              Value *wv = e.load(n.inputs[1], e.ravel(ws, {o, idx[1], ky, kx}));
-              addTo(e, acc, b.CreateFMul(gv, wv));
-            });
-          });
-        });
-      });
-    });
-  });
-}
-
-Value *conv2dGradWeight(Emitter &e, const Node &n, Value *i) {
-  auto &b = e.b;
-  const Shape &xs = e.g.type(n.inputs[0]).shape, &gs = e.g.type(n.inputs[1]).shape;
-  const Shape &out = n.type.shape; // o, c, ky, kx
-  Window w = window(n.attrs, out[2], out[3]);
-  auto idx = e.unravel(out, i);
-  return accumulate(e, 0, [&](Value *acc) {
-    e.loop(e.i64(0), e.dim(xs[0]), [&](Value *bi) {
-      e.loop(e.i64(0), e.i64(gs[2]), [&](Value *oy) {
-        Value *iy = b.CreateAdd(b.CreateSub(b.CreateMul(oy, e.i64(w.sh)), e.i64(w.ph)), idx[2]);
-        e.ifThen(inRange(e, iy, e.i64(xs[2])), [&] {
-          e.loop(e.i64(0), e.i64(gs[3]), [&](Value *ox) {
-            Value *ix = b.CreateAdd(b.CreateSub(b.CreateMul(ox, e.i64(w.sw)), e.i64(w.pw)), idx[3]);
-            e.ifThen(inRange(e, ix, e.i64(xs[3])), [&] {
-              Value *gv = e.load(n.inputs[1], e.ravel(gs, {bi, idx[0], oy, ox}));
-              Value *xv = e.load(n.inputs[0], e.ravel(xs, {bi, idx[1], iy, ix}));
-              addTo(e, acc, b.CreateFMul(gv, xv));
-            });
-          });
-        });
-      });
-    });
-  });
-}
-
 /// Index (in x) of the first maximum of pooling window (oy, ox) of plane (bi, c).
 Value *poolArgmax(Emitter &e, ValueId x, const Shape &xs, const Window &w, Value *bi, Value *c,
                   Value *oy, Value *ox) {
@@ -318,9 +245,6 @@ Value *argMax(Emitter &e, const Node &n, Value *i) {
 Value *emitGather(Emitter &e, ValueId v, Value *i) {
   const Node &n = e.g.node(v);
   switch (n.op) {
-  case Op::Conv2d: return conv2d(e, n, i);
-  case Op::Conv2dGradInput: return conv2dGradInput(e, n, i);
-  case Op::Conv2dGradWeight: return conv2dGradWeight(e, n, i);
   case Op::MaxPool2d: return maxPool(e, n, i);
   case Op::MaxPool2dGrad: return maxPoolGrad(e, n, i);
   case Op::AvgPool2d: return avgPool(e, n, i);
@@ -334,7 +258,8 @@ Value *emitGather(Emitter &e, ValueId v, Value *i) {
   case Op::ArgMax: return argMax(e, n, i);
   default: break;
   }
-  GRAPHC_CHECK(false, "the CPU backend cannot emit {}", opName(n.op));
+  // Convolutions and their gradients run on the packed GEMM (grt_conv).
+  GRAPHC_CHECK(false, "the CPU backend cannot emit {} as a gather", opName(n.op));
   return nullptr;
 }
 

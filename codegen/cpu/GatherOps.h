@@ -1,7 +1,8 @@
 // codegen/cpu/GatherOps.h - ops computed as "output element i gathers its
-// inputs": convolutions and their gradients, pooling, general reductions,
-// transposes, concatenation and slices, argmax. Each is its own kernel
-// group, run over its elements in parallel like an elementwise kernel.
+// inputs": pooling and its gradients, general reductions, transposes,
+// concatenation and slices, argmax. Each is its own kernel group, run over
+// its elements in parallel like an elementwise kernel. (Convolutions and
+// their gradients run on the packed GEMM instead: grt_conv.)
 #pragma once
 
 #include "ir/Graph.h"

@@ -27,7 +27,7 @@ public:
     switch (plan.kind) {
     case KernelKind::Gemm: return gemm();
     case KernelKind::Rows: return rows();
-    case KernelKind::Range: return range();
+    case KernelKind::Range: return plan_.conv >= 0 ? conv() : range();
     case KernelKind::Pack: return {plan, "", ""};
     }
     return {plan, "", ""};
@@ -223,20 +223,28 @@ private:
     return k;
   }
 
+  // --- convolutions: the implicit GEMM of grt_conv -------------------------
+  KernelInfo conv() {
+    KernelInfo k{plan_, "", ""};
+    if (!plan_.epilogue.empty())
+      k.fn = emitEpilogue(plan_.conv, plan_.epilogue, plan_.domain.shape);
+    return k;
+  }
+
   std::string emitEpilogue(ValueId mm, const std::vector<ValueId> &epi, const Shape &shape) {
     auto &b = e_.b;
     std::string fn = name("_epilogue");
     auto *i64t = b.getInt64Ty();
     e_.begin(fn, {b.getPtrTy(), i64t, i64t, i64t, i64t, i64t});
+    // Element (i, j) of C is element i * ldc + j of the result: of a
+    // product's [M, N] matrix, or of a convolution's NCHW tensor, whose
+    // driver shifts j by image (grt_conv).
     llvm::Value *c = e_.arg(2), *ldc = e_.arg(3);
-    llvm::Value *cols = e_.dim(shape[1]);
     e_.loop(e_.arg(4), e_.arg(5), [&](llvm::Value *i) {
       e_.loop(e_.arg(6), e_.arg(7), [&](llvm::Value *j) {
-        llvm::Value *e = b.CreateAdd(b.CreateMul(i, cols), j);
+        llvm::Value *e = b.CreateAdd(b.CreateMul(i, ldc), j);
         std::map<ValueId, llvm::Value *> vals;
-        vals[mm] =
-            b.CreateLoad(b.getFloatTy(), b.CreateInBoundsGEP(b.getFloatTy(), c,
-                                                             b.CreateAdd(b.CreateMul(i, ldc), j)));
+        vals[mm] = b.CreateLoad(b.getFloatTy(), b.CreateInBoundsGEP(b.getFloatTy(), c, e));
         for (ValueId v : epi) {
           std::vector<llvm::Value *> in;
           for (ValueId o : g().node(v).inputs)

@@ -3,14 +3,17 @@
 // Three kernel shapes cover every group the fusion pass makes:
 //  - range kernels `void k(ptr ptrs, i64 n, i64 begin, i64 end)` compute
 //    elements [begin, end) of one domain: elementwise chains, the optimizer
-//    update, and single gather ops (convolutions, pooling, reductions)
-//    written as "compute output element i";
+//    update, and single gather ops (pooling, reductions) written as
+//    "compute output element i";
 //  - row kernels `void k(ptr ptrs, i64 n)` walk the rows of an [R, C] domain
 //    with per-row temporaries: LogSoftMax + ClassNLL forward and backward;
 //  - GEMM kernels: the packed, threaded driver (runtime/rt/graphc_rt.c) calls
 //    the generated micro-kernel, then the group's generated epilogue
 //    `void e(ptr ptrs, i64 n, ptr c, i64 ldc, i64 i0, i64 i1, i64 j0, i64 j1)`
-//    on each finished region; a bias gradient is a generated column sum.
+//    on each finished region; a bias gradient is a generated column sum;
+//  - convolutions and their gradients (a range plan with `conv` set): the
+//    same driver's implicit GEMM (grt_conv) with the same micro-kernel and
+//    an epilogue of the same signature.
 // `ptrs` holds one pointer per IR value (null where a value has no buffer):
 // every buffer, view and caller array is found by the value's id.
 #pragma once

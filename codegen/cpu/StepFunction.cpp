@@ -6,8 +6,9 @@
 // function points every stored value at its memory (inputs, outputs, arena
 // offsets from the memory plan, views at their offsets) in a table on its
 // stack, then launches the kernels in order through the C runtime
-// (runtime/rt/graphc_rt.h): range kernels split over the pool, GEMMs
-// through the packed driver with their epilogue, row kernels directly.
+// (runtime/rt/graphc_rt.h): range kernels split over the pool, GEMMs and
+// convolutions through the packed driver with their epilogue, row kernels
+// directly.
 // The JIT and the ahead-of-time library run the same function.
 //
 // The JIT also gets a stepwise twin for finding where a step first went
@@ -22,6 +23,7 @@
 #include "codegen/cpu/Emitter.h"
 #include "codegen/cpu/KernelEmitter.h"
 #include "ir/MemoryPlan.h"
+#include "runtime/rt/graphc_rt.h"
 
 #include <fmt/format.h>
 
@@ -51,6 +53,8 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
   auto gemm = declare(m, "grt_gemm", vd,
                       {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, i64, i64,
                        i64, ptr, ptr, i64});
+  auto conv =
+      declare(m, "grt_conv", vd, {ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, ptr, ptr, i64});
   auto memcopy = declare(m, "memmove", ptr, {ptr, ptr, i64});
 
   // void run(ptr io, i64 n, ptr arena, ptr pool): the Emitter's (ptrs, n)
@@ -62,6 +66,7 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
   llvm::Value *io = e.arg(0), *n = e.n(), *arena = e.arg(2), *pool = e.arg(3);
   const int count = g.size();
   llvm::Value *table = stepwise ? e.arg(6) : e.slot(ptr, "ptrs", unsigned(std::max(count, 1)));
+  llvm::Value *geom = e.slot(i64, "geom", GRT_CONV_GEOM); // grt_conv's geometry
   // Stepwise: whether kernel i is in [begin, end).
   auto inRange = [&](size_t i) {
     return b.CreateAnd(b.CreateICmpSLE(e.arg(4), e.i64(int64_t(i))),
@@ -111,10 +116,37 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
       return llvm::ConstantPointerNull::get(ptr);
     return m.getFunction(name);
   };
+  // grt_conv's geometry is always the forward convolution's: x [N,C,H,W],
+  // w [O,C,kh,kw], y [N,O,OH,OW]; mode 0 computes y, 1 dx, 2 dw.
+  auto launchConv = [&](const KernelInfo &ki) {
+    const Node &cv = g.node(ki.plan.conv);
+    const Shape &in0 = g.type(cv.inputs[0]).shape, &in1 = g.type(cv.inputs[1]).shape,
+                &out = cv.type.shape;
+    const int64_t mode = cv.op == Op::Conv2d ? 0 : cv.op == Op::Conv2dGradInput ? 1 : 2;
+    const Shape &xs = mode == 1 ? out : in0, &ws = mode == 2 ? out : in1,
+                &ys = mode == 0   ? out
+                      : mode == 1 ? in0
+                                  : in1;
+    auto st = cv.attrs.ints("stride", {1, 1}), pad = cv.attrs.ints("pad", {0, 0});
+    std::vector<llvm::Value *> vals{e.i64(mode),  e.dim(xs[0]), e.i64(xs[1]),  e.i64(xs[2]),
+                                    e.i64(xs[3]), e.i64(ws[0]), e.i64(ws[2]),  e.i64(ws[3]),
+                                    e.i64(st[0]), e.i64(st[1]), e.i64(pad[0]), e.i64(pad[1]),
+                                    e.i64(ys[2]), e.i64(ys[3])};
+    GRAPHC_CHECK(vals.size() == GRT_CONV_GEOM, "grt_conv takes {} geometry values", GRT_CONV_GEOM);
+    for (size_t i = 0; i < vals.size(); ++i)
+      b.CreateStore(vals[i], b.CreateConstInBoundsGEP1_64(i64, geom, i));
+    b.CreateCall(conv, {pool, geom, at[size_t(cv.inputs[0])], at[size_t(cv.inputs[1])],
+                        at[size_t(ki.plan.c)], fn(micro), e.i64(t.mr), e.i64(t.nr),
+                        e.i64(t.aCopies), fn(ki.fn), table, n});
+  };
   auto launch = [&](const KernelInfo &ki) {
     const KernelPlan &k = ki.plan;
     switch (k.kind) {
     case KernelKind::Range:
+      if (k.conv >= 0) {
+        launchConv(ki);
+        break;
+      }
       b.CreateCall(parallelRange, {pool, fn(ki.fn), table, n, e.numel(k.domain.shape)});
       break;
     case KernelKind::Rows:

@@ -23,11 +23,6 @@
 
 enum { KC = 256, MC = 128, NC = 256, RANGE_CHUNK = 16384, MAX_THREADS = 256 };
 
-typedef struct {
-  float *tile;
-  size_t tile_size;
-} scratch;
-
 /* A grow-only buffer that ends flush against a PROT_NONE page and starts
  * right after another one, so that a packing or micro-kernel bug that
  * reads or writes outside the packed operands faults at once instead of
@@ -38,6 +33,14 @@ typedef struct {
   float *data;
   size_t floats;
 } guarded;
+
+/* One thread's own memory: the edge tile of C, and the operands a
+ * convolution packs per task (grt_conv). */
+typedef struct {
+  float *tile;
+  size_t tile_size;
+  guarded pack_a, pack_b;
+} scratch;
 
 struct grt_pool {
   int size;
@@ -57,6 +60,8 @@ struct grt_pool {
   _Atomic uint64_t published; /* the generation workers may start */
   scratch scratch[MAX_THREADS];
   guarded packed_a, packed_b; /* op(A) and op(B) packed, shared by the threads */
+  float *partial;             /* grt_conv's weight gradient: partial sums */
+  size_t partial_size;
 };
 
 typedef struct {
@@ -184,8 +189,12 @@ void grt_pool_destroy(grt_pool *p) {
   pthread_mutex_unlock(&p->mu);
   for (int t = 1; t < p->size; ++t)
     pthread_join(p->threads[t], NULL);
-  for (int t = 0; t < MAX_THREADS; ++t)
+  for (int t = 0; t < MAX_THREADS; ++t) {
     free(p->scratch[t].tile);
+    guarded_release(&p->scratch[t].pack_a);
+    guarded_release(&p->scratch[t].pack_b);
+  }
+  free(p->partial);
   guarded_release(&p->packed_a);
   guarded_release(&p->packed_b);
   pthread_mutex_destroy(&p->mu);
@@ -576,4 +585,441 @@ void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, i
        ptrs, batch);
   if (t0 > 0)
     prof_add((const void *)c, m, n, k, 0, now() - t0);
+}
+
+/* --- convolutions as implicit GEMMs --------------------------------------------
+ *
+ * Forward: C[O, N*OH*OW] = W[O, C*kh*kw] im2col(x), one column per (image,
+ * output pixel) of the NCHW result, so small images still give every
+ * thread work. W is packed once for all depth blocks; each task then takes
+ * NC columns and, per KC-deep block, packs its B panels straight from the
+ * NCHW input (the im2col gather happens in the packing: no im2col buffer),
+ * sweeps the micro-kernel over them, and runs the epilogue on its columns,
+ * image by image.
+ * Input gradient, one task per image: W^T[C*kh*kw, O] dy_n[O, OH*OW], NC
+ * pixels at a time into the thread's column buffer, each block then added
+ * back into dx_n (col2im). This does the useful multiply-adds only, where
+ * the transposed convolution as a gather of dy also multiplies the zeros
+ * between strided outputs and past the borders (measured twice as slow on
+ * LeNet's second layer), and it gathers O rows instead of O*kh*kw.
+ * Weight gradient: dw[O, C*kh*kw] = dy[O, N*OH*OW] im2col(x)^T, the depth
+ * split into CONV_CHUNKS image ranges whose partial products are summed in
+ * a fixed order.
+ * Every split depends on the shapes only, never on the threads. */
+
+enum { CONV_CHUNKS = 8 };
+
+typedef struct {
+  int64_t mode, n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow;
+} conv_geom;
+
+typedef struct {
+  conv_geom s;
+  const float *in0, *in1;
+  float *out;
+  grt_micro_fn micro;
+  grt_epilogue_fn epilogue;
+  void **ptrs;
+  grt_pool *pool;
+  int64_t mr, nr, copies, nc, batch;
+  int64_t m, n, k; /* C[m, n] = A[m, k] B[k, n] */
+  int64_t pix;     /* modes 0, 1: columns of C per image */
+  int64_t m_pad;   /* m in whole slivers */
+  float *ap;       /* modes 0, 1: all of A packed, depth block after depth block */
+  int64_t chunks;  /* mode 2: image ranges summed apart */
+  float *partial;  /* mode 2: the partial products of chunks 1.. */
+} conv_ctx;
+
+/* Modes 0, 1: A[i, k]; the weights as [O, C*kh*kw], or their transpose
+ * [C*kh*kw, O] for the input gradient. */
+static inline float conv_a(const conv_ctx *g, int64_t i, int64_t k) {
+  return g->s.mode == 0 ? g->in1[i * g->k + k] : g->in1[k * g->m + i];
+}
+
+/* Task: one MR-row sliver of A in one depth block (modes 0, 1). */
+static void conv_pack_a_task(void *arg, int64_t task, int thread) {
+  (void)thread;
+  const conv_ctx *g = arg;
+  const int64_t mr = g->mr, copies = g->copies, slivers = g->m_pad / mr;
+  const int64_t p0 = task / slivers * KC, i0 = task % slivers * mr;
+  const int64_t kc = g->k - p0 < KC ? g->k - p0 : KC;
+  float *d = g->ap + p0 * g->m_pad * copies + i0 * kc * copies;
+  for (int64_t p = 0; p < kc; ++p)
+    for (int64_t r = 0; r < mr; ++r) {
+      const float v = i0 + r < g->m ? conv_a(g, i0 + r, p0 + p) : 0.0f;
+      float *o = d + (p * mr + r) * copies;
+      for (int64_t c = 0; c < copies; ++c)
+        o[c] = v;
+    }
+}
+
+/* Mode 0: the NR-column panel of im2col(x) at columns [j0, j0+nr), depth
+ * [p0, p0+kc), k-major, zero past the last column and in the padding. A
+ * column is (image, output pixel), a depth index (channel, ky, kx). */
+static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, float *d) {
+  const conv_geom *s = &g->s;
+  const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr;
+  const int64_t taps = s->kh * s->kw, pix = g->pix, plane = s->h * s->w;
+  /* Per column: its image's first plane and its window's corner; whether
+   * every column's window lies inside the image (no padding to test). */
+  int64_t base[GRT_MAX_NR], y0[GRT_MAX_NR], x0[GRT_MAX_NR];
+  int inside = 1;
+  for (int64_t q = 0; q < cols; ++q) {
+    const int64_t j = j0 + q, img = j / pix, px = j - img * pix;
+    base[q] = img * s->c * plane;
+    y0[q] = px / s->ow * s->sh - s->ph;
+    x0[q] = px % s->ow * s->sw - s->pw;
+    inside &= y0[q] >= 0 && y0[q] + s->kh <= s->h && x0[q] >= 0 && x0[q] + s->kw <= s->w;
+  }
+  if (inside)
+    for (int64_t q = 0; q < cols; ++q)
+      base[q] += y0[q] * s->w + x0[q];
+  int64_t ch = p0 / taps, ky = p0 % taps / s->kw, kx = p0 % s->kw;
+  for (int64_t p = 0; p < kc; ++p) {
+    float *row = d + p * nr;
+    const float *src = g->in0 + ch * plane;
+    if (inside) {
+      const float *tap = src + ky * s->w + kx;
+      for (int64_t q = 0; q < cols; ++q)
+        row[q] = tap[base[q]];
+    } else {
+      for (int64_t q = 0; q < cols; ++q) {
+        const int64_t iy = y0[q] + ky, ix = x0[q] + kx;
+        row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
+                     ? src[base[q] + iy * s->w + ix]
+                     : 0.0f;
+      }
+    }
+    for (int64_t q = cols; q < nr; ++q)
+      row[q] = 0.0f;
+    if (++kx == s->kw) {
+      kx = 0;
+      if (++ky == s->kh) {
+        ky = 0;
+        ++ch;
+      }
+    }
+  }
+}
+
+/* Mode 0: columns [j0, j0+nc) of C, all rows, every depth block, then
+ * the epilogue on them, one image at a time. */
+static void conv_task(void *arg, int64_t task, int thread) {
+  const conv_ctx *g = arg;
+  scratch *sc = &g->pool->scratch[thread];
+  const int64_t mr = g->mr, nr = g->nr, m = g->m, pix = g->pix, j0 = task * g->nc;
+  const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
+  const int64_t panels = (nc + nr - 1) / nr, slivers = g->m_pad / mr;
+  const int64_t kc_max = g->k < KC ? g->k : KC;
+  float *bp = guarded_reserve(&sc->pack_b, (size_t)(g->nc * kc_max));
+  float *tile = reserve(&sc->tile, &sc->tile_size, (size_t)(mr * nr));
+  if (!bp || !tile) {
+    fprintf(stderr, "graphc: out of memory packing a convolution\n");
+    abort();
+  }
+  for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
+    const int64_t kc = g->k - p0 < KC ? g->k - p0 : KC, acc = p0 > 0;
+    for (int64_t ps = 0; ps < panels; ++ps)
+      conv_pack_b(g, p0, kc, j0 + ps * nr, bp + ps * nr * kc);
+    const float *ap = g->ap + p0 * g->m_pad * g->copies;
+    for (int64_t ps = 0; ps < panels; ++ps) {
+      const int64_t jj = j0 + ps * nr, cols = g->n - jj < nr ? g->n - jj : nr;
+      const int64_t img = jj / pix, px = jj - img * pix;
+      const int one_image = px + cols <= pix;
+      float *cbase = g->out + img * m * pix + px;
+      const float *b = bp + ps * nr * kc;
+      for (int64_t sl = 0; sl < slivers; ++sl) {
+        const int64_t i = sl * mr, rows = m - i < mr ? m - i : mr;
+        const float *a = ap + i * kc * g->copies;
+        if (rows == mr && cols == nr && one_image) {
+          g->micro(kc, a, b, cbase + i * pix, pix, acc);
+          continue;
+        }
+        g->micro(kc, a, b, tile, nr, 0);
+        for (int64_t q = 0; q < cols; ++q) {
+          const int64_t j = jj + q, im = j / pix;
+          float *c = g->out + im * m * pix + (j - im * pix) + i * pix;
+          for (int64_t r = 0; r < rows; ++r)
+            c[r * pix] = (acc ? c[r * pix] : 0.0f) + tile[r * nr + q];
+        }
+      }
+    }
+  }
+  if (!g->epilogue)
+    return;
+  for (int64_t j = j0; j < j0 + nc;) {
+    const int64_t img = j / pix, end = (img + 1) * pix < j0 + nc ? (img + 1) * pix : j0 + nc;
+    const int64_t shift = img * m * pix - img * pix; /* column j of C at out + shift + j */
+    g->epilogue(g->ptrs, g->batch, g->out, pix, 0, m, shift + j, shift + end);
+    j = end;
+  }
+}
+
+/* Mode 1, image `img`: dx_img = col2im(W^T dy_img), NC output pixels at a
+ * time: the product into the thread's column buffer (whole tiles: its rows
+ * and columns are padded), then each column added into the input pixels
+ * its taps read. */
+static void conv_col2im_task(void *arg, int64_t img, int thread) {
+  const conv_ctx *g = arg;
+  const conv_geom *s = &g->s;
+  scratch *sc = &g->pool->scratch[thread];
+  const int64_t mr = g->mr, nr = g->nr, m = g->m, pix = g->pix, ldc = g->nc;
+  const int64_t plane = s->h * s->w, taps = s->kh * s->kw, slivers = g->m_pad / mr;
+  const int64_t kc_max = g->k < KC ? g->k : KC;
+  float *bp = guarded_reserve(&sc->pack_b, (size_t)(g->nc * kc_max));
+  float *col = guarded_reserve(&sc->pack_a, (size_t)(g->m_pad * ldc));
+  if (!bp || !col) {
+    fprintf(stderr, "graphc: out of memory for a convolution's input gradient\n");
+    abort();
+  }
+  float *dx = g->out + img * s->c * plane;
+  const float *dy = g->in0 + img * s->o * pix;
+  memset(dx, 0, (size_t)(s->c * plane) * sizeof(float));
+  for (int64_t q0 = 0; q0 < pix; q0 += ldc) {
+    const int64_t nc = pix - q0 < ldc ? pix - q0 : ldc, panels = (nc + nr - 1) / nr;
+    for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
+      const int64_t kc = g->k - p0 < KC ? g->k - p0 : KC, acc = p0 > 0;
+      for (int64_t ps = 0; ps < panels; ++ps) {
+        float *d = bp + ps * nr * kc;
+        const int64_t j = q0 + ps * nr, cols = q0 + nc - j < nr ? q0 + nc - j : nr;
+        for (int64_t p = 0; p < kc; ++p) {
+          memcpy(d + p * nr, dy + (p0 + p) * pix + j, (size_t)cols * sizeof(float));
+          for (int64_t q = cols; q < nr; ++q)
+            d[p * nr + q] = 0.0f;
+        }
+      }
+      const float *ap = g->ap + p0 * g->m_pad * g->copies;
+      for (int64_t ps = 0; ps < panels; ++ps)
+        for (int64_t sl = 0; sl < slivers; ++sl)
+          g->micro(kc, ap + sl * mr * kc * g->copies, bp + ps * nr * kc,
+                   col + sl * mr * ldc + ps * nr, ldc, acc);
+    }
+    /* Per pixel of the block: its window's corner, and whether the
+     * window lies inside the image (then at corner + ky*W + kx). */
+    int64_t y0[NC], x0[NC], at[NC];
+    unsigned char inside[NC];
+    int64_t oy = q0 / s->ow, ox = q0 % s->ow;
+    for (int64_t q = 0; q < nc; ++q) {
+      y0[q] = oy * s->sh - s->ph;
+      x0[q] = ox * s->sw - s->pw;
+      at[q] = y0[q] * s->w + x0[q];
+      inside[q] = y0[q] >= 0 && y0[q] + s->kh <= s->h && x0[q] >= 0 && x0[q] + s->kw <= s->w;
+      if (++ox == s->ow) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    for (int64_t r = 0; r < m; ++r) {
+      const int64_t t = r % taps, ky = t / s->kw, kx = t % s->kw;
+      float *dxc = dx + r / taps * plane;
+      const float *src = col + r * ldc;
+      for (int64_t q = 0; q < nc; ++q) {
+        const int64_t iy = y0[q] + ky, ix = x0[q] + kx;
+        if (inside[q])
+          dxc[at[q] + ky * s->w + kx] += src[q];
+        else if ((uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w)
+          dxc[iy * s->w + ix] += src[q];
+      }
+    }
+  }
+  if (g->epilogue)
+    g->epilogue(g->ptrs, g->batch, g->out, plane, 0, s->c, img * s->c * plane,
+                img * s->c * plane + plane);
+}
+
+/* Mode 2, images [i0, i1): dw (or a partial sum) = dy x im2col(x)^T. */
+static void conv_wgrad_task(void *arg, int64_t task, int thread) {
+  const conv_ctx *g = arg;
+  const conv_geom *s = &g->s;
+  scratch *sc = &g->pool->scratch[thread];
+  const int64_t mr = g->mr, nr = g->nr, m = g->m, n = g->n, copies = g->copies;
+  const int64_t pix = s->oh * s->ow, plane = s->h * s->w, taps = s->kh * s->kw;
+  const int64_t i0 = task * s->n / g->chunks, i1 = (task + 1) * s->n / g->chunks;
+  const int64_t d0 = i0 * pix, d1 = i1 * pix;
+  const int64_t panels = (n + nr - 1) / nr, slivers = g->m_pad / mr;
+  float *c = task == 0 ? g->out : g->partial + (task - 1) * m * n;
+  float *ap = guarded_reserve(&sc->pack_a, (size_t)(g->m_pad * KC * copies));
+  float *bp = guarded_reserve(&sc->pack_b, (size_t)(panels * nr * KC));
+  float *tile = reserve(&sc->tile, &sc->tile_size, (size_t)(mr * nr));
+  if (!ap || !bp || !tile) {
+    fprintf(stderr, "graphc: out of memory packing a convolution's weight gradient\n");
+    abort();
+  }
+  if (d0 == d1) {
+    memset(c, 0, (size_t)(m * n) * sizeof(float));
+    return;
+  }
+  for (int64_t p0 = d0; p0 < d1; p0 += KC) {
+    const int64_t kc = d1 - p0 < KC ? d1 - p0 : KC, acc = p0 > d0;
+    /* A: rows of dy, the depth running over (image, pixel). */
+    for (int64_t is = 0; is < slivers; ++is) {
+      float *d = ap + is * mr * kc * copies;
+      int64_t img = p0 / pix, q = p0 % pix;
+      for (int64_t p = 0; p < kc; ++p) {
+        const float *src = g->in1 + (img * s->o + is * mr) * pix + q;
+        for (int64_t r = 0; r < mr; ++r) {
+          const float v = is * mr + r < m ? src[r * pix] : 0.0f;
+          float *o = d + (p * mr + r) * copies;
+          for (int64_t cp = 0; cp < copies; ++cp)
+            o[cp] = v;
+        }
+        if (++q == pix) {
+          q = 0;
+          ++img;
+        }
+      }
+    }
+    /* B: row (image, oy, ox), column (c, ky, kx) of im2col(x). */
+    for (int64_t ps = 0; ps < panels; ++ps) {
+      float *d = bp + ps * nr * kc;
+      const int64_t j0 = ps * nr, cols = n - j0 < nr ? n - j0 : nr;
+      int64_t off[GRT_MAX_NR], ky[GRT_MAX_NR], kx[GRT_MAX_NR], tap[GRT_MAX_NR];
+      for (int64_t q = 0; q < cols; ++q) {
+        const int64_t j = j0 + q, ch = j / taps, t = j - ch * taps;
+        off[q] = ch * plane;
+        ky[q] = t / s->kw;
+        kx[q] = t % s->kw;
+        tap[q] = off[q] + ky[q] * s->w + kx[q];
+      }
+      int64_t img = p0 / pix, oy = p0 % pix / s->ow, ox = p0 % s->ow;
+      for (int64_t p = 0; p < kc; ++p) {
+        float *row = d + p * nr;
+        const float *x = g->in0 + img * s->c * plane;
+        const int64_t yb = oy * s->sh - s->ph, xb = ox * s->sw - s->pw;
+        if (yb >= 0 && yb + s->kh <= s->h && xb >= 0 && xb + s->kw <= s->w) {
+          /* The window lies inside the image: no padding to test. */
+          const float *corner = x + yb * s->w + xb;
+          for (int64_t q = 0; q < cols; ++q)
+            row[q] = corner[tap[q]];
+        } else {
+          for (int64_t q = 0; q < cols; ++q) {
+            const int64_t iy = yb + ky[q], ix = xb + kx[q];
+            row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
+                         ? x[off[q] + iy * s->w + ix]
+                         : 0.0f;
+          }
+        }
+        for (int64_t q = cols; q < nr; ++q)
+          row[q] = 0.0f;
+        if (++ox == s->ow) {
+          ox = 0;
+          if (++oy == s->oh) {
+            oy = 0;
+            ++img;
+          }
+        }
+      }
+    }
+    for (int64_t ps = 0; ps < panels; ++ps) {
+      const int64_t j = ps * nr, cols = n - j < nr ? n - j : nr;
+      for (int64_t is = 0; is < slivers; ++is) {
+        const int64_t i = is * mr, rows = m - i < mr ? m - i : mr;
+        const float *a = ap + i * kc * copies, *b = bp + j * kc;
+        if (rows == mr && cols == nr) {
+          g->micro(kc, a, b, c + i * n + j, n, acc);
+          continue;
+        }
+        g->micro(kc, a, b, tile, nr, 0);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t q = 0; q < cols; ++q)
+            c[(i + r) * n + j + q] = (acc ? c[(i + r) * n + j + q] : 0.0f) + tile[r * nr + q];
+      }
+    }
+  }
+}
+
+/* Mode 2: dw += the partial sums, in chunk order, over a range of dw. */
+static void conv_sum_task(void *arg, int64_t task, int thread) {
+  (void)thread;
+  const conv_ctx *g = arg;
+  const int64_t size = g->m * g->n, begin = task * RANGE_CHUNK;
+  const int64_t end = begin + RANGE_CHUNK < size ? begin + RANGE_CHUNK : size;
+  for (int64_t ch = 1; ch < g->chunks; ++ch) {
+    const float *p = g->partial + (ch - 1) * size;
+    for (int64_t e = begin; e < end; ++e)
+      g->out[e] += p[e];
+  }
+}
+
+static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1,
+                 float *out, grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
+                 grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+  conv_ctx g;
+  memset(&g, 0, sizeof g);
+  memcpy(&g.s, geom, sizeof g.s);
+  const conv_geom *s = &g.s;
+  g.in0 = in0;
+  g.in1 = in1;
+  g.out = out;
+  g.micro = micro;
+  g.epilogue = epilogue;
+  g.ptrs = ptrs;
+  g.pool = pool;
+  g.mr = mr;
+  g.nr = nr;
+  g.copies = a_copies;
+  g.batch = batch;
+  const int64_t taps = s->kh * s->kw;
+  if (s->mode == 0) {
+    g.m = s->o, g.k = s->c * taps, g.pix = s->oh * s->ow, g.n = s->n * g.pix;
+  } else if (s->mode == 1) {
+    g.m = s->c * taps, g.k = s->o, g.pix = s->oh * s->ow, g.n = s->n * g.pix;
+  } else {
+    g.m = s->o, g.n = s->c * taps, g.k = s->n * s->oh * s->ow;
+  }
+  if (g.m <= 0 || g.n <= 0)
+    return;
+  g.m_pad = (g.m + mr - 1) / mr * mr;
+  if (s->mode == 2) {
+    g.chunks = s->n < CONV_CHUNKS ? s->n : CONV_CHUNKS;
+    if (g.chunks < 1) {
+      memset(out, 0, (size_t)(g.m * g.n) * sizeof(float));
+    } else {
+      g.partial =
+          reserve(&pool->partial, &pool->partial_size, (size_t)((g.chunks - 1) * g.m * g.n + 1));
+      if (!g.partial) {
+        fprintf(stderr, "graphc: out of memory for a convolution's weight gradient\n");
+        abort();
+      }
+      grt_pool_run(pool, g.chunks, conv_wgrad_task, &g);
+      grt_pool_run(pool, (g.m * g.n + RANGE_CHUNK - 1) / RANGE_CHUNK, conv_sum_task, &g);
+    }
+    if (epilogue)
+      epilogue(ptrs, batch, out, g.n, 0, g.m, 0, g.n);
+    return;
+  }
+  int64_t mc;
+  if (grt_gemm_blocking(mr, nr, &mc, &g.nc) != 0)
+    abort();
+  g.ap = guarded_reserve(&pool->packed_a, (size_t)(g.k * g.m_pad * a_copies));
+  if (!g.ap) {
+    fprintf(stderr, "graphc: out of memory packing a convolution\n");
+    abort();
+  }
+  grt_pool_run(pool, (g.k + KC - 1) / KC * (g.m_pad / mr), conv_pack_a_task, &g);
+  if (s->mode == 0)
+    grt_pool_run(pool, (g.n + g.nc - 1) / g.nc, conv_task, &g);
+  else
+    grt_pool_run(pool, s->n, conv_col2im_task, &g);
+}
+
+void grt_conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1, float *out,
+              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
+              grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+  int64_t mc, nc;
+  if (grt_gemm_blocking(mr, nr, &mc, &nc) != 0 || a_copies < 1 || a_copies > GRT_MAX_A_COPIES ||
+      geom[0] < 0 || geom[0] > 2) {
+    fprintf(stderr, "graphc: internal error: convolution mode %lld on a %lld x %lld tile\n",
+            (long long)geom[0], (long long)mr, (long long)nr);
+    abort();
+  }
+  double t0 = profiling() ? now() : 0;
+  conv(pool, geom, in0, in1, out, micro, mr, nr, a_copies, epilogue, ptrs, batch);
+  if (t0 > 0) {
+    const int64_t taps = geom[6] * geom[7], pix = geom[12] * geom[13];
+    const int64_t m = geom[0] == 1 ? geom[2] * taps : geom[5];
+    const int64_t n = geom[0] == 2 ? geom[2] * taps : geom[1] * pix;
+    const int64_t k = geom[0] == 0 ? geom[2] * taps : geom[0] == 1 ? geom[5] : geom[1] * pix;
+    prof_add((const void *)out, m, n, k, 0, now() - t0);
+  }
 }

@@ -64,6 +64,25 @@ void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, i
               grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
               grt_epilogue_fn epilogue, void **ptrs, int64_t batch);
 
+/** A convolution and its gradients on the same packed micro-kernel as
+ *  grt_gemm. `geom` is {mode, N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH,
+ *  OW}, always the forward convolution's geometry: x [N,C,H,W],
+ *  w [O,C,kh,kw], y [N,O,OH,OW].
+ *    mode 0, forward:         out = y  from in0 = x,  in1 = w;
+ *    mode 1, input gradient:  out = dx from in0 = dy, in1 = w;
+ *    mode 2, weight gradient: out = dw from in0 = x,  in1 = dy.
+ *  The forward is an implicit GEMM (the im2col gather happens while packing
+ *  each panel), the input gradient W^T dy into a bounded column buffer per
+ *  thread, added back image by image (col2im); no memory grows with the
+ *  batch. The epilogue runs on each finished block of the NCHW result as
+ *  epilogue(ptrs, batch, out, P, i0, i1, n*R*P + q0, n*R*P + q1) for rows
+ *  [i0, i1) (R channels) and pixels [q0, q1) (P per plane) of image n, so
+ *  element (i, j) is out[i * ldc + j]; for dw, once over [O, C*kh*kw]. */
+#define GRT_CONV_GEOM 14
+void grt_conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1, float *out,
+              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
+              grt_epilogue_fn epilogue, void **ptrs, int64_t batch);
+
 #ifdef __cplusplus
 }
 #endif
