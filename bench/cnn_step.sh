@@ -5,8 +5,8 @@
 # fraction of the machine's measured FMA peak for the ISA (bench/fma_peak.c).
 #
 # The models (MODEL[:BATCH], default: examples/lenet.model at batch 256 and
-# bench/vgg_cifar.model at batch 128, the CIFAR VGG of issue 14 without its
-# BatchNorm: add bench/vgg_cifar_bn.model here once graphc has the layer).
+# bench/vgg_cifar_bn.model at batch 128, the CIFAR VGG of issue 14;
+# bench/vgg_cifar.model is the same net without its BatchNorm).
 # FLOPs count 2 per multiply-add of every convolution and matrix product:
 # forward, weight gradient, and input gradient for all but the first layer.
 #
@@ -35,7 +35,7 @@ while (($#)); do
     *) models+=("$1"); shift ;;
   esac
 done
-((${#models[@]})) || models=("$root/examples/lenet.model:256" "$root/bench/vgg_cifar.model:128")
+((${#models[@]})) || models=("$root/examples/lenet.model:256" "$root/bench/vgg_cifar_bn.model:128")
 py=/usr/bin/python3
 peaks=$("$build/fma_peak")
 if [[ -z $isas ]]; then
