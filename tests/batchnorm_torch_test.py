@@ -25,11 +25,8 @@ them all (the order of the samples in a step does not change its result):
 
 Exits 77 when python3-torch is missing.
 """
-import json
 import os
 import random
-import struct
-import subprocess
 import sys
 import tempfile
 
@@ -42,6 +39,8 @@ try:
 except ImportError:
     print("SKIPPED: python3-torch is not installed (apt-get install python3-torch)")
     sys.exit(77)
+
+from torch_interop import fail, read_safetensors, run, write_safetensors  # noqa: E402
 
 N, SIDE = 64, 8
 LR, WD, MOM = 0.05, 0.01, 0.9
@@ -61,51 +60,6 @@ criterion = nn.ClassNLLCriterion()
 input = {1, 8, 8}
 """
 BN = {"1": (4, 1e-5, 0.1), "6": (16, 1e-3, 0.2)}  # position: channels, eps, momentum
-
-
-def fail(msg):
-    print("FAILED: " + msg)
-    sys.exit(1)
-
-
-def run(cmd):
-    print("$ " + " ".join(cmd), flush=True)
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    print(p.stdout, flush=True)
-    if p.returncode != 0:
-        fail(f"exit code {p.returncode}")
-    return p
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n].decode("utf-8"))
-    data = blob[8 + n:]
-    header.pop("__metadata__", None)
-    out = {}
-    for name, e in header.items():
-        b, end = e["data_offsets"]
-        out[name] = np.frombuffer(data[b:end], dtype="<f4").reshape(e["shape"]).copy()
-    return out
-
-
-def write_safetensors(path, tensors):
-    """torch's state_dict as safetensors writes it: F32 and I64 tensors."""
-    header, chunks, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        dtype, raw = ("I64", t.numpy().astype("<i8").tobytes()) if t.dtype == torch.int64 else \
-            ("F32", t.numpy().astype("<f4").tobytes())
-        header[name] = {"dtype": dtype, "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode("utf-8")
-    text += b" " * ((8 - (8 + len(text)) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
 
 
 def write_data(directory):
@@ -167,9 +121,9 @@ def main():
         train = [graphc, "train", model, "--data", data, "--batch", str(N), "--progress", "none",
                  "--target", os.environ.get("GRAPHC_TARGET", "cpu"),
                  "--optim", optim, "--lr", str(LR), "--optim-config", config]
-        run(train + ["--epochs", "1", "--save", ck1])
-        run(train + ["--epochs", "2", "--resume", ck1, "--save", ck2])
-        one, two = read_safetensors(ck1), read_safetensors(ck2)
+        run(check=True, cmd=train + ["--epochs", "1", "--save", ck1])
+        run(check=True, cmd=train + ["--epochs", "2", "--resume", ck1, "--save", ck2])
+        one, two = read_safetensors(ck1)[2], read_safetensors(ck2)[2]
 
         # 1. Names, Torch7's initial values moved once, no state for buffers.
         slot = "momentum" if optim == "sgd" else "dfdx"
@@ -220,8 +174,8 @@ def main():
 
         # 3. Evaluation with the running statistics.
         outs, ins = os.path.join(tmp, "y.bin"), os.path.join(tmp, "x.bin")
-        run([graphc, "eval", model, "--weights", ck2, "--data", data, "--dump-inputs", ins,
-             "--dump-outputs", outs])
+        run(check=True, cmd=[graphc, "eval", model, "--weights", ck2, "--data", data,
+                             "--dump-inputs", ins, "--dump-outputs", outs])
         xe = np.fromfile(ins, dtype="<f4").reshape(N, 1, SIDE, SIDE)
         ye = np.fromfile(outs, dtype="<f4").reshape(N, 10)
         net2 = torch_net()
@@ -243,7 +197,8 @@ def main():
         fresh.eval()
         sd = os.path.join(tmp, "pytorch.safetensors")
         write_safetensors(sd, fresh.state_dict())
-        run([graphc, "eval", model, "--weights", sd, "--data", data, "--dump-outputs", outs])
+        run(check=True, cmd=[graphc, "eval", model, "--weights", sd, "--data", data,
+                             "--dump-outputs", outs])
         ye = np.fromfile(outs, dtype="<f4").reshape(N, 10)
         with torch.no_grad():
             close("eval of PyTorch's weights", ye, fresh(torch.from_numpy(xe)).numpy(), 1e-4)

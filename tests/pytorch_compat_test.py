@@ -9,10 +9,7 @@ PyTorch's forward pass with graphc's outputs on the inputs graphc saw. Then
 the other way: random PyTorch weights saved as safetensors, evaluated by
 graphc. Exits 77 (ctest's SKIP_RETURN_CODE) when python3-torch is missing.
 """
-import json
 import os
-import struct
-import subprocess
 import sys
 import tempfile
 
@@ -22,6 +19,9 @@ try:
 except ImportError:
     print("SKIPPED: python3-torch is not installed (apt-get install python3-torch)")
     sys.exit(77)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_interop import fail, read_safetensors, run, write_safetensors  # noqa: E402
 
 MODEL = """require 'nn'
 model = nn.Sequential()
@@ -34,51 +34,6 @@ optimizer = optim.adagrad
 config = {learningRate = 0.001}
 """
 N_TEST = 64
-
-
-def fail(msg):
-    print("FAILED: " + msg)
-    sys.exit(1)
-
-
-def run(cmd):
-    print("$ " + " ".join(cmd), flush=True)
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    print(p.stdout, flush=True)
-    return p
-
-
-def read_safetensors(path):
-    """The header, the metadata and every tensor as a numpy array."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n].decode("utf-8"))
-    data = blob[8 + n:]
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, e in header.items():
-        if e["dtype"] != "F32":
-            fail(f"{name}: dtype {e['dtype']}")
-        b, end = e["data_offsets"]
-        a = np.frombuffer(data[b:end], dtype="<f4").reshape(e["shape"])
-        tensors[name] = a
-    return header, meta, tensors
-
-
-def write_safetensors(path, tensors):
-    """A plain state_dict file, as safetensors.torch.save_file writes it."""
-    header, chunks, offset = {}, [], 0
-    for name, t in tensors.items():
-        raw = t.detach().contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode("utf-8")
-    text += b" " * ((8 - (8 + len(text)) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
 
 
 def torch_model():
