@@ -924,6 +924,7 @@ public:
           crit.kind = c.kind;
       Diag d = at(r.string(4), int(r.number(5)), "nn." + kind + "(", "");
       crit.loc = {d.line, d.col};
+      crit.sizeAverage = r.at(12).type != LUA_TBOOLEAN || r.at(12).boolean;
       spec.criterion = crit;
     }
 

@@ -604,6 +604,7 @@ local function collect(nresults, r1, r2)
   end
   local crit = rawget(G, 'criterion')
   if crit == nil and isCriterion(r2) then crit = r2 end
+  if crit == nil and isCriterion(rawget(G, 'loss')) then crit = rawget(G, 'loss') end
   if crit ~= nil then
     if not isCriterion(crit) then
       fail("'criterion' must be a criterion such as nn.ClassNLLCriterion(), got " ..
@@ -615,6 +616,8 @@ local function collect(nresults, r1, r2)
            crit.__line, nil, crit.__name .. '(')
     end
     result[3], result[4], result[5] = crit.__kind, crit.__source, crit.__line
+    -- Torch7's criteria average over the batch unless sizeAverage is false.
+    result[12] = rawget(crit, 'sizeAverage') ~= false
   end
   local opt = rawget(G, 'optimizer')
   if opt ~= nil then

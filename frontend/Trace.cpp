@@ -633,6 +633,17 @@ private:
   }
 
   Expected<ValueId> criterion(const nn::Criterion &c, ValueId y) {
+    auto loss = averaged(c, y);
+    if (!loss || c.sizeAverage)
+      return loss;
+    // sizeAverage = false: the sum, the mean times the values averaged.
+    ValueId count = g_.add(Op::BatchSize, {y});
+    if (c.kind == nn::CriterionKind::MSE)
+      count = g_.add(Op::Mul, {count, g_.constant(double(g_.type(y).shape[1]))});
+    return g_.add(Op::Mul, {*loss, count});
+  }
+
+  Expected<ValueId> averaged(const nn::Criterion &c, ValueId y) {
     const ir::Type t = g_.type(y);
     if (t.rank() != 2)
       return errorAt(c.loc, fmt::format("{} expects the model output [N,classes], "

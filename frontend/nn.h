@@ -156,6 +156,8 @@ enum class CriterionKind { ClassNLL, CrossEntropy, MSE };
 
 struct Criterion {
   CriterionKind kind = CriterionKind::ClassNLL;
+  bool sizeAverage =
+      true; ///< Torch7's: the mean over the batch (MSE: over every element), else the sum
   SourceLoc loc;
   std::string str() const; ///< `nn.ClassNLLCriterion()`
 };

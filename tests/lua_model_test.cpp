@@ -3,6 +3,7 @@
 // train like the interpreter says; the sandbox refuses what it must, with
 // located errors.
 #include "Isas.h"
+#include "TestUtil.h"
 #include "driver/Compile.h"
 #include "frontend/ModelFile.h"
 #include "frontend/Trace.h"
@@ -119,6 +120,9 @@ const ScriptCase kScripts[] = {
     {"inception.lua", 9, nn::CriterionKind::CrossEntropy, "adam"},
     {"vgg_bn_drop.lua", 26, nn::CriterionKind::CrossEntropy, "sgd"},
     {"padded_convnet.lua", 15, nn::CriterionKind::ClassNLL, "sgd"},
+    {"nin_bn.lua", 33, nn::CriterionKind::CrossEntropy, "sgd"},
+    {"alexnet_owt_bn.lua", 2, nn::CriterionKind::ClassNLL, "sgd"},
+    {"gtsrb_mse.lua", 6, nn::CriterionKind::MSE, "sgd"},
 };
 
 } // namespace
@@ -842,4 +846,28 @@ model:add(nn.Padding(3, 2))
   auto batch = frontend::trace(luaOk("model = nn.Sequential():add(nn.Padding(1, 2))\n"), {3});
   REQUIRE(!batch);
   CHECK_THAT(batch.diag().message, Catch::Contains("pads the batch dimension"));
+}
+
+TEST_CASE("a criterion's sizeAverage = false sums, and `loss` names the criterion", "[lua]") {
+  // The same net and batch: the sum is the mean times the values averaged
+  // (ClassNLL: the batch; MSE: every output), as Torch7 computes it.
+  const std::string net = "model = nn.Sequential():add(nn.Linear(3, 4)):add(nn.LogSoftMax())\n";
+  std::mt19937 rng(4);
+  ir::Bindings b{{"x", test::randomTensor({5, 3}, rng)},
+                 {"labels", test::randomLabels(5, 4, rng)},
+                 {"params", test::randomTensor({16}, rng)}};
+  auto lossOf = [&](const std::string &criterion) {
+    auto t = frontend::trace(luaOk(net + criterion), {3});
+    REQUIRE(t);
+    auto out = ir::run(t->graph, b);
+    REQUIRE(out);
+    return out->at("loss").data[0];
+  };
+  double nll = lossOf("criterion = nn.ClassNLLCriterion()\n");
+  CHECK(lossOf("loss = nn.ClassNLLCriterion()\nloss.sizeAverage = false\n") ==
+        Approx(5 * nll).epsilon(1e-12));
+  double mse = lossOf("criterion = nn.MSECriterion()\ncriterion.sizeAverage = true\n");
+  CHECK(lossOf("criterion = nn.MSECriterion()\ncriterion.sizeAverage = false\n") ==
+        Approx(5 * 4 * mse).epsilon(1e-12));
+  CHECK(lossOf("loss = nn.MSECriterion()\n") == Approx(mse).epsilon(1e-12));
 }
