@@ -156,9 +156,9 @@ enum class CriterionKind { ClassNLL, CrossEntropy, MSE };
 
 struct Criterion {
   CriterionKind kind = CriterionKind::ClassNLL;
-  bool sizeAverage =
-      true; ///< Torch7's: the mean over the batch (MSE: over every element), else the sum
   SourceLoc loc;
+  /// Torch7's: the mean over the batch (MSE: over every element); false: the sum.
+  bool sizeAverage = true;
   std::string str() const; ///< `nn.ClassNLLCriterion()`
 };
 
