@@ -22,6 +22,8 @@ extern const std::size_t graphc_model_size;
 #ifdef GRAPHC_HAVE_CUDA_AOT
 extern const unsigned char graphc_cuda_model[];
 extern const std::size_t graphc_cuda_model_size;
+extern const unsigned char graphc_cuda_linked[];
+extern const std::size_t graphc_cuda_linked_size;
 #endif
 } // namespace graphc::embedded
 
@@ -100,7 +102,9 @@ public:
     if (device_) {
       rt = "grt_cuda_";
       auto *deviceTy =
-          llvm::StructType::get(c_, {ptr, i64, ptr, ptr, ptr, i64, i64, ptr, ptr, i64});
+          llvm::StructType::get(c_, {ptr, i64, ptr, ptr, ptr, i64, i64, ptr, ptr, i64, ptr});
+      // The driver and cuBLASLt as the program links them (graphc_cuda_api.h).
+      llvm::Constant *api = m_.getOrInsertGlobal("grt_cuda_linked", llvm::Type::getInt8Ty(c_));
       top = new llvm::GlobalVariable(
           m_, deviceTy, true, llvm::GlobalValue::InternalLinkage,
           llvm::ConstantStruct::get(
@@ -108,7 +112,7 @@ public:
               {desc, int64(int64_t(device_->strings.size())), strings(device_->strings, "strings"),
                words(device_->step, "step_table"), words(device_->predict, "predict_table"),
                int64(int64_t(device_->step.size())), int64(int64_t(device_->predict.size())),
-               str(device_->helpersPtx), str(device_->arch), int64(device_->tf32 ? 1 : 0)}),
+               str(device_->helpersPtx), str(device_->arch), int64(device_->tf32 ? 1 : 0), api}),
           name_ + "_device");
       forward("train_step_device", i32, {ptr, i64, i64, i64, ptr}, "grt_cuda_train_step_device");
       forward("predict_device", i32, {ptr, i64, i64, i64}, "grt_cuda_predict_device");
@@ -401,8 +405,10 @@ Expected<LibraryFiles> buildLibrary(const ir::ModelInfo &info, Program &step, Pr
   member("graphc_rt.o", embedded::graphc_rt, embedded::graphc_rt_size);
   member("graphc_model.o", embedded::graphc_model, embedded::graphc_model_size);
 #ifdef GRAPHC_HAVE_CUDA_AOT
-  if (device)
+  if (device) {
     member("graphc_cuda_model.o", embedded::graphc_cuda_model, embedded::graphc_cuda_model_size);
+    member("graphc_cuda_linked.o", embedded::graphc_cuda_linked, embedded::graphc_cuda_linked_size);
+  }
 #endif
   LibraryFiles files;
   files.archivePath = dir + "/lib" + name + ".a";

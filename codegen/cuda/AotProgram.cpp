@@ -7,9 +7,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <map>
+#include <thread>
 
 namespace graphc::codegen::cuda {
 namespace {
@@ -22,6 +25,38 @@ std::pair<int64_t, int64_t> size(const Shape &s) {
   for (int64_t d : s)
     d == kBatch ? ++pow : coef *= d;
   return {coef, pow};
+}
+
+/// The PTX of every kernel group that has code, by NVRTC on up to 8
+/// threads (its programs are independent); empty for the others.
+Expected<std::vector<std::string>> compileAll(const std::vector<CudaKernel> &kernels,
+                                              const std::string &arch) {
+  std::vector<size_t> jobs;
+  for (size_t i = 0; i < kernels.size(); ++i)
+    if (!kernels[i].name.empty() || !kernels[i].colsum.empty())
+      jobs.push_back(i);
+  std::vector<std::optional<Expected<std::string>>> ptx(kernels.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t j; (j = next++) < jobs.size();) {
+      const CudaKernel &k = kernels[jobs[j]];
+      ptx[jobs[j]] = compileToPtx(k.source, k.name.empty() ? k.colsum : k.name, arch);
+    }
+  };
+  size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < std::min(threads, jobs.size()); ++t)
+    pool.emplace_back(work);
+  work();
+  for (std::thread &t : pool)
+    t.join();
+  std::vector<std::string> out(kernels.size());
+  for (size_t i : jobs) {
+    if (!*ptx[i])
+      return ptx[i]->diag();
+    out[i] = std::move(**ptx[i]);
+  }
+  return out;
 }
 
 class Encoder {
@@ -41,16 +76,18 @@ public:
                     h.offset});
     std::vector<bool> stored = storedValues(g);
 
-    // Kernels: one PTX module per group, as the JIT runtime loads them.
+    // Kernels: one PTX module per group.
     std::vector<int64_t> modules, functions, kernels, copies, outCopies;
-    for (const CudaKernel &k : printKernels(g, stored, prefix)) {
+    std::vector<CudaKernel> printed = printKernels(g, stored, prefix);
+    auto ptx = compileAll(printed, arch_);
+    if (!ptx)
+      return ptx.diag();
+    for (size_t i = 0; i < printed.size(); ++i) {
+      const CudaKernel &k = printed[i];
       std::array<int64_t, GCU_KERNEL_WORDS> w{};
       w[GK_FN] = w[GK_COLSUM_FN] = w[GK_BIAS] = -1;
       if (!k.name.empty() || !k.colsum.empty()) {
-        auto ptx = compileToPtx(k.source, k.name.empty() ? k.colsum : k.name, arch_);
-        if (!ptx)
-          return ptx.diag();
-        modules.push_back(intern(*ptx));
+        modules.push_back(intern((*ptx)[i]));
         int64_t module = int64_t(modules.size()) - 1;
         for (auto [name, slot] : {std::pair{&k.name, GK_FN}, std::pair{&k.colsum, GK_COLSUM_FN}})
           if (!name->empty()) {
@@ -217,6 +254,21 @@ Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::Memo
   if (!p)
     return p.diag();
   image.predict = std::move(*p);
+  return image;
+}
+
+Expected<DeviceImage> encodeDeviceProgram(const ir::Graph &g, const ir::MemoryPlan &plan,
+                                          const std::string &arch, const std::string &prefix) {
+  DeviceImage image;
+  image.arch = arch;
+  auto helpers = compileToPtx(helperSource(), "graphc_helpers", arch);
+  if (!helpers)
+    return helpers.diag();
+  image.helpersPtx = std::move(*helpers);
+  auto s = Encoder(image.strings, arch).encode(g, plan, prefix);
+  if (!s)
+    return s.diag();
+  image.step = std::move(*s);
   return image;
 }
 

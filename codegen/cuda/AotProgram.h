@@ -1,12 +1,13 @@
 // codegen/cuda/AotProgram.h - the GPU programs of a model as tables for the
-// ahead-of-time runtime (runtime/rt/graphc_cuda_model.h).
+// cuda runtime (runtime/rt/graphc_cuda_model.h), which both an `--emit lib`
+// archive and `graphc train --target cuda` run.
 //
-// The same decisions runtime/cuda/Program.cpp takes when it binds and
-// launches a fused graph, taken once here and written down: where every
-// value lives (arena, a caller's buffer, a view of either), which kernel or
-// cuBLASLt product runs for each group and on what sizes, which copies a
-// gradient pack and the outputs need. Kernels are compiled by NVRTC to PTX
-// for `arch`; the driver JIT-compiles that PTX for the device at run time.
+// Every decision about binding and launching a fused graph is taken here
+// and written down: where every value lives (arena, a caller's buffer, a
+// view of either), which kernel or cuBLASLt product runs for each group and
+// on what sizes, which copies a gradient pack and the outputs need. Kernels
+// are compiled by NVRTC (in parallel) to PTX for `arch`; the driver
+// JIT-compiles that PTX for the device at run time.
 #pragma once
 
 #include "codegen/DeviceImage.h"
@@ -31,7 +32,7 @@ struct ValueHome {
 /// other values live in the arena the memory plan laid out, views sit at
 /// their offset in the buffer they view), and the outputs whose value lives
 /// elsewhere and is copied to the output's buffer after the run (unless it
-/// is that buffer). Both cuda runtimes bind by this.
+/// is that buffer).
 struct DeviceBinding {
   std::vector<ValueHome> at;
   std::vector<std::pair<ir::ValueId, std::string>> outputCopies; ///< (value, output name)
@@ -50,5 +51,9 @@ Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::Memo
                                            const ir::Graph &predict,
                                            const ir::MemoryPlan &predictPlan,
                                            const std::string &arch);
+/// One graph as the image's step table (its predict table left empty), for
+/// the tests' single-graph runs (grt_cuda_run_program).
+Expected<DeviceImage> encodeDeviceProgram(const ir::Graph &g, const ir::MemoryPlan &plan,
+                                          const std::string &arch, const std::string &prefix);
 
 } // namespace graphc::codegen::cuda

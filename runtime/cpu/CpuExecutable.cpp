@@ -5,6 +5,7 @@
 #include "runtime/cpu/CpuExecutable.h"
 
 #include "codegen/cpu/Jit.h"
+#include "runtime/ModelDesc.h"
 #include "runtime/rt/graphc_model.h"
 
 #include <fmt/format.h>
@@ -20,102 +21,6 @@ using codegen::cpu::JitModule;
 using codegen::cpu::Program;
 
 namespace {
-
-/// The C runtime's descriptor of a JIT-compiled model (graphc_model.h), and
-/// the storage its pointers point into. An ahead-of-time library holds the
-/// same descriptor as constants (codegen/cpu/Aot.cpp).
-class ModelDesc {
-public:
-  ModelDesc(const ModelInfo &info, const Program &step, const Program &predict, bool trainable,
-            int64_t maxBatch, const codegen::cpu::VectorTarget &isa) {
-    names_.reserve(64); // grown below; c_str()s are taken once it is complete
-    for (const ir::ParamInfo &p : info.params) {
-      GRAPHC_CHECK(p.shape.size() <= 4, "parameter {} has rank {}", p.name, p.shape.size());
-      grt_tensor_desc t{};
-      t.offset = p.offset;
-      t.rank = int64_t(p.shape.size());
-      for (size_t r = 0; r < p.shape.size(); ++r)
-        t.shape[r] = p.shape[r];
-      t.init_bound = p.initBound;
-      t.init_shift = p.initShift;
-      t.trainable = p.trainable;
-      t.init_normal = p.initNormal;
-      tensors_.push_back(t);
-    }
-    // Every string, then every pointer to one.
-    std::vector<std::string> strings;
-    for (const ir::ParamInfo &p : info.params)
-      strings.push_back(p.name);
-    for (const std::string &slot : info.stateSlots)
-      strings.push_back(slot);
-    auto ioNames = [&](const Program &prog) {
-      for (ir::ValueId v : prog.graph.inputs())
-        strings.push_back(prog.graph.node(v).attrs.s("name"));
-      for (const ir::Output &o : prog.graph.outputs())
-        strings.push_back(o.name);
-    };
-    if (trainable)
-      ioNames(step);
-    ioNames(predict);
-    strings.push_back(info.name);
-    strings.push_back(info.optimizer.str());
-    strings.push_back(isa.name);
-    names_ = std::move(strings);
-    size_t at = 0;
-    auto next = [&] { return names_.at(at++).c_str(); };
-    for (grt_tensor_desc &t : tensors_)
-      t.name = next();
-    for (size_t i = 0; i < info.stateSlots.size(); ++i)
-      slots_.push_back(next());
-    auto program = [&](const Program &prog, std::vector<const char *> &in,
-                       std::vector<const char *> &out) {
-      grt_program_desc d{};
-      for (size_t i = 0; i < prog.graph.inputs().size(); ++i)
-        in.push_back(next());
-      for (size_t i = 0; i < prog.graph.outputs().size(); ++i)
-        out.push_back(next());
-      d.arena_bytes = prog.plan.arenaBytes;
-      d.num_inputs = int64_t(in.size());
-      d.num_outputs = int64_t(out.size());
-      d.inputs = in.data();
-      d.outputs = out.data();
-      return d;
-    };
-    if (trainable)
-      desc_.step = program(step, stepIn_, stepOut_);
-    desc_.predict = program(predict, predictIn_, predictOut_);
-    desc_.name = next();
-    desc_.optimizer = next();
-    isa_.name = next();
-    isa_.level = isa.level;
-    isa_.step = trainable ? step.run : nullptr;
-    isa_.predict = predict.run;
-    desc_.num_params = info.numParams;
-    desc_.num_tensors = int64_t(tensors_.size());
-    desc_.tensors = tensors_.data();
-    desc_.num_slots = int64_t(slots_.size());
-    desc_.slots = slots_.data();
-    desc_.sample_numel = 1;
-    for (int64_t d : info.sample)
-      desc_.sample_numel *= d;
-    desc_.classes = info.classes;
-    desc_.max_batch = maxBatch;
-    desc_.learning_rate = info.optimizer.learningRate;
-    desc_.num_isas = 1;
-    desc_.isas = &isa_;
-  }
-  ModelDesc(const ModelDesc &) = delete;
-  ModelDesc &operator=(const ModelDesc &) = delete;
-
-  const grt_model_desc *get() const { return &desc_; }
-
-private:
-  std::vector<std::string> names_;
-  std::vector<grt_tensor_desc> tensors_;
-  std::vector<const char *> slots_, stepIn_, stepOut_, predictIn_, predictOut_;
-  grt_isa_desc isa_{};
-  grt_model_desc desc_{};
-};
 
 /// The cpu target: LLVM compiles the programs, graphc_model.c runs them
 /// (the same context an ahead-of-time library's user creates).
@@ -150,7 +55,10 @@ public:
     if (!jit)
       return jit.diag();
     jit_ = std::move(*jit);
-    desc_ = std::make_unique<ModelDesc>(info_, step_, predict_, trainable_, maxBatch_, isa_);
+    desc_ = std::make_unique<ModelDesc>(
+        info_, ModelDesc::ProgramRef{trainable_ ? &step_.graph : nullptr, step_.plan.arenaBytes},
+        ModelDesc::ProgramRef{&predict_.graph, predict_.plan.arenaBytes}, maxBatch_,
+        ModelDesc::Isa{isa_.name, isa_.level, trainable_ ? step_.run : nullptr, predict_.run});
     if (grt_model_create(desc_->get(), &model_, nullptr, threads_) != GRT_OK)
       return error(grt_model_error(nullptr));
     return {};

@@ -1,134 +1,137 @@
 // runtime/cuda/CudaExecutable.cpp - the cuda target behind the Executable
 // interface.
 //
+// One executor for the JIT and the library: the fused graphs are encoded
+// into the tables an `--emit lib` archive holds (codegen/cuda/AotProgram.h,
+// NVRTC in parallel for this device's architecture), and the C runtime of
+// that archive (runtime/rt/graphc_cuda_model.c) runs them, reaching the
+// driver and cuBLASLt through the table runtime/cuda/Driver.cpp fills.
 // Parameters, optimizer state and the step's buffers live on the device for
-// the executable's life; a training step copies the batch from the caller
-// through pinned memory, replays the step's CUDA graph and copies the loss
-// (and output) back: one wait per step. params() and state() hand out a host
-// mirror, refreshed from the device when a step has run since, and written
-// back before the next step when it was handed out. With uploadDataset the
-// whole data set stays on the device too and trainStepOnDevice builds each
-// batch there from an index list (graphc_gather), so a step moves only the
-// indices in and the loss out.
-#include "ir/graphc_io.h"
+// the executable's life; params() and state() hand out the C runtime's host
+// mirror. With uploadDataset the whole data set stays on the device too and
+// trainStepOnDevice builds each batch there from an index list.
 #include "runtime/cuda/CudaRuntime.h"
 
-#include "runtime/cuda/Program.h"
+#include "codegen/cuda/AotProgram.h"
+#include "codegen/cuda/CudaSource.h"
+#include "runtime/ModelDesc.h"
+#include "runtime/NonFinite.h"
+#include "runtime/cuda/Driver.h"
+#include "runtime/rt/graphc_cuda_model.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstring>
+#include <chrono>
 #include <optional>
 
 namespace graphc::runtime::cuda {
 namespace {
 
-// The step's scalars in one small device buffer (and its pinned twin), laid
-// out as ir/graphc_io.h says: inputs first, so one copy uploads both.
-constexpr size_t kStepIn = GRAPHC_SCALAR_STEP_IN;   // float: the step counter before the update
-constexpr size_t kSeedIn = GRAPHC_SCALAR_SEED_IN;   // int32: Dropout's seed
-constexpr size_t kInBytes = GRAPHC_SCALAR_IN_BYTES;
-constexpr size_t kLoss = GRAPHC_SCALAR_LOSS;        // float: the batch's mean loss
-constexpr size_t kStepOut = GRAPHC_SCALAR_STEP_OUT; // float: the step counter after the update
+/// The descriptor graphc_cuda_model.h takes, and the storage it points into.
+struct CudaDesc {
+  codegen::DeviceImage image;
+  std::vector<const char *> strings;
+  std::unique_ptr<ModelDesc> model;
+  grt_cuda_desc desc{};
+
+  CudaDesc(codegen::DeviceImage img, const grt_cuda_api &api, bool tf32) : image(std::move(img)) {
+    for (const std::string &s : image.strings)
+      strings.push_back(s.c_str());
+    desc.num_strings = int64_t(strings.size());
+    desc.strings = strings.data();
+    desc.step = image.step.data();
+    desc.step_words = int64_t(image.step.size());
+    desc.predict = image.predict.data();
+    desc.predict_words = int64_t(image.predict.size());
+    desc.helpers_ptx = image.helpersPtx.c_str();
+    desc.arch = image.arch.c_str();
+    desc.tf32 = tf32;
+    desc.api = &api;
+  }
+};
 
 class CudaExecutable : public Executable {
 public:
-  Status init(std::unique_ptr<Device> dev, CompiledModel m, const ExecutableOptions &o) {
-    dev_ = std::move(dev);
+  ~CudaExecutable() override { grt_cuda_destroy(model_); }
+
+  Status init(const Driver &d, CompiledModel m, const ExecutableOptions &o) {
     maxBatch_ = o.maxBatch;
     info_ = m.info;
-    sample_ = 1;
-    for (int64_t d : info_.sample)
-      sample_ *= d;
+    trainable_ = m.trainable();
     // The memplan pass's plans, made for the largest batch.
-    GRAPHC_CHECK(m.predictPlan.batch >= maxBatch_ &&
-                     (!m.trainable() || m.stepPlan.batch >= maxBatch_),
+    GRAPHC_CHECK(m.predictPlan.batch >= maxBatch_ && (!trainable_ || m.stepPlan.batch >= maxBatch_),
                  "plans for batch {} run at batch {}", m.predictPlan.batch, maxBatch_);
-    if (m.trainable()) {
-      step_ = std::make_unique<Program>(*dev_, std::move(m.step), std::move(m.stepPlan), "step_",
-                                        o.tf32);
-      if (Status s = step_->compile(); !s)
-        return s;
-    }
-    predict_ = std::make_unique<Program>(*dev_, std::move(m.predict), std::move(m.predictPlan),
-                                         "predict_", o.tf32);
-    if (Status s = predict_->compile(); !s)
-      return s;
-
-    const size_t np = size_t(info_.numParams), mb = size_t(maxBatch_);
-    for (auto [buf, bytes] :
-         {std::pair{&params_, np * 4}, std::pair{&x_, mb * size_t(sample_) * 4},
-          std::pair{&labels_, mb * 4}, std::pair{&output_, mb * size_t(info_.classes) * 4},
-          std::pair{&scalars_, size_t(1024)}, std::pair{&indices_, mb * 8}})
-      if (Status s = buf->allocate(bytes); !s)
-        return s;
-    for (const std::string &slot : info_.stateSlots)
-      if (Status s = state_[slot].allocate(np * 4); !s)
-        return s;
-    for (auto [buf, bytes] :
-         {std::pair{&hostX_, mb * size_t(sample_) * 4}, std::pair{&hostLabels_, mb * 4},
-          std::pair{&hostOutput_, mb * size_t(info_.classes) * 4},
-          std::pair{&hostScalars_, size_t(1024)}, std::pair{&hostIndices_, mb * 8}})
-      if (Status s = buf->allocate(bytes); !s)
-        return s;
-    mirrorParams_.assign(np, 0.0f);
-    for (const std::string &slot : info_.stateSlots)
-      mirrorState_[slot].assign(np, 0.0f);
-
-    std::map<std::string, CUdeviceptr> io{
-        {GRAPHC_IO_X, x_.get()},
-        {GRAPHC_IO_LABELS, labels_.get()},
-        {GRAPHC_IO_PARAMS, params_.get()},
-        {GRAPHC_IO_STEP, scalars_.get() + kStepIn},
-        {GRAPHC_IO_SEED, scalars_.get() + kSeedIn},
-        {GRAPHC_IO_OUT GRAPHC_IO_LOSS, scalars_.get() + kLoss},
-        {GRAPHC_IO_OUT GRAPHC_IO_OUTPUT, output_.get()},
-        {GRAPHC_IO_OUT GRAPHC_IO_PARAMS, params_.get()},
-        {GRAPHC_IO_OUT GRAPHC_IO_STEP, scalars_.get() + kStepOut}};
-    for (auto &[slot, buf] : state_) {
-      io[GRAPHC_IO_STATE + slot] = buf.get();
-      io[GRAPHC_IO_OUT GRAPHC_IO_STATE + slot] = buf.get();
-    }
-    if (step_)
-      if (Status s = step_->bind(io); !s)
-        return s;
-    if (Status s = predict_->bind(
-            {{GRAPHC_IO_X, x_.get()},
-             {GRAPHC_IO_PARAMS, params_.get()},
-             {GRAPHC_IO_OUT GRAPHC_IO_OUTPUT, output_.get()}});
-        !s)
-      return s;
-    return dev_->synchronize();
+    auto facts = deviceFacts(d);
+    if (!facts)
+      return facts.diag();
+    auto start = std::chrono::steady_clock::now();
+    auto image = codegen::cuda::encodeDevicePrograms(m.step, m.stepPlan, m.predict, m.predictPlan,
+                                                     facts->arch);
+    if (!image)
+      return image.diag();
+    compileMs_ =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    device_ = fmt::format("{}, {}", facts->name, facts->arch);
+    step_ = std::move(m.step);
+    desc_ = std::make_unique<CudaDesc>(std::move(*image), d, o.tf32);
+    // The host side of the context has no run functions and no arenas.
+    desc_->model =
+        std::make_unique<ModelDesc>(info_, ModelDesc::ProgramRef{trainable_ ? &step_ : nullptr, 0},
+                                    ModelDesc::ProgramRef{&m.predict, 0}, maxBatch_, std::nullopt);
+    desc_->desc.model = desc_->model->get();
+    if (!trainable_)
+      desc_->desc.step_words = 0; // evaluation only
+    if (grt_cuda_create(&desc_->desc, &model_, nullptr, 1) != GRT_OK)
+      return error(grt_cuda_error(nullptr));
+    fallback_.assign(size_t(info_.numParams), 0.0f);
+    return {};
   }
 
   std::string target() const override { return "cuda"; }
+  /// "cuda (NVIDIA H200, sm_90), kernels compiled in 840 ms".
+  std::string describe() const override {
+    return fmt::format("cuda ({}), kernels compiled in {:.0f} ms", device_, compileMs_);
+  }
   int64_t maxBatch() const override { return maxBatch_; }
 
   Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
                    float *output) override {
-    if (Status s = stageBatch(x, labels, n); !s)
+    if (Status s = checkStep(x, labels, n); !s)
       return s;
-    return finishStep(n, loss, output);
+    float l = 0;
+    if (Status s = ok(grt_cuda_train_step_output(model_, x, labels, n, &l, output)); !s)
+      return s;
+    if (loss)
+      *loss = l;
+    return {};
   }
 
-  bool canDiagnoseSteps() const override { return bool(step_); }
+  bool canDiagnoseSteps() const override { return trainable_; }
 
   Expected<NonFiniteReport> diagnoseStep(const float *x, const int32_t *labels,
                                          int64_t n) override {
-    if (Status s = stageBatch(x, labels, n); !s)
+    if (Status s = checkStep(x, labels, n); !s)
       return s.diag();
-    if (Status s = stageScalars(); !s)
+    auto kernels = codegen::cuda::printKernels(step_, codegen::storedValues(step_), "step_");
+    const int64_t count = grt_cuda_step_kernel_count(model_);
+    GRAPHC_CHECK(int64_t(kernels.size()) == count, "{} kernel groups, {} in the table",
+                 kernels.size(), count);
+    auto run = [&](int64_t first, int64_t last) {
+      return ok(grt_cuda_train_step_kernels(model_, x, labels, n, first, last));
+    };
+    // Kernels [0, 0) put the batch in: the inputs are checked first. Then
+    // what each kernel group wrote, one group at a time; every group runs,
+    // so the step is applied as trainStep applies it.
+    if (Status s = run(0, 0); !s)
       return s.diag();
-    // The inputs first, then what each kernel group wrote, one group at a
-    // time; every group runs, so the step is applied as trainStep applies it.
-    auto first = firstNonFiniteOf(step_->graph().inputs(), n);
-    for (size_t k = 0; first && k < step_->kernelCount(); ++k) {
-      if (Status s = step_->runKernels(n, k, k + 1); !s)
+    auto first = firstNonFiniteOf(step_.inputs(), n);
+    for (int64_t k = 0; first && k < count; ++k) {
+      if (Status s = run(k, k + 1); !s)
         return s.diag();
       if (first->found)
         continue;
-      const codegen::KernelPlan &plan = step_->kernelPlan(k);
+      const codegen::KernelPlan &plan = kernels[size_t(k)].plan;
       std::vector<ir::ValueId> wrote = plan.members;
       for (ir::ValueId v : {plan.c, plan.colsum, plan.pack})
         if (v >= 0)
@@ -138,9 +141,9 @@ public:
     }
     if (!first)
       return first;
-    if (Status s = step_->runKernels(n, step_->kernelCount(), step_->kernelCount()); !s)
-      return s.diag(); // the output copies
-    ++stepCount_;
+    if (Status s = run(count, count); !s) // the output copies
+      return s.diag();
+    grt_cuda_set_step(model_, grt_cuda_step(model_) + 1);
     return first;
   }
 
@@ -151,20 +154,9 @@ public:
       return error("no input given");
     if (!output)
       return error("no output buffer given");
-    if (Status s = begin(); !s)
+    if (Status s = takePending(); !s)
       return s;
-    const Driver &d = dev_->driver();
-    const size_t outBytes = size_t(n * info_.classes) * 4;
-    std::memcpy(hostX_.get(), x, size_t(n * sample_) * 4);
-    GRAPHC_CU(d,
-              d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4, dev_->stream()));
-    if (Status s = predict_->run(n); !s)
-      return s;
-    GRAPHC_CU(d, d.cuMemcpyDtoHAsync(hostOutput_.get(), output_.get(), outBytes, dev_->stream()));
-    if (Status s = dev_->synchronize(); !s)
-      return s;
-    std::memcpy(output, hostOutput_.get(), outBytes);
-    return {};
+    return ok(grt_cuda_predict(model_, x, n, output));
   }
 
   Status uploadDataset(const float *x, const int32_t *labels, int64_t count) override {
@@ -172,26 +164,9 @@ public:
       return error("uploadDataset needs samples, labels and a count of at least 1");
     if (Status s = checkLabels(labels, count); !s)
       return s;
-    if (Status s = dev_->makeCurrent(); !s)
-      return s;
     datasetCount_ = 0;
-    const size_t xBytes = size_t(count * sample_) * 4;
-    if (Status s = dataX_.allocate(xBytes); !s)
-      return error(fmt::format("the data set ({} samples, {} MiB) does not fit on the GPU: {}",
-                               count, xBytes >> 20, s.diag().message));
-    if (Status s = dataLabels_.allocate(size_t(count) * 4); !s)
+    if (Status s = ok(grt_cuda_upload_dataset(model_, x, labels, count)); !s)
       return s;
-    const Driver &d = dev_->driver();
-    // On the step's stream and waited for, so the steps' gathers (on that
-    // non-blocking stream) read the data, and the caller may free x.
-    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(dataX_.get(), x, xBytes, dev_->stream()));
-    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(dataLabels_.get(), labels, size_t(count) * 4, dev_->stream()));
-    if (Status s = dev_->synchronize(); !s)
-      return s;
-    auto gather = dev_->helper("graphc_gather");
-    if (!gather)
-      return gather.diag();
-    gather_ = *gather;
     datasetCount_ = count;
     return {};
   }
@@ -208,202 +183,113 @@ public:
         return error(fmt::format("index {} of batch position {} is outside the data set of "
                                  "{} samples",
                                  indices[i], i, datasetCount_));
-    if (Status s = begin(); !s)
+    if (!trainable_)
+      return error("this model was compiled for evaluation only");
+    if (Status s = takePending(); !s)
       return s;
-    const Driver &d = dev_->driver();
-    std::memcpy(hostIndices_.get(), indices, size_t(n) * 8);
-    GRAPHC_CU(
-        d, d.cuMemcpyHtoDAsync(indices_.get(), hostIndices_.get(), size_t(n) * 8, dev_->stream()));
-    CUdeviceptr xs = dataX_.get(), ls = dataLabels_.get(), idx = indices_.get(), x = x_.get(),
-                lab = labels_.get();
-    int64_t rows = n, sample = sample_;
-    void *args[] = {&xs, &ls, &idx, &x, &lab, &rows, &sample};
-    if (Status s = dev_->launch(gather_, dev_->blocksFor(n * sample_, 256), 256, args); !s)
+    float l = 0;
+    if (Status s = ok(grt_cuda_train_step_indices(model_, indices, n, &l, output)); !s)
       return s;
-    return finishStep(n, loss, output);
+    if (loss)
+      *loss = l;
+    return {};
   }
 
   float *params() override {
-    refreshMirror();
-    mirrorDirty_ = true;
-    return mirrorParams_.data();
+    if (float *p = grt_cuda_params(model_))
+      return p;
+    pending_ = error(grt_cuda_error(model_));
+    return fallback_.data();
   }
 
   float *state(const std::string &slot) override {
-    auto it = mirrorState_.find(slot);
-    if (it == mirrorState_.end())
+    auto it = std::find(info_.stateSlots.begin(), info_.stateSlots.end(), slot);
+    if (it == info_.stateSlots.end())
       return nullptr;
-    refreshMirror();
-    mirrorDirty_ = true;
-    return it->second.data();
+    if (float *p = grt_cuda_state(model_, int64_t(it - info_.stateSlots.begin())))
+      return p;
+    pending_ = error(grt_cuda_error(model_));
+    return fallback_.data();
   }
 
-  int64_t step() const override { return stepCount_; }
-  void setStep(int64_t step) override { stepCount_ = step; }
-  void setSeed(uint64_t seed) override { seed_ = seed; }
+  int64_t step() const override { return grt_cuda_step(model_); }
+  void setStep(int64_t step) override { grt_cuda_set_step(model_, step); }
+  void setSeed(uint64_t seed) override { grt_cuda_set_seed(model_, seed); }
 
 private:
+  Status ok(int rc) const {
+    if (rc == GRT_OK)
+      return {};
+    return error(grt_cuda_error(model_));
+  }
+
+  /// A failure held back by params()/state(), reported once.
+  Status takePending() {
+    if (!pending_)
+      return {};
+    Diag e = *pending_;
+    pending_.reset();
+    return e;
+  }
+
   Status checkBatch(int64_t n) const {
     if (n < 1 || n > maxBatch_)
       return error(fmt::format("batch of {} samples: this executable takes 1 to {}", n, maxBatch_));
     return {};
   }
 
-  /// Before any work: a failure held back by params()/state(), the context,
-  /// and the host mirror written back if it was handed out.
-  Status begin() {
-    if (pending_) {
-      Diag e = *pending_;
-      pending_.reset();
-      return e;
-    }
-    if (Status s = dev_->makeCurrent(); !s)
-      return s;
-    if (!mirrorDirty_)
-      return {};
-    const Driver &d = dev_->driver();
-    const size_t bytes = mirrorParams_.size() * 4;
-    if (bytes > 0) {
-      // On the step's stream: a plain copy from pageable memory may return
-      // before its data lands, and the non-blocking stream would not wait.
-      GRAPHC_CU(d, d.cuMemcpyHtoDAsync(params_.get(), mirrorParams_.data(), bytes, dev_->stream()));
-      for (auto &[slot, host] : mirrorState_)
-        GRAPHC_CU(d,
-                  d.cuMemcpyHtoDAsync(state_.at(slot).get(), host.data(), bytes, dev_->stream()));
-    }
-    mirrorDirty_ = false;
-    return {};
-  }
-
-  /// Checks a host batch and puts it on the step's stream.
-  Status stageBatch(const float *x, const int32_t *labels, int64_t n) {
+  Status checkStep(const float *x, const int32_t *labels, int64_t n) {
+    if (!trainable_)
+      return error("this model was compiled for evaluation only");
     if (Status s = checkBatch(n); !s)
       return s;
     if (!x)
       return error("no input given");
     if (Status s = checkLabels(labels, n); !s)
       return s;
-    if (Status s = begin(); !s)
-      return s;
-    const Driver &d = dev_->driver();
-    std::memcpy(hostX_.get(), x, size_t(n * sample_) * 4);
-    std::memcpy(hostLabels_.get(), labels, size_t(n) * 4);
-    GRAPHC_CU(d,
-              d.cuMemcpyHtoDAsync(x_.get(), hostX_.get(), size_t(n * sample_) * 4, dev_->stream()));
-    GRAPHC_CU(d,
-              d.cuMemcpyHtoDAsync(labels_.get(), hostLabels_.get(), size_t(n) * 4, dev_->stream()));
-    return {};
-  }
-
-  /// The step counter and seed in; the device's parameters may change next.
-  Status stageScalars() {
-    if (!step_)
-      return error("this model was compiled for evaluation only");
-    const Driver &d = dev_->driver();
-    char *host = hostScalars_.get<char>();
-    const float stepIn = float(stepCount_);
-    const int32_t seedIn = stepSeed(seed_, stepCount_);
-    std::memcpy(host + kStepIn, &stepIn, 4);
-    std::memcpy(host + kSeedIn, &seedIn, 4);
-    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(scalars_.get(), host, kInBytes, dev_->stream()));
-    mirrorValid_ = false;
-    return {};
+    return takePending();
   }
 
   /// The first non-finite element among the f32 values `vs` of the step,
-  /// read from the device.
+  /// read from the device; a value fused into a kernel has no memory and
+  /// is skipped.
   Expected<NonFiniteReport> firstNonFiniteOf(const std::vector<ir::ValueId> &vs, int64_t n) {
-    const ir::Graph &g = step_->graph();
+    std::vector<float> data;
     for (ir::ValueId v : vs) {
-      if (g.type(v).dtype != ir::DType::F32)
+      if (step_.type(v).dtype != ir::DType::F32)
         continue;
-      auto data = step_->read(v, n);
-      if (!data)
-        return data.diag();
-      if (int64_t i = firstNonFinite(data->data(), int64_t(data->size())); i >= 0)
-        return nonFiniteAt(g, v, i, (*data)[size_t(i)]);
+      data.resize(size_t(step_.type(v).numel(n)));
+      int rc = grt_cuda_read_step_value(model_, v, data.data(), int64_t(data.size()));
+      if (rc == GRT_ERR_ARGUMENT)
+        continue;
+      if (Status s = ok(rc); !s)
+        return s.diag();
+      if (int64_t i = firstNonFinite(data.data(), int64_t(data.size())); i >= 0)
+        return nonFiniteAt(step_, v, i, data[size_t(i)]);
     }
     return NonFiniteReport{};
   }
 
-  /// The step counter and seed in, the step, the loss and output out.
-  Status finishStep(int64_t n, float *loss, float *output) {
-    if (Status s = stageScalars(); !s)
-      return s;
-    const Driver &d = dev_->driver();
-    char *host = hostScalars_.get<char>();
-    if (Status s = step_->run(n); !s)
-      return s;
-    const size_t outBytes = size_t(n * info_.classes) * 4;
-    GRAPHC_CU(d, d.cuMemcpyDtoHAsync(host + kLoss, scalars_.get() + kLoss, 4, dev_->stream()));
-    if (output)
-      GRAPHC_CU(d, d.cuMemcpyDtoHAsync(hostOutput_.get(), output_.get(), outBytes, dev_->stream()));
-    if (Status s = dev_->synchronize(); !s)
-      return s;
-    if (loss)
-      std::memcpy(loss, host + kLoss, 4);
-    if (output)
-      std::memcpy(output, hostOutput_.get(), outBytes);
-    ++stepCount_;
-    return {};
-  }
-
-  /// Copies parameters and state to the host when a step ran since the
-  /// last copy; a failure is reported by the next call that can return one.
-  void refreshMirror() {
-    if (mirrorValid_)
-      return;
-    auto copy = [&]() -> Status {
-      if (Status s = dev_->makeCurrent(); !s)
-        return s;
-      if (Status s = dev_->synchronize(); !s)
-        return s;
-      const Driver &d = dev_->driver();
-      const size_t bytes = mirrorParams_.size() * 4;
-      if (bytes == 0)
-        return {};
-      GRAPHC_CU(d, d.cuMemcpyDtoHAsync(mirrorParams_.data(), params_.get(), bytes, dev_->stream()));
-      for (auto &[slot, host] : mirrorState_)
-        GRAPHC_CU(d, d.cuMemcpyDtoHAsync(host.data(), state_.at(slot).get(), bytes, dev_->stream()));
-      return dev_->synchronize();
-    };
-    if (Status s = copy(); !s)
-      pending_ = s.diag();
-    mirrorValid_ = true;
-  }
-
-  // The device first: it is destroyed last, after every buffer and program.
-  std::unique_ptr<Device> dev_;
-  std::unique_ptr<Program> step_, predict_;
-  DeviceBuffer params_;                       // (numParams) the flat parameters
-  DeviceBuffer x_;                            // (maxBatch, sample...) the batch's input
-  DeviceBuffer labels_;                       // (maxBatch) int32
-  DeviceBuffer output_;                       // (maxBatch, classes)
-  DeviceBuffer scalars_;                      // step, seed, loss, step out: see kStepIn..kStepOut
-  DeviceBuffer indices_;                      // (maxBatch) int64, trainStepOnDevice's batch
-  DeviceBuffer dataX_;                        // (datasetCount, sample...) uploadDataset's samples
-  DeviceBuffer dataLabels_;                   // (datasetCount) int32
-  std::map<std::string, DeviceBuffer> state_; // per slot: (numParams)
-  PinnedBuffer hostX_, hostLabels_, hostOutput_, hostScalars_, hostIndices_;
-  std::vector<float> mirrorParams_;
-  std::map<std::string, std::vector<float>> mirrorState_;
-  bool mirrorValid_ = true;  // the mirror holds the device's values
-  bool mirrorDirty_ = false; // the mirror was handed out and may be newer
+  std::unique_ptr<CudaDesc> desc_; // outlives model_, which points into it
+  grt_cuda_model *model_ = nullptr;
+  ir::Graph step_;
+  std::vector<float> fallback_; // params()/state() after a failed fetch
   std::optional<Diag> pending_;
-  CUfunction gather_ = nullptr;
-  int64_t maxBatch_ = 0, sample_ = 1, datasetCount_ = 0, stepCount_ = 0;
-  uint64_t seed_ = 1;
+  bool trainable_ = false;
+  std::string device_;
+  double compileMs_ = 0;
+  int64_t maxBatch_ = 0, datasetCount_ = 0;
 };
 
 } // namespace
 
 Expected<std::unique_ptr<Executable>> makeCudaExecutable(CompiledModel model,
                                                          const ExecutableOptions &options) {
-  auto dev = Device::open();
-  if (!dev)
-    return dev.diag();
+  auto d = driver();
+  if (!d)
+    return d.diag();
   auto exe = std::make_unique<CudaExecutable>();
-  if (Status s = exe->init(std::move(*dev), std::move(model), options); !s)
+  if (Status s = exe->init(**d, std::move(model), options); !s)
     return s.diag();
   return std::unique_ptr<Executable>(std::move(exe));
 }

@@ -2,12 +2,12 @@
 // graph run on host buffers (the per-op tests' entry point).
 #include "runtime/cuda/CudaRuntime.h"
 
+#include "codegen/cuda/AotProgram.h"
 #include "codegen/cuda/Nvrtc.h"
-#include "runtime/cuda/Program.h"
+#include "runtime/cuda/Driver.h"
+#include "runtime/rt/graphc_cuda_model.h"
 
 #include <fmt/format.h>
-
-#include <cstring>
 
 namespace graphc::runtime::cuda {
 
@@ -19,12 +19,15 @@ Status deviceAvailable() {
 }
 
 Expected<std::string> describeDevice() {
-  auto dev = Device::open();
-  if (!dev)
-    return dev.diag();
-  int v = (*dev)->driver().version;
-  return fmt::format("{} ({}, {} SMs), driver for CUDA {}.{}", (*dev)->name(), (*dev)->arch(),
-                     (*dev)->multiprocessors(), v / 1000, v % 1000 / 10);
+  auto d = driver();
+  if (!d)
+    return d.diag();
+  auto facts = deviceFacts(**d);
+  if (!facts)
+    return facts.diag();
+  int v = (*d)->version;
+  return fmt::format("{} ({}, {} SMs), driver for CUDA {}.{}", facts->name, facts->arch,
+                     facts->multiprocessors, v / 1000, v % 1000 / 10);
 }
 
 std::string toolkitVersions() {
@@ -35,66 +38,50 @@ std::string toolkitVersions() {
 
 Status runGraph(const ir::Graph &g, const ir::MemoryPlan &plan, int64_t batch,
                 const std::map<std::string, void *> &io, bool tf32) {
-  auto dev = Device::open();
-  if (!dev)
-    return dev.diag();
-  const Driver &d = (*dev)->driver();
-  Program program(**dev, g, plan, "t_", tf32);
-  if (Status s = program.compile(); !s)
-    return s;
+  auto d = driver();
+  if (!d)
+    return d.diag();
+  auto facts = deviceFacts(**d);
+  if (!facts)
+    return facts.diag();
+  auto image = codegen::cuda::encodeDeviceProgram(g, plan, facts->arch, "t_");
+  if (!image)
+    return image.diag();
+  std::vector<const char *> strings;
+  for (const std::string &s : image->strings)
+    strings.push_back(s.c_str());
+  grt_cuda_desc desc{};
+  desc.num_strings = int64_t(strings.size());
+  desc.strings = strings.data();
+  desc.step = image->step.data();
+  desc.step_words = int64_t(image->step.size());
+  desc.helpers_ptx = image->helpersPtx.c_str();
+  desc.arch = image->arch.c_str();
+  desc.tf32 = tf32;
+  desc.api = *d;
 
-  std::map<std::string, DeviceBuffer> buffers;
-  std::map<std::string, CUdeviceptr> bound;
-  std::vector<std::pair<void *, size_t>> outputs; // host memory, bytes
-  auto host = [&](const std::string &name) {
+  // Every input and output with its host memory and its size at `batch`.
+  std::vector<std::string> names;
+  std::vector<void *> host;
+  std::vector<int64_t> bytes;
+  auto add = [&](const std::string &name, ir::ValueId v) {
     auto it = io.find(name);
     GRAPHC_CHECK(it != io.end() && it->second, "no host buffer for {}", name);
-    return it->second;
+    names.push_back(name);
+    host.push_back(it->second);
+    bytes.push_back(g.type(v).numel(batch) * 4); // f32 and i32 alike
   };
-  for (ir::ValueId v : g.inputs()) {
-    std::string name = g.node(v).attrs.s("name");
-    size_t bytes = size_t(g.type(v).numel(batch)) * 4;
-    if (Status s = buffers[name].allocate(bytes); !s)
-      return s;
-    GRAPHC_CU(d, d.cuMemcpyHtoDAsync(buffers[name].get(), host(name), bytes, (*dev)->stream()));
-    bound[name] = buffers[name].get();
-  }
-  if (Status s = (*dev)->synchronize(); !s) // the inputs are on the GPU before any kernel runs
-    return s;
-  std::vector<std::string> outNames;
-  for (const ir::Output &o : g.outputs()) {
-    std::string name = "out:" + o.name;
-    size_t bytes = size_t(g.type(o.value).numel(batch)) * 4;
-    if (Status s = buffers[name].allocate(bytes); !s)
-      return s;
-    bound[name] = buffers[name].get();
-    outputs.push_back({host(name), bytes});
-    outNames.push_back(name);
-  }
-  if (Status s = program.bind(bound); !s)
-    return s;
-
-  // Twice: launched directly, then replayed from the captured graph. Both
-  // must give the same bits.
-  std::vector<std::vector<char>> first;
-  for (int round = 0; round < 2; ++round) {
-    if (Status s = program.run(batch); !s)
-      return s;
-    if (Status s = (*dev)->synchronize(); !s)
-      return s;
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      std::vector<char> got(outputs[i].second);
-      GRAPHC_CU(d, d.cuMemcpyDtoH(got.data(), buffers[outNames[i]].get(), got.size()));
-      if (round == 0) {
-        std::memcpy(outputs[i].first, got.data(), got.size());
-        first.push_back(std::move(got));
-      } else if (got != first[i]) {
-        return error(fmt::format("output {} differs between the direct launch and the CUDA "
-                                 "graph replay",
-                                 outNames[i]));
-      }
-    }
-  }
+  for (ir::ValueId v : g.inputs())
+    add(g.node(v).attrs.s("name"), v);
+  for (const ir::Output &o : g.outputs())
+    add("out:" + o.name, o.value);
+  std::vector<const char *> cnames;
+  for (const std::string &n : names)
+    cnames.push_back(n.c_str());
+  char text[512] = "";
+  if (grt_cuda_run_program(&desc, batch, int64_t(names.size()), cnames.data(), host.data(),
+                           bytes.data(), text, sizeof text) != GRT_OK)
+    return error(text);
   return {};
 }
 

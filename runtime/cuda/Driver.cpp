@@ -75,8 +75,12 @@ Expected<Driver *> load() {
     else                                                                                           \
       missing += std::string(missing.empty() ? "" : ", ") + #name;                                 \
   }
-  GRAPHC_CUDA_DRIVER_FUNCTIONS(GRAPHC_CUDA_RESOLVE)
+  GRT_CUDA_DRIVER_FUNCTIONS(GRAPHC_CUDA_RESOLVE)
 #undef GRAPHC_CUDA_RESOLVE
+  // cuBLASLt: graphc's forwarding functions, which open it on first use.
+#define GRAPHC_CUBLASLT(name) d->name = &::name;
+  GRT_CUBLASLT_FUNCTIONS(GRAPHC_CUBLASLT)
+#undef GRAPHC_CUBLASLT
   if (!missing.empty())
     return error(fmt::format("the CUDA driver (CUDA {}.{}) lacks {}", d->version / 1000,
                              d->version % 1000 / 10, missing));
@@ -115,5 +119,17 @@ Expected<const Driver *> driver() {
 }
 
 const Driver *loadedDriver() { return loaded && *loaded ? **loaded : nullptr; }
+
+Expected<DeviceFacts> deviceFacts(const Driver &d) {
+  CUdevice dev = 0;
+  GRAPHC_CU(d, d.cuDeviceGet(&dev, 0));
+  char name[256] = {};
+  GRAPHC_CU(d, d.cuDeviceGetName(name, int(sizeof name) - 1, dev));
+  int major = 0, minor = 0, sms = 0;
+  GRAPHC_CU(d, d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev));
+  GRAPHC_CU(d, d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev));
+  GRAPHC_CU(d, d.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
+  return DeviceFacts{name, fmt::format("sm_{}{}", major, minor), sms};
+}
 
 } // namespace graphc::runtime::cuda

@@ -10,58 +10,17 @@
 #pragma once
 
 #include "ir/Error.h"
-
-#include <cuda.h>
+#include "runtime/rt/graphc_cuda_api.h"
 
 #include <string>
 
 namespace graphc::runtime::cuda {
 
-// Every driver entry point graphc calls. Names are cuda.h's (some are
-// macros for versioned symbols, e.g. cuMemAlloc -> cuMemAlloc_v2: the
-// member takes the versioned name, the lookup asks for the base name).
-#define GRAPHC_CUDA_DRIVER_FUNCTIONS(X)                                                            \
-  X(cuGetErrorString)                                                                              \
-  X(cuGetErrorName)                                                                                \
-  X(cuInit)                                                                                        \
-  X(cuDriverGetVersion)                                                                            \
-  X(cuDeviceGetCount)                                                                              \
-  X(cuDeviceGet)                                                                                   \
-  X(cuDeviceGetName)                                                                               \
-  X(cuDeviceGetAttribute)                                                                          \
-  X(cuDevicePrimaryCtxRetain)                                                                      \
-  X(cuDevicePrimaryCtxRelease)                                                                     \
-  X(cuCtxSetCurrent)                                                                               \
-  X(cuMemAlloc)                                                                                    \
-  X(cuMemFree)                                                                                     \
-  X(cuMemAllocHost)                                                                                \
-  X(cuMemFreeHost)                                                                                 \
-  X(cuMemsetD8Async)                                                                               \
-  X(cuMemsetD32Async)                                                                              \
-  X(cuMemcpyHtoD)                                                                                  \
-  X(cuMemcpyDtoH)                                                                                  \
-  X(cuMemcpyHtoDAsync)                                                                             \
-  X(cuMemcpyDtoHAsync)                                                                             \
-  X(cuMemcpyDtoDAsync)                                                                             \
-  X(cuStreamCreate)                                                                                \
-  X(cuStreamDestroy)                                                                               \
-  X(cuStreamSynchronize)                                                                           \
-  X(cuStreamBeginCapture)                                                                          \
-  X(cuStreamEndCapture)                                                                            \
-  X(cuGraphInstantiateWithFlags)                                                                   \
-  X(cuGraphLaunch)                                                                                 \
-  X(cuGraphExecDestroy)                                                                            \
-  X(cuGraphDestroy)                                                                                \
-  X(cuModuleLoadDataEx)                                                                            \
-  X(cuModuleUnload)                                                                                \
-  X(cuModuleGetFunction)                                                                           \
-  X(cuLaunchKernel)
-
-/// The driver's entry points, resolved for CUDA_VERSION.
-struct Driver {
-#define GRAPHC_CUDA_MEMBER(name) decltype(&::name) name = nullptr;
-  GRAPHC_CUDA_DRIVER_FUNCTIONS(GRAPHC_CUDA_MEMBER)
-#undef GRAPHC_CUDA_MEMBER
+/// The driver's entry points (graphc_cuda_api.h's GRT_CUDA_DRIVER_FUNCTIONS),
+/// resolved for CUDA_VERSION, and cuBLASLt's (runtime/cuda/CublasLtLoader.cpp,
+/// itself loaded on first use): the table the C runtime's contexts call.
+struct Driver : grt_cuda_api {
+  Driver() : grt_cuda_api{} {}
   int version = 0; ///< cuDriverGetVersion, e.g. 13000
 
   /// "CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
@@ -77,6 +36,14 @@ Expected<const Driver *> driver();
 /// The driver if it was loaded successfully before, else null. For
 /// destructors, which must not load it.
 const Driver *loadedDriver();
+
+/// Device 0 (CUDA_VISIBLE_DEVICES chooses which GPU that is).
+struct DeviceFacts {
+  std::string name;
+  std::string arch; ///< NVRTC's architecture, e.g. "sm_90"
+  int multiprocessors = 0;
+};
+Expected<DeviceFacts> deviceFacts(const Driver &d);
 
 } // namespace graphc::runtime::cuda
 

@@ -5,14 +5,13 @@
  * checkpoints, the step counter) with the device: parameters and optimizer
  * state live on the GPU; the host copies are a mirror, refreshed when
  * params() or save() need them and written back before the next step when
- * params() handed them out or load() replaced them.
+ * params() handed them out or load() replaced them. Every driver and
+ * cuBLASLt call goes through the descriptor's table (API below).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "graphc_cuda_model.h"
+#include "graphc_cuda_api.h"
 #include "ir/graphc_io.h"
-
-#include <cublasLt.h>
-#include <cuda.h>
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -53,7 +52,8 @@ typedef struct {
 
 struct grt_cuda_model {
   const grt_cuda_desc *d;
-  grt_model *host;
+  const grt_cuda_api *api;
+  grt_model *host; /* NULL in grt_cuda_run_program's context */
   int64_t max_batch, sample, classes, num_params, num_slots;
   CUdevice dev;
   CUcontext ctx;
@@ -62,9 +62,11 @@ struct grt_cuda_model {
   CUdeviceptr workspace;
   int sms;
   CUmodule helpers;
-  CUfunction bias_add;
-  CUdeviceptr params, x, labels, output, scalars;
+  CUfunction bias_add, gather;
+  CUdeviceptr params, x, labels, output, scalars, indices;
   CUdeviceptr *state;
+  CUdeviceptr data_x, data_labels; /* grt_cuda_upload_dataset's */
+  int64_t data_count;
   int32_t *label_check; /* host room to check device-side labels */
   unsigned char
       scalars_in[GRAPHC_SCALAR_IN_BYTES]; /* the step counter and seed, uploaded each step */
@@ -76,6 +78,9 @@ struct grt_cuda_model {
 
 static char create_error[512];
 
+/* Every driver and cuBLASLt call of a context `m`. */
+#define API (m->api)
+
 static int fail(grt_cuda_model *m, int code, const char *fmt, ...) {
   char *buf = m ? m->error : create_error;
   va_list ap;
@@ -86,6 +91,8 @@ static int fail(grt_cuda_model *m, int code, const char *fmt, ...) {
 }
 
 static int cu_fail(grt_cuda_model *m, CUresult r, const char *what) {
+  if (!m || !m->api)
+    return fail(m, GRT_ERR_DEVICE, "CUDA error %d in %s", (int)r, what);
   if (r == CUDA_ERROR_STUB_LIBRARY)
     return fail(m, GRT_ERR_DEVICE,
                 "no CUDA driver: libcuda.so.1 is the toolkit's stub "
@@ -94,25 +101,28 @@ static int cu_fail(grt_cuda_model *m, CUresult r, const char *what) {
   if (r == CUDA_ERROR_NO_DEVICE)
     return fail(m, GRT_ERR_DEVICE, "no CUDA device is visible (%s)", what);
   const char *name = NULL, *text = NULL;
-  cuGetErrorName(r, &name);
-  cuGetErrorString(r, &text);
-  return fail(m, GRT_ERR_DEVICE, "CUDA error in %s: %s (%s)", what, name ? name : "?",
-              text ? text : "?");
+  API->cuGetErrorName(r, &name);
+  API->cuGetErrorString(r, &text);
+  return fail(m, GRT_ERR_DEVICE, "CUDA error in %s: %s (%s)%s", what, name ? name : "?",
+              text ? text : "?", r == CUDA_ERROR_OUT_OF_MEMORY ? ": try a smaller batch" : "");
 }
+
+/* A call's text without the table: "cuMemAlloc(...)". */
+static const char *call_text(const char *s) { return strncmp(s, "API->", 5) ? s : s + 5; }
 
 #define CU(call)                                                                                   \
   do {                                                                                             \
     CUresult cu_r_ = (call);                                                                       \
     if (cu_r_ != CUDA_SUCCESS)                                                                     \
-      return cu_fail(m, cu_r_, #call);                                                             \
+      return cu_fail(m, cu_r_, call_text(#call));                                                  \
   } while (0)
 
 #define LT(call)                                                                                   \
   do {                                                                                             \
     cublasStatus_t lt_s_ = (call);                                                                 \
     if (lt_s_ != CUBLAS_STATUS_SUCCESS)                                                            \
-      return fail(m, GRT_ERR_DEVICE, "cuBLASLt error in %s: %s", #call,                            \
-                  cublasLtGetStatusString(lt_s_));                                                 \
+      return fail(m, GRT_ERR_DEVICE, "cuBLASLt error in %s: %s", call_text(#call),                 \
+                  API->cublasLtGetStatusString(lt_s_));                                            \
   } while (0)
 
 static int64_t elements(int64_t coef, int64_t pow, int64_t n) {
@@ -168,7 +178,7 @@ static int load_module(grt_cuda_model *m, const char *ptx, CUmodule *out, const 
   void *vals[] = {log, (void *)(uintptr_t)sizeof log};
   if (!ptx)
     return fail(m, GRT_ERR_FORMAT, "%s: no PTX", what);
-  CUresult r = cuModuleLoadDataEx(out, ptx, 2, opts, vals);
+  CUresult r = API->cuModuleLoadDataEx(out, ptx, 2, opts, vals);
   if (r == CUDA_SUCCESS)
     return GRT_OK;
   if (log[0])
@@ -202,20 +212,25 @@ static CUdeviceptr io_memory(grt_cuda_model *m, const char *name, int output) {
   return 0;
 }
 
-/* Device memory of at least 256 bytes, zeroed (the memset is waited for at
- * the end of create). */
+/* Device memory of at least 256 bytes, zeroed on the step's stream (so
+ * before any kernel of it; create waits for it at the end). */
 static int zeroed(grt_cuda_model *m, CUdeviceptr *p, size_t bytes) {
   if (bytes < 256)
     bytes = 256;
-  CU(cuMemAlloc(p, bytes));
-  CU(cuMemsetD8(*p, 0, bytes));
-  /* the memset runs on the legacy stream, which the step's non-blocking
-   * stream does not wait for */
-  CU(cuCtxSynchronize());
+  CU(API->cuMemAlloc(p, bytes));
+  CU(API->cuMemsetD8Async(*p, 0, bytes, m->stream));
   return GRT_OK;
 }
 
-static int prepare_program(grt_cuda_model *m, program_t *p) {
+/* Where io entry (name, output) of a program lives. */
+typedef CUdeviceptr (*io_resolver)(grt_cuda_model *m, const char *name, int output, void *ctx);
+
+static CUdeviceptr model_io(grt_cuda_model *m, const char *name, int output, void *ctx) {
+  (void)ctx;
+  return io_memory(m, name, output);
+}
+
+static int prepare_program(grt_cuda_model *m, program_t *p, io_resolver resolve, void *ctx) {
   p->mods = calloc((size_t)p->num_modules + 1, sizeof(CUmodule));
   p->fns = calloc((size_t)p->num_functions + 1, sizeof(CUfunction));
   p->at = calloc((size_t)p->num_values + 1, sizeof(CUdeviceptr));
@@ -233,11 +248,11 @@ static int prepare_program(grt_cuda_model *m, program_t *p) {
     const char *name = string(m, p->functions[2 * i + 1]);
     if (mod < 0 || mod >= p->num_modules || !name)
       return fail(m, GRT_ERR_FORMAT, "the %s program names a kernel that is not there", p->what);
-    CU(cuModuleGetFunction(&p->fns[i], p->mods[mod], name));
+    CU(API->cuModuleGetFunction(&p->fns[i], p->mods[mod], name));
   }
   for (int64_t i = 0; i < p->num_io; ++i) {
     const char *name = string(m, p->io[2 * i]);
-    p->io_ptr[i] = io_memory(m, name, (int)p->io[2 * i + 1]);
+    p->io_ptr[i] = resolve(m, name, (int)p->io[2 * i + 1], ctx);
     if (!p->io_ptr[i])
       return fail(m, GRT_ERR_FORMAT, "the %s program needs a buffer '%s' this runtime lacks",
                   p->what, name ? name : "?");
@@ -254,27 +269,28 @@ static int prepare_program(grt_cuda_model *m, program_t *p) {
                : base >= 0       ? p->io_ptr[base] + (CUdeviceptr)off
                                  : 0;
   }
-  CU(cuMemAlloc(&p->table, (size_t)(p->num_values + 1) * sizeof(CUdeviceptr)));
+  CU(API->cuMemAlloc(&p->table, (size_t)(p->num_values + 1) * sizeof(CUdeviceptr)));
   /* On the step's non-blocking stream, and waited for: a synchronous copy
    * on the legacy stream is not ordered before that stream's kernels. */
   if (p->num_values > 0) {
-    CU(cuMemcpyHtoDAsync(p->table, p->at, (size_t)p->num_values * sizeof(CUdeviceptr), m->stream));
-    CU(cuStreamSynchronize(m->stream));
+    CU(API->cuMemcpyHtoDAsync(p->table, p->at, (size_t)p->num_values * sizeof(CUdeviceptr),
+                              m->stream));
+    CU(API->cuStreamSynchronize(m->stream));
   }
   return GRT_OK;
 }
 
 /* --- GEMMs ------------------------------------------------------------------------- */
 
-static void gemm_free(gemm_t *g) {
+static void gemm_free(grt_cuda_model *m, gemm_t *g) {
   if (g->lc)
-    cublasLtMatrixLayoutDestroy(g->lc);
+    API->cublasLtMatrixLayoutDestroy(g->lc);
   if (g->lb)
-    cublasLtMatrixLayoutDestroy(g->lb);
+    API->cublasLtMatrixLayoutDestroy(g->lb);
   if (g->la)
-    cublasLtMatrixLayoutDestroy(g->la);
+    API->cublasLtMatrixLayoutDestroy(g->la);
   if (g->desc)
-    cublasLtMatmulDescDestroy(g->desc);
+    API->cublasLtMatmulDescDestroy(g->desc);
   memset(g, 0, sizeof *g);
 }
 
@@ -289,43 +305,43 @@ static uint32_t alignment(CUdeviceptr p) {
 static int pick_algo(grt_cuda_model *m, gemm_t *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c,
                      int *found) {
   cublasLtMatmulPreference_t pref = NULL;
-  LT(cublasLtMatmulPreferenceCreate(&pref));
+  LT(API->cublasLtMatmulPreferenceCreate(&pref));
   uint64_t workspace = WORKSPACE_BYTES;
   /* Split-K only through a separate reduction, never in place: the same
    * bits every run. */
   uint32_t reduction =
       CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE | CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
   uint32_t align_a = alignment(b), align_b = alignment(a), align_c = alignment(c);
-  cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
+  cublasStatus_t s = API->cublasLtMatmulPreferenceSetAttribute(
       pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
-                                             &reduction, sizeof reduction);
+    s = API->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                  &reduction, sizeof reduction);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                                             &align_a, sizeof align_a);
+    s = API->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                  &align_a, sizeof align_a);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                             &align_b, sizeof align_b);
+    s = API->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                  &align_b, sizeof align_b);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                             &align_c, sizeof align_c);
+    s = API->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                  &align_c, sizeof align_c);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                             &align_c, sizeof align_c);
+    s = API->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                  &align_c, sizeof align_c);
   cublasLtMatmulHeuristicResult_t results[8];
   int count = 0;
   memset(results, 0, sizeof results);
   if (s == CUBLAS_STATUS_SUCCESS)
-    s = cublasLtMatmulAlgoGetHeuristic(m->lt, g->desc, g->la, g->lb, g->lc, g->lc, pref, 8, results,
-                                       &count);
-  cublasLtMatmulPreferenceDestroy(pref);
+    s = API->cublasLtMatmulAlgoGetHeuristic(m->lt, g->desc, g->la, g->lb, g->lc, g->lc, pref, 8,
+                                            results, &count);
+  API->cublasLtMatmulPreferenceDestroy(pref);
   if (s == CUBLAS_STATUS_NOT_SUPPORTED)
     count = 0;
   else if (s != CUBLAS_STATUS_SUCCESS)
     return fail(m, GRT_ERR_DEVICE,
                 "cuBLASLt: choosing the algorithm of a %" PRId64 "x%" PRId64 " product: %s", g->m,
-                g->n, cublasLtGetStatusString(s));
+                g->n, API->cublasLtGetStatusString(s));
   *found = 0;
   for (int i = 0; i < count && !*found; ++i)
     if (results[i].state == CUBLAS_STATUS_SUCCESS) {
@@ -336,30 +352,32 @@ static int pick_algo(grt_cuda_model *m, gemm_t *g, CUdeviceptr a, CUdeviceptr b,
 }
 
 /* Row-major C[M, N] = op(A) op(B) is column-major C^T = op(B)^T op(A)^T:
- * cuBLASLt's "A" is our B and its "B" is our A (as runtime/cuda/Program.cpp). */
+ * cuBLASLt's "A" is our B and its "B" is our A; every row-major [R, C] buffer
+ * is a column-major C x R matrix with leading dimension C. */
 static int describe_gemm(grt_cuda_model *m, gemm_t *g, const int64_t *k, int64_t n,
                          const program_t *p, int with_epilogue) {
   int64_t as0 = dim(k[GK_AS0], n), as1 = dim(k[GK_AS1], n);
   int64_t bs0 = dim(k[GK_BS0], n), bs1 = dim(k[GK_BS1], n);
   g->m = k[GK_TRANS_A] ? as1 : as0;
   g->n = k[GK_TRANS_B] ? bs0 : bs1;
-  LT(cublasLtMatmulDescCreate(
+  LT(API->cublasLtMatmulDescCreate(
       &g->desc, m->d->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
   cublasOperation_t op_a = k[GK_TRANS_B] ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t op_b = k[GK_TRANS_A] ? CUBLAS_OP_T : CUBLAS_OP_N;
-  LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
-  LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
+  LT(API->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
+  LT(API->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
   if (with_epilogue) {
     cublasLtEpilogue_t epi =
         k[GK_LT] == GCU_LT_RELU_BIAS ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
     const void *bias = (const void *)(uintptr_t)p->at[k[GK_BIAS]];
-    LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
-    LT(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                      sizeof bias));
+    LT(API->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
+                                           sizeof epi));
+    LT(API->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                           sizeof bias));
   }
-  LT(cublasLtMatrixLayoutCreate(&g->la, CUDA_R_32F, (uint64_t)bs1, (uint64_t)bs0, bs1));
-  LT(cublasLtMatrixLayoutCreate(&g->lb, CUDA_R_32F, (uint64_t)as1, (uint64_t)as0, as1));
-  LT(cublasLtMatrixLayoutCreate(&g->lc, CUDA_R_32F, (uint64_t)g->n, (uint64_t)g->m, g->n));
+  LT(API->cublasLtMatrixLayoutCreate(&g->la, CUDA_R_32F, (uint64_t)bs1, (uint64_t)bs0, bs1));
+  LT(API->cublasLtMatrixLayoutCreate(&g->lb, CUDA_R_32F, (uint64_t)as1, (uint64_t)as0, as1));
+  LT(API->cublasLtMatrixLayoutCreate(&g->lc, CUDA_R_32F, (uint64_t)g->n, (uint64_t)g->m, g->n));
   return GRT_OK;
 }
 
@@ -372,7 +390,7 @@ static int plan_gemm(grt_cuda_model *m, const program_t *p, const int64_t *k, in
     if (rc == GRT_OK)
       rc = pick_algo(m, g, a, b, c, &found);
     if (rc != GRT_OK || !found)
-      gemm_free(g);
+      gemm_free(m, g);
     if (rc != GRT_OK)
       return rc;
   }
@@ -386,7 +404,7 @@ static int plan_gemm(grt_cuda_model *m, const program_t *p, const int64_t *k, in
                 " fp32 product of the %s program",
                 g->m, g->n, p->what);
     if (rc != GRT_OK) {
-      gemm_free(g);
+      gemm_free(m, g);
       return rc;
     }
     g->by_self = k[GK_LT] != GCU_LT_NONE;
@@ -405,14 +423,18 @@ static int64_t blocks_for(const grt_cuda_model *m, int64_t total, int threads) {
 static int launch(grt_cuda_model *m, CUfunction f, int64_t blocks, int threads, void **args) {
   if (!f)
     return fail(m, GRT_ERR_FORMAT, "a kernel of the program is missing");
-  CU(cuLaunchKernel(f, (unsigned)blocks, 1, 1, (unsigned)threads, 1, 1, 0, m->stream, args, NULL));
+  CU(API->cuLaunchKernel(f, (unsigned)blocks, 1, 1, (unsigned)threads, 1, 1, 0, m->stream, args,
+                         NULL));
   return GRT_OK;
 }
 
-static int enqueue(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b) {
+/* Enqueues kernel records [first, last) of `p` at batch n, and the output
+ * copies when `last` is the end. */
+static int enqueue_range(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b, int64_t first,
+                         int64_t last) {
   CUdeviceptr table = p->table;
   int rc = GRT_OK;
-  for (int64_t i = 0; i < p->num_kernels && rc == GRT_OK; ++i) {
+  for (int64_t i = first; i < last && rc == GRT_OK; ++i) {
     const int64_t *k = p->kernels + GCU_KERNEL_WORDS * i;
     int64_t total = elements(k[GK_TOTAL_COEF], k[GK_TOTAL_POW], n);
     CUfunction fn = k[GK_FN] >= 0 ? p->fns[k[GK_FN]] : NULL;
@@ -437,9 +459,10 @@ static int enqueue(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b) {
       const gemm_t *g = &b->gemms[i];
       const float alpha = 1.0f, beta = 0.0f;
       void *c = (void *)(uintptr_t)p->at[k[GK_C]];
-      LT(cublasLtMatmul(m->lt, g->desc, &alpha, (const void *)(uintptr_t)p->at[k[GK_B]], g->la,
-                        (const void *)(uintptr_t)p->at[k[GK_A]], g->lb, &beta, c, g->lc, c, g->lc,
-                        &g->algo, (void *)(uintptr_t)m->workspace, WORKSPACE_BYTES, m->stream));
+      LT(API->cublasLtMatmul(m->lt, g->desc, &alpha, (const void *)(uintptr_t)p->at[k[GK_B]], g->la,
+                             (const void *)(uintptr_t)p->at[k[GK_A]], g->lb, &beta, c, g->lc, c,
+                             g->lc, &g->algo, (void *)(uintptr_t)m->workspace, WORKSPACE_BYTES,
+                             m->stream));
       if (g->by_self) {
         CUdeviceptr cp = p->at[k[GK_C]], bias = p->at[k[GK_BIAS]];
         int64_t count = g->m * g->n, cols = g->n;
@@ -462,24 +485,44 @@ static int enqueue(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b) {
       for (int64_t j = k[GK_COPY_FIRST]; j < k[GK_COPY_FIRST] + k[GK_COPY_COUNT]; ++j) {
         const int64_t *c = p->copies + 5 * j;
         if (c[2] < 0) /* a constant: -1 - its bits */
-          CU(cuMemsetD32Async(p->at[c[0]] + (CUdeviceptr)c[1], (unsigned)(-1 - c[2]),
-                              (size_t)elements(c[3], c[4], n), m->stream));
+          CU(API->cuMemsetD32Async(p->at[c[0]] + (CUdeviceptr)c[1], (unsigned)(-1 - c[2]),
+                                   (size_t)elements(c[3], c[4], n), m->stream));
         else
-          CU(cuMemcpyDtoDAsync(p->at[c[0]] + (CUdeviceptr)c[1], p->at[c[2]],
-                               (size_t)elements(c[3], c[4], n) * 4, m->stream));
+          CU(API->cuMemcpyDtoDAsync(p->at[c[0]] + (CUdeviceptr)c[1], p->at[c[2]],
+                                    (size_t)elements(c[3], c[4], n) * 4, m->stream));
       }
       break;
     default: return fail(m, GRT_ERR_FORMAT, "the %s program has a kernel of unknown kind", p->what);
     }
   }
-  if (rc != GRT_OK)
+  if (rc != GRT_OK || last != p->num_kernels)
     return rc;
   for (int64_t j = 0; j < p->num_outcopies; ++j) {
     const int64_t *c = p->outcopies + 4 * j;
     CUdeviceptr dst = p->io_ptr[c[1]], src = p->at[c[0]];
     if (dst != src)
-      CU(cuMemcpyDtoDAsync(dst, src, (size_t)elements(c[2], c[3], n) * 4, m->stream));
+      CU(API->cuMemcpyDtoDAsync(dst, src, (size_t)elements(c[2], c[3], n) * 4, m->stream));
   }
+  return GRT_OK;
+}
+
+static int enqueue(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b) {
+  return enqueue_range(m, p, n, b, 0, p->num_kernels);
+}
+
+/* The plans of batch size n: its products' descriptors and algorithms,
+ * made the first time. */
+static int plan_batch(grt_cuda_model *m, program_t *p, int64_t n, batch_t **out) {
+  batch_t *b = &p->batches[n];
+  if (!b->gemms && !(b->gemms = calloc((size_t)p->num_kernels + 1, sizeof(gemm_t))))
+    return fail(m, GRT_ERR_MEMORY, "out of memory");
+  for (int64_t i = 0; i < p->num_kernels; ++i)
+    if (p->kernels[GCU_KERNEL_WORDS * i + GK_LAUNCH] == GCU_GEMM && !b->gemms[i].desc) {
+      int rc = plan_gemm(m, p, p->kernels + GCU_KERNEL_WORDS * i, n, &b->gemms[i]);
+      if (rc != GRT_OK)
+        return rc;
+    }
+  *out = b;
   return GRT_OK;
 }
 
@@ -495,32 +538,27 @@ static int run(grt_cuda_model *m, program_t *p, int64_t n) {
   batch_t *b = &p->batches[n];
   if (b->ready) {
     if (b->exec)
-      CU(cuGraphLaunch(b->exec, m->stream));
+      CU(API->cuGraphLaunch(b->exec, m->stream));
     return b->exec ? GRT_OK : enqueue(m, p, n, b);
   }
-  if (!b->gemms && !(b->gemms = calloc((size_t)p->num_kernels + 1, sizeof(gemm_t))))
-    return fail(m, GRT_ERR_MEMORY, "out of memory");
-  for (int64_t i = 0; i < p->num_kernels; ++i)
-    if (p->kernels[GCU_KERNEL_WORDS * i + GK_LAUNCH] == GCU_GEMM && !b->gemms[i].desc) {
-      int rc = plan_gemm(m, p, p->kernels + GCU_KERNEL_WORDS * i, n, &b->gemms[i]);
-      if (rc != GRT_OK)
-        return rc;
-    }
-  int rc = enqueue(m, p, n, b);
+  int rc = plan_batch(m, p, n, &b);
+  if (rc != GRT_OK)
+    return rc;
+  rc = enqueue(m, p, n, b);
   if (rc != GRT_OK)
     return rc;
   /* The step is enqueued and counts from here: a capture that fails only
    * leaves this size launching directly (b->exec stays null). */
   if (graphs_enabled() &&
-      cuStreamBeginCapture(m->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) == CUDA_SUCCESS) {
+      API->cuStreamBeginCapture(m->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) == CUDA_SUCCESS) {
     int captured = enqueue(m, p, n, b);
     CUgraph graph = NULL;
-    CUresult r = cuStreamEndCapture(m->stream, &graph);
+    CUresult r = API->cuStreamEndCapture(m->stream, &graph);
     if (captured == GRT_OK && r == CUDA_SUCCESS &&
-        cuGraphInstantiateWithFlags(&b->exec, graph, 0) != CUDA_SUCCESS)
+        API->cuGraphInstantiateWithFlags(&b->exec, graph, 0) != CUDA_SUCCESS)
       b->exec = NULL;
     if (graph)
-      cuGraphDestroy(graph);
+      API->cuGraphDestroy(graph);
   }
   b->ready = 1;
   return GRT_OK;
@@ -528,31 +566,34 @@ static int run(grt_cuda_model *m, program_t *p, int64_t n) {
 
 /* --- contexts ----------------------------------------------------------------------- */
 
+/* The device, a stream, cuBLASLt, graphc's helper kernels, and the buffers
+ * of m's sizes (all zero in grt_cuda_run_program's context). */
 static int open_device(grt_cuda_model *m) {
-  CU(cuInit(0));
-  CU(cuDeviceGet(&m->dev, 0));
-  CU(cuDevicePrimaryCtxRetain(&m->ctx, m->dev));
-  CU(cuCtxSetCurrent(m->ctx));
-  CU(cuDeviceGetAttribute(&m->sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, m->dev));
-  CU(cuStreamCreate(&m->stream, CU_STREAM_NON_BLOCKING));
-  LT(cublasLtCreate(&m->lt));
-  CU(cuMemAlloc(&m->workspace, WORKSPACE_BYTES));
+  CU(API->cuInit(0));
+  CU(API->cuDeviceGet(&m->dev, 0));
+  CU(API->cuDevicePrimaryCtxRetain(&m->ctx, m->dev));
+  CU(API->cuCtxSetCurrent(m->ctx));
+  CU(API->cuDeviceGetAttribute(&m->sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, m->dev));
+  CU(API->cuStreamCreate(&m->stream, CU_STREAM_NON_BLOCKING));
+  LT(API->cublasLtCreate(&m->lt));
+  CU(API->cuMemAlloc(&m->workspace, WORKSPACE_BYTES));
   int rc = load_module(m, m->d->helpers_ptx, &m->helpers, "graphc's helper kernels");
   if (rc != GRT_OK)
     return rc;
-  CU(cuModuleGetFunction(&m->bias_add, m->helpers, "graphc_bias_add"));
+  CU(API->cuModuleGetFunction(&m->bias_add, m->helpers, "graphc_bias_add"));
+  CU(API->cuModuleGetFunction(&m->gather, m->helpers, "graphc_gather"));
 
   const size_t np = (size_t)m->num_params * 4, mb = (size_t)m->max_batch;
-  int rc2;
-  if ((rc2 = zeroed(m, &m->params, np)) != GRT_OK ||
-      (rc2 = zeroed(m, &m->x, mb * (size_t)m->sample * 4)) != GRT_OK ||
-      (rc2 = zeroed(m, &m->labels, mb * 4)) != GRT_OK ||
-      (rc2 = zeroed(m, &m->output, mb * (size_t)m->classes * 4)) != GRT_OK ||
-      (rc2 = zeroed(m, &m->scalars, GRAPHC_SCALAR_BYTES)) != GRT_OK)
-    return rc2;
+  if ((rc = zeroed(m, &m->params, np)) != GRT_OK ||
+      (rc = zeroed(m, &m->x, mb * (size_t)m->sample * 4)) != GRT_OK ||
+      (rc = zeroed(m, &m->labels, mb * 4)) != GRT_OK ||
+      (rc = zeroed(m, &m->indices, mb * 8)) != GRT_OK ||
+      (rc = zeroed(m, &m->output, mb * (size_t)m->classes * 4)) != GRT_OK ||
+      (rc = zeroed(m, &m->scalars, GRAPHC_SCALAR_BYTES)) != GRT_OK)
+    return rc;
   for (int64_t s = 0; s < m->num_slots; ++s)
-    if ((rc2 = zeroed(m, &m->state[s], np)) != GRT_OK)
-      return rc2;
+    if ((rc = zeroed(m, &m->state[s], np)) != GRT_OK)
+      return rc;
   return GRT_OK;
 }
 
@@ -561,20 +602,20 @@ static void free_program(grt_cuda_model *m, program_t *p) {
     for (int64_t n = 0; n <= m->max_batch; ++n) {
       batch_t *b = &p->batches[n];
       if (b->exec)
-        cuGraphExecDestroy(b->exec);
+        API->cuGraphExecDestroy(b->exec);
       if (b->gemms)
         for (int64_t i = 0; i < p->num_kernels; ++i)
-          gemm_free(&b->gemms[i]);
+          gemm_free(m, &b->gemms[i]);
       free(b->gemms);
     }
   if (p->mods)
     for (int64_t i = 0; i < p->num_modules; ++i)
       if (p->mods[i])
-        cuModuleUnload(p->mods[i]);
+        API->cuModuleUnload(p->mods[i]);
   if (p->arena)
-    cuMemFree(p->arena);
+    API->cuMemFree(p->arena);
   if (p->table)
-    cuMemFree(p->table);
+    API->cuMemFree(p->table);
   free(p->batches);
   free(p->mods);
   free(p->fns);
@@ -586,31 +627,50 @@ void grt_cuda_destroy(grt_cuda_model *m) {
   if (!m)
     return;
   if (m->ctx) {
-    cuCtxSetCurrent(m->ctx);
+    API->cuCtxSetCurrent(m->ctx);
     if (m->stream)
-      cuStreamSynchronize(m->stream);
+      API->cuStreamSynchronize(m->stream);
     free_program(m, &m->step);
     free_program(m, &m->predict);
-    CUdeviceptr bufs[] = {m->params, m->x, m->labels, m->output, m->scalars, m->workspace};
+    CUdeviceptr bufs[] = {m->params,  m->x,         m->labels, m->indices,    m->output,
+                          m->scalars, m->workspace, m->data_x, m->data_labels};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
       if (bufs[i])
-        cuMemFree(bufs[i]);
+        API->cuMemFree(bufs[i]);
     if (m->state)
       for (int64_t s = 0; s < m->num_slots; ++s)
         if (m->state[s])
-          cuMemFree(m->state[s]);
+          API->cuMemFree(m->state[s]);
     if (m->helpers)
-      cuModuleUnload(m->helpers);
+      API->cuModuleUnload(m->helpers);
     if (m->lt)
-      cublasLtDestroy(m->lt);
+      API->cublasLtDestroy(m->lt);
     if (m->stream)
-      cuStreamDestroy(m->stream);
-    cuDevicePrimaryCtxRelease(m->dev);
+      API->cuStreamDestroy(m->stream);
+    API->cuDevicePrimaryCtxRelease(m->dev);
   }
   free(m->state);
   free(m->label_check);
   grt_model_destroy(m->host);
   free(m);
+}
+
+/* A context with no host model and no buffers of its own, for
+ * grt_cuda_run_program: the device, its stream and cuBLASLt. */
+static int open_bare(const grt_cuda_desc *d, grt_cuda_model **out) {
+  grt_cuda_model *m = calloc(1, sizeof(grt_cuda_model));
+  if (!m)
+    return fail(NULL, GRT_ERR_MEMORY, "out of memory");
+  *out = m;
+  m->d = d;
+  m->api = d->api;
+  m->max_batch = 1;
+  m->state = calloc(1, sizeof(CUdeviceptr));
+  if (!m->state)
+    return fail(m, GRT_ERR_MEMORY, "out of memory");
+  if (!m->api)
+    return fail(m, GRT_ERR_FORMAT, "the descriptor has no CUDA function table");
+  return open_device(m);
 }
 
 int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
@@ -619,10 +679,13 @@ int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *we
   if (!out)
     return fail(NULL, GRT_ERR_ARGUMENT, "create: the context pointer is null");
   *out = NULL;
+  if (!d || !d->model || !d->api)
+    return fail(NULL, GRT_ERR_ARGUMENT, "create: the descriptor is incomplete");
   grt_cuda_model *m = calloc(1, sizeof(grt_cuda_model));
   if (!m)
     return fail(NULL, GRT_ERR_MEMORY, "create: out of memory");
   m->d = d;
+  m->api = d->api;
   int rc = grt_model_create(d->model, &m->host, weights, 1);
   if (rc != GRT_OK) {
     fail(NULL, rc, "%s", grt_model_error(NULL));
@@ -640,18 +703,19 @@ int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *we
   rc = m->state && m->label_check ? GRT_OK : fail(m, GRT_ERR_MEMORY, "create: out of memory");
   if (rc == GRT_OK)
     rc = open_device(m);
-  if (rc == GRT_OK)
+  /* A model compiled for evaluation only has no step table. */
+  if (rc == GRT_OK && d->step_words > 0)
     rc = decode(m, &m->step, d->step, d->step_words, "training step");
   if (rc == GRT_OK)
     rc = decode(m, &m->predict, d->predict, d->predict_words, "evaluation");
+  if (rc == GRT_OK && d->step_words > 0)
+    rc = prepare_program(m, &m->step, model_io, NULL);
   if (rc == GRT_OK)
-    rc = prepare_program(m, &m->step);
-  if (rc == GRT_OK)
-    rc = prepare_program(m, &m->predict);
+    rc = prepare_program(m, &m->predict, model_io, NULL);
   if (rc == GRT_OK) { /* every memset and upload done before the first step */
-    CUresult r = cuCtxSynchronize();
+    CUresult r = API->cuStreamSynchronize(m->stream);
     if (r != CUDA_SUCCESS)
-      rc = cu_fail(m, r, "cuCtxSynchronize");
+      rc = cu_fail(m, r, "cuStreamSynchronize");
   }
   if (rc != GRT_OK) {
     fail(NULL, rc, "create: %s", m->error);
@@ -666,16 +730,16 @@ int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *we
 
 /* Makes the context current and writes back a mirror handed out or loaded. */
 static int begin(grt_cuda_model *m) {
-  CU(cuCtxSetCurrent(m->ctx));
+  CU(API->cuCtxSetCurrent(m->ctx));
   if (!m->mirror_dirty)
     return GRT_OK;
   size_t bytes = (size_t)m->num_params * 4;
   if (bytes) {
     /* on the step's stream: a plain copy from pageable memory may return
      * before its data lands, and that stream would not wait for it */
-    CU(cuMemcpyHtoDAsync(m->params, grt_model_params(m->host), bytes, m->stream));
+    CU(API->cuMemcpyHtoDAsync(m->params, grt_model_params(m->host), bytes, m->stream));
     for (int64_t s = 0; s < m->num_slots; ++s)
-      CU(cuMemcpyHtoDAsync(m->state[s], grt_model_state(m->host, s), bytes, m->stream));
+      CU(API->cuMemcpyHtoDAsync(m->state[s], grt_model_state(m->host, s), bytes, m->stream));
   }
   m->mirror_dirty = 0;
   return GRT_OK;
@@ -685,14 +749,14 @@ static int begin(grt_cuda_model *m) {
 static int refresh(grt_cuda_model *m) {
   if (m->mirror_valid)
     return GRT_OK;
-  CU(cuCtxSetCurrent(m->ctx));
-  CU(cuStreamSynchronize(m->stream));
+  CU(API->cuCtxSetCurrent(m->ctx));
   size_t bytes = (size_t)m->num_params * 4;
   if (bytes) {
-    CU(cuMemcpyDtoH(grt_model_params(m->host), m->params, bytes));
+    CU(API->cuMemcpyDtoHAsync(grt_model_params(m->host), m->params, bytes, m->stream));
     for (int64_t s = 0; s < m->num_slots; ++s)
-      CU(cuMemcpyDtoH(grt_model_state(m->host, s), m->state[s], bytes));
+      CU(API->cuMemcpyDtoHAsync(grt_model_state(m->host, s), m->state[s], bytes, m->stream));
   }
+  CU(API->cuStreamSynchronize(m->stream));
   m->mirror_valid = 1;
   return GRT_OK;
 }
@@ -723,45 +787,74 @@ static int check_labels(grt_cuda_model *m, const int32_t *labels, int64_t n) {
  * the caller's own work on the device (any stream) is waited for first. */
 static int copy_in(grt_cuda_model *m, CUdeviceptr dst, uint64_t src, size_t bytes, int device) {
   if (device) {
-    CU(cuCtxSynchronize());
-    CU(cuMemcpyDtoDAsync(dst, (CUdeviceptr)src, bytes, m->stream));
+    CU(API->cuCtxSynchronize());
+    CU(API->cuMemcpyDtoDAsync(dst, (CUdeviceptr)src, bytes, m->stream));
   } else {
-    CU(cuMemcpyHtoDAsync(dst, (const void *)(uintptr_t)src, bytes, m->stream));
+    CU(API->cuMemcpyHtoDAsync(dst, (const void *)(uintptr_t)src, bytes, m->stream));
   }
+  return GRT_OK;
+}
+
+static int need_step(grt_cuda_model *m) {
+  return m->step.num_kernels > 0 || m->d->step_words > 0
+             ? GRT_OK
+             : fail(m, GRT_ERR_ARGUMENT, "this model was compiled for evaluation only");
+}
+
+/* The batch in x and labels (host or device memory), checked. */
+static int stage_batch(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n, int device) {
+  const int32_t *host_labels = (const int32_t *)(uintptr_t)labels;
+  if (device) { /* checked on the host: a bad label would read out of bounds */
+    /* the caller's streams may still be writing them (the header's promise) */
+    CU(API->cuCtxSynchronize());
+    CU(API->cuMemcpyDtoH(m->label_check, (CUdeviceptr)labels, (size_t)n * 4));
+    host_labels = m->label_check;
+  }
+  int rc;
+  if ((rc = check_labels(m, host_labels, n)) != GRT_OK ||
+      (rc = copy_in(m, m->x, x, (size_t)(n * m->sample) * 4, device)) != GRT_OK ||
+      (rc = copy_in(m, m->labels, labels, (size_t)n * 4, device)) != GRT_OK)
+    return rc;
+  return GRT_OK;
+}
+
+/* The step counter and seed in; from here on the device's parameters may
+ * change. */
+static int stage_scalars(grt_cuda_model *m) {
+  float step_in = (float)grt_model_step(m->host);
+  int32_t seed_in = grt_model_step_seed(m->host);
+  memcpy(m->scalars_in + GRAPHC_SCALAR_STEP_IN, &step_in, 4);
+  memcpy(m->scalars_in + GRAPHC_SCALAR_SEED_IN, &seed_in, 4);
+  CU(API->cuMemcpyHtoDAsync(m->scalars, m->scalars_in, sizeof m->scalars_in, m->stream));
+  m->mirror_valid = 0;
+  return GRT_OK;
+}
+
+/* The step on the staged batch; the loss (and the output) out; the step
+ * counter advanced. */
+static int finish_step(grt_cuda_model *m, int64_t n, float *loss, float *output) {
+  int rc;
+  if ((rc = stage_scalars(m)) != GRT_OK || (rc = run(m, &m->step, n)) != GRT_OK)
+    return rc;
+  CU(API->cuMemcpyDtoHAsync(&m->loss_out, m->scalars + GRAPHC_SCALAR_LOSS, 4, m->stream));
+  if (output)
+    CU(API->cuMemcpyDtoHAsync(output, m->output, (size_t)(n * m->classes) * 4, m->stream));
+  CU(API->cuStreamSynchronize(m->stream));
+  if (loss)
+    *loss = m->loss_out;
+  grt_model_set_step(m->host, grt_model_step(m->host) + 1);
   return GRT_OK;
 }
 
 /* One training step on a batch in host (device = 0) or device memory. */
 static int train_step(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n, float *loss,
-                      int device) {
+                      float *output, int device) {
   int rc = start(m, x, n, labels && loss, "the labels or loss pointer is null");
-  if (rc != GRT_OK)
-    return rc;
-  const int32_t *host_labels = (const int32_t *)(uintptr_t)labels;
-  if (device) { /* checked on the host: a bad label would read out of bounds */
-    /* the caller's streams may still be writing them (the header's promise) */
-    CU(cuCtxSynchronize());
-    CU(cuMemcpyDtoH(m->label_check, (CUdeviceptr)labels, (size_t)n * 4));
-    host_labels = m->label_check;
-  }
-  if ((rc = check_labels(m, host_labels, n)) != GRT_OK ||
-      (rc = copy_in(m, m->x, x, (size_t)(n * m->sample) * 4, device)) != GRT_OK ||
-      (rc = copy_in(m, m->labels, labels, (size_t)n * 4, device)) != GRT_OK)
-    return rc;
-  /* the step counter and seed in, the step, the loss out */
-  float step_in = (float)grt_model_step(m->host);
-  int32_t seed_in = grt_model_step_seed(m->host);
-  memcpy(m->scalars_in + GRAPHC_SCALAR_STEP_IN, &step_in, 4);
-  memcpy(m->scalars_in + GRAPHC_SCALAR_SEED_IN, &seed_in, 4);
-  CU(cuMemcpyHtoDAsync(m->scalars, m->scalars_in, sizeof m->scalars_in, m->stream));
-  m->mirror_valid = 0; /* from here on the device's parameters may change */
-  if ((rc = run(m, &m->step, n)) != GRT_OK)
-    return rc;
-  CU(cuMemcpyDtoHAsync(&m->loss_out, m->scalars + GRAPHC_SCALAR_LOSS, 4, m->stream));
-  CU(cuStreamSynchronize(m->stream));
-  *loss = m->loss_out;
-  grt_model_set_step(m->host, grt_model_step(m->host) + 1);
-  return GRT_OK;
+  if (rc == GRT_OK)
+    rc = need_step(m);
+  if (rc == GRT_OK)
+    rc = stage_batch(m, x, labels, n, device);
+  return rc == GRT_OK ? finish_step(m, n, loss, output) : rc;
 }
 
 static int predict(grt_cuda_model *m, uint64_t x, int64_t n, uint64_t output, int device) {
@@ -771,21 +864,26 @@ static int predict(grt_cuda_model *m, uint64_t x, int64_t n, uint64_t output, in
     return rc;
   const size_t bytes = (size_t)(n * m->classes) * 4;
   if (device)
-    CU(cuMemcpyDtoDAsync((CUdeviceptr)output, m->output, bytes, m->stream));
+    CU(API->cuMemcpyDtoDAsync((CUdeviceptr)output, m->output, bytes, m->stream));
   else
-    CU(cuMemcpyDtoHAsync((void *)(uintptr_t)output, m->output, bytes, m->stream));
-  CU(cuStreamSynchronize(m->stream));
+    CU(API->cuMemcpyDtoHAsync((void *)(uintptr_t)output, m->output, bytes, m->stream));
+  CU(API->cuStreamSynchronize(m->stream));
   return GRT_OK;
 }
 
 int grt_cuda_train_step(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
                         float *loss) {
-  return train_step(m, (uint64_t)(uintptr_t)x, (uint64_t)(uintptr_t)labels, n, loss, 0);
+  return train_step(m, (uint64_t)(uintptr_t)x, (uint64_t)(uintptr_t)labels, n, loss, NULL, 0);
+}
+
+int grt_cuda_train_step_output(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                               float *loss, float *output) {
+  return train_step(m, (uint64_t)(uintptr_t)x, (uint64_t)(uintptr_t)labels, n, loss, output, 0);
 }
 
 int grt_cuda_train_step_device(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n,
                                float *loss) {
-  return train_step(m, x, labels, n, loss, 1);
+  return train_step(m, x, labels, n, loss, NULL, 1);
 }
 
 int grt_cuda_predict(grt_cuda_model *m, const float *x, int64_t n, float *output) {
@@ -803,7 +901,24 @@ float *grt_cuda_params(grt_cuda_model *m) {
   return grt_model_params(m->host);
 }
 
+float *grt_cuda_state(grt_cuda_model *m, int64_t slot) {
+  if (!m || slot < 0 || slot >= m->num_slots || refresh(m) != GRT_OK)
+    return NULL;
+  m->mirror_dirty = 1;
+  return grt_model_state(m->host, slot);
+}
+
 int64_t grt_cuda_step(const grt_cuda_model *m) { return m ? grt_model_step(m->host) : -1; }
+
+void grt_cuda_set_step(grt_cuda_model *m, int64_t step) {
+  if (m)
+    grt_model_set_step(m->host, step);
+}
+
+void grt_cuda_set_seed(grt_cuda_model *m, uint64_t seed) {
+  if (m)
+    grt_model_set_seed(m->host, seed);
+}
 
 int grt_cuda_save(grt_cuda_model *m, const char *path) {
   if (!m)
@@ -829,3 +944,199 @@ int grt_cuda_load(grt_cuda_model *m, const char *path) {
 }
 
 const char *grt_cuda_error(const grt_cuda_model *m) { return m ? m->error : create_error; }
+
+/* --- the data set on the device ------------------------------------------------------- */
+
+int grt_cuda_upload_dataset(grt_cuda_model *m, const float *x, const int32_t *labels,
+                            int64_t count) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  if (!x || !labels || count < 1)
+    return fail(m, GRT_ERR_ARGUMENT,
+                "uploading a data set needs samples, labels and a count of at least 1");
+  int rc = check_labels(m, labels, count);
+  if (rc != GRT_OK)
+    return rc;
+  CU(API->cuCtxSetCurrent(m->ctx));
+  CU(API->cuStreamSynchronize(m->stream)); /* no step still reads the old one */
+  if (m->data_x)
+    API->cuMemFree(m->data_x);
+  if (m->data_labels)
+    API->cuMemFree(m->data_labels);
+  m->data_x = m->data_labels = 0;
+  m->data_count = 0;
+  const size_t xbytes = (size_t)(count * m->sample) * 4;
+  CUresult r = API->cuMemAlloc(&m->data_x, xbytes);
+  if (r != CUDA_SUCCESS) {
+    m->data_x = 0;
+    if (r == CUDA_ERROR_OUT_OF_MEMORY)
+      return fail(m, GRT_ERR_DEVICE,
+                  "the data set (%" PRId64 " samples, %zu MiB) does not fit on the GPU", count,
+                  xbytes >> 20);
+    return cu_fail(m, r, "cuMemAlloc");
+  }
+  CU(API->cuMemAlloc(&m->data_labels, (size_t)count * 4));
+  /* On the step's stream and waited for, so the steps' gathers (on that
+   * non-blocking stream) read the data, and the caller may free x. */
+  CU(API->cuMemcpyHtoDAsync(m->data_x, x, xbytes, m->stream));
+  CU(API->cuMemcpyHtoDAsync(m->data_labels, labels, (size_t)count * 4, m->stream));
+  CU(API->cuStreamSynchronize(m->stream));
+  m->data_count = count;
+  return GRT_OK;
+}
+
+int grt_cuda_train_step_indices(grt_cuda_model *m, const int64_t *indices, int64_t n, float *loss,
+                                float *output) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  if (m->data_count == 0)
+    return fail(m, GRT_ERR_ARGUMENT, "no data set on the device: upload one first");
+  int rc = start(m, (uint64_t)(uintptr_t)indices, n, 1, "");
+  if (rc != GRT_OK)
+    return rc;
+  if ((rc = need_step(m)) != GRT_OK)
+    return rc;
+  for (int64_t i = 0; i < n; ++i)
+    if (indices[i] < 0 || indices[i] >= m->data_count)
+      return fail(m, GRT_ERR_ARGUMENT,
+                  "index %" PRId64 " of batch position %" PRId64
+                  " is outside the data set of %" PRId64 " samples",
+                  indices[i], i, m->data_count);
+  /* Pageable memory, copied on the stream and waited for by the step's
+   * own wait at its end. */
+  CU(API->cuMemcpyHtoDAsync(m->indices, indices, (size_t)n * 8, m->stream));
+  CUdeviceptr xs = m->data_x, ls = m->data_labels, idx = m->indices, x = m->x, lab = m->labels;
+  int64_t rows = n, sample = m->sample;
+  void *args[] = {&xs, &ls, &idx, &x, &lab, &rows, &sample};
+  if ((rc = launch(m, m->gather, blocks_for(m, n * m->sample, 256), 256, args)) != GRT_OK)
+    return rc;
+  return finish_step(m, n, loss, output);
+}
+
+/* --- a step kernel by kernel, and its values ------------------------------------------ */
+
+int64_t grt_cuda_step_kernel_count(const grt_cuda_model *m) { return m ? m->step.num_kernels : 0; }
+
+int grt_cuda_train_step_kernels(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                                int64_t first, int64_t last) {
+  int rc = start(m, (uint64_t)(uintptr_t)x, n, labels != NULL, "the labels pointer is null");
+  if (rc == GRT_OK)
+    rc = need_step(m);
+  if (rc != GRT_OK)
+    return rc;
+  if (first < 0 || first > last || last > m->step.num_kernels)
+    return fail(m, GRT_ERR_ARGUMENT, "kernels [%" PRId64 ", %" PRId64 ") of %" PRId64, first, last,
+                m->step.num_kernels);
+  if (first == 0 &&
+      ((rc = stage_batch(m, (uint64_t)(uintptr_t)x, (uint64_t)(uintptr_t)labels, n, 0)) != GRT_OK ||
+       (rc = stage_scalars(m)) != GRT_OK))
+    return rc;
+  batch_t *b = NULL;
+  if ((rc = plan_batch(m, &m->step, n, &b)) != GRT_OK ||
+      (rc = enqueue_range(m, &m->step, n, b, first, last)) != GRT_OK)
+    return rc;
+  CU(API->cuStreamSynchronize(m->stream));
+  return GRT_OK;
+}
+
+int grt_cuda_read_step_value(grt_cuda_model *m, int64_t v, float *out, int64_t count) {
+  if (!m || v < 0 || v >= m->step.num_values || !m->step.at[v])
+    return m ? fail(m, GRT_ERR_ARGUMENT, "value %" PRId64 " has no memory of its own", v)
+             : GRT_ERR_ARGUMENT;
+  CU(API->cuCtxSetCurrent(m->ctx));
+  CU(API->cuMemcpyDtoHAsync(out, m->step.at[v], (size_t)count * 4, m->stream));
+  CU(API->cuStreamSynchronize(m->stream));
+  return GRT_OK;
+}
+
+/* --- one program on buffers of its own (tests) ---------------------------------------- */
+
+typedef struct {
+  int64_t num_io;
+  const char *const *names;
+  CUdeviceptr *at;
+} run_io;
+
+static CUdeviceptr named_io(grt_cuda_model *m, const char *name, int output, void *ctx) {
+  (void)m;
+  const run_io *io = ctx;
+  if (!name)
+    return 0;
+  for (int64_t i = 0; i < io->num_io; ++i) {
+    const char *have = io->names[i];
+    int out = !strncmp(have, GRAPHC_IO_OUT, sizeof GRAPHC_IO_OUT - 1);
+    if (out == output && !strcmp(have + (out ? sizeof GRAPHC_IO_OUT - 1 : 0), name))
+      return io->at[i];
+  }
+  return 0;
+}
+
+static int run_program_in(grt_cuda_model *m, int64_t n, const run_io *io, void *const *host,
+                          const int64_t *bytes) {
+  int rc = decode(m, &m->step, m->d->step, m->d->step_words, "test");
+  if (rc != GRT_OK)
+    return rc;
+  m->max_batch = n; /* the batches table's size */
+  for (int64_t i = 0; i < io->num_io; ++i) {
+    if (!host[i] || bytes[i] < 0)
+      return fail(m, GRT_ERR_ARGUMENT, "no host buffer for %s", io->names[i]);
+    if ((rc = zeroed(m, &io->at[i], (size_t)bytes[i])) != GRT_OK)
+      return rc;
+    if (strncmp(io->names[i], GRAPHC_IO_OUT, sizeof GRAPHC_IO_OUT - 1) && bytes[i] > 0)
+      CU(API->cuMemcpyHtoDAsync(io->at[i], host[i], (size_t)bytes[i], m->stream));
+  }
+  if ((rc = prepare_program(m, &m->step, named_io, (void *)io)) != GRT_OK)
+    return rc;
+  /* Twice: launched directly, then replayed from the captured graph; both
+   * must give the same bits. */
+  for (int round = 0; round < 2; ++round) {
+    if ((rc = run(m, &m->step, n)) != GRT_OK)
+      return rc;
+    CU(API->cuStreamSynchronize(m->stream));
+    for (int64_t i = 0; i < io->num_io; ++i) {
+      if (strncmp(io->names[i], GRAPHC_IO_OUT, sizeof GRAPHC_IO_OUT - 1) || bytes[i] == 0)
+        continue;
+      if (round == 0) {
+        CU(API->cuMemcpyDtoH(host[i], io->at[i], (size_t)bytes[i]));
+        continue;
+      }
+      unsigned char *again = malloc((size_t)bytes[i]);
+      if (!again)
+        return fail(m, GRT_ERR_MEMORY, "out of memory");
+      CUresult r = API->cuMemcpyDtoH(again, io->at[i], (size_t)bytes[i]);
+      int same = r == CUDA_SUCCESS && !memcmp(again, host[i], (size_t)bytes[i]);
+      free(again);
+      if (r != CUDA_SUCCESS)
+        return cu_fail(m, r, "cuMemcpyDtoH");
+      if (!same)
+        return fail(m, GRT_ERR_DEVICE,
+                    "output %s differs between the direct launch and the CUDA graph replay",
+                    io->names[i]);
+    }
+  }
+  return GRT_OK;
+}
+
+int grt_cuda_run_program(const grt_cuda_desc *d, int64_t n, int64_t num_io,
+                         const char *const *names, void *const *host, const int64_t *bytes,
+                         char *error, int64_t error_size) {
+  grt_cuda_model *m = NULL;
+  CUdeviceptr *at = calloc((size_t)num_io + 1, sizeof(CUdeviceptr));
+  int rc = at ? open_bare(d, &m) : GRT_ERR_MEMORY;
+  run_io io = {num_io, names, at};
+  if (rc == GRT_OK)
+    rc = run_program_in(m, n, &io, host, bytes);
+  if (error && error_size > 0)
+    snprintf(error, (size_t)error_size, "%s",
+             rc == GRT_OK ? ""
+             : m          ? m->error
+             : at         ? create_error
+                          : "out of memory");
+  if (m && m->ctx)
+    for (int64_t i = 0; i < num_io; ++i)
+      if (at[i])
+        API->cuMemFree(at[i]);
+  free(at);
+  grt_cuda_destroy(m);
+  return rc;
+}

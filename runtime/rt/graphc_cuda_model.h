@@ -6,10 +6,11 @@
  * a context (Torch7's initialisation, checkpoints) is graphc_model.c's; this
  * file keeps parameters, optimizer state and the step's buffers on the GPU,
  * loads the embedded PTX with the driver API, runs matrix products through
- * cuBLASLt and replays each batch size's step as a CUDA graph: the same
- * program the `graphc train --target cuda` runtime (runtime/cuda/Program.cpp)
- * builds, read from an encoded table instead of the IR. Plain C11 against
- * the CUDA driver (libcuda) and cuBLASLt.
+ * cuBLASLt and replays each batch size's step as a CUDA graph. It is also
+ * what `graphc train --target cuda` runs (runtime/cuda/CudaExecutable.cpp
+ * encodes the same tables at run time): one executor for the JIT and the
+ * library. Plain C11; it reaches the driver and cuBLASLt only through the
+ * descriptor's function table (graphc_cuda_api.h).
  *
  * The table of one program is an array of int64 words:
  *
@@ -75,9 +76,10 @@ typedef struct {
   const char *const *strings;
   const int64_t *step, *predict; /* the two programs' tables */
   int64_t step_words, predict_words;
-  const char *helpers_ptx; /* graphc_bias_add */
-  const char *arch;        /* the PTX's target, e.g. "sm_90" */
-  int64_t tf32;            /* 1: cuBLASLt may multiply in TF32 (graphc compile --tf32) */
+  const char *helpers_ptx;        /* graphc_bias_add */
+  const char *arch;               /* the PTX's target, e.g. "sm_90" */
+  int64_t tf32;                   /* 1: cuBLASLt may multiply in TF32 (graphc compile --tf32) */
+  const struct grt_cuda_api *api; /* the driver and cuBLASLt (graphc_cuda_api.h) */
 } grt_cuda_desc;
 
 typedef struct grt_cuda_model grt_cuda_model;
@@ -97,6 +99,46 @@ int64_t grt_cuda_step(const grt_cuda_model *m);
 int grt_cuda_save(grt_cuda_model *m, const char *path);
 int grt_cuda_load(grt_cuda_model *m, const char *path);
 const char *grt_cuda_error(const grt_cuda_model *m);
+
+/* --- for graphc's own executor (runtime/cuda/CudaExecutable.cpp) and tests ---------- */
+
+/* A training step on a host batch that also copies the step's model output
+ * (n x classes floats) to `output` when it is not null. */
+int grt_cuda_train_step_output(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                               float *loss, float *output);
+/* The host mirror of optimizer state buffer `slot` (desc->model->slots),
+ * as grt_cuda_params: fetched now, written back before the next step. */
+float *grt_cuda_state(grt_cuda_model *m, int64_t slot);
+void grt_cuda_set_step(grt_cuda_model *m, int64_t step);
+void grt_cuda_set_seed(grt_cuda_model *m, uint64_t seed);
+/* Keeps `count` samples and their labels on the device, for
+ * grt_cuda_train_step_indices: a step then gathers its batch there. */
+int grt_cuda_upload_dataset(grt_cuda_model *m, const float *x, const int32_t *labels,
+                            int64_t count);
+int grt_cuda_train_step_indices(grt_cuda_model *m, const int64_t *indices, int64_t n, float *loss,
+                                float *output);
+/* For a diagnosis, kernel records [first, last) of the training step at
+ * batch n, launched directly and waited for; first == 0 puts the batch and
+ * the step counter and seed in. Consecutive ranges make one step; the step
+ * counter is not advanced (grt_cuda_set_step does). last == the number of
+ * kernel records also makes the output copies. */
+int64_t grt_cuda_step_kernel_count(const grt_cuda_model *m);
+int grt_cuda_train_step_kernels(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                                int64_t first, int64_t last);
+/* Value `v` of the training step as the device holds it now: `count`
+ * floats into `out`. GRT_ERR_ARGUMENT where the value has no memory of its
+ * own (fused into a kernel). */
+int grt_cuda_read_step_value(grt_cuda_model *m, int64_t v, float *out, int64_t count);
+
+/* Runs program table `d->step` once at batch n on device buffers of its
+ * own, for tests: io entry `names[i]` ("NAME" for an input, "out:NAME" for
+ * an output) is `bytes[i]` bytes of host memory `host[i]`, uploaded before
+ * and fetched after. It runs twice, launched directly and then replayed from
+ * the captured graph, and fails when the two differ. `d->model` may be null.
+ * The error text goes to `error`. */
+int grt_cuda_run_program(const grt_cuda_desc *d, int64_t n, int64_t num_io,
+                         const char *const *names, void *const *host, const int64_t *bytes,
+                         char *error, int64_t error_size);
 
 #ifdef __cplusplus
 }

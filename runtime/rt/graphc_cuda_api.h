@@ -1,0 +1,99 @@
+/* runtime/rt/graphc_cuda_api.h - every CUDA driver and cuBLASLt entry point
+ * the cuda runtime (graphc_cuda_model.c) calls, as one table of functions.
+ *
+ * The runtime reaches the GPU only through this table, so one runtime
+ * serves every way graphc runs a model on the GPU:
+ *   - an `--emit lib` archive points its descriptor at grt_cuda_linked
+ *     (graphc_cuda_linked.c): the symbols of libcuda and libcublasLt that the
+ *     user's program links;
+ *   - graphc itself (`graphc train --target cuda`) fills it from the
+ *     libraries it opens at run time (runtime/cuda/Driver.cpp), since graphc
+ *     must start where there is no driver;
+ *   - a test device can fill it with an emulation.
+ * Members take cuda.h's names, which for some functions are macros of a
+ * versioned symbol (cuMemAlloc is cuMemAlloc_v2): a caller writes
+ * api->cuMemAlloc(...) and both sides agree on the expanded name.
+ */
+#ifndef GRAPHC_CUDA_API_H
+#define GRAPHC_CUDA_API_H
+
+#include <cublasLt.h>
+#include <cuda.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The driver entry points, by their unversioned names (the run-time loader
+ * asks cuGetProcAddress for these). */
+#define GRT_CUDA_DRIVER_FUNCTIONS(X)                                                               \
+  X(cuGetErrorString)                                                                              \
+  X(cuGetErrorName)                                                                                \
+  X(cuInit)                                                                                        \
+  X(cuDriverGetVersion)                                                                            \
+  X(cuDeviceGetCount)                                                                              \
+  X(cuDeviceGet)                                                                                   \
+  X(cuDeviceGetName)                                                                               \
+  X(cuDeviceGetAttribute)                                                                          \
+  X(cuDevicePrimaryCtxRetain)                                                                      \
+  X(cuDevicePrimaryCtxRelease)                                                                     \
+  X(cuCtxSetCurrent)                                                                               \
+  X(cuCtxSynchronize)                                                                              \
+  X(cuMemAlloc)                                                                                    \
+  X(cuMemFree)                                                                                     \
+  X(cuMemAllocHost)                                                                                \
+  X(cuMemFreeHost)                                                                                 \
+  X(cuMemsetD8Async)                                                                               \
+  X(cuMemsetD32Async)                                                                              \
+  X(cuMemcpyHtoD)                                                                                  \
+  X(cuMemcpyDtoH)                                                                                  \
+  X(cuMemcpyHtoDAsync)                                                                             \
+  X(cuMemcpyDtoHAsync)                                                                             \
+  X(cuMemcpyDtoDAsync)                                                                             \
+  X(cuStreamCreate)                                                                                \
+  X(cuStreamDestroy)                                                                               \
+  X(cuStreamSynchronize)                                                                           \
+  X(cuStreamBeginCapture)                                                                          \
+  X(cuStreamEndCapture)                                                                            \
+  X(cuGraphInstantiateWithFlags)                                                                   \
+  X(cuGraphLaunch)                                                                                 \
+  X(cuGraphExecDestroy)                                                                            \
+  X(cuGraphDestroy)                                                                                \
+  X(cuModuleLoadDataEx)                                                                            \
+  X(cuModuleUnload)                                                                                \
+  X(cuModuleGetFunction)                                                                           \
+  X(cuLaunchKernel)
+
+/* cuBLASLt's. */
+#define GRT_CUBLASLT_FUNCTIONS(X)                                                                  \
+  X(cublasLtCreate)                                                                                \
+  X(cublasLtDestroy)                                                                               \
+  X(cublasLtGetStatusName)                                                                         \
+  X(cublasLtGetStatusString)                                                                       \
+  X(cublasLtMatmul)                                                                                \
+  X(cublasLtMatmulAlgoGetHeuristic)                                                                \
+  X(cublasLtMatmulDescCreate)                                                                      \
+  X(cublasLtMatmulDescDestroy)                                                                     \
+  X(cublasLtMatmulDescSetAttribute)                                                                \
+  X(cublasLtMatmulPreferenceCreate)                                                                \
+  X(cublasLtMatmulPreferenceDestroy)                                                               \
+  X(cublasLtMatmulPreferenceSetAttribute)                                                          \
+  X(cublasLtMatrixLayoutCreate)                                                                    \
+  X(cublasLtMatrixLayoutDestroy)
+
+typedef struct grt_cuda_api {
+#define GRT_CUDA_API_MEMBER(name) __typeof__(&name) name;
+  GRT_CUDA_DRIVER_FUNCTIONS(GRT_CUDA_API_MEMBER)
+  GRT_CUBLASLT_FUNCTIONS(GRT_CUDA_API_MEMBER)
+#undef GRT_CUDA_API_MEMBER
+} grt_cuda_api;
+
+/* The linked libraries' symbols (graphc_cuda_linked.c, in every cuda
+ * archive; the program links -lcuda -lcublasLt). */
+extern const grt_cuda_api grt_cuda_linked;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
