@@ -27,6 +27,16 @@ std::pair<int64_t, int64_t> size(const Shape &s) {
   return {coef, pow};
 }
 
+/// What a module holds for `arch`: the PTX NVRTC makes of `source`, or for
+/// the emulated test device (architecture "host", runtime/cuda/Emulator.h)
+/// the CUDA C source itself.
+Expected<std::string> moduleImage(const std::string &source, const std::string &name,
+                                  const std::string &arch) {
+  if (arch == "host")
+    return source;
+  return compileToPtx(source, name, arch);
+}
+
 /// The PTX of every kernel group that has code, by NVRTC on up to 8
 /// threads (its programs are independent); empty for the others.
 Expected<std::vector<std::string>> compileAll(const std::vector<CudaKernel> &kernels,
@@ -40,7 +50,7 @@ Expected<std::vector<std::string>> compileAll(const std::vector<CudaKernel> &ker
   auto work = [&] {
     for (size_t j; (j = next++) < jobs.size();) {
       const CudaKernel &k = kernels[jobs[j]];
-      ptx[jobs[j]] = compileToPtx(k.source, k.name.empty() ? k.colsum : k.name, arch);
+      ptx[jobs[j]] = moduleImage(k.source, k.name.empty() ? k.colsum : k.name, arch);
     }
   };
   size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
@@ -242,7 +252,7 @@ Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::Memo
                                            const std::string &arch) {
   DeviceImage image;
   image.arch = arch;
-  auto helpers = compileToPtx(helperSource(), "graphc_helpers", arch);
+  auto helpers = moduleImage(helperSource(), "graphc_helpers", arch);
   if (!helpers)
     return helpers.diag();
   image.helpersPtx = std::move(*helpers);
@@ -261,7 +271,7 @@ Expected<DeviceImage> encodeDeviceProgram(const ir::Graph &g, const ir::MemoryPl
                                           const std::string &arch, const std::string &prefix) {
   DeviceImage image;
   image.arch = arch;
-  auto helpers = compileToPtx(helperSource(), "graphc_helpers", arch);
+  auto helpers = moduleImage(helperSource(), "graphc_helpers", arch);
   if (!helpers)
     return helpers.diag();
   image.helpersPtx = std::move(*helpers);

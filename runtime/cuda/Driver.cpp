@@ -1,6 +1,8 @@
 // runtime/cuda/Driver.cpp - dlopen("libcuda.so.1"), cuInit, cuGetProcAddress.
 #include "runtime/cuda/Driver.h"
 
+#include "runtime/cuda/Emulator.h"
+
 #include <fmt/format.h>
 
 #include <dlfcn.h>
@@ -112,7 +114,9 @@ Diag Driver::fail(CUresult r, const std::string &what) const {
 }
 
 Expected<const Driver *> driver() {
-  std::call_once(once, [] { loaded = new Expected<Driver *>(load()); });
+  std::call_once(once, [] {
+    loaded = new Expected<Driver *>(emulationRequested() ? loadEmulator() : load());
+  });
   if (!*loaded)
     return loaded->diag();
   return static_cast<const Driver *>(**loaded);
@@ -129,7 +133,7 @@ Expected<DeviceFacts> deviceFacts(const Driver &d) {
   GRAPHC_CU(d, d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev));
   GRAPHC_CU(d, d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev));
   GRAPHC_CU(d, d.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
-  return DeviceFacts{name, fmt::format("sm_{}{}", major, minor), sms};
+  return DeviceFacts{name, d.emulated ? kEmulatedArch : fmt::format("sm_{}{}", major, minor), sms};
 }
 
 } // namespace graphc::runtime::cuda

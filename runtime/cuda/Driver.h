@@ -21,7 +21,8 @@ namespace graphc::runtime::cuda {
 /// itself loaded on first use): the table the C runtime's contexts call.
 struct Driver : grt_cuda_api {
   Driver() : grt_cuda_api{} {}
-  int version = 0; ///< cuDriverGetVersion, e.g. 13000
+  int version = 0;       ///< cuDriverGetVersion, e.g. 13000
+  bool emulated = false; ///< GRAPHC_CUDA_DEVICE=emulate (runtime/cuda/Emulator.h)
 
   /// "CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
   std::string describe(CUresult r) const;
@@ -30,7 +31,8 @@ struct Driver : grt_cuda_api {
 };
 
 /// The loaded and initialised driver, or why there is none (the same
-/// answer every time).
+/// answer every time). With GRAPHC_CUDA_DEVICE=emulate, the emulated
+/// device's table (runtime/cuda/Emulator.h) instead.
 Expected<const Driver *> driver();
 
 /// The driver if it was loaded successfully before, else null. For
@@ -40,7 +42,7 @@ const Driver *loadedDriver();
 /// Device 0 (CUDA_VISIBLE_DEVICES chooses which GPU that is).
 struct DeviceFacts {
   std::string name;
-  std::string arch; ///< NVRTC's architecture, e.g. "sm_90"
+  std::string arch; ///< NVRTC's architecture, e.g. "sm_90"; "host" when emulated
   int multiprocessors = 0;
 };
 Expected<DeviceFacts> deviceFacts(const Driver &d);

@@ -1,0 +1,876 @@
+// runtime/cuda/Emulator.cpp - the emulated CUDA device (see Emulator.h).
+#include "runtime/cuda/Emulator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <barrier>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <semaphore>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <dlfcn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace graphc::runtime::cuda {
+namespace {
+
+using Op = std::function<CUresult()>;
+
+// --- streams and graphs --------------------------------------------------------------
+// Work runs in order at once; a stream that is being captured records it.
+
+struct Stream {
+  bool capturing = false;
+  std::vector<Op> ops;
+};
+struct GraphOps {
+  std::vector<Op> ops;
+};
+
+std::mutex gMu; // the emulator's tables (allocations, the legacy stream)
+Stream gLegacy;
+
+Stream *streamOf(CUstream s) { return s ? reinterpret_cast<Stream *>(s) : &gLegacy; }
+
+CUresult submit(CUstream s, Op op) {
+  Stream *st = streamOf(s);
+  if (st->capturing) {
+    st->ops.push_back(std::move(op));
+    return CUDA_SUCCESS;
+  }
+  return op();
+}
+
+// --- memory: each allocation ends flush against a PROT_NONE page ----------------------
+
+struct Allocation {
+  void *map;
+  size_t mapBytes, bytes;
+};
+std::map<uintptr_t, Allocation> gAllocs; // by start address
+
+size_t pageSize() {
+  static size_t p = size_t(sysconf(_SC_PAGESIZE));
+  return p;
+}
+
+/// Is [p, p + n) inside one allocation?
+bool inDevice(CUdeviceptr p, size_t n) {
+  std::lock_guard lock(gMu);
+  auto it = gAllocs.upper_bound(uintptr_t(p));
+  if (it == gAllocs.begin())
+    return false;
+  --it;
+  return uintptr_t(p) >= it->first && uintptr_t(p) + n <= it->first + it->second.bytes;
+}
+
+CUresult memAlloc(CUdeviceptr *p, size_t bytes) {
+  if (!p)
+    return CUDA_ERROR_INVALID_VALUE;
+  const size_t used = (std::max<size_t>(bytes, 1) + 255) / 256 * 256, page = pageSize();
+  const size_t mapBytes = (used + page - 1) / page * page + page;
+  void *m = mmap(nullptr, mapBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED)
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  char *guard = static_cast<char *>(m) + mapBytes - page;
+  mprotect(guard, page, PROT_NONE);
+  char *start = guard - used;
+  std::lock_guard lock(gMu);
+  gAllocs[uintptr_t(start)] = {m, mapBytes, used};
+  *p = CUdeviceptr(uintptr_t(start));
+  return CUDA_SUCCESS;
+}
+
+CUresult memFree(CUdeviceptr p) {
+  std::lock_guard lock(gMu);
+  auto it = gAllocs.find(uintptr_t(p));
+  if (it == gAllocs.end())
+    return CUDA_ERROR_INVALID_VALUE;
+  munmap(it->second.map, it->second.mapBytes);
+  gAllocs.erase(it);
+  return CUDA_SUCCESS;
+}
+
+CUresult memAllocHost(void **p, size_t bytes) {
+  if (!p)
+    return CUDA_ERROR_INVALID_VALUE;
+  *p = std::malloc(std::max<size_t>(bytes, 1));
+  return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+CUresult memFreeHost(void *p) {
+  std::free(p);
+  return CUDA_SUCCESS;
+}
+
+CUresult copy(void *dst, const void *src, size_t n, bool dstDevice, bool srcDevice) {
+  if ((dstDevice && !inDevice(CUdeviceptr(uintptr_t(dst)), n)) ||
+      (srcDevice && !inDevice(CUdeviceptr(uintptr_t(src)), n)))
+    return CUDA_ERROR_INVALID_VALUE;
+  if (n)
+    std::memmove(dst, src, n);
+  return CUDA_SUCCESS;
+}
+
+void *ptr(CUdeviceptr p) { return reinterpret_cast<void *>(uintptr_t(p)); }
+
+CUresult memsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream s) {
+  return submit(s, [=] {
+    if (!inDevice(d, n))
+      return CUDA_ERROR_INVALID_VALUE;
+    std::memset(ptr(d), v, n);
+    return CUDA_SUCCESS;
+  });
+}
+
+CUresult memsetD32Async(CUdeviceptr d, unsigned v, size_t n, CUstream s) {
+  return submit(s, [=] {
+    if (d % 4 || !inDevice(d, n * 4))
+      return CUDA_ERROR_INVALID_VALUE;
+    auto *w = static_cast<unsigned *>(ptr(d));
+    for (size_t i = 0; i < n; ++i)
+      w[i] = v;
+    return CUDA_SUCCESS;
+  });
+}
+
+CUresult memcpyHtoD(CUdeviceptr d, const void *h, size_t n) {
+  return copy(ptr(d), h, n, true, false);
+}
+CUresult memcpyDtoH(void *h, CUdeviceptr d, size_t n) { return copy(h, ptr(d), n, false, true); }
+CUresult memcpyHtoDAsync(CUdeviceptr d, const void *h, size_t n, CUstream s) {
+  return submit(s, [=] { return copy(ptr(d), h, n, true, false); });
+}
+CUresult memcpyDtoHAsync(void *h, CUdeviceptr d, size_t n, CUstream s) {
+  return submit(s, [=] { return copy(h, ptr(d), n, false, true); });
+}
+CUresult memcpyDtoDAsync(CUdeviceptr d, CUdeviceptr src, size_t n, CUstream s) {
+  return submit(s, [=] { return copy(ptr(d), ptr(src), n, true, true); });
+}
+
+CUresult streamCreate(CUstream *s, unsigned) {
+  if (!s)
+    return CUDA_ERROR_INVALID_VALUE;
+  *s = reinterpret_cast<CUstream>(new Stream);
+  return CUDA_SUCCESS;
+}
+CUresult streamDestroy(CUstream s) {
+  delete reinterpret_cast<Stream *>(s);
+  return CUDA_SUCCESS;
+}
+CUresult streamSynchronize(CUstream s) {
+  return streamOf(s)->capturing ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
+}
+CUresult beginCapture(CUstream s, CUstreamCaptureMode) {
+  Stream *st = streamOf(s);
+  if (!s || st->capturing)
+    return CUDA_ERROR_ILLEGAL_STATE;
+  st->capturing = true;
+  st->ops.clear();
+  return CUDA_SUCCESS;
+}
+CUresult endCapture(CUstream s, CUgraph *g) {
+  Stream *st = streamOf(s);
+  if (!g || !st->capturing)
+    return CUDA_ERROR_ILLEGAL_STATE;
+  st->capturing = false;
+  *g = reinterpret_cast<CUgraph>(new GraphOps{std::move(st->ops)});
+  st->ops.clear();
+  return CUDA_SUCCESS;
+}
+CUresult graphInstantiate(CUgraphExec *e, CUgraph g, unsigned long long) {
+  if (!e || !g)
+    return CUDA_ERROR_INVALID_VALUE;
+  *e = reinterpret_cast<CUgraphExec>(new GraphOps(*reinterpret_cast<GraphOps *>(g)));
+  return CUDA_SUCCESS;
+}
+CUresult graphLaunch(CUgraphExec e, CUstream s) {
+  if (!e)
+    return CUDA_ERROR_INVALID_VALUE;
+  const GraphOps *ops = reinterpret_cast<GraphOps *>(e);
+  return submit(s, [ops] {
+    for (const Op &op : ops->ops)
+      if (CUresult r = op(); r != CUDA_SUCCESS)
+        return r;
+    return CUDA_SUCCESS;
+  });
+}
+CUresult graphExecDestroy(CUgraphExec e) {
+  delete reinterpret_cast<GraphOps *>(e);
+  return CUDA_SUCCESS;
+}
+CUresult graphDestroy(CUgraph g) {
+  delete reinterpret_cast<GraphOps *>(g);
+  return CUDA_SUCCESS;
+}
+
+// --- modules: CUDA C source compiled for the host -------------------------------------
+
+const char *const kPrelude = R"(// graphc's emulated device: CUDA C on the host.
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+struct graphc_dim3 { unsigned x, y, z; };
+static thread_local graphc_dim3 threadIdx, blockIdx, blockDim, gridDim;
+static thread_local void (*graphc_sync)(void *);
+static thread_local void *graphc_sync_ctx;
+static inline void __syncthreads() { graphc_sync(graphc_sync_ctx); }
+static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
+static inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; }
+extern "C" void graphc_emu_enter(const unsigned *d, void (*sync)(void *), void *ctx) {
+  threadIdx = {d[0], d[1], d[2]};
+  blockIdx = {d[3], d[4], d[5]};
+  blockDim = {d[6], d[7], d[8]};
+  gridDim = {d[9], d[10], d[11]};
+  graphc_sync = sync;
+  graphc_sync_ctx = ctx;
+}
+#line 1 "kernel.cu"
+)";
+
+using EnterFn = void (*)(const unsigned *, void (*)(void *), void *);
+using CallFn = void (*)(void **);
+
+struct Kernel {
+  std::string name;
+  std::vector<size_t> sizes; // each parameter's bytes
+};
+
+struct Module {
+  std::shared_future<std::string> built; // "" or the compiler's complaint
+  void *handle = nullptr;
+  bool barrier = false; // some kernel calls __syncthreads
+  std::vector<Kernel> kernels;
+};
+
+struct Function {
+  CallFn call = nullptr;
+  EnterFn enter = nullptr;
+  std::vector<size_t> sizes;
+  bool barrier = false;
+};
+
+/// The kernels of `source` and, after it, a wrapper per kernel that takes
+/// cuLaunchKernel's argument array.
+Expected<std::pair<std::vector<Kernel>, std::string>> wrappers(const std::string &source) {
+  static const std::regex kernelRe(R"(extern "C" __global__ void (\w+)\(([^)]*)\))");
+  std::vector<Kernel> kernels;
+  std::string out;
+  for (auto it = std::sregex_iterator(source.begin(), source.end(), kernelRe);
+       it != std::sregex_iterator(); ++it) {
+    Kernel k;
+    k.name = (*it)[1];
+    std::string params = (*it)[2], call;
+    std::stringstream ss(params);
+    std::string param;
+    int i = 0;
+    while (std::getline(ss, param, ',')) {
+      param = std::regex_replace(param, std::regex(R"(__restrict__|\s+$|^\s+)"), "");
+      auto name = param.find_last_of(" *");
+      if (name == std::string::npos)
+        return error(fmt::format("kernel {}: cannot read parameter '{}'", k.name, param));
+      std::string type = param.substr(0, name + 1);
+      size_t bytes =
+          type.find('*') != std::string::npos ? 8
+          : type.find("i64") != std::string::npos || type.find("long long") != std::string::npos ||
+                  type.find("u64") != std::string::npos
+              ? 8
+          : type.find("int") != std::string::npos || type.find("float") != std::string::npos ||
+                  type.find("unsigned") != std::string::npos
+              ? 4
+              : 0;
+      if (bytes == 0)
+        return error(fmt::format("kernel {}: unknown parameter type '{}'", k.name, type));
+      k.sizes.push_back(bytes);
+      call += fmt::format("{}*({} *)a[{}]", i ? ", " : "", type, i);
+      ++i;
+    }
+    out += fmt::format("extern \"C\" void {0}__emu(void **a) {{ {0}({1}); }}\n", k.name, call);
+    kernels.push_back(std::move(k));
+  }
+  if (kernels.empty())
+    return error("the module holds no kernel");
+  return std::pair{std::move(kernels), std::move(out)};
+}
+
+std::string cacheDir() {
+  const char *tmp = std::getenv("TMPDIR");
+  std::string dir = fmt::format("{}/graphc-emulate-{}", tmp && *tmp ? tmp : "/tmp", getuid());
+  mkdir(dir.c_str(), 0700);
+  return dir;
+}
+
+uint64_t fnv1a(const std::string &s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s)
+    h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+std::counting_semaphore<256> &compileSlots() {
+  static std::counting_semaphore<256> slots(
+      std::clamp<std::ptrdiff_t>(std::thread::hardware_concurrency(), 1, 256));
+  return slots;
+}
+
+/// Compiles `text` into a shared library (or finds it in the cache) and
+/// opens it; "" on success, else why not.
+std::string build(const std::string &text, void **handle) {
+  const char *cxx = std::getenv("CXX");
+  const std::string compiler = cxx && *cxx ? cxx : "c++";
+  const std::string flags = "-std=c++17 -O1 -fPIC -shared -w";
+  const std::string dir = cacheDir();
+  const std::string lib =
+      fmt::format("{}/{:016x}.so", dir, fnv1a(compiler + flags + std::string(kPrelude) + text));
+  if (access(lib.c_str(), R_OK) != 0) {
+    compileSlots().acquire();
+    const std::string tmp = fmt::format("{}.{}.{}", lib, getpid(),
+                                        std::hash<std::thread::id>()(std::this_thread::get_id()));
+    {
+      std::ofstream(tmp + ".cpp") << kPrelude << text;
+    }
+    const std::string cmd =
+        fmt::format("{} {} -o {}.so {}.cpp > {}.log 2>&1", compiler, flags, tmp, tmp, tmp);
+    int rc = std::system(cmd.c_str());
+    compileSlots().release();
+    if (rc != 0) {
+      std::ifstream log(tmp + ".log");
+      std::string why((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      return fmt::format("the emulated device could not compile a kernel ({}.cpp): {}", tmp,
+                         why.substr(0, 2000));
+    }
+    std::rename((tmp + ".so").c_str(), lib.c_str());
+    std::remove((tmp + ".cpp").c_str());
+    std::remove((tmp + ".log").c_str());
+  }
+  *handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!*handle)
+    return fmt::format("the emulated device could not load {}: {}", lib, dlerror());
+  return "";
+}
+
+CUresult moduleLoad(CUmodule *out, const void *image, unsigned n, CUjit_option *opts, void **vals) {
+  if (!out || !image)
+    return CUDA_ERROR_INVALID_VALUE;
+  std::string source = static_cast<const char *>(image);
+  auto fail = [&](const std::string &why) {
+    for (unsigned i = 0; i < n; ++i)
+      if (opts[i] == CU_JIT_ERROR_LOG_BUFFER)
+        for (unsigned j = 0; j < n; ++j)
+          if (opts[j] == CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES && vals[i]) {
+            size_t cap = size_t(uintptr_t(vals[j]));
+            if (cap > 0)
+              std::snprintf(static_cast<char *>(vals[i]), cap, "%s", why.c_str());
+          }
+    return CUDA_ERROR_INVALID_IMAGE;
+  };
+  if (source.find(".version") != std::string::npos && source.find(".target") != std::string::npos)
+    return fail("the emulated device runs CUDA C source, and this module is PTX: encode the "
+                "programs for the architecture \"host\"");
+  auto w = wrappers(source);
+  if (!w)
+    return fail(w.diag().message);
+  auto m = std::make_unique<Module>();
+  m->barrier = source.find("__syncthreads") != std::string::npos;
+  m->kernels = std::move(w->first);
+  Module *mp = m.get();
+  std::string text = source + "\n" + w->second;
+  // Compiled in the background: the runtime loads every module before it
+  // asks for any function, so the compilers run side by side.
+  m->built = std::async(std::launch::async, [mp, text] { return build(text, &mp->handle); });
+  *out = reinterpret_cast<CUmodule>(m.release());
+  return CUDA_SUCCESS;
+}
+
+CUresult moduleUnload(CUmodule m) {
+  auto *mod = reinterpret_cast<Module *>(m);
+  if (!mod)
+    return CUDA_ERROR_INVALID_VALUE;
+  mod->built.wait();
+  // The library stays open: its thread-local state may still be in use by
+  // a finishing thread, and the cache makes reopening cheap anyway.
+  delete mod;
+  return CUDA_SUCCESS;
+}
+
+CUresult moduleGetFunction(CUfunction *f, CUmodule m, const char *name) {
+  auto *mod = reinterpret_cast<Module *>(m);
+  if (!f || !mod || !name)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (std::string why = mod->built.get(); !why.empty()) {
+    std::fprintf(stderr, "graphc: %s\n", why.c_str());
+    return CUDA_ERROR_INVALID_IMAGE;
+  }
+  for (const Kernel &k : mod->kernels)
+    if (k.name == name) {
+      auto fn = std::make_unique<Function>();
+      fn->call = reinterpret_cast<CallFn>(dlsym(mod->handle, (k.name + "__emu").c_str()));
+      fn->enter = reinterpret_cast<EnterFn>(dlsym(mod->handle, "graphc_emu_enter"));
+      fn->sizes = k.sizes;
+      fn->barrier = mod->barrier;
+      if (!fn->call || !fn->enter)
+        return CUDA_ERROR_NOT_FOUND;
+      // Functions live as long as the process (as handles in a CUDA graph may).
+      *f = reinterpret_cast<CUfunction>(fn.release());
+      return CUDA_SUCCESS;
+    }
+  return CUDA_ERROR_NOT_FOUND;
+}
+
+// --- launches -------------------------------------------------------------------------
+
+void barrierWait(void *b) { static_cast<std::barrier<> *>(b)->arrive_and_wait(); }
+
+CUresult runKernel(const Function &f, const unsigned grid[3], const unsigned block[3],
+                   std::vector<std::vector<char>> &args) {
+  std::vector<void *> argv;
+  for (auto &a : args)
+    argv.push_back(a.data());
+  const unsigned threads = block[0] * block[1] * block[2];
+  for (unsigned bz = 0; bz < grid[2]; ++bz)
+    for (unsigned by = 0; by < grid[1]; ++by)
+      for (unsigned bx = 0; bx < grid[0]; ++bx) {
+        auto index = [&](unsigned t, unsigned *d) {
+          const unsigned v[12] = {t % block[0],
+                                  t / block[0] % block[1],
+                                  t / (block[0] * block[1]),
+                                  bx,
+                                  by,
+                                  bz,
+                                  block[0],
+                                  block[1],
+                                  block[2],
+                                  grid[0],
+                                  grid[1],
+                                  grid[2]};
+          std::memcpy(d, v, sizeof v);
+        };
+        if (!f.barrier) { // no thread of the block waits for another: one after another
+          for (unsigned t = 0; t < threads; ++t) {
+            unsigned d[12];
+            index(t, d);
+            f.enter(d, nullptr, nullptr);
+            f.call(argv.data());
+          }
+          continue;
+        }
+        // The block's threads side by side, meeting at a real barrier.
+        std::barrier<> bar(threads);
+        std::vector<std::thread> pool;
+        pool.reserve(threads);
+        for (unsigned t = 0; t < threads; ++t)
+          pool.emplace_back([&, t] {
+            unsigned d[12];
+            index(t, d);
+            f.enter(d, barrierWait, &bar);
+            f.call(argv.data());
+          });
+        for (std::thread &th : pool)
+          th.join();
+      }
+  return CUDA_SUCCESS;
+}
+
+CUresult launchKernel(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                      unsigned by, unsigned bz, unsigned shared, CUstream s, void **params,
+                      void **extra) {
+  const auto *f = reinterpret_cast<const Function *>(fn);
+  if (!f || extra || shared != 0 || !params)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0 ||
+      uint64_t(bx) * by * bz > 1024)
+    return CUDA_ERROR_INVALID_VALUE;
+  // The arguments are copied now, as the driver copies them.
+  std::vector<std::vector<char>> args;
+  for (size_t i = 0; i < f->sizes.size(); ++i) {
+    if (!params[i])
+      return CUDA_ERROR_INVALID_VALUE;
+    const char *p = static_cast<const char *>(params[i]);
+    args.emplace_back(p, p + f->sizes[i]);
+  }
+  const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+  return submit(s, [f, args, grid0 = std::array<unsigned, 3>{grid[0], grid[1], grid[2]},
+                    block0 = std::array<unsigned, 3>{block[0], block[1], block[2]}]() mutable {
+    return runKernel(*f, grid0.data(), block0.data(), args);
+  });
+}
+
+// --- the device -------------------------------------------------------------------------
+
+CUresult errorName(CUresult r, const char **s) {
+  if (!s)
+    return CUDA_ERROR_INVALID_VALUE;
+  switch (r) {
+  case CUDA_SUCCESS: *s = "CUDA_SUCCESS"; break;
+  case CUDA_ERROR_INVALID_VALUE: *s = "CUDA_ERROR_INVALID_VALUE"; break;
+  case CUDA_ERROR_OUT_OF_MEMORY: *s = "CUDA_ERROR_OUT_OF_MEMORY"; break;
+  case CUDA_ERROR_INVALID_IMAGE: *s = "CUDA_ERROR_INVALID_IMAGE"; break;
+  case CUDA_ERROR_NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
+  case CUDA_ERROR_ILLEGAL_STATE: *s = "CUDA_ERROR_ILLEGAL_STATE"; break;
+  case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED: *s = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"; break;
+  default: *s = "CUDA_ERROR_UNKNOWN"; break;
+  }
+  return CUDA_SUCCESS;
+}
+CUresult errorString(CUresult r, const char **s) {
+  if (!s)
+    return CUDA_ERROR_INVALID_VALUE;
+  *s = r == CUDA_SUCCESS ? "no error" : "on graphc's emulated device";
+  return CUDA_SUCCESS;
+}
+CUresult init(unsigned) { return CUDA_SUCCESS; }
+CUresult driverVersion(int *v) {
+  if (!v)
+    return CUDA_ERROR_INVALID_VALUE;
+  *v = CUDA_VERSION;
+  return CUDA_SUCCESS;
+}
+CUresult deviceCount(int *c) {
+  if (!c)
+    return CUDA_ERROR_INVALID_VALUE;
+  *c = 1;
+  return CUDA_SUCCESS;
+}
+CUresult deviceGet(CUdevice *d, int ordinal) {
+  if (!d || ordinal != 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  *d = 0;
+  return CUDA_SUCCESS;
+}
+CUresult deviceName(char *name, int len, CUdevice) {
+  if (!name || len < 1)
+    return CUDA_ERROR_INVALID_VALUE;
+  std::snprintf(name, size_t(len), "graphc emulated device (host threads)");
+  return CUDA_SUCCESS;
+}
+CUresult deviceAttribute(int *v, CUdevice_attribute a, CUdevice) {
+  if (!v)
+    return CUDA_ERROR_INVALID_VALUE;
+  // Two multiprocessors: grids stay small, so every grid-stride loop turns.
+  *v = a == CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT       ? 2
+       : a == CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR ? 9
+                                                           : 0;
+  return CUDA_SUCCESS;
+}
+CUresult ctxRetain(CUcontext *c, CUdevice) {
+  if (!c)
+    return CUDA_ERROR_INVALID_VALUE;
+  *c = reinterpret_cast<CUcontext>(&gLegacy);
+  return CUDA_SUCCESS;
+}
+CUresult ctxRelease(CUdevice) { return CUDA_SUCCESS; }
+CUresult ctxSetCurrent(CUcontext) { return CUDA_SUCCESS; }
+CUresult ctxSynchronize() { return CUDA_SUCCESS; }
+
+// --- cuBLASLt: a host reference that checks the descriptors ------------------------------
+
+struct LtDesc {
+  cublasComputeType_t compute;
+  cudaDataType_t scale;
+  cublasOperation_t transa = CUBLAS_OP_N, transb = CUBLAS_OP_N;
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  const void *bias = nullptr;
+};
+struct LtLayout {
+  cudaDataType_t type;
+  uint64_t rows, cols;
+  int64_t ld;
+};
+struct LtPref {
+  uint64_t workspace = 0;
+};
+
+LtDesc *desc(cublasLtMatmulDesc_t d) { return reinterpret_cast<LtDesc *>(d); }
+LtLayout *layout(cublasLtMatrixLayout_t l) { return reinterpret_cast<LtLayout *>(l); }
+
+cublasStatus_t ltCreate(cublasLtHandle_t *h) {
+  if (!h)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  *h = reinterpret_cast<cublasLtHandle_t>(new int(0));
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t ltDestroy(cublasLtHandle_t h) {
+  delete reinterpret_cast<int *>(h);
+  return CUBLAS_STATUS_SUCCESS;
+}
+const char *ltStatusName(cublasStatus_t s) {
+  switch (s) {
+  case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+  case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+  case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+  default: return "CUBLAS_STATUS_INTERNAL_ERROR";
+  }
+}
+const char *ltStatusString(cublasStatus_t s) { return ltStatusName(s); }
+
+cublasStatus_t descCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t c, cudaDataType_t s) {
+  if (!d)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (c != CUBLAS_COMPUTE_32F && c != CUBLAS_COMPUTE_32F_FAST_TF32)
+    return CUBLAS_STATUS_NOT_SUPPORTED; // the emulation knows fp32 products only
+  auto *x = new LtDesc{};
+  x->compute = c;
+  x->scale = s;
+  *d = reinterpret_cast<cublasLtMatmulDesc_t>(x);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t descDestroy(cublasLtMatmulDesc_t d) {
+  delete desc(d);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t descSet(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t a, const void *buf,
+                       size_t bytes) {
+  LtDesc *x = desc(d);
+  if (!x || !buf)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  auto take = [&](auto &field) {
+    if (bytes != sizeof field)
+      return CUBLAS_STATUS_INVALID_VALUE;
+    std::memcpy(&field, buf, bytes);
+    return CUBLAS_STATUS_SUCCESS;
+  };
+  switch (a) {
+  case CUBLASLT_MATMUL_DESC_TRANSA: return take(x->transa);
+  case CUBLASLT_MATMUL_DESC_TRANSB: return take(x->transb);
+  case CUBLASLT_MATMUL_DESC_EPILOGUE: return take(x->epilogue);
+  case CUBLASLT_MATMUL_DESC_BIAS_POINTER: return take(x->bias);
+  default: return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
+}
+cublasStatus_t layoutCreate(cublasLtMatrixLayout_t *l, cudaDataType t, uint64_t rows, uint64_t cols,
+                            int64_t ld) {
+  if (!l)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  // Column-major: each column holds `rows` elements, `ld` apart.
+  if (ld < int64_t(std::max<uint64_t>(rows, 1)))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  *l = reinterpret_cast<cublasLtMatrixLayout_t>(new LtLayout{t, rows, cols, ld});
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t layoutDestroy(cublasLtMatrixLayout_t l) {
+  delete layout(l);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t prefCreate(cublasLtMatmulPreference_t *p) {
+  if (!p)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  *p = reinterpret_cast<cublasLtMatmulPreference_t>(new LtPref{});
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t prefDestroy(cublasLtMatmulPreference_t p) {
+  delete reinterpret_cast<LtPref *>(p);
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t prefSet(cublasLtMatmulPreference_t p, cublasLtMatmulPreferenceAttributes_t a,
+                       const void *buf, size_t bytes) {
+  auto *x = reinterpret_cast<LtPref *>(p);
+  if (!x || !buf)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (a == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) {
+    if (bytes != sizeof x->workspace)
+      return CUBLAS_STATUS_INVALID_VALUE;
+    std::memcpy(&x->workspace, buf, bytes);
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+/// The product's sizes when the descriptors agree: D (m x n) = op(A) (m x k)
+/// op(B) (k x n), C laid out as D; else why not.
+struct Dims {
+  int64_t m = 0, n = 0, k = 0;
+};
+Expected<Dims> check(const LtDesc *d, const LtLayout *a, const LtLayout *b, const LtLayout *c,
+                     const LtLayout *dd) {
+  if (!d || !a || !b || !c || !dd)
+    return error("a descriptor is null");
+  for (const LtLayout *l : {a, b, c, dd})
+    if (l->type != CUDA_R_32F)
+      return error("a layout is not fp32");
+  const uint64_t am = d->transa == CUBLAS_OP_N ? a->rows : a->cols,
+                 ak = d->transa == CUBLAS_OP_N ? a->cols : a->rows,
+                 bk = d->transb == CUBLAS_OP_N ? b->rows : b->cols,
+                 bn = d->transb == CUBLAS_OP_N ? b->cols : b->rows;
+  if (ak != bk || am != dd->rows || bn != dd->cols)
+    return error(fmt::format("op(A) {}x{} times op(B) {}x{} does not give D {}x{}", am, ak, bk, bn,
+                             dd->rows, dd->cols));
+  if (c->rows != dd->rows || c->cols != dd->cols || c->ld != dd->ld)
+    return error("C and D are laid out differently");
+  if ((d->epilogue == CUBLASLT_EPILOGUE_BIAS || d->epilogue == CUBLASLT_EPILOGUE_RELU_BIAS) &&
+      !d->bias)
+    return error("a bias epilogue without a bias pointer");
+  if (d->epilogue != CUBLASLT_EPILOGUE_DEFAULT && d->epilogue != CUBLASLT_EPILOGUE_BIAS &&
+      d->epilogue != CUBLASLT_EPILOGUE_RELU_BIAS)
+    return error("an epilogue the emulation does not know");
+  return Dims{int64_t(am), int64_t(bn), int64_t(ak)};
+}
+
+cublasStatus_t heuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
+                         cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c,
+                         cublasLtMatrixLayout_t dd, cublasLtMatmulPreference_t p, int want,
+                         cublasLtMatmulHeuristicResult_t *results, int *count) {
+  if (!h || !p || !results || !count || want < 1)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (!check(desc(d), layout(a), layout(b), layout(c), layout(dd)))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  std::memset(&results[0], 0, sizeof results[0]);
+  results[0].state = CUBLAS_STATUS_SUCCESS;
+  results[0].wavesCount = 1;
+  *count = 1;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+/// D = op(A) op(B) (+ bias, ReLU), column-major, accumulated in fp32 in
+/// the order of k.
+void product(const LtDesc &d, const Dims &s, const float *A, const LtLayout &la, const float *B,
+             const LtLayout &lb, float *D, const LtLayout &ld) {
+  std::vector<float> ap(size_t(s.m * s.k)); // op(A), column-major and tight
+  for (int64_t p = 0; p < s.k; ++p)
+    for (int64_t i = 0; i < s.m; ++i)
+      ap[size_t(i + p * s.m)] = d.transa == CUBLAS_OP_N ? A[i + p * la.ld] : A[p + i * la.ld];
+  auto column = [&](int64_t j0, int64_t j1) {
+    std::vector<float> acc(size_t(s.m));
+    for (int64_t j = j0; j < j1; ++j) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t p = 0; p < s.k; ++p) {
+        const float bv = d.transb == CUBLAS_OP_N ? B[p + j * lb.ld] : B[j + p * lb.ld];
+        const float *col = &ap[size_t(p * s.m)];
+        for (int64_t i = 0; i < s.m; ++i)
+          acc[size_t(i)] += col[i] * bv;
+      }
+      const auto *bias = static_cast<const float *>(d.bias);
+      for (int64_t i = 0; i < s.m; ++i) {
+        float v = acc[size_t(i)];
+        if (d.epilogue != CUBLASLT_EPILOGUE_DEFAULT)
+          v += bias[i];
+        if (d.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS)
+          v = v > 0.0f ? v : 0.0f;
+        D[i + j * ld.ld] = v;
+      }
+    }
+  };
+  const int64_t half = s.n / 2;
+  std::thread other(column, half, s.n);
+  column(0, half);
+  other.join();
+}
+
+cublasStatus_t matmul(cublasLtHandle_t h, cublasLtMatmulDesc_t dsc, const void *alpha,
+                      const void *A, cublasLtMatrixLayout_t la, const void *B,
+                      cublasLtMatrixLayout_t lb, const void *beta, const void *C,
+                      cublasLtMatrixLayout_t lc, void *D, cublasLtMatrixLayout_t ld,
+                      const cublasLtMatmulAlgo_t *algo, void *, size_t, cudaStream_t stream) {
+  const LtDesc *d = desc(dsc);
+  auto dims = check(d, layout(la), layout(lb), layout(lc), layout(ld));
+  if (!h || !alpha || !beta || !algo || !dims)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  if (*static_cast<const float *>(alpha) != 1.0f || *static_cast<const float *>(beta) != 0.0f ||
+      C != D)
+    return CUBLAS_STATUS_NOT_SUPPORTED; // graphc asks for D = op(A) op(B) in place
+  const Dims s = *dims;
+  const LtLayout a = *layout(la), b = *layout(lb), out = *layout(ld);
+  auto span = [](const LtLayout &l) {
+    return size_t(l.ld * int64_t(l.cols - 1) + int64_t(l.rows)) * 4;
+  };
+  if (!inDevice(CUdeviceptr(uintptr_t(A)), span(a)) ||
+      !inDevice(CUdeviceptr(uintptr_t(B)), span(b)) ||
+      !inDevice(CUdeviceptr(uintptr_t(D)), span(out)) ||
+      (d->bias && !inDevice(CUdeviceptr(uintptr_t(d->bias)), size_t(s.m) * 4)))
+    return CUBLAS_STATUS_INVALID_VALUE;
+  const LtDesc copyOf = *d;
+  CUresult r = submit(reinterpret_cast<CUstream>(stream), [=] {
+    product(copyOf, s, static_cast<const float *>(A), a, static_cast<const float *>(B), b,
+            static_cast<float *>(D), out);
+    return CUDA_SUCCESS;
+  });
+  return r == CUDA_SUCCESS ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
+}
+
+Driver *makeEmulator() {
+  auto *d = new Driver; // kept for the process, like a loaded driver
+  d->emulated = true;
+  d->version = CUDA_VERSION;
+  d->cuGetErrorString = errorString;
+  d->cuGetErrorName = errorName;
+  d->cuInit = init;
+  d->cuDriverGetVersion = driverVersion;
+  d->cuDeviceGetCount = deviceCount;
+  d->cuDeviceGet = deviceGet;
+  d->cuDeviceGetName = deviceName;
+  d->cuDeviceGetAttribute = deviceAttribute;
+  d->cuDevicePrimaryCtxRetain = ctxRetain;
+  d->cuDevicePrimaryCtxRelease = ctxRelease;
+  d->cuCtxSetCurrent = ctxSetCurrent;
+  d->cuCtxSynchronize = ctxSynchronize;
+  d->cuMemAlloc = memAlloc;
+  d->cuMemFree = memFree;
+  d->cuMemAllocHost = memAllocHost;
+  d->cuMemFreeHost = memFreeHost;
+  d->cuMemsetD8Async = memsetD8Async;
+  d->cuMemsetD32Async = memsetD32Async;
+  d->cuMemcpyHtoD = memcpyHtoD;
+  d->cuMemcpyDtoH = memcpyDtoH;
+  d->cuMemcpyHtoDAsync = memcpyHtoDAsync;
+  d->cuMemcpyDtoHAsync = memcpyDtoHAsync;
+  d->cuMemcpyDtoDAsync = memcpyDtoDAsync;
+  d->cuStreamCreate = streamCreate;
+  d->cuStreamDestroy = streamDestroy;
+  d->cuStreamSynchronize = streamSynchronize;
+  d->cuStreamBeginCapture = beginCapture;
+  d->cuStreamEndCapture = endCapture;
+  d->cuGraphInstantiateWithFlags = graphInstantiate;
+  d->cuGraphLaunch = graphLaunch;
+  d->cuGraphExecDestroy = graphExecDestroy;
+  d->cuGraphDestroy = graphDestroy;
+  d->cuModuleLoadDataEx = moduleLoad;
+  d->cuModuleUnload = moduleUnload;
+  d->cuModuleGetFunction = moduleGetFunction;
+  d->cuLaunchKernel = launchKernel;
+  d->cublasLtCreate = ltCreate;
+  d->cublasLtDestroy = ltDestroy;
+  d->cublasLtGetStatusName = ltStatusName;
+  d->cublasLtGetStatusString = ltStatusString;
+  d->cublasLtMatmul = matmul;
+  d->cublasLtMatmulAlgoGetHeuristic = heuristic;
+  d->cublasLtMatmulDescCreate = descCreate;
+  d->cublasLtMatmulDescDestroy = descDestroy;
+  d->cublasLtMatmulDescSetAttribute = descSet;
+  d->cublasLtMatmulPreferenceCreate = prefCreate;
+  d->cublasLtMatmulPreferenceDestroy = prefDestroy;
+  d->cublasLtMatmulPreferenceSetAttribute = prefSet;
+  d->cublasLtMatrixLayoutCreate = layoutCreate;
+  d->cublasLtMatrixLayoutDestroy = layoutDestroy;
+  return d;
+}
+
+} // namespace
+
+bool emulationRequested() {
+  const char *e = std::getenv("GRAPHC_CUDA_DEVICE");
+  return e && std::string(e) == "emulate";
+}
+
+Expected<Driver *> loadEmulator() {
+  static Driver *d = makeEmulator();
+  return d;
+}
+
+} // namespace graphc::runtime::cuda

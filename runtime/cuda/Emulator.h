@@ -1,0 +1,38 @@
+// runtime/cuda/Emulator.h - an emulated CUDA device for tests: the cuda
+// target's real kernels and its whole runtime, run on the host.
+//
+// GRAPHC_CUDA_DEVICE=emulate makes driver() (Driver.h) answer with this
+// table instead of libcuda's. It is a test device, not a target for users:
+// it exists so that every line of the cuda target runs in CI on machines
+// without a GPU (DESIGN.md decision 8).
+//   - Memory is host memory; a CUdeviceptr is its address. Streams run
+//     their work in order at once, except while a graph is being captured:
+//     then it is recorded, and a graph launch replays the recording.
+//   - A module is the CUDA C source of one kernel group (the encoder puts
+//     source in place of PTX for the architecture "host"). It is compiled by
+//     the system's C++ compiler with a prelude that supplies threadIdx,
+//     blockIdx, blockDim, gridDim, __shared__ and __syncthreads, and loaded
+//     with dlopen; compiled modules are cached by content.
+//   - Kernels run with block semantics: a kernel that synchronises runs the
+//     threads of a block concurrently, one OS thread each, meeting at a real
+//     barrier (so a missing __syncthreads shows under ThreadSanitizer);
+//     others run their threads one after another.
+//   - cuBLASLt's matrix products are a host reference that honours the
+//     descriptors (transposes, leading dimensions, the bias and ReLU-bias
+//     epilogues) and refuses what cuBLASLt documents as invalid.
+#pragma once
+
+#include "runtime/cuda/Driver.h"
+
+namespace graphc::runtime::cuda {
+
+/// The architecture name the encoder treats as "CUDA C source, not PTX".
+inline constexpr const char *kEmulatedArch = "host";
+
+/// True when GRAPHC_CUDA_DEVICE=emulate.
+bool emulationRequested();
+
+/// The emulated device's table (made once).
+Expected<Driver *> loadEmulator();
+
+} // namespace graphc::runtime::cuda
