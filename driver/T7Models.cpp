@@ -12,6 +12,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <set>
 #include <string_view>
 
 namespace graphc::driver {
@@ -33,8 +34,21 @@ class Importer {
 public:
   explicit Importer(std::string path) : path_(std::move(path)) {}
 
+  /// The module `v`; a container that holds itself (a cycle of references,
+  /// which the reader closes) is refused rather than followed for ever.
   Expected<nn::Module> module(const T7Value &v, const std::string &where,
                               const std::string &prefix) {
+    const T7Object *obj = v.torchObject();
+    if (obj && !open_.insert(obj).second)
+      return fail(where, fmt::format("{} holds itself (a cycle of references): not a network",
+                                     obj->className));
+    auto m = moduleOf(v, where, prefix);
+    open_.erase(obj);
+    return m;
+  }
+
+  Expected<nn::Module> moduleOf(const T7Value &v, const std::string &where,
+                                const std::string &prefix) {
     const T7Object *obj = v.torchObject();
     if (!obj)
       return fail(where, "not an nn module");
@@ -396,6 +410,7 @@ private:
   }
 
   std::string path_;
+  std::set<const T7Object *> open_; ///< the modules being read, root first
   std::map<std::string, const T7Tensor *> tensors_;
   std::map<std::string, std::vector<double>> computed_; ///< values converted on import
 };
