@@ -436,8 +436,9 @@ const nn::Module *lastLayer(const nn::Module &m) {
 /// Writes nn modules with the fields Torch7's constructors set.
 class Exporter {
 public:
-  Exporter(const std::vector<ir::ParamInfo> &layout, const std::vector<float> &params)
-      : params_(params) {
+  Exporter(const std::vector<ir::ParamInfo> &layout, const std::vector<float> &params,
+           runtime::T7Mode mode)
+      : params_(params), w_(mode) {
     for (const ir::ParamInfo &p : layout)
       byName_[p.name] = &p;
   }
@@ -603,14 +604,15 @@ private:
 
 std::string networkLua(const nn::Module &model) { return lua(model); }
 
-Expected<std::vector<uint8_t>> exportT7(const nn::Module &model, const std::vector<float> &params) {
+Expected<std::vector<uint8_t>> exportT7(const nn::Module &model, const std::vector<float> &params,
+                                        runtime::T7Mode mode) {
   auto layout = frontend::paramLayout(model);
   if (!layout)
     return layout.diag();
   for (const ir::ParamInfo &p : *layout)
     GRAPHC_CHECK(p.offset + p.numel() <= int64_t(params.size()), "{} outside the {} parameters",
                  p.name, params.size());
-  Exporter e(*layout, params);
+  Exporter e(*layout, params, mode);
   if (Status s = e.module(model, ""); !s)
     return s.diag();
   return e.bytes();
