@@ -86,9 +86,9 @@ int runExport(const ExportOptions &o) {
     return report(bytes.diag());
   if (Status s = runtime::writeFileAtomic(o.out, bytes->data(), bytes->size()); !s)
     return report(s.diag());
-  std::printf("%s: %zu parameters -> %s (torch.load reads it%s; FloatTensor weights)\n",
+  std::printf("%s: %zu parameters -> %s (%s reads it; %s, FloatTensor weights)\n",
               o.checkpoint.c_str(), params.size(), o.out.c_str(),
-              ascii ? " with mode 'ascii'" : "; binary");
+              ascii ? "torch.load(path, 'ascii')" : "torch.load", ascii ? "ascii" : "binary");
   return 0;
 }
 
