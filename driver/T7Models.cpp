@@ -12,6 +12,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <set>
 #include <string_view>
 
 namespace graphc::driver {
@@ -33,8 +34,21 @@ class Importer {
 public:
   explicit Importer(std::string path) : path_(std::move(path)) {}
 
+  /// The module `v`; a container that holds itself (a cycle of references,
+  /// which the reader closes) is refused rather than followed for ever.
   Expected<nn::Module> module(const T7Value &v, const std::string &where,
                               const std::string &prefix) {
+    const T7Object *obj = v.torchObject();
+    if (obj && !open_.insert(obj).second)
+      return fail(where, fmt::format("{} holds itself (a cycle of references): not a network",
+                                     obj->className));
+    auto m = moduleOf(v, where, prefix);
+    open_.erase(obj);
+    return m;
+  }
+
+  Expected<nn::Module> moduleOf(const T7Value &v, const std::string &where,
+                                const std::string &prefix) {
     const T7Object *obj = v.torchObject();
     if (!obj)
       return fail(where, "not an nn module");
@@ -396,6 +410,7 @@ private:
   }
 
   std::string path_;
+  std::set<const T7Object *> open_; ///< the modules being read, root first
   std::map<std::string, const T7Tensor *> tensors_;
   std::map<std::string, std::vector<double>> computed_; ///< values converted on import
 };
@@ -421,8 +436,9 @@ const nn::Module *lastLayer(const nn::Module &m) {
 /// Writes nn modules with the fields Torch7's constructors set.
 class Exporter {
 public:
-  Exporter(const std::vector<ir::ParamInfo> &layout, const std::vector<float> &params)
-      : params_(params) {
+  Exporter(const std::vector<ir::ParamInfo> &layout, const std::vector<float> &params,
+           runtime::T7Mode mode)
+      : params_(params), w_(mode) {
     for (const ir::ParamInfo &p : layout)
       byName_[p.name] = &p;
   }
@@ -588,14 +604,15 @@ private:
 
 std::string networkLua(const nn::Module &model) { return lua(model); }
 
-Expected<std::vector<uint8_t>> exportT7(const nn::Module &model, const std::vector<float> &params) {
+Expected<std::vector<uint8_t>> exportT7(const nn::Module &model, const std::vector<float> &params,
+                                        runtime::T7Mode mode) {
   auto layout = frontend::paramLayout(model);
   if (!layout)
     return layout.diag();
   for (const ir::ParamInfo &p : *layout)
     GRAPHC_CHECK(p.offset + p.numel() <= int64_t(params.size()), "{} outside the {} parameters",
                  p.name, params.size());
-  Exporter e(*layout, params);
+  Exporter e(*layout, params, mode);
   if (Status s = e.module(model, ""); !s)
     return s.diag();
   return e.bytes();

@@ -11,6 +11,7 @@
 
 #include "frontend/nn.h"
 #include "ir/Error.h"
+#include "runtime/T7.h"
 
 #include <string>
 #include <vector>
@@ -32,11 +33,12 @@ Expected<ImportedModel> importT7(const std::string &path);
 std::string networkLua(const nn::Module &model);
 
 /// `model` with the flat parameters `params` (frontend::paramLayout's
-/// order), as torch.save(path, model:float()) writes it in binary mode: the
+/// order), as torch.save(path, model:float()[, 'ascii']) writes it: the
 /// class names and the fields Torch7's modules need (weight, bias,
 /// gradWeight, gradBias, output, gradInput, train, _type and each layer's
 /// own: kW, padH, size, p, ...). A layer with no Torch7 writer here is an
 /// error naming it.
-Expected<std::vector<uint8_t>> exportT7(const nn::Module &model, const std::vector<float> &params);
+Expected<std::vector<uint8_t>> exportT7(const nn::Module &model, const std::vector<float> &params,
+                                        runtime::T7Mode mode = runtime::T7Mode::Binary);
 
 } // namespace graphc::driver

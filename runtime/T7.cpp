@@ -629,6 +629,8 @@ const char *t7ElementName(T7Element e) {
   return names[int(e)];
 }
 
+float t7HalfToFloat(uint16_t h) { return halfToFloat(h); }
+
 const T7Object *T7Value::table() const { return objectOfKind(*this, T7Object::Table); }
 const T7Object *T7Value::tensor() const { return objectOfKind(*this, T7Object::Tensor); }
 const T7Object *T7Value::storage() const { return objectOfKind(*this, T7Object::Storage); }

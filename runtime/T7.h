@@ -44,6 +44,8 @@ enum class T7Element { Byte, Char, Short, Int, Long, Float, Double, Half };
 size_t t7ElementSize(T7Element e);
 /// "Byte", "Float", ...
 const char *t7ElementName(T7Element e);
+/// An IEEE half's value (HalfStorage elements are kept as their bits).
+float t7HalfToFloat(uint16_t h);
 
 struct T7Object;
 

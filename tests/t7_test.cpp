@@ -1,8 +1,14 @@
 // tests/t7_test.cpp - the .t7 reader against files written by an independent
 // encoder (tests/t7_write.py, Torch7's layout in Python) in binary and ascii,
-// and against hostile bytes built by hand, each with its own error.
+// and against hostile bytes built by hand, each with its own error; the
+// writer (runtime/T7Write.h) against the same encoder's bytes, against the
+// reader, and against an independent reader (tests/t7_read.py).
+#include "driver/T7Models.h"
+#include "frontend/ModelFile.h"
+#include "frontend/Trace.h"
 #include "runtime/T7.h"
 #include "runtime/T7Print.h"
+#include "runtime/T7Write.h"
 
 #include "TestUtil.h"
 
@@ -11,6 +17,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -427,4 +436,365 @@ TEST_CASE("t7: the printed tree names shared objects once", "[t7]") {
   auto tenth = parseT7(Bytes().floatStorage(1, {0.1f, 1e-3f}).b, "tenth.t7");
   REQUIRE(tenth);
   CHECK(printT7(*tenth) == "root: torch.FloatStorage, 2 elements = [0.1, 0.001]\n");
+}
+
+// --- the writer ---------------------------------------------------------------
+
+namespace {
+
+const char *const kWritable[] = {"nested", "shared", "tensors", "model", "types"};
+
+std::vector<uint8_t> fileBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void writeFile(const std::string &path, const std::vector<uint8_t> &bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char *>(bytes.data()), std::streamsize(bytes.size()));
+  REQUIRE(out);
+}
+
+/// What the reader made of a file, written again with T7Writer's calls: an
+/// object met a second time is written as a reference to the first.
+class Rewriter {
+public:
+  explicit Rewriter(T7Mode mode) : w_(mode) {}
+
+  void value(const T7Value &v) {
+    switch (v.kind) {
+    case T7Value::Nil: return w_.nil();
+    case T7Value::Boolean: return w_.boolean(v.boolean);
+    case T7Value::Number: return w_.number(v.number);
+    case T7Value::String: return w_.string(v.string);
+    case T7Value::Object: return object(*v.object);
+    }
+  }
+  const std::vector<uint8_t> &bytes() const { return w_.bytes(); }
+
+private:
+  void object(const T7Object &o) {
+    if (auto it = written_.find(&o); it != written_.end())
+      return w_.reference(it->second);
+    switch (o.kind) {
+    case T7Object::Table:
+      written_[&o] = w_.table(int32_t(o.entries.size()));
+      for (const auto &[k, v] : o.entries) {
+        value(k);
+        value(v);
+      }
+      return;
+    case T7Object::Torch: written_[&o] = w_.object(o.className, o.version); return value(o.fields);
+    case T7Object::Storage:
+      CHECK(o.className == t7ClassName(o.storage.element, o.storage.cuda, false));
+      written_[&o] = w_.storage(o.storage.element, o.storage.bytes, o.storage.cuda);
+      return;
+    case T7Object::Tensor: {
+      const T7Tensor &t = o.tensor;
+      CHECK(o.className == t7ClassName(t.element, t.cuda, true));
+      written_[&o] = w_.tensor(t.element, t.shape, t.strides, t.offset, t.cuda);
+      if (t.storage)
+        return object(*t.storage);
+      return w_.nil();
+    }
+    }
+  }
+
+  T7Writer w_;
+  std::map<const T7Object *, T7Writer::Ref> written_;
+};
+
+std::vector<uint8_t> rewrite(const std::string &name, const std::string &mode) {
+  Rewriter r(mode == "ascii" ? T7Mode::Ascii : T7Mode::Binary);
+  r.value(load(name, mode).root);
+  return r.bytes();
+}
+
+/// `values` as the little-endian bytes of `e` (each exact in every type).
+std::vector<uint8_t> elementBytes(T7Element e, const std::vector<int> &values) {
+  Bytes b;
+  for (int v : values) {
+    switch (e) {
+    case T7Element::Byte: b.put(uint8_t(v)); break;
+    case T7Element::Char: b.put(int8_t(v)); break;
+    case T7Element::Short: b.put(int16_t(v)); break;
+    case T7Element::Int: b.put(int32_t(v)); break;
+    case T7Element::Long: b.put(int64_t(v) << 32); break; // beyond 4 bytes
+    case T7Element::Float: b.put(float(v) / 4); break;
+    case T7Element::Double: b.put(double(v) / 3); break;
+    case T7Element::Half: b.put(uint16_t(v == 0 ? 0 : v == 100 ? 0x5640 : 0x3c00)); break;
+    }
+  }
+  return b.b;
+}
+
+std::vector<double> elementValues(T7Element e, const std::vector<int> &values) {
+  std::vector<double> out;
+  for (int v : values) {
+    switch (e) {
+    case T7Element::Long: out.push_back(double(int64_t(v) << 32)); break;
+    case T7Element::Float: out.push_back(double(float(v) / 4)); break;
+    case T7Element::Double: out.push_back(double(v) / 3); break;
+    case T7Element::Half: out.push_back(v == 0 ? 0 : v == 100 ? 100 : 1); break;
+    default: out.push_back(v);
+    }
+  }
+  return out;
+}
+
+const T7Element kElements[] = {T7Element::Byte,   T7Element::Char, T7Element::Short,
+                               T7Element::Int,    T7Element::Long, T7Element::Float,
+                               T7Element::Double, T7Element::Half};
+const std::vector<int> kValues = {0, 100, 1}; // Half: 0, 100, 1
+
+/// A network-like tree written call by call: nested modules, a module used
+/// twice, a bias that views its weight's storage, every element type on the
+/// host and on CUDA, an empty tensor and a cycle back to the root.
+std::vector<uint8_t> writeByHand(T7Mode mode) {
+  T7Writer w(mode);
+  T7Writer::Ref root = w.object("nn.Sequential");
+  w.table(5);
+  w.string("modules");
+  w.table(3);
+  w.number(1);
+  T7Writer::Ref linear = w.object("nn.Linear");
+  w.table(2);
+  w.string("weight");
+  w.tensor(T7Element::Double, {2, 3}, {3, 1});
+  std::vector<double> weight = {1.5, -2, 0.25, 1e-300, 3, 1.0 / 3};
+  T7Writer::Ref storage = w.storage(
+      T7Element::Double, {reinterpret_cast<const uint8_t *>(weight.data()), weight.size() * 8});
+  w.string("bias");
+  w.tensor(T7Element::Double, {2}, {2}, 1); // elements 2 and 4 of the weight's storage
+  w.reference(storage);
+  w.number(2);
+  w.reference(linear);
+  w.number(3);
+  w.object("nn.Sequential", 2);
+  w.table(1);
+  w.string("modules");
+  w.table(1);
+  w.number(1);
+  w.object("nn.View");
+  w.table(1);
+  w.string("size");
+  w.longStorage({-1, int64_t(1) << 40});
+  w.string("types");
+  w.table(2 * 8);
+  for (bool cuda : {false, true})
+    for (T7Element e : kElements) {
+      w.string(t7ClassName(e, cuda, true));
+      w.tensor(e, {3}, {1}, 0, cuda);
+      w.storage(e, elementBytes(e, kValues), cuda);
+    }
+  w.string("self");
+  w.reference(root);
+  w.string("train");
+  w.boolean(true);
+  w.string("empty");
+  w.floatTensor({}, nullptr);
+  return w.bytes();
+}
+
+/// First differing byte, with context, for a failed comparison.
+std::string firstDifference(const std::vector<uint8_t> &got, const std::vector<uint8_t> &want) {
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i])
+    ++i;
+  auto around = [i](const std::vector<uint8_t> &b) {
+    size_t from = i < 24 ? 0 : i - 24, to = std::min(b.size(), i + 24);
+    return quote(std::string(b.begin() + std::ptrdiff_t(from), b.begin() + std::ptrdiff_t(to)),
+                 100);
+  };
+  return "sizes " + std::to_string(got.size()) + " and " + std::to_string(want.size()) +
+         ", first difference at byte " + std::to_string(i) + "\n  written:  " + around(got) +
+         "\n  expected: " + around(want);
+}
+
+} // namespace
+
+TEST_CASE("t7: the writer makes the independent encoder's bytes in both modes", "[t7]") {
+  // Every fixture of tests/t7_write.py that Torch7 could load (all but the
+  // function): read by graphc, written again by graphc, byte for byte.
+  for (const char *name : kWritable)
+    for (const char *mode : {"binary", "ascii"}) {
+      INFO(name << "." << mode);
+      std::vector<uint8_t> want = fileBytes(fixtureDir() + "/" + name + "." + mode + ".t7");
+      std::vector<uint8_t> got = rewrite(name, mode);
+      INFO(firstDifference(got, want));
+      CHECK(got == want);
+    }
+}
+
+TEST_CASE("t7: what the writer writes, the reader reads back, in both modes", "[t7]") {
+  std::string printed[2];
+  for (T7Mode mode : {T7Mode::Binary, T7Mode::Ascii}) {
+    INFO((mode == T7Mode::Ascii ? "ascii" : "binary"));
+    auto f = parseT7(writeByHand(mode), "hand.t7");
+    if (!f)
+      FAIL(f.diag().str());
+    CHECK(f->mode == mode);
+    const T7Object *root = f->root.torchObject();
+    REQUIRE(root);
+    CHECK(root->className == "nn.Sequential");
+    CHECK(root->version == 1);
+    const T7Object *modules = at(root, "modules").table();
+    const T7Object *linear = at(modules, 1.0).torchObject();
+    REQUIRE(linear);
+    CHECK(linear->className == "nn.Linear");
+    CHECK(at(modules, 2.0).object == linear);
+    const T7Object *weight = at(linear, "weight").tensor(), *bias = at(linear, "bias").tensor();
+    REQUIRE(weight);
+    REQUIRE(bias);
+    CHECK(weight->className == "torch.DoubleTensor");
+    CHECK(weight->tensor.values() == std::vector<double>{1.5, -2, 0.25, 1e-300, 3, 1.0 / 3});
+    CHECK(bias->tensor.storage == weight->tensor.storage);
+    CHECK(bias->tensor.values() == std::vector<double>{-2, 1e-300});
+    const T7Object *inner = at(modules, 3.0).torchObject();
+    REQUIRE(inner);
+    CHECK(inner->version == 2);
+    const T7Object *viewModule = at(at(inner, "modules").table(), 1.0).torchObject();
+    REQUIRE(viewModule);
+    CHECK(viewModule->className == "nn.View");
+    const T7Object *size = at(viewModule, "size").storage();
+    REQUIRE(size);
+    CHECK(size->className == "torch.LongStorage");
+    REQUIRE(size->storage.size == 2);
+    CHECK(size->storage.at(0) == -1);
+    CHECK(size->storage.at(1) == 1099511627776.0);
+    const T7Object *types = at(root, "types").table();
+    REQUIRE(types);
+    CHECK(types->entries.size() == 16);
+    for (bool cuda : {false, true})
+      for (T7Element e : kElements) {
+        std::string cls = t7ClassName(e, cuda, true);
+        INFO(cls);
+        const T7Object *t = at(types, cls.c_str()).tensor();
+        REQUIRE(t);
+        CHECK(t->className == cls);
+        CHECK(t->tensor.element == e);
+        CHECK(t->tensor.cuda == cuda);
+        CHECK(t->tensor.storage->className == t7ClassName(e, cuda, false));
+        CHECK(t->tensor.values() == elementValues(e, kValues));
+      }
+    CHECK(at(root, "self").object == root);
+    CHECK(at(root, "train").boolean);
+    CHECK(at(root, "empty").tensor()->tensor.numel() == 0);
+    // Each object once: 14 for the modules, 32 for the types, the types
+    // table and the empty tensor; none written twice.
+    CHECK(f->objects.size() == 48);
+    printed[mode == T7Mode::Ascii] = printT7(*f);
+  }
+  CHECK(printed[0] == printed[1]);
+  CHECK(t7ClassName(T7Element::Float, true, true) == "torch.CudaTensor");
+  CHECK(t7ClassName(T7Element::Float, true, false) == "torch.CudaStorage");
+  CHECK(t7ClassName(T7Element::Byte, true, false) == "torch.CudaByteStorage");
+  CHECK(t7ClassName(T7Element::Half, false, true) == "torch.HalfTensor");
+}
+
+TEST_CASE("t7: the writer's ascii and binary layouts, by hand", "[t7]") {
+  T7Writer a(T7Mode::Ascii);
+  a.table(2);
+  a.number(1);
+  a.string("a b\n");
+  a.string("x");
+  a.tensor(T7Element::Long, {2, 1}, {1, 1}, 1);
+  int64_t longs[] = {-3, int64_t(1) << 40, 7};
+  a.storage(T7Element::Long, {reinterpret_cast<const uint8_t *>(longs), sizeof longs});
+  std::string text(a.bytes().begin(), a.bytes().end());
+  CHECK(text == "3\n1\n2\n1\n1\n2\n4\na b\n\n2\n1\nx\n4\n2\n3\nV 1\n16\ntorch.LongTensor\n"
+                "2\n2 1\n1 1\n2\n4\n3\n3\nV 1\n17\ntorch.LongStorage\n3\n-3 1099511627776 7\n");
+  T7Writer n(T7Mode::Ascii);
+  n.number(0.1);
+  n.number(-0.0);
+  n.number(1e300);
+  float f[] = {0.1f, -1.5f};
+  n.storage(T7Element::Float, {reinterpret_cast<const uint8_t *>(f), sizeof f});
+  CHECK(std::string(n.bytes().begin(), n.bytes().end()) ==
+        "1\n0.10000000000000001\n1\n-0\n1\n1.0000000000000001e+300\n"
+        "4\n1\n3\nV 1\n18\ntorch.FloatStorage\n2\n0.100000001 -1.5\n");
+  // Binary: 4-byte tags, indices and counts, 8-byte longs and doubles.
+  T7Writer b;
+  T7Writer::Ref t = b.table(1);
+  b.boolean(true);
+  b.reference(t);
+  b.tensor(T7Element::Byte, {2}, {1}, 0, true);
+  b.storage(T7Element::Byte, std::vector<uint8_t>{10, 255}, true);
+  Bytes want;
+  want.table(1, 1).i32(5).i32(1).i32(3).i32(1);
+  want.tensor(2, "torch.CudaByteTensor", {2}, {1}, 1).torch(3, "torch.CudaByteStorage").i64(2);
+  want.raw("\x0a\xff");
+  INFO(firstDifference(b.bytes(), want.b));
+  CHECK(b.bytes() == want.b);
+}
+
+TEST_CASE("t7: the independent reader reads what the writer writes", "[t7]") {
+  // tests/t7_read.py reads each file graphc wrote, compares it with
+  // t7_write.py's fixture of that name, writes it again with t7_write.py
+  // and compares the bytes, and compares the two modes of each name.
+  test::TempDir dir("graphc-t7-written");
+  for (const char *mode : {"binary", "ascii"}) {
+    for (const char *name : kWritable)
+      writeFile(dir / (std::string(name) + "." + mode + ".t7"), rewrite(name, mode));
+    writeFile(dir / (std::string("hand.") + mode + ".t7"),
+              writeByHand(std::string(mode) == "ascii" ? T7Mode::Ascii : T7Mode::Binary));
+  }
+  std::string command =
+      "python3 '" GRAPHC_SOURCE_DIR "/tests/t7_read.py' '" + dir.path.string() + "' >/dev/null";
+  CHECK(std::system(command.c_str()) == 0);
+}
+
+TEST_CASE("t7: export writes a network in either mode, and import reads it back", "[t7]") {
+  auto spec = frontend::parseModel("model = nn.Sequential()\n"
+                                   "model:add(nn.View(16)):add(nn.Linear(16, 5)):add(nn.ReLU())\n"
+                                   "model:add(nn.Linear(5, 3)):add(nn.LogSoftMax())\n"
+                                   "criterion = nn.ClassNLLCriterion()\ninput = {1, 4, 4}\n",
+                                   "small.model");
+  if (!spec)
+    FAIL(spec.diag().str());
+  auto layout = frontend::paramLayout(spec->model);
+  REQUIRE(layout);
+  int64_t n = 0;
+  for (const ir::ParamInfo &p : *layout)
+    n = std::max(n, p.offset + p.numel());
+  std::vector<float> params(static_cast<size_t>(n));
+  for (size_t i = 0; i < params.size(); ++i)
+    params[i] = float(std::sin(double(i))) / 7; // no short decimal: "%.9g" must be exact
+  test::TempDir dir("graphc-t7-export");
+  std::string printed[2];
+  for (T7Mode mode : {T7Mode::Binary, T7Mode::Ascii}) {
+    INFO((mode == T7Mode::Ascii ? "ascii" : "binary"));
+    auto bytes = driver::exportT7(spec->model, params, mode);
+    REQUIRE(bytes);
+    auto f = parseT7(*bytes, "small.t7");
+    if (!f)
+      FAIL(f.diag().str());
+    CHECK(f->mode == mode);
+    printed[mode == T7Mode::Ascii] = printT7(*f);
+    std::string path = dir / (mode == T7Mode::Ascii ? "small.ascii.t7" : "small.binary.t7");
+    writeFile(path, *bytes);
+    auto back = driver::importT7(path);
+    if (!back)
+      FAIL(back.diag().str());
+    CHECK(back->params == params);
+    CHECK(driver::networkLua(back->spec.model) == driver::networkLua(spec->model));
+  }
+  CHECK(printed[0] == printed[1]);
+}
+
+TEST_CASE("t7: import refuses a container that holds itself", "[t7]") {
+  // An nn.Sequential whose modules[1] is itself: the reader closes the
+  // cycle; the importer must not follow it for ever.
+  Bytes cycle;
+  cycle.torch(1, "nn.Sequential").table(2, 1).string("modules").table(3, 1).number(1);
+  cycle.i32(4).i32(1);
+  test::TempDir dir("graphc-t7-cycle");
+  std::string path = dir / "cycle.t7";
+  writeFile(path, cycle.b);
+  auto imported = driver::importT7(path);
+  REQUIRE_FALSE(imported);
+  CHECK_THAT(imported.diag().str(),
+             Catch::Contains("root.modules[1]: nn.Sequential holds itself (a cycle of "
+                             "references)"));
 }

@@ -32,8 +32,8 @@ class Table:
 class Obj:
     """A torch class instance written from its fields (nn.Linear, ...)."""
 
-    def __init__(self, cls, fields, versioned=True):
-        self.cls, self.fields, self.versioned = cls, fields, versioned
+    def __init__(self, cls, fields, versioned=True, version=1):
+        self.cls, self.fields, self.versioned, self.version = cls, fields, versioned, version
 
 
 class Storage:
@@ -144,7 +144,7 @@ class Writer:
             self.write(Table())  # no upvalues
         else:
             if getattr(v, "versioned", True):
-                self.string("V 1")
+                self.string("V %d" % getattr(v, "version", 1))
             self.string(v.cls)
             if isinstance(v, Storage):
                 f.longs(len(v.values))
@@ -224,6 +224,40 @@ def fixtures():
                                ("updateOutput", Function(b"\x1bLuaQ\x00 fake bytecode"))])))])),
     ]))
     out["function"] = with_function
+
+    # Every element type, host and CUDA (read as host data), at its extremes:
+    # a 2x2 view (strides 1, 2, offset 2) of a storage of five, then the
+    # storage itself (a reference back), the first tensor again (another),
+    # and empty storages and tensors. The bytes 10 and 32 test ascii's raw
+    # characters; -0, subnormals, infinities and NaN its number formats.
+    f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]
+    inf = float("inf")
+    extremes = [
+        ("Byte", "B", [0, 10, 32, 128, 255]),
+        ("Char", "b", [-128, -1, 0, 10, 127]),
+        ("Short", "h", [-32768, -1, 0, 1, 32767]),
+        ("Int", "i", [-2 ** 31, -1, 0, 1, 2 ** 31 - 1]),
+        ("Long", "q", [-2 ** 63, -1, 0, 2 ** 53 + 1, 2 ** 63 - 1]),
+        ("Float", "f", [f32(0.1), -0.0, f32(1e-45), f32(3.4028234663852886e38), -inf]),
+        ("Double", "d", [0.1, -0.0, 5e-324, 1.7976931348623157e308, float("nan")]),
+        ("Half", "e", [0.5, -2.0, 65504.0, 2.0 ** -24, -inf]),
+    ]
+    types = Table()
+    for cuda in (False, True):
+        for name, kind, values in extremes:
+            prefix = "torch.Cuda" if cuda else "torch."
+            element = "" if cuda and name == "Float" else name  # torch.CudaTensor
+            storage = Storage(prefix + element + "Storage", kind, values)
+            key = ("Cuda" if cuda else "") + name
+            types.pairs.append((key, Tensor(prefix + element + "Tensor", [2, 2], [1, 2], 2,
+                                            storage)))
+            types.pairs.append((key + "Storage", storage))
+    types.pairs.append(("again", types.pairs[0][1]))
+    types.pairs.append(("emptyStorage", Storage("torch.DoubleStorage", "d", [])))
+    types.pairs.append(("zero", Tensor("torch.IntTensor", [3, 0], [0, 1], 1,
+                                       Storage("torch.IntStorage", "i", []))))
+    types.pairs.append(("empty", Tensor("torch.LongTensor", [], [], 1, None)))
+    out["types"] = types
     return out
 
 
@@ -249,6 +283,17 @@ def hostile():
         "tensor_self_storage": torch(1, b"torch.FloatTensor") + i(1) + q(2, 1, 1) + i(4, 1),
         "tensor_dims": torch(1, b"torch.FloatTensor") + i(100000),
         "function": i(TYPE_RECUR_FUNCTION, 1) + s(b"\x1bLuaQ") + i(TYPE_TABLE, 2, 0),
+        "truncated_storage": torch(1, b"torch.FloatStorage") + q(4) + struct.pack("<2f", 1, 2),
+        "truncated_tensor": torch(1, b"torch.FloatTensor") + i(2) + q(2, 3, 3),
+        "tensor_negative_size": torch(1, b"torch.FloatTensor") + i(1) + q(-2, 1, 1) + storage4,
+        "tensor_negative_stride": torch(1, b"torch.FloatTensor") + i(2) + q(2, 2, 2, -1, 2)
+        + storage4,
+        "unknown_class": torch(1, b"torch.QuantTensor") + i(0) + q(1) + i(TYPE_NIL),
+        "unknown_tag": i(3, 1, 1) + i(TYPE_STRING) + s(b"k") + i(9, 2),
+        # An nn.Sequential among its own modules: a cycle of references.
+        "module_cycle": torch(1, b"nn.Sequential") + i(TYPE_TABLE, 2, 1) + i(TYPE_STRING)
+        + s(b"modules") + i(TYPE_TABLE, 3, 1, TYPE_NUMBER) + struct.pack("<d", 1)
+        + i(TYPE_TORCH, 1),
         "ascii_short_range": b"4\n1\n3\nV 1\n18\ntorch.ShortStorage\n2\n5 70000\n",
         "ascii_garbage": b"3\n1\n1\n1\n1\n1\nxyz\n",
     }

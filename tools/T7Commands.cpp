@@ -23,7 +23,7 @@ struct ImportOptions {
 };
 
 struct ExportOptions {
-  std::string checkpoint, out, model;
+  std::string checkpoint, out, model, mode = "binary";
   bool force = false;
 };
 
@@ -79,13 +79,16 @@ int runExport(const ExportOptions &o) {
     params.resize(size_t(p.offset + p.numel()));
     std::memcpy(params.data() + p.offset, ck->bytes(it->second), size_t(p.numel()) * 4);
   }
-  auto bytes = driver::exportT7(spec->model, params);
+  bool ascii = o.mode == "ascii";
+  auto bytes = driver::exportT7(spec->model, params,
+                                ascii ? runtime::T7Mode::Ascii : runtime::T7Mode::Binary);
   if (!bytes)
     return report(bytes.diag());
   if (Status s = runtime::writeFileAtomic(o.out, bytes->data(), bytes->size()); !s)
     return report(s.diag());
-  std::printf("%s: %zu parameters -> %s (torch.load reads it; binary, FloatTensor weights)\n",
-              o.checkpoint.c_str(), params.size(), o.out.c_str());
+  std::printf("%s: %zu parameters -> %s (%s reads it; %s, FloatTensor weights)\n",
+              o.checkpoint.c_str(), params.size(), o.out.c_str(),
+              ascii ? "torch.load(path, 'ascii')" : "torch.load", ascii ? "ascii" : "binary");
   return 0;
 }
 
@@ -153,6 +156,10 @@ Command exportCommand(CLI::App &app) {
   c->add_option("--model", o->model,
                 "the model file, for a checkpoint that does not name its network (a PyTorch "
                 "state_dict)");
+  c->add_option("--mode", o->mode,
+                "binary (torch.save's default) or ascii (torch.save(f, net, 'ascii'): text, "
+                "portable between machines)")
+      ->check(CLI::IsMember({"binary", "ascii"}));
   c->add_flag("--force", o->force, "replace the .t7 file if it exists");
   return {c, [o] { return runExport(*o); }};
 }

@@ -436,10 +436,22 @@ t7 tensor_repeat ": error: byte 36, root: a torch.FloatTensor of 461168601842738
 t7 tensor_self_storage ": error: byte 64, root: the storage of a torch.FloatTensor is not a storage"
 t7 tensor_dims ": error: byte 36, root: a tensor of 100000 dimensions (0 to 64 are read)"
 t7 function ": error: byte 0, root: a serialized Lua function (type tag 8): graphc never loads or runs code"
+t7 truncated_storage ": error: byte 37, root: torch.FloatStorage of 4 elements of 4 bytes, but only 8 bytes are left in the file"
+t7 truncated_tensor ": error: byte 56, root: the file ends inside a long integer (8 bytes; truncated)"
+t7 tensor_negative_size ": error: byte 36, root: dimension 1 of a torch.FloatTensor has size -2 and stride 1 (neither may be negative)"
+t7 tensor_negative_stride ": error: byte 36, root: dimension 2 of a torch.FloatTensor has size 2 and stride -1 (neither may be negative)"
+t7 unknown_class ": error: byte 15, root: unknown tensor class 'torch.QuantTensor'"
+t7 unknown_tag ": error: byte 21, root.k: unknown type tag 9 (File.lua writes 0 to 8)"
 t7 ascii_short_range ":8:3: error: byte 36, root: a short integer '70000\\n' is out of range"
 t7 ascii_garbage ":7:1: error: byte 12, root[1]: expected a number, found 'xyz\\n'"
 expect t7 function-in-a-model "function.binary.t7: error: byte 193, root.modules[2].updateOutput: a serialized Lua function" -- \
   inspect "$t7_corpus/function.binary.t7"
+# A container among its own modules reads (the reader closes the cycle) but
+# is no network: import and eval refuse it instead of following it for ever.
+expect t7 module-cycle "hostile_module_cycle.t7: error: root.modules[1]: nn.Sequential holds itself" -- \
+  import "$t7_corpus/hostile_module_cycle.t7" -o cycle
+expect t7 module-cycle-eval "nn.Sequential holds itself (a cycle of references)" -- \
+  eval "$t7_corpus/hostile_module_cycle.t7" --test-data "$t7_corpus/nothing"
 expect t7 binary-read-as-ascii "expected an integer" -- inspect "$t7_corpus/model.binary.t7" --mode ascii
 expect t7 missing "nothing.t7: error: cannot open: No such file or directory" -- inspect nothing.t7
 expect t7 directory "error: not a regular file" -- inspect "$t7_corpus"
