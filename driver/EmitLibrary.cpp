@@ -105,8 +105,9 @@ Status writeCudaLibrary(const runtime::CompiledModel &model, const BuildOptions 
   image->tf32 = options.tf32;
   // Every module through ptxas, as the driver will JIT it on the device:
   // nothing is written that a GPU would refuse.
-  int count = -1;
-  if (codegen::cuda::havePtxas()) {
+  // --arch host: CUDA C source for the emulated test device, no PTX.
+  int count = options.arch == "host" ? -2 : -1;
+  if (count == -1 && codegen::cuda::havePtxas()) {
     count = 0;
     std::vector<const std::string *> modules{&image->helpersPtx};
     for (const std::string &s : image->strings)

@@ -24,9 +24,15 @@ cmake --build "$root/build" -j"$jobs"
 # (runtime/cuda/Emulator.h): its CUDA-only build (LLVM hidden from CMake and
 # checked absent from the binary), every [cuda] test case with the real
 # generated kernels run on the host, against the interpreter, and a short
-# training run. On a GPU machine the same script runs on the GPU.
+# training run, and the cuda `--emit lib` archive against the cpu one. On a
+# GPU machine the same script runs on the GPU.
+# The `--emit lib` archives it links come from the Release build (LLVM).
+rm -rf "$root/build-cuda-aot"
+GRAPHC_AOT_ARCH=host bash "$root/tests/gpu/aot_check.sh" "$root/build/graphc" \
+  "$root/build-cuda-aot" --write-only >/dev/null || rc=1
 GRAPHC_CUDA_DEVICE=emulate GRAPHC_GPU_BUILD="$root/build-cuda" GRAPHC_GPU_BUDGET=2400 \
-  OUT="$root/build-cuda/out" bash "$root/tests/gpu/check.sh" || rc=1
+  GRAPHC_GPU_AOT="$root/build-cuda-aot" OUT="$root/build-cuda/out" \
+  bash "$root/tests/gpu/check.sh" || rc=1
 
 python3 "$root/scripts/skipped_tests.py" "$root/build-asan/junit.xml" "$root/build/junit.xml"
 exit "$rc"

@@ -24,7 +24,8 @@ namespace graphc::cli {
 namespace {
 
 struct CompileOptions {
-  std::string model, input, stopAfter, dot, target = driver::defaultTarget(), emit, out, arch = "sm_90", cpu;
+  std::string model, input, stopAfter, dot, target = driver::defaultTarget(), emit, out,
+                                            arch = "sm_90", cpu;
   bool printIr = false, printAfterAll = false, stats = false, tf32 = false;
   std::string maxMemory;
   std::vector<std::string> printAfter, printBefore;
@@ -197,6 +198,8 @@ int runCompile(const CompileOptions &o) {
             ? (o.cpu.empty() ? std::string("cpu: avx2 code (any x86-64 CPU with AVX2 and FMA), "
                                            "with avx512 code where the CPU has it")
                              : fmt::format("cpu: {} code", o.cpu))
+        : library->assembled == -2
+            ? std::string("cuda host: CUDA C source for graphc's emulated device (tests only)")
         : library->assembled < 0
             ? fmt::format("cuda {}: PTX from NVRTC (no ptxas in the toolkit: not assembled)",
                           o.arch)
@@ -268,7 +271,8 @@ Command compileCommand(CLI::App &app) {
       ->check(CLI::IsMember({"avx512", "avx2", "generic"}));
   c->add_option("--arch", o->arch,
                 "the GPU architecture of ptx and cuda lib output (PTX runs on that and newer "
-                "GPUs)")
+                "GPUs); `host` writes a cuda lib for the emulated test device "
+                "(GRAPHC_CUDA_DEVICE=emulate, README)")
       ->default_val("sm_90");
   c->add_flag("--tf32", o->tf32,
               "cuda lib output: let cuBLASLt multiply in TF32, as `graphc train --tf32` does "

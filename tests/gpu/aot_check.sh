@@ -10,6 +10,9 @@
 # With --prebuilt the archives and headers come from DIR (scripts/gpu_deps.sh
 # writes them with `aot_check.sh GRAPHC DIR --write-only` on a machine with
 # LLVM), for a GPU machine whose graphc is built without the CPU backend.
+# With GRAPHC_EMULATED_LIB=BUILD/libgraphc_cuda_emulated.a the cuda library
+# runs on the emulated device instead (runtime/cuda/Emulator.h), in CI; its
+# archive is then written with GRAPHC_AOT_ARCH=host (CUDA C source, no PTX).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cuda=${CUDA_HOME:-/usr/local/cuda}
@@ -28,11 +31,20 @@ else
     "$root/examples/mlp.model" >"$work/mlp_sgd.model"
   grep -q 'optim.sgd' "$work/mlp_sgd.model"
   "$graphc" compile "$work/mlp_sgd.model" --input 1x32x32 --target cpu --emit lib -o "$work/mlpc"
-  "$graphc" compile "$work/mlp_sgd.model" --input 1x32x32 --target cuda --emit lib -o "$work/mlpg"
+  "$graphc" compile "$work/mlp_sgd.model" --input 1x32x32 --target cuda --emit lib \
+    --arch "${GRAPHC_AOT_ARCH:-sm_90}" -o "$work/mlpg"
   rm -f "$work"/mlpc.safetensors "$work"/mlpg.safetensors
   [ "${3:-}" = --write-only ] && exit 0
 fi
-cc -O2 -std=c11 -Wall -I"$work" -I"$cuda/include" "$root/tests/gpu/aot_compare.c" \
-  -L"$work" -lmlpc -lmlpg -L"$cuda/lib64" -L"$cuda/lib64/stubs" -lcublasLt -lcuda -lm -lpthread \
-  -o "$work/aot_compare"
+if [ -n "${GRAPHC_EMULATED_LIB:-}" ]; then
+  # The emulated device stands in for libcuda and cuBLASLt: its table is the
+  # archive's grt_cuda_linked (tests/cuda_emulated_linked.cpp), linked first.
+  c++ -O2 -x c -std=c11 -Wall -I"$work" -I"$root/runtime/rt" -I"$cuda/include" "$root/tests/gpu/aot_compare.c" -x none \
+    -Wl,-u,grt_cuda_linked "$GRAPHC_EMULATED_LIB" -L"$work" -lmlpc -lmlpg -lfmt -ldl -lm \
+    -lpthread -o "$work/aot_compare"
+else
+  cc -O2 -std=c11 -Wall -I"$work" -I"$root/runtime/rt" -I"$cuda/include" "$root/tests/gpu/aot_compare.c" \
+    -L"$work" -lmlpc -lmlpg -L"$cuda/lib64" -L"$cuda/lib64/stubs" -lcublasLt -lcuda -lm -lpthread \
+    -o "$work/aot_compare"
+fi
 cd "$work" && ./aot_compare "$steps"

@@ -15,7 +15,10 @@
 #include "mlpc.h"
 #include "mlpg.h"
 
-#include <cuda.h>
+/* The driver through the cuda library's own table (graphc_cuda_api.h): the
+ * linked libcuda on a GPU machine, the emulated device in CI. */
+#include "graphc_cuda_api.h"
+#define DRV grt_cuda_linked
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,21 +100,21 @@ int main(int argc, char **argv) {
   CHECK_RC(mlpg_predict(g, x, n, og), mlpg_error(g));
   worst_out = rel(oc, og, n * classes);
   CUdeviceptr dx, dout, dlabels;
-  if (cuMemAlloc(&dx, sizeof(float) * (size_t)(n * d)) != CUDA_SUCCESS ||
-      cuMemAlloc(&dout, sizeof(float) * (size_t)(n * classes)) != CUDA_SUCCESS ||
-      cuMemAlloc(&dlabels, sizeof(int32_t) * (size_t)n) != CUDA_SUCCESS ||
-      cuMemcpyHtoD(dx, x, sizeof(float) * (size_t)(n * d)) != CUDA_SUCCESS ||
-      cuMemcpyHtoD(dlabels, labels, sizeof(int32_t) * (size_t)n) != CUDA_SUCCESS) {
+  if (DRV.cuMemAlloc(&dx, sizeof(float) * (size_t)(n * d)) != CUDA_SUCCESS ||
+      DRV.cuMemAlloc(&dout, sizeof(float) * (size_t)(n * classes)) != CUDA_SUCCESS ||
+      DRV.cuMemAlloc(&dlabels, sizeof(int32_t) * (size_t)n) != CUDA_SUCCESS ||
+      DRV.cuMemcpyHtoD(dx, x, sizeof(float) * (size_t)(n * d)) != CUDA_SUCCESS ||
+      DRV.cuMemcpyHtoD(dlabels, labels, sizeof(int32_t) * (size_t)n) != CUDA_SUCCESS) {
     printf("AOT_COMPARE FAIL: device buffers\n");
     return 1;
   }
   memset(og, 0, sizeof(float) * (size_t)(n * classes));
   CHECK_RC(mlpg_predict_device(g, dx, n, dout), mlpg_error(g));
-  cuMemcpyDtoH(og, dout, sizeof(float) * (size_t)(n * classes));
+  DRV.cuMemcpyDtoH(og, dout, sizeof(float) * (size_t)(n * classes));
   worst_out = fmax(worst_out, rel(oc, og, n * classes));
   for (int64_t i = 0; i < n; ++i)
     labels[i] = (int32_t)(i % classes);
-  cuMemcpyHtoD(dlabels, labels, sizeof(int32_t) * (size_t)n);
+  DRV.cuMemcpyHtoD(dlabels, labels, sizeof(int32_t) * (size_t)n);
   float lc, lg;
   CHECK_RC(mlpc_train_step(c, x, labels, n, &lc), mlpc_error(c));
   CHECK_RC(mlpg_train_step_device(g, dx, dlabels, n, &lg), mlpg_error(g));
@@ -119,7 +122,7 @@ int main(int argc, char **argv) {
   worst_params = fmax(worst_params, rel(mlpc_params(c), mlpg_params(g), np));
   /* a bad label through the device path is refused */
   labels[3] = (int32_t)classes;
-  cuMemcpyHtoD(dlabels, labels, sizeof(int32_t) * (size_t)n);
+  DRV.cuMemcpyHtoD(dlabels, labels, sizeof(int32_t) * (size_t)n);
   if (mlpg_train_step_device(g, dx, dlabels, n, &lg) != MLPG_ERR_ARGUMENT) {
     printf("a label out of range was not refused\n");
     bad = 1;

@@ -35,8 +35,9 @@
 # runs it (scripts/test.sh), so that only the GPU itself is left for a GPU
 # machine. Then training and LeNet use a subset (2,048 samples, checked
 # against the interpreter on the same subset), and the stages that need the
-# real device are skipped and say so: the ahead-of-time library (it links
-# the real libcuda), compute-sanitizer and the speed comparison.
+# real device are skipped and say so: compute-sanitizer and the speed
+# comparison. The ahead-of-time libraries come from GRAPHC_GPU_AOT, written
+# by a graphc with LLVM (the cuda one with --arch host).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -160,7 +161,9 @@ if ! grep -q "building the cuda target" "$logs/configure.log" || grep -q "no cuB
   exit 1
 fi
 row "configure (CUDA-only)" PASS "$stage_s" ""
-stage build $((240 * slow)) 30 cmake --build "$build" -j"$jobs" --target graphc graphc_tests
+targets=(graphc graphc_tests)
+[ "$emulated" = 1 ] && targets+=(graphc_cuda_emulated)
+stage build $((240 * slow)) 30 cmake --build "$build" -j"$jobs" --target "${targets[@]}"
 if [ "$stage_rc" -eq 77 ]; then
   row "build (-j$jobs)" FAIL 0 "not enough of the budget left to build (GRAPHC_GPU_BUDGET=$budget)"
   exit 1
@@ -264,10 +267,17 @@ if [ -s "$work/mlp_cuda.safetensors" ]; then
 fi
 
 # --- the ahead-of-time cuda library against the cpu one ------------------------------------
+# Under emulation the archives come from GRAPHC_GPU_AOT (the cuda one written
+# with --arch host: source, not PTX), and the emulated device stands in for
+# libcuda and cuBLASLt in the program that links them.
+aot=$deps/aot
+aot_env=()
 if [ "$emulated" = 1 ]; then
-  row "AOT cuda lib vs cpu lib (SGD)" SKIP 0 "the library links the real libcuda: a GPU machine runs it"
-elif [ -f "$deps/aot/mlpg.h" ] && [ -f "$deps/aot/mlpc.h" ]; then
-  stage aot_cuda 60 15 bash "$root/tests/gpu/aot_check.sh" --prebuilt "$deps/aot" "$work/aot" 12
+  aot=${GRAPHC_GPU_AOT:-$deps/aot-host}
+  aot_env=(env GRAPHC_EMULATED_LIB="$build/libgraphc_cuda_emulated.a")
+fi
+if [ -f "$aot/mlpg.h" ] && [ -f "$aot/mlpc.h" ]; then
+  stage aot_cuda $((60 * slow)) 15 "${aot_env[@]}" bash "$root/tests/gpu/aot_check.sh" --prebuilt "$aot" "$work/aot" 12
   if [ "$stage_rc" -eq 77 ]; then
     skipped "AOT cuda lib vs cpu lib (SGD)"
   else
@@ -276,7 +286,7 @@ elif [ -f "$deps/aot/mlpg.h" ] && [ -f "$deps/aot/mlpc.h" ]; then
     row "AOT cuda lib vs cpu lib (SGD)" "$res" "$stage_s" "$( (grep -m1 '^AOT_COMPARE' "$logs/aot_cuda.log" || tail -n1 "$logs/aot_cuda.log") | cut -d' ' -f2- | cut -c1-100)"
   fi
 else
-  row "AOT cuda lib vs cpu lib (SGD)" SKIP 0 "no archives in .gpu-deps/aot (scripts/gpu_deps.sh makes them)"
+  row "AOT cuda lib vs cpu lib (SGD)" SKIP 0 "no archives in $aot (a graphc with LLVM writes them: tests/gpu/aot_check.sh GRAPHC DIR --write-only)"
 fi
 
 # --- compute-sanitizer: out-of-bounds accesses (memcheck) and shared-memory races
