@@ -10,12 +10,10 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <regex>
-#include <semaphore>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -244,7 +242,6 @@ extern "C" void graphc_emu_enter(const unsigned *d, void (*sync)(void *), void *
   graphc_sync = sync;
   graphc_sync_ctx = ctx;
 }
-#line 1 "kernel.cu"
 )";
 
 using EnterFn = void (*)(const unsigned *, void (*)(void *), void *);
@@ -256,11 +253,18 @@ struct Kernel {
 };
 
 struct Module {
-  std::shared_future<std::string> built; // "" or the compiler's complaint
+  std::string text; // the source and its wrappers
+  bool built = false;
+  std::string error; // the compiler's complaint, once built
   void *handle = nullptr;
   bool barrier = false; // some kernel calls __syncthreads
   std::vector<Kernel> kernels;
 };
+
+// Modules loaded and not built yet: the next cuModuleGetFunction builds them
+// all as one library (one compiler run for a whole program's kernels).
+std::mutex gBuildMu;
+std::vector<Module *> gPending;
 
 struct Function {
   CallFn call = nullptr;
@@ -326,12 +330,6 @@ uint64_t fnv1a(const std::string &s) {
   return h;
 }
 
-std::counting_semaphore<256> &compileSlots() {
-  static std::counting_semaphore<256> slots(
-      std::clamp<std::ptrdiff_t>(std::thread::hardware_concurrency(), 1, 256));
-  return slots;
-}
-
 /// Compiles `text` into a shared library (or finds it in the cache) and
 /// opens it; "" on success, else why not.
 std::string build(const std::string &text, void **handle) {
@@ -342,7 +340,6 @@ std::string build(const std::string &text, void **handle) {
   const std::string lib =
       fmt::format("{}/{:016x}.so", dir, fnv1a(compiler + flags + std::string(kPrelude) + text));
   if (access(lib.c_str(), R_OK) != 0) {
-    compileSlots().acquire();
     const std::string tmp = fmt::format("{}.{}.{}", lib, getpid(),
                                         std::hash<std::thread::id>()(std::this_thread::get_id()));
     {
@@ -351,7 +348,6 @@ std::string build(const std::string &text, void **handle) {
     const std::string cmd =
         fmt::format("{} {} -o {}.so {}.cpp > {}.log 2>&1", compiler, flags, tmp, tmp, tmp);
     int rc = std::system(cmd.c_str());
-    compileSlots().release();
     if (rc != 0) {
       std::ifstream log(tmp + ".log");
       std::string why((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
@@ -392,20 +388,35 @@ CUresult moduleLoad(CUmodule *out, const void *image, unsigned n, CUjit_option *
   auto m = std::make_unique<Module>();
   m->barrier = source.find("__syncthreads") != std::string::npos;
   m->kernels = std::move(w->first);
-  Module *mp = m.get();
-  std::string text = source + "\n" + w->second;
-  // Compiled in the background: the runtime loads every module before it
-  // asks for any function, so the compilers run side by side.
-  m->built = std::async(std::launch::async, [mp, text] { return build(text, &mp->handle); });
+  m->text = source + "\n" + w->second;
+  std::lock_guard lock(gBuildMu);
+  gPending.push_back(m.get());
   *out = reinterpret_cast<CUmodule>(m.release());
   return CUDA_SUCCESS;
+}
+
+/// Builds every pending module into one library, each in a namespace of its
+/// own (kernel names are extern "C" and unique within a program).
+void buildPending() {
+  std::string text;
+  for (size_t i = 0; i < gPending.size(); ++i)
+    text += fmt::format("namespace graphc_module{} {{\n{}\n}}\n", i, gPending[i]->text);
+  void *handle = nullptr;
+  std::string why = gPending.empty() ? "" : build(text, &handle);
+  for (Module *m : gPending) {
+    m->built = true;
+    m->error = why;
+    m->handle = handle;
+  }
+  gPending.clear();
 }
 
 CUresult moduleUnload(CUmodule m) {
   auto *mod = reinterpret_cast<Module *>(m);
   if (!mod)
     return CUDA_ERROR_INVALID_VALUE;
-  mod->built.wait();
+  std::lock_guard lock(gBuildMu);
+  gPending.erase(std::remove(gPending.begin(), gPending.end(), mod), gPending.end());
   // The library stays open: its thread-local state may still be in use by
   // a finishing thread, and the cache makes reopening cheap anyway.
   delete mod;
@@ -416,8 +427,13 @@ CUresult moduleGetFunction(CUfunction *f, CUmodule m, const char *name) {
   auto *mod = reinterpret_cast<Module *>(m);
   if (!f || !mod || !name)
     return CUDA_ERROR_INVALID_VALUE;
-  if (std::string why = mod->built.get(); !why.empty()) {
-    std::fprintf(stderr, "graphc: %s\n", why.c_str());
+  {
+    std::lock_guard lock(gBuildMu);
+    if (!mod->built)
+      buildPending();
+  }
+  if (!mod->error.empty()) {
+    std::fprintf(stderr, "graphc: %s\n", mod->error.c_str());
     return CUDA_ERROR_INVALID_IMAGE;
   }
   for (const Kernel &k : mod->kernels)

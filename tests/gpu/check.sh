@@ -33,8 +33,8 @@
 # With GRAPHC_CUDA_DEVICE=emulate the same script runs on a machine without a
 # GPU against the emulated device (runtime/cuda/Emulator.h): that is how CI
 # runs it (scripts/test.sh), so that only the GPU itself is left for a GPU
-# machine. Then training and LeNet use a subset (2,048 samples, checked
-# against the interpreter on the same subset), and the stages that need the
+# machine. Then training and LeNet use a subset (2,048 and 1,024 samples;
+# the MLP against the interpreter on the same subset), and the stages that need the
 # real device are skipped and say so: compute-sanitizer and the speed
 # comparison. The ahead-of-time libraries come from GRAPHC_GPU_AOT, written
 # by a graphc with LLVM (the cuda one with --arch host).
@@ -344,7 +344,7 @@ fi
 # --- a convnet on the GPU: LeNet, one epoch (a record for issue 14's work) -----------------
 if [ -n "$data" ]; then
   lenet_subset=()
-  [ "$emulated" = 1 ] && lenet_subset=(--train-limit 2048 --test-limit 1000)
+  [ "$emulated" = 1 ] && lenet_subset=(--train-limit 1024 --test-limit 500)
   stage train_lenet $((60 * slow)) 20 "$graphc" train examples/lenet.model --epochs 1 --target cuda \
     --data "$data" --progress none --metrics "$logs/metrics_lenet.jsonl" "${lenet_subset[@]}"
   if [ "$stage_rc" -eq 77 ]; then
