@@ -335,7 +335,9 @@ uint64_t fnv1a(const std::string &s) {
 std::string build(const std::string &text, void **handle) {
   const char *cxx = std::getenv("CXX");
   const std::string compiler = cxx && *cxx ? cxx : "c++";
-  const std::string flags = "-std=c++17 -O1 -fPIC -shared -w";
+  const char *extra = std::getenv("GRAPHC_EMULATE_CXXFLAGS"); // e.g. -fsanitize=thread
+  const std::string flags = std::string("-std=c++17 -O1 -fPIC -shared -w") +
+                            (extra && *extra ? " " : "") + (extra ? extra : "");
   const std::string dir = cacheDir();
   const std::string lib =
       fmt::format("{}/{:016x}.so", dir, fnv1a(compiler + flags + std::string(kPrelude) + text));
