@@ -458,6 +458,16 @@ CUresult moduleGetFunction(CUfunction *f, CUmodule m, const char *name) {
 
 void barrierWait(void *b) { static_cast<std::barrier<> *>(b)->arrive_and_wait(); }
 
+/// GRAPHC_EMULATE_CONCURRENT=1: every kernel runs its blocks' threads side
+/// by side, not only those that synchronise (slower; for ThreadSanitizer).
+bool allConcurrent() {
+  static const bool on = [] {
+    const char *e = std::getenv("GRAPHC_EMULATE_CONCURRENT");
+    return e && std::string(e) == "1";
+  }();
+  return on;
+}
+
 CUresult runKernel(const Function &f, const unsigned grid[3], const unsigned block[3],
                    std::vector<std::vector<char>> &args) {
   std::vector<void *> argv;
@@ -482,7 +492,7 @@ CUresult runKernel(const Function &f, const unsigned grid[3], const unsigned blo
                                   grid[2]};
           std::memcpy(d, v, sizeof v);
         };
-        if (!f.barrier) { // no thread of the block waits for another: one after another
+        if (!f.barrier && !allConcurrent()) { // no thread waits for another: one after another
           for (unsigned t = 0; t < threads; ++t) {
             unsigned d[12];
             index(t, d);

@@ -16,7 +16,10 @@
 //   - Kernels run with block semantics: a kernel that synchronises runs the
 //     threads of a block concurrently, one OS thread each, meeting at a real
 //     barrier (so a missing __syncthreads shows under ThreadSanitizer);
-//     others run their threads one after another.
+//     others run their threads one after another, a valid schedule for a
+//     kernel whose threads never wait for each other, unless
+//     GRAPHC_EMULATE_CONCURRENT=1 (then every block runs side by side, so
+//     that TSan also sees threads of a barrier-free kernel that collide).
 //   - cuBLASLt's matrix products are a host reference that honours the
 //     descriptors (transposes, leading dimensions, the bias and ReLU-bias
 //     epilogues) and refuses what cuBLASLt documents as invalid.
