@@ -1,4 +1,4 @@
-// tests/emulator_tsan_test.cpp - the emulated CUDA device under
+// tests/emulator_tsan.cpp - the emulated CUDA device under
 // ThreadSanitizer: a block's threads really run side by side, so a block
 // reduction that forgets a __syncthreads is a data race TSan reports, and
 // the same reduction with its barriers is clean.
