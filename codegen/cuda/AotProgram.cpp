@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <thread>
+#include <tuple>
 
 namespace graphc::codegen::cuda {
 namespace {
@@ -246,40 +247,44 @@ std::optional<uint32_t> packFill(const Graph &g, ValueId part) {
   return bits;
 }
 
+namespace {
+
+/// An image for `arch` holding graphc's helper kernels, and the table of
+/// each (graph, plan, prefix) in turn: the first is the step's, the second
+/// the predict's.
+Expected<DeviceImage>
+encodeImage(const std::string &arch,
+            std::initializer_list<std::tuple<const ir::Graph *, const ir::MemoryPlan *,
+                                             const char *, std::vector<int64_t> DeviceImage::*>>
+                programs) {
+  DeviceImage image;
+  image.arch = arch;
+  auto helpers = moduleImage(helperSource(), "graphc_helpers", arch);
+  if (!helpers)
+    return helpers.diag();
+  image.helpersPtx = std::move(*helpers);
+  for (auto [g, plan, prefix, table] : programs) {
+    auto t = Encoder(image.strings, arch).encode(*g, *plan, prefix);
+    if (!t)
+      return t.diag();
+    image.*table = std::move(*t);
+  }
+  return image;
+}
+
+} // namespace
+
 Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::MemoryPlan &stepPlan,
                                            const ir::Graph &predict,
                                            const ir::MemoryPlan &predictPlan,
                                            const std::string &arch) {
-  DeviceImage image;
-  image.arch = arch;
-  auto helpers = moduleImage(helperSource(), "graphc_helpers", arch);
-  if (!helpers)
-    return helpers.diag();
-  image.helpersPtx = std::move(*helpers);
-  auto s = Encoder(image.strings, arch).encode(step, stepPlan, "step_");
-  if (!s)
-    return s.diag();
-  image.step = std::move(*s);
-  auto p = Encoder(image.strings, arch).encode(predict, predictPlan, "predict_");
-  if (!p)
-    return p.diag();
-  image.predict = std::move(*p);
-  return image;
+  return encodeImage(arch, {{&step, &stepPlan, "step_", &DeviceImage::step},
+                            {&predict, &predictPlan, "predict_", &DeviceImage::predict}});
 }
 
 Expected<DeviceImage> encodeDeviceProgram(const ir::Graph &g, const ir::MemoryPlan &plan,
                                           const std::string &arch, const std::string &prefix) {
-  DeviceImage image;
-  image.arch = arch;
-  auto helpers = moduleImage(helperSource(), "graphc_helpers", arch);
-  if (!helpers)
-    return helpers.diag();
-  image.helpersPtx = std::move(*helpers);
-  auto s = Encoder(image.strings, arch).encode(g, plan, prefix);
-  if (!s)
-    return s.diag();
-  image.step = std::move(*s);
-  return image;
+  return encodeImage(arch, {{&g, &plan, prefix.c_str(), &DeviceImage::step}});
 }
 
 } // namespace graphc::codegen::cuda

@@ -18,16 +18,29 @@ Status deviceAvailable() {
   return {};
 }
 
-Expected<std::string> describeDevice() {
+namespace {
+
+/// The driver (or the emulated device) and device 0's facts.
+Expected<std::pair<const Driver *, DeviceFacts>> device() {
   auto d = driver();
   if (!d)
     return d.diag();
   auto facts = deviceFacts(**d);
   if (!facts)
     return facts.diag();
-  int v = (*d)->version;
-  return fmt::format("{} ({}, {} SMs), driver for CUDA {}.{}", facts->name, facts->arch,
-                     facts->multiprocessors, v / 1000, v % 1000 / 10);
+  return std::pair{*d, *facts};
+}
+
+} // namespace
+
+Expected<std::string> describeDevice() {
+  auto dev = device();
+  if (!dev)
+    return dev.diag();
+  const auto &[d, facts] = *dev;
+  int v = d->version;
+  return fmt::format("{} ({}, {} SMs), driver for CUDA {}.{}", facts.name, facts.arch,
+                     facts.multiprocessors, v / 1000, v % 1000 / 10);
 }
 
 std::string toolkitVersions() {
@@ -38,13 +51,10 @@ std::string toolkitVersions() {
 
 Status runGraph(const ir::Graph &g, const ir::MemoryPlan &plan, int64_t batch,
                 const std::map<std::string, void *> &io, bool tf32) {
-  auto d = driver();
-  if (!d)
-    return d.diag();
-  auto facts = deviceFacts(**d);
-  if (!facts)
-    return facts.diag();
-  auto image = codegen::cuda::encodeDeviceProgram(g, plan, facts->arch, "t_");
+  auto dev = device();
+  if (!dev)
+    return dev.diag();
+  auto image = codegen::cuda::encodeDeviceProgram(g, plan, dev->second.arch, "t_");
   if (!image)
     return image.diag();
   std::vector<const char *> strings;
@@ -58,7 +68,7 @@ Status runGraph(const ir::Graph &g, const ir::MemoryPlan &plan, int64_t batch,
   desc.helpers_ptx = image->helpersPtx.c_str();
   desc.arch = image->arch.c_str();
   desc.tf32 = tf32;
-  desc.api = *d;
+  desc.api = dev->first;
 
   // Every input and output with its host memory and its size at `batch`.
   std::vector<std::string> names;
