@@ -1,12 +1,14 @@
 // bench/step_bench.cpp - times graphc's compiled training step.
 //
 //   step_bench MODEL [--batch 256] [--threads 0] [--steps 30] [--warmup 5]
+//              [--target cpu|cuda|interp] (default: the first target built in)
 //
 // Prints one JSON line: the compile time, the median/min step time in ms,
 // and GFLOP/s from the model's matrix-product FLOPs (forward and backward).
 // bench/mlp_step.sh runs it next to PyTorch on the same model.
 #include "driver/Compile.h"
 #include "driver/EmitLibrary.h"
+#include "driver/Targets.h"
 #include "frontend/ModelFile.h"
 
 #include <fmt/format.h>
@@ -25,10 +27,13 @@ int main(int argc, char **argv) {
   }
   int64_t batch = 256, steps = 30, warmup = 5;
   int threads = 0;
+  std::string target = driver::defaultTarget();
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     long v = std::atol(argv[i + 1]);
-    if (f == "--batch")
+    if (f == "--target")
+      target = argv[i + 1];
+    else if (f == "--batch")
       batch = v;
     else if (f == "--threads")
       threads = int(v);
@@ -46,6 +51,7 @@ int main(int argc, char **argv) {
   driver::BuildOptions o;
   o.maxBatch = batch;
   o.threads = threads;
+  o.target = target;
   auto t0 = std::chrono::steady_clock::now();
   auto exe = driver::build(*spec, sample, o);
   double compileMs =

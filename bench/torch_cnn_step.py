@@ -8,6 +8,11 @@ every convolution and matrix product, forward, input gradient (not for the
 first layer) and weight gradient.
 
   bench/torch_cnn_step.py MODEL_FILE [BATCH] [STEPS]
+  bench/torch_cnn_step.py MODEL_FILE BATCH STEPS cuda
+
+With `cuda` (tests/gpu/check.sh) the step runs on the GPU instead, eager and
+under torch.compile, the batch already on the device and the loss read back
+every step (as graphc's trainStep returns it); one JSON line per variant.
 """
 import json
 import os
@@ -68,6 +73,43 @@ def step_flops(model, x):
     return total[0]
 
 
+def gpu(name, batch, steps, warmup):
+    """The step on the GPU, eager and compiled: one JSON line each."""
+    for variant in ("eager", "compile"):
+        torch.manual_seed(1)
+        model, shape = MODELS[name]()
+        model = model.cuda().train()
+        x = torch.randint(0, 256, (batch, *shape), device="cuda").float()
+        y = torch.randint(0, 10, (batch,), device="cuda")
+        flops = step_flops(model, x)
+        crit = nn.NLLLoss()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        fwd = torch.compile(model) if variant == "compile" else model
+        times = []
+        try:
+            t_start = time.perf_counter()
+            for s in range(warmup + steps):
+                t0 = time.perf_counter()
+                opt.zero_grad(set_to_none=True)
+                loss = crit(fwd(x), y)
+                loss.backward()
+                opt.step()
+                loss.item()
+                ms = (time.perf_counter() - t0) * 1e3
+                if s >= warmup:
+                    times.append(ms)
+            times.sort()
+            med = times[len(times) // 2]
+            print(json.dumps({"system": "pytorch " + torch.__version__, "variant": variant,
+                              "model": name, "batch": batch, "device": "cuda",
+                              "step_ms_median": round(med, 3), "flops": flops,
+                              "gflops": round(flops / (med * 1e6), 1),
+                              "total_s": round(time.perf_counter() - t_start, 1)}), flush=True)
+        except Exception as e:  # a compile failure is a result too
+            print(json.dumps({"system": "pytorch " + torch.__version__, "variant": variant,
+                              "model": name, "error": str(e)[:200]}), flush=True)
+
+
 def main():
     name = os.path.splitext(os.path.basename(sys.argv[1]))[0]
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 256
@@ -75,6 +117,8 @@ def main():
     warmup = 3
     if name not in MODELS:
         sys.exit(f"torch_cnn_step.py: no PyTorch twin for {name}; add it to MODELS")
+    if len(sys.argv) > 4 and sys.argv[4] == "cuda":
+        return gpu(name, batch, steps, warmup)
     torch.manual_seed(1)
     best = None
     for threads in (1, 2):

@@ -75,7 +75,7 @@ finish() {
     done
     if [ -s "$logs/bench.txt" ]; then
       echo
-      echo "seed MLP training step, batch 256, median of the timed steps (same GPU, same run):"
+      echo "training steps, medians of the timed steps (same GPU, same run; seed MLP at batch 256):"
       cat "$logs/bench.txt"
     fi
     echo "total $(($(date +%s) - t_start)) s of a ${budget} s budget"
@@ -162,7 +162,11 @@ if ! grep -q "building the cuda target" "$logs/configure.log" || grep -q "no cuB
 fi
 row "configure (CUDA-only)" PASS "$stage_s" ""
 targets=(graphc graphc_tests)
-[ "$emulated" = 1 ] && targets+=(graphc_cuda_emulated)
+if [ "$emulated" = 1 ]; then
+  targets+=(graphc_cuda_emulated)
+else
+  targets+=(step_bench)
+fi
 stage build $((240 * slow)) 30 cmake --build "$build" -j"$jobs" --target "${targets[@]}"
 if [ "$stage_rc" -eq 77 ]; then
   row "build (-j$jobs)" FAIL 0 "not enough of the budget left to build (GRAPHC_GPU_BUDGET=$budget)"
@@ -353,6 +357,52 @@ if [ -n "$data" ]; then
     row "lenet 1 epoch --target cuda" PASS "$stage_s" "$(python3 -c 'import json,sys; m=[json.loads(l) for l in open(sys.argv[1])][-1]; print("test accuracy %.2f%%, %.0f samples/s" % (100*m["test_acc"], m["samples_per_s"]))' "$logs/metrics_lenet.jsonl")"
   else
     row "lenet 1 epoch --target cuda" FAIL "$stage_s" "$(tail -n1 "$logs/train_lenet.log" | cut -c1-100)"
+  fi
+fi
+
+# --- convnets' steps next to PyTorch on this GPU (issue 14 point 3) --------------------
+# LeNet at batch 256 and the CIFAR VGG with BatchNorm at batch 128: graphc's
+# step (bench/step_bench.cpp, host batches) and PyTorch's, eager and under
+# torch.compile (bench/torch_cnn_step.py ... cuda), with the step's GFLOP/s.
+if [ "$emulated" = 0 ] && [ -x "$build/step_bench" ]; then
+  stage bench_cnn 150 40 bash -c '
+    for mb in examples/lenet.model:256 bench/vgg_cifar_bn.model:128; do
+      m=${mb%%:*} b=${mb##*:}
+      echo "GRAPHC_CNN $m $(timeout 60 "$1/step_bench" "$m" --batch "$b" --steps 20 --warmup 3)"
+      timeout 75 python3 bench/torch_cnn_step.py "$m" "$b" 20 cuda | sed "s|^|TORCH_CNN $m |"
+    done' _ "$build"
+  if [ "$stage_rc" -eq 77 ]; then
+    skipped "bench convnets (lenet, vgg-bn)"
+  else
+    python3 - "$logs/bench_cnn.log" >>"$logs/bench.txt" <<'PY' 2>&1
+import json, sys
+rows = {}
+for line in open(sys.argv[1]):
+    kind, _, rest = line.partition(" ")
+    if kind not in ("GRAPHC_CNN", "TORCH_CNN"):
+        continue
+    model, _, js = rest.partition(" ")
+    try:
+        r = json.loads(js)
+    except ValueError:
+        continue
+    rows.setdefault(model, []).append((kind, r))
+for model, rs in rows.items():
+    flops = next((r["flops"] for k, r in rs if "flops" in r), None)
+    out = []
+    for k, r in rs:
+        name = "graphc" if k == "GRAPHC_CNN" else "pytorch " + r.get("variant", "?")
+        if "step_ms_median" in r:
+            ms = r["step_ms_median"]
+            g = " (%.0f GFLOP/s)" % (flops / ms / 1e6) if flops else ""
+            out.append("%s %.2f ms%s" % (name, ms, g))
+        else:
+            out.append("%s failed" % name)
+    print("  %s, batch %s: %s" % (model.split("/")[-1], rs[0][1].get("batch", "?"), "; ".join(out)))
+PY
+    res=FAIL
+    [ "$stage_rc" -eq 0 ] && grep -q '^GRAPHC_CNN .*step_ms_median' "$logs/bench_cnn.log" && res=PASS
+    row "bench convnets (lenet, vgg-bn)" "$res" "$stage_s" "see the table below"
   fi
 fi
 
