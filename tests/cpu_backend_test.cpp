@@ -181,6 +181,12 @@ TEST_CASE("every op and its gradient on the CPU backend match the interpreter", 
        attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 2}},
                              {"stride", std::vector<int64_t>{2, 2}},
                              {"pad", std::vector<int64_t>{1, 1}}})},
+      // Windows that tile the input: the gradient's fast path, with the last
+      // row and column of an odd size in no window.
+      {"maxpool2d 2x2 stride 2 on 5x7",
+       {f32({kBatch, 2, 5, 7})},
+       attrs(Op::MaxPool2d,
+             {{"kernel", std::vector<int64_t>{2, 2}}, {"stride", std::vector<int64_t>{2, 2}}})},
   };
   int seed = 0;
   for (const OpCase &c : cases)

@@ -61,12 +61,13 @@ Value *poolArgmax(Emitter &e, ValueId x, const Shape &xs, const Window &w, Value
         e.ifThen(inRange(e, ix, e.i64(xs[3])), [&] {
           Value *at = e.ravel(xs, {bi, c, iy, ix});
           Value *v = e.load(x, at);
-          Value *better = b.CreateOr(b.CreateICmpSLT(b.CreateLoad(b.getInt64Ty(), best), e.i64(0)),
-                                     b.CreateFCmpOGT(v, b.CreateLoad(b.getFloatTy(), bv)));
-          e.ifThen(better, [&] {
-            b.CreateStore(at, best);
-            b.CreateStore(v, bv);
-          });
+          Value *was = b.CreateLoad(b.getInt64Ty(), best);
+          Value *wasV = b.CreateLoad(b.getFloatTy(), bv);
+          Value *better = b.CreateOr(b.CreateICmpSLT(was, e.i64(0)), b.CreateFCmpOGT(v, wasV));
+          // Selects, not a branch: which element wins is data, and a
+          // mispredicted branch per tap cost more than the comparison.
+          b.CreateStore(b.CreateSelect(better, at, was), best);
+          b.CreateStore(b.CreateSelect(better, v, wasV), bv);
         });
       });
     });
@@ -89,6 +90,22 @@ Value *maxPoolGrad(Emitter &e, const Node &n, Value *i) {
   auto k = n.attrs.ints("kernel");
   Window w = window(n.attrs, k[0], k[1]);
   auto idx = e.unravel(xs, i); // b, c, iy, ix
+  if (w.sh == w.kh && w.sw == w.kw && w.ph == 0 && w.pw == 0) {
+    // Windows that tile the input (LeNet's, VGG's): the one window that
+    // holds (iy, ix) is (iy / kh, ix / kw), when it exists (floor mode
+    // leaves the last rows and columns of an odd size in none).
+    Value *oy = b.CreateUDiv(idx[2], e.i64(w.kh)), *ox = b.CreateUDiv(idx[3], e.i64(w.kw));
+    Value *inside =
+        b.CreateAnd(b.CreateICmpULT(oy, e.i64(gs[2])), b.CreateICmpULT(ox, e.i64(gs[3])));
+    return accumulate(e, 0, [&](Value *acc) {
+      e.ifThen(inside, [&] {
+        Value *at = poolArgmax(e, n.inputs[0], xs, w, idx[0], idx[1], oy, ox);
+        e.ifThen(b.CreateICmpEQ(at, i), [&] {
+          addTo(e, acc, e.load(n.inputs[1], e.ravel(gs, {idx[0], idx[1], oy, ox})));
+        });
+      });
+    });
+  }
   return accumulate(e, 0, [&](Value *acc) {
     e.loop(e.i64(0), e.i64(w.kh), [&](Value *ky) {
       auto [okY, oy] = tapSource(e, idx[2], ky, w.sh, w.ph, e.i64(gs[2]));
