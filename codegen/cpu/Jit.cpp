@@ -4,6 +4,8 @@
 #include "runtime/rt/graphc_rt.h"
 
 #include <fmt/format.h>
+#include <llvm/Bitcode/BitcodeReader.h>
+#include <llvm/Bitcode/BitcodeWriter.h>
 #include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
@@ -20,6 +22,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Host.h>
+#include <llvm/Transforms/Utils/SplitModule.h>
 
 #include <algorithm>
 #include <array>
@@ -28,9 +31,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <mutex>
 #include <optional>
+#include <random>
+#include <thread>
 #include <unistd.h>
 
 namespace graphc::codegen::cpu {
@@ -129,11 +133,11 @@ Status optimize(llvm::Module &m, llvm::TargetMachine &tm) {
 // --- the compile cache ---------------------------------------------------------------
 //
 // An entry is DIR/<key>.o: the magic, the 32-byte key, the payload's length
-// and SHA-256, then the object file. The key hashes everything the object
-// depends on; a build of this file (date and time) stands for the code
-// generator's own version. Anything that does not check out is a miss.
+// and SHA-256, then the payload: the object files (packObjects). The key hashes everything the
+// object depends on; a build of this file (date and time) stands for the code generator's own
+// version. Anything that does not check out is a miss.
 
-constexpr char kCacheMagic[8] = {'g', 'r', 'a', 'p', 'h', 'c', 'o', '1'};
+constexpr char kCacheMagic[8] = {'g', 'r', 'a', 'p', 'h', 'c', 'o', '2'};
 constexpr size_t kCacheHeader = sizeof kCacheMagic + 32 + 8 + 32;
 
 using Digest = std::array<uint8_t, 32>;
@@ -216,6 +220,33 @@ Status writeCacheEntry(const std::string &dir, const std::string &path, const Di
   return {};
 }
 
+/// Object files in one payload: each one's length (8 bytes), then its bytes.
+std::string packObjects(const std::vector<std::string> &objects) {
+  std::string out;
+  for (const std::string &o : objects) {
+    uint64_t n = o.size();
+    out.append(reinterpret_cast<const char *>(&n), 8);
+    out += o;
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> unpackObjects(const std::string &payload) {
+  std::vector<std::string> out;
+  for (size_t at = 0; at < payload.size();) {
+    uint64_t n = 0;
+    if (payload.size() - at < 8)
+      return std::nullopt;
+    std::memcpy(&n, payload.data() + at, 8);
+    at += 8;
+    if (n > payload.size() - at)
+      return std::nullopt;
+    out.push_back(payload.substr(at, n));
+    at += n;
+  }
+  return out;
+}
+
 /// The module optimised and compiled to an object file by `tm`.
 Expected<std::string> objectCode(llvm::Module &m, llvm::TargetMachine &tm) {
   if (Status s = optimize(m, tm); !s)
@@ -227,6 +258,64 @@ Expected<std::string> objectCode(llvm::Module &m, llvm::TargetMachine &tm) {
     return error("LLVM cannot emit code for this host");
   pm.run(m);
   return std::string(buf.str());
+}
+
+/// The JIT's object code of `m`, optimised and compiled by up to two
+/// threads (the machines graphc targets have few cores): the module split
+/// into partitions (LLVM's SplitModule, a kernel group's functions kept
+/// together), each in a context of its own. Each function is optimised and
+/// compiled as it would be whole: the same instructions, the same bits.
+Expected<std::vector<std::string>> objectCodeParallel(llvm::Module &m,
+                                                      llvm::orc::JITTargetMachineBuilder jtmb) {
+  const unsigned parts = std::clamp(std::thread::hardware_concurrency(), 1u, 2u);
+  auto tm = jtmb.createTargetMachine();
+  if (!tm)
+    return error("LLVM target machine: " + errorText(tm.takeError()));
+  if (parts == 1) {
+    auto one = objectCode(m, **tm);
+    if (!one)
+      return one.diag();
+    return std::vector<std::string>{std::move(*one)};
+  }
+  m.setDataLayout((*tm)->createDataLayout());
+  m.setTargetTriple((*tm)->getTargetTriple().str());
+  std::vector<std::string> bitcode;
+  llvm::SplitModule(m, parts, [&](std::unique_ptr<llvm::Module> part) {
+    std::string buf;
+    llvm::raw_string_ostream os(buf);
+    llvm::WriteBitcodeToFile(*part, os);
+    os.flush();
+    bitcode.push_back(std::move(buf));
+  });
+  std::vector<std::optional<Expected<std::string>>> objects(bitcode.size());
+  auto compile = [&](size_t i) {
+    llvm::LLVMContext ctx;
+    auto part = llvm::parseBitcodeFile(llvm::MemoryBufferRef(bitcode[i], "part"), ctx);
+    if (!part) {
+      objects[i] = error("LLVM: " + errorText(part.takeError()));
+      return;
+    }
+    auto ptm = llvm::orc::JITTargetMachineBuilder(jtmb).createTargetMachine();
+    if (!ptm) {
+      objects[i] = error("LLVM target machine: " + errorText(ptm.takeError()));
+      return;
+    }
+    objects[i] = objectCode(**part, **ptm);
+  };
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < bitcode.size(); ++i)
+    pool.emplace_back(compile, i);
+  if (!bitcode.empty())
+    compile(0);
+  for (std::thread &t : pool)
+    t.join();
+  std::vector<std::string> out;
+  for (auto &o : objects) {
+    if (!*o)
+      return o->diag();
+    out.push_back(std::move(**o));
+  }
+  return out;
 }
 
 } // namespace
@@ -299,22 +388,23 @@ Expected<std::unique_ptr<JitModule>> JitModule::compile(std::vector<Program *> p
   auto m = buildModule(*ctx, programs, prefixes, {isa}, "graphc_micro",
                        llvm::sys::getHostCPUName().str(), true);
   // The object code: from the cache, or optimised and compiled here.
-  std::optional<std::string> object;
+  std::optional<std::vector<std::string>> objects;
   Digest key{};
   std::string entry;
   if (cache && !cache->dir.empty()) {
     key = cacheKey(*m, **tm, isa);
     entry = cache->dir + "/" + hex(key) + ".o";
-    object = readCacheEntry(entry, key, cache->problem);
-    cache->hit = object.has_value();
+    if (auto payload = readCacheEntry(entry, key, cache->problem))
+      objects = unpackObjects(*payload);
+    cache->hit = objects.has_value();
   }
-  if (!object) {
-    auto code = objectCode(*m, **tm);
+  if (!objects) {
+    auto code = objectCodeParallel(*m, jtmb);
     if (!code)
       return code.diag();
-    object = std::move(*code);
+    objects = std::move(*code);
     if (!entry.empty())
-      if (Status s = writeCacheEntry(cache->dir, entry, key, *object); !s)
+      if (Status s = writeCacheEntry(cache->dir, entry, key, packObjects(*objects)); !s)
         cache->problem = s.diag().message;
   }
 
@@ -338,9 +428,10 @@ Expected<std::unique_ptr<JitModule>> JitModule::compile(std::vector<Program *> p
   if (!gen)
     return error("LLVM JIT: " + errorText(gen.takeError()));
   (*jit)->getMainJITDylib().addGenerator(std::move(*gen));
-  if (auto e = (*jit)->addObjectFile(
-          llvm::MemoryBuffer::getMemBufferCopy(*object, "graphc-" + isa.name + ".o")))
-    return error("LLVM JIT: " + errorText(std::move(e)));
+  for (size_t i = 0; i < objects->size(); ++i)
+    if (auto e = (*jit)->addObjectFile(llvm::MemoryBuffer::getMemBufferCopy(
+            (*objects)[i], fmt::format("graphc-{}-{}.o", isa.name, i))))
+      return error("LLVM JIT: " + errorText(std::move(e)));
 
   auto out = std::unique_ptr<JitModule>(new JitModule);
   out->impl_ = std::make_unique<Impl>();
