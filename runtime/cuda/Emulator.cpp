@@ -252,6 +252,12 @@ struct Kernel {
   std::vector<size_t> sizes; // each parameter's bytes
 };
 
+struct Function {
+  CallFn call = nullptr;
+  EnterFn enter = nullptr;
+  std::vector<size_t> sizes;
+  bool barrier = false;
+};
 struct Module {
   std::string text; // the source and its wrappers
   bool built = false;
@@ -259,19 +265,13 @@ struct Module {
   void *handle = nullptr;
   bool barrier = false; // some kernel calls __syncthreads
   std::vector<Kernel> kernels;
+  std::vector<std::unique_ptr<Function>> functions; // valid until the module is unloaded
 };
 
 // Modules loaded and not built yet: the next cuModuleGetFunction builds them
 // all as one library (one compiler run for a whole program's kernels).
 std::mutex gBuildMu;
 std::vector<Module *> gPending;
-
-struct Function {
-  CallFn call = nullptr;
-  EnterFn enter = nullptr;
-  std::vector<size_t> sizes;
-  bool barrier = false;
-};
 
 /// The kernels of `source` and, after it, a wrapper per kernel that takes
 /// cuLaunchKernel's argument array.
@@ -447,8 +447,9 @@ CUresult moduleGetFunction(CUfunction *f, CUmodule m, const char *name) {
       fn->barrier = mod->barrier;
       if (!fn->call || !fn->enter)
         return CUDA_ERROR_NOT_FOUND;
-      // Functions live as long as the process (as handles in a CUDA graph may).
-      *f = reinterpret_cast<CUfunction>(fn.release());
+      // As the driver's: valid until the module is unloaded.
+      *f = reinterpret_cast<CUfunction>(fn.get());
+      mod->functions.push_back(std::move(fn));
       return CUDA_SUCCESS;
     }
   return CUDA_ERROR_NOT_FOUND;
