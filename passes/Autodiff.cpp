@@ -110,6 +110,12 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
     ValueId zero = b.c(0);
     return {-1, b.select(in(0), gy, zero), b.select(in(0), zero, gy)};
   }
+  case Op::Pow: { // b a^(b-1), and a^b log a (none for a constant exponent)
+    ValueId da = b.mul(gy, b.mul(in(1), g.add(Op::Pow, {in(0), b.sub(in(1), b.c(1))})));
+    if (g.node(in(1)).op == Op::Constant)
+      return {da, -1};
+    return {da, b.mul(gy, b.mul(v, g.add(Op::Log, {in(0)})))};
+  }
   case Op::Neg: return {b.neg(gy)};
   case Op::Exp: return {b.mul(gy, v)};
   case Op::Log: return {b.div(gy, in(0))};

@@ -149,6 +149,9 @@ std::vector<Case> cases() {
        [](Graph &g, const std::vector<ValueId> &a) {
          return g.add(Op::Concat, {a[0], a[1]}, {{"axis", int64_t(0)}});
        }},
+      {"pow (positive base)",
+       {{f32({kBatch, 3}), 0.5, 2}, {f32({3}), 0.5, 2}},
+       [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::Pow, {a[0], a[1]}); }},
       {"broadcast",
        {{f32({3, 1})}},
        [](Graph &g, const std::vector<ValueId> &a) {
