@@ -365,3 +365,21 @@ TEST_CASE("SpatialZeroPadding and Padding differentiate like finite differences"
       .add(nn::LogSoftMax());
   checkParamGradients(spec, {2, 3, 4}, 3, 3);
 }
+
+TEST_CASE("SpatialLPPooling, SpatialSubtractiveNormalization and SpatialConvolutionMap "
+          "differentiate like finite differences",
+          "[autodiff][layers]") {
+  // The normalisation and the pooling have no parameters: the maps' weights
+  // before them get their gradients through them.
+  auto spec = test::seedMlp();
+  spec.model = nn::Sequential();
+  spec.model.add(nn::SpatialConvolutionMap(nn::oneToOneTable(2), 2, 2))
+      .add(nn::SpatialSubtractiveNormalization(2, nn::TensorArg{{3}, {0.5, 1, 0.5}}))
+      .add(nn::SpatialConvolutionMap(nn::fullTable(2, 3), 2, 1))
+      .add(nn::SpatialLPPooling(3, 2, 2, 2, 1, 1))
+      .add(nn::SpatialLPPooling(3, 3, 1, 2))
+      .add(nn::View(6))
+      .add(nn::Linear(6, 3))
+      .add(nn::LogSoftMax());
+  checkParamGradients(spec, {2, 4, 5}, 3, 3);
+}

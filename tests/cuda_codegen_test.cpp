@@ -83,6 +83,18 @@ TEST_CASE("every CUDA kernel of the example models compiles and assembles for sm
       all.optimizer->config.clear();
     CHECK(compileAll(all, {1, 32, 32}, dir) > 5);
   }
+  // Constant tensors (a kernel, a 0/1 scatter) and pow.
+  nn::ModelSpec tables;
+  tables.model.add(nn::SpatialConvolutionMap(nn::oneToOneTable(1), 3, 3, 2, 2))
+      .add(nn::SpatialSubtractiveNormalization(1, nn::TensorArg{{3}, {0.5, 1, 0.5}}))
+      .add(nn::SpatialLPPooling(1, 3, 3, 3))
+      .add(nn::SpatialLPPooling(1, 2, 1, 1))
+      .add(nn::View(25))
+      .add(nn::Linear(25, 10))
+      .add(nn::LogSoftMax());
+  tables.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  tables.optimizer = nn::Optimizer{"sgd", {}, {}};
+  CHECK(compileAll(tables, {1, 32, 32}, dir) > 5);
   fs::remove_all(dir);
 }
 
