@@ -220,10 +220,11 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
   out.push_back({"residual block, concat and join tables", tables});
   // The Torch7 tutorial's layers: connection-table convolutions (full and
   // oneToOne), subtractive normalisation with a separable kernel (constant
-  // tensors), L2 and L3 pooling (pow).
+  // tensors; not symmetric, so that a tensor read backwards shows), L2 and
+  // L3 pooling (pow).
   nn::ModelSpec tutorial;
   tutorial.model.add(nn::SpatialConvolutionMap(nn::fullTable(1, 4), 5, 5, 2, 2))
-      .add(nn::SpatialSubtractiveNormalization(4, nn::TensorArg{{5}, {0.3, 0.7, 1, 0.7, 0.3}}))
+      .add(nn::SpatialSubtractiveNormalization(4, nn::TensorArg{{5}, {0.2, 0.6, 1, 0.8, 0.3}}))
       .add(nn::Tanh())
       .add(nn::SpatialConvolutionMap(nn::oneToOneTable(4), 3, 3))
       .add(nn::SpatialLPPooling(4, 2, 2, 2))

@@ -272,6 +272,17 @@ TEST_CASE("SpatialSubtractiveNormalization subtracts Torch7's border-corrected l
               3.3806127885584747, 3.8713533406933918, 4.362836691156406,  4.893822095446444,
               6.054751513235813,  6.613860812437898,  7.170329849593168,  7.766167818138786},
              1e-12);
+  // A 3x5 kernel, not symmetric: rows are kH, columns kW (numpy).
+  ir::Tensor z({1, 1, 3, 4});
+  for (int i = 0; i < 12; ++i)
+    z.data[size_t(i)] = (i - 5.0) * (i - 5.0) / 3;
+  m = nn::Sequential();
+  m.add(nn::SpatialSubtractiveNormalization(
+      1, nn::TensorArg{{3, 5}, {1, 2, 0, 1, 3, 0, 1, 4, 1, 0, 2, 0, 1, 0, 1}}));
+  checkClose(forward(m, {1, 3, 4}, z),
+             {2.7142857142857135, 1.083333333333333, 0.8148148148148149, 0.125, -2.121212121212121,
+              -2.976190476190476, -2.538461538461538, -2.2727272727272725, 0.9629629629629632,
+              2.194444444444444, 3.1000000000000005, 4.875});
   // The default kernel, 9x9 ones, on a constant image: exactly zero.
   ir::Tensor c({1, 1, 2, 3}, 4.0);
   m = nn::Sequential();
