@@ -879,9 +879,6 @@ public:
         double d = num(i);
         if (!(std::abs(d) <= kMaxSize && d == std::floor(d)))
           throw fail(fmt::format("{} must be an integer, got {}", argName(i), formatNumber(d)));
-        if (d < 0)
-          throw fail(fmt::format("{} is {}: cropping (a negative padding) is not supported",
-                                 argName(i), formatNumber(d)));
         return int64_t(d);
       };
       int64_t l = pad(0);

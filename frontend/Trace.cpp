@@ -513,10 +513,18 @@ private:
     case nn::Kind::BatchNormalization:
     case nn::Kind::SpatialBatchNormalization: return batchNorm(m, x, prefix);
     case nn::Kind::SpatialZeroPadding: {
+      // Torch7: a negative size crops that side, a positive one pads it.
       if (in.rank() != 4)
         return layerError(m, fmt::format("expects input [N,C,H,W], got {}", shape));
-      ValueId y = pad(x, 3, int64_t(a[0]), int64_t(a[1]), 0);
-      return pad(y, 2, int64_t(a[2]), int64_t(a[3]), 0);
+      auto kept = [&](int64_t size, double before, double after) {
+        return size + std::min(0.0, before) + std::min(0.0, after);
+      };
+      if (kept(in.shape[2], a[2], a[3]) < 1 || kept(in.shape[3], a[0], a[1]) < 1)
+        return layerError(m, fmt::format("crops the input {} to nothing", shape));
+      ValueId y = crop(x, 3, int64_t(a[0]), int64_t(a[1]));
+      y = crop(y, 2, int64_t(a[2]), int64_t(a[3]));
+      y = pad(y, 3, std::max<int64_t>(0, int64_t(a[0])), std::max<int64_t>(0, int64_t(a[1])), 0);
+      return pad(y, 2, std::max<int64_t>(0, int64_t(a[2])), std::max<int64_t>(0, int64_t(a[3])), 0);
     }
     case nn::Kind::Padding: {
       // Torch7's dim counts past the batch dimension when the input has
@@ -705,6 +713,16 @@ private:
                        {{"stride", std::vector<int64_t>{int64_t(a[3]), int64_t(a[2])}},
                         {"pad", std::vector<int64_t>{0, 0}}});
     return g_.add(Op::Add, {y, g_.add(Op::Reshape, {b}, {{"shape", Shape{nOut, 1, 1}}})});
+  }
+
+  /// `x` without -before entries before and -after entries after along
+  /// `axis` where those are negative (Torch7's narrow).
+  ValueId crop(ValueId x, int64_t axis, int64_t before, int64_t after) {
+    int64_t from = std::max<int64_t>(0, -before), cut = from + std::max<int64_t>(0, -after);
+    if (cut == 0)
+      return x;
+    int64_t size = g_.type(x).shape[size_t(axis)] - cut;
+    return g_.add(Op::Slice, {x}, {{"axis", axis}, {"start", from}, {"size", size}});
   }
 
   /// `x` with `before` and `after` entries of `value` along `axis`: a

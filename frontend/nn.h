@@ -154,7 +154,7 @@ Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW = 1, int64_t dH 
 Module BatchNormalization(int64_t nOutput, double eps = 1e-5, double momentum = 0.1,
                           bool affine = true);
 /// nn.SpatialZeroPadding(l, r=l, t=l, b=l): zeros around each plane (left,
-/// right, top, bottom); Torch7 crops for a negative size, which graphc refuses.
+/// right, top, bottom); a negative size crops that side, as Torch7's does.
 Module SpatialZeroPadding(int64_t l, int64_t r, int64_t t, int64_t b);
 /// nn.Padding(dim, pad, nInputDim, value=0): |pad| entries of `value` added
 /// along dim (1-based; counted after the batch dimension when the input has

@@ -95,6 +95,24 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
     }
     return out;
   }
+  case Op::Slice: { // the range's gradient between zeros
+    const Shape in = g.type(n.inputs[0]).shape;
+    int64_t axis = n.attrs.i("axis"), start = n.attrs.i("start"), size = n.attrs.i("size");
+    auto zeros = [&](int64_t count) {
+      Shape s = in;
+      s[size_t(axis)] = count;
+      return g.add(Op::Broadcast, {b.c(0)}, {{"shape", s}});
+    };
+    std::vector<ValueId> parts;
+    if (start > 0)
+      parts.push_back(zeros(start));
+    parts.push_back(gy);
+    if (int64_t rest = in[size_t(axis)] - start - size; rest > 0)
+      parts.push_back(zeros(rest));
+    if (parts.size() == 1)
+      return {gy};
+    return {g.add(Op::Concat, parts, {{"axis", axis}})};
+  }
   case Op::Broadcast: return {gy};
   case Op::Add: return {gy, gy};
   case Op::Sub: return {gy, b.neg(gy)};

@@ -221,16 +221,17 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
   // The Torch7 tutorial's layers: connection-table convolutions (full and
   // oneToOne), subtractive normalisation with a separable kernel (constant
   // tensors; not symmetric, so that a tensor read backwards shows), L2 and
-  // L3 pooling (pow).
+  // L3 pooling (pow), cropping (SpatialZeroPadding's negative sizes).
   nn::ModelSpec tutorial;
   tutorial.model.add(nn::SpatialConvolutionMap(nn::fullTable(1, 4), 5, 5, 2, 2))
       .add(nn::SpatialSubtractiveNormalization(4, nn::TensorArg{{5}, {0.2, 0.6, 1, 0.8, 0.3}}))
       .add(nn::Tanh())
+      .add(nn::SpatialZeroPadding(-1, -1, -1, 0))
       .add(nn::SpatialConvolutionMap(nn::oneToOneTable(4), 3, 3))
       .add(nn::SpatialLPPooling(4, 2, 2, 2))
       .add(nn::SpatialLPPooling(4, 3, 2, 2))
-      .add(nn::View(4 * 3 * 3))
-      .add(nn::Linear(36, 10))
+      .add(nn::View(4 * 2 * 2))
+      .add(nn::Linear(16, 10))
       .add(nn::LogSoftMax());
   tutorial.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
   tutorial.optimizer = nn::Optimizer{"adagrad", {{"learningRate", 0.01}}, {}};

@@ -152,6 +152,12 @@ std::vector<Case> cases() {
       {"pow (positive base)",
        {{f32({kBatch, 3}), 0.5, 2}, {f32({3}), 0.5, 2}},
        [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::Pow, {a[0], a[1]}); }},
+      {"slice (cropping)",
+       {{f32({kBatch, 3, 6})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Slice, {a[0]},
+                      {{"axis", int64_t(2)}, {"start", int64_t(1)}, {"size", int64_t(3)}});
+       }},
       {"broadcast",
        {{f32({3, 1})}},
        [](Graph &g, const std::vector<ValueId> &a) {
@@ -360,6 +366,8 @@ TEST_CASE("SpatialZeroPadding and Padding differentiate like finite differences"
       .add(nn::SpatialConvolution(2, 2, 3, 3))
       .add(nn::Tanh())
       .add(nn::Padding(1, -1, 3, 0.5))
+      .add(nn::SpatialZeroPadding(-1, 0, 0, -1)) // cropping
+      .add(nn::SpatialZeroPadding(1, 0, 0, 1))
       .add(nn::View(3 * 4 * 3))
       .add(nn::Linear(36, 3))
       .add(nn::LogSoftMax());

@@ -839,9 +839,23 @@ model:add(nn.Padding(3, 2))
           CHECK(at(n, c, h, w) == want);
         }
       }
-  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.SpatialZeroPadding(1, -1))\n", 1,
-                  "nn.SpatialZeroPadding argument 2 (pad_r) is -1: cropping (a negative padding) "
-                  "is not supported");
+  // A negative size crops, as Torch7's narrow: left 1 and bottom 2 off, then
+  // 2 zero columns on the right and a zero row on top.
+  auto crop = frontend::trace(
+      luaOk("model = nn.Sequential():add(nn.SpatialZeroPadding(-1, 2, 1, -2))\n"), {1, 3, 4});
+  REQUIRE(crop);
+  ir::Tensor z({1, 1, 3, 4});
+  for (size_t i = 0; i < z.data.size(); ++i)
+    z.data[i] = double(i + 1);
+  auto cropped =
+      ir::run(crop->graph, {{"x", z}, {"labels", ir::Tensor({1})}, {"params", ir::Tensor({1})}});
+  REQUIRE(cropped);
+  CHECK(cropped->at("output").shape == ir::Shape{1, 1, 2, 5});
+  CHECK(cropped->at("output").data == std::vector<double>{0, 0, 0, 0, 0, 2, 3, 4, 0, 0});
+  auto nothing = frontend::trace(
+      luaOk("model = nn.Sequential():add(nn.SpatialZeroPadding(-2, -2, 3, 3))\n"), {1, 3, 4});
+  REQUIRE(!nothing);
+  CHECK_THAT(nothing.diag().message, Catch::Contains("crops the input [N,1,3,4] to nothing"));
   CHECK_LUA_ERROR("model = nn.Sequential():add(nn.Padding(1, 2, 3, 0, 2))\n", 1,
                   "padding inside the dimension (index 2) is not supported");
   auto batch = frontend::trace(luaOk("model = nn.Sequential():add(nn.Padding(1, 2))\n"), {3});
