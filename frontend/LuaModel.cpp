@@ -146,6 +146,12 @@ constexpr Ctor kLayers[] = {
      "(nOutput, [eps, momentum, affine])"},
     {"SpatialBatchNormalization", K::SpatialBatchNormalization, "Module", true, "BatchNorm", 1, 4,
      "(nOutput, [eps, momentum, affine])"},
+    {"SpatialLPPooling", K::SpatialLPPooling, "Module", false, "", 4, 6,
+     "(nInputPlane, pnorm, kW, kH, [dW, dH])"},
+    {"SpatialSubtractiveNormalization", K::SpatialSubtractiveNormalization, "Module", false, "", 0,
+     2, "([nInputPlane, kernel])"},
+    {"SpatialConvolutionMap", K::SpatialConvolutionMap, "Module", false, "ConvolutionMap", 3, 5,
+     "(connTable, kW, kH, [dW, dH])"},
 };
 // clang-format on
 
@@ -536,6 +542,7 @@ struct LuaValue {
   double number = 0;
   bool boolean = false;
   std::string str;
+  std::optional<nn::TensorArg> tensor; ///< a tensor with values (LuaTorch7.cpp's flatten)
 };
 
 std::string formatNumber(double x) {
@@ -550,7 +557,7 @@ std::string describe(const LuaValue &v) {
   case LUA_TBOOLEAN: return v.boolean ? "true" : "false";
   case LUA_TSTRING: return "string " + quote(v.str);
   case LUA_TNIL: return "nil";
-  case LUA_TTABLE: return "table";
+  case LUA_TTABLE: return v.tensor ? v.tensor->str() : "table";
   case LUA_TFUNCTION: return "function";
   default: return "value";
   }
@@ -573,6 +580,24 @@ public:
       size_t n = 0;
       const char *s = lua_tolstring(L_, -1, &n);
       v.str.assign(s, n);
+    } else if (v.type == LUA_TTABLE) {
+      lua_rawgeti(L_, -1, 1);
+      bool isTensor =
+          lua_type(L_, -1) == LUA_TSTRING && std::strcmp(lua_tostring(L_, -1), "tensor") == 0;
+      lua_pop(L_, 1);
+      if (isTensor) { // {'tensor', rank, sizes..., values...}
+        Reader t(L_, lua_gettop(L_));
+        nn::TensorArg arg;
+        int rank = int(t.number(2));
+        int64_t count = 1;
+        for (int i = 0; i < rank; ++i) {
+          arg.sizes.push_back(int64_t(t.number(3 + i)));
+          count *= arg.sizes.back();
+        }
+        for (int64_t i = 0; i < count; ++i)
+          arg.values.push_back(t.number(3 + rank + int(i)));
+        v.tensor = std::move(arg);
+      }
     }
     lua_pop(L_, 1);
     return v;
@@ -854,9 +879,6 @@ public:
         double d = num(i);
         if (!(std::abs(d) <= kMaxSize && d == std::floor(d)))
           throw fail(fmt::format("{} must be an integer, got {}", argName(i), formatNumber(d)));
-        if (d < 0)
-          throw fail(fmt::format("{} is {}: cropping (a negative padding) is not supported",
-                                 argName(i), formatNumber(d)));
         return int64_t(d);
       };
       int64_t l = pad(0);
@@ -890,6 +912,71 @@ public:
       return c->kind == nn::Kind::BatchNormalization
                  ? nn::BatchNormalization(size(0), eps, momentum, affine)
                  : nn::SpatialBatchNormalization(size(0), eps, momentum, affine);
+    }
+    case nn::Kind::SpatialLPPooling: {
+      double p = num(1);
+      if (!(p > 0 && std::isfinite(p)))
+        throw fail(fmt::format("{} must be positive, got {}", argName(1), formatNumber(p)));
+      int64_t kW = size(2), kH = size(3);
+      int64_t dW = n > 4 && args[4].type != LUA_TNIL ? size(4) : -1;
+      int64_t dH = n > 5 && args[5].type != LUA_TNIL ? size(5) : -1;
+      return nn::SpatialLPPooling(size(0), p, kW, kH, dW, dH);
+    }
+    case nn::Kind::SpatialSubtractiveNormalization: { // Torch7: `nInputPlane or 1`, 9x9 ones
+      int64_t planes = n > 0 && args[0].type != LUA_TNIL ? size(0) : 1;
+      if (n < 2 || args[1].type == LUA_TNIL)
+        return nn::SpatialSubtractiveNormalization(planes);
+      if (!args[1].tensor)
+        throw fail(fmt::format("{} must be a tensor such as image.gaussian1D(7) or "
+                               "torch.ones(9, 9), got {}",
+                               argName(1), describe(args[1])));
+      const nn::TensorArg &k = *args[1].tensor;
+      if (k.sizes.size() != 1 && k.sizes.size() != 2)
+        throw fail(fmt::format("{}: the averaging kernel must be 2D or 1D, got {}", name, k.str()));
+      if (k.sizes[0] % 2 == 0 || (k.sizes.size() == 2 && k.sizes[1] % 2 == 0))
+        throw fail(
+            fmt::format("{}: the averaging kernel must have odd sizes, got {}", name, k.str()));
+      double sum = 0;
+      for (double x : k.values)
+        sum += x;
+      if (!std::isfinite(sum) || sum == 0)
+        throw fail(fmt::format("{}: the averaging kernel's elements must sum to a finite, "
+                               "non-zero number (Torch7 divides by it), got {}",
+                               name, formatNumber(sum)));
+      return nn::SpatialSubtractiveNormalization(planes, k);
+    }
+    case nn::Kind::SpatialConvolutionMap: {
+      if (!args[0].tensor)
+        throw fail(fmt::format("{} must be a connection table such as nn.tables.full(3, 16) or "
+                               "nn.tables.oneToOne(3), got {}",
+                               argName(0), describe(args[0])));
+      const nn::TensorArg &t = *args[0].tensor;
+      if (t.sizes.size() != 2 || t.sizes[1] != 2)
+        throw fail(fmt::format("{} must be a [connections, 2] table, got {}", argName(0), t.str()));
+      std::map<double, int64_t> fanIn;
+      double nOut = 0;
+      for (size_t i = 0; i < t.values.size(); ++i) {
+        double x = t.values[i];
+        if (!(x >= 1 && x <= 65536 && x == std::floor(x)))
+          throw fail(fmt::format("{} holds {}, not a plane number (1-based)", argName(0),
+                                 formatNumber(x)));
+        if (i % 2 == 1) {
+          ++fanIn[x];
+          nOut = std::max(nOut, x);
+        }
+      }
+      // Torch7 draws each output plane's weights in ±1/sqrt(kW kH inputs):
+      // one range per tensor needs as many inputs for every output plane.
+      for (double o = 1; o <= nOut; ++o)
+        if (fanIn[o] != fanIn[nOut])
+          throw fail(fmt::format("{}: output plane {} has {} input connections and plane {} "
+                                 "has {}; graphc supports tables with the same number for every "
+                                 "output plane (nn.tables.full, nn.tables.oneToOne)",
+                                 name, formatNumber(o), fanIn[o], formatNumber(nOut), fanIn[nOut]));
+      int64_t kW = size(1), kH = size(2);
+      int64_t dW = n > 3 && args[3].type != LUA_TNIL ? size(3) : 1;
+      int64_t dH = n > 4 && args[4].type != LUA_TNIL ? size(4) : 1;
+      return nn::SpatialConvolutionMap(t, kW, kH, dW, dH);
     }
     case nn::Kind::SpatialAveragePooling: { // Torch7's strides default to 1, not to the kernel
       int64_t kW = size(0), kH = size(1);

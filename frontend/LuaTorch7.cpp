@@ -188,19 +188,67 @@ function Tensor:uniform(a, b)
 end
 function Tensor:fill(v)
   v = finite(':fill()', v)
+  if self.__data then
+    for i = 1, #self.__data do self.__data[i] = v end
+    return self
+  end
   self.__init = {'uniform', v, v}
   return self
 end
 function Tensor:zero() return self:fill(0) end
-for _, name in ipairs({'copy', 'mul', 'add', 'bernoulli', 'apply'}) do
+for _, name in ipairs({'copy', 'mul', 'div', 'add', 'bernoulli', 'apply'}) do
   Tensor[name] = function()
     fail('initialising parameters with :' .. name .. '() is not supported in model files: ' ..
          'use :normal(), :uniform(), :zero(), :fill() or the module\'s :reset(stdv)')
   end
 end
+
+-- Tensors with values: the few a script hands a layer (a kernel from
+-- torch.ones or image.gaussian1D, a table from nn.tables). They scale, sum
+-- and fill; flatten() passes their values to C++.
+local ValueTensor = setmetatable({__graphc = TENSOR}, {__index = Tensor})
+ValueTensor.__index = ValueTensor
+ValueTensor.__tostring = Tensor.__tostring
+local MAX_VALUES = 1000000
+local function valueTensor(what, sizes, f)
+  local n = 1
+  for i, d in ipairs(sizes) do
+    if type(d) ~= 'number' or d < 1 or d ~= floor(d) or d > MAX_VALUES then
+      fail(format('%s size %d must be a positive integer, got %s', what, i, describe(d)))
+    end
+    n = n * d
+  end
+  if #sizes == 0 or n > MAX_VALUES then
+    fail(format('%s expects 1 to %d elements, got %s', what, MAX_VALUES, num(n)))
+  end
+  local data = {}
+  for i = 1, n do data[i] = f(i) end
+  return setmetatable({__sizes = sizes, __data = data}, ValueTensor)
+end
+function ValueTensor:mul(v)
+  v = finite(':mul()', v)
+  for i = 1, #self.__data do self.__data[i] = self.__data[i] * v end
+  return self
+end
+function ValueTensor:div(v) return self:mul(1 / finite(':div()', v)) end
+function ValueTensor:add(v)
+  v = finite(':add()', v)
+  for i = 1, #self.__data do self.__data[i] = self.__data[i] + v end
+  return self
+end
+function ValueTensor:sum()
+  local s = 0
+  for i = 1, #self.__data do s = s + self.__data[i] end
+  return s
+end
+ValueTensor.sumall = ValueTensor.sum
 -- Torch7's reset(stdv): weight and bias uniform in [-stdv, stdv]; without
 -- stdv, its default (which graphc draws unless told otherwise).
 function Module:reset(stdv)
+  -- SpatialConvolutionMap's reset(stdv) draws from [-stdv sqrt(3), stdv sqrt(3)].
+  if stdv ~= nil and self.__kind == 'SpatialConvolutionMap' then
+    stdv = finite(':reset()', stdv) * math.sqrt(3)
+  end
   for _, name in ipairs({'weight', 'bias'}) do
     local t = rawget(self, name)
     if classOf(t) == TENSOR then
@@ -217,6 +265,15 @@ local paramRules = {
   Convolution = function(a) return {a[2], a[1], a[4], a[3]}, {a[2]}, 4 end,
   ConvolutionMM = function(a) return {a[2], a[1] * a[3] * a[4]}, {a[2]}, 4 end,
   BatchNorm = function(a) if a[4] ~= false then return {a[1]}, {a[1]}, 1 end end,
+  -- weight [connections, kH, kW], bias [the largest output plane]
+  ConvolutionMap = function(a)
+    local t = a[1]
+    if classOf(t) ~= TENSOR or not t.__data or #t.__sizes ~= 2 or t.__sizes[2] ~= 2 then return end
+    if type(a[2]) ~= 'number' or type(a[3]) ~= 'number' then return end
+    local nOut = 0
+    for i = 2, #t.__data, 2 do if t.__data[i] > nOut then nOut = t.__data[i] end end
+    return {t.__sizes[1], a[3], a[2]}, {nOut}, 0
+  end,
 }
 local layerRule = {}
 -- The fields Torch7's convolutions keep, which scripts read (cifar.torch's
@@ -316,6 +373,32 @@ for _, kind in ipairs(criterionKinds) do
 end
 table.sort(nnNames)
 nn.Module, nn.Container = Module, Container
+-- Torch7's connection tables for nn.SpatialConvolutionMap: [connections, 2]
+-- rows of (input plane, output plane).
+local function planes(what, v)
+  if type(v) ~= 'number' or v < 1 or v ~= floor(v) or v > 65536 then
+    fail(format('%s expects a positive integer up to 65536, got %s', what, describe(v)))
+  end
+  return v
+end
+nn.tables = {
+  full = function(nin, nout)
+    nin, nout = planes('nn.tables.full', nin), planes('nn.tables.full', nout)
+    return valueTensor('nn.tables.full', {nin * nout, 2}, function(k)
+      local p = floor((k - 1) / 2) -- row p + 1: input p % nin + 1, output p / nin + 1
+      if k % 2 == 1 then return p % nin + 1 end
+      return floor(p / nin) + 1
+    end)
+  end,
+  oneToOne = function(n)
+    n = planes('nn.tables.oneToOne', n)
+    return valueTensor('nn.tables.oneToOne', {n, 2}, function(k) return floor((k - 1) / 2) + 1 end)
+  end,
+  random = function()
+    fail('nn.tables.random is not supported: its table comes from Torch7\'s random generator, ' ..
+         'which graphc does not reproduce; use nn.tables.full or nn.tables.oneToOne')
+  end,
+}
 setmetatable(nn, {__index = function(_, k)
   fail(format("unknown module 'nn.%s' (supported: %s)", tostring(k), supported('nn', nnNames)),
        nil, nil, nil, 'nn.' .. tostring(k))
@@ -355,6 +438,57 @@ local torch = {
   typename = function(v) return classOf(v) and v.__name or nil end,
 }
 torch.type = function(v) return classOf(v) and v.__name or type(v) end
+torch.ones = function(...)
+  return valueTensor('torch.ones', {...}, function() return 1 end)
+end
+torch.zeros = function(...)
+  return valueTensor('torch.zeros', {...}, function() return 0 end)
+end
+
+-- The image package's kernels, as Torch7 computes them: arguments in order
+-- or as one table of named ones (dok.unpack).
+local function named(args, names, defaults)
+  local v = {}
+  local t = args[1]
+  local byName = #args == 1 and type(t) == 'table' and getmetatable(t) == nil
+  for i, name in ipairs(names) do
+    if byName then v[i] = t[name] else v[i] = args[i] end
+    if v[i] == nil then v[i] = defaults[name] end
+  end
+  return unpack(v, 1, #names)
+end
+local image = {}
+function image.gaussian1D(...)
+  local size, sigma, amplitude, normalize, mean = named({...},
+    {'size', 'sigma', 'amplitude', 'normalize', 'mean'},
+    {size = 3, sigma = 0.25, amplitude = 1, normalize = false, mean = 0.5})
+  size = planes('image.gaussian1D', size)
+  sigma, amplitude, mean = finite('image.gaussian1D', sigma), finite('image.gaussian1D', amplitude),
+                           finite('image.gaussian1D', mean)
+  local center = mean * size + 0.5
+  local g = valueTensor('image.gaussian1D', {size}, function(i)
+    return amplitude * math.exp(-(math.pow((i - center) / (sigma * size), 2) / 2))
+  end)
+  if normalize then g:div(g:sum()) end
+  return g
+end
+function image.gaussian(...)
+  local size, sigma, amplitude, normalize, width, height, sigmaH, sigmaV, meanH, meanV = named({...},
+    {'size', 'sigma', 'amplitude', 'normalize', 'width', 'height', 'sigma_horz', 'sigma_vert',
+     'mean_horz', 'mean_vert'},
+    {size = 3, sigma = 0.25, amplitude = 1, normalize = false, mean_horz = 0.5, mean_vert = 0.5})
+  width, height = planes('image.gaussian', width or size), planes('image.gaussian', height or size)
+  sigmaH, sigmaV = finite('image.gaussian', sigmaH or sigma), finite('image.gaussian', sigmaV or sigma)
+  amplitude = finite('image.gaussian', amplitude)
+  local cx, cy = finite('image.gaussian', meanH) * width + 0.5, finite('image.gaussian', meanV) * height + 0.5
+  local g = valueTensor('image.gaussian', {height, width}, function(k)
+    local i, j = floor((k - 1) / width) + 1, (k - 1) % width + 1
+    return amplitude * math.exp(-(math.pow((j - cx) / (sigmaH * width), 2) / 2 +
+                                  math.pow((i - cy) / (sigmaV * height), 2) / 2))
+  end)
+  if normalize then g:div(g:sum()) end
+  return g
+end
 
 -- torch.CmdLine: options with their defaults, set from the list parse() is
 -- given: usually the global `arg`, the words after `--` on graphc's command
@@ -480,7 +614,7 @@ local cutorch = {setDevice = noop, manualSeed = noop, manualSeedAll = noop,
 local empty = function() return {} end
 local builtin = {
   nn = nn, cunn = nn, optim = optim, torch = torch, cutorch = cutorch, cudnn = cudnn,
-  image = empty(), xlua = empty(), paths = empty(), ['pl.lapp'] = lapp,
+  image = image, xlua = empty(), paths = empty(), ['pl.lapp'] = lapp,
 }
 local globalName = {nn = 'nn', optim = 'optim', torch = 'torch', cutorch = 'cutorch',
                     cudnn = 'cudnn', image = 'image', xlua = 'xlua', paths = 'paths'}
@@ -559,7 +693,16 @@ local function flatten(m, out, depth, what)
   out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] =
     m.__kind, m.__name, m.__source, m.__line, m.__nargs
   n = n + 5
-  for i = 1, m.__nargs do out[n + i] = m.__args[i] end
+  for i = 1, m.__nargs do
+    local a = m.__args[i]
+    if classOf(a) == TENSOR and a.__data then -- {'tensor', rank, sizes..., values...}
+      local t = {'tensor', #a.__sizes}
+      for _, d in ipairs(a.__sizes) do t[#t + 1] = d end
+      for _, x in ipairs(a.__data) do t[#t + 1] = x end
+      a = t
+    end
+    out[n + i] = a
+  end
   n = n + m.__nargs
   local children = rawget(m, 'modules')
   local count = 0

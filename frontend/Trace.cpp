@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <tuple>
 
 namespace graphc::frontend {
 namespace {
@@ -90,6 +91,17 @@ const nn::Module *inPlaceHead(const nn::Module &m, std::string &path) {
   }
 }
 
+/// A connection table's connections and its input and output planes (the
+/// largest plane numbers of its columns).
+std::tuple<int64_t, int64_t, int64_t> tableSizes(const nn::TensorArg &t) {
+  int64_t nIn = 0, nOut = 0;
+  for (size_t i = 0; i + 1 < t.values.size(); i += 2) {
+    nIn = std::max(nIn, int64_t(t.values[i]));
+    nOut = std::max(nOut, int64_t(t.values[i + 1]));
+  }
+  return {t.sizes[0], nIn, nOut};
+}
+
 /// Appends `m`'s tensors to `out` (trainable, placed from `offset` on) and
 /// `buffers` (placed later, after every trainable tensor).
 void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInfo> &out,
@@ -137,6 +149,16 @@ void layout(const nn::Module &m, const std::string &prefix, std::vector<ParamInf
     double bound = 1.0 / std::sqrt(a[0] * a[2] * a[3]);
     add("weight", {int64_t(a[1]), int64_t(a[0]), int64_t(a[3]), int64_t(a[2])}, bound);
     add("bias", {int64_t(a[1])}, bound);
+    break;
+  }
+  case nn::Kind::SpatialConvolutionMap: {
+    // Torch7's reset(): each output plane's weights and bias in
+    // ±1/sqrt(kW kH inputs), the same for every plane (LuaModel.cpp checks).
+    auto [conns, nIn, nOut] = tableSizes(*m.tensor);
+    double bound = 1.0 / std::sqrt(a[0] * a[1] * double(conns / nOut));
+    add("weight", {conns, int64_t(a[1]), int64_t(a[0])}, bound);
+    add("bias", {nOut}, bound);
+    (void)nIn;
     break;
   }
   case nn::Kind::BatchNormalization:
@@ -491,10 +513,18 @@ private:
     case nn::Kind::BatchNormalization:
     case nn::Kind::SpatialBatchNormalization: return batchNorm(m, x, prefix);
     case nn::Kind::SpatialZeroPadding: {
+      // Torch7: a negative size crops that side, a positive one pads it.
       if (in.rank() != 4)
         return layerError(m, fmt::format("expects input [N,C,H,W], got {}", shape));
-      ValueId y = pad(x, 3, int64_t(a[0]), int64_t(a[1]), 0);
-      return pad(y, 2, int64_t(a[2]), int64_t(a[3]), 0);
+      auto kept = [&](int64_t size, double before, double after) {
+        return size + std::min(0.0, before) + std::min(0.0, after);
+      };
+      if (kept(in.shape[2], a[2], a[3]) < 1 || kept(in.shape[3], a[0], a[1]) < 1)
+        return layerError(m, fmt::format("crops the input {} to nothing", shape));
+      ValueId y = crop(x, 3, int64_t(a[0]), int64_t(a[1]));
+      y = crop(y, 2, int64_t(a[2]), int64_t(a[3]));
+      y = pad(y, 3, std::max<int64_t>(0, int64_t(a[0])), std::max<int64_t>(0, int64_t(a[1])), 0);
+      return pad(y, 2, std::max<int64_t>(0, int64_t(a[2])), std::max<int64_t>(0, int64_t(a[3])), 0);
     }
     case nn::Kind::Padding: {
       // Torch7's dim counts past the batch dimension when the input has
@@ -511,6 +541,9 @@ private:
                                          dim, shape));
       return pad(x, dim - 1, amount < 0 ? -amount : 0, amount > 0 ? amount : 0, a[3]);
     }
+    case nn::Kind::SpatialLPPooling: return lpPooling(m, x);
+    case nn::Kind::SpatialSubtractiveNormalization: return subtractiveNormalization(m, x);
+    case nn::Kind::SpatialConvolutionMap: return convolutionMap(m, x, prefix);
     case nn::Kind::SpatialMaxPooling:
     case nn::Kind::SpatialAveragePooling: {
       if (in.rank() != 4)
@@ -554,6 +587,142 @@ private:
     default: break;
     }
     return layerError(m, "cannot be traced");
+  }
+
+  /// A constant tensor of `shape`, row-major `values`.
+  ValueId constTensor(Shape shape, std::vector<double> values) {
+    return g_.add(Op::ConstTensor, {},
+                  {{"shape", std::move(shape)}, {"values", std::move(values)}});
+  }
+
+  /// Torch7's SpatialLPPooling: Power(p), SpatialAveragePooling, MulConstant(kW kH),
+  /// Power(1/p); for p = 2 Square and Sqrt, whose gradient Torch7 sets to 0
+  /// where the result is 0 (an all-zero window).
+  Expected<ValueId> lpPooling(const nn::Module &m, ValueId x) {
+    const ir::Type in = g_.type(x);
+    const auto &a = m.args;
+    const double p = a[1];
+    const int64_t kw = int64_t(a[2]), kh = int64_t(a[3]);
+    if (in.rank() != 4)
+      return layerError(m, fmt::format("expects input [N,C,H,W], got {}", ir::str(in.shape)));
+    if (in.shape[2] < kh || in.shape[3] < kw)
+      return layerError(
+          m, fmt::format("window {}x{} is larger than the input {}", kw, kh, ir::str(in.shape)));
+    ValueId y = p == 2 ? g_.add(Op::Square, {x}) : g_.add(Op::Pow, {x, g_.constant(p)});
+    y = g_.add(Op::AvgPool2d, {y},
+               {{"kernel", std::vector<int64_t>{kh, kw}},
+                {"stride", std::vector<int64_t>{int64_t(a[5]), int64_t(a[4])}},
+                {"pad", std::vector<int64_t>{0, 0}}});
+    y = g_.add(Op::Mul, {y, g_.constant(double(kw * kh))});
+    if (p != 2)
+      return g_.add(Op::Pow, {y, g_.constant(1 / p)});
+    // sqrt(y + (y == 0)) (y > 0): sqrt(y) where y > 0, else 0 with a zero gradient.
+    ValueId positive = g_.add(Op::Greater, {y, g_.constant(0.0)});
+    ValueId zero = g_.add(Op::Sub, {g_.constant(1.0), positive});
+    return g_.add(Op::Mul, {g_.add(Op::Sqrt, {g_.add(Op::Add, {y, zero})}), positive});
+  }
+
+  /// Torch7's SpatialSubtractiveNormalization: x minus its local mean, the
+  /// zero-padded convolution of every plane with the kernel normalised to
+  /// sum 1/nInputPlane (a 1-D kernel k applied along both axes: k k^T),
+  /// divided by that convolution of an all-ones input (which corrects the
+  /// borders, where part of the kernel falls in the padding).
+  Expected<ValueId> subtractiveNormalization(const nn::Module &m, ValueId x) {
+    const ir::Type in = g_.type(x);
+    const int64_t c = int64_t(m.args[0]);
+    if (in.rank() != 4 || in.shape[1] != c)
+      return layerError(m, fmt::format("expects input [N,{},H,W], got {}", c, ir::str(in.shape)));
+    nn::TensorArg k = m.tensor ? *m.tensor : nn::TensorArg{{9, 9}, std::vector<double>(81, 1.0)};
+    const bool separable = k.sizes.size() == 1;
+    const int64_t kh = k.sizes[0], kw = separable ? kh : k.sizes[1];
+    double sum = 0;
+    for (double v : k.values)
+      sum += v;
+    const double norm = sum * double(c);
+    // weight [1, c, kh, kw], the same for every plane
+    std::vector<double> w;
+    for (int64_t p = 0; p < c; ++p)
+      for (int64_t i = 0; i < kh; ++i)
+        for (int64_t j = 0; j < kw; ++j)
+          w.push_back(separable ? (k.values[size_t(i)] / norm) * (k.values[size_t(j)] / norm)
+                                : k.values[size_t(i * kw + j)] / norm);
+    const int64_t h = in.shape[2], wd = in.shape[3], ph = kh / 2, pw = kw / 2;
+    // coef [1, H, W]: the convolution of ones, over the planes
+    std::vector<double> coef(size_t(h * wd), 0.0);
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t xx = 0; xx < wd; ++xx) {
+        double s = 0;
+        for (int64_t p = 0; p < c; ++p)
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j) {
+              int64_t yi = y + i - ph, xj = xx + j - pw;
+              if (yi >= 0 && yi < h && xj >= 0 && xj < wd)
+                s += w[size_t((p * kh + i) * kw + j)];
+            }
+        coef[size_t(y * wd + xx)] = s;
+      }
+    ValueId weight = constTensor({1, c, kh, kw}, std::move(w));
+    ValueId sums =
+        g_.add(Op::Conv2d, {x, weight},
+               {{"stride", std::vector<int64_t>{1, 1}}, {"pad", std::vector<int64_t>{ph, pw}}});
+    ValueId mean = g_.add(Op::Div, {sums, constTensor({1, h, wd}, std::move(coef))});
+    return g_.add(Op::Sub, {x, mean});
+  }
+
+  /// Torch7's SpatialConvolutionMap: output plane o is bias[o] plus, for each
+  /// connection k = (i, o) of the table, input plane i correlated with
+  /// weight[k]. Lowered as a full convolution whose weight [nOut, nIn, kH,
+  /// kW] is built from the compact one by a constant 0/1 matrix (a reshape
+  /// for nn.tables.full's order), so that gradients reach the compact weight.
+  Expected<ValueId> convolutionMap(const nn::Module &m, ValueId x, const std::string &prefix) {
+    const ir::Type in = g_.type(x);
+    const auto &a = m.args;
+    const nn::TensorArg &table = *m.tensor;
+    auto [conns, nIn, nOut] = tableSizes(table);
+    const int64_t kw = int64_t(a[0]), kh = int64_t(a[1]);
+    if (in.rank() != 4)
+      return layerError(m, fmt::format("expects input [N,{},H,W], got {}", nIn, ir::str(in.shape)));
+    if (in.shape[1] != nIn)
+      return layerError(m, fmt::format("its table connects {} input planes, got {} (input {})", nIn,
+                                       in.shape[1], ir::str(in.shape)));
+    if (in.shape[2] < kh || in.shape[3] < kw)
+      return layerError(
+          m, fmt::format("kernel {}x{} is larger than the input {}", kw, kh, ir::str(in.shape)));
+    ValueId w = param(prefix + "weight"), b = param(prefix + "bias");
+    bool full = conns == nIn * nOut;
+    for (int64_t k = 0; full && k < conns; ++k)
+      full = int64_t(table.values[size_t(2 * k)]) == k % nIn + 1 &&
+             int64_t(table.values[size_t(2 * k + 1)]) == k / nIn + 1;
+    ValueId weight;
+    if (full) {
+      weight = g_.add(Op::Reshape, {w}, {{"shape", Shape{nOut, nIn, kh, kw}}});
+    } else {
+      // scatter [nOut nIn, conns]: row (o, i) has a 1 in column k for each connection k = (i, o)
+      std::vector<double> scatter(size_t(nOut * nIn * conns), 0.0);
+      for (int64_t k = 0; k < conns; ++k) {
+        int64_t i = int64_t(table.values[size_t(2 * k)]) - 1;
+        int64_t o = int64_t(table.values[size_t(2 * k + 1)]) - 1;
+        scatter[size_t((o * nIn + i) * conns + k)] += 1;
+      }
+      ValueId flat = g_.add(Op::Reshape, {w}, {{"shape", Shape{conns, kh * kw}}});
+      ValueId dense =
+          g_.add(Op::MatMul, {constTensor({nOut * nIn, conns}, std::move(scatter)), flat});
+      weight = g_.add(Op::Reshape, {dense}, {{"shape", Shape{nOut, nIn, kh, kw}}});
+    }
+    ValueId y = g_.add(Op::Conv2d, {x, weight},
+                       {{"stride", std::vector<int64_t>{int64_t(a[3]), int64_t(a[2])}},
+                        {"pad", std::vector<int64_t>{0, 0}}});
+    return g_.add(Op::Add, {y, g_.add(Op::Reshape, {b}, {{"shape", Shape{nOut, 1, 1}}})});
+  }
+
+  /// `x` without -before entries before and -after entries after along
+  /// `axis` where those are negative (Torch7's narrow).
+  ValueId crop(ValueId x, int64_t axis, int64_t before, int64_t after) {
+    int64_t from = std::max<int64_t>(0, -before), cut = from + std::max<int64_t>(0, -after);
+    if (cut == 0)
+      return x;
+    int64_t size = g_.type(x).shape[size_t(axis)] - cut;
+    return g_.add(Op::Slice, {x}, {{"axis", axis}, {"start", from}, {"size", size}});
   }
 
   /// `x` with `before` and `after` entries of `value` along `axis`: a

@@ -46,6 +46,9 @@ std::string kindName(Kind k) {
   case Kind::SpatialBatchNormalization: return "nn.SpatialBatchNormalization";
   case Kind::SpatialZeroPadding: return "nn.SpatialZeroPadding";
   case Kind::Padding: return "nn.Padding";
+  case Kind::SpatialLPPooling: return "nn.SpatialLPPooling";
+  case Kind::SpatialSubtractiveNormalization: return "nn.SpatialSubtractiveNormalization";
+  case Kind::SpatialConvolutionMap: return "nn.SpatialConvolutionMap";
   }
   return "nn.?";
 }
@@ -55,10 +58,18 @@ bool isContainer(Kind k) {
          k == Kind::Concat;
 }
 
+std::string TensorArg::str() const { return fmt::format("tensor {}", fmt::join(sizes, "x")); }
+
 std::string Module::str() const {
   std::vector<std::string> parts;
   for (double a : args)
     parts.push_back(fmt::format("{}", a));
+  // The tensor argument in its place: the kernel second, the table first
+  // (SpatialConvolutionMap's args are kW, kH, dW, dH).
+  if (kind == Kind::SpatialSubtractiveNormalization && tensor)
+    parts.push_back(tensor->str());
+  if (kind == Kind::SpatialConvolutionMap && tensor)
+    parts.insert(parts.begin(), tensor->str());
   // BatchNorm's `affine` is a Lua boolean.
   if ((kind == Kind::BatchNormalization || kind == Kind::SpatialBatchNormalization) &&
       parts.size() == 4)
@@ -156,6 +167,39 @@ Module SpatialZeroPadding(int64_t l, int64_t r, int64_t t, int64_t b) {
 
 Module Padding(int64_t dim, int64_t pad, int64_t nInputDim, double value) {
   return make(Kind::Padding, {double(dim), double(pad), double(nInputDim), value});
+}
+
+Module SpatialLPPooling(int64_t nInputPlane, double pnorm, int64_t kW, int64_t kH, int64_t dW,
+                        int64_t dH) {
+  return make(Kind::SpatialLPPooling, {double(nInputPlane), pnorm, double(kW), double(kH),
+                                       double(dW < 0 ? kW : dW), double(dH < 0 ? kH : dH)});
+}
+
+Module SpatialSubtractiveNormalization(int64_t nInputPlane, std::optional<TensorArg> kernel) {
+  Module m = make(Kind::SpatialSubtractiveNormalization, {double(nInputPlane)});
+  m.tensor = std::move(kernel);
+  return m;
+}
+
+Module SpatialConvolutionMap(TensorArg connTable, int64_t kW, int64_t kH, int64_t dW, int64_t dH) {
+  Module m = make(Kind::SpatialConvolutionMap, {double(kW), double(kH), double(dW), double(dH)});
+  m.tensor = std::move(connTable);
+  return m;
+}
+
+TensorArg fullTable(int64_t nin, int64_t nout) {
+  TensorArg t{{nin * nout, 2}, {}};
+  for (int64_t j = 1; j <= nout; ++j)
+    for (int64_t i = 1; i <= nin; ++i)
+      t.values.insert(t.values.end(), {double(i), double(j)});
+  return t;
+}
+
+TensorArg oneToOneTable(int64_t n) {
+  TensorArg t{{n, 2}, {}};
+  for (int64_t i = 1; i <= n; ++i)
+    t.values.insert(t.values.end(), {double(i), double(i)});
+  return t;
 }
 
 Module BatchNormalization(int64_t nOutput, double eps, double momentum, bool affine) {

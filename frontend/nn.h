@@ -52,6 +52,9 @@ enum class Kind {
   SpatialBatchNormalization,
   SpatialZeroPadding,
   Padding,
+  SpatialLPPooling,
+  SpatialSubtractiveNormalization,
+  SpatialConvolutionMap,
 };
 
 /// Torch7's name of a module kind, e.g. "nn.Linear".
@@ -65,9 +68,19 @@ struct Init {
   double a = 0, b = 0;
 };
 
+/// A tensor a script hands a layer by value (a kernel, a connection table):
+/// its sizes and its elements, row-major.
+struct TensorArg {
+  std::vector<int64_t> sizes;
+  std::vector<double> values;
+  std::string str() const; ///< "tensor 9x9"
+};
+
 struct Module {
   Kind kind = Kind::Sequential;
   std::vector<double> args;         ///< constructor arguments, in Torch7's order
+  std::optional<TensorArg> tensor;  ///< the tensor argument (SpatialSubtractiveNormalization's
+                                    ///< kernel, SpatialConvolutionMap's connection table)
   std::vector<Module> children;     ///< the modules of a container
   bool inplace = false;             ///< built in place (`nn.ReLU(true)`): writes into its input
   bool ceil = false;                ///< pooling in ceil mode (`:ceil()`): the last window may
@@ -141,12 +154,32 @@ Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW = 1, int64_t dH 
 Module BatchNormalization(int64_t nOutput, double eps = 1e-5, double momentum = 0.1,
                           bool affine = true);
 /// nn.SpatialZeroPadding(l, r=l, t=l, b=l): zeros around each plane (left,
-/// right, top, bottom); Torch7 crops for a negative size, which graphc refuses.
+/// right, top, bottom); a negative size crops that side, as Torch7's does.
 Module SpatialZeroPadding(int64_t l, int64_t r, int64_t t, int64_t b);
 /// nn.Padding(dim, pad, nInputDim, value=0): |pad| entries of `value` added
 /// along dim (1-based; counted after the batch dimension when the input has
 /// nInputDim + 1 dimensions), before the input when pad < 0, after it when > 0.
 Module Padding(int64_t dim, int64_t pad, int64_t nInputDim = -1, double value = 0);
+/// nn.SpatialLPPooling(nInputPlane, pnorm, kW, kH, dW=kW, dH=kH): Torch7's
+/// Power(p) (Square for p = 2), SpatialAveragePooling(kW, kH, dW, dH),
+/// MulConstant(kW kH), Power(1/p) (Sqrt).
+Module SpatialLPPooling(int64_t nInputPlane, double pnorm, int64_t kW, int64_t kH, int64_t dW = -1,
+                        int64_t dH = -1);
+/// nn.SpatialSubtractiveNormalization(nInputPlane=1, kernel=9x9 ones): the
+/// input minus its local mean over every plane, weighted by the (1-D:
+/// separable) kernel, divided at the borders by the kernel's weight that
+/// falls inside the image (Torch7's coefficients).
+Module SpatialSubtractiveNormalization(int64_t nInputPlane = 1,
+                                       std::optional<TensorArg> kernel = std::nullopt);
+/// nn.SpatialConvolutionMap(connTable, kW, kH, dW=1, dH=1): planes connected
+/// as the [nConnections, 2] table says (input, output; 1-based); weight
+/// [nConnections, kH, kW], bias [nOutputPlane].
+Module SpatialConvolutionMap(TensorArg connTable, int64_t kW, int64_t kH, int64_t dW = 1,
+                             int64_t dH = 1);
+/// nn.tables.full(nin, nout) and nn.tables.oneToOne(n): Torch7's connection tables.
+TensorArg fullTable(int64_t nin, int64_t nout);
+TensorArg oneToOneTable(int64_t n);
+
 /// nn.SpatialBatchNormalization(nOutput, eps, momentum, affine) over [N, nOutput, H, W],
 /// with statistics per plane.
 Module SpatialBatchNormalization(int64_t nOutput, double eps = 1e-5, double momentum = 0.1,

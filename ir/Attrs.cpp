@@ -80,8 +80,14 @@ std::vector<int64_t> Attrs::ints(const std::string &key, std::vector<int64_t> de
   return p ? *p : def;
 }
 
+std::vector<double> Attrs::floats(const std::string &key) const {
+  const AttrValue *v = find(key);
+  auto *p = v ? std::get_if<std::vector<double>>(v) : nullptr;
+  return p ? *p : std::vector<double>{};
+}
+
 std::string str(const AttrValue &value) {
-  struct {
+  struct Visitor {
     std::string operator()(bool b) { return b ? "true" : "false"; }
     std::string operator()(int64_t i) { return std::to_string(i); }
     std::string operator()(double d) {
@@ -105,6 +111,13 @@ std::string str(const AttrValue &value) {
     }
     std::string operator()(const std::vector<int64_t> &v) {
       return "[" + fmt::format("{}", fmt::join(v, ",")) + "]";
+    }
+    std::string operator()(const std::vector<double> &v) {
+      // Each with its '.' or exponent, so that the list reads back as floats.
+      std::string out = "[";
+      for (size_t i = 0; i < v.size(); ++i)
+        out += (i ? "," : "") + (*this)(v[i]);
+      return out + "]";
     }
   } visitor;
   return std::visit(visitor, value);

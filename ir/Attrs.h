@@ -13,7 +13,8 @@
 
 namespace graphc::ir {
 
-using AttrValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>>;
+using AttrValue =
+    std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
 
 class Attrs {
 public:
@@ -32,6 +33,8 @@ public:
   bool b(const std::string &key, bool def = false) const;
   std::string s(const std::string &key, const std::string &def = "") const;
   std::vector<int64_t> ints(const std::string &key, std::vector<int64_t> def = {}) const;
+  /// A list of floats (`[0.5,1.0]`: a constant tensor's values).
+  std::vector<double> floats(const std::string &key) const;
 
   const std::vector<std::pair<std::string, AttrValue>> &items() const { return items_; }
   bool empty() const { return items_.empty(); }

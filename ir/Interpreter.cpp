@@ -74,6 +74,7 @@ double evalBinary(Op op, double a, double b) {
   case Op::Max: return std::max(a, b);
   case Op::Min: return std::min(a, b);
   case Op::Greater: return a > b ? 1.0 : 0.0;
+  case Op::Pow: return std::pow(a, b);
   default: break;
   }
   GRAPHC_CHECK(false, "{} is not binary", opName(op));
@@ -234,6 +235,12 @@ private:
       return {};
     }
     case Op::Constant: out = Tensor(shape, a.f("value")); return {};
+    case Op::ConstTensor: {
+      out = Tensor(shape);
+      auto values = a.floats("values");
+      std::copy(values.begin(), values.end(), out.data.begin());
+      return {};
+    }
     case Op::Param: {
       out = Tensor(shape);
       int64_t off = a.i("offset");

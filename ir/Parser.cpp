@@ -189,14 +189,22 @@ private:
       return AttrValue(*s);
     }
     if (c == '[') {
+      // Integers, or floats when any element is written as one.
       ++pos_;
-      std::vector<int64_t> v;
+      std::vector<AttrValue> items;
+      bool floats = false;
       skipSpace();
       while (peek() != ']') {
-        auto i = integer();
-        if (!i)
+        size_t start = pos_;
+        auto x = word();
+        if (!x)
           return std::nullopt;
-        v.push_back(*i);
+        if (!std::holds_alternative<int64_t>(*x) && !std::holds_alternative<double>(*x)) {
+          failAt(start, "expected a number in a list");
+          return std::nullopt;
+        }
+        floats |= std::holds_alternative<double>(*x);
+        items.push_back(*x);
         skipSpace();
         if (peek() == ',')
           ++pos_;
@@ -207,8 +215,24 @@ private:
         skipSpace();
       }
       ++pos_;
+      if (!floats) {
+        std::vector<int64_t> v;
+        for (const AttrValue &x : items)
+          v.push_back(std::get<int64_t>(x));
+        return AttrValue(v);
+      }
+      std::vector<double> v;
+      for (const AttrValue &x : items)
+        v.push_back(std::holds_alternative<double>(x) ? std::get<double>(x)
+                                                      : double(std::get<int64_t>(x)));
       return AttrValue(v);
     }
+    return word();
+  }
+
+  /// A bare attribute value: true/false, an integer or a float.
+  std::optional<AttrValue> word() {
+    skipSpace();
     size_t start = pos_;
     while (!atEnd() &&
            (std::isalnum((unsigned char)peek()) || peek() == '-' || peek() == '+' || peek() == '.'))

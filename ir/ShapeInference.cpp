@@ -162,6 +162,16 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
       return fail(op, "the seed must be i32[]");
     return Type{DType::F32, shape};
   }
+  case Op::ConstTensor: {
+    Shape shape = attrs.ints("shape");
+    if (!validShape(shape) || (!shape.empty() && shape[0] == kBatch))
+      return fail(op, "needs a static shape");
+    Type t{DType::F32, shape};
+    if (int64_t(attrs.floats("values").size()) != t.numel())
+      return fail(
+          op, fmt::format("has {} values for shape {}", attrs.floats("values").size(), str(shape)));
+    return t;
+  }
   case Op::Reshape: {
     Shape shape = attrs.ints("shape");
     Type out{in[0].dtype, shape};

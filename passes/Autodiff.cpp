@@ -95,6 +95,24 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
     }
     return out;
   }
+  case Op::Slice: { // the range's gradient between zeros
+    const Shape in = g.type(n.inputs[0]).shape;
+    int64_t axis = n.attrs.i("axis"), start = n.attrs.i("start"), size = n.attrs.i("size");
+    auto zeros = [&](int64_t count) {
+      Shape s = in;
+      s[size_t(axis)] = count;
+      return g.add(Op::Broadcast, {b.c(0)}, {{"shape", s}});
+    };
+    std::vector<ValueId> parts;
+    if (start > 0)
+      parts.push_back(zeros(start));
+    parts.push_back(gy);
+    if (int64_t rest = in[size_t(axis)] - start - size; rest > 0)
+      parts.push_back(zeros(rest));
+    if (parts.size() == 1)
+      return {gy};
+    return {g.add(Op::Concat, parts, {{"axis", axis}})};
+  }
   case Op::Broadcast: return {gy};
   case Op::Add: return {gy, gy};
   case Op::Sub: return {gy, b.neg(gy)};
@@ -109,6 +127,12 @@ std::vector<ValueId> vjp(Builder &b, ValueId v, ValueId gy) {
   case Op::Select: {
     ValueId zero = b.c(0);
     return {-1, b.select(in(0), gy, zero), b.select(in(0), zero, gy)};
+  }
+  case Op::Pow: { // b a^(b-1), and a^b log a (none for a constant exponent)
+    ValueId da = b.mul(gy, b.mul(in(1), g.add(Op::Pow, {in(0), b.sub(in(1), b.c(1))})));
+    if (g.node(in(1)).op == Op::Constant)
+      return {da, -1};
+    return {da, b.mul(gy, b.mul(v, g.add(Op::Log, {in(0)})))};
   }
   case Op::Neg: return {b.neg(gy)};
   case Op::Exp: return {b.mul(gy, v)};

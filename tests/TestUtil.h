@@ -218,6 +218,24 @@ inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
   tables.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
   tables.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}}, {}};
   out.push_back({"residual block, concat and join tables", tables});
+  // The Torch7 tutorial's layers: connection-table convolutions (full and
+  // oneToOne), subtractive normalisation with a separable kernel (constant
+  // tensors; not symmetric, so that a tensor read backwards shows), L2 and
+  // L3 pooling (pow), cropping (SpatialZeroPadding's negative sizes).
+  nn::ModelSpec tutorial;
+  tutorial.model.add(nn::SpatialConvolutionMap(nn::fullTable(1, 4), 5, 5, 2, 2))
+      .add(nn::SpatialSubtractiveNormalization(4, nn::TensorArg{{5}, {0.2, 0.6, 1, 0.8, 0.3}}))
+      .add(nn::Tanh())
+      .add(nn::SpatialZeroPadding(-1, -1, -1, 0))
+      .add(nn::SpatialConvolutionMap(nn::oneToOneTable(4), 3, 3))
+      .add(nn::SpatialLPPooling(4, 2, 2, 2))
+      .add(nn::SpatialLPPooling(4, 3, 2, 2))
+      .add(nn::View(4 * 2 * 2))
+      .add(nn::Linear(16, 10))
+      .add(nn::LogSoftMax());
+  tutorial.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  tutorial.optimizer = nn::Optimizer{"adagrad", {{"learningRate", 0.01}}, {}};
+  out.push_back({"maps, subtractive normalisation, LP pooling", tutorial});
   // BatchNorm over planes and over features (no affine part, own eps and
   // momentum), its running statistics packed behind the weights; sgd with
   // weight decay, which must skip them. (Not adam: the biases before a

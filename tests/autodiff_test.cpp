@@ -149,6 +149,15 @@ std::vector<Case> cases() {
        [](Graph &g, const std::vector<ValueId> &a) {
          return g.add(Op::Concat, {a[0], a[1]}, {{"axis", int64_t(0)}});
        }},
+      {"pow (positive base)",
+       {{f32({kBatch, 3}), 0.5, 2}, {f32({3}), 0.5, 2}},
+       [](Graph &g, const std::vector<ValueId> &a) { return g.add(Op::Pow, {a[0], a[1]}); }},
+      {"slice (cropping)",
+       {{f32({kBatch, 3, 6})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::Slice, {a[0]},
+                      {{"axis", int64_t(2)}, {"start", int64_t(1)}, {"size", int64_t(3)}});
+       }},
       {"broadcast",
        {{f32({3, 1})}},
        [](Graph &g, const std::vector<ValueId> &a) {
@@ -357,8 +366,28 @@ TEST_CASE("SpatialZeroPadding and Padding differentiate like finite differences"
       .add(nn::SpatialConvolution(2, 2, 3, 3))
       .add(nn::Tanh())
       .add(nn::Padding(1, -1, 3, 0.5))
+      .add(nn::SpatialZeroPadding(-1, 0, 0, -1)) // cropping
+      .add(nn::SpatialZeroPadding(1, 0, 0, 1))
       .add(nn::View(3 * 4 * 3))
       .add(nn::Linear(36, 3))
       .add(nn::LogSoftMax());
   checkParamGradients(spec, {2, 3, 4}, 3, 3);
+}
+
+TEST_CASE("SpatialLPPooling, SpatialSubtractiveNormalization and SpatialConvolutionMap "
+          "differentiate like finite differences",
+          "[autodiff][layers]") {
+  // The normalisation and the pooling have no parameters: the maps' weights
+  // before them get their gradients through them.
+  auto spec = test::seedMlp();
+  spec.model = nn::Sequential();
+  spec.model.add(nn::SpatialConvolutionMap(nn::oneToOneTable(2), 2, 2))
+      .add(nn::SpatialSubtractiveNormalization(2, nn::TensorArg{{3}, {0.5, 1, 0.5}}))
+      .add(nn::SpatialConvolutionMap(nn::fullTable(2, 3), 2, 1))
+      .add(nn::SpatialLPPooling(3, 2, 2, 2, 1, 1))
+      .add(nn::SpatialLPPooling(3, 3, 1, 2))
+      .add(nn::View(6))
+      .add(nn::Linear(6, 3))
+      .add(nn::LogSoftMax());
+  checkParamGradients(spec, {2, 4, 5}, 3, 3);
 }

@@ -176,7 +176,9 @@ TEST_CASE("IR text: attributes of every kind round-trip exactly", "[ir]") {
               {"empty_string", std::string()},
               {"list", Ints{1, -2, 3}},
               {"one", Ints{42}},
-              {"empty", Ints{}}};
+              {"empty", Ints{}},
+              {"floats", std::vector<double>{2.0, -0.5, 1.0 / 3.0, 1e-300, -1.5e300}},
+              {"floats_inf", std::vector<double>{std::numeric_limits<double>::infinity(), 1.0}}};
   // Typing rules ignore attributes they do not read, so any op can carry them.
   ValueId r = g.add(Op::Relu, {x}, extra);
   ValueId c1 = g.constant(0.001);
@@ -209,6 +211,8 @@ TEST_CASE("IR text: attributes of every kind round-trip exactly", "[ir]") {
   CHECK(text.find("whole = 2.0") != std::string::npos);
   CHECK(text.find("empty = []") != std::string::npos);
   CHECK(text.find("list = [1,-2,3]") != std::string::npos);
+  CHECK(text.find("floats = [2.0,-0.5,") != std::string::npos);
+  CHECK(text.find("floats_inf = [inf,1.0]") != std::string::npos);
   CHECK(text.find("flag = true") != std::string::npos);
   CHECK(text.find(R"(quoted = "say \"hi\" \\ back // not a comment")") != std::string::npos);
 }
@@ -325,7 +329,9 @@ TEST_CASE("IR text: a graph using every op round-trips", "[ir]") {
   ValueId gt = add(Op::Greater, {z4, half});
   ValueId sel = add(Op::Select, {gt, z4, add(Op::Square, {z})});
   ValueId pos = add(Op::Sqrt, {add(Op::Square, {sel})});
-  ValueId lg = add(Op::Log, {add(Op::Add, {pos, half})});
+  ValueId table = add(Op::ConstTensor, {},
+                      {{"shape", Ints{3}}, {"values", std::vector<double>{0.5, -2.0, 1e-7}}});
+  ValueId lg = add(Op::Log, {add(Op::Add, {add(Op::Pow, {pos, table}), half})});
   ValueId act = add(Op::Sigmoid, {add(Op::Tanh, {add(Op::Relu, {lg})})});
   ValueId sm = add(Op::SoftMax, {act});
   ValueId lsm = add(Op::LogSoftMax, {sm});

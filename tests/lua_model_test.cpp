@@ -123,6 +123,7 @@ const ScriptCase kScripts[] = {
     {"nin_bn.lua", 33, nn::CriterionKind::CrossEntropy, "sgd"},
     {"alexnet_owt_bn.lua", 2, nn::CriterionKind::ClassNLL, "sgd"},
     {"gtsrb_mse.lua", 6, nn::CriterionKind::MSE, "sgd"},
+    {"tutorial_convnet.lua", 14, nn::CriterionKind::ClassNLL, "sgd"},
 };
 
 } // namespace
@@ -838,9 +839,23 @@ model:add(nn.Padding(3, 2))
           CHECK(at(n, c, h, w) == want);
         }
       }
-  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.SpatialZeroPadding(1, -1))\n", 1,
-                  "nn.SpatialZeroPadding argument 2 (pad_r) is -1: cropping (a negative padding) "
-                  "is not supported");
+  // A negative size crops, as Torch7's narrow: left 1 and bottom 2 off, then
+  // 2 zero columns on the right and a zero row on top.
+  auto crop = frontend::trace(
+      luaOk("model = nn.Sequential():add(nn.SpatialZeroPadding(-1, 2, 1, -2))\n"), {1, 3, 4});
+  REQUIRE(crop);
+  ir::Tensor z({1, 1, 3, 4});
+  for (size_t i = 0; i < z.data.size(); ++i)
+    z.data[i] = double(i + 1);
+  auto cropped =
+      ir::run(crop->graph, {{"x", z}, {"labels", ir::Tensor({1})}, {"params", ir::Tensor({1})}});
+  REQUIRE(cropped);
+  CHECK(cropped->at("output").shape == ir::Shape{1, 1, 2, 5});
+  CHECK(cropped->at("output").data == std::vector<double>{0, 0, 0, 0, 0, 2, 3, 4, 0, 0});
+  auto nothing = frontend::trace(
+      luaOk("model = nn.Sequential():add(nn.SpatialZeroPadding(-2, -2, 3, 3))\n"), {1, 3, 4});
+  REQUIRE(!nothing);
+  CHECK_THAT(nothing.diag().message, Catch::Contains("crops the input [N,1,3,4] to nothing"));
   CHECK_LUA_ERROR("model = nn.Sequential():add(nn.Padding(1, 2, 3, 0, 2))\n", 1,
                   "padding inside the dimension (index 2) is not supported");
   auto batch = frontend::trace(luaOk("model = nn.Sequential():add(nn.Padding(1, 2))\n"), {3});
@@ -870,4 +885,77 @@ TEST_CASE("a criterion's sizeAverage = false sums, and `loss` names the criterio
   CHECK(lossOf("criterion = nn.MSECriterion()\ncriterion.sizeAverage = false\n") ==
         Approx(5 * 4 * mse).epsilon(1e-12));
   CHECK(lossOf("loss = nn.MSECriterion()\n") == Approx(mse).epsilon(1e-12));
+}
+
+TEST_CASE("kernels and connection tables reach the layers as Torch7 computes them",
+          "[lua][layers]") {
+  // image.gaussian1D(5) and image.gaussian{size = 3, sigma = 0.5} as the
+  // image package computes them (center = size / 2 + 0.5), torch.ones, and
+  // nn.tables.full / oneToOne; a map's weight is [connections, kH, kW].
+  nn::ModelSpec spec = luaOk(R"(require 'image'
+local k = image.gaussian1D(5)
+local m = nn.SpatialConvolutionMap(nn.tables.full(2, 3), 5, 3)
+model = nn.Sequential()
+model:add(nn.SpatialSubtractiveNormalization(2, k))
+model:add(nn.SpatialSubtractiveNormalization(2, torch.ones(3, 3)))
+model:add(nn.SpatialSubtractiveNormalization(1, image.gaussian{size = 3, sigma = 0.5}))
+model:add(nn.SpatialSubtractiveNormalization())
+model:add(m)
+model:add(nn.SpatialConvolutionMap(nn.tables.oneToOne(3), 1, 1, 1, 2))
+model:add(nn.SpatialLPPooling(3, 2, 2, 2))
+model:add(nn.SpatialLPPooling(3, 3, 2, 2, 1, 1))
+optimizer = optim.sgd
+config = {learningRate = m.weight:size(1) * 100 + m.weight:size(2) * 10 + m.weight:size(3),
+          momentum = m.bias:nElement(), weightDecay = k:sum()}
+)");
+  const auto &c = spec.model.children;
+  REQUIRE(c.size() == 8);
+  const std::vector<double> gauss = {0.2780373004531941, 0.7261490370736909, 1, 0.7261490370736909,
+                                     0.2780373004531941};
+  REQUIRE(c[0].tensor);
+  CHECK(c[0].tensor->sizes == std::vector<int64_t>{5});
+  for (size_t i = 0; i < gauss.size(); ++i)
+    CHECK(c[0].tensor->values[i] == Approx(gauss[i]).epsilon(1e-15));
+  CHECK(c[0].str() == "nn.SpatialSubtractiveNormalization(2, tensor 5)");
+  REQUIRE(c[1].tensor);
+  CHECK(c[1].tensor->sizes == std::vector<int64_t>{3, 3});
+  CHECK(c[1].tensor->values == std::vector<double>(9, 1));
+  REQUIRE(c[2].tensor); // exp(-(dx^2 + dy^2) / (2 * 1.5^2)) around the middle
+  const double e1 = std::exp(-2.0 / 9), e2 = std::exp(-4.0 / 9);
+  const std::vector<double> g2 = {e2, e1, e2, e1, 1, e1, e2, e1, e2};
+  for (size_t i = 0; i < g2.size(); ++i)
+    CHECK(c[2].tensor->values[i] == Approx(g2[i]).epsilon(1e-15));
+  CHECK(!c[3].tensor);
+  CHECK(c[4].tensor->values == nn::fullTable(2, 3).values);
+  CHECK(c[4].str() == "nn.SpatialConvolutionMap(tensor 6x2, 5, 3, 1, 1)");
+  CHECK(c[5].tensor->values == nn::oneToOneTable(3).values);
+  CHECK(c[5].args == std::vector<double>{1, 1, 1, 2});
+  CHECK(c[6].str() == nn::SpatialLPPooling(3, 2, 2, 2).str());
+  CHECK(c[6].args == std::vector<double>{3, 2, 2, 2, 2, 2});
+  CHECK(c[7].args == std::vector<double>{3, 3, 2, 2, 1, 1});
+  REQUIRE(spec.optimizer);
+  CHECK(spec.optimizer->config.at("learningRate") == 6 * 100 + 3 * 10 + 5);
+  CHECK(spec.optimizer->config.at("momentum") == 3);
+  CHECK(spec.optimizer->config.at("weightDecay") == Approx(3.0083726750537700));
+
+  CHECK_LUA_ERROR("model = nn.Sequential()\nlocal t = nn.tables.random(3, 8, 1)\n", 2,
+                  "nn.tables.random is not supported");
+  CHECK_LUA_ERROR("model = nn.Sequential()\n"
+                  "model:add(nn.SpatialSubtractiveNormalization(2, torch.ones(4)))\n",
+                  2, "the averaging kernel must have odd sizes, got tensor 4");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.SpatialSubtractiveNormalization(1, "
+                  "torch.ones(3, 3, 3)))\n",
+                  1, "the averaging kernel must be 2D or 1D, got tensor 3x3x3");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.SpatialSubtractiveNormalization(2, 5))\n", 1,
+                  "argument 2 (kernel) must be a tensor such as image.gaussian1D(7)");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.SpatialConvolutionMap(3, 5, 5))\n", 1,
+                  "argument 1 (connTable) must be a connection table such as "
+                  "nn.tables.full(3, 16)");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.SpatialConvolutionMap(torch.ones(3, 3), 5, 5))\n",
+                  1, "argument 1 (connTable) must be a [connections, 2] table, got tensor 3x3");
+  CHECK_LUA_ERROR("model = nn.Sequential():add(nn.SpatialLPPooling(3, 0, 2, 2))\n", 1,
+                  "argument 2 (pnorm) must be positive, got 0");
+  CHECK_LUA_ERROR(
+      "model = nn.Sequential():add(nn.SpatialConvolutionMap(torch.zeros(2, 2), 5, 5))\n", 1,
+      "argument 1 (connTable) holds 0, not a plane number (1-based)");
 }

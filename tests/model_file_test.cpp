@@ -415,9 +415,9 @@ TEST_CASE("what is still wrong is named with its line", "[model_file]") {
   CHECK_ERROR(kModel + "\n\nerror('opt.model must be vgg or nin')\n", 4, 1,
               "opt.model must be vgg or nin");
   CHECK_ERROR(kModel + "torch.setdefaulttensortype('torch.FloatTensor')\n"
-                       "model:add(nn.SpatialLPPooling(16, 2, 2, 2))\n",
+                       "model:add(nn.SpatialContrastiveNormalization(16))\n",
               3, 11,
-              "unknown module 'nn.SpatialLPPooling' (supported: nn.AddConstant, "
+              "unknown module 'nn.SpatialContrastiveNormalization' (supported: nn.AddConstant, "
               "nn.BatchNormalization, nn.CAddTable, nn.ClassNLLCriterion, nn.Concat, "
               "nn.ConcatTable, nn.CrossEntropyCriterion, nn.Dropout");
   CHECK_ERROR(

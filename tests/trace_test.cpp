@@ -4,6 +4,7 @@
 #include "frontend/ModelFile.h"
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
+#include "passes/Autodiff.h"
 
 #include <catch2/catch.hpp>
 
@@ -86,6 +87,32 @@ ir::Tensor forward(const nn::Module &model, const ir::Shape &sample, const ir::T
   if (!out)
     FAIL(out.diag().str());
   return out->at("output");
+}
+
+/// The model's output for `x` with the flat parameters `params`.
+ir::Tensor forwardWith(const nn::Module &model, const ir::Shape &sample, const ir::Tensor &x,
+                       std::vector<double> params) {
+  nn::ModelSpec spec;
+  static_cast<nn::Module &>(spec.model) = model;
+  auto t = frontend::trace(spec, sample);
+  if (!t)
+    FAIL(t.diag().str());
+  REQUIRE(bool(ir::verify(t->graph)));
+  REQUIRE(int64_t(params.size()) == t->numParams);
+  ir::Tensor p({t->numParams});
+  p.data = std::move(params);
+  auto out = ir::run(t->graph, {{"x", x}, {"labels", ir::Tensor({x.shape[0]})}, {"params", p}});
+  if (!out)
+    FAIL(out.diag().str());
+  return out->at("output");
+}
+
+void checkClose(const ir::Tensor &got, const std::vector<double> &want, double tol = 1e-12) {
+  REQUIRE(got.data.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("element " << i << ": got " << got.data[i] << ", want " << want[i]);
+    CHECK(std::abs(got.data[i] - want[i]) <= tol * std::max(1.0, std::abs(want[i])));
+  }
 }
 
 } // namespace
@@ -187,4 +214,102 @@ TEST_CASE("table layers' misuse is an error naming the layer", "[trace][layers]"
              Catch::Contains("dimension 3 is out of range for 2-dimensional inputs"));
   CHECK_THAT(traceError(head + "model:add(nn.ParallelTable():add(nn.Tanh()))\n", {4}),
              Catch::Contains("layer 2 nn.ParallelTable(): expects a table"));
+}
+
+TEST_CASE("SpatialLPPooling computes Torch7's p-norm over each window", "[trace][layers]") {
+  // p = 2, 2x2 windows, stride 2 (the default): sqrt(1 + 4 + 4 + 16) = 5, and
+  // an all-zero window gives 0.
+  ir::Tensor x({1, 1, 2, 4});
+  x.data = {1, 2, 0, 0, 2, 4, 0, 0};
+  nn::Module m = nn::Sequential();
+  m.add(nn::SpatialLPPooling(1, 2, 2, 2));
+  checkClose(forward(m, {1, 2, 4}, x), {5, 0});
+  // p = 3, 2x1 windows, stride 1: (1 + 8)^(1/3), (8 + 27)^(1/3).
+  ir::Tensor y({1, 1, 1, 3});
+  y.data = {1, 2, 3};
+  m = nn::Sequential();
+  m.add(nn::SpatialLPPooling(1, 3, 2, 1, 1, 1));
+  checkClose(forward(m, {1, 1, 3}, y), {2.080083823051904, 3.2710663101885897});
+  // Torch7's Sqrt has a zero gradient where its result is 0: the all-zero
+  // window passes none back (x / 5 for the other).
+  nn::ModelSpec spec;
+  spec.model.add(nn::SpatialLPPooling(1, 2, 2, 2)).add(nn::View(2));
+  auto t = frontend::trace(spec, {1, 2, 4});
+  REQUIRE(t);
+  ir::Graph g = t->graph;
+  ir::ValueId in = g.findInput("x");
+  ir::ValueId loss =
+      g.add(ir::Op::ReduceSum, {g.output("output")}, {{"axes", std::vector<int64_t>{}}});
+  g.addOutput("dx", passes::gradients(g, loss, {in})[0]);
+  auto out = ir::run(g, {{"x", x}, {"labels", ir::Tensor({1})}, {"params", ir::Tensor({1})}});
+  REQUIRE(out);
+  checkClose(out->at("dx"), {0.2, 0.4, 0, 0, 0.4, 0.8, 0, 0});
+}
+
+TEST_CASE("SpatialSubtractiveNormalization subtracts Torch7's border-corrected local mean",
+          "[trace][layers]") {
+  // A 3x3 ones kernel: each pixel minus the average of its neighbours inside
+  // the image (the correction divides by the kernel weight inside it).
+  ir::Tensor x({1, 1, 3, 3});
+  x.data = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  nn::Module m = nn::Sequential();
+  m.add(nn::SpatialSubtractiveNormalization(1, nn::TensorArg{{3, 3}, std::vector<double>(9, 1)}));
+  checkClose(forward(m, {1, 3, 3}, x), {-2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2});
+  // image.gaussian1D(5) over 2 planes of 3x4: the mean over both planes,
+  // weighted by k k^T (numpy, from the formula).
+  const std::vector<double> k = {0.2780373004531941, 0.7261490370736909, 1, 0.7261490370736909,
+                                 0.2780373004531941};
+  ir::Tensor y({1, 2, 3, 4});
+  for (int i = 0; i < 24; ++i)
+    y.data[size_t(i)] = std::pow(double(i), 1.5) / 7 - 1;
+  m = nn::Sequential();
+  m.add(nn::SpatialSubtractiveNormalization(2, nn::TensorArg{{5}, k}));
+  checkClose(forward(m, {2, 3, 4}, y),
+             {-4.830956445807047, -5.034854974943414, -5.144945085481972, -5.166212864576346,
+              -4.619387211441525, -4.544711766163933, -4.447248153336174, -4.291723725956508,
+              -3.490291644195909, -3.276723415286765, -3.053437309611353, -2.779725373615949,
+              1.107503465857675,  1.5183116794897096, 1.9343086702450272, 2.390729674052885,
+              3.3806127885584747, 3.8713533406933918, 4.362836691156406,  4.893822095446444,
+              6.054751513235813,  6.613860812437898,  7.170329849593168,  7.766167818138786},
+             1e-12);
+  // A 3x5 kernel, not symmetric: rows are kH, columns kW (numpy).
+  ir::Tensor z({1, 1, 3, 4});
+  for (int i = 0; i < 12; ++i)
+    z.data[size_t(i)] = (i - 5.0) * (i - 5.0) / 3;
+  m = nn::Sequential();
+  m.add(nn::SpatialSubtractiveNormalization(
+      1, nn::TensorArg{{3, 5}, {1, 2, 0, 1, 3, 0, 1, 4, 1, 0, 2, 0, 1, 0, 1}}));
+  checkClose(forward(m, {1, 3, 4}, z),
+             {2.7142857142857135, 1.083333333333333, 0.8148148148148149, 0.125, -2.121212121212121,
+              -2.976190476190476, -2.538461538461538, -2.2727272727272725, 0.9629629629629632,
+              2.194444444444444, 3.1000000000000005, 4.875});
+  // The default kernel, 9x9 ones, on a constant image: exactly zero.
+  ir::Tensor c({1, 1, 2, 3}, 4.0);
+  m = nn::Sequential();
+  m.add(nn::SpatialSubtractiveNormalization());
+  checkClose(forward(m, {1, 2, 3}, c), std::vector<double>(6, 0.0));
+}
+
+TEST_CASE("SpatialConvolutionMap connects the planes its table lists", "[trace][layers]") {
+  ir::Tensor x({1, 2, 1, 3});
+  x.data = {1, 2, 3, 4, 5, 6};
+  // oneToOne(2), 2x1 kernels: weight [2,1,2] then bias [2].
+  nn::Module m = nn::Sequential();
+  m.add(nn::SpatialConvolutionMap(nn::oneToOneTable(2), 2, 1));
+  checkClose(forwardWith(m, {2, 1, 3}, x, {1, 10, 100, 1000, 0.5, -0.5}),
+             {1 + 20 + 0.5, 2 + 30 + 0.5, 400 + 5000 - 0.5, 500 + 6000 - 0.5});
+  // full(2, 2), 1x1: connection k = (k % 2 + 1, k / 2 + 1).
+  m = nn::Sequential();
+  m.add(nn::SpatialConvolutionMap(nn::fullTable(2, 2), 1, 1));
+  checkClose(forwardWith(m, {2, 1, 3}, x, {1, 2, 3, 4, 0, 0}), {9, 12, 15, 19, 26, 33});
+  // Any table: input 2 to output 1 and input 1 to output 2, stride 2.
+  m = nn::Sequential();
+  m.add(nn::SpatialConvolutionMap(nn::TensorArg{{2, 2}, {2, 1, 1, 2}}, 1, 1, 2, 1));
+  checkClose(forwardWith(m, {2, 1, 3}, x, {1, 10, 0, 0}), {4, 6, 10, 30});
+  // Its input planes are the table's.
+  nn::ModelSpec spec;
+  spec.model.add(nn::SpatialConvolutionMap(nn::fullTable(3, 2), 1, 1));
+  auto t = frontend::trace(spec, {2, 4, 4});
+  REQUIRE_FALSE(t);
+  CHECK_THAT(t.diag().message, Catch::Contains("its table connects 3 input planes, got 2"));
 }

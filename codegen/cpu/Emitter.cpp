@@ -213,6 +213,11 @@ llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in,
   case Op::Max: return maxf(in[0], in[1]);
   case Op::Min: return b.CreateSelect(b.CreateFCmpOLT(in[0], in[1]), in[0], in[1]);
   case Op::Greater: return b.CreateSelect(b.CreateFCmpOGT(in[0], in[1]), one, f32(0));
+  case Op::Pow: {
+    llvm::Function *f =
+        llvm::Intrinsic::getDeclaration(&mod, llvm::Intrinsic::pow, {b.getFloatTy()});
+    return b.CreateCall(f, {in[0], in[1]});
+  }
   case Op::Select: return b.CreateSelect(b.CreateFCmpUNE(in[0], f32(0)), in[1], in[2]);
   case Op::Neg: return b.CreateFNeg(in[0]);
   case Op::Exp: return call(llvm::Intrinsic::exp, in[0]);
@@ -236,6 +241,17 @@ llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in,
     int64_t c = nd.attrs.i("classes");
     llvm::Value *col = b.CreateSIToFP(b.CreateURem(e, i64(c)), b.getFloatTy());
     return b.CreateSelect(b.CreateFCmpOEQ(in[0], col), one, f32(0));
+  }
+  case Op::ConstTensor: { // element e of a private constant array
+    std::vector<float> values;
+    for (double x : nd.attrs.floats("values"))
+      values.push_back(float(x));
+    llvm::Constant *init = llvm::ConstantDataArray::get(mod.getContext(), values);
+    auto *table =
+        new llvm::GlobalVariable(mod, init->getType(), true, llvm::GlobalValue::PrivateLinkage,
+                                 init, fmt::format("const_tensor.{}", v));
+    llvm::Value *p = b.CreateInBoundsGEP(b.getFloatTy(), table, e);
+    return b.CreateLoad(b.getFloatTy(), p);
   }
   case Op::RandomMask: {
     // ir::dropoutMask(seed, salt, e, p), bit for bit (graphc_uniform01).

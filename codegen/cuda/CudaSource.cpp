@@ -138,6 +138,8 @@ public:
     case Op::Max: return fmt::format("(({0}) > ({1}) ? ({0}) : ({1}))", in[0], in[1]);
     case Op::Min: return fmt::format("(({0}) < ({1}) ? ({0}) : ({1}))", in[0], in[1]);
     case Op::Greater: return fmt::format("(({}) > ({}) ? 1.0f : 0.0f)", in[0], in[1]);
+    case Op::Pow: return fmt::format("powf({}, {})", in[0], in[1]);
+    case Op::ConstTensor: return fmt::format("graphc_const{}[{}]", v, e);
     case Op::Select: return fmt::format("(({}) != 0.0f ? ({}) : ({}))", in[0], in[1], in[2]);
     case Op::Neg: return fmt::format("(-({}))", in[0]);
     case Op::Exp: return fmt::format("expf({})", in[0]);
@@ -156,10 +158,9 @@ public:
     case Op::RandomMask: {
       uint64_t salt = graphc_salt_key(uint64_t(n.attrs.i("salt")));
       float p = float(n.attrs.f("p"));
-      return fmt::format(
-          "((float)(graphc_mix64((u64)(i64)((int *)ptrs[{}])[0] * {:#x}ULL + "
-          "0x{:x}ULL + (u64)({})) >> 40) * (1.0f / 16777216.0f) < {} ? 0.0f : {})",
-          n.inputs[0], GRAPHC_SEED_MUL, salt, e, lit(p), lit(1.0f / (1.0f - p)));
+      return fmt::format("((float)(graphc_mix64((u64)(i64)((int *)ptrs[{}])[0] * {:#x}ULL + "
+                         "0x{:x}ULL + (u64)({})) >> 40) * (1.0f / 16777216.0f) < {} ? 0.0f : {})",
+                         n.inputs[0], GRAPHC_SEED_MUL, salt, e, lit(p), lit(1.0f / (1.0f - p)));
     }
     default: break;
     }
@@ -211,6 +212,14 @@ public:
     name_ = fmt::format("{}k{}", prefix_, plan.group);
     code_ = Code();
     code_.text = kPrelude;
+    for (ValueId v : plan.members) // a constant tensor's values, in the kernel's module
+      if (g().node(v).op == Op::ConstTensor) {
+        std::vector<std::string> values;
+        for (double x : g().node(v).attrs.floats("values"))
+          values.push_back(lit(float(x)));
+        code_.line(fmt::format("static __device__ const float graphc_const{}[{}] = {{{}}};", v,
+                               values.size(), fmt::join(values, ", ")));
+      }
     switch (plan.kind) {
     case KernelKind::Range:
       k.launch = Launch::Elements;

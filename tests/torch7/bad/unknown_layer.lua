@@ -1,5 +1,5 @@
 require 'nn'
 model = nn.Sequential()
 for i = 1, 3 do
-  model:add(nn.SpatialSubtractiveNormalization(16))
+  model:add(nn.SpatialContrastiveNormalization(16))
 end
