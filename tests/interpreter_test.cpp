@@ -186,6 +186,42 @@ TEST_CASE("interpreter: input, constant, batch_size", "[interp]") {
   }
 }
 
+TEST_CASE("interpreter: const_tensor gives its values, pow is C's pow", "[interp]") {
+  // const_tensor: its values row-major in its shape, whatever the batch.
+  Graph g;
+  ValueId t =
+      g.add(Op::ConstTensor, {},
+            {{"shape", Ints{2, 3}}, {"values", std::vector<double>{1, -2, 0.5, 0, 3, -1e-3}}});
+  g.addOutput("t", t);
+  auto r = run(g, {});
+  if (!r)
+    FAIL(r.diag().message);
+  checkTensor(r->at("t"), tensor({2, 3}, {1, -2, 0.5, 0, 3, -1e-3}), 0);
+
+  // pow broadcasts like the other binary ops; its values are std::pow's,
+  // worked out here element by element (0^0 = 1, a fractional power of a
+  // negative base NaN, as in C and Torch7).
+  Rng rng(11);
+  for (int64_t B : kBatches) {
+    CAPTURE(B);
+    Tensor a = rng.tensor({B, 3});
+    for (double &v : a.data)
+      v = std::fabs(v) + 0.1;
+    Tensor e = tensor({3}, {2.0, 0.5, -1.5});
+    Tensor y = runOp(Op::Pow, {{f32({N, 3}), a}, {f32({3}), e}});
+    Tensor want({B, 3});
+    for (int64_t i = 0; i < B; ++i)
+      for (int64_t j = 0; j < 3; ++j)
+        want.data[size_t(i * 3 + j)] = std::pow(a.data[size_t(i * 3 + j)], e.data[size_t(j)]);
+    checkTensor(y, want);
+  }
+  Tensor edge = runOp(Op::Pow, {{f32({3}), tensor({3}, {0.0, -8.0, 4.0})},
+                                {f32({3}), tensor({3}, {0.0, 0.5, -0.5})}});
+  CHECK(edge.data[0] == 1.0);
+  CHECK(std::isnan(edge.data[1]));
+  CHECK(edge.data[2] == 0.5);
+}
+
 TEST_CASE("interpreter: param views into the flat buffer", "[interp]") {
   Rng rng(2);
   Tensor flat = rng.tensor({30});
@@ -1038,6 +1074,7 @@ TEST_CASE("interpreter: concat and slice", "[interp]") {
 TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]") {
   const std::set<Op> tested = {Op::Input,
                                Op::Constant,
+                               Op::ConstTensor,
                                Op::Param,
                                Op::RandomMask,
                                Op::Reshape,
@@ -1050,6 +1087,7 @@ TEST_CASE("interpreter: every op in ops.def has a test in this file", "[interp]"
                                Op::Sub,
                                Op::Mul,
                                Op::Div,
+                               Op::Pow,
                                Op::Max,
                                Op::Min,
                                Op::Greater,
