@@ -338,9 +338,10 @@ TEST_CASE("Torch7-style scripts train like the interpreter", "[lua][cpu]") {
     auto sample = spec->input ? Expected<ir::Shape>(*spec->input) : nn::inferSampleShape(*spec);
     if (!sample)
       FAIL(sample.diag().str());
-    const std::vector<float> want = losses(*spec, *sample, "interp", "", 3);
+    const int64_t steps = test::sized<int64_t>(3, 1);
+    const std::vector<float> want = losses(*spec, *sample, "interp", "", steps);
     for (const std::string &isa : test::runnableIsas()) {
-      const std::vector<float> got = losses(*spec, *sample, "cpu", isa, 3);
+      const std::vector<float> got = losses(*spec, *sample, "cpu", isa, steps);
       for (size_t s = 0; s < want.size(); ++s) {
         INFO(c.file << " under " << isa << ", step " << s << ": " << got[s] << " against "
                     << want[s] << " in the interpreter");
