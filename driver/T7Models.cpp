@@ -22,13 +22,15 @@ using runtime::T7Object;
 using runtime::T7Tensor;
 using runtime::T7Value;
 
-/// The classes read, for the message that names what is not.
-constexpr const char *kSupported =
-    "nn.Sequential, nn.ConcatTable, nn.ParallelTable, nn.Concat, nn.CAddTable, nn.JoinTable, "
-    "nn.Linear, nn.SpatialConvolution(MM), nn.SpatialMaxPooling, nn.SpatialAveragePooling, "
-    "nn.View, nn.Reshape, nn.Identity, nn.ReLU, nn.Threshold, nn.MulConstant, nn.AddConstant, "
-    "nn.BatchNormalization, nn.SpatialBatchNormalization, nn.Tanh, nn.Sigmoid, nn.SoftMax, "
-    "nn.LogSoftMax, nn.Dropout and their cudnn versions";
+/// The classes read (frontend/layers.def's t7 column), for the message that
+/// names what is not.
+std::string supportedClasses() {
+  std::vector<std::string> names;
+  for (const nn::LayerInfo &l : nn::layers())
+    if (l.t7)
+      names.push_back(std::string("nn.") + l.name);
+  return fmt::format("{} and their cudnn versions", fmt::join(names, ", "));
+}
 
 class Importer {
 public:
@@ -60,6 +62,9 @@ public:
     if (cls.rfind("cudnn.", 0) == 0)
       cls = "nn." + cls.substr(6);
     Field f{this, fields, where, obj->className};
+    if (const nn::LayerInfo *l = nn::findLayer(cls);
+        l && l->t7 && l->maxArgs == 0 && !nn::isContainer(l->kind))
+      return nn::layer(l->kind); // no arguments, nothing to read
 
     if (cls == "nn.Sequential" || cls == "nn.ConcatTable" || cls == "nn.ParallelTable" ||
         cls == "nn.Concat") {
@@ -212,8 +217,6 @@ public:
         return nn::Threshold(v[0], v[1]);
       return cls == "nn.MulConstant" ? nn::MulConstant(v[0]) : nn::AddConstant(v[0]);
     }
-    if (cls == "nn.Identity")
-      return nn::Identity();
     if (cls == "nn.CAddTable")
       return nn::CAddTable();
     if (cls == "nn.JoinTable") {
@@ -228,14 +231,6 @@ public:
         return dims.diag();
       return nn::JoinTable(*dim, *dims);
     }
-    if (cls == "nn.Tanh")
-      return nn::Tanh();
-    if (cls == "nn.Sigmoid")
-      return nn::Sigmoid();
-    if (cls == "nn.SoftMax")
-      return nn::SoftMax();
-    if (cls == "nn.LogSoftMax")
-      return nn::LogSoftMax();
     if (cls == "nn.Dropout") {
       const T7Value *v2 = fields->get("v2");
       if (v2 && v2->kind == T7Value::Boolean && !v2->boolean)
@@ -248,7 +243,7 @@ public:
       return nn::Dropout(rate);
     }
     return fail(where, fmt::format("{} is not supported by graphc yet (supported: {})",
-                                   obj->className, kSupported));
+                                   obj->className, supportedClasses()));
   }
 
   /// The flat buffer in frontend::paramLayout's order.
@@ -549,12 +544,12 @@ public:
       f.push_back({"inplace", [this] { return w_.boolean(false), Status(); }});
       f.push_back({"noise", [this] { return w_.floatTensor({}, nullptr), Status(); }});
       break;
-    case nn::Kind::Identity:
-    case nn::Kind::Tanh:
-    case nn::Kind::Sigmoid:
-    case nn::Kind::SoftMax:
-    case nn::Kind::LogSoftMax: break;
-    default: return error(fmt::format("{} cannot be written as a Torch7 module yet", m.str()));
+    default: {
+      const nn::LayerInfo &l = nn::layerInfo(m.kind);
+      if (!l.t7 || l.maxArgs != 0) // a layer with no arguments has no fields of its own
+        return error(fmt::format("{} cannot be written as a Torch7 module yet", m.str()));
+      break;
+    }
     }
     // What nn.Module's constructor sets on every module, after :float().
     f.push_back({"output", [this] { return w_.floatTensor({}, nullptr), Status(); }});

@@ -95,65 +95,7 @@ bool isUserSource(const char *source) {
   return source && source[0] == '@'; // the prelude is "=graphc", strings are neither
 }
 
-/// One `nn.X` layer: its Torch7 name (the one place it is written: the Lua
-/// modules get their `nn.X` and `cudnn.X` from this table), its methods in
-/// the Lua modules, and its constructor's argument rules.
-struct Ctor {
-  const char *name;
-  nn::Kind kind;
-  const char *methods;   ///< "Module", "Container", "Pooling" or "AvgPooling" (LuaTorch7.cpp)
-  bool cudnn;            ///< cudnn.X exists too
-  const char *paramRule; ///< its parameters' sizes in LuaTorch7.cpp's `paramRules`, or ""
-  size_t minArgs = 0, maxArgs = 0;
-  const char *params = "";
-  size_t unlisted = 0; ///< optional arguments left out of messages
-};
-
-using K = nn::Kind;
-// clang-format off
-constexpr Ctor kLayers[] = {
-    {"Sequential", K::Sequential, "Container", false, "", 0, 0},
-    {"View", K::View, "Module", false, "", 1, 4, "(size1, [size2, size3, size4])"},
-    {"Reshape", K::Reshape, "Module", false, "", 1, 4, "(size1, [size2, size3, size4])", 1},
-    {"Linear", K::Linear, "Module", false, "Linear", 2, 2, "(inputSize, outputSize)", 1},
-    {"ReLU", K::ReLU, "Module", true, "", 0, 1, "([inplace])"},
-    {"Tanh", K::Tanh, "Module", true, "", 0, 0},
-    {"Sigmoid", K::Sigmoid, "Module", true, "", 0, 0},
-    {"SoftMax", K::SoftMax, "Module", true, "", 0, 0},
-    {"LogSoftMax", K::LogSoftMax, "Module", true, "", 0, 0},
-    {"Dropout", K::Dropout, "Module", false, "", 0, 1, "([p])", 3},
-    {"SpatialConvolution", K::SpatialConvolution, "Module", true, "Convolution", 4, 8,
-     "(nInputPlane, nOutputPlane, kW, kH, [dW, dH, [padW, padH]])"},
-    {"SpatialConvolutionMM", K::SpatialConvolutionMM, "Module", false, "ConvolutionMM", 4, 8,
-     "(nInputPlane, nOutputPlane, kW, kH, [dW, dH, [padW, padH]])"},
-    {"SpatialMaxPooling", K::SpatialMaxPooling, "Pooling", true, "", 2, 6,
-     "(kW, kH, [dW, dH, [padW, padH]])"},
-    {"Identity", K::Identity, "Module", false, "", 0, 0},
-    {"Threshold", K::Threshold, "Module", false, "", 0, 3, "([threshold, value, inplace])"},
-    {"MulConstant", K::MulConstant, "Module", false, "", 1, 2, "(constant_scalar, [inplace])"},
-    {"AddConstant", K::AddConstant, "Module", false, "", 1, 2, "(constant_scalar, [inplace])"},
-    {"ConcatTable", K::ConcatTable, "Container", false, "", 0, 0},
-    {"ParallelTable", K::ParallelTable, "Container", false, "", 0, 0},
-    {"CAddTable", K::CAddTable, "Module", false, "", 0, 1, "([inplace])"},
-    {"Concat", K::Concat, "Container", false, "", 1, 1, "(dimension)"},
-    {"JoinTable", K::JoinTable, "Module", false, "", 1, 2, "(dimension, [nInputDims])"},
-    {"SpatialAveragePooling", K::SpatialAveragePooling, "AvgPooling", true, "", 2, 6,
-     "(kW, kH, [dW, dH, [padW, padH]])"},
-    {"SpatialZeroPadding", K::SpatialZeroPadding, "Module", false, "", 1, 4,
-     "(pad_l, [pad_r, pad_t, pad_b])"},
-    {"Padding", K::Padding, "Module", false, "", 2, 5, "(dim, pad, [nInputDim, value, index])"},
-    {"BatchNormalization", K::BatchNormalization, "Module", true, "BatchNorm", 1, 4,
-     "(nOutput, [eps, momentum, affine])"},
-    {"SpatialBatchNormalization", K::SpatialBatchNormalization, "Module", true, "BatchNorm", 1, 4,
-     "(nOutput, [eps, momentum, affine])"},
-    {"SpatialLPPooling", K::SpatialLPPooling, "Module", false, "", 4, 6,
-     "(nInputPlane, pnorm, kW, kH, [dW, dH])"},
-    {"SpatialSubtractiveNormalization", K::SpatialSubtractiveNormalization, "Module", false, "", 0,
-     2, "([nInputPlane, kernel])"},
-    {"SpatialConvolutionMap", K::SpatialConvolutionMap, "Module", false, "ConvolutionMap", 3, 5,
-     "(connTable, kW, kH, [dW, dH])"},
-};
-// clang-format on
+using Ctor = nn::LayerInfo; // the Lua modules get `nn.X` and `cudnn.X` from frontend/layers.def
 
 /// The criteria, by their Torch7 names.
 struct CriterionName {
@@ -166,18 +108,11 @@ constexpr CriterionName kCriteria[] = {
     {"MSECriterion", nn::CriterionKind::MSE},
 };
 
-const Ctor *findCtor(const std::string &kind) {
-  for (const Ctor &c : kLayers)
-    if (kind == c.name)
-      return &c;
-  return nullptr;
-}
-
 /// Pushes the prelude's `layers` ({name = {methods, cudnn, params}}) and `criteria`
 /// ({name, ...}) arguments.
 void pushLayerTables(lua_State *L) {
   lua_newtable(L);
-  for (const Ctor &c : kLayers) {
+  for (const Ctor &c : nn::layers()) {
     lua_newtable(L);
     lua_pushstring(L, c.methods);
     lua_rawseti(L, -2, 1);
@@ -730,7 +665,7 @@ public:
   template <class Fail>
   nn::Module construct(const std::string &kind, const std::string &name, std::vector<LuaValue> args,
                        Fail &&fail) {
-    const Ctor *c = findCtor(kind);
+    const Ctor *c = nn::findLayer(kind);
     if (!c)
       throw fail(fmt::format("{} is not a layer graphc can compile", name));
     bool batchView = c->kind == nn::Kind::View && args.size() >= 2 && args[0].type == LUA_TNUMBER &&
@@ -785,8 +720,9 @@ public:
       return args[i].boolean;
     };
     size_t n = args.size();
+    if (c->maxArgs == 0) // no arguments to check
+      return nn::layer(c->kind);
     switch (c->kind) {
-    case nn::Kind::Sequential: return nn::Sequential();
     case nn::Kind::View:
     case nn::Kind::Reshape: {
       std::vector<int64_t> dims;
@@ -812,7 +748,6 @@ public:
       m.inplace = n == 1 && boolean(0);
       return m;
     }
-    case nn::Kind::Identity: return nn::Identity();
     case nn::Kind::Threshold: {
       // Torch7: `th or 1e-6`, `v or 0`, and in place only when v <= th.
       double th = n > 0 && args[0].type != LUA_TNIL ? num(0) : 1e-6;
@@ -835,8 +770,6 @@ public:
       bool ip = n > 1 && args[1].type != LUA_TNIL && boolean(1);
       return c->kind == nn::Kind::MulConstant ? nn::MulConstant(k, ip) : nn::AddConstant(k, ip);
     }
-    case nn::Kind::ConcatTable: return nn::ConcatTable();
-    case nn::Kind::ParallelTable: return nn::ParallelTable();
     case nn::Kind::CAddTable:
       return nn::CAddTable(n == 1 && args[0].type != LUA_TNIL && boolean(0));
     case nn::Kind::Concat: return nn::Concat(size(0));
@@ -847,10 +780,6 @@ public:
             fmt::format("{} must be a non-zero integer, got {}", argName(0), formatNumber(d)));
       return nn::JoinTable(int64_t(d), n > 1 && args[1].type != LUA_TNIL ? size(1) : -1);
     }
-    case nn::Kind::Tanh: return nn::Tanh();
-    case nn::Kind::Sigmoid: return nn::Sigmoid();
-    case nn::Kind::SoftMax: return nn::SoftMax();
-    case nn::Kind::LogSoftMax: return nn::LogSoftMax();
     case nn::Kind::Dropout: {
       double p = n == 0 || args[0].type == LUA_TNIL ? 0.5 : num(0);
       if (!(p >= 0 && p < 1))
@@ -984,8 +913,11 @@ public:
       int64_t padW = n > 4 ? padding(4) : 0, padH = n > 5 ? padding(5) : 0;
       return nn::SpatialAveragePooling(kW, kH, dW, dH, padW, padH);
     }
+    default: break;
     }
-    throw fail("unknown layer");
+    throw fail(fmt::format("{} has no argument checks in LuaModel.cpp (a layers.def row with "
+                           "arguments needs them)",
+                           name));
   }
 
   /// Fills `spec` from the result array on the stack top.

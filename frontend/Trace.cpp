@@ -440,6 +440,8 @@ private:
     const auto &a = m.args;
     const ir::Type in = g_.type(x); // a copy: the graph grows below
     std::string shape = ir::str(in.shape);
+    if (auto op = nn::layerInfo(m.kind).op) // an elementwise layer (frontend/layers.def)
+      return g_.add(*op, {x});
     switch (m.kind) {
     case nn::Kind::Threshold: {
       ValueId above = g_.add(Op::Greater, {x, g_.constant(a[0])});
@@ -472,9 +474,6 @@ private:
       ValueId y = g_.add(Op::MatMul, {x, w}, {{"transB", true}});
       return g_.add(Op::Add, {y, b});
     }
-    case nn::Kind::ReLU: return g_.add(Op::Relu, {x});
-    case nn::Kind::Tanh: return g_.add(Op::Tanh, {x});
-    case nn::Kind::Sigmoid: return g_.add(Op::Sigmoid, {x});
     case nn::Kind::SoftMax:
     case nn::Kind::LogSoftMax:
       if (in.rank() != 2)

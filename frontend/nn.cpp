@@ -4,59 +4,41 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <string_view>
 
 namespace graphc::nn {
-namespace {
 
-Module make(Kind k, std::vector<double> args) {
+Module layer(Kind k, std::vector<double> args) {
   Module m;
   m.kind = k;
   m.args = std::move(args);
   return m;
 }
 
-} // namespace
-
-std::string kindName(Kind k) {
-  switch (k) {
-  case Kind::Sequential: return "nn.Sequential";
-  case Kind::View: return "nn.View";
-  case Kind::Reshape: return "nn.Reshape";
-  case Kind::Linear: return "nn.Linear";
-  case Kind::ReLU: return "nn.ReLU";
-  case Kind::Tanh: return "nn.Tanh";
-  case Kind::Sigmoid: return "nn.Sigmoid";
-  case Kind::SoftMax: return "nn.SoftMax";
-  case Kind::LogSoftMax: return "nn.LogSoftMax";
-  case Kind::Dropout: return "nn.Dropout";
-  case Kind::SpatialConvolution: return "nn.SpatialConvolution";
-  case Kind::SpatialConvolutionMM: return "nn.SpatialConvolutionMM";
-  case Kind::SpatialMaxPooling: return "nn.SpatialMaxPooling";
-  case Kind::Identity: return "nn.Identity";
-  case Kind::Threshold: return "nn.Threshold";
-  case Kind::MulConstant: return "nn.MulConstant";
-  case Kind::AddConstant: return "nn.AddConstant";
-  case Kind::ConcatTable: return "nn.ConcatTable";
-  case Kind::ParallelTable: return "nn.ParallelTable";
-  case Kind::CAddTable: return "nn.CAddTable";
-  case Kind::Concat: return "nn.Concat";
-  case Kind::JoinTable: return "nn.JoinTable";
-  case Kind::SpatialAveragePooling: return "nn.SpatialAveragePooling";
-  case Kind::BatchNormalization: return "nn.BatchNormalization";
-  case Kind::SpatialBatchNormalization: return "nn.SpatialBatchNormalization";
-  case Kind::SpatialZeroPadding: return "nn.SpatialZeroPadding";
-  case Kind::Padding: return "nn.Padding";
-  case Kind::SpatialLPPooling: return "nn.SpatialLPPooling";
-  case Kind::SpatialSubtractiveNormalization: return "nn.SpatialSubtractiveNormalization";
-  case Kind::SpatialConvolutionMap: return "nn.SpatialConvolutionMap";
-  }
-  return "nn.?";
+const std::vector<LayerInfo> &layers() {
+  static const std::vector<LayerInfo> table = {
+#define GRAPHC_LAYER(K, methods, cudnn, rule, minArgs, maxArgs, params, unlisted, t7, op)          \
+  {Kind::K, #K, methods, cudnn, rule, minArgs, maxArgs, params, unlisted, t7, op},
+#include "frontend/layers.def"
+#undef GRAPHC_LAYER
+  };
+  return table;
 }
 
-bool isContainer(Kind k) {
-  return k == Kind::Sequential || k == Kind::ConcatTable || k == Kind::ParallelTable ||
-         k == Kind::Concat;
+const LayerInfo &layerInfo(Kind k) { return layers()[size_t(k)]; }
+
+const LayerInfo *findLayer(std::string_view name) {
+  if (name.substr(0, 3) == "nn.")
+    name.remove_prefix(3);
+  for (const LayerInfo &l : layers())
+    if (name == l.name)
+      return &l;
+  return nullptr;
 }
+
+std::string kindName(Kind k) { return std::string("nn.") + layerInfo(k).name; }
+
+bool isContainer(Kind k) { return std::string_view(layerInfo(k).methods) == "Container"; }
 
 std::string TensorArg::str() const { return fmt::format("tensor {}", fmt::join(sizes, "x")); }
 
@@ -86,23 +68,23 @@ std::string Criterion::str() const {
   return "nn.?Criterion()";
 }
 
-Module View(int64_t n) { return make(Kind::View, {double(n)}); }
+Module View(int64_t n) { return layer(Kind::View, {double(n)}); }
 Module Reshape(std::vector<int64_t> dims) {
-  return make(Kind::Reshape, std::vector<double>(dims.begin(), dims.end()));
+  return layer(Kind::Reshape, std::vector<double>(dims.begin(), dims.end()));
 }
-Module Linear(int64_t in, int64_t out) { return make(Kind::Linear, {double(in), double(out)}); }
-Module ReLU() { return make(Kind::ReLU, {}); }
-Module Tanh() { return make(Kind::Tanh, {}); }
-Module Sigmoid() { return make(Kind::Sigmoid, {}); }
-Module SoftMax() { return make(Kind::SoftMax, {}); }
-Module LogSoftMax() { return make(Kind::LogSoftMax, {}); }
-Module Dropout(double p) { return make(Kind::Dropout, {p}); }
+Module Linear(int64_t in, int64_t out) { return layer(Kind::Linear, {double(in), double(out)}); }
+Module ReLU() { return layer(Kind::ReLU, {}); }
+Module Tanh() { return layer(Kind::Tanh, {}); }
+Module Sigmoid() { return layer(Kind::Sigmoid, {}); }
+Module SoftMax() { return layer(Kind::SoftMax, {}); }
+Module LogSoftMax() { return layer(Kind::LogSoftMax, {}); }
+Module Dropout(double p) { return layer(Kind::Dropout, {p}); }
 
 Module SpatialConvolution(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH, int64_t dW, int64_t dH,
                           int64_t padW, int64_t padH) {
-  return make(Kind::SpatialConvolution,
-              {double(nIn), double(nOut), double(kW), double(kH), double(dW), double(dH),
-               double(padW), double(padH < 0 ? padW : padH)});
+  return layer(Kind::SpatialConvolution,
+               {double(nIn), double(nOut), double(kW), double(kH), double(dW), double(dH),
+                double(padW), double(padH < 0 ? padW : padH)});
 }
 
 Module SpatialConvolutionMM(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH, int64_t dW,
@@ -114,75 +96,75 @@ Module SpatialConvolutionMM(int64_t nIn, int64_t nOut, int64_t kW, int64_t kH, i
 
 Module SpatialMaxPooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH, int64_t padW,
                          int64_t padH) {
-  return make(Kind::SpatialMaxPooling, {double(kW), double(kH), double(dW < 0 ? kW : dW),
-                                        double(dH < 0 ? kH : dH), double(padW), double(padH)});
+  return layer(Kind::SpatialMaxPooling, {double(kW), double(kH), double(dW < 0 ? kW : dW),
+                                         double(dH < 0 ? kH : dH), double(padW), double(padH)});
 }
 
-Module Identity() { return make(Kind::Identity, {}); }
+Module Identity() { return layer(Kind::Identity, {}); }
 
 Module Threshold(double th, double v, bool inplace) {
-  Module m = make(Kind::Threshold, {th, v});
+  Module m = layer(Kind::Threshold, {th, v});
   m.inplace = inplace;
   return m;
 }
 
 Module MulConstant(double c, bool inplace) {
-  Module m = make(Kind::MulConstant, {c});
+  Module m = layer(Kind::MulConstant, {c});
   m.inplace = inplace;
   return m;
 }
 
 Module AddConstant(double c, bool inplace) {
-  Module m = make(Kind::AddConstant, {c});
+  Module m = layer(Kind::AddConstant, {c});
   m.inplace = inplace;
   return m;
 }
 
-Module ConcatTable() { return make(Kind::ConcatTable, {}); }
-Module ParallelTable() { return make(Kind::ParallelTable, {}); }
+Module ConcatTable() { return layer(Kind::ConcatTable, {}); }
+Module ParallelTable() { return layer(Kind::ParallelTable, {}); }
 
 Module CAddTable(bool inplace) {
-  Module m = make(Kind::CAddTable, {});
+  Module m = layer(Kind::CAddTable, {});
   m.inplace = inplace;
   return m;
 }
 
-Module Concat(int64_t dim) { return make(Kind::Concat, {double(dim)}); }
+Module Concat(int64_t dim) { return layer(Kind::Concat, {double(dim)}); }
 
 Module JoinTable(int64_t dim, int64_t nInputDims) {
   if (nInputDims < 0)
-    return make(Kind::JoinTable, {double(dim)});
-  return make(Kind::JoinTable, {double(dim), double(nInputDims)});
+    return layer(Kind::JoinTable, {double(dim)});
+  return layer(Kind::JoinTable, {double(dim), double(nInputDims)});
 }
 
 Module SpatialAveragePooling(int64_t kW, int64_t kH, int64_t dW, int64_t dH, int64_t padW,
                              int64_t padH) {
-  return make(Kind::SpatialAveragePooling,
-              {double(kW), double(kH), double(dW), double(dH), double(padW), double(padH)});
+  return layer(Kind::SpatialAveragePooling,
+               {double(kW), double(kH), double(dW), double(dH), double(padW), double(padH)});
 }
 
 Module SpatialZeroPadding(int64_t l, int64_t r, int64_t t, int64_t b) {
-  return make(Kind::SpatialZeroPadding, {double(l), double(r), double(t), double(b)});
+  return layer(Kind::SpatialZeroPadding, {double(l), double(r), double(t), double(b)});
 }
 
 Module Padding(int64_t dim, int64_t pad, int64_t nInputDim, double value) {
-  return make(Kind::Padding, {double(dim), double(pad), double(nInputDim), value});
+  return layer(Kind::Padding, {double(dim), double(pad), double(nInputDim), value});
 }
 
 Module SpatialLPPooling(int64_t nInputPlane, double pnorm, int64_t kW, int64_t kH, int64_t dW,
                         int64_t dH) {
-  return make(Kind::SpatialLPPooling, {double(nInputPlane), pnorm, double(kW), double(kH),
-                                       double(dW < 0 ? kW : dW), double(dH < 0 ? kH : dH)});
+  return layer(Kind::SpatialLPPooling, {double(nInputPlane), pnorm, double(kW), double(kH),
+                                        double(dW < 0 ? kW : dW), double(dH < 0 ? kH : dH)});
 }
 
 Module SpatialSubtractiveNormalization(int64_t nInputPlane, std::optional<TensorArg> kernel) {
-  Module m = make(Kind::SpatialSubtractiveNormalization, {double(nInputPlane)});
+  Module m = layer(Kind::SpatialSubtractiveNormalization, {double(nInputPlane)});
   m.tensor = std::move(kernel);
   return m;
 }
 
 Module SpatialConvolutionMap(TensorArg connTable, int64_t kW, int64_t kH, int64_t dW, int64_t dH) {
-  Module m = make(Kind::SpatialConvolutionMap, {double(kW), double(kH), double(dW), double(dH)});
+  Module m = layer(Kind::SpatialConvolutionMap, {double(kW), double(kH), double(dW), double(dH)});
   m.tensor = std::move(connTable);
   return m;
 }
@@ -203,7 +185,7 @@ TensorArg oneToOneTable(int64_t n) {
 }
 
 Module BatchNormalization(int64_t nOutput, double eps, double momentum, bool affine) {
-  return make(Kind::BatchNormalization, {double(nOutput), eps, momentum, affine ? 1.0 : 0.0});
+  return layer(Kind::BatchNormalization, {double(nOutput), eps, momentum, affine ? 1.0 : 0.0});
 }
 
 Module SpatialBatchNormalization(int64_t nOutput, double eps, double momentum, bool affine) {

@@ -9,11 +9,13 @@
 #pragma once
 
 #include "ir/Error.h"
+#include "ir/Op.h"
 #include "ir/Type.h"
 
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace graphc::nn {
@@ -24,38 +26,36 @@ struct SourceLoc {
   int col = 0;
 };
 
+/// A layer kind: one per line of frontend/layers.def.
 enum class Kind {
-  Sequential,
-  View,
-  Reshape,
-  Linear,
-  ReLU,
-  Tanh,
-  Sigmoid,
-  SoftMax,
-  LogSoftMax,
-  Dropout,
-  SpatialConvolution,
-  SpatialConvolutionMM,
-  SpatialMaxPooling,
-  Identity,
-  Threshold,
-  MulConstant,
-  AddConstant,
-  ConcatTable,
-  ParallelTable,
-  CAddTable,
-  Concat,
-  JoinTable,
-  SpatialAveragePooling,
-  BatchNormalization,
-  SpatialBatchNormalization,
-  SpatialZeroPadding,
-  Padding,
-  SpatialLPPooling,
-  SpatialSubtractiveNormalization,
-  SpatialConvolutionMap,
+#define GRAPHC_LAYER(K, ...) K,
+#include "frontend/layers.def"
+#undef GRAPHC_LAYER
 };
+
+/// What frontend/layers.def says of a layer kind (its columns).
+struct LayerInfo {
+  Kind kind;
+  const char *name;      ///< Torch7's class name without "nn.": "Linear"
+  const char *methods;   ///< "Module", "Container", "Pooling" or "AvgPooling"
+  bool cudnn;            ///< cudnn.X exists too
+  const char *paramRule; ///< its parameters' sizes in LuaTorch7.cpp's `paramRules`, or ""
+  size_t minArgs, maxArgs;
+  const char *params;       ///< the constructor's signature: "(inputSize, outputSize)"
+  size_t unlisted;          ///< optional arguments left out of messages
+  bool t7;                  ///< read from .t7 files
+  std::optional<ir::Op> op; ///< the one elementwise op the layer applies, if that is all it does
+};
+
+struct Module;
+
+/// Every layer, in layers.def's order.
+const std::vector<LayerInfo> &layers();
+const LayerInfo &layerInfo(Kind k);
+/// The layer of a Torch7 class name, "Linear" or "nn.Linear".
+const LayerInfo *findLayer(std::string_view name);
+/// A module of kind `k` with constructor arguments `args` (Torch7's order).
+Module layer(Kind k, std::vector<double> args = {});
 
 /// Torch7's name of a module kind, e.g. "nn.Linear".
 std::string kindName(Kind k);

@@ -1,6 +1,7 @@
 // ir/Interpreter.cpp - plain double-precision evaluation of every op.
 #include "ir/Interpreter.h"
 
+#include "ir/Elementwise.h"
 #include "ir/Printer.h"
 #include "ir/Random.h"
 #include "ir/ShapeInference.h"
@@ -49,36 +50,32 @@ std::vector<int64_t> broadcastMap(const Shape &in, const Shape &out) {
 
 } // namespace
 
-double evalUnary(Op op, double x) {
-  switch (op) {
-  case Op::Neg: return -x;
-  case Op::Exp: return std::exp(x);
-  case Op::Log: return std::log(x);
-  case Op::Sqrt: return std::sqrt(x);
-  case Op::Square: return x * x;
-  case Op::Relu: return x > 0 ? x : 0;
-  case Op::Tanh: return std::tanh(x);
-  case Op::Sigmoid: return 1 / (1 + std::exp(-x));
-  default: break;
-  }
-  GRAPHC_CHECK(false, "{} is not unary", opName(op));
-  return 0;
-}
+namespace {
 
-double evalBinary(Op op, double a, double b) {
-  switch (op) {
-  case Op::Add: return a + b;
-  case Op::Sub: return a - b;
-  case Op::Mul: return a * b;
-  case Op::Div: return a / b;
-  case Op::Max: return std::max(a, b);
-  case Op::Min: return std::min(a, b);
-  case Op::Greater: return a > b ? 1.0 : 0.0;
-  case Op::Pow: return std::pow(a, b);
-  default: break;
-  }
-  GRAPHC_CHECK(false, "{} is not binary", opName(op));
-  return 0;
+/// ir/Elementwise.h's algebra in double precision.
+struct DoubleAlgebra {
+  using V = double;
+  V lit(double x) { return x; }
+  V add(V a, V b) { return a + b; }
+  V sub(V a, V b) { return a - b; }
+  V mul(V a, V b) { return a * b; }
+  V div(V a, V b) { return a / b; }
+  V pow(V a, V b) { return std::pow(a, b); }
+  V neg(V a) { return -a; }
+  V exp(V a) { return std::exp(a); }
+  V log(V a) { return std::log(a); }
+  V sqrt(V a) { return std::sqrt(a); }
+  V tanh(V a) { return std::tanh(a); }
+  V greater(V a, V b, V x, V y) { return a > b ? x : y; }
+  V less(V a, V b, V x, V y) { return a < b ? x : y; }
+  V nonzero(V c, V x, V y) { return c != 0 ? x : y; }
+};
+
+} // namespace
+
+double evalElementwise(Op op, const double *in) {
+  DoubleAlgebra s;
+  return elementwise(s, op, in);
 }
 
 namespace {
@@ -211,18 +208,18 @@ private:
     Shape shape = concrete(n.type.shape, batch_);
     Tensor &out = vals_[size_t(v)];
     const Attrs &a = n.attrs;
-    if (isUnaryMath(n.op)) {
-      out = in(n, 0);
-      for (double &x : out.data)
-        x = evalUnary(n.op, x);
-      return {};
-    }
-    if (isBinaryMath(n.op)) {
-      auto ma = broadcastMap(in(n, 0).shape, shape);
-      auto mb = broadcastMap(in(n, 1).shape, shape);
+    if (isElementwiseMath(n.op)) {
+      const size_t arity = n.inputs.size();
+      std::vector<std::vector<int64_t>> maps;
+      for (size_t i = 0; i < arity; ++i)
+        maps.push_back(broadcastMap(in(n, i).shape, shape));
       out = Tensor(shape);
-      for (size_t e = 0; e < ma.size(); ++e)
-        out.data[e] = evalBinary(n.op, in(n, 0).data[size_t(ma[e])], in(n, 1).data[size_t(mb[e])]);
+      double operands[3];
+      for (size_t e = 0; e < out.data.size(); ++e) {
+        for (size_t i = 0; i < arity; ++i)
+          operands[i] = in(n, i).data[size_t(maps[i][e])];
+        out.data[e] = evalElementwise(n.op, operands);
+      }
       return {};
     }
     switch (n.op) {
@@ -322,16 +319,6 @@ private:
       auto offsets = a.ints("offsets");
       for (size_t i = 0; i < n.inputs.size(); ++i)
         std::copy(in(n, i).data.begin(), in(n, i).data.end(), out.data.begin() + offsets[i]);
-      return {};
-    }
-    case Op::Select: {
-      auto mc = broadcastMap(in(n, 0).shape, shape);
-      auto ma = broadcastMap(in(n, 1).shape, shape);
-      auto mb = broadcastMap(in(n, 2).shape, shape);
-      out = Tensor(shape);
-      for (size_t e = 0; e < ma.size(); ++e)
-        out.data[e] = in(n, 0).data[size_t(mc[e])] != 0 ? in(n, 1).data[size_t(ma[e])]
-                                                        : in(n, 2).data[size_t(mb[e])];
       return {};
     }
     case Op::Cast:

@@ -22,10 +22,9 @@ struct Tensor {
   int64_t numel() const { return int64_t(data.size()); }
 };
 
-/// The scalar math of a unary pointwise op (neg, exp, ..., sigmoid), in double.
-double evalUnary(Op op, double x);
-/// The scalar math of a binary pointwise op (add, ..., greater), in double.
-double evalBinary(Op op, double a, double b);
+/// The value of an elementwise math op (ir/Elementwise.h) on its operands
+/// (as many as the op's arity), in double.
+double evalElementwise(Op op, const double *in);
 
 /// Values for a graph's inputs, by input name.
 using Bindings = std::map<std::string, Tensor>;

@@ -25,7 +25,7 @@ bool isConst(const Graph &g, ValueId v, double value) {
 
 std::optional<ValueId> unaryRule(Graph &g, const Node &n) {
   if (auto c = scalarConst(g, n.inputs[0]))
-    return g.constant(evalUnary(n.op, *c), n.type);
+    return g.constant(evalElementwise(n.op, &*c), n.type);
   if (n.op == Op::Neg && g.node(n.inputs[0]).op == Op::Neg)
     return g.node(n.inputs[0]).inputs[0];
   return std::nullopt;
@@ -34,8 +34,10 @@ std::optional<ValueId> unaryRule(Graph &g, const Node &n) {
 std::optional<ValueId> binaryRule(Graph &g, const Node &n) {
   ValueId a = n.inputs[0], b = n.inputs[1];
   auto ca = scalarConst(g, a), cb = scalarConst(g, b);
-  if (ca && cb)
-    return g.constant(evalBinary(n.op, *ca, *cb), n.type);
+  if (ca && cb) {
+    const double operands[] = {*ca, *cb};
+    return g.constant(evalElementwise(n.op, operands), n.type);
+  }
   // Identities, only where they keep the result's type.
   auto same = [&](ValueId v) -> std::optional<ValueId> {
     if (g.type(v) == n.type)

@@ -5,6 +5,7 @@
 #include "Isas.h"
 #include "TestUtil.h"
 #include "driver/Compile.h"
+#include "driver/T7Models.h"
 #include "frontend/ModelFile.h"
 #include "frontend/Trace.h"
 #include "ir/Interpreter.h"
@@ -18,6 +19,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -959,4 +961,53 @@ config = {learningRate = m.weight:size(1) * 100 + m.weight:size(2) * 10 + m.weig
   CHECK_LUA_ERROR(
       "model = nn.Sequential():add(nn.SpatialConvolutionMap(torch.zeros(2, 2), 5, 5))\n", 1,
       "argument 1 (connTable) holds 0, not a plane number (1-based)");
+}
+
+TEST_CASE("every elementwise layer of layers.def computes Torch7's function, and .t7 files "
+          "carry it",
+          "[lua][layers][t7]") {
+  // Torch7's definitions, written here independently of ir/Elementwise.h.
+  const std::map<std::string, std::function<double(double)>> torch7 = {
+      {"ReLU", [](double x) { return x > 0 ? x : 0; }},
+      {"Tanh", [](double x) { return std::tanh(x); }},
+      {"Sigmoid", [](double x) { return 1 / (1 + std::exp(-x)); }},
+      {"Square", [](double x) { return x * x; }},
+      {"Exp", [](double x) { return std::exp(x); }},
+      {"Log", [](double x) { return std::log(x); }},
+  };
+  test::TempDir dir("graphc-elementwise-layers");
+  int checked = 0;
+  for (const nn::LayerInfo &l : nn::layers()) {
+    if (!l.op)
+      continue;
+    INFO("nn." << l.name);
+    auto f = torch7.find(l.name);
+    REQUIRE(f != torch7.end()); // a new elementwise layer needs its Torch7 definition above
+    auto spec = luaOk(fmt::format("model = nn.Sequential():add(nn.{}())\ninput = {{6}}\n", l.name));
+    auto t = frontend::trace(spec, {6});
+    REQUIRE(t);
+    ir::Tensor x({2, 6});
+    for (size_t i = 0; i < x.data.size(); ++i)
+      x.data[i] = 0.37 * double(i) - 1.9 + (l.name == std::string("Log") ? 2.0 : 0.0);
+    auto out =
+        ir::run(t->graph, {{"x", x}, {"labels", ir::Tensor({2})}, {"params", ir::Tensor({1})}});
+    REQUIRE(out);
+    const ir::Tensor &y = out->at("output");
+    REQUIRE(y.data.size() == x.data.size());
+    for (size_t i = 0; i < x.data.size(); ++i)
+      CHECK(y.data[i] == Approx(f->second(x.data[i])).epsilon(1e-12).margin(1e-12));
+    if (l.t7) { // out to a .t7 file and back: the same network
+      auto bytes = driver::exportT7(spec.model, {});
+      REQUIRE(bytes);
+      std::string path = dir / (std::string(l.name) + ".t7");
+      std::ofstream(path, std::ios::binary)
+          .write(reinterpret_cast<const char *>(bytes->data()), std::streamsize(bytes->size()));
+      auto back = driver::importT7(path);
+      if (!back)
+        FAIL(back.diag().str());
+      CHECK(tree(back->spec.model) == tree(spec.model));
+    }
+    ++checked;
+  }
+  CHECK(checked == int(torch7.size()));
 }

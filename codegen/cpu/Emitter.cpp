@@ -1,6 +1,7 @@
 // codegen/cpu/Emitter.cpp - loops, index arithmetic and pointwise math in IR.
 #include "codegen/cpu/Emitter.h"
 
+#include "ir/Elementwise.h"
 #include "ir/Random.h"
 
 #include <llvm/IR/Intrinsics.h>
@@ -200,38 +201,41 @@ llvm::Value *mix64(llvm::IRBuilder<> &b, llvm::Value *z) {
   return b.CreateXor(z, b.CreateLShr(z, 31));
 }
 
+/// ir/Elementwise.h's algebra as float LLVM IR.
+struct LlvmAlgebra {
+  using V = llvm::Value *;
+  Emitter &em;
+  V lit(double x) { return em.f32(x); }
+  V add(V a, V c) { return em.b.CreateFAdd(a, c); }
+  V sub(V a, V c) { return em.b.CreateFSub(a, c); }
+  V mul(V a, V c) { return em.b.CreateFMul(a, c); }
+  V div(V a, V c) { return em.b.CreateFDiv(a, c); }
+  V pow(V a, V c) {
+    llvm::Function *f =
+        llvm::Intrinsic::getDeclaration(&em.mod, llvm::Intrinsic::pow, {a->getType()});
+    return em.b.CreateCall(f, {a, c});
+  }
+  V neg(V a) { return em.b.CreateFNeg(a); }
+  V exp(V a) { return em.call(llvm::Intrinsic::exp, a); }
+  V log(V a) { return em.call(llvm::Intrinsic::log, a); }
+  V sqrt(V a) { return em.call(llvm::Intrinsic::sqrt, a); }
+  // tanh(x) = 1 - 2 / (exp(2x) + 1): exact at both tails, no overflow NaN.
+  V tanh(V a) { return sub(lit(1), div(lit(2), add(exp(mul(a, lit(2))), lit(1)))); }
+  V greater(V a, V c, V x, V y) { return em.b.CreateSelect(em.b.CreateFCmpOGT(a, c), x, y); }
+  V less(V a, V c, V x, V y) { return em.b.CreateSelect(em.b.CreateFCmpOLT(a, c), x, y); }
+  V nonzero(V c, V x, V y) { return em.b.CreateSelect(em.b.CreateFCmpUNE(c, lit(0)), x, y); }
+};
+
 } // namespace
 
 llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in, llvm::Value *e) {
   const Node &nd = g.node(v);
+  if (ir::isElementwiseMath(nd.op)) {
+    LlvmAlgebra s{*this};
+    return ir::elementwise(s, nd.op, in.data());
+  }
   auto one = f32(1.0);
   switch (nd.op) {
-  case Op::Add: return b.CreateFAdd(in[0], in[1]);
-  case Op::Sub: return b.CreateFSub(in[0], in[1]);
-  case Op::Mul: return b.CreateFMul(in[0], in[1]);
-  case Op::Div: return b.CreateFDiv(in[0], in[1]);
-  case Op::Max: return maxf(in[0], in[1]);
-  case Op::Min: return b.CreateSelect(b.CreateFCmpOLT(in[0], in[1]), in[0], in[1]);
-  case Op::Greater: return b.CreateSelect(b.CreateFCmpOGT(in[0], in[1]), one, f32(0));
-  case Op::Pow: {
-    llvm::Function *f =
-        llvm::Intrinsic::getDeclaration(&mod, llvm::Intrinsic::pow, {b.getFloatTy()});
-    return b.CreateCall(f, {in[0], in[1]});
-  }
-  case Op::Select: return b.CreateSelect(b.CreateFCmpUNE(in[0], f32(0)), in[1], in[2]);
-  case Op::Neg: return b.CreateFNeg(in[0]);
-  case Op::Exp: return call(llvm::Intrinsic::exp, in[0]);
-  case Op::Log: return call(llvm::Intrinsic::log, in[0]);
-  case Op::Sqrt: return call(llvm::Intrinsic::sqrt, in[0]);
-  case Op::Square: return b.CreateFMul(in[0], in[0]);
-  case Op::Relu: return b.CreateSelect(b.CreateFCmpOGT(in[0], f32(0)), in[0], f32(0));
-  case Op::Tanh: {
-    // tanh(x) = 1 - 2 / (exp(2x) + 1): exact at both tails, no overflow NaN.
-    llvm::Value *e2 = call(llvm::Intrinsic::exp, b.CreateFMul(in[0], f32(2)));
-    return b.CreateFSub(one, b.CreateFDiv(f32(2), b.CreateFAdd(e2, one)));
-  }
-  case Op::Sigmoid:
-    return b.CreateFDiv(one, b.CreateFAdd(one, call(llvm::Intrinsic::exp, b.CreateFNeg(in[0]))));
   case Op::Cast:
     if (nd.type.dtype == DType::I32)
       return b.CreateSIToFP(b.CreateFPToSI(in[0], b.getInt32Ty()), b.getFloatTy());

@@ -1,6 +1,7 @@
 // codegen/cuda/CudaSource.cpp - printing kernel plans as CUDA C.
 #include "codegen/cuda/CudaSource.h"
 
+#include "ir/Elementwise.h"
 #include "ir/Random.h"
 
 #include <fmt/format.h>
@@ -37,6 +38,32 @@ std::string lit(double v) {
              ? fmt::format("{:.9g}.0f", v)
              : fmt::format("{:.9g}f", v);
 }
+
+/// ir/Elementwise.h's algebra as float C expressions.
+struct CAlgebra {
+  using V = std::string;
+  V lit(double x) { return cuda::lit(x); }
+  V add(const V &a, const V &b) { return fmt::format("({} + {})", a, b); }
+  V sub(const V &a, const V &b) { return fmt::format("({} - {})", a, b); }
+  V mul(const V &a, const V &b) { return fmt::format("({} * {})", a, b); }
+  V div(const V &a, const V &b) { return fmt::format("({} / {})", a, b); }
+  V pow(const V &a, const V &b) { return fmt::format("powf({}, {})", a, b); }
+  V neg(const V &a) { return fmt::format("(-({}))", a); }
+  V exp(const V &a) { return fmt::format("expf({})", a); }
+  V log(const V &a) { return fmt::format("logf({})", a); }
+  V sqrt(const V &a) { return fmt::format("sqrtf({})", a); }
+  // tanh(x) = 1 - 2 / (exp(2x) + 1), as the CPU backend computes it.
+  V tanh(const V &a) { return sub(lit(1), div(lit(2), add(exp(mul(a, lit(2))), lit(1)))); }
+  V greater(const V &a, const V &b, const V &x, const V &y) {
+    return fmt::format("(({}) > ({}) ? ({}) : ({}))", a, b, x, y);
+  }
+  V less(const V &a, const V &b, const V &x, const V &y) {
+    return fmt::format("(({}) < ({}) ? ({}) : ({}))", a, b, x, y);
+  }
+  V nonzero(const V &c, const V &x, const V &y) {
+    return fmt::format("(({}) != 0.0f ? ({}) : ({}))", c, x, y);
+  }
+};
 
 class Printer {
 public:
@@ -130,25 +157,12 @@ public:
 
   std::string pointwise(ValueId v, const std::vector<std::string> &in, const std::string &e) const {
     const Node &n = g_.node(v);
+    if (isElementwiseMath(n.op)) {
+      CAlgebra s;
+      return elementwise(s, n.op, in.data());
+    }
     switch (n.op) {
-    case Op::Add: return fmt::format("({} + {})", in[0], in[1]);
-    case Op::Sub: return fmt::format("({} - {})", in[0], in[1]);
-    case Op::Mul: return fmt::format("({} * {})", in[0], in[1]);
-    case Op::Div: return fmt::format("({} / {})", in[0], in[1]);
-    case Op::Max: return fmt::format("(({0}) > ({1}) ? ({0}) : ({1}))", in[0], in[1]);
-    case Op::Min: return fmt::format("(({0}) < ({1}) ? ({0}) : ({1}))", in[0], in[1]);
-    case Op::Greater: return fmt::format("(({}) > ({}) ? 1.0f : 0.0f)", in[0], in[1]);
-    case Op::Pow: return fmt::format("powf({}, {})", in[0], in[1]);
     case Op::ConstTensor: return fmt::format("graphc_const{}[{}]", v, e);
-    case Op::Select: return fmt::format("(({}) != 0.0f ? ({}) : ({}))", in[0], in[1], in[2]);
-    case Op::Neg: return fmt::format("(-({}))", in[0]);
-    case Op::Exp: return fmt::format("expf({})", in[0]);
-    case Op::Log: return fmt::format("logf({})", in[0]);
-    case Op::Sqrt: return fmt::format("sqrtf({})", in[0]);
-    case Op::Square: return fmt::format("(({0}) * ({0}))", in[0]);
-    case Op::Relu: return fmt::format("(({0}) > 0.0f ? ({0}) : 0.0f)", in[0]);
-    case Op::Tanh: return fmt::format("(1.0f - 2.0f / (expf(2.0f * ({})) + 1.0f))", in[0]);
-    case Op::Sigmoid: return fmt::format("(1.0f / (1.0f + expf(-({}))))", in[0]);
     case Op::Cast:
       return n.type.dtype == DType::I32 ? fmt::format("(float)(int)({})", in[0]) : in[0];
     case Op::Broadcast: return in[0];
