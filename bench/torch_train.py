@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""bench/torch_train.py - the seed recipe in PyTorch, for comparison with
-`graphc train examples/mlp.model`: Fashion-MNIST from Debian's package, raw
-0..255 pixels padded to 32x32, batch 256 (the short last batch trained),
-the seed MLP, ClassNLL, Adagrad lr 1e-3. Prints test accuracy per epoch.
+"""bench/torch_train.py - graphc's example recipes in PyTorch, for comparison
+with `graphc train examples/mlp.model` (the default, `--model mlp`) and
+`graphc train examples/lenet.model` (`--model lenet`): Fashion-MNIST from
+Debian's package, raw 0..255 pixels padded to 32x32, batch 256 (the short
+last batch trained), ClassNLL on LogSoftMax; the seed MLP with Adagrad lr
+1e-3, or LeNet with Torch7's optim.sgd {learningRate = 0.01, momentum = 0.9}
+(Torch7's dampening defaults to the momentum). PyTorch's default
+initialisation draws from the same ranges as Torch7's reset(). Prints test
+accuracy and the epoch's training time per epoch (LeNet on all cores).
 
-  bench/torch_train.py [EPOCHS] [SEED] [DATA_DIR]
+  bench/torch_train.py [--model mlp|lenet] [EPOCHS] [SEED] [DATA_DIR]
 """
 import gzip
+import os
 import struct
 import sys
 import time
@@ -43,17 +49,37 @@ def seed_mlp():
         torch.nn.Linear(1000, 10), torch.nn.LogSoftmax(dim=1))
 
 
+def lenet():
+    """examples/lenet.model."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2, 2),
+        torch.nn.Conv2d(16, 32, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2, 2),
+        torch.nn.Flatten(), torch.nn.Dropout(0.5),
+        torch.nn.Linear(32 * 5 * 5, 128), torch.nn.ReLU(),
+        torch.nn.Linear(128, 10), torch.nn.LogSoftmax(dim=1))
+
+
 def main():
-    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    root = sys.argv[3] if len(sys.argv) > 3 else DATA
+    args = sys.argv[1:]
+    name = "mlp"
+    if args[:1] == ["--model"]:
+        name, args = args[1], args[2:]
+    epochs = int(args[0]) if len(args) > 0 else 5
+    seed = int(args[1]) if len(args) > 1 else 1
+    root = args[2] if len(args) > 2 else DATA
     torch.manual_seed(seed)
     xtr, ytr = load("train", root)
     xte, yte = load("t10k", root)
-    model = seed_mlp()
     crit = torch.nn.NLLLoss()
-    opt = torch.optim.Adagrad(model.parameters(), lr=1e-3)
+    if name == "lenet":
+        torch.set_num_threads(os.cpu_count())
+        model = lenet()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, dampening=0.9)
+    else:
+        model = seed_mlp()
+        opt = torch.optim.Adagrad(model.parameters(), lr=1e-3)
     for epoch in range(1, epochs + 1):
+        model.train()
         t0 = time.perf_counter()
         order = torch.randperm(len(xtr))
         total, correct = 0.0, 0
@@ -67,6 +93,7 @@ def main():
             total += loss.item() * len(idxs)
             correct += (out.argmax(1) == ytr[idxs]).sum().item()
         secs = time.perf_counter() - t0
+        model.eval()
         with torch.no_grad():
             acc = (model(xte).argmax(1) == yte).float().mean().item()
         print(f"epoch {epoch}: train loss {total / len(xtr):.4f}, train accuracy "
