@@ -170,32 +170,100 @@ Value *avgPoolGrad(Emitter &e, const Node &n, Value *i) {
   return b.CreateFMul(sum, e.f32(1.0 / double(k[0] * k[1])));
 }
 
-/// Reductions over any axes: output element i loops over the reduced space.
+/// Reductions over any axes: output element i loops over the reduced
+/// space as nested loops over runs of consecutive reduced dimensions, so that
+/// no element costs a division. A sum whose innermost run is contiguous
+/// (a bias gradient: axes [0,2,3] of [N,C,H,W]) reads it 32 and then 8
+/// floats at a time into as many partial sums.
 Value *reduce(Emitter &e, const Node &n, Value *i) {
   auto &b = e.b;
-  const Shape &in = e.g.type(n.inputs[0]).shape;
+  const ValueId src = n.inputs[0];
+  const Shape &in = e.g.type(src).shape;
   auto axes = n.attrs.ints("axes");
-  int rank = int(in.size());
+  const int rank = int(in.size());
   std::vector<bool> red(size_t(rank), axes.empty());
   for (int64_t a : axes)
     red[size_t(a < 0 ? a + rank : a)] = true;
+  // Strides are constants: only dimension 0 may be N, and no stride holds it.
+  std::vector<int64_t> stride(size_t(rank), 1);
+  for (int d = rank - 2; d >= 0; --d)
+    stride[size_t(d)] = stride[size_t(d) + 1] * in[size_t(d) + 1];
   Shape kept, reducedShape;
   for (int d = 0; d < rank; ++d)
     (red[size_t(d)] ? reducedShape : kept).push_back(in[size_t(d)]);
   auto keptIdx = e.unravel(kept, i);
-  bool isMax = n.op == Op::ReduceMax;
-  Value *r = accumulate(e, isMax ? -INFINITY : 0.0, [&](Value *acc) {
-    e.loop(e.i64(0), e.numel(reducedShape), [&](Value *j) {
-      auto redIdx = e.unravel(reducedShape, j);
-      std::vector<Value *> full;
-      size_t ki = 0, ri = 0;
-      for (int d = 0; d < rank; ++d)
-        full.push_back(red[size_t(d)] ? redIdx[ri++] : keptIdx[ki++]);
-      Value *x = e.load(n.inputs[0], e.ravel(in, full));
-      Value *a = b.CreateLoad(b.getFloatTy(), acc);
-      b.CreateStore(isMax ? e.maxf(x, a) : b.CreateFAdd(a, x), acc);
-    });
-  });
+  struct Run {
+    Value *size;
+    int64_t stride;
+  };
+  std::vector<Run> runs;
+  Value *base = e.i64(0);
+  for (int d = 0, k = 0; d < rank;) {
+    if (!red[size_t(d)]) {
+      base = b.CreateAdd(base, b.CreateMul(keptIdx[size_t(k++)], e.i64(stride[size_t(d)])));
+      ++d;
+      continue;
+    }
+    Value *size = e.dim(in[size_t(d)]);
+    int last = d;
+    while (last + 1 < rank && red[size_t(last) + 1])
+      size = b.CreateMul(size, e.dim(in[size_t(++last)]));
+    runs.push_back({size, stride[size_t(last)]});
+    d = last + 1;
+  }
+  const bool isMax = n.op == Op::ReduceMax;
+  const bool wide = !isMax && !runs.empty() && runs.back().stride == 1 &&
+                    e.g.type(src).dtype == DType::F32 && e.stored[size_t(src)];
+  Value *acc = e.slot(b.getFloatTy(), "acc");
+  b.CreateStore(e.f32(isMax ? -INFINITY : 0.0), acc);
+  auto addScalar = [&](Value *at) {
+    Value *x = e.load(src, at);
+    Value *a = b.CreateLoad(b.getFloatTy(), acc);
+    b.CreateStore(isMax ? e.maxf(x, a) : b.CreateFAdd(a, x), acc);
+  };
+  // Partial sums of 32 and 8 lanes (LLVM splits them into the ISA's registers).
+  llvm::Type *v32 = llvm::FixedVectorType::get(b.getFloatTy(), 32);
+  llvm::Type *v8 = llvm::FixedVectorType::get(b.getFloatTy(), 8);
+  Value *acc32 = wide ? e.slot(v32, "acc32") : nullptr;
+  Value *acc8 = wide ? e.slot(v8, "acc8") : nullptr;
+  if (wide) {
+    b.CreateStore(llvm::Constant::getNullValue(v32), acc32);
+    b.CreateStore(llvm::Constant::getNullValue(v8), acc8);
+  }
+  auto addLanes = [&](Value *slotPtr, llvm::Type *vt, Value *at) {
+    Value *p = b.CreateInBoundsGEP(b.getFloatTy(), e.buffer(src), at);
+    Value *x = b.CreateAlignedLoad(vt, p, llvm::Align(4));
+    b.CreateStore(b.CreateFAdd(b.CreateLoad(vt, slotPtr), x), slotPtr);
+  };
+  std::function<void(size_t, Value *)> nest = [&](size_t r, Value *off) {
+    const Run &run = runs[r];
+    const bool innermost = r + 1 == runs.size();
+    if (!innermost || !wide) {
+      e.loop(e.i64(0), run.size, [&](Value *j) {
+        Value *at = b.CreateAdd(off, b.CreateMul(j, e.i64(run.stride)));
+        if (innermost)
+          addScalar(at);
+        else
+          nest(r + 1, at);
+      });
+      return;
+    }
+    Value *n32 = b.CreateLShr(run.size, 5), *n8 = b.CreateLShr(run.size, 3);
+    e.loop(e.i64(0), n32,
+           [&](Value *j) { addLanes(acc32, v32, b.CreateAdd(off, b.CreateShl(j, 5))); });
+    e.loop(b.CreateShl(n32, 2), n8,
+           [&](Value *j) { addLanes(acc8, v8, b.CreateAdd(off, b.CreateShl(j, 3))); });
+    e.loop(b.CreateShl(n8, 3), run.size, [&](Value *j) { addScalar(b.CreateAdd(off, j)); });
+  };
+  if (runs.empty())
+    addScalar(base);
+  else
+    nest(0, base);
+  Value *r = b.CreateLoad(b.getFloatTy(), acc);
+  if (wide) {
+    r = b.CreateFAddReduce(r, b.CreateLoad(v32, acc32));
+    r = b.CreateFAddReduce(r, b.CreateLoad(v8, acc8));
+  }
   if (n.op == Op::ReduceMean)
     r = b.CreateFDiv(r, b.CreateSIToFP(e.numel(reducedShape), b.getFloatTy()));
   return r;
