@@ -21,6 +21,8 @@ import time
 
 import torch
 
+from torch_timing import timed_steps
+
 nn = torch.nn
 
 
@@ -85,20 +87,9 @@ def gpu(name, batch, steps, warmup):
         crit = nn.NLLLoss()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         fwd = torch.compile(model) if variant == "compile" else model
-        times = []
         try:
             t_start = time.perf_counter()
-            for s in range(warmup + steps):
-                t0 = time.perf_counter()
-                opt.zero_grad(set_to_none=True)
-                loss = crit(fwd(x), y)
-                loss.backward()
-                opt.step()
-                loss.item()
-                ms = (time.perf_counter() - t0) * 1e3
-                if s >= warmup:
-                    times.append(ms)
-            times.sort()
+            times = timed_steps(fwd, crit, opt, x, y, steps, warmup, sync=True)
             med = times[len(times) // 2]
             print(json.dumps({"system": "pytorch " + torch.__version__, "variant": variant,
                               "model": name, "batch": batch, "device": "cuda",
@@ -130,17 +121,7 @@ def main():
         crit = nn.NLLLoss()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         model.train()
-        times = []
-        for s in range(warmup + steps):
-            t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            loss = crit(model(x), y)
-            loss.backward()
-            opt.step()
-            ms = (time.perf_counter() - t0) * 1e3
-            if s >= warmup:
-                times.append(ms)
-        times.sort()
+        times = timed_steps(model, crit, opt, x, y, steps, warmup)
         med = times[len(times) // 2]
         r = {"system": "pytorch " + torch.__version__, "model": name, "batch": batch,
              "threads": threads, "step_ms_median": round(med, 3),

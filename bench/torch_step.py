@@ -6,9 +6,10 @@ recipe graphc compiles (View -> Linear(1024,1000) -> ReLU -> Linear(1000,1000)
 setting and a last line with the best."""
 import json
 import sys
-import time
 
 import torch
+
+from torch_timing import timed_steps
 
 batch = int(sys.argv[1]) if len(sys.argv) > 1 else 256
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 30
@@ -27,17 +28,7 @@ for threads in (1, 2):
         torch.nn.Linear(1000, 10), torch.nn.LogSoftmax(dim=1))
     crit = torch.nn.NLLLoss()
     opt = torch.optim.Adagrad(model.parameters(), lr=1e-3)
-    times = []
-    for s in range(warmup + steps):
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = crit(model(x), y)
-        loss.backward()
-        opt.step()
-        ms = (time.perf_counter() - t0) * 1e3
-        if s >= warmup:
-            times.append(ms)
-    times.sort()
+    times = timed_steps(model, crit, opt, x, y, steps, warmup)
     r = {"system": "pytorch " + torch.__version__, "batch": batch, "threads": threads,
          "step_ms_median": round(times[len(times) // 2], 3),
          "step_ms_min": round(times[0], 3),
