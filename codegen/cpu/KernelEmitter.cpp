@@ -27,10 +27,15 @@ public:
     switch (plan.kind) {
     case KernelKind::Gemm: return gemm();
     case KernelKind::Rows: return rows();
-    case KernelKind::Range: return plan_.conv >= 0 ? conv() : range();
-    case KernelKind::Pack: return {plan, "", ""};
+    case KernelKind::Range:
+      if (plan_.conv >= 0)
+        return conv();
+      if (auto k = poolGradByWindow())
+        return *k;
+      return range();
+    case KernelKind::Pack: return {plan, "", "", {}};
     }
-    return {plan, "", ""};
+    return {plan, "", "", {}};
   }
 
 private:
@@ -52,7 +57,7 @@ private:
   // --- range kernels ---------------------------------------------------------
   KernelInfo range() {
     const Shape domain = plan_.domain.shape;
-    KernelInfo k{plan_, name(""), ""};
+    KernelInfo k{plan_, name(""), "", {}};
     auto &b = e_.b;
     e_.begin(k.fn, {b.getInt64Ty(), b.getInt64Ty()});
     e_.loop(e_.arg(2), e_.arg(3), [&](llvm::Value *i) {
@@ -88,13 +93,82 @@ private:
     return k;
   }
 
+  /// A max-pool gradient alone in its kernel, over windows that tile the
+  /// input (stride = kernel, no padding: LeNet's and VGG's): one pass over
+  /// the windows, each finding its maximum once, as the forward pass does
+  /// (the first of equal maxima), and writing its kh x kw block of the input
+  /// gradient: the window's gradient at the maximum, zeros elsewhere. The
+  /// rows and columns no window covers (floor mode) get their zeros from the
+  /// last window of their row or column. The per-element form searches each
+  /// window kh kw times.
+  std::optional<KernelInfo> poolGradByWindow() {
+    if (members_.size() != 1)
+      return std::nullopt;
+    const ValueId v = members_[0];
+    const Node &n = g().node(v);
+    if (n.op != Op::MaxPool2dGrad || !e_.stored[size_t(v)])
+      return std::nullopt;
+    const auto k = n.attrs.ints("kernel"), st = n.attrs.ints("stride", {1, 1}),
+               pad = n.attrs.ints("pad", {0, 0});
+    if (st != k || pad[0] != 0 || pad[1] != 0)
+      return std::nullopt;
+    const ValueId x = n.inputs[0], grad = n.inputs[1];
+    const Shape &xs = g().type(x).shape, &gs = g().type(grad).shape;
+    const int64_t kh = k[0], kw = k[1];
+    KernelInfo info{plan_, name(""), "", {}};
+    info.iterations = gs;
+    auto &b = e_.b;
+    e_.begin(info.fn, {b.getInt64Ty(), b.getInt64Ty()});
+    e_.loop(e_.arg(2), e_.arg(3), [&](llvm::Value *w) {
+      auto idx = e_.unravel(gs, w); // b, c, oy, ox
+      llvm::Value *plane = b.CreateMul(b.CreateAdd(b.CreateMul(idx[0], e_.i64(xs[1])), idx[1]),
+                                       e_.i64(xs[2] * xs[3]));
+      llvm::Value *y0 = b.CreateMul(idx[2], e_.i64(kh)), *x0 = b.CreateMul(idx[3], e_.i64(kw));
+      llvm::Value *corner = b.CreateAdd(plane, b.CreateAdd(b.CreateMul(y0, e_.i64(xs[3])), x0));
+      std::vector<llvm::Value *> at;
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx)
+          at.push_back(b.CreateAdd(corner, e_.i64(ky * xs[3] + kx)));
+      llvm::Value *best = e_.i64(0), *bestV = e_.load(x, at[0]);
+      for (size_t t = 1; t < at.size(); ++t) {
+        llvm::Value *val = e_.load(x, at[t]);
+        llvm::Value *better = b.CreateFCmpOGT(val, bestV);
+        best = b.CreateSelect(better, e_.i64(int64_t(t)), best);
+        bestV = b.CreateSelect(better, val, bestV);
+      }
+      llvm::Value *gv = e_.load(grad, w);
+      for (size_t t = 0; t < at.size(); ++t)
+        e_.store(v, at[t], b.CreateSelect(b.CreateICmpEQ(best, e_.i64(int64_t(t))), gv, e_.f32(0)));
+      // Zeros for what floor mode leaves uncovered, right of and below the windows.
+      const int64_t coveredW = gs[3] * kw, coveredH = gs[2] * kh;
+      llvm::Value *lastCol = b.CreateICmpEQ(idx[3], e_.i64(gs[3] - 1));
+      llvm::Value *lastRow = b.CreateICmpEQ(idx[2], e_.i64(gs[2] - 1));
+      auto zeros = [&](llvm::Value *y, llvm::Value *xFrom, llvm::Value *xTo) {
+        llvm::Value *row = b.CreateAdd(plane, b.CreateMul(y, e_.i64(xs[3])));
+        e_.loop(xFrom, xTo, [&](llvm::Value *xx) { e_.store(v, b.CreateAdd(row, xx), e_.f32(0)); });
+      };
+      if (coveredW < xs[3])
+        e_.ifThen(lastCol, [&] {
+          e_.loop(y0, b.CreateAdd(y0, e_.i64(kh)),
+                  [&](llvm::Value *y) { zeros(y, e_.i64(coveredW), e_.i64(xs[3])); });
+        });
+      if (coveredH < xs[2])
+        e_.ifThen(lastRow, [&] {
+          llvm::Value *to = b.CreateSelect(lastCol, e_.i64(xs[3]), b.CreateAdd(x0, e_.i64(kw)));
+          e_.loop(e_.i64(coveredH), e_.i64(xs[2]), [&](llvm::Value *y) { zeros(y, x0, to); });
+        });
+    });
+    e_.finish();
+    return info;
+  }
+
   // --- row kernels -----------------------------------------------------------
   KernelInfo rows() {
     const Shape rowsShape = plan_.domain.shape;
     const int64_t c = rowsShape.back();
     Shape reduced = rowsShape;
     reduced.back() = 1;
-    KernelInfo k{plan_, name(""), ""};
+    KernelInfo k{plan_, name(""), "", {}};
     auto &b = e_.b;
     e_.begin(k.fn, {});
     llvm::Value *rowCount = b.CreateUDiv(e_.numel(rowsShape), e_.i64(c));
@@ -215,7 +289,7 @@ private:
 
   // --- GEMM kernels ----------------------------------------------------------
   KernelInfo gemm() {
-    KernelInfo k{plan_, "", ""};
+    KernelInfo k{plan_, "", "", {}};
     if (!plan_.epilogue.empty())
       k.fn = emitEpilogue(plan_.matmul, plan_.epilogue, plan_.domain.shape);
     if (plan_.colsum >= 0)
@@ -225,7 +299,7 @@ private:
 
   // --- convolutions: the implicit GEMM of grt_conv -------------------------
   KernelInfo conv() {
-    KernelInfo k{plan_, "", ""};
+    KernelInfo k{plan_, "", "", {}};
     if (!plan_.epilogue.empty())
       k.fn = emitEpilogue(plan_.conv, plan_.epilogue, plan_.domain.shape);
     return k;

@@ -147,7 +147,8 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
         launchConv(ki);
         break;
       }
-      b.CreateCall(parallelRange, {pool, fn(ki.fn), table, n, e.numel(k.domain.shape)});
+      b.CreateCall(parallelRange,
+                   {pool, fn(ki.fn), table, n, e.numel(ki.iterations.value_or(k.domain.shape))});
       break;
     case KernelKind::Rows:
       b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(ki.fn), {table, n});
@@ -202,8 +203,9 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
         continue;
       ValueId v = g.outputs()[j].value;
       llvm::Value *dst = ioSlot(int(inputs.size() + j));
-      e.ifThen(b.CreateICmpNE(dst, at[size_t(v)]),
-               [&] { b.CreateCall(memcopy, {dst, at[size_t(v)], bytes(v)}); });
+      e.ifThen(b.CreateICmpNE(dst, at[size_t(v)]), [&] {
+        b.CreateCall(memcopy, {dst, at[size_t(v)], bytes(v)});
+      });
     }
   };
   if (stepwise)
