@@ -8,6 +8,7 @@
 #include "frontend/Trace.h"
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
+#include "ir/graphc_io.h"
 
 #include <fmt/format.h>
 
@@ -42,12 +43,34 @@ Expected<passes::OptimizerConfig> optimizerOf(const nn::ModelSpec &spec) {
   return opt;
 }
 
+/// The model traced for an executable. Evaluation, the metrics and the
+/// executables' output buffers take one row of class scores per sample, so
+/// an output of another rank is an error here, located at the model.
+Expected<frontend::Traced> traceClassifier(const nn::ModelSpec &spec, const ir::Shape &sample,
+                                           bool training) {
+  auto t = frontend::trace(spec, sample, {.training = training});
+  if (!t)
+    return t.diag();
+  const ir::Type &out = t->graph.type(t->graph.output(GRAPHC_IO_OUTPUT));
+  if (out.rank() == 2)
+    return t;
+  Diag d;
+  d.file = spec.file;
+  d.line = spec.modelLoc.line;
+  d.col = spec.modelLoc.col;
+  d.message = fmt::format("the model's output is {}, not [N,classes]: a graphc model ends in one "
+                          "score (or log-probability) per class; flatten it with nn.View({}) and "
+                          "map it to the classes, e.g. with nn.Linear",
+                          ir::str(out.shape), out.rowNumel());
+  return d;
+}
+
 /// The evaluation graph through its pipeline: only the model's output is
 /// kept, so labels and the Dropout seed go.
 Expected<passes::Pipeline> evaluationPipeline(const nn::ModelSpec &spec, const ir::Shape &sample,
                                               passes::PipelineOptions options,
                                               frontend::Traced *traced) {
-  auto eval = frontend::trace(spec, sample, {.training = false});
+  auto eval = traceClassifier(spec, sample, false);
   if (!eval)
     return eval.diag();
   ir::Graph fwd = eval->graph;
@@ -83,7 +106,7 @@ Expected<Compilation> compile(const nn::ModelSpec &spec, const ir::Shape &sample
   auto opt = optimizerOf(spec);
   if (!opt)
     return opt.diag();
-  auto train = frontend::trace(spec, sample, {.training = true});
+  auto train = traceClassifier(spec, sample, true);
   if (!train)
     return train.diag();
 
@@ -174,11 +197,11 @@ Expected<ir::Shape> sampleShape(const nn::ModelSpec &spec, const ir::Shape &flag
 
 Expected<ir::Shape> imageSampleShape(const nn::ModelSpec &spec, int64_t rows, int64_t cols) {
   ir::Shape direct{1, rows, cols};
-  auto t = frontend::trace(spec, direct, {.training = false});
+  auto t = traceClassifier(spec, direct, false);
   if (t)
     return direct;
   ir::Shape padded{1, rows + 4, cols + 4};
-  if (frontend::trace(spec, padded, {.training = false}))
+  if (traceClassifier(spec, padded, false))
     return padded;
   return t.diag();
 }

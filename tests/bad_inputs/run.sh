@@ -452,6 +452,12 @@ expect t7 module-cycle "hostile_module_cycle.t7: error: root.modules[1]: nn.Sequ
   import "$t7_corpus/hostile_module_cycle.t7" -o cycle
 expect t7 module-cycle-eval "nn.Sequential holds itself (a cycle of references)" -- \
   eval "$t7_corpus/hostile_module_cycle.t7" --test-data "$t7_corpus/nothing"
+# A network whose output is a feature map, not a row of class scores per
+# sample: refused, where eval used to write past its output buffer.
+printf "require 'nn'\nmodel = nn.Sequential()\nmodel:add(nn.SpatialConvolution(1, 4, 5, 5))\n" \
+  >feature_map.model
+expect model output-not-classes "feature_map.model:2:1: error: the model's output is [N,4,24,24], not [N,classes]" -- \
+  eval feature_map.model --weights good.st --data plain --target interp
 expect t7 binary-read-as-ascii "expected an integer" -- inspect "$t7_corpus/model.binary.t7" --mode ascii
 expect t7 missing "nothing.t7: error: cannot open: No such file or directory" -- inspect nothing.t7
 expect t7 directory "error: not a regular file" -- inspect "$t7_corpus"
