@@ -559,13 +559,20 @@ Expected<SafetensorsFile> readSafetensors(const std::string &path) {
 
 namespace {
 
-/// PyTorch's BatchNorm counts its batches in `num_batches_tracked`, which
-/// nothing in Torch7 or graphc reads (momentum is fixed): ignored on load.
+/// PyTorch's BatchNorm counts its batches in `num_batches_tracked`: the
+/// name of that count for the BatchNorm whose running mean is `p`, or "".
+/// Nothing in Torch7 or graphc reads it (momentum is fixed): it is written,
+/// as every training step is one batch of every BatchNorm, and ignored on load.
+std::string batchCountName(const ir::ParamInfo &p) {
+  const std::string mean = ".running_mean";
+  if (p.trainable || p.name.size() <= mean.size() ||
+      p.name.compare(p.name.size() - mean.size(), mean.size(), mean) != 0)
+    return "";
+  return p.name.substr(0, p.name.size() - mean.size()) + ".num_batches_tracked";
+}
+
 bool isBatchCount(const std::string &name, const ir::ParamInfo &p) {
-  const std::string count = ".num_batches_tracked", mean = ".running_mean";
-  return !p.trainable && p.name.size() > mean.size() &&
-         p.name.compare(p.name.size() - mean.size(), mean.size(), mean) == 0 &&
-         name == p.name.substr(0, p.name.size() - mean.size()) + count;
+  return !name.empty() && name == batchCountName(p);
 }
 
 } // namespace
@@ -579,6 +586,10 @@ Status saveCheckpoint(const std::string &path, Executable &exe, int64_t epoch, u
   };
   for (const ir::ParamInfo &p : info.params)
     add(p.name, p, exe.params());
+  const int64_t batches = exe.step(); // int64 scalars, as PyTorch keeps them
+  for (const ir::ParamInfo &p : info.params)
+    if (std::string count = batchCountName(p); !count.empty())
+      tensors.push_back({count, "I64", {}, &batches, sizeof batches});
   for (const std::string &slot : info.stateSlots) {
     const float *state = exe.state(slot);
     GRAPHC_CHECK(state, "no optimizer state {}", slot);

@@ -119,10 +119,12 @@ bool haveCc() {
 }
 
 /// A safetensors file as read by this test alone (8-byte little-endian
-/// header length, JSON header, raw F32 data), not by graphc's Checkpoint.cpp:
-/// the library's checkpoints are checked against an independent reader.
+/// header length, JSON header, raw F32 data and I64 scalars), not by graphc's
+/// Checkpoint.cpp: the library's checkpoints are checked against an
+/// independent reader.
 struct SafeTensors {
   std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> tensors;
+  std::map<std::string, int64_t> scalars; ///< I64 (BatchNorm's num_batches_tracked)
   std::map<std::string, std::string> metadata;
 };
 
@@ -144,9 +146,19 @@ SafeTensors readSafeTensors(const fs::path &path) {
       continue;
     }
     INFO("tensor " << key << ": " << value.dump());
-    REQUIRE(value.at("dtype") == "F32");
     auto shape = value.at("shape").get<std::vector<int64_t>>();
     uint64_t begin = value.at("data_offsets").at(0), end = value.at("data_offsets").at(1);
+    if (value.at("dtype") == "I64") {
+      REQUIRE(shape.empty());
+      REQUIRE(end - begin == 8);
+      REQUIRE(data + end <= bytes.size());
+      uint64_t v = 0;
+      for (int i = 0; i < 8; ++i)
+        v |= uint64_t(uint8_t(bytes[data + begin + size_t(i)])) << (8 * i);
+      st.scalars[key] = int64_t(v);
+      continue;
+    }
+    REQUIRE(value.at("dtype") == "F32");
     int64_t numel = 1;
     for (int64_t d : shape)
       numel *= d;
@@ -230,6 +242,19 @@ void checkAgainst(const fs::path &path, runtime::Executable &ref, uint64_t seed)
       if (p.trainable)
         compare("optim." + slot + "." + p.name, ref.state(slot), p);
   }
+  // PyTorch's batch count of each BatchNorm: one per step, and nothing else.
+  size_t counts = 0;
+  for (const ir::ParamInfo &p : info.params) {
+    const std::string mean = ".running_mean";
+    if (p.trainable || !p.name.ends_with(mean))
+      continue;
+    std::string key = p.name.substr(0, p.name.size() - mean.size()) + ".num_batches_tracked";
+    INFO(key);
+    REQUIRE(st.scalars.count(key) == 1);
+    CHECK(st.scalars.at(key) == ref.step());
+    ++counts;
+  }
+  CHECK(st.scalars.size() == counts);
   CHECK(st.metadata["graphc.step"] == std::to_string(ref.step()));
   CHECK(st.metadata["graphc.seed"] == std::to_string(seed));
 }

@@ -91,11 +91,10 @@ def torch_net():
 
 
 def load(net, ckpt):
-    state = {k: torch.from_numpy(v.astype(np.float64)) for k, v in ckpt.items()
-             if not k.startswith("optim.")}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
-        fail(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
+    """A graphc checkpoint into PyTorch, strictly: every name, the batch counts included."""
+    state = {k: torch.from_numpy(v if v.dtype == np.int64 else v.astype(np.float64))
+             for k, v in ckpt.items() if not k.startswith("optim.")}
+    net.load_state_dict(state, strict=True)
 
 
 def close(name, got, want, tol):
@@ -134,6 +133,10 @@ def main():
             for t in ("running_mean", "running_var"):
                 if f"optim.{slot}.{pos}.{t}" in one:
                     fail(f"the checkpoint keeps optimizer state for {pos}.{t}")
+            for ck, steps in ((one, 1), (two, 2)):  # PyTorch's count: int64, one per step
+                count = ck.get(f"{pos}.num_batches_tracked")
+                if count is None or count.dtype != np.int64 or count.shape != () or count != steps:
+                    fail(f"{pos}.num_batches_tracked is {count!r}, expected int64 {steps}")
             w = one[f"{pos}.weight"]
             if not (w.min() > -0.05 and w.max() < 1.05 and w.max() - w.min() > 0.1):
                 fail(f"{pos}.weight {w} is not Torch7's uniform [0, 1) start")

@@ -26,7 +26,8 @@ def run(cmd, check=False):
 
 
 def read_safetensors(path):
-    """The header, the metadata and every F32 tensor as a numpy array."""
+    """The header, the metadata and every tensor as a numpy array: F32, and I64
+    (BatchNorm's num_batches_tracked)."""
     with open(path, "rb") as f:
         blob = f.read()
     (n,) = struct.unpack("<Q", blob[:8])
@@ -35,10 +36,12 @@ def read_safetensors(path):
     meta = header.pop("__metadata__", {})
     tensors = {}
     for name, e in header.items():
-        if e["dtype"] != "F32":
+        kinds = {"F32": "<f4", "I64": "<i8"}
+        if e["dtype"] not in kinds:
             fail(f"{name}: dtype {e['dtype']}")
         b, end = e["data_offsets"]
-        tensors[name] = np.frombuffer(data[b:end], dtype="<f4").reshape(e["shape"]).copy()
+        tensors[name] = np.frombuffer(data[b:end], dtype=kinds[e["dtype"]]).reshape(
+            e["shape"]).copy()
     return header, meta, tensors
 
 

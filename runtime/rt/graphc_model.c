@@ -321,6 +321,16 @@ static int64_t numel(const grt_tensor_desc *t) {
   return n;
 }
 
+/* For a BatchNorm's running mean ("3.running_mean", a buffer): the length of
+ * its layer's prefix ("3"), whose num_batches_tracked save writes; else -1. */
+static int batch_count_prefix(const grt_tensor_desc *t) {
+  static const char mean[] = ".running_mean";
+  size_t n = strlen(t->name), k = sizeof mean - 1;
+  if (t->trainable || n <= k || strcmp(t->name + n - k, mean) != 0)
+    return -1;
+  return (int)(n - k);
+}
+
 int grt_model_save(grt_model *m, const char *path) {
   if (!m || !path)
     return m ? fail(m, GRT_ERR_ARGUMENT, "save: the path is null") : GRT_ERR_ARGUMENT;
@@ -343,6 +353,17 @@ int grt_model_save(grt_model *m, const char *path) {
       ok = ok && put(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]},", offset, offset + bytes);
       offset += bytes;
     }
+  /* PyTorch's BatchNorm counts its batches (int64 scalars): one per step. */
+  for (int64_t t = 0; t < d->num_tensors; ++t) {
+    int prefix = batch_count_prefix(&d->tensors[t]);
+    if (prefix < 0)
+      continue;
+    ok = ok && put(&h,
+                   "\"%.*s.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],"
+                   "\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]},",
+                   prefix, d->tensors[t].name, offset, offset + 8);
+    offset += 8;
+  }
   ok = ok && put(&h,
                  "\"__metadata__\":{\"graphc.model\":\"%s\",\"graphc.optimizer\":\"%s\","
                  "\"graphc.step\":\"%" PRId64 "\",\"graphc.epoch\":\"0\",\"graphc.seed\":\"%" PRIu64
@@ -374,6 +395,13 @@ int grt_model_save(grt_model *m, const char *path) {
         ok = fwrite(base + d->tensors[t].offset, 4, (size_t)numel(&d->tensors[t]), f) ==
              (size_t)numel(&d->tensors[t]);
   }
+  for (int64_t t = 0; ok && t < d->num_tensors; ++t)
+    if (batch_count_prefix(&d->tensors[t]) >= 0) {
+      unsigned char count[8];
+      for (int i = 0; i < 8; ++i)
+        count[i] = (unsigned char)((uint64_t)m->step >> (8 * i));
+      ok = fwrite(count, 1, 8, f) == 8;
+    }
   ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
   ok = (fclose(f) == 0) && ok;
   if (!ok || rename(tmp, path) != 0) {
