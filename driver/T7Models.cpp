@@ -153,7 +153,7 @@ public:
           return n.diag();
         v[i] = *n;
       }
-      // Ceil mode: the tracer checks that it agrees with floor mode here.
+      // Ceil mode: the tracer gives the extra windows as the op's pad_end.
       const T7Value *ceilMode = fields->get("ceil_mode");
       const bool ceil = ceilMode && ceilMode->kind == T7Value::Boolean && ceilMode->boolean;
       if (!average) {

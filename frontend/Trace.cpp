@@ -554,34 +554,35 @@ private:
       if (in.shape[2] + 2 * ph < kh || in.shape[3] + 2 * pw < kw)
         return layerError(m,
                           fmt::format("window {}x{} is larger than the input {}", kw, kh, shape));
+      int64_t sh = int64_t(a[3]), sw = int64_t(a[2]);
+      ir::Attrs attrs{{"kernel", std::vector<int64_t>{kh, kw}},
+                      {"stride", std::vector<int64_t>{sh, sw}},
+                      {"pad", std::vector<int64_t>{ph, pw}}};
       if (m.ceil) {
         // Torch7's ceil mode rounds the window count up, then drops a last
-        // window that would start in the padding. Where that adds no window
-        // it pools as floor mode does; elsewhere graphc has no such op yet.
-        auto windows = [](int64_t in, int64_t k, int64_t s, int64_t p, bool up) {
-          int64_t span = in + 2 * p - k;
-          int64_t n = (up ? (span + s - 1) / s : span / s) + 1;
-          if (up && p > 0 && (n - 1) * s >= in + p)
+        // window that would start in the padding; pad_end pads the bottom
+        // and right just enough for the windows that this adds.
+        auto windows = [](int64_t in, int64_t k, int64_t s, int64_t p) {
+          int64_t n = (in + 2 * p - k + s - 1) / s + 1;
+          if (p > 0 && (n - 1) * s >= in + p)
             --n;
           return n;
         };
-        int64_t sh = int64_t(a[3]), sw = int64_t(a[2]);
-        int64_t fh = windows(in.shape[2], kh, sh, ph, false),
-                fw = windows(in.shape[3], kw, sw, pw, false);
-        int64_t ch = windows(in.shape[2], kh, sh, ph, true),
-                cw = windows(in.shape[3], kw, sw, pw, true);
-        if (ch != fh || cw != fw)
-          return layerError(m, fmt::format("ceil mode (:ceil()) on input {} gives {}x{} windows "
-                                           "where floor mode gives {}x{}: graphc pools in ceil "
-                                           "mode only where the two agree (pad the input, or "
-                                           "drop :ceil())",
-                                           shape, ch, cw, fh, fw));
+        int64_t nh = windows(in.shape[2], kh, sh, ph), nw = windows(in.shape[3], kw, sw, pw);
+        // Without padding Torch7 keeps a last window that starts past the
+        // input (a kernel smaller than the stride), which pools nothing.
+        if ((nh - 1) * sh - ph >= in.shape[2] || (nw - 1) * sw - pw >= in.shape[3])
+          return layerError(m, fmt::format("ceil mode (:ceil()) on input {} makes a last window "
+                                           "that starts past the input, which pools nothing "
+                                           "(a kernel smaller than its stride): drop :ceil()",
+                                           shape));
+        int64_t eh = std::max<int64_t>(0, (nh - 1) * sh + kh - in.shape[2] - 2 * ph);
+        int64_t ew = std::max<int64_t>(0, (nw - 1) * sw + kw - in.shape[3] - 2 * pw);
+        if (eh > 0 || ew > 0)
+          attrs.set("pad_end", std::vector<int64_t>{eh, ew});
       }
-      Op op = m.kind == nn::Kind::SpatialMaxPooling ? Op::MaxPool2d : Op::AvgPool2d;
-      return g_.add(op, {x},
-                    {{"kernel", std::vector<int64_t>{kh, kw}},
-                     {"stride", std::vector<int64_t>{int64_t(a[3]), int64_t(a[2])}},
-                     {"pad", std::vector<int64_t>{ph, pw}}});
+      return g_.add(m.kind == nn::Kind::SpatialMaxPooling ? Op::MaxPool2d : Op::AvgPool2d, {x},
+                    attrs);
     }
     default: break;
     }

@@ -467,19 +467,25 @@ private:
     }
     case Op::AvgPool2d:
     case Op::AvgPool2dGrad: {
-      // Torch7's count_include_pad: every window divides by kh kw (in floor
-      // mode no window reaches past the padding).
+      // Torch7's count_include_pad: a window divides by its size clipped to
+      // the input and its padding, which is kh kw except for the windows
+      // that ceil mode's pad_end adds.
       auto k = a.ints("kernel");
       Window win = window(a, k[0], k[1]);
       const Tensor &src = in(n, 0);
       const bool forward = n.op == Op::AvgPool2d;
       const Shape &xs = forward ? src.shape : shape, &ys = forward ? shape : src.shape;
-      const double scale = 1.0 / double(k[0] * k[1]);
+      auto span = [](int64_t o, int64_t s, int64_t p, int64_t k, int64_t size) {
+        int64_t start = o * s - p;
+        return std::min(start + k, size + p) - start;
+      };
       out = Tensor(shape);
       for (int64_t b = 0; b < ys[0]; ++b)
         for (int64_t c = 0; c < ys[1]; ++c)
           for (int64_t oy = 0; oy < ys[2]; ++oy)
-            for (int64_t ox = 0; ox < ys[3]; ++ox)
+            for (int64_t ox = 0; ox < ys[3]; ++ox) {
+              const double scale = 1.0 / double(span(oy, win.sh, win.ph, win.kh, xs[2]) *
+                                                span(ox, win.sw, win.pw, win.kw, xs[3]));
               for (int64_t ky = 0; ky < win.kh; ++ky)
                 for (int64_t kx = 0; kx < win.kw; ++kx) {
                   int64_t iy = oy * win.sh - win.ph + ky, ix = ox * win.sw - win.pw + kx;
@@ -492,6 +498,7 @@ private:
                   else
                     out.data[xi] += src.data[yi] * scale;
                 }
+            }
       return {};
     }
     default: // float math is evaluated above, by class

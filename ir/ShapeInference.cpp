@@ -54,11 +54,25 @@ Expected<Type> inferWindow(Op op, const Type &x, int64_t channels_out, std::vect
     return fail(op, "stride, pad and kernel take two values each");
   if (stride[0] < 1 || stride[1] < 1 || pad[0] < 0 || pad[1] < 0 || kernel[0] < 1 || kernel[1] < 1)
     return fail(op, "window sizes and strides must be positive, pads not negative");
-  int64_t h = windowOut(x.shape[2], kernel[0], stride[0], pad[0]);
-  int64_t w = windowOut(x.shape[3], kernel[1], stride[1], pad[1]);
+  // Pooling's pad_end: Torch7's ceil mode, extra windows at the bottom and
+  // right that reach past the input.
+  const bool pool = op == Op::MaxPool2d || op == Op::MaxPool2dGrad || op == Op::AvgPool2d ||
+                    op == Op::AvgPool2dGrad;
+  if (!pool && attrs.has("pad_end"))
+    return fail(op, "pad_end is for pooling only");
+  auto padEnd = attrs.ints("pad_end", {0, 0});
+  if (padEnd.size() != 2 || padEnd[0] < 0 || padEnd[1] < 0)
+    return fail(op, "pad_end takes two values, not negative");
+  int64_t h = windowOut(x.shape[2], kernel[0], stride[0], pad[0], padEnd[0]);
+  int64_t w = windowOut(x.shape[3], kernel[1], stride[1], pad[1], padEnd[1]);
   if (h < 1 || w < 1)
     return fail(op,
                 fmt::format("window {}x{} does not fit input {}", kernel[0], kernel[1], str(x)));
+  // As in Torch7, the last window starts inside the input: none is all padding.
+  if (pool &&
+      ((h - 1) * stride[0] - pad[0] >= x.shape[2] || (w - 1) * stride[1] - pad[1] >= x.shape[3]))
+    return fail(op, fmt::format("pad_end [{},{}] makes a window that starts past the input {}",
+                                padEnd[0], padEnd[1], str(x)));
   return Type{DType::F32, {x.shape[0], channels_out, h, w}};
 }
 
@@ -73,12 +87,13 @@ std::optional<Diag> poolPad(Op op, const Attrs &attrs) {
 
 } // namespace
 
-int64_t windowOut(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
-  // floor((in + 2 pad - kernel) / stride) + 1; C++ division truncates toward
-  // zero, which would give one output for a window that does not fit.
-  if (in + 2 * pad < kernel)
+int64_t windowOut(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t padEnd) {
+  // floor((in + 2 pad + padEnd - kernel) / stride) + 1; C++ division
+  // truncates toward zero, which would give one output for a window that
+  // does not fit.
+  if (in + 2 * pad + padEnd < kernel)
     return 0;
-  return (in + 2 * pad - kernel) / stride + 1;
+  return (in + 2 * pad + padEnd - kernel) / stride + 1;
 }
 
 Expected<Shape> broadcastShapes(const Shape &a, const Shape &b) {

@@ -20,7 +20,8 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
 /// Numpy-style broadcast of two shapes (N broadcasts only against N or 1).
 Expected<Shape> broadcastShapes(const Shape &a, const Shape &b);
 
-/// Output spatial size of a convolution or pooling window.
-int64_t windowOut(int64_t in, int64_t kernel, int64_t stride, int64_t pad);
+/// Output spatial size of a convolution or pooling window; `padEnd` is
+/// pooling's extra padding after the input (Torch7's ceil mode).
+int64_t windowOut(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t padEnd = 0);
 
 } // namespace graphc::ir

@@ -213,6 +213,33 @@ std::vector<Case> cases() {
                        {"stride", std::vector<int64_t>{2, 2}},
                        {"pad", std::vector<int64_t>{1, 1}}});
        }},
+      // Torch7's ceil mode: clipped last windows (pad_end).
+      {"maxpool2d 3x3 stride 2 pad 1, ceil mode",
+       {{f32({kBatch, 2, 6, 4})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::MaxPool2d, {a[0]},
+                      {{"kernel", std::vector<int64_t>{3, 3}},
+                       {"stride", std::vector<int64_t>{2, 2}},
+                       {"pad", std::vector<int64_t>{1, 1}},
+                       {"pad_end", std::vector<int64_t>{1, 1}}});
+       }},
+      {"avgpool2d 3x4 stride 2 pad 1 on 6x7, ceil mode",
+       {{f32({kBatch, 2, 6, 7})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::AvgPool2d, {a[0]},
+                      {{"kernel", std::vector<int64_t>{3, 4}},
+                       {"stride", std::vector<int64_t>{2, 2}},
+                       {"pad", std::vector<int64_t>{1, 1}},
+                       {"pad_end", std::vector<int64_t>{1, 1}}});
+       }},
+      {"avgpool2d 3x3 stride 2, ceil mode",
+       {{f32({kBatch, 2, 6, 4})}},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(Op::AvgPool2d, {a[0]},
+                      {{"kernel", std::vector<int64_t>{3, 3}},
+                       {"stride", std::vector<int64_t>{2, 2}},
+                       {"pad_end", std::vector<int64_t>{1, 1}}});
+       }},
   };
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {

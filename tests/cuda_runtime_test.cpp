@@ -363,6 +363,25 @@ TEST_CASE("every op and its gradient on the GPU match the interpreter", "[cuda]"
        attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 2}},
                              {"stride", std::vector<int64_t>{2, 2}},
                              {"pad", std::vector<int64_t>{1, 1}}})},
+      // Torch7's ceil mode (pad_end): clipped last windows, and average
+      // pooling's divisor clipped with them.
+      {"maxpool2d 3x3 stride 2 pad 1 on 6x8, ceil mode",
+       {f32({kBatch, 2, 6, 8})},
+       attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 3}},
+                             {"stride", std::vector<int64_t>{2, 2}},
+                             {"pad", std::vector<int64_t>{1, 1}},
+                             {"pad_end", std::vector<int64_t>{1, 1}}})},
+      {"avgpool2d 3x4 stride 2 pad 1 on 6x7, ceil mode",
+       {f32({kBatch, 2, 6, 7})},
+       attrs(Op::AvgPool2d, {{"kernel", std::vector<int64_t>{3, 4}},
+                             {"stride", std::vector<int64_t>{2, 2}},
+                             {"pad", std::vector<int64_t>{1, 1}},
+                             {"pad_end", std::vector<int64_t>{1, 1}}})},
+      {"avgpool2d 3x3 stride 2 on 6x8, ceil mode",
+       {f32({kBatch, 2, 6, 8})},
+       attrs(Op::AvgPool2d, {{"kernel", std::vector<int64_t>{3, 3}},
+                             {"stride", std::vector<int64_t>{2, 2}},
+                             {"pad_end", std::vector<int64_t>{1, 1}}})},
   };
   int seed = 0;
   for (const OpCase &c : cases)

@@ -907,16 +907,20 @@ namespace {
 
 struct Pool {
   int64_t kh, kw, sh, sw, ph, pw;
+  int64_t eh = 0, ew = 0; // pad_end: Torch7's ceil mode
 };
 
 Attrs poolAttrs(Pool p) {
-  return {{"kernel", Ints{p.kh, p.kw}}, {"stride", Ints{p.sh, p.sw}}, {"pad", Ints{p.ph, p.pw}}};
+  Attrs a{{"kernel", Ints{p.kh, p.kw}}, {"stride", Ints{p.sh, p.sw}}, {"pad", Ints{p.ph, p.pw}}};
+  if (p.eh || p.ew)
+    a.set("pad_end", Ints{p.eh, p.ew});
+  return a;
 }
 
 /// Max pooling and its gradient with explicit loops; padding never wins.
 std::pair<Tensor, Tensor> poolRef(const Tensor &x, const Tensor *g, Pool p) {
   int64_t B = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
-  int64_t Ho = outSize(H, p.kh, p.sh, p.ph), Wo = outSize(W, p.kw, p.sw, p.pw);
+  int64_t Ho = outSize(H + p.eh, p.kh, p.sh, p.ph), Wo = outSize(W + p.ew, p.kw, p.sw, p.pw);
   Tensor y({B, C, Ho, Wo}), dx(x.shape);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t c = 0; c < C; ++c)
@@ -951,11 +955,15 @@ TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops", "[inter
       {3, 3, 2, 2, 1, 1}, // overlapping, padded
       {3, 2, 1, 2, 1, 0}, // asymmetric
       {3, 3, 1, 1, 1, 1}, // stride 1: one input can win many windows
+      // Torch7's ceil mode: a last window clipped by the input's end.
+      {2, 2, 2, 2, 0, 0, 1, 0},
+      {3, 3, 2, 2, 0, 0, 0, 1},
+      {3, 3, 2, 2, 1, 1, 0, 1},
   };
   Rng rng(15);
   for (int64_t B : kBatches)
     for (const Pool &p : pools) {
-      CAPTURE(B, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw);
+      CAPTURE(B, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.eh, p.ew);
       Shape xs{B, 2, 7, 6};
       Tensor x = rng.tensor(xs);
       INFO("x = " << show(x));
@@ -996,6 +1004,42 @@ TEST_CASE("interpreter: maxpool2d and its gradient with explicit loops", "[inter
   Tensor neg = Tensor({1, 1, 2, 2}, -3.0);
   checkTensor(runOp(Op::MaxPool2d, {{f32({N, 1, 2, 2}), neg}}, poolAttrs({2, 2, 1, 1, 1, 1})),
               Tensor({1, 1, 3, 3}, -3.0), 0);
+}
+
+TEST_CASE("interpreter: average pooling in Torch7's ceil mode (pad_end)", "[interp]") {
+  // Values from PyTorch's avg_pool2d(ceil_mode=True, count_include_pad=True),
+  // which follows THNN: a window divides by its size clipped to the input
+  // and its padding, so ceil mode's extra windows divide by fewer.
+  auto ramp = [](int64_t h, int64_t w) {
+    Tensor x({1, 1, h, w});
+    for (size_t i = 0; i < x.data.size(); ++i)
+      x.data[i] = double(i);
+    return x;
+  };
+  // 2x2 stride 2 over 5x5: the last row and column in windows of 2 (and 1).
+  checkTensor(runOp(Op::AvgPool2d, {{f32({N, 1, 5, 5}), ramp(5, 5)}},
+                    {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"pad_end", Ints{1, 1}}}),
+              tensor({1, 1, 3, 3}, {3, 5, 6.5, 13, 15, 16.5, 20.5, 22.5, 24}), 1e-12);
+  // GoogLeNet's 3x3 stride 2 pad 1 over 6x6: 4x4 windows, the last ones
+  // holding one input row or column and one of padding (divisor 2 x 3).
+  Attrs a{
+      {"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"pad", Ints{1, 1}}, {"pad_end", Ints{1, 1}}};
+  checkTensor(runOp(Op::AvgPool2d, {{f32({N, 1, 6, 6}), ramp(6, 6)}}, a),
+              tensor({1, 1, 4, 4},
+                     {14. / 9, 30. / 9, 42. / 9, 16. / 6, 75. / 9, 14, 16, 51. / 6, 147. / 9, 26,
+                      28, 87. / 6, 61. / 6, 16, 17, 35. / 4}),
+              1e-12);
+  // Its gradient (PyTorch's, times 36): ones back through the windows.
+  Attrs ga = a;
+  ga.set("in_shape", Ints{1, 6, 6});
+  const std::vector<double> dx36{4,  8,  4, 8,  4, 10, 8,  16, 8,  16, 8,  20,
+                                 4,  8,  4, 8,  4, 10, 8,  16, 8,  16, 8,  20,
+                                 4,  8,  4, 8,  4, 10, 10, 20, 10, 20, 10, 25};
+  std::vector<double> dx;
+  for (double v : dx36)
+    dx.push_back(v / 36);
+  checkTensor(runOp(Op::AvgPool2dGrad, {{f32({N, 1, 4, 4}), Tensor({1, 1, 4, 4}, 1.0)}}, ga),
+              tensor({1, 1, 6, 6}, dx), 1e-12);
 }
 
 TEST_CASE("interpreter: average pooling counts the padding, as Torch7's", "[interp]") {

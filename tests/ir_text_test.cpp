@@ -157,6 +157,26 @@ TEST_CASE("IR text: adjacent groups and groups listed out of order", "[ir]") {
   CHECK(parsed->groups()[size_t(k1)].reason == "second");
 }
 
+TEST_CASE("IR text: pooling's pad_end (Torch7's ceil mode) round-trips", "[ir]") {
+  Graph g("ceil");
+  ValueId x = g.input("x", f32({kBatch, 2, 6, 7}));
+  Attrs a{{"kernel", Ints{3, 4}},
+          {"stride", Ints{2, 2}},
+          {"pad", Ints{1, 1}},
+          {"pad_end", Ints{1, 1}}};
+  ValueId m = g.add(Op::MaxPool2d, {x}, a);
+  ValueId v = g.add(Op::AvgPool2d, {x}, a);
+  g.addOutput("max", m);
+  g.addOutput("avg", v);
+  requireRoundTrip(g);
+  const std::string text = print(g);
+  CHECK(text.find("pad_end = [1,1]") != std::string::npos);
+  auto parsed = parseGraph(text);
+  REQUIRE(parsed);
+  CHECK(parsed->type(m).shape == Shape{kBatch, 2, 4, 4});
+  CHECK(parsed->node(v).attrs.ints("pad_end") == Ints{1, 1});
+}
+
 TEST_CASE("IR text: attributes of every kind round-trip exactly", "[ir]") {
   Graph g("attrs");
   ValueId x = g.input("x", f32({kBatch, 2}));

@@ -311,9 +311,9 @@ TEST_CASE("SpatialAveragePooling takes Torch7's defaults", "[lua][layers]") {
   REQUIRE(t);
   CHECK(t->graph.type(t->graph.output("output")).shape == ir::Shape{ir::kBatch, 2, 3, 3});
   // Ceil mode (cifar.torch's VGG): where it gives floor mode's windows, the
-  // same graph; where it adds a window, a clear error. Torch7 drops a last
-  // window that would start in the padding: 2x2 stride 2 pad 1 over 5 is 3
-  // windows in both modes (4 in ceil mode before the drop).
+  // same graph; where it adds a window, pad_end. Torch7 drops a last window
+  // that would start in the padding: 2x2 stride 2 pad 1 over 5 is 3 windows
+  // in both modes (4 in ceil mode before the drop).
   auto traced = [&](const std::string &pool, ir::Shape sample) {
     return frontend::trace(luaOk("model = nn.Sequential():add(" + pool + ")\n"), sample);
   };
@@ -328,9 +328,19 @@ TEST_CASE("SpatialAveragePooling takes Torch7's defaults", "[lua][layers]") {
     CHECK(ir::print(floorMode->graph) == ir::print(ceilMode->graph));
   }
   t = traced("nn.SpatialMaxPooling(2, 2, 2, 2):ceil()", {1, 7, 8});
+  REQUIRE(t);
+  CHECK_THAT(ir::print(t->graph), Catch::Contains("pad_end = [1,0]"));
+  CHECK(t->graph.type(t->graph.output("output")).shape == ir::Shape{ir::kBatch, 1, 4, 4});
+  // GoogLeNet's 3x3 stride 2 pad 1: over 14, 8 windows in ceil mode (7 in floor
+  // mode); over 5, 3 in both (PyTorch's avg_pool2d(ceil_mode=True) agrees).
+  t = traced("nn.SpatialAveragePooling(3, 3, 2, 2, 1, 1):ceil()", {2, 14, 5});
+  REQUIRE(t);
+  CHECK_THAT(ir::print(t->graph), Catch::Contains("pad_end = [1,0]"));
+  CHECK(t->graph.type(t->graph.output("output")).shape == ir::Shape{ir::kBatch, 2, 8, 3});
+  // A kernel smaller than its stride: Torch7's last window pools nothing.
+  t = traced("nn.SpatialMaxPooling(1, 1, 3, 3):ceil()", {1, 5, 5});
   REQUIRE(!t);
-  CHECK_THAT(t.diag().message, Catch::Contains("ceil mode (:ceil()) on input [N,1,7,8] gives 4x4 "
-                                               "windows where floor mode gives 3x4"));
+  CHECK_THAT(t.diag().message, Catch::Contains("starts past the input"));
 }
 
 TEST_CASE("Torch7-style scripts train like the interpreter", "[lua][cpu]") {

@@ -274,6 +274,43 @@ TEST_CASE("shape inference: matmul with transposes", "[shape]") {
   expectReject(Op::MatMul, {i32({N, 4}), f32({4, 3})}, {}, {"must be f32"});
 }
 
+TEST_CASE("shape inference: pooling's pad_end (Torch7's ceil mode)", "[shape]") {
+  // 3x3 stride 2 over 6: 2 windows in floor mode, 3 in ceil mode (PyTorch's
+  // max_pool2d(ceil_mode=True) gives 3 too); pad_end 1 gives the third.
+  Attrs a{{"kernel", Ints{3, 3}}, {"stride", Ints{2, 2}}, {"pad_end", Ints{1, 0}}};
+  expectType(Op::MaxPool2d, {f32({N, 2, 6, 6})}, a, f32({N, 2, 3, 2}));
+  expectType(Op::MaxPool2dGrad, {f32({N, 2, 6, 6}), f32({N, 2, 3, 2})}, a, f32({N, 2, 6, 6}));
+  expectType(Op::AvgPool2d, {f32({N, 2, 6, 6})}, a, f32({N, 2, 3, 2}));
+  Attrs ga = a;
+  ga.set("in_shape", Ints{2, 6, 6});
+  expectType(Op::AvgPool2dGrad, {f32({N, 2, 3, 2})}, ga, f32({N, 2, 6, 6}));
+  // GoogLeNet's 3x3 stride 2 pad 1 over 14: 8 windows.
+  expectType(Op::MaxPool2d, {f32({N, 1, 14, 14})},
+             {{"kernel", Ints{3, 3}},
+              {"stride", Ints{2, 2}},
+              {"pad", Ints{1, 1}},
+              {"pad_end", Ints{1, 1}}},
+             f32({N, 1, 8, 8}));
+  CHECK(windowOut(6, 3, 2, 0, 1) == 3);
+  // A window that would start past the input (Torch7 drops it), a negative
+  // or short pad_end, and pad_end on a convolution are refused.
+  expectReject(Op::MaxPool2d, {f32({N, 1, 4, 4})},
+               {{"kernel", Ints{2, 2}}, {"stride", Ints{2, 2}}, {"pad_end", Ints{2, 0}}},
+               {"starts past the input"});
+  expectReject(Op::AvgPool2d, {f32({N, 1, 5, 5})},
+               {{"kernel", Ints{2, 2}},
+                {"stride", Ints{2, 2}},
+                {"pad", Ints{1, 1}},
+                {"pad_end", Ints{0, 2}}},
+               {"starts past the input"});
+  expectReject(Op::MaxPool2d, {f32({N, 1, 6, 6})},
+               {{"kernel", Ints{3, 3}}, {"pad_end", Ints{-1, 0}}}, {"not negative"});
+  expectReject(Op::MaxPool2d, {f32({N, 1, 6, 6})}, {{"kernel", Ints{3, 3}}, {"pad_end", Ints{1}}},
+               {"two values"});
+  expectReject(Op::Conv2d, {f32({N, 1, 6, 6}), f32({1, 1, 3, 3})}, {{"pad_end", Ints{1, 1}}},
+               {"pooling only"});
+}
+
 TEST_CASE("shape inference: conv2d and maxpool output sizes", "[shape]") {
   int accepted = 0, rejected = 0;
   for (int64_t h : {1, 2, 5, 7, 28, 32})

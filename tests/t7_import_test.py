@@ -223,7 +223,28 @@ with torch.no_grad():
         for name, v in zip(names, values):
             getattr(layer, name).copy_(torch.from_numpy(np.asarray(v, dtype=np.float32)))
 
-for name, net in (("mlp", mlp), ("convnet", conv), ("graph", Graph()), ("bnnet", bnnet)):
+# Ceil mode (binary): 3x3 stride 2 max pooling (32 -> 16, floor mode 15),
+# then 3x3 stride 2 pad 1 average pooling (16 -> 9, floor mode 8), whose
+# clipped last windows divide by their size within the input and padding.
+pw1, pb1 = rng.normal(0, 0.3, (2, 1, 3, 3)), rng.normal(0, 0.1, 2)
+pw2, pb2 = rng.normal(0, 0.1, (10, 2 * 9 * 9)), rng.normal(0, 0.1, 10)
+save("ceilnet.t7", sequential(
+    conv_module(pw1, pb1, 1),
+    module("nn.SpatialMaxPooling", kW=3, kH=3, dW=2, dH=2, padW=0, padH=0, ceil_mode=True),
+    module("nn.SpatialAveragePooling", kW=3, kH=3, dW=2, dH=2, padW=1, padH=1, ceil_mode=True,
+           count_include_pad=True, divide=True),
+    view(2 * 9 * 9), linear(pw2, pb2), module("nn.LogSoftMax")), ascii=False)
+ceilnet = torch.nn.Sequential(
+    torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.MaxPool2d(3, 2, ceil_mode=True),
+    torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=True), torch.nn.Flatten(),
+    torch.nn.Linear(2 * 9 * 9, 10), torch.nn.LogSoftmax(1))
+with torch.no_grad():
+    for layer, (w, b) in zip([ceilnet[0], ceilnet[4]], [(pw1, pb1), (pw2, pb2)]):
+        layer.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+        layer.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+
+for name, net in (("mlp", mlp), ("convnet", conv), ("graph", Graph()), ("bnnet", bnnet),
+                  ("ceilnet", ceilnet)):
     net.eval()
     with torch.no_grad():
         want = net(x).numpy()
@@ -272,9 +293,9 @@ refused("stride0.t7", sequential(module(
     "root.modules[1]: nn.SpatialConvolution's `dW` is 0, not a size")
 refused("bias.t7", sequential(view(1024), module("nn.Linear", weight=ftensor(w1))),
         "root.modules[2]: nn.Linear without a bias")
-refused("ceil.t7", sequential(module("nn.SpatialMaxPooling", kW=3, kH=3, dW=2, dH=2, padW=0,
+refused("ceil.t7", sequential(module("nn.SpatialMaxPooling", kW=1, kH=1, dW=4, dH=4, padW=0,
                                      padH=0, ceil_mode=True)),
-        "ceil mode (:ceil()) on input [N,1,28,28] gives 14x14 windows where floor mode gives 13x13")
+        "ceil mode (:ceil()) on input [N,1,28,28] makes a last window that starts past the input")
 refused("nan.t7", sequential(view(1024), linear(np.full((64, 1024), np.nan), b1)),
         "root.modules[2]: nn.Linear's weight holds nan")
 refused("notmodule.t7", Table([("a", 1)]), "root: not an nn module")
@@ -374,9 +395,13 @@ def torch_net(m):
                 getattr(bn, name).copy_(torch.from_numpy(m[name]))
         return bn
     if cls == "nn.SpatialMaxPooling":
-        assert m["ceil_mode"] is False
         return torch.nn.MaxPool2d((int(m["kH"]), int(m["kW"])), (int(m["dH"]), int(m["dW"])),
-                                  (int(m["padH"]), int(m["padW"])))
+                                  (int(m["padH"]), int(m["padW"])), ceil_mode=m["ceil_mode"])
+    if cls == "nn.SpatialAveragePooling":
+        assert m["count_include_pad"] is True and m["divide"] is True
+        return torch.nn.AvgPool2d((int(m["kH"]), int(m["kW"])), (int(m["dH"]), int(m["dW"])),
+                                  (int(m["padH"]), int(m["padW"])), ceil_mode=m["ceil_mode"],
+                                  count_include_pad=True)
     if cls in ("nn.View", "nn.Reshape"):
         return torch.nn.Flatten() if len(m["size"]) == 1 else torch.nn.Unflatten(
             1, tuple(int(d) for d in m["size"]))
@@ -399,9 +424,17 @@ with open("bn.model", "w") as f:  # BatchNorm trained by graphc, out to Torch7
             "model:add(nn.BatchNormalization(10, 1e-3, 0.3)):add(nn.LogSoftMax())\n"
             "criterion = nn.ClassNLLCriterion()\ninput = {1, 32, 32}\n"
             "optimizer = optim.sgd\nconfig = {learningRate = 0.01, momentum = 0.9}\n")
-for model in ("mlp.model", "lenet.model", "bn.model"):
+with open("ceil.model", "w") as f:  # ceil-mode pooling trained by graphc, out to Torch7
+    f.write("require 'nn'\nmodel = nn.Sequential()\n"
+            "model:add(nn.SpatialConvolution(1, 4, 3, 3)):add(nn.ReLU())\n"
+            "model:add(nn.SpatialMaxPooling(3, 3, 2, 2):ceil())\n"  # 30 -> 15 (floor 14)
+            "model:add(nn.SpatialAveragePooling(2, 2, 2, 2):ceil())\n"  # 15 -> 8 (floor 7)
+            "model:add(nn.View(4 * 8 * 8)):add(nn.Linear(256, 10)):add(nn.LogSoftMax())\n"
+            "criterion = nn.ClassNLLCriterion()\ninput = {1, 32, 32}\n"
+            "optimizer = optim.sgd\nconfig = {learningRate = 0.01, momentum = 0.9}\n")
+for model in ("mlp.model", "lenet.model", "bn.model", "ceil.model"):
     name = model.split(".")[0]
-    model = os.path.join(src, "examples", model) if name != "bn" else model
+    model = os.path.join(src, "examples", model) if name not in ("bn", "ceil") else model
     run("train", model, "--data", "t7/train_32x32.t7", "--epochs",
         "1", "--train-limit", "128", "--progress", "none", "--no-cache", "--save",
         name + ".trained.safetensors")

@@ -11,11 +11,27 @@ using llvm::Value;
 
 struct Window {
   int64_t kh, kw, sh, sw, ph, pw;
+  bool padEnd; // ceil mode's extra windows: average pooling's divisor varies
 };
 
 Window window(const Attrs &a, int64_t kh, int64_t kw) {
   auto st = a.ints("stride", {1, 1}), pad = a.ints("pad", {0, 0});
-  return {kh, kw, st[0], st[1], pad[0], pad[1]};
+  auto end = a.ints("pad_end", {0, 0});
+  return {kh, kw, st[0], st[1], pad[0], pad[1], end[0] > 0 || end[1] > 0};
+}
+
+/// Average pooling's divisor for window (oy, ox), as a float: its size
+/// clipped to the input plus its padding (THNN's count_include_pad).
+Value *windowSize(Emitter &e, const Window &w, const Shape &xs, Value *oy, Value *ox) {
+  auto &b = e.b;
+  auto span = [&](Value *o, int64_t s, int64_t p, int64_t k, int64_t size) {
+    Value *start = b.CreateSub(b.CreateMul(o, e.i64(s)), e.i64(p));
+    Value *end = b.CreateAdd(start, e.i64(k));
+    Value *limit = e.i64(size + p);
+    return b.CreateSub(b.CreateSelect(b.CreateICmpSLT(end, limit), end, limit), start);
+  };
+  Value *n = b.CreateMul(span(oy, w.sh, w.ph, w.kh, xs[2]), span(ox, w.sw, w.pw, w.kw, xs[3]));
+  return b.CreateSIToFP(n, b.getFloatTy());
 }
 
 /// Accumulates into a float slot: init, then body(acc) may update it.
@@ -93,7 +109,8 @@ Value *maxPoolGrad(Emitter &e, const Node &n, Value *i) {
   if (w.sh == w.kh && w.sw == w.kw && w.ph == 0 && w.pw == 0) {
     // Windows that tile the input (LeNet's, VGG's): the one window that
     // holds (iy, ix) is (iy / kh, ix / kw), when it exists (floor mode
-    // leaves the last rows and columns of an odd size in none).
+    // leaves the last rows and columns of an odd size in none; ceil mode's
+    // pad_end adds the window that holds them, clipped by poolArgmax).
     Value *oy = b.CreateUDiv(idx[2], e.i64(w.kh)), *ox = b.CreateUDiv(idx[3], e.i64(w.kw));
     Value *inside =
         b.CreateAnd(b.CreateICmpULT(oy, e.i64(gs[2])), b.CreateICmpULT(ox, e.i64(gs[3])));
@@ -144,13 +161,16 @@ Value *avgPool(Emitter &e, const Node &n, Value *i) {
       });
     });
   });
+  if (w.padEnd)
+    return b.CreateFDiv(sum, windowSize(e, w, xs, idx[2], idx[3]));
   return b.CreateFMul(sum, e.f32(1.0 / double(k[0] * k[1])));
 }
 
-/// Each input element: the gradients of the windows that hold it, / (kh kw).
+/// Each input element: the gradients of the windows that hold it, each
+/// divided by its window's size (kh kw but in ceil mode's extra windows).
 Value *avgPoolGrad(Emitter &e, const Node &n, Value *i) {
   auto &b = e.b;
-  const Shape &gs = e.g.type(n.inputs[0]).shape;
+  const Shape &gs = e.g.type(n.inputs[0]).shape, &xs = n.type.shape;
   auto k = n.attrs.ints("kernel");
   Window w = window(n.attrs, k[0], k[1]);
   auto idx = e.unravel(n.type.shape, i); // b, c, iy, ix
@@ -161,13 +181,14 @@ Value *avgPoolGrad(Emitter &e, const Node &n, Value *i) {
         e.loop(e.i64(0), e.i64(w.kw), [&](Value *kx) {
           auto [okX, ox] = tapSource(e, idx[3], kx, w.sw, w.pw, e.i64(gs[3]));
           e.ifThen(okX, [&, ox = ox] {
-            addTo(e, acc, e.load(n.inputs[0], e.ravel(gs, {idx[0], idx[1], oy, ox})));
+            Value *g = e.load(n.inputs[0], e.ravel(gs, {idx[0], idx[1], oy, ox}));
+            addTo(e, acc, w.padEnd ? b.CreateFDiv(g, windowSize(e, w, xs, oy, ox)) : g);
           });
         });
       });
     });
   });
-  return b.CreateFMul(sum, e.f32(1.0 / double(k[0] * k[1])));
+  return w.padEnd ? sum : b.CreateFMul(sum, e.f32(1.0 / double(k[0] * k[1])));
 }
 
 /// Reductions over any axes: output element i loops over the reduced

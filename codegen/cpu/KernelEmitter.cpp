@@ -94,7 +94,7 @@ private:
   }
 
   /// A max-pool gradient alone in its kernel, over windows that tile the
-  /// input (stride = kernel, no padding: LeNet's and VGG's): one pass over
+  /// input (stride = kernel, no padding, floor mode: LeNet's and VGG's): one pass over
   /// the windows, each finding its maximum once, as the forward pass does
   /// (the first of equal maxima), and writing its kh x kw block of the input
   /// gradient: the window's gradient at the maximum, zeros elsewhere. The
@@ -109,9 +109,9 @@ private:
     if (n.op != Op::MaxPool2dGrad || !e_.stored[size_t(v)])
       return std::nullopt;
     const auto k = n.attrs.ints("kernel"), st = n.attrs.ints("stride", {1, 1}),
-               pad = n.attrs.ints("pad", {0, 0});
-    if (st != k || pad[0] != 0 || pad[1] != 0)
-      return std::nullopt;
+               pad = n.attrs.ints("pad", {0, 0}), padEnd = n.attrs.ints("pad_end", {0, 0});
+    if (st != k || pad[0] != 0 || pad[1] != 0 || padEnd[0] != 0 || padEnd[1] != 0)
+      return std::nullopt; // (ceil mode's last window overhangs the input)
     const ValueId x = n.inputs[0], grad = n.inputs[1];
     const Shape &xs = g().type(x).shape, &gs = g().type(grad).shape;
     const int64_t kh = k[0], kw = k[1];

@@ -203,11 +203,25 @@ struct Code {
 
 struct Window {
   int64_t kh, kw, sh, sw, ph, pw;
+  bool padEnd; // ceil mode's extra windows: average pooling's divisor varies
 };
 
 Window window(const Attrs &a, int64_t kh, int64_t kw) {
   auto st = a.ints("stride", {1, 1}), pad = a.ints("pad", {0, 0});
-  return {kh, kw, st[0], st[1], pad[0], pad[1]};
+  auto end = a.ints("pad_end", {0, 0});
+  return {kh, kw, st[0], st[1], pad[0], pad[1], end[0] > 0 || end[1] > 0};
+}
+
+/// Average pooling's divisor for window (oy, ox), a float expression: its
+/// size clipped to the input plus its padding (THNN's count_include_pad).
+std::string windowSize(const Window &w, const Shape &xs) {
+  auto span = [](const char *o, int64_t s, int64_t p, int64_t k, int64_t size) {
+    // end = min(start + k, size + p): the window's end, clipped.
+    return fmt::format("(({0} * {1} + {2} < {3} ? {0} * {1} + {2} : {3}) - ({0} * {1} - {4}))", o,
+                       s, k - p, size + p, p);
+  };
+  return fmt::format("(float)({} * {})", span("oy", w.sh, w.ph, w.kh, xs[2]),
+                     span("ox", w.sw, w.pw, w.kw, xs[3]));
 }
 
 class GroupPrinter {
@@ -419,7 +433,10 @@ private:
       code_.line(fmt::format("{} += {};", out,
                              p_.load(n.inputs[0], p_.ravel(xs, {"b", "c", "iy", "ix"}))));
       code_.close();
-      code_.line(fmt::format("{} *= {};", out, lit(1.0 / double(k[0] * k[1]))));
+      if (w.padEnd)
+        code_.line(fmt::format("{} /= {};", out, windowSize(w, xs)));
+      else
+        code_.line(fmt::format("{} *= {};", out, lit(1.0 / double(k[0] * k[1]))));
       break;
     }
     case Op::AvgPool2dGrad: {
@@ -435,10 +452,12 @@ private:
       code_.line(fmt::format("if (ty < 0 || tx < 0 || ty % {} || tx % {}) continue;", w.sh, w.sw));
       code_.line(fmt::format("const i64 oy = ty / {}, ox = tx / {};", w.sh, w.sw));
       code_.line(fmt::format("if (oy >= {} || ox >= {}) continue;", gs[2], gs[3]));
-      code_.line(fmt::format("{} += {};", out,
-                             p_.load(n.inputs[0], p_.ravel(gs, {"b", "c", "oy", "ox"}))));
+      code_.line(fmt::format("{} += {}{};", out,
+                             p_.load(n.inputs[0], p_.ravel(gs, {"b", "c", "oy", "ox"})),
+                             w.padEnd ? " / " + windowSize(w, n.type.shape) : ""));
       code_.close();
-      code_.line(fmt::format("{} *= {};", out, lit(1.0 / double(k[0] * k[1]))));
+      if (!w.padEnd)
+        code_.line(fmt::format("{} *= {};", out, lit(1.0 / double(k[0] * k[1]))));
       break;
     }
     case Op::ReduceSum:

@@ -1,6 +1,7 @@
 -- A small GoogLeNet for 1x28x28 inputs: inception modules whose branches
--- nn.Concat(2) joins along the channels, and a CReLU made of a ConcatTable,
--- a ParallelTable and nn.JoinTable(1, 3).
+-- nn.Concat(2) joins along the channels, a CReLU made of a ConcatTable,
+-- a ParallelTable and nn.JoinTable(1, 3), and GoogLeNet's ceil-mode
+-- pooling (28 -> 15 -> 8, where floor mode gives 14 and 7).
 require 'nn'
 
 local function conv(nIn, nOut, k, stride, pad)
@@ -31,16 +32,16 @@ end
 model = nn.Sequential()
 model:add(nn.AddConstant(-0.5))
 model:add(conv(1, 4, 3, 1, 1)):add(crelu())
-model:add(nn.SpatialMaxPooling(2, 2, 2, 2))
+model:add(nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1):ceil())
 local planes = 8
 for _, c in ipairs({{4, 2, 4, 2}, {4, 4, 4, 4}}) do
   local block
   block, planes = inception(planes, unpack(c))
   model:add(block)
 end
-model:add(nn.SpatialMaxPooling(2, 2, 2, 2))
-model:add(nn.View(planes * 7 * 7))
-model:add(nn.Linear(planes * 7 * 7, 10))
+model:add(nn.SpatialAveragePooling(2, 2, 2, 2):ceil())
+model:add(nn.View(planes * 8 * 8))
+model:add(nn.Linear(planes * 8 * 8, 10))
 
 input = {1, 28, 28}
 criterion = nn.CrossEntropyCriterion()

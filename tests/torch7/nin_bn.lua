@@ -1,7 +1,8 @@
 -- cifar.torch's Network-in-Network (models/nin.lua) at a suite's size: each
 -- block a spatial convolution and two 1x1 "mlpconv" layers, every one
 -- followed by SpatialBatchNormalization and ReLU; max and average pooling
--- with :ceil(), Dropout, and global average pooling into the classes.
+-- with :ceil() (each adds a last window: 32 -> 16 -> 8, where floor mode
+-- gives 15 and 7), Dropout, and global average pooling into the classes.
 require 'nn'
 
 local model = nn.Sequential()
@@ -27,7 +28,7 @@ model:add(nn.Dropout())
 Block(16, 16, 3, 3, 1, 1, 1, 1)
 Block(16, 16, 1, 1)
 Block(16, 10, 1, 1)
-model:add(nn.SpatialAveragePooling(7, 7, 1, 1):ceil())
+model:add(nn.SpatialAveragePooling(8, 8, 1, 1):ceil())
 model:add(nn.View(10))
 
 for _, v in pairs(model:findModules('nn.SpatialConvolution')) do
@@ -35,7 +36,7 @@ for _, v in pairs(model:findModules('nn.SpatialConvolution')) do
   v.bias:zero()
 end
 
-input = {3, 31, 31}
+input = {3, 32, 32}
 criterion = nn.CrossEntropyCriterion()
 optimizer = optim.sgd
 optimState = {learningRate = 0.1, weightDecay = 5e-4, momentum = 0.9}
