@@ -562,9 +562,12 @@ private:
         // Torch7's ceil mode rounds the window count up, then drops a last
         // window that would start in the padding; pad_end pads the bottom
         // and right just enough for the windows that this adds.
-        auto windows = [](int64_t in, int64_t k, int64_t s, int64_t p) {
+        // THNN drops it in both dimensions when either is padded (`if (padW
+        // || padH)`; PyTorch drops it always).
+        const bool padded = ph > 0 || pw > 0;
+        auto windows = [padded](int64_t in, int64_t k, int64_t s, int64_t p) {
           int64_t n = (in + 2 * p - k + s - 1) / s + 1;
-          if (p > 0 && (n - 1) * s >= in + p)
+          if (padded && (n - 1) * s >= in + p)
             --n;
           return n;
         };

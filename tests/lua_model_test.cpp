@@ -337,6 +337,12 @@ TEST_CASE("SpatialAveragePooling takes Torch7's defaults", "[lua][layers]") {
   REQUIRE(t);
   CHECK_THAT(ir::print(t->graph), Catch::Contains("pad_end = [1,0]"));
   CHECK(t->graph.type(t->graph.output("output")).shape == ir::Shape{ir::kBatch, 2, 8, 3});
+  // THNN drops a last window that starts in the padding in both dimensions
+  // when either is padded (`if (padW || padH)`): kH 2 stride 3 unpadded over
+  // 6 gives 2 rows, not 3, because padW is 1 (PyTorch: [1,1,2,4]).
+  t = traced("nn.SpatialMaxPooling(3, 2, 2, 3, 1, 0):ceil()", {1, 6, 7});
+  REQUIRE(t);
+  CHECK(t->graph.type(t->graph.output("output")).shape == ir::Shape{ir::kBatch, 1, 2, 4});
   // A kernel smaller than its stride: Torch7's last window pools nothing.
   t = traced("nn.SpatialMaxPooling(1, 1, 3, 3):ceil()", {1, 5, 5});
   REQUIRE(!t);
