@@ -8,7 +8,8 @@
 #  - the seed MLP, one epoch of 3001 samples (a short last batch of 185,
 #    shared 93 + 92): test accuracy within 0.2 points;
 #  - a Dropout model with sgd momentum: the losses again, so Dropout's masks
-#    must be drawn per global sample, not per process;
+#    must be drawn per global sample, not per process; and at batch 3 (shares
+#    of 2 and 1 samples, and of 1 and none in the short last batch);
 #  - a checkpoint of the K=2 run resumes as one process;
 #  - --distributed without mpirun (K=1) follows the ordinary run;
 #  - a process killed mid-run: mpirun ends with an error within seconds;
@@ -85,6 +86,14 @@ drop=(train drop.model "${data[@]}" --train-limit 100 --test-limit 50 --batch 10
 "${mpi[@]}" "$graphc" "${drop[@]}" --epochs 6 --distributed --metrics d2.jsonl \
   --save d2.safetensors > /dev/null
 same_losses d2.jsonl <(head -n 6 d1.jsonl) 1e-4
+
+# Batches of 3 and a last one of 1: shares of 2 and 1 samples (each share's
+# gradient weighted by its size), and a process with none at all.
+tiny=(train drop.model "${data[@]}" --train-limit 7 --test-limit 10 --batch 3 --epochs 4
+      --progress none --threads 1)
+"$graphc" "${tiny[@]}" --metrics t1.jsonl > /dev/null
+"${mpi[@]}" "$graphc" "${tiny[@]}" --distributed --metrics t2.jsonl > /dev/null
+same_losses t2.jsonl t1.jsonl 1e-4
 
 # 4. The K=2 checkpoint resumes as one process (and as two) and continues the run.
 cp d2.safetensors d3.safetensors

@@ -7,7 +7,8 @@
 //    optimizers but nag, Dropout, BatchNorm's running statistics);
 //  - a batch cut into shares, each share's gradient weighted by its size and
 //    summed, is the whole batch's gradient: Dropout's masks are drawn per
-//    global sample (the sample offset), so they do not depend on the cut;
+//    global sample (the sample offset), so they do not depend on the cut
+//    (not with BatchNorm, whose statistics are each share's own);
 //  - the shares of a batch (runtime/Distributed.h's shareOf).
 #include "TestUtil.h"
 #include "driver/Compile.h"
@@ -82,11 +83,14 @@ TEST_CASE("split step: gradients then update is one training step", "[distribute
           REQUIRE(bool(split->computeGradients(b.x.data(), b.labels.data(), n, 0, &l2, o2.data(),
                                                grad.data())));
           REQUIRE(bool(split->applyUpdate(grad.data())));
-          CHECK(l1 == Approx(l2).epsilon(1e-6));
-          CHECK(test::maxElementError(o2.data(), o1.data(), o1.size(), 1e-3) < 1e-6);
+          // The interpreter computes in double but hands the gradient over
+          // in float: one rounding more than its fused step.
+          const double tol = target == "cpu" ? 1e-6 : 1e-5;
+          CHECK(l1 == Approx(l2).epsilon(tol));
+          CHECK(test::maxElementError(o2.data(), o1.data(), o1.size(), 1e-3) < tol);
           std::vector<float> a = everything(*whole), c = everything(*split);
           REQUIRE(a.size() == c.size());
-          CHECK(test::maxElementError(c.data(), a.data(), a.size(), 1e-3) < 1e-6);
+          CHECK(test::maxElementError(c.data(), a.data(), a.size(), 1e-3) < tol);
         }
       }
     }
@@ -96,7 +100,11 @@ TEST_CASE("split step: shares of a batch, weighted, make the batch's gradient",
           "[distributed]") {
   for (const std::string target : {"interp", "cpu"})
     for (auto &[name, spec] : test::coverageModels()) {
-      if (spec.optimizer->name == "nag" || name == "seed mlp")
+      // BatchNorm normalises each share with the share's own statistics,
+      // so its gradient is not the batch's (as in PyTorch's data
+      // parallelism without SyncBatchNorm).
+      if (spec.optimizer->name == "nag" || name == "seed mlp" ||
+          name.find("batchnorm") != std::string::npos)
         continue;
       DYNAMIC_SECTION(target << ": " << name) {
         const int64_t n = 7;
@@ -120,10 +128,7 @@ TEST_CASE("split step: shares of a batch, weighted, make the batch's gradient",
           lossSum += double(l) * double(s.count) / double(n);
         }
         CHECK(lossSum == Approx(loss).epsilon(1e-5));
-        // BatchNorm's running variance over shares is not the batch's (it
-        // mixes per-share statistics); every other element is exact.
-        const int64_t trainable = ir::trainableNumel(exe->info().params);
-        CHECK(test::maxElementError(got.data(), want.data(), size_t(trainable), 1e-3) < 1e-4);
+        CHECK(test::maxElementError(got.data(), want.data(), got.size(), 1e-3) < 1e-4);
         REQUIRE(exe->step() == 4); // computing gradients updates nothing
       }
     }

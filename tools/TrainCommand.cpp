@@ -299,6 +299,13 @@ int trainWith(TrainCliOptions o, runtime::Communicator *comm) {
     exe = runtime::makeDistributed(std::move(*exe), *comm);
     if (!exe)
       return report(exe.diag());
+    if (comm->size() > 1 && comm->rank() == 0 &&
+        ir::trainableNumel((*exe)->info().params) < (*exe)->info().numParams)
+      note(fmt::format("BatchNorm normalises each process's share of a batch with that share's "
+                       "statistics, so {} processes do not follow the single-process run "
+                       "exactly (as with PyTorch's DistributedDataParallel without "
+                       "SyncBatchNorm); the running statistics are averaged",
+                       comm->size()));
     to.afterEpoch = [comm](runtime::Executable &e, int64_t epoch) {
       std::string times = runtime::takeStepTimes(e);
       if (comm->rank() == 0 && !times.empty())
