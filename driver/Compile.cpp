@@ -100,12 +100,21 @@ runtime::ModelInfo infoOf(const frontend::Traced &t, const ir::Shape &sample) {
 } // namespace
 
 Expected<Compilation> compile(const nn::ModelSpec &spec, const ir::Shape &sample,
-                              const passes::PipelineOptions &options) {
+                              const passes::PipelineOptions &options, bool split) {
   GRAPHC_CHECK(spec.criterion && spec.optimizer, "a training model needs a "
                                                  "criterion and an optimizer");
   auto opt = optimizerOf(spec);
   if (!opt)
     return opt.diag();
+  if (split && opt->name == "nag") {
+    Diag d = error("optim.nag takes its gradient at a look-ahead point that moves with every "
+                   "update, so it cannot be split into gradients and update for data-parallel "
+                   "training (--distributed); use optim.sgd with nesterov = true");
+    d.file = spec.file;
+    d.line = spec.optimizer->loc.line;
+    d.col = spec.optimizer->loc.col;
+    return d;
+  }
   auto train = traceClassifier(spec, sample, true);
   if (!train)
     return train.diag();
@@ -140,6 +149,27 @@ Expected<Compilation> compile(const nn::ModelSpec &spec, const ir::Shape &sample
   c.model.stepPlan = c.step.plan;
   c.model.predict = c.predict.step;
   c.model.predictPlan = c.predict.plan;
+  if (split) {
+    // The two halves of the step, printed and stopped nowhere.
+    passes::PipelineOptions half = options;
+    half.printBefore.clear();
+    half.printAfter.clear();
+    half.stopAfter.clear();
+    half.program = passes::PipelineOptions::Program::Gradients;
+    half.label = "gradients";
+    auto gradients = passes::runPipeline(train->graph, *opt, half);
+    if (!gradients)
+      return gradients.diag();
+    half.program = passes::PipelineOptions::Program::Update;
+    half.label = "update";
+    auto update = passes::runPipeline(train->graph, *opt, half);
+    if (!update)
+      return update.diag();
+    c.model.gradients = std::move(gradients->step);
+    c.model.gradientsPlan = std::move(gradients->plan);
+    c.model.update = std::move(update->step);
+    c.model.updatePlan = std::move(update->plan);
+  }
   return c;
 }
 
@@ -162,7 +192,7 @@ Expected<std::unique_ptr<runtime::Executable>>
 build(const nn::ModelSpec &spec, const ir::Shape &sample, const BuildOptions &options) {
   passes::PipelineOptions po;
   po.planBatch = options.maxBatch;
-  auto c = compile(spec, sample, po);
+  auto c = compile(spec, sample, po, options.split);
   if (!c)
     return c.diag();
   return buildCompiled(std::move(c->model), options);

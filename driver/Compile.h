@@ -44,8 +44,10 @@ struct Compilation {
 /// Traces `spec` (which must have a criterion and an optimizer) for samples
 /// of shape `sample` and runs both pipelines. "trace" is step 0: it can be
 /// printed after and stopped after like the passes.
+/// With `split`, the step split in two (gradients and update programs) is
+/// compiled too; an error for optim.nag, which has no split form.
 Expected<Compilation> compile(const nn::ModelSpec &spec, const ir::Shape &sample,
-                              const passes::PipelineOptions &options = {});
+                              const passes::PipelineOptions &options = {}, bool split = false);
 
 /// Only the evaluation pass: what `graphc eval` needs, with no criterion or
 /// optimizer invented. Its executable predicts and refuses to train.

@@ -24,8 +24,12 @@ using codegen::cpu::VectorTarget;
 
 /// Both programs with the memplan pass's plans.
 struct Programs {
-  codegen::cpu::Program step, predict;
+  codegen::cpu::Program step, predict, gradients, update;
   explicit Programs(const runtime::CompiledModel &m) {
+    gradients.graph = m.gradients;
+    gradients.plan = m.gradientsPlan;
+    update.graph = m.update;
+    update.plan = m.updatePlan;
     step.graph = m.step;
     step.plan = m.stepPlan;
     predict.graph = m.predict;
@@ -47,8 +51,11 @@ Status writeLibrary(const runtime::CompiledModel &model, const BuildOptions &opt
                     const std::string &out, std::vector<VectorTarget> isas,
                     const codegen::DeviceImage *device) {
   Programs p(model);
+  const bool split = model.split();
   auto lib = codegen::cpu::buildLibrary(model.info, p.step, p.predict, options.maxBatch,
-                                        options.seed, out, isas, device);
+                                        options.seed, out, isas, device,
+                                        split ? &p.gradients : nullptr,
+                                        split ? &p.update : nullptr);
   if (!lib)
     return lib.diag();
   if (Status s =

@@ -247,9 +247,14 @@ private:
     case Op::RandomMask: {
       out = Tensor(shape);
       uint64_t seed = uint64_t(int64_t(in(n, 0).data[0]));
+      // With a sample offset o, element i of this batch is element
+      // i + o * (elements per sample) of the global batch.
+      uint64_t base = 0;
+      if (n.inputs.size() == 2)
+        base = uint64_t(int64_t(in(n, 1).data[0])) * uint64_t(out.numel() / std::max<int64_t>(shape[0], 1));
       for (int64_t i = 0; i < out.numel(); ++i)
         out.data[size_t(i)] =
-            dropoutMask(seed, uint64_t(a.i("salt")), uint64_t(i), float(a.f("p")));
+            dropoutMask(seed, uint64_t(a.i("salt")), base + uint64_t(i), float(a.f("p")));
       return {};
     }
     case Op::Reshape:

@@ -173,8 +173,15 @@ Expected<Type> inferType(Op op, const std::vector<Type> &in, const Attrs &attrs)
     double p = attrs.f("p", -1);
     if (!validShape(shape) || !(p >= 0 && p < 1))
       return fail(op, "needs a shape and 0 <= p < 1");
+    if (in.empty() || in.size() > 2)
+      return fail(op, fmt::format("takes a seed and an optional sample offset, got {} operands",
+                                  in.size()));
     if (in[0].dtype != DType::I32 || in[0].rank() != 0)
       return fail(op, "the seed must be i32[]");
+    if (in.size() == 2 && (in[1].dtype != DType::I32 || in[1].rank() != 0))
+      return fail(op, "the sample offset must be i32[]");
+    if (in.size() == 2 && (shape.empty() || shape[0] != kBatch))
+      return fail(op, "a sample offset needs a mask of shape [N, ...]");
     return Type{DType::F32, shape};
   }
   case Op::ConstTensor: {

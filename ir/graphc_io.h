@@ -33,6 +33,12 @@
 #define GRAPHC_IO_STATE "state." /* + the slot's name */
 #define GRAPHC_IO_OUT "out:"     /* + an output's name, in a binding */
 #define GRAPHC_IO_BUFFER "buffer." /* + a buffer tensor's name: its new value */
+/* The step split in two for data parallelism (passes/Optimizer.h): the
+ * gradients program reads `offset` i32[] (the samples of the global batch
+ * before this process's share; Dropout's masks are drawn per global sample)
+ * and writes `grad` f32[P]; the update program reads `grad`. */
+#define GRAPHC_IO_GRAD "grad"
+#define GRAPHC_IO_OFFSET "offset"
 
 /* The cuda target's scalars, in one device buffer of GRAPHC_SCALAR_BYTES:
  * the byte offsets of the step counter and seed going in (uploaded

@@ -194,6 +194,75 @@ Buffers findBuffers(const Graph &g, int64_t size) {
 
 } // namespace
 
+Graph gradientsProgram(const Graph &withGrad) {
+  RuleTable rules;
+  rules[Op::RandomMask] = [](Graph &out, const Node &n) -> std::optional<ValueId> {
+    if (n.inputs.size() != 1)
+      return std::nullopt;
+    ValueId offset = out.findInput(GRAPHC_IO_OFFSET);
+    if (offset < 0)
+      offset = out.input(GRAPHC_IO_OFFSET, {DType::I32, {}});
+    return out.addTyped(n.op, n.type, {n.inputs[0], offset}, n.attrs);
+  };
+  Graph g = rebuild(withGrad, rules);
+  ValueId x = g.findInput(GRAPHC_IO_PARAMS), grad = g.output(GRAPHC_IO_GRAD);
+  GRAPHC_CHECK(x >= 0 && grad >= 0, "the gradients program needs `params` and `grad`");
+  const int64_t size = g.type(x).shape[0];
+  const Buffers buffers = findBuffers(g, size);
+  std::vector<Output> outputs;
+  for (const Output &o : g.outputs())
+    if (o.name != GRAPHC_IO_GRAD && o.name.rfind(GRAPHC_IO_BUFFER, 0) != 0)
+      outputs.push_back(o);
+  if (buffers.trainable < size) {
+    std::vector<ValueId> parts;
+    std::vector<int64_t> offsets;
+    if (buffers.trainable > 0) {
+      parts.push_back(g.add(Op::Param, {grad},
+                            {{"name", "trainable"},
+                             {"offset", 0},
+                             {"shape", Shape{buffers.trainable}}}));
+      offsets.push_back(0);
+    }
+    for (size_t i = 0; i < buffers.values.size(); ++i) {
+      ValueId b = buffers.values[i];
+      parts.push_back(g.add(Op::Reshape, {b}, {{"shape", Shape{g.type(b).numel()}}}));
+      offsets.push_back(buffers.offsets[i]);
+    }
+    grad = g.add(Op::FlatPack, parts, {{"offsets", offsets}, {"size", size}});
+  }
+  outputs.push_back({GRAPHC_IO_GRAD, grad});
+  g.outputs() = outputs;
+  return g;
+}
+
+Graph updateProgram(const Graph &forward, const OptimizerConfig &cfg) {
+  GRAPHC_CHECK(cfg.name != "nag", "optim.nag has no separate update program");
+  ValueId fx = forward.findInput(GRAPHC_IO_PARAMS);
+  GRAPHC_CHECK(fx >= 0, "the update program needs `params`");
+  const Type flat = forward.type(fx);
+  const Buffers buffers = findBuffers(forward, flat.shape[0]);
+  // A graph lowerOptimizer takes: params, the gradient as an input, and each
+  // buffer's new value as a view of the gradient's tail.
+  Graph g(forward.name());
+  g.input(GRAPHC_IO_PARAMS, flat);
+  ValueId grad = g.input(GRAPHC_IO_GRAD, flat);
+  std::vector<Output> outputs{{GRAPHC_IO_GRAD, grad}};
+  for (size_t i = 0; i < buffers.values.size(); ++i) {
+    ValueId b = buffers.values[i];
+    std::string name;
+    for (const Output &o : forward.outputs())
+      if (o.value == b && o.name.rfind(GRAPHC_IO_BUFFER, 0) == 0)
+        name = o.name.substr(sizeof GRAPHC_IO_BUFFER - 1);
+    ValueId view = g.add(Op::Param, {grad},
+                         {{"name", name},
+                          {"offset", buffers.offsets[i]},
+                          {"shape", Shape{forward.type(b).numel()}}});
+    outputs.push_back({GRAPHC_IO_BUFFER + name, view});
+  }
+  g.outputs() = outputs;
+  return lowerOptimizer(g, cfg);
+}
+
 Graph lowerOptimizer(const Graph &withGrad, const OptimizerConfig &cfg) {
   Graph g = cfg.name == "nag" ? atLookAhead(withGrad, cfg.momentum) : withGrad;
   Ops o{g};

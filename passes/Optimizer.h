@@ -51,4 +51,25 @@ struct OptimizerConfig {
 /// `loss`, `output`, the updated `params` and `state.<slot>`, and `step` + 1.
 ir::Graph lowerOptimizer(const ir::Graph &withGrad, const OptimizerConfig &config);
 
+// The step split in two for data parallelism (DESIGN.md decision 12): each
+// process runs `gradients` on its share of the global batch, the flat
+// gradient buffers are averaged (one allreduce), then every process runs
+// `update`. One gradients call and one update call compute what one step
+// computes.
+
+/// The gradients program: `withGrad` (forward, loss, output, the flat
+/// `grad`) reading the extra input `offset` i32[] when it has Dropout (the
+/// samples of the global batch before this share: masks are drawn per global
+/// sample). With buffers (BatchNorm's running statistics) the new buffer
+/// values are written into `grad`'s buffer tail, so that the same average
+/// combines them; no `buffer.*` output remains. Outputs: loss, output, grad.
+ir::Graph gradientsProgram(const ir::Graph &withGrad);
+
+/// The update program of the traced forward graph `forward` (for its
+/// parameter count and buffers): inputs params, grad, step, state.<slot>;
+/// outputs params (grad's buffer tail copied into the buffers), state.<slot>
+/// and step + 1: lowerOptimizer's update, one fused kernel. optim.nag (whose
+/// gradient is taken at a look-ahead point) has no split form.
+ir::Graph updateProgram(const ir::Graph &forward, const OptimizerConfig &config);
+
 } // namespace graphc::passes

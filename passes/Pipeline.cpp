@@ -46,7 +46,14 @@ Expected<Pipeline> runPipeline(const Graph &forward, const OptimizerConfig &opt,
   using Step = std::function<Graph(const Graph &)>;
   const std::vector<std::pair<std::string, Step>> steps{
       {"autodiff", [](const Graph &g) { return autodiff(g); }},
-      {"optimizer", [&](const Graph &g) { return lowerOptimizer(g, opt); }},
+      {"optimizer",
+       [&](const Graph &g) {
+         switch (o.program) {
+         case PipelineOptions::Program::Gradients: return gradientsProgram(g);
+         case PipelineOptions::Program::Update: return updateProgram(g, opt);
+         default: return lowerOptimizer(g, opt);
+         }
+       }},
       {"canonicalize",
        [&](const Graph &g) {
          return o.training ? canonicalize(g) : rebuild(canonicalize(g), {}, true);
@@ -65,7 +72,9 @@ Expected<Pipeline> runPipeline(const Graph &forward, const OptimizerConfig &opt,
   };
   const std::string what = o.label.empty() ? "IR" : o.label + " IR";
   for (const auto &[name, run] : steps) {
-    if (!o.training && (name == "autodiff" || name == "optimizer")) {
+    const bool update = o.program == PipelineOptions::Program::Update;
+    if ((!o.training && (name == "autodiff" || name == "optimizer")) ||
+        (o.training && update && name == "autodiff")) {
       if (name == o.stopAfter) // evaluation computes no gradient and updates nothing
         break;
       continue;

@@ -31,6 +31,10 @@ struct PipelineOptions {
   /// and canonicalize drops the inputs nothing reads (labels, seed).
   bool training = true;
   std::string label; ///< printed in the IR headers, e.g. "evaluation"
+  /// With training: which program the "optimizer" step makes of the
+  /// gradient: the whole step, or one half of it (passes/Optimizer.h's
+  /// gradientsProgram, or updateProgram, which skips autodiff).
+  enum class Program { Step, Gradients, Update } program = Program::Step;
 };
 
 struct PassStats {

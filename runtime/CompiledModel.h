@@ -22,8 +22,13 @@ struct CompiledModel {
   ir::Graph step;    ///< fused training step (empty: evaluation only)
   ir::Graph predict; ///< fused evaluation pass: x, params -> output
   ir::MemoryPlan stepPlan, predictPlan;
+  /// The step split in two for data parallelism (passes/Optimizer.h's
+  /// gradientsProgram and updateProgram); empty unless asked for.
+  ir::Graph gradients, update;
+  ir::MemoryPlan gradientsPlan, updatePlan;
 
   bool trainable() const { return step.size() > 0; }
+  bool split() const { return gradients.size() > 0; }
 };
 
 /// How an executable runs, whatever its target.
@@ -38,6 +43,9 @@ struct ExecutableOptions {
   /// cpu: the compile cache's folder ("" : none; graphc's commands use
   /// codegen::cpu::defaultCacheDir() unless --no-cache).
   std::string cacheDir = "";
+  /// Also compile the step split in two (Executable::computeGradients and
+  /// applyUpdate, for data-parallel training); off: the ordinary compile.
+  bool split = false;
 };
 
 /// The reference interpreter as an executable (slow; for tests and checks).

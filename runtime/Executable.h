@@ -64,6 +64,31 @@ public:
     return error(fmt::format("the {} target cannot keep a data set on a device", target()));
   }
 
+  /// Whether computeGradients and applyUpdate work: the step split in two
+  /// for data parallelism (ExecutableOptions::split).
+  virtual bool canSplitStep() const { return false; }
+  /// The first half of trainStep: forward, loss and backward on n samples,
+  /// `offset` being the samples of the global batch before them (Dropout's
+  /// masks are drawn per global sample). `grad` (numParams floats) receives
+  /// the batch-mean gradient and, in the buffers' tail (BatchNorm's running
+  /// statistics), their new values. Nothing is updated.
+  virtual Status computeGradients(const float *x, const int32_t *labels, int64_t n,
+                                  int64_t offset, float *loss, float *output, float *grad) {
+    return error(fmt::format("the {} target was not compiled with the step split in two",
+                             target()));
+  }
+  /// The second half: the optimizer update with `grad` (the buffers' tail
+  /// copied into the buffers); counts the step.
+  virtual Status applyUpdate(const float *grad) {
+    return error(fmt::format("the {} target was not compiled with the step split in two",
+                             target()));
+  }
+
+  /// For an executable that computes only part of each batch (data
+  /// parallelism): the correct predictions of the last trainStep's whole
+  /// batch, over all processes. -1: count them from trainStep's outputs.
+  virtual int64_t lastStepCorrect() const { return -1; }
+
   /// Whether diagnoseStep works here (the trainer snapshots the state at
   /// each epoch's start only for an executable that can replay a step).
   virtual bool canDiagnoseSteps() const { return false; }

@@ -36,6 +36,45 @@ public:
     return {};
   }
 
+  bool canSplitStep() const override { return m_.split(); }
+
+  Status computeGradients(const float *x, const int32_t *labels, int64_t n, int64_t offset,
+                          float *loss, float *output, float *grad) override {
+    if (!m_.split())
+      return Executable::computeGradients(x, labels, n, offset, loss, output, grad);
+    auto b = stepInputs(x, labels, n);
+    if (!b)
+      return b.diag();
+    if (m_.gradients.findInput(GRAPHC_IO_OFFSET) >= 0)
+      (*b)[GRAPHC_IO_OFFSET] = Tensor({}, double(offset));
+    auto out = ir::run(m_.gradients, *b);
+    if (!out)
+      return out.diag();
+    *loss = float(out->at(GRAPHC_IO_LOSS).data[0]);
+    if (output)
+      copyOut(out->at(GRAPHC_IO_OUTPUT), output);
+    copyOut(out->at(GRAPHC_IO_GRAD), grad);
+    return {};
+  }
+
+  Status applyUpdate(const float *grad) override {
+    if (!m_.split())
+      return Executable::applyUpdate(grad);
+    ir::Bindings b{{GRAPHC_IO_PARAMS, toTensor(params_)},
+                   {GRAPHC_IO_GRAD, toTensor(std::vector<float>(grad, grad + info_.numParams))},
+                   {GRAPHC_IO_STEP, Tensor({}, double(step_))}};
+    for (auto &[slot, buf] : state_)
+      b[GRAPHC_IO_STATE + slot] = toTensor(buf);
+    auto out = ir::run(m_.update, b);
+    if (!out)
+      return out.diag();
+    copyOut(out->at(GRAPHC_IO_PARAMS), params_.data());
+    for (auto &[slot, buf] : state_)
+      copyOut(out->at(GRAPHC_IO_STATE + slot), buf.data());
+    ++step_;
+    return {};
+  }
+
   bool canDiagnoseSteps() const override { return m_.trainable(); }
 
   /// Every value of the step is kept, so the ops are checked in order
@@ -83,6 +122,14 @@ public:
 private:
   /// The value of every node of the step graph.
   Expected<std::vector<Tensor>> evaluateStep(const float *x, const int32_t *labels, int64_t n) {
+    auto b = stepInputs(x, labels, n);
+    if (!b)
+      return b.diag();
+    return ir::evaluate(m_.step, *b);
+  }
+
+  /// A training step's inputs: the batch, labels, params, step, seed, state.
+  Expected<ir::Bindings> stepInputs(const float *x, const int32_t *labels, int64_t n) {
     if (Status s = checkBatch(x, n); !s)
       return s.diag();
     if (!m_.trainable())
@@ -97,7 +144,7 @@ private:
     b[GRAPHC_IO_SEED] = Tensor({}, double(stepSeed(seed_, step_)));
     for (auto &[slot, buf] : state_)
       b[GRAPHC_IO_STATE + slot] = toTensor(buf);
-    return ir::evaluate(m_.step, b);
+    return b;
   }
 
   /// Takes the step's outputs from `values` and counts the step.

@@ -6,7 +6,8 @@
 namespace graphc::runtime {
 
 ModelDesc::ModelDesc(const ir::ModelInfo &info, ProgramRef step, ProgramRef predict,
-                     int64_t maxBatch, std::optional<Isa> isa) {
+                     int64_t maxBatch, std::optional<Isa> isa, ProgramRef gradients,
+                     ProgramRef update) {
   for (const ir::ParamInfo &p : info.params) {
     GRAPHC_CHECK(p.shape.size() <= 4, "parameter {} has rank {}", p.name, p.shape.size());
     grt_tensor_desc t{};
@@ -32,7 +33,7 @@ ModelDesc::ModelDesc(const ir::ModelInfo &info, ProgramRef step, ProgramRef pred
     for (const ir::Output &o : g.outputs())
       strings.push_back(o.name);
   };
-  for (const ProgramRef &p : {step, predict})
+  for (const ProgramRef &p : {step, predict, gradients, update})
     if (p.graph)
       ioNames(*p.graph);
   strings.push_back(info.name);
@@ -63,6 +64,8 @@ ModelDesc::ModelDesc(const ir::ModelInfo &info, ProgramRef step, ProgramRef pred
   };
   desc_.step = program(step, stepIn_, stepOut_);
   desc_.predict = program(predict, predictIn_, predictOut_);
+  desc_.gradients = program(gradients, gradientsIn_, gradientsOut_);
+  desc_.update = program(update, updateIn_, updateOut_);
   desc_.name = next();
   desc_.optimizer = next();
   isa_.name = next();
@@ -70,6 +73,8 @@ ModelDesc::ModelDesc(const ir::ModelInfo &info, ProgramRef step, ProgramRef pred
     isa_.level = isa->level;
     isa_.step = isa->step;
     isa_.predict = isa->predict;
+    isa_.gradients = isa->gradients;
+    isa_.update = isa->update;
     desc_.num_isas = 1;
     desc_.isas = &isa_;
   }

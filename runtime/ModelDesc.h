@@ -21,7 +21,7 @@ namespace graphc::runtime {
 
 class ModelDesc {
 public:
-  /// One program: its graph (for the io names) and its host arena.
+  /// One program (or none, for the split step's two when not compiled): its graph (for the io names) and its host arena.
   struct ProgramRef {
     const ir::Graph *graph = nullptr; ///< null: the model has no such program
     int64_t arenaBytes = 0;
@@ -31,10 +31,11 @@ public:
     std::string name;
     int64_t level = 0;
     grt_run_fn step = nullptr, predict = nullptr;
+    grt_run_fn gradients = nullptr, update = nullptr; ///< the split step, when compiled
   };
 
   ModelDesc(const ir::ModelInfo &info, ProgramRef step, ProgramRef predict, int64_t maxBatch,
-            std::optional<Isa> isa);
+            std::optional<Isa> isa, ProgramRef gradients, ProgramRef update);
   ModelDesc(const ModelDesc &) = delete;
   ModelDesc &operator=(const ModelDesc &) = delete;
 
@@ -43,7 +44,8 @@ public:
 private:
   std::vector<std::string> names_;
   std::vector<grt_tensor_desc> tensors_;
-  std::vector<const char *> slots_, stepIn_, stepOut_, predictIn_, predictOut_;
+  std::vector<const char *> slots_, stepIn_, stepOut_, predictIn_, predictOut_, gradientsIn_,
+      gradientsOut_, updateIn_, updateOut_;
   grt_isa_desc isa_{};
   grt_model_desc desc_{};
 };

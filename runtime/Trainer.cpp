@@ -469,8 +469,11 @@ Expected<EpochStats> trainEpoch(Executable &exe, const ImageSet &train, const Sa
     if (at + m == train.count && !stateFinite(exe))
       return diverged(at, m, loss, nullptr);
     lossSum += double(loss) * double(m);
-    for (int64_t i = 0; i < m; ++i)
-      correct += prediction(out.data() + i * classes, classes) == labels[size_t(i)];
+    if (int64_t c = exe.lastStepCorrect(); c >= 0)
+      correct += c;
+    else
+      for (int64_t i = 0; i < m; ++i)
+        correct += prediction(out.data() + i * classes, classes) == labels[size_t(i)];
     st.samples += m;
     ++st.batches;
     progress.update(st.samples, lossSum / double(st.samples));
@@ -530,6 +533,9 @@ Expected<std::vector<EpochStats>> train(Executable &exe, const Dataset &data,
     auto st = trainEpoch(exe, data.train, format, opts, epoch);
     if (!st)
       return st.diag();
+    if (options.afterEpoch)
+      if (Status s = options.afterEpoch(exe, epoch); !s)
+        return s.diag();
 
     ConfusionMatrix confusion(matrixNames(data, classes));
     auto t0 = Clock::now();

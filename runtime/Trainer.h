@@ -99,6 +99,9 @@ struct TrainOptions {
   /// Keep the training set on the executable's device and send only each
   /// batch's indices (train() turns it on when the executable can).
   bool dataOnDevice = false;
+  /// Called after each epoch's training, before its evaluation (the
+  /// data-parallel run's checksum across processes); an error stops.
+  std::function<Status(Executable &exe, int64_t epoch)> afterEpoch;
   std::FILE *out = stdout; ///< epoch reports
   std::FILE *log = stderr; ///< progress
 };

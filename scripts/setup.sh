@@ -12,6 +12,7 @@ packages=(
   liblua5.1-0-dev                 # the embedded Lua 5.1 that runs model files
   dataset-fashion-mnist           # the default data set
   graphviz                        # dot, for graphc compile --dot
+  libopenmpi-dev openmpi-bin      # graphc train --distributed under mpirun (optional in CMake)
   python3 python3-numpy python3-torch libopenblas0-pthread  # PyTorch checks and benchmarks
 )
 install_missing setup "${packages[@]}"

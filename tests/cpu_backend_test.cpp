@@ -341,6 +341,10 @@ TEST_CASE("non-differentiable ops on the CPU backend match the interpreter", "[c
   ValueId mask = g.add(Op::RandomMask, {seed},
                        {{"p", 0.3}, {"salt", int64_t(2)}, {"shape", Shape{kBatch, 7}}});
   g.addOutput("dropout", g.add(Op::Mul, {x, mask}));
+  ValueId offset = g.input("offset", {DType::I32, {}}); // a share of a larger batch
+  g.addOutput("dropout_at",
+              g.add(Op::RandomMask, {seed, offset},
+                    {{"p", 0.3}, {"salt", int64_t(2)}, {"shape", Shape{kBatch, 7}}}));
   g.addOutput("greater", g.add(Op::Greater, {x, g.constant(0.1)}));
   // A pack with a constant part (a gradient the loss does not reach): the
   // constant has no memory of its own; its place in the pack is filled.
@@ -353,7 +357,8 @@ TEST_CASE("non-differentiable ops on the CPU backend match the interpreter", "[c
     std::mt19937 rng(static_cast<uint32_t>(batch));
     Bindings b{{"x", test::randomTensor({batch, 7}, rng)},
                {"labels", test::randomLabels(batch, 7, rng)},
-               {"seed", Tensor({}, 123456789.0)}};
+               {"seed", Tensor({}, 123456789.0)},
+               {"offset", Tensor({}, 37.0)}};
     compareOnCpu(g, b, batch);
   }
 }

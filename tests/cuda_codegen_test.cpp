@@ -27,16 +27,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Compiles every kernel of both programs of `spec` (with `ops`, only the
-/// kernels that hold one of them); returns how many.
+/// Compiles every kernel of the programs of `spec` (step, evaluation, and
+/// the step split in two for data parallelism: Dropout's mask at a sample
+/// offset; with `ops`, only the kernels that hold one of them); returns how
+/// many.
 int compileAll(const nn::ModelSpec &spec, const ir::Shape &sample, const fs::path &dir,
                const std::set<ir::Op> &ops = {}) {
-  auto c = driver::compile(spec, sample);
+  auto c = driver::compile(spec, sample, {}, /*split=*/true);
   INFO((c ? "" : c.diag().str()));
   REQUIRE(bool(c));
   const runtime::CompiledModel *m = &c->model;
   int count = 0;
-  for (const ir::Graph *g : {&m->step, &m->predict}) {
+  for (const ir::Graph *g : {&m->step, &m->predict, &m->gradients, &m->update}) {
     auto kernels = codegen::cuda::printKernels(*g, codegen::storedValues(*g), "t_");
     for (const auto &k : kernels) {
       if (k.source.empty())

@@ -336,6 +336,24 @@ TEST_CASE("interpreter: random_mask", "[interp]") {
     CHECK(zeros > 300); // about 480 of 960
     CHECK(zeros < 660);
   }
+  SECTION("a sample offset: rows of the global batch's mask") {
+    // Rows [5, 8) of a batch drawn with offset 5 are those elements of the
+    // whole batch's mask (ir/Random.h's element index 5 * 10 + j onwards).
+    Graph g;
+    ValueId s = g.input("seed", i32({})), o = g.input("offset", i32({}));
+    g.addOutput("m", g.add(Op::RandomMask, {s, o},
+                           {{"p", 0.5}, {"salt", int64_t(3)}, {"shape", Ints{N, 10}}}));
+    g.addOutput("x", g.input("x", f32({N})));
+    auto r = run(g, {{"seed", Tensor({}, 9.0)}, {"offset", Tensor({}, 5.0)}, {"x", Tensor({3})}});
+    if (!r)
+      FAIL(r.diag().message);
+    const Tensor &m = r->at("m");
+    REQUIRE(m.shape == Shape{3, 10});
+    int64_t mismatch = 0;
+    for (int64_t i = 0; i < 30; ++i)
+      mismatch += m.data[size_t(i)] != double(dropoutMask(9, 3, uint64_t(50 + i), 0.5f));
+    CHECK(mismatch == 0);
+  }
 }
 
 TEST_CASE("interpreter: reshape and transpose", "[interp]") {

@@ -479,6 +479,12 @@ TEST_CASE("shape inference: sources, losses and the other ops", "[shape]") {
   expectReject(Op::RandomMask, {f32({})}, {{"p", 0.5}, {"shape", Ints{3}}}, {"seed must be i32[]"});
   expectReject(Op::RandomMask, {i32({1})}, {{"p", 0.5}, {"shape", Ints{3}}},
                {"seed must be i32[]"});
+  expectReject(Op::RandomMask, {i32({}), f32({})}, {{"p", 0.5}, {"shape", Ints{N, 3}}},
+               {"sample offset must be i32[]"});
+  expectReject(Op::RandomMask, {i32({}), i32({})}, {{"p", 0.5}, {"shape", Ints{3}}},
+               {"needs a mask of shape [N, ...]"});
+  expectReject(Op::RandomMask, {i32({}), i32({}), i32({})}, {{"p", 0.5}, {"shape", Ints{N, 3}}},
+               {"optional sample offset"});
   // flat_pack
   expectType(Op::FlatPack, {f32({2}), f32({3}), f32({4, 1})},
              {{"offsets", Ints{7, 0, 3}}, {"size", int64_t(9)}}, f32({9}));

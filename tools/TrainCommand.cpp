@@ -8,6 +8,7 @@
 #include "frontend/ModelFile.h"
 #include "runtime/Checkpoint.h"
 #include "runtime/Dataset.h"
+#include "runtime/Distributed.h"
 #include "runtime/T7.h"
 #include "runtime/Trainer.h"
 
@@ -38,6 +39,7 @@ struct TrainCliOptions {
   bool noCache = false;
   bool force = false;
   bool allowNonfinite = false;
+  bool distributed = false;
   CLI::Option *seedOption = nullptr;
   TrainingFlags training;
 };
@@ -209,8 +211,9 @@ std::string describeModel(const runtime::Executable &exe) {
 Expected<std::unique_ptr<runtime::Executable>>
 buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
                 const std::string &target, int threads, int64_t batch, uint64_t seed, bool tf32,
-                const std::string &maxMemory, bool noCache) {
+                const std::string &maxMemory, bool noCache, bool split = false) {
   driver::BuildOptions bo;
+  bo.split = split;
   if (!noCache)
     bo.cacheDir = driver::defaultCacheDir();
   if (!maxMemory.empty()) {
@@ -235,7 +238,14 @@ buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
   return driver::buildCompiled(std::move(c->model), bo);
 }
 
-int runTrain(TrainCliOptions o) {
+int trainWith(TrainCliOptions o, runtime::Communicator *comm) {
+  if (comm && comm->rank() != 0) {
+    // Rank 0 alone reports, saves and logs metrics; errors still print.
+    if (!std::freopen("/dev/null", "w", stdout))
+      return report(error("--distributed: cannot silence the standard output of process " +
+                          std::to_string(comm->rank())));
+    o.progress = "none";
+  }
   auto spec = loadTrainingSpec(o.model, o.training);
   if (!spec)
     return report(spec.diag());
@@ -282,9 +292,27 @@ int runTrain(TrainCliOptions o) {
     to.saveMetadata["graphc.normalize_std"] = fmt::format("{:.17g}", format.std);
   }
   auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32,
-                             o.maxMemory, o.noCache);
+                             o.maxMemory, o.noCache, comm != nullptr);
   if (!exe)
     return report(exe.diag());
+  if (comm) {
+    exe = runtime::makeDistributed(std::move(*exe), *comm);
+    if (!exe)
+      return report(exe.diag());
+    if (comm->size() > 1 && comm->rank() == 0 &&
+        ir::trainableNumel((*exe)->info().params) < (*exe)->info().numParams)
+      note(fmt::format("BatchNorm normalises each process's share of a batch with that share's "
+                       "statistics, so {} processes do not follow the single-process run "
+                       "exactly (as with PyTorch's DistributedDataParallel without "
+                       "SyncBatchNorm); the running statistics are averaged",
+                       comm->size()));
+    to.afterEpoch = [comm](runtime::Executable &e, int64_t epoch) {
+      std::string times = runtime::takeStepTimes(e);
+      if (comm->rank() == 0 && !times.empty())
+        std::printf("epoch %lld: %s\n", (long long)epoch, times.c_str());
+      return runtime::checkSameModel(e, *comm, epoch);
+    };
+  }
 
   int64_t startEpoch = 0;
   uint64_t seed = o.seed;
@@ -313,8 +341,9 @@ int runTrain(TrainCliOptions o) {
   to.epochs = o.epochs;
   to.batch = o.batch;
   to.seed = seed;
-  to.save = o.save;
-  to.metrics = o.metrics;
+  const bool reports = !comm || comm->rank() == 0;
+  to.save = reports ? o.save : "";
+  to.metrics = reports ? o.metrics : "";
   to.progress = o.progress == "bar"     ? runtime::Progress::Bar
                 : o.progress == "lines" ? runtime::Progress::Lines
                 : o.progress == "none"  ? runtime::Progress::None
@@ -337,6 +366,22 @@ int runTrain(TrainCliOptions o) {
   if (!stats)
     return report(stats.diag());
   return 0;
+}
+
+int runTrain(const TrainCliOptions &o) {
+  if (!o.distributed)
+    return trainWith(o, nullptr);
+  auto comm = runtime::Communicator::init();
+  if (!comm)
+    return report(comm.diag());
+  int rc = trainWith(o, comm->get());
+  if (rc != 0 && (*comm)->size() > 1) {
+    // The other processes would wait in the next allreduce forever.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    (*comm)->abort(rc);
+  }
+  return rc;
 }
 
 /// A model file's spec for evaluation: only the model is compiled (its
@@ -565,6 +610,14 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
                 "counter and epoch (a plain PyTorch state_dict starts a fresh "
                 "optimizer)");
   c->add_flag("--allow-nonfinite", o.allowNonfinite, kAllowNonfiniteHelp);
+  c->add_flag("--distributed", o.distributed,
+              std::string("data-parallel training: run as `mpirun -np K graphc train MODEL "
+                          "--distributed`; each process trains on its share of every global "
+                          "batch of --batch samples, one allreduce per step averages the "
+                          "gradients, process 0 reports and saves") +
+                  (runtime::Communicator::available()
+                       ? ""
+                       : " (this graphc was built without MPI: one process only)"));
   c->add_flag("--force", o.force,
               "let --save overwrite a checkpoint that is further along than this run "
               "starts (without --resume, any saved step above 0)");

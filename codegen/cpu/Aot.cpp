@@ -38,10 +38,12 @@ using namespace ir;
 class Descriptor {
 public:
   Descriptor(llvm::Module &m, const ir::ModelInfo &info, Program &step, Program &predict,
-             int64_t maxBatch, uint64_t seed, const std::string &name, const DeviceImage *device,
+             Program *gradients, Program *update, int64_t maxBatch, uint64_t seed,
+             const std::string &name, const DeviceImage *device,
              const std::vector<VectorTarget> &isas)
-      : m_(m), c_(m.getContext()), info_(info), step_(step), predict_(predict), maxBatch_(maxBatch),
-        seed_(seed), name_(name), device_(device), isas_(isas) {}
+      : m_(m), c_(m.getContext()), info_(info), step_(step), predict_(predict),
+        gradients_(gradients), update_(update), maxBatch_(maxBatch), seed_(seed), name_(name),
+        device_(device), isas_(isas) {}
 
   void emit() {
     auto *ptr = llvm::PointerType::get(c_, 0);
@@ -49,10 +51,13 @@ public:
     auto *tensorTy = llvm::StructType::get(
         c_, {ptr, i64, i64, llvm::ArrayType::get(i64, 4), f64, f64, i64, i64});
     auto *programTy = llvm::StructType::get(c_, {ptr, i64, i64, i64, ptr, ptr});
-    auto *modelTy = llvm::StructType::get(c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr,
-                                               f64, programTy, programTy, i64, i64, ptr});
+    auto *modelTy =
+        llvm::StructType::get(c_, {ptr, i64, i64, ptr, i64, ptr, i64, i64, i64, ptr, f64, programTy,
+                                   programTy, i64, i64, ptr, programTy, programTy});
     // The CPU code of each ISA, best first (grt_isa_desc); none for cuda.
-    auto *isaTy = llvm::StructType::get(c_, {ptr, i64, ptr, ptr});
+    // The split step's run functions are null where it was not compiled.
+    auto *isaTy = llvm::StructType::get(c_, {ptr, i64, ptr, ptr, ptr, ptr});
+    llvm::Constant *null = llvm::ConstantPointerNull::get(ptr);
     std::vector<llvm::Constant *> isaDescs;
     std::vector<VectorTarget> best = device_ ? std::vector<VectorTarget>{} : isas_;
     std::sort(best.begin(), best.end(),
@@ -61,7 +66,9 @@ public:
       std::string infix = isas_.size() > 1 ? t.name + "_" : "";
       isaDescs.push_back(llvm::ConstantStruct::get(
           isaTy, {str(t.name), int64(t.level), m_.getFunction(name_ + "_step_" + infix + "run"),
-                  m_.getFunction(name_ + "_predict_" + infix + "run")}));
+                  m_.getFunction(name_ + "_predict_" + infix + "run"),
+                  gradients_ ? static_cast<llvm::Constant *>(m_.getFunction(name_ + "_gradients_" + infix + "run")) : null,
+                  update_ ? static_cast<llvm::Constant *>(m_.getFunction(name_ + "_update_" + infix + "run")) : null}));
     }
     llvm::Constant *isaArray =
         isaDescs.empty() ? llvm::ConstantPointerNull::get(ptr) : array(isaTy, isaDescs, "isas");
@@ -93,7 +100,11 @@ public:
                       llvm::ConstantFP::get(f64, info_.optimizer.learningRate),
                       program(programTy, step_, name_ + "_step_"),
                       program(programTy, predict_, name_ + "_predict_"), int64(int64_t(seed_)),
-                      int64(int64_t(isaDescs.size())), isaArray}),
+                      int64(int64_t(isaDescs.size())), isaArray,
+                      gradients_ ? program(programTy, *gradients_, name_ + "_gradients_")
+                                 : llvm::ConstantAggregateZero::get(programTy),
+                      update_ ? program(programTy, *update_, name_ + "_update_")
+                              : llvm::ConstantAggregateZero::get(programTy)}),
         name_ + "_descriptor");
 
     llvm::Type *i32 = llvm::Type::getInt32Ty(c_), *f32p = ptr, *vd = llvm::Type::getVoidTy(c_);
@@ -127,8 +138,12 @@ public:
     forward("save", i32, {ptr, ptr}, rt + "save");
     forward("load", i32, {ptr, ptr}, rt + "load");
     forward("error", ptr, {ptr}, rt + "error");
-    if (!device_)
+    if (!device_) {
       forward("isa", ptr, {ptr}, "grt_model_isa");
+      forward("compute_gradients", i32, {ptr, f32p, ptr, i64, i64, ptr, ptr},
+              "grt_model_compute_gradients");
+      forward("apply_update", i32, {ptr, ptr}, "grt_model_apply_update");
+    }
     constant("num_params", i64, llvm::ConstantInt::get(i64, uint64_t(info_.numParams)));
     constant("max_batch", i64, llvm::ConstantInt::get(i64, uint64_t(maxBatch_)));
     constant("classes", i64, llvm::ConstantInt::get(i64, uint64_t(info_.classes)));
@@ -211,6 +226,7 @@ private:
   llvm::LLVMContext &c_;
   const ir::ModelInfo &info_;
   Program &step_, &predict_;
+  Program *gradients_, *update_; ///< null: the library has no split step
   int64_t maxBatch_;
   uint64_t seed_;
   std::string name_;
@@ -310,7 +326,7 @@ int64_t {0}_step({0}_ctx *ctx);
 int {0}_save({0}_ctx *ctx, const char *path);
 /** Loads weights and, when present, optimizer state and step counter. */
 int {0}_load({0}_ctx *ctx, const char *path);
-{12}/** What the last failed call on ctx (or the last failed create, for NULL) said. */
+{12}{13}/** What the last failed call on ctx (or the last failed create, for NULL) said. */
 const char *{0}_error({0}_ctx *ctx);
 
 int64_t {0}_num_params(void);   /* {8} */
@@ -361,13 +377,31 @@ int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);
            : fmt::format("/** The vector ISA whose code ctx runs: \"avx512\", "
                          "\"avx2\" or \"generic\". */\n"
                          "const char *{0}_isa({0}_ctx *ctx);\n",
-                         name));
+                         name),
+      cuda ? ""
+           : fmt::format(R"(/** The training step in two halves, so that a program can combine the
+ *  gradients of several processes between them (data parallelism, e.g. one
+ *  MPI_Allreduce; see examples/embed). compute_gradients runs forward and
+ *  backward on n samples, `offset` being the samples of the global batch
+ *  before them (Dropout's masks are drawn per global sample); `grad`
+ *  ({0}_num_params() floats) receives their mean gradient, and in the tail
+ *  of any non-trainable buffers (BatchNorm's running statistics) their new
+ *  values. apply_update makes the optimizer update with `grad` (averaged:
+ *  weight each process's by its share of the batch and sum) and counts the
+ *  step. Together they compute what {0}_train_step computes. A library of an
+ *  optimizer without a split form (optim.nag) returns {2}_ERR_ARGUMENT. */
+int {0}_compute_gradients({0}_ctx *ctx, const float *x, const int32_t *labels, int64_t n,
+                          int64_t offset, float *grad, float *loss);
+int {0}_apply_update({0}_ctx *ctx, const float *grad);
+)",
+                         name, "", guard));
 }
 
 Expected<LibraryFiles> buildLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
                                     int64_t maxBatch, uint64_t seed, const std::string &out,
                                     const std::vector<VectorTarget> &isas,
-                                    const DeviceImage *device) {
+                                    const DeviceImage *device, Program *gradients,
+                                    Program *update) {
   std::string name = baseName(out), dir = dirName(out);
   if (name.empty() || !(std::isalpha((unsigned char)name[0]) || name[0] == '_'))
     return error(fmt::format("-o {}: the name must start with a letter", quote(out)));
@@ -384,11 +418,20 @@ Expected<LibraryFiles> buildLibrary(const ir::ModelInfo &info, Program &step, Pr
   // The cuda target's object holds the descriptor and entry points only.
   std::vector<Program *> programs;
   std::vector<std::string> prefixes;
+  if (device)
+    gradients = update = nullptr; // the cuda library has no split step yet
   if (!device)
     programs = {&step, &predict}, prefixes = {name + "_step_", name + "_predict_"};
+  if (gradients && update) {
+    programs.insert(programs.end(), {gradients, update});
+    prefixes.insert(prefixes.end(), {name + "_gradients_", name + "_update_"});
+  } else {
+    gradients = update = nullptr;
+  }
   auto obj =
       emitCode(programs, prefixes, EmitKind::Object, isas, name + "_micro", [&](llvm::Module &m) {
-        Descriptor(m, info, step, predict, maxBatch, seed, name, device, isas).emit();
+        Descriptor(m, info, step, predict, gradients, update, maxBatch, seed, name, device, isas)
+            .emit();
       });
   if (!obj)
     return obj.diag();

@@ -30,11 +30,14 @@ struct LibraryFiles {
 /// the archive runs that image on the GPU through graphc_cuda_model.c
 /// instead of CPU code. The CPU code is built for each ISA of `isas` (see
 /// emitCode); `<name>_create` takes the best the CPU executes and refuses
-/// when there is none.
+/// when there is none. With `gradients` and `update` (the step split in two,
+/// CPU only) the library also has <name>_compute_gradients and
+/// <name>_apply_update.
 Expected<LibraryFiles> buildLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
                                     int64_t maxBatch, uint64_t seed, const std::string &out,
                                     const std::vector<VectorTarget> &isas,
-                                    const DeviceImage *device = nullptr);
+                                    const DeviceImage *device = nullptr,
+                                    Program *gradients = nullptr, Program *update = nullptr);
 
 /// The header's text for a model called `name`.
 std::string libraryHeader(const ir::ModelInfo &info, int64_t maxBatch, const std::string &name,

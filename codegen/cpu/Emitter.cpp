@@ -263,7 +263,15 @@ llvm::Value *Emitter::pointwise(ValueId v, const std::vector<llvm::Value *> &in,
     uint64_t salt = graphc_salt_key(uint64_t(nd.attrs.i("salt")));
     llvm::Value *h =
         b.CreateAdd(b.CreateMul(seed, i64(int64_t(GRAPHC_SEED_MUL))), i64(int64_t(salt)));
-    h = mix64(b, b.CreateAdd(h, e));
+    llvm::Value *at = e;
+    if (nd.inputs.size() == 2) { // element e + offset * (elements per sample)
+      int64_t perSample = 1;
+      for (size_t d = 1; d < nd.type.shape.size(); ++d)
+        perSample *= nd.type.shape[d];
+      llvm::Value *offset = b.CreateSExt(loadI32(nd.inputs[1], i64(0)), b.getInt64Ty());
+      at = b.CreateAdd(e, b.CreateMul(offset, i64(perSample)));
+    }
+    h = mix64(b, b.CreateAdd(h, at));
     llvm::Value *u =
         b.CreateFMul(b.CreateUIToFP(b.CreateLShr(h, 40), b.getFloatTy()), f32(1.0 / 16777216.0));
     float p = float(nd.attrs.f("p"));

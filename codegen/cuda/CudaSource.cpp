@@ -172,9 +172,16 @@ public:
     case Op::RandomMask: {
       uint64_t salt = graphc_salt_key(uint64_t(n.attrs.i("salt")));
       float p = float(n.attrs.f("p"));
+      std::string at = fmt::format("(u64)({})", e);
+      if (n.inputs.size() == 2) { // element e + offset * (elements per sample)
+        int64_t perSample = 1;
+        for (size_t d = 1; d < n.type.shape.size(); ++d)
+          perSample *= n.type.shape[d];
+        at += fmt::format(" + (u64)(i64)((int *)ptrs[{}])[0] * {}ULL", n.inputs[1], perSample);
+      }
       return fmt::format("((float)(graphc_mix64((u64)(i64)((int *)ptrs[{}])[0] * {:#x}ULL + "
-                         "0x{:x}ULL + (u64)({})) >> 40) * (1.0f / 16777216.0f) < {} ? 0.0f : {})",
-                         n.inputs[0], GRAPHC_SEED_MUL, salt, e, lit(p), lit(1.0f / (1.0f - p)));
+                         "0x{:x}ULL + {}) >> 40) * (1.0f / 16777216.0f) < {} ? 0.0f : {})",
+                         n.inputs[0], GRAPHC_SEED_MUL, salt, at, lit(p), lit(1.0f / (1.0f - p)));
     }
     default: break;
     }

@@ -37,6 +37,11 @@ public:
     step_.plan = std::move(m.stepPlan);
     predict_.graph = std::move(m.predict);
     predict_.plan = std::move(m.predictPlan);
+    split_ = m.split();
+    gradients_.graph = std::move(m.gradients);
+    gradients_.plan = std::move(m.gradientsPlan);
+    update_.graph = std::move(m.update);
+    update_.plan = std::move(m.updatePlan);
   }
   ~CpuExecutable() override { grt_model_destroy(model_); }
 
@@ -51,6 +56,10 @@ public:
       programs.insert(programs.begin(), &step_);
       prefixes.insert(prefixes.begin(), "step_");
     }
+    if (split_) {
+      programs.insert(programs.end(), {&gradients_, &update_});
+      prefixes.insert(prefixes.end(), {"gradients_", "update_"});
+    }
     auto jit = JitModule::compile(programs, prefixes, isa_, &compileMs_, &cache_);
     if (!jit)
       return jit.diag();
@@ -58,7 +67,10 @@ public:
     desc_ = std::make_unique<ModelDesc>(
         info_, ModelDesc::ProgramRef{trainable_ ? &step_.graph : nullptr, step_.plan.arenaBytes},
         ModelDesc::ProgramRef{&predict_.graph, predict_.plan.arenaBytes}, maxBatch_,
-        ModelDesc::Isa{isa_.name, isa_.level, trainable_ ? step_.run : nullptr, predict_.run});
+        ModelDesc::Isa{isa_.name, isa_.level, trainable_ ? step_.run : nullptr, predict_.run,
+                       gradients_.run, update_.run},
+        ModelDesc::ProgramRef{split_ ? &gradients_.graph : nullptr, gradients_.plan.arenaBytes},
+        ModelDesc::ProgramRef{split_ ? &update_.graph : nullptr, update_.plan.arenaBytes});
     if (grt_model_create(desc_->get(), &model_, nullptr, threads_) != GRT_OK)
       return error(grt_model_error(nullptr));
     return {};
@@ -88,6 +100,21 @@ public:
       std::memcpy(output, grt_model_output(model_), size_t(n * info_.classes) * sizeof(float));
     return {};
   }
+
+  bool canSplitStep() const override { return split_; }
+
+  Status computeGradients(const float *x, const int32_t *labels, int64_t n, int64_t offset,
+                          float *loss, float *output, float *grad) override {
+    if (Status s = checkStep(labels, n); !s)
+      return s;
+    if (Status s = ok(grt_model_compute_gradients(model_, x, labels, n, offset, grad, loss)); !s)
+      return s;
+    if (output)
+      std::memcpy(output, grt_model_output(model_), size_t(n * info_.classes) * sizeof(float));
+    return {};
+  }
+
+  Status applyUpdate(const float *grad) override { return ok(grt_model_apply_update(model_, grad)); }
 
   bool canDiagnoseSteps() const override { return trainable_; }
 
@@ -178,7 +205,8 @@ private:
   codegen::cpu::VectorTarget isa_;
   JitCache cache_;
   double compileMs_ = 0;
-  Program step_, predict_;
+  bool split_ = false;
+  Program step_, predict_, gradients_, update_;
   std::unique_ptr<JitModule> jit_;
   std::unique_ptr<ModelDesc> desc_;
   grt_model *model_ = nullptr;

@@ -78,7 +78,8 @@ public:
     // The host side of the context has no run functions and no arenas.
     desc_->model =
         std::make_unique<ModelDesc>(info_, ModelDesc::ProgramRef{trainable_ ? &step_ : nullptr, 0},
-                                    ModelDesc::ProgramRef{&m.predict, 0}, maxBatch_, std::nullopt);
+                                    ModelDesc::ProgramRef{&m.predict, 0}, maxBatch_, std::nullopt,
+                                    ModelDesc::ProgramRef{}, ModelDesc::ProgramRef{});
     desc_->desc.model = desc_->model->get();
     if (!trainable_)
       desc_->desc.step_words = 0; // evaluation only

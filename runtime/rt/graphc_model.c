@@ -29,11 +29,12 @@ struct grt_model {
   const grt_isa_desc *isa; /* the code this CPU runs; NULL on the cuda target */
   grt_pool *pool;
   float *params, *output, **state;
-  void *step_arena, *predict_arena;
+  void *step_arena, *predict_arena, *gradients_arena, *update_arena;
+  const float *grad; /* the gradient buffer of the split step's call */
   int64_t step;
   uint64_t seed;
   float loss, step_in, step_out;
-  int32_t seed_in;
+  int32_t seed_in, offset_in;
   char error[512];
 };
 
@@ -111,7 +112,10 @@ int grt_model_create(const grt_model_desc *d, grt_model **out, const char *weigh
   m->state = calloc((size_t)d->num_slots + 1, sizeof(float *));
   m->step_arena = zeroed((size_t)d->step.arena_bytes);
   m->predict_arena = zeroed((size_t)d->predict.arena_bytes);
-  int ok = m->pool && m->params && m->output && m->state && m->step_arena && m->predict_arena;
+  m->gradients_arena = zeroed((size_t)d->gradients.arena_bytes);
+  m->update_arena = zeroed((size_t)d->update.arena_bytes);
+  int ok = m->pool && m->params && m->output && m->state && m->step_arena && m->predict_arena &&
+           m->gradients_arena && m->update_arena;
   for (int64_t s = 0; ok && s < d->num_slots; ++s)
     ok = (m->state[s] = zeroed((size_t)d->num_params * sizeof(float))) != NULL;
   if (!ok) {
@@ -143,6 +147,8 @@ void grt_model_destroy(grt_model *m) {
   free(m->state);
   free(m->step_arena);
   free(m->predict_arena);
+  free(m->gradients_arena);
+  free(m->update_arena);
   free(m);
 }
 
@@ -179,6 +185,10 @@ static void *slot_memory(grt_model *m, const char *name, int output, const float
     return output ? &m->step_out : &m->step_in;
   if (!strcmp(name, GRAPHC_IO_SEED))
     return &m->seed_in;
+  if (!strcmp(name, GRAPHC_IO_OFFSET))
+    return &m->offset_in;
+  if (!strcmp(name, GRAPHC_IO_GRAD))
+    return (void *)m->grad;
   if (!strcmp(name, GRAPHC_IO_LOSS))
     return &m->loss;
   if (!strcmp(name, GRAPHC_IO_OUTPUT))
@@ -256,6 +266,48 @@ int grt_model_train_step(grt_model *m, const float *x, const int32_t *labels, in
   if (rc != GRT_OK)
     return rc;
   *loss = m->loss;
+  ++m->step;
+  return GRT_OK;
+}
+
+int grt_model_can_split(const grt_model *m) {
+  return m && m->isa && m->isa->gradients && m->isa->update && m->d->gradients.num_outputs > 0;
+}
+
+int grt_model_compute_gradients(grt_model *m, const float *x, const int32_t *labels, int64_t n,
+                                int64_t offset, float *grad, float *loss) {
+  int rc = start_step(m, x, labels, n);
+  if (rc != GRT_OK)
+    return rc;
+  if (!grt_model_can_split(m))
+    return fail(m, GRT_ERR_ARGUMENT, "this model was compiled without the split step");
+  if (!grad || !loss)
+    return fail(m, GRT_ERR_ARGUMENT, "the gradient or loss pointer is null");
+  if (offset < 0 || offset > INT32_MAX)
+    return fail(m, GRT_ERR_ARGUMENT, "sample offset %" PRId64 " is out of range", offset);
+  m->offset_in = (int32_t)offset;
+  m->grad = grad;
+  rc = run(m, &m->d->gradients, m->isa->gradients, m->gradients_arena, n, x, labels, m->output);
+  m->grad = NULL;
+  if (rc != GRT_OK)
+    return rc;
+  *loss = m->loss;
+  return GRT_OK;
+}
+
+int grt_model_apply_update(grt_model *m, const float *grad) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  if (!grt_model_can_split(m))
+    return fail(m, GRT_ERR_ARGUMENT, "this model was compiled without the split step");
+  if (!grad)
+    return fail(m, GRT_ERR_ARGUMENT, "the gradient pointer is null");
+  m->step_in = (float)m->step;
+  m->grad = grad;
+  int rc = run(m, &m->d->update, m->isa->update, m->update_arena, 1, m->params, NULL, NULL);
+  m->grad = NULL;
+  if (rc != GRT_OK)
+    return rc;
   ++m->step;
   return GRT_OK;
 }

@@ -53,6 +53,7 @@ typedef struct {
   const char *name; /* "avx512", "avx2" or "generic" */
   int64_t level;    /* the x86-64 level it needs (grt_cpu_level) */
   grt_run_fn step, predict;
+  grt_run_fn gradients, update; /* NULL: the step is not split (see below) */
 } grt_isa_desc;
 
 typedef struct {
@@ -71,6 +72,10 @@ typedef struct {
    * and refuses when there is none (none at all for the cuda target). */
   int64_t num_isas;
   const grt_isa_desc *isas;
+  /* The step split in two for data parallelism (all zero when not compiled):
+   * gradients (x, labels, params, step, seed, offset -> loss, output, grad)
+   * and update (params, grad, step, state -> params, state, step). */
+  grt_program_desc gradients, update;
 } grt_model_desc;
 
 typedef struct grt_model grt_model;
@@ -93,6 +98,22 @@ int32_t grt_model_step_seed(const grt_model *m); /* Dropout's seed for the next 
 const float *grt_model_output(const grt_model *m);
 /* The seed of Dropout's masks from now on (a context starts with d->seed). */
 void grt_model_set_seed(grt_model *m, uint64_t seed);
+
+/* The step in two halves, so that a caller can average the gradient of
+ * several processes between them (data parallelism; the context must come
+ * from a descriptor with a split step). compute_gradients runs forward and
+ * backward on n samples, `offset` being the samples of the global batch
+ * before these (Dropout's masks are drawn per global sample); `grad`
+ * (num_params floats) receives the batch-mean gradient, followed, in the
+ * tail of the buffers (BatchNorm's running statistics), by their new
+ * values. apply_update makes the optimizer update with `grad` (the tail
+ * becomes the buffers) and counts the step. Together they compute what
+ * grt_model_train_step computes. */
+int grt_model_compute_gradients(grt_model *m, const float *x, const int32_t *labels, int64_t n,
+                                int64_t offset, float *grad, float *loss);
+int grt_model_apply_update(grt_model *m, const float *grad);
+/* Whether `m` has the split step. */
+int grt_model_can_split(const grt_model *m);
 
 /* A step run one kernel group at a time: the JIT's stepwise twin of the
  * step's run function (graphc's non-finite diagnosis). */

@@ -1,0 +1,255 @@
+// runtime/Distributed.cpp - the one file that speaks MPI: the communicator,
+// the data-parallel executable, the per-epoch model checksum.
+#include "runtime/Distributed.h"
+
+#include "runtime/Trainer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#ifdef GRAPHC_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace graphc::runtime {
+
+#ifdef GRAPHC_HAVE_MPI
+namespace {
+
+/// MPI's message for an error code.
+std::string mpiError(int rc) {
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  return std::string(text, size_t(len));
+}
+
+} // namespace
+#endif
+
+bool Communicator::available() {
+#ifdef GRAPHC_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+Expected<std::unique_ptr<Communicator>> Communicator::init() {
+  std::unique_ptr<Communicator> c(new Communicator);
+#ifdef GRAPHC_HAVE_MPI
+  int ready = 0;
+  MPI_Initialized(&ready);
+  if (!ready)
+    if (int rc = MPI_Init(nullptr, nullptr); rc != MPI_SUCCESS)
+      return error("--distributed: MPI_Init failed: " + mpiError(rc));
+  // Errors come back as codes, so that they are reported with graphc's
+  // message before the run is aborted.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &c->rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &c->size_);
+#endif
+  return c;
+}
+
+Communicator::~Communicator() {
+#ifdef GRAPHC_HAVE_MPI
+  int finished = 0;
+  MPI_Finalized(&finished);
+  if (!finished)
+    MPI_Finalize();
+#endif
+}
+
+Status Communicator::allreduceSum(float *data, int64_t count) {
+#ifdef GRAPHC_HAVE_MPI
+  if (size_ > 1) {
+    if (count > INT32_MAX)
+      return error(fmt::format("allreduce of {} floats: more than MPI's int count", count));
+    int rc = MPI_Allreduce(MPI_IN_PLACE, data, int(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS)
+      return error(fmt::format("process {} of {}: the gradient allreduce failed: {}", rank_,
+                               size_, mpiError(rc)));
+  }
+#endif
+  return {};
+}
+
+Expected<bool> Communicator::same(uint64_t value) {
+#ifdef GRAPHC_HAVE_MPI
+  if (size_ > 1) {
+    uint64_t v[2] = {value, ~value};
+    int rc = MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS)
+      return error(fmt::format("process {} of {}: the checksum allreduce failed: {}", rank_,
+                               size_, mpiError(rc)));
+    return v[0] == value && ~v[1] == value; // max == min == value
+  }
+#endif
+  return true;
+}
+
+void Communicator::abort(int code) {
+#ifdef GRAPHC_HAVE_MPI
+  if (size_ > 1)
+    MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  std::exit(code);
+}
+
+Share shareOf(int64_t n, int rank, int size) {
+  int64_t base = n / size, extra = n % size;
+  Share s;
+  s.count = base + (rank < extra ? 1 : 0);
+  s.begin = rank * base + std::min<int64_t>(rank, extra);
+  return s;
+}
+
+namespace {
+
+/// The data-parallel executable of Distributed.h.
+class DistributedExecutable : public Executable {
+public:
+  DistributedExecutable(std::unique_ptr<Executable> local, Communicator &comm)
+      : local_(std::move(local)), comm_(comm) {
+    info_ = local_->info();
+    sample_ = 1;
+    for (int64_t d : info_.sample)
+      sample_ *= d;
+    // The gradient, then the share's weighted loss and its correct count.
+    buffer_.resize(size_t(info_.numParams + 2));
+  }
+
+  std::string target() const override { return local_->target(); }
+  std::string describe() const override {
+    return fmt::format("{}, data-parallel over {} process{}", local_->describe(), comm_.size(),
+                       comm_.size() == 1 ? "" : "es");
+  }
+  int64_t maxBatch() const override { return local_->maxBatch(); }
+
+  Status trainStep(const float *x, const int32_t *labels, int64_t n, float *loss,
+                   float *output) override {
+    if (n < 1 || n > maxBatch())
+      return error(fmt::format("batch of {} samples: expected 1 to {}", n, maxBatch()));
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    const Share s = shareOf(n, comm_.rank(), comm_.size());
+    const int64_t P = info_.numParams, classes = info_.classes;
+    float *grad = buffer_.data();
+    if (s.count > 0) {
+      float shareLoss = 0;
+      std::vector<float> out(size_t(s.count * classes));
+      if (Status st = local_->computeGradients(x + s.begin * sample_, labels + s.begin, s.count,
+                                               s.begin, &shareLoss, out.data(), grad);
+          !st)
+        return st;
+      // The share's mean times its weight: summed, the global batch's mean.
+      const float w = float(double(s.count) / double(n));
+      for (int64_t i = 0; i < P; ++i)
+        grad[i] *= w;
+      grad[P] = shareLoss * w;
+      int64_t correct = 0;
+      for (int64_t i = 0; i < s.count; ++i)
+        correct += prediction(out.data() + i * classes, classes) == labels[s.begin + i];
+      grad[P + 1] = float(correct);
+      if (output)
+        std::memcpy(output + s.begin * classes, out.data(), out.size() * sizeof(float));
+    } else {
+      std::fill(buffer_.begin(), buffer_.end(), 0.0f); // fewer samples than processes
+    }
+    const auto t1 = Clock::now();
+    if (Status st = comm_.allreduceSum(buffer_.data(), P + 2); !st)
+      return st;
+    const auto t2 = Clock::now();
+    if (Status st = local_->applyUpdate(grad); !st)
+      return st;
+    allreduceSeconds_ += std::chrono::duration<double>(t2 - t1).count();
+    stepSeconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
+    ++steps_;
+    *loss = grad[P];
+    correct_ = int64_t(grad[P + 1] + 0.5f);
+    return {};
+  }
+
+  int64_t lastStepCorrect() const override { return correct_; }
+
+  std::string takeTimes() {
+    if (steps_ == 0)
+      return "";
+    std::string out = fmt::format(
+        "allreduce of {:.1f} MB over {} process{}: {:.2f} ms per step ({:.0f}% of the step's "
+        "{:.1f} ms)",
+        double(buffer_.size() * sizeof(float)) / 1e6, comm_.size(), comm_.size() == 1 ? "" : "es",
+        1e3 * allreduceSeconds_ / double(steps_), 100 * allreduceSeconds_ / stepSeconds_,
+        1e3 * stepSeconds_ / double(steps_));
+    allreduceSeconds_ = stepSeconds_ = 0;
+    steps_ = 0;
+    return out;
+  }
+
+  Status predict(const float *x, int64_t n, float *output) override {
+    return local_->predict(x, n, output);
+  }
+  float *params() override { return local_->params(); }
+  float *state(const std::string &slot) override { return local_->state(slot); }
+  int64_t step() const override { return local_->step(); }
+  void setStep(int64_t step) override { local_->setStep(step); }
+  void setSeed(uint64_t seed) override { local_->setSeed(seed); }
+
+private:
+  std::unique_ptr<Executable> local_;
+  Communicator &comm_;
+  int64_t sample_ = 1;
+  std::vector<float> buffer_;
+  int64_t correct_ = -1;
+  double allreduceSeconds_ = 0, stepSeconds_ = 0; ///< since takeTimes
+  int64_t steps_ = 0;
+};
+
+/// FNV-1a over bytes, continued from `h`.
+uint64_t fnv1a(const void *data, size_t bytes, uint64_t h) {
+  const auto *p = static_cast<const unsigned char *>(data);
+  for (size_t i = 0; i < bytes; ++i)
+    h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+} // namespace
+
+Expected<std::unique_ptr<Executable>> makeDistributed(std::unique_ptr<Executable> local,
+                                                      Communicator &comm) {
+  if (!local->canSplitStep())
+    return error(fmt::format("--distributed: the {} target cannot split the step into gradients "
+                             "and update yet",
+                             local->target()));
+  return std::unique_ptr<Executable>(new DistributedExecutable(std::move(local), comm));
+}
+
+std::string takeStepTimes(Executable &exe) {
+  auto *d = dynamic_cast<DistributedExecutable *>(&exe);
+  return d ? d->takeTimes() : "";
+}
+
+Status checkSameModel(Executable &exe, Communicator &comm, int64_t epoch) {
+  const size_t bytes = size_t(exe.info().numParams) * sizeof(float);
+  uint64_t h = fnv1a(exe.params(), bytes, 0xcbf29ce484222325ULL);
+  for (const std::string &slot : exe.info().stateSlots)
+    h = fnv1a(exe.state(slot), bytes, h);
+  int64_t step = exe.step();
+  h = fnv1a(&step, sizeof step, h);
+  auto same = comm.same(h);
+  if (!same)
+    return same.diag();
+  if (!*same)
+    return error(fmt::format("after epoch {}: the parameters of process {} of {} differ from "
+                             "another process's (checksum {:016x}); the processes drifted apart",
+                             epoch, comm.rank(), comm.size(), h));
+  return {};
+}
+
+} // namespace graphc::runtime
