@@ -501,7 +501,8 @@ TEST_CASE("without cuDNN the conv nets' steps run the generated kernels, still c
   auto gpu = buildOrFail(*spec, "cuda", 4);
   auto ref = buildOrFail(*spec, "interp", 4);
   // Said once, with the reason.
-  CHECK_THAT(gpu->describe(), Catch::Contains("; convolutions by generated kernels: "));
+  CHECK_THAT(gpu->describe(), Catch::Contains("; convolutions by generated kernels: cuDNN turned "
+                                              "off (GRAPHC_NO_CUDNN)"));
   compareSteps(*gpu, *ref, {4, 4, 1}, 1);
   // A model without convolutions says nothing about them.
   auto mlp = buildOrFail(test::seedMlp(), "cuda", 4);
