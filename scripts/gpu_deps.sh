@@ -44,6 +44,12 @@ if [ "$with_data" = 1 ]; then
     echo "gpu_deps: no Fashion-MNIST at $src: the check will train on synthetic data" >&2
   fi
 fi
+# cuDNN's headers (1 MB; graphc's cuda runtime is compiled against them): a
+# GPU machine's toolkit may lack them. Never its libraries (over 1 GB): there
+# graphc loads libcudnn.so.9 if the machine has it, else runs its own kernels.
+mkdir -p "$dest/usr/include"
+cp /usr/local/cuda/include/cudnn*.h "$dest/usr/include/" 2>/dev/null ||
+  echo "gpu_deps: no cuDNN headers in /usr/local/cuda/include" >&2
 # The ahead-of-time archives of both targets, which only a graphc with LLVM
 # can write; the GPU machine links and compares them (tests/gpu/aot_check.sh).
 graphc=${GRAPHC:-$root/build/graphc}

@@ -99,6 +99,15 @@ cuda_part() {
   cc -std=c11 -O1 prog.c -I. -L. -lmlp -L$cuda/lib64 -L$cuda/lib64/stubs -lcublasLt -lcuda -lm \
     -lpthread -o prog_cuda || fail "the cuda library does not link"
   echo "linked prog_cuda against the cuda library"
+  # cuDNN is optional and weak: linked as the header says, the program needs it.
+  if [ -e $cuda/lib64/libcudnn.so ]; then
+    grep -q -- "-Wl,--no-as-needed -lcudnn" mlp.h || fail "the cuda header does not say how to link cuDNN"
+    cc -std=c11 -O1 prog.c -I. -L. -lmlp -L$cuda/lib64 -L$cuda/lib64/stubs -Wl,--no-as-needed \
+      -lcudnn -Wl,--as-needed -lcublasLt -lcuda -lm -lpthread -o prog_cudnn ||
+      fail "the cuda library does not link with cuDNN"
+    readelf -d prog_cudnn | grep -q "NEEDED.*libcudnn" || fail "prog_cudnn does not load libcudnn"
+    echo "linked prog_cudnn against the cuda library and cuDNN"
+  fi
   # --tf32 reaches the library's descriptor: the summary says so, and the
   # archive differs from the fp32 one (the only difference).
   mkdir tf32

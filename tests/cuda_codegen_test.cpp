@@ -18,8 +18,9 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <map>
+#include <set>
 #include <unistd.h>
 
 using namespace graphc;
@@ -110,6 +111,77 @@ TEST_CASE("every CUDA kernel of the example models compiles and assembles for sm
 
 namespace {
 
+bool isConv(ir::Op op) {
+  return op == ir::Op::Conv2d || op == ir::Op::Conv2dGradInput || op == ir::Op::Conv2dGradWeight;
+}
+
+/// A GCU_CONV record against its graph, as cuDNN's legacy API will take
+/// it: the operands in cuDNN's roles (x, w, y of the forward convolution,
+/// whichever of the three the op computes), NCHW shapes that agree with
+/// the op's, cuDNN's output size rule (cudnnGetConvolution2dForwardOutputDim)
+/// giving y from x, w, pad and stride, and buffers that hold each tensor
+/// at every batch size. The epilogue kernel exists exactly when the group
+/// does more than the convolution.
+void checkConvRecord(const ir::Graph &g, const int64_t *k, const std::vector<bool> &stored,
+                     int64_t maxBatch, std::set<ir::ValueId> &seen) {
+  const ir::ValueId a = ir::ValueId(k[GK_A]), b = ir::ValueId(k[GK_B]), c = ir::ValueId(k[GK_C]);
+  REQUIRE(a >= 0);
+  REQUIRE(b >= 0);
+  REQUIRE(c >= 0);
+  CHECK(stored[size_t(a)]);
+  CHECK(stored[size_t(b)]);
+  CHECK(stored[size_t(c)]);
+  // The convolution whose operands these are, and which C holds.
+  ir::ValueId conv = -1;
+  for (ir::ValueId v = 0; v < g.size(); ++v)
+    if (isConv(g.node(v).op) && g.node(v).inputs == std::vector<ir::ValueId>{a, b} &&
+        g.type(v).shape == g.type(c).shape)
+      conv = v;
+  REQUIRE(conv >= 0);
+  seen.insert(conv);
+  const ir::Node &n = g.node(conv);
+  const int64_t mode = n.op == ir::Op::Conv2d            ? GCU_CONV_FORWARD
+                       : n.op == ir::Op::Conv2dGradInput ? GCU_CONV_GRAD_INPUT
+                                                         : GCU_CONV_GRAD_WEIGHT;
+  CHECK(k[GK_CONV_MODE] == mode);
+  // Roles: forward (x, w) -> y; dx (dy, w) -> x; dw (x, dy) -> w.
+  const ir::Shape &x = mode == GCU_CONV_GRAD_INPUT ? g.type(conv).shape : g.type(a).shape;
+  const ir::Shape &w = mode == GCU_CONV_GRAD_WEIGHT ? g.type(conv).shape : g.type(b).shape;
+  const ir::Shape &y = mode == GCU_CONV_FORWARD      ? g.type(conv).shape
+                       : mode == GCU_CONV_GRAD_INPUT ? g.type(a).shape
+                                                     : g.type(b).shape;
+  REQUIRE(x.size() == 4);
+  REQUIRE(w.size() == 4);
+  REQUIRE(y.size() == 4);
+  auto stride = n.attrs.ints("stride", {1, 1}), pad = n.attrs.ints("pad", {0, 0});
+  CHECK(ir::Shape{k[GK_CONV_N], k[GK_CONV_C], k[GK_CONV_H], k[GK_CONV_W]} ==
+        ir::Shape{x[0] == ir::kBatch ? -1 : x[0], x[1], x[2], x[3]});
+  CHECK(ir::Shape{k[GK_CONV_O], k[GK_CONV_C], k[GK_CONV_KH], k[GK_CONV_KW]} == w);
+  CHECK(y[0] == x[0]);
+  CHECK(y[1] == w[0]);
+  CHECK(ir::Shape{k[GK_CONV_OH], k[GK_CONV_OW]} == ir::Shape{y[2], y[3]});
+  CHECK(ir::Shape{k[GK_CONV_SH], k[GK_CONV_SW]} == ir::Shape{stride[0], stride[1]});
+  CHECK(ir::Shape{k[GK_CONV_PH], k[GK_CONV_PW]} == ir::Shape{pad[0], pad[1]});
+  CHECK(k[GK_CONV_OH] == 1 + (k[GK_CONV_H] + 2 * k[GK_CONV_PH] - k[GK_CONV_KH]) / k[GK_CONV_SH]);
+  CHECK(k[GK_CONV_OW] == 1 + (k[GK_CONV_W] + 2 * k[GK_CONV_PW] - k[GK_CONV_KW]) / k[GK_CONV_SW]);
+  // cuDNN's descriptors take int dimensions.
+  for (int64_t i = GK_CONV_C; i <= GK_CONV_OW; ++i)
+    CHECK((k[i] >= 0 && k[i] <= INT32_MAX));
+  for (int64_t batch : {int64_t(1), int64_t(3), maxBatch}) {
+    const int64_t nb = k[GK_CONV_N] < 0 ? batch : k[GK_CONV_N];
+    const int64_t xs = nb * k[GK_CONV_C] * k[GK_CONV_H] * k[GK_CONV_W],
+                  ws = k[GK_CONV_O] * k[GK_CONV_C] * k[GK_CONV_KH] * k[GK_CONV_KW],
+                  ys = nb * k[GK_CONV_O] * k[GK_CONV_OH] * k[GK_CONV_OW];
+    CHECK(g.type(a).numel(batch) == (mode == GCU_CONV_GRAD_INPUT ? ys : xs));
+    CHECK(g.type(b).numel(batch) == (mode == GCU_CONV_GRAD_WEIGHT ? ys : ws));
+    CHECK(g.type(c).numel(batch) == (mode == GCU_CONV_FORWARD      ? ys
+                                     : mode == GCU_CONV_GRAD_INPUT ? xs
+                                                                   : ws));
+  }
+  // The records' element count is the convolution's, for either path.
+  CHECK(k[GK_TOTAL_COEF] * (k[GK_TOTAL_POW] ? maxBatch : 1) == g.type(conv).numel(maxBatch));
+}
+
 /// Reads one program table of runtime/rt/graphc_cuda_model.h back and
 /// checks it against the graph: every stored value has memory inside its
 /// buffer, every kernel exists in its PTX, every product's sizes agree with
@@ -171,13 +243,22 @@ void checkTable(const ir::Graph &g, const passes::MemoryPlan &plan, const std::v
     REQUIRE(functions[2 * f] >= 0);
     REQUIRE(functions[2 * f] < nmodules);
     const std::string &ptx = strings.at(size_t(modules[functions[2 * f]]));
-    CHECK(ptx.find(".entry " + strings.at(size_t(functions[2 * f + 1]))) != std::string::npos);
+    const std::string &name = strings.at(size_t(functions[2 * f + 1]));
+    // PTX's entry, or for the emulated device's "host" the CUDA C source's.
+    CHECK((ptx.find(".entry " + name) != std::string::npos ||
+           ptx.find("__global__ void " + name + "(") != std::string::npos));
   }
   int gemms = 0, copyCount = 0;
+  std::set<ir::ValueId> convsInTable;
   for (int64_t i = 0; i < nkernels; ++i) {
     const int64_t *k = kernels + GCU_KERNEL_WORDS * i;
     INFO("kernel " << i << " kind " << k[GK_LAUNCH]);
     CHECK((k[GK_FN] >= -1 && k[GK_FN] < nfunctions));
+    CHECK((k[GK_EPI_FN] >= -1 && k[GK_EPI_FN] < nfunctions));
+    if (k[GK_LAUNCH] == GCU_CONV) {
+      CHECK(k[GK_FN] >= 0); // the gather kernel, where cuDNN is missing
+      checkConvRecord(g, k, stored, maxBatch, convsInTable);
+    }
     if (k[GK_LAUNCH] <= GCU_SINGLE_BLOCK)
       CHECK(k[GK_FN] >= 0);
     if (k[GK_LAUNCH] == GCU_GEMM) {
@@ -229,6 +310,12 @@ void checkTable(const ir::Graph &g, const passes::MemoryPlan &plan, const std::v
   }
   CHECK(gemms > 0);
   CHECK(copyCount == ncopies);
+  // Every convolution of the graph is one cuDNN record.
+  for (ir::ValueId v = 0; v < g.size(); ++v)
+    if (isConv(g.node(v).op)) {
+      INFO("convolution %" << v);
+      CHECK(convsInTable.count(v) == 1);
+    }
   for (int64_t j = 0; j < nout; ++j) {
     const int64_t *o = outs + 4 * j;
     REQUIRE(o[1] >= 0);
@@ -256,6 +343,39 @@ TEST_CASE("the cuda library's tables describe every program of the coverage mode
     CHECK(image->helpersPtx.find(".entry graphc_bias_add") != std::string::npos);
     checkTable(m->step, stepPlan, image->step, image->strings, m->info, maxBatch);
     checkTable(m->predict, predictPlan, image->predict, image->strings, m->info, maxBatch);
+  }
+}
+
+TEST_CASE("the convolutions of the example conv nets become cuDNN records", "[cuda]") {
+  // LeNet and the CIFAR VGG with BatchNorm: every convolution and both
+  // gradients of each, as cuDNN's descriptors will take them (checkTable).
+  for (const char *file : {"examples/lenet.model", "bench/vgg_cifar_bn.model"}) {
+    INFO(file);
+    auto spec = frontend::loadModel(std::string(GRAPHC_SOURCE_DIR) + "/" + file);
+    REQUIRE(bool(spec));
+    auto c = driver::compile(*spec, spec->input ? *spec->input : ir::Shape{1, 32, 32});
+    REQUIRE(bool(c));
+    const runtime::CompiledModel *m = &c->model;
+    const int64_t maxBatch = 128;
+    auto stepPlan = passes::planMemory(m->step, maxBatch);
+    auto predictPlan = passes::planMemory(m->predict, maxBatch);
+    auto image = codegen::cuda::encodeDevicePrograms(m->step, stepPlan, m->predict, predictPlan,
+                                                     "host"); // source, not PTX: no NVRTC
+    INFO((image ? "" : image.diag().message));
+    REQUIRE(bool(image));
+    checkTable(m->step, stepPlan, image->step, image->strings, m->info, maxBatch);
+    checkTable(m->predict, predictPlan, image->predict, image->strings, m->info, maxBatch);
+    // Forward, dx and dw convolutions in the step; forward only in predict.
+    std::map<int64_t, int> modes;
+    const int64_t *k = image->step.data() + GCU_HEADER_WORDS + 2 * image->step[2] +
+                       2 * image->step[3] + image->step[4] + 2 * image->step[5];
+    for (int64_t i = 0; i < image->step[6]; ++i, k += GCU_KERNEL_WORDS)
+      if (k[GK_LAUNCH] == GCU_CONV)
+        ++modes[k[GK_CONV_MODE]];
+    const int layers = std::string(file).find("lenet") != std::string::npos ? 2 : 6;
+    CHECK(modes[GCU_CONV_FORWARD] == layers);
+    CHECK(modes[GCU_CONV_GRAD_WEIGHT] == layers);
+    CHECK(modes[GCU_CONV_GRAD_INPUT] == layers - 1); // none for the input image
   }
 }
 

@@ -10,6 +10,7 @@
 #include "TestUtil.h"
 #include "driver/Compile.h"
 #include "driver/EmitLibrary.h"
+#include "frontend/ModelFile.h"
 
 #include <catch2/catch.hpp>
 
@@ -128,7 +129,7 @@ std::unique_ptr<runtime::Executable> buildOrFail(const nn::ModelSpec &spec,
   o.maxBatch = maxBatch;
   o.seed = 3;
   o.tf32 = tf32;
-  auto exe = driver::build(spec, {1, 32, 32}, o);
+  auto exe = driver::build(spec, spec.input ? *spec.input : Shape{1, 32, 32}, o);
   INFO(target << ": " << (exe ? "" : exe.diag().str()));
   REQUIRE(bool(exe));
   return std::move(*exe);
@@ -167,8 +168,11 @@ struct Batch {
   std::vector<int32_t> labels;
 };
 
-Batch randomBatch(int64_t n, int64_t classes, std::mt19937 &rng, double hi = 1) {
-  auto x = test::randomTensor({n, 1, 32, 32}, rng, 0, hi);
+Batch randomBatch(int64_t n, int64_t classes, std::mt19937 &rng, double hi = 1,
+                  const Shape &sample = {1, 32, 32}) {
+  Shape shape{n};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  auto x = test::randomTensor(shape, rng, 0, hi);
   auto lab = test::randomLabels(n, classes, rng);
   return {{x.data.begin(), x.data.end()}, {lab.data.begin(), lab.data.end()}};
 }
@@ -193,12 +197,11 @@ void compareSteps(runtime::Executable &gpu, runtime::Executable &ref,
                   const std::vector<int64_t> &batches, double hi) {
   const int64_t classes = gpu.info().classes, np = gpu.info().numParams;
   const std::string &optimizer = gpu.info().optimizer.text;
-  const bool sgd =
-      optimizer.rfind("optim.sgd", 0) == 0 || optimizer.rfind("optim.nag", 0) == 0;
+  const bool sgd = optimizer.rfind("optim.sgd", 0) == 0 || optimizer.rfind("optim.nag", 0) == 0;
   std::mt19937 rng(11);
   for (int64_t n : batches) {
     INFO("batch " << n);
-    Batch b = randomBatch(n, classes, rng, hi);
+    Batch b = randomBatch(n, classes, rng, hi, gpu.info().sample);
     float lossGpu = 0, lossRef = 0;
     std::vector<float> outGpu(size_t(n * classes)), outRef(size_t(n * classes));
     Status sg = gpu.trainStep(b.x.data(), b.labels.data(), n, &lossGpu, outGpu.data());
@@ -358,6 +361,21 @@ TEST_CASE("every op and its gradient on the GPU match the interpreter", "[cuda]"
              Op::Conv2d, {a[0], a[1]},
              {{"stride", std::vector<int64_t>{2, 1}}, {"pad", std::vector<int64_t>{1, 1}}});
        }},
+      // Pads and strides that differ between H and W (a swap shows), and a
+      // bias and ReLU the epilogue applies after cuDNN's convolution.
+      {"conv2d 3x2 stride 1x2 pad 2x0",
+       {f32({kBatch, 3, 6, 7}), f32({2, 3, 3, 2})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         return g.add(
+             Op::Conv2d, {a[0], a[1]},
+             {{"stride", std::vector<int64_t>{1, 2}}, {"pad", std::vector<int64_t>{2, 0}}});
+       }},
+      {"conv2d + bias + relu",
+       {f32({kBatch, 2, 6, 5}), f32({4, 2, 3, 3}), f32({4, 1, 1})},
+       [](Graph &g, const std::vector<ValueId> &a) {
+         ValueId c = g.add(Op::Conv2d, {a[0], a[1]}, {{"pad", std::vector<int64_t>{1, 1}}});
+         return g.add(Op::Relu, {g.add(Op::Add, {c, a[2]})});
+       }},
       {"maxpool2d 3x2 stride 2 pad 1",
        {f32({kBatch, 2, 5, 4})},
        attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 2}},
@@ -459,6 +477,55 @@ TEST_CASE("training steps of other models on the GPU match the interpreter", "[c
       compareSteps(*gpu, *ref, {16, 1, 7, 16}, 1);
     }
   }
+}
+
+/// Sets GRAPHC_NO_CUDNN for its life: the cuda target then runs as on a
+/// machine without cuDNN.
+struct WithoutCudnn {
+  WithoutCudnn() { ::setenv("GRAPHC_NO_CUDNN", "1", 1); }
+  ~WithoutCudnn() { ::unsetenv("GRAPHC_NO_CUDNN"); }
+};
+
+TEST_CASE("the conv nets' steps run their convolutions through cuDNN and match the interpreter",
+          "[cuda]") {
+  if (!haveGpu("the cuDNN step checks"))
+    return;
+  auto note = runtime::cuda::cudnnNote();
+  REQUIRE(bool(note));
+  const bool cudnn = note->rfind("cuDNN", 0) == 0;
+  if (!cudnn)
+    WARN("this machine has no cuDNN (" << *note << "): the generated kernels run");
+  for (const char *file : {"examples/lenet.model", "bench/vgg_cifar_bn.model"}) {
+    INFO(file);
+    auto spec = frontend::loadModel(std::string(GRAPHC_SOURCE_DIR) + "/" + file);
+    REQUIRE(bool(spec));
+    const bool lenet = std::string(file).find("lenet") != std::string::npos;
+    auto gpu = buildOrFail(*spec, "cuda", 4);
+    auto ref = buildOrFail(*spec, "interp", 4);
+    INFO(gpu->describe());
+    CHECK_THAT(gpu->describe(), Catch::Contains(cudnn ? "; convolutions by cuDNN"
+                                                      : "; convolutions by generated kernels"));
+    // A batch twice (the second replays the captured graph), then others.
+    compareSteps(*gpu, *ref, lenet ? std::vector<int64_t>{4, 4, 1, 3} : std::vector<int64_t>{2, 2},
+                 1);
+  }
+}
+
+TEST_CASE("without cuDNN the conv nets' steps run the generated kernels, still correct", "[cuda]") {
+  if (!haveGpu("the no-cuDNN fallback check"))
+    return;
+  WithoutCudnn off;
+  auto spec = frontend::loadModel(std::string(GRAPHC_SOURCE_DIR) + "/examples/lenet.model");
+  REQUIRE(bool(spec));
+  auto gpu = buildOrFail(*spec, "cuda", 4);
+  auto ref = buildOrFail(*spec, "interp", 4);
+  // Said once, with the reason.
+  CHECK_THAT(gpu->describe(), Catch::Contains("; convolutions by generated kernels: cuDNN turned "
+                                              "off (GRAPHC_NO_CUDNN)"));
+  compareSteps(*gpu, *ref, {4, 4, 1}, 1);
+  // A model without convolutions says nothing about them.
+  auto mlp = buildOrFail(test::seedMlp(), "cuda", 4);
+  CHECK_THAT(mlp->describe(), !Catch::Contains("convolutions"));
 }
 
 TEST_CASE("the GPU step is deterministic: the same state and batch give the same bits", "[cuda]") {

@@ -72,8 +72,9 @@ run_cuda() {
 }
 
 echo "== C program, cuda target (make TARGET=cuda)"
+# cuDNN (and the C++ library it needs) where the toolkit has it: optional.
 make -s -C "$work/embed/c" GRAPHC="$graphc" TARGET=cuda >/dev/null
-only_system_libs "$work/embed/c/train" 'libcuda\.so|libcublasLt\.so'
+only_system_libs "$work/embed/c/train" 'libcuda\.so|libcublasLt\.so|libcudnn\.so|libstdc\+\+'
 (cd "$work/embed/c" && run_cuda ./train)
 
 echo "== C++ program, cuda target (cmake -DGRAPHC_TARGET=cuda)"

@@ -348,8 +348,10 @@ const char *{0}_optimizer(void);
           ? fmt::format(
                 R"( * Built for the GPU (--target cuda): parameters, optimizer state and the
  * step stay on device 0; kernels are PTX the driver compiles on create.
- * Link lib{0}.a with the CUDA driver and cuBLASLt:
- *   cc prog.c -L. -l{0} -L/usr/local/cuda/lib64 -lcublasLt -lcuda -lm -lpthread
+ * Link lib{0}.a with the CUDA driver and cuBLASLt, and cuDNN for the
+ * convolutions (optional: without it they run as generated kernels):
+ *   cc prog.c -L. -l{0} -L/usr/local/cuda/lib64 -Wl,--no-as-needed -lcudnn
+ *      -Wl,--as-needed -lcublasLt -lcuda -lm -lpthread
 )",
                 name)
           : fmt::format(

@@ -95,12 +95,14 @@ public:
       return ptx.diag();
     for (size_t i = 0; i < printed.size(); ++i) {
       const CudaKernel &k = printed[i];
+      static_assert(int(GK_WORDS_USED) <= int(GCU_KERNEL_WORDS));
       std::array<int64_t, GCU_KERNEL_WORDS> w{};
-      w[GK_FN] = w[GK_COLSUM_FN] = w[GK_BIAS] = -1;
+      w[GK_FN] = w[GK_COLSUM_FN] = w[GK_BIAS] = w[GK_EPI_FN] = -1;
       if (!k.name.empty() || !k.colsum.empty()) {
         modules.push_back(intern((*ptx)[i]));
         int64_t module = int64_t(modules.size()) - 1;
-        for (auto [name, slot] : {std::pair{&k.name, GK_FN}, std::pair{&k.colsum, GK_COLSUM_FN}})
+        for (auto [name, slot] : {std::pair{&k.name, GK_FN}, std::pair{&k.colsum, GK_COLSUM_FN},
+                                  std::pair{&k.epilogue, GK_EPI_FN}})
           if (!name->empty()) {
             functions.insert(functions.end(), {module, intern(*name)});
             w[size_t(slot)] = int64_t(functions.size() / 2) - 1;
@@ -128,6 +130,7 @@ public:
           std::tie(w[GK_COLS_COEF], w[GK_COLS_POW]) = size(g.type(k.plan.colsum).shape);
         break;
       }
+      case Launch::Conv: encodeConv(g, k.plan, w); break;
       case Launch::HostCopy: {
         w[GK_LAUNCH] = GCU_HOST_COPY;
         w[GK_COPY_FIRST] = int64_t(copies.size() / 5);
@@ -168,6 +171,29 @@ public:
   }
 
 private:
+  /// A convolution group's record: its operands and the forward geometry.
+  static void encodeConv(const Graph &g, const KernelPlan &plan,
+                         std::array<int64_t, GCU_KERNEL_WORDS> &w) {
+    w[GK_LAUNCH] = GCU_CONV;
+    ConvGeometry c = convGeometry(g, plan.conv);
+    w[GK_A] = g.node(plan.conv).inputs[0], w[GK_B] = g.node(plan.conv).inputs[1], w[GK_C] = plan.c;
+    w[GK_CONV_MODE] = c.mode;
+    for (auto [slot, value] : {std::pair{GK_CONV_N, c.n},
+                               {GK_CONV_C, c.c},
+                               {GK_CONV_H, c.h},
+                               {GK_CONV_W, c.w},
+                               {GK_CONV_O, c.o},
+                               {GK_CONV_KH, c.kh},
+                               {GK_CONV_KW, c.kw},
+                               {GK_CONV_SH, c.sh},
+                               {GK_CONV_SW, c.sw},
+                               {GK_CONV_PH, c.ph},
+                               {GK_CONV_PW, c.pw},
+                               {GK_CONV_OH, c.oh},
+                               {GK_CONV_OW, c.ow}})
+      w[size_t(slot)] = value;
+  }
+
   int64_t intern(const std::string &s) {
     strings_.push_back(s);
     return int64_t(strings_.size()) - 1;
@@ -245,6 +271,30 @@ std::optional<uint32_t> packFill(const Graph &g, ValueId part) {
   uint32_t bits;
   std::memcpy(&bits, &value, 4);
   return bits;
+}
+
+ConvGeometry convGeometry(const Graph &g, ValueId conv) {
+  const Node &cv = g.node(conv);
+  const Shape &in0 = g.type(cv.inputs[0]).shape, &in1 = g.type(cv.inputs[1]).shape,
+              &out = cv.type.shape;
+  ConvGeometry c;
+  c.mode = cv.op == Op::Conv2d            ? GCU_CONV_FORWARD
+           : cv.op == Op::Conv2dGradInput ? GCU_CONV_GRAD_INPUT
+                                          : GCU_CONV_GRAD_WEIGHT;
+  GRAPHC_CHECK(cv.op == Op::Conv2d || cv.op == Op::Conv2dGradInput || cv.op == Op::Conv2dGradWeight,
+               "%{} is no convolution", conv);
+  const Shape &xs = c.mode == GCU_CONV_GRAD_INPUT ? out : in0,
+              &ws = c.mode == GCU_CONV_GRAD_WEIGHT ? out : in1,
+              &ys = c.mode == GCU_CONV_FORWARD      ? out
+                    : c.mode == GCU_CONV_GRAD_INPUT ? in0
+                                                    : in1;
+  auto st = cv.attrs.ints("stride", {1, 1}), pad = cv.attrs.ints("pad", {0, 0});
+  c.n = xs[0] == kBatch ? -1 : xs[0];
+  c.c = xs[1], c.h = xs[2], c.w = xs[3];
+  c.o = ws[0], c.kh = ws[2], c.kw = ws[3];
+  c.sh = st[0], c.sw = st[1], c.ph = pad[0], c.pw = pad[1];
+  c.oh = ys[2], c.ow = ys[3];
+  return c;
 }
 
 namespace {

@@ -4,7 +4,8 @@
 //
 // Every decision about binding and launching a fused graph is taken here
 // and written down: where every value lives (arena, a caller's buffer, a
-// view of either), which kernel or cuBLASLt product runs for each group and
+// view of either), which kernel, cuBLASLt product or cuDNN convolution runs
+// for each group and
 // on what sizes, which copies a gradient pack and the outputs need. Kernels
 // are compiled by NVRTC (in parallel) to PTX for `arch`; the driver
 // JIT-compiles that PTX for the device at run time.
@@ -46,6 +47,16 @@ packCopies(const ir::Graph &g, const ir::MemoryPlan &plan, ir::ValueId pack);
 /// A constant part of a pack has no memory: the 32 bits its place is
 /// filled with; nullopt for any other part (copied, or computed in place).
 std::optional<uint32_t> packFill(const ir::Graph &g, ir::ValueId part);
+
+/// A convolution's geometry as a GCU_CONV record holds it (and cuDNN's
+/// descriptors take it): always the forward convolution's x [n, c, h, w],
+/// w [o, c, kh, kw], y [n, o, oh, ow], whichever of y, dx, dw `mode`
+/// (GCU_CONV_*) computes; n is -1 for the batch.
+struct ConvGeometry {
+  int64_t mode = 0, n = 0, c = 0, h = 0, w = 0, o = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0,
+          pw = 0, oh = 0, ow = 0;
+};
+ConvGeometry convGeometry(const ir::Graph &g, ir::ValueId conv);
 
 Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::MemoryPlan &stepPlan,
                                            const ir::Graph &predict,

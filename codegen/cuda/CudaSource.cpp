@@ -260,6 +260,11 @@ public:
       k.launch = Launch::Elements;
       k.name = name_;
       range();
+      if (plan.conv >= 0) { // cuDNN's, then the epilogue; the range kernel without cuDNN
+        k.launch = Launch::Conv;
+        if (!plan.epilogue.empty())
+          epilogue(k.epilogue = name_ + "_epilogue", plan.conv);
+      }
       break;
     case KernelKind::Rows: rows(k); break;
     case KernelKind::Gemm: gemm(k); break;
@@ -652,6 +657,28 @@ private:
     code_.close();
   }
 
+  /// The kernel `name` over the group's domain that applies the epilogue
+  /// to `src` (a product or a convolution), whose value is already in C.
+  void epilogue(const std::string &name, ValueId src) {
+    const Shape &shape = plan_.domain.shape;
+    code_.open(fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 total)", name));
+    gridLoop("total");
+    code_.line(fmt::format("const float {} = ((float *)ptrs[{}])[i];", t(src), plan_.c));
+    std::set<ValueId> done{src};
+    for (ValueId v : plan_.epilogue) {
+      std::vector<std::string> in;
+      for (ValueId o : g().node(v).inputs)
+        in.push_back(operand(v, o, shape, "i", done));
+      code_.line(fmt::format("const float {} = {};", t(v), p_.pointwise(v, in, "i")));
+      done.insert(v);
+    }
+    for (ValueId v : plan_.epilogue)
+      if (p_.stored_[size_t(v)])
+        code_.line(p_.store(v, "i", t(v)));
+    code_.close();
+    code_.close();
+  }
+
   // --- GEMM groups -------------------------------------------------------------
   void gemm(CudaKernel &k) {
     k.launch = Launch::Gemm;
@@ -678,24 +705,7 @@ private:
       k.lt = LtEpilogue::ReluBias;
       k.bias = isBias(epi[0]);
     } else if (!epi.empty()) {
-      k.name = name_ + "_epilogue";
-      code_.open(
-          fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 total)", k.name));
-      gridLoop("total");
-      code_.line(fmt::format("const float {} = ((float *)ptrs[{}])[i];", t(plan_.matmul), plan_.c));
-      std::set<ValueId> done{plan_.matmul};
-      for (ValueId v : epi) {
-        std::vector<std::string> in;
-        for (ValueId o : g().node(v).inputs)
-          in.push_back(operand(v, o, shape, "i", done));
-        code_.line(fmt::format("const float {} = {};", t(v), p_.pointwise(v, in, "i")));
-        done.insert(v);
-      }
-      for (ValueId v : epi)
-        if (p_.stored_[size_t(v)])
-          code_.line(p_.store(v, "i", t(v)));
-      code_.close();
-      code_.close();
+      epilogue(k.name = name_ + "_epilogue", plan_.matmul);
     }
     if (plan_.colsum >= 0) {
       // out[j] = sum_i dY[i, j], one thread per column, rows in order.

@@ -6,7 +6,9 @@
 // partial sums combine in a fixed order, so results are deterministic);
 // GEMM groups as a cuBLASLt matmul whose own epilogue takes a bias (and
 // ReLU) where that is the whole epilogue, else a generated epilogue kernel
-// over C, plus a generated column sum for a bias gradient. Every kernel
+// over C, plus a generated column sum for a bias gradient; convolution
+// groups as cuDNN's convolution into C and the same epilogue kernel, with
+// the group's gather kernel for a device without cuDNN. Every kernel
 // takes `void **ptrs` (one device pointer per IR value, as on the CPU) and
 // the batch size `n`.
 #pragma once
@@ -25,6 +27,10 @@ enum class Launch {
   SingleBlock, ///< one block of 256 threads: k(ptrs, n, rows)
   Gemm,        ///< cuBLASLt, then the epilogue k(ptrs, n, total) if any
   HostCopy,    ///< the parts of a gradient pack not computed in place
+  /// A convolution (or gradient) group: cuDNN writes the convolution to C,
+  /// then the epilogue kernel k(ptrs, n, total) if any; where cuDNN is
+  /// missing, the main kernel computes the whole group as Elements.
+  Conv,
 };
 
 /// cuBLASLt's own epilogue for a GEMM group, when it is all the group does.
@@ -33,9 +39,10 @@ enum class LtEpilogue { None, Bias, ReluBias };
 struct CudaKernel {
   KernelPlan plan;
   Launch launch = Launch::Elements;
-  std::string name;   ///< the main (or epilogue) kernel; "" when none
-  std::string colsum; ///< GEMM: the bias-gradient kernel k(ptrs, n, cols), or ""
-  std::string source; ///< CUDA C defining the group's kernels ("" for HostCopy)
+  std::string name;     ///< the main (or epilogue) kernel; "" when none
+  std::string colsum;   ///< GEMM: the bias-gradient kernel k(ptrs, n, cols), or ""
+  std::string epilogue; ///< Conv: the kernel over C after cuDNN's convolution, or ""
+  std::string source;   ///< CUDA C defining the group's kernels ("" for HostCopy)
   LtEpilogue lt = LtEpilogue::None;
   ir::ValueId bias = -1; ///< the bias vector cuBLASLt adds
 };

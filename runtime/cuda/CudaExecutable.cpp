@@ -28,6 +28,14 @@
 namespace graphc::runtime::cuda {
 namespace {
 
+bool hasConvolution(const ir::Graph &g) {
+  for (ir::ValueId v = 0; v < g.size(); ++v)
+    if (ir::Op op = g.node(v).op;
+        op == ir::Op::Conv2d || op == ir::Op::Conv2dGradInput || op == ir::Op::Conv2dGradWeight)
+      return true;
+  return false;
+}
+
 /// The descriptor graphc_cuda_model.h takes, and the storage it points into.
 struct CudaDesc {
   codegen::DeviceImage image;
@@ -85,14 +93,25 @@ public:
       desc_->desc.step_words = 0; // evaluation only
     if (grt_cuda_create(&desc_->desc, &model_, nullptr, 1) != GRT_OK)
       return error(grt_cuda_error(nullptr));
+    if (hasConvolution(step_) || hasConvolution(m.predict))
+      convolutions_ =
+          grt_cuda_uses_cudnn(model_)
+              ? "; convolutions by " + d.cudnnNote
+              : fmt::format("; convolutions by generated kernels: {}",
+                            cudnnRefused() ? "cuDNN turned off (GRAPHC_NO_CUDNN)"
+                            : d.cudnnNote.rfind("cuDNN", 0) == 0 ? "cuDNN failed to start"
+                                                                 : d.cudnnNote);
     fallback_.assign(size_t(info_.numParams), 0.0f);
     return {};
   }
 
   std::string target() const override { return "cuda"; }
-  /// "cuda (NVIDIA H200, sm_90), kernels compiled in 840 ms".
+  /// "cuda (NVIDIA H200, sm_90), kernels compiled in 840 ms", and for a
+  /// model with convolutions what runs them: "; convolutions by cuDNN", or
+  /// "; convolutions by generated kernels: no cuDNN (...)".
   std::string describe() const override {
-    return fmt::format("cuda ({}), kernels compiled in {:.0f} ms", device_, compileMs_);
+    return fmt::format("cuda ({}), kernels compiled in {:.0f} ms{}", device_, compileMs_,
+                       convolutions_);
   }
   int64_t maxBatch() const override { return maxBatch_; }
 
@@ -277,7 +296,7 @@ private:
   std::vector<float> fallback_; // params()/state() after a failed fetch
   std::optional<Diag> pending_;
   bool trainable_ = false;
-  std::string device_;
+  std::string device_, convolutions_;
   double compileMs_ = 0;
   int64_t maxBatch_ = 0, datasetCount_ = 0;
 };

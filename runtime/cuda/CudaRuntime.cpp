@@ -43,6 +43,13 @@ Expected<std::string> describeDevice() {
                      facts.multiprocessors, v / 1000, v % 1000 / 10);
 }
 
+Expected<std::string> cudnnNote() {
+  auto dev = device();
+  if (!dev)
+    return dev.diag();
+  return dev->first->cudnnNote;
+}
+
 std::string toolkitVersions() {
   size_t lt = cublasLtGetVersion();
   return fmt::format("cuBLASLt {}.{}.{}, NVRTC {}", lt / 10000, lt / 100 % 100, lt % 100,

@@ -26,6 +26,11 @@ Status deviceAvailable();
 /// reason there is none.
 Expected<std::string> describeDevice();
 
+/// What runs convolutions on this device: "cuDNN" (or "cuDNN (emulated)")
+/// when it loaded, else why not ("no cuDNN (...)"; the generated kernels
+/// then run); the driver's error when there is no device.
+Expected<std::string> cudnnNote();
+
 /// cuBLASLt's and NVRTC's versions; touches no driver.
 std::string toolkitVersions();
 

@@ -1,4 +1,5 @@
-// runtime/cuda/Driver.cpp - dlopen("libcuda.so.1"), cuInit, cuGetProcAddress.
+// runtime/cuda/Driver.cpp - dlopen("libcuda.so.1"), cuInit, cuGetProcAddress;
+// dlopen(libcudnn) beside it.
 #include "runtime/cuda/Driver.h"
 
 #include "runtime/cuda/Emulator.h"
@@ -29,6 +30,37 @@ std::string describeWith(decltype(&cuGetErrorName) name, decltype(&cuGetErrorStr
   if (n && s)
     return fmt::format("{} ({})", n, s);
   return fmt::format("CUresult {}", int(r));
+}
+
+/// cuDNN's entry points, from the library opened now (the cuda target's
+/// first use), or none: then the table's members stay null, and the cuda
+/// runtime runs the generated convolution kernels instead.
+void loadCudnn(Driver &d) {
+  if (cudnnRefused()) {
+    d.cudnnNote = "cuDNN turned off (GRAPHC_NO_CUDNN)";
+    return;
+  }
+  void *lib = dlopen(GRAPHC_CUDNN_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char *why = dlerror();
+    d.cudnnNote = fmt::format("no cuDNN ({})", why ? why : GRAPHC_CUDNN_SONAME " not found");
+    return;
+  }
+  Driver found = d;
+  std::string missing;
+#define GRAPHC_CUDNN_RESOLVE(name)                                                                 \
+  if (void *fn = dlsym(lib, #name))                                                                \
+    found.name = reinterpret_cast<decltype(found.name)>(fn);                                       \
+  else                                                                                             \
+    missing += std::string(missing.empty() ? "" : ", ") + #name;
+  GRT_CUDNN_FUNCTIONS(GRAPHC_CUDNN_RESOLVE)
+#undef GRAPHC_CUDNN_RESOLVE
+  if (!missing.empty()) {
+    d.cudnnNote = fmt::format("no cuDNN ({} lacks {})", GRAPHC_CUDNN_SONAME, missing);
+    return;
+  }
+  found.cudnnNote = "cuDNN";
+  d = found;
 }
 
 Expected<Driver *> load() {
@@ -83,6 +115,7 @@ Expected<Driver *> load() {
 #define GRAPHC_CUBLASLT(name) d->name = &::name;
   GRT_CUBLASLT_FUNCTIONS(GRAPHC_CUBLASLT)
 #undef GRAPHC_CUBLASLT
+  loadCudnn(*d);
   if (!missing.empty())
     return error(fmt::format("the CUDA driver (CUDA {}.{}) lacks {}", d->version / 1000,
                              d->version % 1000 / 10, missing));

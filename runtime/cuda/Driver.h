@@ -12,23 +12,35 @@
 #include "ir/Error.h"
 #include "runtime/rt/graphc_cuda_api.h"
 
+#include <cstdlib>
 #include <string>
 
 namespace graphc::runtime::cuda {
 
 /// The driver's entry points (graphc_cuda_api.h's GRT_CUDA_DRIVER_FUNCTIONS),
-/// resolved for CUDA_VERSION, and cuBLASLt's (runtime/cuda/CublasLtLoader.cpp,
-/// itself loaded on first use): the table the C runtime's contexts call.
+/// resolved for CUDA_VERSION, cuBLASLt's (runtime/cuda/CublasLtLoader.cpp,
+/// itself loaded on first use) and cuDNN's (opened with the driver; null
+/// where it is missing): the table the C runtime's contexts call.
 struct Driver : grt_cuda_api {
   Driver() : grt_cuda_api{} {}
   int version = 0;       ///< cuDriverGetVersion, e.g. 13000
   bool emulated = false; ///< GRAPHC_CUDA_DEVICE=emulate (runtime/cuda/Emulator.h)
+  /// "cuDNN" when its members are filled, else why not ("no cuDNN (...)").
+  std::string cudnnNote;
 
   /// "CUDA_ERROR_OUT_OF_MEMORY (out of memory)".
   std::string describe(CUresult r) const;
   /// The error of a failed call: "CUDA error in WHAT: ...".
   Diag fail(CUresult r, const std::string &what) const;
 };
+
+/// True when GRAPHC_NO_CUDNN is set (and not "0"): the cuda target then
+/// behaves as where cuDNN is missing, and runs its generated convolution
+/// kernels. Asked when a context starts cuDNN, so a test may switch it.
+inline bool cudnnRefused() {
+  const char *e = std::getenv("GRAPHC_NO_CUDNN");
+  return e && *e && std::string(e) != "0";
+}
 
 /// The loaded and initialised driver, or why there is none (the same
 /// answer every time). With GRAPHC_CUDA_DEVICE=emulate, the emulated

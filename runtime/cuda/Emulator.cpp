@@ -344,9 +344,7 @@ std::string build(const std::string &text, void **handle) {
   if (access(lib.c_str(), R_OK) != 0) {
     const std::string tmp = fmt::format("{}.{}.{}", lib, getpid(),
                                         std::hash<std::thread::id>()(std::this_thread::get_id()));
-    {
-      std::ofstream(tmp + ".cpp") << kPrelude << text;
-    }
+    { std::ofstream(tmp + ".cpp") << kPrelude << text; }
     const std::string cmd =
         fmt::format("{} {} -o {}.so {}.cpp > {}.log 2>&1", compiler, flags, tmp, tmp, tmp);
     int rc = std::system(cmd.c_str());
@@ -833,6 +831,319 @@ cublasStatus_t matmul(cublasLtHandle_t h, cublasLtMatmulDesc_t dsc, const void *
   return r == CUDA_SUCCESS ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
+// --- cuDNN: a host reference that checks the descriptors ---------------------------------
+// fp32 NCHW cross-correlations without dilation, the only ones graphc asks
+// for; anything else is refused as cuDNN would refuse an inconsistent call.
+
+struct DnnHandle {
+  CUstream stream = nullptr; ///< cudnnSetStream's (null: the legacy stream)
+};
+struct DnnTensor {
+  bool set = false;
+  cudnnDataType_t type{};
+  int n = 0, c = 0, h = 0, w = 0;
+};
+struct DnnFilter {
+  bool set = false;
+  cudnnDataType_t type{};
+  int k = 0, c = 0, h = 0, w = 0;
+};
+struct DnnConv {
+  bool set = false;
+  int ph = 0, pw = 0, sh = 0, sw = 0, dh = 0, dw = 0;
+  cudnnConvolutionMode_t mode{};
+  cudnnDataType_t compute{};
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+};
+
+DnnHandle *dnn(cudnnHandle_t h) { return reinterpret_cast<DnnHandle *>(h); }
+DnnTensor *tensor(cudnnTensorDescriptor_t t) { return reinterpret_cast<DnnTensor *>(t); }
+DnnFilter *filter(cudnnFilterDescriptor_t f) { return reinterpret_cast<DnnFilter *>(f); }
+DnnConv *convDesc(cudnnConvolutionDescriptor_t c) { return reinterpret_cast<DnnConv *>(c); }
+
+cudnnStatus_t dnnCreate(cudnnHandle_t *h) {
+  if (!h)
+    return CUDNN_STATUS_BAD_PARAM;
+  if (cudnnRefused()) // a device without cuDNN, for the fallback's tests
+    return CUDNN_STATUS_NOT_INITIALIZED;
+  *h = reinterpret_cast<cudnnHandle_t>(new DnnHandle);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t dnnDestroy(cudnnHandle_t h) {
+  delete dnn(h);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t dnnSetStream(cudnnHandle_t h, cudaStream_t s) {
+  if (!h)
+    return CUDNN_STATUS_BAD_PARAM;
+  dnn(h)->stream = reinterpret_cast<CUstream>(s);
+  return CUDNN_STATUS_SUCCESS;
+}
+const char *dnnErrorString(cudnnStatus_t s) {
+  switch (s) {
+  case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
+  case CUDNN_STATUS_NOT_INITIALIZED: return "CUDNN_STATUS_NOT_INITIALIZED";
+  case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM";
+  case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED";
+  default: return "CUDNN_STATUS_INTERNAL_ERROR";
+  }
+}
+template <class T, class H> cudnnStatus_t dnnNew(H *out) {
+  if (!out)
+    return CUDNN_STATUS_BAD_PARAM;
+  *out = reinterpret_cast<H>(new T);
+  return CUDNN_STATUS_SUCCESS;
+}
+template <class T, class H> cudnnStatus_t dnnDelete(H d) {
+  delete reinterpret_cast<T *>(d);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t tensorCreate(cudnnTensorDescriptor_t *t) { return dnnNew<DnnTensor>(t); }
+cudnnStatus_t tensorDestroy(cudnnTensorDescriptor_t t) { return dnnDelete<DnnTensor>(t); }
+cudnnStatus_t filterCreate(cudnnFilterDescriptor_t *f) { return dnnNew<DnnFilter>(f); }
+cudnnStatus_t filterDestroy(cudnnFilterDescriptor_t f) { return dnnDelete<DnnFilter>(f); }
+cudnnStatus_t convCreate(cudnnConvolutionDescriptor_t *c) { return dnnNew<DnnConv>(c); }
+cudnnStatus_t convDestroy(cudnnConvolutionDescriptor_t c) { return dnnDelete<DnnConv>(c); }
+
+cudnnStatus_t tensorSet(cudnnTensorDescriptor_t t, cudnnTensorFormat_t f, cudnnDataType_t type,
+                        int n, int c, int h, int w) {
+  if (!t || n < 1 || c < 1 || h < 1 || w < 1)
+    return CUDNN_STATUS_BAD_PARAM;
+  if (f != CUDNN_TENSOR_NCHW)
+    return CUDNN_STATUS_NOT_SUPPORTED; // the emulation knows NCHW only
+  *tensor(t) = {true, type, n, c, h, w};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t filterSet(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t f,
+                        int k, int c, int h, int w) {
+  if (!d || k < 1 || c < 1 || h < 1 || w < 1)
+    return CUDNN_STATUS_BAD_PARAM;
+  if (f != CUDNN_TENSOR_NCHW)
+    return CUDNN_STATUS_NOT_SUPPORTED;
+  *filter(d) = {true, type, k, c, h, w};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t convSet(cudnnConvolutionDescriptor_t d, int ph, int pw, int sh, int sw, int dh,
+                      int dw, cudnnConvolutionMode_t mode, cudnnDataType_t compute) {
+  if (!d || ph < 0 || pw < 0 || sh < 1 || sw < 1 || dh < 1 || dw < 1)
+    return CUDNN_STATUS_BAD_PARAM;
+  DnnConv *c = convDesc(d);
+  c->set = true;
+  c->ph = ph, c->pw = pw, c->sh = sh, c->sw = sw, c->dh = dh, c->dw = dw;
+  c->mode = mode, c->compute = compute;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t convSetMath(cudnnConvolutionDescriptor_t d, cudnnMathType_t math) {
+  if (!d)
+    return CUDNN_STATUS_BAD_PARAM;
+  if (math != CUDNN_DEFAULT_MATH && math != CUDNN_FMA_MATH)
+    return CUDNN_STATUS_NOT_SUPPORTED; // graphc: FMA, or TF32 allowed with --tf32
+  convDesc(d)->math = math;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+/// The convolution's shapes when the descriptors agree (y's as cuDNN's
+/// cudnnGetConvolution2dForwardOutputDim computes it from x, w, conv).
+struct ConvShape {
+  DnnTensor x, y;
+  DnnFilter w;
+  DnnConv c;
+};
+Expected<ConvShape> convCheck(cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                              cudnnConvolutionDescriptor_t c, cudnnTensorDescriptor_t y) {
+  if (!x || !w || !c || !y || !tensor(x)->set || !filter(w)->set || !convDesc(c)->set ||
+      !tensor(y)->set)
+    return error("a descriptor is null or was never set");
+  ConvShape s{*tensor(x), *tensor(y), *filter(w), *convDesc(c)};
+  if (s.x.type != CUDNN_DATA_FLOAT || s.y.type != CUDNN_DATA_FLOAT ||
+      s.w.type != CUDNN_DATA_FLOAT || s.c.compute != CUDNN_DATA_FLOAT)
+    return error("not fp32");
+  if (s.c.mode != CUDNN_CROSS_CORRELATION || s.c.dh != 1 || s.c.dw != 1)
+    return error("not an undilated cross-correlation");
+  const int oh = 1 + (s.x.h + 2 * s.c.ph - s.w.h) / s.c.sh,
+            ow = 1 + (s.x.w + 2 * s.c.pw - s.w.w) / s.c.sw;
+  if (s.x.c != s.w.c || s.y.c != s.w.k || s.y.n != s.x.n || s.x.h + 2 * s.c.ph < s.w.h ||
+      s.x.w + 2 * s.c.pw < s.w.w || s.y.h != oh || s.y.w != ow)
+    return error(fmt::format("x {}x{}x{}x{}, w {}x{}x{}x{}, pad {}x{}, stride {}x{} do not give "
+                             "y {}x{}x{}x{}",
+                             s.x.n, s.x.c, s.x.h, s.x.w, s.w.k, s.w.c, s.w.h, s.w.w, s.c.ph, s.c.pw,
+                             s.c.sh, s.c.sw, s.y.n, s.y.c, s.y.h, s.y.w));
+  return s;
+}
+
+/// The emulation's two algorithms of each direction: 0 needs no workspace
+/// (and, for the gradients, is not deterministic, as cuDNN's ALGO_0), 1
+/// needs this much.
+size_t emulatedWorkspace(const ConvShape &s, int algo) {
+  return algo == 1 ? size_t(s.w.c * s.w.h * s.w.w + s.y.h * s.y.w) * 4 + 256 : 0;
+}
+
+template <class Perf, class Algo>
+cudnnStatus_t dnnAlgos(cudnnHandle_t h, const Expected<ConvShape> &s, bool zeroDeterministic,
+                       int want, int *count, Perf *perf) {
+  if (!h || !count || !perf || want < 1 || !s)
+    return CUDNN_STATUS_BAD_PARAM;
+  // Ranked with the workspace-hungry one first, so that the caller must
+  // ask for and pass its workspace.
+  int n = 0;
+  for (int algo : {1, 0}) {
+    if (n == want)
+      break;
+    Perf p{};
+    p.algo = Algo(algo);
+    p.status = CUDNN_STATUS_SUCCESS;
+    p.memory = emulatedWorkspace(*s, algo);
+    p.determinism = algo == 1 || zeroDeterministic ? CUDNN_DETERMINISTIC : CUDNN_NON_DETERMINISTIC;
+    p.mathType = s->c.math;
+    perf[n++] = p;
+  }
+  *count = n;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t fwdAlgos(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                       cudnnConvolutionDescriptor_t c, cudnnTensorDescriptor_t y, int want,
+                       int *count, cudnnConvolutionFwdAlgoPerf_t *perf) {
+  return dnnAlgos<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+      h, convCheck(x, w, c, y), true, want, count, perf);
+}
+cudnnStatus_t bwdDataAlgos(cudnnHandle_t h, cudnnFilterDescriptor_t w, cudnnTensorDescriptor_t dy,
+                           cudnnConvolutionDescriptor_t c, cudnnTensorDescriptor_t dx, int want,
+                           int *count, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+  return dnnAlgos<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+      h, convCheck(dx, w, c, dy), false, want, count, perf);
+}
+cudnnStatus_t bwdFilterAlgos(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnTensorDescriptor_t dy,
+                             cudnnConvolutionDescriptor_t c, cudnnFilterDescriptor_t dw, int want,
+                             int *count, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+  return dnnAlgos<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+      h, convCheck(x, dw, c, dy), false, want, count, perf);
+}
+
+cudnnStatus_t dnnWorkspace(cudnnHandle_t h, const Expected<ConvShape> &s, int algo, size_t *bytes) {
+  if (!h || !bytes || !s || (algo != 0 && algo != 1))
+    return CUDNN_STATUS_BAD_PARAM;
+  *bytes = emulatedWorkspace(*s, algo);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t fwdWorkspace(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                           cudnnConvolutionDescriptor_t c, cudnnTensorDescriptor_t y,
+                           cudnnConvolutionFwdAlgo_t algo, size_t *bytes) {
+  return dnnWorkspace(h, convCheck(x, w, c, y), int(algo), bytes);
+}
+cudnnStatus_t bwdDataWorkspace(cudnnHandle_t h, cudnnFilterDescriptor_t w,
+                               cudnnTensorDescriptor_t dy, cudnnConvolutionDescriptor_t c,
+                               cudnnTensorDescriptor_t dx, cudnnConvolutionBwdDataAlgo_t algo,
+                               size_t *bytes) {
+  return dnnWorkspace(h, convCheck(dx, w, c, dy), int(algo), bytes);
+}
+cudnnStatus_t bwdFilterWorkspace(cudnnHandle_t h, cudnnTensorDescriptor_t x,
+                                 cudnnTensorDescriptor_t dy, cudnnConvolutionDescriptor_t c,
+                                 cudnnFilterDescriptor_t dw, cudnnConvolutionBwdFilterAlgo_t algo,
+                                 size_t *bytes) {
+  return dnnWorkspace(h, convCheck(x, dw, c, dy), int(algo), bytes);
+}
+
+enum class ConvDir { Forward, Data, Filter };
+
+/// y = conv(x, w), dx = conv^T(dy, w) or dw = corr(x, dy), by the
+/// definition, accumulated in fp32 in the order of the loops.
+void convolve(ConvDir dir, const ConvShape &s, const float *x, const float *w, float *y) {
+  const int64_t N = s.x.n, C = s.x.c, H = s.x.h, W = s.x.w, O = s.w.k, KH = s.w.h, KW = s.w.w,
+                OH = s.y.h, OW = s.y.w;
+  // Named by role: x, w, y are the forward convolution's tensors; `out`
+  // is the one this direction computes, the other two are read.
+  const float *X = dir == ConvDir::Forward ? x : dir == ConvDir::Filter ? x : nullptr;
+  const float *Wt = dir == ConvDir::Filter ? nullptr : w;
+  const float *Y = dir == ConvDir::Forward ? nullptr : dir == ConvDir::Data ? x : w;
+  float *out = y;
+  const size_t outCount = size_t(dir == ConvDir::Forward ? N * O * OH * OW
+                                 : dir == ConvDir::Data  ? N * C * H * W
+                                                         : O * C * KH * KW);
+  std::fill(out, out + outCount, 0.0f);
+  for (int64_t b = 0; b < N; ++b)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t oy = 0; oy < OH; ++oy)
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          const size_t yi = size_t(((b * O + o) * OH + oy) * OW + ox);
+          float acc = 0.0f;
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t ky = 0; ky < KH; ++ky)
+              for (int64_t kx = 0; kx < KW; ++kx) {
+                const int64_t iy = oy * s.c.sh - s.c.ph + ky, ix = ox * s.c.sw - s.c.pw + kx;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                  continue;
+                const size_t xi = size_t(((b * C + c) * H + iy) * W + ix),
+                             wi = size_t(((o * C + c) * KH + ky) * KW + kx);
+                if (dir == ConvDir::Forward)
+                  acc += X[xi] * Wt[wi];
+                else if (dir == ConvDir::Data)
+                  out[xi] += Y[yi] * Wt[wi];
+                else
+                  out[wi] += Y[yi] * X[xi];
+              }
+          if (dir == ConvDir::Forward)
+            out[yi] = acc;
+        }
+}
+
+/// One convolution call, checked as cuDNN documents its arguments, then
+/// queued on the handle's stream.
+cudnnStatus_t dnnRun(cudnnHandle_t h, ConvDir dir, const Expected<ConvShape> &s, const void *alpha,
+                     const void *beta, int algo, const void *in0, const void *in1, void *out,
+                     void *workspace, size_t workspaceBytes) {
+  if (!h || !s || !alpha || !beta || !in0 || !in1 || !out)
+    return CUDNN_STATUS_BAD_PARAM;
+  if (algo != 0 && algo != 1)
+    return CUDNN_STATUS_BAD_PARAM;
+  if (workspaceBytes < emulatedWorkspace(*s, algo) ||
+      (workspaceBytes > 0 && !inDevice(CUdeviceptr(uintptr_t(workspace)), workspaceBytes)))
+    return CUDNN_STATUS_BAD_PARAM; // less workspace than the algorithm asked for
+  if (*static_cast<const float *>(alpha) != 1.0f || *static_cast<const float *>(beta) != 0.0f)
+    return CUDNN_STATUS_NOT_SUPPORTED; // graphc asks for out = conv, overwritten
+  const ConvShape c = *s;
+  const size_t xb = size_t(c.x.n) * size_t(c.x.c * c.x.h * c.x.w) * 4,
+               wb = size_t(c.w.k * c.w.c * c.w.h * c.w.w) * 4,
+               yb = size_t(c.y.n) * size_t(c.y.c * c.y.h * c.y.w) * 4;
+  const size_t in0b = dir == ConvDir::Data ? yb : xb, in1b = dir == ConvDir::Filter ? yb : wb,
+               outb = dir == ConvDir::Forward ? yb
+                      : dir == ConvDir::Data  ? xb
+                                              : wb;
+  if (!inDevice(CUdeviceptr(uintptr_t(in0)), in0b) ||
+      !inDevice(CUdeviceptr(uintptr_t(in1)), in1b) || !inDevice(CUdeviceptr(uintptr_t(out)), outb))
+    return CUDNN_STATUS_BAD_PARAM; // a tensor outside the device's memory
+  CUresult r = submit(dnn(h)->stream, [=] {
+    convolve(dir, c, static_cast<const float *>(in0), static_cast<const float *>(in1),
+             static_cast<float *>(out));
+    return CUDA_SUCCESS;
+  });
+  return r == CUDA_SUCCESS ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_EXECUTION_FAILED;
+}
+
+cudnnStatus_t convForward(cudnnHandle_t h, const void *alpha, cudnnTensorDescriptor_t xd,
+                          const void *x, cudnnFilterDescriptor_t wd, const void *w,
+                          cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo, void *ws,
+                          size_t wsBytes, const void *beta, cudnnTensorDescriptor_t yd, void *y) {
+  return dnnRun(h, ConvDir::Forward, convCheck(xd, wd, cd, yd), alpha, beta, int(algo), x, w, y, ws,
+                wsBytes);
+}
+cudnnStatus_t convBackwardData(cudnnHandle_t h, const void *alpha, cudnnFilterDescriptor_t wd,
+                               const void *w, cudnnTensorDescriptor_t dyd, const void *dy,
+                               cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t algo,
+                               void *ws, size_t wsBytes, const void *beta,
+                               cudnnTensorDescriptor_t dxd, void *dx) {
+  return dnnRun(h, ConvDir::Data, convCheck(dxd, wd, cd, dyd), alpha, beta, int(algo), dy, w, dx,
+                ws, wsBytes);
+}
+cudnnStatus_t convBackwardFilter(cudnnHandle_t h, const void *alpha, cudnnTensorDescriptor_t xd,
+                                 const void *x, cudnnTensorDescriptor_t dyd, const void *dy,
+                                 cudnnConvolutionDescriptor_t cd,
+                                 cudnnConvolutionBwdFilterAlgo_t algo, void *ws, size_t wsBytes,
+                                 const void *beta, cudnnFilterDescriptor_t dwd, void *dw) {
+  return dnnRun(h, ConvDir::Filter, convCheck(xd, dwd, cd, dyd), alpha, beta, int(algo), x, dy, dw,
+                ws, wsBytes);
+}
+
 Driver *makeEmulator() {
   auto *d = new Driver; // kept for the process, like a loaded driver
   d->emulated = true;
@@ -887,6 +1198,30 @@ Driver *makeEmulator() {
   d->cublasLtMatmulPreferenceSetAttribute = prefSet;
   d->cublasLtMatrixLayoutCreate = layoutCreate;
   d->cublasLtMatrixLayoutDestroy = layoutDestroy;
+  d->cudnnCreate = dnnCreate;
+  d->cudnnDestroy = dnnDestroy;
+  d->cudnnSetStream = dnnSetStream;
+  d->cudnnGetErrorString = dnnErrorString;
+  d->cudnnCreateTensorDescriptor = tensorCreate;
+  d->cudnnSetTensor4dDescriptor = tensorSet;
+  d->cudnnDestroyTensorDescriptor = tensorDestroy;
+  d->cudnnCreateFilterDescriptor = filterCreate;
+  d->cudnnSetFilter4dDescriptor = filterSet;
+  d->cudnnDestroyFilterDescriptor = filterDestroy;
+  d->cudnnCreateConvolutionDescriptor = convCreate;
+  d->cudnnSetConvolution2dDescriptor = convSet;
+  d->cudnnSetConvolutionMathType = convSetMath;
+  d->cudnnDestroyConvolutionDescriptor = convDestroy;
+  d->cudnnGetConvolutionForwardAlgorithm_v7 = fwdAlgos;
+  d->cudnnGetConvolutionBackwardDataAlgorithm_v7 = bwdDataAlgos;
+  d->cudnnGetConvolutionBackwardFilterAlgorithm_v7 = bwdFilterAlgos;
+  d->cudnnGetConvolutionForwardWorkspaceSize = fwdWorkspace;
+  d->cudnnGetConvolutionBackwardDataWorkspaceSize = bwdDataWorkspace;
+  d->cudnnGetConvolutionBackwardFilterWorkspaceSize = bwdFilterWorkspace;
+  d->cudnnConvolutionForward = convForward;
+  d->cudnnConvolutionBackwardData = convBackwardData;
+  d->cudnnConvolutionBackwardFilter = convBackwardFilter;
+  d->cudnnNote = "cuDNN (emulated)";
   return d;
 }
 

@@ -23,6 +23,11 @@
 //   - cuBLASLt's matrix products are a host reference that honours the
 //     descriptors (transposes, leading dimensions, the bias and ReLU-bias
 //     epilogues) and refuses what cuBLASLt documents as invalid.
+//   - cuDNN's convolutions likewise: the descriptors must agree (shapes,
+//     pads, strides, fp32 NCHW), the workspace passed must be what the
+//     algorithm asked for, every tensor inside an allocation; the work runs
+//     on the handle's stream. GRAPHC_NO_CUDNN=1 makes cudnnCreate fail, as
+//     on a machine without cuDNN.
 #pragma once
 
 #include "runtime/cuda/Driver.h"

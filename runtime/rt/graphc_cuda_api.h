@@ -1,11 +1,12 @@
-/* runtime/rt/graphc_cuda_api.h - every CUDA driver and cuBLASLt entry point
+/* runtime/rt/graphc_cuda_api.h - every CUDA driver, cuBLASLt and cuDNN entry point
  * the cuda runtime (graphc_cuda_model.c) calls, as one table of functions.
  *
  * The runtime reaches the GPU only through this table, so one runtime
  * serves every way graphc runs a model on the GPU:
  *   - an `--emit lib` archive points its descriptor at grt_cuda_linked
  *     (graphc_cuda_linked.c): the symbols of libcuda and libcublasLt that the
- *     user's program links;
+ *     user's program links (cuDNN's weakly: without libcudnn they are
+ *     null and convolutions run as generated kernels);
  *   - graphc itself (`graphc train --target cuda`) fills it from the
  *     libraries it opens at run time (runtime/cuda/Driver.cpp), since graphc
  *     must start where there is no driver;
@@ -19,6 +20,7 @@
 
 #include <cublasLt.h>
 #include <cuda.h>
+#include <cudnn.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -81,15 +83,46 @@ extern "C" {
   X(cublasLtMatrixLayoutCreate)                                                                    \
   X(cublasLtMatrixLayoutDestroy)
 
+/* cuDNN's legacy convolution API (cudnn_graph.h, cudnn_ops.h, cudnn_cnn.h):
+ * fp32 NCHW convolutions and their two gradients. A table without cuDNN
+ * (null members, or a cudnnCreate that fails) runs the generated
+ * convolution kernels instead. */
+#define GRT_CUDNN_FUNCTIONS(X)                                                                     \
+  X(cudnnCreate)                                                                                   \
+  X(cudnnDestroy)                                                                                  \
+  X(cudnnSetStream)                                                                                \
+  X(cudnnGetErrorString)                                                                           \
+  X(cudnnCreateTensorDescriptor)                                                                   \
+  X(cudnnSetTensor4dDescriptor)                                                                    \
+  X(cudnnDestroyTensorDescriptor)                                                                  \
+  X(cudnnCreateFilterDescriptor)                                                                   \
+  X(cudnnSetFilter4dDescriptor)                                                                    \
+  X(cudnnDestroyFilterDescriptor)                                                                  \
+  X(cudnnCreateConvolutionDescriptor)                                                              \
+  X(cudnnSetConvolution2dDescriptor)                                                               \
+  X(cudnnSetConvolutionMathType)                                                                   \
+  X(cudnnDestroyConvolutionDescriptor)                                                             \
+  X(cudnnGetConvolutionForwardAlgorithm_v7)                                                        \
+  X(cudnnGetConvolutionBackwardDataAlgorithm_v7)                                                   \
+  X(cudnnGetConvolutionBackwardFilterAlgorithm_v7)                                                 \
+  X(cudnnGetConvolutionForwardWorkspaceSize)                                                       \
+  X(cudnnGetConvolutionBackwardDataWorkspaceSize)                                                  \
+  X(cudnnGetConvolutionBackwardFilterWorkspaceSize)                                                \
+  X(cudnnConvolutionForward)                                                                       \
+  X(cudnnConvolutionBackwardData)                                                                  \
+  X(cudnnConvolutionBackwardFilter)
+
 typedef struct grt_cuda_api {
 #define GRT_CUDA_API_MEMBER(name) __typeof__(&name) name;
   GRT_CUDA_DRIVER_FUNCTIONS(GRT_CUDA_API_MEMBER)
   GRT_CUBLASLT_FUNCTIONS(GRT_CUDA_API_MEMBER)
+  GRT_CUDNN_FUNCTIONS(GRT_CUDA_API_MEMBER)
 #undef GRT_CUDA_API_MEMBER
 } grt_cuda_api;
 
 /* The linked libraries' symbols (graphc_cuda_linked.c, in every cuda
- * archive; the program links -lcuda -lcublasLt). */
+ * archive; the program links -lcuda -lcublasLt, and for cuDNN
+ * -Wl,--no-as-needed -lcudnn). */
 extern const grt_cuda_api grt_cuda_linked;
 
 #ifdef __cplusplus

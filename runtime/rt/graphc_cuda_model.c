@@ -5,8 +5,8 @@
  * checkpoints, the step counter) with the device: parameters and optimizer
  * state live on the GPU; the host copies are a mirror, refreshed when
  * params() or save() need them and written back before the next step when
- * params() handed them out or load() replaced them. Every driver and
- * cuBLASLt call goes through the descriptor's table (API below).
+ * params() handed them out or load() replaced them. Every driver,
+ * cuBLASLt and cuDNN call goes through the descriptor's table (API below).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "graphc_cuda_model.h"
@@ -31,8 +31,19 @@ typedef struct {
   int by_self, relu; /* cuBLASLt refused the bias epilogue: graphc_bias_add applies it */
 } gemm_t;
 
+/* A convolution at one batch size: cuDNN's descriptors, its algorithm
+ * and the workspace that algorithm asked for. */
+typedef struct {
+  cudnnTensorDescriptor_t x, y;
+  cudnnFilterDescriptor_t w;
+  cudnnConvolutionDescriptor_t conv;
+  int algo;
+  size_t workspace;
+} conv_t;
+
 typedef struct {
   gemm_t *gemms; /* per kernel; unused for non-GEMMs */
+  conv_t *convs; /* per kernel; unused for non-convolutions (and without cuDNN) */
   CUgraphExec exec;
   int ready;
 } batch_t;
@@ -59,6 +70,8 @@ struct grt_cuda_model {
   CUcontext ctx;
   CUstream stream;
   cublasLtHandle_t lt;
+  cudnnHandle_t dnn; /* null: no cuDNN, convolutions run as generated kernels */
+  int dnn_tried;     /* cuDNN was started (or failed to) */
   CUdeviceptr workspace;
   int sms;
   CUmodule helpers;
@@ -123,6 +136,14 @@ static const char *call_text(const char *s) { return strncmp(s, "API->", 5) ? s 
     if (lt_s_ != CUBLAS_STATUS_SUCCESS)                                                            \
       return fail(m, GRT_ERR_DEVICE, "cuBLASLt error in %s: %s", call_text(#call),                 \
                   API->cublasLtGetStatusString(lt_s_));                                            \
+  } while (0)
+
+#define DNN(call)                                                                                  \
+  do {                                                                                             \
+    cudnnStatus_t dnn_s_ = (call);                                                                 \
+    if (dnn_s_ != CUDNN_STATUS_SUCCESS)                                                            \
+      return fail(m, GRT_ERR_DEVICE, "cuDNN error in %s: %s", call_text(#call),                    \
+                  API->cudnnGetErrorString(dnn_s_));                                               \
   } while (0)
 
 static int64_t elements(int64_t coef, int64_t pow, int64_t n) {
@@ -230,7 +251,28 @@ static CUdeviceptr model_io(grt_cuda_model *m, const char *name, int output, voi
   return io_memory(m, name, output);
 }
 
+/* cuDNN, when program p is the first with a convolution and the table has
+ * it and it starts; else m->dnn stays null and the convolutions run as the
+ * generated kernels. */
+static int start_cudnn(grt_cuda_model *m, const program_t *p) {
+  int convs = 0;
+  for (int64_t i = 0; i < p->num_kernels; ++i)
+    convs |= p->kernels[GCU_KERNEL_WORDS * i + GK_LAUNCH] == GCU_CONV;
+  if (!convs || m->dnn_tried)
+    return GRT_OK;
+  m->dnn_tried = 1;
+  if (!API->cudnnCreate || API->cudnnCreate(&m->dnn) != CUDNN_STATUS_SUCCESS) {
+    m->dnn = NULL;
+    return GRT_OK;
+  }
+  DNN(API->cudnnSetStream(m->dnn, (cudaStream_t)m->stream));
+  return GRT_OK;
+}
+
 static int prepare_program(grt_cuda_model *m, program_t *p, io_resolver resolve, void *ctx) {
+  int rc = start_cudnn(m, p);
+  if (rc != GRT_OK)
+    return rc;
   p->mods = calloc((size_t)p->num_modules + 1, sizeof(CUmodule));
   p->fns = calloc((size_t)p->num_functions + 1, sizeof(CUfunction));
   p->at = calloc((size_t)p->num_values + 1, sizeof(CUdeviceptr));
@@ -239,7 +281,7 @@ static int prepare_program(grt_cuda_model *m, program_t *p, io_resolver resolve,
   if (!p->mods || !p->fns || !p->at || !p->io_ptr || !p->batches)
     return fail(m, GRT_ERR_MEMORY, "create: out of memory");
   for (int64_t i = 0; i < p->num_modules; ++i) {
-    int rc = load_module(m, string(m, p->modules[i]), &p->mods[i], p->what);
+    rc = load_module(m, string(m, p->modules[i]), &p->mods[i], p->what);
     if (rc != GRT_OK)
       return rc;
   }
@@ -257,8 +299,7 @@ static int prepare_program(grt_cuda_model *m, program_t *p, io_resolver resolve,
       return fail(m, GRT_ERR_FORMAT, "the %s program needs a buffer '%s' this runtime lacks",
                   p->what, name ? name : "?");
   }
-  int rc = zeroed(m, &p->arena, (size_t)p->arena_bytes);
-  if (rc != GRT_OK)
+  if ((rc = zeroed(m, &p->arena, (size_t)p->arena_bytes)) != GRT_OK)
     return rc;
   for (int64_t v = 0; v < p->num_values; ++v) {
     int64_t base = p->values[2 * v], off = p->values[2 * v + 1];
@@ -413,6 +454,125 @@ static int plan_gemm(grt_cuda_model *m, const program_t *p, const int64_t *k, in
   return GRT_OK;
 }
 
+/* --- convolutions ------------------------------------------------------------------ */
+
+static void conv_free(grt_cuda_model *m, conv_t *c) {
+  if (c->conv)
+    API->cudnnDestroyConvolutionDescriptor(c->conv);
+  if (c->w)
+    API->cudnnDestroyFilterDescriptor(c->w);
+  if (c->y)
+    API->cudnnDestroyTensorDescriptor(c->y);
+  if (c->x)
+    API->cudnnDestroyTensorDescriptor(c->x);
+  memset(c, 0, sizeof *c);
+}
+
+/* The first algorithm of cuDNN's ranking that works, is deterministic (a
+ * replayed step gives the same bits) and fits the workspace. */
+#define PICK_ALGO(perf)                                                                            \
+  for (int i_ = 0; i_ < count && !found; ++i_)                                                     \
+    if (perf[i_].status == CUDNN_STATUS_SUCCESS && perf[i_].determinism == CUDNN_DETERMINISTIC &&  \
+        perf[i_].memory <= WORKSPACE_BYTES) {                                                      \
+      c->algo = (int)perf[i_].algo;                                                                \
+      found = 1;                                                                                   \
+    }
+
+/* cuDNN's descriptors of convolution record k at batch n (the forward
+ * geometry, fp32 NCHW; FMA math unless the model was compiled --tf32), its
+ * algorithm and workspace. */
+static int describe_conv(grt_cuda_model *m, const int64_t *k, int64_t n, conv_t *c) {
+  const int64_t b = dim(k[GK_CONV_N], n);
+  const int mode = (int)k[GK_CONV_MODE];
+  DNN(API->cudnnCreateTensorDescriptor(&c->x));
+  DNN(API->cudnnCreateTensorDescriptor(&c->y));
+  DNN(API->cudnnCreateFilterDescriptor(&c->w));
+  DNN(API->cudnnCreateConvolutionDescriptor(&c->conv));
+  DNN(API->cudnnSetTensor4dDescriptor(c->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)b,
+                                      (int)k[GK_CONV_C], (int)k[GK_CONV_H], (int)k[GK_CONV_W]));
+  DNN(API->cudnnSetTensor4dDescriptor(c->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)b,
+                                      (int)k[GK_CONV_O], (int)k[GK_CONV_OH], (int)k[GK_CONV_OW]));
+  DNN(API->cudnnSetFilter4dDescriptor(c->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)k[GK_CONV_O],
+                                      (int)k[GK_CONV_C], (int)k[GK_CONV_KH], (int)k[GK_CONV_KW]));
+  DNN(API->cudnnSetConvolution2dDescriptor(c->conv, (int)k[GK_CONV_PH], (int)k[GK_CONV_PW],
+                                           (int)k[GK_CONV_SH], (int)k[GK_CONV_SW], 1, 1,
+                                           CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  DNN(API->cudnnSetConvolutionMathType(c->conv, m->d->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  int count = 0, found = 0;
+  if (mode == GCU_CONV_FORWARD) {
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    DNN(API->cudnnGetConvolutionForwardAlgorithm_v7(
+        m->dnn, c->x, c->w, c->conv, c->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf));
+    PICK_ALGO(perf)
+    if (found)
+      DNN(API->cudnnGetConvolutionForwardWorkspaceSize(
+          m->dnn, c->x, c->w, c->conv, c->y, (cudnnConvolutionFwdAlgo_t)c->algo, &c->workspace));
+  } else if (mode == GCU_CONV_GRAD_INPUT) {
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    DNN(API->cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        m->dnn, c->w, c->y, c->conv, c->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf));
+    PICK_ALGO(perf)
+    if (found)
+      DNN(API->cudnnGetConvolutionBackwardDataWorkspaceSize(m->dnn, c->w, c->y, c->conv, c->x,
+                                                            (cudnnConvolutionBwdDataAlgo_t)c->algo,
+                                                            &c->workspace));
+  } else if (mode == GCU_CONV_GRAD_WEIGHT) {
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    DNN(API->cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        m->dnn, c->x, c->y, c->conv, c->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf));
+    PICK_ALGO(perf)
+    if (found)
+      DNN(API->cudnnGetConvolutionBackwardFilterWorkspaceSize(
+          m->dnn, c->x, c->y, c->conv, c->w, (cudnnConvolutionBwdFilterAlgo_t)c->algo,
+          &c->workspace));
+  } else {
+    return fail(m, GRT_ERR_FORMAT, "a convolution record of unknown mode %d", mode);
+  }
+  if (!found)
+    return fail(m, GRT_ERR_DEVICE,
+                "cuDNN has no deterministic algorithm within %d MiB for the %dx%dx%dx%d "
+                "convolution of mode %d",
+                (int)(WORKSPACE_BYTES >> 20), (int)b, (int)k[GK_CONV_C], (int)k[GK_CONV_H],
+                (int)k[GK_CONV_W], mode);
+  if (c->workspace > WORKSPACE_BYTES)
+    return fail(m, GRT_ERR_DEVICE, "cuDNN asks for %zu bytes of workspace, more than %zu",
+                c->workspace, (size_t)WORKSPACE_BYTES);
+  return GRT_OK;
+}
+
+static int plan_conv(grt_cuda_model *m, const int64_t *k, int64_t n, conv_t *c) {
+  int rc = describe_conv(m, k, n, c);
+  if (rc != GRT_OK)
+    conv_free(m, c);
+  return rc;
+}
+
+/* Convolution record k of `p` by cuDNN, on the step's stream. */
+static int enqueue_conv(grt_cuda_model *m, const program_t *p, const int64_t *k, const conv_t *c) {
+  const float alpha = 1.0f, beta = 0.0f;
+  const void *a = (const void *)(uintptr_t)p->at[k[GK_A]],
+             *b = (const void *)(uintptr_t)p->at[k[GK_B]];
+  void *out = (void *)(uintptr_t)p->at[k[GK_C]], *ws = (void *)(uintptr_t)m->workspace;
+  switch (k[GK_CONV_MODE]) {
+  case GCU_CONV_FORWARD:
+    DNN(API->cudnnConvolutionForward(m->dnn, &alpha, c->x, a, c->w, b, c->conv,
+                                     (cudnnConvolutionFwdAlgo_t)c->algo, ws, c->workspace, &beta,
+                                     c->y, out));
+    break;
+  case GCU_CONV_GRAD_INPUT:
+    DNN(API->cudnnConvolutionBackwardData(m->dnn, &alpha, c->w, b, c->y, a, c->conv,
+                                          (cudnnConvolutionBwdDataAlgo_t)c->algo, ws, c->workspace,
+                                          &beta, c->x, out));
+    break;
+  default:
+    DNN(API->cudnnConvolutionBackwardFilter(m->dnn, &alpha, c->x, a, c->y, b, c->conv,
+                                            (cudnnConvolutionBwdFilterAlgo_t)c->algo, ws,
+                                            c->workspace, &beta, c->w, out));
+    break;
+  }
+  return GRT_OK;
+}
+
 /* --- launches ------------------------------------------------------------------------ */
 
 static int64_t blocks_for(const grt_cuda_model *m, int64_t total, int threads) {
@@ -481,6 +641,23 @@ static int enqueue_range(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b,
       }
       break;
     }
+    case GCU_CONV: {
+      void *args[] = {&table, &n, &total};
+      if (total == 0)
+        break;
+      if (k[GK_A] < 0 || k[GK_A] >= p->num_values || k[GK_B] < 0 || k[GK_B] >= p->num_values ||
+          k[GK_C] < 0 || k[GK_C] >= p->num_values || k[GK_EPI_FN] >= p->num_functions)
+        return fail(m, GRT_ERR_FORMAT, "the %s program's convolution %" PRId64 " is damaged",
+                    p->what, i);
+      if (!m->dnn) { /* the whole group as generated code */
+        rc = launch(m, fn, blocks_for(m, total, 256), 256, args);
+        break;
+      }
+      rc = enqueue_conv(m, p, k, &b->convs[i]);
+      if (rc == GRT_OK && k[GK_EPI_FN] >= 0)
+        rc = launch(m, p->fns[k[GK_EPI_FN]], blocks_for(m, total, 256), 256, args);
+      break;
+    }
     case GCU_HOST_COPY:
       for (int64_t j = k[GK_COPY_FIRST]; j < k[GK_COPY_FIRST] + k[GK_COPY_COUNT]; ++j) {
         const int64_t *c = p->copies + 5 * j;
@@ -516,12 +693,18 @@ static int plan_batch(grt_cuda_model *m, program_t *p, int64_t n, batch_t **out)
   batch_t *b = &p->batches[n];
   if (!b->gemms && !(b->gemms = calloc((size_t)p->num_kernels + 1, sizeof(gemm_t))))
     return fail(m, GRT_ERR_MEMORY, "out of memory");
-  for (int64_t i = 0; i < p->num_kernels; ++i)
-    if (p->kernels[GCU_KERNEL_WORDS * i + GK_LAUNCH] == GCU_GEMM && !b->gemms[i].desc) {
-      int rc = plan_gemm(m, p, p->kernels + GCU_KERNEL_WORDS * i, n, &b->gemms[i]);
-      if (rc != GRT_OK)
-        return rc;
-    }
+  if (!b->convs && !(b->convs = calloc((size_t)p->num_kernels + 1, sizeof(conv_t))))
+    return fail(m, GRT_ERR_MEMORY, "out of memory");
+  for (int64_t i = 0; i < p->num_kernels; ++i) {
+    const int64_t *k = p->kernels + GCU_KERNEL_WORDS * i;
+    int rc = GRT_OK;
+    if (k[GK_LAUNCH] == GCU_GEMM && !b->gemms[i].desc)
+      rc = plan_gemm(m, p, k, n, &b->gemms[i]);
+    else if (k[GK_LAUNCH] == GCU_CONV && m->dnn && !b->convs[i].conv)
+      rc = plan_conv(m, k, n, &b->convs[i]);
+    if (rc != GRT_OK)
+      return rc;
+  }
   *out = b;
   return GRT_OK;
 }
@@ -606,7 +789,11 @@ static void free_program(grt_cuda_model *m, program_t *p) {
       if (b->gemms)
         for (int64_t i = 0; i < p->num_kernels; ++i)
           gemm_free(m, &b->gemms[i]);
+      if (b->convs)
+        for (int64_t i = 0; i < p->num_kernels; ++i)
+          conv_free(m, &b->convs[i]);
       free(b->gemms);
+      free(b->convs);
     }
   if (p->mods)
     for (int64_t i = 0; i < p->num_modules; ++i)
@@ -645,6 +832,8 @@ void grt_cuda_destroy(grt_cuda_model *m) {
       API->cuModuleUnload(m->helpers);
     if (m->lt)
       API->cublasLtDestroy(m->lt);
+    if (m->dnn)
+      API->cudnnDestroy(m->dnn);
     if (m->stream)
       API->cuStreamDestroy(m->stream);
     API->cuDevicePrimaryCtxRelease(m->dev);
@@ -944,6 +1133,8 @@ int grt_cuda_load(grt_cuda_model *m, const char *path) {
 }
 
 const char *grt_cuda_error(const grt_cuda_model *m) { return m ? m->error : create_error; }
+
+int grt_cuda_uses_cudnn(const grt_cuda_model *m) { return m && m->dnn ? 1 : 0; }
 
 /* --- the data set on the device ------------------------------------------------------- */
 

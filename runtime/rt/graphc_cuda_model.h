@@ -6,8 +6,8 @@
  * a context (Torch7's initialisation, checkpoints) is graphc_model.c's; this
  * file keeps parameters, optimizer state and the step's buffers on the GPU,
  * loads the embedded PTX with the driver API, runs matrix products through
- * cuBLASLt and replays each batch size's step as a CUDA graph. It is also
- * what `graphc train --target cuda` runs (runtime/cuda/CudaExecutable.cpp
+ * cuBLASLt and convolutions through cuDNN (where it loads) and replays each batch size's step as a
+ * CUDA graph. It is also what `graphc train --target cuda` runs (runtime/cuda/CudaExecutable.cpp
  * encodes the same tables at run time): one executor for the JIT and the
  * library. Plain C11; it reaches the driver and cuBLASLt only through the
  * descriptor's function table (graphc_cuda_api.h).
@@ -39,13 +39,30 @@
 extern "C" {
 #endif
 
-enum { GCU_MAGIC = 0x31756367, GCU_HEADER_WORDS = 9, GCU_KERNEL_WORDS = 24 };
+enum { GCU_MAGIC = 0x31756367, GCU_HEADER_WORDS = 9, GCU_KERNEL_WORDS = 36 };
 enum { GCU_NONE = -1, GCU_ARENA = -2 };
-enum { GCU_ELEMENTS = 0, GCU_ROWS = 1, GCU_SINGLE_BLOCK = 2, GCU_GEMM = 3, GCU_HOST_COPY = 4 };
+enum {
+  GCU_ELEMENTS = 0,
+  GCU_ROWS = 1,
+  GCU_SINGLE_BLOCK = 2,
+  GCU_GEMM = 3,
+  GCU_HOST_COPY = 4,
+  GCU_CONV = 5
+};
+/* A convolution record's mode: which of y, dx, dw it computes. */
+enum { GCU_CONV_FORWARD = 0, GCU_CONV_GRAD_INPUT = 1, GCU_CONV_GRAD_WEIGHT = 2 };
 enum { GCU_LT_NONE = 0, GCU_LT_BIAS = 1, GCU_LT_RELU_BIAS = 2 };
 /* The words of a kernel record. Functions are indices (-1: none); a, b, c,
  * bias are values (bias -1: none); as and bs are A's and B's dimensions,
- * -1 standing for the batch. */
+ * -1 standing for the batch.
+ *
+ * A GCU_CONV record is a convolution group: with cuDNN, cuDNN computes the
+ * convolution of mode GK_CONV_MODE into c, then the function GK_EPI_FN (if
+ * any) runs over the total elements; without, the function GK_FN computes
+ * the whole group over them (as GCU_ELEMENTS). Its geometry is always the
+ * forward convolution's: x [N, C, H, W], w [O, C, KH, KW], y [N, O, OH,
+ * OW], stride (SH, SW), zero padding (PH, PW), N -1 for the batch; the
+ * operands a, b are (x, w) forward, (dy, w) for dx, (x, dy) for dw. */
 enum {
   GK_LAUNCH,
   GK_FN,
@@ -67,7 +84,23 @@ enum {
   GK_BS0,
   GK_BS1,
   GK_COPY_FIRST,
-  GK_COPY_COUNT
+  GK_COPY_COUNT,
+  GK_EPI_FN,
+  GK_CONV_MODE,
+  GK_CONV_N,
+  GK_CONV_C,
+  GK_CONV_H,
+  GK_CONV_W,
+  GK_CONV_O,
+  GK_CONV_KH,
+  GK_CONV_KW,
+  GK_CONV_SH,
+  GK_CONV_SW,
+  GK_CONV_PH,
+  GK_CONV_PW,
+  GK_CONV_OH,
+  GK_CONV_OW,
+  GK_WORDS_USED /* at most GCU_KERNEL_WORDS */
 };
 
 typedef struct {
@@ -99,6 +132,10 @@ int64_t grt_cuda_step(const grt_cuda_model *m);
 int grt_cuda_save(grt_cuda_model *m, const char *path);
 int grt_cuda_load(grt_cuda_model *m, const char *path);
 const char *grt_cuda_error(const grt_cuda_model *m);
+/* 1 when cuDNN runs the convolutions; 0 when the descriptor's table has no
+ * cuDNN (a program not linked with it) or it failed to start: then the
+ * generated convolution kernels run. */
+int grt_cuda_uses_cudnn(const grt_cuda_model *m);
 
 /* --- for graphc's own executor (runtime/cuda/CudaExecutable.cpp) and tests ---------- */
 

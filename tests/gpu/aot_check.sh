@@ -43,8 +43,12 @@ if [ -n "${GRAPHC_EMULATED_LIB:-}" ]; then
     -Wl,-u,grt_cuda_linked "$GRAPHC_EMULATED_LIB" -L"$work" -lmlpc -lmlpg -lfmt -ldl -lm \
     -lpthread -o "$work/aot_compare"
 else
+  # cuDNN where this toolkit has it (the archive references it weakly).
+  cudnn=()
+  [ -e "$cuda/lib64/libcudnn.so" ] && cudnn=(-Wl,--no-as-needed -lcudnn -Wl,--as-needed)
   cc -O2 -std=c11 -Wall -I"$work" -I"$root/runtime/rt" -I"$cuda/include" "$root/tests/gpu/aot_compare.c" \
-    -L"$work" -lmlpc -lmlpg -L"$cuda/lib64" -L"$cuda/lib64/stubs" -lcublasLt -lcuda -lm -lpthread \
-    -o "$work/aot_compare"
+    -L"$work" -lmlpc -lmlpg -L"$cuda/lib64" -L"$cuda/lib64/stubs" "${cudnn[@]}" -lcublasLt -lcuda \
+    -lm -lpthread -o "$work/aot_compare"
+  echo "aot_check: linked $([ ${#cudnn[@]} -gt 0 ] && echo "with cuDNN" || echo "without cuDNN")"
 fi
 cd "$work" && ./aot_compare "$steps"

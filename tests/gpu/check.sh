@@ -122,6 +122,16 @@ stage() {
 skipped() { row "$1" SKIP 0 "not enough of the budget left"; }
 
 # --- the machine ---------------------------------------------------------------------
+# cuDNN is optional (never carried: too big): the convolutions run through it
+# where this machine's toolkit has it, else as graphc's generated kernels.
+if [ "$emulated" = 1 ]; then
+  cudnn_line="emulated (GRAPHC_NO_CUDNN=1 tests the generated kernels)"
+elif cudnn_so=$(ls /usr/local/cuda/lib64/libcudnn.so.9 /usr/lib/x86_64-linux-gnu/libcudnn.so.9 \
+  2>/dev/null | head -n1) && [ -n "$cudnn_so" ]; then
+  cudnn_line="$cudnn_so: convolutions through cuDNN"
+else
+  cudnn_line="no libcudnn.so.9: convolutions by graphc's generated kernels"
+fi
 {
   if [ "$emulated" = 1 ]; then
     echo "gpu: none: graphc's emulated device (GRAPHC_CUDA_DEVICE=emulate)"
@@ -130,6 +140,7 @@ skipped() { row "$1" SKIP 0 "not enough of the budget left"; }
   fi
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
   echo "cuda: $( (nvcc --version 2>/dev/null || /usr/local/cuda/bin/nvcc --version 2>/dev/null) | grep -o 'release [0-9.]*' | head -n1)"
+  echo "cudnn: $cudnn_line"
   echo "compiler: $(c++ --version 2>/dev/null | head -n1); $(cmake --version 2>/dev/null | head -n1)"
   echo "torch: $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null)"
   echo "cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2- | tr ' ' '\n' | grep -E '^(avx|avx2|fma|avx512f|avx512bw|avx512vl|avx512_bf16|amx_tile)$' | tr '\n' ' ')"
@@ -191,7 +202,9 @@ if [ "$stage_rc" -eq 77 ]; then
 elif [ "$stage_rc" -eq 0 ] && grep -q "skipped" "$logs/cuda_tests.log"; then
   row "graphc_tests [cuda]" FAIL "$stage_s" "GPU checks skipped: $(grep -m1 -A1 'no CUDA' "$logs/cuda_tests.log" | tr -s ' \n' ' ' | cut -c1-100)"
 elif [ "$stage_rc" -eq 0 ]; then
-  row "graphc_tests [cuda]" PASS "$stage_s" "$detail"
+  row "graphc_tests [cuda]" PASS "$stage_s" "$detail; $(grep -q 'this machine has no cuDNN' \
+    "$logs/cuda_tests.log" && echo 'convolutions by generated kernels (no cuDNN)' ||
+    echo 'convolutions by cuDNN')"
 else
   row "graphc_tests [cuda]" FAIL "$stage_s" "${detail:-exit $stage_rc}"
 fi
