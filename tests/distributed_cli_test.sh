@@ -28,7 +28,12 @@ cd "$work"
 fail() { echo "FAIL: $*"; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export GRAPHC_CACHE_DIR="$work/cache"
-mpi=(mpirun --oversubscribe -np 2)
+# In the ASan build: Open MPI frees little of what MPI_Init allocates (its
+# plugins are unloaded before LeakSanitizer reports, so their frames cannot
+# even be named in a suppression), so the runs here check no leaks. AddressSanitizer
+# and UBSan still check every access, and every other test still checks leaks.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+mpi=(mpirun --oversubscribe -np 2 -x ASAN_OPTIONS)
 data=(--data synthetic)
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && data=()
 
