@@ -111,6 +111,7 @@ struct Case {
   bool transA, transB, epilogue;
   int64_t padA, padB, padC; // extra leading-dimension floats
   Guarded::Side side;
+  int64_t kChunk = 0; // grt_gemm's k_chunk: 0, or GRT_BATCH_CHUNK (a sum over samples)
 };
 
 /// Runs one case through grt_gemm and checks every element of C, the
@@ -139,7 +140,8 @@ void checkCase(grt_pool *pool, const Micro &micro, const VectorTarget &isa, cons
   void *ptrs[1] = {&state};
 
   grt_gemm(pool, c.m, c.n, c.k, a.data(), lda, c.transA, b.data(), ldb, c.transB, out.data(), ldc,
-           micro.fn, isa.mr, isa.nr, isa.aCopies, c.epilogue ? testEpilogue : nullptr, ptrs, c.m);
+           micro.fn, isa.mr, isa.nr, isa.aCopies, c.epilogue ? testEpilogue : nullptr, ptrs, c.m,
+           c.kChunk);
 
   auto opA = [&](int64_t i, int64_t p) {
     return double(c.transA ? a[size_t(p * lda + i)] : a[size_t(i * lda + p)]);
@@ -178,8 +180,8 @@ void checkCase(grt_pool *pool, const Micro &micro, const VectorTarget &isa, cons
       badPad += out[size_t(i * ldc + j)] != sentinel;
   }
   INFO(fmt::format("{}: M {} N {} K {} transA {} transB {} epilogue {} lda {} ldb {} ldc {} "
-                   "({} side of the guard pages)",
-                   isa.name, c.m, c.n, c.k, c.transA, c.transB, c.epilogue, lda, ldb, ldc,
+                   "k_chunk {} ({} side of the guard pages)",
+                   isa.name, c.m, c.n, c.k, c.transA, c.transB, c.epilogue, lda, ldb, ldc, c.kChunk,
                    c.side == Guarded::Front ? "front" : "back"));
   INFO(first);
   CHECK(bad == 0);
@@ -239,7 +241,8 @@ TEST_CASE("every micro-kernel this CPU executes matches a double product, accumu
             for (int64_t q = 0; q < isa.nr; ++q) {
               double want = accumulate ? before[size_t(r * ldc + q)] : 0.0, scale = 1;
               for (int64_t p = 0; p < kc; ++p) {
-                double x = double(ap[size_t((p * isa.mr + r) * copies)]) * bp[size_t(p * isa.nr + q)];
+                double x =
+                    double(ap[size_t((p * isa.mr + r) * copies)]) * bp[size_t(p * isa.nr + q)];
                 want += x;
                 scale += std::abs(x);
               }
@@ -289,6 +292,8 @@ TEST_CASE("the GEMM driver matches a double product for random shapes and every 
                    0,      index % 3 == 0 ? Guarded::Front : Guarded::Back};
             if (i % 4 == 3) // padded leading dimensions
               c.padA = 1 + pad(rng) * 16, c.padB = 3, c.padC = 5;
+            if (i % 3 == 1) // summed by batch chunks in a tree
+              c.kChunk = GRT_BATCH_CHUNK;
             checkCase(pool, micro, isa, c, rng);
           }
       // The seed MLP's shapes at a batch past the row block, and K = 0.
@@ -296,9 +301,98 @@ TEST_CASE("the GEMM driver matches a double product for random shapes and every 
                 rng);
       checkCase(pool, micro, isa, {1000, 1024, 257, true, false, false, 0, 0, 0, Guarded::Back},
                 rng);
+      checkCase(pool, micro, isa,
+                {1000, 1024, 257, true, false, false, 0, 0, 0, Guarded::Back, GRT_BATCH_CHUNK},
+                rng);
       checkCase(pool, micro, isa, {mc + 1, nc + 1, 0, false, false, true, 0, 0, 0, Guarded::Back},
                 rng);
     }
     grt_pool_destroy(pool);
   }
+}
+
+namespace {
+
+/// op(A)^T B over `rows` samples starting at sample `first`: the weight
+/// gradient dW[m, n] = dY[k, m]^T X[k, n] of a share of the batch.
+std::vector<float> shareProduct(grt_pool *pool, const Micro &micro, const VectorTarget &isa,
+                                const std::vector<float> &dy, const std::vector<float> &x,
+                                int64_t m, int64_t n, int64_t first, int64_t rows, int64_t chunk) {
+  std::vector<float> c(size_t(m * n));
+  grt_gemm(pool, m, n, rows, dy.data() + first * m, m, 1, x.data() + first * n, n, 0, c.data(), n,
+           micro.fn, isa.mr, isa.nr, isa.aCopies, nullptr, nullptr, rows, chunk);
+  return c;
+}
+
+} // namespace
+
+TEST_CASE("gradients summed over power-of-two shares of a batch are the whole batch's bits",
+          "[gemm][distributed]") {
+  // Data parallelism (runtime/Distributed.h) adds the shares' gradients: K
+  // processes of batch/K samples each must sum to the bits of one process's
+  // batch, or training drifts apart step by step (adagrad amplifies it).
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1, 1);
+  grt_pool *pool = grt_pool_create(2);
+  REQUIRE(pool);
+  const int64_t m = 37, n = 70; // edge tiles in both directions
+  for (const VectorTarget &isa : runnableTargets()) {
+    Micro micro = compileMicro(isa);
+    for (int64_t batch : {256, 512, 128}) {
+      std::vector<float> dy(size_t(batch * m)), x(size_t(batch * n));
+      for (float &v : dy)
+        v = u(rng);
+      for (float &v : x)
+        v = u(rng);
+      const std::vector<float> whole =
+          shareProduct(pool, micro, isa, dy, x, m, n, 0, batch, GRT_BATCH_CHUNK);
+      std::vector<float> colsWhole(static_cast<size_t>(m));
+      grt_colsum(dy.data(), batch, m, colsWhole.data());
+      for (int64_t shares : {2, 4}) {
+        if (batch / shares < GRT_BATCH_CHUNK || (batch > 256 && shares > 2))
+          continue; // whole chunks; past one KC block, depth blocks add in order
+        INFO(isa.name << ": batch " << batch << " in " << shares << " shares");
+        const int64_t each = batch / shares;
+        std::vector<std::vector<float>> part, cols;
+        for (int64_t s = 0; s < shares; ++s) {
+          part.push_back(
+              shareProduct(pool, micro, isa, dy, x, m, n, s * each, each, GRT_BATCH_CHUNK));
+          cols.emplace_back(size_t(m));
+          grt_colsum(dy.data() + s * each * m, each, m, cols.back().data());
+        }
+        // The shares added as a ring of two, or as pairs of pairs.
+        auto combine = [&](const std::vector<std::vector<float>> &p, size_t i) {
+          return shares == 2 ? p[0][i] + p[1][i] : (p[0][i] + p[1][i]) + (p[2][i] + p[3][i]);
+        };
+        int64_t differ = 0, colsDiffer = 0;
+        for (size_t i = 0; i < whole.size(); ++i)
+          differ += combine(part, i) != whole[i];
+        for (size_t i = 0; i < colsWhole.size(); ++i)
+          colsDiffer += combine(cols, i) != colsWhole[i];
+        CHECK(differ == 0);
+        CHECK(colsDiffer == 0);
+      }
+      // Against a double sum: the tree is still the product.
+      int64_t bad = 0;
+      for (int64_t i = 0; i < m; ++i) {
+        double colWant = 0, colScale = 0;
+        for (int64_t p = 0; p < batch; ++p) {
+          colWant += dy[size_t(p * m + i)];
+          colScale += std::abs(dy[size_t(p * m + i)]);
+        }
+        bad += !(std::abs(colsWhole[size_t(i)] - colWant) <= 1e-5 * colScale + 1e-6);
+        for (int64_t j = 0; j < n; ++j) {
+          double want = 0, scale = 0;
+          for (int64_t p = 0; p < batch; ++p) {
+            double t = double(dy[size_t(p * m + i)]) * x[size_t(p * n + j)];
+            want += t;
+            scale += std::abs(t);
+          }
+          bad += !(std::abs(whole[size_t(i * n + j)] - want) <= 1e-5 * scale + 1e-6);
+        }
+      }
+      CHECK(bad == 0);
+    }
+  }
+  grt_pool_destroy(pool);
 }

@@ -54,7 +54,7 @@ static int check_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, int trans
     b[i] = uniform(rng);
   const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
   grt_gemm(pool, m, n, k, a, lda, trans_a, b, ldb, trans_b, c, n, micro, MR, NR, copies_of_a,
-           epilogue, NULL, m);
+           epilogue, NULL, m, (m + n + k) % 2 ? GRT_BATCH_CHUNK : 0);
   int bad = 0;
   for (int64_t i = 0; i < m && !bad; ++i)
     for (int64_t j = 0; j < n; ++j) {

@@ -419,6 +419,7 @@ Expected<std::unique_ptr<JitModule>> JitModule::compile(std::vector<Program *> p
   };
   add("grt_parallel_range", &grt_parallel_range);
   add("grt_gemm", &grt_gemm);
+  add("grt_colsum", &grt_colsum);
   add("grt_conv", &grt_conv);
   add("memmove", &std::memmove);
   if (auto e = (*jit)->getMainJITDylib().define(llvm::orc::absoluteSymbols(runtime)))

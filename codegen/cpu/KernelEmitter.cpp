@@ -33,9 +33,9 @@ public:
       if (auto k = poolGradByWindow())
         return *k;
       return range();
-    case KernelKind::Pack: return {plan, "", "", {}};
+    case KernelKind::Pack: return {plan, "", {}};
     }
-    return {plan, "", "", {}};
+    return {plan, "", {}};
   }
 
 private:
@@ -57,7 +57,7 @@ private:
   // --- range kernels ---------------------------------------------------------
   KernelInfo range() {
     const Shape domain = plan_.domain.shape;
-    KernelInfo k{plan_, name(""), "", {}};
+    KernelInfo k{plan_, name(""), {}};
     auto &b = e_.b;
     e_.begin(k.fn, {b.getInt64Ty(), b.getInt64Ty()});
     e_.loop(e_.arg(2), e_.arg(3), [&](llvm::Value *i) {
@@ -115,7 +115,7 @@ private:
     const ValueId x = n.inputs[0], grad = n.inputs[1];
     const Shape &xs = g().type(x).shape, &gs = g().type(grad).shape;
     const int64_t kh = k[0], kw = k[1];
-    KernelInfo info{plan_, name(""), "", {}};
+    KernelInfo info{plan_, name(""), {}};
     info.iterations = gs;
     auto &b = e_.b;
     e_.begin(info.fn, {b.getInt64Ty(), b.getInt64Ty()});
@@ -168,7 +168,7 @@ private:
     const int64_t c = rowsShape.back();
     Shape reduced = rowsShape;
     reduced.back() = 1;
-    KernelInfo k{plan_, name(""), "", {}};
+    KernelInfo k{plan_, name(""), {}};
     auto &b = e_.b;
     e_.begin(k.fn, {});
     llvm::Value *rowCount = b.CreateUDiv(e_.numel(rowsShape), e_.i64(c));
@@ -289,17 +289,15 @@ private:
 
   // --- GEMM kernels ----------------------------------------------------------
   KernelInfo gemm() {
-    KernelInfo k{plan_, "", "", {}};
+    KernelInfo k{plan_, "", {}};
     if (!plan_.epilogue.empty())
       k.fn = emitEpilogue(plan_.matmul, plan_.epilogue, plan_.domain.shape);
-    if (plan_.colsum >= 0)
-      k.colsum = emitColsum(plan_.colsum);
-    return k;
+    return k; // the bias gradient beside it is grt_colsum's (StepFunction.cpp)
   }
 
   // --- convolutions: the implicit GEMM of grt_conv -------------------------
   KernelInfo conv() {
-    KernelInfo k{plan_, "", "", {}};
+    KernelInfo k{plan_, "", {}};
     if (!plan_.epilogue.empty())
       k.fn = emitEpilogue(plan_.conv, plan_.epilogue, plan_.domain.shape);
     return k;
@@ -328,26 +326,6 @@ private:
         for (ValueId v : epi)
           if (e_.stored[size_t(v)])
             e_.store(v, e, vals[v]);
-      });
-    });
-    e_.finish();
-    return fn;
-  }
-
-  /// out[j] = sum_i dY[i, j]: the bias gradient next to the weight gradient.
-  std::string emitColsum(ValueId v) {
-    auto &b = e_.b;
-    std::string fn = name("_colsum");
-    const Shape &in = g().type(g().node(v).inputs[0]).shape;
-    e_.begin(fn, {});
-    llvm::Value *rows = e_.dim(in[0]);
-    int64_t cols = in[1];
-    e_.loop(e_.i64(0), e_.i64(cols), [&](llvm::Value *j) { e_.store(v, j, e_.f32(0)); });
-    e_.loop(e_.i64(0), rows, [&](llvm::Value *i) {
-      e_.loop(e_.i64(0), e_.i64(cols), [&](llvm::Value *j) {
-        llvm::Value *x =
-            e_.load(g().node(v).inputs[0], b.CreateAdd(b.CreateMul(i, e_.i64(cols)), j));
-        e_.store(v, j, b.CreateFAdd(e_.load(v, j), x));
       });
     });
     e_.finish();

@@ -56,7 +56,6 @@ struct VectorTarget {
 struct KernelInfo {
   KernelPlan plan;
   std::string fn;     ///< range / rows function, or the GEMM epilogue ("" if none)
-  std::string colsum; ///< GEMM: bias-gradient function, or ""
   /// Range: what the function's [begin, end) counts, where it is not the
   /// elements of the plan's domain (a max-pool gradient runs over windows).
   std::optional<ir::Shape> iterations;

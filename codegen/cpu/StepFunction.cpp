@@ -50,9 +50,9 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
   auto *i64 = b.getInt64Ty();
   auto *vd = b.getVoidTy();
   auto parallelRange = declare(m, "grt_parallel_range", vd, {ptr, ptr, ptr, i64, i64});
-  auto gemm = declare(m, "grt_gemm", vd,
-                      {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, i64, i64,
-                       i64, ptr, ptr, i64});
+  auto gemm = declare(m, "grt_gemm", vd, {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64,
+                                          ptr, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64});
+  auto colsum = declare(m, "grt_colsum", vd, {ptr, i64, i64, ptr});
   auto conv =
       declare(m, "grt_conv", vd, {ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, ptr, ptr, i64});
   auto memcopy = declare(m, "memmove", ptr, {ptr, ptr, i64});
@@ -158,12 +158,35 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
       llvm::Value *mm = e.dim(k.transA ? as[1] : as[0]);
       llvm::Value *kk = e.dim(k.transA ? as[0] : as[1]);
       llvm::Value *nn = e.dim(k.transB ? bs[0] : bs[1]);
-      b.CreateCall(gemm,
-                   {pool, mm, nn, kk, at[size_t(k.a)], e.dim(as[1]), e.i64(k.transA),
-                    at[size_t(k.b)], e.dim(bs[1]), e.i64(k.transB), at[size_t(k.c)], nn, fn(micro),
-                    e.i64(t.mr), e.i64(t.nr), e.i64(t.aCopies), fn(ki.fn), table, n});
-      if (!ki.colsum.empty())
-        b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(ki.colsum), {table, n});
+      // A sum over the batch's samples (a weight gradient, and the bias
+      // gradient beside it) is taken by chunks in a fixed tree, so that a
+      // data-parallel share sums to the same bits (graphc_rt.h).
+      const bool overBatch = (k.transA ? as[0] : as[1]) == ir::kBatch;
+      b.CreateCall(gemm, {pool,
+                          mm,
+                          nn,
+                          kk,
+                          at[size_t(k.a)],
+                          e.dim(as[1]),
+                          e.i64(k.transA),
+                          at[size_t(k.b)],
+                          e.dim(bs[1]),
+                          e.i64(k.transB),
+                          at[size_t(k.c)],
+                          nn,
+                          fn(micro),
+                          e.i64(t.mr),
+                          e.i64(t.nr),
+                          e.i64(t.aCopies),
+                          fn(ki.fn),
+                          table,
+                          n,
+                          e.i64(overBatch ? GRT_BATCH_CHUNK : 0)});
+      if (k.colsum >= 0) {
+        const Shape &dy = g.type(g.node(k.colsum).inputs[0]).shape;
+        b.CreateCall(colsum, {at[size_t(g.node(k.colsum).inputs[0])], e.dim(dy[0]), e.dim(dy[1]),
+                              at[size_t(k.colsum)]});
+      }
       break;
     }
     case KernelKind::Pack: {

@@ -22,6 +22,10 @@
 #include <unistd.h>
 
 enum { KC = 256, MC = 128, NC = 256, RANGE_CHUNK = 16384, MAX_THREADS = 256 };
+/* Depth of a batch tree's stack: KC / GRT_BATCH_CHUNK chunks need log2 + 1. */
+enum { TREE_LEVELS = 8 };
+_Static_assert(KC % GRT_BATCH_CHUNK == 0, "a KC block holds whole batch chunks");
+_Static_assert(KC / GRT_BATCH_CHUNK < (1 << (TREE_LEVELS - 1)), "the batch tree's stack fits");
 
 /* A grow-only buffer that ends flush against a PROT_NONE page and starts
  * right after another one, so that a packing or micro-kernel bug that
@@ -361,6 +365,7 @@ int grt_cpu_level(void) {
 
 typedef struct {
   int64_t m, n, k, lda, ldb, ldc, trans_a, trans_b, mr, nr, a_copies, mc, nc, batch;
+  int64_t k_chunk; /* 0, or the batch chunk of a sum over samples (grt_gemm) */
   const float *a, *b;
   float *c;
   grt_micro_fn micro;
@@ -459,6 +464,42 @@ static void pack_task(void *arg, int64_t task, int thread) {
   pack_a(g, i0, g->m - i0 < g->mr ? g->m - i0 : g->mr, g->ap + i0 * g->kc * g->a_copies);
 }
 
+/* Adds tile `from` into tile `to` (both mr x nr, row stride nr). */
+static void add_tile(float *restrict to, const float *restrict from, int64_t floats) {
+  for (int64_t i = 0; i < floats; ++i)
+    to[i] += from[i];
+}
+
+/* One tile's product over the depth block, summed by batch chunks in the
+ * binary tree of GRT_BATCH_CHUNK, into lev (TREE_LEVELS tiles, row stride
+ * nr). The stack holds subtree sums whose sizes (in chunks) are the binary
+ * digits of the chunks done so far; a chunk that completes a pair is added
+ * by the micro-kernel itself (accumulate), and equal neighbours merge, left
+ * plus right. A share of the batch that starts at a multiple of its own
+ * power-of-two chunk count computes exactly one subtree of the whole. */
+static void micro_tree(const gemm_ctx *g, const float *ap, const float *bp, float *lev) {
+  const int64_t mr = g->mr, nr = g->nr, kc = g->kc, ch = g->k_chunk, tile = mr * nr;
+  int64_t size[TREE_LEVELS];
+  int top = 0;
+  for (int64_t p = 0; p < kc; p += ch) {
+    const int64_t len = kc - p < ch ? kc - p : ch;
+    const float *a = ap + p * mr * g->a_copies, *b = bp + p * nr;
+    if (top > 0 && size[top - 1] == 1) {
+      g->micro(len, a, b, lev + (top - 1) * tile, nr, 1);
+      size[top - 1] = 2;
+    } else {
+      g->micro(len, a, b, lev + top * tile, nr, 0);
+      size[top++] = 1;
+    }
+    for (; top >= 2 && size[top - 1] == size[top - 2]; --top) {
+      add_tile(lev + (top - 2) * tile, lev + (top - 1) * tile, tile);
+      size[top - 2] *= 2;
+    }
+  }
+  for (; top >= 2; --top) /* a batch of no power-of-two chunks: fold from the top */
+    add_tile(lev + (top - 2) * tile, lev + (top - 1) * tile, tile);
+}
+
 /* One mc x nc block of C at the current depth block; the epilogue follows
  * the last one. */
 static void gemm_task(void *arg, int64_t task, int thread) {
@@ -470,7 +511,8 @@ static void gemm_task(void *arg, int64_t task, int thread) {
   const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
   const int64_t a_stride = kc * g->a_copies; /* floats per packed row of A */
   const float *ap = g->ap + i0 * a_stride;
-  float *tile = reserve(&s->tile, &s->tile_size, (size_t)(mr * nr));
+  const int tree = g->k_chunk > 0 && kc > g->k_chunk;
+  float *tile = reserve(&s->tile, &s->tile_size, (size_t)(mr * nr * (tree ? TREE_LEVELS : 1)));
   const int64_t acc = g->p0 > 0;
   /* The operand with more floats per step stays in L1 through the inner loop
    * while the other streams from L2: B's panel (nr), or A's sliver (mr times
@@ -485,11 +527,13 @@ static void gemm_task(void *arg, int64_t task, int thread) {
     const float *bp = g->bp + (j0 + js) * kc;
     const int64_t rows = mc - is < mr ? mc - is : mr;
     float *c = g->c + (i0 + is) * g->ldc + j0 + js;
-    if (rows == mr && cols == nr) {
+    if (tree)
+      micro_tree(g, ap + is * a_stride, bp, tile);
+    else if (rows == mr && cols == nr) {
       g->micro(kc, ap + is * a_stride, bp, c, g->ldc, acc);
       continue;
-    }
-    g->micro(kc, ap + is * a_stride, bp, tile, nr, 0);
+    } else
+      g->micro(kc, ap + is * a_stride, bp, tile, nr, 0);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t q = 0; q < cols; ++q)
         c[r * g->ldc + q] = (acc ? c[r * g->ldc + q] : 0.0f) + tile[r * nr + q];
@@ -513,7 +557,7 @@ static void zero_task(void *arg, int64_t task, int thread) {
 static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                  int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c,
                  int64_t ldc, grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
-                 grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+                 grt_epilogue_fn epilogue, void **ptrs, int64_t batch, int64_t k_chunk) {
   int64_t mc, nc;
   if (grt_gemm_blocking(mr, nr, &mc, &nc) != 0 || a_copies < 1 || a_copies > GRT_MAX_A_COPIES) {
     fprintf(stderr,
@@ -537,6 +581,7 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
                 mc,
                 nc,
                 batch,
+                k_chunk,
                 a,
                 b,
                 c,
@@ -577,14 +622,51 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
 void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
               int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c, int64_t ldc,
               grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
-              grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+              grt_epilogue_fn epilogue, void **ptrs, int64_t batch, int64_t k_chunk) {
   if (m <= 0 || n <= 0)
     return;
+  if (k_chunk != 0 && k_chunk != GRT_BATCH_CHUNK) {
+    fprintf(stderr, "graphc: internal error: a GEMM summed by chunks of %lld samples, not %d\n",
+            (long long)k_chunk, GRT_BATCH_CHUNK);
+    abort();
+  }
   double t0 = profiling() ? now() : 0;
   gemm(pool, m, n, k, a, lda, trans_a, b, ldb, trans_b, c, ldc, micro, mr, nr, a_copies, epilogue,
-       ptrs, batch);
+       ptrs, batch, k_chunk);
   if (t0 > 0)
     prof_add((const void *)c, m, n, k, 0, now() - t0);
+}
+
+void grt_colsum(const float *x, int64_t rows, int64_t cols, float *out) {
+  /* Columns in blocks, each block's stack of partial sums on the C stack:
+   * 2^47 chunks would need more levels than any batch has. */
+  enum { COLS = 64, LEVELS = 48 };
+  float lev[LEVELS][COLS];
+  int64_t size[LEVELS];
+  for (int64_t j0 = 0; j0 < cols; j0 += COLS) {
+    const int64_t w = cols - j0 < COLS ? cols - j0 : COLS;
+    int top = 0;
+    for (int64_t r0 = 0; r0 < rows; r0 += GRT_BATCH_CHUNK) {
+      const int64_t r1 = rows - r0 < GRT_BATCH_CHUNK ? rows : r0 + GRT_BATCH_CHUNK;
+      float *sum = lev[top];
+      for (int64_t j = 0; j < w; ++j)
+        sum[j] = 0.0f;
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t j = 0; j < w; ++j)
+          sum[j] += x[r * cols + j0 + j];
+      size[top++] = 1;
+      for (; top >= 2 && size[top - 1] == size[top - 2]; --top) {
+        for (int64_t j = 0; j < w; ++j)
+          lev[top - 2][j] += lev[top - 1][j];
+        size[top - 2] *= 2;
+      }
+    }
+    for (; top >= 2; --top) /* no power-of-two chunks: fold from the top */
+      for (int64_t j = 0; j < w; ++j)
+        lev[top - 2][j] += lev[top - 1][j];
+    for (int64_t j = 0; j < w; ++j)
+      out[j0 + j] = top ? lev[0][j] : 0.0f;
+  }
 }
 
 /* --- convolutions as implicit GEMMs --------------------------------------------

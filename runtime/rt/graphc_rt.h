@@ -59,10 +59,25 @@ int grt_gemm_blocking(int64_t mr, int64_t nr, int64_t *mc, int64_t *nc);
  *  `micro` reads A packed with each value repeated a_copies times (1 to
  *  GRT_MAX_A_COPIES): pre-broadcast, for an ISA without a broadcast load. */
 #define GRT_MAX_A_COPIES 16
+/** A sum over the samples of a batch (a weight or bias gradient) is taken in
+ *  chunks of GRT_BATCH_CHUNK samples, each chunk summed on its own and the
+ *  chunks added in a binary tree by chunk index (pairs, then pairs of
+ *  pairs). A batch split into 2^j equal shares of whole chunks, one per
+ *  process of a data-parallel run, then sums to the same bits as the whole
+ *  batch does: each share's sum is a subtree, and two shares add as the
+ *  tree's root does (runtime/Distributed.h). */
+#define GRT_BATCH_CHUNK 32
+/** `k_chunk`: 0, or GRT_BATCH_CHUNK when k runs over the samples of the
+ *  batch: then each KC-deep block of the depth is summed by chunks in the
+ *  tree above. */
 void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
               int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c, int64_t ldc,
               grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
-              grt_epilogue_fn epilogue, void **ptrs, int64_t batch);
+              grt_epilogue_fn epilogue, void **ptrs, int64_t batch, int64_t k_chunk);
+/** out[j] = sum over i < rows of x[i * cols + j], the rows summed by
+ *  GRT_BATCH_CHUNK in the tree of grt_gemm's k_chunk: the bias gradient
+ *  next to a weight gradient. */
+void grt_colsum(const float *x, int64_t rows, int64_t cols, float *out);
 
 /** A convolution and its gradients on the same packed micro-kernel as
  *  grt_gemm. `geom` is {mode, N, C, H, W, O, kh, kw, sh, sw, ph, pw, OH,
