@@ -735,6 +735,47 @@ static void conv_pack_a_task(void *arg, int64_t task, int thread) {
     }
 }
 
+/* Output pixels [j, j + count) of the columns (image, oy, ox) cut into runs
+ * along one output row: run r starts at column start[r] (from j) at pixel
+ * (img[r], oy[r], ox[r]). With stride 1 across, a run's window corners are
+ * consecutive in the input, so each tap of it is one contiguous stretch of
+ * an input row, clipped by the padding (conv_run_clip). Returns the runs. */
+typedef struct {
+  int64_t start, len, img, oy, ox;
+} conv_run;
+
+static int64_t conv_runs(const conv_geom *s, int64_t pix, int64_t j, int64_t count,
+                         conv_run *runs) {
+  int64_t n = 0;
+  for (int64_t q = 0; q < count; ++n) {
+    const int64_t at = j + q, img = at / pix, px = at - img * pix;
+    conv_run *r = &runs[n];
+    r->start = q;
+    r->img = img;
+    r->oy = px / s->ow;
+    r->ox = px % s->ow;
+    r->len = s->ow - r->ox < count - q ? s->ow - r->ox : count - q;
+    q += r->len;
+  }
+  return n;
+}
+
+/* Tap (ky, kx) of run r: its input row (-1 in the padding) and the part
+ * [*lo, *hi) of the run whose input column lies inside the image, the
+ * first of which reads column x + *lo. */
+static int64_t conv_run_clip(const conv_geom *s, const conv_run *r, int64_t ky, int64_t kx,
+                             int64_t *x, int64_t *lo, int64_t *hi) {
+  const int64_t iy = r->oy * s->sh - s->ph + ky;
+  *x = r->ox - s->pw + kx;
+  *lo = *x < 0 ? -*x : 0;
+  *hi = s->w - *x < r->len ? s->w - *x : r->len;
+  if (*lo > r->len)
+    *lo = r->len;
+  if (*hi < *lo)
+    *hi = *lo;
+  return iy >= 0 && iy < s->h ? iy : -1;
+}
+
 /* Mode 0: the NR-column panel of im2col(x) at columns [j0, j0+nr), depth
  * [p0, p0+kc), k-major, zero past the last column and in the padding. A
  * column is (image, output pixel), a depth index (channel, ky, kx). */
@@ -742,6 +783,38 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr;
   const int64_t taps = s->kh * s->kw, pix = g->pix, plane = s->h * s->w;
+  if (s->sw == 1) { /* runs along output rows: contiguous copies */
+    conv_run runs[GRT_MAX_NR];
+    const int64_t n_runs = conv_runs(s, pix, j0, cols, runs);
+    int64_t ch = p0 / taps, ky = p0 % taps / s->kw, kx = p0 % s->kw;
+    for (int64_t p = 0; p < kc; ++p) {
+      float *row = d + p * nr;
+      for (int64_t r = 0; r < n_runs; ++r) {
+        int64_t x, lo, hi;
+        const int64_t iy = conv_run_clip(s, &runs[r], ky, kx, &x, &lo, &hi);
+        float *o = row + runs[r].start;
+        if (iy < 0)
+          lo = hi = runs[r].len;
+        for (int64_t q = 0; q < lo; ++q)
+          o[q] = 0.0f;
+        if (hi > lo)
+          memcpy(o + lo, g->in0 + (runs[r].img * s->c + ch) * plane + iy * s->w + x + lo,
+                 (size_t)(hi - lo) * sizeof(float));
+        for (int64_t q = hi; q < runs[r].len; ++q)
+          o[q] = 0.0f;
+      }
+      for (int64_t q = cols; q < nr; ++q)
+        row[q] = 0.0f;
+      if (++kx == s->kw) {
+        kx = 0;
+        if (++ky == s->kh) {
+          ky = 0;
+          ++ch;
+        }
+      }
+    }
+    return;
+  }
   /* Per column: its image's first plane and its window's corner; whether
    * every column's window lies inside the image (no padding to test). */
   int64_t base[GRT_MAX_NR], y0[GRT_MAX_NR], x0[GRT_MAX_NR];
@@ -876,6 +949,26 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
           g->micro(kc, ap + sl * mr * kc * g->copies, bp + ps * nr * kc,
                    col + sl * mr * ldc + ps * nr, ldc, acc);
     }
+    if (s->sw == 1) { /* runs along output rows: contiguous adds */
+      conv_run runs[NC];
+      const int64_t n_runs = conv_runs(s, pix, q0, nc, runs);
+      for (int64_t r = 0; r < m; ++r) {
+        const int64_t t = r % taps, ky = t / s->kw, kx = t % s->kw;
+        float *dxc = dx + r / taps * plane;
+        const float *src = col + r * ldc;
+        for (int64_t u = 0; u < n_runs; ++u) {
+          int64_t x, lo, hi;
+          const int64_t iy = conv_run_clip(s, &runs[u], ky, kx, &x, &lo, &hi);
+          if (iy < 0)
+            continue;
+          float *restrict to = dxc + iy * s->w + x;
+          const float *restrict from = src + runs[u].start;
+          for (int64_t q = lo; q < hi; ++q)
+            to[q] += from[q];
+        }
+      }
+      continue;
+    }
     /* Per pixel of the block: its window's corner, and whether the
      * window lies inside the image (then at corner + ky*W + kx). */
     int64_t y0[NC], x0[NC], at[NC];
@@ -951,8 +1044,36 @@ static void conv_wgrad_task(void *arg, int64_t task, int thread) {
         }
       }
     }
-    /* B: row (image, oy, ox), column (c, ky, kx) of im2col(x). */
-    for (int64_t ps = 0; ps < panels; ++ps) {
+    /* B: row (image, oy, ox), column (c, ky, kx) of im2col(x). With stride 1
+     * across, column by column: each run of rows along an output row reads
+     * a contiguous stretch of an input row. */
+    conv_run runs[KC];
+    const int64_t n_runs = s->sw == 1 ? conv_runs(s, pix, p0, kc, runs) : 0;
+    for (int64_t ps = 0; ps < panels && s->sw == 1; ++ps) {
+      float *d = bp + ps * nr * kc;
+      const int64_t j0 = ps * nr, cols = n - j0 < nr ? n - j0 : nr;
+      for (int64_t q = 0; q < nr; ++q) {
+        const int64_t j = j0 + q, ch = j / taps, t = j - ch * taps;
+        for (int64_t u = 0; u < n_runs; ++u) {
+          int64_t x = 0, lo = runs[u].len, hi = runs[u].len, iy = -1;
+          if (q < cols)
+            iy = conv_run_clip(s, &runs[u], t / s->kw, t % s->kw, &x, &lo, &hi);
+          if (iy < 0)
+            lo = hi = runs[u].len;
+          float *o = d + runs[u].start * nr + q;
+          for (int64_t i = 0; i < lo; ++i)
+            o[i * nr] = 0.0f;
+          if (hi > lo) {
+            const float *src = g->in0 + (runs[u].img * s->c + ch) * plane + iy * s->w + x;
+            for (int64_t i = lo; i < hi; ++i)
+              o[i * nr] = src[i];
+          }
+          for (int64_t i = hi; i < runs[u].len; ++i)
+            o[i * nr] = 0.0f;
+        }
+      }
+    }
+    for (int64_t ps = 0; ps < panels && s->sw != 1; ++ps) {
       float *d = bp + ps * nr * kc;
       const int64_t j0 = ps * nr, cols = n - j0 < nr ? n - j0 : nr;
       int64_t off[GRT_MAX_NR], ky[GRT_MAX_NR], kx[GRT_MAX_NR], tap[GRT_MAX_NR];
