@@ -783,43 +783,15 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr;
   const int64_t taps = s->kh * s->kw, pix = g->pix, plane = s->h * s->w;
-  if (s->sw == 1) { /* runs along output rows: contiguous copies */
-    conv_run runs[GRT_MAX_NR];
-    const int64_t n_runs = conv_runs(s, pix, j0, cols, runs);
-    int64_t ch = p0 / taps, ky = p0 % taps / s->kw, kx = p0 % s->kw;
-    for (int64_t p = 0; p < kc; ++p) {
-      float *row = d + p * nr;
-      for (int64_t r = 0; r < n_runs; ++r) {
-        int64_t x, lo, hi;
-        const int64_t iy = conv_run_clip(s, &runs[r], ky, kx, &x, &lo, &hi);
-        float *o = row + runs[r].start;
-        if (iy < 0)
-          lo = hi = runs[r].len;
-        for (int64_t q = 0; q < lo; ++q)
-          o[q] = 0.0f;
-        if (hi > lo)
-          memcpy(o + lo, g->in0 + (runs[r].img * s->c + ch) * plane + iy * s->w + x + lo,
-                 (size_t)(hi - lo) * sizeof(float));
-        for (int64_t q = hi; q < runs[r].len; ++q)
-          o[q] = 0.0f;
-      }
-      for (int64_t q = cols; q < nr; ++q)
-        row[q] = 0.0f;
-      if (++kx == s->kw) {
-        kx = 0;
-        if (++ky == s->kh) {
-          ky = 0;
-          ++ch;
-        }
-      }
-    }
-    return;
-  }
-  /* Per column: its image's first plane and its window's corner; whether
-   * every column's window lies inside the image (no padding to test). */
+  /* With stride 1 across: runs along output rows, each tap of a run one
+   * contiguous stretch of an input row. Otherwise, per column: its image's
+   * first plane and its window's corner; whether every column's window lies
+   * inside the image (no padding to test). */
+  conv_run runs[GRT_MAX_NR];
+  const int64_t n_runs = s->sw == 1 ? conv_runs(s, pix, j0, cols, runs) : 0;
   int64_t base[GRT_MAX_NR], y0[GRT_MAX_NR], x0[GRT_MAX_NR];
-  int inside = 1;
-  for (int64_t q = 0; q < cols; ++q) {
+  int inside = !n_runs;
+  for (int64_t q = 0; q < cols && !n_runs; ++q) {
     const int64_t j = j0 + q, img = j / pix, px = j - img * pix;
     base[q] = img * s->c * plane;
     y0[q] = px / s->ow * s->sh - s->ph;
@@ -833,11 +805,25 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
   for (int64_t p = 0; p < kc; ++p) {
     float *row = d + p * nr;
     const float *src = g->in0 + ch * plane;
+    for (int64_t r = 0; r < n_runs; ++r) {
+      int64_t x, lo, hi;
+      const int64_t iy = conv_run_clip(s, &runs[r], ky, kx, &x, &lo, &hi);
+      float *o = row + runs[r].start;
+      if (iy < 0)
+        lo = hi = runs[r].len;
+      for (int64_t q = 0; q < lo; ++q)
+        o[q] = 0.0f;
+      if (hi > lo)
+        memcpy(o + lo, src + runs[r].img * s->c * plane + iy * s->w + x + lo,
+               (size_t)(hi - lo) * sizeof(float));
+      for (int64_t q = hi; q < runs[r].len; ++q)
+        o[q] = 0.0f;
+    }
     if (inside) {
       const float *tap = src + ky * s->w + kx;
       for (int64_t q = 0; q < cols; ++q)
         row[q] = tap[base[q]];
-    } else {
+    } else if (!n_runs) {
       for (int64_t q = 0; q < cols; ++q) {
         const int64_t iy = y0[q] + ky, ix = x0[q] + kx;
         row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
