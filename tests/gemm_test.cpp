@@ -338,7 +338,7 @@ TEST_CASE("gradients summed over power-of-two shares of a batch are the whole ba
   const int64_t m = 37, n = 70; // edge tiles in both directions
   for (const VectorTarget &isa : runnableTargets()) {
     Micro micro = compileMicro(isa);
-    for (int64_t batch : {256, 512, 128}) {
+    for (int64_t batch : {256, 512, 128, 300}) {
       std::vector<float> dy(size_t(batch * m)), x(size_t(batch * n));
       for (float &v : dy)
         v = u(rng);
@@ -349,8 +349,10 @@ TEST_CASE("gradients summed over power-of-two shares of a batch are the whole ba
       std::vector<float> colsWhole(static_cast<size_t>(m));
       grt_colsum(dy.data(), batch, m, colsWhole.data());
       for (int64_t shares : {2, 4}) {
-        if (batch / shares < GRT_BATCH_CHUNK || (batch > 256 && shares > 2))
-          continue; // whole chunks; past one KC block, depth blocks add in order
+        // Shares of whole chunks, a power of two of them; depth blocks of
+        // 256 samples add in order, so 4 shares need a block per pair.
+        if (batch % (shares * GRT_BATCH_CHUNK) != 0 || (shares == 4 && batch != 512))
+          continue;
         INFO(isa.name << ": batch " << batch << " in " << shares << " shares");
         const int64_t each = batch / shares;
         std::vector<std::vector<float>> part, cols;

@@ -527,7 +527,13 @@ static void gemm_task(void *arg, int64_t task, int thread) {
     const float *bp = g->bp + (j0 + js) * kc;
     const int64_t rows = mc - is < mr ? mc - is : mr;
     float *c = g->c + (i0 + is) * g->ldc + j0 + js;
-    if (tree)
+    if (tree && rows == mr && cols == nr && !acc && kc <= 2 * g->k_chunk) {
+      /* One pair of chunks: the second adds itself to the first in C. */
+      g->micro(g->k_chunk, ap + is * a_stride, bp, c, g->ldc, 0);
+      g->micro(kc - g->k_chunk, ap + is * a_stride + g->k_chunk * mr * g->a_copies,
+               bp + g->k_chunk * nr, c, g->ldc, 1);
+      continue;
+    } else if (tree)
       micro_tree(g, ap + is * a_stride, bp, tile);
     else if (rows == mr && cols == nr) {
       g->micro(kc, ap + is * a_stride, bp, c, g->ldc, acc);

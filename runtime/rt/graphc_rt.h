@@ -65,8 +65,11 @@ int grt_gemm_blocking(int64_t mr, int64_t nr, int64_t *mc, int64_t *nc);
  *  pairs). A batch split into 2^j equal shares of whole chunks, one per
  *  process of a data-parallel run, then sums to the same bits as the whole
  *  batch does: each share's sum is a subtree, and two shares add as the
- *  tree's root does (runtime/Distributed.h). */
-#define GRT_BATCH_CHUNK 32
+ *  tree's root does (runtime/Distributed.h). 128 makes the shares of 2
+ *  processes at a batch of 256 or 512 exact; a GEMM block of KC = 256
+ *  samples is then one pair, which the micro-kernel adds itself (a smaller
+ *  chunk would cost explicit tile additions: 32 cost the seed MLP 8 %). */
+#define GRT_BATCH_CHUNK 128
 /** `k_chunk`: 0, or GRT_BATCH_CHUNK when k runs over the samples of the
  *  batch: then each KC-deep block of the depth is summed by chunks in the
  *  tree above. */
