@@ -22,10 +22,8 @@
 #include <unistd.h>
 
 enum { KC = 256, MC = 128, NC = 256, RANGE_CHUNK = 16384, MAX_THREADS = 256 };
-/* Depth of a batch tree's stack: KC / GRT_BATCH_CHUNK chunks need log2 + 1. */
-enum { TREE_LEVELS = 8 };
-_Static_assert(KC % GRT_BATCH_CHUNK == 0, "a KC block holds whole batch chunks");
-_Static_assert(KC / GRT_BATCH_CHUNK < (1 << (TREE_LEVELS - 1)), "the batch tree's stack fits");
+/* A depth block of a sum over samples is one pair of batch chunks. */
+_Static_assert(KC == 2 * GRT_BATCH_CHUNK, "a KC block is one pair of batch chunks");
 
 /* A grow-only buffer that ends flush against a PROT_NONE page and starts
  * right after another one, so that a packing or micro-kernel bug that
@@ -464,42 +462,6 @@ static void pack_task(void *arg, int64_t task, int thread) {
   pack_a(g, i0, g->m - i0 < g->mr ? g->m - i0 : g->mr, g->ap + i0 * g->kc * g->a_copies);
 }
 
-/* Adds tile `from` into tile `to` (both mr x nr, row stride nr). */
-static void add_tile(float *restrict to, const float *restrict from, int64_t floats) {
-  for (int64_t i = 0; i < floats; ++i)
-    to[i] += from[i];
-}
-
-/* One tile's product over the depth block, summed by batch chunks in the
- * binary tree of GRT_BATCH_CHUNK, into lev (TREE_LEVELS tiles, row stride
- * nr). The stack holds subtree sums whose sizes (in chunks) are the binary
- * digits of the chunks done so far; a chunk that completes a pair is added
- * by the micro-kernel itself (accumulate), and equal neighbours merge, left
- * plus right. A share of the batch that starts at a multiple of its own
- * power-of-two chunk count computes exactly one subtree of the whole. */
-static void micro_tree(const gemm_ctx *g, const float *ap, const float *bp, float *lev) {
-  const int64_t mr = g->mr, nr = g->nr, kc = g->kc, ch = g->k_chunk, tile = mr * nr;
-  int64_t size[TREE_LEVELS];
-  int top = 0;
-  for (int64_t p = 0; p < kc; p += ch) {
-    const int64_t len = kc - p < ch ? kc - p : ch;
-    const float *a = ap + p * mr * g->a_copies, *b = bp + p * nr;
-    if (top > 0 && size[top - 1] == 1) {
-      g->micro(len, a, b, lev + (top - 1) * tile, nr, 1);
-      size[top - 1] = 2;
-    } else {
-      g->micro(len, a, b, lev + top * tile, nr, 0);
-      size[top++] = 1;
-    }
-    for (; top >= 2 && size[top - 1] == size[top - 2]; --top) {
-      add_tile(lev + (top - 2) * tile, lev + (top - 1) * tile, tile);
-      size[top - 2] *= 2;
-    }
-  }
-  for (; top >= 2; --top) /* a batch of no power-of-two chunks: fold from the top */
-    add_tile(lev + (top - 2) * tile, lev + (top - 1) * tile, tile);
-}
-
 /* One mc x nc block of C at the current depth block; the epilogue follows
  * the last one. */
 static void gemm_task(void *arg, int64_t task, int thread) {
@@ -511,8 +473,8 @@ static void gemm_task(void *arg, int64_t task, int thread) {
   const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
   const int64_t a_stride = kc * g->a_copies; /* floats per packed row of A */
   const float *ap = g->ap + i0 * a_stride;
-  const int tree = g->k_chunk > 0 && kc > g->k_chunk;
-  float *tile = reserve(&s->tile, &s->tile_size, (size_t)(mr * nr * (tree ? TREE_LEVELS : 1)));
+  const int pair = g->k_chunk > 0 && kc > g->k_chunk;
+  float *tile = reserve(&s->tile, &s->tile_size, (size_t)(mr * nr));
   const int64_t acc = g->p0 > 0;
   /* The operand with more floats per step stays in L1 through the inner loop
    * while the other streams from L2: B's panel (nr), or A's sliver (mr times
@@ -527,15 +489,17 @@ static void gemm_task(void *arg, int64_t task, int thread) {
     const float *bp = g->bp + (j0 + js) * kc;
     const int64_t rows = mc - is < mr ? mc - is : mr;
     float *c = g->c + (i0 + is) * g->ldc + j0 + js;
-    if (tree && rows == mr && cols == nr && !acc && kc <= 2 * g->k_chunk) {
-      /* One pair of chunks: the second adds itself to the first in C. */
-      g->micro(g->k_chunk, ap + is * a_stride, bp, c, g->ldc, 0);
-      g->micro(kc - g->k_chunk, ap + is * a_stride + g->k_chunk * mr * g->a_copies,
-               bp + g->k_chunk * nr, c, g->ldc, 1);
-      continue;
-    } else if (tree)
-      micro_tree(g, ap + is * a_stride, bp, tile);
-    else if (rows == mr && cols == nr) {
+    if (pair) {
+      /* A sum over samples: each chunk from zero, the second added to the
+       * first by the micro-kernel, straight into C where it can be. */
+      const int direct = rows == mr && cols == nr && !acc;
+      float *to = direct ? c : tile;
+      const int64_t ld = direct ? g->ldc : nr, ch = g->k_chunk;
+      g->micro(ch, ap + is * a_stride, bp, to, ld, 0);
+      g->micro(kc - ch, ap + is * a_stride + ch * mr * g->a_copies, bp + ch * nr, to, ld, 1);
+      if (direct)
+        continue;
+    } else if (rows == mr && cols == nr) {
       g->micro(kc, ap + is * a_stride, bp, c, g->ldc, acc);
       continue;
     } else
