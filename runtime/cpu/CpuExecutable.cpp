@@ -37,7 +37,6 @@ public:
     step_.plan = std::move(m.stepPlan);
     predict_.graph = std::move(m.predict);
     predict_.plan = std::move(m.predictPlan);
-    split_ = m.split();
     gradients_.graph = std::move(m.gradients);
     gradients_.plan = std::move(m.gradientsPlan);
     update_.graph = std::move(m.update);
@@ -56,7 +55,7 @@ public:
       programs.insert(programs.begin(), &step_);
       prefixes.insert(prefixes.begin(), "step_");
     }
-    if (split_) {
+    if (split()) {
       programs.insert(programs.end(), {&gradients_, &update_});
       prefixes.insert(prefixes.end(), {"gradients_", "update_"});
     }
@@ -69,8 +68,8 @@ public:
         ModelDesc::ProgramRef{&predict_.graph, predict_.plan.arenaBytes}, maxBatch_,
         ModelDesc::Isa{isa_.name, isa_.level, trainable_ ? step_.run : nullptr, predict_.run,
                        gradients_.run, update_.run},
-        ModelDesc::ProgramRef{split_ ? &gradients_.graph : nullptr, gradients_.plan.arenaBytes},
-        ModelDesc::ProgramRef{split_ ? &update_.graph : nullptr, update_.plan.arenaBytes});
+        ModelDesc::ProgramRef{split() ? &gradients_.graph : nullptr, gradients_.plan.arenaBytes},
+        ModelDesc::ProgramRef{split() ? &update_.graph : nullptr, update_.plan.arenaBytes});
     if (grt_model_create(desc_->get(), &model_, nullptr, threads_) != GRT_OK)
       return error(grt_model_error(nullptr));
     return {};
@@ -101,7 +100,9 @@ public:
     return {};
   }
 
-  bool canSplitStep() const override { return split_; }
+  bool canSplitStep() const override { return split(); }
+  /// Whether the step was compiled split in two (CompiledModel::split).
+  bool split() const { return gradients_.graph.size() > 0; }
 
   Status computeGradients(const float *x, const int32_t *labels, int64_t n, int64_t offset,
                           float *loss, float *output, float *grad) override {
@@ -205,7 +206,6 @@ private:
   codegen::cpu::VectorTarget isa_;
   JitCache cache_;
   double compileMs_ = 0;
-  bool split_ = false;
   Program step_, predict_, gradients_, update_;
   std::unique_ptr<JitModule> jit_;
   std::unique_ptr<ModelDesc> desc_;
