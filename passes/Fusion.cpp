@@ -38,6 +38,7 @@ public:
     logSoftMaxNll();
     rowKernels();
     elementwiseChains();
+    sinkIntoConsumers();
     leftovers();
     std::vector<ValueId> map;
     Graph out = reorder(map);
@@ -294,12 +295,62 @@ private:
       bool update = false;
       for (const Output &o : g_.outputs())
         update |= o.name == "params" && grp_[size_t(o.value)] == grp;
-      kinds_[size_t(grp)].reason = update
-                                       ? "the whole optimizer update over the flat parameter buffer"
-                                       : fmt::format("elementwise chain of {} ops over {}",
-                                                     members_[size_t(grp)].size(), str(shape));
       if (update)
-        kinds_[size_t(grp)].kind = "update";
+        kinds_[size_t(grp)] = {"update",
+                               "the whole optimizer update over the flat parameter buffer"};
+      else
+        describeChain(grp);
+    }
+  }
+  void describeChain(int grp) {
+    kinds_[size_t(grp)].reason =
+        fmt::format("elementwise chain of {} ops over {}", members_[size_t(grp)].size(),
+                    str(g_.type(members_[size_t(grp)][0]).shape));
+  }
+
+  // --- 5b. values recomputed where they are used ---------------------------------
+  // A chain grows over every same-shape neighbour, so a forward chain takes
+  // values that only the backward pass uses, computed from values the
+  // forward pass stores anyway: BatchNorm's 2(x - mean) for its variance's
+  // gradient, ReLU's mask `y > 0`. Stored, each costs a write and a read of
+  // a whole activation and keeps it alive from forward to backward. Such a
+  // value moves into the one chain that uses it, which computes it from its
+  // inputs instead.
+  void sinkIntoConsumers() {
+    for (ValueId v = 0; v < g_.size(); ++v) {
+      const int from = grp_[size_t(v)];
+      if (from < 0 || kinds_[size_t(from)].kind != "elementwise" || output_[size_t(v)] ||
+          users_[size_t(v)].empty())
+        continue;
+      const int to = grp_[size_t(users_[size_t(v)][0])];
+      bool movable = to >= 0 && to != from && kinds_[size_t(to)].kind == "elementwise" &&
+                     g_.type(members_[size_t(to)][0]).shape == g_.type(v).shape;
+      for (ValueId u : users_[size_t(v)])
+        movable &= grp_[size_t(u)] == to;
+      // Each input the value reads must be stored already: from outside its
+      // chain, or used outside the chain by something besides the value.
+      for (ValueId i : g_.node(v).inputs) {
+        if (!movable || isScalar(g_.type(i)) || grp_[size_t(i)] != from)
+          continue;
+        bool stored = output_[size_t(i)];
+        for (ValueId u : users_[size_t(i)])
+          stored |= u != v && grp_[size_t(u)] != from;
+        movable = stored;
+      }
+      if (!movable)
+        continue;
+      auto &m = members_[size_t(from)];
+      m.erase(std::find(m.begin(), m.end(), v));
+      grp_[size_t(v)] = -1;
+      if (m.empty() || !acyclicWith(to, v)) { // keep it where it was
+        grp_[size_t(v)] = from;
+        m.push_back(v);
+        std::sort(m.begin(), m.end());
+        continue;
+      }
+      join(to, v);
+      describeChain(from);
+      describeChain(to);
     }
   }
 

@@ -224,5 +224,87 @@ TEST_CASE("a GEMM epilogue ends at a value with more than one use", "[passes][fu
   INFO(print(r.graph));
   CHECK(print(r.graph) == want);
   REQUIRE(r.notes.size() == 1);
-  CHECK(r.notes[0] == "epilogue of %3 (matmul) ends at %5 (relu): its result has 2 uses and is stored");
+  CHECK(r.notes[0] ==
+        "epilogue of %3 (matmul) ends at %5 (relu): its result has 2 uses and is stored");
+}
+
+TEST_CASE("a value only a later chain uses is computed there, not stored", "[passes][fusion]") {
+  // ReLU's mask `y > 0` is a neighbour of y in the forward chain, but only
+  // the backward chain (after a reduction) reads it. y is stored anyway (an
+  // output, and the reduction's input), so the mask moves into the chain
+  // that uses it: one activation less written, read and kept alive.
+  Graph g = parse(R"(graph @t {
+  %x = input {name = "x"} : f32[N,4]
+  %g = input {name = "g"} : f32[N,4]
+  %2 = relu %x : f32[N,4]
+  %3 = constant {value = 0.0} : f32[]
+  %4 = greater %2, %3 : f32[N,4]
+  %5 = reduce_sum %2 {axes = [0,1]} : f32[]
+  %6 = mul %g, %5 : f32[N,4]
+  %7 = select %4, %6, %3 : f32[N,4]
+  return y = %7, h = %2
+}
+)");
+  passes::FusionResult r = passes::fuse(g);
+  std::string want = R"(graph @t {
+  %x = input {name = "x"} : f32[N,4]
+  %g = input {name = "g"} : f32[N,4]
+  kernel @k0 elementwise "elementwise chain of 1 ops over [N,4]" {
+    %2 = relu %x : f32[N,4]
+  }
+  %3 = constant {value = 0.0} : f32[]
+  kernel @k1 reduce_sum "no fusion rule applies" {
+    %4 = reduce_sum %2 {axes = [0,1]} : f32[]
+  }
+  kernel @k2 elementwise "elementwise chain of 3 ops over [N,4]" {
+    %5 = greater %2, %3 : f32[N,4]
+    %6 = mul %g, %4 : f32[N,4]
+    %7 = select %5, %6, %3 : f32[N,4]
+  }
+  return y = %7, h = %2
+}
+)";
+  INFO(print(r.graph));
+  CHECK(print(r.graph) == want);
+}
+
+TEST_CASE("a value stays in its chain when moving it would store its input instead",
+          "[passes][fusion]") {
+  // The mask's input %2 is used only inside the forward chain: moving the
+  // mask out of it would only trade storing the mask for storing %2.
+  Graph g = parse(R"(graph @t {
+  %x = input {name = "x"} : f32[N,4]
+  %g = input {name = "g"} : f32[N,4]
+  %2 = relu %x : f32[N,4]
+  %3 = constant {value = 0.0} : f32[]
+  %4 = greater %2, %3 : f32[N,4]
+  %5 = exp %2 : f32[N,4]
+  %6 = reduce_sum %5 {axes = [0,1]} : f32[]
+  %7 = mul %g, %6 : f32[N,4]
+  %8 = select %4, %7, %3 : f32[N,4]
+  return y = %8
+}
+)");
+  passes::FusionResult r = passes::fuse(g);
+  std::string want = R"(graph @t {
+  %x = input {name = "x"} : f32[N,4]
+  %g = input {name = "g"} : f32[N,4]
+  %2 = constant {value = 0.0} : f32[]
+  kernel @k0 elementwise "elementwise chain of 3 ops over [N,4]" {
+    %3 = relu %x : f32[N,4]
+    %4 = greater %3, %2 : f32[N,4]
+    %5 = exp %3 : f32[N,4]
+  }
+  kernel @k1 reduce_sum "no fusion rule applies" {
+    %6 = reduce_sum %5 {axes = [0,1]} : f32[]
+  }
+  kernel @k2 elementwise "elementwise chain of 2 ops over [N,4]" {
+    %7 = mul %g, %6 : f32[N,4]
+    %8 = select %4, %7, %2 : f32[N,4]
+  }
+  return y = %8
+}
+)";
+  INFO(print(r.graph));
+  CHECK(print(r.graph) == want);
 }
