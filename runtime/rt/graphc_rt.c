@@ -442,11 +442,23 @@ static void pack_b_panel(const gemm_ctx *g, int64_t panel, float *dst) {
         d[p * nr + c] = 0;
     }
   } else {
-    for (int64_t c = 0; c < nr; ++c) {
-      const float *src = g->b + (j0 + c) * g->ldb + p0;
-      for (int64_t p = 0; p < kc; ++p)
-        d[p * nr + c] = c < cols ? src[p] : 0.0f;
+    /* B stored [n, k]: a transpose. Eight depth steps at a time, so that
+     * each column's eight reads are one stretch and each step's row of the
+     * panel is written along memory. */
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const float *src = g->b + (j0 + c) * g->ldb + p0 + p;
+        for (int64_t i = 0; i < 8; ++i)
+          d[(p + i) * nr + c] = src[i];
+      }
+      for (int64_t i = 0; i < 8; ++i)
+        for (int64_t c = cols; c < nr; ++c)
+          d[(p + i) * nr + c] = 0.0f;
     }
+    for (; p < kc; ++p)
+      for (int64_t c = 0; c < nr; ++c)
+        d[p * nr + c] = c < cols ? g->b[(j0 + c) * g->ldb + p0 + p] : 0.0f;
   }
 }
 
