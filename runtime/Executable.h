@@ -52,6 +52,9 @@ public:
   /// The seed that, with the step counter, draws Dropout's masks.
   virtual void setSeed(uint64_t seed) = 0;
 
+  /// Whether uploadDataset and trainStepOnDevice work (the trainer then
+  /// keeps the training set on the device).
+  virtual bool canKeepDataset() const { return false; }
   /// Keeps a whole data set in the executable's device memory: `count`
   /// samples (count x sample floats) and their labels, for
   /// trainStepOnDevice. Only the cuda target has one; others say so.

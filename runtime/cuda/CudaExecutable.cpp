@@ -74,8 +74,10 @@ public:
     if (!facts)
       return facts.diag();
     auto start = std::chrono::steady_clock::now();
+    split_ = m.split();
+    const codegen::cuda::SplitStep halves{m.gradients, m.gradientsPlan, m.update, m.updatePlan};
     auto image = codegen::cuda::encodeDevicePrograms(m.step, m.stepPlan, m.predict, m.predictPlan,
-                                                     facts->arch);
+                                                     facts->arch, split_ ? &halves : nullptr);
     if (!image)
       return image.diag();
     compileMs_ =
@@ -93,6 +95,14 @@ public:
       desc_->desc.step_words = 0; // evaluation only
     if (grt_cuda_create(&desc_->desc, &model_, nullptr, 1) != GRT_OK)
       return error(grt_cuda_error(nullptr));
+    if (split_) {
+      const codegen::DeviceImage &img = desc_->image;
+      if (Status s =
+              ok(grt_cuda_add_split(model_, img.gradients.data(), int64_t(img.gradients.size()),
+                                    img.update.data(), int64_t(img.update.size())));
+          !s)
+        return s;
+    }
     if (hasConvolution(step_) || hasConvolution(m.predict))
       convolutions_ =
           grt_cuda_uses_cudnn(model_)
@@ -125,6 +135,23 @@ public:
     if (loss)
       *loss = l;
     return {};
+  }
+
+  bool canSplitStep() const override { return split_; }
+
+  Status computeGradients(const float *x, const int32_t *labels, int64_t n, int64_t offset,
+                          float *loss, float *output, float *grad) override {
+    if (Status s = checkStep(x, labels, n); !s)
+      return s;
+    if (!loss || !grad)
+      return error("computeGradients needs the loss and gradient buffers");
+    return ok(grt_cuda_compute_gradients(model_, x, labels, n, offset, grad, loss, output));
+  }
+
+  Status applyUpdate(const float *grad) override {
+    if (Status s = takePending(); !s)
+      return s;
+    return ok(grt_cuda_apply_update(model_, grad));
   }
 
   bool canDiagnoseSteps() const override { return trainable_; }
@@ -178,6 +205,8 @@ public:
       return s;
     return ok(grt_cuda_predict(model_, x, n, output));
   }
+
+  bool canKeepDataset() const override { return true; }
 
   Status uploadDataset(const float *x, const int32_t *labels, int64_t count) override {
     if (!x || !labels || count < 1)
@@ -295,7 +324,7 @@ private:
   ir::Graph step_;
   std::vector<float> fallback_; // params()/state() after a failed fetch
   std::optional<Diag> pending_;
-  bool trainable_ = false;
+  bool trainable_ = false, split_ = false;
   std::string device_, convolutions_;
   double compileMs_ = 0;
   int64_t maxBatch_ = 0, datasetCount_ = 0;

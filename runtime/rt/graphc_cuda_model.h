@@ -167,6 +167,21 @@ int grt_cuda_train_step_kernels(grt_cuda_model *m, const float *x, const int32_t
  * own (fused into a kernel). */
 int grt_cuda_read_step_value(grt_cuda_model *m, int64_t v, float *out, int64_t count);
 
+/* The step split in two for data parallelism, as graphc_model.h's
+ * grt_model_compute_gradients and grt_model_apply_update: add_split
+ * prepares the gradients and update programs' tables (strings indexed in
+ * the descriptor's table; both kept by the caller for the context's life);
+ * compute_gradients runs forward and backward on a host batch and copies
+ * the gradient (num_params floats) to host memory `grad`, the loss to
+ * `loss` and the model output (n x classes) to `output` when not null;
+ * apply_update uploads `grad` (host memory) and makes the update. */
+int grt_cuda_add_split(grt_cuda_model *m, const int64_t *gradients, int64_t gradients_words,
+                       const int64_t *update, int64_t update_words);
+int grt_cuda_can_split(const grt_cuda_model *m);
+int grt_cuda_compute_gradients(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                               int64_t offset, float *grad, float *loss, float *output);
+int grt_cuda_apply_update(grt_cuda_model *m, const float *grad);
+
 /* Runs program table `d->step` once at batch n on device buffers of its
  * own, for tests: io entry `names[i]` ("NAME" for an input, "out:NAME" for
  * an output) is `bytes[i]` bytes of host memory `host[i]`, uploaded before
