@@ -14,9 +14,11 @@
 
 #include "codegen/cuda/AotProgram.h"
 #include "codegen/cuda/CudaSource.h"
+#include "runtime/Distributed.h"
 #include "runtime/ModelDesc.h"
 #include "runtime/NonFinite.h"
 #include "runtime/cuda/Driver.h"
+#include "runtime/cuda/Emulator.h"
 #include "runtime/rt/graphc_cuda_model.h"
 
 #include <fmt/format.h>
@@ -64,6 +66,7 @@ public:
   ~CudaExecutable() override { grt_cuda_destroy(model_); }
 
   Status init(const Driver &d, CompiledModel m, const ExecutableOptions &o) {
+    driver_ = &d;
     maxBatch_ = o.maxBatch;
     info_ = m.info;
     trainable_ = m.trainable();
@@ -152,6 +155,34 @@ public:
     if (Status s = takePending(); !s)
       return s;
     return ok(grt_cuda_apply_update(model_, grad));
+  }
+
+  DeviceAllreduce deviceAllreduce() const override {
+    if (!split_)
+      return {};
+    std::string missing = ncclMissing(*driver_);
+    return missing.empty() ? DeviceAllreduce{true, ncclName(*driver_)}
+                           : DeviceAllreduce{false, missing};
+  }
+
+  Status joinDeviceAllreduce(Communicator &comm) override {
+    char id[GRT_CUDA_NCCL_ID_BYTES] = {};
+    if (comm.rank() == 0)
+      if (Status s = ok(grt_cuda_nccl_unique_id(model_, id, sizeof id)); !s)
+        return s;
+    if (Status s = comm.broadcast(id, sizeof id, 0); !s)
+      return s;
+    if (driver_->emulated) // its NCCL reaches the other processes through the host
+      setEmulatedNcclReduce(
+          [&comm](float *data, int64_t count) { return bool(comm.allreduceSum(data, count)); });
+    return ok(grt_cuda_nccl_join(model_, id, sizeof id, comm.size(), comm.rank()));
+  }
+
+  Status trainShare(const float *x, const int32_t *labels, int64_t n, int64_t offset, float weight,
+                    float *loss, float *output) override {
+    if (Status s = n > 0 ? checkStep(x, labels, n) : takePending(); !s)
+      return s;
+    return ok(grt_cuda_train_share(model_, x, labels, n, offset, weight, loss, output));
   }
 
   bool canDiagnoseSteps() const override { return trainable_; }
@@ -319,6 +350,7 @@ private:
     return NonFiniteReport{};
   }
 
+  const Driver *driver_ = nullptr;
   std::unique_ptr<CudaDesc> desc_; // outlives model_, which points into it
   grt_cuda_model *model_ = nullptr;
   ir::Graph step_;

@@ -42,6 +42,21 @@ inline bool cudnnRefused() {
   return e && *e && std::string(e) != "0";
 }
 
+/// True when GRAPHC_NO_NCCL is set (and not "0"): data-parallel training
+/// on the cuda target then stages the gradient through the host, as where
+/// NCCL is missing. Asked at each data-parallel start.
+inline bool ncclRefused() {
+  const char *e = std::getenv("GRAPHC_NO_NCCL");
+  return e && *e && std::string(e) != "0";
+}
+
+/// "" when `d`'s NCCL members are there to use (libnccl.so.2, opened on
+/// the first call; the emulated device's own), else why not: "no NCCL
+/// (...)", "NCCL turned off (GRAPHC_NO_NCCL)".
+std::string ncclMissing(const Driver &d);
+/// "NCCL 2.28.9" (ncclGetVersion's), once ncclMissing said "".
+std::string ncclName(const Driver &d);
+
 /// The loaded and initialised driver, or why there is none (the same
 /// answer every time). With GRAPHC_CUDA_DEVICE=emulate, the emulated
 /// device's table (runtime/cuda/Emulator.h) instead.

@@ -88,6 +88,13 @@ struct grt_cuda_model {
   program_t step, predict;
   program_t gradients, update; /* the split step (grt_cuda_add_split) */
   int split;                   /* 1: both are prepared; -1: adding them failed */
+#if GRT_HAVE_NCCL
+  ncclComm_t nccl;    /* grt_cuda_nccl_join's; null: none */
+  ncclRedOp_t premul; /* the sum of each process's gradient times its weight */
+  int premul_made;
+#endif
+  CUdeviceptr weight; /* this process's weight, read by premul */
+  float weight_in;
   int mirror_valid, mirror_dirty;
   char error[512];
 };
@@ -824,12 +831,19 @@ void grt_cuda_destroy(grt_cuda_model *m) {
     API->cuCtxSetCurrent(m->ctx);
     if (m->stream)
       API->cuStreamSynchronize(m->stream);
+#if GRT_HAVE_NCCL
+    if (m->premul_made)
+      API->ncclRedOpDestroy(m->premul, m->nccl);
+    if (m->nccl)
+      API->ncclCommDestroy(m->nccl);
+#endif
     free_program(m, &m->step);
     free_program(m, &m->predict);
     free_program(m, &m->gradients);
     free_program(m, &m->update);
-    CUdeviceptr bufs[] = {m->params,  m->x,         m->labels, m->indices,     m->output,
-                          m->scalars, m->workspace, m->data_x, m->data_labels, m->grad};
+    CUdeviceptr bufs[] = {m->params,      m->x,       m->labels,    m->indices,
+                          m->output,      m->scalars, m->workspace, m->data_x,
+                          m->data_labels, m->grad,    m->weight};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
       if (bufs[i])
         API->cuMemFree(bufs[i]);
@@ -1237,6 +1251,114 @@ int grt_cuda_apply_update(grt_cuda_model *m, const float *grad) {
   /* grad is the caller's pageable memory: the copy must land before return */
   CU(API->cuStreamSynchronize(m->stream));
   return GRT_OK;
+}
+
+/* --- the gradient allreduced on the device (NCCL) --------------------------------------- */
+
+#if GRT_HAVE_NCCL
+#define NCCL(call)                                                                                 \
+  do {                                                                                             \
+    ncclResult_t nccl_r_ = (call);                                                                 \
+    if (nccl_r_ != ncclSuccess)                                                                    \
+      return fail(m, GRT_ERR_DEVICE, "NCCL error in %s: %s", call_text(#call),                     \
+                  API->ncclGetErrorString(nccl_r_));                                               \
+  } while (0)
+#endif
+
+static int need_nccl_table(grt_cuda_model *m) {
+#if GRT_HAVE_NCCL
+  if (API->ncclGetUniqueId && API->ncclCommInitRank && API->ncclAllReduce)
+    return GRT_OK;
+  return fail(m, GRT_ERR_ARGUMENT, "the function table has no NCCL");
+#else
+  return fail(m, GRT_ERR_ARGUMENT, "this runtime was built without nccl.h");
+#endif
+}
+
+int grt_cuda_nccl_unique_id(grt_cuda_model *m, void *id, int64_t bytes) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  int rc = need_nccl_table(m);
+  if (rc != GRT_OK)
+    return rc;
+#if GRT_HAVE_NCCL
+  if (!id || bytes != (int64_t)sizeof(ncclUniqueId))
+    return fail(m, GRT_ERR_ARGUMENT, "an NCCL id takes %zu bytes, not %" PRId64,
+                sizeof(ncclUniqueId), bytes);
+  NCCL(API->ncclGetUniqueId((ncclUniqueId *)id));
+#endif
+  return GRT_OK;
+}
+
+int grt_cuda_nccl_join(grt_cuda_model *m, const void *id, int64_t bytes, int nranks, int rank) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  int rc = need_nccl_table(m);
+  if (rc != GRT_OK || (rc = need_split(m)) != GRT_OK)
+    return rc;
+#if GRT_HAVE_NCCL
+  if (m->nccl)
+    return fail(m, GRT_ERR_ARGUMENT, "this context joined an NCCL communicator before");
+  if (!id || bytes != (int64_t)sizeof(ncclUniqueId))
+    return fail(m, GRT_ERR_ARGUMENT, "an NCCL id takes %zu bytes, not %" PRId64,
+                sizeof(ncclUniqueId), bytes);
+  if (nranks < 1 || rank < 0 || rank >= nranks)
+    return fail(m, GRT_ERR_ARGUMENT, "rank %d of %d processes", rank, nranks);
+  ncclUniqueId uid;
+  memcpy(&uid, id, sizeof uid);
+  CU(API->cuCtxSetCurrent(m->ctx));
+  if ((rc = zeroed(m, &m->weight, 4)) != GRT_OK)
+    return rc;
+  ncclComm_t comm = NULL;
+  NCCL(API->ncclCommInitRank(&comm, nranks, uid, rank));
+  m->nccl = comm;
+  /* Each process's gradient times its share's weight, summed: the weight
+   * read from the device at each allreduce, so one operator serves every
+   * step (and a captured graph). */
+  NCCL(API->ncclRedOpCreatePreMulSum(&m->premul, (void *)(uintptr_t)m->weight, ncclFloat32,
+                                     ncclScalarDevice, comm));
+  m->premul_made = 1;
+#else
+  (void)id, (void)bytes, (void)nranks, (void)rank;
+#endif
+  return GRT_OK;
+}
+
+int grt_cuda_train_share(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                         int64_t offset, float weight, float *loss, float *output) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+#if GRT_HAVE_NCCL
+  if (!m->nccl)
+    return fail(m, GRT_ERR_ARGUMENT, "this context has joined no NCCL communicator");
+  if (!loss)
+    return fail(m, GRT_ERR_ARGUMENT, "the loss pointer is null");
+  int rc;
+  if (n > 0) {
+    rc = enqueue_gradients(m, x, labels, n, offset, output);
+  } else { /* a share without samples adds nothing */
+    rc = need_split(m);
+    if (rc == GRT_OK)
+      rc = begin(m);
+    if (rc == GRT_OK)
+      CU(API->cuMemsetD8Async(m->grad, 0, (size_t)m->num_params * 4, m->stream));
+  }
+  if (rc != GRT_OK)
+    return rc;
+  m->weight_in = weight;
+  CU(API->cuMemcpyHtoDAsync(m->weight, &m->weight_in, 4, m->stream));
+  NCCL(API->ncclAllReduce((const void *)(uintptr_t)m->grad, (void *)(uintptr_t)m->grad,
+                          (size_t)m->num_params, ncclFloat32, m->premul, m->nccl,
+                          (cudaStream_t)m->stream));
+  if ((rc = enqueue_update(m)) != GRT_OK)
+    return rc;
+  CU(API->cuStreamSynchronize(m->stream));
+  *loss = n > 0 ? m->loss_out : 0.0f;
+  return GRT_OK;
+#else
+  (void)x, (void)labels, (void)n, (void)offset, (void)weight, (void)loss, (void)output;
+  return need_nccl_table(m);
+#endif
 }
 
 /* --- the data set on the device ------------------------------------------------------- */

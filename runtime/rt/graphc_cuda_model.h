@@ -182,6 +182,21 @@ int grt_cuda_compute_gradients(grt_cuda_model *m, const float *x, const int32_t 
                                int64_t offset, float *grad, float *loss, float *output);
 int grt_cuda_apply_update(grt_cuda_model *m, const float *grad);
 
+/* The gradient allreduced on the device by NCCL, among the processes of a
+ * data-parallel run, one communicator per context (graphc's executor;
+ * the table must have NCCL's functions). Process 0 makes the id
+ * (GRT_CUDA_NCCL_ID_BYTES), every process gets it (graphc broadcasts it
+ * with MPI) and joins with its rank. train_share then makes one step:
+ * compute_gradients on this process's n samples (n may be 0: it adds
+ * nothing), ncclAllReduce of the gradient on the step's stream, each
+ * process's times its `weight`, and apply_update; `loss` gets the n
+ * samples' mean loss (0 for none). */
+enum { GRT_CUDA_NCCL_ID_BYTES = 128 };
+int grt_cuda_nccl_unique_id(grt_cuda_model *m, void *id, int64_t bytes);
+int grt_cuda_nccl_join(grt_cuda_model *m, const void *id, int64_t bytes, int nranks, int rank);
+int grt_cuda_train_share(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                         int64_t offset, float weight, float *loss, float *output);
+
 /* Runs program table `d->step` once at batch n on device buffers of its
  * own, for tests: io entry `names[i]` ("NAME" for an input, "out:NAME" for
  * an output) is `bytes[i]` bytes of host memory `host[i]`, uploaded before
