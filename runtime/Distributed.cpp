@@ -32,6 +32,12 @@ std::string mpiError(int rc) {
 } // namespace
 #endif
 
+namespace {
+int gRank = 0; ///< Communicator::init's
+} // namespace
+
+int dataParallelRank() { return gRank; }
+
 bool Communicator::available() {
 #ifdef GRAPHC_HAVE_MPI
   return true;
@@ -54,6 +60,7 @@ Expected<std::unique_ptr<Communicator>> Communicator::init() {
   MPI_Comm_rank(MPI_COMM_WORLD, &c->rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &c->size_);
 #endif
+  gRank = c->rank_;
   return c;
 }
 

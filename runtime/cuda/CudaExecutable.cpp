@@ -73,7 +73,11 @@ public:
     // The memplan pass's plans, made for the largest batch.
     GRAPHC_CHECK(m.predictPlan.batch >= maxBatch_ && (!trainable_ || m.stepPlan.batch >= maxBatch_),
                  "plans for batch {} run at batch {}", m.predictPlan.batch, maxBatch_);
-    auto facts = deviceFacts(d);
+    // One GPU per data-parallel process: process r on device r % count.
+    int count = 0;
+    GRAPHC_CU(d, d.cuDeviceGetCount(&count));
+    const int ordinal = count > 0 ? dataParallelRank() % count : 0;
+    auto facts = deviceFacts(d, ordinal);
     if (!facts)
       return facts.diag();
     auto start = std::chrono::steady_clock::now();
@@ -85,7 +89,8 @@ public:
       return image.diag();
     compileMs_ =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    device_ = fmt::format("{}, {}", facts->name, facts->arch);
+    device_ = fmt::format("{}, {}{}", facts->name, facts->arch,
+                          count > 1 ? fmt::format(", device {} of {}", ordinal, count) : "");
     step_ = std::move(m.step);
     desc_ = std::make_unique<CudaDesc>(std::move(*image), d, o.tf32);
     // The host side of the context has no run functions and no arenas.
@@ -96,7 +101,7 @@ public:
     desc_->desc.model = desc_->model->get();
     if (!trainable_)
       desc_->desc.step_words = 0; // evaluation only
-    if (grt_cuda_create(&desc_->desc, &model_, nullptr, 1) != GRT_OK)
+    if (grt_cuda_create_on(&desc_->desc, &model_, nullptr, ordinal) != GRT_OK)
       return error(grt_cuda_error(nullptr));
     if (split_) {
       const codegen::DeviceImage &img = desc_->image;

@@ -209,9 +209,9 @@ std::string ncclName(const Driver &d) {
                      d.emulated ? " (emulated)" : "");
 }
 
-Expected<DeviceFacts> deviceFacts(const Driver &d) {
+Expected<DeviceFacts> deviceFacts(const Driver &d, int ordinal) {
   CUdevice dev = 0;
-  GRAPHC_CU(d, d.cuDeviceGet(&dev, 0));
+  GRAPHC_CU(d, d.cuDeviceGet(&dev, ordinal));
   char name[256] = {};
   GRAPHC_CU(d, d.cuDeviceGetName(name, int(sizeof name) - 1, dev));
   int major = 0, minor = 0, sms = 0;

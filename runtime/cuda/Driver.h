@@ -66,13 +66,13 @@ Expected<const Driver *> driver();
 /// destructors, which must not load it.
 const Driver *loadedDriver();
 
-/// Device 0 (CUDA_VISIBLE_DEVICES chooses which GPU that is).
+/// Device `ordinal` (CUDA_VISIBLE_DEVICES chooses which GPUs there are).
 struct DeviceFacts {
   std::string name;
   std::string arch; ///< NVRTC's architecture, e.g. "sm_90"; "host" when emulated
   int multiprocessors = 0;
 };
-Expected<DeviceFacts> deviceFacts(const Driver &d);
+Expected<DeviceFacts> deviceFacts(const Driver &d, int ordinal = 0);
 
 } // namespace graphc::runtime::cuda
 

@@ -66,6 +66,7 @@ struct grt_cuda_model {
   const grt_cuda_api *api;
   grt_model *host; /* NULL in grt_cuda_run_program's context */
   int64_t max_batch, sample, classes, num_params, num_slots;
+  int ordinal; /* the device's, for cuDeviceGet */
   CUdevice dev;
   CUcontext ctx;
   CUstream stream;
@@ -767,7 +768,7 @@ static int run(grt_cuda_model *m, program_t *p, int64_t n) {
  * of m's sizes (all zero in grt_cuda_run_program's context). */
 static int open_device(grt_cuda_model *m) {
   CU(API->cuInit(0));
-  CU(API->cuDeviceGet(&m->dev, 0));
+  CU(API->cuDeviceGet(&m->dev, m->ordinal));
   CU(API->cuDevicePrimaryCtxRetain(&m->ctx, m->dev));
   CU(API->cuCtxSetCurrent(m->ctx));
   CU(API->cuDeviceGetAttribute(&m->sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, m->dev));
@@ -888,6 +889,11 @@ static int open_bare(const grt_cuda_desc *d, grt_cuda_model **out) {
 int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
                     int threads) {
   (void)threads; /* the GPU does the work */
+  return grt_cuda_create_on(d, out, weights, 0);
+}
+
+int grt_cuda_create_on(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
+                       int device) {
   if (!out)
     return fail(NULL, GRT_ERR_ARGUMENT, "create: the context pointer is null");
   *out = NULL;
@@ -898,6 +904,7 @@ int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *we
     return fail(NULL, GRT_ERR_MEMORY, "create: out of memory");
   m->d = d;
   m->api = d->api;
+  m->ordinal = device;
   int rc = grt_model_create(d->model, &m->host, weights, 1);
   if (rc != GRT_OK) {
     fail(NULL, rc, "%s", grt_model_error(NULL));

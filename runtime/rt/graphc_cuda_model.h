@@ -118,6 +118,10 @@ typedef struct {
 typedef struct grt_cuda_model grt_cuda_model;
 
 int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights, int threads);
+/* The same on device `device` (an ordinal of the driver's, from 0); create
+ * takes device 0. */
+int grt_cuda_create_on(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
+                       int device);
 void grt_cuda_destroy(grt_cuda_model *m);
 int grt_cuda_train_step(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
                         float *loss);
