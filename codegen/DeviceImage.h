@@ -15,10 +15,14 @@ namespace graphc::codegen {
 
 struct DeviceImage {
   std::vector<int64_t> step, predict; ///< the two programs' tables
-  std::vector<std::string> strings;   ///< PTX modules and names the tables index
-  std::string helpersPtx;             ///< graphc_bias_add and friends
-  std::string arch;                   ///< e.g. "sm_90"
-  bool tf32 = false;                  ///< cuBLASLt may multiply in TF32 (--tf32)
+  /// The step split in two (data parallelism), empty unless compiled: the
+  /// gradients and update programs' tables (graphc's executor only; the
+  /// library's archive does not carry them yet).
+  std::vector<int64_t> gradients, update;
+  std::vector<std::string> strings; ///< PTX modules and names the tables index
+  std::string helpersPtx;           ///< graphc_bias_add and friends
+  std::string arch;                 ///< e.g. "sm_90"
+  bool tf32 = false;                ///< cuBLASLt may multiply in TF32 (--tf32)
 };
 
 } // namespace graphc::codegen

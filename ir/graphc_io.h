@@ -41,13 +41,14 @@
 #define GRAPHC_IO_OFFSET "offset"
 
 /* The cuda target's scalars, in one device buffer of GRAPHC_SCALAR_BYTES:
- * the byte offsets of the step counter and seed going in (uploaded
- * together, GRAPHC_SCALAR_IN_BYTES), the loss and the step counter coming
- * out. Each in its own 256-byte line. */
+ * the byte offsets of the step counter, seed and sample offset going in
+ * (uploaded together, GRAPHC_SCALAR_IN_BYTES), the loss and the step
+ * counter coming out. Each in its own 256-byte line. */
 enum {
   GRAPHC_SCALAR_STEP_IN = 0,
   GRAPHC_SCALAR_SEED_IN = 4,
-  GRAPHC_SCALAR_IN_BYTES = 8,
+  GRAPHC_SCALAR_OFFSET_IN = 8,
+  GRAPHC_SCALAR_IN_BYTES = 12,
   GRAPHC_SCALAR_LOSS = 256,
   GRAPHC_SCALAR_STEP_OUT = 512,
   GRAPHC_SCALAR_BYTES = 1024

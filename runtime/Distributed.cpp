@@ -32,6 +32,12 @@ std::string mpiError(int rc) {
 } // namespace
 #endif
 
+namespace {
+int gRank = 0; ///< Communicator::init's
+} // namespace
+
+int dataParallelRank() { return gRank; }
+
 bool Communicator::available() {
 #ifdef GRAPHC_HAVE_MPI
   return true;
@@ -54,6 +60,7 @@ Expected<std::unique_ptr<Communicator>> Communicator::init() {
   MPI_Comm_rank(MPI_COMM_WORLD, &c->rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &c->size_);
 #endif
+  gRank = c->rank_;
   return c;
 }
 
@@ -64,6 +71,20 @@ Communicator::~Communicator() {
   if (!finished)
     MPI_Finalize();
 #endif
+}
+
+Status Communicator::broadcast(void *data, int64_t bytes, int root) {
+#ifdef GRAPHC_HAVE_MPI
+  if (size_ > 1) {
+    if (bytes > INT32_MAX)
+      return error(fmt::format("broadcast of {} bytes: more than MPI's int count", bytes));
+    int rc = MPI_Bcast(data, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS)
+      return error(fmt::format("process {} of {}: the broadcast from process {} failed: {}", rank_,
+                               size_, root, mpiError(rc)));
+  }
+#endif
+  return {};
 }
 
 Status Communicator::allreduceSum(float *data, int64_t count) {
@@ -115,8 +136,9 @@ namespace {
 /// The data-parallel executable of Distributed.h.
 class DistributedExecutable : public Executable {
 public:
-  DistributedExecutable(std::unique_ptr<Executable> local, Communicator &comm)
-      : local_(std::move(local)), comm_(comm) {
+  DistributedExecutable(std::unique_ptr<Executable> local, Communicator &comm, bool onDevice,
+                        std::string path)
+      : local_(std::move(local)), comm_(comm), onDevice_(onDevice), path_(std::move(path)) {
     info_ = local_->info();
     sample_ = 1;
     for (int64_t d : info_.sample)
@@ -127,8 +149,8 @@ public:
 
   std::string target() const override { return local_->target(); }
   std::string describe() const override {
-    return fmt::format("{}, data-parallel over {} process{}", local_->describe(), comm_.size(),
-                       comm_.size() == 1 ? "" : "es");
+    return fmt::format("{}, data-parallel over {} process{}{}", local_->describe(), comm_.size(),
+                       comm_.size() == 1 ? "" : "es", path_.empty() ? "" : ", " + path_);
   }
   int64_t maxBatch() const override { return local_->maxBatch(); }
 
@@ -140,39 +162,50 @@ public:
     const auto t0 = Clock::now();
     const Share s = shareOf(n, comm_.rank(), comm_.size());
     const int64_t P = info_.numParams, classes = info_.classes;
-    float *grad = buffer_.data();
-    if (s.count > 0) {
-      float shareLoss = 0;
-      std::vector<float> out(size_t(s.count * classes));
-      if (Status st = local_->computeGradients(x + s.begin * sample_, labels + s.begin, s.count,
-                                               s.begin, &shareLoss, out.data(), grad);
+    // The share's mean times its weight: summed, the global batch's mean.
+    const float w = float(double(s.count) / double(n));
+    const float *xs = x + s.begin * sample_;
+    const int32_t *ls = labels + s.begin;
+    std::vector<float> out(size_t(s.count * classes));
+    float shareLoss = 0;
+    // The gradient (on the host path), then the share's weighted loss and
+    // its correct count.
+    float *grad = buffer_.data(), *tail = grad + P;
+    auto t1 = t0;
+    if (onDevice_) {
+      if (Status st = local_->trainShare(xs, ls, s.count, s.begin, w, &shareLoss, out.data()); !st)
+        return st;
+      t1 = Clock::now();
+    } else if (s.count > 0) {
+      if (Status st =
+              local_->computeGradients(xs, ls, s.count, s.begin, &shareLoss, out.data(), grad);
           !st)
         return st;
-      // The share's mean times its weight: summed, the global batch's mean.
-      const float w = float(double(s.count) / double(n));
       for (int64_t i = 0; i < P; ++i)
         grad[i] *= w;
-      grad[P] = shareLoss * w;
-      int64_t correct = 0;
-      for (int64_t i = 0; i < s.count; ++i)
-        correct += prediction(out.data() + i * classes, classes) == labels[s.begin + i];
-      grad[P + 1] = float(correct);
-      if (output)
-        std::memcpy(output + s.begin * classes, out.data(), out.size() * sizeof(float));
+      t1 = Clock::now();
     } else {
-      std::fill(buffer_.begin(), buffer_.end(), 0.0f); // fewer samples than processes
+      std::fill(grad, grad + P, 0.0f); // fewer samples than processes
+      t1 = Clock::now();
     }
-    const auto t1 = Clock::now();
-    if (Status st = comm_.allreduceSum(buffer_.data(), P + 2); !st)
+    tail[0] = shareLoss * w;
+    int64_t correct = 0;
+    for (int64_t i = 0; i < s.count; ++i)
+      correct += prediction(out.data() + i * classes, classes) == ls[i];
+    tail[1] = float(correct);
+    if (output && s.count > 0)
+      std::memcpy(output + s.begin * classes, out.data(), out.size() * sizeof(float));
+    if (Status st = onDevice_ ? comm_.allreduceSum(tail, 2) : comm_.allreduceSum(grad, P + 2); !st)
       return st;
     const auto t2 = Clock::now();
-    if (Status st = local_->applyUpdate(grad); !st)
-      return st;
+    if (!onDevice_)
+      if (Status st = local_->applyUpdate(grad); !st)
+        return st;
     allreduceSeconds_ += std::chrono::duration<double>(t2 - t1).count();
     stepSeconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
     ++steps_;
-    *loss = grad[P];
-    correct_ = int64_t(grad[P + 1] + 0.5f);
+    *loss = tail[0];
+    correct_ = int64_t(tail[1] + 0.5f);
     return {};
   }
 
@@ -181,6 +214,16 @@ public:
   std::string takeTimes() {
     if (steps_ == 0)
       return "";
+    if (onDevice_) {
+      std::string out = fmt::format(
+          "gradient of {:.1f} MB allreduced on the device inside each step of {:.1f} ms; the "
+          "loss and correct count over {} process{}: {:.2f} ms per step",
+          double(info_.numParams * 4) / 1e6, 1e3 * stepSeconds_ / double(steps_), comm_.size(),
+          comm_.size() == 1 ? "" : "es", 1e3 * allreduceSeconds_ / double(steps_));
+      allreduceSeconds_ = stepSeconds_ = 0;
+      steps_ = 0;
+      return out;
+    }
     std::string out = fmt::format(
         "allreduce of {:.1f} MB over {} process{}: {:.2f} ms per step ({:.0f}% of the step's "
         "{:.1f} ms)",
@@ -204,6 +247,8 @@ public:
 private:
   std::unique_ptr<Executable> local_;
   Communicator &comm_;
+  bool onDevice_;    ///< the gradient allreduced on the device (trainShare)
+  std::string path_; ///< which path the gradient takes, for describe()
   int64_t sample_ = 1;
   std::vector<float> buffer_;
   int64_t correct_ = -1;
@@ -227,7 +272,27 @@ Expected<std::unique_ptr<Executable>> makeDistributed(std::unique_ptr<Executable
     return error(fmt::format("--distributed: the {} target cannot split the step into gradients "
                              "and update yet",
                              local->target()));
-  return std::unique_ptr<Executable>(new DistributedExecutable(std::move(local), comm));
+  // Where the gradient is allreduced: on the device where every process's
+  // executable can, else through the host.
+  const Executable::DeviceAllreduce device = local->deviceAllreduce();
+  bool onDevice = false;
+  std::string path;
+  if (!device.note.empty()) {
+    auto everywhere = comm.same(device.possible ? 1 : 0);
+    if (!everywhere)
+      return everywhere.diag();
+    if (device.possible && *everywhere) {
+      if (Status s = local->joinDeviceAllreduce(comm); !s)
+        return s.diag();
+      onDevice = true;
+      path = fmt::format("gradient allreduced by {} on the device", device.note);
+    } else {
+      path = fmt::format("gradient allreduced by MPI through the host ({})",
+                         device.possible ? "another process has no NCCL" : device.note);
+    }
+  }
+  return std::unique_ptr<Executable>(
+      new DistributedExecutable(std::move(local), comm, onDevice, std::move(path)));
 }
 
 std::string takeStepTimes(Executable &exe) {

@@ -27,6 +27,8 @@ public:
 
   int rank() const { return rank_; }
   int size() const { return size_; }
+  /// `bytes` bytes of process `root`'s `data` into every process's: one MPI_Bcast.
+  Status broadcast(void *data, int64_t bytes, int root);
   /// Element-wise sum over all processes, in place: one MPI_Allreduce.
   Status allreduceSum(float *data, int64_t count);
   /// Whether `value` is the same on every process (one MPI_Allreduce of the
@@ -41,6 +43,10 @@ private:
   int rank_ = 0, size_ = 1;
 };
 
+/// This process's rank in the data-parallel run (Communicator::init), 0
+/// before one or without: the cuda target opens device rank % device count.
+int dataParallelRank();
+
 /// The contiguous share of a batch of n samples that process `rank` of
 /// `size` takes: as equal as possible, the first n % size shares one larger.
 struct Share {
@@ -53,7 +59,10 @@ Share shareOf(int64_t n, int rank, int size);
 /// this process's share, averages the gradients (weighted by each share's
 /// size, so the result is the global batch's mean gradient, and the loss
 /// and the count of correct predictions travel in the same buffer), then
-/// updates. Outputs are written for this process's share only; the trainer
+/// updates. Where every process's `local` can allreduce on its device
+/// (Executable::deviceAllreduce: the cuda target with NCCL), the gradient
+/// stays there and only the loss and count travel by MPI; describe() says
+/// which path runs. Outputs are written for this process's share only; the trainer
 /// reads the global count from lastStepCorrect().
 Expected<std::unique_ptr<Executable>> makeDistributed(std::unique_ptr<Executable> local,
                                                       Communicator &comm);

@@ -20,6 +20,8 @@
 
 namespace graphc::runtime {
 
+class Communicator; // runtime/Distributed.h
+
 /// What every executable knows about its model (ir/ModelInfo.h).
 using ir::ModelInfo;
 
@@ -52,6 +54,9 @@ public:
   /// The seed that, with the step counter, draws Dropout's masks.
   virtual void setSeed(uint64_t seed) = 0;
 
+  /// Whether uploadDataset and trainStepOnDevice work (the trainer then
+  /// keeps the training set on the device).
+  virtual bool canKeepDataset() const { return false; }
   /// Keeps a whole data set in the executable's device memory: `count`
   /// samples (count x sample floats) and their labels, for
   /// trainStepOnDevice. Only the cuda target has one; others say so.
@@ -82,6 +87,29 @@ public:
   virtual Status applyUpdate(const float *grad) {
     return error(fmt::format("the {} target was not compiled with the step split in two",
                              target()));
+  }
+
+  /// Data parallelism with the gradient kept on the device (DESIGN.md
+  /// decision 12): whether this executable can allreduce it there itself,
+  /// and what with ("NCCL 2.28.9") or why not ("no NCCL (...)"); an empty
+  /// note for a target whose gradient is host memory anyway.
+  struct DeviceAllreduce {
+    bool possible = false;
+    std::string note;
+  };
+  virtual DeviceAllreduce deviceAllreduce() const { return {}; }
+  /// Joins the device allreduce of the processes of `comm`: every process
+  /// calls it at once (the cuda target's NCCL communicator).
+  virtual Status joinDeviceAllreduce(Communicator &comm) {
+    return error(fmt::format("the {} target cannot allreduce on a device", target()));
+  }
+  /// A data-parallel step after joinDeviceAllreduce: computeGradients on n
+  /// samples (none: this process adds nothing), the gradients of every
+  /// process summed on the device, each times its process's `weight`, then
+  /// applyUpdate. `loss`: the n samples' mean loss (0 for none).
+  virtual Status trainShare(const float *x, const int32_t *labels, int64_t n, int64_t offset,
+                            float weight, float *loss, float *output) {
+    return error(fmt::format("the {} target cannot allreduce on a device", target()));
   }
 
   /// For an executable that computes only part of each batch (data

@@ -516,7 +516,7 @@ Expected<std::vector<EpochStats>> train(Executable &exe, const Dataset &data,
 
   // Executables with a device keep the whole training set there.
   TrainOptions opts = options;
-  if (exe.target() == "cuda") {
+  if (exe.canKeepDataset()) {
     std::vector<int64_t> all(size_t(data.train.count));
     for (size_t i = 0; i < all.size(); ++i)
       all[i] = int64_t(i);

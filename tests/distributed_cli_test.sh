@@ -17,7 +17,9 @@
 #  - a checkpoint of the K=2 run resumes as one process;
 #  - --distributed without mpirun (K=1) follows the ordinary run;
 #  - a process killed mid-run: mpirun ends with an error within seconds;
-#  - examples/embed/mpi trains with the library's split step and MPI.
+#  - examples/embed/mpi trains with the library's split step and MPI;
+#  - the cuda target (the emulated device without a GPU): K=2 against K=1,
+#    with NCCL and without.
 # Parameters that differ between the ranks are graphc's own error (the
 # checksum after each epoch). Exits 77 (a skip) without mpirun or MPI.
 set -euo pipefail
@@ -175,5 +177,46 @@ if command -v mpicc > /dev/null; then
   grep -q "parameters identical on every process" embed.txt || fail "examples/embed/mpi"
 else
   echo "skipped: examples/embed/mpi (no mpicc)"
+fi
+# 8. The cuda target (on the emulated device where there is no GPU, and in
+#    CI): K=2 against its own single-process run, as 1. and 2. above: six
+#    single-step epochs (losses at 1e-4), one epoch with a short last batch
+#    (test accuracy within 0.2 points), and the Dropout model at batch 3,
+#    the gradient allreduced by NCCL on the device (the emulated device's
+#    NCCL reduces through MPI on the host); and the six steps again with
+#    GRAPHC_NO_NCCL=1, the gradient staged through the host.
+# (grep -c reads the whole help: grep -q would close the pipe early, and
+# pipefail would count graphc's SIGPIPE as no match.)
+if "$graphc" train --help | grep -c "cuda (an NVIDIA GPU" > /dev/null; then
+  nvidia-smi -L > /dev/null 2>&1 || export GRAPHC_CUDA_DEVICE=emulate
+  # NAME PATH ARGS...: NAME1.jsonl with one process, NAME2.jsonl with two,
+  # whose gradient must take PATH ("NCCL": on the device; "MPI": the host).
+  cuda_pair() {
+    local name=$1 path=$2
+    shift 2
+    "$graphc" "$@" --target cuda --metrics "${name}1.jsonl" > "${name}1.txt"
+    "${mpi[@]}" -x GRAPHC_CUDA_DEVICE -x GRAPHC_NO_NCCL "$graphc" "$@" --target cuda \
+      --distributed --metrics "${name}2.jsonl" > "${name}2.txt"
+    grep -q "target cuda (.*data-parallel over 2 processes, gradient allreduced by $path" \
+      "${name}2.txt" ||
+      fail "cuda: not 2 processes allreducing by $path: $(grep '^model' "${name}2.txt")"
+  }
+  export GRAPHC_NO_NCCL=0
+  cuda_pair cs NCCL "${steps[@]}"
+  same_losses cs2.jsonl cs1.jsonl 1e-4
+  # Without NCCL (GRAPHC_NO_NCCL=1, as where libnccl.so.2 is missing): the
+  # gradient staged through the host, and the run says why.
+  GRAPHC_NO_NCCL=1 cuda_pair ch "MPI through the host (NCCL turned off" "${steps[@]}"
+  same_losses ch2.jsonl cs1.jsonl 1e-4
+  cuda_pair ce NCCL "${epoch[@]}"
+  a1=$(accuracy ce1.jsonl) a2=$(accuracy ce2.jsonl)
+  awk -v a="$a1" -v b="$a2" 'BEGIN { d = 100 * (a - b); if (d < 0) d = -d; exit !(d <= 0.2) }' ||
+    fail "cuda: test accuracy $a2 with 2 processes, $a1 with one"
+  echo "ok: cuda: test accuracy after one epoch: $a2 (2 processes), $a1 (one)"
+  same_losses ce2.jsonl ce1.jsonl 1e-4
+  cuda_pair ct NCCL "${tiny[@]}" # Dropout, shares of 2 and 1 samples, and of 1 and none
+  same_losses ct2.jsonl ct1.jsonl 1e-4
+else
+  echo "skipped: the cuda target (this graphc was built without the CUDA toolkit)"
 fi
 echo "all distributed checks passed"

@@ -614,7 +614,8 @@ CLI::App *addTrainCommand(CLI::App &app, TrainCliOptions &o) {
               std::string("data-parallel training: run as `mpirun -np K graphc train MODEL "
                           "--distributed`; each process trains on its share of every global "
                           "batch of --batch samples, one allreduce per step averages the "
-                          "gradients, process 0 reports and saves") +
+                          "gradients (--target cuda: by NCCL on the GPU where libnccl.so.2 is "
+                          "found, else through the host), process 0 reports and saves") +
                   (runtime::Communicator::available()
                        ? ""
                        : " (this graphc was built without MPI: one process only)"));

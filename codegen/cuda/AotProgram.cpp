@@ -302,11 +302,11 @@ namespace {
 /// An image for `arch` holding graphc's helper kernels, and the table of
 /// each (graph, plan, prefix) in turn: the first is the step's, the second
 /// the predict's.
-Expected<DeviceImage>
-encodeImage(const std::string &arch,
-            std::initializer_list<std::tuple<const ir::Graph *, const ir::MemoryPlan *,
-                                             const char *, std::vector<int64_t> DeviceImage::*>>
-                programs) {
+using ProgramSlot = std::tuple<const ir::Graph *, const ir::MemoryPlan *, const char *,
+                               std::vector<int64_t> DeviceImage::*>;
+
+Expected<DeviceImage> encodeImage(const std::string &arch,
+                                  const std::vector<ProgramSlot> &programs) {
   DeviceImage image;
   image.arch = arch;
   auto helpers = moduleImage(helperSource(), "graphc_helpers", arch);
@@ -327,9 +327,15 @@ encodeImage(const std::string &arch,
 Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::MemoryPlan &stepPlan,
                                            const ir::Graph &predict,
                                            const ir::MemoryPlan &predictPlan,
-                                           const std::string &arch) {
-  return encodeImage(arch, {{&step, &stepPlan, "step_", &DeviceImage::step},
-                            {&predict, &predictPlan, "predict_", &DeviceImage::predict}});
+                                           const std::string &arch, const SplitStep *split) {
+  std::vector<ProgramSlot> programs = {{&step, &stepPlan, "step_", &DeviceImage::step},
+                                       {&predict, &predictPlan, "predict_", &DeviceImage::predict}};
+  if (split) {
+    programs.push_back(
+        {&split->gradients, &split->gradientsPlan, "gradients_", &DeviceImage::gradients});
+    programs.push_back({&split->update, &split->updatePlan, "update_", &DeviceImage::update});
+  }
+  return encodeImage(arch, programs);
 }
 
 Expected<DeviceImage> encodeDeviceProgram(const ir::Graph &g, const ir::MemoryPlan &plan,

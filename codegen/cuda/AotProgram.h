@@ -58,10 +58,20 @@ struct ConvGeometry {
 };
 ConvGeometry convGeometry(const ir::Graph &g, ir::ValueId conv);
 
+/// The step split in two for data parallelism (the gradients and update
+/// programs of passes/Optimizer.h), encoded beside the step when given.
+struct SplitStep {
+  const ir::Graph &gradients;
+  const ir::MemoryPlan &gradientsPlan;
+  const ir::Graph &update;
+  const ir::MemoryPlan &updatePlan;
+};
+
 Expected<DeviceImage> encodeDevicePrograms(const ir::Graph &step, const ir::MemoryPlan &stepPlan,
                                            const ir::Graph &predict,
                                            const ir::MemoryPlan &predictPlan,
-                                           const std::string &arch);
+                                           const std::string &arch,
+                                           const SplitStep *split = nullptr);
 /// One graph as the image's step table (its predict table left empty), for
 /// the tests' single-graph runs (grt_cuda_run_program).
 Expected<DeviceImage> encodeDeviceProgram(const ir::Graph &g, const ir::MemoryPlan &plan,

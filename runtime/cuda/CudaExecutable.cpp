@@ -14,9 +14,11 @@
 
 #include "codegen/cuda/AotProgram.h"
 #include "codegen/cuda/CudaSource.h"
+#include "runtime/Distributed.h"
 #include "runtime/ModelDesc.h"
 #include "runtime/NonFinite.h"
 #include "runtime/cuda/Driver.h"
+#include "runtime/cuda/Emulator.h"
 #include "runtime/rt/graphc_cuda_model.h"
 
 #include <fmt/format.h>
@@ -64,23 +66,31 @@ public:
   ~CudaExecutable() override { grt_cuda_destroy(model_); }
 
   Status init(const Driver &d, CompiledModel m, const ExecutableOptions &o) {
+    driver_ = &d;
     maxBatch_ = o.maxBatch;
     info_ = m.info;
     trainable_ = m.trainable();
     // The memplan pass's plans, made for the largest batch.
     GRAPHC_CHECK(m.predictPlan.batch >= maxBatch_ && (!trainable_ || m.stepPlan.batch >= maxBatch_),
                  "plans for batch {} run at batch {}", m.predictPlan.batch, maxBatch_);
-    auto facts = deviceFacts(d);
+    // One GPU per data-parallel process: process r on device r % count.
+    int count = 0;
+    GRAPHC_CU(d, d.cuDeviceGetCount(&count));
+    const int ordinal = count > 0 ? dataParallelRank() % count : 0;
+    auto facts = deviceFacts(d, ordinal);
     if (!facts)
       return facts.diag();
     auto start = std::chrono::steady_clock::now();
+    split_ = m.split();
+    const codegen::cuda::SplitStep halves{m.gradients, m.gradientsPlan, m.update, m.updatePlan};
     auto image = codegen::cuda::encodeDevicePrograms(m.step, m.stepPlan, m.predict, m.predictPlan,
-                                                     facts->arch);
+                                                     facts->arch, split_ ? &halves : nullptr);
     if (!image)
       return image.diag();
     compileMs_ =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    device_ = fmt::format("{}, {}", facts->name, facts->arch);
+    device_ = fmt::format("{}, {}{}", facts->name, facts->arch,
+                          count > 1 ? fmt::format(", device {} of {}", ordinal, count) : "");
     step_ = std::move(m.step);
     desc_ = std::make_unique<CudaDesc>(std::move(*image), d, o.tf32);
     // The host side of the context has no run functions and no arenas.
@@ -91,8 +101,16 @@ public:
     desc_->desc.model = desc_->model->get();
     if (!trainable_)
       desc_->desc.step_words = 0; // evaluation only
-    if (grt_cuda_create(&desc_->desc, &model_, nullptr, 1) != GRT_OK)
+    if (grt_cuda_create_on(&desc_->desc, &model_, nullptr, ordinal) != GRT_OK)
       return error(grt_cuda_error(nullptr));
+    if (split_) {
+      const codegen::DeviceImage &img = desc_->image;
+      if (Status s =
+              ok(grt_cuda_add_split(model_, img.gradients.data(), int64_t(img.gradients.size()),
+                                    img.update.data(), int64_t(img.update.size())));
+          !s)
+        return s;
+    }
     if (hasConvolution(step_) || hasConvolution(m.predict))
       convolutions_ =
           grt_cuda_uses_cudnn(model_)
@@ -125,6 +143,51 @@ public:
     if (loss)
       *loss = l;
     return {};
+  }
+
+  bool canSplitStep() const override { return split_; }
+
+  Status computeGradients(const float *x, const int32_t *labels, int64_t n, int64_t offset,
+                          float *loss, float *output, float *grad) override {
+    if (Status s = checkStep(x, labels, n); !s)
+      return s;
+    if (!loss || !grad)
+      return error("computeGradients needs the loss and gradient buffers");
+    return ok(grt_cuda_compute_gradients(model_, x, labels, n, offset, grad, loss, output));
+  }
+
+  Status applyUpdate(const float *grad) override {
+    if (Status s = takePending(); !s)
+      return s;
+    return ok(grt_cuda_apply_update(model_, grad));
+  }
+
+  DeviceAllreduce deviceAllreduce() const override {
+    if (!split_)
+      return {};
+    std::string missing = ncclMissing(*driver_);
+    return missing.empty() ? DeviceAllreduce{true, ncclName(*driver_)}
+                           : DeviceAllreduce{false, missing};
+  }
+
+  Status joinDeviceAllreduce(Communicator &comm) override {
+    char id[GRT_CUDA_NCCL_ID_BYTES] = {};
+    if (comm.rank() == 0)
+      if (Status s = ok(grt_cuda_nccl_unique_id(model_, id, sizeof id)); !s)
+        return s;
+    if (Status s = comm.broadcast(id, sizeof id, 0); !s)
+      return s;
+    if (driver_->emulated) // its NCCL reaches the other processes through the host
+      setEmulatedNcclReduce(
+          [&comm](float *data, int64_t count) { return bool(comm.allreduceSum(data, count)); });
+    return ok(grt_cuda_nccl_join(model_, id, sizeof id, comm.size(), comm.rank()));
+  }
+
+  Status trainShare(const float *x, const int32_t *labels, int64_t n, int64_t offset, float weight,
+                    float *loss, float *output) override {
+    if (Status s = n > 0 ? checkStep(x, labels, n) : takePending(); !s)
+      return s;
+    return ok(grt_cuda_train_share(model_, x, labels, n, offset, weight, loss, output));
   }
 
   bool canDiagnoseSteps() const override { return trainable_; }
@@ -178,6 +241,8 @@ public:
       return s;
     return ok(grt_cuda_predict(model_, x, n, output));
   }
+
+  bool canKeepDataset() const override { return true; }
 
   Status uploadDataset(const float *x, const int32_t *labels, int64_t count) override {
     if (!x || !labels || count < 1)
@@ -290,12 +355,13 @@ private:
     return NonFiniteReport{};
   }
 
+  const Driver *driver_ = nullptr;
   std::unique_ptr<CudaDesc> desc_; // outlives model_, which points into it
   grt_cuda_model *model_ = nullptr;
   ir::Graph step_;
   std::vector<float> fallback_; // params()/state() after a failed fetch
   std::optional<Diag> pending_;
-  bool trainable_ = false;
+  bool trainable_ = false, split_ = false;
   std::string device_, convolutions_;
   double compileMs_ = 0;
   int64_t maxBatch_ = 0, datasetCount_ = 0;

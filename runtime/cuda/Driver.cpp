@@ -63,6 +63,37 @@ void loadCudnn(Driver &d) {
   d = found;
 }
 
+/// NCCL's entry points from libnccl.so.2, opened on the first call (the
+/// first data-parallel run on the device), into the process's table; the
+/// emulated device's table has its own. "" when they are there, else why
+/// not.
+std::string loadNccl(Driver &d) {
+#if GRT_HAVE_NCCL
+  if (d.emulated)
+    return "";
+  void *lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char *why = dlerror();
+    return fmt::format("no NCCL ({})", why ? why : "libnccl.so.2 not found");
+  }
+  std::string missing;
+#define GRAPHC_NCCL_FIND(name)                                                                     \
+  if (!dlsym(lib, #name))                                                                          \
+    missing += std::string(missing.empty() ? "" : ", ") + #name;
+  GRT_NCCL_FUNCTIONS(GRAPHC_NCCL_FIND)
+#undef GRAPHC_NCCL_FIND
+  if (!missing.empty())
+    return fmt::format("no NCCL (libnccl.so.2 lacks {})", missing);
+#define GRAPHC_NCCL_RESOLVE(name) d.name = reinterpret_cast<decltype(d.name)>(dlsym(lib, #name));
+  GRT_NCCL_FUNCTIONS(GRAPHC_NCCL_RESOLVE)
+#undef GRAPHC_NCCL_RESOLVE
+  return "";
+#else
+  (void)d;
+  return "no NCCL (this graphc was built without nccl.h)";
+#endif
+}
+
 Expected<Driver *> load() {
   void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!lib)
@@ -157,9 +188,30 @@ Expected<const Driver *> driver() {
 
 const Driver *loadedDriver() { return loaded && *loaded ? **loaded : nullptr; }
 
-Expected<DeviceFacts> deviceFacts(const Driver &d) {
+std::string ncclMissing(const Driver &d) {
+  if (ncclRefused())
+    return "NCCL turned off (GRAPHC_NO_NCCL)";
+  static std::once_flag onceNccl;
+  static std::string missing;
+  // The table is the process's (driver() made it, not const): NCCL's
+  // members are filled here once, before anything reads them.
+  std::call_once(onceNccl, [&d] { missing = loadNccl(const_cast<Driver &>(d)); });
+  return missing;
+}
+
+std::string ncclName(const Driver &d) {
+  int v = 0;
+#if GRT_HAVE_NCCL
+  if (d.ncclGetVersion)
+    d.ncclGetVersion(&v);
+#endif
+  return fmt::format("NCCL {}.{}.{}{}", v / 10000, v / 100 % 100, v % 100,
+                     d.emulated ? " (emulated)" : "");
+}
+
+Expected<DeviceFacts> deviceFacts(const Driver &d, int ordinal) {
   CUdevice dev = 0;
-  GRAPHC_CU(d, d.cuDeviceGet(&dev, 0));
+  GRAPHC_CU(d, d.cuDeviceGet(&dev, ordinal));
   char name[256] = {};
   GRAPHC_CU(d, d.cuDeviceGetName(name, int(sizeof name) - 1, dev));
   int major = 0, minor = 0, sms = 0;

@@ -42,6 +42,21 @@ inline bool cudnnRefused() {
   return e && *e && std::string(e) != "0";
 }
 
+/// True when GRAPHC_NO_NCCL is set (and not "0"): data-parallel training
+/// on the cuda target then stages the gradient through the host, as where
+/// NCCL is missing. Asked at each data-parallel start.
+inline bool ncclRefused() {
+  const char *e = std::getenv("GRAPHC_NO_NCCL");
+  return e && *e && std::string(e) != "0";
+}
+
+/// "" when `d`'s NCCL members are there to use (libnccl.so.2, opened on
+/// the first call; the emulated device's own), else why not: "no NCCL
+/// (...)", "NCCL turned off (GRAPHC_NO_NCCL)".
+std::string ncclMissing(const Driver &d);
+/// "NCCL 2.28.9" (ncclGetVersion's), once ncclMissing said "".
+std::string ncclName(const Driver &d);
+
 /// The loaded and initialised driver, or why there is none (the same
 /// answer every time). With GRAPHC_CUDA_DEVICE=emulate, the emulated
 /// device's table (runtime/cuda/Emulator.h) instead.
@@ -51,13 +66,13 @@ Expected<const Driver *> driver();
 /// destructors, which must not load it.
 const Driver *loadedDriver();
 
-/// Device 0 (CUDA_VISIBLE_DEVICES chooses which GPU that is).
+/// Device `ordinal` (CUDA_VISIBLE_DEVICES chooses which GPUs there are).
 struct DeviceFacts {
   std::string name;
   std::string arch; ///< NVRTC's architecture, e.g. "sm_90"; "host" when emulated
   int multiprocessors = 0;
 };
-Expected<DeviceFacts> deviceFacts(const Driver &d);
+Expected<DeviceFacts> deviceFacts(const Driver &d, int ordinal = 0);
 
 } // namespace graphc::runtime::cuda
 

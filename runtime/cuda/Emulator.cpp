@@ -1144,6 +1144,133 @@ cudnnStatus_t convBackwardFilter(cudnnHandle_t h, const void *alpha, cudnnTensor
                 ws, wsBytes);
 }
 
+// --- NCCL: one emulated communicator per process ---------------------------------------
+// A communicator of nranks > 1 reaches the other processes through the
+// host reduction that data-parallel training installs (setEmulatedNcclReduce:
+// MPI in runtime/Distributed.cpp); the arguments are checked as NCCL checks
+// them, and the work runs on the stream given, in its order.
+#if GRT_HAVE_NCCL
+
+constexpr char kEmulatedId[] = "graphc emulated NCCL";
+
+struct NcclComm {
+  int nranks = 0, rank = 0;
+};
+struct NcclOp {
+  NcclComm *comm = nullptr;
+  ncclScalarResidence_t residence{};
+  const float *scalar = nullptr; ///< device scalar (ncclScalarDevice)
+  float value = 0;               ///< host immediate (ncclScalarHostImmediate)
+};
+std::function<bool(float *, int64_t)> gNcclReduce;
+std::map<int, NcclOp> gNcclOps; // custom ops by value, from ncclNumOps up
+int gNcclNextOp = ncclNumOps;
+
+NcclComm *ncclOf(ncclComm_t c) { return reinterpret_cast<NcclComm *>(c); }
+
+ncclResult_t emuNcclVersion(int *v) {
+  if (!v)
+    return ncclInvalidArgument;
+  *v = NCCL_VERSION_CODE;
+  return ncclSuccess;
+}
+ncclResult_t emuNcclUniqueId(ncclUniqueId *id) {
+  if (!id)
+    return ncclInvalidArgument;
+  std::memset(id->internal, 0, sizeof id->internal);
+  std::memcpy(id->internal, kEmulatedId, sizeof kEmulatedId);
+  return ncclSuccess;
+}
+ncclResult_t emuNcclInitRank(ncclComm_t *c, int nranks, ncclUniqueId id, int rank) {
+  if (!c || nranks < 1 || rank < 0 || rank >= nranks)
+    return ncclInvalidArgument;
+  if (std::memcmp(id.internal, kEmulatedId, sizeof kEmulatedId) != 0)
+    return ncclInvalidArgument; // not an id from ncclGetUniqueId (not broadcast?)
+  if (nranks > 1 && !gNcclReduce)
+    return ncclInvalidUsage; // no way to reach the other processes
+  *c = reinterpret_cast<ncclComm_t>(new NcclComm{nranks, rank});
+  return ncclSuccess;
+}
+ncclResult_t emuNcclDestroy(ncclComm_t c) {
+  if (!c)
+    return ncclInvalidArgument;
+  std::lock_guard lock(gMu);
+  for (auto it = gNcclOps.begin(); it != gNcclOps.end();)
+    it = it->second.comm == ncclOf(c) ? gNcclOps.erase(it) : std::next(it);
+  delete ncclOf(c);
+  return ncclSuccess;
+}
+const char *emuNcclError(ncclResult_t r) {
+  switch (r) {
+  case ncclSuccess: return "no error";
+  case ncclInvalidArgument: return "invalid argument (emulated NCCL)";
+  case ncclInvalidUsage: return "invalid usage (emulated NCCL)";
+  case ncclSystemError: return "system error (emulated NCCL: the host reduction failed)";
+  default: return "unhandled error (emulated NCCL)";
+  }
+}
+ncclResult_t emuNcclPreMulSum(ncclRedOp_t *op, void *scalar, ncclDataType_t type,
+                              ncclScalarResidence_t residence, ncclComm_t c) {
+  if (!op || !scalar || !c || type != ncclFloat32)
+    return ncclInvalidArgument;
+  NcclOp o{ncclOf(c), residence};
+  if (residence == ncclScalarDevice) {
+    if (!inDevice(CUdeviceptr(uintptr_t(scalar)), 4))
+      return ncclInvalidArgument;
+    o.scalar = static_cast<const float *>(scalar);
+  } else if (residence == ncclScalarHostImmediate) {
+    std::memcpy(&o.value, scalar, 4);
+  } else {
+    return ncclInvalidArgument;
+  }
+  std::lock_guard lock(gMu);
+  *op = ncclRedOp_t(gNcclNextOp++);
+  gNcclOps[int(*op)] = o;
+  return ncclSuccess;
+}
+ncclResult_t emuNcclOpDestroy(ncclRedOp_t op, ncclComm_t c) {
+  std::lock_guard lock(gMu);
+  auto it = gNcclOps.find(int(op));
+  if (it == gNcclOps.end() || it->second.comm != ncclOf(c))
+    return ncclInvalidArgument;
+  gNcclOps.erase(it);
+  return ncclSuccess;
+}
+ncclResult_t emuNcclAllReduce(const void *send, void *recv, size_t count, ncclDataType_t type,
+                              ncclRedOp_t op, ncclComm_t c, cudaStream_t stream) {
+  NcclComm *comm = ncclOf(c);
+  if (!comm || type != ncclFloat32 || !inDevice(CUdeviceptr(uintptr_t(send)), count * 4) ||
+      !inDevice(CUdeviceptr(uintptr_t(recv)), count * 4))
+    return ncclInvalidArgument;
+  NcclOp o;
+  if (int(op) >= ncclNumOps) {
+    std::lock_guard lock(gMu);
+    auto it = gNcclOps.find(int(op));
+    if (it == gNcclOps.end() || it->second.comm != comm)
+      return ncclInvalidArgument; // destroyed, or another communicator's
+    o = it->second;
+  } else if (op != ncclSum && op != ncclAvg) {
+    return ncclInvalidArgument; // graphc sums
+  }
+  const int nranks = comm->nranks;
+  CUresult r = submit(reinterpret_cast<CUstream>(stream), [=] {
+    const auto *in = static_cast<const float *>(send);
+    auto *out = static_cast<float *>(recv);
+    const float w = o.comm ? (o.scalar ? *o.scalar : o.value) : 1.0f;
+    for (size_t i = 0; i < count; ++i)
+      out[i] = in[i] * w;
+    if (nranks > 1 && !gNcclReduce(out, int64_t(count)))
+      return CUDA_ERROR_UNKNOWN;
+    if (op == ncclAvg)
+      for (size_t i = 0; i < count; ++i)
+        out[i] /= float(nranks);
+    return CUDA_SUCCESS;
+  });
+  return r == CUDA_SUCCESS ? ncclSuccess : ncclSystemError;
+}
+
+#endif
+
 Driver *makeEmulator() {
   auto *d = new Driver; // kept for the process, like a loaded driver
   d->emulated = true;
@@ -1222,10 +1349,26 @@ Driver *makeEmulator() {
   d->cudnnConvolutionBackwardData = convBackwardData;
   d->cudnnConvolutionBackwardFilter = convBackwardFilter;
   d->cudnnNote = "cuDNN (emulated)";
+#if GRT_HAVE_NCCL
+  d->ncclGetVersion = emuNcclVersion;
+  d->ncclGetUniqueId = emuNcclUniqueId;
+  d->ncclCommInitRank = emuNcclInitRank;
+  d->ncclCommDestroy = emuNcclDestroy;
+  d->ncclGetErrorString = emuNcclError;
+  d->ncclRedOpCreatePreMulSum = emuNcclPreMulSum;
+  d->ncclRedOpDestroy = emuNcclOpDestroy;
+  d->ncclAllReduce = emuNcclAllReduce;
+#endif
   return d;
 }
 
 } // namespace
+
+void setEmulatedNcclReduce(std::function<bool(float *, int64_t)> reduce) {
+#if GRT_HAVE_NCCL
+  gNcclReduce = std::move(reduce);
+#endif
+}
 
 bool emulationRequested() {
   const char *e = std::getenv("GRAPHC_CUDA_DEVICE");

@@ -32,10 +32,17 @@
 
 #include "runtime/cuda/Driver.h"
 
+#include <functional>
+
 namespace graphc::runtime::cuda {
 
 /// The architecture name the encoder treats as "CUDA C source, not PTX".
 inline constexpr const char *kEmulatedArch = "host";
+
+/// The emulated NCCL's way to the other processes of a data-parallel run:
+/// an in-place sum of host floats over every process (false: it failed).
+/// A communicator of more than one process needs it.
+void setEmulatedNcclReduce(std::function<bool(float *, int64_t)> reduce);
 
 /// True when GRAPHC_CUDA_DEVICE=emulate.
 bool emulationRequested();

@@ -21,6 +21,16 @@
 #include <cublasLt.h>
 #include <cuda.h>
 #include <cudnn.h>
+/* NCCL's header, where the toolkit has it (else no NCCL members at all). */
+#if defined(__has_include)
+#if __has_include(<nccl.h>)
+#include <nccl.h>
+#define GRT_HAVE_NCCL 1
+#endif
+#endif
+#ifndef GRT_HAVE_NCCL
+#define GRT_HAVE_NCCL 0
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -112,11 +122,30 @@ extern "C" {
   X(cudnnConvolutionBackwardData)                                                                  \
   X(cudnnConvolutionBackwardFilter)
 
+/* NCCL's, for the gradient allreduce of data-parallel training on the
+ * device (graphc_cuda_model.h's grt_cuda_nccl_*). graphc opens
+ * libnccl.so.2 on first use (runtime/cuda/Driver.cpp); a table without it
+ * (null members) stages the gradient through the host instead. */
+#if GRT_HAVE_NCCL
+#define GRT_NCCL_FUNCTIONS(X)                                                                      \
+  X(ncclGetVersion)                                                                                \
+  X(ncclGetUniqueId)                                                                               \
+  X(ncclCommInitRank)                                                                              \
+  X(ncclCommDestroy)                                                                               \
+  X(ncclGetErrorString)                                                                            \
+  X(ncclRedOpCreatePreMulSum)                                                                      \
+  X(ncclRedOpDestroy)                                                                              \
+  X(ncclAllReduce)
+#else
+#define GRT_NCCL_FUNCTIONS(X)
+#endif
+
 typedef struct grt_cuda_api {
 #define GRT_CUDA_API_MEMBER(name) __typeof__(&name) name;
   GRT_CUDA_DRIVER_FUNCTIONS(GRT_CUDA_API_MEMBER)
   GRT_CUBLASLT_FUNCTIONS(GRT_CUDA_API_MEMBER)
   GRT_CUDNN_FUNCTIONS(GRT_CUDA_API_MEMBER)
+  GRT_NCCL_FUNCTIONS(GRT_CUDA_API_MEMBER)
 #undef GRT_CUDA_API_MEMBER
 } grt_cuda_api;
 

@@ -11,11 +11,12 @@
  * told --as-needed, hence -Wl,--no-as-needed -lcudnn. */
 #define GRT_CUDNN_WEAK(name) extern __typeof__(name) name __attribute__((weak));
 GRT_CUDNN_FUNCTIONS(GRT_CUDNN_WEAK)
+GRT_NCCL_FUNCTIONS(GRT_CUDNN_WEAK) /* NCCL likewise (-lnccl) */
 #undef GRT_CUDNN_WEAK
 
 const grt_cuda_api grt_cuda_linked = {
 #define GRT_CUDA_LINKED(name) .name = name,
     GRT_CUDA_DRIVER_FUNCTIONS(GRT_CUDA_LINKED) GRT_CUBLASLT_FUNCTIONS(GRT_CUDA_LINKED)
-        GRT_CUDNN_FUNCTIONS(GRT_CUDA_LINKED)
+        GRT_CUDNN_FUNCTIONS(GRT_CUDA_LINKED) GRT_NCCL_FUNCTIONS(GRT_CUDA_LINKED)
 #undef GRT_CUDA_LINKED
 };

@@ -66,6 +66,7 @@ struct grt_cuda_model {
   const grt_cuda_api *api;
   grt_model *host; /* NULL in grt_cuda_run_program's context */
   int64_t max_batch, sample, classes, num_params, num_slots;
+  int ordinal; /* the device's, for cuDeviceGet */
   CUdevice dev;
   CUcontext ctx;
   CUstream stream;
@@ -77,14 +78,24 @@ struct grt_cuda_model {
   CUmodule helpers;
   CUfunction bias_add, gather;
   CUdeviceptr params, x, labels, output, scalars, indices;
+  CUdeviceptr grad; /* the split step's gradient (num_params floats); 0 without it */
   CUdeviceptr *state;
   CUdeviceptr data_x, data_labels; /* grt_cuda_upload_dataset's */
   int64_t data_count;
   int32_t *label_check; /* host room to check device-side labels */
   unsigned char
-      scalars_in[GRAPHC_SCALAR_IN_BYTES]; /* the step counter and seed, uploaded each step */
+      scalars_in[GRAPHC_SCALAR_IN_BYTES]; /* step counter, seed, offset: uploaded each step */
   float loss_out;
   program_t step, predict;
+  program_t gradients, update; /* the split step (grt_cuda_add_split) */
+  int split;                   /* 1: both are prepared; -1: adding them failed */
+#if GRT_HAVE_NCCL
+  ncclComm_t nccl;    /* grt_cuda_nccl_join's; null: none */
+  ncclRedOp_t premul; /* the sum of each process's gradient times its weight */
+  int premul_made;
+#endif
+  CUdeviceptr weight; /* this process's weight, read by premul */
+  float weight_in;
   int mirror_valid, mirror_dirty;
   char error[512];
 };
@@ -222,6 +233,10 @@ static CUdeviceptr io_memory(grt_cuda_model *m, const char *name, int output) {
     return m->scalars + (output ? GRAPHC_SCALAR_STEP_OUT : GRAPHC_SCALAR_STEP_IN);
   if (!strcmp(name, GRAPHC_IO_SEED))
     return m->scalars + GRAPHC_SCALAR_SEED_IN;
+  if (!strcmp(name, GRAPHC_IO_OFFSET))
+    return m->scalars + GRAPHC_SCALAR_OFFSET_IN;
+  if (!strcmp(name, GRAPHC_IO_GRAD))
+    return m->grad;
   if (!strcmp(name, GRAPHC_IO_LOSS))
     return m->scalars + GRAPHC_SCALAR_LOSS;
   if (!strcmp(name, GRAPHC_IO_OUTPUT))
@@ -753,7 +768,7 @@ static int run(grt_cuda_model *m, program_t *p, int64_t n) {
  * of m's sizes (all zero in grt_cuda_run_program's context). */
 static int open_device(grt_cuda_model *m) {
   CU(API->cuInit(0));
-  CU(API->cuDeviceGet(&m->dev, 0));
+  CU(API->cuDeviceGet(&m->dev, m->ordinal));
   CU(API->cuDevicePrimaryCtxRetain(&m->ctx, m->dev));
   CU(API->cuCtxSetCurrent(m->ctx));
   CU(API->cuDeviceGetAttribute(&m->sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, m->dev));
@@ -817,10 +832,19 @@ void grt_cuda_destroy(grt_cuda_model *m) {
     API->cuCtxSetCurrent(m->ctx);
     if (m->stream)
       API->cuStreamSynchronize(m->stream);
+#if GRT_HAVE_NCCL
+    if (m->premul_made)
+      API->ncclRedOpDestroy(m->premul, m->nccl);
+    if (m->nccl)
+      API->ncclCommDestroy(m->nccl);
+#endif
     free_program(m, &m->step);
     free_program(m, &m->predict);
-    CUdeviceptr bufs[] = {m->params,  m->x,         m->labels, m->indices,    m->output,
-                          m->scalars, m->workspace, m->data_x, m->data_labels};
+    free_program(m, &m->gradients);
+    free_program(m, &m->update);
+    CUdeviceptr bufs[] = {m->params,      m->x,       m->labels,    m->indices,
+                          m->output,      m->scalars, m->workspace, m->data_x,
+                          m->data_labels, m->grad,    m->weight};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
       if (bufs[i])
         API->cuMemFree(bufs[i]);
@@ -865,6 +889,11 @@ static int open_bare(const grt_cuda_desc *d, grt_cuda_model **out) {
 int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
                     int threads) {
   (void)threads; /* the GPU does the work */
+  return grt_cuda_create_on(d, out, weights, 0);
+}
+
+int grt_cuda_create_on(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
+                       int device) {
   if (!out)
     return fail(NULL, GRT_ERR_ARGUMENT, "create: the context pointer is null");
   *out = NULL;
@@ -875,6 +904,7 @@ int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *we
     return fail(NULL, GRT_ERR_MEMORY, "create: out of memory");
   m->d = d;
   m->api = d->api;
+  m->ordinal = device;
   int rc = grt_model_create(d->model, &m->host, weights, 1);
   if (rc != GRT_OK) {
     fail(NULL, rc, "%s", grt_model_error(NULL));
@@ -1007,17 +1037,20 @@ static int stage_batch(grt_cuda_model *m, uint64_t x, uint64_t labels, int64_t n
   return GRT_OK;
 }
 
-/* The step counter and seed in; from here on the device's parameters may
- * change. */
-static int stage_scalars(grt_cuda_model *m) {
+/* The step counter, seed and sample offset in; from here on the device's
+ * parameters may change. */
+static int stage_scalars_at(grt_cuda_model *m, int32_t offset_in) {
   float step_in = (float)grt_model_step(m->host);
   int32_t seed_in = grt_model_step_seed(m->host);
   memcpy(m->scalars_in + GRAPHC_SCALAR_STEP_IN, &step_in, 4);
   memcpy(m->scalars_in + GRAPHC_SCALAR_SEED_IN, &seed_in, 4);
+  memcpy(m->scalars_in + GRAPHC_SCALAR_OFFSET_IN, &offset_in, 4);
   CU(API->cuMemcpyHtoDAsync(m->scalars, m->scalars_in, sizeof m->scalars_in, m->stream));
   m->mirror_valid = 0;
   return GRT_OK;
 }
+
+static int stage_scalars(grt_cuda_model *m) { return stage_scalars_at(m, 0); }
 
 /* The step on the staged batch; the loss (and the output) out; the step
  * counter advanced. */
@@ -1135,6 +1168,205 @@ int grt_cuda_load(grt_cuda_model *m, const char *path) {
 const char *grt_cuda_error(const grt_cuda_model *m) { return m ? m->error : create_error; }
 
 int grt_cuda_uses_cudnn(const grt_cuda_model *m) { return m && m->dnn ? 1 : 0; }
+
+/* --- the step split in two ---------------------------------------------------------- */
+
+int grt_cuda_add_split(grt_cuda_model *m, const int64_t *gradients, int64_t gradients_words,
+                       const int64_t *update, int64_t update_words) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  if (m->split)
+    return fail(m, GRT_ERR_ARGUMENT, "the split step was added to this context before");
+  int rc = need_step(m);
+  if (rc != GRT_OK)
+    return rc;
+  m->split = -1; /* until every part below is in place */
+  CU(API->cuCtxSetCurrent(m->ctx));
+  if ((rc = decode(m, &m->gradients, gradients, gradients_words, "gradients")) != GRT_OK ||
+      (rc = decode(m, &m->update, update, update_words, "update")) != GRT_OK ||
+      (rc = zeroed(m, &m->grad, (size_t)m->num_params * 4)) != GRT_OK ||
+      (rc = prepare_program(m, &m->gradients, model_io, NULL)) != GRT_OK ||
+      (rc = prepare_program(m, &m->update, model_io, NULL)) != GRT_OK)
+    return rc;
+  CU(API->cuStreamSynchronize(m->stream));
+  m->split = 1;
+  return GRT_OK;
+}
+
+int grt_cuda_can_split(const grt_cuda_model *m) { return m && m->split == 1; }
+
+static int need_split(grt_cuda_model *m) {
+  return m->split == 1
+             ? GRT_OK
+             : fail(m, GRT_ERR_ARGUMENT, "this model was compiled without the split step");
+}
+
+/* The gradients program on a host batch; the gradient stays in m->grad,
+ * the loss and output come to the host once the stream is waited for. */
+static int enqueue_gradients(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                             int64_t offset, float *output) {
+  int rc = start(m, (uint64_t)(uintptr_t)x, n, labels != NULL, "the labels pointer is null");
+  if (rc != GRT_OK || (rc = need_split(m)) != GRT_OK)
+    return rc;
+  if (offset < 0 || offset > INT32_MAX)
+    return fail(m, GRT_ERR_ARGUMENT, "sample offset %" PRId64 " is out of range", offset);
+  if ((rc = stage_batch(m, (uint64_t)(uintptr_t)x, (uint64_t)(uintptr_t)labels, n, 0)) != GRT_OK ||
+      (rc = stage_scalars_at(m, (int32_t)offset)) != GRT_OK ||
+      (rc = run(m, &m->gradients, n)) != GRT_OK)
+    return rc;
+  CU(API->cuMemcpyDtoHAsync(&m->loss_out, m->scalars + GRAPHC_SCALAR_LOSS, 4, m->stream));
+  if (output)
+    CU(API->cuMemcpyDtoHAsync(output, m->output, (size_t)(n * m->classes) * 4, m->stream));
+  return GRT_OK;
+}
+
+/* The update program with the gradient in m->grad; counts the step. */
+static int enqueue_update(grt_cuda_model *m) {
+  int rc = stage_scalars(m);
+  if (rc != GRT_OK || (rc = run(m, &m->update, 1)) != GRT_OK)
+    return rc;
+  grt_model_set_step(m->host, grt_model_step(m->host) + 1);
+  return GRT_OK;
+}
+
+int grt_cuda_compute_gradients(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                               int64_t offset, float *grad, float *loss, float *output) {
+  if (m && (!grad || !loss))
+    return fail(m, GRT_ERR_ARGUMENT, "the gradient or loss pointer is null");
+  int rc = enqueue_gradients(m, x, labels, n, offset, output);
+  if (rc != GRT_OK)
+    return rc;
+  CU(API->cuMemcpyDtoHAsync(grad, m->grad, (size_t)m->num_params * 4, m->stream));
+  CU(API->cuStreamSynchronize(m->stream));
+  *loss = m->loss_out;
+  return GRT_OK;
+}
+
+int grt_cuda_apply_update(grt_cuda_model *m, const float *grad) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  int rc = need_split(m);
+  if (rc != GRT_OK)
+    return rc;
+  if (!grad)
+    return fail(m, GRT_ERR_ARGUMENT, "the gradient pointer is null");
+  if ((rc = begin(m)) != GRT_OK)
+    return rc;
+  CU(API->cuMemcpyHtoDAsync(m->grad, grad, (size_t)m->num_params * 4, m->stream));
+  if ((rc = enqueue_update(m)) != GRT_OK)
+    return rc;
+  /* grad is the caller's pageable memory: the copy must land before return */
+  CU(API->cuStreamSynchronize(m->stream));
+  return GRT_OK;
+}
+
+/* --- the gradient allreduced on the device (NCCL) --------------------------------------- */
+
+#if GRT_HAVE_NCCL
+#define NCCL(call)                                                                                 \
+  do {                                                                                             \
+    ncclResult_t nccl_r_ = (call);                                                                 \
+    if (nccl_r_ != ncclSuccess)                                                                    \
+      return fail(m, GRT_ERR_DEVICE, "NCCL error in %s: %s", call_text(#call),                     \
+                  API->ncclGetErrorString(nccl_r_));                                               \
+  } while (0)
+#endif
+
+static int need_nccl_table(grt_cuda_model *m) {
+#if GRT_HAVE_NCCL
+  if (API->ncclGetUniqueId && API->ncclCommInitRank && API->ncclAllReduce)
+    return GRT_OK;
+  return fail(m, GRT_ERR_ARGUMENT, "the function table has no NCCL");
+#else
+  return fail(m, GRT_ERR_ARGUMENT, "this runtime was built without nccl.h");
+#endif
+}
+
+int grt_cuda_nccl_unique_id(grt_cuda_model *m, void *id, int64_t bytes) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  int rc = need_nccl_table(m);
+  if (rc != GRT_OK)
+    return rc;
+#if GRT_HAVE_NCCL
+  if (!id || bytes != (int64_t)sizeof(ncclUniqueId))
+    return fail(m, GRT_ERR_ARGUMENT, "an NCCL id takes %zu bytes, not %" PRId64,
+                sizeof(ncclUniqueId), bytes);
+  NCCL(API->ncclGetUniqueId((ncclUniqueId *)id));
+#endif
+  return GRT_OK;
+}
+
+int grt_cuda_nccl_join(grt_cuda_model *m, const void *id, int64_t bytes, int nranks, int rank) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+  int rc = need_nccl_table(m);
+  if (rc != GRT_OK || (rc = need_split(m)) != GRT_OK)
+    return rc;
+#if GRT_HAVE_NCCL
+  if (m->nccl)
+    return fail(m, GRT_ERR_ARGUMENT, "this context joined an NCCL communicator before");
+  if (!id || bytes != (int64_t)sizeof(ncclUniqueId))
+    return fail(m, GRT_ERR_ARGUMENT, "an NCCL id takes %zu bytes, not %" PRId64,
+                sizeof(ncclUniqueId), bytes);
+  if (nranks < 1 || rank < 0 || rank >= nranks)
+    return fail(m, GRT_ERR_ARGUMENT, "rank %d of %d processes", rank, nranks);
+  ncclUniqueId uid;
+  memcpy(&uid, id, sizeof uid);
+  CU(API->cuCtxSetCurrent(m->ctx));
+  if ((rc = zeroed(m, &m->weight, 4)) != GRT_OK)
+    return rc;
+  ncclComm_t comm = NULL;
+  NCCL(API->ncclCommInitRank(&comm, nranks, uid, rank));
+  m->nccl = comm;
+  /* Each process's gradient times its share's weight, summed: the weight
+   * read from the device at each allreduce, so one operator serves every
+   * step (and a captured graph). */
+  NCCL(API->ncclRedOpCreatePreMulSum(&m->premul, (void *)(uintptr_t)m->weight, ncclFloat32,
+                                     ncclScalarDevice, comm));
+  m->premul_made = 1;
+#else
+  (void)id, (void)bytes, (void)nranks, (void)rank;
+#endif
+  return GRT_OK;
+}
+
+int grt_cuda_train_share(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                         int64_t offset, float weight, float *loss, float *output) {
+  if (!m)
+    return GRT_ERR_ARGUMENT;
+#if GRT_HAVE_NCCL
+  if (!m->nccl)
+    return fail(m, GRT_ERR_ARGUMENT, "this context has joined no NCCL communicator");
+  if (!loss)
+    return fail(m, GRT_ERR_ARGUMENT, "the loss pointer is null");
+  int rc;
+  if (n > 0) {
+    rc = enqueue_gradients(m, x, labels, n, offset, output);
+  } else { /* a share without samples adds nothing */
+    rc = need_split(m);
+    if (rc == GRT_OK)
+      rc = begin(m);
+    if (rc == GRT_OK)
+      CU(API->cuMemsetD8Async(m->grad, 0, (size_t)m->num_params * 4, m->stream));
+  }
+  if (rc != GRT_OK)
+    return rc;
+  m->weight_in = weight;
+  CU(API->cuMemcpyHtoDAsync(m->weight, &m->weight_in, 4, m->stream));
+  NCCL(API->ncclAllReduce((const void *)(uintptr_t)m->grad, (void *)(uintptr_t)m->grad,
+                          (size_t)m->num_params, ncclFloat32, m->premul, m->nccl,
+                          (cudaStream_t)m->stream));
+  if ((rc = enqueue_update(m)) != GRT_OK)
+    return rc;
+  CU(API->cuStreamSynchronize(m->stream));
+  *loss = n > 0 ? m->loss_out : 0.0f;
+  return GRT_OK;
+#else
+  (void)x, (void)labels, (void)n, (void)offset, (void)weight, (void)loss, (void)output;
+  return need_nccl_table(m);
+#endif
+}
 
 /* --- the data set on the device ------------------------------------------------------- */
 

@@ -118,6 +118,10 @@ typedef struct {
 typedef struct grt_cuda_model grt_cuda_model;
 
 int grt_cuda_create(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights, int threads);
+/* The same on device `device` (an ordinal of the driver's, from 0); create
+ * takes device 0. */
+int grt_cuda_create_on(const grt_cuda_desc *d, grt_cuda_model **out, const char *weights,
+                       int device);
 void grt_cuda_destroy(grt_cuda_model *m);
 int grt_cuda_train_step(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
                         float *loss);
@@ -166,6 +170,36 @@ int grt_cuda_train_step_kernels(grt_cuda_model *m, const float *x, const int32_t
  * floats into `out`. GRT_ERR_ARGUMENT where the value has no memory of its
  * own (fused into a kernel). */
 int grt_cuda_read_step_value(grt_cuda_model *m, int64_t v, float *out, int64_t count);
+
+/* The step split in two for data parallelism, as graphc_model.h's
+ * grt_model_compute_gradients and grt_model_apply_update: add_split
+ * prepares the gradients and update programs' tables (strings indexed in
+ * the descriptor's table; both kept by the caller for the context's life);
+ * compute_gradients runs forward and backward on a host batch and copies
+ * the gradient (num_params floats) to host memory `grad`, the loss to
+ * `loss` and the model output (n x classes) to `output` when not null;
+ * apply_update uploads `grad` (host memory) and makes the update. */
+int grt_cuda_add_split(grt_cuda_model *m, const int64_t *gradients, int64_t gradients_words,
+                       const int64_t *update, int64_t update_words);
+int grt_cuda_can_split(const grt_cuda_model *m);
+int grt_cuda_compute_gradients(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                               int64_t offset, float *grad, float *loss, float *output);
+int grt_cuda_apply_update(grt_cuda_model *m, const float *grad);
+
+/* The gradient allreduced on the device by NCCL, among the processes of a
+ * data-parallel run, one communicator per context (graphc's executor;
+ * the table must have NCCL's functions). Process 0 makes the id
+ * (GRT_CUDA_NCCL_ID_BYTES), every process gets it (graphc broadcasts it
+ * with MPI) and joins with its rank. train_share then makes one step:
+ * compute_gradients on this process's n samples (n may be 0: it adds
+ * nothing), ncclAllReduce of the gradient on the step's stream, each
+ * process's times its `weight`, and apply_update; `loss` gets the n
+ * samples' mean loss (0 for none). */
+enum { GRT_CUDA_NCCL_ID_BYTES = 128 };
+int grt_cuda_nccl_unique_id(grt_cuda_model *m, void *id, int64_t bytes);
+int grt_cuda_nccl_join(grt_cuda_model *m, const void *id, int64_t bytes, int nranks, int rank);
+int grt_cuda_train_share(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                         int64_t offset, float weight, float *loss, float *output);
 
 /* Runs program table `d->step` once at batch n on device buffers of its
  * own, for tests: io entry `names[i]` ("NAME" for an input, "out:NAME" for

@@ -17,6 +17,9 @@
 #              steps, against the double-precision interpreter at 1e-4
 #   train      the seed MLP 2 epochs on the cuda target; its test accuracy
 #              against the interpreter's figures (tests/gpu/reference.txt)
+#   nccl       graphc train --distributed as one process: the gradient
+#              allreduced by a one-rank NCCL communicator on the GPU, losses
+#              against the fused step's (skipped where libnccl is missing)
 #   eval       the trained weights on 2,000 test images, cuda against the
 #              interpreter: every output at 1e-4, every class the same
 #   aot        the cuda and cpu `--emit lib` archives (made here by
@@ -257,6 +260,54 @@ else
   else
     row "train 2 epochs --target cuda" FAIL "$stage_s" "$(tail -n1 "$logs/train_cuda.log" | cut -c1-100)"
   fi
+fi
+
+# --- one data-parallel process: the gradient allreduced by NCCL on the GPU ---------------
+# graphc train --distributed without mpirun (or without MPI at all, as on a
+# GPU machine) is one process: a one-rank NCCL communicator (ncclCommInitRank
+# with nranks 1) allreduces each step's gradient on the step's stream, between
+# the gradients and update programs. Every epoch's loss against the same run
+# without --distributed (the fused step), at 1e-5 relative. SGD, whose step
+# is proportional to the gradient (adagrad's hardly sees a gradient scaled
+# by a wrong weight). Skipped, saying why, where graphc finds no libnccl.so.2.
+cat >"$work/nccl.model" <<'LUA'
+require 'nn'
+model = nn.Sequential()
+model:add(nn.View(28*28))
+model:add(nn.Linear(28*28, 64)):add(nn.ReLU())
+model:add(nn.Dropout(0.5))
+model:add(nn.Linear(64, 10))
+model:add(nn.LogSoftMax())
+require 'optim'
+criterion = nn.ClassNLLCriterion()
+optimizer = optim.sgd
+config = {learningRate = 1e-3, momentum = 0.9}
+LUA
+nccl_args=(train "$work/nccl.model" --target cuda --data synthetic --train-limit 512
+  --test-limit 100 --epochs 4 --batch 128 --progress none)
+stage nccl_plain $((60 * slow)) 10 "$graphc" "${nccl_args[@]}" --metrics "$logs/nccl_plain.jsonl"
+plain_rc=$stage_rc
+stage nccl $((60 * slow)) 10 "$graphc" "${nccl_args[@]}" --distributed \
+  --metrics "$logs/nccl_dist.jsonl"
+nccl_path=$(grep -o 'gradient allreduced by [^;]*' "$logs/nccl.log" 2>/dev/null | head -n1)
+if [ "$stage_rc" -eq 77 ] || [ "$plain_rc" -eq 77 ]; then
+  skipped "nccl allreduce (1 process)"
+elif [ "$stage_rc" -ne 0 ] || [ "$plain_rc" -ne 0 ]; then
+  row "nccl allreduce (1 process)" FAIL "$stage_s" "see nccl.log, nccl_plain.log"
+elif [[ $nccl_path != *"by NCCL"* ]]; then
+  echo "nccl: skipped: ${nccl_path:-the run does not say how it allreduced}"
+  row "nccl allreduce (1 process)" SKIP "$stage_s" "${nccl_path:-no allreduce path reported}"
+else
+  verdict=$(python3 -c 'import json,sys
+a=[json.loads(l)["train_loss"] for l in open(sys.argv[1])]
+b=[json.loads(l)["train_loss"] for l in open(sys.argv[2])]
+worst=max(abs(x-y)/abs(y) for x,y in zip(a,b)) if a and len(a)==len(b) else float("inf")
+print("%s %d epochs, losses within %.1g of the fused step (1e-5)" % ("PASS" if worst<=1e-5 else "FAIL", len(a), worst))' \
+    "$logs/nccl_dist.jsonl" "$logs/nccl_plain.jsonl" 2>&1)
+  res=FAIL
+  [[ $verdict == PASS* ]] && res=PASS
+  echo "nccl: ${nccl_path#gradient allreduced by }: ${verdict}"
+  row "nccl allreduce (1 process)" "$res" "$stage_s" "${nccl_path#gradient allreduced by }: ${verdict#* }"
 fi
 
 # --- the trained weights evaluated on the GPU and in the interpreter -------------------------
