@@ -105,20 +105,8 @@ echo "ok: test accuracy after one epoch: $a2 (2 processes), $a1 (one)"
 same_losses e2.jsonl e1.jsonl 1e-4
 
 # 3. Dropout and sgd with momentum: masks per global sample.
-cat > drop.model <<'LUA'
-require 'nn'
-model = nn.Sequential()
-model:add(nn.View(28*28))
-model:add(nn.Linear(28*28, 64)):add(nn.ReLU())
-model:add(nn.Dropout(0.5))
-model:add(nn.Linear(64, 10))
-model:add(nn.LogSoftMax())
-require 'optim'
-criterion = nn.ClassNLLCriterion()
-optimizer = optim.sgd
-config = {learningRate = 1e-3, momentum = 0.9}
-LUA
-drop=(train drop.model "${data[@]}" --train-limit 100 --test-limit 50 --batch 100
+dropout="$src/tests/models/dropout_sgd.model"
+drop=(train "$dropout" "${data[@]}" --train-limit 100 --test-limit 50 --batch 100
       --progress none --threads 1)
 "$graphc" "${drop[@]}" --epochs 8 --metrics d1.jsonl > /dev/null
 "${mpi[@]}" "$graphc" "${drop[@]}" --epochs 6 --distributed --metrics d2.jsonl \
@@ -127,7 +115,7 @@ same_losses d2.jsonl <(head -n 6 d1.jsonl) 1e-4
 
 # Batches of 3 and a last one of 1: shares of 2 and 1 samples (each share's
 # gradient weighted by its size), and a process with none at all.
-tiny=(train drop.model "${data[@]}" --train-limit 7 --test-limit 10 --batch 3 --epochs 4
+tiny=(train "$dropout" "${data[@]}" --train-limit 7 --test-limit 10 --batch 3 --epochs 4
       --progress none --threads 1)
 "$graphc" "${tiny[@]}" --metrics t1.jsonl > /dev/null
 "${mpi[@]}" "$graphc" "${tiny[@]}" --distributed --metrics t2.jsonl > /dev/null
