@@ -55,13 +55,85 @@ private:
   }
 
   // --- range kernels ---------------------------------------------------------
+
+  /// The operands `nodes` read from outside the kernel by broadcast:
+  /// neither constants nor the batch size nor values of the domain's shape.
+  std::vector<ValueId> broadcastOperands(const std::vector<ValueId> &nodes,
+                                         const Shape &domain) const {
+    std::set<ValueId> out;
+    for (ValueId v : nodes)
+      for (ValueId o : g().node(v).inputs) {
+        const Node &on = g().node(o);
+        if (!inGroup_.count(o) && on.op != Op::Constant && on.op != Op::BatchSize &&
+            on.type.shape != domain)
+          out.insert(o);
+      }
+    return {out.begin(), out.end()};
+  }
+
+  /// How many consecutive elements of `domain` every one of `operands`
+  /// stays the same over: the product of the trailing dimensions where each
+  /// has size 1 ([C,1,1] over [N,C,H,W]: H*W), so that a run of them is one
+  /// load per operand and plain streams for the rest, which LLVM
+  /// vectorises. 1 when some operand changes along the last dimension, or
+  /// `nodes` are not all pointwise (one_hot reads its labels by row).
+  int64_t constantRun(const std::vector<ValueId> &nodes, const Shape &domain,
+                      const std::vector<ValueId> &operands) const {
+    for (ValueId v : nodes)
+      if (!isPointwise(g().node(v).op) || g().node(v).op == Op::OneHot)
+        return 1;
+    int64_t run = 0; // no operand yet
+    for (ValueId o : operands) {
+      const Shape &from = g().type(o).shape;
+      const size_t lead = domain.size() - std::min(domain.size(), from.size());
+      int64_t r = 1;
+      for (size_t d = domain.size(); d-- > 0;) {
+        const int64_t f = d >= lead && d - lead < from.size() ? from[d - lead] : 1;
+        if (f != 1 || domain[d] == kBatch)
+          break;
+        r *= domain[d];
+      }
+      run = run == 0 ? r : std::min(run, r); // suffix products: the least divides the rest
+    }
+    return run;
+  }
+
+  /// body(e) for e in [lo, hi): where the broadcast operands stay the same
+  /// over runs of `run` elements (constantRun), split at the runs, each
+  /// operand loaded once per run into `hoisted`.
+  void streamLoop(const std::vector<ValueId> &nodes, llvm::Value *lo, llvm::Value *hi,
+                  const Shape &domain, std::map<ValueId, llvm::Value *> &hoisted,
+                  const std::function<void(llvm::Value *)> &body) {
+    const std::vector<ValueId> operands = broadcastOperands(nodes, domain);
+    const int64_t run = operands.empty() ? 1 : constantRun(nodes, domain, operands);
+    if (run <= 1) {
+      e_.loop(lo, hi, body);
+      return;
+    }
+    auto &b = e_.b;
+    llvm::Value *r = e_.i64(run);
+    llvm::Value *first = b.CreateUDiv(lo, r);
+    llvm::Value *last = b.CreateUDiv(b.CreateAdd(hi, e_.i64(run - 1)), r);
+    e_.loop(first, last, [&](llvm::Value *k) {
+      llvm::Value *start = b.CreateMul(k, r);
+      llvm::Value *from = b.CreateSelect(b.CreateICmpSGT(lo, start), lo, start);
+      llvm::Value *end = b.CreateAdd(start, r);
+      llvm::Value *to = b.CreateSelect(b.CreateICmpSLT(hi, end), hi, end);
+      for (ValueId o : operands)
+        hoisted[o] = e_.external(o, domain, from);
+      e_.loop(from, to, body);
+      hoisted.clear();
+    });
+  }
+
   KernelInfo range() {
     const Shape domain = plan_.domain.shape;
     KernelInfo k{plan_, name(""), {}};
     auto &b = e_.b;
     e_.begin(k.fn, {b.getInt64Ty(), b.getInt64Ty()});
-    e_.loop(e_.arg(2), e_.arg(3), [&](llvm::Value *i) {
-      std::map<ValueId, llvm::Value *> vals;
+    std::map<ValueId, llvm::Value *> hoisted;
+    streamLoop(members_, e_.arg(2), e_.arg(3), domain, hoisted, [&](llvm::Value *i) {
+      std::map<ValueId, llvm::Value *> vals = hoisted;
       for (ValueId v : members_) {
         const Node &n = g().node(v);
         llvm::Value *x;
@@ -312,21 +384,24 @@ private:
     // product's [M, N] matrix, or of a convolution's NCHW tensor, whose
     // driver shifts j by image (grt_conv).
     llvm::Value *c = e_.arg(2), *ldc = e_.arg(3);
+    std::map<ValueId, llvm::Value *> hoisted;
     e_.loop(e_.arg(4), e_.arg(5), [&](llvm::Value *i) {
-      e_.loop(e_.arg(6), e_.arg(7), [&](llvm::Value *j) {
-        llvm::Value *e = b.CreateAdd(b.CreateMul(i, ldc), j);
-        std::map<ValueId, llvm::Value *> vals;
-        vals[mm] = b.CreateLoad(b.getFloatTy(), b.CreateInBoundsGEP(b.getFloatTy(), c, e));
-        for (ValueId v : epi) {
-          std::vector<llvm::Value *> in;
-          for (ValueId o : g().node(v).inputs)
-            in.push_back(operand(v, o, shape, e, vals));
-          vals[v] = e_.pointwise(v, in, e);
-        }
-        for (ValueId v : epi)
-          if (e_.stored[size_t(v)])
-            e_.store(v, e, vals[v]);
-      });
+      llvm::Value *row = b.CreateMul(i, ldc);
+      streamLoop(epi, b.CreateAdd(row, e_.arg(6)), b.CreateAdd(row, e_.arg(7)), shape, hoisted,
+                 [&](llvm::Value *e) {
+                   std::map<ValueId, llvm::Value *> vals = hoisted;
+                   vals[mm] =
+                       b.CreateLoad(b.getFloatTy(), b.CreateInBoundsGEP(b.getFloatTy(), c, e));
+                   for (ValueId v : epi) {
+                     std::vector<llvm::Value *> in;
+                     for (ValueId o : g().node(v).inputs)
+                       in.push_back(operand(v, o, shape, e, vals));
+                     vals[v] = e_.pointwise(v, in, e);
+                   }
+                   for (ValueId v : epi)
+                     if (e_.stored[size_t(v)])
+                       e_.store(v, e, vals[v]);
+                 });
     });
     e_.finish();
     return fn;
