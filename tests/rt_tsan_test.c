@@ -194,7 +194,7 @@ int main(void) {
     int32_t *x = calloc((size_t)total, sizeof(int32_t));
     void *ptrs[1] = {x};
     for (int round = 0; round < 200; ++round)
-      grt_parallel_range(pool, add_one, ptrs, 0, total);
+      grt_parallel_range(pool, add_one, ptrs, 0, total, 1);
     for (int64_t i = 0; i < total; ++i)
       if (x[i] != 200) {
         fprintf(stderr,

@@ -49,7 +49,7 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
   auto *ptr = b.getPtrTy();
   auto *i64 = b.getInt64Ty();
   auto *vd = b.getVoidTy();
-  auto parallelRange = declare(m, "grt_parallel_range", vd, {ptr, ptr, ptr, i64, i64});
+  auto parallelRange = declare(m, "grt_parallel_range", vd, {ptr, ptr, ptr, i64, i64, i64});
   auto gemm = declare(m, "grt_gemm", vd, {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64,
                                           ptr, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64});
   auto colsum = declare(m, "grt_colsum", vd, {ptr, i64, i64, ptr});
@@ -139,6 +139,19 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
                         at[size_t(ki.plan.c)], fn(micro), e.i64(t.mr), e.i64(t.nr),
                         e.i64(t.aCopies), fn(ki.fn), table, n});
   };
+  // The values an element of a range kernel reads: a reduction's count
+  // (a BatchNorm's channel sum reads N*H*W), else 1.
+  auto cost = [&](const KernelPlan &k) -> llvm::Value * {
+    for (ValueId v : k.members) {
+      const Node &r = g.node(v);
+      if (r.op == Op::ReduceSum || r.op == Op::ReduceMean || r.op == Op::ReduceMax) {
+        llvm::Value *outs = e.numel(r.type.shape);
+        outs = b.CreateSelect(b.CreateICmpEQ(outs, e.i64(0)), e.i64(1), outs);
+        return b.CreateUDiv(e.numel(g.type(r.inputs[0]).shape), outs);
+      }
+    }
+    return e.i64(1);
+  };
   auto launch = [&](const KernelInfo &ki) {
     const KernelPlan &k = ki.plan;
     switch (k.kind) {
@@ -147,8 +160,8 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
         launchConv(ki);
         break;
       }
-      b.CreateCall(parallelRange,
-                   {pool, fn(ki.fn), table, n, e.numel(ki.iterations.value_or(k.domain.shape))});
+      b.CreateCall(parallelRange, {pool, fn(ki.fn), table, n,
+                                   e.numel(ki.iterations.value_or(k.domain.shape)), cost(k)});
       break;
     case KernelKind::Rows:
       b.CreateCall(llvm::FunctionType::get(vd, {ptr, i64}, false), fn(ki.fn), {table, n});

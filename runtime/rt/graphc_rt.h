@@ -28,8 +28,10 @@ void grt_pool_run(grt_pool *pool, int64_t tasks, grt_task_fn fn, void *ctx);
 
 /** A range kernel: elements [begin, end) of its domain. */
 typedef void (*grt_range_fn)(void **ptrs, int64_t n, int64_t begin, int64_t end);
-/** Runs a range kernel over [0, total), split into chunks across the pool. */
-void grt_parallel_range(grt_pool *pool, grt_range_fn fn, void **ptrs, int64_t n, int64_t total);
+/** Runs a range kernel over [0, total), split into chunks across the pool;
+ *  each element costs about `cost` elements' work (1; a reduction's count). */
+void grt_parallel_range(grt_pool *pool, grt_range_fn fn, void **ptrs, int64_t n, int64_t total,
+                        int64_t cost);
 
 /** C tile (ldc) = (accumulate ? C : 0) + Ap (kc x MR, k-major) * Bp (kc x NR).
  *  Each value of Ap is stored a_copies times in a row (grt_gemm's a_copies). */
