@@ -92,10 +92,26 @@ Value *poolArgmax(Emitter &e, ValueId x, const Shape &xs, const Window &w, Value
 }
 
 Value *maxPool(Emitter &e, const Node &n, Value *i) {
-  const Shape &xs = e.g.type(n.inputs[0]).shape;
+  const Shape &xs = e.g.type(n.inputs[0]).shape, &ys = n.type.shape;
   auto k = n.attrs.ints("kernel");
   Window w = window(n.attrs, k[0], k[1]);
-  auto idx = e.unravel(n.type.shape, i);
+  auto idx = e.unravel(ys, i);
+  if (w.ph == 0 && w.pw == 0 && (ys[2] - 1) * w.sh + w.kh <= xs[2] &&
+      (ys[3] - 1) * w.sw + w.kw <= xs[3]) {
+    // Every window inside the input: its taps at constant offsets from its
+    // corner, without bounds checks, the first maximum kept (a later tap
+    // wins only when greater, as poolArgmax decides).
+    auto &b = e.b;
+    Value *corner = e.ravel(
+        xs, {idx[0], idx[1], b.CreateMul(idx[2], e.i64(w.sh)), b.CreateMul(idx[3], e.i64(w.sw))});
+    Value *best = nullptr;
+    for (int64_t ky = 0; ky < w.kh; ++ky)
+      for (int64_t kx = 0; kx < w.kw; ++kx) {
+        Value *v = e.load(n.inputs[0], b.CreateAdd(corner, e.i64(ky * xs[3] + kx)));
+        best = best ? b.CreateSelect(b.CreateFCmpOGT(v, best), v, best) : v;
+      }
+    return best;
+  }
   Value *at = poolArgmax(e, n.inputs[0], xs, w, idx[0], idx[1], idx[2], idx[3]);
   return e.load(n.inputs[0], at);
 }
