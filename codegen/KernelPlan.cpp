@@ -1,6 +1,8 @@
 // codegen/KernelPlan.cpp - classifying kernel groups.
 #include "codegen/KernelPlan.h"
 
+#include <set>
+
 namespace graphc::codegen {
 
 using namespace ir;
@@ -14,6 +16,8 @@ std::vector<bool> storedValues(const Graph &g) {
     const Node &n = g.node(v);
     if (isFree(n.op) && !free(v))
       st[size_t(v)] = true; // inputs and views: the host points at them
+    if (n.op == Op::BatchSize)
+      continue; // it reads its input's shape, never its values
     for (ValueId i : n.inputs)
       if ((g.node(i).group < 0 || g.node(i).group != n.group) && !free(i))
         st[size_t(i)] = true;
@@ -73,6 +77,23 @@ KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
   for (ValueId v : k.members)
     if (!g.type(v).shape.empty())
       k.domain.shape = g.type(v).shape;
+  std::set<ValueId> inGroup(k.members.begin(), k.members.end());
+  for (ValueId v : k.members) {
+    const Node &n = g.node(v);
+    if ((n.op == Op::ReduceSum || n.op == Op::ReduceMean) && inGroup.count(n.inputs[0])) {
+      k.reduceOver = g.type(n.inputs[0]).shape;
+      k.domain.shape = n.type.shape;
+    }
+  }
+  for (ValueId v : k.members) {
+    const Node &n = g.node(v);
+    const bool sum = n.op == Op::ReduceSum || n.op == Op::ReduceMean;
+    GRAPHC_CHECK(k.reduceOver.empty() ||
+                     (sum ? n.type.shape == k.domain.shape && inGroup.count(n.inputs[0])
+                          : isPointwise(n.op) && n.type.shape == k.reduceOver),
+                 "{} {} in the group k{} of sums over {}", opName(n.op), str(n.type.shape), group,
+                 str(k.reduceOver));
+  }
   for (ValueId v : k.members) {
     Op op = g.node(v).op;
     if (op == Op::Conv2d || op == Op::Conv2dGradInput || op == Op::Conv2dGradWeight)

@@ -32,6 +32,11 @@ struct KernelPlan {
   /// backend may run as an implicit GEMM into `c`, the other members
   /// (`epilogue`) following on each finished block; -1 otherwise.
   ir::ValueId conv = -1;
+  /// Range over the outputs of sums of the group's own chain (an
+  /// "elementwise_reduce" group: BatchNorm's channel sums): the chain's
+  /// shape, whose elements each output sums over its slice (the domain is
+  /// the sums' shape); empty otherwise.
+  ir::Shape reduceOver;
 };
 
 /// Which values of `g` need a buffer: inputs, outputs, views and everything

@@ -192,6 +192,7 @@ Expected<std::unique_ptr<runtime::Executable>>
 build(const nn::ModelSpec &spec, const ir::Shape &sample, const BuildOptions &options) {
   passes::PipelineOptions po;
   po.planBatch = options.maxBatch;
+  po.fuseReductions = options.fuseReductions.value_or(options.target != "cuda");
   auto c = compile(spec, sample, po, options.split);
   if (!c)
     return c.diag();

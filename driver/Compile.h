@@ -16,6 +16,7 @@
 #include "runtime/CompiledModel.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace graphc::driver {
@@ -31,6 +32,9 @@ struct BuildOptions : runtime::ExecutableOptions {
   /// Refuse a model whose memory estimate (driver/Memory.h) exceeds this
   /// many bytes; 0: what this process may still allocate.
   uint64_t maxMemory = 0;
+  /// Fusion's sums into their chains (passes::FusionOptions::reductions);
+  /// unset: the target's choice, on for cpu, off for cuda.
+  std::optional<bool> fuseReductions;
 };
 
 /// A compiled model and what its two pipelines recorded (printed IR, stats,

@@ -21,7 +21,8 @@ bool lastAxisReduce(const Graph &g, ValueId v) { return isRowReduce(g, v); }
 
 class Fuser {
 public:
-  explicit Fuser(const Graph &g) : g_(g), grp_(size_t(g.size()), -1), seen_(size_t(g.size()), 0) {
+  Fuser(const Graph &g, const FusionOptions &options)
+      : g_(g), options_(options), grp_(size_t(g.size()), -1), seen_(size_t(g.size()), 0) {
     users_.resize(size_t(g.size()));
     for (ValueId v = 0; v < g.size(); ++v)
       for (ValueId i : g.node(v).inputs)
@@ -39,6 +40,7 @@ public:
     rowKernels();
     elementwiseChains();
     sinkIntoConsumers();
+    reductionsIntoChains();
     leftovers();
     std::vector<ValueId> map;
     Graph out = reorder(map);
@@ -354,6 +356,59 @@ private:
     }
   }
 
+  // --- 5c. sums of a chain's values, in the chain's pass --------------------------
+  // BatchNorm sums over the batch and the plane of each channel: the mean and
+  // variance forward; the gradient's sum and its sum against the normalised
+  // input backward. Each such sum of a chain's value joins the chain, so that
+  // one pass computes the chain and all its sums, and a value that is only
+  // summed is never stored (backward, that halves the traffic of each
+  // BatchNorm). The sums of one group share their axes, which include the
+  // last: a backend runs the group over the sums' outputs, each reading the
+  // contiguous planes of its slice.
+  void reductionsIntoChains() {
+    if (!options_.reductions)
+      return;
+    std::vector<std::vector<int64_t>> groupAxes(members_.size());
+    for (ValueId r = 0; r < g_.size(); ++r) {
+      const Node &n = g_.node(r);
+      if ((n.op != Op::ReduceSum && n.op != Op::ReduceMean) || !free(r) || n.attrs.b("keepdims") ||
+          lastAxisReduce(g_, r))
+        continue;
+      const ValueId x = n.inputs[0];
+      const int grp = grp_[size_t(x)];
+      const Shape &shape = g_.type(x).shape;
+      if (grp < 0 || shape.size() < 2 ||
+          (kinds_[size_t(grp)].kind != "elementwise" &&
+           kinds_[size_t(grp)].kind != "elementwise_reduce"))
+        continue;
+      std::vector<int64_t> axes;
+      for (int64_t a : n.attrs.ints("axes"))
+        axes.push_back(a < 0 ? a + int64_t(shape.size()) : a);
+      std::sort(axes.begin(), axes.end());
+      // The last axis summed, some axis kept, and every member of the chain
+      // over the same shape (no scalar bookkeeping riding along).
+      if (axes.empty() || axes.back() != int64_t(shape.size()) - 1 || axes.size() == shape.size() ||
+          (!groupAxes[size_t(grp)].empty() && groupAxes[size_t(grp)] != axes))
+        continue;
+      bool same = true;
+      for (ValueId m : members_[size_t(grp)])
+        same &= g_.type(m).shape == shape ||
+                (groupAxes[size_t(grp)] == axes &&
+                 (g_.node(m).op == Op::ReduceSum || g_.node(m).op == Op::ReduceMean));
+      if (!same || !tryJoin(grp, r, "sum of the chain"))
+        continue;
+      groupAxes[size_t(grp)] = axes;
+      size_t sums = 0;
+      for (ValueId m : members_[size_t(grp)])
+        sums += g_.type(m).shape != shape;
+      kinds_[size_t(grp)] = {"elementwise_reduce",
+                             fmt::format("elementwise chain of {} ops over {} with {} sum{} of "
+                                         "it, in one pass",
+                                         members_[size_t(grp)].size() - sums, str(shape), sums,
+                                         sums == 1 ? "" : "s")};
+    }
+  }
+
   // --- 6. what is left --------------------------------------------------------
   void leftovers() {
     // Scalar bookkeeping (the step counter) rides along with the last
@@ -425,6 +480,7 @@ private:
   }
 
   const Graph &g_;
+  FusionOptions options_;
   std::vector<int> grp_;
   std::vector<std::vector<ValueId>> users_;
   std::vector<bool> output_;
@@ -438,6 +494,6 @@ private:
 
 } // namespace
 
-FusionResult fuse(const Graph &g) { return Fuser(g).run(); }
+FusionResult fuse(const Graph &g, const FusionOptions &options) { return Fuser(g, options).run(); }
 
 } // namespace graphc::passes

@@ -13,7 +13,11 @@
 //   3. LogSoftMax + ClassNLL forward: one row kernel.
 //   4. Row kernels: last-axis reductions with the elementwise ops around
 //      them over the same rows (the LogSoftMax+ClassNLL backward).
-//   5. Elementwise chains over one shape (the whole optimizer update).
+//   5. Elementwise chains over one shape (the whole optimizer update),
+//      then (with FusionOptions::reductions) the sums over all but some
+//      leading axes of a chain's values (BatchNorm's channel sums) join the
+//      chain: one pass computes the chain and its sums, and a value only
+//      summed is never stored.
 // A merge that would make the group graph cyclic is refused; each refusal
 // is recorded with its reason, since "why did this not fuse" is what users
 // of a fusing compiler ask most.
@@ -31,6 +35,14 @@ struct FusionResult {
   std::vector<std::string> notes; ///< fusions refused, and why
 };
 
-FusionResult fuse(const ir::Graph &g);
+struct FusionOptions {
+  /// Rule 5's reductions into their chains. A backend runs such a group as
+  /// a loop over the sums' outputs, each reading its whole slice: the CPU's
+  /// cores take a channel each, but a GPU would leave most of its threads
+  /// idle, so the cuda target turns it off.
+  bool reductions = true;
+};
+
+FusionResult fuse(const ir::Graph &g, const FusionOptions &options = {});
 
 } // namespace graphc::passes

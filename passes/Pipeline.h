@@ -35,6 +35,8 @@ struct PipelineOptions {
   /// gradient: the whole step, or one half of it (passes/Optimizer.h's
   /// gradientsProgram, or updateProgram, which skips autodiff).
   enum class Program { Step, Gradients, Update } program = Program::Step;
+  /// Fusion's reductions into their chains (FusionOptions): off for cuda.
+  bool fuseReductions = true;
 };
 
 struct PassStats {

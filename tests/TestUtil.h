@@ -135,6 +135,27 @@ struct TempDir {
 
 /// Small models that cover every layer, criterion and optimizer kind, with
 /// a name each; inputs are 1x32x32.
+/// Two convolutions, each with a SpatialBatchNormalization and a ReLU, on
+/// 3x10x10 samples: planes of 100 and 25 pixels, so that a BatchNorm's sums
+/// run their 32-lane chunks, 8-lane chunks and single elements.
+inline nn::ModelSpec batchNormNet() {
+  nn::ModelSpec spec;
+  spec.model.add(nn::SpatialConvolution(3, 4, 3, 3, 1, 1, 1, 1))
+      .add(nn::SpatialBatchNormalization(4))
+      .add(nn::ReLU())
+      .add(nn::SpatialMaxPooling(2, 2, 2, 2))
+      .add(nn::SpatialConvolution(4, 6, 3, 3, 1, 1, 1, 1))
+      .add(nn::SpatialBatchNormalization(6))
+      .add(nn::ReLU())
+      .add(nn::View(6 * 5 * 5))
+      .add(nn::Linear(150, 10))
+      .add(nn::LogSoftMax());
+  spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  spec.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}, {"momentum", 0.9}}, {}};
+  spec.input = ir::Shape{3, 10, 10};
+  return spec;
+}
+
 inline std::vector<std::pair<std::string, nn::ModelSpec>> coverageModels() {
   std::vector<std::pair<std::string, nn::ModelSpec>> out;
   out.push_back({"seed mlp", seedMlp()});

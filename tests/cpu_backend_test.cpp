@@ -342,9 +342,8 @@ TEST_CASE("non-differentiable ops on the CPU backend match the interpreter", "[c
                        {{"p", 0.3}, {"salt", int64_t(2)}, {"shape", Shape{kBatch, 7}}});
   g.addOutput("dropout", g.add(Op::Mul, {x, mask}));
   ValueId offset = g.input("offset", {DType::I32, {}}); // a share of a larger batch
-  g.addOutput("dropout_at",
-              g.add(Op::RandomMask, {seed, offset},
-                    {{"p", 0.3}, {"salt", int64_t(2)}, {"shape", Shape{kBatch, 7}}}));
+  g.addOutput("dropout_at", g.add(Op::RandomMask, {seed, offset},
+                                  {{"p", 0.3}, {"salt", int64_t(2)}, {"shape", Shape{kBatch, 7}}}));
   g.addOutput("greater", g.add(Op::Greater, {x, g.constant(0.1)}));
   // A pack with a constant part (a gradient the loss does not reach): the
   // constant has no memory of its own; its place in the pack is filled.
@@ -560,4 +559,73 @@ TEST_CASE("the CPU executable rejects bad batches instead of crashing", "[cpu]")
   REQUIRE(!bad);
   CHECK_THAT(bad.diag().message, Catch::Contains("label 10"));
   CHECK((*exe)->step() == 0);
+}
+
+TEST_CASE("BatchNorm's sums run in one pass with their chains, the bits of the unfused sums, "
+          "matching the interpreter under every ISA",
+          "[cpu]") {
+  const nn::ModelSpec spec = test::batchNormNet();
+  const ir::Shape sample = *spec.input;
+
+  // Forward, each variance's square is summed in the pass that makes it;
+  // backward, each BatchNorm's three sums share one pass.
+  auto c = driver::compile(spec, sample);
+  REQUIRE(bool(c));
+  const std::string ir = print(c->model.step);
+  INFO(ir);
+  CHECK(ir.find("elementwise_reduce \"elementwise chain of 2 ops over [N,4,10,10] with 1 sum ") !=
+        std::string::npos);
+  CHECK(ir.find("elementwise_reduce \"elementwise chain of 6 ops over [N,6,5,5] with 3 sums") !=
+        std::string::npos);
+  passes::PipelineOptions off;
+  off.fuseReductions = false;
+  auto plain = driver::compile(spec, sample, off);
+  REQUIRE(bool(plain));
+  CHECK(print(plain->model.step).find("elementwise_reduce") == std::string::npos);
+
+  driver::BuildOptions o;
+  o.maxBatch = 16;
+  o.seed = 4;
+  o.target = "interp";
+  auto ref = driver::build(spec, sample, o);
+  REQUIRE(bool(ref));
+  const int64_t np = (*ref)->info().numParams;
+  // Consecutive steps: momentum and the running statistics carry over.
+  std::mt19937 rng(9);
+  std::vector<std::pair<ir::Tensor, ir::Tensor>> batches;
+  for (int64_t n : {7, 1, 16})
+    batches.emplace_back(test::randomTensor({n, 3, 10, 10}, rng, -1, 2),
+                         test::randomLabels(n, 10, rng));
+  std::vector<float> wantLoss;
+  for (auto &[x, l] : batches) {
+    std::vector<float> xs(x.data.begin(), x.data.end());
+    std::vector<int32_t> ls(l.data.begin(), l.data.end());
+    float loss = 0;
+    REQUIRE(bool((*ref)->trainStep(xs.data(), ls.data(), int64_t(ls.size()), &loss, nullptr)));
+    wantLoss.push_back(loss);
+  }
+  const std::vector<float> want((*ref)->params(), (*ref)->params() + np);
+  for (const std::string &isa : runnableIsas()) {
+    INFO("isa " << isa);
+    std::vector<std::vector<float>> got;
+    for (bool fused : {true, false}) {
+      INFO((fused ? "sums fused" : "sums apart"));
+      o.target = "cpu";
+      o.cpu = isa;
+      o.fuseReductions = fused;
+      auto cpu = driver::build(spec, sample, o);
+      REQUIRE(bool(cpu));
+      for (size_t s = 0; s < batches.size(); ++s) {
+        auto &[x, l] = batches[s];
+        std::vector<float> xs(x.data.begin(), x.data.end());
+        std::vector<int32_t> ls(l.data.begin(), l.data.end());
+        float loss = 0;
+        REQUIRE(bool((*cpu)->trainStep(xs.data(), ls.data(), int64_t(ls.size()), &loss, nullptr)));
+        CHECK(std::abs(loss - wantLoss[s]) <= 1e-4 * std::max(1.0f, std::abs(wantLoss[s])));
+      }
+      got.emplace_back((*cpu)->params(), (*cpu)->params() + np);
+      CHECK(test::maxElementError(got.back().data(), want.data(), size_t(np)) <= 1e-4);
+    }
+    CHECK(got[0] == got[1]);
+  }
 }

@@ -479,6 +479,24 @@ TEST_CASE("training steps of other models on the GPU match the interpreter", "[c
   }
 }
 
+TEST_CASE("BatchNorm's sums fused into their chains on the GPU match the interpreter", "[cuda]") {
+  // The cuda target keeps sums apart from their chains (driver::build), but
+  // its printer runs such groups too, a thread per output: forced on here.
+  if (!haveGpu("the fused BatchNorm sums"))
+    return;
+  const nn::ModelSpec spec = test::batchNormNet();
+  driver::BuildOptions o;
+  o.target = "cuda";
+  o.maxBatch = 16;
+  o.seed = 3;
+  o.fuseReductions = true;
+  auto gpu = driver::build(spec, *spec.input, o);
+  INFO((gpu ? "" : gpu.diag().str()));
+  REQUIRE(bool(gpu));
+  auto ref = buildOrFail(spec, "interp", 16);
+  compareSteps(**gpu, *ref, {7, 1, 16}, 1);
+}
+
 /// Sets GRAPHC_NO_CUDNN for its life: the cuda target then runs as on a
 /// machine without cuDNN.
 struct WithoutCudnn {

@@ -216,48 +216,24 @@ Value *reduce(Emitter &e, const Node &n, Value *i) {
   auto &b = e.b;
   const ValueId src = n.inputs[0];
   const Shape &in = e.g.type(src).shape;
-  auto axes = n.attrs.ints("axes");
+  const auto axes = n.attrs.ints("axes");
   const int rank = int(in.size());
-  std::vector<bool> red(size_t(rank), axes.empty());
-  for (int64_t a : axes)
-    red[size_t(a < 0 ? a + rank : a)] = true;
-  // Strides are constants: only dimension 0 may be N, and no stride holds it.
-  std::vector<int64_t> stride(size_t(rank), 1);
-  for (int d = rank - 2; d >= 0; --d)
-    stride[size_t(d)] = stride[size_t(d) + 1] * in[size_t(d) + 1];
-  Shape kept, reducedShape;
-  for (int d = 0; d < rank; ++d)
-    (red[size_t(d)] ? reducedShape : kept).push_back(in[size_t(d)]);
-  auto keptIdx = e.unravel(kept, i);
-  struct Run {
-    Value *size;
-    int64_t stride;
-  };
-  std::vector<Run> runs;
-  Value *base = e.i64(0);
-  for (int d = 0, k = 0; d < rank;) {
-    if (!red[size_t(d)]) {
-      base = b.CreateAdd(base, b.CreateMul(keptIdx[size_t(k++)], e.i64(stride[size_t(d)])));
-      ++d;
-      continue;
-    }
-    Value *size = e.dim(in[size_t(d)]);
-    int last = d;
-    while (last + 1 < rank && red[size_t(last) + 1])
-      size = b.CreateMul(size, e.dim(in[size_t(++last)]));
-    runs.push_back({size, stride[size_t(last)]});
-    d = last + 1;
+  bool lastSummed = axes.empty();
+  Shape reducedShape;
+  {
+    std::vector<bool> red(size_t(rank), axes.empty());
+    for (int64_t a : axes)
+      red[size_t(a < 0 ? a + rank : a)] = true;
+    for (int d = 0; d < rank; ++d)
+      if (red[size_t(d)])
+        reducedShape.push_back(in[size_t(d)]);
+    lastSummed |= rank > 0 && red[size_t(rank) - 1];
   }
   const bool isMax = n.op == Op::ReduceMax;
-  const bool wide = !isMax && !runs.empty() && runs.back().stride == 1 &&
-                    e.g.type(src).dtype == DType::F32 && e.stored[size_t(src)];
+  const bool wide =
+      !isMax && lastSummed && e.g.type(src).dtype == DType::F32 && e.stored[size_t(src)];
   Value *acc = e.slot(b.getFloatTy(), "acc");
   b.CreateStore(e.f32(isMax ? -INFINITY : 0.0), acc);
-  auto addScalar = [&](Value *at) {
-    Value *x = e.load(src, at);
-    Value *a = b.CreateLoad(b.getFloatTy(), acc);
-    b.CreateStore(isMax ? e.maxf(x, a) : b.CreateFAdd(a, x), acc);
-  };
   // Partial sums of 32 and 8 lanes (LLVM splits them into the ISA's registers).
   llvm::Type *v32 = llvm::FixedVectorType::get(b.getFloatTy(), 32);
   llvm::Type *v8 = llvm::FixedVectorType::get(b.getFloatTy(), 8);
@@ -267,35 +243,20 @@ Value *reduce(Emitter &e, const Node &n, Value *i) {
     b.CreateStore(llvm::Constant::getNullValue(v32), acc32);
     b.CreateStore(llvm::Constant::getNullValue(v8), acc8);
   }
-  auto addLanes = [&](Value *slotPtr, llvm::Type *vt, Value *at) {
-    Value *p = b.CreateInBoundsGEP(b.getFloatTy(), e.buffer(src), at);
-    Value *x = b.CreateAlignedLoad(vt, p, llvm::Align(4));
-    b.CreateStore(b.CreateFAdd(b.CreateLoad(vt, slotPtr), x), slotPtr);
-  };
-  std::function<void(size_t, Value *)> nest = [&](size_t r, Value *off) {
-    const Run &run = runs[r];
-    const bool innermost = r + 1 == runs.size();
-    if (!innermost || !wide) {
-      e.loop(e.i64(0), run.size, [&](Value *j) {
-        Value *at = b.CreateAdd(off, b.CreateMul(j, e.i64(run.stride)));
-        if (innermost)
-          addScalar(at);
-        else
-          nest(r + 1, at);
+  walkSum(
+      e, in, axes, i, wide,
+      [&](Value *at, int lanes) {
+        Value *slotPtr = lanes == 32 ? acc32 : acc8;
+        llvm::Type *vt = lanes == 32 ? v32 : v8;
+        Value *p = b.CreateInBoundsGEP(b.getFloatTy(), e.buffer(src), at);
+        Value *x = b.CreateAlignedLoad(vt, p, llvm::Align(4));
+        b.CreateStore(b.CreateFAdd(b.CreateLoad(vt, slotPtr), x), slotPtr);
+      },
+      [&](Value *at) {
+        Value *x = e.load(src, at);
+        Value *a = b.CreateLoad(b.getFloatTy(), acc);
+        b.CreateStore(isMax ? e.maxf(x, a) : b.CreateFAdd(a, x), acc);
       });
-      return;
-    }
-    Value *n32 = b.CreateLShr(run.size, 5), *n8 = b.CreateLShr(run.size, 3);
-    e.loop(e.i64(0), n32,
-           [&](Value *j) { addLanes(acc32, v32, b.CreateAdd(off, b.CreateShl(j, 5))); });
-    e.loop(b.CreateShl(n32, 2), n8,
-           [&](Value *j) { addLanes(acc8, v8, b.CreateAdd(off, b.CreateShl(j, 3))); });
-    e.loop(b.CreateShl(n8, 3), run.size, [&](Value *j) { addScalar(b.CreateAdd(off, j)); });
-  };
-  if (runs.empty())
-    addScalar(base);
-  else
-    nest(0, base);
   Value *r = b.CreateLoad(b.getFloatTy(), acc);
   if (wide) {
     r = b.CreateFAddReduce(r, b.CreateLoad(v32, acc32));
@@ -363,6 +324,73 @@ Value *argMax(Emitter &e, const Node &n, Value *i) {
 }
 
 } // namespace
+
+void walkSum(Emitter &e, const Shape &in, const std::vector<int64_t> &axes, Value *i, bool wide,
+             const std::function<void(Value *, int)> &lanes,
+             const std::function<void(Value *)> &one, const std::function<void(Value *)> &run) {
+  auto &b = e.b;
+  const int rank = int(in.size());
+  std::vector<bool> red(size_t(rank), axes.empty());
+  for (int64_t a : axes)
+    red[size_t(a < 0 ? a + rank : a)] = true;
+  // Strides are constants: only dimension 0 may be N, and no stride holds it.
+  std::vector<int64_t> stride(size_t(rank), 1);
+  for (int d = rank - 2; d >= 0; --d)
+    stride[size_t(d)] = stride[size_t(d) + 1] * in[size_t(d) + 1];
+  Shape kept;
+  for (int d = 0; d < rank; ++d)
+    if (!red[size_t(d)])
+      kept.push_back(in[size_t(d)]);
+  auto keptIdx = e.unravel(kept, i);
+  struct Run {
+    Value *size;
+    int64_t stride;
+  };
+  std::vector<Run> runs;
+  Value *base = e.i64(0);
+  for (int d = 0, k = 0; d < rank;) {
+    if (!red[size_t(d)]) {
+      base = b.CreateAdd(base, b.CreateMul(keptIdx[size_t(k++)], e.i64(stride[size_t(d)])));
+      ++d;
+      continue;
+    }
+    Value *size = e.dim(in[size_t(d)]);
+    int last = d;
+    while (last + 1 < rank && red[size_t(last) + 1])
+      size = b.CreateMul(size, e.dim(in[size_t(++last)]));
+    runs.push_back({size, stride[size_t(last)]});
+    d = last + 1;
+  }
+  wide = wide && !runs.empty() && runs.back().stride == 1;
+  std::function<void(size_t, Value *)> nest = [&](size_t r, Value *off) {
+    const Run &rn = runs[r];
+    const bool innermost = r + 1 == runs.size();
+    if (innermost && run)
+      run(off);
+    if (!innermost || !wide) {
+      e.loop(e.i64(0), rn.size, [&](Value *j) {
+        Value *at = b.CreateAdd(off, b.CreateMul(j, e.i64(rn.stride)));
+        if (innermost)
+          one(at);
+        else
+          nest(r + 1, at);
+      });
+      return;
+    }
+    Value *n32 = b.CreateLShr(rn.size, 5), *n8 = b.CreateLShr(rn.size, 3);
+    e.loop(e.i64(0), n32, [&](Value *j) { lanes(b.CreateAdd(off, b.CreateShl(j, 5)), 32); });
+    e.loop(b.CreateShl(n32, 2), n8,
+           [&](Value *j) { lanes(b.CreateAdd(off, b.CreateShl(j, 3)), 8); });
+    e.loop(b.CreateShl(n8, 3), rn.size, [&](Value *j) { one(b.CreateAdd(off, j)); });
+  };
+  if (runs.empty()) {
+    if (run)
+      run(base);
+    one(base);
+  } else {
+    nest(0, base);
+  }
+}
 
 Value *emitGather(Emitter &e, ValueId v, Value *i) {
   const Node &n = e.g.node(v);

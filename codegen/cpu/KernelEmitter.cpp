@@ -30,6 +30,8 @@ public:
     case KernelKind::Range:
       if (plan_.conv >= 0)
         return conv();
+      if (!plan_.reduceOver.empty())
+        return chainSums();
       if (auto k = poolGradByWindow())
         return *k;
       return range();
@@ -159,6 +161,107 @@ private:
           e_.ifThen(b.CreateICmpEQ(i, e_.i64(0)), [&] { e_.store(v, e_.i64(0), x); });
         else
           e_.store(v, i, x);
+      }
+    });
+    e_.finish();
+    return k;
+  }
+
+  /// An "elementwise_reduce" group over the outputs of its sums (a
+  /// BatchNorm's channels): for output i, one walk over its slice of the
+  /// chain's shape computes the chain there, stores what other kernels read,
+  /// and adds each sum's operand in the order a lone sum adds it (walkSum),
+  /// so the sums are the bits they were unfused. The broadcast operands are
+  /// loaded once per contiguous run where they stay the same over it.
+  KernelInfo chainSums() {
+    const Shape &shape = plan_.reduceOver;
+    std::vector<ValueId> chain, sums;
+    for (ValueId v : members_)
+      (g().type(v).shape == shape ? chain : sums).push_back(v);
+    const auto axes = g().node(sums[0]).attrs.ints("axes");
+    KernelInfo k{plan_, name(""), {}};
+    auto &b = e_.b;
+    e_.begin(k.fn, {b.getInt64Ty(), b.getInt64Ty()});
+    llvm::Type *f32 = b.getFloatTy();
+    llvm::Type *v32 = llvm::FixedVectorType::get(f32, 32), *v8 = llvm::FixedVectorType::get(f32, 8);
+    std::map<ValueId, llvm::Value *> acc, acc32, acc8, lane;
+    for (ValueId r : sums) {
+      acc[r] = e_.slot(f32, fmt::format("acc{}", r));
+      acc32[r] = e_.slot(v32, fmt::format("acc32_{}", r));
+      acc8[r] = e_.slot(v8, fmt::format("acc8_{}", r));
+      lane[r] = e_.slot(f32, fmt::format("lane{}", r), 32);
+    }
+    // The innermost run of the walk: the trailing summed dimensions.
+    int64_t inner = 1;
+    for (size_t d = shape.size(); d-- > 0;) {
+      bool summed = false;
+      for (int64_t a : axes)
+        summed |= size_t(a < 0 ? a + int64_t(shape.size()) : a) == d;
+      if (!summed || shape[d] == kBatch)
+        break;
+      inner *= shape[d];
+    }
+    const std::vector<ValueId> operands = broadcastOperands(chain, shape);
+    const int64_t same = operands.empty() ? 0 : constantRun(chain, shape, operands);
+    const bool hoist = !operands.empty() && same > 1 && same % inner == 0;
+    std::map<ValueId, llvm::Value *> hoisted;
+    // The chain at element e: its values, each stored where another kernel reads it.
+    auto compute = [&](llvm::Value *e) {
+      std::map<ValueId, llvm::Value *> vals = hoisted;
+      for (ValueId v : chain) {
+        std::vector<llvm::Value *> in;
+        for (ValueId o : g().node(v).inputs)
+          in.push_back(operand(v, o, shape, e, vals));
+        vals[v] = e_.pointwise(v, in, e);
+        if (e_.stored[size_t(v)])
+          e_.store(v, e, vals[v]);
+      }
+      return vals;
+    };
+    auto summand = [&](std::map<ValueId, llvm::Value *> &vals, ValueId r) {
+      return vals.at(g().node(r).inputs[0]);
+    };
+    e_.loop(e_.arg(2), e_.arg(3), [&](llvm::Value *i) {
+      for (ValueId r : sums) {
+        b.CreateStore(e_.f32(0), acc[r]);
+        b.CreateStore(llvm::Constant::getNullValue(v32), acc32[r]);
+        b.CreateStore(llvm::Constant::getNullValue(v8), acc8[r]);
+      }
+      walkSum(
+          e_, shape, axes, i, true,
+          [&](llvm::Value *at, int lanes) {
+            e_.loop(e_.i64(0), e_.i64(lanes), [&](llvm::Value *j) {
+              auto vals = compute(b.CreateAdd(at, j));
+              for (ValueId r : sums)
+                b.CreateStore(summand(vals, r), b.CreateInBoundsGEP(f32, lane[r], j));
+            });
+            for (ValueId r : sums) {
+              llvm::Value *to = lanes == 32 ? acc32[r] : acc8[r];
+              llvm::Type *vt = lanes == 32 ? v32 : v8;
+              llvm::Value *x = b.CreateAlignedLoad(vt, lane[r], llvm::Align(4));
+              b.CreateStore(b.CreateFAdd(b.CreateLoad(vt, to), x), to);
+            }
+          },
+          [&](llvm::Value *at) {
+            auto vals = compute(at);
+            for (ValueId r : sums)
+              b.CreateStore(b.CreateFAdd(b.CreateLoad(f32, acc[r]), summand(vals, r)), acc[r]);
+          },
+          [&](llvm::Value *at) {
+            if (hoist)
+              for (ValueId o : operands)
+                hoisted[o] = e_.external(o, shape, at);
+          });
+      hoisted.clear();
+      for (ValueId r : sums) {
+        llvm::Value *x = b.CreateLoad(f32, acc[r]);
+        x = b.CreateFAddReduce(x, b.CreateLoad(v32, acc32[r]));
+        x = b.CreateFAddReduce(x, b.CreateLoad(v8, acc8[r]));
+        if (g().node(r).op == Op::ReduceMean) {
+          llvm::Value *count = b.CreateUDiv(e_.numel(shape), e_.numel(g().type(r).shape));
+          x = b.CreateFDiv(x, b.CreateSIToFP(count, f32));
+        }
+        e_.store(r, i, x);
       }
     });
     e_.finish();

@@ -293,6 +293,8 @@ private:
 
   // --- range kernels ---------------------------------------------------------
   void range() {
+    if (!plan_.reduceOver.empty())
+      return chainSums();
     const Shape &domain = plan_.domain.shape;
     code_.open(
         fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 total)", name_));
@@ -317,6 +319,57 @@ private:
         code_.line(fmt::format("if (i == 0) {}", p_.store(v, "0", t(v))));
       else
         code_.line(p_.store(v, "i", t(v)));
+    }
+    code_.close();
+    code_.close();
+  }
+
+  /// An "elementwise_reduce" group (KernelPlan::reduceOver): a thread per
+  /// output of its sums walks that output's slice of the chain's shape,
+  /// computing the chain, storing what other kernels read and adding the
+  /// sums, as a lone reduction's thread adds its slice.
+  void chainSums() {
+    const Shape &shape = plan_.reduceOver;
+    std::vector<ValueId> chain, sums;
+    for (ValueId v : plan_.members)
+      (g().type(v).shape == shape ? chain : sums).push_back(v);
+    const auto axes = g().node(sums[0]).attrs.ints("axes");
+    const int rank = int(shape.size());
+    std::vector<bool> red(size_t(rank), false);
+    for (int64_t a : axes)
+      red[size_t(a < 0 ? a + rank : a)] = true;
+    Shape kept, reduced;
+    for (int d = 0; d < rank; ++d)
+      (red[size_t(d)] ? reduced : kept).push_back(shape[size_t(d)]);
+    code_.open(
+        fmt::format("extern \"C\" __global__ void {}(void **ptrs, i64 n, i64 total)", name_));
+    gridLoop("total");
+    for (ValueId r : sums)
+      code_.line(fmt::format("float {} = 0.0f;", t(r)));
+    code_.open(fmt::format("for (i64 j = 0; j < {}; ++j)", p_.numel(reduced)));
+    auto keptIdx = p_.unravel(kept, "i"), redIdx = p_.unravel(reduced, "j");
+    std::vector<std::string> full;
+    size_t ki = 0, ri = 0;
+    for (int d = 0; d < rank; ++d)
+      full.push_back(red[size_t(d)] ? redIdx[ri++] : keptIdx[ki++]);
+    code_.line(fmt::format("const i64 e = {};", p_.ravel(shape, full)));
+    std::set<ValueId> done;
+    for (ValueId v : chain) {
+      std::vector<std::string> in;
+      for (ValueId o : g().node(v).inputs)
+        in.push_back(operand(v, o, shape, "e", done));
+      code_.line(fmt::format("const float {} = {};", t(v), p_.pointwise(v, in, "e")));
+      done.insert(v);
+      if (p_.stored_[size_t(v)])
+        code_.line(p_.store(v, "e", t(v)));
+    }
+    for (ValueId r : sums)
+      code_.line(fmt::format("{} += {};", t(r), t(g().node(r).inputs[0])));
+    code_.close();
+    for (ValueId r : sums) {
+      if (g().node(r).op == Op::ReduceMean)
+        code_.line(fmt::format("{} /= (float)({});", t(r), p_.numel(reduced)));
+      code_.line(p_.store(r, "i", t(r)));
     }
     code_.close();
     code_.close();
