@@ -20,6 +20,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 enum { KC = 256, MC = 128, NC = 256, RANGE_CHUNK = 16384, MAX_THREADS = 256 };
 /* A depth block of a sum over samples is one pair of batch chunks. */
@@ -978,6 +981,64 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
                 img * s->c * plane + plane);
 }
 
+/* Rows [0, len) of run r (stride 1 across) in the weight gradient's panel
+ * of im2col(x)^T at columns [j0, j0+NR): row i, column q is tap (ky, kx)
+ * of channel ch for column j0+q, at the run's pixel i. Each column reads a
+ * stretch of one input row, zero in the padding and past the last column.
+ * Where every column is inside the image, 4 x 4 blocks are transposed in
+ * registers: each row of the panel is then written along memory, four
+ * floats a store, where a column at a time wrote one float per line. */
+static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, int64_t j0, float *d) {
+  static const float zeros[KC];
+  const conv_geom *s = &g->s;
+  const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr, len = r->len;
+  const int64_t taps = s->kh * s->kw, plane = s->h * s->w;
+  const float *src[GRT_MAX_NR];
+  int64_t lo[GRT_MAX_NR], hi[GRT_MAX_NR], inner_lo = 0, inner_hi = len;
+  for (int64_t q = 0; q < nr; ++q) {
+    int64_t x = 0, iy = -1;
+    lo[q] = hi[q] = 0;
+    if (q < cols) {
+      const int64_t j = j0 + q, ch = j / taps, t = j - ch * taps;
+      iy = conv_run_clip(s, r, t / s->kw, t % s->kw, &x, &lo[q], &hi[q]);
+      src[q] = iy >= 0 ? g->in0 + (r->img * s->c + ch) * plane + iy * s->w + x : NULL;
+    }
+    if (iy < 0) { /* a whole column of zeros */
+      src[q] = zeros;
+      lo[q] = 0;
+      hi[q] = len;
+    }
+    inner_lo = lo[q] > inner_lo ? lo[q] : inner_lo;
+    inner_hi = hi[q] < inner_hi ? hi[q] : inner_hi;
+  }
+  if (inner_hi < inner_lo)
+    inner_hi = inner_lo;
+  for (int64_t i = 0; i < len; ++i) {
+    if (i == inner_lo) { /* every column inside the image for [inner_lo, inner_hi) */
+#if defined(__SSE2__)
+      if (nr % 4 == 0)
+        for (; i + 4 <= inner_hi; i += 4)
+          for (int64_t q = 0; q < nr; q += 4) {
+            __m128 a = _mm_loadu_ps(src[q] + i), b = _mm_loadu_ps(src[q + 1] + i);
+            __m128 c = _mm_loadu_ps(src[q + 2] + i), e = _mm_loadu_ps(src[q + 3] + i);
+            _MM_TRANSPOSE4_PS(a, b, c, e);
+            _mm_storeu_ps(d + i * nr + q, a);
+            _mm_storeu_ps(d + (i + 1) * nr + q, b);
+            _mm_storeu_ps(d + (i + 2) * nr + q, c);
+            _mm_storeu_ps(d + (i + 3) * nr + q, e);
+          }
+#endif
+      for (; i < inner_hi; ++i)
+        for (int64_t q = 0; q < nr; ++q)
+          d[i * nr + q] = src[q][i];
+      if (i == len)
+        break;
+    }
+    for (int64_t q = 0; q < nr; ++q)
+      d[i * nr + q] = i >= lo[q] && i < hi[q] ? src[q][i] : 0.0f;
+  }
+}
+
 /* Mode 2, images [i0, i1): dw (or a partial sum) = dy x im2col(x)^T. */
 static void conv_wgrad_task(void *arg, int64_t task, int thread) {
   const conv_ctx *g = arg;
@@ -1002,22 +1063,24 @@ static void conv_wgrad_task(void *arg, int64_t task, int thread) {
   }
   for (int64_t p0 = d0; p0 < d1; p0 += KC) {
     const int64_t kc = d1 - p0 < KC ? d1 - p0 : KC, acc = p0 > d0;
-    /* A: rows of dy, the depth running over (image, pixel). */
+    /* A: rows of dy, the depth running over (image, pixel): each row's
+     * stretch within an image read along memory. */
     for (int64_t is = 0; is < slivers; ++is) {
       float *d = ap + is * mr * kc * copies;
-      int64_t img = p0 / pix, q = p0 % pix;
-      for (int64_t p = 0; p < kc; ++p) {
-        const float *src = g->in1 + (img * s->o + is * mr) * pix + q;
+      for (int64_t p = 0; p < kc;) {
+        const int64_t img = (p0 + p) / pix, q = (p0 + p) % pix;
+        const int64_t len = pix - q < kc - p ? pix - q : kc - p;
         for (int64_t r = 0; r < mr; ++r) {
-          const float v = is * mr + r < m ? src[r * pix] : 0.0f;
+          const float *src = g->in1 + (img * s->o + is * mr + r) * pix + q;
           float *o = d + (p * mr + r) * copies;
-          for (int64_t cp = 0; cp < copies; ++cp)
-            o[cp] = v;
+          const int row = is * mr + r < m;
+          for (int64_t i = 0; i < len; ++i) {
+            const float v = row ? src[i] : 0.0f;
+            for (int64_t cp = 0; cp < copies; ++cp)
+              o[i * mr * copies + cp] = v;
+          }
         }
-        if (++q == pix) {
-          q = 0;
-          ++img;
-        }
+        p += len;
       }
     }
     /* B: row (image, oy, ox), column (c, ky, kx) of im2col(x). With stride 1
@@ -1025,30 +1088,9 @@ static void conv_wgrad_task(void *arg, int64_t task, int thread) {
      * a contiguous stretch of an input row. */
     conv_run runs[KC];
     const int64_t n_runs = s->sw == 1 ? conv_runs(s, pix, p0, kc, runs) : 0;
-    for (int64_t ps = 0; ps < panels && s->sw == 1; ++ps) {
-      float *d = bp + ps * nr * kc;
-      const int64_t j0 = ps * nr, cols = n - j0 < nr ? n - j0 : nr;
-      for (int64_t q = 0; q < nr; ++q) {
-        const int64_t j = j0 + q, ch = j / taps, t = j - ch * taps;
-        for (int64_t u = 0; u < n_runs; ++u) {
-          int64_t x = 0, lo = runs[u].len, hi = runs[u].len, iy = -1;
-          if (q < cols)
-            iy = conv_run_clip(s, &runs[u], t / s->kw, t % s->kw, &x, &lo, &hi);
-          if (iy < 0)
-            lo = hi = runs[u].len;
-          float *o = d + runs[u].start * nr + q;
-          for (int64_t i = 0; i < lo; ++i)
-            o[i * nr] = 0.0f;
-          if (hi > lo) {
-            const float *src = g->in0 + (runs[u].img * s->c + ch) * plane + iy * s->w + x;
-            for (int64_t i = lo; i < hi; ++i)
-              o[i * nr] = src[i];
-          }
-          for (int64_t i = hi; i < runs[u].len; ++i)
-            o[i * nr] = 0.0f;
-        }
-      }
-    }
+    for (int64_t ps = 0; ps < panels && s->sw == 1; ++ps)
+      for (int64_t u = 0; u < n_runs; ++u)
+        wgrad_pack_run(g, &runs[u], ps * nr, bp + ps * nr * kc + runs[u].start * nr);
     for (int64_t ps = 0; ps < panels && s->sw != 1; ++ps) {
       float *d = bp + ps * nr * kc;
       const int64_t j0 = ps * nr, cols = n - j0 < nr ? n - j0 : nr;
