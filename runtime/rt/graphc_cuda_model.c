@@ -931,6 +931,8 @@ int grt_cuda_create_on(const grt_cuda_desc *d, grt_cuda_model **out, const char 
     rc = prepare_program(m, &m->step, model_io, NULL);
   if (rc == GRT_OK)
     rc = prepare_program(m, &m->predict, model_io, NULL);
+  if (rc == GRT_OK && d->gradients_words > 0 && d->update_words > 0)
+    rc = grt_cuda_add_split(m, d->gradients, d->gradients_words, d->update, d->update_words);
   if (rc == GRT_OK) { /* every memset and upload done before the first step */
     CUresult r = API->cuStreamSynchronize(m->stream);
     if (r != CUDA_SUCCESS)

@@ -113,6 +113,11 @@ typedef struct {
   const char *arch;               /* the PTX's target, e.g. "sm_90" */
   int64_t tf32;                   /* 1: cuBLASLt may multiply in TF32 (graphc compile --tf32) */
   const struct grt_cuda_api *api; /* the driver and cuBLASLt (graphc_cuda_api.h) */
+  /* The step split in two (grt_cuda_compute_gradients, grt_cuda_apply_update):
+   * the gradients and update programs' tables, which create installs as
+   * grt_cuda_add_split does; 0 words: the model has no split step. */
+  const int64_t *gradients, *update;
+  int64_t gradients_words, update_words;
 } grt_cuda_desc;
 
 typedef struct grt_cuda_model grt_cuda_model;
@@ -174,7 +179,8 @@ int grt_cuda_read_step_value(grt_cuda_model *m, int64_t v, float *out, int64_t c
 /* The step split in two for data parallelism, as graphc_model.h's
  * grt_model_compute_gradients and grt_model_apply_update: add_split
  * prepares the gradients and update programs' tables (strings indexed in
- * the descriptor's table; both kept by the caller for the context's life);
+ * the descriptor's table; both kept by the caller for the context's life;
+ * create calls it with the descriptor's tables where it has them);
  * compute_gradients runs forward and backward on a host batch and copies
  * the gradient (num_params floats) to host memory `grad`, the loss to
  * `loss` and the model output (n x classes) to `output` when not null;
