@@ -180,12 +180,13 @@ public:
     return ok(grt_cuda_nccl_join(model_, id, sizeof id, comm.size(), comm.rank()));
   }
 
-  Status trainShare(const float *x, const int32_t *labels, int64_t n, int64_t offset, float weight,
-                    float *loss, float *output) override {
+  Status trainShare(const float *x, const int32_t *labels, int64_t n, int64_t offset, int64_t batch,
+                    float weight, float *loss, float *output) override {
     if (Status s = n > 0 ? checkStep(x, labels, n) : takePending(); !s)
       return s;
-    return ok(grt_cuda_train_share(model_, x, labels, n, offset, weight, loss, output));
+    return ok(grt_cuda_train_share(model_, x, labels, n, offset, batch, weight, loss, output));
   }
+  int64_t sharesReplayed() const override { return grt_cuda_share_replays(model_); }
 
   bool canDiagnoseSteps() const override { return trainable_; }
 

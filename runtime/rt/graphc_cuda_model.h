@@ -196,16 +196,26 @@ int grt_cuda_apply_update(grt_cuda_model *m, const float *grad);
  * data-parallel run, one communicator per context (graphc's executor;
  * the table must have NCCL's functions). Process 0 makes the id
  * (GRT_CUDA_NCCL_ID_BYTES), every process gets it (graphc broadcasts it
- * with MPI) and joins with its rank. train_share then makes one step:
+ * with MPI) and joins with its rank. train_share then makes one step of the
+ * global batch of `batch` samples (the same on every process):
  * compute_gradients on this process's n samples (n may be 0: it adds
  * nothing), ncclAllReduce of the gradient on the step's stream, each
  * process's times its `weight`, and apply_update; `loss` gets the n
- * samples' mean loss (0 for none). */
+ * samples' mean loss (0 for none). Every process must call it for every
+ * step. The first step of each global batch size launches that work
+ * directly, then captures it as one CUDA graph (gradients program, the
+ * allreduce, update program; the batch, scalars and weight are copied in
+ * ahead of it) and the processes vote, on the device, to keep it only where
+ * every one captured (NCCL: whether a collective is captured must be the
+ * same on every rank); later steps of that size replay it. NCCL before 2.9
+ * and GRAPHC_CUDA_GRAPHS=0 launch directly. share_replays counts the steps
+ * replayed so far. */
 enum { GRT_CUDA_NCCL_ID_BYTES = 128 };
 int grt_cuda_nccl_unique_id(grt_cuda_model *m, void *id, int64_t bytes);
 int grt_cuda_nccl_join(grt_cuda_model *m, const void *id, int64_t bytes, int nranks, int rank);
 int grt_cuda_train_share(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
-                         int64_t offset, float weight, float *loss, float *output);
+                         int64_t offset, int64_t batch, float weight, float *loss, float *output);
+int64_t grt_cuda_share_replays(const grt_cuda_model *m);
 
 /* Runs program table `d->step` once at batch n on device buffers of its
  * own, for tests: io entry `names[i]` ("NAME" for an input, "out:NAME" for
