@@ -842,16 +842,17 @@ void grt_cuda_destroy(grt_cuda_model *m) {
     API->cuCtxSetCurrent(m->ctx);
     if (m->stream)
       API->cuStreamSynchronize(m->stream);
+    /* the share graphs hold NCCL's captured allreduce: gone before its communicator */
+    if (m->share_exec)
+      for (int64_t n = 0; n <= m->max_batch; ++n)
+        if (m->share_exec[n])
+          API->cuGraphExecDestroy(m->share_exec[n]);
 #if GRT_HAVE_NCCL
     if (m->premul_made)
       API->ncclRedOpDestroy(m->premul, m->nccl);
     if (m->nccl)
       API->ncclCommDestroy(m->nccl);
 #endif
-    if (m->share_exec)
-      for (int64_t n = 0; n <= m->max_batch; ++n)
-        if (m->share_exec[n])
-          API->cuGraphExecDestroy(m->share_exec[n]);
     free_program(m, &m->step);
     free_program(m, &m->predict);
     free_program(m, &m->gradients);
