@@ -16,8 +16,8 @@ namespace graphc::codegen {
 struct DeviceImage {
   std::vector<int64_t> step, predict; ///< the two programs' tables
   /// The step split in two (data parallelism), empty unless compiled: the
-  /// gradients and update programs' tables (graphc's executor only; the
-  /// library's archive does not carry them yet).
+  /// gradients and update programs' tables (<name>_compute_gradients and
+  /// <name>_apply_update in a library).
   std::vector<int64_t> gradients, update;
   std::vector<std::string> strings; ///< PTX modules and names the tables index
   std::string helpersPtx;           ///< graphc_bias_add and friends

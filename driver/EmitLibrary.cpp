@@ -105,8 +105,11 @@ Status writeCudaLibrary(const runtime::CompiledModel &model, const BuildOptions 
   if (!model.trainable())
     return error("a library needs the training step: compile the model with its criterion "
                  "and optimizer");
+  const codegen::cuda::SplitStep halves{model.gradients, model.gradientsPlan, model.update,
+                                        model.updatePlan};
   auto image = codegen::cuda::encodeDevicePrograms(model.step, model.stepPlan, model.predict,
-                                                   model.predictPlan, options.arch);
+                                                   model.predictPlan, options.arch,
+                                                   model.split() ? &halves : nullptr);
   if (!image)
     return image.diag();
   image->tf32 = options.tf32;

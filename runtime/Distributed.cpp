@@ -173,7 +173,8 @@ public:
     float *grad = buffer_.data(), *tail = grad + P;
     auto t1 = t0;
     if (onDevice_) {
-      if (Status st = local_->trainShare(xs, ls, s.count, s.begin, w, &shareLoss, out.data()); !st)
+      if (Status st = local_->trainShare(xs, ls, s.count, s.begin, n, w, &shareLoss, out.data());
+          !st)
         return st;
       t1 = Clock::now();
     } else if (s.count > 0) {
@@ -215,13 +216,17 @@ public:
     if (steps_ == 0)
       return "";
     if (onDevice_) {
+      const int64_t replays = local_->sharesReplayed();
       std::string out = fmt::format(
-          "gradient of {:.1f} MB allreduced on the device inside each step of {:.1f} ms; the "
-          "loss and correct count over {} process{}: {:.2f} ms per step",
-          double(info_.numParams * 4) / 1e6, 1e3 * stepSeconds_ / double(steps_), comm_.size(),
+          "gradient of {:.1f} MB allreduced on the device inside each step of {:.1f} ms ({} of "
+          "{} step{} replayed as one CUDA graph); the loss and correct count over {} process{}: "
+          "{:.2f} ms per step",
+          double(info_.numParams * 4) / 1e6, 1e3 * stepSeconds_ / double(steps_),
+          replays - replays_, steps_, steps_ == 1 ? "" : "s", comm_.size(),
           comm_.size() == 1 ? "" : "es", 1e3 * allreduceSeconds_ / double(steps_));
       allreduceSeconds_ = stepSeconds_ = 0;
       steps_ = 0;
+      replays_ = replays;
       return out;
     }
     std::string out = fmt::format(
@@ -254,6 +259,7 @@ private:
   int64_t correct_ = -1;
   double allreduceSeconds_ = 0, stepSeconds_ = 0; ///< since takeTimes
   int64_t steps_ = 0;
+  int64_t replays_ = 0; ///< local_->sharesReplayed() at the last takeTimes
 };
 
 /// FNV-1a over bytes, continued from `h`.

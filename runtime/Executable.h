@@ -104,13 +104,16 @@ public:
     return error(fmt::format("the {} target cannot allreduce on a device", target()));
   }
   /// A data-parallel step after joinDeviceAllreduce: computeGradients on n
-  /// samples (none: this process adds nothing), the gradients of every
-  /// process summed on the device, each times its process's `weight`, then
-  /// applyUpdate. `loss`: the n samples' mean loss (0 for none).
+  /// samples of the global batch of `batch` (none: this process adds
+  /// nothing), the gradients of every process summed on the device, each
+  /// times its process's `weight`, then applyUpdate. `loss`: the n samples'
+  /// mean loss (0 for none).
   virtual Status trainShare(const float *x, const int32_t *labels, int64_t n, int64_t offset,
-                            float weight, float *loss, float *output) {
+                            int64_t batch, float weight, float *loss, float *output) {
     return error(fmt::format("the {} target cannot allreduce on a device", target()));
   }
+  /// The trainShare steps so far replayed as one captured CUDA graph each.
+  virtual int64_t sharesReplayed() const { return 0; }
 
   /// For an executable that computes only part of each batch (data
   /// parallelism): the correct predictions of the last trainStep's whole

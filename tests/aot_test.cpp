@@ -468,3 +468,205 @@ TEST_CASE("the library's steps, _save and _load match the interpreter, read back
     CHECK(slurp(dir.path / "resumed.safetensors") == slurp(dir.path / "four.safetensors"));
   }
 }
+
+#ifdef GRAPHC_CUDA_EMULATED_LIB
+namespace {
+
+const char *kSplitDriver = R"(#include "nag.h"
+#include "tiny.h"
+#include <stdio.h>
+#include <stdlib.h>
+/* Three contexts from the same weights, one step per batch of batches.bin:
+ * a by train_step; b by compute_gradients on the whole batch, then
+ * apply_update; c by two shares (the first half of the samples at offset 0,
+ * the rest at offset k), their gradients weighted by their sizes and summed,
+ * then apply_update. Writes each step's three losses (c's the weighted
+ * mean), saves b and c, and writes the errors of calls that must fail. */
+static float x[16 * 64], g1[1 << 12], g2[1 << 12], grad[1 << 12];
+static int32_t labels[16];
+int main(void) {
+  FILE *in = fopen("batches.bin", "rb"), *out = fopen("result.bin", "wb");
+  FILE *errors = fopen("errors.txt", "w");
+  tiny_ctx *a, *b, *c;
+  if (!in || !out || !errors || tiny_num_params() > (1 << 12))
+    return 2;
+  if (tiny_create(&a, NULL, 0) || tiny_create(&b, NULL, 0) || tiny_create(&c, NULL, 0)) {
+    puts(tiny_error(NULL));
+    return 3;
+  }
+  const int64_t d = tiny_sample_size(), np = tiny_num_params();
+  int64_t n;
+  while (fread(&n, 8, 1, in) == 1) {
+    if (fread(x, 4, n * d, in) != (size_t)(n * d) || fread(labels, 4, n, in) != (size_t)n)
+      return 4;
+    float loss[3], l1, l2;
+    if (tiny_train_step(a, x, labels, n, &loss[0]) ||
+        tiny_compute_gradients(b, x, labels, n, 0, grad, &loss[1]) ||
+        tiny_apply_update(b, grad)) {
+      puts(tiny_error(b));
+      return 5;
+    }
+    const int64_t k = (n + 1) / 2;
+    if (tiny_compute_gradients(c, x, labels, k, 0, g1, &l1) ||
+        tiny_compute_gradients(c, x + k * d, labels + k, n - k, k, g2, &l2)) {
+      puts(tiny_error(c));
+      return 6;
+    }
+    const float w1 = (float)k / (float)n, w2 = (float)(n - k) / (float)n;
+    for (int64_t i = 0; i < np; ++i)
+      grad[i] = w1 * g1[i] + w2 * g2[i];
+    loss[2] = w1 * l1 + w2 * l2;
+    if (tiny_apply_update(c, grad)) {
+      puts(tiny_error(c));
+      return 7;
+    }
+    fwrite(loss, 4, 3, out);
+  }
+  int64_t steps[3] = {tiny_step(a), tiny_step(b), tiny_step(c)};
+  fwrite(steps, 8, 3, out);
+  if (tiny_save(a, "a.safetensors") || tiny_save(b, "b.safetensors") ||
+      tiny_save(c, "c.safetensors"))
+    return 8;
+  /* Calls that must fail with an error, not crash: each rc and message. */
+  float l;
+  int bad = 0;
+#define REFUSED(call, ctx)                                                                         \
+  bad |= (call) != TINY_ERR_ARGUMENT;                                                              \
+  fprintf(errors, "%s\n", tiny_error(ctx));
+  REFUSED(tiny_compute_gradients(b, x, labels, 0, 0, grad, &l), b);
+  REFUSED(tiny_compute_gradients(b, x, labels, 17, 0, grad, &l), b);
+  REFUSED(tiny_compute_gradients(b, x, labels, 2, -1, grad, &l), b);
+  REFUSED(tiny_compute_gradients(b, x, labels, 2, 0, NULL, &l), b);
+  REFUSED(tiny_compute_gradients(b, NULL, labels, 2, 0, grad, &l), b);
+  labels[1] = 5;
+  REFUSED(tiny_compute_gradients(b, x, labels, 2, 0, grad, &l), b);
+  REFUSED(tiny_apply_update(b, NULL), b);
+  REFUSED(tiny_apply_update(NULL, grad), NULL);
+  /* optim.nag has no split form: its library says so. */
+  nag_ctx *s;
+  labels[1] = 0;
+  if (nag_create(&s, NULL, 0)) {
+    puts(nag_error(NULL));
+    return 9;
+  }
+  bad |= nag_compute_gradients(s, x, labels, 2, 0, grad, &l) != NAG_ERR_ARGUMENT;
+  fprintf(errors, "%s\n", nag_error(s));
+  bad |= nag_apply_update(s, grad) != NAG_ERR_ARGUMENT;
+  fprintf(errors, "%s\n", nag_error(s));
+  nag_destroy(s);
+  tiny_destroy(a);
+  tiny_destroy(b);
+  tiny_destroy(c);
+  fclose(out);
+  fclose(errors);
+  return bad ? 10 : 0;
+}
+)";
+
+} // namespace
+#endif
+
+TEST_CASE("the cuda library's split step, whole and in two shares, matches its train_step and "
+          "the interpreter on the emulated device",
+          "[aot][cuda]") {
+#ifndef GRAPHC_CUDA_EMULATED_LIB
+  test::skipTestCase("this build has no emulated CUDA device to link a cuda library against");
+#else
+  if (!haveCc())
+    return;
+  // Dropout (so a share's sample offset matters) and sgd with momentum (so
+  // the update carries state and counts the step).
+  const ir::Shape sample{1, 8, 8};
+  const uint64_t seed = 5;
+  nn::ModelSpec spec = dropoutMlp(
+      0.3,
+      nn::Optimizer{
+          "sgd", {{"learningRate", 0.05}, {"momentum", 0.9}, {"learningRateDecay", 0.1}}, {}},
+      "tiny.model");
+  nn::ModelSpec nag = spec;
+  nag.model = nn::Sequential();
+  nag.model.add(nn::View(64)).add(nn::Linear(64, 5)).add(nn::LogSoftMax());
+  nag.optimizer = nn::Optimizer{"nag", {{"learningRate", 0.1}, {"momentum", 0.9}}, {}};
+  nag.file = "nag.model";
+  driver::BuildOptions o;
+  o.maxBatch = 16;
+  o.seed = seed;
+  o.arch = "host"; // CUDA C for the emulated device (runtime/cuda/Emulator.h)
+  test::TempDir dir("graphc-aot-cuda");
+  for (auto [s, name] : {std::pair{&spec, "tiny"}, std::pair{&nag, "nag"}}) {
+    // As graphc compile does: the split step for every optimizer but nag.
+    auto model = driver::compile(*s, sample, {}, s == &spec);
+    REQUIRE(bool(model));
+    auto lib = driver::writeCudaLibrary(model->model, o, dir / name);
+    if (!lib && lib.diag().str().find("built without") != std::string::npos) {
+      test::skipTestCase(lib.diag().str());
+      return;
+    }
+    INFO((lib ? "" : lib.diag().str()));
+    REQUIRE(bool(lib));
+  }
+  const std::string header = slurp(dir.path / "tiny.h");
+  CHECK_THAT(header, Catch::Contains("int tiny_compute_gradients(tiny_ctx *ctx, const float *x"));
+  CHECK_THAT(header, Catch::Contains("int tiny_apply_update(tiny_ctx *ctx, const float *grad);"));
+  CHECK_THAT(header, Catch::Contains("On the GPU target x, labels and grad are host memory"));
+
+  Batches batches = writeBatches(dir.path / "batches.bin", {16, 7, 2, 12}, 31, 1);
+  std::ofstream(dir / "driver.c") << kSplitDriver;
+  // The emulated device is the archive's function table (grt_cuda_linked).
+  REQUIRE(sh("cd " + dir.path.string() + " && c++ -O1 -x c -std=c11 -I. driver.c -x none " +
+             "-Wl,-u,grt_cuda_linked " GRAPHC_CUDA_EMULATED_LIB
+             " -L. -ltiny -lnag -lfmt -ldl -lm -lpthread -o driver && ./driver") == 0);
+  const std::string result = slurp(dir.path / "result.bin");
+  REQUIRE(result.size() == batches.size() * 12 + 24);
+  std::vector<float> losses(batches.size() * 3);
+  int64_t steps[3];
+  std::memcpy(losses.data(), result.data(), losses.size() * 4);
+  std::memcpy(steps, result.data() + losses.size() * 4, 24);
+  for (int64_t st : steps)
+    CHECK(st == int64_t(batches.size()));
+
+  // The interpreter, in double precision, on the same batches.
+  driver::BuildOptions io = o;
+  io.target = "interp";
+  auto ref = driver::build(spec, sample, io);
+  REQUIRE(bool(ref));
+  for (size_t s = 0; s < batches.size(); ++s) {
+    auto &[x, l] = batches[s];
+    float loss = 0;
+    REQUIRE(bool((*ref)->trainStep(x.data(), l.data(), int64_t(l.size()), &loss, nullptr)));
+    for (int w = 0; w < 3; ++w) {
+      INFO("step " << s << " (batch " << l.size() << "), "
+                   << (w == 0   ? "train_step"
+                       : w == 1 ? "compute_gradients + apply_update"
+                                : "two shares")
+                   << ": loss " << losses[s * 3 + size_t(w)] << ", the interpreter's " << loss);
+      CHECK(std::abs(losses[s * 3 + size_t(w)] - loss) <= 1e-5 * std::max(1.0f, std::abs(loss)));
+    }
+  }
+  // Parameters, momentum and step of each: the interpreter's (read back by
+  // this test's own safetensors reader).
+  for (const char *ctx : {"a", "b", "c"})
+    checkAgainst(dir.path / (std::string(ctx) + ".safetensors"), **ref, seed);
+  // The split step's parameters against the fused step's, closer still.
+  SafeTensors a = readSafeTensors(dir.path / "a.safetensors");
+  for (const char *ctx : {"b", "c"}) {
+    SafeTensors other = readSafeTensors(dir.path / (std::string(ctx) + ".safetensors"));
+    for (auto &[key, t] : a.tensors) {
+      INFO(ctx << ": tensor " << key);
+      REQUIRE(other.tensors.count(key) == 1);
+      auto &got = other.tensors.at(key).second;
+      REQUIRE(got.size() == t.second.size());
+      CHECK(test::maxElementError(got.data(), t.second.data(), got.size()) <= 1e-5);
+    }
+  }
+
+  const std::string errors = slurp(dir.path / "errors.txt");
+  INFO(errors);
+  for (const char *text :
+       {"batch of 0 samples: expected 1 to 16", "batch of 17 samples: expected 1 to 16",
+        "sample offset -1 is out of range", "the gradient or loss pointer is null",
+        "the input pointer is null", "label 5 of sample 1 is outside [0, 5)",
+        "the gradient pointer is null", "this model was compiled without the split step"})
+    CHECK_THAT(errors, Catch::Contains(text));
+#endif
+}

@@ -172,7 +172,11 @@ fi
 #    (test accuracy within 0.2 points), and the Dropout model at batch 3,
 #    the gradient allreduced by NCCL on the device (the emulated device's
 #    NCCL reduces through MPI on the host); and the six steps again with
-#    GRAPHC_NO_NCCL=1, the gradient staged through the host.
+#    GRAPHC_NO_NCCL=1, the gradient staged through the host. After the
+#    first step of each global batch size, a step (gradients, allreduce,
+#    update) is one CUDA graph replayed: the epoch lines count them, and
+#    with GRAPHC_CUDA_GRAPHS=0 (every step launched directly) the six
+#    losses are the same.
 # (grep -c reads the whole help: grep -q would close the pipe early, and
 # pipefail would count graphc's SIGPIPE as no match.)
 if "$graphc" train --help | grep -c "cuda (an NVIDIA GPU" > /dev/null; then
@@ -197,6 +201,26 @@ if "$graphc" train --help | grep -c "cuda (an NVIDIA GPU" > /dev/null; then
        --batch 256 --progress none --threads 1)
   cuda_pair cs NCCL "${six[@]}"
   same_losses cs2.jsonl cs1.jsonl 1e-4
+  # replayed: EPOCH REPLAYED STEPS FILE: the epoch line counts the steps
+  # replayed as one CUDA graph.
+  replayed() {
+    grep -q "^epoch $1: .*($2 of $3 steps\? replayed as one CUDA graph)" "$4" ||
+      fail "cuda: epoch $1 of $4 did not replay $2 of $3 steps: $(grep "^epoch $1:" "$4")"
+  }
+  replayed 1 0 1 cs2.txt # the first step captures the graph
+  replayed 6 1 1 cs2.txt
+  GRAPHC_CUDA_GRAPHS=0 "${mpi[@]}" -x GRAPHC_CUDA_DEVICE -x GRAPHC_NO_NCCL -x GRAPHC_CUDA_GRAPHS \
+    "$graphc" "${six[@]}" --target cuda --distributed --metrics cd2.jsonl > cd2.txt
+  replayed 6 0 1 cd2.txt
+  same_losses cs2.jsonl cd2.jsonl 1e-6
+  # Graphs turned off in process 1 alone: NCCL needs a captured allreduce
+  # captured on every process, so process 0 votes with it and launches
+  # directly too.
+  mpirun --oversubscribe -x ASAN_OPTIONS -x GRAPHC_CUDA_DEVICE -x GRAPHC_NO_NCCL \
+    -np 1 "$graphc" "${six[@]}" --target cuda --distributed --metrics cv2.jsonl : \
+    -np 1 env GRAPHC_CUDA_GRAPHS=0 "$graphc" "${six[@]}" --target cuda --distributed > cv2.txt
+  replayed 6 0 1 cv2.txt
+  same_losses cv2.jsonl cd2.jsonl 1e-6
   # Without NCCL (GRAPHC_NO_NCCL=1, as where libnccl.so.2 is missing): the
   # gradient staged through the host, and the run says why.
   GRAPHC_NO_NCCL=1 cuda_pair ch "MPI through the host (NCCL turned off" "${six[@]}"
@@ -207,8 +231,10 @@ if "$graphc" train --help | grep -c "cuda (an NVIDIA GPU" > /dev/null; then
     fail "cuda: test accuracy $a2 with 2 processes, $a1 with one"
   echo "ok: cuda: test accuracy after one epoch: $a2 (2 processes), $a1 (one)"
   same_losses ce2.jsonl ce1.jsonl 1e-4
+  replayed 1 10 12 ce2.txt # 11 batches of 256 and one of 185: two captures
   cuda_pair ct NCCL "${tiny[@]}" # Dropout, shares of 2 and 1 samples, and of 1 and none
   same_losses ct2.jsonl ct1.jsonl 1e-4
+  replayed 4 3 3 ct2.txt # the share of none replayed too
 else
   echo "skipped: the cuda target (this graphc was built without the CUDA toolkit)"
 fi

@@ -89,9 +89,10 @@ int runCompile(const CompileOptions &o) {
     return report(error("--emit needs every pass: drop --stop-after"));
 
   auto t0 = std::chrono::steady_clock::now();
-  // A cpu library also gets the step split in two (NAME_compute_gradients,
+  // A library also gets the step split in two (NAME_compute_gradients,
   // NAME_apply_update); optim.nag has none.
-  const bool split = o.target == "cpu" && (o.emit.empty() || o.emit == "lib") && spec->optimizer &&
+  const bool split = (o.target == "cpu" || o.target == "cuda") &&
+                     (o.emit.empty() || o.emit == "lib") && spec->optimizer &&
                      spec->optimizer->name != "nag";
   auto c = driver::compile(*spec, *sample, po, split);
   if (!c)

@@ -67,8 +67,12 @@ public:
       isaDescs.push_back(llvm::ConstantStruct::get(
           isaTy, {str(t.name), int64(t.level), m_.getFunction(name_ + "_step_" + infix + "run"),
                   m_.getFunction(name_ + "_predict_" + infix + "run"),
-                  gradients_ ? static_cast<llvm::Constant *>(m_.getFunction(name_ + "_gradients_" + infix + "run")) : null,
-                  update_ ? static_cast<llvm::Constant *>(m_.getFunction(name_ + "_update_" + infix + "run")) : null}));
+                  gradients_ ? static_cast<llvm::Constant *>(
+                                   m_.getFunction(name_ + "_gradients_" + infix + "run"))
+                             : null,
+                  update_ ? static_cast<llvm::Constant *>(
+                                m_.getFunction(name_ + "_update_" + infix + "run"))
+                          : null}));
     }
     llvm::Constant *isaArray =
         isaDescs.empty() ? llvm::ConstantPointerNull::get(ptr) : array(isaTy, isaDescs, "isas");
@@ -112,8 +116,8 @@ public:
     llvm::Constant *top = desc;
     if (device_) {
       rt = "grt_cuda_";
-      auto *deviceTy =
-          llvm::StructType::get(c_, {ptr, i64, ptr, ptr, ptr, i64, i64, ptr, ptr, i64, ptr});
+      auto *deviceTy = llvm::StructType::get(
+          c_, {ptr, i64, ptr, ptr, ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, i64, i64});
       // The driver and cuBLASLt as the program links them (graphc_cuda_api.h).
       llvm::Constant *api = m_.getOrInsertGlobal("grt_cuda_linked", llvm::Type::getInt8Ty(c_));
       top = new llvm::GlobalVariable(
@@ -121,9 +125,11 @@ public:
           llvm::ConstantStruct::get(
               deviceTy,
               {desc, int64(int64_t(device_->strings.size())), strings(device_->strings, "strings"),
-               words(device_->step, "step_table"), words(device_->predict, "predict_table"),
+               table(device_->step, "step_table"), table(device_->predict, "predict_table"),
                int64(int64_t(device_->step.size())), int64(int64_t(device_->predict.size())),
-               str(device_->helpersPtx), str(device_->arch), int64(device_->tf32 ? 1 : 0), api}),
+               str(device_->helpersPtx), str(device_->arch), int64(device_->tf32 ? 1 : 0), api,
+               table(device_->gradients, "gradients_table"), table(device_->update, "update_table"),
+               int64(int64_t(device_->gradients.size())), int64(int64_t(device_->update.size()))}),
           name_ + "_device");
       forward("train_step_device", i32, {ptr, i64, i64, i64, ptr}, "grt_cuda_train_step_device");
       forward("predict_device", i32, {ptr, i64, i64, i64}, "grt_cuda_predict_device");
@@ -138,12 +144,14 @@ public:
     forward("save", i32, {ptr, ptr}, rt + "save");
     forward("load", i32, {ptr, ptr}, rt + "load");
     forward("error", ptr, {ptr}, rt + "error");
-    if (!device_) {
+    if (!device_)
       forward("isa", ptr, {ptr}, "grt_model_isa");
-      forward("compute_gradients", i32, {ptr, f32p, ptr, i64, i64, ptr, ptr},
-              "grt_model_compute_gradients");
-      forward("apply_update", i32, {ptr, ptr}, "grt_model_apply_update");
-    }
+    // The cuda runtime's compute_gradients also takes an output pointer: null.
+    forward("compute_gradients", i32, {ptr, f32p, ptr, i64, i64, ptr, ptr},
+            rt + "compute_gradients", nullptr,
+            device_ ? std::vector<llvm::Constant *>{llvm::ConstantPointerNull::get(ptr)}
+                    : std::vector<llvm::Constant *>{});
+    forward("apply_update", i32, {ptr, ptr}, rt + "apply_update");
     constant("num_params", i64, llvm::ConstantInt::get(i64, uint64_t(info_.numParams)));
     constant("max_batch", i64, llvm::ConstantInt::get(i64, uint64_t(maxBatch_)));
     constant("classes", i64, llvm::ConstantInt::get(i64, uint64_t(info_.classes)));
@@ -167,7 +175,10 @@ private:
     return new llvm::GlobalVariable(m_, at, true, llvm::GlobalValue::PrivateLinkage,
                                     llvm::ConstantArray::get(at, items), name_ + "_" + what);
   }
-  llvm::Constant *words(const std::vector<int64_t> &items, const std::string &what) {
+  /// A program table of the device image; null where it is empty.
+  llvm::Constant *table(const std::vector<int64_t> &items, const std::string &what) {
+    if (items.empty())
+      return llvm::ConstantPointerNull::get(llvm::PointerType::get(c_, 0));
     auto *init = llvm::ConstantDataArray::get(
         c_,
         llvm::ArrayRef<uint64_t>(reinterpret_cast<const uint64_t *>(items.data()), items.size()));
@@ -194,14 +205,17 @@ private:
                                       int64(int64_t(ins.size())), int64(int64_t(outs.size())),
                                       strings(ins, prefix + "in"), strings(outs, prefix + "out")});
   }
-  /// `<name>_<what>(args...)` returning `target([desc,] args...)`.
+  /// `<name>_<what>(args...)` returning `target([desc,] args... [, tail...])`.
   void forward(const std::string &what, llvm::Type *ret, std::vector<llvm::Type *> args,
-               const std::string &target, llvm::Constant *desc = nullptr) {
+               const std::string &target, llvm::Constant *desc = nullptr,
+               const std::vector<llvm::Constant *> &tail = {}) {
     auto *fn = llvm::Function::Create(llvm::FunctionType::get(ret, args, false),
                                       llvm::Function::ExternalLinkage, name_ + "_" + what, m_);
     std::vector<llvm::Type *> targs = args;
     if (desc)
       targs.insert(targs.begin(), llvm::PointerType::get(c_, 0));
+    for (llvm::Constant *c : tail)
+      targs.push_back(c->getType());
     auto callee = m_.getOrInsertFunction(target, llvm::FunctionType::get(ret, targs, false));
     llvm::IRBuilder<> b(llvm::BasicBlock::Create(c_, "entry", fn));
     std::vector<llvm::Value *> vals;
@@ -209,6 +223,7 @@ private:
       vals.push_back(desc);
     for (auto &a : fn->args())
       vals.push_back(&a);
+    vals.insert(vals.end(), tail.begin(), tail.end());
     llvm::Value *r = b.CreateCall(callee, vals);
     if (ret->isVoidTy())
       b.CreateRetVoid();
@@ -380,8 +395,8 @@ int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);
                          "\"avx2\" or \"generic\". */\n"
                          "const char *{0}_isa({0}_ctx *ctx);\n",
                          name),
-      cuda ? ""
-           : fmt::format(R"(/** The training step in two halves, so that a program can combine the
+      fmt::format(
+          R"(/** The training step in two halves, so that a program can combine the
  *  gradients of several processes between them (data parallelism, e.g. one
  *  MPI_Allreduce; see examples/embed). compute_gradients runs forward and
  *  backward on n samples, `offset` being the samples of the global batch
@@ -391,12 +406,16 @@ int {0}_predict_device({0}_ctx *ctx, uint64_t x, int64_t n, uint64_t out);
  *  values. apply_update makes the optimizer update with `grad` (averaged:
  *  weight each process's by its share of the batch and sum) and counts the
  *  step. Together they compute what {0}_train_step computes. A library of an
- *  optimizer without a split form (optim.nag) returns {2}_ERR_ARGUMENT. */
+ *  optimizer without a split form (optim.nag) returns {2}_ERR_ARGUMENT.{1} */
 int {0}_compute_gradients({0}_ctx *ctx, const float *x, const int32_t *labels, int64_t n,
                           int64_t offset, float *grad, float *loss);
 int {0}_apply_update({0}_ctx *ctx, const float *grad);
 )",
-                         name, "", guard));
+          name,
+          cuda ? "\n *  On the GPU target x, labels and grad are host memory: each call waits\n"
+                 " *  for the device, so the program may reduce grad as soon as it returns."
+               : "",
+          guard));
 }
 
 Expected<LibraryFiles> buildLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
@@ -417,18 +436,17 @@ Expected<LibraryFiles> buildLibrary(const ir::ModelInfo &info, Program &step, Pr
     return error("--target cuda --emit lib: this graphc was built without the CUDA toolkit's "
                  "cuBLASLt");
 #endif
-  // The cuda target's object holds the descriptor and entry points only.
+  // The cuda target's object holds the descriptor and entry points only;
+  // its split step is the device image's gradients and update tables.
   std::vector<Program *> programs;
   std::vector<std::string> prefixes;
-  if (device)
-    gradients = update = nullptr; // the cuda library has no split step yet
+  if (device || !gradients || !update)
+    gradients = update = nullptr;
   if (!device)
     programs = {&step, &predict}, prefixes = {name + "_step_", name + "_predict_"};
-  if (gradients && update) {
+  if (gradients) {
     programs.insert(programs.end(), {gradients, update});
     prefixes.insert(prefixes.end(), {name + "_gradients_", name + "_update_"});
-  } else {
-    gradients = update = nullptr;
   }
   auto obj =
       emitCode(programs, prefixes, EmitKind::Object, isas, name + "_micro", [&](llvm::Module &m) {

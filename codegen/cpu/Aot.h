@@ -30,9 +30,11 @@ struct LibraryFiles {
 /// the archive runs that image on the GPU through graphc_cuda_model.c
 /// instead of CPU code. The CPU code is built for each ISA of `isas` (see
 /// emitCode); `<name>_create` takes the best the CPU executes and refuses
-/// when there is none. With `gradients` and `update` (the step split in two,
-/// CPU only) the library also has <name>_compute_gradients and
-/// <name>_apply_update.
+/// when there is none. Every library has <name>_compute_gradients and
+/// <name>_apply_update: they run the step split in two, `gradients` and
+/// `update` (CPU code) or the device image's tables of the same name, and
+/// return an error where neither was compiled (an optimizer without a
+/// split form).
 Expected<LibraryFiles> buildLibrary(const ir::ModelInfo &info, Program &step, Program &predict,
                                     int64_t maxBatch, uint64_t seed, const std::string &out,
                                     const std::vector<VectorTarget> &isas,

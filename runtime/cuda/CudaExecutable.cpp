@@ -54,6 +54,10 @@ struct CudaDesc {
     desc.step_words = int64_t(image.step.size());
     desc.predict = image.predict.data();
     desc.predict_words = int64_t(image.predict.size());
+    desc.gradients = image.gradients.data();
+    desc.gradients_words = int64_t(image.gradients.size());
+    desc.update = image.update.data();
+    desc.update_words = int64_t(image.update.size());
     desc.helpers_ptx = image.helpersPtx.c_str();
     desc.arch = image.arch.c_str();
     desc.tf32 = tf32;
@@ -101,16 +105,9 @@ public:
     desc_->desc.model = desc_->model->get();
     if (!trainable_)
       desc_->desc.step_words = 0; // evaluation only
+    // create installs the split step too, as an archive's does.
     if (grt_cuda_create_on(&desc_->desc, &model_, nullptr, ordinal) != GRT_OK)
       return error(grt_cuda_error(nullptr));
-    if (split_) {
-      const codegen::DeviceImage &img = desc_->image;
-      if (Status s =
-              ok(grt_cuda_add_split(model_, img.gradients.data(), int64_t(img.gradients.size()),
-                                    img.update.data(), int64_t(img.update.size())));
-          !s)
-        return s;
-    }
     if (hasConvolution(step_) || hasConvolution(m.predict))
       convolutions_ =
           grt_cuda_uses_cudnn(model_)
@@ -183,12 +180,13 @@ public:
     return ok(grt_cuda_nccl_join(model_, id, sizeof id, comm.size(), comm.rank()));
   }
 
-  Status trainShare(const float *x, const int32_t *labels, int64_t n, int64_t offset, float weight,
-                    float *loss, float *output) override {
+  Status trainShare(const float *x, const int32_t *labels, int64_t n, int64_t offset, int64_t batch,
+                    float weight, float *loss, float *output) override {
     if (Status s = n > 0 ? checkStep(x, labels, n) : takePending(); !s)
       return s;
-    return ok(grt_cuda_train_share(model_, x, labels, n, offset, weight, loss, output));
+    return ok(grt_cuda_train_share(model_, x, labels, n, offset, batch, weight, loss, output));
   }
+  int64_t sharesReplayed() const override { return grt_cuda_share_replays(model_); }
 
   bool canDiagnoseSteps() const override { return trainable_; }
 

@@ -94,8 +94,18 @@ struct grt_cuda_model {
   ncclRedOp_t premul; /* the sum of each process's gradient times its weight */
   int premul_made;
 #endif
+  int nranks;         /* the communicator's processes */
+  int share_captures; /* NCCL can be captured (2.9 and later) */
   CUdeviceptr weight; /* this process's weight, read by premul */
   float weight_in;
+  /* The share step (gradients, allreduce, update) as one CUDA graph per
+   * global batch size: state 0 not yet tried, 1 share_exec replays it, -1
+   * launched directly. vote is the processes' agreement on a capture. */
+  CUgraphExec *share_exec;
+  signed char *share_state;
+  int64_t share_replays;
+  CUdeviceptr vote;
+  float vote_in, vote_out;
   int mirror_valid, mirror_dirty;
   char error[512];
 };
@@ -832,6 +842,11 @@ void grt_cuda_destroy(grt_cuda_model *m) {
     API->cuCtxSetCurrent(m->ctx);
     if (m->stream)
       API->cuStreamSynchronize(m->stream);
+    /* the share graphs hold NCCL's captured allreduce: gone before its communicator */
+    if (m->share_exec)
+      for (int64_t n = 0; n <= m->max_batch; ++n)
+        if (m->share_exec[n])
+          API->cuGraphExecDestroy(m->share_exec[n]);
 #if GRT_HAVE_NCCL
     if (m->premul_made)
       API->ncclRedOpDestroy(m->premul, m->nccl);
@@ -844,7 +859,7 @@ void grt_cuda_destroy(grt_cuda_model *m) {
     free_program(m, &m->update);
     CUdeviceptr bufs[] = {m->params,      m->x,       m->labels,    m->indices,
                           m->output,      m->scalars, m->workspace, m->data_x,
-                          m->data_labels, m->grad,    m->weight};
+                          m->data_labels, m->grad,    m->weight,    m->vote};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
       if (bufs[i])
         API->cuMemFree(bufs[i]);
@@ -864,6 +879,8 @@ void grt_cuda_destroy(grt_cuda_model *m) {
   }
   free(m->state);
   free(m->label_check);
+  free(m->share_exec);
+  free(m->share_state);
   grt_model_destroy(m->host);
   free(m);
 }
@@ -931,6 +948,8 @@ int grt_cuda_create_on(const grt_cuda_desc *d, grt_cuda_model **out, const char 
     rc = prepare_program(m, &m->step, model_io, NULL);
   if (rc == GRT_OK)
     rc = prepare_program(m, &m->predict, model_io, NULL);
+  if (rc == GRT_OK && d->gradients_words > 0 && d->update_words > 0)
+    rc = grt_cuda_add_split(m, d->gradients, d->gradients_words, d->update, d->update_words);
   if (rc == GRT_OK) { /* every memset and upload done before the first step */
     CUresult r = API->cuStreamSynchronize(m->stream);
     if (r != CUDA_SUCCESS)
@@ -1201,23 +1220,36 @@ static int need_split(grt_cuda_model *m) {
              : fail(m, GRT_ERR_ARGUMENT, "this model was compiled without the split step");
 }
 
-/* The gradients program on a host batch; the gradient stays in m->grad,
- * the loss and output come to the host once the stream is waited for. */
-static int enqueue_gradients(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
-                             int64_t offset, float *output) {
+/* A share of n samples from a host batch in, checked, with the step
+ * counter, seed and its sample offset. */
+static int stage_share(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                       int64_t offset) {
   int rc = start(m, (uint64_t)(uintptr_t)x, n, labels != NULL, "the labels pointer is null");
   if (rc != GRT_OK || (rc = need_split(m)) != GRT_OK)
     return rc;
   if (offset < 0 || offset > INT32_MAX)
     return fail(m, GRT_ERR_ARGUMENT, "sample offset %" PRId64 " is out of range", offset);
-  if ((rc = stage_batch(m, (uint64_t)(uintptr_t)x, (uint64_t)(uintptr_t)labels, n, 0)) != GRT_OK ||
-      (rc = stage_scalars_at(m, (int32_t)offset)) != GRT_OK ||
-      (rc = run(m, &m->gradients, n)) != GRT_OK)
+  if ((rc = stage_batch(m, (uint64_t)(uintptr_t)x, (uint64_t)(uintptr_t)labels, n, 0)) != GRT_OK)
     return rc;
+  return stage_scalars_at(m, (int32_t)offset);
+}
+
+/* The loss and output of the gradients program's n samples, to the host
+ * once the stream is waited for. */
+static int fetch_share(grt_cuda_model *m, int64_t n, float *output) {
   CU(API->cuMemcpyDtoHAsync(&m->loss_out, m->scalars + GRAPHC_SCALAR_LOSS, 4, m->stream));
   if (output)
     CU(API->cuMemcpyDtoHAsync(output, m->output, (size_t)(n * m->classes) * 4, m->stream));
   return GRT_OK;
+}
+
+/* The gradients program on a host batch; the gradient stays in m->grad. */
+static int enqueue_gradients(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
+                             int64_t offset, float *output) {
+  int rc = stage_share(m, x, labels, n, offset);
+  if (rc != GRT_OK || (rc = run(m, &m->gradients, n)) != GRT_OK)
+    return rc;
+  return fetch_share(m, n, output);
 }
 
 /* The update program with the gradient in m->grad; counts the step. */
@@ -1314,11 +1346,20 @@ int grt_cuda_nccl_join(grt_cuda_model *m, const void *id, int64_t bytes, int nra
   ncclUniqueId uid;
   memcpy(&uid, id, sizeof uid);
   CU(API->cuCtxSetCurrent(m->ctx));
-  if ((rc = zeroed(m, &m->weight, 4)) != GRT_OK)
+  const size_t batches = (size_t)m->max_batch + 1;
+  m->share_exec = calloc(batches, sizeof(CUgraphExec));
+  m->share_state = calloc(batches, 1);
+  if (!m->share_exec || !m->share_state)
+    return fail(m, GRT_ERR_MEMORY, "out of memory");
+  if ((rc = zeroed(m, &m->weight, 4)) != GRT_OK || (rc = zeroed(m, &m->vote, 4)) != GRT_OK)
     return rc;
   ncclComm_t comm = NULL;
   NCCL(API->ncclCommInitRank(&comm, nranks, uid, rank));
   m->nccl = comm;
+  m->nranks = nranks;
+  int version = 0;
+  m->share_captures = API->ncclGetVersion && API->ncclGetVersion(&version) == ncclSuccess &&
+                      version >= 20900; /* NCCL_VERSION(2, 9, 0): stream capture */
   /* Each process's gradient times its share's weight, summed: the weight
    * read from the device at each allreduce, so one operator serves every
    * step (and a captured graph). */
@@ -1331,8 +1372,70 @@ int grt_cuda_nccl_join(grt_cuda_model *m, const void *id, int64_t bytes, int nra
   return GRT_OK;
 }
 
+#if GRT_HAVE_NCCL
+/* The share step's device work, its inputs staged: the gradients program
+ * at n (a zero gradient for none), NCCL's weighted sum of every process's
+ * gradient, the update program. With `capturing`, the launches alone (the
+ * programs' plans made by a direct run before); no call may return early
+ * from a stream capture, so NCCL's result is checked here. */
+static int enqueue_share(grt_cuda_model *m, int64_t n, int capturing) {
+  int rc = GRT_OK;
+  if (n > 0)
+    rc = capturing ? enqueue(m, &m->gradients, n, &m->gradients.batches[n])
+                   : run(m, &m->gradients, n);
+  else if (API->cuMemsetD8Async(m->grad, 0, (size_t)m->num_params * 4, m->stream) != CUDA_SUCCESS)
+    rc = fail(m, GRT_ERR_DEVICE, "cuMemsetD8Async of the gradient failed");
+  if (rc != GRT_OK)
+    return rc;
+  ncclResult_t r = API->ncclAllReduce((const void *)(uintptr_t)m->grad, (void *)(uintptr_t)m->grad,
+                                      (size_t)m->num_params, ncclFloat32, m->premul, m->nccl,
+                                      (cudaStream_t)m->stream);
+  if (r != ncclSuccess)
+    return fail(m, GRT_ERR_DEVICE, "NCCL error in ncclAllReduce: %s", API->ncclGetErrorString(r));
+  return capturing ? enqueue(m, &m->update, 1, &m->update.batches[1]) : run(m, &m->update, 1);
+}
+
+/* After the first direct share step of global batch `batch`: captures the
+ * same work as one CUDA graph, and every process votes on it. Whether an
+ * NCCL operation is captured must be the same on every rank, and each
+ * rank's graph must come from the same collective capture (NCCL's "Using
+ * NCCL with CUDA Graphs"): all processes come here at the same step (the
+ * first of that global batch, whatever their shares), and the graph is kept
+ * only where every one of them captured; else every one launches that
+ * batch size's share directly from now on. */
+static int capture_share(grt_cuda_model *m, int64_t n, int64_t batch) {
+  CUgraphExec exec = NULL;
+  if (graphs_enabled() && m->share_captures &&
+      API->cuStreamBeginCapture(m->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) == CUDA_SUCCESS) {
+    int captured = enqueue_share(m, n, 1);
+    CUgraph graph = NULL;
+    CUresult r = API->cuStreamEndCapture(m->stream, &graph);
+    if (captured != GRT_OK || r != CUDA_SUCCESS ||
+        API->cuGraphInstantiateWithFlags(&exec, graph, 0) != CUDA_SUCCESS)
+      exec = NULL;
+    if (graph)
+      API->cuGraphDestroy(graph);
+  }
+  m->vote_in = exec ? 1.0f : 0.0f;
+  CU(API->cuMemcpyHtoDAsync(m->vote, &m->vote_in, 4, m->stream));
+  NCCL(API->ncclAllReduce((const void *)(uintptr_t)m->vote, (void *)(uintptr_t)m->vote, 1,
+                          ncclFloat32, ncclSum, m->nccl, (cudaStream_t)m->stream));
+  CU(API->cuMemcpyDtoHAsync(&m->vote_out, m->vote, 4, m->stream));
+  CU(API->cuStreamSynchronize(m->stream));
+  if (exec && m->vote_out == (float)m->nranks) {
+    m->share_exec[batch] = exec;
+    m->share_state[batch] = 1;
+  } else {
+    if (exec)
+      API->cuGraphExecDestroy(exec);
+    m->share_state[batch] = -1;
+  }
+  return GRT_OK;
+}
+#endif
+
 int grt_cuda_train_share(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
-                         int64_t offset, float weight, float *loss, float *output) {
+                         int64_t offset, int64_t batch, float weight, float *loss, float *output) {
   if (!m)
     return GRT_ERR_ARGUMENT;
 #if GRT_HAVE_NCCL
@@ -1340,33 +1443,47 @@ int grt_cuda_train_share(grt_cuda_model *m, const float *x, const int32_t *label
     return fail(m, GRT_ERR_ARGUMENT, "this context has joined no NCCL communicator");
   if (!loss)
     return fail(m, GRT_ERR_ARGUMENT, "the loss pointer is null");
+  if (batch < 1 || batch > m->max_batch || n < 0 || n > batch)
+    return fail(m, GRT_ERR_ARGUMENT,
+                "a share of %" PRId64 " samples of a global batch of %" PRId64
+                ": expected a batch of 1 to %" PRId64 " and a share of 0 to the batch",
+                n, batch, m->max_batch);
+  /* The inputs: batch, step counter, seed and offset, this process's weight
+   * (host memory: not in a graph). */
   int rc;
   if (n > 0) {
-    rc = enqueue_gradients(m, x, labels, n, offset, output);
+    rc = stage_share(m, x, labels, n, offset);
   } else { /* a share without samples adds nothing */
     rc = need_split(m);
     if (rc == GRT_OK)
       rc = begin(m);
     if (rc == GRT_OK)
-      CU(API->cuMemsetD8Async(m->grad, 0, (size_t)m->num_params * 4, m->stream));
+      rc = stage_scalars(m);
   }
   if (rc != GRT_OK)
     return rc;
   m->weight_in = weight;
   CU(API->cuMemcpyHtoDAsync(m->weight, &m->weight_in, 4, m->stream));
-  NCCL(API->ncclAllReduce((const void *)(uintptr_t)m->grad, (void *)(uintptr_t)m->grad,
-                          (size_t)m->num_params, ncclFloat32, m->premul, m->nccl,
-                          (cudaStream_t)m->stream));
-  if ((rc = enqueue_update(m)) != GRT_OK)
+  if (m->share_state[batch] == 1) {
+    CU(API->cuGraphLaunch(m->share_exec[batch], m->stream));
+    ++m->share_replays;
+  } else if ((rc = enqueue_share(m, n, 0)) != GRT_OK ||
+             (m->share_state[batch] == 0 && (rc = capture_share(m, n, batch)) != GRT_OK)) {
+    return rc;
+  }
+  if (n > 0 && (rc = fetch_share(m, n, output)) != GRT_OK)
     return rc;
   CU(API->cuStreamSynchronize(m->stream));
+  grt_model_set_step(m->host, grt_model_step(m->host) + 1);
   *loss = n > 0 ? m->loss_out : 0.0f;
   return GRT_OK;
 #else
-  (void)x, (void)labels, (void)n, (void)offset, (void)weight, (void)loss, (void)output;
+  (void)x, (void)labels, (void)n, (void)offset, (void)batch, (void)weight, (void)loss, (void)output;
   return need_nccl_table(m);
 #endif
 }
+
+int64_t grt_cuda_share_replays(const grt_cuda_model *m) { return m ? m->share_replays : 0; }
 
 /* --- the data set on the device ------------------------------------------------------- */
 

@@ -113,6 +113,11 @@ typedef struct {
   const char *arch;               /* the PTX's target, e.g. "sm_90" */
   int64_t tf32;                   /* 1: cuBLASLt may multiply in TF32 (graphc compile --tf32) */
   const struct grt_cuda_api *api; /* the driver and cuBLASLt (graphc_cuda_api.h) */
+  /* The step split in two (grt_cuda_compute_gradients, grt_cuda_apply_update):
+   * the gradients and update programs' tables, which create installs as
+   * grt_cuda_add_split does; 0 words: the model has no split step. */
+  const int64_t *gradients, *update;
+  int64_t gradients_words, update_words;
 } grt_cuda_desc;
 
 typedef struct grt_cuda_model grt_cuda_model;
@@ -174,7 +179,8 @@ int grt_cuda_read_step_value(grt_cuda_model *m, int64_t v, float *out, int64_t c
 /* The step split in two for data parallelism, as graphc_model.h's
  * grt_model_compute_gradients and grt_model_apply_update: add_split
  * prepares the gradients and update programs' tables (strings indexed in
- * the descriptor's table; both kept by the caller for the context's life);
+ * the descriptor's table; both kept by the caller for the context's life;
+ * create calls it with the descriptor's tables where it has them);
  * compute_gradients runs forward and backward on a host batch and copies
  * the gradient (num_params floats) to host memory `grad`, the loss to
  * `loss` and the model output (n x classes) to `output` when not null;
@@ -190,16 +196,26 @@ int grt_cuda_apply_update(grt_cuda_model *m, const float *grad);
  * data-parallel run, one communicator per context (graphc's executor;
  * the table must have NCCL's functions). Process 0 makes the id
  * (GRT_CUDA_NCCL_ID_BYTES), every process gets it (graphc broadcasts it
- * with MPI) and joins with its rank. train_share then makes one step:
+ * with MPI) and joins with its rank. train_share then makes one step of the
+ * global batch of `batch` samples (the same on every process):
  * compute_gradients on this process's n samples (n may be 0: it adds
  * nothing), ncclAllReduce of the gradient on the step's stream, each
  * process's times its `weight`, and apply_update; `loss` gets the n
- * samples' mean loss (0 for none). */
+ * samples' mean loss (0 for none). Every process must call it for every
+ * step. The first step of each global batch size launches that work
+ * directly, then captures it as one CUDA graph (gradients program, the
+ * allreduce, update program; the batch, scalars and weight are copied in
+ * ahead of it) and the processes vote, on the device, to keep it only where
+ * every one captured (NCCL: whether a collective is captured must be the
+ * same on every rank); later steps of that size replay it. NCCL before 2.9
+ * and GRAPHC_CUDA_GRAPHS=0 launch directly. share_replays counts the steps
+ * replayed so far. */
 enum { GRT_CUDA_NCCL_ID_BYTES = 128 };
 int grt_cuda_nccl_unique_id(grt_cuda_model *m, void *id, int64_t bytes);
 int grt_cuda_nccl_join(grt_cuda_model *m, const void *id, int64_t bytes, int nranks, int rank);
 int grt_cuda_train_share(grt_cuda_model *m, const float *x, const int32_t *labels, int64_t n,
-                         int64_t offset, float weight, float *loss, float *output);
+                         int64_t offset, int64_t batch, float weight, float *loss, float *output);
+int64_t grt_cuda_share_replays(const grt_cuda_model *m);
 
 /* Runs program table `d->step` once at batch n on device buffers of its
  * own, for tests: io entry `names[i]` ("NAME" for an input, "out:NAME" for
