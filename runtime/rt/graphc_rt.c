@@ -995,13 +995,21 @@ static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, int64_t j0, flo
   const int64_t taps = s->kh * s->kw, plane = s->h * s->w;
   const float *src[GRT_MAX_NR];
   int64_t lo[GRT_MAX_NR], hi[GRT_MAX_NR], inner_lo = 0, inner_hi = len;
+  /* Column j0 + q is channel ch, tap (ky, kx): counted, not divided. */
+  int64_t ch = j0 / taps, ky = j0 % taps / s->kw, kx = j0 % taps % s->kw;
   for (int64_t q = 0; q < nr; ++q) {
     int64_t x = 0, iy = -1;
     lo[q] = hi[q] = 0;
     if (q < cols) {
-      const int64_t j = j0 + q, ch = j / taps, t = j - ch * taps;
-      iy = conv_run_clip(s, r, t / s->kw, t % s->kw, &x, &lo[q], &hi[q]);
+      iy = conv_run_clip(s, r, ky, kx, &x, &lo[q], &hi[q]);
       src[q] = iy >= 0 ? g->in0 + (r->img * s->c + ch) * plane + iy * s->w + x : NULL;
+      if (++kx == s->kw) {
+        kx = 0;
+        if (++ky == s->kh) {
+          ky = 0;
+          ++ch;
+        }
+      }
     }
     if (iy < 0) { /* a whole column of zeros */
       src[q] = zeros;
@@ -1074,11 +1082,15 @@ static void conv_wgrad_task(void *arg, int64_t task, int thread) {
           const float *src = g->in1 + (img * s->o + is * mr + r) * pix + q;
           float *o = d + (p * mr + r) * copies;
           const int row = is * mr + r < m;
-          for (int64_t i = 0; i < len; ++i) {
-            const float v = row ? src[i] : 0.0f;
-            for (int64_t cp = 0; cp < copies; ++cp)
-              o[i * mr * copies + cp] = v;
-          }
+          if (copies == 1 && row)
+            for (int64_t i = 0; i < len; ++i)
+              o[i * mr] = src[i];
+          else
+            for (int64_t i = 0; i < len; ++i) {
+              const float v = row ? src[i] : 0.0f;
+              for (int64_t cp = 0; cp < copies; ++cp)
+                o[i * mr * copies + cp] = v;
+            }
         }
         p += len;
       }
