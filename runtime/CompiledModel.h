@@ -46,6 +46,9 @@ struct ExecutableOptions {
   /// Also compile the step split in two (Executable::computeGradients and
   /// applyUpdate, for data-parallel training); off: the ordinary compile.
   bool split = false;
+  /// Data parallelism: this process's rank (runtime/Distributed.h); the
+  /// cuda target runs on GPU rank % the GPUs this process sees.
+  int rank = 0;
 };
 
 /// The reference interpreter as an executable (slow; for tests and checks).

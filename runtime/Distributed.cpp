@@ -32,12 +32,6 @@ std::string mpiError(int rc) {
 } // namespace
 #endif
 
-namespace {
-int gRank = 0; ///< Communicator::init's
-} // namespace
-
-int dataParallelRank() { return gRank; }
-
 bool Communicator::available() {
 #ifdef GRAPHC_HAVE_MPI
   return true;
@@ -60,7 +54,6 @@ Expected<std::unique_ptr<Communicator>> Communicator::init() {
   MPI_Comm_rank(MPI_COMM_WORLD, &c->rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &c->size_);
 #endif
-  gRank = c->rank_;
   return c;
 }
 
@@ -94,8 +87,8 @@ Status Communicator::allreduceSum(float *data, int64_t count) {
       return error(fmt::format("allreduce of {} floats: more than MPI's int count", count));
     int rc = MPI_Allreduce(MPI_IN_PLACE, data, int(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS)
-      return error(fmt::format("process {} of {}: the gradient allreduce failed: {}", rank_,
-                               size_, mpiError(rc)));
+      return error(fmt::format("process {} of {}: the gradient allreduce failed: {}", rank_, size_,
+                               mpiError(rc)));
   }
 #endif
   return {};
@@ -107,8 +100,8 @@ Expected<bool> Communicator::same(uint64_t value) {
     uint64_t v[2] = {value, ~value};
     int rc = MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS)
-      return error(fmt::format("process {} of {}: the checksum allreduce failed: {}", rank_,
-                               size_, mpiError(rc)));
+      return error(fmt::format("process {} of {}: the checksum allreduce failed: {}", rank_, size_,
+                               mpiError(rc)));
     return v[0] == value && ~v[1] == value; // max == min == value
   }
 #endif
@@ -215,26 +208,25 @@ public:
   std::string takeTimes() {
     if (steps_ == 0)
       return "";
+    std::string out;
     if (onDevice_) {
       const int64_t replays = local_->sharesReplayed();
-      std::string out = fmt::format(
+      out = fmt::format(
           "gradient of {:.1f} MB allreduced on the device inside each step of {:.1f} ms ({} of "
           "{} step{} replayed as one CUDA graph); the loss and correct count over {} process{}: "
           "{:.2f} ms per step",
           double(info_.numParams * 4) / 1e6, 1e3 * stepSeconds_ / double(steps_),
           replays - replays_, steps_, steps_ == 1 ? "" : "s", comm_.size(),
           comm_.size() == 1 ? "" : "es", 1e3 * allreduceSeconds_ / double(steps_));
-      allreduceSeconds_ = stepSeconds_ = 0;
-      steps_ = 0;
       replays_ = replays;
-      return out;
+    } else {
+      out = fmt::format(
+          "allreduce of {:.1f} MB over {} process{}: {:.2f} ms per step ({:.0f}% of the step's "
+          "{:.1f} ms)",
+          double(buffer_.size() * sizeof(float)) / 1e6, comm_.size(), comm_.size() == 1 ? "" : "es",
+          1e3 * allreduceSeconds_ / double(steps_), 100 * allreduceSeconds_ / stepSeconds_,
+          1e3 * stepSeconds_ / double(steps_));
     }
-    std::string out = fmt::format(
-        "allreduce of {:.1f} MB over {} process{}: {:.2f} ms per step ({:.0f}% of the step's "
-        "{:.1f} ms)",
-        double(buffer_.size() * sizeof(float)) / 1e6, comm_.size(), comm_.size() == 1 ? "" : "es",
-        1e3 * allreduceSeconds_ / double(steps_), 100 * allreduceSeconds_ / stepSeconds_,
-        1e3 * stepSeconds_ / double(steps_));
     allreduceSeconds_ = stepSeconds_ = 0;
     steps_ = 0;
     return out;

@@ -43,10 +43,6 @@ private:
   int rank_ = 0, size_ = 1;
 };
 
-/// This process's rank in the data-parallel run (Communicator::init), 0
-/// before one or without: the cuda target opens device rank % device count.
-int dataParallelRank();
-
 /// The contiguous share of a batch of n samples that process `rank` of
 /// `size` takes: as equal as possible, the first n % size shares one larger.
 struct Share {

@@ -211,9 +211,11 @@ std::string describeModel(const runtime::Executable &exe) {
 Expected<std::unique_ptr<runtime::Executable>>
 buildExecutable(const nn::ModelSpec &spec, const runtime::SampleFormat &format,
                 const std::string &target, int threads, int64_t batch, uint64_t seed, bool tf32,
-                const std::string &maxMemory, bool noCache, bool split = false) {
+                const std::string &maxMemory, bool noCache,
+                const runtime::Communicator *comm = nullptr) {
   driver::BuildOptions bo;
-  bo.split = split;
+  bo.split = comm != nullptr; // data parallelism runs the step in two halves
+  bo.rank = comm ? comm->rank() : 0;
   if (!noCache)
     bo.cacheDir = driver::defaultCacheDir();
   if (!maxMemory.empty()) {
@@ -292,7 +294,7 @@ int trainWith(TrainCliOptions o, runtime::Communicator *comm) {
     to.saveMetadata["graphc.normalize_std"] = fmt::format("{:.17g}", format.std);
   }
   auto exe = buildExecutable(*spec, format, o.target, o.threads, o.batch, o.seed, o.tf32,
-                             o.maxMemory, o.noCache, comm != nullptr);
+                             o.maxMemory, o.noCache, comm);
   if (!exe)
     return report(exe.diag());
   if (comm) {

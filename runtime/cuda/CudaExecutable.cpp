@@ -80,7 +80,7 @@ public:
     // One GPU per data-parallel process: process r on device r % count.
     int count = 0;
     GRAPHC_CU(d, d.cuDeviceGetCount(&count));
-    const int ordinal = count > 0 ? dataParallelRank() % count : 0;
+    const int ordinal = count > 0 ? o.rank % count : 0;
     auto facts = deviceFacts(d, ordinal);
     if (!facts)
       return facts.diag();
