@@ -614,7 +614,7 @@ TEST_CASE("the cuda library's split step, whole and in two shares, matches its t
   std::ofstream(dir / "driver.c") << kSplitDriver;
   // The emulated device is the archive's function table (grt_cuda_linked).
   REQUIRE(sh("cd " + dir.path.string() + " && c++ -O1 -x c -std=c11 -I. driver.c -x none " +
-             "-Wl,-u,grt_cuda_linked " GRAPHC_CUDA_EMULATED_LIB
+             "-Wl,-u,grt_cuda_linked " GRAPHC_CUDA_EMULATED_LIB " " GRAPHC_CUDA_EMULATED_LINK
              " -L. -ltiny -lnag -lfmt -ldl -lm -lpthread -o driver && ./driver") == 0);
   const std::string result = slurp(dir.path / "result.bin");
   REQUIRE(result.size() == batches.size() * 12 + 24);

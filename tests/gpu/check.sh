@@ -82,7 +82,7 @@ finish() {
       cat "$logs/bench.txt"
     fi
     echo "total $(($(date +%s) - t_start)) s of a ${budget} s budget"
-  } | tee "$out/summary.txt"
+  } | { mkdir -p "$out" && tee "$out/summary.txt"; } # $out may lie in the removed build
   tar -czf "$out/logs.tar.gz" -C "$work" logs 2>/dev/null
   rm -rf "$work"
   exit "$rc"
