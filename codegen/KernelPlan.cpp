@@ -93,6 +93,8 @@ KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
                           : isPointwise(n.op) && n.type.shape == k.reduceOver),
                  "{} {} in the group k{} of sums over {}", opName(n.op), str(n.type.shape), group,
                  str(k.reduceOver));
+    if (!k.reduceOver.empty())
+      (sum ? k.sums : k.chain).push_back(v);
   }
   for (ValueId v : k.members) {
     Op op = g.node(v).op;

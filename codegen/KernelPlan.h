@@ -37,6 +37,8 @@ struct KernelPlan {
   /// shape, whose elements each output sums over its slice (the domain is
   /// the sums' shape); empty otherwise.
   ir::Shape reduceOver;
+  /// With reduceOver: the sums, and the chain's members (of that shape).
+  std::vector<ir::ValueId> sums, chain;
 };
 
 /// Which values of `g` need a buffer: inputs, outputs, views and everything

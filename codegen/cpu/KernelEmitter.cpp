@@ -175,9 +175,7 @@ private:
   /// loaded once per contiguous run where they stay the same over it.
   KernelInfo chainSums() {
     const Shape &shape = plan_.reduceOver;
-    std::vector<ValueId> chain, sums;
-    for (ValueId v : members_)
-      (g().type(v).shape == shape ? chain : sums).push_back(v);
+    const std::vector<ValueId> &chain = plan_.chain, &sums = plan_.sums;
     const auto axes = g().node(sums[0]).attrs.ints("axes");
     KernelInfo k{plan_, name(""), {}};
     auto &b = e_.b;

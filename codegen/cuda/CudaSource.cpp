@@ -330,9 +330,7 @@ private:
   /// sums, as a lone reduction's thread adds its slice.
   void chainSums() {
     const Shape &shape = plan_.reduceOver;
-    std::vector<ValueId> chain, sums;
-    for (ValueId v : plan_.members)
-      (g().type(v).shape == shape ? chain : sums).push_back(v);
+    const std::vector<ValueId> &chain = plan_.chain, &sums = plan_.sums;
     const auto axes = g().node(sums[0]).attrs.ints("axes");
     const int rank = int(shape.size());
     std::vector<bool> red(size_t(rank), false);
