@@ -407,6 +407,38 @@ static float *reserve(float **buf, size_t *have, size_t floats) {
   return *buf;
 }
 
+/* Floats no packer's column or row of zeros is longer than (a KC block). */
+static const float zeros[KC];
+
+/* d[i * ld + q] = src[q][i] for i in [0, len) and q in [0, count): count
+ * stretches, each read along memory, written across as rows of d. Blocks of
+ * 4 x 4 are transposed in registers, so each row of d is written four floats
+ * a store where a stretch at a time wrote one float per line. */
+static void transpose_stretches(const float *const *src, int64_t count, int64_t len, float *d,
+                                int64_t ld) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  const int64_t whole = count / 4 * 4; /* stretches in blocks of four */
+  for (; i + 4 <= len; i += 4) {
+    for (int64_t q = 0; q < whole; q += 4) {
+      __m128 a = _mm_loadu_ps(src[q] + i), b = _mm_loadu_ps(src[q + 1] + i);
+      __m128 c = _mm_loadu_ps(src[q + 2] + i), e = _mm_loadu_ps(src[q + 3] + i);
+      _MM_TRANSPOSE4_PS(a, b, c, e);
+      _mm_storeu_ps(d + i * ld + q, a);
+      _mm_storeu_ps(d + (i + 1) * ld + q, b);
+      _mm_storeu_ps(d + (i + 2) * ld + q, c);
+      _mm_storeu_ps(d + (i + 3) * ld + q, e);
+    }
+    for (int64_t u = i; u < i + 4; ++u)
+      for (int64_t q = whole; q < count; ++q)
+        d[u * ld + q] = src[q][u];
+  }
+#endif
+  for (; i < len; ++i)
+    for (int64_t q = 0; q < count; ++q)
+      d[i * ld + q] = src[q][i];
+}
+
 /* Rows [i0, i0+mc) of op(A), depth [p0, p0+kc), as MR-row slivers, k-major,
  * zero-padded to whole slivers, each value repeated a_copies times (a
  * pre-broadcast operand for the micro-kernel). Reads run along memory in
@@ -423,11 +455,10 @@ static void pack_a(const gemm_ctx *g, int64_t i0, int64_t mc, float *dst) {
           d[p * mr + r] = 0;
       }
     } else if (copies == 1) {
-      for (int64_t r = 0; r < mr; ++r) {
-        const float *src = g->a + (i0 + is + r) * g->lda + p0;
-        for (int64_t p = 0; p < kc; ++p)
-          d[p * mr + r] = r < rows ? src[p] : 0.0f;
-      }
+      const float *src[GRT_MAX_MR];
+      for (int64_t r = 0; r < mr; ++r)
+        src[r] = r < rows ? g->a + (i0 + is + r) * g->lda + p0 : zeros;
+      transpose_stretches(src, mr, kc, d, mr);
     } else {
       const int64_t row_step = g->trans_a ? 1 : g->lda, k_step = g->trans_a ? g->lda : 1;
       for (int64_t p = 0; p < kc; ++p)
@@ -453,23 +484,11 @@ static void pack_b_panel(const gemm_ctx *g, int64_t panel, float *dst) {
         d[p * nr + c] = 0;
     }
   } else {
-    /* B stored [n, k]: a transpose. Eight depth steps at a time, so that
-     * each column's eight reads are one stretch and each step's row of the
-     * panel is written along memory. */
-    int64_t p = 0;
-    for (; p + 8 <= kc; p += 8) {
-      for (int64_t c = 0; c < cols; ++c) {
-        const float *src = g->b + (j0 + c) * g->ldb + p0 + p;
-        for (int64_t i = 0; i < 8; ++i)
-          d[(p + i) * nr + c] = src[i];
-      }
-      for (int64_t i = 0; i < 8; ++i)
-        for (int64_t c = cols; c < nr; ++c)
-          d[(p + i) * nr + c] = 0.0f;
-    }
-    for (; p < kc; ++p)
-      for (int64_t c = 0; c < nr; ++c)
-        d[p * nr + c] = c < cols ? g->b[(j0 + c) * g->ldb + p0 + p] : 0.0f;
+    /* B stored [n, k]: a transpose, each column a stretch along memory. */
+    const float *src[GRT_MAX_NR];
+    for (int64_t c = 0; c < nr; ++c)
+      src[c] = c < cols ? g->b + (j0 + c) * g->ldb + p0 : zeros;
+    transpose_stretches(src, nr, kc, d, nr);
   }
 }
 
@@ -985,11 +1004,9 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
  * of im2col(x)^T at columns [j0, j0+NR): row i, column q is tap (ky, kx)
  * of channel ch for column j0+q, at the run's pixel i. Each column reads a
  * stretch of one input row, zero in the padding and past the last column.
- * Where every column is inside the image, 4 x 4 blocks are transposed in
- * registers: each row of the panel is then written along memory, four
- * floats a store, where a column at a time wrote one float per line. */
+ * Where every column is inside the image, the rows go through
+ * transpose_stretches. */
 static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, int64_t j0, float *d) {
-  static const float zeros[KC];
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr, len = r->len;
   const int64_t taps = s->kh * s->kw, plane = s->h * s->w;
@@ -1023,22 +1040,11 @@ static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, int64_t j0, flo
     inner_hi = inner_lo;
   for (int64_t i = 0; i < len; ++i) {
     if (i == inner_lo) { /* every column inside the image for [inner_lo, inner_hi) */
-#if defined(__SSE2__)
-      if (nr % 4 == 0)
-        for (; i + 4 <= inner_hi; i += 4)
-          for (int64_t q = 0; q < nr; q += 4) {
-            __m128 a = _mm_loadu_ps(src[q] + i), b = _mm_loadu_ps(src[q + 1] + i);
-            __m128 c = _mm_loadu_ps(src[q + 2] + i), e = _mm_loadu_ps(src[q + 3] + i);
-            _MM_TRANSPOSE4_PS(a, b, c, e);
-            _mm_storeu_ps(d + i * nr + q, a);
-            _mm_storeu_ps(d + (i + 1) * nr + q, b);
-            _mm_storeu_ps(d + (i + 2) * nr + q, c);
-            _mm_storeu_ps(d + (i + 3) * nr + q, e);
-          }
-#endif
-      for (; i < inner_hi; ++i)
-        for (int64_t q = 0; q < nr; ++q)
-          d[i * nr + q] = src[q][i];
+      const float *from[GRT_MAX_NR];
+      for (int64_t q = 0; q < nr; ++q)
+        from[q] = src[q] + i;
+      transpose_stretches(from, nr, inner_hi - i, d + i * nr, nr);
+      i = inner_hi;
       if (i == len)
         break;
     }
