@@ -80,14 +80,14 @@ KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
   std::set<ValueId> inGroup(k.members.begin(), k.members.end());
   for (ValueId v : k.members) {
     const Node &n = g.node(v);
-    if ((n.op == Op::ReduceSum || n.op == Op::ReduceMean) && inGroup.count(n.inputs[0])) {
+    if (isSum(n.op) && inGroup.count(n.inputs[0])) {
       k.reduceOver = g.type(n.inputs[0]).shape;
       k.domain.shape = n.type.shape;
     }
   }
   for (ValueId v : k.members) {
     const Node &n = g.node(v);
-    const bool sum = n.op == Op::ReduceSum || n.op == Op::ReduceMean;
+    const bool sum = isSum(n.op);
     GRAPHC_CHECK(k.reduceOver.empty() ||
                      (sum ? n.type.shape == k.domain.shape && inGroup.count(n.inputs[0])
                           : isPointwise(n.op) && n.type.shape == k.reduceOver),

@@ -61,5 +61,6 @@ bool isPointwise(Op op) {
 
 bool isUnaryMath(Op op) { return opClass(op) == OpClass::Unary; }
 bool isBinaryMath(Op op) { return opClass(op) == OpClass::Binary; }
+bool isSum(Op op) { return op == Op::ReduceSum || op == Op::ReduceMean; }
 
 } // namespace graphc::ir

@@ -59,5 +59,7 @@ bool isPointwise(Op op);
 /// Float math on one operand (neg, exp, ...), on two (add, ..., greater).
 bool isUnaryMath(Op op);
 bool isBinaryMath(Op op);
+/// A sum over axes: reduce_sum, or reduce_mean (a sum, scaled).
+bool isSum(Op op);
 
 } // namespace graphc::ir

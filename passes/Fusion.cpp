@@ -371,8 +371,7 @@ private:
     std::vector<std::vector<int64_t>> groupAxes(members_.size());
     for (ValueId r = 0; r < g_.size(); ++r) {
       const Node &n = g_.node(r);
-      if ((n.op != Op::ReduceSum && n.op != Op::ReduceMean) || !free(r) || n.attrs.b("keepdims") ||
-          lastAxisReduce(g_, r))
+      if (!isSum(n.op) || !free(r) || n.attrs.b("keepdims") || lastAxisReduce(g_, r))
         continue;
       const ValueId x = n.inputs[0];
       const int grp = grp_[size_t(x)];
@@ -392,9 +391,8 @@ private:
         continue;
       bool same = true;
       for (ValueId m : members_[size_t(grp)])
-        same &= g_.type(m).shape == shape ||
-                (groupAxes[size_t(grp)] == axes &&
-                 (g_.node(m).op == Op::ReduceSum || g_.node(m).op == Op::ReduceMean));
+        same &=
+            g_.type(m).shape == shape || (groupAxes[size_t(grp)] == axes && isSum(g_.node(m).op));
       if (!same || !tryJoin(grp, r, "sum of the chain"))
         continue;
       groupAxes[size_t(grp)] = axes;

@@ -144,7 +144,7 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
   auto cost = [&](const KernelPlan &k) -> llvm::Value * {
     for (ValueId v : k.members) {
       const Node &r = g.node(v);
-      if (r.op == Op::ReduceSum || r.op == Op::ReduceMean || r.op == Op::ReduceMax) {
+      if (isSum(r.op) || r.op == Op::ReduceMax) {
         llvm::Value *outs = e.numel(r.type.shape);
         outs = b.CreateSelect(b.CreateICmpEQ(outs, e.i64(0)), e.i64(1), outs);
         return b.CreateUDiv(e.numel(g.type(r.inputs[0]).shape), outs);
