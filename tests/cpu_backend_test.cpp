@@ -18,6 +18,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <regex>
 
 using namespace graphc;
 using namespace graphc::ir;
@@ -540,6 +541,45 @@ TEST_CASE("GRAPHC_CPU and --cpu choose the ISA; one this CPU cannot execute is a
     ::setenv("GRAPHC_CPU", saved.c_str(), 1);
   else
     ::unsetenv("GRAPHC_CPU");
+}
+
+TEST_CASE("every optimizer's in-place update is vectorised with no run-time overlap checks, "
+          "under every ISA",
+          "[cpu]") {
+  // The update writes the parameters and the optimizer state over the very
+  // buffers it reads. Unannotated, LLVM guards its vector loop with checks
+  // that the buffers do not overlap; they always do, and the update ran
+  // scalar (the seed MLP's: 2.0 ms a step, 0.9 ms vectorised). The kernel's
+  // loop is declared free of loop-carried dependences instead: its
+  // optimised code stores whole vectors and compares no pointers.
+  const std::regex vectorStore(R"(store <(4|8|16) x float>)"), pointerCompare(R"(icmp \w+ ptr)");
+  for (auto &[name, spec] : test::coverageModels()) {
+    INFO(name);
+    auto c = driver::compile(spec, {1, 32, 32});
+    REQUIRE(bool(c));
+    // The kernel that computes the new parameters (a BatchNorm model's
+    // running statistics are packed in beside them).
+    const ir::Graph &step = c->model.step;
+    ir::ValueId params = step.output("params");
+    REQUIRE(params >= 0);
+    if (step.node(params).op == ir::Op::FlatPack)
+      params = step.node(params).inputs[0];
+    const int update = step.node(params).group;
+    REQUIRE(update >= 0);
+    for (const std::string &isa : runnableIsas()) {
+      INFO("isa " << isa);
+      driver::BuildOptions o;
+      o.cpu = isa;
+      auto text = driver::emitCpuText(c->model, o, driver::CpuText::LlvmIr);
+      REQUIRE(bool(text));
+      const std::string head = fmt::format("define void @step_k{}(", update);
+      const size_t at = text->find(head);
+      REQUIRE(at != std::string::npos);
+      const std::string body = text->substr(at, text->find("\n}\n", at) - at);
+      CHECK(std::regex_search(body, vectorStore));
+      CHECK_FALSE(std::regex_search(body, pointerCompare));
+    }
+  }
 }
 
 TEST_CASE("the CPU executable rejects bad batches instead of crashing", "[cpu]") {

@@ -65,14 +65,15 @@ llvm::Value *Emitter::numel(const Shape &s) {
   return fixed == 1 ? r : b.CreateMul(r, i64(fixed));
 }
 
-void Emitter::loop(llvm::Value *lo, llvm::Value *hi,
-                   const std::function<void(llvm::Value *)> &body) {
+void Emitter::loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body,
+                   bool parallel) {
   llvm::LLVMContext &c = mod.getContext();
   llvm::Function *f = b.GetInsertBlock()->getParent();
   llvm::BasicBlock *pre = b.GetInsertBlock();
   auto *head = llvm::BasicBlock::Create(c, "loop", f);
   auto *bodyBB = llvm::BasicBlock::Create(c, "loop.body", f);
   auto *exit = llvm::BasicBlock::Create(c, "loop.exit", f);
+  const size_t blocksBefore = f->size(); // the body's own blocks are appended after
   b.CreateBr(head);
   b.SetInsertPoint(head);
   llvm::PHINode *i = b.CreatePHI(b.getInt64Ty(), 2, "i");
@@ -82,7 +83,29 @@ void Emitter::loop(llvm::Value *lo, llvm::Value *hi,
   body(i);
   llvm::Value *next = b.CreateAdd(i, i64(1), "", true, true);
   i->addIncoming(next, b.GetInsertBlock());
-  b.CreateBr(head);
+  llvm::Instruction *latch = b.CreateBr(head);
+  if (parallel) {
+    // Every access of the body, nested loops' included, joins one access
+    // group, and the loop declares the group free of loop-carried
+    // dependences (LLVM LangRef, llvm.loop.parallel_accesses).
+    llvm::MDNode *group = llvm::MDNode::getDistinct(c, {});
+    auto tag = [&](llvm::BasicBlock &bb) {
+      for (llvm::Instruction &in : bb)
+        if (in.mayReadOrWriteMemory())
+          in.setMetadata(llvm::LLVMContext::MD_access_group, group);
+    };
+    tag(*bodyBB);
+    size_t index = 0;
+    for (llvm::BasicBlock &bb : *f)
+      if (index++ >= blocksBefore)
+        tag(bb);
+    llvm::Metadata *parallelAccesses[] = {llvm::MDString::get(c, "llvm.loop.parallel_accesses"),
+                                          group};
+    llvm::Metadata *loopOps[] = {nullptr, llvm::MDNode::get(c, parallelAccesses)};
+    llvm::MDNode *loopId = llvm::MDNode::getDistinct(c, loopOps);
+    loopId->replaceOperandWith(0, loopId);
+    latch->setMetadata(llvm::LLVMContext::MD_loop, loopId);
+  }
   b.SetInsertPoint(exit);
 }
 

@@ -38,8 +38,14 @@ public:
   llvm::Value *dim(int64_t d) { return d == ir::kBatch ? n() : i64(d); }
   llvm::Value *numel(const ir::Shape &s);
 
-  /// for (i = lo; i < hi; ++i) body(i)
-  void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body);
+  /// for (i = lo; i < hi; ++i) body(i). `parallel`: the caller promises that
+  /// no iteration reads or writes memory another one writes (an elementwise
+  /// chain, whose outputs may be its inputs' very buffers, as an in-place
+  /// optimizer update's are). The loop is then annotated as such
+  /// (llvm.loop.parallel_accesses), and LLVM vectorises it without the
+  /// run-time overlap checks that would send exact aliases to scalar code.
+  void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body,
+            bool parallel = false);
   void ifThen(llvm::Value *cond, const std::function<void()> &body);
 
   /// Row-major multi-index of linear index e in shape s, and back.

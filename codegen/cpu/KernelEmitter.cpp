@@ -53,6 +53,9 @@ private:
     auto it = vals.find(v);
     if (it != vals.end())
       return it->second;
+    auto stream = streams_.find(v);
+    if (stream != streams_.end())
+      return e_.load(v, e_.b.CreateSub(e, stream->second));
     return e_.operandOf(user, v, domain, e);
   }
 
@@ -100,16 +103,50 @@ private:
     return run;
   }
 
-  /// body(e) for e in [lo, hi): where the broadcast operands stay the same
-  /// over runs of `run` elements (constantRun), split at the runs, each
-  /// operand loaded once per run into `hoisted`.
+  /// How many consecutive elements of `domain` every one of `operands`
+  /// runs along with, a whole copy of the operand per run: the product of
+  /// the trailing dimensions where each operand has the domain's size, every
+  /// dimension before them 1 (a bias [O] over [N,O]: O). Within a run,
+  /// element e reads the operand at e minus the run's start, a stream LLVM
+  /// vectorises, where the index was e mod O. 1 when the operands differ.
+  int64_t streamRun(const std::vector<ValueId> &nodes, const Shape &domain,
+                    const std::vector<ValueId> &operands) const {
+    for (ValueId v : nodes)
+      if (!isPointwise(g().node(v).op) || g().node(v).op == Op::OneHot)
+        return 1;
+    int64_t run = 0;
+    for (ValueId o : operands) {
+      const Shape &from = g().type(o).shape;
+      const size_t lead = domain.size() - std::min(domain.size(), from.size());
+      int64_t r = 1;
+      size_t d = domain.size();
+      for (; d > lead && from[d - 1 - lead] == domain[d - 1] && domain[d - 1] != kBatch; --d)
+        r *= domain[d - 1];
+      for (; d > lead; --d)
+        if (from[d - 1 - lead] != 1)
+          return 1;
+      if (run != 0 && r != run)
+        return 1;
+      run = r;
+    }
+    return run;
+  }
+
+  /// body(e) for e in [lo, hi), split into runs where that lets the
+  /// broadcast operands be read without an index computation per element:
+  /// where they stay the same over runs of elements (constantRun), each is
+  /// loaded once per run into `hoisted`; where each run reads a whole copy
+  /// of them (streamRun), as streams from the run's start (streams_).
   void streamLoop(const std::vector<ValueId> &nodes, llvm::Value *lo, llvm::Value *hi,
-                  const Shape &domain, std::map<ValueId, llvm::Value *> &hoisted,
+                  const Shape &domain, std::map<ValueId, llvm::Value *> &hoisted, bool parallel,
                   const std::function<void(llvm::Value *)> &body) {
     const std::vector<ValueId> operands = broadcastOperands(nodes, domain);
-    const int64_t run = operands.empty() ? 1 : constantRun(nodes, domain, operands);
+    const int64_t constant = operands.empty() ? 1 : constantRun(nodes, domain, operands);
+    const int64_t stream =
+        constant > 1 || operands.empty() ? 1 : streamRun(nodes, domain, operands);
+    const int64_t run = std::max(constant, stream);
     if (run <= 1) {
-      e_.loop(lo, hi, body);
+      e_.loop(lo, hi, body, parallel);
       return;
     }
     auto &b = e_.b;
@@ -122,9 +159,13 @@ private:
       llvm::Value *end = b.CreateAdd(start, r);
       llvm::Value *to = b.CreateSelect(b.CreateICmpSLT(hi, end), hi, end);
       for (ValueId o : operands)
-        hoisted[o] = e_.external(o, domain, from);
-      e_.loop(from, to, body);
+        if (constant > 1)
+          hoisted[o] = e_.external(o, domain, from);
+        else
+          streams_[o] = start;
+      e_.loop(from, to, body, parallel);
       hoisted.clear();
+      streams_.clear();
     });
   }
 
@@ -134,7 +175,14 @@ private:
     auto &b = e_.b;
     e_.begin(k.fn, {b.getInt64Ty(), b.getInt64Ty()});
     std::map<ValueId, llvm::Value *> hoisted;
-    streamLoop(members_, e_.arg(2), e_.arg(3), domain, hoisted, [&](llvm::Value *i) {
+    // A chain of pointwise ops reads element i of its operands (or an
+    // operand's broadcast, which no member writes) and writes element i: its
+    // iterations are independent even where an output is an input's buffer
+    // (the optimizer's update of the parameters and their state, in place).
+    // A gather op reads its operands anywhere, so its loop makes no promise.
+    const bool parallel = std::all_of(members_.begin(), members_.end(),
+                                      [&](ValueId v) { return isPointwise(g().node(v).op); });
+    streamLoop(members_, e_.arg(2), e_.arg(3), domain, hoisted, parallel, [&](llvm::Value *i) {
       std::map<ValueId, llvm::Value *> vals = hoisted;
       for (ValueId v : members_) {
         const Node &n = g().node(v);
@@ -488,8 +536,10 @@ private:
     std::map<ValueId, llvm::Value *> hoisted;
     e_.loop(e_.arg(4), e_.arg(5), [&](llvm::Value *i) {
       llvm::Value *row = b.CreateMul(i, ldc);
+      // Pointwise, element e read and written alone, the product's own
+      // element included: a parallel loop (Emitter::loop).
       streamLoop(epi, b.CreateAdd(row, e_.arg(6)), b.CreateAdd(row, e_.arg(7)), shape, hoisted,
-                 [&](llvm::Value *e) {
+                 true, [&](llvm::Value *e) {
                    std::map<ValueId, llvm::Value *> vals = hoisted;
                    vals[mm] =
                        b.CreateLoad(b.getFloatTy(), b.CreateInBoundsGEP(b.getFloatTy(), c, e));
@@ -514,6 +564,8 @@ private:
   int grp_ = -1;
   std::vector<ValueId> members_;
   std::set<ValueId> inGroup_;
+  /// streamLoop's stream operands, each with the start of the current run.
+  std::map<ValueId, llvm::Value *> streams_;
 };
 
 } // namespace
