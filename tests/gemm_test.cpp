@@ -18,7 +18,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 using namespace graphc;
@@ -261,6 +263,7 @@ TEST_CASE("the GEMM driver matches a double product for random shapes and every 
           "[gemm]") {
   // 14 random shapes per transposition pair; 4 at a reduced size.
   const int cases = test::sized(14, 4);
+  const int64_t defaultBudget = grt_gemm_pack_budget(0);
   // One thread, and more threads than cores (tasks claimed in any order).
   for (int threads : {1, 3}) {
     INFO(threads << " threads");
@@ -294,7 +297,11 @@ TEST_CASE("the GEMM driver matches a double product for random shapes and every 
               c.padA = 1 + pad(rng) * 16, c.padB = 3, c.padC = 5;
             if (i % 3 == 1) // summed by batch chunks in a tree
               c.kChunk = GRT_BATCH_CHUNK;
+            // Every other case packs one KC block at a time (the depth in
+            // many chunks), the rest all of K at once.
+            const int64_t budget = grt_gemm_pack_budget(i % 2 ? 1 : defaultBudget);
             checkCase(pool, micro, isa, c, rng);
+            grt_gemm_pack_budget(budget);
           }
       // The seed MLP's shapes at a batch past the row block, and K = 0.
       checkCase(pool, micro, isa, {257, 1000, 1024, false, true, true, 0, 0, 0, Guarded::Back},
@@ -309,6 +316,48 @@ TEST_CASE("the GEMM driver matches a double product for random shapes and every 
     }
     grt_pool_destroy(pool);
   }
+}
+
+TEST_CASE("the GEMM driver gives the same bits however much of the depth it packs at once",
+          "[gemm]") {
+  // One KC block at a time, two, or all of K: each element of C is still
+  // summed block after block in one order.
+  grt_pool *pool = grt_pool_create(2);
+  REQUIRE(pool);
+  std::mt19937 rng(11);
+  const int64_t saved = grt_gemm_pack_budget(0);
+  struct Shape {
+    int64_t m, n, k, transA, transB, chunk;
+  };
+  for (const VectorTarget &isa : runnableTargets()) {
+    INFO("isa " << isa.name);
+    Micro micro = compileMicro(isa);
+    for (const Shape &s : {Shape{130, 300, 1100, 0, 1, 0}, Shape{300, 130, 1100, 1, 0, 0},
+                           Shape{70, 90, 1100, 1, 0, GRT_BATCH_CHUNK}}) {
+      INFO(s.m << " x " << s.n << " x " << s.k);
+      std::uniform_real_distribution<float> u(-1, 1);
+      std::vector<float> a(size_t(s.m * s.k)), b(size_t(s.k * s.n));
+      for (float &v : a)
+        v = u(rng);
+      for (float &v : b)
+        v = u(rng);
+      const int64_t lda = s.transA ? s.m : s.k, ldb = s.transB ? s.k : s.n;
+      const int64_t widest = std::max((s.n + isa.nr - 1) / isa.nr * isa.nr,
+                                      (s.m + isa.mr - 1) / isa.mr * isa.mr * isa.aCopies);
+      std::vector<std::vector<float>> got;
+      for (int64_t blocks : {1, 2, 1000}) {
+        grt_gemm_pack_budget(blocks * 256 * widest * int64_t(sizeof(float)));
+        std::vector<float> c(size_t(s.m * s.n));
+        grt_gemm(pool, s.m, s.n, s.k, a.data(), lda, s.transA, b.data(), ldb, s.transB, c.data(),
+                 s.n, micro.fn, isa.mr, isa.nr, isa.aCopies, nullptr, nullptr, s.k, s.chunk);
+        got.push_back(std::move(c));
+      }
+      CHECK(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(got[0].data(), got[2].data(), got[0].size() * sizeof(float)) == 0);
+    }
+  }
+  grt_gemm_pack_budget(saved);
+  grt_pool_destroy(pool);
 }
 
 namespace {

@@ -1,12 +1,14 @@
 /* runtime/rt/graphc_rt.c - thread pool, parallel ranges, the GEMM driver.
  *
- * The GEMM is blocked the Goto/BLIS way: for each KC-deep block, the threads
- * first pack op(B) into NR-column panels and op(A) into MR-row slivers
- * (k-major) together, then each task takes a block of C (whole MR x NR tiles: grt_gemm_blocking)
- * and sweeps the generated micro-kernel over its slivers and panels; after the last KC block a task
- * runs the kernel group's epilogue on its block while the block is still in cache. Every element of
- * C is summed by one task in a fixed order, so results do not depend on the thread count or on
- * scheduling.
+ * The GEMM is blocked the Goto/BLIS way: for each chunk of the depth (whole
+ * KC-deep blocks, all of K where the packed operands fit grt_gemm_pack_budget),
+ * the threads first pack op(B) into NR-column panels and op(A) into MR-row
+ * slivers (k-major) together, then each task takes a block of C (whole MR x NR
+ * tiles: grt_gemm_blocking) and sweeps the generated micro-kernel over its
+ * slivers and panels, KC block after KC block; after the last one a task runs
+ * the kernel group's epilogue on its block while the block is still in cache.
+ * Every element of C is summed by one task in a fixed order, so results do
+ * not depend on the thread count, the chunking or on scheduling.
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #define _POSIX_C_SOURCE 200809L
@@ -25,6 +27,8 @@
 #endif
 
 enum { KC = 256, MC = 128, NC = 256, RANGE_CHUNK = 16384, MAX_THREADS = 256 };
+/* Bytes of op(A) or op(B) a GEMM packs at once: a depth chunk of KC blocks. */
+static _Atomic int64_t pack_budget = 16 << 20;
 /* A depth block of a sum over samples is one pair of batch chunks. */
 _Static_assert(KC == 2 * GRT_BATCH_CHUNK, "a KC block is one pair of batch chunks");
 
@@ -381,8 +385,9 @@ typedef struct {
   grt_epilogue_fn epilogue;
   void **ptrs;
   grt_pool *pool;
-  /* The KC-deep block being multiplied, and op(B)'s panels for it. */
-  int64_t p0, kc, m_blocks, n_blocks, panels;
+  /* The depth chunk [p0, p1) packed (whole KC blocks, the last one maybe
+   * short), and op(A) and op(B) packed for it, block after block. */
+  int64_t p0, p1, m_blocks, n_blocks, panels, slivers;
   float *ap, *bp;
 } gemm_ctx;
 
@@ -395,6 +400,10 @@ int grt_gemm_blocking(int64_t mr, int64_t nr, int64_t *mc, int64_t *nc) {
   *mc = MC / mr > 0 ? MC / mr * mr : mr;
   *nc = NC / nr > 0 ? NC / nr * nr : nr;
   return *mc % mr == 0 && *nc % nr == 0 ? 0 : -1;
+}
+
+int64_t grt_gemm_pack_budget(int64_t bytes) {
+  return bytes > 0 ? atomic_exchange(&pack_budget, bytes) : atomic_load(&pack_budget);
 }
 
 static float *reserve(float **buf, size_t *have, size_t floats) {
@@ -443,8 +452,8 @@ static void transpose_stretches(const float *const *src, int64_t count, int64_t 
  * zero-padded to whole slivers, each value repeated a_copies times (a
  * pre-broadcast operand for the micro-kernel). Reads run along memory in
  * both layouts. */
-static void pack_a(const gemm_ctx *g, int64_t i0, int64_t mc, float *dst) {
-  const int64_t mr = g->mr, kc = g->kc, p0 = g->p0, copies = g->a_copies;
+static void pack_a(const gemm_ctx *g, int64_t p0, int64_t kc, int64_t i0, int64_t mc, float *dst) {
+  const int64_t mr = g->mr, copies = g->a_copies;
   for (int64_t is = 0; is < mc; is += mr) {
     int64_t rows = mc - is < mr ? mc - is : mr;
     float *d = dst + is * kc * copies;
@@ -473,8 +482,8 @@ static void pack_a(const gemm_ctx *g, int64_t i0, int64_t mc, float *dst) {
 }
 
 /* Panel `panel` (NR columns) of op(B) at depth [p0, p0+kc), k-major. */
-static void pack_b_panel(const gemm_ctx *g, int64_t panel, float *dst) {
-  const int64_t nr = g->nr, kc = g->kc, p0 = g->p0, j0 = panel * nr;
+static void pack_b_panel(const gemm_ctx *g, int64_t p0, int64_t kc, int64_t panel, float *dst) {
+  const int64_t nr = g->nr, j0 = panel * nr;
   const int64_t cols = g->n - j0 < nr ? g->n - j0 : nr;
   float *d = dst + panel * nr * kc;
   if (!g->trans_b) {
@@ -492,32 +501,57 @@ static void pack_b_panel(const gemm_ctx *g, int64_t panel, float *dst) {
   }
 }
 
-/* Task t < panels packs panel t of op(B); the rest pack MR-row slivers of op(A). */
+/* The packed operands of the KC block at depth p (in the chunk), and its depth. */
+static const float *packed_b(const gemm_ctx *g, int64_t p) {
+  return g->bp + (p - g->p0) * g->panels * g->nr;
+}
+static const float *packed_a(const gemm_ctx *g, int64_t p) {
+  return g->ap + (p - g->p0) * g->slivers * g->mr * g->a_copies;
+}
+static int64_t block_depth(const gemm_ctx *g, int64_t p) { return g->p1 - p < KC ? g->p1 - p : KC; }
+
+/* Task t of each KC block's panels + slivers: t < panels packs panel t of
+ * op(B); the rest pack MR-row slivers of op(A). */
 static void pack_task(void *arg, int64_t task, int thread) {
   (void)thread;
   const gemm_ctx *g = arg;
-  if (task < g->panels) {
-    pack_b_panel(g, task, g->bp);
+  const int64_t per_block = g->panels + g->slivers, t = task % per_block;
+  const int64_t p = g->p0 + task / per_block * KC, kc = block_depth(g, p);
+  if (t < g->panels) {
+    pack_b_panel(g, p, kc, t, (float *)packed_b(g, p));
     return;
   }
-  const int64_t i0 = (task - g->panels) * g->mr;
-  pack_a(g, i0, g->m - i0 < g->mr ? g->m - i0 : g->mr, g->ap + i0 * g->kc * g->a_copies);
+  const int64_t i0 = (t - g->panels) * g->mr;
+  pack_a(g, p, kc, i0, g->m - i0 < g->mr ? g->m - i0 : g->mr,
+         (float *)packed_a(g, p) + i0 * kc * g->a_copies);
 }
 
-/* One mc x nc block of C at the current depth block; the epilogue follows
- * the last one. */
+static void gemm_block(const gemm_ctx *g, int64_t p, int64_t i0, int64_t mc, int64_t j0, int64_t nc,
+                       float *tile);
+
+/* One mc x nc block of C over the chunk's depth blocks, in order; the
+ * epilogue follows the last one of the product. */
 static void gemm_task(void *arg, int64_t task, int thread) {
   const gemm_ctx *g = arg;
   scratch *s = &g->pool->scratch[thread];
-  const int64_t mr = g->mr, nr = g->nr, kc = g->kc;
   const int64_t i0 = (task / g->n_blocks) * g->mc, j0 = (task % g->n_blocks) * g->nc;
   const int64_t mc = g->m - i0 < g->mc ? g->m - i0 : g->mc;
   const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
+  float *tile = reserve(&s->tile, &s->tile_size, (size_t)(g->mr * g->nr));
+  for (int64_t p = g->p0; p < g->p1; p += KC)
+    gemm_block(g, p, i0, mc, j0, nc, tile);
+  if (g->epilogue && g->p1 >= g->k)
+    g->epilogue(g->ptrs, g->batch, g->c, g->ldc, i0, i0 + mc, j0, j0 + nc);
+}
+
+/* The block of C at [i0, i0+mc) x [j0, j0+nc) times the KC block at depth p. */
+static void gemm_block(const gemm_ctx *g, int64_t p, int64_t i0, int64_t mc, int64_t j0, int64_t nc,
+                       float *tile) {
+  const int64_t mr = g->mr, nr = g->nr, kc = block_depth(g, p);
   const int64_t a_stride = kc * g->a_copies; /* floats per packed row of A */
-  const float *ap = g->ap + i0 * a_stride;
+  const float *ap = packed_a(g, p) + i0 * a_stride;
   const int pair = g->k_chunk > 0 && kc > g->k_chunk;
-  float *tile = reserve(&s->tile, &s->tile_size, (size_t)(mr * nr));
-  const int64_t acc = g->p0 > 0;
+  const int64_t acc = p > 0;
   /* The operand with more floats per step stays in L1 through the inner loop
    * while the other streams from L2: B's panel (nr), or A's sliver (mr times
    * a_copies) when A is packed pre-broadcast. Each tile is one micro-kernel
@@ -528,7 +562,7 @@ static void gemm_task(void *arg, int64_t task, int thread) {
     const int64_t js = (b_stays ? t / n_is : t % n_js) * nr;
     const int64_t is = (b_stays ? t % n_is : t / n_js) * mr;
     const int64_t cols = nc - js < nr ? nc - js : nr;
-    const float *bp = g->bp + (j0 + js) * kc;
+    const float *bp = packed_b(g, p) + (j0 + js) * kc;
     const int64_t rows = mc - is < mr ? mc - is : mr;
     float *c = g->c + (i0 + is) * g->ldc + j0 + js;
     if (pair) {
@@ -550,8 +584,6 @@ static void gemm_task(void *arg, int64_t task, int thread) {
       for (int64_t q = 0; q < cols; ++q)
         c[r * g->ldc + q] = (acc ? c[r * g->ldc + q] : 0.0f) + tile[r * nr + q];
   }
-  if (g->epilogue && g->p0 + kc >= g->k)
-    g->epilogue(g->ptrs, g->batch, g->c, g->ldc, i0, i0 + mc, j0, j0 + nc);
 }
 
 static void zero_task(void *arg, int64_t task, int thread) {
@@ -606,6 +638,7 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
                 (m + mc - 1) / mc,
                 (n + nc - 1) / nc,
                 panels,
+                slivers,
                 NULL,
                 NULL};
   const int64_t tasks = g.m_blocks * g.n_blocks;
@@ -613,20 +646,29 @@ static void gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a
     grt_pool_run(pool, tasks, zero_task, &g);
     return;
   }
-  /* For each depth block, op(A) and op(B) are packed once, by all threads,
-   * then every block of C is multiplied against them. The packed buffers
-   * hold exactly what the deepest block needs, against guard pages. */
-  const int64_t kc_max = k < KC ? k : KC;
-  g.bp = guarded_reserve(&pool->packed_b, (size_t)(panels * nr * kc_max));
-  g.ap = guarded_reserve(&pool->packed_a, (size_t)(slivers * mr * kc_max * a_copies));
+  /* The depth in chunks of whole KC blocks, as many as pack_budget holds
+   * packed (all of a layer's K, as a rule). For each chunk, op(A) and op(B)
+   * are packed once, by all threads, then each block of C is multiplied
+   * against the chunk's blocks in order: two waits on the threads per chunk,
+   * where a wait per KC block, for packing and for multiplying, left threads
+   * idle at each. The packed buffers hold exactly what the deepest chunk
+   * needs, against guard pages. */
+  const int64_t per_depth =
+      panels * nr > slivers * mr * a_copies ? panels * nr : slivers * mr * a_copies;
+  int64_t chunk = atomic_load_explicit(&pack_budget, memory_order_relaxed) /
+                  (per_depth * (int64_t)sizeof(float)) / KC * KC;
+  chunk = chunk < KC ? KC : chunk;
+  const int64_t depth = k < chunk ? k : chunk;
+  g.bp = guarded_reserve(&pool->packed_b, (size_t)(panels * nr * depth));
+  g.ap = guarded_reserve(&pool->packed_a, (size_t)(slivers * mr * depth * a_copies));
   if (!g.bp || !g.ap) {
     fprintf(stderr, "graphc: out of memory packing a %lld x %lld x %lld GEMM\n", (long long)m,
             (long long)n, (long long)k);
     abort();
   }
-  for (g.p0 = 0; g.p0 < k; g.p0 += KC) {
-    g.kc = k - g.p0 < KC ? k - g.p0 : KC;
-    grt_pool_run(pool, panels + slivers, pack_task, &g);
+  for (g.p0 = 0; g.p0 < k; g.p0 = g.p1) {
+    g.p1 = k - g.p0 < chunk ? k : g.p0 + chunk;
+    grt_pool_run(pool, (panels + slivers) * ((g.p1 - g.p0 + KC - 1) / KC), pack_task, &g);
     grt_pool_run(pool, tasks, gemm_task, &g);
   }
 }

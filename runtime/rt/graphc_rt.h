@@ -55,6 +55,13 @@ int grt_cpu_level(void);
  *  rows, a multiple of mr, by nc columns, a multiple of nr. Returns 0, or
  *  -1 when mr or nr is outside [1, GRT_MAX_MR] or [1, GRT_MAX_NR]. */
 int grt_gemm_blocking(int64_t mr, int64_t nr, int64_t *mc, int64_t *nc);
+/** The bytes of op(A) or of op(B) the GEMM driver packs at once: a chunk of
+ *  the depth, in whole KC blocks (one at the least), packed before it is
+ *  multiplied. `bytes` > 0 sets it for the whole process; the previous value
+ *  is returned either way. The default (16 MiB) packs all of a layer's K,
+ *  as a rule; the tests set it small to run many chunks. Results are the
+ *  same bits at any value. */
+int64_t grt_gemm_pack_budget(int64_t bytes);
 
 /** C[m,n] = op(A)[m,k] op(B)[k,n]; A is stored [k,m] when trans_a, B [n,k]
  *  when trans_b. The epilogue, if any, runs on each finished block of C.
