@@ -66,7 +66,7 @@ llvm::Value *Emitter::numel(const Shape &s) {
 }
 
 void Emitter::loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body,
-                   bool parallel) {
+                   bool parallel, bool whole) {
   llvm::LLVMContext &c = mod.getContext();
   llvm::Function *f = b.GetInsertBlock()->getParent();
   llvm::BasicBlock *pre = b.GetInsertBlock();
@@ -101,7 +101,9 @@ void Emitter::loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(ll
         tag(bb);
     llvm::Metadata *parallelAccesses[] = {llvm::MDString::get(c, "llvm.loop.parallel_accesses"),
                                           group};
-    llvm::Metadata *loopOps[] = {nullptr, llvm::MDNode::get(c, parallelAccesses)};
+    std::vector<llvm::Metadata *> loopOps{nullptr, llvm::MDNode::get(c, parallelAccesses)};
+    if (whole)
+      loopOps.push_back(llvm::MDNode::get(c, {llvm::MDString::get(c, "llvm.loop.unroll.disable")}));
     llvm::MDNode *loopId = llvm::MDNode::getDistinct(c, loopOps);
     loopId->replaceOperandWith(0, loopId);
     latch->setMetadata(llvm::LLVMContext::MD_loop, loopId);

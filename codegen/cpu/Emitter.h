@@ -44,8 +44,11 @@ public:
   /// optimizer update's are). The loop is then annotated as such
   /// (llvm.loop.parallel_accesses), and LLVM vectorises it without the
   /// run-time overlap checks that would send exact aliases to scalar code.
+  /// `whole` (with `parallel`): a short loop of a constant count kept whole
+  /// for the vectoriser (llvm.loop.unroll.disable), which LLVM would
+  /// otherwise unroll first into scalar code it cannot vectorise.
   void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body,
-            bool parallel = false);
+            bool parallel = false, bool whole = false);
   void ifThen(llvm::Value *cond, const std::function<void()> &body);
 
   /// Row-major multi-index of linear index e in shape s, and back.

@@ -276,11 +276,16 @@ private:
       walkSum(
           e_, shape, axes, i, true,
           [&](llvm::Value *at, int lanes) {
-            e_.loop(e_.i64(0), e_.i64(lanes), [&](llvm::Value *j) {
-              auto vals = compute(b.CreateAdd(at, j));
-              for (ValueId r : sums)
-                b.CreateStore(summand(vals, r), b.CreateInBoundsGEP(f32, lane[r], j));
-            });
+            // Each lane's element alone (the chain is pointwise): a
+            // parallel loop, kept whole for the vectoriser.
+            e_.loop(
+                e_.i64(0), e_.i64(lanes),
+                [&](llvm::Value *j) {
+                  auto vals = compute(b.CreateAdd(at, j));
+                  for (ValueId r : sums)
+                    b.CreateStore(summand(vals, r), b.CreateInBoundsGEP(f32, lane[r], j));
+                },
+                true, true);
             for (ValueId r : sums) {
               llvm::Value *to = lanes == 32 ? acc32[r] : acc8[r];
               llvm::Type *vt = lanes == 32 ? v32 : v8;
