@@ -230,12 +230,13 @@ private:
     e_.begin(k.fn, {b.getInt64Ty(), b.getInt64Ty()});
     llvm::Type *f32 = b.getFloatTy();
     llvm::Type *v32 = llvm::FixedVectorType::get(f32, 32), *v8 = llvm::FixedVectorType::get(f32, 8);
-    std::map<ValueId, llvm::Value *> acc, acc32, acc8, lane;
+    // Each sum in a scalar and in 32 and 8 lanes (walkSum's chunks), each
+    // lane its own running sum.
+    std::map<ValueId, llvm::Value *> acc, acc32, acc8;
     for (ValueId r : sums) {
       acc[r] = e_.slot(f32, fmt::format("acc{}", r));
-      acc32[r] = e_.slot(v32, fmt::format("acc32_{}", r));
-      acc8[r] = e_.slot(v8, fmt::format("acc8_{}", r));
-      lane[r] = e_.slot(f32, fmt::format("lane{}", r), 32);
+      acc32[r] = e_.slot(f32, fmt::format("acc32_{}", r), 32);
+      acc8[r] = e_.slot(f32, fmt::format("acc8_{}", r), 8);
     }
     // The innermost run of the walk: the trailing summed dimensions.
     int64_t inner = 1;
@@ -270,28 +271,24 @@ private:
     e_.loop(e_.arg(2), e_.arg(3), [&](llvm::Value *i) {
       for (ValueId r : sums) {
         b.CreateStore(e_.f32(0), acc[r]);
-        b.CreateStore(llvm::Constant::getNullValue(v32), acc32[r]);
-        b.CreateStore(llvm::Constant::getNullValue(v8), acc8[r]);
+        b.CreateAlignedStore(llvm::Constant::getNullValue(v32), acc32[r], llvm::Align(4));
+        b.CreateAlignedStore(llvm::Constant::getNullValue(v8), acc8[r], llvm::Align(4));
       }
       walkSum(
           e_, shape, axes, i, true,
           [&](llvm::Value *at, int lanes) {
-            // Each lane's element alone (the chain is pointwise): a
-            // parallel loop, kept whole for the vectoriser.
+            // Each lane's element and running sum alone (the chain is
+            // pointwise): a parallel loop, kept whole for the vectoriser.
             e_.loop(
                 e_.i64(0), e_.i64(lanes),
                 [&](llvm::Value *j) {
                   auto vals = compute(b.CreateAdd(at, j));
-                  for (ValueId r : sums)
-                    b.CreateStore(summand(vals, r), b.CreateInBoundsGEP(f32, lane[r], j));
+                  for (ValueId r : sums) {
+                    llvm::Value *to = b.CreateInBoundsGEP(f32, lanes == 32 ? acc32[r] : acc8[r], j);
+                    b.CreateStore(b.CreateFAdd(b.CreateLoad(f32, to), summand(vals, r)), to);
+                  }
                 },
                 true, true);
-            for (ValueId r : sums) {
-              llvm::Value *to = lanes == 32 ? acc32[r] : acc8[r];
-              llvm::Type *vt = lanes == 32 ? v32 : v8;
-              llvm::Value *x = b.CreateAlignedLoad(vt, lane[r], llvm::Align(4));
-              b.CreateStore(b.CreateFAdd(b.CreateLoad(vt, to), x), to);
-            }
           },
           [&](llvm::Value *at) {
             auto vals = compute(at);
@@ -306,8 +303,8 @@ private:
       hoisted.clear();
       for (ValueId r : sums) {
         llvm::Value *x = b.CreateLoad(f32, acc[r]);
-        x = b.CreateFAddReduce(x, b.CreateLoad(v32, acc32[r]));
-        x = b.CreateFAddReduce(x, b.CreateLoad(v8, acc8[r]));
+        x = b.CreateFAddReduce(x, b.CreateAlignedLoad(v32, acc32[r], llvm::Align(4)));
+        x = b.CreateFAddReduce(x, b.CreateAlignedLoad(v8, acc8[r], llvm::Align(4)));
         if (g().node(r).op == Op::ReduceMean) {
           llvm::Value *count = b.CreateUDiv(e_.numel(shape), e_.numel(g().type(r).shape));
           x = b.CreateFDiv(x, b.CreateSIToFP(count, f32));
