@@ -76,6 +76,14 @@ private:
     return {out.begin(), out.end()};
   }
 
+  /// Whether `nodes` may run split into runs of their domain: all pointwise,
+  /// and no one_hot (which reads its labels by row).
+  bool runsSplit(const std::vector<ValueId> &nodes) const {
+    return std::all_of(nodes.begin(), nodes.end(), [&](ValueId v) {
+      return isPointwise(g().node(v).op) && g().node(v).op != Op::OneHot;
+    });
+  }
+
   /// How many consecutive elements of `domain` every one of `operands`
   /// stays the same over: the product of the trailing dimensions where each
   /// has size 1 ([C,1,1] over [N,C,H,W]: H*W), so that a run of them is one
@@ -84,9 +92,8 @@ private:
   /// `nodes` are not all pointwise (one_hot reads its labels by row).
   int64_t constantRun(const std::vector<ValueId> &nodes, const Shape &domain,
                       const std::vector<ValueId> &operands) const {
-    for (ValueId v : nodes)
-      if (!isPointwise(g().node(v).op) || g().node(v).op == Op::OneHot)
-        return 1;
+    if (!runsSplit(nodes))
+      return 1;
     int64_t run = 0; // no operand yet
     for (ValueId o : operands) {
       const Shape &from = g().type(o).shape;
@@ -111,9 +118,8 @@ private:
   /// vectorises, where the index was e mod O. 1 when the operands differ.
   int64_t streamRun(const std::vector<ValueId> &nodes, const Shape &domain,
                     const std::vector<ValueId> &operands) const {
-    for (ValueId v : nodes)
-      if (!isPointwise(g().node(v).op) || g().node(v).op == Op::OneHot)
-        return 1;
+    if (!runsSplit(nodes))
+      return 1;
     int64_t run = 0;
     for (ValueId o : operands) {
       const Shape &from = g().type(o).shape;

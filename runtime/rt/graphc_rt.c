@@ -448,6 +448,18 @@ static void transpose_stretches(const float *const *src, int64_t count, int64_t 
       d[i * ld + q] = src[q][i];
 }
 
+/* d[i * width + q] = src[i * ld + q] for q < count, 0 up to width, for i in
+ * [0, len): len rows of count floats along memory, each padded with zeros to
+ * a row of the panel or sliver (the packing where no transpose is needed). */
+static void copy_rows(const float *src, int64_t ld, int64_t len, int64_t count, int64_t width,
+                      float *d) {
+  for (int64_t i = 0; i < len; ++i) {
+    memcpy(d + i * width, src + i * ld, (size_t)count * sizeof(float));
+    for (int64_t q = count; q < width; ++q)
+      d[i * width + q] = 0.0f;
+  }
+}
+
 /* Rows [i0, i0+mc) of op(A), depth [p0, p0+kc), as MR-row slivers, k-major,
  * zero-padded to whole slivers, each value repeated a_copies times (a
  * pre-broadcast operand for the micro-kernel). Reads run along memory in
@@ -458,11 +470,7 @@ static void pack_a(const gemm_ctx *g, int64_t p0, int64_t kc, int64_t i0, int64_
     int64_t rows = mc - is < mr ? mc - is : mr;
     float *d = dst + is * kc * copies;
     if (copies == 1 && g->trans_a) {
-      for (int64_t p = 0; p < kc; ++p) {
-        memcpy(d + p * mr, g->a + (p0 + p) * g->lda + i0 + is, (size_t)rows * sizeof(float));
-        for (int64_t r = rows; r < mr; ++r)
-          d[p * mr + r] = 0;
-      }
+      copy_rows(g->a + p0 * g->lda + i0 + is, g->lda, kc, rows, mr, d);
     } else if (copies == 1) {
       const float *src[GRT_MAX_MR];
       for (int64_t r = 0; r < mr; ++r)
@@ -487,11 +495,7 @@ static void pack_b_panel(const gemm_ctx *g, int64_t p0, int64_t kc, int64_t pane
   const int64_t cols = g->n - j0 < nr ? g->n - j0 : nr;
   float *d = dst + panel * nr * kc;
   if (!g->trans_b) {
-    for (int64_t p = 0; p < kc; ++p) {
-      memcpy(d + p * nr, g->b + (p0 + p) * g->ldb + j0, (size_t)cols * sizeof(float));
-      for (int64_t c = cols; c < nr; ++c)
-        d[p * nr + c] = 0;
-    }
+    copy_rows(g->b + p0 * g->ldb + j0, g->ldb, kc, cols, nr, d);
   } else {
     /* B stored [n, k]: a transpose, each column a stretch along memory. */
     const float *src[GRT_MAX_NR];
@@ -524,24 +528,6 @@ static void pack_task(void *arg, int64_t task, int thread) {
   const int64_t i0 = (t - g->panels) * g->mr;
   pack_a(g, p, kc, i0, g->m - i0 < g->mr ? g->m - i0 : g->mr,
          (float *)packed_a(g, p) + i0 * kc * g->a_copies);
-}
-
-static void gemm_block(const gemm_ctx *g, int64_t p, int64_t i0, int64_t mc, int64_t j0, int64_t nc,
-                       float *tile);
-
-/* One mc x nc block of C over the chunk's depth blocks, in order; the
- * epilogue follows the last one of the product. */
-static void gemm_task(void *arg, int64_t task, int thread) {
-  const gemm_ctx *g = arg;
-  scratch *s = &g->pool->scratch[thread];
-  const int64_t i0 = (task / g->n_blocks) * g->mc, j0 = (task % g->n_blocks) * g->nc;
-  const int64_t mc = g->m - i0 < g->mc ? g->m - i0 : g->mc;
-  const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
-  float *tile = reserve(&s->tile, &s->tile_size, (size_t)(g->mr * g->nr));
-  for (int64_t p = g->p0; p < g->p1; p += KC)
-    gemm_block(g, p, i0, mc, j0, nc, tile);
-  if (g->epilogue && g->p1 >= g->k)
-    g->epilogue(g->ptrs, g->batch, g->c, g->ldc, i0, i0 + mc, j0, j0 + nc);
 }
 
 /* The block of C at [i0, i0+mc) x [j0, j0+nc) times the KC block at depth p. */
@@ -584,6 +570,21 @@ static void gemm_block(const gemm_ctx *g, int64_t p, int64_t i0, int64_t mc, int
       for (int64_t q = 0; q < cols; ++q)
         c[r * g->ldc + q] = (acc ? c[r * g->ldc + q] : 0.0f) + tile[r * nr + q];
   }
+}
+
+/* One mc x nc block of C over the chunk's depth blocks, in order; the
+ * epilogue follows the last one of the product. */
+static void gemm_task(void *arg, int64_t task, int thread) {
+  const gemm_ctx *g = arg;
+  scratch *s = &g->pool->scratch[thread];
+  const int64_t i0 = (task / g->n_blocks) * g->mc, j0 = (task % g->n_blocks) * g->nc;
+  const int64_t mc = g->m - i0 < g->mc ? g->m - i0 : g->mc;
+  const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
+  float *tile = reserve(&s->tile, &s->tile_size, (size_t)(g->mr * g->nr));
+  for (int64_t p = g->p0; p < g->p1; p += KC)
+    gemm_block(g, p, i0, mc, j0, nc, tile);
+  if (g->epilogue && g->p1 >= g->k)
+    g->epilogue(g->ptrs, g->batch, g->c, g->ldc, i0, i0 + mc, j0, j0 + nc);
 }
 
 static void zero_task(void *arg, int64_t task, int thread) {
@@ -977,11 +978,7 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
       for (int64_t ps = 0; ps < panels; ++ps) {
         float *d = bp + ps * nr * kc;
         const int64_t j = q0 + ps * nr, cols = q0 + nc - j < nr ? q0 + nc - j : nr;
-        for (int64_t p = 0; p < kc; ++p) {
-          memcpy(d + p * nr, dy + (p0 + p) * pix + j, (size_t)cols * sizeof(float));
-          for (int64_t q = cols; q < nr; ++q)
-            d[p * nr + q] = 0.0f;
-        }
+        copy_rows(dy + p0 * pix + j, pix, kc, cols, nr, d);
       }
       const float *ap = g->ap + p0 * g->m_pad * g->copies;
       for (int64_t ps = 0; ps < panels; ++ps)
