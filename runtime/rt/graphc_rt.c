@@ -773,6 +773,12 @@ static inline float conv_a(const conv_ctx *g, int64_t i, int64_t k) {
   return g->s.mode == 0 ? g->in1[i * g->k + k] : g->in1[k * g->m + i];
 }
 
+/* to[0, n) += from[0, n). */
+static inline void add_floats(float *restrict to, const float *restrict from, int64_t n) {
+  for (int64_t q = 0; q < n; ++q)
+    to[q] += from[q];
+}
+
 /* Task: one MR-row sliver of A in one depth block (modes 0, 1). */
 static void conv_pack_a_task(void *arg, int64_t task, int thread) {
   (void)thread;
@@ -831,6 +837,40 @@ static int64_t conv_run_clip(const conv_geom *s, const conv_run *r, int64_t ky, 
   return iy >= 0 && iy < s->h ? iy : -1;
 }
 
+/* Mode 0, stride 1 across: the panel conv_pack_b describes, run by run
+ * and tap by tap. A tap of a run is one stretch of an input row, clipped
+ * the same way in every channel, so the clipping is worked out once per
+ * tap, and the depth rows of that tap (one per channel, taps apart) are
+ * then plain copies a plane apart. */
+static void conv_pack_b_runs(const conv_ctx *g, const conv_run *runs, int64_t n_runs, int64_t p0,
+                             int64_t kc, float *d) {
+  const conv_geom *s = &g->s;
+  const int64_t nr = g->nr, taps = s->kh * s->kw, plane = s->h * s->w;
+  for (int64_t r = 0; r < n_runs; ++r) {
+    const int64_t len = runs[r].len;
+    for (int64_t t = 0; t < taps; ++t) {
+      int64_t x, lo, hi;
+      const int64_t iy = conv_run_clip(s, &runs[r], t / s->kw, t % s->kw, &x, &lo, &hi);
+      if (iy < 0)
+        lo = hi = len;
+      /* The first depth row of this tap, and its channel. */
+      const int64_t first = ((t - p0) % taps + taps) % taps;
+      const float *from =
+          g->in0 + ((runs[r].img * s->c + (p0 + first) / taps) * s->h + (iy < 0 ? 0 : iy)) * s->w +
+          x + lo;
+      for (int64_t p = first; p < kc; p += taps, from += plane) {
+        float *o = d + p * nr + runs[r].start;
+        for (int64_t q = 0; q < lo; ++q)
+          o[q] = 0.0f;
+        for (int64_t q = lo; q < hi; ++q)
+          o[q] = from[q - lo];
+        for (int64_t q = hi; q < len; ++q)
+          o[q] = 0.0f;
+      }
+    }
+  }
+}
+
 /* Mode 0: the NR-column panel of im2col(x) at columns [j0, j0+nr), depth
  * [p0, p0+kc), k-major, zero past the last column and in the padding. A
  * column is (image, output pixel), a depth index (channel, ky, kx). */
@@ -856,24 +896,11 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
   if (inside)
     for (int64_t q = 0; q < cols; ++q)
       base[q] += y0[q] * s->w + x0[q];
+  conv_pack_b_runs(g, runs, n_runs, p0, kc, d);
   int64_t ch = p0 / taps, ky = p0 % taps / s->kw, kx = p0 % s->kw;
   for (int64_t p = 0; p < kc; ++p) {
     float *row = d + p * nr;
     const float *src = g->in0 + ch * plane;
-    for (int64_t r = 0; r < n_runs; ++r) {
-      int64_t x, lo, hi;
-      const int64_t iy = conv_run_clip(s, &runs[r], ky, kx, &x, &lo, &hi);
-      float *o = row + runs[r].start;
-      if (iy < 0)
-        lo = hi = runs[r].len;
-      for (int64_t q = 0; q < lo; ++q)
-        o[q] = 0.0f;
-      if (hi > lo)
-        memcpy(o + lo, src + runs[r].img * s->c * plane + iy * s->w + x + lo,
-               (size_t)(hi - lo) * sizeof(float));
-      for (int64_t q = hi; q < runs[r].len; ++q)
-        o[q] = 0.0f;
-    }
     if (inside) {
       const float *tap = src + ky * s->w + kx;
       for (int64_t q = 0; q < cols; ++q)
@@ -989,21 +1016,19 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
     if (s->sw == 1) { /* runs along output rows: contiguous adds */
       conv_run runs[NC];
       const int64_t n_runs = conv_runs(s, pix, q0, nc, runs);
-      for (int64_t r = 0; r < m; ++r) {
-        const int64_t t = r % taps, ky = t / s->kw, kx = t % s->kw;
-        float *dxc = dx + r / taps * plane;
-        const float *src = col + r * ldc;
-        for (int64_t u = 0; u < n_runs; ++u) {
+      /* Run by run and tap by tap: the clipping is the same in every
+       * channel, whose rows of the buffer are taps apart. */
+      for (int64_t u = 0; u < n_runs; ++u)
+        for (int64_t t = 0; t < taps; ++t) {
           int64_t x, lo, hi;
-          const int64_t iy = conv_run_clip(s, &runs[u], ky, kx, &x, &lo, &hi);
-          if (iy < 0)
+          const int64_t iy = conv_run_clip(s, &runs[u], t / s->kw, t % s->kw, &x, &lo, &hi);
+          if (iy < 0 || hi == lo)
             continue;
-          float *restrict to = dxc + iy * s->w + x;
-          const float *restrict from = src + runs[u].start;
-          for (int64_t q = lo; q < hi; ++q)
-            to[q] += from[q];
+          float *to = dx + iy * s->w + x + lo;
+          const float *from = col + t * ldc + runs[u].start + lo;
+          for (int64_t ch = 0; ch < s->c; ++ch, to += plane, from += taps * ldc)
+            add_floats(to, from, hi - lo);
         }
-      }
       continue;
     }
     /* Per pixel of the block: its window's corner, and whether the
@@ -1123,20 +1148,16 @@ static void conv_wgrad_task(void *arg, int64_t task, int thread) {
       for (int64_t p = 0; p < kc;) {
         const int64_t img = (p0 + p) / pix, q = (p0 + p) % pix;
         const int64_t len = pix - q < kc - p ? pix - q : kc - p;
-        for (int64_t r = 0; r < mr; ++r) {
-          const float *src = g->in1 + (img * s->o + is * mr + r) * pix + q;
-          float *o = d + (p * mr + r) * copies;
-          const int row = is * mr + r < m;
-          if (copies == 1 && row)
+        const float *src[GRT_MAX_MR];
+        for (int64_t r = 0; r < mr; ++r)
+          src[r] = is * mr + r < m ? g->in1 + (img * s->o + is * mr + r) * pix + q : zeros;
+        if (copies == 1)
+          transpose_stretches(src, mr, len, d + p * mr, mr);
+        else
+          for (int64_t r = 0; r < mr; ++r)
             for (int64_t i = 0; i < len; ++i)
-              o[i * mr] = src[i];
-          else
-            for (int64_t i = 0; i < len; ++i) {
-              const float v = row ? src[i] : 0.0f;
               for (int64_t cp = 0; cp < copies; ++cp)
-                o[i * mr * copies + cp] = v;
-            }
-        }
+                d[((p + i) * mr + r) * copies + cp] = src[r][i];
         p += len;
       }
     }
