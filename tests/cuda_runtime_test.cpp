@@ -7,6 +7,7 @@
 //
 // The hidden "[.cuda_bench]" case times the seed MLP's step for
 // tests/gpu/check.sh.
+#include "OpCases.h"
 #include "TestUtil.h"
 #include "driver/Compile.h"
 #include "driver/EmitLibrary.h"
@@ -102,15 +103,6 @@ void compareOnGpu(const Graph &forward, const Bindings &in, int64_t batch) {
     CHECK(test::maxElementError(got, want->at(o.name).data) <= 1e-4);
   }
 }
-
-Type f32(Shape s) { return {DType::F32, std::move(s)}; }
-
-struct OpCase {
-  const char *name;
-  std::vector<Type> args;
-  std::function<ValueId(Graph &, const std::vector<ValueId> &)> build;
-  double lo = -1, hi = 1;
-};
 
 // --- models --------------------------------------------------------------------
 
@@ -281,151 +273,13 @@ TEST_CASE("the cuda runtime's own kernels compile and assemble for sm_90", "[cud
 TEST_CASE("every op and its gradient on the GPU match the interpreter", "[cuda]") {
   if (!haveGpu("the per-op GPU checks"))
     return;
-  const Type x{DType::F32, {kBatch, 6}};
-  auto unary = [](Op op) {
-    return [op](Graph &g, const std::vector<ValueId> &a) { return g.add(op, {a[0]}); };
-  };
-  auto binary = [](Op op) {
-    return [op](Graph &g, const std::vector<ValueId> &a) { return g.add(op, {a[0], a[1]}); };
-  };
-  auto attrs = [](Op op, Attrs at) {
-    return [op, at](Graph &g, const std::vector<ValueId> &a) { return g.add(op, {a[0]}, at); };
-  };
-  std::vector<OpCase> cases{
-      {"add bias", {x, f32({6})}, binary(Op::Add)},
-      {"sub column", {x, f32({kBatch, 1})}, binary(Op::Sub)},
-      {"mul", {x, x}, binary(Op::Mul)},
-      {"div", {x, x}, binary(Op::Div), 0.5, 2},
-      {"max", {x, x}, binary(Op::Max)},
-      {"min", {x, f32({})}, binary(Op::Min)},
-      {"exp", {x}, unary(Op::Exp)},
-      {"log", {x}, unary(Op::Log), 0.5, 2},
-      {"sqrt", {x}, unary(Op::Sqrt), 0.5, 2},
-      {"square", {x}, unary(Op::Square)},
-      {"neg", {x}, unary(Op::Neg)},
-      {"relu", {x}, unary(Op::Relu)},
-      {"tanh", {x}, unary(Op::Tanh)},
-      {"sigmoid", {x}, unary(Op::Sigmoid)},
-      {"softmax", {x}, unary(Op::SoftMax)},
-      {"log_softmax", {x}, unary(Op::LogSoftMax)},
-      {"avgpool2d 3x2 stride 2 pad 1",
-       {f32({kBatch, 2, 5, 4})},
-       attrs(Op::AvgPool2d, {{"kernel", std::vector<int64_t>{3, 2}},
-                             {"stride", std::vector<int64_t>{2, 2}},
-                             {"pad", std::vector<int64_t>{1, 1}}})},
-      // Its gradient slices the incoming one back into the operands.
-      {"concat along channels, an operand twice",
-       {f32({kBatch, 2, 3, 2}), f32({kBatch, 1, 3, 2})},
-       [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(Op::Concat, {a[0], a[1], a[0]}, {{"axis", int64_t(1)}});
-       }},
-      {"concat along the last axis",
-       {f32({kBatch, 3, 2}), f32({kBatch, 3, 5})},
-       [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(Op::Concat, {a[0], a[1]}, {{"axis", int64_t(2)}});
-       }},
-      {"transpose",
-       {f32({kBatch, 2, 3})},
-       attrs(Op::Transpose, {{"perm", std::vector<int64_t>{0, 2, 1}}})},
-      {"broadcast", {f32({3, 1})}, attrs(Op::Broadcast, {{"shape", Shape{kBatch, 3, 4}}})},
-      {"reduce_sum axes 0,2",
-       {f32({kBatch, 3, 2})},
-       attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{0, 2}}})},
-      {"reduce_mean all", {x}, attrs(Op::ReduceMean, {{"axes", std::vector<int64_t>{}}})},
-      {"reduce_max rows", {x}, attrs(Op::ReduceMax, {{"axes", std::vector<int64_t>{1}}})},
-      {"reduce_sum keepdims",
-       {x},
-       attrs(Op::ReduceSum, {{"axes", std::vector<int64_t>{-1}}, {"keepdims", true}})},
-      {"matmul", {x, f32({6, 5})}, binary(Op::MatMul)},
-      {"matmul transB",
-       {x, f32({5, 6})},
-       [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}});
-       }},
-      {"matmul transA over N",
-       {x, f32({kBatch, 4})},
-       [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(Op::MatMul, {a[0], a[1]}, {{"transA", true}});
-       }},
-      {"linear + relu (cuBLASLt epilogue)",
-       {f32({kBatch, 24}), f32({16, 24}), f32({16})},
-       [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(
-             Op::Relu,
-             {g.add(Op::Add, {g.add(Op::MatMul, {a[0], a[1]}, {{"transB", true}}), a[2]})});
-       }},
-      {"conv2d stride 2 pad 1",
-       {f32({kBatch, 2, 5, 6}), f32({3, 2, 3, 2})},
-       [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(
-             Op::Conv2d, {a[0], a[1]},
-             {{"stride", std::vector<int64_t>{2, 1}}, {"pad", std::vector<int64_t>{1, 1}}});
-       }},
-      // Pads and strides that differ between H and W (a swap shows), and a
-      // bias and ReLU the epilogue applies after cuDNN's convolution.
-      {"conv2d 3x2 stride 1x2 pad 2x0",
-       {f32({kBatch, 3, 6, 7}), f32({2, 3, 3, 2})},
-       [](Graph &g, const std::vector<ValueId> &a) {
-         return g.add(
-             Op::Conv2d, {a[0], a[1]},
-             {{"stride", std::vector<int64_t>{1, 2}}, {"pad", std::vector<int64_t>{2, 0}}});
-       }},
-      {"conv2d + bias + relu",
-       {f32({kBatch, 2, 6, 5}), f32({4, 2, 3, 3}), f32({4, 1, 1})},
-       [](Graph &g, const std::vector<ValueId> &a) {
-         ValueId c = g.add(Op::Conv2d, {a[0], a[1]}, {{"pad", std::vector<int64_t>{1, 1}}});
-         return g.add(Op::Relu, {g.add(Op::Add, {c, a[2]})});
-       }},
-      {"maxpool2d 3x2 stride 2 pad 1",
-       {f32({kBatch, 2, 5, 4})},
-       attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 2}},
-                             {"stride", std::vector<int64_t>{2, 2}},
-                             {"pad", std::vector<int64_t>{1, 1}}})},
-      // Torch7's ceil mode (pad_end): clipped last windows, and average
-      // pooling's divisor clipped with them.
-      {"maxpool2d 3x3 stride 2 pad 1 on 6x8, ceil mode",
-       {f32({kBatch, 2, 6, 8})},
-       attrs(Op::MaxPool2d, {{"kernel", std::vector<int64_t>{3, 3}},
-                             {"stride", std::vector<int64_t>{2, 2}},
-                             {"pad", std::vector<int64_t>{1, 1}},
-                             {"pad_end", std::vector<int64_t>{1, 1}}})},
-      {"avgpool2d 3x4 stride 2 pad 1 on 6x7, ceil mode",
-       {f32({kBatch, 2, 6, 7})},
-       attrs(Op::AvgPool2d, {{"kernel", std::vector<int64_t>{3, 4}},
-                             {"stride", std::vector<int64_t>{2, 2}},
-                             {"pad", std::vector<int64_t>{1, 1}},
-                             {"pad_end", std::vector<int64_t>{1, 1}}})},
-      {"avgpool2d 3x3 stride 2 on 6x8, ceil mode",
-       {f32({kBatch, 2, 6, 8})},
-       attrs(Op::AvgPool2d, {{"kernel", std::vector<int64_t>{3, 3}},
-                             {"stride", std::vector<int64_t>{2, 2}},
-                             {"pad_end", std::vector<int64_t>{1, 1}}})},
-  };
   int seed = 0;
-  for (const OpCase &c : cases)
+  for (const test::OpCase &c : test::everyOpCase())
     for (int64_t batch : {1, 96}) {
       INFO(c.name << " batch " << batch);
-      Graph g;
-      std::vector<ValueId> ins;
-      for (size_t i = 0; i < c.args.size(); ++i)
-        ins.push_back(g.input("a" + std::to_string(i), c.args[i]));
-      ValueId y = c.build(g, ins);
-      ValueId w = g.input("w", g.type(y));
-      ValueId loss =
-          g.add(Op::ReduceSum, {g.add(Op::Mul, {y, w})}, {{"axes", std::vector<int64_t>{}}});
-      auto grads = passes::gradients(g, loss, ins);
-      g.addOutput("y", y);
-      g.addOutput("loss", loss);
-      for (size_t i = 0; i < grads.size(); ++i)
-        if (grads[i] >= 0)
-          g.addOutput("g" + std::to_string(i), grads[i]);
+      Graph g = test::opCaseGraph(c);
       std::mt19937 rng(static_cast<uint32_t>(++seed));
-      Bindings b;
-      for (size_t i = 0; i < c.args.size(); ++i)
-        b["a" + std::to_string(i)] =
-            test::randomTensor(concrete(c.args[i].shape, batch), rng, c.lo, c.hi);
-      b["w"] = test::randomTensor(concrete(g.type(y).shape, batch), rng);
-      compareOnGpu(g, b, batch);
+      compareOnGpu(g, test::opCaseInputs(c, g, batch, rng), batch);
     }
 }
 
