@@ -837,12 +837,20 @@ static int64_t conv_run_clip(const conv_geom *s, const conv_run *r, int64_t ky, 
   return iy >= 0 && iy < s->h ? iy : -1;
 }
 
+/* GCC turns a loop that stores zeros into a call of memset, which for
+ * the float or two of a tap's padding costs more than the row's copy. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_MEMSET_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_MEMSET_LOOPS
+#endif
+
 /* Mode 0, stride 1 across: the panel conv_pack_b describes, run by run
  * and tap by tap. A tap of a run is one stretch of an input row, clipped
  * the same way in every channel, so the clipping is worked out once per
  * tap, and the depth rows of that tap (one per channel, taps apart) are
  * then plain copies a plane apart. */
-static void conv_pack_b_runs(const conv_ctx *g, const conv_run *runs, int64_t n_runs, int64_t p0,
+NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *runs, int64_t n_runs, int64_t p0,
                              int64_t kc, float *d) {
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, taps = s->kh * s->kw, plane = s->h * s->w;
