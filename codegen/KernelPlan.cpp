@@ -88,6 +88,11 @@ KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
   for (ValueId v : k.members) {
     const Node &n = g.node(v);
     const bool sum = isSum(n.op);
+    if (!k.reduceOver.empty() && n.op == Op::MaxPool2dGrad && n.type.shape == k.reduceOver &&
+        k.poolGrad < 0) {
+      k.poolGrad = v;
+      continue;
+    }
     GRAPHC_CHECK(k.reduceOver.empty() ||
                      (sum ? n.type.shape == k.domain.shape && inGroup.count(n.inputs[0])
                           : isPointwise(n.op) && n.type.shape == k.reduceOver),

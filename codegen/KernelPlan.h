@@ -39,6 +39,11 @@ struct KernelPlan {
   ir::Shape reduceOver;
   /// With reduceOver: the sums, and the chain's members (of that shape).
   std::vector<ir::ValueId> sums, chain;
+  /// With reduceOver: a max-pool gradient the chain reads (windows that
+  /// tile the planes, sums over the batch and the plane), which a backend
+  /// computes plane by plane before the chain's pass over that plane; -1
+  /// otherwise. It is in `members`, not in `chain`.
+  ir::ValueId poolGrad = -1;
 };
 
 /// Which values of `g` need a buffer: inputs, outputs, views and everything

@@ -41,6 +41,7 @@ public:
     elementwiseChains();
     sinkIntoConsumers();
     reductionsIntoChains();
+    poolGradientsIntoChains();
     leftovers();
     std::vector<ValueId> map;
     Graph out = reorder(map);
@@ -404,6 +405,53 @@ private:
                                          "it, in one pass",
                                          members_[size_t(grp)].size() - sums, str(shape), sums,
                                          sums == 1 ? "" : "s")};
+    }
+  }
+
+  // --- 5d. a max-pool gradient into the chain that reads it -------------------
+  // Backward, a max pool's gradient is read by one chain only: the ReLU mask
+  // of the layer below and its bias or BatchNorm sums. Stored, it costs a
+  // write and a read of a whole activation. Where the pool's windows tile
+  // the planes of its input and the chain's sums run plane by plane (their
+  // axes are the batch and the plane), the gradient joins the chain: a
+  // backend computes each plane of it just before the chain's pass over
+  // that plane, in a buffer of one plane.
+  static constexpr int64_t kPoolGradPlaneLimit = 16384; ///< floats, the buffer of one plane
+
+  void poolGradientsIntoChains() {
+    if (!options_.reductions || !options_.poolGradients)
+      return;
+    for (ValueId v = 0; v < g_.size(); ++v) {
+      const Node &n = g_.node(v);
+      if (n.op != Op::MaxPool2dGrad || !free(v) || output_[size_t(v)] || users_[size_t(v)].empty())
+        continue;
+      const Shape &shape = g_.type(v).shape;
+      const auto k = n.attrs.ints("kernel"), st = n.attrs.ints("stride", {1, 1}),
+                 pad = n.attrs.ints("pad", {0, 0}), padEnd = n.attrs.ints("pad_end", {0, 0});
+      if (shape.size() != 4 || st != k || pad[0] || pad[1] || padEnd[0] || padEnd[1] ||
+          shape[2] * shape[3] > kPoolGradPlaneLimit)
+        continue;
+      const int to = grp_[size_t(users_[size_t(v)][0])];
+      if (to < 0 || kinds_[size_t(to)].kind != "elementwise_reduce")
+        continue;
+      bool fits = true;
+      for (ValueId u : users_[size_t(v)])
+        fits &= grp_[size_t(u)] == to;
+      for (ValueId m : members_[size_t(to)]) {
+        if (!isSum(g_.node(m).op)) {
+          fits &= g_.type(m).shape == shape;
+          continue;
+        }
+        auto axes = g_.node(m).attrs.ints("axes");
+        for (int64_t &a : axes)
+          a = a < 0 ? a + 4 : a;
+        std::sort(axes.begin(), axes.end());
+        fits &= axes == std::vector<int64_t>{0, 2, 3};
+      }
+      if (!fits || !tryJoin(to, v, "max-pool gradient"))
+        continue;
+      kinds_[size_t(to)].reason =
+          "max-pool gradient plane by plane, then the " + kinds_[size_t(to)].reason;
     }
   }
 

@@ -85,6 +85,18 @@ void compareOnCpu(const Graph &forward, const Bindings &in, int64_t batch, const
 
 Type f32(Shape s) { return {DType::F32, std::move(s)}; }
 
+/// Ends `g` with the loss sum(y * t), t a new input "t" of y's type, and
+/// outputs "y" and the gradients "gx", "gw" and "gb" of x, w and the bias.
+void addConvLoss(Graph &g, ValueId y, ValueId x, ValueId w, ValueId bias) {
+  ValueId t = g.input("t", g.type(y));
+  ValueId loss = g.add(Op::ReduceSum, {g.add(Op::Mul, {y, t})}, {{"axes", std::vector<int64_t>{}}});
+  auto grads = passes::gradients(g, loss, {x, w, bias});
+  g.addOutput("y", y);
+  g.addOutput("gx", grads[0]);
+  g.addOutput("gw", grads[1]);
+  g.addOutput("gb", grads[2]);
+}
+
 } // namespace
 
 TEST_CASE("every op and its gradient on the CPU backend match the interpreter", "[cpu]") {
@@ -145,14 +157,7 @@ TEST_CASE("convolutions and their gradients on the packed GEMM match the interpr
                             {"pad", std::vector<int64_t>{c.ph, c.pw}}});
       ValueId b3 = g.add(Op::Reshape, {bias}, {{"shape", Shape{c.o, 1, 1}}});
       ValueId y = g.add(Op::Relu, {g.add(Op::Add, {conv, b3})});
-      ValueId t = g.input("t", g.type(y));
-      ValueId loss =
-          g.add(Op::ReduceSum, {g.add(Op::Mul, {y, t})}, {{"axes", std::vector<int64_t>{}}});
-      auto grads = passes::gradients(g, loss, {x, w, bias});
-      g.addOutput("y", y);
-      g.addOutput("gx", grads[0]);
-      g.addOutput("gw", grads[1]);
-      g.addOutput("gb", grads[2]);
+      addConvLoss(g, y, x, w, bias);
       // All three run as implicit GEMMs, the forward with its epilogue.
       Graph fused = passes::fuse(passes::canonicalize(g)).graph;
       int convs = 0, withEpilogue = 0;
@@ -170,6 +175,69 @@ TEST_CASE("convolutions and their gradients on the packed GEMM match the interpr
                  {"t", test::randomTensor(concrete(g.type(y).shape, batch), rng)}};
       compareOnCpu(g, b, batch);
     }
+}
+
+TEST_CASE("a max-pool gradient whose windows tile its planes computes them in the chain of "
+          "sums that reads it, matching the interpreter under every ISA",
+          "[cpu][pool]") {
+  // maxpool(relu(conv(x, w) + b)) and the gradients of sum(y * t): backward,
+  // the pool's gradient feeds the ReLU mask and the bias gradient's sum over
+  // the batch and the plane. Windows that tile the planes, exactly or with
+  // rows and columns no window reaches (floor mode: zeros there), join that
+  // chain; overlapping or padded windows stay a kernel of their own.
+  struct Pool {
+    const char *name;
+    int64_t h, w, k, stride, pad;
+    bool fused;
+  };
+  const std::vector<Pool> cases{
+      {"2x2 on 8x10", 8, 10, 2, 2, 0, true},
+      {"2x2 on 7x9: the last row and column in no window", 7, 9, 2, 2, 0, true},
+      {"3x3 stride 3 on 9x7", 9, 7, 3, 3, 0, true},
+      {"3x3 stride 2: overlapping windows", 9, 9, 3, 2, 0, false},
+      {"2x2 stride 2 pad 1", 8, 8, 2, 2, 1, false},
+  };
+  int seed = 300;
+  for (const Pool &c : cases) {
+    INFO(c.name);
+    Graph g;
+    ValueId x = g.input("x", f32({kBatch, 3, c.h, c.w}));
+    ValueId w = g.input("w", f32({4, 3, 3, 3}));
+    ValueId bias = g.input("b", f32({4}));
+    ValueId conv = g.add(Op::Conv2d, {x, w}, {{"pad", std::vector<int64_t>{1, 1}}});
+    ValueId b3 = g.add(Op::Reshape, {bias}, {{"shape", Shape{4, 1, 1}}});
+    ValueId relu = g.add(Op::Relu, {g.add(Op::Add, {conv, b3})});
+    ValueId y = g.add(Op::MaxPool2d, {relu},
+                      {{"kernel", std::vector<int64_t>{c.k, c.k}},
+                       {"stride", std::vector<int64_t>{c.stride, c.stride}},
+                       {"pad", std::vector<int64_t>{c.pad, c.pad}}});
+    addConvLoss(g, y, x, w, bias);
+    Graph fused = passes::fuse(passes::canonicalize(g)).graph;
+    int inChain = 0, alone = 0;
+    for (ValueId v = 0; v < fused.size(); ++v)
+      if (fused.node(v).op == Op::MaxPool2dGrad) {
+        const KernelGroup &k = fused.groups()[size_t(fused.node(v).group)];
+        INFO(k.kind << ": " << k.reason);
+        inChain += k.kind == "elementwise_reduce";
+        alone += k.kind == "maxpool2d_grad";
+      }
+    CHECK(inChain == (c.fused ? 1 : 0));
+    CHECK(alone == (c.fused ? 0 : 1));
+    // Off, as for the cuda target: the gradient stays a kernel of its own.
+    Graph apart = passes::fuse(passes::canonicalize(g), {true, false}).graph;
+    for (ValueId v = 0; v < apart.size(); ++v)
+      if (apart.node(v).op == Op::MaxPool2dGrad)
+        CHECK(apart.groups()[size_t(apart.node(v).group)].kind == "maxpool2d_grad");
+    for (int64_t batch : {1, 5}) {
+      INFO("batch " << batch);
+      std::mt19937 rng(static_cast<uint32_t>(++seed));
+      Bindings b{{"x", test::randomTensor(concrete(g.type(x).shape, batch), rng)},
+                 {"w", test::randomTensor(concrete(g.type(w).shape, batch), rng)},
+                 {"b", test::randomTensor({4}, rng)},
+                 {"t", test::randomTensor(concrete(g.type(y).shape, batch), rng)}};
+      compareOnCpu(g, b, batch);
+    }
+  }
 }
 
 TEST_CASE("non-differentiable ops on the CPU backend match the interpreter", "[cpu]") {

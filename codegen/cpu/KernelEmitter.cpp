@@ -258,9 +258,22 @@ private:
     const int64_t same = operands.empty() ? 0 : constantRun(chain, shape, operands);
     const bool hoist = !operands.empty() && same > 1 && same % inner == 0;
     std::map<ValueId, llvm::Value *> hoisted;
+    // A max-pool gradient the chain reads: each plane computed into a
+    // buffer of one plane at the start of the chain's pass over it.
+    const ValueId pool = plan_.poolGrad;
+    llvm::Value *poolPlane = nullptr, *planeStart = nullptr;
+    if (pool >= 0) {
+      const Shape &ps = g().type(pool).shape;
+      poolPlane = e_.slot(f32, "pool_plane", unsigned(ps[2] * ps[3]));
+      planeStart = e_.slot(b.getInt64Ty(), "plane_start");
+    }
     // The chain at element e: its values, each stored where another kernel reads it.
     auto compute = [&](llvm::Value *e) {
       std::map<ValueId, llvm::Value *> vals = hoisted;
+      if (pool >= 0)
+        vals[pool] = b.CreateLoad(
+            f32, b.CreateInBoundsGEP(f32, poolPlane,
+                                     b.CreateSub(e, b.CreateLoad(b.getInt64Ty(), planeStart))));
       for (ValueId v : chain) {
         std::vector<llvm::Value *> in;
         for (ValueId o : g().node(v).inputs)
@@ -302,6 +315,8 @@ private:
               b.CreateStore(b.CreateFAdd(b.CreateLoad(f32, acc[r]), summand(vals, r)), acc[r]);
           },
           [&](llvm::Value *at) {
+            if (pool >= 0)
+              poolGradPlane(pool, at, poolPlane, planeStart);
             if (hoist)
               for (ValueId o : operands)
                 hoisted[o] = e_.external(o, shape, at);
@@ -358,13 +373,7 @@ private:
       for (int64_t ky = 0; ky < kh; ++ky)
         for (int64_t kx = 0; kx < kw; ++kx)
           at.push_back(b.CreateAdd(corner, e_.i64(ky * xs[3] + kx)));
-      llvm::Value *best = e_.i64(0), *bestV = e_.load(x, at[0]);
-      for (size_t t = 1; t < at.size(); ++t) {
-        llvm::Value *val = e_.load(x, at[t]);
-        llvm::Value *better = b.CreateFCmpOGT(val, bestV);
-        best = b.CreateSelect(better, e_.i64(int64_t(t)), best);
-        bestV = b.CreateSelect(better, val, bestV);
-      }
+      llvm::Value *best = firstMaximum(x, at);
       llvm::Value *gv = e_.load(grad, w);
       for (size_t t = 0; t < at.size(); ++t)
         e_.store(v, at[t], b.CreateSelect(b.CreateICmpEQ(best, e_.i64(int64_t(t))), gv, e_.f32(0)));
@@ -389,6 +398,64 @@ private:
     });
     e_.finish();
     return info;
+  }
+
+  /// Which of the elements `at` of x holds their first maximum (a later one
+  /// wins only when greater, as the forward pass and poolArgmax decide).
+  llvm::Value *firstMaximum(ValueId x, const std::vector<llvm::Value *> &at) {
+    auto &b = e_.b;
+    llvm::Value *best = e_.i64(0), *bestV = e_.load(x, at[0]);
+    for (size_t t = 1; t < at.size(); ++t) {
+      llvm::Value *val = e_.load(x, at[t]);
+      llvm::Value *better = b.CreateFCmpOGT(val, bestV);
+      best = b.CreateSelect(better, e_.i64(int64_t(t)), best);
+      bestV = b.CreateSelect(better, val, bestV);
+    }
+    return best;
+  }
+
+  /// The plane of max-pool gradient `v` (windows that tile it: stride =
+  /// kernel, no padding) that starts at element `at`, into `buf`, window by
+  /// window as poolGradByWindow computes it: the window's gradient at its
+  /// first maximum, zeros elsewhere, and zeros where no window reaches
+  /// (floor mode). `at` goes to `startSlot`, for the chain's reads.
+  void poolGradPlane(ValueId v, llvm::Value *at, llvm::Value *buf, llvm::Value *startSlot) {
+    auto &b = e_.b;
+    llvm::Type *f32 = b.getFloatTy();
+    const Node &n = g().node(v);
+    const ValueId x = n.inputs[0], grad = n.inputs[1];
+    const Shape &xs = g().type(x).shape, &gs = g().type(grad).shape;
+    const auto k = n.attrs.ints("kernel");
+    const int64_t kh = k[0], kw = k[1], h = xs[2], w = xs[3], oh = gs[2], ow = gs[3];
+    b.CreateStore(at, startSlot);
+    if (oh * kh < h || ow * kw < w)
+      e_.loop(
+          e_.i64(0), e_.i64(h * w),
+          [&](llvm::Value *q) { b.CreateStore(e_.f32(0), b.CreateInBoundsGEP(f32, buf, q)); },
+          true);
+    // The gradient's plane: the same image and channel, at (at / (H W)) (OH OW).
+    llvm::Value *gradPlane = b.CreateMul(b.CreateUDiv(at, e_.i64(h * w)), e_.i64(oh * ow));
+    e_.loop(e_.i64(0), e_.i64(oh), [&](llvm::Value *oy) {
+      e_.loop(
+          e_.i64(0), e_.i64(ow),
+          [&](llvm::Value *ox) {
+            llvm::Value *corner =
+                b.CreateAdd(b.CreateMul(oy, e_.i64(kh * w)), b.CreateMul(ox, e_.i64(kw)));
+            std::vector<llvm::Value *> in, from;
+            for (int64_t ky = 0; ky < kh; ++ky)
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                in.push_back(b.CreateAdd(corner, e_.i64(ky * w + kx)));
+                from.push_back(b.CreateAdd(at, in.back()));
+              }
+            llvm::Value *best = firstMaximum(x, from);
+            llvm::Value *gv =
+                e_.load(grad, b.CreateAdd(gradPlane, b.CreateAdd(b.CreateMul(oy, e_.i64(ow)), ox)));
+            for (size_t t = 0; t < in.size(); ++t)
+              b.CreateStore(b.CreateSelect(b.CreateICmpEQ(best, e_.i64(int64_t(t))), gv, e_.f32(0)),
+                            b.CreateInBoundsGEP(f32, buf, in[t]));
+          },
+          true);
+    });
   }
 
   // --- row kernels -----------------------------------------------------------

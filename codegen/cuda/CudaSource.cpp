@@ -329,6 +329,10 @@ private:
   /// computing the chain, storing what other kernels read and adding the
   /// sums, as a lone reduction's thread adds its slice.
   void chainSums() {
+    GRAPHC_CHECK(plan_.poolGrad < 0,
+                 "max-pool gradient %{} in a chain of sums: the cuda target fuses none "
+                 "(FusionOptions::poolGradients)",
+                 plan_.poolGrad);
     const Shape &shape = plan_.reduceOver;
     const std::vector<ValueId> &chain = plan_.chain, &sums = plan_.sums;
     const auto axes = g().node(sums[0]).attrs.ints("axes");
