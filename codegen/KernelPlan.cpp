@@ -78,6 +78,15 @@ KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
     if (!g.type(v).shape.empty())
       k.domain.shape = g.type(v).shape;
   std::set<ValueId> inGroup(k.members.begin(), k.members.end());
+  for (ValueId v : k.members)
+    if (g.node(v).op == Op::MaxPool2d && inGroup.count(g.node(v).inputs[0])) {
+      k.poolAfter = v;
+      k.domain.shape = g.type(g.node(v).inputs[0]).shape;
+      for (ValueId m : k.members)
+        GRAPHC_CHECK(m == v || (isPointwise(g.node(m).op) && g.type(m).shape == k.domain.shape),
+                     "{} {} in the group k{} of a chain and its max pool", opName(g.node(m).op),
+                     str(g.type(m).shape), group);
+    }
   for (ValueId v : k.members) {
     const Node &n = g.node(v);
     if (isSum(n.op) && inGroup.count(n.inputs[0])) {

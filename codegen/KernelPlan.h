@@ -44,6 +44,11 @@ struct KernelPlan {
   /// computes plane by plane before the chain's pass over that plane; -1
   /// otherwise. It is in `members`, not in `chain`.
   ir::ValueId poolGrad = -1;
+  /// Range over an elementwise chain that ends in a max pool of one of its
+  /// values (windows that tile the planes): that pool, which a backend runs
+  /// plane by plane after the chain's pass over the plane; the domain is
+  /// the chain's. -1 otherwise.
+  ir::ValueId poolAfter = -1;
 };
 
 /// Which values of `g` need a buffer: inputs, outputs, views and everything

@@ -193,7 +193,7 @@ build(const nn::ModelSpec &spec, const ir::Shape &sample, const BuildOptions &op
   passes::PipelineOptions po;
   po.planBatch = options.maxBatch;
   po.fuseReductions = options.fuseReductions.value_or(options.target != "cuda");
-  po.fusePoolGradients = options.target != "cuda";
+  po.fusePools = options.target != "cuda";
   auto c = compile(spec, sample, po, options.split);
   if (!c)
     return c.diag();

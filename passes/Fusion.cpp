@@ -41,6 +41,7 @@ public:
     elementwiseChains();
     sinkIntoConsumers();
     reductionsIntoChains();
+    poolsIntoChains();
     poolGradientsIntoChains();
     leftovers();
     std::vector<ValueId> map;
@@ -416,20 +417,59 @@ private:
   // axes are the batch and the plane), the gradient joins the chain: a
   // backend computes each plane of it just before the chain's pass over
   // that plane, in a buffer of one plane.
-  static constexpr int64_t kPoolGradPlaneLimit = 16384; ///< floats, the buffer of one plane
+  static constexpr int64_t kPoolPlaneLimit = 16384; ///< floats, the buffer of one plane
+
+  /// Whether max pool or max-pool gradient `n` has windows that tile the
+  /// planes of its input (stride = kernel, no padding; floor mode may leave
+  /// the last rows and columns in none) of at most kPoolPlaneLimit floats.
+  bool tilesPlanes(const Node &n) const {
+    const Shape &in = g_.type(n.inputs[0]).shape;
+    const auto k = n.attrs.ints("kernel"), st = n.attrs.ints("stride", {1, 1}),
+               pad = n.attrs.ints("pad", {0, 0}), padEnd = n.attrs.ints("pad_end", {0, 0});
+    return in.size() == 4 && st == k && !pad[0] && !pad[1] && !padEnd[0] && !padEnd[1] &&
+           in[2] * in[3] <= kPoolPlaneLimit;
+  }
+
+  // --- 5e. a max pool into the chain that makes its input ------------------------
+  // Forward, BatchNorm's normalisation and ReLU make the pool's input in one
+  // elementwise chain. Where the windows tile the planes, the pool joins it:
+  // the kernel runs plane by plane, the chain over a plane and then the
+  // windows over what it has just made, instead of a second pass that reads
+  // the whole activation back.
+  void poolsIntoChains() {
+    if (!options_.pools)
+      return;
+    for (ValueId v = 0; v < g_.size(); ++v) {
+      const Node &n = g_.node(v);
+      if (n.op != Op::MaxPool2d || !free(v) || !tilesPlanes(n))
+        continue;
+      const ValueId x = n.inputs[0];
+      const int from = grp_[size_t(x)];
+      if (from < 0 || kinds_[size_t(from)].kind != "elementwise")
+        continue;
+      bool same = true; // no scalar bookkeeping, nothing of another shape
+      for (ValueId m : members_[size_t(from)])
+        same &= g_.type(m).shape == g_.type(x).shape;
+      if (!same || !tryJoin(from, v, "max pool"))
+        continue;
+      const auto k = n.attrs.ints("kernel");
+      kinds_[size_t(from)] = {
+          "elementwise_pool",
+          fmt::format(
+              "elementwise chain of {} ops over {}, then its {}x{} max pool, plane by plane",
+              members_[size_t(from)].size() - 1, str(g_.type(x).shape), k[0], k[1])};
+    }
+  }
 
   void poolGradientsIntoChains() {
-    if (!options_.reductions || !options_.poolGradients)
+    if (!options_.reductions || !options_.pools)
       return;
     for (ValueId v = 0; v < g_.size(); ++v) {
       const Node &n = g_.node(v);
       if (n.op != Op::MaxPool2dGrad || !free(v) || output_[size_t(v)] || users_[size_t(v)].empty())
         continue;
       const Shape &shape = g_.type(v).shape;
-      const auto k = n.attrs.ints("kernel"), st = n.attrs.ints("stride", {1, 1}),
-                 pad = n.attrs.ints("pad", {0, 0}), padEnd = n.attrs.ints("pad_end", {0, 0});
-      if (shape.size() != 4 || st != k || pad[0] || pad[1] || padEnd[0] || padEnd[1] ||
-          shape[2] * shape[3] > kPoolGradPlaneLimit)
+      if (!tilesPlanes(n))
         continue;
       const int to = grp_[size_t(users_[size_t(v)][0])];
       if (to < 0 || kinds_[size_t(to)].kind != "elementwise_reduce")

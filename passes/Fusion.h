@@ -18,9 +18,10 @@
 //      leading axes of a chain's values (BatchNorm's channel sums) join the
 //      chain: one pass computes the chain and its sums, and a value only
 //      summed is never stored.
-//   6. (With FusionOptions::poolGradients) a max-pool gradient joins the
-//      chain of sums that is its only reader: never stored, its planes are
-//      computed where the chain reads them.
+//   6. (With FusionOptions::pools) a max pool joins the elementwise chain
+//      that makes its input, computed from each plane the chain has just
+//      made; its gradient joins the chain of sums that is its only reader:
+//      never stored, its planes are computed where the chain reads them.
 // A merge that would make the group graph cyclic is refused; each refusal
 // is recorded with its reason, since "why did this not fuse" is what users
 // of a fusing compiler ask most.
@@ -44,12 +45,13 @@ struct FusionOptions {
   /// cores take a channel each, but a GPU would leave most of its threads
   /// idle, so the cuda target turns it off.
   bool reductions = true;
-  /// Rule 6: a max-pool gradient whose windows tile the planes (stride =
-  /// kernel, no padding) joins the chain of sums that reads it (the ReLU
-  /// mask and the BatchNorm or bias sums of the layer below). The CPU
-  /// computes it plane by plane, ahead of the chain's pass over the plane;
-  /// the cuda printer has no such kernel, so the cuda target turns it off.
-  bool poolGradients = true;
+  /// Rule 6: a max pool whose windows tile the planes (stride = kernel, no
+  /// padding) joins the elementwise chain that makes its input (BatchNorm's
+  /// normalisation and ReLU), and its gradient the chain of sums that reads
+  /// it (the ReLU mask and the BatchNorm or bias sums of the layer below).
+  /// The CPU runs such groups plane by plane; the cuda printer has no such
+  /// kernels, so the cuda target turns this off.
+  bool pools = true;
 };
 
 FusionResult fuse(const ir::Graph &g, const FusionOptions &options = {});

@@ -60,7 +60,7 @@ Expected<Pipeline> runPipeline(const Graph &forward, const OptimizerConfig &opt,
        }},
       {"fusion",
        [&](const Graph &g) {
-         FusionResult r = fuse(g, {o.fuseReductions, o.fusePoolGradients});
+         FusionResult r = fuse(g, {o.fuseReductions, o.fusePools});
          p.fusionNotes = std::move(r.notes);
          return std::move(r.graph);
        }},

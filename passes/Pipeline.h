@@ -37,8 +37,8 @@ struct PipelineOptions {
   enum class Program { Step, Gradients, Update } program = Program::Step;
   /// Fusion's reductions into their chains (FusionOptions): off for cuda.
   bool fuseReductions = true;
-  /// Fusion's max-pool gradients into their chains (FusionOptions): off for cuda.
-  bool fusePoolGradients = true;
+  /// Fusion's max pools and their gradients into chains (FusionOptions::pools): off for cuda.
+  bool fusePools = true;
 };
 
 struct PassStats {

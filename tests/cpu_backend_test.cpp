@@ -177,14 +177,19 @@ TEST_CASE("convolutions and their gradients on the packed GEMM match the interpr
     }
 }
 
-TEST_CASE("a max-pool gradient whose windows tile its planes computes them in the chain of "
-          "sums that reads it, matching the interpreter under every ISA",
+TEST_CASE("a max pool whose windows tile its planes runs in the chain that makes its input, its "
+          "gradient in the chain of sums that reads it, matching the interpreter under every ISA",
           "[cpu][pool]") {
-  // maxpool(relu(conv(x, w) + b)) and the gradients of sum(y * t): backward,
-  // the pool's gradient feeds the ReLU mask and the bias gradient's sum over
-  // the batch and the plane. Windows that tile the planes, exactly or with
-  // rows and columns no window reaches (floor mode: zeros there), join that
-  // chain; overlapping or padded windows stay a kernel of their own.
+  // Two nets, each maxpool(relu(...)) and the gradients of sum(y * t):
+  //  - conv(x, w) + b, ReLU in the convolution's epilogue (LeNet's layers):
+  //    backward, the pool's gradient feeds the ReLU mask and the bias
+  //    gradient's sum over the batch and the plane;
+  //  - x s + b, a per-channel affine map (BatchNorm's normalisation, VGG's):
+  //    forward, an elementwise chain makes the pool's input; backward, the
+  //    mask feeds the sums of the gradients of s and b.
+  // Windows that tile the planes, exactly or with rows and columns no window
+  // reaches (floor mode), join those chains; overlapping or padded windows
+  // stay kernels of their own.
   struct Pool {
     const char *name;
     int64_t h, w, k, stride, pad;
@@ -198,46 +203,52 @@ TEST_CASE("a max-pool gradient whose windows tile its planes computes them in th
       {"2x2 stride 2 pad 1", 8, 8, 2, 2, 1, false},
   };
   int seed = 300;
-  for (const Pool &c : cases) {
-    INFO(c.name);
-    Graph g;
-    ValueId x = g.input("x", f32({kBatch, 3, c.h, c.w}));
-    ValueId w = g.input("w", f32({4, 3, 3, 3}));
-    ValueId bias = g.input("b", f32({4}));
-    ValueId conv = g.add(Op::Conv2d, {x, w}, {{"pad", std::vector<int64_t>{1, 1}}});
-    ValueId b3 = g.add(Op::Reshape, {bias}, {{"shape", Shape{4, 1, 1}}});
-    ValueId relu = g.add(Op::Relu, {g.add(Op::Add, {conv, b3})});
-    ValueId y = g.add(Op::MaxPool2d, {relu},
-                      {{"kernel", std::vector<int64_t>{c.k, c.k}},
-                       {"stride", std::vector<int64_t>{c.stride, c.stride}},
-                       {"pad", std::vector<int64_t>{c.pad, c.pad}}});
-    addConvLoss(g, y, x, w, bias);
-    Graph fused = passes::fuse(passes::canonicalize(g)).graph;
-    int inChain = 0, alone = 0;
-    for (ValueId v = 0; v < fused.size(); ++v)
-      if (fused.node(v).op == Op::MaxPool2dGrad) {
-        const KernelGroup &k = fused.groups()[size_t(fused.node(v).group)];
-        INFO(k.kind << ": " << k.reason);
-        inChain += k.kind == "elementwise_reduce";
-        alone += k.kind == "maxpool2d_grad";
+  for (const Pool &c : cases)
+    for (bool affine : {false, true}) {
+      INFO(c.name << (affine ? ", per-channel affine" : ", convolution"));
+      Graph g;
+      ValueId x = g.input("x", f32({kBatch, 3, c.h, c.w}));
+      ValueId w = g.input("w", affine ? f32({3, 1, 1}) : f32({4, 3, 3, 3}));
+      ValueId bias = g.input("b", affine ? f32({3, 1, 1}) : f32({4}));
+      ValueId pre;
+      if (affine) {
+        pre = g.add(Op::Add, {g.add(Op::Mul, {x, w}), bias});
+      } else {
+        ValueId conv = g.add(Op::Conv2d, {x, w}, {{"pad", std::vector<int64_t>{1, 1}}});
+        pre = g.add(Op::Add, {conv, g.add(Op::Reshape, {bias}, {{"shape", Shape{4, 1, 1}}})});
       }
-    CHECK(inChain == (c.fused ? 1 : 0));
-    CHECK(alone == (c.fused ? 0 : 1));
-    // Off, as for the cuda target: the gradient stays a kernel of its own.
-    Graph apart = passes::fuse(passes::canonicalize(g), {true, false}).graph;
-    for (ValueId v = 0; v < apart.size(); ++v)
-      if (apart.node(v).op == Op::MaxPool2dGrad)
-        CHECK(apart.groups()[size_t(apart.node(v).group)].kind == "maxpool2d_grad");
-    for (int64_t batch : {1, 5}) {
-      INFO("batch " << batch);
-      std::mt19937 rng(static_cast<uint32_t>(++seed));
-      Bindings b{{"x", test::randomTensor(concrete(g.type(x).shape, batch), rng)},
-                 {"w", test::randomTensor(concrete(g.type(w).shape, batch), rng)},
-                 {"b", test::randomTensor({4}, rng)},
-                 {"t", test::randomTensor(concrete(g.type(y).shape, batch), rng)}};
-      compareOnCpu(g, b, batch);
+      ValueId y = g.add(Op::MaxPool2d, {g.add(Op::Relu, {pre})},
+                        {{"kernel", std::vector<int64_t>{c.k, c.k}},
+                         {"stride", std::vector<int64_t>{c.stride, c.stride}},
+                         {"pad", std::vector<int64_t>{c.pad, c.pad}}});
+      addConvLoss(g, y, x, w, bias);
+      auto kindOf = [](const Graph &f, Op op) {
+        std::vector<std::string> kinds;
+        for (ValueId v = 0; v < f.size(); ++v)
+          if (f.node(v).op == op)
+            kinds.push_back(f.groups()[size_t(f.node(v).group)].kind);
+        return kinds;
+      };
+      const Graph fused = passes::fuse(passes::canonicalize(g)).graph;
+      using Kinds = std::vector<std::string>;
+      CHECK(kindOf(fused, Op::MaxPool2d) ==
+            Kinds{c.fused && affine ? "elementwise_pool" : "maxpool2d"});
+      CHECK(kindOf(fused, Op::MaxPool2dGrad) ==
+            Kinds{c.fused ? "elementwise_reduce" : "maxpool2d_grad"});
+      // Off, as for the cuda target: each stays a kernel of its own.
+      const Graph apart = passes::fuse(passes::canonicalize(g), {true, false}).graph;
+      CHECK(kindOf(apart, Op::MaxPool2d) == Kinds{"maxpool2d"});
+      CHECK(kindOf(apart, Op::MaxPool2dGrad) == Kinds{"maxpool2d_grad"});
+      for (int64_t batch : {1, 5}) {
+        INFO("batch " << batch);
+        std::mt19937 rng(static_cast<uint32_t>(++seed));
+        Bindings b{{"x", test::randomTensor(concrete(g.type(x).shape, batch), rng)},
+                   {"w", test::randomTensor(concrete(g.type(w).shape, batch), rng)},
+                   {"b", test::randomTensor(concrete(g.type(bias).shape, batch), rng)},
+                   {"t", test::randomTensor(concrete(g.type(y).shape, batch), rng)}};
+        compareOnCpu(g, b, batch);
+      }
     }
-  }
 }
 
 TEST_CASE("non-differentiable ops on the CPU backend match the interpreter", "[cpu]") {

@@ -34,7 +34,7 @@ namespace {
 /// kernel of such groups.
 passes::PipelineOptions printable() {
   passes::PipelineOptions po;
-  po.fusePoolGradients = false;
+  po.fusePools = false;
   return po;
 }
 

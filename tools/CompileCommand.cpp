@@ -84,7 +84,7 @@ int runCompile(const CompileOptions &o) {
   po.stopAfter = o.stopAfter;
   po.planBatch = o.maxBatch;
   po.fuseReductions = o.target != "cuda";
-  po.fusePoolGradients = o.target != "cuda";
+  po.fusePools = o.target != "cuda";
   const bool partial = !o.stopAfter.empty() && o.stopAfter != passes::passNames().back();
   if (partial && !o.emit.empty())
     return report(error("--emit needs every pass: drop --stop-after"));

@@ -34,6 +34,8 @@ public:
         return chainSums();
       if (auto k = poolGradByWindow())
         return *k;
+      if (plan_.poolAfter >= 0)
+        return chainThenPool();
       return range();
     case KernelKind::Pack: return {plan, "", {}};
     }
@@ -221,6 +223,68 @@ private:
     return k;
   }
 
+  /// The pointwise `chain` at element e of `domain` into `vals` (which may
+  /// hold values already: hoisted operands), each stored where another
+  /// kernel reads it.
+  void computeChain(const std::vector<ValueId> &chain, const Shape &domain, llvm::Value *e,
+                    std::map<ValueId, llvm::Value *> &vals) {
+    for (ValueId v : chain) {
+      std::vector<llvm::Value *> in;
+      for (ValueId o : g().node(v).inputs)
+        in.push_back(operand(v, o, domain, e, vals));
+      vals[v] = e_.pointwise(v, in, e);
+      if (e_.stored[size_t(v)])
+        e_.store(v, e, vals[v]);
+    }
+  }
+
+  /// An "elementwise_pool" group (KernelPlan::poolAfter): a chain over
+  /// [N,C,H,W] and a max pool of one of its values whose windows tile the
+  /// planes, run over the planes: the chain's pass over a plane (as range()
+  /// runs it, storing what other kernels read and keeping the pool's input
+  /// in a buffer of one plane), then each window's maximum from the buffer
+  /// (the first of equal maxima, as maxPool keeps it).
+  KernelInfo chainThenPool() {
+    const Shape domain = plan_.domain.shape;
+    const ValueId pool = plan_.poolAfter, in = g().node(pool).inputs[0];
+    const Shape &ys = g().type(pool).shape;
+    const auto k = g().node(pool).attrs.ints("kernel");
+    const int64_t h = domain[2], w = domain[3], oh = ys[2], ow = ys[3], kh = k[0], kw = k[1];
+    std::vector<ValueId> chain;
+    for (ValueId v : members_)
+      if (v != pool)
+        chain.push_back(v);
+    KernelInfo info{plan_, name(""), {}};
+    info.iterations = Shape{domain[0], domain[1]};
+    auto &b = e_.b;
+    llvm::Type *f32 = b.getFloatTy();
+    e_.begin(info.fn, {b.getInt64Ty(), b.getInt64Ty()});
+    llvm::Value *plane = e_.slot(f32, "plane", unsigned(h * w));
+    e_.loop(e_.arg(2), e_.arg(3), [&](llvm::Value *p) {
+      llvm::Value *at = b.CreateMul(p, e_.i64(h * w));
+      std::map<ValueId, llvm::Value *> hoisted;
+      streamLoop(chain, at, b.CreateAdd(at, e_.i64(h * w)), domain, hoisted, true,
+                 [&](llvm::Value *i) {
+                   std::map<ValueId, llvm::Value *> vals = hoisted;
+                   computeChain(chain, domain, i, vals);
+                   b.CreateStore(vals.at(in), b.CreateInBoundsGEP(f32, plane, b.CreateSub(i, at)));
+                 });
+      llvm::Value *out = b.CreateMul(p, e_.i64(oh * ow));
+      forEachWindow(oh, ow, kh, kw, w, [&](llvm::Value *window, llvm::Value *corner) {
+        llvm::Value *best = nullptr;
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            llvm::Value *v = b.CreateLoad(
+                f32, b.CreateInBoundsGEP(f32, plane, b.CreateAdd(corner, e_.i64(ky * w + kx))));
+            best = best ? b.CreateSelect(b.CreateFCmpOGT(v, best), v, best) : v;
+          }
+        e_.store(pool, b.CreateAdd(out, window), best);
+      });
+    });
+    e_.finish();
+    return info;
+  }
+
   /// An "elementwise_reduce" group over the outputs of its sums (a
   /// BatchNorm's channels): for output i, one walk over its slice of the
   /// chain's shape computes the chain there, stores what other kernels read,
@@ -274,14 +338,7 @@ private:
         vals[pool] = b.CreateLoad(
             f32, b.CreateInBoundsGEP(f32, poolPlane,
                                      b.CreateSub(e, b.CreateLoad(b.getInt64Ty(), planeStart))));
-      for (ValueId v : chain) {
-        std::vector<llvm::Value *> in;
-        for (ValueId o : g().node(v).inputs)
-          in.push_back(operand(v, o, shape, e, vals));
-        vals[v] = e_.pointwise(v, in, e);
-        if (e_.stored[size_t(v)])
-          e_.store(v, e, vals[v]);
-      }
+      computeChain(chain, shape, e, vals);
       return vals;
     };
     auto summand = [&](std::map<ValueId, llvm::Value *> &vals, ValueId r) {
@@ -400,6 +457,24 @@ private:
     return info;
   }
 
+  /// body(window, corner) for every window of an oh x ow grid of kh x kw
+  /// windows that tile a plane w wide: `window` its index in the grid,
+  /// `corner` its first element's in the plane. The loop along a row of
+  /// windows is parallel (each writes its own elements).
+  void forEachWindow(int64_t oh, int64_t ow, int64_t kh, int64_t kw, int64_t w,
+                     const std::function<void(llvm::Value *, llvm::Value *)> &body) {
+    auto &b = e_.b;
+    e_.loop(e_.i64(0), e_.i64(oh), [&](llvm::Value *oy) {
+      e_.loop(
+          e_.i64(0), e_.i64(ow),
+          [&](llvm::Value *ox) {
+            body(b.CreateAdd(b.CreateMul(oy, e_.i64(ow)), ox),
+                 b.CreateAdd(b.CreateMul(oy, e_.i64(kh * w)), b.CreateMul(ox, e_.i64(kw))));
+          },
+          true);
+    });
+  }
+
   /// Which of the elements `at` of x holds their first maximum (a later one
   /// wins only when greater, as the forward pass and poolArgmax decide).
   llvm::Value *firstMaximum(ValueId x, const std::vector<llvm::Value *> &at) {
@@ -435,26 +510,18 @@ private:
           true);
     // The gradient's plane: the same image and channel, at (at / (H W)) (OH OW).
     llvm::Value *gradPlane = b.CreateMul(b.CreateUDiv(at, e_.i64(h * w)), e_.i64(oh * ow));
-    e_.loop(e_.i64(0), e_.i64(oh), [&](llvm::Value *oy) {
-      e_.loop(
-          e_.i64(0), e_.i64(ow),
-          [&](llvm::Value *ox) {
-            llvm::Value *corner =
-                b.CreateAdd(b.CreateMul(oy, e_.i64(kh * w)), b.CreateMul(ox, e_.i64(kw)));
-            std::vector<llvm::Value *> in, from;
-            for (int64_t ky = 0; ky < kh; ++ky)
-              for (int64_t kx = 0; kx < kw; ++kx) {
-                in.push_back(b.CreateAdd(corner, e_.i64(ky * w + kx)));
-                from.push_back(b.CreateAdd(at, in.back()));
-              }
-            llvm::Value *best = firstMaximum(x, from);
-            llvm::Value *gv =
-                e_.load(grad, b.CreateAdd(gradPlane, b.CreateAdd(b.CreateMul(oy, e_.i64(ow)), ox)));
-            for (size_t t = 0; t < in.size(); ++t)
-              b.CreateStore(b.CreateSelect(b.CreateICmpEQ(best, e_.i64(int64_t(t))), gv, e_.f32(0)),
-                            b.CreateInBoundsGEP(f32, buf, in[t]));
-          },
-          true);
+    forEachWindow(oh, ow, kh, kw, w, [&](llvm::Value *window, llvm::Value *corner) {
+      std::vector<llvm::Value *> in, from;
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx) {
+          in.push_back(b.CreateAdd(corner, e_.i64(ky * w + kx)));
+          from.push_back(b.CreateAdd(at, in.back()));
+        }
+      llvm::Value *best = firstMaximum(x, from);
+      llvm::Value *gv = e_.load(grad, b.CreateAdd(gradPlane, window));
+      for (size_t t = 0; t < in.size(); ++t)
+        b.CreateStore(b.CreateSelect(b.CreateICmpEQ(best, e_.i64(int64_t(t))), gv, e_.f32(0)),
+                      b.CreateInBoundsGEP(f32, buf, in[t]));
     });
   }
 

@@ -140,8 +140,11 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
                         e.i64(t.aCopies), fn(ki.fn), table, n});
   };
   // The values an element of a range kernel reads: a reduction's count
-  // (a BatchNorm's channel sum reads N*H*W), else 1.
+  // (a BatchNorm's channel sum reads N*H*W), a plane's for a chain and its
+  // max pool (run plane by plane), else 1.
   auto cost = [&](const KernelPlan &k) -> llvm::Value * {
+    if (k.poolAfter >= 0)
+      return e.i64(k.domain.shape[2] * k.domain.shape[3]);
     for (ValueId v : k.members) {
       const Node &r = g.node(v);
       if (isSum(r.op) || r.op == Op::ReduceMax) {

@@ -293,6 +293,10 @@ private:
 
   // --- range kernels ---------------------------------------------------------
   void range() {
+    GRAPHC_CHECK(plan_.poolAfter < 0,
+                 "max pool %{} in an elementwise chain: the cuda target fuses none "
+                 "(FusionOptions::pools)",
+                 plan_.poolAfter);
     if (!plan_.reduceOver.empty())
       return chainSums();
     const Shape &domain = plan_.domain.shape;
@@ -331,7 +335,7 @@ private:
   void chainSums() {
     GRAPHC_CHECK(plan_.poolGrad < 0,
                  "max-pool gradient %{} in a chain of sums: the cuda target fuses none "
-                 "(FusionOptions::poolGradients)",
+                 "(FusionOptions::pools)",
                  plan_.poolGrad);
     const Shape &shape = plan_.reduceOver;
     const std::vector<ValueId> &chain = plan_.chain, &sums = plan_.sums;
