@@ -409,14 +409,10 @@ private:
     }
   }
 
-  // --- 5d. a max-pool gradient into the chain that reads it -------------------
-  // Backward, a max pool's gradient is read by one chain only: the ReLU mask
-  // of the layer below and its bias or BatchNorm sums. Stored, it costs a
-  // write and a read of a whole activation. Where the pool's windows tile
-  // the planes of its input and the chain's sums run plane by plane (their
-  // axes are the batch and the plane), the gradient joins the chain: a
-  // backend computes each plane of it just before the chain's pass over
-  // that plane, in a buffer of one plane.
+  // --- 5d. max pools and their gradients into the chains next to them ----------
+  // Where a max pool's windows tile the planes of its input, a kernel can
+  // take the pool, or its gradient, a plane at a time beside a chain that
+  // runs over those planes, through a buffer of one plane.
   static constexpr int64_t kPoolPlaneLimit = 16384; ///< floats, the buffer of one plane
 
   /// Whether max pool or max-pool gradient `n` has windows that tile the
@@ -430,12 +426,10 @@ private:
            in[2] * in[3] <= kPoolPlaneLimit;
   }
 
-  // --- 5e. a max pool into the chain that makes its input ------------------------
   // Forward, BatchNorm's normalisation and ReLU make the pool's input in one
-  // elementwise chain. Where the windows tile the planes, the pool joins it:
-  // the kernel runs plane by plane, the chain over a plane and then the
-  // windows over what it has just made, instead of a second pass that reads
-  // the whole activation back.
+  // elementwise chain. The pool joins it: the kernel runs plane by plane,
+  // the chain over a plane and then the windows over what it has just made,
+  // instead of a second pass that reads the whole activation back.
   void poolsIntoChains() {
     if (!options_.pools)
       return;
@@ -461,6 +455,12 @@ private:
     }
   }
 
+  // Backward, a max pool's gradient is read by one chain only: the ReLU mask
+  // of the layer below and its bias or BatchNorm sums. Stored, it costs a
+  // write and a read of a whole activation. Where that chain's sums run
+  // plane by plane (their axes are the batch and the plane), the gradient
+  // joins it: a backend computes each plane of it just before the chain's
+  // pass over that plane.
   void poolGradientsIntoChains() {
     if (!options_.reductions || !options_.pools)
       return;
