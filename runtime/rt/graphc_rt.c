@@ -850,8 +850,8 @@ static int64_t conv_run_clip(const conv_geom *s, const conv_run *r, int64_t ky, 
  * the same way in every channel, so the clipping is worked out once per
  * tap, and the depth rows of that tap (one per channel, taps apart) are
  * then plain copies a plane apart. */
-NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *runs, int64_t n_runs, int64_t p0,
-                             int64_t kc, float *d) {
+NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *runs,
+                                             int64_t n_runs, int64_t p0, int64_t kc, float *d) {
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, taps = s->kh * s->kw, plane = s->h * s->w;
   for (int64_t r = 0; r < n_runs; ++r) {
@@ -886,15 +886,22 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr;
   const int64_t taps = s->kh * s->kw, pix = g->pix, plane = s->h * s->w;
+  for (int64_t p = 0; cols < nr && p < kc; ++p) /* past the last column */
+    for (int64_t q = cols; q < nr; ++q)
+      d[p * nr + q] = 0.0f;
   /* With stride 1 across: runs along output rows, each tap of a run one
-   * contiguous stretch of an input row. Otherwise, per column: its image's
-   * first plane and its window's corner; whether every column's window lies
-   * inside the image (no padding to test). */
-  conv_run runs[GRT_MAX_NR];
-  const int64_t n_runs = s->sw == 1 ? conv_runs(s, pix, j0, cols, runs) : 0;
+   * contiguous stretch of an input row. */
+  if (s->sw == 1) {
+    conv_run runs[GRT_MAX_NR];
+    conv_pack_b_runs(g, runs, conv_runs(s, pix, j0, cols, runs), p0, kc, d);
+    return;
+  }
+  /* Otherwise, per column: its image's first plane and its window's
+   * corner; whether every column's window lies inside the image (no
+   * padding to test). */
   int64_t base[GRT_MAX_NR], y0[GRT_MAX_NR], x0[GRT_MAX_NR];
-  int inside = !n_runs;
-  for (int64_t q = 0; q < cols && !n_runs; ++q) {
+  int inside = 1;
+  for (int64_t q = 0; q < cols; ++q) {
     const int64_t j = j0 + q, img = j / pix, px = j - img * pix;
     base[q] = img * s->c * plane;
     y0[q] = px / s->ow * s->sh - s->ph;
@@ -904,7 +911,6 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
   if (inside)
     for (int64_t q = 0; q < cols; ++q)
       base[q] += y0[q] * s->w + x0[q];
-  conv_pack_b_runs(g, runs, n_runs, p0, kc, d);
   int64_t ch = p0 / taps, ky = p0 % taps / s->kw, kx = p0 % s->kw;
   for (int64_t p = 0; p < kc; ++p) {
     float *row = d + p * nr;
@@ -913,7 +919,7 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
       const float *tap = src + ky * s->w + kx;
       for (int64_t q = 0; q < cols; ++q)
         row[q] = tap[base[q]];
-    } else if (!n_runs) {
+    } else {
       for (int64_t q = 0; q < cols; ++q) {
         const int64_t iy = y0[q] + ky, ix = x0[q] + kx;
         row[q] = (uint64_t)iy < (uint64_t)s->h && (uint64_t)ix < (uint64_t)s->w
@@ -921,8 +927,6 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
                      : 0.0f;
       }
     }
-    for (int64_t q = cols; q < nr; ++q)
-      row[q] = 0.0f;
     if (++kx == s->kw) {
       kx = 0;
       if (++ky == s->kh) {
