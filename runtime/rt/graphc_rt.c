@@ -807,16 +807,21 @@ typedef struct {
 
 static int64_t conv_runs(const conv_geom *s, int64_t pix, int64_t j, int64_t count,
                          conv_run *runs) {
-  int64_t n = 0;
+  const int64_t first = j / pix, px = j - first * pix;
+  int64_t n = 0, img = first, oy = px / s->ow, ox = px - oy * s->ow;
   for (int64_t q = 0; q < count; ++n) {
-    const int64_t at = j + q, img = at / pix, px = at - img * pix;
     conv_run *r = &runs[n];
     r->start = q;
     r->img = img;
-    r->oy = px / s->ow;
-    r->ox = px % s->ow;
-    r->len = s->ow - r->ox < count - q ? s->ow - r->ox : count - q;
+    r->oy = oy;
+    r->ox = ox;
+    r->len = s->ow - ox < count - q ? s->ow - ox : count - q;
     q += r->len;
+    ox = 0; /* the next run starts the next output row */
+    if (++oy == s->oh) {
+      oy = 0;
+      ++img;
+    }
   }
   return n;
 }
@@ -854,18 +859,25 @@ NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *
                                              int64_t n_runs, int64_t p0, int64_t kc, float *d) {
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, taps = s->kh * s->kw, plane = s->h * s->w;
+  /* Depth row p0 is tap r0 of channel ch0. No division below: at a
+   * handful of floats per tap, 64-bit divisions cost more than the copy. */
+  const int64_t ch0 = p0 / taps, r0 = p0 - ch0 * taps;
   for (int64_t r = 0; r < n_runs; ++r) {
     const int64_t len = runs[r].len;
-    for (int64_t t = 0; t < taps; ++t) {
+    for (int64_t t = 0, ky = 0, kx = 0; t < taps; ++t) {
       int64_t x, lo, hi;
-      const int64_t iy = conv_run_clip(s, &runs[r], t / s->kw, t % s->kw, &x, &lo, &hi);
+      const int64_t iy = conv_run_clip(s, &runs[r], ky, kx, &x, &lo, &hi);
+      if (++kx == s->kw) {
+        kx = 0;
+        ++ky;
+      }
       if (iy < 0)
         lo = hi = len;
-      /* The first depth row of this tap, and its channel. */
-      const int64_t first = ((t - p0) % taps + taps) % taps;
+      /* The first depth row of this tap, and its channel: taps before r0
+       * start in the next channel. */
+      const int64_t first = t >= r0 ? t - r0 : t - r0 + taps, ch = ch0 + (t < r0);
       const float *from =
-          g->in0 + ((runs[r].img * s->c + (p0 + first) / taps) * s->h + (iy < 0 ? 0 : iy)) * s->w +
-          x + lo;
+          g->in0 + ((runs[r].img * s->c + ch) * s->h + (iy < 0 ? 0 : iy)) * s->w + x + lo;
       for (int64_t p = first; p < kc; p += taps, from += plane) {
         float *o = d + p * nr + runs[r].start;
         for (int64_t q = 0; q < lo; ++q)
@@ -1031,9 +1043,13 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
       /* Run by run and tap by tap: the clipping is the same in every
        * channel, whose rows of the buffer are taps apart. */
       for (int64_t u = 0; u < n_runs; ++u)
-        for (int64_t t = 0; t < taps; ++t) {
+        for (int64_t t = 0, ky = 0, kx = 0; t < taps; ++t) {
           int64_t x, lo, hi;
-          const int64_t iy = conv_run_clip(s, &runs[u], t / s->kw, t % s->kw, &x, &lo, &hi);
+          const int64_t iy = conv_run_clip(s, &runs[u], ky, kx, &x, &lo, &hi);
+          if (++kx == s->kw) {
+            kx = 0;
+            ++ky;
+          }
           if (iy < 0 || hi == lo)
             continue;
           float *to = dx + iy * s->w + x + lo;
@@ -1082,14 +1098,14 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
  * stretch of one input row, zero in the padding and past the last column.
  * Where every column is inside the image, the rows go through
  * transpose_stretches. */
-static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, int64_t j0, float *d) {
+static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, int64_t j0, int64_t ch,
+                           int64_t ky, int64_t kx, float *d) {
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr, len = r->len;
-  const int64_t taps = s->kh * s->kw, plane = s->h * s->w;
+  const int64_t plane = s->h * s->w;
   const float *src[GRT_MAX_NR];
   int64_t lo[GRT_MAX_NR], hi[GRT_MAX_NR], inner_lo = 0, inner_hi = len;
-  /* Column j0 + q is channel ch, tap (ky, kx): counted, not divided. */
-  int64_t ch = j0 / taps, ky = j0 % taps / s->kw, kx = j0 % taps % s->kw;
+  /* Column j0 is channel ch, tap (ky, kx); the next ones are counted. */
   for (int64_t q = 0; q < nr; ++q) {
     int64_t x = 0, iy = -1;
     lo[q] = hi[q] = 0;
@@ -1178,9 +1194,12 @@ static void conv_wgrad_task(void *arg, int64_t task, int thread) {
      * a contiguous stretch of an input row. */
     conv_run runs[KC];
     const int64_t n_runs = s->sw == 1 ? conv_runs(s, pix, p0, kc, runs) : 0;
-    for (int64_t ps = 0; ps < panels && s->sw == 1; ++ps)
+    for (int64_t ps = 0; ps < panels && s->sw == 1; ++ps) {
+      const int64_t j0 = ps * nr, ch = j0 / taps, t = j0 - ch * taps;
       for (int64_t u = 0; u < n_runs; ++u)
-        wgrad_pack_run(g, &runs[u], ps * nr, bp + ps * nr * kc + runs[u].start * nr);
+        wgrad_pack_run(g, &runs[u], j0, ch, t / s->kw, t % s->kw,
+                       bp + ps * nr * kc + runs[u].start * nr);
+    }
     for (int64_t ps = 0; ps < panels && s->sw != 1; ++ps) {
       float *d = bp + ps * nr * kc;
       const int64_t j0 = ps * nr, cols = n - j0 < nr ? n - j0 : nr;
