@@ -1098,8 +1098,8 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
  * stretch of one input row, zero in the padding and past the last column.
  * Where every column is inside the image, the rows go through
  * transpose_stretches. */
-static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, int64_t j0, int64_t ch,
-                           int64_t ky, int64_t kx, float *d) {
+static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, int64_t j0, int64_t ch, int64_t ky,
+                           int64_t kx, float *d) {
   const conv_geom *s = &g->s;
   const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr, len = r->len;
   const int64_t plane = s->h * s->w;
