@@ -16,6 +16,8 @@ std::vector<bool> storedValues(const Graph &g) {
     const Node &n = g.node(v);
     if (isFree(n.op) && !free(v))
       st[size_t(v)] = true; // inputs and views: the host points at them
+    if (readsGroupMemberFromMemory(g, v))
+      st[size_t(n.inputs[0])] = true;
     if (n.op == Op::BatchSize)
       continue; // it reads its input's shape, never its values
     for (ValueId i : n.inputs)
@@ -83,7 +85,8 @@ KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
       k.poolAfter = v;
       k.domain.shape = g.type(g.node(v).inputs[0]).shape;
       for (ValueId m : k.members)
-        GRAPHC_CHECK(m == v || (isPointwise(g.node(m).op) && g.type(m).shape == k.domain.shape),
+        GRAPHC_CHECK(m == v || ((isPointwise(g.node(m).op) || g.node(m).op == Op::Conv2d) &&
+                                g.type(m).shape == k.domain.shape),
                      "{} {} in the group k{} of a chain and its max pool", opName(g.node(m).op),
                      str(g.type(m).shape), group);
     }
@@ -119,8 +122,10 @@ KernelPlan plan(const Graph &g, const std::vector<bool> &stored, int group,
     // As for a GEMM: C is the convolution's own buffer when stored, else
     // the first stored epilogue result of its shape.
     const Shape &shape = g.type(k.conv).shape;
+    GRAPHC_CHECK(k.poolAfter < 0 || g.node(k.conv).op == Op::Conv2d,
+                 "a max pool in the group k{} of a convolution's gradient", group);
     for (ValueId v : k.members)
-      if (v != k.conv) {
+      if (v != k.conv && v != k.poolAfter) {
         GRAPHC_CHECK(isPointwise(g.node(v).op) && g.type(v).shape == shape,
                      "{} {} in the convolution group k{}", opName(g.node(v).op),
                      str(g.type(v).shape), group);

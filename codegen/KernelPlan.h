@@ -47,7 +47,9 @@ struct KernelPlan {
   /// Range over an elementwise chain that ends in a max pool of one of its
   /// values (windows that tile the planes): that pool, which a backend runs
   /// plane by plane after the chain's pass over the plane; the domain is
-  /// the chain's. -1 otherwise.
+  /// the chain's. With `conv`: a max pool of the convolution or of its
+  /// epilogue, run on each band of output rows the convolution finishes
+  /// (not in `epilogue`). -1 otherwise.
   ir::ValueId poolAfter = -1;
 };
 

@@ -78,6 +78,16 @@ std::vector<ValueId> Graph::inputs() const {
   return out;
 }
 
+bool readsGroupMemberFromMemory(const Graph &g, ValueId v) {
+  const Node &n = g.node(v);
+  if (n.op != Op::MaxPool2d || n.group < 0)
+    return false;
+  for (ValueId m = v - 1; m >= 0 && g.node(m).group == n.group; --m) // groups are contiguous
+    if (g.node(m).op == Op::Conv2d)
+      return true;
+  return false;
+}
+
 bool isRowReduce(const Graph &g, ValueId v) {
   const Node &n = g.node(v);
   if (opClass(n.op) != OpClass::Reduce)

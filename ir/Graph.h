@@ -100,4 +100,10 @@ private:
 /// A reduction over the last axis with keepdims: a row kernel's building block.
 bool isRowReduce(const Graph &g, ValueId v);
 
+/// Whether node v reads its first input from memory although both are in
+/// one kernel group: a max pool in a convolution's group, which pools the
+/// bands of rows the convolution and its epilogue have stored. The memory
+/// plan and the backends store such an input.
+bool readsGroupMemberFromMemory(const Graph &g, ValueId v);
+
 } // namespace graphc::ir

@@ -429,7 +429,10 @@ private:
   // Forward, BatchNorm's normalisation and ReLU make the pool's input in one
   // elementwise chain. The pool joins it: the kernel runs plane by plane,
   // the chain over a plane and then the windows over what it has just made,
-  // instead of a second pass that reads the whole activation back.
+  // instead of a second pass that reads the whole activation back. Where a
+  // convolution and its epilogue (bias, ReLU) make the input, the pool joins
+  // that group: the convolution finishes bands of whole windows' rows, and
+  // pools each band while it is still in cache.
   void poolsIntoChains() {
     if (!options_.pools)
       return;
@@ -439,6 +442,15 @@ private:
         continue;
       const ValueId x = n.inputs[0];
       const int from = grp_[size_t(x)];
+      if (from >= 0 && kinds_[size_t(from)].kind == "conv") {
+        if (!tryJoin(from, v, "max pool"))
+          continue;
+        const auto k = n.attrs.ints("kernel");
+        std::string &why = kinds_[size_t(from)].reason;
+        why = fmt::format("{}, then its {}x{} max pool by bands of rows",
+                          why == "matrix product" ? "convolution" : why, k[0], k[1]);
+        continue;
+      }
       if (from < 0 || kinds_[size_t(from)].kind != "elementwise")
         continue;
       bool same = true; // no scalar bookkeeping, nothing of another shape

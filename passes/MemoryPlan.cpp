@@ -165,10 +165,13 @@ MemoryPlan planMemory(const Graph &g, int64_t batch, Placement placement) {
       external[size_t(v)] = true;
   for (const Output &o : g.outputs())
     external[size_t(p.aliasOf[size_t(o.value)])] = true;
-  for (ValueId v = 0; v < n; ++v)
+  for (ValueId v = 0; v < n; ++v) {
     for (ValueId i : g.node(v).inputs)
       if (g.node(i).group < 0 || g.node(i).group != g.node(v).group)
         stored[size_t(p.aliasOf[size_t(i)])] = true;
+    if (readsGroupMemberFromMemory(g, v))
+      stored[size_t(p.aliasOf[size_t(g.node(v).inputs[0])])] = true;
+  }
   for (const Output &o : g.outputs())
     stored[size_t(p.aliasOf[size_t(o.value)])] = true;
 

@@ -97,6 +97,58 @@ static int compare(const char *what, const int64_t *geom, const float *got, cons
   return 0;
 }
 
+/* The max pool of check_conv's pooled forward runs: k x k windows of
+ * ptrs[0], the convolution's [n, o, oh, ow] result, into ptrs[1]. */
+static int64_t pool_o, pool_oh, pool_ow, pool_k;
+static void max_pool(void **ptrs, int64_t n, int64_t image, int64_t r0, int64_t r1) {
+  (void)n;
+  const float *y = ptrs[0];
+  float *pooled = ptrs[1];
+  const int64_t ph = pool_oh / pool_k, pw = pool_ow / pool_k;
+  for (int64_t q = 0; q < pool_o; ++q)
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = 0; c < pw; ++c) {
+        float best = -INFINITY;
+        for (int64_t dy = 0; dy < pool_k; ++dy)
+          for (int64_t dx = 0; dx < pool_k; ++dx)
+            best = fmaxf(
+                best,
+                y[((image * pool_o + q) * pool_oh + r * pool_k + dy) * pool_ow + c * pool_k + dx]);
+        pooled[((image * pool_o + q) * ph + r) * pw + c] = best;
+      }
+}
+
+/* grt_conv's forward with a k x k max pool after the epilogue: the result
+ * as without it, and every pooled element written once, from it. */
+static int check_conv_pool(grt_pool *pool, int64_t *geom, const float *x, const float *wt,
+                           float *out, const double *y, const double *sy, int64_t k) {
+  const int64_t n = geom[1], o = geom[5], oh = geom[12], ow = geom[13];
+  const int64_t ph = oh / k, pw = ow / k, count = n * o * ph * pw;
+  if (ph < 1 || pw < 1)
+    return 0;
+  float *pooled = malloc(sizeof(float) * (size_t)count);
+  for (int64_t i = 0; i < count; ++i)
+    pooled[i] = NAN;
+  pool_o = o, pool_oh = oh, pool_ow = ow, pool_k = k;
+  void *ptrs[2] = {out, pooled};
+  grt_conv(pool, geom, x, wt, out, micro, MR, NR, copies_of_a, epilogue, max_pool, k, ptrs, n);
+  int bad = compare("forward with a max pool", geom, out, y, sy, n * o * oh * ow);
+  for (int64_t i = 0; i < count && !bad; ++i) {
+    const int64_t c = i % pw, r = i / pw % ph, plane = i / (pw * ph);
+    float want = -INFINITY;
+    for (int64_t dy = 0; dy < k; ++dy)
+      for (int64_t dx = 0; dx < k; ++dx)
+        want = fmaxf(want, out[(plane * oh + r * k + dy) * ow + c * k + dx]);
+    if (!(pooled[i] == want)) {
+      fprintf(stderr, "FAIL: conv forward, %lldx%lld max pool: element %lld = %g, want %g\n",
+              (long long)k, (long long)k, (long long)i, pooled[i], want);
+      bad = 1;
+    }
+  }
+  free(pooled);
+  return bad;
+}
+
 /* grt_conv's three modes against a double loop over every tap. */
 static int check_conv(grt_pool *pool, int64_t n, int64_t c, int64_t h, int64_t w, int64_t o,
                       int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
@@ -138,13 +190,15 @@ static int check_conv(grt_pool *pool, int64_t n, int64_t c, int64_t h, int64_t w
                 sdw[wi] += fabs((double)dy[yi] * x[xi]);
               }
   int bad = 0;
-  grt_conv(pool, geom, x, wt, out, micro, MR, NR, copies_of_a, epilogue, NULL, n);
+  grt_conv(pool, geom, x, wt, out, micro, MR, NR, copies_of_a, epilogue, NULL, 0, NULL, n);
   bad |= compare("forward", geom, out, y, sy, ny);
+  for (int64_t k = 2; k <= 3; ++k) /* exact and floor-mode tilings, one or more bands */
+    bad |= check_conv_pool(pool, geom, x, wt, out, y, sy, k);
   geom[0] = 1;
-  grt_conv(pool, geom, dy, wt, out, micro, MR, NR, copies_of_a, epilogue, NULL, n);
+  grt_conv(pool, geom, dy, wt, out, micro, MR, NR, copies_of_a, epilogue, NULL, 0, NULL, n);
   bad |= compare("input gradient", geom, out, dx, sdx, nx);
   geom[0] = 2;
-  grt_conv(pool, geom, x, dy, out, micro, MR, NR, copies_of_a, epilogue, NULL, n);
+  grt_conv(pool, geom, x, dy, out, micro, MR, NR, copies_of_a, epilogue, NULL, 0, NULL, n);
   bad |= compare("weight gradient", geom, out, dw, sdw, nw);
   free(x);
   free(wt);

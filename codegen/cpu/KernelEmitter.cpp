@@ -663,7 +663,48 @@ private:
     KernelInfo k{plan_, "", {}};
     if (!plan_.epilogue.empty())
       k.fn = emitEpilogue(plan_.conv, plan_.epilogue, plan_.domain.shape);
+    if (plan_.poolAfter >= 0)
+      k.poolFn = convPool();
     return k;
+  }
+
+  /// The max pool of a convolution's group (KernelPlan::poolAfter), as
+  /// grt_pool_fn: pooled rows [r0, r1) of every channel of one image, each
+  /// window's maximum from what the convolution and its epilogue stored (a
+  /// later element wins only when greater, as maxPool keeps the first).
+  std::string convPool() {
+    auto &b = e_.b;
+    const ValueId pool = plan_.poolAfter, in = g().node(pool).inputs[0];
+    const Shape &xs = g().type(in).shape, &ys = g().type(pool).shape;
+    const auto k = g().node(pool).attrs.ints("kernel");
+    const int64_t c = xs[1], h = xs[2], w = xs[3], oh = ys[2], ow = ys[3], kh = k[0], kw = k[1];
+    std::string fn = name("_pool");
+    e_.begin(fn, {b.getInt64Ty(), b.getInt64Ty(), b.getInt64Ty()});
+    llvm::Value *image = e_.arg(2);
+    e_.loop(e_.i64(0), e_.i64(c), [&](llvm::Value *ch) {
+      llvm::Value *plane = b.CreateAdd(b.CreateMul(image, e_.i64(c)), ch);
+      llvm::Value *from = b.CreateMul(plane, e_.i64(h * w)),
+                  *to = b.CreateMul(plane, e_.i64(oh * ow));
+      e_.loop(e_.arg(3), e_.arg(4), [&](llvm::Value *oy) {
+        llvm::Value *rowFrom = b.CreateAdd(from, b.CreateMul(oy, e_.i64(kh * w)));
+        llvm::Value *rowTo = b.CreateAdd(to, b.CreateMul(oy, e_.i64(ow)));
+        e_.loop(
+            e_.i64(0), e_.i64(ow),
+            [&](llvm::Value *ox) {
+              llvm::Value *corner = b.CreateAdd(rowFrom, b.CreateMul(ox, e_.i64(kw)));
+              llvm::Value *best = nullptr;
+              for (int64_t ky = 0; ky < kh; ++ky)
+                for (int64_t kx = 0; kx < kw; ++kx) {
+                  llvm::Value *v = e_.load(in, b.CreateAdd(corner, e_.i64(ky * w + kx)));
+                  best = best ? b.CreateSelect(b.CreateFCmpOGT(v, best), v, best) : v;
+                }
+              e_.store(pool, b.CreateAdd(rowTo, ox), best);
+            },
+            true);
+      });
+    });
+    e_.finish();
+    return fn;
   }
 
   std::string emitEpilogue(ValueId mm, const std::vector<ValueId> &epi, const Shape &shape) {

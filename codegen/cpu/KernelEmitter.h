@@ -55,10 +55,13 @@ struct VectorTarget {
 /// A kernel group's plan and the LLVM functions that carry it out.
 struct KernelInfo {
   KernelPlan plan;
-  std::string fn;     ///< range / rows function, or the GEMM epilogue ("" if none)
+  std::string fn; ///< range / rows function, or the GEMM epilogue ("" if none)
   /// Range: what the function's [begin, end) counts, where it is not the
   /// elements of the plan's domain (a max-pool gradient runs over windows).
   std::optional<ir::Shape> iterations;
+  /// A convolution's max pool after its epilogue (KernelPlan::poolAfter),
+  /// grt_pool_fn's: "" if none.
+  std::string poolFn = {};
 };
 
 /// Emits every kernel group of `g` into `m`, names prefixed with `prefix`.

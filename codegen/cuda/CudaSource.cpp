@@ -293,10 +293,11 @@ private:
 
   // --- range kernels ---------------------------------------------------------
   void range() {
-    GRAPHC_CHECK(plan_.poolAfter < 0,
-                 "max pool %{} in an elementwise chain: the cuda target fuses none "
-                 "(FusionOptions::pools)",
-                 plan_.poolAfter);
+    GRAPHC_CHECK(
+        plan_.poolAfter < 0,
+        "max pool %{} in the group of a chain or a convolution: the cuda target fuses none "
+        "(FusionOptions::pools)",
+        plan_.poolAfter);
     if (!plan_.reduceOver.empty())
       return chainSums();
     const Shape &domain = plan_.domain.shape;

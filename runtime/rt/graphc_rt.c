@@ -756,15 +756,19 @@ typedef struct {
   float *out;
   grt_micro_fn micro;
   grt_epilogue_fn epilogue;
+  grt_pool_fn pool_fn; /* mode 0: the max pool after the epilogue, or NULL */
   void **ptrs;
   grt_pool *pool;
   int64_t mr, nr, copies, nc, batch;
-  int64_t m, n, k; /* C[m, n] = A[m, k] B[k, n] */
-  int64_t pix;     /* modes 0, 1: columns of C per image */
-  int64_t m_pad;   /* m in whole slivers */
-  float *ap;       /* modes 0, 1: all of A packed, depth block after depth block */
-  int64_t chunks;  /* mode 2: image ranges summed apart */
-  float *partial;  /* mode 2: the partial products of chunks 1.. */
+  int64_t bands;     /* mode 0: tasks per image, each nc columns (whole rows); 0: tasks
+                        of nc columns across images */
+  int64_t pool_rows; /* with pool_fn: the pool's window height */
+  int64_t m, n, k;   /* C[m, n] = A[m, k] B[k, n] */
+  int64_t pix;       /* modes 0, 1: columns of C per image */
+  int64_t m_pad;     /* m in whole slivers */
+  float *ap;         /* modes 0, 1: all of A packed, depth block after depth block */
+  int64_t chunks;    /* mode 2: image ranges summed apart */
+  float *partial;    /* mode 2: the partial products of chunks 1.. */
 } conv_ctx;
 
 /* Modes 0, 1: A[i, k]; the weights as [O, C*kh*kw], or their transpose
@@ -891,12 +895,14 @@ NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *
   }
 }
 
-/* Mode 0: the NR-column panel of im2col(x) at columns [j0, j0+nr), depth
- * [p0, p0+kc), k-major, zero past the last column and in the padding. A
- * column is (image, output pixel), a depth index (channel, ky, kx). */
-static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, float *d) {
+/* Mode 0: the NR-column panel of im2col(x) at columns [j0, j0+cols), depth
+ * [p0, p0+kc), k-major, zero past column cols (the task's last) and in the
+ * padding. A column is (image, output pixel), a depth index (channel, ky,
+ * kx). */
+static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, int64_t cols,
+                        float *d) {
   const conv_geom *s = &g->s;
-  const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr;
+  const int64_t nr = g->nr;
   const int64_t taps = s->kh * s->kw, pix = g->pix, plane = s->h * s->w;
   for (int64_t p = 0; cols < nr && p < kc; ++p) /* past the last column */
     for (int64_t q = cols; q < nr; ++q)
@@ -950,15 +956,19 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, f
 }
 
 /* Mode 0: columns [j0, j0+nc) of C, all rows, every depth block, then
- * the epilogue on them, one image at a time. */
+ * the epilogue on them, one image at a time, and the pool on the rows its
+ * windows tile (a task is then a band of whole windows' rows of one image,
+ * or whole images). */
 static void conv_task(void *arg, int64_t task, int thread) {
   const conv_ctx *g = arg;
   scratch *sc = &g->pool->scratch[thread];
-  const int64_t mr = g->mr, nr = g->nr, m = g->m, pix = g->pix, j0 = task * g->nc;
-  const int64_t nc = g->n - j0 < g->nc ? g->n - j0 : g->nc;
+  const int64_t mr = g->mr, nr = g->nr, m = g->m, pix = g->pix;
+  const int64_t j0 = g->bands ? task / g->bands * pix + task % g->bands * g->nc : task * g->nc;
+  const int64_t end = g->bands ? (task / g->bands + 1) * pix : g->n;
+  const int64_t nc = end - j0 < g->nc ? end - j0 : g->nc;
   const int64_t panels = (nc + nr - 1) / nr, slivers = g->m_pad / mr;
   const int64_t kc_max = g->k < KC ? g->k : KC;
-  float *bp = guarded_reserve(&sc->pack_b, (size_t)(g->nc * kc_max));
+  float *bp = guarded_reserve(&sc->pack_b, (size_t)(panels * nr * kc_max));
   float *tile = reserve(&sc->tile, &sc->tile_size, (size_t)(mr * nr));
   if (!bp || !tile) {
     fprintf(stderr, "graphc: out of memory packing a convolution\n");
@@ -966,11 +976,13 @@ static void conv_task(void *arg, int64_t task, int thread) {
   }
   for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
     const int64_t kc = g->k - p0 < KC ? g->k - p0 : KC, acc = p0 > 0;
-    for (int64_t ps = 0; ps < panels; ++ps)
-      conv_pack_b(g, p0, kc, j0 + ps * nr, bp + ps * nr * kc);
+    for (int64_t ps = 0; ps < panels; ++ps) {
+      const int64_t jj = j0 + ps * nr;
+      conv_pack_b(g, p0, kc, jj, j0 + nc - jj < nr ? j0 + nc - jj : nr, bp + ps * nr * kc);
+    }
     const float *ap = g->ap + p0 * g->m_pad * g->copies;
     for (int64_t ps = 0; ps < panels; ++ps) {
-      const int64_t jj = j0 + ps * nr, cols = g->n - jj < nr ? g->n - jj : nr;
+      const int64_t jj = j0 + ps * nr, cols = j0 + nc - jj < nr ? j0 + nc - jj : nr;
       const int64_t img = jj / pix, px = jj - img * pix;
       const int one_image = px + cols <= pix;
       float *cbase = g->out + img * m * pix + px;
@@ -992,13 +1004,17 @@ static void conv_task(void *arg, int64_t task, int thread) {
       }
     }
   }
-  if (!g->epilogue)
-    return;
   for (int64_t j = j0; j < j0 + nc;) {
-    const int64_t img = j / pix, end = (img + 1) * pix < j0 + nc ? (img + 1) * pix : j0 + nc;
+    const int64_t img = j / pix, last = (img + 1) * pix < j0 + nc ? (img + 1) * pix : j0 + nc;
     const int64_t shift = img * m * pix - img * pix; /* column j of C at out + shift + j */
-    g->epilogue(g->ptrs, g->batch, g->out, pix, 0, m, shift + j, shift + end);
-    j = end;
+    if (g->epilogue)
+      g->epilogue(g->ptrs, g->batch, g->out, pix, 0, m, shift + j, shift + last);
+    if (g->pool_fn) { /* floor mode leaves the last rows in no window */
+      const int64_t y0 = (j - img * pix) / g->s.ow, y1 = (last - img * pix) / g->s.ow;
+      const int64_t pooled = g->s.oh / g->pool_rows, r1 = y1 / g->pool_rows;
+      g->pool_fn(g->ptrs, g->batch, img, y0 / g->pool_rows, r1 < pooled ? r1 : pooled);
+    }
+    j = last;
   }
 }
 
@@ -1273,7 +1289,8 @@ static void conv_sum_task(void *arg, int64_t task, int thread) {
 
 static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1,
                  float *out, grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
-                 grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+                 grt_epilogue_fn epilogue, grt_pool_fn pool_fn, int64_t pool_rows, void **ptrs,
+                 int64_t batch) {
   conv_ctx g;
   memset(&g, 0, sizeof g);
   memcpy(&g.s, geom, sizeof g.s);
@@ -1283,6 +1300,8 @@ static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const fl
   g.out = out;
   g.micro = micro;
   g.epilogue = epilogue;
+  g.pool_fn = s->mode == 0 ? pool_fn : NULL;
+  g.pool_rows = pool_rows;
   g.ptrs = ptrs;
   g.pool = pool;
   g.mr = mr;
@@ -1327,7 +1346,23 @@ static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const fl
     abort();
   }
   grt_pool_run(pool, (g.k + KC - 1) / KC * (g.m_pad / mr), conv_pack_a_task, &g);
-  if (s->mode == 0)
+  if (g.pool_fn && g.pix > g.nc) {
+    /* Bands of whole windows' rows, as many as fit NC columns (one at least). */
+    const int64_t fit = g.nc / s->ow / pool_rows * pool_rows,
+                  rows = fit > pool_rows ? fit : pool_rows;
+    g.bands = (s->oh + rows - 1) / rows;
+    g.nc = rows * s->ow;
+    grt_pool_run(pool, s->n * g.bands, conv_task, &g);
+  } else if (g.pool_fn) {
+    /* Whole images: of up to 2 NC columns, the count that wastes the least
+     * of the last panel. */
+    int64_t best = 1;
+    for (int64_t k = 2; k <= 2 * g.nc / g.pix; ++k)
+      if ((k * g.pix + nr - 1) / nr * nr * best < (best * g.pix + nr - 1) / nr * nr * k)
+        best = k;
+    g.nc = best * g.pix;
+    grt_pool_run(pool, (g.n + g.nc - 1) / g.nc, conv_task, &g);
+  } else if (s->mode == 0)
     grt_pool_run(pool, (g.n + g.nc - 1) / g.nc, conv_task, &g);
   else
     grt_pool_run(pool, s->n, conv_col2im_task, &g);
@@ -1335,16 +1370,18 @@ static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const fl
 
 void grt_conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1, float *out,
               grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
-              grt_epilogue_fn epilogue, void **ptrs, int64_t batch) {
+              grt_epilogue_fn epilogue, grt_pool_fn pool_fn, int64_t pool_rows, void **ptrs,
+              int64_t batch) {
   int64_t mc, nc;
   if (grt_gemm_blocking(mr, nr, &mc, &nc) != 0 || a_copies < 1 || a_copies > GRT_MAX_A_COPIES ||
-      geom[0] < 0 || geom[0] > 2) {
+      geom[0] < 0 || geom[0] > 2 || (pool_fn && (geom[0] != 0 || pool_rows < 1))) {
     fprintf(stderr, "graphc: internal error: convolution mode %lld on a %lld x %lld tile\n",
             (long long)geom[0], (long long)mr, (long long)nr);
     abort();
   }
   double t0 = profiling() ? now() : 0;
-  conv(pool, geom, in0, in1, out, micro, mr, nr, a_copies, epilogue, ptrs, batch);
+  conv(pool, geom, in0, in1, out, micro, mr, nr, a_copies, epilogue, pool_fn, pool_rows, ptrs,
+       batch);
   if (t0 > 0) {
     const int64_t taps = geom[6] * geom[7], pix = geom[12] * geom[13];
     const int64_t m = geom[0] == 1 ? geom[2] * taps : geom[5];

@@ -41,6 +41,10 @@ typedef void (*grt_micro_fn)(int64_t kc, const float *ap, const float *bp, float
 typedef void (*grt_epilogue_fn)(void **ptrs, int64_t n, float *c, int64_t ldc, int64_t i0,
                                 int64_t i1, int64_t j0, int64_t j1);
 
+/** A max pool that follows a convolution's epilogue in its kernel group:
+ *  the pooled rows [r0, r1) of every channel of image `image`. */
+typedef void (*grt_pool_fn)(void **ptrs, int64_t n, int64_t image, int64_t r0, int64_t r1);
+
 /** The best x86-64 ISA level this CPU executes: 4 (x86-64-v4: AVX-512 F, BW,
  *  CD, DQ, VL), 3 (x86-64-v3: AVX2, FMA, BMI2, ...), 2 or 1 (x86-64). Code
  *  built for a level must not run below it: it would die with SIGILL.
@@ -104,11 +108,16 @@ void grt_colsum(const float *x, int64_t rows, int64_t cols, float *out);
  *  batch. The epilogue runs on each finished block of the NCHW result as
  *  epilogue(ptrs, batch, out, P, i0, i1, n*R*P + q0, n*R*P + q1) for rows
  *  [i0, i1) (R channels) and pixels [q0, q1) (P per plane) of image n, so
- *  element (i, j) is out[i * ldc + j]; for dw, once over [O, C*kh*kw]. */
+ *  element (i, j) is out[i * ldc + j]; for dw, once over [O, C*kh*kw].
+ *  With `pool` (mode 0 only: a max pool whose windows, `pool_rows` rows
+ *  high, tile the output's planes), each task takes whole bands of
+ *  pool_rows output rows of one image and, after the epilogue, calls
+ *  pool(ptrs, batch, n, r0, r1) for the pooled rows its band makes. */
 #define GRT_CONV_GEOM 14
 void grt_conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1, float *out,
               grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
-              grt_epilogue_fn epilogue, void **ptrs, int64_t batch);
+              grt_epilogue_fn epilogue, grt_pool_fn pool_fn, int64_t pool_rows, void **ptrs,
+              int64_t batch);
 
 #ifdef __cplusplus
 }
