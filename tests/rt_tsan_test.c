@@ -15,6 +15,7 @@
 
 enum { MR = 4, NR = 8 };
 static int64_t copies_of_a = 1; /* the packing the micro-kernel expects */
+static int64_t level = 1;       /* the ISA level grt_conv is told the micro-kernel has */
 
 /* C tile (ldc) = (accumulate ? C : 0) + Ap * Bp, Ap packed copies_of_a times. */
 static void micro(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
@@ -131,7 +132,8 @@ static int check_conv_pool(grt_pool *pool, int64_t *geom, const float *x, const 
     pooled[i] = NAN;
   pool_o = o, pool_oh = oh, pool_ow = ow, pool_k = k;
   void *ptrs[2] = {out, pooled};
-  grt_conv(pool, geom, x, wt, out, micro, MR, NR, copies_of_a, epilogue, max_pool, k, ptrs, n);
+  grt_conv(pool, geom, x, wt, out, micro, MR, NR, copies_of_a, level, epilogue, max_pool, k, ptrs,
+           n);
   int bad = compare("forward with a max pool", geom, out, y, sy, n * o * oh * ow);
   for (int64_t i = 0; i < count && !bad; ++i) {
     const int64_t c = i % pw, r = i / pw % ph, plane = i / (pw * ph);
@@ -190,15 +192,15 @@ static int check_conv(grt_pool *pool, int64_t n, int64_t c, int64_t h, int64_t w
                 sdw[wi] += fabs((double)dy[yi] * x[xi]);
               }
   int bad = 0;
-  grt_conv(pool, geom, x, wt, out, micro, MR, NR, copies_of_a, epilogue, NULL, 0, NULL, n);
+  grt_conv(pool, geom, x, wt, out, micro, MR, NR, copies_of_a, level, epilogue, NULL, 0, NULL, n);
   bad |= compare("forward", geom, out, y, sy, ny);
   for (int64_t k = 2; k <= 3; ++k) /* exact and floor-mode tilings, one or more bands */
     bad |= check_conv_pool(pool, geom, x, wt, out, y, sy, k);
   geom[0] = 1;
-  grt_conv(pool, geom, dy, wt, out, micro, MR, NR, copies_of_a, epilogue, NULL, 0, NULL, n);
+  grt_conv(pool, geom, dy, wt, out, micro, MR, NR, copies_of_a, level, epilogue, NULL, 0, NULL, n);
   bad |= compare("input gradient", geom, out, dx, sdx, nx);
   geom[0] = 2;
-  grt_conv(pool, geom, x, dy, out, micro, MR, NR, copies_of_a, epilogue, NULL, 0, NULL, n);
+  grt_conv(pool, geom, x, dy, out, micro, MR, NR, copies_of_a, level, epilogue, NULL, 0, NULL, n);
   bad |= compare("weight gradient", geom, out, dw, sdw, nw);
   free(x);
   free(wt);
@@ -238,6 +240,7 @@ int main(void) {
      * past a column block (18x18), both packings of A. */
     for (int t = 0; t < 2; ++t) {
       copies_of_a = t ? 4 : 1;
+      level = t ? grt_cpu_level() : 1; /* AVX-512's packing where the CPU has it */
       failures += check_conv(pool, 5, 3, 9, 7, 6, 3, 3, 2, 1, 1, 0, &rng);
       failures += check_conv(pool, 9, 30, 6, 6, 10, 3, 3, 1, 1, 1, 1, &rng);
       failures += check_conv(pool, 2, 2, 4, 5, 260, 2, 2, 1, 1, 0, 1, &rng);

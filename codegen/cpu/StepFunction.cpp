@@ -54,7 +54,7 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
                                           ptr, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64});
   auto colsum = declare(m, "grt_colsum", vd, {ptr, i64, i64, ptr});
   auto conv = declare(m, "grt_conv", vd,
-                      {ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, ptr, ptr, i64, ptr, i64});
+                      {ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, ptr, i64, ptr, i64});
   auto memcopy = declare(m, "memmove", ptr, {ptr, ptr, i64});
 
   // void run(ptr io, i64 n, ptr arena, ptr pool): the Emitter's (ptrs, n)
@@ -138,9 +138,10 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
     // A max pool after the epilogue: its function and window height.
     const int64_t poolRows =
         ki.plan.poolAfter >= 0 ? g.node(ki.plan.poolAfter).attrs.ints("kernel")[0] : 0;
-    b.CreateCall(conv, {pool, geom, at[size_t(cv.inputs[0])], at[size_t(cv.inputs[1])],
-                        at[size_t(ki.plan.c)], fn(micro), e.i64(t.mr), e.i64(t.nr),
-                        e.i64(t.aCopies), fn(ki.fn), fn(ki.poolFn), e.i64(poolRows), table, n});
+    b.CreateCall(conv,
+                 {pool, geom, at[size_t(cv.inputs[0])], at[size_t(cv.inputs[1])],
+                  at[size_t(ki.plan.c)], fn(micro), e.i64(t.mr), e.i64(t.nr), e.i64(t.aCopies),
+                  e.i64(t.level), fn(ki.fn), fn(ki.poolFn), e.i64(poolRows), table, n});
   };
   // The values an element of a range kernel reads: a reduction's count
   // (a BatchNorm's channel sum reads N*H*W), a plane's for a chain and its

@@ -25,6 +25,15 @@
 #if defined(__SSE2__)
 #include <xmmintrin.h>
 #endif
+/* The packing's AVX-512 copies, compiled for AVX-512 whatever the rest of
+ * the runtime is compiled for, and run only where the step's micro-kernel
+ * is AVX-512 (grt_conv's isa_level 4). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define GRT_AVX512_PACKING 1
+#else
+#define GRT_AVX512_PACKING 0
+#endif
 
 enum { KC = 256, MC = 128, NC = 256, RANGE_CHUNK = 16384, MAX_THREADS = 256 };
 /* Bytes of op(A) or op(B) a GEMM packs at once: a depth chunk of KC blocks. */
@@ -757,6 +766,7 @@ typedef struct {
   grt_micro_fn micro;
   grt_epilogue_fn epilogue;
   grt_pool_fn pool_fn; /* mode 0: the max pool after the epilogue, or NULL */
+  int avx512;          /* pack with AVX-512's masked copies (GRT_AVX512_PACKING) */
   void **ptrs;
   grt_pool *pool;
   int64_t mr, nr, copies, nc, batch;
@@ -854,6 +864,51 @@ static int64_t conv_run_clip(const conv_geom *s, const conv_run *r, int64_t ky, 
 #define NO_MEMSET_LOOPS
 #endif
 
+#if GRT_AVX512_PACKING
+/* `count` rows, o and from stepping o_step and from_step floats: o[q] =
+ * from[q - lo] for q in [lo, hi), 0 for the rest of [0, len) (len at most
+ * GRT_MAX_NR), 16 floats at a time under a mask, where the loop of
+ * conv_pack_b_runs spends its time on the ends of stretches a few floats
+ * long. Masked-off lanes are neither read nor written. */
+__attribute__((target("avx512f"))) static void
+copy_stretches_avx512(float *o, int64_t o_step, const float *from, int64_t from_step, int64_t count,
+                      int64_t lo, int64_t hi, int64_t len) {
+  enum { W = 16, CHUNKS = GRT_MAX_NR / W };
+  __mmask16 load[CHUNKS], store[CHUNKS];
+  const int64_t chunks = (len + W - 1) / W;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t a = lo - c * W > 0 ? lo - c * W : 0, b = hi - c * W < W ? hi - c * W : W;
+    const int64_t n = len - c * W < W ? len - c * W : W;
+    load[c] = (__mmask16)(b > a ? ((1u << b) - 1) & ~((1u << a) - 1) : 0);
+    store[c] = (__mmask16)((1u << n) - 1);
+  }
+  for (int64_t r = 0; r < count; ++r, o += o_step, from += from_step)
+    for (int64_t c = 0; c < chunks; ++c)
+      _mm512_mask_storeu_ps(o + c * W, store[c],
+                            _mm512_maskz_loadu_ps(load[c], from + (c * W - lo)));
+}
+
+/* `count` rows, to and from stepping to_step and from_step floats: to[q]
+ * += from[q] for q in [0, len), 16 floats at a time under a mask (col2im's
+ * stretches, as copy_stretches_avx512 packs them). */
+__attribute__((target("avx512f"))) static void add_stretches_avx512(float *to, int64_t to_step,
+                                                                    const float *from,
+                                                                    int64_t from_step,
+                                                                    int64_t count, int64_t len) {
+  enum { W = 16 };
+  const __mmask16 tail = (__mmask16)((1u << (len % W)) - 1);
+  for (int64_t r = 0; r < count; ++r, to += to_step, from += from_step) {
+    int64_t q = 0;
+    for (; q + W <= len; q += W)
+      _mm512_storeu_ps(to + q, _mm512_add_ps(_mm512_loadu_ps(to + q), _mm512_loadu_ps(from + q)));
+    if (tail)
+      _mm512_mask_storeu_ps(to + q, tail,
+                            _mm512_add_ps(_mm512_maskz_loadu_ps(tail, to + q),
+                                          _mm512_maskz_loadu_ps(tail, from + q)));
+  }
+}
+#endif
+
 /* Mode 0, stride 1 across: the panel conv_pack_b describes, run by run
  * and tap by tap. A tap of a run is one stretch of an input row, clipped
  * the same way in every channel, so the clipping is worked out once per
@@ -882,6 +937,13 @@ NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *
       const int64_t first = t >= r0 ? t - r0 : t - r0 + taps, ch = ch0 + (t < r0);
       const float *from =
           g->in0 + ((runs[r].img * s->c + ch) * s->h + (iy < 0 ? 0 : iy)) * s->w + x + lo;
+#if GRT_AVX512_PACKING
+      if (g->avx512) {
+        copy_stretches_avx512(d + first * nr + runs[r].start, taps * nr, from, plane,
+                              (kc - first + taps - 1) / taps, lo, hi, len);
+        continue;
+      }
+#endif
       for (int64_t p = first; p < kc; p += taps, from += plane) {
         float *o = d + p * nr + runs[r].start;
         for (int64_t q = 0; q < lo; ++q)
@@ -1070,6 +1132,12 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
             continue;
           float *to = dx + iy * s->w + x + lo;
           const float *from = col + t * ldc + runs[u].start + lo;
+#if GRT_AVX512_PACKING
+          if (g->avx512) {
+            add_stretches_avx512(to, plane, from, taps * ldc, s->c, hi - lo);
+            continue;
+          }
+#endif
           for (int64_t ch = 0; ch < s->c; ++ch, to += plane, from += taps * ldc)
             add_floats(to, from, hi - lo);
         }
@@ -1289,8 +1357,8 @@ static void conv_sum_task(void *arg, int64_t task, int thread) {
 
 static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1,
                  float *out, grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
-                 grt_epilogue_fn epilogue, grt_pool_fn pool_fn, int64_t pool_rows, void **ptrs,
-                 int64_t batch) {
+                 int64_t isa_level, grt_epilogue_fn epilogue, grt_pool_fn pool_fn,
+                 int64_t pool_rows, void **ptrs, int64_t batch) {
   conv_ctx g;
   memset(&g, 0, sizeof g);
   memcpy(&g.s, geom, sizeof g.s);
@@ -1301,6 +1369,7 @@ static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const fl
   g.micro = micro;
   g.epilogue = epilogue;
   g.pool_fn = s->mode == 0 ? pool_fn : NULL;
+  g.avx512 = GRT_AVX512_PACKING && isa_level >= 4 && grt_cpu_level() >= 4;
   g.pool_rows = pool_rows;
   g.ptrs = ptrs;
   g.pool = pool;
@@ -1369,7 +1438,7 @@ static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const fl
 }
 
 void grt_conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1, float *out,
-              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
+              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies, int64_t isa_level,
               grt_epilogue_fn epilogue, grt_pool_fn pool_fn, int64_t pool_rows, void **ptrs,
               int64_t batch) {
   int64_t mc, nc;
@@ -1380,8 +1449,8 @@ void grt_conv(grt_pool *pool, const int64_t *geom, const float *in0, const float
     abort();
   }
   double t0 = profiling() ? now() : 0;
-  conv(pool, geom, in0, in1, out, micro, mr, nr, a_copies, epilogue, pool_fn, pool_rows, ptrs,
-       batch);
+  conv(pool, geom, in0, in1, out, micro, mr, nr, a_copies, isa_level, epilogue, pool_fn, pool_rows,
+       ptrs, batch);
   if (t0 > 0) {
     const int64_t taps = geom[6] * geom[7], pix = geom[12] * geom[13];
     const int64_t m = geom[0] == 1 ? geom[2] * taps : geom[5];

@@ -112,10 +112,12 @@ void grt_colsum(const float *x, int64_t rows, int64_t cols, float *out);
  *  With `pool` (mode 0 only: a max pool whose windows, `pool_rows` rows
  *  high, tile the output's planes), each task takes whole bands of
  *  pool_rows output rows of one image and, after the epilogue, calls
- *  pool(ptrs, batch, n, r0, r1) for the pooled rows its band makes. */
+ *  pool(ptrs, batch, n, r0, r1) for the pooled rows its band makes.
+ *  `isa_level` is the micro-kernel's x86-64 level (grt_cpu_level's): at 4
+ *  the packing copies with AVX-512 too. */
 #define GRT_CONV_GEOM 14
 void grt_conv(grt_pool *pool, const int64_t *geom, const float *in0, const float *in1, float *out,
-              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
+              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies, int64_t isa_level,
               grt_epilogue_fn epilogue, grt_pool_fn pool_fn, int64_t pool_rows, void **ptrs,
               int64_t batch);
 
