@@ -864,33 +864,109 @@ static int64_t conv_run_clip(const conv_geom *s, const conv_run *r, int64_t ky, 
 #define NO_MEMSET_LOOPS
 #endif
 
+/* Tap t = (ky, kx) of run `run` in the panel conv_pack_b_runs makes, for
+ * a depth block starting at tap r0 of channel ch0: `count` depth rows (one
+ * per channel, each `step` floats after the last in the panel, from `o`)
+ * each take o[q] = from[q - lo] for q in [lo, hi) and 0 for the rest of
+ * [0, len); `from` steps a plane a row. */
+typedef struct {
+  float *o;
+  const float *from;
+  int64_t step, count, lo, hi, len;
+} pack_tap;
+
+static inline pack_tap conv_pack_tap(const conv_ctx *g, const conv_run *run, int64_t t, int64_t ky,
+                                     int64_t kx, int64_t ch0, int64_t r0, int64_t kc, float *d) {
+  const conv_geom *s = &g->s;
+  const int64_t taps = s->kh * s->kw;
+  pack_tap p;
+  int64_t x;
+  const int64_t iy = conv_run_clip(s, run, ky, kx, &x, &p.lo, &p.hi);
+  p.len = run->len;
+  if (iy < 0)
+    p.lo = p.hi = p.len;
+  /* The first depth row of this tap, and its channel: taps before r0
+   * start in the next channel. */
+  const int64_t first = t >= r0 ? t - r0 : t - r0 + taps, ch = ch0 + (t < r0);
+  p.o = d + first * g->nr + run->start;
+  p.step = taps * g->nr;
+  p.count = (kc - first + taps - 1) / taps;
+  p.from = g->in0 + ((run->img * s->c + ch) * s->h + (iy < 0 ? 0 : iy)) * s->w + x + p.lo;
+  return p;
+}
+
+/* Mode 0, stride 1 across: the panel conv_pack_b describes, run by run
+ * and tap by tap. A tap of a run is one stretch of an input row, clipped
+ * the same way in every channel, so the clipping is worked out once per
+ * tap (conv_pack_tap), and the depth rows of that tap (one per channel,
+ * taps apart) are then plain copies a plane apart. */
+NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *runs,
+                                             int64_t n_runs, int64_t p0, int64_t kc, float *d) {
+  const conv_geom *s = &g->s;
+  const int64_t taps = s->kh * s->kw, plane = s->h * s->w;
+  /* Depth row p0 is tap r0 of channel ch0. No division below: at a
+   * handful of floats per tap, 64-bit divisions cost more than the copy. */
+  const int64_t ch0 = p0 / taps, r0 = p0 - ch0 * taps;
+  for (int64_t r = 0; r < n_runs; ++r)
+    for (int64_t t = 0, ky = 0, kx = 0; t < taps; ++t) {
+      const pack_tap p = conv_pack_tap(g, &runs[r], t, ky, kx, ch0, r0, kc, d);
+      if (++kx == s->kw) {
+        kx = 0;
+        ++ky;
+      }
+      const float *from = p.from;
+      for (int64_t c = 0; c < p.count; ++c, from += plane) {
+        float *o = p.o + c * p.step;
+        for (int64_t q = 0; q < p.lo; ++q)
+          o[q] = 0.0f;
+        for (int64_t q = p.lo; q < p.hi; ++q)
+          o[q] = from[q - p.lo];
+        for (int64_t q = p.hi; q < p.len; ++q)
+          o[q] = 0.0f;
+      }
+    }
+}
+
 #if GRT_AVX512_PACKING
-/* `count` rows, o and from stepping o_step and from_step floats: o[q] =
- * from[q - lo] for q in [lo, hi), 0 for the rest of [0, len) (len at most
- * GRT_MAX_NR), 16 floats at a time under a mask, where the loop of
- * conv_pack_b_runs spends its time on the ends of stretches a few floats
- * long. Masked-off lanes are neither read nor written. */
-__attribute__((target("avx512f"))) static void
-copy_stretches_avx512(float *o, int64_t o_step, const float *from, int64_t from_step, int64_t count,
-                      int64_t lo, int64_t hi, int64_t len) {
+/* conv_pack_b_runs with AVX-512: each row of a tap is copied 16 floats at
+ * a time under masks worked out once per tap, where the portable loops
+ * spend their time on the ends of stretches a few floats long and on the
+ * padding. Masked-off lanes are neither read nor written. */
+__attribute__((target("avx512f"))) static void conv_pack_b_runs_avx512(const conv_ctx *g,
+                                                                       const conv_run *runs,
+                                                                       int64_t n_runs, int64_t p0,
+                                                                       int64_t kc, float *d) {
   enum { W = 16, CHUNKS = GRT_MAX_NR / W };
-  __mmask16 load[CHUNKS], store[CHUNKS];
-  const int64_t chunks = (len + W - 1) / W;
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t a = lo - c * W > 0 ? lo - c * W : 0, b = hi - c * W < W ? hi - c * W : W;
-    const int64_t n = len - c * W < W ? len - c * W : W;
-    load[c] = (__mmask16)(b > a ? ((1u << b) - 1) & ~((1u << a) - 1) : 0);
-    store[c] = (__mmask16)((1u << n) - 1);
-  }
-  for (int64_t r = 0; r < count; ++r, o += o_step, from += from_step)
-    for (int64_t c = 0; c < chunks; ++c)
-      _mm512_mask_storeu_ps(o + c * W, store[c],
-                            _mm512_maskz_loadu_ps(load[c], from + (c * W - lo)));
+  const conv_geom *s = &g->s;
+  const int64_t taps = s->kh * s->kw, plane = s->h * s->w;
+  const int64_t ch0 = p0 / taps, r0 = p0 - ch0 * taps;
+  for (int64_t r = 0; r < n_runs; ++r)
+    for (int64_t t = 0, ky = 0, kx = 0; t < taps; ++t) {
+      const pack_tap p = conv_pack_tap(g, &runs[r], t, ky, kx, ch0, r0, kc, d);
+      if (++kx == s->kw) {
+        kx = 0;
+        ++ky;
+      }
+      __mmask16 load[CHUNKS], store[CHUNKS];
+      const int64_t chunks = (p.len + W - 1) / W;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t a = p.lo - c * W > 0 ? p.lo - c * W : 0;
+        const int64_t b = p.hi - c * W < W ? p.hi - c * W : W;
+        const int64_t n = p.len - c * W < W ? p.len - c * W : W;
+        load[c] = (__mmask16)(b > a ? ((1u << b) - 1) & ~((1u << a) - 1) : 0);
+        store[c] = (__mmask16)((1u << n) - 1);
+      }
+      const float *from = p.from;
+      for (int64_t row = 0; row < p.count; ++row, from += plane)
+        for (int64_t c = 0; c < chunks; ++c)
+          _mm512_mask_storeu_ps(p.o + row * p.step + c * W, store[c],
+                                _mm512_maskz_loadu_ps(load[c], from + (c * W - p.lo)));
+    }
 }
 
 /* `count` rows, to and from stepping to_step and from_step floats: to[q]
  * += from[q] for q in [0, len), 16 floats at a time under a mask (col2im's
- * stretches, as copy_stretches_avx512 packs them). */
+ * stretches, as conv_pack_b_runs_avx512 packs them). */
 __attribute__((target("avx512f"))) static void add_stretches_avx512(float *to, int64_t to_step,
                                                                     const float *from,
                                                                     int64_t from_step,
@@ -909,54 +985,6 @@ __attribute__((target("avx512f"))) static void add_stretches_avx512(float *to, i
 }
 #endif
 
-/* Mode 0, stride 1 across: the panel conv_pack_b describes, run by run
- * and tap by tap. A tap of a run is one stretch of an input row, clipped
- * the same way in every channel, so the clipping is worked out once per
- * tap, and the depth rows of that tap (one per channel, taps apart) are
- * then plain copies a plane apart. */
-NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *runs,
-                                             int64_t n_runs, int64_t p0, int64_t kc, float *d) {
-  const conv_geom *s = &g->s;
-  const int64_t nr = g->nr, taps = s->kh * s->kw, plane = s->h * s->w;
-  /* Depth row p0 is tap r0 of channel ch0. No division below: at a
-   * handful of floats per tap, 64-bit divisions cost more than the copy. */
-  const int64_t ch0 = p0 / taps, r0 = p0 - ch0 * taps;
-  for (int64_t r = 0; r < n_runs; ++r) {
-    const int64_t len = runs[r].len;
-    for (int64_t t = 0, ky = 0, kx = 0; t < taps; ++t) {
-      int64_t x, lo, hi;
-      const int64_t iy = conv_run_clip(s, &runs[r], ky, kx, &x, &lo, &hi);
-      if (++kx == s->kw) {
-        kx = 0;
-        ++ky;
-      }
-      if (iy < 0)
-        lo = hi = len;
-      /* The first depth row of this tap, and its channel: taps before r0
-       * start in the next channel. */
-      const int64_t first = t >= r0 ? t - r0 : t - r0 + taps, ch = ch0 + (t < r0);
-      const float *from =
-          g->in0 + ((runs[r].img * s->c + ch) * s->h + (iy < 0 ? 0 : iy)) * s->w + x + lo;
-#if GRT_AVX512_PACKING
-      if (g->avx512) {
-        copy_stretches_avx512(d + first * nr + runs[r].start, taps * nr, from, plane,
-                              (kc - first + taps - 1) / taps, lo, hi, len);
-        continue;
-      }
-#endif
-      for (int64_t p = first; p < kc; p += taps, from += plane) {
-        float *o = d + p * nr + runs[r].start;
-        for (int64_t q = 0; q < lo; ++q)
-          o[q] = 0.0f;
-        for (int64_t q = lo; q < hi; ++q)
-          o[q] = from[q - lo];
-        for (int64_t q = hi; q < len; ++q)
-          o[q] = 0.0f;
-      }
-    }
-  }
-}
-
 /* Mode 0: the NR-column panel of im2col(x) at columns [j0, j0+cols), depth
  * [p0, p0+kc), k-major, zero past column cols (the task's last) and in the
  * padding. A column is (image, output pixel), a depth index (channel, ky,
@@ -973,7 +1001,14 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, i
    * contiguous stretch of an input row. */
   if (s->sw == 1) {
     conv_run runs[GRT_MAX_NR];
-    conv_pack_b_runs(g, runs, conv_runs(s, pix, j0, cols, runs), p0, kc, d);
+    const int64_t n_runs = conv_runs(s, pix, j0, cols, runs);
+#if GRT_AVX512_PACKING
+    if (g->avx512) {
+      conv_pack_b_runs_avx512(g, runs, n_runs, p0, kc, d);
+      return;
+    }
+#endif
+    conv_pack_b_runs(g, runs, n_runs, p0, kc, d);
     return;
   }
   /* Otherwise, per column: its image's first plane and its window's
