@@ -864,17 +864,18 @@ static int64_t conv_run_clip(const conv_geom *s, const conv_run *r, int64_t ky, 
 #define NO_MEMSET_LOOPS
 #endif
 
-/* Tap t = (ky, kx) of run `run` in the panel conv_pack_b_runs makes, for
- * a depth block starting at tap r0 of channel ch0: `count` depth rows (one
- * per channel, each `step` floats after the last in the panel, from `o`)
- * each take o[q] = from[q - lo] for q in [lo, hi) and 0 for the rest of
- * [0, len); `from` steps a plane a row. */
+/* A tap of a run in the panel conv_pack_b_runs makes: `count` depth rows
+ * (one per channel, each `step` floats after the last in the panel, from
+ * `o`) each take o[q] = from[q - lo] for q in [lo, hi) and 0 for the rest of
+ * [0, len); `from` steps `plane` floats a row. */
 typedef struct {
   float *o;
   const float *from;
-  int64_t step, count, lo, hi, len;
+  int64_t step, count, lo, hi, len, plane;
 } pack_tap;
 
+/* Tap t = (ky, kx) of `run` for a depth block [p0, p0 + kc) whose first
+ * row is tap r0 of channel ch0. */
 static inline pack_tap conv_pack_tap(const conv_ctx *g, const conv_run *run, int64_t t, int64_t ky,
                                      int64_t kx, int64_t ch0, int64_t r0, int64_t kc, float *d) {
   const conv_geom *s = &g->s;
@@ -892,18 +893,21 @@ static inline pack_tap conv_pack_tap(const conv_ctx *g, const conv_run *run, int
   p.step = taps * g->nr;
   p.count = (kc - first + taps - 1) / taps;
   p.from = g->in0 + ((run->img * s->c + ch) * s->h + (iy < 0 ? 0 : iy)) * s->w + x + p.lo;
+  p.plane = s->h * s->w;
   return p;
 }
 
 /* Mode 0, stride 1 across: the panel conv_pack_b describes, run by run
- * and tap by tap. A tap of a run is one stretch of an input row, clipped
- * the same way in every channel, so the clipping is worked out once per
- * tap (conv_pack_tap), and the depth rows of that tap (one per channel,
- * taps apart) are then plain copies a plane apart. */
-NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *runs,
-                                             int64_t n_runs, int64_t p0, int64_t kc, float *d) {
+ * and tap by tap, each tap's rows by `copy`. A tap of a run is one stretch
+ * of an input row, clipped the same way in every channel, so the clipping
+ * is worked out once per tap, and the depth rows of that tap (one per
+ * channel, taps apart) are then plain copies a plane apart. Inlined into
+ * each caller with its own `copy` (and so its own instructions). */
+static inline __attribute__((always_inline)) void
+conv_pack_b_runs_with(const conv_ctx *g, const conv_run *runs, int64_t n_runs, int64_t p0,
+                      int64_t kc, float *d, void (*copy)(const pack_tap *)) {
   const conv_geom *s = &g->s;
-  const int64_t taps = s->kh * s->kw, plane = s->h * s->w;
+  const int64_t taps = s->kh * s->kw;
   /* Depth row p0 is tap r0 of channel ch0. No division below: at a
    * handful of floats per tap, 64-bit divisions cost more than the copy. */
   const int64_t ch0 = p0 / taps, r0 = p0 - ch0 * taps;
@@ -914,54 +918,56 @@ NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *
         kx = 0;
         ++ky;
       }
-      const float *from = p.from;
-      for (int64_t c = 0; c < p.count; ++c, from += plane) {
-        float *o = p.o + c * p.step;
-        for (int64_t q = 0; q < p.lo; ++q)
-          o[q] = 0.0f;
-        for (int64_t q = p.lo; q < p.hi; ++q)
-          o[q] = from[q - p.lo];
-        for (int64_t q = p.hi; q < p.len; ++q)
-          o[q] = 0.0f;
-      }
+      copy(&p);
     }
 }
 
+NO_MEMSET_LOOPS static inline void copy_tap(const pack_tap *p) {
+  const float *from = p->from;
+  for (int64_t c = 0; c < p->count; ++c, from += p->plane) {
+    float *o = p->o + c * p->step;
+    for (int64_t q = 0; q < p->lo; ++q)
+      o[q] = 0.0f;
+    for (int64_t q = p->lo; q < p->hi; ++q)
+      o[q] = from[q - p->lo];
+    for (int64_t q = p->hi; q < p->len; ++q)
+      o[q] = 0.0f;
+  }
+}
+
+NO_MEMSET_LOOPS static void conv_pack_b_runs(const conv_ctx *g, const conv_run *runs,
+                                             int64_t n_runs, int64_t p0, int64_t kc, float *d) {
+  conv_pack_b_runs_with(g, runs, n_runs, p0, kc, d, copy_tap);
+}
+
 #if GRT_AVX512_PACKING
-/* conv_pack_b_runs with AVX-512: each row of a tap is copied 16 floats at
- * a time under masks worked out once per tap, where the portable loops
- * spend their time on the ends of stretches a few floats long and on the
- * padding. Masked-off lanes are neither read nor written. */
+/* copy_tap with AVX-512: each row 16 floats at a time under masks worked
+ * out once per tap, where the portable loops spend their time on the ends
+ * of stretches a few floats long and on the padding. Masked-off lanes are
+ * neither read nor written. */
+__attribute__((target("avx512f"))) static inline void copy_tap_avx512(const pack_tap *p) {
+  enum { W = 16, CHUNKS = GRT_MAX_NR / W };
+  __mmask16 load[CHUNKS], store[CHUNKS];
+  const int64_t chunks = (p->len + W - 1) / W;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t a = p->lo - c * W > 0 ? p->lo - c * W : 0;
+    const int64_t b = p->hi - c * W < W ? p->hi - c * W : W;
+    const int64_t n = p->len - c * W < W ? p->len - c * W : W;
+    load[c] = (__mmask16)(b > a ? ((1u << b) - 1) & ~((1u << a) - 1) : 0);
+    store[c] = (__mmask16)((1u << n) - 1);
+  }
+  const float *from = p->from;
+  for (int64_t row = 0; row < p->count; ++row, from += p->plane)
+    for (int64_t c = 0; c < chunks; ++c)
+      _mm512_mask_storeu_ps(p->o + row * p->step + c * W, store[c],
+                            _mm512_maskz_loadu_ps(load[c], from + (c * W - p->lo)));
+}
+
 __attribute__((target("avx512f"))) static void conv_pack_b_runs_avx512(const conv_ctx *g,
                                                                        const conv_run *runs,
                                                                        int64_t n_runs, int64_t p0,
                                                                        int64_t kc, float *d) {
-  enum { W = 16, CHUNKS = GRT_MAX_NR / W };
-  const conv_geom *s = &g->s;
-  const int64_t taps = s->kh * s->kw, plane = s->h * s->w;
-  const int64_t ch0 = p0 / taps, r0 = p0 - ch0 * taps;
-  for (int64_t r = 0; r < n_runs; ++r)
-    for (int64_t t = 0, ky = 0, kx = 0; t < taps; ++t) {
-      const pack_tap p = conv_pack_tap(g, &runs[r], t, ky, kx, ch0, r0, kc, d);
-      if (++kx == s->kw) {
-        kx = 0;
-        ++ky;
-      }
-      __mmask16 load[CHUNKS], store[CHUNKS];
-      const int64_t chunks = (p.len + W - 1) / W;
-      for (int64_t c = 0; c < chunks; ++c) {
-        const int64_t a = p.lo - c * W > 0 ? p.lo - c * W : 0;
-        const int64_t b = p.hi - c * W < W ? p.hi - c * W : W;
-        const int64_t n = p.len - c * W < W ? p.len - c * W : W;
-        load[c] = (__mmask16)(b > a ? ((1u << b) - 1) & ~((1u << a) - 1) : 0);
-        store[c] = (__mmask16)((1u << n) - 1);
-      }
-      const float *from = p.from;
-      for (int64_t row = 0; row < p.count; ++row, from += plane)
-        for (int64_t c = 0; c < chunks; ++c)
-          _mm512_mask_storeu_ps(p.o + row * p.step + c * W, store[c],
-                                _mm512_maskz_loadu_ps(load[c], from + (c * W - p.lo)));
-    }
+  conv_pack_b_runs_with(g, runs, n_runs, p0, kc, d, copy_tap_avx512);
 }
 
 /* `count` rows, to and from stepping to_step and from_step floats: to[q]
