@@ -1217,38 +1217,56 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
                 img * s->c * plane + plane);
 }
 
-/* Rows [0, len) of run r (stride 1 across) in the weight gradient's panel
- * of im2col(x)^T at columns [j0, j0+NR): row i, column q is tap (ky, kx)
- * of channel ch for column j0+q, at the run's pixel i. Each column reads a
- * stretch of one input row, zero in the padding and past the last column.
- * Where every column is inside the image, the rows go through
- * transpose_stretches. */
-static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, int64_t j0, int64_t ch, int64_t ky,
-                           int64_t kx, float *d) {
+/* The columns of a panel of the weight gradient's im2col(x)^T: column q
+ * (of `cols`) is tap (ky[q], kx[q]) of its channel, `off[q]` floats
+ * (channel planes, rows and columns) from the corner of a window. Worked
+ * out once per panel and depth block, for all its runs. */
+typedef struct {
+  int64_t cols, ky[GRT_MAX_NR], kx[GRT_MAX_NR], off[GRT_MAX_NR];
+} wgrad_panel;
+
+static void wgrad_panel_at(const conv_ctx *g, int64_t j0, wgrad_panel *pn) {
   const conv_geom *s = &g->s;
-  const int64_t nr = g->nr, cols = g->n - j0 < nr ? g->n - j0 : nr, len = r->len;
-  const int64_t plane = s->h * s->w;
-  const float *src[GRT_MAX_NR];
-  int64_t lo[GRT_MAX_NR], hi[GRT_MAX_NR], inner_lo = 0, inner_hi = len;
-  /* Column j0 is channel ch, tap (ky, kx); the next ones are counted. */
-  for (int64_t q = 0; q < nr; ++q) {
-    int64_t x = 0, iy = -1;
-    lo[q] = hi[q] = 0;
-    if (q < cols) {
-      iy = conv_run_clip(s, r, ky, kx, &x, &lo[q], &hi[q]);
-      src[q] = iy >= 0 ? g->in0 + (r->img * s->c + ch) * plane + iy * s->w + x : NULL;
-      if (++kx == s->kw) {
-        kx = 0;
-        if (++ky == s->kh) {
-          ky = 0;
-          ++ch;
-        }
+  const int64_t taps = s->kh * s->kw, plane = s->h * s->w;
+  int64_t ch = j0 / taps, ky = j0 % taps / s->kw, kx = j0 % s->kw; /* then counted */
+  pn->cols = g->n - j0 < g->nr ? g->n - j0 : g->nr;
+  for (int64_t q = 0; q < pn->cols; ++q) {
+    pn->ky[q] = ky;
+    pn->kx[q] = kx;
+    pn->off[q] = ch * plane + ky * s->w + kx;
+    if (++kx == s->kw) {
+      kx = 0;
+      if (++ky == s->kh) {
+        ky = 0;
+        ++ch;
       }
     }
-    if (iy < 0) { /* a whole column of zeros */
-      src[q] = zeros;
+  }
+}
+
+/* Rows [0, len) of run r (stride 1 across) in the weight gradient's panel
+ * pn of im2col(x)^T: row i, column q is the column's tap at the run's pixel
+ * i. Each column reads a stretch of one input row, zero in the padding and
+ * past the last column. Where every column is inside the image, the rows go
+ * through transpose_stretches. */
+static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, const wgrad_panel *pn, float *d) {
+  const conv_geom *s = &g->s;
+  const int64_t nr = g->nr, len = r->len;
+  /* The window corner of the run's first pixel, from the tensor's start. */
+  const int64_t y0 = r->oy * s->sh - s->ph, x0 = r->ox - s->pw;
+  const int64_t corner = r->img * s->c * s->h * s->w + y0 * s->w + x0;
+  const float *src[GRT_MAX_NR];
+  int64_t lo[GRT_MAX_NR], hi[GRT_MAX_NR], inner_lo = 0, inner_hi = len;
+  for (int64_t q = 0; q < nr; ++q) {
+    if (q >= pn->cols || (uint64_t)(y0 + pn->ky[q]) >= (uint64_t)s->h) {
+      src[q] = zeros; /* a whole column of zeros */
       lo[q] = 0;
       hi[q] = len;
+    } else {
+      const int64_t x = x0 + pn->kx[q];
+      src[q] = g->in0 + corner + pn->off[q];
+      lo[q] = x >= 0 ? 0 : -x < len ? -x : len;
+      hi[q] = s->w - x < len ? s->w - x : len; /* below lo past the image's right edge */
     }
     inner_lo = lo[q] > inner_lo ? lo[q] : inner_lo;
     inner_hi = hi[q] < inner_hi ? hi[q] : inner_hi;
@@ -1320,10 +1338,10 @@ static void conv_wgrad_task(void *arg, int64_t task, int thread) {
     conv_run runs[KC];
     const int64_t n_runs = s->sw == 1 ? conv_runs(s, pix, p0, kc, runs) : 0;
     for (int64_t ps = 0; ps < panels && s->sw == 1; ++ps) {
-      const int64_t j0 = ps * nr, ch = j0 / taps, t = j0 - ch * taps;
+      wgrad_panel pn;
+      wgrad_panel_at(g, ps * nr, &pn);
       for (int64_t u = 0; u < n_runs; ++u)
-        wgrad_pack_run(g, &runs[u], j0, ch, t / s->kw, t % s->kw,
-                       bp + ps * nr * kc + runs[u].start * nr);
+        wgrad_pack_run(g, &runs[u], &pn, bp + ps * nr * kc + runs[u].start * nr);
     }
     for (int64_t ps = 0; ps < panels && s->sw != 1; ++ps) {
       float *d = bp + ps * nr * kc;
