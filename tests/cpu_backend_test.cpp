@@ -213,7 +213,7 @@ TEST_CASE("a max pool whose windows tile its planes runs in the chain that makes
   for (const Pool &c : cases)
     for (bool affine : {false, true}) {
       INFO(c.name << (affine ? ", per-channel affine" : ", convolution"));
-      // Inputs x, w, b (values 0, 1, 2) and the pooled result.
+      // Inputs x, w, b and the pooled result.
       auto forward = [&](Graph &f) {
         ValueId x = f.input("x", f32({kBatch, 3, c.h, c.w}));
         ValueId w = f.input("w", affine ? f32({3, 1, 1}) : f32({4, 3, 3, 3}));
@@ -231,7 +231,8 @@ TEST_CASE("a max pool whose windows tile its planes runs in the chain that makes
                       {"pad", std::vector<int64_t>{c.pad, c.pad}}});
       };
       Graph g;
-      const ValueId y = forward(g), x = 0, w = 1, bias = 2;
+      const ValueId y = forward(g);
+      const ValueId x = g.inputs()[0], w = g.inputs()[1], bias = g.inputs()[2];
       addConvLoss(g, y, x, w, bias);
       auto kindOf = [](const Graph &f, Op op) {
         std::vector<std::string> kinds;

@@ -270,16 +270,14 @@ private:
                    b.CreateStore(vals.at(in), b.CreateInBoundsGEP(f32, plane, b.CreateSub(i, at)));
                  });
       llvm::Value *out = b.CreateMul(p, e_.i64(oh * ow));
-      forEachWindow(oh, ow, kh, kw, w, [&](llvm::Value *window, llvm::Value *corner) {
-        llvm::Value *best = nullptr;
-        for (int64_t ky = 0; ky < kh; ++ky)
-          for (int64_t kx = 0; kx < kw; ++kx) {
-            llvm::Value *v = b.CreateLoad(
-                f32, b.CreateInBoundsGEP(f32, plane, b.CreateAdd(corner, e_.i64(ky * w + kx))));
-            best = best ? b.CreateSelect(b.CreateFCmpOGT(v, best), v, best) : v;
-          }
-        e_.store(pool, b.CreateAdd(out, window), best);
-      });
+      forEachWindow(e_.i64(0), e_.i64(oh), ow, kh, kw, w,
+                    [&](llvm::Value *window, llvm::Value *corner) {
+                      llvm::Value *best = windowMaximum(kh, kw, w, [&](int64_t at) {
+                        return b.CreateLoad(
+                            f32, b.CreateInBoundsGEP(f32, plane, b.CreateAdd(corner, e_.i64(at))));
+                      });
+                      e_.store(pool, b.CreateAdd(out, window), best);
+                    });
     });
     e_.finish();
     return info;
@@ -457,14 +455,15 @@ private:
     return info;
   }
 
-  /// body(window, corner) for every window of an oh x ow grid of kh x kw
-  /// windows that tile a plane w wide: `window` its index in the grid,
-  /// `corner` its first element's in the plane. The loop along a row of
-  /// windows is parallel (each writes its own elements).
-  void forEachWindow(int64_t oh, int64_t ow, int64_t kh, int64_t kw, int64_t w,
-                     const std::function<void(llvm::Value *, llvm::Value *)> &body) {
+  /// body(window, corner) for every window in rows [rowBegin, rowEnd) of a
+  /// grid of kh x kw windows, ow to a row, that tile a plane w wide:
+  /// `window` its index in the grid, `corner` its first element's in the
+  /// plane. The loop along a row of windows is parallel (each writes its own
+  /// elements).
+  void forEachWindow(llvm::Value *rowBegin, llvm::Value *rowEnd, int64_t ow, int64_t kh, int64_t kw,
+                     int64_t w, const std::function<void(llvm::Value *, llvm::Value *)> &body) {
     auto &b = e_.b;
-    e_.loop(e_.i64(0), e_.i64(oh), [&](llvm::Value *oy) {
+    e_.loop(rowBegin, rowEnd, [&](llvm::Value *oy) {
       e_.loop(
           e_.i64(0), e_.i64(ow),
           [&](llvm::Value *ox) {
@@ -473,6 +472,21 @@ private:
           },
           true);
     });
+  }
+
+  /// The maximum of a kh x kw window of a plane w wide, element (ky, kx)
+  /// read by load(ky * w + kx): a later element wins only when greater, as
+  /// maxPool keeps the first.
+  llvm::Value *windowMaximum(int64_t kh, int64_t kw, int64_t w,
+                             const std::function<llvm::Value *(int64_t)> &load) {
+    auto &b = e_.b;
+    llvm::Value *best = nullptr;
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        llvm::Value *v = load(ky * w + kx);
+        best = best ? b.CreateSelect(b.CreateFCmpOGT(v, best), v, best) : v;
+      }
+    return best;
   }
 
   /// Which of the elements `at` of x holds their first maximum (a later one
@@ -510,19 +524,20 @@ private:
           true);
     // The gradient's plane: the same image and channel, at (at / (H W)) (OH OW).
     llvm::Value *gradPlane = b.CreateMul(b.CreateUDiv(at, e_.i64(h * w)), e_.i64(oh * ow));
-    forEachWindow(oh, ow, kh, kw, w, [&](llvm::Value *window, llvm::Value *corner) {
-      std::vector<llvm::Value *> in, from;
-      for (int64_t ky = 0; ky < kh; ++ky)
-        for (int64_t kx = 0; kx < kw; ++kx) {
-          in.push_back(b.CreateAdd(corner, e_.i64(ky * w + kx)));
-          from.push_back(b.CreateAdd(at, in.back()));
-        }
-      llvm::Value *best = firstMaximum(x, from);
-      llvm::Value *gv = e_.load(grad, b.CreateAdd(gradPlane, window));
-      for (size_t t = 0; t < in.size(); ++t)
-        b.CreateStore(b.CreateSelect(b.CreateICmpEQ(best, e_.i64(int64_t(t))), gv, e_.f32(0)),
-                      b.CreateInBoundsGEP(f32, buf, in[t]));
-    });
+    forEachWindow(
+        e_.i64(0), e_.i64(oh), ow, kh, kw, w, [&](llvm::Value *window, llvm::Value *corner) {
+          std::vector<llvm::Value *> in, from;
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx) {
+              in.push_back(b.CreateAdd(corner, e_.i64(ky * w + kx)));
+              from.push_back(b.CreateAdd(at, in.back()));
+            }
+          llvm::Value *best = firstMaximum(x, from);
+          llvm::Value *gv = e_.load(grad, b.CreateAdd(gradPlane, window));
+          for (size_t t = 0; t < in.size(); ++t)
+            b.CreateStore(b.CreateSelect(b.CreateICmpEQ(best, e_.i64(int64_t(t))), gv, e_.f32(0)),
+                          b.CreateInBoundsGEP(f32, buf, in[t]));
+        });
   }
 
   // --- row kernels -----------------------------------------------------------
@@ -685,23 +700,14 @@ private:
       llvm::Value *plane = b.CreateAdd(b.CreateMul(image, e_.i64(c)), ch);
       llvm::Value *from = b.CreateMul(plane, e_.i64(h * w)),
                   *to = b.CreateMul(plane, e_.i64(oh * ow));
-      e_.loop(e_.arg(3), e_.arg(4), [&](llvm::Value *oy) {
-        llvm::Value *rowFrom = b.CreateAdd(from, b.CreateMul(oy, e_.i64(kh * w)));
-        llvm::Value *rowTo = b.CreateAdd(to, b.CreateMul(oy, e_.i64(ow)));
-        e_.loop(
-            e_.i64(0), e_.i64(ow),
-            [&](llvm::Value *ox) {
-              llvm::Value *corner = b.CreateAdd(rowFrom, b.CreateMul(ox, e_.i64(kw)));
-              llvm::Value *best = nullptr;
-              for (int64_t ky = 0; ky < kh; ++ky)
-                for (int64_t kx = 0; kx < kw; ++kx) {
-                  llvm::Value *v = e_.load(in, b.CreateAdd(corner, e_.i64(ky * w + kx)));
-                  best = best ? b.CreateSelect(b.CreateFCmpOGT(v, best), v, best) : v;
-                }
-              e_.store(pool, b.CreateAdd(rowTo, ox), best);
-            },
-            true);
-      });
+      forEachWindow(e_.arg(3), e_.arg(4), ow, kh, kw, w,
+                    [&](llvm::Value *window, llvm::Value *corner) {
+                      llvm::Value *at = b.CreateAdd(from, corner);
+                      llvm::Value *best = windowMaximum(kh, kw, w, [&](int64_t d) {
+                        return e_.load(in, b.CreateAdd(at, e_.i64(d)));
+                      });
+                      e_.store(pool, b.CreateAdd(to, window), best);
+                    });
     });
     e_.finish();
     return fn;

@@ -1427,7 +1427,7 @@ static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const fl
   g.out = out;
   g.micro = micro;
   g.epilogue = epilogue;
-  g.pool_fn = s->mode == 0 ? pool_fn : NULL;
+  g.pool_fn = pool_fn; /* mode 0 only: grt_conv checks */
   g.avx512 = GRT_AVX512_PACKING && isa_level >= 4 && grt_cpu_level() >= 4;
   g.pool_rows = pool_rows;
   g.ptrs = ptrs;
