@@ -11,9 +11,13 @@
 #include <cstring>
 
 #ifdef GRAPHC_HAVE_CUDA
+#include "codegen/KernelPlan.h"
 #include "codegen/cuda/AotProgram.h"
 #include "codegen/cuda/CudaSource.h"
 #include "codegen/cuda/Nvrtc.h"
+#include "passes/Canonicalize.h"
+#include "passes/Fusion.h"
+#include "runtime/cuda/CudaRuntime.h"
 #include "runtime/rt/graphc_cuda_model.h"
 
 #include <cstdlib>
@@ -125,6 +129,53 @@ bool isConv(ir::Op op) {
   return op == ir::Op::Conv2d || op == ir::Op::Conv2dGradInput || op == ir::Op::Conv2dGradWeight;
 }
 
+/// A forward convolution record that cuDNN's graph API may fuse: exactly
+/// when the group is conv, + a bias of one value per output channel, then
+/// maybe ReLU, with only C stored; and then its operation graph passes the
+/// real cuDNN's checks (every descriptor finalized, engines that claim it)
+/// and the emulated device's, at several batch sizes.
+void checkFusion(const ir::Graph &g, const int64_t *k, const std::vector<bool> &stored,
+                 ir::ValueId conv, int64_t maxBatch) {
+  const ir::ValueId c = ir::ValueId(k[GK_C]);
+  // What the group computes into C, from the graph alone.
+  ir::ValueId sum = g.node(c).op == ir::Op::Relu ? g.node(c).inputs[0] : c;
+  const ir::Node &add = g.node(sum);
+  ir::ValueId bias = -1;
+  if (add.op == ir::Op::Add && add.inputs.size() == 2 && add.inputs[0] == conv)
+    bias = add.inputs[1];
+  else if (add.op == ir::Op::Add && add.inputs.size() == 2 && add.inputs[1] == conv)
+    bias = add.inputs[0];
+  const ir::Shape &y = g.type(conv).shape;
+  const bool fusable = g.node(conv).op == ir::Op::Conv2d && !stored[size_t(conv)] && bias >= 0 &&
+                       (g.type(bias).shape == ir::Shape{y[1], 1, 1} ||
+                        g.type(bias).shape == ir::Shape{1, y[1], 1, 1}) &&
+                       (sum == c || !stored[size_t(sum)]);
+  INFO("convolution %" << conv << " into %" << c);
+  CHECK((k[GK_BIAS] >= 0) == (k[GK_LT] != GCU_LT_NONE));
+  CHECK(k[GK_LT] == (!fusable ? GCU_LT_NONE : sum == c ? GCU_LT_BIAS : GCU_LT_RELU_BIAS));
+  if (k[GK_LT] == GCU_LT_NONE)
+    return;
+  CHECK(k[GK_BIAS] == bias);
+  CHECK(stored[size_t(bias)]);
+  using runtime::cuda::CudnnCheck;
+  static bool warned = false;
+  for (int64_t batch : {int64_t(1), maxBatch})
+    for (CudnnCheck where : {CudnnCheck::Library, CudnnCheck::Emulated}) {
+      INFO("batch " << batch << (where == CudnnCheck::Library ? ", cuDNN" : ", emulated"));
+      auto engines = runtime::cuda::checkConvGraph(k, batch, where);
+      if (!engines && where == CudnnCheck::Library &&
+          engines.diag().message.rfind("no cuDNN", 0) == 0) {
+        if (!warned)
+          WARN("fused convolutions not checked against cuDNN: " << engines.diag().message);
+        warned = true;
+        continue;
+      }
+      INFO((engines ? "" : engines.diag().message));
+      REQUIRE(bool(engines));
+      CHECK(*engines > 0);
+    }
+}
+
 /// A GCU_CONV record against its graph, as cuDNN's legacy API will take
 /// it: the operands in cuDNN's roles (x, w, y of the forward convolution,
 /// whichever of the three the op computes), NCHW shapes that agree with
@@ -190,6 +241,7 @@ void checkConvRecord(const ir::Graph &g, const int64_t *k, const std::vector<boo
   }
   // The records' element count is the convolution's, for either path.
   CHECK(k[GK_TOTAL_COEF] * (k[GK_TOTAL_POW] ? maxBatch : 1) == g.type(conv).numel(maxBatch));
+  checkFusion(g, k, stored, conv, maxBatch);
 }
 
 /// Reads one program table of runtime/rt/graphc_cuda_model.h back and
@@ -379,13 +431,69 @@ TEST_CASE("the convolutions of the example conv nets become cuDNN records", "[cu
     std::map<int64_t, int> modes;
     const int64_t *k = image->step.data() + GCU_HEADER_WORDS + 2 * image->step[2] +
                        2 * image->step[3] + image->step[4] + 2 * image->step[5];
+    std::map<int64_t, int> fused;
     for (int64_t i = 0; i < image->step[6]; ++i, k += GCU_KERNEL_WORDS)
-      if (k[GK_LAUNCH] == GCU_CONV)
+      if (k[GK_LAUNCH] == GCU_CONV) {
         ++modes[k[GK_CONV_MODE]];
-    const int layers = std::string(file).find("lenet") != std::string::npos ? 2 : 6;
+        ++fused[k[GK_LT]];
+      }
+    const bool lenet = std::string(file).find("lenet") != std::string::npos;
+    const int layers = lenet ? 2 : 6;
+    // cuDNN's graph API may take every forward one with its epilogue:
+    // LeNet's bias and ReLU; VGG's bias (its BatchNorm reads the sum).
+    CHECK(fused[lenet ? GCU_LT_RELU_BIAS : GCU_LT_BIAS] == layers);
     CHECK(modes[GCU_CONV_FORWARD] == layers);
     CHECK(modes[GCU_CONV_GRAD_WEIGHT] == layers);
     CHECK(modes[GCU_CONV_GRAD_INPUT] == layers - 1); // none for the input image
+  }
+}
+
+TEST_CASE("only a convolution's bias per output channel, then maybe ReLU, goes to cuDNN's graph "
+          "API",
+          "[cuda]") {
+  // conv(x, w) + b, then maybe ReLU, built directly: the shapes of b and
+  // the results kept as outputs that no Torch7 layer gives today.
+  using ir::Op, ir::Shape, ir::ValueId, codegen::cuda::LtEpilogue;
+  struct Case {
+    const char *name;
+    Shape bias;
+    bool relu, convOut, sumOut;
+    LtEpilogue lt;
+  };
+  const Case cases[] = {
+      {"a bias [O,1,1], ReLU", {4, 1, 1}, true, false, false, LtEpilogue::ReluBias},
+      {"a bias [1,O,1,1], no ReLU", {1, 4, 1, 1}, false, false, false, LtEpilogue::Bias},
+      {"a bias per pixel [O,H,W]", {4, 6, 6}, true, false, false, LtEpilogue::None},
+      {"a bias per column [W]", {6}, true, false, false, LtEpilogue::None},
+      {"the convolution an output too", {4, 1, 1}, true, true, false, LtEpilogue::None},
+      {"the sum an output too: the ReLU apart", {4, 1, 1}, true, false, true, LtEpilogue::Bias},
+  };
+  for (const Case &c : cases) {
+    INFO(c.name);
+    auto f32 = [](Shape s) { return ir::Type{ir::DType::F32, std::move(s)}; };
+    ir::Graph g;
+    ValueId x = g.input("x", f32({ir::kBatch, 3, 8, 8}));
+    ValueId w = g.input("w", f32({4, 3, 3, 3}));
+    ValueId b = g.input("b", f32(c.bias));
+    ValueId conv = g.add(Op::Conv2d, {x, w});
+    ValueId sum = g.add(Op::Add, {conv, b});
+    g.addOutput("y", c.relu ? g.add(Op::Relu, {sum}) : sum);
+    if (c.convOut)
+      g.addOutput("conv", conv);
+    if (c.sumOut)
+      g.addOutput("sum", sum);
+    ir::Graph fused = passes::fuse(passes::canonicalize(g)).graph;
+    int convs = 0;
+    for (const codegen::cuda::CudaKernel &k :
+         codegen::cuda::printKernels(fused, codegen::storedValues(fused), "t"))
+      if (k.plan.conv >= 0) {
+        ++convs;
+        CHECK(k.lt == c.lt);
+        CHECK((k.bias >= 0) == (c.lt != LtEpilogue::None));
+        if (k.bias >= 0)
+          CHECK(fused.node(k.bias).op == Op::Input);
+      }
+    CHECK(convs == 1);
   }
 }
 

@@ -122,15 +122,13 @@ public:
                      ir::str(as), ir::str(bs));
         w[GK_A] = k.plan.a, w[GK_B] = k.plan.b, w[GK_C] = k.plan.c, w[GK_BIAS] = k.bias;
         w[GK_TRANS_A] = k.plan.transA, w[GK_TRANS_B] = k.plan.transB;
-        w[GK_LT] = k.lt == LtEpilogue::ReluBias ? GCU_LT_RELU_BIAS
-                   : k.lt == LtEpilogue::Bias   ? GCU_LT_BIAS
-                                                : GCU_LT_NONE;
+        w[GK_LT] = ltWord(k.lt);
         w[GK_AS0] = as[0], w[GK_AS1] = as[1], w[GK_BS0] = bs[0], w[GK_BS1] = bs[1];
         if (k.plan.colsum >= 0)
           std::tie(w[GK_COLS_COEF], w[GK_COLS_POW]) = size(g.type(k.plan.colsum).shape);
         break;
       }
-      case Launch::Conv: encodeConv(g, k.plan, w); break;
+      case Launch::Conv: encodeConv(g, k, w); break;
       case Launch::HostCopy: {
         w[GK_LAUNCH] = GCU_HOST_COPY;
         w[GK_COPY_FIRST] = int64_t(copies.size() / 5);
@@ -171,10 +169,14 @@ public:
   }
 
 private:
-  /// A convolution group's record: its operands and the forward geometry.
-  static void encodeConv(const Graph &g, const KernelPlan &plan,
+  /// A convolution group's record: its operands, the forward geometry and
+  /// the epilogue cuDNN's graph API may fuse (GK_LT, GK_BIAS).
+  static void encodeConv(const Graph &g, const CudaKernel &k,
                          std::array<int64_t, GCU_KERNEL_WORDS> &w) {
+    const KernelPlan &plan = k.plan;
     w[GK_LAUNCH] = GCU_CONV;
+    w[GK_LT] = ltWord(k.lt);
+    w[GK_BIAS] = k.bias;
     ConvGeometry c = convGeometry(g, plan.conv);
     w[GK_A] = g.node(plan.conv).inputs[0], w[GK_B] = g.node(plan.conv).inputs[1], w[GK_C] = plan.c;
     w[GK_CONV_MODE] = c.mode;
@@ -192,6 +194,12 @@ private:
                                {GK_CONV_OH, c.oh},
                                {GK_CONV_OW, c.ow}})
       w[size_t(slot)] = value;
+  }
+
+  static int64_t ltWord(LtEpilogue lt) {
+    return lt == LtEpilogue::ReluBias ? GCU_LT_RELU_BIAS
+           : lt == LtEpilogue::Bias   ? GCU_LT_BIAS
+                                      : GCU_LT_NONE;
   }
 
   int64_t intern(const std::string &s) {

@@ -264,6 +264,7 @@ public:
         k.launch = Launch::Conv;
         if (!plan.epilogue.empty())
           epilogue(k.epilogue = name_ + "_epilogue", plan.conv);
+        convFusion(k);
       }
       break;
     case KernelKind::Rows: rows(k); break;
@@ -737,6 +738,37 @@ private:
         code_.line(p_.store(v, "i", t(v)));
     code_.close();
     code_.close();
+  }
+
+  /// A forward convolution whose whole epilogue is a bias add of one value
+  /// per channel, then maybe ReLU, with only the last result stored: what
+  /// cuDNN's graph API may run as one fused operation graph. The runtime
+  /// asks cuDNN's heuristics, and keeps the epilogue kernel where no engine
+  /// takes it.
+  void convFusion(CudaKernel &k) {
+    const ValueId conv = plan_.conv;
+    const auto &epi = plan_.epilogue;
+    if (g().node(conv).op != Op::Conv2d || p_.stored_[size_t(conv)] || epi.empty() ||
+        epi.size() > 2)
+      return;
+    const Node &add = g().node(epi[0]);
+    if (add.op != Op::Add || add.inputs.size() != 2 ||
+        (add.inputs[0] == conv) == (add.inputs[1] == conv))
+      return;
+    const ValueId bias = add.inputs[0] == conv ? add.inputs[1] : add.inputs[0];
+    const Shape &y = g().type(conv).shape, &b = g().type(bias).shape;
+    const bool perChannel = (b == Shape{y[1], 1, 1}) || (b == Shape{1, y[1], 1, 1});
+    if (!perChannel || !p_.stored_[size_t(bias)] || inGroup_.count(bias))
+      return;
+    if (epi.size() == 1) {
+      k.lt = LtEpilogue::Bias;
+    } else if (g().node(epi[1]).op == Op::Relu && g().node(epi[1]).inputs[0] == epi[0] &&
+               !p_.stored_[size_t(epi[0])]) {
+      k.lt = LtEpilogue::ReluBias;
+    } else {
+      return;
+    }
+    k.bias = bias;
   }
 
   // --- GEMM groups -------------------------------------------------------------

@@ -29,11 +29,14 @@ enum class Launch {
   HostCopy,    ///< the parts of a gradient pack not computed in place
   /// A convolution (or gradient) group: cuDNN writes the convolution to C,
   /// then the epilogue kernel k(ptrs, n, total) if any; where cuDNN is
-  /// missing, the main kernel computes the whole group as Elements.
+  /// missing, the main kernel computes the whole group as Elements. A
+  /// forward convolution whose epilogue is its bias (and ReLU) may instead
+  /// run as one cuDNN operation graph (`lt`, `bias`).
   Conv,
 };
 
-/// cuBLASLt's own epilogue for a GEMM group, when it is all the group does.
+/// The library's own epilogue for a GEMM group (cuBLASLt's) or a forward
+/// convolution group (cuDNN's graph API), when it is all the group does.
 enum class LtEpilogue { None, Bias, ReluBias };
 
 struct CudaKernel {
@@ -44,7 +47,7 @@ struct CudaKernel {
   std::string epilogue; ///< Conv: the kernel over C after cuDNN's convolution, or ""
   std::string source;   ///< CUDA C defining the group's kernels ("" for HostCopy)
   LtEpilogue lt = LtEpilogue::None;
-  ir::ValueId bias = -1; ///< the bias vector cuBLASLt adds
+  ir::ValueId bias = -1; ///< the bias cuBLASLt (a vector) or cuDNN (a [C,1,1] view) adds
 };
 
 /// Prints every kernel group of `g`; kernel names are `<prefix>k<N>`.

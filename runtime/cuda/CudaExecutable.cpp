@@ -111,7 +111,7 @@ public:
     if (hasConvolution(step_) || hasConvolution(m.predict))
       convolutions_ =
           grt_cuda_uses_cudnn(model_)
-              ? "; convolutions by " + d.cudnnNote
+              ? "; convolutions by " + d.cudnnNote + fusionNote()
               : fmt::format("; convolutions by generated kernels: {}",
                             cudnnRefused() ? "cuDNN turned off (GRAPHC_NO_CUDNN)"
                             : d.cudnnNote.rfind("cuDNN", 0) == 0 ? "cuDNN failed to start"
@@ -120,10 +120,23 @@ public:
     return {};
   }
 
+  /// ", 2 of 2 forward ones fused with their bias (and ReLU) by its graph
+  /// API", with why not where cuDNN refused some; "" without candidates.
+  std::string fusionNote() const {
+    int64_t fused = 0, fusable = 0;
+    const char *why = grt_cuda_conv_fusion(model_, &fused, &fusable);
+    if (fusable == 0)
+      return "";
+    return fmt::format(
+        ", {} of {} forward ones fused with their bias (and ReLU) by its graph API{}", fused,
+        fusable, fused < fusable ? fmt::format(" ({})", why) : "");
+  }
+
   std::string target() const override { return "cuda"; }
   /// "cuda (NVIDIA H200, sm_90), kernels compiled in 840 ms", and for a
-  /// model with convolutions what runs them: "; convolutions by cuDNN", or
-  /// "; convolutions by generated kernels: no cuDNN (...)".
+  /// model with convolutions what runs them: "; convolutions by cuDNN"
+  /// (with fusionNote's count), or "; convolutions by generated kernels:
+  /// no cuDNN (...)".
   std::string describe() const override {
     return fmt::format("cuda ({}), kernels compiled in {:.0f} ms{}", device_, compileMs_,
                        convolutions_);

@@ -5,6 +5,7 @@
 #include "codegen/cuda/AotProgram.h"
 #include "codegen/cuda/Nvrtc.h"
 #include "runtime/cuda/Driver.h"
+#include "runtime/cuda/Emulator.h"
 #include "runtime/rt/graphc_cuda_model.h"
 
 #include <fmt/format.h>
@@ -48,6 +49,23 @@ Expected<std::string> cudnnNote() {
   if (!dev)
     return dev.diag();
   return dev->first->cudnnNote;
+}
+
+Expected<int64_t> checkConvGraph(const int64_t *record, int64_t n, CudnnCheck where) {
+  const Driver *api = &cudnnLibrary();
+  if (where == CudnnCheck::Emulated) {
+    auto emulated = loadEmulator();
+    if (!emulated)
+      return emulated.diag();
+    api = *emulated;
+  }
+  if (!api->cudnnBackendFinalize)
+    return error(api->cudnnNote);
+  char why[256] = "";
+  int64_t engines = 0;
+  if (grt_cuda_check_conv_graph(api, record, n, &engines, why, sizeof why) != GRT_OK)
+    return error(why);
+  return engines;
 }
 
 std::string toolkitVersions() {

@@ -31,6 +31,18 @@ Expected<std::string> describeDevice();
 /// then run); the driver's error when there is no device.
 Expected<std::string> cudnnNote();
 
+/// Where checkConvGraph builds its graph: the real cuDNN library (opened
+/// without a driver or a device), or the emulated device's.
+enum class CudnnCheck { Library, Emulated };
+
+/// Builds the cuDNN operation graph that the runtime would fuse for
+/// convolution record `record` (runtime/rt/graphc_cuda_model.h: a forward
+/// GCU_CONV record with GK_LT set) at batch n, finalizing every descriptor
+/// without a handle, and answers how many of cuDNN's engines claim it. An
+/// error says what cuDNN refused, or "no cuDNN (...)" where the library
+/// cannot be opened. For tests on machines without a GPU.
+Expected<int64_t> checkConvGraph(const int64_t *record, int64_t n, CudnnCheck where);
+
 /// cuBLASLt's and NVRTC's versions; touches no driver.
 std::string toolkitVersions();
 

@@ -164,6 +164,15 @@ Expected<Driver *> *loaded = nullptr;
 
 } // namespace
 
+const Driver &cudnnLibrary() {
+  static const Driver library = [] {
+    Driver d;
+    loadCudnn(d);
+    return d;
+  }();
+  return library;
+}
+
 std::string Driver::describe(CUresult r) const {
   return describeWith(cuGetErrorName, cuGetErrorString, r);
 }

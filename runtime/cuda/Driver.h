@@ -42,6 +42,12 @@ inline bool cudnnRefused() {
   return e && *e && std::string(e) != "0";
 }
 
+/// cuDNN's entry points alone, from the real library and without a CUDA
+/// driver (every other member null; cudnnNote says why cuDNN's are null
+/// where the library cannot be opened): for tests that check graphc's
+/// cuDNN descriptors against cuDNN itself on machines without a GPU.
+const Driver &cudnnLibrary();
+
 /// True when GRAPHC_NO_NCCL is set (and not "0"): data-parallel training
 /// on the cuda target then stages the gradient through the host, as where
 /// NCCL is missing. Asked at each data-parallel start.

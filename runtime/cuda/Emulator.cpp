@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -885,6 +886,8 @@ const char *dnnErrorString(cudnnStatus_t s) {
   case CUDNN_STATUS_NOT_INITIALIZED: return "CUDNN_STATUS_NOT_INITIALIZED";
   case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM";
   case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED";
+  case CUDNN_STATUS_ALLOC_FAILED: return "CUDNN_STATUS_ALLOC_FAILED";
+  case CUDNN_STATUS_EXECUTION_FAILED: return "CUDNN_STATUS_EXECUTION_FAILED";
   default: return "CUDNN_STATUS_INTERNAL_ERROR";
   }
 }
@@ -1144,6 +1147,538 @@ cudnnStatus_t convBackwardFilter(cudnnHandle_t h, const void *alpha, cudnnTensor
                 ws, wsBytes);
 }
 
+// --- cuDNN's graph API: backend descriptors, checked as cuDNN documents them ----------
+// What graphc_cuda_model.c builds for a forward convolution fused with its
+// bias and ReLU: tensors, a convolution, pointwise ADD and RELU_FWD, the
+// operation graph, heuristics, engine configurations, execution plans and
+// variant packs. Every attribute must be one its descriptor type has, of the
+// attribute type cuDNN documents; descriptors referred to must be finalized;
+// shapes must agree. The heuristics offer two engines for conv -> add a bias
+// per channel -> ReLU (or no ReLU), and none for any other graph or under
+// GRAPHC_EMULATE_NO_FUSION=1 (a GPU or cuDNN without such an engine):
+//   engine 0, noted TENSOR_CORE, computes in TF32 as a real one would (so a
+//   caller that picks it for fp32 work fails the interpreter comparisons);
+//   engine 1 computes in fp32 and needs a workspace, which must be passed.
+
+struct Backend;
+struct BackendAttr {
+  cudnnBackendAttributeType_t type{};
+  int64_t count = 0;
+  std::vector<unsigned char> bytes;
+};
+
+struct Backend {
+  cudnnBackendDescriptorType_t type{};
+  bool finalized = false;
+  std::map<cudnnBackendAttributeName_t, BackendAttr> attrs;
+  // What finalize (or the heuristics, for configurations and engines) fills.
+  std::array<int64_t, 4> dims{}; ///< tensor
+  int64_t uid = 0;
+  bool isVirtual = false;
+  int64_t pad[2] = {0, 0}, stride[2] = {1, 1};                                     ///< convolution
+  cudnnPointwiseMode_t mode{};                                                     ///< pointwise
+  Backend *x = nullptr, *w = nullptr, *b = nullptr, *y = nullptr, *desc = nullptr; ///< operations
+  std::vector<Backend *> ops;       ///< graph: in dataflow order (conv, add, relu)
+  Backend *graph = nullptr;         ///< heuristics, configuration, engine, plan
+  std::vector<int> engines;         ///< heuristics: what it offers
+  int engine = -1;                  ///< configuration, engine, plan
+  DnnHandle *handle = nullptr;      ///< graph, plan
+  int64_t workspace = 0;            ///< plan
+  std::vector<int64_t> uids;        ///< variant pack
+  std::vector<void *> pointers;     ///< variant pack
+  void *workspacePointer = nullptr; ///< variant pack
+};
+
+Backend *backend(cudnnBackendDescriptor_t d) { return static_cast<Backend *>(d); }
+
+size_t attrSize(cudnnBackendAttributeType_t t) {
+  switch (t) {
+  case CUDNN_TYPE_HANDLE: return sizeof(cudnnHandle_t);
+  case CUDNN_TYPE_DATA_TYPE: return sizeof(cudnnDataType_t);
+  case CUDNN_TYPE_BOOLEAN: return sizeof(bool);
+  case CUDNN_TYPE_INT64: return sizeof(int64_t);
+  case CUDNN_TYPE_FLOAT: return sizeof(float);
+  case CUDNN_TYPE_DOUBLE: return sizeof(double);
+  case CUDNN_TYPE_VOID_PTR: return sizeof(void *);
+  case CUDNN_TYPE_CONVOLUTION_MODE: return sizeof(cudnnConvolutionMode_t);
+  case CUDNN_TYPE_HEUR_MODE: return sizeof(cudnnBackendHeurMode_t);
+  case CUDNN_TYPE_POINTWISE_MODE: return sizeof(cudnnPointwiseMode_t);
+  case CUDNN_TYPE_NUMERICAL_NOTE: return sizeof(cudnnBackendNumericalNote_t);
+  case CUDNN_TYPE_BEHAVIOR_NOTE: return sizeof(cudnnBackendBehaviorNote_t);
+  case CUDNN_TYPE_BACKEND_DESCRIPTOR: return sizeof(cudnnBackendDescriptor_t);
+  default: return 0;
+  }
+}
+
+/// The attribute type of `name` on descriptors of `type`, as cuDNN's
+/// backend reference lists it; nullopt where the emulation knows no such
+/// attribute. ALPHA and BETA take FLOAT or DOUBLE: FLOAT is answered.
+std::optional<cudnnBackendAttributeType_t> attrType(cudnnBackendDescriptorType_t type,
+                                                    cudnnBackendAttributeName_t name) {
+  using P = std::pair<cudnnBackendAttributeName_t, cudnnBackendAttributeType_t>;
+  static const std::map<cudnnBackendDescriptorType_t, std::vector<P>> schema = {
+      {CUDNN_BACKEND_TENSOR_DESCRIPTOR,
+       {{CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE},
+        {CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64},
+        {CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64},
+        {CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64},
+        {CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64},
+        {CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN}}},
+      {CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR,
+       {{CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64},
+        {CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE},
+        {CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE},
+        {CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64},
+        {CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64},
+        {CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64},
+        {CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64}}},
+      {CUDNN_BACKEND_POINTWISE_DESCRIPTOR,
+       {{CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE},
+        {CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE}}},
+      {CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
+       {{CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR},
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR},
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR},
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR},
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT},
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT}}},
+      {CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR,
+       {{CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR},
+        {CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR},
+        {CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR},
+        {CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR}}},
+      {CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR,
+       {{CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE},
+        {CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR}}},
+      {CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR,
+       {{CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR},
+        {CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE}}},
+      {CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR,
+       {{CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE},
+        {CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR}}},
+      {CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR,
+       {{CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64},
+        {CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR},
+        {CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR}}},
+  };
+  auto it = schema.find(type);
+  if (it == schema.end())
+    return std::nullopt;
+  for (auto [n, t] : it->second)
+    if (n == name)
+      return t;
+  return std::nullopt;
+}
+
+/// Attribute `name` of d as count values of T; empty when it was never set.
+template <class T> std::vector<T> attrValues(const Backend &d, cudnnBackendAttributeName_t name) {
+  auto it = d.attrs.find(name);
+  if (it == d.attrs.end())
+    return {};
+  std::vector<T> out(size_t(it->second.count));
+  std::memcpy(out.data(), it->second.bytes.data(), it->second.bytes.size());
+  return out;
+}
+/// Its one descriptor of `type`, finalized; null when it is not that.
+Backend *attrDescriptor(const Backend &d, cudnnBackendAttributeName_t name,
+                        cudnnBackendDescriptorType_t type) {
+  auto v = attrValues<Backend *>(d, name);
+  return v.size() == 1 && v[0]->type == type && v[0]->finalized ? v[0] : nullptr;
+}
+
+bool fusionOffered() {
+  const char *e = std::getenv("GRAPHC_EMULATE_NO_FUSION");
+  return !e || std::string(e) == "0";
+}
+
+cudnnStatus_t backendCreate(cudnnBackendDescriptorType_t type, cudnnBackendDescriptor_t *out) {
+  if (!out)
+    return CUDNN_STATUS_BAD_PARAM;
+  switch (type) {
+  case CUDNN_BACKEND_TENSOR_DESCRIPTOR:
+  case CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR:
+  case CUDNN_BACKEND_POINTWISE_DESCRIPTOR:
+  case CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR:
+  case CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR:
+  case CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR:
+  case CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR:
+  case CUDNN_BACKEND_ENGINECFG_DESCRIPTOR:
+  case CUDNN_BACKEND_ENGINE_DESCRIPTOR:
+  case CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR:
+  case CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR: break;
+  default: return CUDNN_STATUS_NOT_SUPPORTED; // graphc builds no other
+  }
+  auto *d = new Backend;
+  d->type = type;
+  *out = d;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t backendDestroy(cudnnBackendDescriptor_t d) {
+  if (!d)
+    return CUDNN_STATUS_BAD_PARAM;
+  delete backend(d);
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t backendSet(cudnnBackendDescriptor_t desc, cudnnBackendAttributeName_t name,
+                         cudnnBackendAttributeType_t type, int64_t count, const void *values) {
+  Backend *d = backend(desc);
+  if (!d || d->finalized || count < 1 || !values)
+    return CUDNN_STATUS_BAD_PARAM;
+  auto expected = attrType(d->type, name);
+  const bool scalar = name == CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA ||
+                      name == CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA;
+  if (!expected || (type != *expected && !(scalar && type == CUDNN_TYPE_DOUBLE)))
+    return CUDNN_STATUS_BAD_PARAM; // no such attribute, or not of that type
+  const size_t bytes = attrSize(type) * size_t(count);
+  if (type == CUDNN_TYPE_BACKEND_DESCRIPTOR)
+    for (int64_t i = 0; i < count; ++i) {
+      const Backend *r = static_cast<Backend *const *>(values)[i];
+      if (!r || !r->finalized)
+        return CUDNN_STATUS_BAD_PARAM; // cuDNN: BAD_PARAM_NOT_FINALIZED
+    }
+  BackendAttr a{type, count, std::vector<unsigned char>(bytes)};
+  std::memcpy(a.bytes.data(), values, bytes);
+  d->attrs[name] = std::move(a);
+  return CUDNN_STATUS_SUCCESS;
+}
+
+double scalarAttr(const Backend &d, cudnnBackendAttributeName_t name, double otherwise) {
+  auto it = d.attrs.find(name);
+  if (it == d.attrs.end())
+    return otherwise;
+  if (it->second.type == CUDNN_TYPE_DOUBLE)
+    return attrValues<double>(d, name)[0];
+  return attrValues<float>(d, name)[0];
+}
+
+cudnnStatus_t finalizeTensor(Backend &d) {
+  auto type = attrValues<cudnnDataType_t>(d, CUDNN_ATTR_TENSOR_DATA_TYPE);
+  auto dims = attrValues<int64_t>(d, CUDNN_ATTR_TENSOR_DIMENSIONS);
+  auto strides = attrValues<int64_t>(d, CUDNN_ATTR_TENSOR_STRIDES);
+  auto uid = attrValues<int64_t>(d, CUDNN_ATTR_TENSOR_UNIQUE_ID);
+  auto align = attrValues<int64_t>(d, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT);
+  if (type.size() != 1 || dims.empty() || strides.size() != dims.size() || uid.size() != 1 ||
+      align.size() != 1 || align[0] < 1)
+    return CUDNN_STATUS_BAD_PARAM;
+  for (int64_t v : dims)
+    if (v < 1)
+      return CUDNN_STATUS_BAD_PARAM;
+  if (type[0] != CUDNN_DATA_FLOAT || dims.size() != 4)
+    return CUDNN_STATUS_NOT_SUPPORTED; // the emulation knows fp32 4-D tensors only
+  if (strides != std::vector<int64_t>{dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1})
+    return CUDNN_STATUS_NOT_SUPPORTED; // ... packed NCHW
+  std::copy(dims.begin(), dims.end(), d.dims.begin());
+  d.uid = uid[0];
+  auto it = d.attrs.find(CUDNN_ATTR_TENSOR_IS_VIRTUAL);
+  d.isVirtual = it != d.attrs.end() && it->second.bytes[0] != 0;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t finalizeConvolution(Backend &d) {
+  auto spatial = attrValues<int64_t>(d, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS);
+  auto compute = attrValues<cudnnDataType_t>(d, CUDNN_ATTR_CONVOLUTION_COMP_TYPE);
+  auto mode = attrValues<cudnnConvolutionMode_t>(d, CUDNN_ATTR_CONVOLUTION_CONV_MODE);
+  auto pre = attrValues<int64_t>(d, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS);
+  auto post = attrValues<int64_t>(d, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS);
+  auto dil = attrValues<int64_t>(d, CUDNN_ATTR_CONVOLUTION_DILATIONS);
+  auto str = attrValues<int64_t>(d, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES);
+  if (spatial.size() != 1 || compute.size() != 1 || mode.size() != 1 ||
+      pre.size() != size_t(spatial[0]) || post.size() != pre.size() || dil.size() != pre.size() ||
+      str.size() != pre.size())
+    return CUDNN_STATUS_BAD_PARAM;
+  for (size_t i = 0; i < pre.size(); ++i)
+    if (pre[i] < 0 || post[i] < 0 || str[i] < 1 || dil[i] < 1)
+      return CUDNN_STATUS_BAD_PARAM;
+  if (spatial[0] != 2 || compute[0] != CUDNN_DATA_FLOAT || mode[0] != CUDNN_CROSS_CORRELATION ||
+      pre != post || dil != std::vector<int64_t>{1, 1})
+    return CUDNN_STATUS_NOT_SUPPORTED; // the 2-D fp32 cross-correlations graphc asks for
+  d.pad[0] = pre[0], d.pad[1] = pre[1], d.stride[0] = str[0], d.stride[1] = str[1];
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t finalizeConvForward(Backend &d) {
+  d.x = attrDescriptor(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
+                       CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  d.w = attrDescriptor(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,
+                       CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  d.y = attrDescriptor(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y,
+                       CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  d.desc = attrDescriptor(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
+                          CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+  if (!d.x || !d.w || !d.y || !d.desc)
+    return CUDNN_STATUS_BAD_PARAM;
+  if (scalarAttr(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, 1.0) != 1.0 ||
+      scalarAttr(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, 0.0) != 0.0)
+    return CUDNN_STATUS_NOT_SUPPORTED; // graphc asks for y = conv, overwritten
+  const auto &x = d.x->dims, &w = d.w->dims, &y = d.y->dims;
+  for (int i = 0; i < 2; ++i) {
+    const int64_t in = x[size_t(2 + i)] + 2 * d.desc->pad[i], k = w[size_t(2 + i)];
+    if (in < k || y[size_t(2 + i)] != 1 + (in - k) / d.desc->stride[i])
+      return CUDNN_STATUS_BAD_PARAM;
+  }
+  if (x[1] != w[1] || y[1] != w[0] || y[0] != x[0])
+    return CUDNN_STATUS_BAD_PARAM;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t finalizePointwise(Backend &d) {
+  d.desc = attrDescriptor(d, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
+                          CUDNN_BACKEND_POINTWISE_DESCRIPTOR);
+  d.x = attrDescriptor(d, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  d.y = attrDescriptor(d, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  d.b = attrDescriptor(d, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  const bool binary = d.desc && d.desc->mode == CUDNN_POINTWISE_ADD;
+  if (!d.desc || !d.x || !d.y || binary != (d.b != nullptr) ||
+      (!d.b && d.attrs.count(CUDNN_ATTR_OPERATION_POINTWISE_BDESC)) || d.x->dims != d.y->dims)
+    return CUDNN_STATUS_BAD_PARAM;
+  for (size_t i = 0; d.b && i < 4; ++i)
+    if (d.b->dims[i] != 1 && d.b->dims[i] != d.x->dims[i])
+      return CUDNN_STATUS_BAD_PARAM; // b must broadcast to x
+  return CUDNN_STATUS_SUCCESS;
+}
+
+/// The graph's operations in dataflow order when they are the one chain
+/// the emulated engines run: conv, add of a bias per output channel, and
+/// maybe ReLU of the sum; empty otherwise.
+std::vector<Backend *> fusedChain(const Backend &graph) {
+  std::vector<Backend *> conv, add, relu;
+  for (Backend *op : graph.ops)
+    (op->type == CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR ? conv
+     : op->desc->mode == CUDNN_POINTWISE_ADD                            ? add
+                                                                        : relu)
+        .push_back(op);
+  if (conv.size() != 1 || add.size() != 1 || relu.size() > 1)
+    return {};
+  Backend *c = conv[0], *a = add[0];
+  const auto &b = a->b->dims;
+  if (a->x != c->y || b != std::array<int64_t, 4>{1, c->y->dims[1], 1, 1} || a->b->isVirtual ||
+      c->x->isVirtual || c->w->isVirtual)
+    return {};
+  if (!relu.empty() && relu[0]->x != a->y)
+    return {};
+  std::vector<Backend *> out{c, a};
+  if (!relu.empty())
+    out.push_back(relu[0]);
+  return out.back()->y->isVirtual ? std::vector<Backend *>{} : out;
+}
+
+cudnnStatus_t finalizeGraph(Backend &d) {
+  auto ops = attrValues<Backend *>(d, CUDNN_ATTR_OPERATIONGRAPH_OPS);
+  if (ops.empty())
+    return CUDNN_STATUS_BAD_PARAM;
+  std::map<int64_t, Backend *> byUid;
+  for (Backend *op : ops) {
+    if (op->type != CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR &&
+        op->type != CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR)
+      return CUDNN_STATUS_BAD_PARAM;
+    for (Backend *t : {op->x, op->w, op->b, op->y})
+      if (t && !byUid.emplace(t->uid, t).second && byUid[t->uid] != t)
+        return CUDNN_STATUS_BAD_PARAM; // two tensors with one unique id
+  }
+  auto h = attrValues<cudnnHandle_t>(d, CUDNN_ATTR_OPERATIONGRAPH_HANDLE);
+  if (!h.empty() && !h[0])
+    return CUDNN_STATUS_BAD_PARAM;
+  d.handle = h.empty() ? nullptr : dnn(h[0]);
+  d.ops = ops;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t backendFinalize(cudnnBackendDescriptor_t desc) {
+  Backend *d = backend(desc);
+  if (!d || d->finalized)
+    return CUDNN_STATUS_BAD_PARAM;
+  cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+  switch (d->type) {
+  case CUDNN_BACKEND_TENSOR_DESCRIPTOR: s = finalizeTensor(*d); break;
+  case CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR: s = finalizeConvolution(*d); break;
+  case CUDNN_BACKEND_POINTWISE_DESCRIPTOR: {
+    auto mode = attrValues<cudnnPointwiseMode_t>(*d, CUDNN_ATTR_POINTWISE_MODE);
+    auto prec = attrValues<cudnnDataType_t>(*d, CUDNN_ATTR_POINTWISE_MATH_PREC);
+    if (mode.size() != 1 || prec.size() != 1)
+      s = CUDNN_STATUS_BAD_PARAM;
+    else if ((mode[0] != CUDNN_POINTWISE_ADD && mode[0] != CUDNN_POINTWISE_RELU_FWD) ||
+             prec[0] != CUDNN_DATA_FLOAT)
+      s = CUDNN_STATUS_NOT_SUPPORTED;
+    else
+      d->mode = mode[0];
+    break;
+  }
+  case CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR: s = finalizeConvForward(*d); break;
+  case CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR: s = finalizePointwise(*d); break;
+  case CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR: s = finalizeGraph(*d); break;
+  case CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR: {
+    d->graph = attrDescriptor(*d, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
+                              CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+    if (!d->graph || attrValues<cudnnBackendHeurMode_t>(*d, CUDNN_ATTR_ENGINEHEUR_MODE).size() != 1)
+      s = CUDNN_STATUS_BAD_PARAM;
+    else if (fusionOffered() && !fusedChain(*d->graph).empty())
+      d->engines = {0, 1};
+    break;
+  }
+  case CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR: {
+    Backend *cfg = attrDescriptor(*d, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                  CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+    auto h = attrValues<cudnnHandle_t>(*d, CUDNN_ATTR_EXECUTION_PLAN_HANDLE);
+    if (!cfg || h.size() != 1 || !h[0])
+      s = CUDNN_STATUS_BAD_PARAM; // a plan needs the handle of its device
+    else {
+      d->graph = cfg->graph, d->engine = cfg->engine, d->handle = dnn(h[0]);
+      const auto &y = fusedChain(*d->graph)[0]->y->dims;
+      d->workspace = d->engine == 1 ? int64_t(y[1]) * 4 + 256 : 0;
+    }
+    break;
+  }
+  case CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR: {
+    d->uids = attrValues<int64_t>(*d, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS);
+    d->pointers = attrValues<void *>(*d, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS);
+    auto ws = attrValues<void *>(*d, CUDNN_ATTR_VARIANT_PACK_WORKSPACE);
+    d->workspacePointer = ws.empty() ? nullptr : ws[0];
+    if (d->uids.empty() || d->uids.size() != d->pointers.size())
+      s = CUDNN_STATUS_BAD_PARAM;
+    break;
+  }
+  default: s = CUDNN_STATUS_NOT_SUPPORTED; // configurations and engines come from heuristics
+  }
+  d->finalized = s == CUDNN_STATUS_SUCCESS;
+  return s;
+}
+
+template <class T>
+cudnnStatus_t answer(const std::vector<T> &values, int64_t requested, int64_t *count, void *out) {
+  const int64_t n = std::min<int64_t>(requested, int64_t(values.size()));
+  *count = int64_t(values.size());
+  if (out && n > 0)
+    std::memcpy(out, values.data(), size_t(n) * sizeof(T));
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t backendGet(cudnnBackendDescriptor_t desc, cudnnBackendAttributeName_t name,
+                         cudnnBackendAttributeType_t type, int64_t requested, int64_t *count,
+                         void *out) {
+  const Backend *d = backend(desc);
+  if (!d || !d->finalized || !count || requested < 0 || (requested > 0 && !out))
+    return CUDNN_STATUS_BAD_PARAM;
+  auto want = [&](cudnnBackendDescriptorType_t t, cudnnBackendAttributeType_t a) {
+    return d->type == t && type == a;
+  };
+  if (name == CUDNN_ATTR_ENGINEHEUR_RESULTS &&
+      want(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR)) {
+    // Fills the configurations the caller made.
+    const int64_t n = std::min<int64_t>(requested, int64_t(d->engines.size()));
+    for (int64_t i = 0; i < n; ++i) {
+      Backend *cfg = static_cast<Backend **>(out)[i];
+      if (!cfg || cfg->type != CUDNN_BACKEND_ENGINECFG_DESCRIPTOR)
+        return CUDNN_STATUS_BAD_PARAM;
+      cfg->graph = d->graph, cfg->engine = d->engines[size_t(i)], cfg->finalized = true;
+    }
+    *count = requested == 0 ? int64_t(d->engines.size()) : n;
+    return CUDNN_STATUS_SUCCESS;
+  }
+  if (name == CUDNN_ATTR_ENGINECFG_ENGINE &&
+      want(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR)) {
+    Backend *engine = requested >= 1 ? static_cast<Backend **>(out)[0] : nullptr;
+    if (!engine || engine->type != CUDNN_BACKEND_ENGINE_DESCRIPTOR)
+      return CUDNN_STATUS_BAD_PARAM;
+    engine->graph = d->graph, engine->engine = d->engine, engine->finalized = true;
+    *count = 1;
+    return CUDNN_STATUS_SUCCESS;
+  }
+  if (name == CUDNN_ATTR_ENGINE_NUMERICAL_NOTE &&
+      want(CUDNN_BACKEND_ENGINE_DESCRIPTOR, CUDNN_TYPE_NUMERICAL_NOTE))
+    return answer(d->engine == 0
+                      ? std::vector<cudnnBackendNumericalNote_t>{CUDNN_NUMERICAL_NOTE_TENSOR_CORE}
+                      : std::vector<cudnnBackendNumericalNote_t>{},
+                  requested, count, out);
+  if (name == CUDNN_ATTR_ENGINE_GLOBAL_INDEX &&
+      want(CUDNN_BACKEND_ENGINE_DESCRIPTOR, CUDNN_TYPE_INT64))
+    return answer(std::vector<int64_t>{d->engine}, requested, count, out);
+  if (name == CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE &&
+      want(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, CUDNN_TYPE_INT64))
+    return answer(std::vector<int64_t>{d->workspace}, requested, count, out);
+  if (name == CUDNN_ATTR_OPERATIONGRAPH_ENGINE_GLOBAL_COUNT &&
+      want(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, CUDNN_TYPE_INT64))
+    return answer(std::vector<int64_t>{fusedChain(*d).empty() ? 0 : 2}, requested, count, out);
+  return CUDNN_STATUS_NOT_SUPPORTED; // an attribute graphc never reads
+}
+
+/// x rounded to TF32 (10 bits of mantissa), as tensor cores read fp32.
+float tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u = (u + 0x1000u) & 0xffffe000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+cudnnStatus_t backendExecute(cudnnHandle_t h, cudnnBackendDescriptor_t planDesc,
+                             cudnnBackendDescriptor_t packDesc) {
+  const Backend *plan = backend(planDesc), *pack = backend(packDesc);
+  if (!h || !plan || !pack || !plan->finalized || !pack->finalized ||
+      plan->type != CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR ||
+      pack->type != CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR || plan->handle != dnn(h))
+    return CUDNN_STATUS_BAD_PARAM;
+  const std::vector<Backend *> chain = fusedChain(*plan->graph);
+  // Every tensor that is not virtual, in the pack, inside the device.
+  std::map<const Backend *, float *> at;
+  for (const Backend *op : chain)
+    for (const Backend *t : {op->x, op->w, op->b, op->y}) {
+      if (!t || t->isVirtual)
+        continue;
+      auto it = std::find(pack->uids.begin(), pack->uids.end(), t->uid);
+      if (it == pack->uids.end())
+        return CUDNN_STATUS_BAD_PARAM; // a tensor's pointer is missing
+      void *p = pack->pointers[size_t(it - pack->uids.begin())];
+      const size_t bytes = size_t(t->dims[0] * t->dims[1] * t->dims[2] * t->dims[3]) * 4;
+      if (!inDevice(CUdeviceptr(uintptr_t(p)), bytes))
+        return CUDNN_STATUS_BAD_PARAM;
+      at[t] = static_cast<float *>(p);
+    }
+  if (plan->workspace > 0 &&
+      !inDevice(CUdeviceptr(uintptr_t(pack->workspacePointer)), size_t(plan->workspace)))
+    return CUDNN_STATUS_BAD_PARAM; // less workspace than the plan asked for
+  const Backend *conv = chain[0];
+  auto d = [](const Backend *t, size_t i) { return int(t->dims[i]); };
+  ConvShape s{};
+  s.x = {true, CUDNN_DATA_FLOAT, d(conv->x, 0), d(conv->x, 1), d(conv->x, 2), d(conv->x, 3)};
+  s.y = {true, CUDNN_DATA_FLOAT, d(conv->y, 0), d(conv->y, 1), d(conv->y, 2), d(conv->y, 3)};
+  s.w = {true, CUDNN_DATA_FLOAT, d(conv->w, 0), d(conv->w, 1), d(conv->w, 2), d(conv->w, 3)};
+  s.c.set = true, s.c.mode = CUDNN_CROSS_CORRELATION, s.c.compute = CUDNN_DATA_FLOAT;
+  s.c.ph = int(conv->desc->pad[0]), s.c.pw = int(conv->desc->pad[1]), s.c.dh = s.c.dw = 1;
+  s.c.sh = int(conv->desc->stride[0]), s.c.sw = int(conv->desc->stride[1]);
+  const bool tensorCores = plan->engine == 0;
+  CUresult r = submit(dnn(h)->stream, [chain, at, s, tensorCores]() mutable {
+    const Backend *c = chain[0];
+    const float *x = at[c->x], *w = at[c->w];
+    std::vector<float> xr, wr;
+    if (tensorCores) { // the inputs as TF32
+      xr.assign(x, x + size_t(s.x.n) * size_t(s.x.c * s.x.h * s.x.w));
+      wr.assign(w, w + size_t(s.w.k * s.w.c * s.w.h * s.w.w));
+      for (float &v : xr)
+        v = tf32(v);
+      for (float &v : wr)
+        v = tf32(v);
+      x = xr.data(), w = wr.data();
+    }
+    const size_t count = size_t(s.y.n) * size_t(s.y.c * s.y.h * s.y.w),
+                 plane = size_t(s.y.h * s.y.w);
+    std::vector<float> v(count);
+    convolve(ConvDir::Forward, s, x, w, v.data());
+    for (const Backend *op : chain) {
+      if (op != c) {
+        const float *b = op->b ? at[op->b] : nullptr;
+        for (size_t i = 0; i < count; ++i)
+          v[i] = b ? v[i] + b[i / plane % size_t(s.y.c)] : std::max(v[i], 0.0f);
+      }
+      if (!op->y->isVirtual)
+        std::copy(v.begin(), v.end(), at[op->y]);
+    }
+    return CUDA_SUCCESS;
+  });
+  return r == CUDA_SUCCESS ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_EXECUTION_FAILED;
+}
+
 // --- NCCL: one emulated communicator per process ---------------------------------------
 // A communicator of nranks > 1 reaches the other processes through the
 // host reduction that data-parallel training installs (setEmulatedNcclReduce:
@@ -1348,6 +1883,12 @@ Driver *makeEmulator() {
   d->cudnnConvolutionForward = convForward;
   d->cudnnConvolutionBackwardData = convBackwardData;
   d->cudnnConvolutionBackwardFilter = convBackwardFilter;
+  d->cudnnBackendCreateDescriptor = backendCreate;
+  d->cudnnBackendDestroyDescriptor = backendDestroy;
+  d->cudnnBackendSetAttribute = backendSet;
+  d->cudnnBackendGetAttribute = backendGet;
+  d->cudnnBackendFinalize = backendFinalize;
+  d->cudnnBackendExecute = backendExecute;
   d->cudnnNote = "cuDNN (emulated)";
 #if GRT_HAVE_NCCL
   d->ncclGetVersion = emuNcclVersion;

@@ -28,6 +28,11 @@
 //     algorithm asked for, every tensor inside an allocation; the work runs
 //     on the handle's stream. GRAPHC_NO_CUDNN=1 makes cudnnCreate fail, as
 //     on a machine without cuDNN.
+//   - cuDNN's graph API (backend descriptors) likewise, for the one graph
+//     graphc builds: a forward convolution, its bias add, maybe ReLU. Its
+//     heuristics offer a TF32 tensor-core engine (which computes in TF32)
+//     and an fp32 one that needs a workspace; GRAPHC_EMULATE_NO_FUSION=1
+//     makes them offer none, as a GPU without such an engine.
 #pragma once
 
 #include "runtime/cuda/Driver.h"

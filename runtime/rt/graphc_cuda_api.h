@@ -94,7 +94,9 @@ extern "C" {
   X(cublasLtMatrixLayoutDestroy)
 
 /* cuDNN's legacy convolution API (cudnn_graph.h, cudnn_ops.h, cudnn_cnn.h):
- * fp32 NCHW convolutions and their two gradients. A table without cuDNN
+ * fp32 NCHW convolutions and their two gradients; and its graph API's
+ * backend descriptors (cudnn_graph.h), which fuse a forward convolution
+ * with its bias and ReLU where an engine offers it. A table without cuDNN
  * (null members, or a cudnnCreate that fails) runs the generated
  * convolution kernels instead. */
 #define GRT_CUDNN_FUNCTIONS(X)                                                                     \
@@ -120,7 +122,13 @@ extern "C" {
   X(cudnnGetConvolutionBackwardFilterWorkspaceSize)                                                \
   X(cudnnConvolutionForward)                                                                       \
   X(cudnnConvolutionBackwardData)                                                                  \
-  X(cudnnConvolutionBackwardFilter)
+  X(cudnnConvolutionBackwardFilter)                                                                \
+  X(cudnnBackendCreateDescriptor)                                                                  \
+  X(cudnnBackendDestroyDescriptor)                                                                 \
+  X(cudnnBackendSetAttribute)                                                                      \
+  X(cudnnBackendGetAttribute)                                                                      \
+  X(cudnnBackendFinalize)                                                                          \
+  X(cudnnBackendExecute)
 
 /* NCCL's, for the gradient allreduce of data-parallel training on the
  * device (graphc_cuda_model.h's grt_cuda_nccl_*). graphc opens

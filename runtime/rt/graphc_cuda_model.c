@@ -15,6 +15,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,14 +32,29 @@ typedef struct {
   int by_self, relu; /* cuBLASLt refused the bias epilogue: graphc_bias_add applies it */
 } gemm_t;
 
+/* The backend descriptors of one cuDNN operation graph and what was
+ * built on it (heuristics, engine configurations, the plan), kept until the
+ * plan is freed; `step` names the part cuDNN refused. */
+#define GRAPH_DESCRIPTORS 48
+typedef struct {
+  cudnnBackendDescriptor_t d[GRAPH_DESCRIPTORS];
+  int count;
+  const char *step;
+} dnn_graph;
+
 /* A convolution at one batch size: cuDNN's descriptors, its algorithm
- * and the workspace that algorithm asked for. */
+ * and the workspace that algorithm asked for; for a forward convolution
+ * fused with its bias (and ReLU), the graph API's execution plan (null:
+ * the legacy call, then the epilogue kernel) and its workspace. */
 typedef struct {
   cudnnTensorDescriptor_t x, y;
   cudnnFilterDescriptor_t w;
   cudnnConvolutionDescriptor_t conv;
   int algo;
   size_t workspace;
+  dnn_graph graph;
+  cudnnBackendDescriptor_t plan;
+  int64_t plan_workspace;
 } conv_t;
 
 typedef struct {
@@ -73,6 +89,10 @@ struct grt_cuda_model {
   cublasLtHandle_t lt;
   cudnnHandle_t dnn; /* null: no cuDNN, convolutions run as generated kernels */
   int dnn_tried;     /* cuDNN was started (or failed to) */
+  /* Forward convolutions whose bias (and ReLU) the graph API may fuse, and
+   * how many it does, at the largest batch; why the first was refused. */
+  int64_t convs_fusable, convs_fused;
+  char fusion_note[256];
   CUdeviceptr workspace;
   int sms;
   CUmodule helpers;
@@ -481,7 +501,13 @@ static int plan_gemm(grt_cuda_model *m, const program_t *p, const int64_t *k, in
 
 /* --- convolutions ------------------------------------------------------------------ */
 
+static void graph_free(const grt_cuda_api *api, dnn_graph *g) {
+  while (g->count > 0)
+    api->cudnnBackendDestroyDescriptor(g->d[--g->count]);
+}
+
 static void conv_free(grt_cuda_model *m, conv_t *c) {
+  graph_free(API, &c->graph);
   if (c->conv)
     API->cudnnDestroyConvolutionDescriptor(c->conv);
   if (c->w)
@@ -491,6 +517,283 @@ static void conv_free(grt_cuda_model *m, conv_t *c) {
   if (c->x)
     API->cudnnDestroyTensorDescriptor(c->x);
   memset(c, 0, sizeof *c);
+}
+
+/* --- cuDNN's graph API: a forward convolution with its bias and ReLU ------------------- */
+
+/* The unique ids of a fused convolution's tensors. */
+enum { UID_X = 1, UID_W, UID_BIAS, UID_Y, UID_CONV, UID_SUM };
+
+/* A new backend descriptor of `type`, owned by g. */
+static cudnnStatus_t graph_new(const grt_cuda_api *api, dnn_graph *g,
+                               cudnnBackendDescriptorType_t type, cudnnBackendDescriptor_t *out) {
+  *out = NULL;
+  if (g->count == GRAPH_DESCRIPTORS)
+    return CUDNN_STATUS_ALLOC_FAILED;
+  cudnnStatus_t s = api->cudnnBackendCreateDescriptor(type, out);
+  if (s == CUDNN_STATUS_SUCCESS)
+    g->d[g->count++] = *out;
+  return s;
+}
+
+/* Returns from the function building g when a call fails: g->step already
+ * names what was being built. */
+#define GRAPH(call)                                                                                \
+  do {                                                                                             \
+    cudnnStatus_t graph_s_ = (call);                                                               \
+    if (graph_s_ != CUDNN_STATUS_SUCCESS)                                                          \
+      return graph_s_;                                                                             \
+  } while (0)
+#define SET(d, name, type, count, values)                                                          \
+  GRAPH(api->cudnnBackendSetAttribute(d, name, type, count, values))
+
+/* A finalized fp32 NCHW tensor of g, packed, with unique id uid. */
+static cudnnStatus_t graph_tensor(const grt_cuda_api *api, dnn_graph *g, int64_t uid,
+                                  const int64_t dims[4], int is_virtual,
+                                  cudnnBackendDescriptor_t *t) {
+  const cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  const int64_t strides[4] = {dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1};
+  const int64_t alignment = 4;
+  const bool virt = is_virtual != 0;
+  GRAPH(graph_new(api, g, CUDNN_BACKEND_TENSOR_DESCRIPTOR, t));
+  SET(*t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type);
+  SET(*t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims);
+  SET(*t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides);
+  SET(*t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid);
+  SET(*t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &alignment);
+  SET(*t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt);
+  return api->cudnnBackendFinalize(*t);
+}
+
+/* A finalized pointwise operation of g: y = mode(x) or mode(x, b). */
+static cudnnStatus_t graph_pointwise(const grt_cuda_api *api, dnn_graph *g,
+                                     cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
+                                     cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t y,
+                                     cudnnBackendDescriptor_t *op) {
+  const cudnnDataType_t precision = CUDNN_DATA_FLOAT;
+  cudnnBackendDescriptor_t pw;
+  GRAPH(graph_new(api, g, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw));
+  SET(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode);
+  SET(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &precision);
+  GRAPH(api->cudnnBackendFinalize(pw));
+  GRAPH(graph_new(api, g, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, op));
+  SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw);
+  SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
+  if (b)
+    SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b);
+  SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
+  return api->cudnnBackendFinalize(*op);
+}
+
+/* The finalized operation graph of fused convolution record k at batch n:
+ * y = conv(x, w) + bias, then ReLU for GCU_LT_RELU_BIAS; the results in
+ * between are virtual. h may be null: the graph is then built without a
+ * device. */
+static cudnnStatus_t conv_graph(const grt_cuda_api *api, cudnnHandle_t h, const int64_t *k,
+                                int64_t n, dnn_graph *g, cudnnBackendDescriptor_t *graph) {
+  const int64_t N = dim(k[GK_CONV_N], n), O = k[GK_CONV_O];
+  const int relu = k[GK_LT] == GCU_LT_RELU_BIAS;
+  const int64_t xd[4] = {N, k[GK_CONV_C], k[GK_CONV_H], k[GK_CONV_W]},
+                wd[4] = {O, k[GK_CONV_C], k[GK_CONV_KH], k[GK_CONV_KW]}, bd[4] = {1, O, 1, 1},
+                yd[4] = {N, O, k[GK_CONV_OH], k[GK_CONV_OW]};
+  cudnnBackendDescriptor_t x, w, bias, conv, sum, y;
+  g->step = "the tensors";
+  GRAPH(graph_tensor(api, g, UID_X, xd, 0, &x));
+  GRAPH(graph_tensor(api, g, UID_W, wd, 0, &w));
+  GRAPH(graph_tensor(api, g, UID_BIAS, bd, 0, &bias));
+  GRAPH(graph_tensor(api, g, UID_CONV, yd, 1, &conv));
+  GRAPH(graph_tensor(api, g, UID_Y, yd, 0, &y));
+  sum = y;
+  if (relu)
+    GRAPH(graph_tensor(api, g, UID_SUM, yd, 1, &sum));
+
+  g->step = "the convolution";
+  const int64_t spatial = 2, pad[2] = {k[GK_CONV_PH], k[GK_CONV_PW]},
+                stride[2] = {k[GK_CONV_SH], k[GK_CONV_SW]}, dilation[2] = {1, 1};
+  const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
+  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+  const float alpha = 1.0f, beta = 0.0f;
+  cudnnBackendDescriptor_t cd, ops[3];
+  GRAPH(graph_new(api, g, CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, &cd));
+  SET(cd, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &spatial);
+  SET(cd, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute);
+  SET(cd, CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode);
+  SET(cd, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, 2, pad);
+  SET(cd, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, 2, pad);
+  SET(cd, CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, 2, dilation);
+  SET(cd, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, 2, stride);
+  GRAPH(api->cudnnBackendFinalize(cd));
+  GRAPH(graph_new(api, g, CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, &ops[0]));
+  SET(ops[0], CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
+  SET(ops[0], CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &w);
+  SET(ops[0], CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &conv);
+  SET(ops[0], CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+      &cd);
+  SET(ops[0], CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha);
+  SET(ops[0], CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
+  GRAPH(api->cudnnBackendFinalize(ops[0]));
+
+  g->step = "the bias add";
+  GRAPH(graph_pointwise(api, g, CUDNN_POINTWISE_ADD, conv, bias, sum, &ops[1]));
+  if (relu) {
+    g->step = "the ReLU";
+    GRAPH(graph_pointwise(api, g, CUDNN_POINTWISE_RELU_FWD, sum, NULL, y, &ops[2]));
+  }
+
+  g->step = "the operation graph";
+  GRAPH(graph_new(api, g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, graph));
+  if (h)
+    SET(*graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+  SET(*graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, relu ? 3 : 2, ops);
+  return api->cudnnBackendFinalize(*graph);
+}
+
+/* 1 when the engine behind configuration cfg computes as graphc's fp32
+ * does: no TF32 tensor cores (unless the model was compiled --tf32), no
+ * inputs converted down, no reduced-precision sums, deterministic (a
+ * replayed step gives the same bits). */
+static int engine_keeps_fp32(const grt_cuda_api *api, dnn_graph *g, cudnnBackendDescriptor_t cfg,
+                             int tf32) {
+  cudnnBackendDescriptor_t engine;
+  cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+  int64_t count = 0;
+  if (graph_new(api, g, CUDNN_BACKEND_ENGINE_DESCRIPTOR, &engine) != CUDNN_STATUS_SUCCESS ||
+      api->cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                    1, &count, &engine) != CUDNN_STATUS_SUCCESS ||
+      api->cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
+                                    CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT,
+                                    &count, notes) != CUDNN_STATUS_SUCCESS)
+    return 0;
+  for (int64_t i = 0; i < count && i < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; ++i)
+    if ((notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE && !tf32) ||
+        notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS ||
+        notes[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION ||
+        notes[i] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC)
+      return 0;
+  return 1;
+}
+
+/* The execution plan of the first engine that cuDNN's heuristics (mode A)
+ * rank for `graph`, that keeps graphc's fp32 arithmetic, builds, and fits
+ * the workspace; CUDNN_STATUS_NOT_SUPPORTED when there is none. */
+#define MAX_ENGINE_CONFIGS 8
+static cudnnStatus_t conv_graph_plan(const grt_cuda_api *api, cudnnHandle_t h, int tf32,
+                                     cudnnBackendDescriptor_t graph, dnn_graph *g,
+                                     cudnnBackendDescriptor_t *plan, int64_t *workspace) {
+  const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+  cudnnBackendDescriptor_t heur, cfgs[MAX_ENGINE_CONFIGS];
+  int64_t count = 0;
+  g->step = "the heuristics";
+  GRAPH(graph_new(api, g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
+  SET(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph);
+  SET(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
+  GRAPH(api->cudnnBackendFinalize(heur));
+  GRAPH(api->cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, NULL));
+  if (count > MAX_ENGINE_CONFIGS)
+    count = MAX_ENGINE_CONFIGS;
+  for (int64_t i = 0; i < count; ++i)
+    GRAPH(graph_new(api, g, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i]));
+  if (count > 0)
+    GRAPH(api->cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                        CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &count, cfgs));
+  g->step = "the engines: none of cuDNN's heuristics keeps fp32 arithmetic and determinism, "
+            "builds and fits the workspace";
+  for (int64_t i = 0; i < count && i < MAX_ENGINE_CONFIGS; ++i) {
+    cudnnBackendDescriptor_t candidate;
+    int64_t bytes = 0, got = 0;
+    if (!engine_keeps_fp32(api, g, cfgs[i], tf32) ||
+        graph_new(api, g, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &candidate) !=
+            CUDNN_STATUS_SUCCESS ||
+        api->cudnnBackendSetAttribute(candidate, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
+                                      CUDNN_TYPE_HANDLE, 1, &h) != CUDNN_STATUS_SUCCESS ||
+        api->cudnnBackendSetAttribute(candidate, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                      &cfgs[i]) != CUDNN_STATUS_SUCCESS ||
+        api->cudnnBackendFinalize(candidate) != CUDNN_STATUS_SUCCESS ||
+        api->cudnnBackendGetAttribute(candidate, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                      CUDNN_TYPE_INT64, 1, &got, &bytes) != CUDNN_STATUS_SUCCESS ||
+        bytes < 0 || (size_t)bytes > WORKSPACE_BYTES)
+      continue;
+    *plan = candidate;
+    *workspace = bytes;
+    return CUDNN_STATUS_SUCCESS;
+  }
+  return CUDNN_STATUS_NOT_SUPPORTED;
+}
+
+static int fusion_refused(void) {
+  const char *e = getenv("GRAPHC_NO_CUDNN_FUSION");
+  return e && *e && strcmp(e, "0") != 0;
+}
+
+/* The graph API's plan for fused forward record k at batch n into c, or
+ * none (c->plan null, and the first refusal noted in the context): the
+ * legacy call and the epilogue kernel then run instead. */
+static void plan_conv_graph(grt_cuda_model *m, const int64_t *k, int64_t n, conv_t *c) {
+  cudnnBackendDescriptor_t graph = NULL;
+  cudnnStatus_t s;
+  if (fusion_refused()) {
+    snprintf(m->fusion_note, sizeof m->fusion_note, "turned off (GRAPHC_NO_CUDNN_FUSION)");
+    return;
+  }
+  if ((s = conv_graph(API, m->dnn, k, n, &c->graph, &graph)) == CUDNN_STATUS_SUCCESS &&
+      (s = conv_graph_plan(API, m->dnn, (int)m->d->tf32, graph, &c->graph, &c->plan,
+                           &c->plan_workspace)) == CUDNN_STATUS_SUCCESS)
+    return;
+  if (!m->fusion_note[0])
+    snprintf(m->fusion_note, sizeof m->fusion_note, "cuDNN refused %s (%s)", c->graph.step,
+             API->cudnnGetErrorString(s));
+  graph_free(API, &c->graph);
+  c->plan = NULL;
+}
+
+/* Runs c's fused plan: x, w, bias in, y out, on the handle's stream. */
+static int execute_conv_graph(grt_cuda_model *m, const program_t *p, const int64_t *k,
+                              const conv_t *c) {
+  int64_t uids[4] = {UID_X, UID_W, UID_BIAS, UID_Y};
+  void *ptrs[4] = {(void *)(uintptr_t)p->at[k[GK_A]], (void *)(uintptr_t)p->at[k[GK_B]],
+                   (void *)(uintptr_t)p->at[k[GK_BIAS]], (void *)(uintptr_t)p->at[k[GK_C]]};
+  void *ws = (void *)(uintptr_t)m->workspace;
+  cudnnBackendDescriptor_t pack = NULL;
+  cudnnStatus_t s = API->cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pack);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = API->cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 4,
+                                      uids);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = API->cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
+                                      CUDNN_TYPE_VOID_PTR, 4, ptrs);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = API->cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR,
+                                      1, &ws);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = API->cudnnBackendFinalize(pack);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = API->cudnnBackendExecute(m->dnn, c->plan, pack);
+  if (pack)
+    API->cudnnBackendDestroyDescriptor(pack);
+  if (s != CUDNN_STATUS_SUCCESS)
+    return fail(m, GRT_ERR_DEVICE,
+                "cuDNN error running a convolution fused with its bias%s: %s "
+                "(GRAPHC_NO_CUDNN_FUSION=1 runs it unfused)",
+                k[GK_LT] == GCU_LT_RELU_BIAS ? " and ReLU" : "", API->cudnnGetErrorString(s));
+  return GRT_OK;
+}
+
+int grt_cuda_check_conv_graph(const grt_cuda_api *api, const int64_t *record, int64_t n,
+                              int64_t *engines, char *why, size_t why_size) {
+  dnn_graph g = {{0}, 0, ""};
+  cudnnBackendDescriptor_t graph = NULL;
+  int64_t got = 0;
+  *engines = 0;
+  cudnnStatus_t s = conv_graph(api, NULL, record, n, &g, &graph);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = api->cudnnBackendGetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_ENGINE_GLOBAL_COUNT,
+                                      CUDNN_TYPE_INT64, 1, &got, engines);
+  if (s != CUDNN_STATUS_SUCCESS && why && why_size > 0)
+    snprintf(why, why_size, "cuDNN refused %s (%s)", g.step, api->cudnnGetErrorString(s));
+  graph_free(api, &g);
+  return s == CUDNN_STATUS_SUCCESS ? GRT_OK : GRT_ERR_DEVICE;
 }
 
 /* The first algorithm of cuDNN's ranking that works, is deterministic (a
@@ -569,11 +872,15 @@ static int plan_conv(grt_cuda_model *m, const int64_t *k, int64_t n, conv_t *c) 
   int rc = describe_conv(m, k, n, c);
   if (rc != GRT_OK)
     conv_free(m, c);
+  else if (k[GK_CONV_MODE] == GCU_CONV_FORWARD && k[GK_LT] != GCU_LT_NONE)
+    plan_conv_graph(m, k, n, c);
   return rc;
 }
 
 /* Convolution record k of `p` by cuDNN, on the step's stream. */
 static int enqueue_conv(grt_cuda_model *m, const program_t *p, const int64_t *k, const conv_t *c) {
+  if (c->plan)
+    return execute_conv_graph(m, p, k, c);
   const float alpha = 1.0f, beta = 0.0f;
   const void *a = (const void *)(uintptr_t)p->at[k[GK_A]],
              *b = (const void *)(uintptr_t)p->at[k[GK_B]];
@@ -671,7 +978,9 @@ static int enqueue_range(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b,
       if (total == 0)
         break;
       if (k[GK_A] < 0 || k[GK_A] >= p->num_values || k[GK_B] < 0 || k[GK_B] >= p->num_values ||
-          k[GK_C] < 0 || k[GK_C] >= p->num_values || k[GK_EPI_FN] >= p->num_functions)
+          k[GK_C] < 0 || k[GK_C] >= p->num_values || k[GK_EPI_FN] >= p->num_functions ||
+          k[GK_LT] < GCU_LT_NONE || k[GK_LT] > GCU_LT_RELU_BIAS ||
+          (k[GK_LT] != GCU_LT_NONE && (k[GK_BIAS] < 0 || k[GK_BIAS] >= p->num_values)))
         return fail(m, GRT_ERR_FORMAT, "the %s program's convolution %" PRId64 " is damaged",
                     p->what, i);
       if (!m->dnn) { /* the whole group as generated code */
@@ -679,7 +988,7 @@ static int enqueue_range(grt_cuda_model *m, program_t *p, int64_t n, batch_t *b,
         break;
       }
       rc = enqueue_conv(m, p, k, &b->convs[i]);
-      if (rc == GRT_OK && k[GK_EPI_FN] >= 0)
+      if (rc == GRT_OK && k[GK_EPI_FN] >= 0 && !b->convs[i].plan)
         rc = launch(m, p->fns[k[GK_EPI_FN]], blocks_for(m, total, 256), 256, args);
       break;
     }
@@ -732,6 +1041,25 @@ static int plan_batch(grt_cuda_model *m, program_t *p, int64_t n, batch_t **out)
   }
   *out = b;
   return GRT_OK;
+}
+
+/* Plans the largest batch of the model's first program now when it has
+ * forward convolutions that cuDNN's graph API may fuse, so that the
+ * context can tell from the start how many it does (grt_cuda_conv_fusion). */
+static int count_fused_convs(grt_cuda_model *m) {
+  program_t *p = m->step.kernels ? &m->step : &m->predict;
+  if (!m->dnn || !p->kernels)
+    return GRT_OK;
+  for (int64_t i = 0; i < p->num_kernels; ++i) {
+    const int64_t *k = p->kernels + GCU_KERNEL_WORDS * i;
+    m->convs_fusable +=
+        k[GK_LAUNCH] == GCU_CONV && k[GK_CONV_MODE] == GCU_CONV_FORWARD && k[GK_LT] != GCU_LT_NONE;
+  }
+  batch_t *b = NULL;
+  int rc = m->convs_fusable > 0 ? plan_batch(m, p, m->max_batch, &b) : GRT_OK;
+  for (int64_t i = 0; b && i < p->num_kernels; ++i)
+    m->convs_fused += b->convs[i].plan != NULL;
+  return rc;
 }
 
 static int graphs_enabled(void) {
@@ -948,6 +1276,8 @@ int grt_cuda_create_on(const grt_cuda_desc *d, grt_cuda_model **out, const char 
     rc = prepare_program(m, &m->step, model_io, NULL);
   if (rc == GRT_OK)
     rc = prepare_program(m, &m->predict, model_io, NULL);
+  if (rc == GRT_OK)
+    rc = count_fused_convs(m);
   if (rc == GRT_OK && d->gradients_words > 0 && d->update_words > 0)
     rc = grt_cuda_add_split(m, d->gradients, d->gradients_words, d->update, d->update_words);
   if (rc == GRT_OK) { /* every memset and upload done before the first step */
@@ -1187,6 +1517,12 @@ int grt_cuda_load(grt_cuda_model *m, const char *path) {
 const char *grt_cuda_error(const grt_cuda_model *m) { return m ? m->error : create_error; }
 
 int grt_cuda_uses_cudnn(const grt_cuda_model *m) { return m && m->dnn ? 1 : 0; }
+
+const char *grt_cuda_conv_fusion(const grt_cuda_model *m, int64_t *fused, int64_t *fusable) {
+  *fused = m ? m->convs_fused : 0;
+  *fusable = m ? m->convs_fusable : 0;
+  return m && m->convs_fused < m->convs_fusable ? m->fusion_note : "";
+}
 
 /* --- the step split in two ---------------------------------------------------------- */
 

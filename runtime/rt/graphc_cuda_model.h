@@ -35,6 +35,8 @@
 
 #include "graphc_model.h"
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -62,7 +64,11 @@ enum { GCU_LT_NONE = 0, GCU_LT_BIAS = 1, GCU_LT_RELU_BIAS = 2 };
  * the whole group over them (as GCU_ELEMENTS). Its geometry is always the
  * forward convolution's: x [N, C, H, W], w [O, C, KH, KW], y [N, O, OH,
  * OW], stride (SH, SW), zero padding (PH, PW), N -1 for the batch; the
- * operands a, b are (x, w) forward, (dy, w) for dx, (x, dy) for dw. */
+ * operands a, b are (x, w) forward, (dy, w) for dx, (x, dy) for dw. A
+ * forward record with GK_LT GCU_LT_BIAS or GCU_LT_RELU_BIAS has an epilogue
+ * that is only c = conv + bias (a value per output channel, value GK_BIAS),
+ * then ReLU: cuDNN's graph API computes all of it where one of its engines
+ * takes that operation graph, and GK_EPI_FN is then not launched. */
 enum {
   GK_LAUNCH,
   GK_FN,
@@ -145,8 +151,23 @@ const char *grt_cuda_error(const grt_cuda_model *m);
  * cuDNN (a program not linked with it) or it failed to start: then the
  * generated convolution kernels run. */
 int grt_cuda_uses_cudnn(const grt_cuda_model *m);
+/* How many of the model's forward convolutions followed by only their
+ * bias (and ReLU) cuDNN's graph API runs as one fused operation graph, of
+ * how many could be, at the largest batch; the text says why the first
+ * was not ("" when none was refused). GRAPHC_NO_CUDNN_FUSION=1 turns the
+ * fusion off: the legacy convolution, then the epilogue kernel. */
+const char *grt_cuda_conv_fusion(const grt_cuda_model *m, int64_t *fused, int64_t *fusable);
 
 /* --- for graphc's own executor (runtime/cuda/CudaExecutable.cpp) and tests ---------- */
+
+/* Builds the cuDNN operation graph of fused convolution record `record`
+ * (GK_LT set) at batch n with no device and no handle, finalizing every
+ * descriptor, then asks how many of cuDNN's engines claim it (*engines):
+ * how tests check graphc's descriptors against the real library on a
+ * machine without a GPU. `api` needs only its cuDNN members. GRT_OK, or
+ * GRT_ERR_DEVICE with what cuDNN refused in `why`. */
+int grt_cuda_check_conv_graph(const struct grt_cuda_api *api, const int64_t *record, int64_t n,
+                              int64_t *engines, char *why, size_t why_size);
 
 /* A training step on a host batch that also copies the step's model output
  * (n x classes floats) to `output` when it is not null. */
