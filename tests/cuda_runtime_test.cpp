@@ -455,6 +455,19 @@ TEST_CASE("cuDNN's graph API runs LeNet's convolutions with their bias and ReLU 
                              "graph API (cuDNN refused the engines: none of cuDNN's heuristics"));
   auto ref2 = buildOrFail(*spec, "interp", 4);
   compareSteps(*refused, *ref2, {4, 1}, 1);
+
+  // Plans that fail when run: the first failure turns the fusion off, the
+  // step goes on unfused, still right, and the description says so.
+  ::unsetenv("GRAPHC_EMULATE_NO_FUSION");
+  WithEnv fails("GRAPHC_EMULATE_FUSION_FAILS", "1");
+  auto failing = buildOrFail(*spec, "cuda", 4);
+  CHECK_THAT(failing->describe(), Catch::Contains(", 2 of 2 forward ones fused"));
+  auto ref3 = buildOrFail(*spec, "interp", 4);
+  compareSteps(*failing, *ref3, {4, 4, 1}, 1);
+  CHECK_THAT(failing->describe(),
+             Catch::Contains(", 0 of 2 forward ones fused with their bias (and ReLU) by its "
+                             "graph API (a fused plan failed to run "
+                             "(CUDNN_STATUS_EXECUTION_FAILED); unfused from then on)"));
 }
 
 TEST_CASE("without cuDNN the conv nets' steps run the generated kernels, still correct", "[cuda]") {

@@ -111,7 +111,7 @@ public:
     if (hasConvolution(step_) || hasConvolution(m.predict))
       convolutions_ =
           grt_cuda_uses_cudnn(model_)
-              ? "; convolutions by " + d.cudnnNote + fusionNote()
+              ? "; convolutions by " + d.cudnnNote
               : fmt::format("; convolutions by generated kernels: {}",
                             cudnnRefused() ? "cuDNN turned off (GRAPHC_NO_CUDNN)"
                             : d.cudnnNote.rfind("cuDNN", 0) == 0 ? "cuDNN failed to start"
@@ -135,11 +135,11 @@ public:
   std::string target() const override { return "cuda"; }
   /// "cuda (NVIDIA H200, sm_90), kernels compiled in 840 ms", and for a
   /// model with convolutions what runs them: "; convolutions by cuDNN"
-  /// (with fusionNote's count), or "; convolutions by generated kernels:
-  /// no cuDNN (...)".
+  /// (with fusionNote's count, as of now), or "; convolutions by generated
+  /// kernels: no cuDNN (...)".
   std::string describe() const override {
-    return fmt::format("cuda ({}), kernels compiled in {:.0f} ms{}", device_, compileMs_,
-                       convolutions_);
+    return fmt::format("cuda ({}), kernels compiled in {:.0f} ms{}{}", device_, compileMs_,
+                       convolutions_, fusionNote());
   }
   int64_t maxBatch() const override { return maxBatch_; }
 

@@ -1155,7 +1155,8 @@ cudnnStatus_t convBackwardFilter(cudnnHandle_t h, const void *alpha, cudnnTensor
 // attribute type cuDNN documents; descriptors referred to must be finalized;
 // shapes must agree. The heuristics offer two engines for conv -> add a bias
 // per channel -> ReLU (or no ReLU), and none for any other graph or under
-// GRAPHC_EMULATE_NO_FUSION=1 (a GPU or cuDNN without such an engine):
+// GRAPHC_EMULATE_NO_FUSION=1 (a GPU or cuDNN without such an engine; and
+// GRAPHC_EMULATE_FUSION_FAILS=1 makes running a plan fail):
 //   engine 0, noted TENSOR_CORE, computes in TF32 as a real one would (so a
 //   caller that picks it for fp32 work fails the interpreter comparisons);
 //   engine 1 computes in fp32 and needs a workspace, which must be passed.
@@ -1286,9 +1287,9 @@ Backend *attrDescriptor(const Backend &d, cudnnBackendAttributeName_t name,
   return v.size() == 1 && v[0]->type == type && v[0]->finalized ? v[0] : nullptr;
 }
 
-bool fusionOffered() {
-  const char *e = std::getenv("GRAPHC_EMULATE_NO_FUSION");
-  return !e || std::string(e) == "0";
+bool envSet(const char *name) {
+  const char *e = std::getenv(name);
+  return e && *e && std::string(e) != "0";
 }
 
 cudnnStatus_t backendCreate(cudnnBackendDescriptorType_t type, cudnnBackendDescriptor_t *out) {
@@ -1513,7 +1514,7 @@ cudnnStatus_t backendFinalize(cudnnBackendDescriptor_t desc) {
                               CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
     if (!d->graph || attrValues<cudnnBackendHeurMode_t>(*d, CUDNN_ATTR_ENGINEHEUR_MODE).size() != 1)
       s = CUDNN_STATUS_BAD_PARAM;
-    else if (fusionOffered() && !fusedChain(*d->graph).empty())
+    else if (!envSet("GRAPHC_EMULATE_NO_FUSION") && !fusedChain(*d->graph).empty())
       d->engines = {0, 1};
     break;
   }
@@ -1619,6 +1620,8 @@ cudnnStatus_t backendExecute(cudnnHandle_t h, cudnnBackendDescriptor_t planDesc,
       plan->type != CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR ||
       pack->type != CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR || plan->handle != dnn(h))
     return CUDNN_STATUS_BAD_PARAM;
+  if (envSet("GRAPHC_EMULATE_FUSION_FAILS"))
+    return CUDNN_STATUS_EXECUTION_FAILED; // an engine that fails at run time
   const std::vector<Backend *> chain = fusedChain(*plan->graph);
   // Every tensor that is not virtual, in the pack, inside the device.
   std::map<const Backend *, float *> at;

@@ -32,7 +32,8 @@
 //     graphc builds: a forward convolution, its bias add, maybe ReLU. Its
 //     heuristics offer a TF32 tensor-core engine (which computes in TF32)
 //     and an fp32 one that needs a workspace; GRAPHC_EMULATE_NO_FUSION=1
-//     makes them offer none, as a GPU without such an engine.
+//     makes them offer none, as a GPU without such an engine, and
+//     GRAPHC_EMULATE_FUSION_FAILS=1 makes running a plan fail.
 #pragma once
 
 #include "runtime/cuda/Driver.h"

@@ -92,6 +92,7 @@ struct grt_cuda_model {
   /* Forward convolutions whose bias (and ReLU) the graph API may fuse, and
    * how many it does, at the largest batch; why the first was refused. */
   int64_t convs_fusable, convs_fused;
+  int fusion_failed; /* a fused plan failed to run: every one runs unfused since */
   char fusion_note[256];
   CUdeviceptr workspace;
   int sms;
@@ -748,9 +749,10 @@ static void plan_conv_graph(grt_cuda_model *m, const int64_t *k, int64_t n, conv
   c->plan = NULL;
 }
 
-/* Runs c's fused plan: x, w, bias in, y out, on the handle's stream. */
-static int execute_conv_graph(grt_cuda_model *m, const program_t *p, const int64_t *k,
-                              const conv_t *c) {
+/* Runs c's fused plan: x, w, bias in, y out, on the handle's stream; the
+ * status of the first call that failed. */
+static cudnnStatus_t execute_conv_graph(grt_cuda_model *m, const program_t *p, const int64_t *k,
+                                        const conv_t *c) {
   int64_t uids[4] = {UID_X, UID_W, UID_BIAS, UID_Y};
   void *ptrs[4] = {(void *)(uintptr_t)p->at[k[GK_A]], (void *)(uintptr_t)p->at[k[GK_B]],
                    (void *)(uintptr_t)p->at[k[GK_BIAS]], (void *)(uintptr_t)p->at[k[GK_C]]};
@@ -772,12 +774,7 @@ static int execute_conv_graph(grt_cuda_model *m, const program_t *p, const int64
     s = API->cudnnBackendExecute(m->dnn, c->plan, pack);
   if (pack)
     API->cudnnBackendDestroyDescriptor(pack);
-  if (s != CUDNN_STATUS_SUCCESS)
-    return fail(m, GRT_ERR_DEVICE,
-                "cuDNN error running a convolution fused with its bias%s: %s "
-                "(GRAPHC_NO_CUDNN_FUSION=1 runs it unfused)",
-                k[GK_LT] == GCU_LT_RELU_BIAS ? " and ReLU" : "", API->cudnnGetErrorString(s));
-  return GRT_OK;
+  return s;
 }
 
 int grt_cuda_check_conv_graph(const grt_cuda_api *api, const int64_t *record, int64_t n,
@@ -877,10 +874,23 @@ static int plan_conv(grt_cuda_model *m, const int64_t *k, int64_t n, conv_t *c) 
   return rc;
 }
 
-/* Convolution record k of `p` by cuDNN, on the step's stream. */
-static int enqueue_conv(grt_cuda_model *m, const program_t *p, const int64_t *k, const conv_t *c) {
-  if (c->plan)
-    return execute_conv_graph(m, p, k, c);
+/* Convolution record k of `p` by cuDNN, on the step's stream: its fused
+ * plan when it has one, unless a fused plan failed to run (then the plan is
+ * dropped, the failure noted, and every convolution runs unfused: the
+ * legacy call here, the caller's epilogue kernel after it). */
+static int enqueue_conv(grt_cuda_model *m, const program_t *p, const int64_t *k, conv_t *c) {
+  if (c->plan && !m->fusion_failed) {
+    cudnnStatus_t s = execute_conv_graph(m, p, k, c);
+    if (s == CUDNN_STATUS_SUCCESS)
+      return GRT_OK;
+    m->fusion_failed = 1;
+    snprintf(m->fusion_note, sizeof m->fusion_note,
+             "a fused plan failed to run (%s); unfused from then on", API->cudnnGetErrorString(s));
+  }
+  if (c->plan) {
+    graph_free(API, &c->graph);
+    c->plan = NULL;
+  }
   const float alpha = 1.0f, beta = 0.0f;
   const void *a = (const void *)(uintptr_t)p->at[k[GK_A]],
              *b = (const void *)(uintptr_t)p->at[k[GK_B]];
@@ -1519,9 +1529,9 @@ const char *grt_cuda_error(const grt_cuda_model *m) { return m ? m->error : crea
 int grt_cuda_uses_cudnn(const grt_cuda_model *m) { return m && m->dnn ? 1 : 0; }
 
 const char *grt_cuda_conv_fusion(const grt_cuda_model *m, int64_t *fused, int64_t *fusable) {
-  *fused = m ? m->convs_fused : 0;
+  *fused = m && !m->fusion_failed ? m->convs_fused : 0;
   *fusable = m ? m->convs_fusable : 0;
-  return m && m->convs_fused < m->convs_fusable ? m->fusion_note : "";
+  return m && *fused < *fusable ? m->fusion_note : "";
 }
 
 /* --- the step split in two ---------------------------------------------------------- */
