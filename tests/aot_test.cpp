@@ -566,6 +566,106 @@ int main(void) {
 } // namespace
 #endif
 
+const char *kConvDriver = R"(#include "conv.h"
+#include <stdio.h>
+/* One step per batch of batches.bin; writes each loss to the file named by
+ * the argument, then the parameters. */
+static float x[16 * 64];
+static int32_t labels[16];
+int main(int argc, char **argv) {
+  FILE *in = fopen("batches.bin", "rb"), *out = argc > 1 ? fopen(argv[1], "wb") : NULL;
+  conv_ctx *ctx;
+  if (!in || !out)
+    return 2;
+  if (conv_create(&ctx, NULL, 0)) {
+    puts(conv_error(NULL));
+    return 3;
+  }
+  int64_t n;
+  while (fread(&n, 8, 1, in) == 1) {
+    float loss;
+    if (fread(x, 4, n * 64, in) != (size_t)(n * 64) || fread(labels, 4, n, in) != (size_t)n)
+      return 4;
+    if (conv_train_step(ctx, x, labels, n, &loss)) {
+      puts(conv_error(ctx));
+      return 5;
+    }
+    fwrite(&loss, 4, 1, out);
+  }
+  fwrite(conv_params(ctx), 4, conv_num_params(), out);
+  conv_destroy(ctx);
+  fclose(out);
+  return 0;
+}
+)";
+
+TEST_CASE("a cuda library of a conv net runs its convolutions through cuDNN on the emulated "
+          "device, with and without the graph API's fusion, as the interpreter does",
+          "[aot][cuda]") {
+#ifndef GRAPHC_CUDA_EMULATED_LIB
+  test::skipTestCase("this build has no emulated CUDA device to link a cuda library against");
+#else
+  if (!haveCc())
+    return;
+  // conv + bias + ReLU: one fused operation graph where cuDNN's graph API
+  // takes it (the emulated one does; GRAPHC_NO_CUDNN_FUSION=1 does not ask).
+  const ir::Shape sample{1, 8, 8};
+  nn::ModelSpec spec;
+  spec.model.add(nn::SpatialConvolution(1, 4, 3, 3))
+      .add(nn::ReLU())
+      .add(nn::View(144))
+      .add(nn::Linear(144, 5))
+      .add(nn::LogSoftMax());
+  spec.criterion = nn::Criterion{nn::CriterionKind::ClassNLL, {}};
+  spec.optimizer = nn::Optimizer{"sgd", {{"learningRate", 0.05}}, {}};
+  spec.file = "conv.model";
+  driver::BuildOptions o;
+  o.maxBatch = 16;
+  o.seed = 9;
+  o.arch = "host";
+  test::TempDir dir("graphc-aot-cuda-conv");
+  auto model = driver::compile(spec, sample, {});
+  REQUIRE(bool(model));
+  auto lib = driver::writeCudaLibrary(model->model, o, dir / "conv");
+  if (!lib && lib.diag().str().find("built without") != std::string::npos) {
+    test::skipTestCase(lib.diag().str());
+    return;
+  }
+  INFO((lib ? "" : lib.diag().str()));
+  REQUIRE(bool(lib));
+  Batches batches = writeBatches(dir.path / "batches.bin", {16, 5, 16}, 17, 1);
+  std::ofstream(dir / "driver.c") << kConvDriver;
+  const std::string cd = "cd " + dir.path.string() + " && ";
+  REQUIRE(sh(cd + "c++ -O1 -x c -std=c11 -I. driver.c -x none -Wl,-u,grt_cuda_linked " +
+             GRAPHC_CUDA_EMULATED_LIB " " GRAPHC_CUDA_EMULATED_LINK
+                                      " -L. -lconv -lfmt -ldl -lm -lpthread -o driver") == 0);
+  REQUIRE(sh(cd + "./driver fused.bin") == 0);
+  REQUIRE(sh(cd + "GRAPHC_NO_CUDNN_FUSION=1 ./driver unfused.bin") == 0);
+  const std::string fused = slurp(dir.path / "fused.bin"),
+                    unfused = slurp(dir.path / "unfused.bin");
+  const size_t np = size_t(model->model.info.numParams);
+  REQUIRE(fused.size() == (batches.size() + np) * 4);
+  // The emulated engine adds in the order the epilogue kernel does.
+  CHECK(fused == unfused);
+
+  driver::BuildOptions io = o;
+  io.target = "interp";
+  auto ref = driver::build(spec, sample, io);
+  REQUIRE(bool(ref));
+  for (size_t s = 0; s < batches.size(); ++s) {
+    auto &[x, l] = batches[s];
+    float loss = 0, got = 0;
+    REQUIRE(bool((*ref)->trainStep(x.data(), l.data(), int64_t(l.size()), &loss, nullptr)));
+    std::memcpy(&got, fused.data() + s * 4, 4);
+    INFO("step " << s << ": the library's loss " << got << ", the interpreter's " << loss);
+    CHECK(std::abs(got - loss) <= 1e-5 * std::max(1.0f, std::abs(loss)));
+  }
+  std::vector<float> params(np);
+  std::memcpy(params.data(), fused.data() + batches.size() * 4, np * 4);
+  CHECK(test::maxElementError(params.data(), (*ref)->params(), np) <= 1e-5);
+#endif
+}
+
 TEST_CASE("the cuda library's split step, whole and in two shares, matches its train_step and "
           "the interpreter on the emulated device",
           "[aot][cuda]") {
