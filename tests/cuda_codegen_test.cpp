@@ -132,8 +132,9 @@ bool isConv(ir::Op op) {
 /// A forward convolution record that cuDNN's graph API may fuse: exactly
 /// when the group is conv, + a bias of one value per output channel, then
 /// maybe ReLU, with only C stored; and then its operation graph passes the
-/// real cuDNN's checks (every descriptor finalized, engines that claim it)
-/// and the emulated device's, at several batch sizes.
+/// real cuDNN's checks (every descriptor and the heuristics finalized,
+/// engines that claim it, configurations ranked) and the emulated
+/// device's, at several batch sizes.
 void checkFusion(const ir::Graph &g, const int64_t *k, const std::vector<bool> &stored,
                  ir::ValueId conv, int64_t maxBatch) {
   const ir::ValueId c = ir::ValueId(k[GK_C]);
@@ -172,7 +173,8 @@ void checkFusion(const ir::Graph &g, const int64_t *k, const std::vector<bool> &
       }
       INFO((engines ? "" : engines.diag().message));
       REQUIRE(bool(engines));
-      CHECK(*engines > 0);
+      CHECK(engines->engines > 0);
+      CHECK(engines->ranked > 0);
     }
 }
 

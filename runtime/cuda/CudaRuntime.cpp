@@ -51,7 +51,7 @@ Expected<std::string> cudnnNote() {
   return dev->first->cudnnNote;
 }
 
-Expected<int64_t> checkConvGraph(const int64_t *record, int64_t n, CudnnCheck where) {
+Expected<ConvGraphEngines> checkConvGraph(const int64_t *record, int64_t n, CudnnCheck where) {
   const Driver *api = &cudnnLibrary();
   if (where == CudnnCheck::Emulated) {
     auto emulated = loadEmulator();
@@ -62,10 +62,10 @@ Expected<int64_t> checkConvGraph(const int64_t *record, int64_t n, CudnnCheck wh
   if (!api->cudnnBackendFinalize)
     return error(api->cudnnNote);
   char why[256] = "";
-  int64_t engines = 0;
-  if (grt_cuda_check_conv_graph(api, record, n, &engines, why, sizeof why) != GRT_OK)
+  ConvGraphEngines c;
+  if (grt_cuda_check_conv_graph(api, record, n, &c.engines, &c.ranked, why, sizeof why) != GRT_OK)
     return error(why);
-  return engines;
+  return c;
 }
 
 std::string toolkitVersions() {

@@ -35,13 +35,19 @@ Expected<std::string> cudnnNote();
 /// without a driver or a device), or the emulated device's.
 enum class CudnnCheck { Library, Emulated };
 
+/// How many of cuDNN's engines claim an operation graph, and how many
+/// engine configurations its heuristics rank for it.
+struct ConvGraphEngines {
+  int64_t engines = 0, ranked = 0;
+};
+
 /// Builds the cuDNN operation graph that the runtime would fuse for
 /// convolution record `record` (runtime/rt/graphc_cuda_model.h: a forward
 /// GCU_CONV record with GK_LT set) at batch n, finalizing every descriptor
-/// without a handle, and answers how many of cuDNN's engines claim it. An
+/// and the heuristics without a handle, and answers their counts. An
 /// error says what cuDNN refused, or "no cuDNN (...)" where the library
 /// cannot be opened. For tests on machines without a GPU.
-Expected<int64_t> checkConvGraph(const int64_t *record, int64_t n, CudnnCheck where);
+Expected<ConvGraphEngines> checkConvGraph(const int64_t *record, int64_t n, CudnnCheck where);
 
 /// cuBLASLt's and NVRTC's versions; touches no driver.
 std::string toolkitVersions();

@@ -1512,7 +1512,8 @@ cudnnStatus_t backendFinalize(cudnnBackendDescriptor_t desc) {
   case CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR: {
     d->graph = attrDescriptor(*d, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
                               CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
-    if (!d->graph || attrValues<cudnnBackendHeurMode_t>(*d, CUDNN_ATTR_ENGINEHEUR_MODE).size() != 1)
+    auto mode = attrValues<cudnnBackendHeurMode_t>(*d, CUDNN_ATTR_ENGINEHEUR_MODE);
+    if (!d->graph || mode.size() != 1 || mode[0] < 0 || mode[0] >= CUDNN_HEUR_MODES_COUNT)
       s = CUDNN_STATUS_BAD_PARAM;
     else if (!envSet("GRAPHC_EMULATE_NO_FUSION") && !fusedChain(*d->graph).empty())
       d->engines = {0, 1};

@@ -677,20 +677,28 @@ static int engine_keeps_fp32(const grt_cuda_api *api, dnn_graph *g, cudnnBackend
 /* The execution plan of the first engine that cuDNN's heuristics (mode A)
  * rank for `graph`, that keeps graphc's fp32 arithmetic, builds, and fits
  * the workspace; CUDNN_STATUS_NOT_SUPPORTED when there is none. */
+/* cuDNN's heuristics (mode A) for `graph`, finalized, and how many engine
+ * configurations they rank. */
+static cudnnStatus_t conv_graph_heuristics(const grt_cuda_api *api, cudnnBackendDescriptor_t graph,
+                                           dnn_graph *g, cudnnBackendDescriptor_t *heur,
+                                           int64_t *count) {
+  const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+  g->step = "the heuristics";
+  GRAPH(graph_new(api, g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, heur));
+  SET(*heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph);
+  SET(*heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
+  GRAPH(api->cudnnBackendFinalize(*heur));
+  return api->cudnnBackendGetAttribute(*heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, count, NULL);
+}
+
 #define MAX_ENGINE_CONFIGS 8
 static cudnnStatus_t conv_graph_plan(const grt_cuda_api *api, cudnnHandle_t h, int tf32,
                                      cudnnBackendDescriptor_t graph, dnn_graph *g,
                                      cudnnBackendDescriptor_t *plan, int64_t *workspace) {
-  const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
   cudnnBackendDescriptor_t heur, cfgs[MAX_ENGINE_CONFIGS];
   int64_t count = 0;
-  g->step = "the heuristics";
-  GRAPH(graph_new(api, g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
-  SET(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph);
-  SET(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
-  GRAPH(api->cudnnBackendFinalize(heur));
-  GRAPH(api->cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, NULL));
+  GRAPH(conv_graph_heuristics(api, graph, g, &heur, &count));
   if (count > MAX_ENGINE_CONFIGS)
     count = MAX_ENGINE_CONFIGS;
   for (int64_t i = 0; i < count; ++i)
@@ -778,15 +786,17 @@ static cudnnStatus_t execute_conv_graph(grt_cuda_model *m, const program_t *p, c
 }
 
 int grt_cuda_check_conv_graph(const grt_cuda_api *api, const int64_t *record, int64_t n,
-                              int64_t *engines, char *why, size_t why_size) {
+                              int64_t *engines, int64_t *ranked, char *why, size_t why_size) {
   dnn_graph g = {{0}, 0, ""};
-  cudnnBackendDescriptor_t graph = NULL;
+  cudnnBackendDescriptor_t graph = NULL, heur = NULL;
   int64_t got = 0;
-  *engines = 0;
+  *engines = *ranked = 0;
   cudnnStatus_t s = conv_graph(api, NULL, record, n, &g, &graph);
   if (s == CUDNN_STATUS_SUCCESS)
     s = api->cudnnBackendGetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_ENGINE_GLOBAL_COUNT,
                                       CUDNN_TYPE_INT64, 1, &got, engines);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = conv_graph_heuristics(api, graph, &g, &heur, ranked);
   if (s != CUDNN_STATUS_SUCCESS && why && why_size > 0)
     snprintf(why, why_size, "cuDNN refused %s (%s)", g.step, api->cudnnGetErrorString(s));
   graph_free(api, &g);

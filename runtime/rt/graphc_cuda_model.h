@@ -162,12 +162,14 @@ const char *grt_cuda_conv_fusion(const grt_cuda_model *m, int64_t *fused, int64_
 
 /* Builds the cuDNN operation graph of fused convolution record `record`
  * (GK_LT set) at batch n with no device and no handle, finalizing every
- * descriptor, then asks how many of cuDNN's engines claim it (*engines):
- * how tests check graphc's descriptors against the real library on a
- * machine without a GPU. `api` needs only its cuDNN members. GRT_OK, or
+ * descriptor and the heuristics the runtime asks: how many of cuDNN's
+ * engines claim the graph (*engines) and how many configurations the
+ * heuristics rank (*ranked; without a device none can be fetched). How
+ * tests check graphc's descriptors against the real library on a machine
+ * without a GPU; `api` needs only its cuDNN members. GRT_OK, or
  * GRT_ERR_DEVICE with what cuDNN refused in `why`. */
 int grt_cuda_check_conv_graph(const struct grt_cuda_api *api, const int64_t *record, int64_t n,
-                              int64_t *engines, char *why, size_t why_size);
+                              int64_t *engines, int64_t *ranked, char *why, size_t why_size);
 
 /* A training step on a host batch that also copies the step's model output
  * (n x classes floats) to `output` when it is not null. */

@@ -406,7 +406,9 @@ if [ -n "$data" ]; then
   if [ "$stage_rc" -eq 77 ]; then
     skipped "lenet 1 epoch --target cuda"
   elif [ "$stage_rc" -eq 0 ] && [ -s "$logs/metrics_lenet.jsonl" ]; then
-    row "lenet 1 epoch --target cuda" PASS "$stage_s" "$(python3 -c 'import json,sys; m=[json.loads(l) for l in open(sys.argv[1])][-1]; print("test accuracy %.2f%%, %.0f samples/s" % (100*m["test_acc"], m["samples_per_s"]))' "$logs/metrics_lenet.jsonl")"
+    # What ran the convolutions (cuDNN, how many fused by its graph API).
+    convs=$(grep -o 'convolutions by .*' "$logs/train_lenet.log" | head -n1 | cut -c1-110)
+    row "lenet 1 epoch --target cuda" PASS "$stage_s" "$(python3 -c 'import json,sys; m=[json.loads(l) for l in open(sys.argv[1])][-1]; print("test accuracy %.2f%%, %.0f samples/s" % (100*m["test_acc"], m["samples_per_s"]))' "$logs/metrics_lenet.jsonl")${convs:+; $convs}"
   else
     row "lenet 1 epoch --target cuda" FAIL "$stage_s" "$(tail -n1 "$logs/train_lenet.log" | cut -c1-100)"
   fi
