@@ -51,6 +51,24 @@ if [ "$data" = synthetic ]; then
     { echo "FAIL: --optim sgd"; cat sgd.txt; exit 1; }
   if "$graphc" inspect x.t7 -- -model linear 2> inspect.txt; then echo "FAIL: inspect took --"; exit 1; fi
   grep -q "runs no model script" inspect.txt || { cat inspect.txt; exit 1; }
+  # The cuda target (the emulated device where there is no GPU): LeNet's
+  # convolutions fused with their bias and ReLU by cuDNN's graph API; when
+  # the fused plans fail to run, training goes on unfused and says so.
+  # (grep -c reads the whole help, see tests/distributed_cli_test.sh.)
+  if "$graphc" train --help | grep -c "cuda (an NVIDIA GPU" > /dev/null; then
+    nvidia-smi -L > /dev/null 2>&1 || export GRAPHC_CUDA_DEVICE=emulate
+    lenet=("$src/examples/lenet.model" --data synthetic --target cuda --epochs 1 --batch 16
+      --train-limit 48 --test-limit 16 --progress none)
+    "$graphc" train "${lenet[@]}" > fused.txt
+    if [ "${GRAPHC_CUDA_DEVICE:-}" = emulate ]; then
+      grep -q "convolutions by cuDNN (emulated), 2 of 2 forward ones fused" fused.txt ||
+        { echo "FAIL: LeNet's convolutions not fused"; cat fused.txt; exit 1; }
+      ! grep -q "target changed" fused.txt || { echo "FAIL: the target changed"; exit 1; }
+      GRAPHC_EMULATE_FUSION_FAILS=1 "$graphc" train "${lenet[@]}" > failing.txt
+      grep -q "the target changed while training: .*0 of 2 forward ones fused .*a fused plan failed to run" \
+        failing.txt || { echo "FAIL: no word of the failed plans"; cat failing.txt; exit 1; }
+    fi
+  fi
 elif [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   "$graphc" train "$src/examples/mlp.model" --epochs 1 --progress lines --metrics fashion.jsonl
   check fashion-mnist "$(accuracy fashion.jsonl)" 75

@@ -364,9 +364,15 @@ int trainWith(TrainCliOptions o, runtime::Communicator *comm) {
     return 0;
   }
   std::fflush(stdout);
+  const std::string target = (*exe)->describe();
   auto stats = runtime::train(**exe, data, format, to, startEpoch);
   if (!stats)
     return report(stats.diag());
+  // What runs the step may change while it trains (the cuda target drops
+  // cuDNN's fused plans when one fails to run): then the model line above
+  // no longer holds.
+  if (reports && (*exe)->describe() != target)
+    std::printf("the target changed while training: %s\n", (*exe)->describe().c_str());
   return 0;
 }
 
