@@ -417,12 +417,16 @@ fi
 # --- convnets' steps next to PyTorch on this GPU (issue 14 point 3) --------------------
 # LeNet at batch 256 and the CIFAR VGG with BatchNorm at batch 128: graphc's
 # step (bench/step_bench.cpp, host batches) and PyTorch's, eager and under
-# torch.compile (bench/torch_cnn_step.py ... cuda), with the step's GFLOP/s.
+# torch.compile (bench/torch_cnn_step.py ... cuda), with the step's GFLOP/s;
+# and graphc's step again with GRAPHC_NO_CUDNN_FUSION=1, to show what
+# cuDNN's graph API fusion of conv + bias (+ ReLU) gains where it fuses.
 if [ "$emulated" = 0 ] && [ -x "$build/step_bench" ]; then
-  stage bench_cnn 150 40 bash -c '
+  stage bench_cnn 170 40 bash -c '
     for mb in examples/lenet.model:256 bench/vgg_cifar_bn.model:128; do
       m=${mb%%:*} b=${mb##*:}
       echo "GRAPHC_CNN $m $(timeout 60 "$1/step_bench" "$m" --batch "$b" --steps 20 --warmup 3)"
+      echo "GRAPHC_CNN_UNFUSED $m $(GRAPHC_NO_CUDNN_FUSION=1 timeout 40 "$1/step_bench" "$m" \
+        --batch "$b" --steps 20 --warmup 3)"
       timeout 75 python3 bench/torch_cnn_step.py "$m" "$b" 20 cuda | sed "s|^|TORCH_CNN $m |"
     done' _ "$build"
   if [ "$stage_rc" -eq 77 ]; then
@@ -433,7 +437,7 @@ import json, sys
 rows = {}
 for line in open(sys.argv[1]):
     kind, _, rest = line.partition(" ")
-    if kind not in ("GRAPHC_CNN", "TORCH_CNN"):
+    if kind not in ("GRAPHC_CNN", "GRAPHC_CNN_UNFUSED", "TORCH_CNN"):
         continue
     model, _, js = rest.partition(" ")
     try:
@@ -445,7 +449,8 @@ for model, rs in rows.items():
     flops = next((r["flops"] for k, r in rs if "flops" in r), None)
     out = []
     for k, r in rs:
-        name = "graphc" if k == "GRAPHC_CNN" else "pytorch " + r.get("variant", "?")
+        name = {"GRAPHC_CNN": "graphc", "GRAPHC_CNN_UNFUSED": "graphc unfused"}.get(
+            k, "pytorch " + r.get("variant", "?"))
         if "step_ms_median" in r:
             ms = r["step_ms_median"]
             g = " (%.0f GFLOP/s)" % (flops / ms / 1e6) if flops else ""
