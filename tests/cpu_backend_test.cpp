@@ -507,7 +507,12 @@ TEST_CASE("every optimizer's in-place update is vectorised with no run-time over
   // scalar (the seed MLP's: 2.0 ms a step, 0.9 ms vectorised). The kernel's
   // loop is declared free of loop-carried dependences instead: its
   // optimised code stores whole vectors and compares no pointers.
+  // The step count beside it is computed once per call, not per element:
+  // stored under `element == 0` inside the loop, it cost a vector compare
+  // of the indices per vector and, under AVX-512, a masked scatter (Adagrad's
+  // update on the seed MLP: 1.6-1.9 ms a step, 1.2 without, on AMD Zen 5).
   const std::regex pointerCompare(R"(icmp \w+ ptr)");
+  const std::regex perElementStore(R"(icmp eq <\d+ x i64>|llvm\.masked\.scatter)");
   for (auto &[name, spec] : test::coverageModels()) {
     INFO(name);
     auto c = driver::compile(spec, {1, 32, 32});
@@ -526,6 +531,7 @@ TEST_CASE("every optimizer's in-place update is vectorised with no run-time over
       const std::string body = stepKernelIr(c->model, update, isa);
       CHECK(std::regex_search(body, vectorStore));
       CHECK_FALSE(std::regex_search(body, pointerCompare));
+      CHECK_FALSE(std::regex_search(body, perElementStore));
     }
   }
 }
