@@ -477,14 +477,15 @@ private:
   /// body(window, corner) for every window in rows [rowBegin, rowEnd) of a
   /// grid of kh x kw windows, ow to a row, that tile a plane w wide:
   /// `window` its index in the grid, `corner` its first element's in the
-  /// plane. The loop along a row of windows is parallel (each writes its own
-  /// elements).
+  /// plane; from column `firstColumn` of each row on. The loop along a row
+  /// of windows is parallel (each writes its own elements).
   void forEachWindow(llvm::Value *rowBegin, llvm::Value *rowEnd, int64_t ow, int64_t kh, int64_t kw,
-                     int64_t w, const std::function<void(llvm::Value *, llvm::Value *)> &body) {
+                     int64_t w, const std::function<void(llvm::Value *, llvm::Value *)> &body,
+                     int64_t firstColumn = 0) {
     auto &b = e_.b;
     e_.loop(rowBegin, rowEnd, [&](llvm::Value *oy) {
       e_.loop(
-          e_.i64(0), e_.i64(ow),
+          e_.i64(firstColumn), e_.i64(ow),
           [&](llvm::Value *ox) {
             body(b.CreateAdd(b.CreateMul(oy, e_.i64(ow)), ox),
                  b.CreateAdd(b.CreateMul(oy, e_.i64(kh * w)), b.CreateMul(ox, e_.i64(kw))));
@@ -511,13 +512,22 @@ private:
   /// Which of the elements `at` of x holds their first maximum (a later one
   /// wins only when greater, as the forward pass and poolArgmax decide).
   llvm::Value *firstMaximum(ValueId x, const std::vector<llvm::Value *> &at) {
+    std::vector<llvm::Value *> vals;
+    for (llvm::Value *a : at)
+      vals.push_back(e_.load(x, a));
+    return firstMaximumOf(vals, [&](int64_t t) { return e_.i64(t); });
+  }
+
+  /// Which of `vals` (scalars, or vectors lane by lane) is their first
+  /// maximum, as index(t) gives index t.
+  llvm::Value *firstMaximumOf(const std::vector<llvm::Value *> &vals,
+                              const std::function<llvm::Value *(int64_t)> &index) {
     auto &b = e_.b;
-    llvm::Value *best = e_.i64(0), *bestV = e_.load(x, at[0]);
-    for (size_t t = 1; t < at.size(); ++t) {
-      llvm::Value *val = e_.load(x, at[t]);
-      llvm::Value *better = b.CreateFCmpOGT(val, bestV);
-      best = b.CreateSelect(better, e_.i64(int64_t(t)), best);
-      bestV = b.CreateSelect(better, val, bestV);
+    llvm::Value *best = index(0), *bestV = vals[0];
+    for (size_t t = 1; t < vals.size(); ++t) {
+      llvm::Value *better = b.CreateFCmpOGT(vals[t], bestV);
+      best = b.CreateSelect(better, index(int64_t(t)), best);
+      bestV = b.CreateSelect(better, vals[t], bestV);
     }
     return best;
   }
@@ -546,38 +556,36 @@ private:
           true);
     // The gradient's plane: the same image and channel, at (at / (H W)) (OH OW).
     llvm::Value *gradPlane = b.CreateMul(b.CreateUDiv(at, e_.i64(h * w)), e_.i64(oh * ow));
-    auto window = [&](llvm::Value *oy, llvm::Value *ox) {
-      llvm::Value *corner =
-          b.CreateAdd(b.CreateMul(oy, e_.i64(kh * w)), b.CreateMul(ox, e_.i64(kw)));
-      std::vector<llvm::Value *> in, from;
-      for (int64_t ky = 0; ky < kh; ++ky)
-        for (int64_t kx = 0; kx < kw; ++kx) {
-          in.push_back(b.CreateAdd(corner, e_.i64(ky * w + kx)));
-          from.push_back(b.CreateAdd(at, in.back()));
-        }
-      llvm::Value *best = firstMaximum(x, from);
-      llvm::Value *gv =
-          e_.load(grad, b.CreateAdd(gradPlane, b.CreateAdd(b.CreateMul(oy, e_.i64(ow)), ox)));
-      for (size_t t = 0; t < in.size(); ++t)
-        b.CreateStore(b.CreateSelect(b.CreateICmpEQ(best, e_.i64(int64_t(t))), gv, e_.f32(0)),
-                      b.CreateInBoundsGEP(f32, buf, in[t]));
-    };
     // Windows two wide (LeNet's, VGG's) go 8, then 4 at a time, as vectors
     // (poolGradWindows); the rest, and other widths, one at a time.
     const int64_t eights = kw == 2 ? ow / 8 : 0, fours = kw == 2 ? ow % 8 / 4 : 0;
-    const int64_t scalarFrom = eights * 8 + fours * 4;
-    e_.loop(e_.i64(0), e_.i64(oh), [&](llvm::Value *oy) {
-      if (eights > 0)
-        e_.loop(e_.i64(0), e_.i64(eights), [&](llvm::Value *blk) {
-          poolGradWindows(x, grad, at, gradPlane, buf, oy, b.CreateMul(blk, e_.i64(8)), 8, kh, w,
-                          ow);
-        });
-      if (fours > 0)
-        poolGradWindows(x, grad, at, gradPlane, buf, oy, e_.i64(eights * 8), 4, kh, w, ow);
-      if (scalarFrom < ow)
-        e_.loop(
-            e_.i64(scalarFrom), e_.i64(ow), [&](llvm::Value *ox) { window(oy, ox); }, true);
-    });
+    if (eights + fours > 0)
+      e_.loop(e_.i64(0), e_.i64(oh), [&](llvm::Value *oy) {
+        if (eights > 0)
+          e_.loop(e_.i64(0), e_.i64(eights), [&](llvm::Value *blk) {
+            poolGradWindows(x, grad, at, gradPlane, buf, oy, b.CreateMul(blk, e_.i64(8)), 8, kh, w,
+                            ow);
+          });
+        if (fours > 0)
+          poolGradWindows(x, grad, at, gradPlane, buf, oy, e_.i64(eights * 8), 4, kh, w, ow);
+      });
+    if (eights * 8 + fours * 4 < ow)
+      forEachWindow(
+          e_.i64(0), e_.i64(oh), ow, kh, kw, w,
+          [&](llvm::Value *window, llvm::Value *corner) {
+            std::vector<llvm::Value *> in, from;
+            for (int64_t ky = 0; ky < kh; ++ky)
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                in.push_back(b.CreateAdd(corner, e_.i64(ky * w + kx)));
+                from.push_back(b.CreateAdd(at, in.back()));
+              }
+            llvm::Value *best = firstMaximum(x, from);
+            llvm::Value *gv = e_.load(grad, b.CreateAdd(gradPlane, window));
+            for (size_t t = 0; t < in.size(); ++t)
+              b.CreateStore(b.CreateSelect(b.CreateICmpEQ(best, e_.i64(int64_t(t))), gv, e_.f32(0)),
+                            b.CreateInBoundsGEP(f32, buf, in[t]));
+          },
+          eights * 8 + fours * 4);
   }
 
   /// Windows [ox0, ox0 + lanes) of row oy of a max-pool gradient plane (2
@@ -613,25 +621,18 @@ private:
       vals.push_back(b.CreateShuffleVector(r, even));
       vals.push_back(b.CreateShuffleVector(r, odd));
     }
-    llvm::Value *best =
-        llvm::ConstantInt::get(llvm::FixedVectorType::get(b.getInt32Ty(), unsigned(lanes)), 0);
-    llvm::Value *bestV = vals[0];
-    for (size_t t = 1; t < vals.size(); ++t) {
-      llvm::Value *better = b.CreateFCmpOGT(vals[t], bestV);
-      best = b.CreateSelect(better, b.CreateVectorSplat(unsigned(lanes), b.getInt32(int(t))), best);
-      bestV = b.CreateSelect(better, vals[t], bestV);
-    }
+    auto index = [&](int64_t t) {
+      return b.CreateVectorSplat(unsigned(lanes), b.getInt32(int32_t(t)));
+    };
+    llvm::Value *best = firstMaximumOf(vals, index);
     llvm::Value *gp =
         b.CreateInBoundsGEP(f32, e_.buffer(grad),
                             b.CreateAdd(gradPlane, b.CreateAdd(b.CreateMul(oy, e_.i64(ow)), ox0)));
     llvm::Value *gv = b.CreateAlignedLoad(vec, gp, llvm::Align(4));
     llvm::Value *zero = llvm::ConstantAggregateZero::get(vec);
-    auto out = [&](int t) {
-      llvm::Value *is = b.CreateICmpEQ(best, b.CreateVectorSplat(unsigned(lanes), b.getInt32(t)));
-      return b.CreateSelect(is, gv, zero);
-    };
+    auto out = [&](int64_t t) { return b.CreateSelect(b.CreateICmpEQ(best, index(t)), gv, zero); };
     for (int64_t ky = 0; ky < kh; ++ky) {
-      llvm::Value *r = b.CreateShuffleVector(out(int(2 * ky)), out(int(2 * ky + 1)), interleave);
+      llvm::Value *r = b.CreateShuffleVector(out(2 * ky), out(2 * ky + 1), interleave);
       b.CreateAlignedStore(r, b.CreateInBoundsGEP(f32, buf, rowAt(ky)), llvm::Align(4));
     }
   }
