@@ -142,8 +142,8 @@ void checkCase(grt_pool *pool, const Micro &micro, const VectorTarget &isa, cons
   void *ptrs[1] = {&state};
 
   grt_gemm(pool, c.m, c.n, c.k, a.data(), lda, c.transA, b.data(), ldb, c.transB, out.data(), ldc,
-           micro.fn, isa.mr, isa.nr, isa.aCopies, c.epilogue ? testEpilogue : nullptr, ptrs, c.m,
-           c.kChunk);
+           micro.fn, isa.mr, isa.nr, isa.aCopies, isa.level, c.epilogue ? testEpilogue : nullptr,
+           ptrs, c.m, c.kChunk);
 
   auto opA = [&](int64_t i, int64_t p) {
     return double(c.transA ? a[size_t(p * lda + i)] : a[size_t(i * lda + p)]);
@@ -349,7 +349,8 @@ TEST_CASE("the GEMM driver gives the same bits however much of the depth it pack
         grt_gemm_pack_budget(blocks * 256 * widest * int64_t(sizeof(float)));
         std::vector<float> c(size_t(s.m * s.n));
         grt_gemm(pool, s.m, s.n, s.k, a.data(), lda, s.transA, b.data(), ldb, s.transB, c.data(),
-                 s.n, micro.fn, isa.mr, isa.nr, isa.aCopies, nullptr, nullptr, s.k, s.chunk);
+                 s.n, micro.fn, isa.mr, isa.nr, isa.aCopies, isa.level, nullptr, nullptr, s.k,
+                 s.chunk);
         got.push_back(std::move(c));
       }
       CHECK(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)) == 0);
@@ -369,7 +370,7 @@ std::vector<float> shareProduct(grt_pool *pool, const Micro &micro, const Vector
                                 int64_t m, int64_t n, int64_t first, int64_t rows, int64_t chunk) {
   std::vector<float> c(size_t(m * n));
   grt_gemm(pool, m, n, rows, dy.data() + first * m, m, 1, x.data() + first * n, n, 0, c.data(), n,
-           micro.fn, isa.mr, isa.nr, isa.aCopies, nullptr, nullptr, rows, chunk);
+           micro.fn, isa.mr, isa.nr, isa.aCopies, isa.level, nullptr, nullptr, rows, chunk);
   return c;
 }
 

@@ -15,7 +15,7 @@
 
 enum { MR = 4, NR = 8 };
 static int64_t copies_of_a = 1; /* the packing the micro-kernel expects */
-static int64_t level = 1;       /* the ISA level grt_conv is told the micro-kernel has */
+static int64_t level = 1; /* the ISA level grt_gemm and grt_conv are told the micro-kernel has */
 
 /* C tile (ldc) = (accumulate ? C : 0) + Ap * Bp, Ap packed copies_of_a times. */
 static void micro(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
@@ -54,7 +54,7 @@ static int check_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, int trans
   for (int64_t i = 0; i < k * n; ++i)
     b[i] = uniform(rng);
   const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
-  grt_gemm(pool, m, n, k, a, lda, trans_a, b, ldb, trans_b, c, n, micro, MR, NR, copies_of_a,
+  grt_gemm(pool, m, n, k, a, lda, trans_a, b, ldb, trans_b, c, n, micro, MR, NR, copies_of_a, level,
            epilogue, NULL, m, (m + n + k) % 2 ? GRT_BATCH_CHUNK : 0);
   int bad = 0;
   for (int64_t i = 0; i < m && !bad; ++i)
@@ -231,9 +231,11 @@ int main(void) {
      * depth block (K > 256), and loops back to back on the same pool. */
     const int64_t shapes[][3] = {{200, 264, 70}, {129, 257, 300}, {5, 3, 2}, {64, 1000, 17}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; ++s)
-      for (int t = 0; t < 4; ++t) {
+      for (int t = 0; t < 8; ++t) {
         copies_of_a = t % 2 ? 4 : 1;
-        failures += check_gemm(pool, shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t >> 1, &rng);
+        level = t < 4 ? 1 : grt_cpu_level(); /* the SSE transposes, then AVX2's where it has them */
+        failures +=
+            check_gemm(pool, shapes[s][0], shapes[s][1], shapes[s][2], t & 1, t >> 1 & 1, &rng);
       }
     /* Convolutions: strides and padding, depths past KC (C*kh*kw 270 and
      * O 260), more images than the weight gradient's chunks, and pixels

@@ -50,8 +50,8 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
   auto *i64 = b.getInt64Ty();
   auto *vd = b.getVoidTy();
   auto parallelRange = declare(m, "grt_parallel_range", vd, {ptr, ptr, ptr, i64, i64, i64});
-  auto gemm = declare(m, "grt_gemm", vd, {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64,
-                                          ptr, i64, ptr, i64, i64, i64, ptr, ptr, i64, i64});
+  auto gemm = declare(m, "grt_gemm", vd, {ptr, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr,
+                                          i64, ptr, i64, i64, i64, i64, ptr, ptr, i64, i64});
   auto colsum = declare(m, "grt_colsum", vd, {ptr, i64, i64, ptr});
   auto conv = declare(m, "grt_conv", vd,
                       {ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, ptr, i64, ptr, i64});
@@ -198,6 +198,7 @@ void emitRunFunction(llvm::Module &m, const Graph &g, const ir::MemoryPlan &plan
                           e.i64(t.mr),
                           e.i64(t.nr),
                           e.i64(t.aCopies),
+                          e.i64(t.level),
                           fn(ki.fn),
                           table,
                           n,

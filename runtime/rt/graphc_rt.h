@@ -85,10 +85,12 @@ int64_t grt_gemm_pack_budget(int64_t bytes);
 #define GRT_BATCH_CHUNK 128
 /** `k_chunk`: 0, or GRT_BATCH_CHUNK when k runs over the samples of the
  *  batch: then each KC-deep block of the depth is summed by chunks in the
- *  tree above. */
+ *  tree above. `isa_level` is the micro-kernel's x86-64 level (grt_cpu_level's):
+ *  the packing transposes with AVX2 at 3 and AVX-512 at 4, where the CPU has
+ *  them (the same bits at every level). */
 void grt_gemm(grt_pool *pool, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
               int64_t trans_a, const float *b, int64_t ldb, int64_t trans_b, float *c, int64_t ldc,
-              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies,
+              grt_micro_fn micro, int64_t mr, int64_t nr, int64_t a_copies, int64_t isa_level,
               grt_epilogue_fn epilogue, void **ptrs, int64_t batch, int64_t k_chunk);
 /** out[j] = sum over i < rows of x[i * cols + j], the rows summed by
  *  GRT_BATCH_CHUNK in the tree of grt_gemm's k_chunk: the bias gradient
