@@ -590,8 +590,28 @@ static void transpose_stretches(const float *const *src, int64_t count, int64_t 
 /* d[i * width + q] = src[i * ld + q] for q < count, 0 up to width, for i in
  * [0, len): len rows of count floats along memory, each padded with zeros to
  * a row of the panel or sliver (the packing where no transpose is needed). */
+static inline __attribute__((always_inline)) void
+copy_whole_rows(const float *src, int64_t ld, int64_t len, int64_t width, float *d) {
+  for (int64_t i = 0; i < len; ++i)
+    memcpy(d + i * width, src + i * ld, (size_t)width * sizeof(float));
+}
+
 static void copy_rows(const float *src, int64_t ld, int64_t len, int64_t count, int64_t width,
                       float *d) {
+  /* Whole rows of the micro-kernels' widths copy with a constant size, which
+   * the compiler turns into a few vector moves: a call to memcpy per row of
+   * 8 to 32 floats cost more than the copy (a layer's weight gradient packs
+   * 32,000 of them). */
+  if (count == width) {
+    switch (width) {
+    case 4: copy_whole_rows(src, ld, len, 4, d); return;
+    case 6: copy_whole_rows(src, ld, len, 6, d); return;
+    case 8: copy_whole_rows(src, ld, len, 8, d); return;
+    case 16: copy_whole_rows(src, ld, len, 16, d); return;
+    case 32: copy_whole_rows(src, ld, len, 32, d); return;
+    default: break;
+    }
+  }
   for (int64_t i = 0; i < len; ++i) {
     memcpy(d + i * width, src + i * ld, (size_t)count * sizeof(float));
     for (int64_t q = count; q < width; ++q)
