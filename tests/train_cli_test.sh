@@ -44,9 +44,11 @@ if [ "$data" = synthetic ]; then
     --progress none --metrics seed.jsonl > /dev/null 2> profile.txt
   # GRAPHC_PROFILE times each GEMM call site and, apart, its packing: more
   # than nothing and less than the whole ("... 2.8 ms/call 25 calls of which
-  # packing 1.1 ms").
-  awk '$1 == "gemm" { n++; if (!($11 == "of" && $14 > 0 && $14 < $7)) bad = 1 }
-       END { exit bad || n < 5 }' profile.txt ||
+  # packing 1.1 ms first call 17.2 ms"); every row gives its first call apart
+  # from the average, the update's range too.
+  awk '$1 == "gemm" { n++; if (!($11 == "of" && $14 > 0 && $14 < $7 && $16 == "first" && $18 > 0)) bad = 1 }
+       $1 == "range" { r++; if (!($8 == "first" && $10 > 0)) bad = 1 }
+       END { exit bad || n < 5 || r < 1 }' profile.txt ||
     { echo "FAIL: GRAPHC_PROFILE's GEMM rows"; cat profile.txt; exit 1; }
   strip() { sed -E 's/,"(samples_per_s|epoch_s)":[^,}]*//g' "$1"; }
   diff <(strip bare.jsonl) <(strip seed.jsonl) || { echo "FAIL: --criterion/--optim/--lr"; exit 1; }
