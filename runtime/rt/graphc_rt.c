@@ -932,7 +932,8 @@ typedef struct {
   grt_micro_fn micro;
   grt_epilogue_fn epilogue;
   grt_pool_fn pool_fn; /* mode 0: the max pool after the epilogue, or NULL */
-  int avx512;          /* pack with AVX-512's masked copies (GRT_AVX512_PACKING) */
+  int level;           /* the ISA level the packing may use (pack_level): 4 packs with AVX-512's
+                          masked copies, and the transposes use AVX2 from 3 */
   void **ptrs;
   grt_pool *pool;
   int64_t mr, nr, copies, nc, batch;
@@ -1175,7 +1176,7 @@ static void conv_pack_b(const conv_ctx *g, int64_t p0, int64_t kc, int64_t j0, i
     conv_run runs[GRT_MAX_NR];
     const int64_t n_runs = conv_runs(s, pix, j0, cols, runs);
 #if GRT_AVX512_PACKING
-    if (g->avx512) {
+    if (g->level >= 4) {
       conv_pack_b_runs_avx512(g, runs, n_runs, p0, kc, d);
       return;
     }
@@ -1340,7 +1341,7 @@ static void conv_col2im_task(void *arg, int64_t img, int thread) {
           float *to = dx + iy * s->w + x + lo;
           const float *from = col + t * ldc + runs[u].start + lo;
 #if GRT_AVX512_PACKING
-          if (g->avx512) {
+          if (g->level >= 4) {
             add_stretches_avx512(to, plane, from, taps * ldc, s->c, hi - lo);
             continue;
           }
@@ -1444,7 +1445,7 @@ static void wgrad_pack_run(const conv_ctx *g, const conv_run *r, const wgrad_pan
       const float *from[GRT_MAX_NR];
       for (int64_t q = 0; q < nr; ++q)
         from[q] = src[q] + i;
-      transpose_stretches(from, nr, inner_hi - i, d + i * nr, nr, g->avx512 ? 4 : 1);
+      transpose_stretches(from, nr, inner_hi - i, d + i * nr, nr, g->level);
       i = inner_hi;
       if (i == len)
         break;
@@ -1489,7 +1490,7 @@ static void conv_wgrad_task(void *arg, int64_t task, int thread) {
         for (int64_t r = 0; r < mr; ++r)
           src[r] = is * mr + r < m ? g->in1 + (img * s->o + is * mr + r) * pix + q : zeros;
         if (copies == 1)
-          transpose_stretches(src, mr, len, d + p * mr, mr, g->avx512 ? 4 : 1);
+          transpose_stretches(src, mr, len, d + p * mr, mr, g->level);
         else
           for (int64_t r = 0; r < mr; ++r)
             for (int64_t i = 0; i < len; ++i)
@@ -1594,7 +1595,7 @@ static void conv(grt_pool *pool, const int64_t *geom, const float *in0, const fl
   g.micro = micro;
   g.epilogue = epilogue;
   g.pool_fn = pool_fn; /* mode 0 only: grt_conv checks */
-  g.avx512 = GRT_AVX512_PACKING && isa_level >= 4 && grt_cpu_level() >= 4;
+  g.level = pack_level(isa_level);
   g.pool_rows = pool_rows;
   g.ptrs = ptrs;
   g.pool = pool;
