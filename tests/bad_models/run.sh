@@ -117,10 +117,11 @@ fi
 # Fixed pseudo-random bytes (a 32-bit LCG), OR-ed with $2 so that callers can
 # force them out of the ASCII range.
 random_bytes() {
-  local n=$1 mask=$2 state=12345 i escapes=""
+  local n=$1 mask=$2 state=12345 i escape escapes=""
   for ((i = 0; i < n; i++)); do
     state=$(((state * 1103515245 + 12345) & 0x7fffffff))
-    escapes+=$(printf '\\x%02x' $((((state >> 16) & 0xff) | mask)))
+    printf -v escape '\\x%02x' $((((state >> 16) & 0xff) | mask)) # no subshell: 11 s -> 0.1 s
+    escapes+=$escape
   done
   printf "$escapes"
 }
