@@ -762,8 +762,7 @@ static void multiply_share(void *arg, int64_t t, int thread) {
   const int64_t threads = g->pool->size, cols = split_columns(g);
   const int64_t tiles = cols ? g->panels : g->slivers, width = cols ? g->nr : g->mr;
   const int64_t end = cols ? g->n : g->m, lo = share(tiles, t, threads) * width;
-  const int64_t hi =
-      share(tiles, t + 1, threads) * width < end ? share(tiles, t + 1, threads) * width : end;
+  const int64_t next = share(tiles, t + 1, threads) * width, hi = next < end ? next : end;
   const int64_t i0 = cols ? 0 : lo, i1 = cols ? g->m : hi;
   const int64_t j0 = cols ? lo : 0, j1 = cols ? hi : g->n;
   scratch *s = &g->pool->scratch[thread];
